@@ -1,0 +1,48 @@
+# lmz - two commands on a fresh machine:
+#   make run    install missing Debian packages, build, start the main job
+#   make test   install missing packages, build, run every test (ctest)
+# Everything else is plain CMake in build/ (binaries in build/bin/).
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?=
+
+# clang builds the fuzz targets too; `make test CC=gcc` builds without them.
+ifeq ($(origin CC),default)
+CC := clang
+endif
+
+.PHONY: all deps configure build run test bench asan clean distclean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+# Re-running cmake on a configured tree is cheap and repairs a failed one.
+configure: deps
+	@if [ -f $(BUILD)/CMakeCache.txt ]; then cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null; \
+	 else cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=$(CC) $(CMAKE_FLAGS); fi
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@bash scripts/run-main.sh $(BUILD)
+
+test: build
+	@bash scripts/install-test-deps.sh
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+
+bench: build
+	bench/run
+
+# Sanitizer build in its own folder: make asan && (cd build-asan && ctest)
+asan:
+	$(MAKE) build BUILD=build-asan CMAKE_FLAGS="-DLMZ_ASAN=ON -DCMAKE_BUILD_TYPE=Debug"
+
+clean:
+	cmake --build $(BUILD) --target clean 2>/dev/null || true
+
+distclean:
+	rm -rf $(BUILD) build-asan

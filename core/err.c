@@ -1,0 +1,68 @@
+/* core/err.c - error table, messages and assertion failure. */
+#include "core/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *lmz_strerror(int err) {
+  switch (err) {
+  case LMZ_OK:
+    return "ok";
+#define LMZ__ERR_MSG(name, n, msg)                                             \
+  case LMZ_E##name:                                                            \
+    return msg;
+    LMZ_ERR_MAP(LMZ__ERR_MSG)
+#undef LMZ__ERR_MSG
+  default:
+    break;
+  }
+  if (err < 0 && err > LMZ__ERR_BASE)
+    return uv_strerror(err);
+  return "unknown error";
+}
+
+const char *lmz_err_name(int err) {
+  switch (err) {
+  case LMZ_OK:
+    return "OK";
+#define LMZ__ERR_STR(name, n, msg)                                             \
+  case LMZ_E##name:                                                            \
+    return "LMZ_E" #name;
+    LMZ_ERR_MAP(LMZ__ERR_STR)
+#undef LMZ__ERR_STR
+  default:
+    break;
+  }
+  if (err < 0 && err > LMZ__ERR_BASE)
+    return uv_err_name(err);
+  return "UNKNOWN";
+}
+
+void lmz__errmsg_printf(char *buf, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, LMZ_ERRMSG_LEN, fmt, ap);
+  va_end(ap);
+}
+
+void lmz__errmsg_wrapf(char *buf, const char *fmt, ...) {
+  char prefix[LMZ_ERRMSG_LEN];
+  char old[LMZ_ERRMSG_LEN];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(prefix, sizeof prefix, fmt, ap);
+  va_end(ap);
+  memcpy(old, buf, LMZ_ERRMSG_LEN);
+  old[LMZ_ERRMSG_LEN - 1] = '\0';
+  if (old[0] == '\0')
+    snprintf(buf, LMZ_ERRMSG_LEN, "%s", prefix);
+  else
+    snprintf(buf, LMZ_ERRMSG_LEN, "%s: %s", prefix, old);
+}
+
+void lmz__assert_fail(const char *expr, const char *file, int line) {
+  fprintf(stderr, "lmz: assertion failed: %s (%s:%d)\n", expr, file, line);
+  abort();
+}

@@ -1,0 +1,3 @@
+#include "server/version.h"
+
+const char *lmz_version_string(void) { return LMZ_VERSION; }
