@@ -42,9 +42,19 @@ struct lmz_value {
       char *flags;
       uint32_t src_len, flags_len;
     } re;
-    lmz_value **items;        /* array (holes = lmz_hole()), set */
-    struct lmz_prop *props;   /* object; headers (v = string values) */
-    struct lmz_entry *ents;   /* map */
+    struct {
+      union {
+        lmz_value **items;      /* array (holes = lmz_hole()), set */
+        struct lmz_prop *props; /* object; headers (v = string values) */
+        struct lmz_entry *ents; /* map */
+      };
+      /* Private to value.c: lazily built key index of objects, maps and sets
+       * (NULL until needed). Code that builds nodes by hand must set it to
+       * NULL; appending to items/props/ents directly is fine (the index
+       * catches up with entries it has not seen), reordering or removing
+       * entries is not. */
+      struct lmz__hidx *hidx;
+    };
     struct {
       uint8_t *bytes;
       size_t len;
@@ -61,11 +71,35 @@ struct lmz_value {
       lmz_value *stack;   /* string or NULL */
       lmz_value *cause;   /* any or NULL */
       struct lmz_prop *props; /* custom properties, n/cap above */
+      struct lmz__hidx *hidx; /* private key index of props (see above) */
     } err;
   } u;
 };
 
 /* Next encoder epoch (never 0). Thread-safe. */
 uint32_t lmz__value_next_epoch(void);
+
+/* ---- helpers for decoders (value.c, arena.c) ----------------------------- */
+
+/* The cap set by lmz_arena_set_limit (0 = none), so a decoder can tighten it
+ * for one decode and restore it afterwards. */
+size_t lmz__arena_limit(const lmz_arena *a);
+/* Makes room for `n` entries in total (array/set items, object/headers/error
+ * props, map entries) so a decoder appends without regrowing. 0 / ENOMEM. */
+int lmz__value_reserve(lmz_value *v, size_t n);
+/* Appends a property to an object or error (key bytes copied) unless the key
+ * exists: then nothing changes and LMZ_EEXIST is returned. */
+int lmz__object_add(lmz_value *obj, const char *key, size_t klen,
+                    lmz_value *v);
+/* Same for a Map entry / Set item (SameValueZero): LMZ_EEXIST if present. */
+int lmz__map_add(lmz_value *map, lmz_value *key, lmz_value *v);
+int lmz__set_add_new(lmz_value *set, lmz_value *v);
+/* Static number nodes for the integers 0..LMZ__SMALL_INT_MAX (flag
+ * LMZ__V_STATIC, no arena): decoders use them to save a node per small int.
+ * Never write to a static node. */
+#define LMZ__SMALL_INT_MAX 63
+lmz_value *lmz__small_int(unsigned i);
+/* Static empty string node. */
+lmz_value *lmz__empty_string(void);
 
 #endif
