@@ -1,0 +1,219 @@
+/* storage/store.h - the per-node RocksDB store: synchronous reads, write
+ * batches and group commit on a dedicated storage thread (DESIGN.md §3, §6).
+ *
+ * One store per node (one RocksDB, default column family, lz4 + zstd
+ * bottommost, bloom filters, LRU block cache). Keys follow storage/keys.h.
+ *
+ * THREADS. Every function here is called on the thread running `loop` (the
+ * "loop thread"), except the lmz_batch_* functions, which touch no shared
+ * state and may be called on any thread for a batch that thread owns.
+ * RocksDB writes run on one storage thread owned by the store (never on the
+ * libuv threadpool, which raft's disk I/O needs); completions are posted
+ * back with a uv_async_t and every callback runs on the loop thread.
+ *
+ * READS (lmz_store_get, lmz_store_scan) are synchronous RocksDB calls on the
+ * loop thread (microseconds, served by memtable/block cache). They see every
+ * batch whose commit callback has run, and possibly later batches that are
+ * written but not yet reported; never a part of a batch (batches are atomic).
+ *
+ * GROUP COMMIT. lmz_store_commit() queues a batch. The storage thread takes
+ * every batch queued while the previous write was in progress (up to
+ * max_batch_bytes), merges them into ONE rocksdb_write (with sync = 1 when
+ * opts.sync: one WAL fsync for many turns), then reports each batch's
+ * completion in commit order. An empty batch completes in order too: it is a
+ * barrier ("everything committed before me is written", and durable when
+ * opts.sync).
+ *
+ * LIFETIME. lmz_store_open() allocates the store; lmz_store_close() ends it
+ * (see there). The store keeps `loop` alive (uv_ref) only while commits are
+ * in flight, so uv_run(loop, UV_RUN_DEFAULT) returns once they have all been
+ * reported.
+ *
+ * ERRORS (core/err.h): LMZ_ESTORAGE for RocksDB failures (text in
+ * s->errmsg), LMZ_EINVAL / LMZ_ETOOBIG for bad arguments, LMZ_ENOMEM,
+ * LMZ_ECANCELED once close has started, libuv/errno codes for mkdir and
+ * thread creation. */
+#ifndef LMZ_STORAGE_STORE_H
+#define LMZ_STORAGE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+
+/* Limits on raw keys and values given to a batch (LMZ_ETOOBIG beyond), and
+ * on a whole batch. Actor keys are much shorter (storage/keys.h). */
+#define LMZ_STORE_KEY_MAX (16u * 1024)
+#define LMZ_STORE_VALUE_MAX (64u * 1024 * 1024)
+#define LMZ_BATCH_MAX_BYTES (512u * 1024 * 1024)
+
+typedef struct lmz_store lmz_store;
+typedef struct lmz_batch lmz_batch;
+
+/* The public part of the store handle (the rest is private, store_int.h). */
+struct lmz_store {
+  void *data;                  /* public: for the user */
+  uv_loop_t *loop;             /* read-only */
+  char errmsg[LMZ_ERRMSG_LEN]; /* read-only: text of the last error */
+};
+
+struct lmz_store_opts {
+  const char *path;       /* RocksDB directory, created (with parents) if
+                             missing; copied by open */
+  bool sync;              /* true (default): a commit is reported only after
+                             its WAL write is fsynced. false: written to the
+                             WAL (survives a process crash, not power loss) */
+  size_t cache_bytes;     /* block cache; 0 = default (64 MiB) */
+  size_t max_batch_bytes; /* cap of one merged group write (a single larger
+                             batch is still written alone); 0 = 4 MiB */
+};
+
+/* Fills `o` with the defaults above for `path` (borrowed: it must stay valid
+ * until lmz_store_open() returns). */
+void lmz_store_opts_init(struct lmz_store_opts *o, const char *path);
+
+/* Opens (creating if needed) the store at opts->path and starts its storage
+ * thread. `errmsg` (LMZ_ERRMSG_LEN bytes, may be NULL) receives the reason on
+ * failure. Returns 0 and sets *out, or LMZ_EINVAL (no path), LMZ_ENOMEM,
+ * LMZ_ESTORAGE (RocksDB refused: corrupt, locked by another process, ...),
+ * a libuv code (mkdir, thread). On error nothing needs closing.
+ * Loop thread. */
+int lmz_store_open(lmz_store **out, uv_loop_t *loop,
+                   const struct lmz_store_opts *opts, char *errmsg);
+
+/* Closes the store, synchronously, on the loop thread:
+ *  1. new commits are refused with LMZ_ECANCELED from now on;
+ *  2. the storage thread writes every commit already queued (normal group
+ *     commit) and exits;
+ *  3. every callback not yet run is run HERE, before close returns, in
+ *     commit order, with the real result: 0 when written (and synced when
+ *     opts.sync), LMZ_ESTORAGE when the write failed. Nothing queued is
+ *     dropped. Reads still work inside those callbacks; commits get
+ *     LMZ_ECANCELED;
+ *  4. RocksDB is closed (its memtable stays in the WAL, nothing is lost).
+ * `s` must not be used after close returns. Its memory is released when the
+ * loop next runs its close phase (the store's uv_async_t is closed with
+ * uv_close), so run the loop once more before uv_loop_close(). May be called
+ * from inside a commit callback. NULL is ignored. */
+void lmz_store_close(lmz_store *s);
+
+/* Reads `key`. On success replaces out's content with the value (out->len =
+ * value length; capacity kept) and returns 0. Returns LMZ_ENOTFOUND (out
+ * unchanged), LMZ_ESTORAGE (s->errmsg), LMZ_ENOMEM, LMZ_ECANCELED (closed).
+ * `key` is borrowed for the call. Loop thread. */
+int lmz_store_get(lmz_store *s, const void *key, size_t klen, lmz_buf *out);
+
+/* Called for each key/value of a scan. Both pointers are valid only during
+ * the call. Return 0 to continue, non-zero to stop the scan. The callback may
+ * call lmz_store_get/scan/commit, but not lmz_store_close. */
+typedef int (*lmz_store_scan_cb)(const uint8_t *key, size_t klen,
+                                 const uint8_t *val, size_t vlen, void *arg);
+
+/* Visits the keys in [lower, upper) in ascending order (descending when
+ * `reverse`), at most `limit` of them (0 = no limit). lower == NULL means
+ * from the first key; upper == NULL means to the last. The view is a
+ * consistent snapshot taken at the start of the scan. Bounds are borrowed
+ * for the call. Returns the number of entries passed to `cb` (>= 0), or
+ * LMZ_ESTORAGE (s->errmsg), LMZ_EINVAL (cb NULL), LMZ_ECANCELED (closed).
+ * Loop thread. */
+int lmz_store_scan(lmz_store *s, const void *lower, size_t lower_len,
+                   const void *upper, size_t upper_len, size_t limit,
+                   bool reverse, lmz_store_scan_cb cb, void *arg);
+
+/* --- Batches ------------------------------------------------------------ */
+
+/* A batch is an ordered list of puts/deletes applied atomically by one
+ * commit. Later operations win over earlier ones on the same key. Returns a
+ * new empty batch, or NULL when out of memory. Any thread. */
+lmz_batch *lmz_batch_new(void);
+/* Frees a batch the caller still owns (never one handed to a successful
+ * lmz_store_commit: the store frees those). NULL is ignored. */
+void lmz_batch_free(lmz_batch *b);
+
+/* Append an operation; key/value bytes are copied. Return 0, LMZ_EINVAL
+ * (b NULL, NULL pointer with non-zero length, lo > hi for a range),
+ * LMZ_ETOOBIG (key > LMZ_STORE_KEY_MAX, value > LMZ_STORE_VALUE_MAX, batch
+ * over LMZ_BATCH_MAX_BYTES) or LMZ_ENOMEM. On error the batch is unchanged.
+ * delete_range removes [lo, hi); with lo == hi it is a no-op and nothing is
+ * appended. */
+int lmz_batch_put(lmz_batch *b, const void *k, size_t klen, const void *v,
+                  size_t vlen);
+int lmz_batch_delete(lmz_batch *b, const void *k, size_t klen);
+int lmz_batch_delete_range(lmz_batch *b, const void *lo, size_t lo_len,
+                           const void *hi, size_t hi_len);
+
+/* Number of operations appended so far. */
+size_t lmz_batch_count(const lmz_batch *b);
+/* Encoded size of the batch (keys, values and per-op headers), the unit of
+ * max_batch_bytes and of lmz_store_queued(). */
+size_t lmz_batch_bytes(const lmz_batch *b);
+/* Empties the batch for reuse (keeps its memory). */
+void lmz_batch_clear(lmz_batch *b);
+
+/* --- Group commit ------------------------------------------------------- */
+
+/* Called on the loop thread, in commit order, exactly once per successful
+ * lmz_store_commit(): status 0 (written; synced when opts.sync) or
+ * LMZ_ESTORAGE (the group's write failed; s->errmsg holds RocksDB's text
+ * during the callback). Never called from inside lmz_store_commit(). */
+typedef void (*lmz_store_commit_cb)(lmz_store *s, int status, void *arg);
+
+/* Queues `b` for the storage thread. On 0 the store owns `b` (it frees it
+ * after the callback) and `cb` (may be NULL) will run exactly once. On error
+ * the caller still owns `b` and `cb` never runs: LMZ_EINVAL (s or b NULL),
+ * LMZ_ECANCELED (close has started). Loop thread. */
+int lmz_store_commit(lmz_store *s, lmz_batch *b, lmz_store_commit_cb cb,
+                     void *arg);
+
+/* Statistics (loop thread). commit_count: commits written so far (reported
+ * or about to be). sync_count: rocksdb_write calls made for them (each one a
+ * WAL fsync when opts.sync; groups made only of empty batches need none).
+ * commit_count / sync_count is the average group size. */
+uint64_t lmz_store_commit_count(const lmz_store *s);
+uint64_t lmz_store_sync_count(const lmz_store *s);
+/* Commits queued or being written whose callbacks have not run yet, and
+ * their total lmz_batch_bytes(); for backpressure. Loop thread. */
+size_t lmz_store_queued(const lmz_store *s, size_t *bytes);
+
+/* --- Actor export / import (migration) ---------------------------------- */
+
+/* Dump format (version 1), all lengths unsigned LEB128 (keys.h varints):
+ *
+ *   "LMZA" | 0x01 | varint(bl) binding | varint(il) instance
+ *   then per key, ascending and unique:
+ *     0x01 | varint(kl) rel_key | varint(vl) value
+ *        rel_key = space byte + user key (the key minus the actor prefix)
+ *   then 0x00 | varint(number of entries)   and nothing after it.
+ */
+
+/* Appends the dump of every key of actor (binding, instance) to `out` (a
+ * consistent snapshot). Returns the number of entries (>= 0), or
+ * LMZ_EINVAL (names beyond keys.h limits), LMZ_ESTORAGE, LMZ_ENOMEM,
+ * LMZ_ETOOBIG (out->max reached), LMZ_ECANCELED. On error `out` may hold a
+ * partial dump; discard it. Loop thread. */
+int lmz_store_export_actor(lmz_store *s, const char *binding,
+                           size_t binding_len, const char *instance,
+                           size_t instance_len, lmz_buf *out);
+
+/* Validates a dump (hostile input) and, only if all of it is valid, appends
+ * to `b`: a delete_range of the actor's whole range (the dump replaces the
+ * actor's state) then one put per entry. Commit `b` to apply it atomically.
+ * Returns the number of entries (>= 0), or LMZ_EBADMSG (malformed: bad
+ * magic, truncated, lengths over the keys.h limits, reserved space byte,
+ * unsorted or duplicate keys, wrong count, trailing bytes),
+ * LMZ_EBADVERSION, LMZ_ENOMEM, LMZ_ETOOBIG, with the reason in s->errmsg.
+ * On error `b` is left as it was. `data` is borrowed for the call.
+ * Loop thread (uses s->errmsg only). */
+int lmz_store_import(lmz_store *s, const void *data, size_t len, lmz_batch *b);
+
+/* Reads the actor named by a dump's header without validating the rest.
+ * The name pointers borrow from `data`. Returns 0 or LMZ_EBADMSG /
+ * LMZ_EBADVERSION. Pure; any thread. */
+int lmz_store_dump_actor(const void *data, size_t len, const char **binding,
+                         size_t *binding_len, const char **instance,
+                         size_t *instance_len);
+
+#endif

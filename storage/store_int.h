@@ -1,0 +1,122 @@
+/* storage/store_int.h - private to storage/ (and its unit tests).
+ *
+ * Batch encoding (in memory only, never on disk or the wire), one record per
+ * operation, lengths native-endian:
+ *
+ *   put:          op=1 | u32 klen | u32 vlen | key | value
+ *   delete:       op=2 | u32 klen | u32 0    | key
+ *   delete_range: op=3 | u32 lolen | u32 hilen | lo | hi
+ *
+ * Fixed 9-byte headers keep the storage thread's decoding trivial; the
+ * batch's lmz_buf is one growing allocation, so a turn costs O(1) mallocs. */
+#ifndef LMZ_STORAGE_STORE_INT_H
+#define LMZ_STORAGE_STORE_INT_H
+
+#include <rocksdb/c.h>
+#include <stdatomic.h>
+
+#include "storage/store.h"
+
+enum { LMZ__OP_PUT = 1, LMZ__OP_DELETE = 2, LMZ__OP_DELETE_RANGE = 3 };
+#define LMZ__OP_HDR 9
+
+struct lmz_batch {
+  lmz_buf ops;      /* encoded records (above) */
+  size_t count;     /* records in ops */
+  /* Set by lmz_store_commit; the batch is then also the commit request, so a
+   * commit costs no allocation of its own. */
+  struct lmz_batch *next;
+  lmz_store_commit_cb cb;
+  void *arg;
+  int status;       /* set by the storage thread */
+  char *errmsg;     /* malloc'd RocksDB text when status != 0, else NULL */
+};
+
+/* A FIFO of batches linked through `next`. */
+struct lmz__bqueue {
+  struct lmz_batch *head;
+  struct lmz_batch *tail;
+};
+
+struct lmz__store {
+  lmz_store pub; /* first: lmz_store * and struct lmz__store * convert */
+
+  /* RocksDB; db is NULL once closed. Read-only after open except in close. */
+  rocksdb_t *db;
+  rocksdb_options_t *options;
+  rocksdb_block_based_table_options_t *bbt;
+  rocksdb_cache_t *cache;
+  rocksdb_readoptions_t *ro;  /* gets (loop thread) */
+  rocksdb_writeoptions_t *wo; /* storage thread */
+  bool sync;
+  size_t max_batch_bytes;
+
+  /* Shared with the storage thread, guarded by mu. */
+  uv_mutex_t mu;
+  uv_cond_t cond;            /* signalled on new pending work / closing */
+  struct lmz__bqueue pending; /* queued, not yet taken by the thread */
+  struct lmz__bqueue done;    /* written, callbacks not yet run */
+  bool closing;              /* set once by close; the thread drains, exits */
+  bool paused;               /* test hook: thread takes nothing while set */
+  int fail_writes;           /* test hook: fail the next n group writes */
+
+  /* Written by the storage thread, read anywhere. */
+  _Atomic uint64_t commit_count;
+  _Atomic uint64_t sync_count;
+
+  /* Loop thread only. */
+  uv_async_t async;          /* storage thread -> loop: "done is not empty" */
+  uv_thread_t thread;
+  struct lmz__bqueue ready;  /* taken from done, callbacks being run */
+  size_t inflight;           /* committed, callback not yet run */
+  size_t inflight_bytes;
+  bool cancel;               /* close started: commits get LMZ_ECANCELED */
+};
+
+static inline struct lmz__store *lmz__store(lmz_store *s) {
+  return (struct lmz__store *)s;
+}
+
+static inline void lmz__bqueue_push(struct lmz__bqueue *q,
+                                    struct lmz_batch *b) {
+  b->next = NULL;
+  if (q->tail)
+    q->tail->next = b;
+  else
+    q->head = b;
+  q->tail = b;
+}
+
+/* Moves all of `from` to the end of `to`. */
+static inline void lmz__bqueue_splice(struct lmz__bqueue *to,
+                                      struct lmz__bqueue *from) {
+  if (!from->head)
+    return;
+  if (to->tail)
+    to->tail->next = from->head;
+  else
+    to->head = from->head;
+  to->tail = from->tail;
+  from->head = from->tail = NULL;
+}
+
+/* Maps a RocksDB error string to LMZ_ESTORAGE, copies it into errmsg (may be
+ * NULL) prefixed with `what`, and frees it with rocksdb_free. */
+int lmz__err_from_rocksdb(char *err, char *errmsg, const char *what);
+
+/* commit.c: the storage thread side, used by store.c's open and close. */
+int lmz__commit_start(struct lmz__store *s);
+/* Stops accepting commits, drains the thread, runs every remaining callback. */
+void lmz__commit_stop(struct lmz__store *s);
+
+/* Batch internals shared with the import code. */
+void lmz__batch_truncate(lmz_batch *b, size_t bytes, size_t count);
+
+/* Test hooks (tests/unit/storage only), loop thread. While paused the
+ * storage thread takes no new batch, so a test can queue a deterministic
+ * group. fail_writes makes the next n group writes fail with LMZ_ESTORAGE
+ * as if RocksDB had returned an I/O error. */
+void lmz__store_pause(lmz_store *s, bool paused);
+void lmz__store_fail_writes(lmz_store *s, int n);
+
+#endif
