@@ -1,0 +1,210 @@
+/* cluster/keyfile.c - load/save the cluster key file.
+ *
+ * Happy path: open, fstat (mode and size checked on the opened file, so a
+ * swap between check and read is harmless), read at most 4 KiB, trim, decode
+ * hex or base64 into exactly 32 bytes, wipe the text copy.
+ *
+ * Failure modes:
+ *  1. missing file: LMZ_ENOTFOUND, "... does not exist; create one with
+ *     `lmz keygen`";
+ *  2. group/other permission bits set, or not a regular file: LMZ_EACCESS
+ *     with the chmod to run;
+ *  3. wrong length / characters: LMZ_EBADCONFIG (key text never echoed);
+ *  4. save: an existing file is kept (LMZ_EEXIST) unless overwrite is set;
+ *     a crash mid-save leaves the old file or a stray temp file, never a
+ *     half-written key (temp + fsync + link/rename). */
+#include "cluster/keyfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/err.h"
+
+#define KEYFILE_MAX 4096
+
+static void msg(char *errmsg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void msg(char *errmsg, const char *fmt, ...) {
+  if (!errmsg)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(errmsg, LMZ_ERRMSG_LEN, fmt, ap);
+  va_end(ap);
+}
+
+void lmz_keyfile_generate(uint8_t key[LMZ_KEYFILE_KEY_LEN]) {
+  randombytes_buf(key, LMZ_KEYFILE_KEY_LEN);
+}
+
+static int is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int lmz_keyfile_parse(const char *text, size_t len,
+                      uint8_t key[LMZ_KEYFILE_KEY_LEN], char *errmsg) {
+  while (len > 0 && is_space(text[0]))
+    text++, len--;
+  while (len > 0 && is_space(text[len - 1]))
+    len--;
+  size_t got = 0;
+  const char *end = NULL;
+  int rv = -1;
+  if (len == 2 * LMZ_KEYFILE_KEY_LEN)
+    rv = sodium_hex2bin(key, LMZ_KEYFILE_KEY_LEN, text, len, NULL, &got, &end);
+  else if (len == 44)
+    rv = sodium_base642bin(key, LMZ_KEYFILE_KEY_LEN, text, len, NULL, &got,
+                           &end, sodium_base64_VARIANT_ORIGINAL);
+  else if (len == 43)
+    rv = sodium_base642bin(key, LMZ_KEYFILE_KEY_LEN, text, len, NULL, &got,
+                           &end, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+  else {
+    msg(errmsg,
+        "the key must be 32 bytes written as 64 hex digits or base64 "
+        "(found %zu characters)",
+        len);
+    return LMZ_EBADCONFIG;
+  }
+  if (rv != 0 || got != LMZ_KEYFILE_KEY_LEN || end != text + len) {
+    sodium_memzero(key, LMZ_KEYFILE_KEY_LEN);
+    msg(errmsg, "the key is not valid %s", len == 64 ? "hex" : "base64");
+    return LMZ_EBADCONFIG;
+  }
+  return 0;
+}
+
+/* Mode and type checks on the opened file. */
+static int check_stat(int fd, const char *path, char *errmsg) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    msg(errmsg, "key file %s: %s", path, strerror(errno));
+    return LMZ_EIO;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    msg(errmsg, "key file %s is not a regular file", path);
+    return LMZ_EACCESS;
+  }
+  if (st.st_mode & 077) {
+    msg(errmsg,
+        "key file %s has permissions %04o, too open: other users could read "
+        "the cluster key; run `chmod 600 %s`",
+        path, (unsigned)(st.st_mode & 07777), path);
+    return LMZ_EACCESS;
+  }
+  if (st.st_size > KEYFILE_MAX) {
+    msg(errmsg, "key file %s is too large to be a key", path);
+    return LMZ_EBADCONFIG;
+  }
+  return 0;
+}
+
+int lmz_keyfile_load(const char *path, uint8_t key[LMZ_KEYFILE_KEY_LEN],
+                     char *errmsg) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ENOENT) {
+      msg(errmsg, "key file %s does not exist; create one with `lmz keygen`",
+          path);
+      return LMZ_ENOTFOUND;
+    }
+    msg(errmsg, "cannot open key file %s: %s", path, strerror(e));
+    return e == EACCES ? LMZ_EACCESS : LMZ_EIO;
+  }
+  int rv = check_stat(fd, path, errmsg);
+  char text[KEYFILE_MAX + 1];
+  size_t n = 0;
+  while (rv == 0 && n < sizeof text) {
+    ssize_t r = read(fd, text + n, sizeof text - n);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      msg(errmsg, "cannot read key file %s: %s", path, strerror(errno));
+      rv = LMZ_EIO;
+    }
+    if (r <= 0)
+      break;
+    n += (size_t)r;
+  }
+  close(fd);
+  if (rv == 0 && n > KEYFILE_MAX) {
+    msg(errmsg, "key file %s is too large to be a key", path);
+    rv = LMZ_EBADCONFIG;
+  }
+  if (rv == 0) {
+    char why[LMZ_ERRMSG_LEN];
+    rv = lmz_keyfile_parse(text, n, key, why);
+    if (rv)
+      msg(errmsg, "key file %s: %s", path, why);
+  }
+  sodium_memzero(text, sizeof text);
+  return rv;
+}
+
+/* Writes the whole buffer, retrying short writes. */
+static int write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Moves the finished temp file into place: link() refuses an existing name
+ * atomically, rename() replaces it. */
+static int publish(const char *tmp, const char *path, int overwrite,
+                   char *errmsg) {
+  int r = overwrite ? rename(tmp, path) : link(tmp, path);
+  int e = errno;
+  unlink(tmp); /* after link: drop the temp name; after rename: no-op */
+  if (r == 0)
+    return 0;
+  if (e == EEXIST) {
+    msg(errmsg, "key file %s already exists; not replacing it", path);
+    return LMZ_EEXIST;
+  }
+  msg(errmsg, "cannot write key file %s: %s", path, strerror(e));
+  return LMZ_EIO;
+}
+
+int lmz_keyfile_save(const char *path, const uint8_t key[LMZ_KEYFILE_KEY_LEN],
+                     int overwrite, char *errmsg) {
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
+    msg(errmsg, "key file path too long");
+    return LMZ_EIO;
+  }
+  int fd = mkstemp(tmp); /* mode 0600 */
+  if (fd < 0) {
+    msg(errmsg, "cannot create key file next to %s: %s", path,
+        strerror(errno));
+    return LMZ_EIO;
+  }
+  char text[2 * LMZ_KEYFILE_KEY_LEN + 2];
+  sodium_bin2hex(text, sizeof text, key, LMZ_KEYFILE_KEY_LEN);
+  text[2 * LMZ_KEYFILE_KEY_LEN] = '\n';
+  int bad = fchmod(fd, 0600) != 0 || write_all(fd, text, sizeof text - 1) ||
+            fsync(fd) != 0;
+  int e = errno;
+  sodium_memzero(text, sizeof text);
+  if (close(fd) != 0)
+    bad = 1;
+  if (bad) {
+    unlink(tmp);
+    msg(errmsg, "cannot write key file %s: %s", path, strerror(e));
+    return LMZ_EIO;
+  }
+  return publish(tmp, path, overwrite, errmsg);
+}
