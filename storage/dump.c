@@ -199,8 +199,11 @@ bad:
 
 int lmz_store_import(lmz_store *s, const void *data, size_t len,
                      lmz_batch *b) {
-  if (!b || (!data && len))
+  if (!b)
     return LMZ_EINVAL;
+  static const uint8_t none[1];
+  if (!data) /* no NULL pointer arithmetic below; an empty dump is refused */
+    data = none, len = 0;
   struct reader r = {data, data, (const uint8_t *)data + len};
   const char *binding, *instance;
   size_t blen, ilen;
