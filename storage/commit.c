@@ -127,6 +127,8 @@ int lmz_batch_delete_range(lmz_batch *b, const void *lo, size_t lo_len,
 
 /* Replays b's records into wb (trusted: we encoded them). */
 static void replay(rocksdb_writebatch_t *wb, const lmz_batch *b) {
+  if (b->ops.len == 0)
+    return; /* empty barrier; data may be NULL */
   const uint8_t *p = b->ops.data, *end = p + b->ops.len;
   while (p < end) {
     uint32_t a, c;
