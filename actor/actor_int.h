@@ -1,0 +1,310 @@
+/* actor/actor_int.h - private structures of the actor runtime.
+ *
+ * Message flow (DESIGN.md sections 2 and 3):
+ *
+ *   lmz_node_call / lmz_call --> lmz_msg --> actor mailbox --> run queue
+ *      --> turn (ctx: overlay of writes, outbox) --> finish_turn:
+ *            writes -> batch -> store commit (group commit)
+ *            outputs (reply, outgoing calls) -> released when the actor's
+ *            latest commit is durable (output gate), else at once.
+ *
+ * Ownership: every message owns one arena holding its chain, call context
+ * and arguments; the turn that runs it allocates in the same arena, so a
+ * reply's value lives there too. A pending call (a call with a handler) owns
+ * another arena holding the handler chain and the captured context; the
+ * reply's value is copied into it and it becomes the handler's message.
+ */
+#ifndef LMZ_ACTOR_ACTOR_INT_H
+#define LMZ_ACTOR_ACTOR_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "actor/node.h"
+#include "core/buf.h"
+#include "core/hmap.h"
+#include "core/log.h"
+#include "lmz/lmz.h"
+
+struct lmz_store;
+struct lmz_batch;
+
+#define LMZ_MAX_CHAIN_OPS 50
+#define LMZ_MAX_CALL_ARGS 100
+#define LMZ_MAX_NESTING 16
+#define LMZ_MAX_CALL_CHAIN 64
+#define LMZ_MAX_KEY_LEN 2048
+
+extern lmz_log_ns lmz__actor_log;
+
+/* ---- classes and bindings ------------------------------------------------ */
+
+struct lmz_class {
+  char *name;
+  lmz_node_type kind;
+  const lmz_method *methods;
+  lmz_hmap by_name; /* name -> const lmz_method * */
+  struct lmz_class_opts opts;
+  char *module; /* module that registered it */
+};
+
+struct lmz_registry {
+  lmz_node *node;
+  const char *module;
+  int failed; /* first registration error */
+  char *errmsg;
+};
+
+struct lmz_binding {
+  char *name;
+  size_t name_len;
+  lmz_node_type kind;
+  struct lmz_class *cls;
+};
+
+/* ---- call context -------------------------------------------------------- */
+
+struct lmz_cctx {
+  lmz_identity *chain; /* in the owning arena */
+  size_t n;
+  lmz_value *origin_auth; /* NULL = none */
+  lmz_value *state;       /* plain object, never NULL once set up */
+  bool present;           /* false for alarms / on_start: no mesh context */
+};
+
+/* ---- messages ------------------------------------------------------------ */
+
+enum lmz_msg_kind {
+  LMZ_MSG_CALL = 0, /* a mesh call: exposure + guard enforced */
+  LMZ_MSG_HANDLER,  /* a handler continuation of one of our calls */
+  LMZ_MSG_ALARM,    /* an alarm's continuation */
+  LMZ_MSG_START,    /* on_start of a new activation */
+};
+
+enum lmz_reply_kind {
+  LMZ_REPLY_NONE = 0, /* fire-and-forget: failures are logged */
+  LMZ_REPLY_PENDING,  /* a local caller's handler is waiting */
+  LMZ_REPLY_CB,       /* an external caller (network, test kit) */
+};
+
+struct lmz_pending;
+struct lmz_alarm_run;
+struct lmz_actor;
+
+typedef struct lmz_msg {
+  struct lmz_msg *next;
+  enum lmz_msg_kind kind;
+  enum lmz_reply_kind rkind;
+  lmz_arena *arena;
+  lmz_value *chain;
+  struct lmz_cctx cctx;
+  /* target (set for outgoing calls until delivered) */
+  struct lmz_binding *binding;
+  char *instance;
+  /* reply */
+  struct lmz_pending *pending;
+  lmz_node_reply_cb cb;
+  void *cb_arg;
+  bool reply_ok;
+  lmz_value *reply_value; /* in arena, set when the turn ends */
+  int reply_status;
+  lmz_identity caller; /* for logs */
+  struct lmz_alarm_run *alarm;
+  bool deferred; /* the method called lmz_defer */
+} lmz_msg;
+
+struct lmz_pending {
+  struct lmz_actor *actor; /* the caller; it is pinned while this exists */
+  lmz_arena *arena;
+  lmz_value *handler; /* handler chain (in arena) */
+  struct lmz_cctx cctx; /* captured caller context (in arena) */
+  bool on_error_only;
+};
+
+/* ---- commits and the output gate ----------------------------------------- */
+
+typedef struct lmz_commit {
+  struct lmz_commit *next; /* node's in-flight list, in commit order */
+  uint64_t seq;
+  lmz_msg *outputs; /* released when durable (FIFO: head..tail) */
+  lmz_msg *outputs_tail;
+  struct lmz_actor *actor; /* its latest commit points here, or NULL */
+  lmz_node *node;
+} lmz_commit;
+
+/* ---- actors -------------------------------------------------------------- */
+
+enum lmz_actor_state {
+  LMZ_ACTOR_STARTING = 0,
+  LMZ_ACTOR_ACTIVE,
+  LMZ_ACTOR_FAILED, /* on_start threw: calls fail with start_error */
+};
+
+/* A cached storage entry: the encoded value, or absent (deleted). */
+struct lmz_cache_ent {
+  char *key;
+  size_t klen;
+  uint8_t *val; /* NULL = known absent */
+  size_t vlen;
+  uint64_t seq; /* commit seq of the write (0 = read from disk) */
+};
+
+typedef struct lmz_actor {
+  lmz_node *node;
+  struct lmz_binding *binding;
+  char *instance; /* NULL for workers */
+  char *key;      /* binding '\0' instance: activation table key */
+  size_t key_len;
+  uint8_t *prefix; /* storage key prefix of this actor */
+  size_t prefix_len;
+  enum lmz_actor_state state;
+  lmz_arena *err_arena;
+  lmz_value *start_error;
+  lmz_identity self;
+  /* mailbox */
+  lmz_msg *q_head, *q_tail;
+  uint32_t q_len;
+  bool in_runq, running;
+  struct lmz_actor *run_next;
+  /* pins: the actor may not be evicted while any is non-zero */
+  uint32_t n_pending;  /* our calls whose handlers have not run yet */
+  uint32_t n_deferred; /* deferred replies not resolved yet */
+  lmz_commit *last_commit; /* latest commit not durable yet */
+  double last_active_ms;
+  char activation_id[48];
+  double activated_at_ms;
+  lmz_hmap cache; /* key -> struct lmz_cache_ent * (malloc'd) */
+  size_t cache_bytes;
+} lmz_actor;
+
+/* ---- the turn ------------------------------------------------------------ */
+
+struct lmz_kv_write {
+  char *key;
+  size_t klen;
+  uint8_t *val; /* NULL = delete; in the turn arena */
+  size_t vlen;
+  struct lmz_kv_write *next; /* in write order */
+};
+
+struct lmz_ctx {
+  lmz_node *node;
+  lmz_actor *actor;
+  lmz_msg *msg;
+  lmz_arena *arena;
+  struct lmz_cctx *cctx;
+  lmz_value *thrown;
+  /* storage overlay of this turn */
+  lmz_hmap writes; /* key -> struct lmz_kv_write * */
+  struct lmz_kv_write *w_head, *w_tail;
+  /* alarm changes of this turn, applied with the batch */
+  struct lmz_alarm_op *alarm_ops;
+  /* outgoing calls of this turn, released with the reply */
+  lmz_msg *out_head, *out_tail;
+  bool in_guard;
+  int nesting;
+};
+
+struct lmz_deferred {
+  lmz_node *node;
+  lmz_actor *actor;
+  lmz_msg *msg;
+};
+
+/* ---- the node ------------------------------------------------------------ */
+
+struct lmz_node {
+  uv_loop_t *loop;
+  char *id;
+  char errmsg[LMZ_ERRMSG_LEN];
+  struct lmz_node_opts opts;
+  lmz_hmap classes;  /* name -> struct lmz_class * */
+  lmz_hmap bindings; /* name -> struct lmz_binding * */
+  lmz_hmap vars;     /* name -> char * ("name\0value") */
+  lmz_hmap actors;   /* key -> lmz_actor * */
+  void **dl_handles;
+  size_t n_dl;
+  struct lmz_store *store;
+  /* run queue */
+  lmz_actor *rq_head, *rq_tail;
+  uv_idle_t idle;
+  bool idle_active;
+  /* commits in flight (oldest first) */
+  lmz_commit *c_head, *c_tail;
+  uint64_t next_seq;
+  uint64_t durable_seq;
+  /* arena pool */
+  lmz_arena **pool;
+  size_t pool_n, pool_cap;
+  /* timers */
+  uv_timer_t evict_timer;
+  uv_timer_t alarm_timer;
+  double alarm_next_ms; /* earliest known future alarm, or 0 */
+  bool alarm_rearm;     /* a turn scheduled an earlier alarm */
+  lmz_hmap alarms_inflight; /* index key -> struct inflight */
+  uint64_t activation_counter;
+  char boot_id[17];
+  bool closing;
+  lmz_node_close_cb close_cb;
+  void *close_arg;
+  int n_handles_open;
+  struct lmz_node_stats stats;
+  uint64_t queued;
+};
+
+/* ---- internal functions (lmz__*) ----------------------------------------- */
+
+/* registry.c */
+const lmz_method *lmz__class_method(const struct lmz_class *c,
+                                    const char *name, size_t len);
+struct lmz_binding *lmz__binding_get(lmz_node *n, const char *name);
+
+/* scheduler.c */
+int lmz__deliver(lmz_node *n, lmz_msg *m);
+lmz_actor *lmz__actor_get(lmz_node *n, struct lmz_binding *b,
+                          const char *instance, bool create);
+void lmz__schedule(lmz_node *n, lmz_actor *a);
+lmz_msg *lmz__msg_new(lmz_node *n);
+void lmz__msg_free(lmz_node *n, lmz_msg *m);
+void lmz__actor_free(lmz_actor *a);
+
+/* turn.c */
+void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m);
+void lmz__release_output(lmz_node *n, lmz_msg *m);
+void lmz__commit_done(lmz_node *n, lmz_commit *c, int status);
+
+/* ocan.c */
+int lmz__ocan_validate(lmz_ctx *ctx, const lmz_value *chain);
+int lmz__ocan_execute(lmz_ctx *ctx, lmz_value *chain, bool require_mesh,
+                      lmz_value **result);
+bool lmz__is_marker(const lmz_value *v, lmz_value **chain);
+lmz_value *lmz__make_marker(lmz_arena *a, lmz_value *chain);
+/* Substitutes `value` into the handler chain (in place; chain and value in
+ * the same arena). */
+int lmz__ocan_substitute(lmz_arena *a, lmz_value *chain, lmz_value *value);
+
+/* context.c */
+int lmz__cctx_copy(lmz_arena *a, struct lmz_cctx *dst,
+                   const struct lmz_cctx *src, bool copy_state_shallow);
+int lmz__cctx_outgoing(lmz_ctx *ctx, lmz_arena *a,
+                       const struct lmz_call_opts *opts,
+                       struct lmz_cctx *out);
+lmz_value *lmz__cctx_value(lmz_arena *a, const struct lmz_cctx *c);
+const char *lmz__identity_type_name(lmz_node_type t);
+lmz_value *lmz__error_value(lmz_arena *a, const char *name, const char *fmt,
+                            ...) __attribute__((format(printf, 3, 4)));
+
+/* kv.c */
+void lmz__cache_free(lmz_actor *a);
+int lmz__turn_build_batch(lmz_ctx *ctx, struct lmz_batch **out);
+void lmz__turn_apply_writes(lmz_ctx *ctx, uint64_t seq);
+
+/* alarms.c */
+int lmz__alarms_add_to_batch(lmz_ctx *ctx, struct lmz_batch *b);
+int lmz__alarms_recover(lmz_node *n);
+void lmz__alarms_arm(lmz_node *n);
+void lmz__alarm_turn_done(lmz_ctx *ctx, int rv);
+void lmz__alarms_free(lmz_node *n);
+
+#endif

@@ -1,0 +1,148 @@
+/* actor/node.h - the actor runtime of one node, as lmzd, the gateway and the
+ * test kit drive it.
+ *
+ * A node owns: the class registry (modules), the bindings of the config, the
+ * activations (one lmz_actor per (binding, instance) that is live here), the
+ * run queue, the node's store (RocksDB, group commit) and its alarms.
+ * Applications never see this header: they use lmz/lmz.h.
+ *
+ * Threading: everything runs on the loop thread given to lmz_node_new().
+ *
+ * Lifecycle:
+ *   lmz_node_new -> lmz_node_load_module / lmz_node_register_module ->
+ *   lmz_node_bind ... -> lmz_node_start -> (calls) -> lmz_node_close(cb)
+ */
+#ifndef LMZ_ACTOR_NODE_H
+#define LMZ_ACTOR_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/err.h"
+#include "lmz/lmz.h"
+
+typedef struct lmz_node lmz_node;
+
+/* Wall clock in Unix milliseconds. The test kit installs a fake one. */
+typedef double (*lmz_clock_fn)(void *data);
+
+struct lmz_node_opts {
+  const char *node_id;      /* "node-1"; copied */
+  const char *data_dir;     /* RocksDB lives in DATA_DIR/store; copied */
+  bool sync;                /* fsync the WAL before acknowledging (true) */
+  uint64_t idle_evict_ms;   /* evict actors idle this long (default 60000) */
+  uint32_t max_queue;       /* per-actor mailbox bound (default 100000) */
+  lmz_clock_fn clock;       /* NULL = real wall clock */
+  void *clock_data;
+  bool manual_alarms;       /* test kit: alarms fire only in lmz_node_poll_alarms */
+};
+
+/* Creates a node and opens its store. Returns 0 or an error with errmsg
+ * (LMZ_ERRMSG_LEN) saying what failed ("open store /x: ..."). */
+int lmz_node_new(lmz_node **out, uv_loop_t *loop,
+                 const struct lmz_node_opts *opts, char *errmsg);
+
+/* Loads an application shared object (dlopen) and runs its
+ * lmz_module_init. Errors: LMZ_ENOTFOUND (file or symbol), LMZ_EBADCONFIG
+ * (init failed or registered a duplicate class), with errmsg. */
+int lmz_node_load_module(lmz_node *n, const char *path, char *errmsg);
+/* Same for an init function linked into the process (tests, embedding). */
+int lmz_node_register_module(lmz_node *n, const char *name,
+                             lmz_module_init_fn init, char *errmsg);
+
+/* Binds a name (COUNTER_DO) to a registered class. A durable-object class
+ * needs kind LMZ_NODE_DO, a worker class LMZ_NODE_WORKER. Errors:
+ * LMZ_ENOTFOUND (unknown class), LMZ_EEXIST (binding taken), LMZ_EINVAL
+ * (kind does not match the class). */
+int lmz_node_bind(lmz_node *n, const char *binding, const char *class_name,
+                  lmz_node_type kind, char *errmsg);
+/* A config `vars` entry; copied. */
+int lmz_node_set_var(lmz_node *n, const char *name, const char *value);
+/* True if `binding` exists; *kind gets its kind. */
+bool lmz_node_binding_kind(lmz_node *n, const char *binding,
+                           lmz_node_type *kind);
+
+/* Recovers alarms from storage and starts timers. */
+int lmz_node_start(lmz_node *n);
+
+/* ---- calls entering the node (network, CLI, gateway, test kit) ------------ */
+
+/* The outcome of a call. status 0: `ok` says whether `value` is the result
+ * or the raised error value. status < 0: the call could not run (e.g.
+ * LMZ_EOVERLOAD, LMZ_ECANCELED); value is then an Error describing it. The
+ * value is valid only during the callback. */
+typedef void (*lmz_node_reply_cb)(void *arg, int status, bool ok,
+                                  const lmz_value *value);
+
+struct lmz_node_call {
+  const char *binding;  /* callee */
+  const char *instance; /* NULL for workers */
+  lmz_value *chain;     /* operation chain (in `arena`) */
+  /* Call context as the callee will see it: the caller chain (caller last),
+   * origin auth (NULL = none), state (NULL = {}). Strings and values must
+   * live in `arena`. */
+  const lmz_identity *call_chain;
+  size_t call_chain_len;
+  lmz_value *origin_auth;
+  lmz_value *state;
+  lmz_arena *arena; /* ownership passes to the node when the call returns 0 */
+};
+
+/* Runs a mesh call (mesh exposure enforced). On 0 the arena belongs to the
+ * node and cb runs exactly once, later (never from inside this function).
+ * On error nothing was taken: errors are LMZ_EINVAL (bad target: the message
+ * in errmsg is the original's target-validation text), LMZ_EOVERLOAD. */
+int lmz_node_call(lmz_node *n, const struct lmz_node_call *call,
+                  lmz_node_reply_cb cb, void *arg, char *errmsg);
+
+/* Arena pool: arenas for calls entering the node. */
+lmz_arena *lmz_node_arena_get(lmz_node *n);
+void lmz_node_arena_put(lmz_node *n, lmz_arena *a);
+
+/* ---- time and alarms ----------------------------------------------------- */
+
+double lmz_node_now_ms(lmz_node *n);
+/* Runs every alarm due at the node's current clock (test kit). Returns the
+ * number of alarms started. */
+int lmz_node_poll_alarms(lmz_node *n);
+
+/* ---- state for tests and operators --------------------------------------- */
+
+struct lmz_node_stats {
+  uint64_t calls_in;      /* calls entering through lmz_node_call */
+  uint64_t calls_local;   /* lmz_call deliveries */
+  uint64_t turns;         /* turns run */
+  uint64_t turns_failed;  /* turns that threw */
+  uint64_t activations;
+  uint64_t evictions;
+  uint64_t commits;       /* turn batches committed */
+  uint64_t alarms_fired;
+  uint64_t active_actors;
+  uint64_t queued_msgs;
+};
+void lmz_node_get_stats(lmz_node *n, struct lmz_node_stats *st);
+const char *lmz_node_get_id(lmz_node *n);
+uv_loop_t *lmz_node_loop(lmz_node *n);
+/* True when no turn is queued or running and no output or commit is pending
+ * (the test kit runs the loop until this holds). */
+bool lmz_node_is_quiet(lmz_node *n);
+
+/* Reads a durable object's stored value (test kit / operators); *out in `a`.
+ * 0, LMZ_ENOTFOUND. Sees only durable data. */
+int lmz_node_kv_peek(lmz_node *n, const char *binding, const char *instance,
+                     const char *key, lmz_arena *a, lmz_value **out);
+/* Writes a value durably outside any turn (test kit seeding); the actor must
+ * not be active. cb-less: returns after the write is durable. */
+int lmz_node_kv_seed(lmz_node *n, const char *binding, const char *instance,
+                     const char *key, const lmz_value *v);
+
+/* Graceful shutdown: refuses new calls (LMZ_ECANCELED), lets running and
+ * queued turns finish, flushes the storage queue, closes the store and the
+ * node's handles; then cb runs. Free nothing before cb. */
+typedef void (*lmz_node_close_cb)(lmz_node *n, void *arg);
+void lmz_node_close(lmz_node *n, lmz_node_close_cb cb, void *arg);
+/* Frees the node's memory; only after the close callback. */
+void lmz_node_free(lmz_node *n);
+
+#endif

@@ -1,0 +1,431 @@
+/* actor/scheduler.c - the node: activations, mailboxes, the run queue, calls
+ * entering the node and calls between actors, idle eviction, shutdown.
+ *
+ * Happy path: a message is delivered to its actor (activated on first use,
+ * with an on_start turn first when the class has one); an actor with messages
+ * and no running turn sits on the run queue; a uv_idle handle drains the run
+ * queue in budgets of turns per loop iteration, so network I/O interleaves.
+ * Failure modes:
+ *  1. unknown binding / wrong instance: target validation errors (the
+ *     original's texts), thrown into the caller's turn or returned to the
+ *     external caller;
+ *  2. mailbox over max_queue: LMZ_EOVERLOAD to the sender (retryable);
+ *  3. out of memory while creating a message: LMZ_ENOMEM;
+ *  4. node closing: new calls get LMZ_ECANCELED, queued work still runs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "actor/actor_int.h"
+#include "storage/keys.h"
+#include "storage/store.h"
+
+lmz_log_ns lmz__actor_log = LMZ_LOG_NS("lmz.actor");
+
+#define TURN_BUDGET 4096
+#define POOL_MAX 1024
+
+/* ---- arenas and messages ------------------------------------------------- */
+
+lmz_arena *lmz_node_arena_get(lmz_node *n) {
+  if (n->pool_n)
+    return n->pool[--n->pool_n];
+  return lmz_arena_new();
+}
+
+void lmz_node_arena_put(lmz_node *n, lmz_arena *a) {
+  if (!a)
+    return;
+  if (n->pool_n == n->pool_cap && n->pool_cap < POOL_MAX) {
+    size_t cap = n->pool_cap ? n->pool_cap * 2 : 64;
+    lmz_arena **p = realloc(n->pool, cap * sizeof *p);
+    if (p) {
+      n->pool = p;
+      n->pool_cap = cap;
+    }
+  }
+  if (n->pool_n < n->pool_cap) {
+    lmz_arena_reset(a);
+    lmz_arena_set_limit(a, 0);
+    n->pool[n->pool_n++] = a;
+  } else {
+    lmz_arena_free(a);
+  }
+}
+
+lmz_msg *lmz__msg_new(lmz_node *n) {
+  lmz_arena *a = lmz_node_arena_get(n);
+  if (!a)
+    return NULL;
+  lmz_msg *m = lmz_arena_alloc(a, sizeof *m);
+  if (!m) {
+    lmz_node_arena_put(n, a);
+    return NULL;
+  }
+  memset(m, 0, sizeof *m);
+  m->arena = a;
+  return m;
+}
+
+void lmz__msg_free(lmz_node *n, lmz_msg *m) {
+  if (m)
+    lmz_node_arena_put(n, m->arena); /* m lives in its own arena */
+}
+
+/* ---- clock --------------------------------------------------------------- */
+
+double lmz_node_now_ms(lmz_node *n) {
+  if (n->opts.clock)
+    return n->opts.clock(n->opts.clock_data);
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (double)tv.tv_sec * 1000.0 + (double)(tv.tv_usec / 1000);
+}
+
+/* ---- activations --------------------------------------------------------- */
+
+static int actor_init_identity(lmz_actor *a, struct lmz_binding *b,
+                               const char *instance) {
+  size_t bl = b->name_len, il = instance ? strlen(instance) : 0;
+  a->key = malloc(bl + 1 + il + 1);
+  if (!a->key)
+    return LMZ_ENOMEM;
+  memcpy(a->key, b->name, bl + 1);
+  if (instance)
+    memcpy(a->key + bl + 1, instance, il + 1);
+  a->key_len = bl + 1 + il;
+  a->instance = instance ? a->key + bl + 1 : NULL;
+  a->self = (lmz_identity){b->kind, b->name, a->instance};
+  if (b->kind != LMZ_NODE_DO)
+    return 0;
+  uint8_t prefix[LMZ_KEY_PREFIX_MAX];
+  int pl = lmz_key_actor_prefix(prefix, b->name, bl, instance, il);
+  if (pl < 0)
+    return pl;
+  a->prefix = malloc((size_t)pl);
+  if (!a->prefix)
+    return LMZ_ENOMEM;
+  memcpy(a->prefix, prefix, (size_t)pl);
+  a->prefix_len = (size_t)pl;
+  return 0;
+}
+
+void lmz__actor_free(lmz_actor *a) {
+  if (!a)
+    return;
+  lmz__cache_free(a);
+  lmz_arena_free(a->err_arena);
+  free(a->prefix);
+  free(a->key);
+  free(a);
+}
+
+static int enqueue_start(lmz_node *n, lmz_actor *a) {
+  lmz_msg *m = lmz__msg_new(n);
+  if (!m)
+    return LMZ_ENOMEM;
+  m->kind = LMZ_MSG_START;
+  m->next = a->q_head;
+  a->q_head = m;
+  if (!a->q_tail)
+    a->q_tail = m;
+  a->q_len++;
+  n->queued++;
+  return 0;
+}
+
+lmz_actor *lmz__actor_get(lmz_node *n, struct lmz_binding *b,
+                          const char *instance, bool create) {
+  char stack[512];
+  size_t bl = b->name_len, il = instance ? strlen(instance) : 0;
+  char *key = bl + il + 2 <= sizeof stack ? stack : malloc(bl + il + 2);
+  if (!key)
+    return NULL;
+  memcpy(key, b->name, bl + 1);
+  if (instance)
+    memcpy(key + bl + 1, instance, il + 1);
+  lmz_actor *a = lmz_hmap_get(&n->actors, key, bl + 1 + il);
+  if (key != stack)
+    free(key);
+  if (a || !create)
+    return a;
+  if (!(a = calloc(1, sizeof *a)))
+    return NULL;
+  a->node = n;
+  a->binding = b;
+  if (actor_init_identity(a, b, instance) ||
+      lmz_hmap_put(&n->actors, a->key, a->key_len, a, NULL)) {
+    lmz__actor_free(a);
+    return NULL;
+  }
+  a->state = LMZ_ACTOR_ACTIVE;
+  a->activated_at_ms = lmz_node_now_ms(n);
+  a->last_active_ms = a->activated_at_ms;
+  snprintf(a->activation_id, sizeof a->activation_id, "%s-%llu", n->boot_id,
+           (unsigned long long)++n->activation_counter);
+  n->stats.activations++;
+  if (b->cls->opts.on_start) {
+    a->state = LMZ_ACTOR_STARTING;
+    if (enqueue_start(n, a)) {
+      lmz_hmap_del(&n->actors, a->key, a->key_len);
+      lmz__actor_free(a);
+      return NULL;
+    }
+    lmz__schedule(n, a);
+  }
+  LMZ_LOG_DEBUG(&lmz__actor_log, "activated %s/%s (%s)", b->name,
+                instance ? instance : "-", a->activation_id);
+  return a;
+}
+
+/* Activation id of an active actor (for the counter example's probe). */
+const char *lmz__actor_activation_id(lmz_ctx *ctx, double *activated_at);
+const char *lmz__actor_activation_id(lmz_ctx *ctx, double *activated_at) {
+  if (activated_at)
+    *activated_at = ctx->actor->activated_at_ms;
+  return ctx->actor->activation_id;
+}
+
+/* ---- run queue ----------------------------------------------------------- */
+
+static void idle_cb(uv_idle_t *h);
+
+void lmz__schedule(lmz_node *n, lmz_actor *a) {
+  if (a->in_runq || a->running || !a->q_head)
+    return;
+  a->in_runq = true;
+  a->run_next = NULL;
+  if (n->rq_tail)
+    n->rq_tail->run_next = a;
+  else
+    n->rq_head = a;
+  n->rq_tail = a;
+  if (!n->idle_active) {
+    uv_idle_start(&n->idle, idle_cb);
+    n->idle_active = true;
+  }
+}
+
+static void idle_cb(uv_idle_t *h) {
+  lmz_node *n = h->data;
+  for (int budget = TURN_BUDGET; budget > 0 && n->rq_head; budget--) {
+    lmz_actor *a = n->rq_head;
+    n->rq_head = a->run_next;
+    if (!n->rq_head)
+      n->rq_tail = NULL;
+    a->in_runq = false;
+    lmz_msg *m = a->q_head;
+    if (!m)
+      continue;
+    a->q_head = m->next;
+    if (!a->q_head)
+      a->q_tail = NULL;
+    a->q_len--;
+    n->queued--;
+    m->next = NULL;
+    a->running = true;
+    lmz__run_turn(n, a, m);
+    a->running = false;
+    a->last_active_ms = lmz_node_now_ms(n);
+    lmz__schedule(n, a);
+  }
+  if (!n->rq_head) {
+    uv_idle_stop(&n->idle);
+    n->idle_active = false;
+  }
+}
+
+/* ---- delivery ------------------------------------------------------------ */
+
+int lmz__deliver(lmz_node *n, lmz_msg *m) {
+  lmz_actor *a = lmz__actor_get(n, m->binding, m->instance, true);
+  if (!a)
+    return LMZ_ENOMEM;
+  if (a->q_len >= n->opts.max_queue)
+    return LMZ_EOVERLOAD;
+  m->next = NULL;
+  if (a->q_tail)
+    a->q_tail->next = m;
+  else
+    a->q_head = m;
+  a->q_tail = m;
+  a->q_len++;
+  n->queued++;
+  lmz__schedule(n, a);
+  return 0;
+}
+
+/* Target validation (lumenize-behaviour.md 1.3), texts as the original. */
+static int validate_target(lmz_node *n, const char *binding,
+                           const char *instance, struct lmz_binding **out,
+                           char *msg, size_t msglen) {
+  struct lmz_binding *b = binding ? lmz__binding_get(n, binding) : NULL;
+  if (!b) {
+    snprintf(msg, msglen, "lmz.call: no binding named '%s' in env.",
+             binding ? binding : "");
+    return LMZ_EINVAL;
+  }
+  if (b->kind == LMZ_NODE_WORKER && instance) {
+    snprintf(msg, msglen,
+             "lmz.call: '%s' is a Worker/service binding but an instance name "
+             "('%s') was supplied. Workers have no instance name.",
+             binding, instance);
+    return LMZ_EINVAL;
+  }
+  if (b->kind == LMZ_NODE_DO && (!instance || !*instance)) {
+    snprintf(msg, msglen,
+             "lmz.call: '%s' is a Durable Object namespace and requires an "
+             "instance name.", binding);
+    return LMZ_EINVAL;
+  }
+  if (instance && strlen(instance) > LMZ_KEY_INSTANCE_MAX) {
+    snprintf(msg, msglen, "lmz.call: instance name longer than %d bytes",
+             LMZ_KEY_INSTANCE_MAX);
+    return LMZ_EINVAL;
+  }
+  *out = b;
+  return 0;
+}
+
+/* ---- calls from handlers (lmz/lmz.h) ------------------------------------ */
+
+static int make_pending(lmz_ctx *ctx, lmz_ctn *handler,
+                        const struct lmz_call_opts *opts,
+                        struct lmz_pending **out) {
+  lmz_node *n = ctx->node;
+  lmz_arena *pa = lmz_node_arena_get(n);
+  if (!pa)
+    return LMZ_ENOMEM;
+  struct lmz_pending *p = lmz_arena_alloc(pa, sizeof *p);
+  struct lmz_cctx now = ctx->cctx ? *ctx->cctx : (struct lmz_cctx){0};
+  if (!p || !(p->handler = lmz_value_copy(pa, lmz_ctn_chain(handler))) ||
+      lmz__cctx_copy(pa, &p->cctx, &now, true)) {
+    lmz_node_arena_put(n, pa);
+    return LMZ_ENOMEM;
+  }
+  p->actor = ctx->actor;
+  p->arena = pa;
+  p->on_error_only = opts && opts->on_error_only;
+  *out = p;
+  return 0;
+}
+
+int lmz_call(lmz_ctx *ctx, const char *binding, const char *instance,
+             lmz_ctn *remote, lmz_ctn *handler,
+             const struct lmz_call_opts *opts) {
+  lmz_node *n = ctx->node;
+  char msg[512];
+  struct lmz_binding *b;
+  if (!remote || !lmz_ctn_chain(remote))
+    return lmz_throwf(ctx, "Error",
+                      "Invalid remoteContinuation: must be created with "
+                      "lmz_ctn_new()");
+  if (validate_target(n, binding, instance, &b, msg, sizeof msg))
+    return lmz_throwf(ctx, "Error", "%s", msg);
+  lmz_msg *m = lmz__msg_new(n);
+  if (!m)
+    return LMZ_ENOMEM;
+  int rv = LMZ_ENOMEM;
+  m->kind = LMZ_MSG_CALL;
+  m->binding = b;
+  m->caller = ctx->actor->self;
+  if (instance && !(m->instance = lmz_arena_strndup(m->arena, instance,
+                                                    strlen(instance))))
+    goto err;
+  if (!(m->chain = lmz_value_copy(m->arena, lmz_ctn_chain(remote))))
+    goto err;
+  if ((rv = lmz__cctx_outgoing(ctx, m->arena, opts, &m->cctx)))
+    goto err;
+  if (handler) {
+    if ((rv = make_pending(ctx, handler, opts, &m->pending)))
+      goto err;
+    m->rkind = LMZ_REPLY_PENDING;
+    ctx->actor->n_pending++;
+  }
+  /* held in the turn's outbox until the turn ends (output gate) */
+  if (ctx->out_tail)
+    ctx->out_tail->next = m;
+  else
+    ctx->out_head = m;
+  ctx->out_tail = m;
+  return 0;
+err:
+  lmz__msg_free(n, m);
+  return rv;
+}
+
+/* ---- calls entering the node --------------------------------------------- */
+
+static int copy_chain_ids(lmz_arena *a, const struct lmz_node_call *c,
+                          struct lmz_cctx *out) {
+  if (c->call_chain_len > LMZ_MAX_CALL_CHAIN)
+    return LMZ_EINVAL;
+  out->present = true;
+  out->n = c->call_chain_len;
+  if (!out->n)
+    return 0;
+  out->chain = lmz_arena_alloc(a, out->n * sizeof *out->chain);
+  if (!out->chain)
+    return LMZ_ENOMEM;
+  memcpy(out->chain, c->call_chain, out->n * sizeof *out->chain);
+  return 0;
+}
+
+int lmz_node_call(lmz_node *n, const struct lmz_node_call *c,
+                  lmz_node_reply_cb cb, void *arg, char *errmsg) {
+  char msg[512];
+  struct lmz_binding *b;
+  if (n->closing) {
+    lmz__errmsg_printf(errmsg, "node is shutting down");
+    return LMZ_ECANCELED;
+  }
+  if (validate_target(n, c->binding, c->instance, &b, msg, sizeof msg)) {
+    lmz__errmsg_printf(errmsg, "%s", msg);
+    return LMZ_EINVAL;
+  }
+  lmz_msg *m = lmz_arena_alloc(c->arena, sizeof *m);
+  if (!m)
+    return LMZ_ENOMEM;
+  memset(m, 0, sizeof *m);
+  m->arena = c->arena;
+  m->kind = LMZ_MSG_CALL;
+  m->binding = b;
+  m->chain = c->chain;
+  m->rkind = LMZ_REPLY_CB;
+  m->cb = cb;
+  m->cb_arg = arg;
+  if (c->instance &&
+      !(m->instance = lmz_arena_strndup(m->arena, c->instance, strlen(c->instance))))
+    return LMZ_ENOMEM;
+  int rv = copy_chain_ids(m->arena, c, &m->cctx);
+  if (rv)
+    return rv;
+  m->cctx.origin_auth = c->origin_auth;
+  m->cctx.state = c->state ? c->state : lmz_object(m->arena);
+  if (!m->cctx.state)
+    return LMZ_ENOMEM;
+  if (m->cctx.n)
+    m->caller = m->cctx.chain[m->cctx.n - 1];
+  if ((rv = lmz__deliver(n, m))) {
+    lmz__errmsg_printf(errmsg, "%s", lmz_strerror(rv));
+    return rv;
+  }
+  n->stats.calls_in++;
+  return 0;
+}
+
+/* ---- stats --------------------------------------------------------------- */
+
+void lmz_node_get_stats(lmz_node *n, struct lmz_node_stats *st) {
+  *st = n->stats;
+  st->active_actors = n->actors.n;
+  st->queued_msgs = n->queued;
+}
+
+const char *lmz_node_get_id(lmz_node *n) { return n->id; }
+uv_loop_t *lmz_node_loop(lmz_node *n) { return n->loop; }
+
+bool lmz_node_is_quiet(lmz_node *n) {
+  return !n->rq_head && !n->c_head && n->queued == 0;
+}

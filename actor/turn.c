@@ -1,0 +1,354 @@
+/* actor/turn.c - one turn of one actor, and the output gate.
+ *
+ * Happy path (DESIGN.md section 3):
+ *  1. set up the handler's ctx over the message's arena and call context;
+ *  2. run on_start, or on_before_call + the chain (mesh rules), or a handler
+ *     / alarm chain (local rules);
+ *  3. on success the turn's writes (and alarm changes) become one batch,
+ *     committed through the store's group commit; the actor's cache takes
+ *     the new values at once, so its next turn reads them;
+ *  4. the reply and the outgoing calls of the turn are outputs: released when
+ *     the actor's latest commit is durable (at once if nothing is pending).
+ * Failure modes:
+ *  1. the turn throws: its writes, alarm changes and outgoing calls are
+ *     dropped; only the error reply leaves (still behind the gate, since it
+ *     may reveal earlier, not yet durable, state);
+ *  2. the batch cannot be built (out of memory): the turn fails as 1;
+ *  3. the commit fails (disk): replies become Errors, outgoing calls fail
+ *     their handlers, the actor's cache is dropped (it held the lost writes);
+ *  4. a mailbox is full on release: the call fails with LMZ_EOVERLOAD to its
+ *     handler (or is logged for fire-and-forget). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "actor/actor_int.h"
+#include "storage/store.h"
+
+_Static_assert(LMZ_ETHROWN == LMZ__ERR_BASE - 12, "LMZ_ETHROWN mismatch");
+
+static void store_commit_cb(lmz_store *s, int status, void *arg);
+
+/* ---- outputs ------------------------------------------------------------- */
+
+static void push_output(lmz_msg **head, lmz_msg **tail, lmz_msg *m) {
+  m->next = NULL;
+  if (*tail)
+    (*tail)->next = m;
+  else
+    *head = m;
+  *tail = m;
+}
+
+static void release_list(lmz_node *n, lmz_msg *m) {
+  while (m) {
+    lmz_msg *next = m->next;
+    m->next = NULL;
+    lmz__release_output(n, m);
+    m = next;
+  }
+}
+
+/* Turns a failed outgoing call into an error reply to its own sender. */
+static void fail_call(lmz_node *n, lmz_msg *m, int status) {
+  m->binding = NULL; /* now a reply */
+  m->reply_ok = false;
+  m->reply_status = status;
+  m->reply_value = lmz__error_value(m->arena,
+                                    status == LMZ_EOVERLOAD ? "OverloadError" : "Error",
+                                    "call could not be delivered: %s",
+                                    lmz_strerror(status));
+  lmz__release_output(n, m);
+}
+
+static void deliver_to_pending(lmz_node *n, lmz_msg *m) {
+  struct lmz_pending *p = m->pending;
+  lmz_actor *caller = p->actor;
+  lmz_value *v = m->reply_value ? lmz_value_copy(p->arena, m->reply_value)
+                                : lmz_undefined();
+  lmz_msg *h = v ? lmz_arena_alloc(p->arena, sizeof *h) : NULL;
+  if (!h || lmz__ocan_substitute(p->arena, p->handler, v)) {
+    LMZ_LOG_ERROR(&lmz__actor_log, "out of memory delivering a reply to %s",
+                  caller->key);
+    caller->n_pending--;
+    lmz_node_arena_put(n, p->arena);
+    return;
+  }
+  memset(h, 0, sizeof *h);
+  h->kind = LMZ_MSG_HANDLER;
+  h->arena = p->arena;
+  h->chain = p->handler;
+  h->cctx = p->cctx;
+  h->caller = caller->self;
+  /* the caller is pinned (n_pending), so it is still active: enqueue
+   * directly, ignoring the mailbox bound (a reply must not be lost) */
+  push_output(&caller->q_head, &caller->q_tail, h);
+  caller->q_len++;
+  n->queued++;
+  lmz__schedule(n, caller);
+}
+
+void lmz__release_output(lmz_node *n, lmz_msg *m) {
+  if (m->binding) { /* an outgoing call */
+    n->stats.calls_local++;
+    int rv = lmz__deliver(n, m);
+    if (rv)
+      fail_call(n, m, rv);
+    return;
+  }
+  switch (m->rkind) {
+  case LMZ_REPLY_CB:
+    m->cb(m->cb_arg, m->reply_status, m->reply_ok,
+          m->reply_value ? m->reply_value : lmz_undefined());
+    break;
+  case LMZ_REPLY_PENDING:
+    if (m->pending->on_error_only && m->reply_ok) {
+      m->pending->actor->n_pending--;
+      lmz_node_arena_put(n, m->pending->arena);
+    } else {
+      deliver_to_pending(n, m);
+    }
+    break;
+  case LMZ_REPLY_NONE:
+    if (!m->reply_ok) {
+      const char *msg = m->reply_value && lmz_typeof(m->reply_value) == LMZ_T_ERROR
+                            ? lmz_error_message(m->reply_value) : "(non-Error)";
+      LMZ_LOG_WARN(&lmz__actor_log,
+                   "fire-and-forget call to %s failed with no handler: %s",
+                   m->binding ? m->binding->name : "?", msg);
+    }
+    break;
+  }
+  lmz__msg_free(n, m);
+}
+
+/* ---- commits ------------------------------------------------------------- */
+
+static int start_commit(lmz_ctx *ctx, struct lmz_batch *b) {
+  lmz_node *n = ctx->node;
+  lmz_commit *c = calloc(1, sizeof *c);
+  if (!c)
+    return LMZ_ENOMEM;
+  c->seq = ++n->next_seq;
+  c->node = n;
+  c->actor = ctx->actor;
+  int rv = lmz_store_commit(n->store, b, store_commit_cb, c);
+  if (rv) {
+    n->next_seq--;
+    free(c);
+    return rv;
+  }
+  if (n->c_tail)
+    n->c_tail->next = c;
+  else
+    n->c_head = c;
+  n->c_tail = c;
+  ctx->actor->last_commit = c;
+  n->stats.commits++;
+  lmz__turn_apply_writes(ctx, c->seq);
+  return 0;
+}
+
+static void fail_outputs(lmz_node *n, lmz_msg *m) {
+  while (m) {
+    lmz_msg *next = m->next;
+    m->next = NULL;
+    if (m->binding) {
+      fail_call(n, m, LMZ_ESTORAGE);
+    } else {
+      m->reply_ok = false;
+      m->reply_value = lmz__error_value(m->arena, "StorageError",
+                                        "the turn's writes could not be made durable");
+      lmz__release_output(n, m);
+    }
+    m = next;
+  }
+}
+
+void lmz__commit_done(lmz_node *n, lmz_commit *c, int status) {
+  LMZ_ASSERT(n->c_head == c); /* the store reports in commit order */
+  n->c_head = c->next;
+  if (!n->c_head)
+    n->c_tail = NULL;
+  n->durable_seq = c->seq;
+  if (c->actor && c->actor->last_commit == c)
+    c->actor->last_commit = NULL;
+  if (status == 0) {
+    release_list(n, c->outputs);
+  } else {
+    LMZ_LOG_ERROR(&lmz__actor_log, "commit %llu failed: %s (%s)",
+                  (unsigned long long)c->seq, lmz_strerror(status),
+                  n->store->errmsg);
+    if (c->actor)
+      lmz__cache_free(c->actor);
+    fail_outputs(n, c->outputs);
+  }
+  free(c);
+}
+
+static void store_commit_cb(lmz_store *s, int status, void *arg) {
+  lmz_commit *c = arg;
+  (void)s;
+  lmz__commit_done(c->node, c, status);
+}
+
+/* ---- the turn ------------------------------------------------------------ */
+
+static void drop_outbox(lmz_ctx *ctx) {
+  lmz_msg *m = ctx->out_head;
+  while (m) {
+    lmz_msg *next = m->next;
+    if (m->pending) {
+      ctx->actor->n_pending--;
+      lmz_node_arena_put(ctx->node, m->pending->arena);
+    }
+    lmz__msg_free(ctx->node, m);
+    m = next;
+  }
+  ctx->out_head = ctx->out_tail = NULL;
+}
+
+static void start_failed(lmz_ctx *ctx) {
+  lmz_actor *a = ctx->actor;
+  a->state = LMZ_ACTOR_FAILED;
+  if (!a->err_arena)
+    a->err_arena = lmz_arena_new();
+  a->start_error = a->err_arena ? lmz_value_copy(a->err_arena, ctx->thrown) : NULL;
+  LMZ_LOG_WARN(&lmz__actor_log, "on_start of %s failed", a->key);
+}
+
+static int run_body(lmz_ctx *ctx, lmz_value **result) {
+  lmz_actor *a = ctx->actor;
+  lmz_msg *m = ctx->msg;
+  const struct lmz_class_opts *o = &a->binding->cls->opts;
+  int rv;
+  switch (m->kind) {
+  case LMZ_MSG_START:
+    rv = o->on_start ? o->on_start(ctx) : 0;
+    if (rv && !ctx->thrown)
+      lmz_throwf(ctx, "Error", "%s", lmz_strerror(rv));
+    return rv ? LMZ_ETHROWN : 0;
+  case LMZ_MSG_CALL:
+    if (a->state == LMZ_ACTOR_FAILED)
+      return lmz_throw(ctx, a->start_error ? lmz_value_copy(ctx->arena, a->start_error)
+                                           : lmz_error(ctx->arena, "Error", "on_start failed"));
+    if (o->on_before_call && (rv = o->on_before_call(ctx)))
+      return ctx->thrown ? LMZ_ETHROWN : lmz_throwf(ctx, "Error", "%s", lmz_strerror(rv));
+    return lmz__ocan_execute(ctx, m->chain, true, result);
+  case LMZ_MSG_HANDLER:
+    a->n_pending--;
+    return lmz__ocan_execute(ctx, m->chain, false, result);
+  case LMZ_MSG_ALARM:
+    return lmz__ocan_execute(ctx, m->chain, false, result);
+  }
+  return LMZ_EINVAL;
+}
+
+/* Builds and starts the commit of a successful (or alarm-failed) turn. */
+static int commit_turn(lmz_ctx *ctx, int rv) {
+  struct lmz_batch *b = NULL;
+  int err = rv == 0 ? lmz__turn_build_batch(ctx, &b) : 0;
+  if (!err && ctx->alarm_ops) {
+    if (!b && !(b = lmz_batch_new()))
+      err = LMZ_ENOMEM;
+    if (!err)
+      err = lmz__alarms_add_to_batch(ctx, b);
+  }
+  if (!err && b)
+    err = start_commit(ctx, b);
+  if (err && b)
+    lmz_batch_free(b);
+  return err;
+}
+
+void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m) {
+  lmz_ctx ctx = {.node = n, .actor = a, .msg = m, .arena = m->arena,
+                 .cctx = &m->cctx};
+  lmz_value *result = NULL;
+  if (m->kind == LMZ_MSG_START)
+    m->cctx = (struct lmz_cctx){0};
+  int rv = run_body(&ctx, &result);
+  if (rv && !ctx.thrown)
+    lmz_throwf(&ctx, "Error", "%s", lmz_strerror(rv));
+  n->stats.turns++;
+  if (rv) {
+    n->stats.turns_failed++;
+    drop_outbox(&ctx);
+    ctx.alarm_ops = NULL; /* a failed turn schedules nothing */
+  }
+  if (m->kind == LMZ_MSG_ALARM)
+    lmz__alarm_turn_done(&ctx, rv);
+  int cerr = commit_turn(&ctx, rv);
+  if (cerr && !rv) { /* the writes cannot commit: the turn fails */
+    drop_outbox(&ctx);
+    rv = lmz_throwf(&ctx, "StorageError", "commit failed: %s", lmz_strerror(cerr));
+  }
+  lmz_hmap_free(&ctx.writes);
+  lmz__alarms_arm(n);
+  if (m->kind == LMZ_MSG_START) {
+    if (rv)
+      start_failed(&ctx);
+    else
+      a->state = LMZ_ACTOR_ACTIVE;
+  }
+  /* collect the outputs: outgoing calls first, then the reply */
+  lmz_msg *head = ctx.out_head, *tail = ctx.out_tail;
+  bool keep_msg = m->deferred && !rv;
+  if (!keep_msg && (m->rkind != LMZ_REPLY_NONE || rv)) {
+    m->reply_ok = rv == 0;
+    m->reply_value = rv ? ctx.thrown : (result ? result : lmz_undefined());
+    push_output(&head, &tail, m);
+  } else if (!keep_msg) {
+    lmz__msg_free(n, m);
+  }
+  if (!head)
+    return;
+  if (a->last_commit) { /* the output gate */
+    lmz_commit *c = a->last_commit;
+    if (c->outputs_tail)
+      c->outputs_tail->next = head;
+    else
+      c->outputs = head;
+    c->outputs_tail = tail;
+  } else {
+    release_list(n, head);
+  }
+}
+
+/* ---- deferred replies ---------------------------------------------------- */
+
+lmz_deferred *lmz_defer(lmz_ctx *ctx) {
+  if (ctx->msg->deferred || ctx->msg->kind != LMZ_MSG_CALL)
+    return NULL;
+  lmz_deferred *d = malloc(sizeof *d);
+  if (!d)
+    return NULL;
+  *d = (lmz_deferred){ctx->node, ctx->actor, ctx->msg};
+  ctx->msg->deferred = true;
+  ctx->actor->n_deferred++;
+  return d;
+}
+
+static void settle(lmz_deferred *d, bool ok, const lmz_value *v) {
+  lmz_msg *m = d->msg;
+  lmz_node *n = d->node;
+  m->reply_ok = ok;
+  m->reply_value = v ? lmz_value_copy(m->arena, v) : lmz_undefined();
+  if (!m->reply_value) {
+    m->reply_ok = false;
+    m->reply_value = lmz_error(m->arena, "Error", "out of memory");
+  }
+  d->actor->n_deferred--;
+  free(d);
+  m->next = NULL;
+  lmz__release_output(n, m);
+}
+
+void lmz_deferred_resolve(lmz_deferred *d, const lmz_value *result) {
+  if (d)
+    settle(d, true, result);
+}
+
+void lmz_deferred_reject(lmz_deferred *d, const lmz_value *error) {
+  if (d)
+    settle(d, false, error);
+}
