@@ -36,19 +36,21 @@ static const char *json_type_name(const lmz_json *j) {
  * would give a nonsense position, so callers pass nodes of cfg->root. */
 void lmz_config_errorf(char *errmsg, const lmz_config *cfg,
                        const lmz_json *node, const char *fmt, ...) {
-  char msg[LMZ_ERRMSG_LEN];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
   const char *name = cfg && cfg->name ? cfg->name : "config";
+  int n;
   if (cfg && cfg->text && node) {
     int line, col;
     lmz_json_line_col(cfg->text, cfg->len, node->offset, &line, &col);
-    snprintf(errmsg, LMZ_ERRMSG_LEN, "%s:%d:%d: %s", name, line, col, msg);
+    n = snprintf(errmsg, LMZ_ERRMSG_LEN, "%s:%d:%d: ", name, line, col);
   } else {
-    snprintf(errmsg, LMZ_ERRMSG_LEN, "%s: %s", name, msg);
+    n = snprintf(errmsg, LMZ_ERRMSG_LEN, "%s: ", name);
   }
+  if (n < 0 || n >= LMZ_ERRMSG_LEN - 1)
+    return; /* the name alone filled the buffer: truncated */
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(errmsg + n, LMZ_ERRMSG_LEN - (size_t)n, fmt, ap);
+  va_end(ap);
 }
 
 /* Parses text already in the arena (not copied again). */

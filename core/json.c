@@ -297,7 +297,7 @@ static int parse_string_slow(struct parser *ps, const char *s, const char *q,
       return fail(ps, LMZ_ESYNTAX, q,
                   "control character 0x%02x in string must be escaped",
                   (unsigned char)*q);
-    size_t k;
+    size_t k = 0;
     int rv = unescape(ps, &q, ps->sbuf + n, &k);
     if (rv)
       return rv;
@@ -465,7 +465,7 @@ static int parse_scalar(struct parser *ps, lmz_json **out) {
     j->u.str.p = s;
     j->u.str.len = len;
   } else if (c == '-' || (c >= '0' && c <= '9')) {
-    double d;
+    double d = 0;
     if ((rv = parse_number(ps, &d)))
       return rv;
     if (!(j = new_node(ps, LMZ_JSON_NUMBER, at)))
