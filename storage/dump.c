@@ -197,8 +197,7 @@ bad:
   return LMZ_EBADMSG;
 }
 
-int lmz_store_import(lmz_store *s, const void *data, size_t len,
-                     lmz_batch *b) {
+int lmz_store_import(lmz_store *s, const void *data, size_t len, lmz_batch *b) {
   if (!b)
     return LMZ_EINVAL;
   static const uint8_t none[1];

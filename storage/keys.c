@@ -87,8 +87,8 @@ int lmz_key_join(uint8_t *out, const uint8_t *prefix, size_t prefix_len,
 int lmz_key_actor(uint8_t *out, const char *binding, size_t binding_len,
                   const char *instance, size_t instance_len, unsigned space,
                   const void *key, size_t key_len) {
-  int n = lmz_key_actor_prefix(out, binding, binding_len, instance,
-                               instance_len);
+  int n =
+      lmz_key_actor_prefix(out, binding, binding_len, instance, instance_len);
   if (n < 0)
     return n;
   return lmz_key_join(out, out, (size_t)n, space, key, key_len);
@@ -178,8 +178,8 @@ int lmz_key_parse(const uint8_t *key, size_t len, struct lmz_key_parts *p) {
   if (key == NULL || len < 1 || key[0] != LMZ_KEY_KIND_ACTOR)
     return LMZ_EINVAL;
   const uint8_t *end = key + len, *b, *i;
-  const uint8_t *q = parse_lenstr(key + 1, end, LMZ_KEY_BINDING_MAX, &b,
-                                  &p->binding_len);
+  const uint8_t *q =
+      parse_lenstr(key + 1, end, LMZ_KEY_BINDING_MAX, &b, &p->binding_len);
   if (q == NULL || p->binding_len == 0)
     return LMZ_EINVAL;
   q = parse_lenstr(q, end, LMZ_KEY_INSTANCE_MAX, &i, &p->instance_len);

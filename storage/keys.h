@@ -7,7 +7,7 @@
  *        export, delete and migration are a single range scan / delete_range:
  *
  *        +-----+------------+---------+-------------+----------+-------+--------+
- *        | 'A' | varint(bl) | binding | varint(il)  | instance | space | key    |
+ *        | 'A' | varint(bl) | binding | varint(il)  | instance | space | key |
  *        +-----+------------+---------+-------------+----------+-------+--------+
  *         1 B    1-2 B        bl B      1-2 B         il B       1 B     kl B
  *        \________________ actor prefix ______________________/
@@ -38,7 +38,8 @@
 #define LMZ_KEY_INSTANCE_MAX 1024
 #define LMZ_KEY_USER_MAX 2048
 /* 'A' + varint(255) (2 B) + binding + varint(1024) (2 B) + instance */
-#define LMZ_KEY_PREFIX_MAX (1 + 2 + LMZ_KEY_BINDING_MAX + 2 + LMZ_KEY_INSTANCE_MAX)
+#define LMZ_KEY_PREFIX_MAX                                                     \
+  (1 + 2 + LMZ_KEY_BINDING_MAX + 2 + LMZ_KEY_INSTANCE_MAX)
 /* prefix + space + user key; also bounds node keys and every range bound */
 #define LMZ_KEY_MAX (LMZ_KEY_PREFIX_MAX + 1 + LMZ_KEY_USER_MAX)
 
@@ -65,9 +66,9 @@ struct lmz_key_parts {
   size_t binding_len;
   const char *instance;
   size_t instance_len;
-  size_t prefix_len;   /* bytes of the actor prefix */
-  unsigned space;      /* the space byte (may be a reserved value) */
-  const uint8_t *key;  /* user key (after the space byte) */
+  size_t prefix_len;  /* bytes of the actor prefix */
+  unsigned space;     /* the space byte (may be a reserved value) */
+  const uint8_t *key; /* user key (after the space byte) */
   size_t key_len;
 };
 

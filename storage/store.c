@@ -125,8 +125,8 @@ static int open_rocksdb(struct lmz__store *s, const struct lmz_store_opts *o,
   s->wo = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(s->wo, o->sync);
   s->sync = o->sync;
-  s->max_batch_bytes = o->max_batch_bytes ? o->max_batch_bytes
-                                          : DEFAULT_MAX_BATCH_BYTES;
+  s->max_batch_bytes =
+      o->max_batch_bytes ? o->max_batch_bytes : DEFAULT_MAX_BATCH_BYTES;
   return 0;
 }
 

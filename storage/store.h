@@ -168,10 +168,11 @@ typedef void (*lmz_store_commit_cb)(lmz_store *s, int status, void *arg);
 int lmz_store_commit(lmz_store *s, lmz_batch *b, lmz_store_commit_cb cb,
                      void *arg);
 
-/* Statistics (loop thread). commit_count: commits written so far (reported
- * or about to be). sync_count: rocksdb_write calls made for them (each one a
- * WAL fsync when opts.sync; groups made only of empty batches need none).
- * commit_count / sync_count is the average group size. */
+/* Statistics (loop thread). commit_count: commits the storage thread has
+ * finished (written or failed; reported or about to be). sync_count:
+ * rocksdb_write calls made for them (each one a WAL fsync when opts.sync;
+ * groups made only of empty batches need none). commit_count / sync_count
+ * is the average group size. */
 uint64_t lmz_store_commit_count(const lmz_store *s);
 uint64_t lmz_store_sync_count(const lmz_store *s);
 /* Commits queued or being written whose callbacks have not run yet, and

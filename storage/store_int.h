@@ -21,15 +21,15 @@ enum { LMZ__OP_PUT = 1, LMZ__OP_DELETE = 2, LMZ__OP_DELETE_RANGE = 3 };
 #define LMZ__OP_HDR 9
 
 struct lmz_batch {
-  lmz_buf ops;      /* encoded records (above) */
-  size_t count;     /* records in ops */
+  lmz_buf ops;  /* encoded records (above) */
+  size_t count; /* records in ops */
   /* Set by lmz_store_commit; the batch is then also the commit request, so a
    * commit costs no allocation of its own. */
   struct lmz_batch *next;
   lmz_store_commit_cb cb;
   void *arg;
-  int status;       /* set by the storage thread */
-  char *errmsg;     /* malloc'd RocksDB text when status != 0, else NULL */
+  int status;   /* set by the storage thread */
+  char *errmsg; /* malloc'd RocksDB text when status != 0, else NULL */
 };
 
 /* A FIFO of batches linked through `next`. */
@@ -53,24 +53,24 @@ struct lmz__store {
 
   /* Shared with the storage thread, guarded by mu. */
   uv_mutex_t mu;
-  uv_cond_t cond;            /* signalled on new pending work / closing */
+  uv_cond_t cond;             /* signalled on new pending work / closing */
   struct lmz__bqueue pending; /* queued, not yet taken by the thread */
   struct lmz__bqueue done;    /* written, callbacks not yet run */
-  bool closing;              /* set once by close; the thread drains, exits */
-  bool paused;               /* test hook: thread takes nothing while set */
-  int fail_writes;           /* test hook: fail the next n group writes */
+  bool closing;               /* set once by close; the thread drains, exits */
+  bool paused;                /* test hook: thread takes nothing while set */
+  int fail_writes;            /* test hook: fail the next n group writes */
 
   /* Written by the storage thread, read anywhere. */
   _Atomic uint64_t commit_count;
   _Atomic uint64_t sync_count;
 
   /* Loop thread only. */
-  uv_async_t async;          /* storage thread -> loop: "done is not empty" */
+  uv_async_t async; /* storage thread -> loop: "done is not empty" */
   uv_thread_t thread;
-  struct lmz__bqueue ready;  /* taken from done, callbacks being run */
-  size_t inflight;           /* committed, callback not yet run */
+  struct lmz__bqueue ready; /* taken from done, callbacks being run */
+  size_t inflight;          /* committed, callback not yet run */
   size_t inflight_bytes;
-  bool cancel;               /* close started: commits get LMZ_ECANCELED */
+  bool cancel; /* close started: commits get LMZ_ECANCELED */
 };
 
 static inline struct lmz__store *lmz__store(lmz_store *s) {

@@ -21,9 +21,9 @@ struct fx {
   int status[N_MAX];
   size_t n_done;
   /* per-test behaviour inside callbacks */
-  int close_at;      /* close the store from callback #close_at (-1: never) */
-  int recommit_rv;   /* result of a commit attempted inside a callback */
-  int get_rv;        /* result of a get inside that callback */
+  int close_at;    /* close the store from callback #close_at (-1: never) */
+  int recommit_rv; /* result of a commit attempted inside a callback */
+  int get_rv;      /* result of a get inside that callback */
   char errmsg[LMZ_ERRMSG_LEN];
 };
 

@@ -163,8 +163,8 @@ static void crash_trial(uint32_t threshold) {
   assert_true(pid >= 0);
   if (pid == 0) {
     close(fds[0]);
-    execl("/proc/self/exe", "t_storage_test_crash", "--crash-child", dir,
-          fdstr, (char *)NULL);
+    execl("/proc/self/exe", "t_storage_test_crash", "--crash-child", dir, fdstr,
+          (char *)NULL);
     _exit(127);
   }
   close(fds[1]);

@@ -27,15 +27,24 @@ static void prefix_exact_bytes(void **state) {
   uint8_t p[LMZ_KEY_PREFIX_MAX];
   int n = lmz_key_actor_prefix(p, "DOC", 3, "x1", 2);
   assert_int_equal(n, 8);
-  assert_memory_equal(p, "A\x03" "DOC\x02x1", 8);
+  assert_memory_equal(p,
+                      "A\x03"
+                      "DOC\x02x1",
+                      8);
 
   uint8_t k[LMZ_KEY_MAX];
   n = lmz_key_join(k, p, 8, LMZ_KEY_SPACE_USER, "name", 4);
   assert_int_equal(n, 13);
-  assert_memory_equal(k, "A\x03" "DOC\x02x1\x01name", 13);
+  assert_memory_equal(k,
+                      "A\x03"
+                      "DOC\x02x1\x01name",
+                      13);
   n = lmz_key_actor(k, "DOC", 3, "x1", 2, LMZ_KEY_SPACE_FRAMEWORK, "id", 2);
   assert_int_equal(n, 11);
-  assert_memory_equal(k, "A\x03" "DOC\x02x1\x00id", 11);
+  assert_memory_equal(k,
+                      "A\x03"
+                      "DOC\x02x1\x00id",
+                      11);
 
   /* 200-byte binding: varint 200 = 0xC8 0x01 */
   char big[300];
@@ -63,9 +72,9 @@ static void limits_are_enforced(void **state) {
   assert_int_equal(lmz_key_actor(k, "b", 1, "i", 1, LMZ_KEY_SPACE_USER, big,
                                  LMZ_KEY_USER_MAX + 1),
                    LMZ_EINVAL);
-  assert_int_equal(lmz_key_actor(k, "b", 1, "i", 1, LMZ_KEY_SPACE_COUNT, "k",
-                                 1),
-                   LMZ_EINVAL);
+  assert_int_equal(
+      lmz_key_actor(k, "b", 1, "i", 1, LMZ_KEY_SPACE_COUNT, "k", 1),
+      LMZ_EINVAL);
   assert_int_equal(lmz_key_node(k, big, LMZ_KEY_USER_MAX + 1), LMZ_EINVAL);
   assert_int_equal(lmz_key_node(k, "raft", 4), 5);
   assert_memory_equal(k, "Nraft", 5);
@@ -82,7 +91,7 @@ static void actors_do_not_overlap(void **state) {
   (void)state;
   struct {
     const char *b, *i;
-  } actors[] = {{"ab", "c"}, {"a", "bc"}, {"a", "b"}, {"a", "bc\x01"},
+  } actors[] = {{"ab", "c"}, {"a", "bc"}, {"a", "b"},     {"a", "bc\x01"},
                 {"a", ""},   {"abc", ""}, {"a", "bc\xff"}};
   const char *ukeys[] = {"", "k", "\xff\xff", "zz\x00q"};
   size_t na = LMZ_ARRAY_SIZE(actors);
@@ -100,9 +109,9 @@ static void actors_do_not_overlap(void **state) {
         for (unsigned sp = 0; sp < LMZ_KEY_SPACE_COUNT; sp++) {
           uint8_t k[LMZ_KEY_MAX];
           size_t ul = u == 3 ? 5 : strlen(ukeys[u]);
-          int kl = lmz_key_actor(k, actors[y].b, strlen(actors[y].b),
-                                 actors[y].i, strlen(actors[y].i), sp,
-                                 ukeys[u], ul);
+          int kl =
+              lmz_key_actor(k, actors[y].b, strlen(actors[y].b), actors[y].i,
+                            strlen(actors[y].i), sp, ukeys[u], ul);
           assert_true(kl > 0);
           int same = x == y;
           assert_int_equal(in_range(&all, k, (size_t)kl), same);
@@ -120,9 +129,17 @@ static void list_range_is_prefix_scan(void **state) {
   int pl = lmz_key_actor_prefix(p, "B", 1, "i", 1);
   lmz_key_range r;
   assert_int_equal(lmz_key_list_range(&r, p, (size_t)pl, 1, "ab", 2), 0);
-  assert_memory_equal(r.lower, "A\x01" "B\x01i\x01" "ab", 8);
+  assert_memory_equal(r.lower,
+                      "A\x01"
+                      "B\x01i\x01"
+                      "ab",
+                      8);
   assert_int_equal(r.lower_len, 8);
-  assert_memory_equal(r.upper, "A\x01" "B\x01i\x01" "ac", 8);
+  assert_memory_equal(r.upper,
+                      "A\x01"
+                      "B\x01i\x01"
+                      "ac",
+                      8);
   assert_int_equal(r.upper_len, 8);
 
   const char *inside[] = {"ab", "ab\x00", "abz", "ab\xff\xff"};

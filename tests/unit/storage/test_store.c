@@ -223,12 +223,10 @@ static void scans(void **state) {
   struct collect c;
   memset(&c, 0, sizeof c);
   c.stop_after = 2;
-  assert_int_equal(lmz_store_scan(f->s, "k", 1, "l", 1, 0, false, collect_cb,
-                                  &c),
-                   2);
+  assert_int_equal(
+      lmz_store_scan(f->s, "k", 1, "l", 1, 0, false, collect_cb, &c), 2);
   assert_string_equal(c.text, "k0,k1");
-  assert_int_equal(lmz_store_scan(f->s, NULL, 0, NULL, 0, 0, false, NULL,
-                                  NULL),
+  assert_int_equal(lmz_store_scan(f->s, NULL, 0, NULL, 0, 0, false, NULL, NULL),
                    LMZ_EINVAL);
 }
 
@@ -273,14 +271,12 @@ static void actor_prefix_scans(void **state) {
                    6);
   /* deleting one actor's range leaves the other one whole */
   b = lmz_batch_new();
-  assert_int_equal(lmz_batch_delete_range(b, r.lower, r.lower_len, r.upper,
-                                          r.upper_len),
-                   0);
+  assert_int_equal(
+      lmz_batch_delete_range(b, r.lower, r.lower_len, r.upper, r.upper_len), 0);
   assert_int_equal(commit_wait(f, b), 0);
   memset(&c, 0, sizeof c);
-  assert_int_equal(lmz_store_scan(f->s, NULL, 0, NULL, 0, 0, false, collect_cb,
-                                  &c),
-                   6);
+  assert_int_equal(
+      lmz_store_scan(f->s, NULL, 0, NULL, 0, 0, false, collect_cb, &c), 6);
   pl = lmz_key_actor_prefix(p, "ab", 2, "c", 1);
   assert_int_equal(lmz_key_actor_range(&r, p, (size_t)pl), 0);
   memset(&c, 0, sizeof c);
@@ -303,8 +299,9 @@ static void batch_limits(void **state) {
   static char big[LMZ_STORE_KEY_MAX + 1];
   assert_int_equal(lmz_batch_put(b, big, sizeof big, "v", 1), LMZ_ETOOBIG);
   assert_int_equal(lmz_batch_delete(b, big, sizeof big), LMZ_ETOOBIG);
-  assert_int_equal(lmz_batch_put(b, "k", 1, big, (size_t)LMZ_STORE_VALUE_MAX + 1),
-                   LMZ_ETOOBIG);
+  assert_int_equal(
+      lmz_batch_put(b, "k", 1, big, (size_t)LMZ_STORE_VALUE_MAX + 1),
+      LMZ_ETOOBIG);
   assert_int_equal(lmz_batch_count(b), 2); /* errors changed nothing */
   lmz_batch_clear(b);
   assert_int_equal(lmz_batch_count(b), 0);
@@ -319,8 +316,8 @@ static void put_actor(lmz_batch *b, const char *bind, const char *inst,
                       unsigned space, const void *k, size_t kl, const void *v,
                       size_t vl) {
   uint8_t key[LMZ_KEY_MAX];
-  int n = lmz_key_actor(key, bind, strlen(bind), inst, strlen(inst), space, k,
-                        kl);
+  int n =
+      lmz_key_actor(key, bind, strlen(bind), inst, strlen(inst), space, k, kl);
   assert_true(n > 0);
   assert_int_equal(lmz_batch_put(b, key, (size_t)n, v, vl), 0);
 }
@@ -393,9 +390,8 @@ static void export_import_round_trip(void **state) {
 
   const char *bn, *in;
   size_t bl, il;
-  assert_int_equal(lmz_store_dump_actor(dump.data, dump.len, &bn, &bl, &in,
-                                        &il),
-                   0);
+  assert_int_equal(
+      lmz_store_dump_actor(dump.data, dump.len, &bn, &bl, &in, &il), 0);
   assert_int_equal(bl, 3);
   assert_memory_equal(bn, "DOC", 3);
   assert_int_equal(il, 1);
@@ -464,7 +460,10 @@ static void expect_bad_dump(struct fx *f, const void *data, size_t len,
 
 /* Hand-built dump: header for B/i, then `body`, raw. */
 static size_t mk_dump(uint8_t *out, const void *body, size_t body_len) {
-  memcpy(out, "LMZA\x01\x01" "B\x01i", 9);
+  memcpy(out,
+         "LMZA\x01\x01"
+         "B\x01i",
+         9);
   memcpy(out + 9, body, body_len);
   return 9 + body_len;
 }
@@ -526,7 +525,8 @@ static void import_rejects_malformed(void **state) {
   expect_bad_dump(f, d, n, LMZ_EBADMSG);
   /* empty binding, instance over the limit */
   expect_bad_dump(f, "LMZA\x01\x00\x00\x00\x00", 9, LMZ_EBADMSG);
-  uint8_t big[1100] = "LMZA\x01\x01" "B\x81\x08";
+  uint8_t big[1100] = "LMZA\x01\x01"
+                      "B\x81\x08";
   expect_bad_dump(f, big, sizeof big, LMZ_EBADMSG); /* instance len 1025 */
   expect_bad_dump(f, NULL, 0, LMZ_EBADMSG);
   const char *bn, *in;
