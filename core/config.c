@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 static const char *json_type_name(const lmz_json *j) {
-  static const char *const names[] = {"null",   "false",  "true",  "number",
+  static const char *const names[] = {"null",   "false", "true",  "number",
                                       "string", "array", "object"};
   return j->type < LMZ_ARRAY_SIZE(names) ? names[j->type] : "unknown";
 }
@@ -152,9 +152,8 @@ static int read_all(lmz_arena *a, int fd, const char *path, char **out,
     len += (size_t)n;
   }
   if (len > LMZ_CONFIG_MAX_BYTES) {
-    snprintf(errmsg, LMZ_ERRMSG_LEN,
-             "%s: file exceeds the limit of %u bytes", path,
-             LMZ_CONFIG_MAX_BYTES);
+    snprintf(errmsg, LMZ_ERRMSG_LEN, "%s: file exceeds the limit of %u bytes",
+             path, LMZ_CONFIG_MAX_BYTES);
     return LMZ_ETOOBIG;
   }
   buf[len] = 0; /* len < cap here: keep the text NUL-terminated */

@@ -36,7 +36,7 @@
 #define JSON_DEFAULT_MAX_LEN ((size_t)64 << 20)
 #define SCRATCH_INLINE 64
 
-/* ---- parser state ---------------------------------------------------------- */
+/* ---- parser state -------------------------------------------------------- */
 
 struct frame {
   lmz_json *node; /* the open container */
@@ -111,7 +111,7 @@ static void *grow(void *arr, size_t *cap, size_t elem, const void *inline_arr) {
   return p;
 }
 
-/* ---- whitespace and comments ------------------------------------------------ */
+/* ---- whitespace and comments --------------------------------------------- */
 
 static inline bool is_ws(unsigned char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
@@ -156,12 +156,12 @@ static inline int skip_ws(struct parser *ps) {
   }
 }
 
-/* ---- strings ---------------------------------------------------------------- */
+/* ---- strings ------------------------------------------------------------- */
 
 /* Bytes that end a plain run inside a string: '"', '\\' and controls. */
 static const unsigned char str_special[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1};
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1};
 
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
@@ -234,12 +234,11 @@ static size_t put_utf8(char *out, unsigned cp) {
 /* Decodes the escape at *pp (a backslash) into out (room for 4 bytes);
  * advances *pp past it. A \uD800-\uDBFF followed by a \uDC00-\uDFFF escape
  * becomes one 4-byte character; any other surrogate becomes WTF-8. */
-static int unescape(struct parser *ps, const char **pp, char *out,
-                    size_t *n) {
+static int unescape(struct parser *ps, const char **pp, char *out, size_t *n) {
   const char *p = *pp + 1;
-  static const char simple[256] = {['"'] = '"', ['\\'] = '\\', ['/'] = '/',
-                                   ['b'] = '\b', ['f'] = '\f', ['n'] = '\n',
-                                   ['r'] = '\r', ['t'] = '\t'};
+  static const char simple[256] = {
+      ['"'] = '"',  ['\\'] = '\\', ['/'] = '/',  ['b'] = '\b',
+      ['f'] = '\f', ['n'] = '\n',  ['r'] = '\r', ['t'] = '\t'};
   if (p < ps->end && simple[(unsigned char)*p]) {
     out[0] = simple[(unsigned char)*p];
     *n = 1;
@@ -331,7 +330,7 @@ static inline int parse_string(struct parser *ps, const char **out,
   return parse_string_slow(ps, s, q, out, outlen);
 }
 
-/* ---- numbers ---------------------------------------------------------------- */
+/* ---- numbers ------------------------------------------------------------- */
 
 static const double pow10_exact[23] = {
     1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
@@ -422,7 +421,7 @@ static int parse_number(struct parser *ps, double *out) {
   return slow_strtod(ps, s, p, out);
 }
 
-/* ---- values ----------------------------------------------------------------- */
+/* ---- values -------------------------------------------------------------- */
 
 static inline lmz_json *new_node(struct parser *ps, uint8_t type,
                                  const char *at) {
@@ -506,8 +505,8 @@ static int open_container(struct parser *ps) {
     return fail(ps, LMZ_ENOMEM, at, "out of memory");
   j->u.items = NULL;
   if (ps->depth == ps->cap_frames) {
-    struct frame *nf = grow(ps->frames, &ps->cap_frames, sizeof *nf,
-                            ps->frames_inline);
+    struct frame *nf =
+        grow(ps->frames, &ps->cap_frames, sizeof *nf, ps->frames_inline);
     if (!nf)
       return fail(ps, LMZ_ENOMEM, at, "out of memory");
     ps->frames = nf;
@@ -735,7 +734,7 @@ int lmz_json_parse(lmz_arena *a, const char *text, size_t len,
   return 0;
 }
 
-/* ---- lookup and positions --------------------------------------------------- */
+/* ---- lookup and positions ------------------------------------------------ */
 
 lmz_json *lmz_json_get(const lmz_json *obj, const char *key) {
   if (!obj || obj->type != LMZ_JSON_OBJECT)
@@ -749,8 +748,8 @@ lmz_json *lmz_json_get(const lmz_json *obj, const char *key) {
   return NULL;
 }
 
-void lmz_json_line_col(const char *text, size_t len, size_t offset,
-                       int *line, int *col) {
+void lmz_json_line_col(const char *text, size_t len, size_t offset, int *line,
+                       int *col) {
   int l = 1, c = 1;
   size_t i = 0;
   if (offset > len)
@@ -770,7 +769,7 @@ void lmz_json_line_col(const char *text, size_t len, size_t offset,
   *col = c;
 }
 
-/* ---- string writer ---------------------------------------------------------- */
+/* ---- string writer ------------------------------------------------------- */
 
 /* Length of the well-formed UTF-8 sequence at s (which starts with a byte
  * >= 0x80), accepting WTF-8 surrogates (ED A0..BF xx); 0 if ill-formed.
@@ -806,9 +805,8 @@ static size_t utf8_seq(const unsigned char *s, size_t avail, unsigned *sur,
 static int write_escape(lmz_buf *b, unsigned char c) {
   static const char hex[] = "0123456789abcdef";
   char e[6] = {'\\', 0, 0, 0, 0, 0};
-  static const char short_esc[32] = {['\b'] = 'b', ['\f'] = 'f',
-                                     ['\n'] = 'n', ['\r'] = 'r',
-                                     ['\t'] = 't'};
+  static const char short_esc[32] = {
+      ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
   if (c == '"' || c == '\\') {
     e[1] = (char)c;
     return lmz_buf_append(b, e, 2);
@@ -849,7 +847,8 @@ static long write_non_ascii(lmz_buf *b, const unsigned char *s, size_t avail) {
   static const char hex[] = "0123456789abcdef";
   char e[6];
   e[0] = '\\', e[1] = 'u', e[2] = 'd';
-  e[3] = hex[(sur >> 8) & 15], e[4] = hex[(sur >> 4) & 15], e[5] = hex[sur & 15];
+  e[3] = hex[(sur >> 8) & 15], e[4] = hex[(sur >> 4) & 15],
+  e[5] = hex[sur & 15];
   rv = lmz_buf_append(b, e, 6);
   return rv ? rv : 3;
 }
@@ -861,15 +860,14 @@ static inline size_t plain_ascii_run(const unsigned char *s, size_t len) {
   while (len - i >= 8) {
     uint64_t w;
     memcpy(&w, s + i, 8);
-    uint64_t t = has_byte(w, '"') | has_byte(w, '\\') | has_less(w, 0x20) |
-                 (w & HIGHS);
+    uint64_t t =
+        has_byte(w, '"') | has_byte(w, '\\') | has_less(w, 0x20) | (w & HIGHS);
     if (t)
       return i + (__builtin_ctzll(t) >> 3);
     i += 8;
   }
 #endif
-  while (i < len && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' &&
-         s[i] != '\\')
+  while (i < len && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
     i++;
   return i;
 }
@@ -902,7 +900,7 @@ int lmz_json_write_string(lmz_buf *b, const char *str, size_t len) {
   return lmz_buf_putc(b, '"');
 }
 
-/* ---- number formatting ------------------------------------------------------ */
+/* ---- number formatting --------------------------------------------------- */
 
 /* Significant digits of a "%.*e" rendering (no trailing zeros) into
  * digits; returns their count and sets *point (d = 0.DIGITS x 10^point). */
@@ -959,7 +957,8 @@ static bool other_neighbour16(double d, char *buf, size_t size) {
   snprintf(buf, size, "%" PRIu64 "e%d", s, point - 16);
   if (strtod(buf, NULL) != d)
     return false;
-  snprintf(buf, size, "%c.%.15" PRIu64 "e%d", (char)('0' + s / UINT64_C(1000000000000000)),
+  snprintf(buf, size, "%c.%.15" PRIu64 "e%d",
+           (char)('0' + s / UINT64_C(1000000000000000)),
            s % UINT64_C(1000000000000000), point - 1);
   return true;
 }
@@ -1046,7 +1045,7 @@ int lmz_json_write_number(lmz_buf *b, double d) {
   return 0;
 }
 
-/* ---- DOM writer ------------------------------------------------------------- */
+/* ---- DOM writer ---------------------------------------------------------- */
 
 struct wframe {
   const lmz_json *node;

@@ -61,10 +61,11 @@ static bool configured;                                          /* mu */
 static _Atomic int out_fd = -1;
 static _Atomic bool out_json;
 
-#define TS_LEN 96 /* room for any int fields, to keep -Wformat-truncation quiet */
+#define TS_LEN                                                                 \
+  96 /* room for any int fields, to keep -Wformat-truncation quiet */
 
-static const char *const level_names[] = {"off",   "error", "warn",
-                                          "info",  "debug", "trace"};
+static const char *const level_names[] = {"off",  "error", "warn",
+                                          "info", "debug", "trace"};
 
 int lmz_log_level_from_name(const char *name) {
   if (!name)
@@ -77,7 +78,7 @@ int lmz_log_level_from_name(const char *name) {
   return -1;
 }
 
-/* ---- patterns --------------------------------------------------------------- */
+/* ---- patterns ------------------------------------------------------------ */
 
 /* Glob match where '*' matches any run of characters (dots included).
  * Iterative with one backtrack point: O(len(glob) * len(name)) worst case. */
@@ -155,7 +156,7 @@ static void config_free(struct config *c) {
   c->n_pats = 0;
 }
 
-/* ---- configuration ---------------------------------------------------------- */
+/* ---- configuration ------------------------------------------------------- */
 
 /* Builds a configuration; NULL arguments come from the environment. With
  * `lenient`, invalid values fall back to the defaults and *bad names the
@@ -260,7 +261,7 @@ void lmz_log_set_fd(int fd) {
   atomic_store_explicit(&out_fd, fd, memory_order_relaxed);
 }
 
-/* ---- output ----------------------------------------------------------------- */
+/* ---- output -------------------------------------------------------------- */
 
 /* "2026-11-22T17:22:10.123Z" (24 bytes) into ts[TS_LEN]. */
 static void timestamp(char *ts) {
@@ -313,8 +314,8 @@ static int format_line(lmz_buf *b, const char *ns, int level, const char *msg,
   char up[8];
   size_t i = 0;
   for (; lname[i] && i < sizeof up - 1; i++)
-    up[i] = (char)(lname[i] >= 'a' && lname[i] <= 'z' ? lname[i] - 32
-                                                       : lname[i]);
+    up[i] =
+        (char)(lname[i] >= 'a' && lname[i] <= 'z' ? lname[i] - 32 : lname[i]);
   up[i] = 0;
   if ((rv = lmz_buf_printf(b, "%s %-5s %s ", ts, up, ns)) ||
       (rv = append_text_msg(b, msg, len)))

@@ -21,8 +21,8 @@ static void check_mode(const uint8_t *data, size_t size, bool jsonc) {
   if (!a)
     abort();
   lmz_arena_set_limit(a, 4u << 20);
-  struct lmz_json_opts o = {.jsonc = jsonc, .max_depth = 64,
-                            .max_len = 64 * 1024};
+  struct lmz_json_opts o = {
+      .jsonc = jsonc, .max_depth = 64, .max_len = 64 * 1024};
   struct lmz_codec_error err;
   lmz_json *root = NULL;
   int rv = lmz_json_parse(a, (const char *)data, size, &o, &root, &err);
@@ -39,8 +39,7 @@ static void check_mode(const uint8_t *data, size_t size, bool jsonc) {
   struct lmz_json_opts strict = {.max_depth = 64, .max_len = 0};
   lmz_json *again = NULL;
   lmz_arena_set_limit(a, 0);
-  if (lmz_json_parse(a, (const char *)b1.data, b1.len, &strict, &again,
-                     &err)) {
+  if (lmz_json_parse(a, (const char *)b1.data, b1.len, &strict, &again, &err)) {
     fprintf(stderr, "re-parse failed at %zu: %s\n", err.offset, err.msg);
     abort();
   }

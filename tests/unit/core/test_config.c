@@ -47,13 +47,14 @@ static char *write_file(struct fixture *f, const char *name, const char *text,
 
 static void loads_jsonc_file(void **state) {
   struct fixture *f = *state;
-  const char *text = "\xEF\xBB\xBF// node config\n"
-                     "{\n"
-                     "  \"name\": \"n1\", /* the node */\n"
-                     "  \"durable_objects\": {\"bindings\": [\n"
-                     "    {\"name\": \"COUNTER\", \"class_name\": \"Counter\"},\n"
-                     "  ]},\n"
-                     "}\n";
+  const char *text =
+      "\xEF\xBB\xBF// node config\n"
+      "{\n"
+      "  \"name\": \"n1\", /* the node */\n"
+      "  \"durable_objects\": {\"bindings\": [\n"
+      "    {\"name\": \"COUNTER\", \"class_name\": \"Counter\"},\n"
+      "  ]},\n"
+      "}\n";
   char *path = write_file(f, "node.jsonc", text, strlen(text));
   lmz_config cfg;
   char errmsg[LMZ_ERRMSG_LEN] = "";
@@ -84,9 +85,9 @@ static void syntax_error_reports_line_and_column(void **state) {
   const char *text = "{\n  \"a\": 1,\n    x: 2\n}\n";
   lmz_config cfg;
   char errmsg[LMZ_ERRMSG_LEN];
-  assert_int_equal(lmz_config_parse(f->a, "cfg.jsonc", text, strlen(text),
-                                    &cfg, errmsg),
-                   LMZ_ESYNTAX);
+  assert_int_equal(
+      lmz_config_parse(f->a, "cfg.jsonc", text, strlen(text), &cfg, errmsg),
+      LMZ_ESYNTAX);
   assert_string_equal(errmsg,
                       "cfg.jsonc:3:5: expected a string key or '}', found 'x'");
   assert_null(cfg.root);
@@ -94,8 +95,8 @@ static void syntax_error_reports_line_and_column(void **state) {
   char *path = write_file(f, "bad.jsonc", text, strlen(text));
   assert_int_equal(lmz_config_load(f->a, path, &cfg, errmsg), LMZ_ESYNTAX);
   char want[LMZ_ERRMSG_LEN];
-  snprintf(want, sizeof want,
-           "%s:3:5: expected a string key or '}', found 'x'", path);
+  snprintf(want, sizeof want, "%s:3:5: expected a string key or '}', found 'x'",
+           path);
   assert_string_equal(errmsg, want);
   free(path);
   /* an unterminated comment is reported where it starts */
@@ -111,9 +112,9 @@ static void root_must_be_an_object(void **state) {
   lmz_config cfg;
   char errmsg[LMZ_ERRMSG_LEN];
   const char *t = "// list\n  [1, 2]";
-  assert_int_equal(lmz_config_parse(f->a, "x.jsonc", t, strlen(t), &cfg,
-                                    errmsg),
-                   LMZ_EBADCONFIG);
+  assert_int_equal(
+      lmz_config_parse(f->a, "x.jsonc", t, strlen(t), &cfg, errmsg),
+      LMZ_EBADCONFIG);
   assert_string_equal(
       errmsg, "x.jsonc:2:3: the configuration must be a JSON object, found "
               "array");

@@ -57,8 +57,8 @@ static void expect_err_opts(const char *text, size_t len,
   lmz_json *root = NULL;
   int rv = lmz_json_parse(arena, text, len, o, &root, &err);
   if (rv != code || err.offset != offset)
-    fail_msg("'%s': got %d at %zu (%s), want %d at %zu", text, rv,
-             err.offset, err.msg, code, offset);
+    fail_msg("'%s': got %d at %zu (%s), want %d at %zu", text, rv, err.offset,
+             err.msg, code, offset);
   assert_int_equal(err.code, code);
   assert_null(root);
   if (msg)
@@ -86,7 +86,7 @@ static void assert_roundtrip(const char *in, const char *want) {
   free(out);
 }
 
-/* ---- values ------------------------------------------------------------------ */
+/* ---- values -------------------------------------------------------------- */
 
 static void all_value_types(void **state) {
   (void)state;
@@ -129,14 +129,33 @@ static void all_value_types(void **state) {
 
 static void numbers_parse_exactly(void **state) {
   (void)state;
-  static const char *const cases[] = {
-      "0", "1", "-1", "0.5", "0.1", "3.14159", "1e2", "1E2", "1e+2", "1e-2",
-      "123456789012345678", "9007199254740993", "9007199254740992",
-      "123456789012345678901234567890", "1.7976931348623157e308",
-      "4.9e-324", "2.2250738585072011e-308", "0.30000000000000004",
-      "1.23e-18", "1e22", "1e23", "123.456e-10", "0.000001", "-0.0",
-      "100000000000000000000000000000001e-30",
-      "0.0000000000000000000000000000001", "1e-400"};
+  static const char *const cases[] = {"0",
+                                      "1",
+                                      "-1",
+                                      "0.5",
+                                      "0.1",
+                                      "3.14159",
+                                      "1e2",
+                                      "1E2",
+                                      "1e+2",
+                                      "1e-2",
+                                      "123456789012345678",
+                                      "9007199254740993",
+                                      "9007199254740992",
+                                      "123456789012345678901234567890",
+                                      "1.7976931348623157e308",
+                                      "4.9e-324",
+                                      "2.2250738585072011e-308",
+                                      "0.30000000000000004",
+                                      "1.23e-18",
+                                      "1e22",
+                                      "1e23",
+                                      "123.456e-10",
+                                      "0.000001",
+                                      "-0.0",
+                                      "100000000000000000000000000000001e-30",
+                                      "0.0000000000000000000000000000001",
+                                      "1e-400"};
   for (size_t i = 0; i < LMZ_ARRAY_SIZE(cases); i++) {
     lmz_json *j = parse(cases[i]);
     assert_int_equal(j->type, LMZ_JSON_NUMBER);
@@ -234,13 +253,14 @@ static void length_limit(void **state) {
   assert_int_equal(parse_opts("[1,2,3,45]", 10, &o)->n, 4);
 }
 
-/* ---- strings ----------------------------------------------------------------- */
+/* ---- strings ------------------------------------------------------------- */
 
 static void escapes(void **state) {
   (void)state;
   lmz_json *s = parse("\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u0041\\u00e9\\u20AC"
                       "\\ud83d\\ude00z\"");
-  const char want[] = "a\"b\\c/d\b\f\n\r\tA\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80z";
+  const char want[] =
+      "a\"b\\c/d\b\f\n\r\tA\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80z";
   assert_int_equal(s->u.str.len, sizeof want - 1);
   assert_memory_equal(s->u.str.p, want, sizeof want);
   /* NUL inside a string is kept, and the result stays NUL-terminated */
@@ -272,11 +292,14 @@ static void surrogates(void **state) {
     const char *want;
     size_t len;
   } cases[] = {
-      {"\"\\ud800\"", "\xED\xA0\x80", 3},             /* lone high */
-      {"\"\\udc00x\"", "\xED\xB0\x80x", 4},           /* lone low */
-      {"\"\\ud800\\u0041\"", "\xED\xA0\x80" "A", 4},  /* high, then BMP */
+      {"\"\\ud800\"", "\xED\xA0\x80", 3},   /* lone high */
+      {"\"\\udc00x\"", "\xED\xB0\x80x", 4}, /* lone low */
+      {"\"\\ud800\\u0041\"",
+       "\xED\xA0\x80"
+       "A",
+       4}, /* high, then BMP */
       {"\"\\ud800\\ud800\"", "\xED\xA0\x80\xED\xA0\x80", 6},
-      {"\"\\udbff\\udfff\"", "\xF4\x8F\xBF\xBF", 4},  /* U+10FFFF */
+      {"\"\\udbff\\udfff\"", "\xF4\x8F\xBF\xBF", 4},         /* U+10FFFF */
       {"\"\\udc00\\ud800\"", "\xED\xB0\x80\xED\xA0\x80", 6}, /* wrong order */
       {"\"\\ud800\\n\"", "\xED\xA0\x80\n", 4},
   };
@@ -290,7 +313,7 @@ static void surrogates(void **state) {
              "expected 4 hex digits after '\\u', found 'Z'");
 }
 
-/* ---- errors ------------------------------------------------------------------ */
+/* ---- errors -------------------------------------------------------------- */
 
 static void syntax_errors_have_exact_offsets(void **state) {
   (void)state;
@@ -463,7 +486,7 @@ static void line_and_column(void **state) {
   assert_true(line == 1 && col == 1);
 }
 
-/* ---- writers ----------------------------------------------------------------- */
+/* ---- writers ------------------------------------------------------------- */
 
 static void write_string_like_json_stringify(void **state) {
   (void)state;
@@ -487,7 +510,11 @@ static void write_string_like_json_stringify(void **state) {
       {"\xED\xA0\xBD\xED\xB8\x80", 6, "\"\xF0\x9F\x98\x80\""},
       /* ill-formed UTF-8 -> U+FFFD, one per maximal subpart (WHATWG) */
       {"\xFF", 1, "\"\xEF\xBF\xBD\""},
-      {"a\x80" "b", 3, "\"a\xEF\xBF\xBD" "b\""},
+      {"a\x80"
+       "b",
+       3,
+       "\"a\xEF\xBF\xBD"
+       "b\""},
       {"\xC0\xAF", 2, "\"\xEF\xBF\xBD\xEF\xBF\xBD\""},
       {"\xE2\x82", 2, "\"\xEF\xBF\xBD\""},
       {"\xE2\x82z", 3, "\"\xEF\xBF\xBDz\""},
@@ -576,8 +603,7 @@ static void format_number_like_javascript(void **state) {
   /* the widest outputs fit in 32 bytes */
   assert_int_equal(lmz_json_format_number(-1.2345678901234567e-300, out), 24);
   assert_int_equal(lmz_json_format_number(-1.2345678901234567e-7, out), 22);
-  assert_int_equal(lmz_json_format_number(-0.0000012345678901234567, out),
-                   25);
+  assert_int_equal(lmz_json_format_number(-0.0000012345678901234567, out), 25);
   assert_string_equal(out, "-0.0000012345678901234567");
   /* the buffer writer: non-finite numbers become null, as JSON.stringify */
   lmz_buf b = LMZ_BUF_INIT;
@@ -596,7 +622,8 @@ static void write_dom_is_compact_and_exact(void **state) {
                    "{\"a\":[1,-2.5,1e+21,1e-7,1,0],\"b\":null,\"c\":true,"
                    "\"d\":false,\"e\":{},\"f\":[],\"g\":\"x\\u0001\\n\xC3\xA9"
                    "\\ud800/\"}");
-  assert_roundtrip("[[[[]]],{\"\":{\"\":[{}]}}]", "[[[[]]],{\"\":{\"\":[{}]}}]");
+  assert_roundtrip("[[[[]]],{\"\":{\"\":[{}]}}]",
+                   "[[[[]]],{\"\":{\"\":[{}]}}]");
   assert_roundtrip("1e400", "null");
   assert_roundtrip("\"\\u007f\"", "\"\x7f\"");
   assert_roundtrip("{\"k\\n\":1}", "{\"k\\n\":1}");
@@ -635,8 +662,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(syntax_errors_have_exact_offsets, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(strict_rejects_jsonc, setup, teardown),
-      cmocka_unit_test_setup_teardown(jsonc_comments_and_trailing_commas,
-                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(jsonc_comments_and_trailing_commas, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(duplicate_keys_last_wins, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(out_of_memory_is_an_error, setup,

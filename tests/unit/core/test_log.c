@@ -82,8 +82,8 @@ static void which_log(int level, char *out, size_t n) {
   LMZ_LOG(&ns_gateway, level, "x");
   char *s = captured();
   out[0] = 0;
-  const char *names[] = {"lmz.cluster.raft", "lmz.cluster.gossip",
-                         "lmz.actor", "lmz.gateway"};
+  const char *names[] = {"lmz.cluster.raft", "lmz.cluster.gossip", "lmz.actor",
+                         "lmz.gateway"};
   for (size_t i = 0; i < LMZ_ARRAY_SIZE(names); i++) {
     char needle[64];
     snprintf(needle, sizeof needle, " %s x\n", names[i]);
@@ -170,8 +170,9 @@ static void json_line_format(void **state) {
   assert_string_equal(lmz_json_get(j, "ns")->u.str.p, "lmz.gateway");
   assert_string_equal(lmz_json_get(j, "msg")->u.str.p,
                       "quote \" backslash \\ nl \n 7");
-  assert_non_null(strstr(s, ",\"level\":\"warn\",\"ns\":\"lmz.gateway\","
-                            "\"msg\":\"quote \\\" backslash \\\\ nl \\n 7\"}\n"));
+  assert_non_null(strstr(s,
+                         ",\"level\":\"warn\",\"ns\":\"lmz.gateway\","
+                         "\"msg\":\"quote \\\" backslash \\\\ nl \\n 7\"}\n"));
   lmz_arena_free(a);
   free(s);
   assert_int_equal(lmz_log_configure("info", NULL, "text"), 0);
@@ -199,9 +200,8 @@ static void debug_patterns_select_namespaces(void **state) {
                    0);
   which_log(LMZ_LOG_DEBUG, got, sizeof got);
   assert_string_equal(got, "raft,gossip,actor,gateway");
-  assert_int_equal(lmz_log_configure("info", "lmz.gateway:trace, lmz.actor",
-                                     NULL),
-                   0);
+  assert_int_equal(
+      lmz_log_configure("info", "lmz.gateway:trace, lmz.actor", NULL), 0);
   which_log(LMZ_LOG_TRACE, got, sizeof got);
   assert_string_equal(got, "gateway");
   which_log(LMZ_LOG_DEBUG, got, sizeof got);
@@ -342,16 +342,17 @@ static void concurrent_lines_do_not_interleave(void **state) {
     long id;
     int n;
     char pad[16];
-    assert_int_equal(sscanf(line + 24, " INFO  lmz.thread thread %ld line %d "
-                                       "%15s",
+    assert_int_equal(sscanf(line + 24,
+                            " INFO  lmz.thread thread %ld line %d "
+                            "%15s",
                             &id, &n, pad),
                      3);
     assert_true(id >= 0 && id < THREADS);
     assert_int_equal(n, seen[id]++); /* per thread, in order */
-    assert_int_equal(strlen(line), 24 + strlen(" INFO  lmz.thread thread 0 "
-                                               "line ") +
-                                       (size_t)snprintf(NULL, 0, "%d", n) +
-                                       48);
+    assert_int_equal(strlen(line), 24 +
+                                       strlen(" INFO  lmz.thread thread 0 "
+                                              "line ") +
+                                       (size_t)snprintf(NULL, 0, "%d", n) + 48);
     line = nl + 1;
   }
   free(s);
