@@ -1,0 +1,705 @@
+/* Tests for cluster/transport_uv.c and cluster/rpc_client.c over real
+ * loopback TCP on ephemeral ports. Every wait is bounded by a deadline. */
+#include "lib/testlib.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cluster/rpc_client.h"
+#include "cluster/secure.h"
+#include "cluster/transport.h"
+#include "proto/frame.h"
+
+static uint8_t KEY[32], OTHER_KEY[32];
+
+/* ---- a transport with counters ------------------------------------------ */
+
+typedef struct node {
+  lmz_transport_t t;
+  uint64_t id;
+  int ups, downs, last_down_status;
+  uint64_t frames, next_expected; /* Call frames received, in order */
+  int order_errors;
+  bool echo;   /* answer Call with Result (same call_id, value = chain) */
+  bool closed; /* close callback ran */
+  lmz_conn_t *last_conn;
+} node;
+
+static void on_frame(lmz_conn_t *c, const Lmz__Frame *f, void *data) {
+  node *n = data;
+  n->last_conn = c;
+  if (f->body_case != LMZ__FRAME__BODY_CALL)
+    return;
+  if (f->call->call_id != n->next_expected)
+    n->order_errors++;
+  n->next_expected = f->call->call_id + 1;
+  n->frames++;
+  if (n->echo) {
+    Lmz__Result r = LMZ__RESULT__INIT;
+    r.call_id = f->call->call_id;
+    r.ok = 1;
+    r.value = f->call->chain;
+    Lmz__Frame out = LMZ__FRAME__INIT;
+    out.body_case = LMZ__FRAME__BODY_RESULT;
+    out.result = &r;
+    assert_int_equal(lmz_conn_send(c, &out), 0);
+  }
+}
+
+static void on_state(lmz_conn_t *c, int state, int status, void *data) {
+  node *n = data;
+  if (state == LMZ_CONN_UP) {
+    n->ups++;
+  } else {
+    n->downs++;
+    n->last_down_status = status;
+  }
+  (void)c;
+}
+
+static void on_closed(lmz_transport_t *t) {
+  node *n = lmz_container_of(t, node, t);
+  n->closed = true;
+}
+
+static struct lmz_transport_options base_opts(node *n, const char *listen) {
+  struct lmz_transport_options o = {0};
+  o.key = KEY;
+  o.node_id = n->id;
+  o.name = "test";
+  o.listen = listen;
+  o.on_frame = on_frame;
+  o.on_conn_state = on_state;
+  o.data = n;
+  o.backoff_min_ms = 10;
+  o.backoff_max_ms = 100;
+  return o;
+}
+
+static void node_start(uv_loop_t *loop, node *n, uint64_t id,
+                       struct lmz_transport_options *o) {
+  memset(n, 0, sizeof *n);
+  n->id = id;
+  o->node_id = id;
+  o->data = n;
+  assert_int_equal(lmz_transport_init(loop, &n->t, o), 0);
+}
+
+typedef bool (*pred_fn)(void *ctx);
+
+/* Runs the loop until pred holds; fails the test after timeout_ms. */
+static void run_until(uv_loop_t *loop, pred_fn pred, void *ctx,
+                      uint64_t timeout_ms) {
+  uint64_t deadline = tl_now_ms() + timeout_ms;
+  while (!pred(ctx)) {
+    if (tl_now_ms() > deadline)
+      fail_msg("condition not reached within %llu ms",
+               (unsigned long long)timeout_ms);
+    uv_run(loop, UV_RUN_ONCE);
+  }
+}
+
+static bool is_closed(void *ctx) { return ((node *)ctx)->closed; }
+static bool has_up(void *ctx) { return ((node *)ctx)->ups > 0; }
+static bool has_down(void *ctx) { return ((node *)ctx)->downs > 0; }
+
+static void node_close(uv_loop_t *loop, node *n) {
+  lmz_transport_close(&n->t, on_closed);
+  run_until(loop, is_closed, n, 5000);
+}
+
+static void loop_teardown(uv_loop_t *loop) {
+  uv_run(loop, UV_RUN_NOWAIT);
+  assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static Lmz__Frame call_frame(Lmz__Call *c, uint64_t id, const void *chain,
+                             size_t len) {
+  lmz__call__init(c);
+  c->call_id = id;
+  c->version = 1;
+  c->chain.data = (uint8_t *)chain;
+  c->chain.len = len;
+  Lmz__Frame f = LMZ__FRAME__INIT;
+  f.body_case = LMZ__FRAME__BODY_CALL;
+  f.call = c;
+  return f;
+}
+
+static char *addr_of(node *n, char *buf) {
+  sprintf(buf, "127.0.0.1:%d", lmz_transport_port(&n->t));
+  return buf;
+}
+
+/* ---- 100k frames both ways, batched ------------------------------------- */
+
+typedef struct {
+  node *a, *b;
+  uint64_t want;
+} pair_ctx;
+
+static bool both_up(void *ctx) {
+  pair_ctx *p = ctx;
+  return p->a->ups > 0 && p->b->ups > 0;
+}
+
+static void test_exchange_100k_both_ways(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  node a, b;
+  struct lmz_transport_options oa = base_opts(&a, NULL);
+  struct lmz_transport_options ob = base_opts(&b, "127.0.0.1:0");
+  node_start(&loop, &b, 2, &ob);
+  node_start(&loop, &a, 1, &oa);
+  char addr[64];
+  lmz_conn_t *ca;
+  assert_int_equal(lmz_transport_connect(&a.t, 2, addr_of(&b, addr), &ca), 0);
+  pair_ctx pc = {&a, &b, 100000};
+  run_until(&loop, both_up, &pc, 5000);
+  lmz_conn_t *cb = lmz_transport_peer(&b.t, 1);
+  assert_non_null(cb);
+  assert_false(lmz_conn_is_managed(cb));
+  assert_true(lmz_conn_is_managed(ca));
+  assert_int_equal(lmz_conn_peer_incarnation(cb) != 0, 1);
+  const uint64_t N = 100000;
+  uint64_t sent_a = 0, sent_b = 0, overloads = 0;
+  uint64_t deadline = tl_now_ms() + 30000;
+  while (a.frames < N || b.frames < N) {
+    assert_true(tl_now_ms() < deadline);
+    Lmz__Call call;
+    for (int i = 0; i < 5000 && sent_a < N; i++) {
+      Lmz__Frame f = call_frame(&call, sent_a, "0123456789abcdef", 16);
+      int rv = lmz_conn_send(ca, &f);
+      if (rv == LMZ_EOVERLOAD) {
+        overloads++;
+        break;
+      }
+      assert_int_equal(rv, 0);
+      sent_a++;
+    }
+    for (int i = 0; i < 5000 && sent_b < N; i++) {
+      Lmz__Frame f = call_frame(&call, sent_b, "fedcba9876543210", 16);
+      int rv = lmz_conn_send(cb, &f);
+      if (rv == LMZ_EOVERLOAD) {
+        overloads++;
+        break;
+      }
+      assert_int_equal(rv, 0);
+      sent_b++;
+    }
+    uv_run(&loop, UV_RUN_NOWAIT);
+  }
+  assert_int_equal(a.frames, N);
+  assert_int_equal(b.frames, N);
+  assert_int_equal(a.order_errors, 0);
+  assert_int_equal(b.order_errors, 0);
+  struct lmz_transport_metrics ma, mb;
+  lmz_transport_metrics(&a.t, &ma);
+  lmz_transport_metrics(&b.t, &mb);
+  assert_int_equal(ma.frames_out, N);
+  assert_int_equal(mb.frames_in, N);
+  assert_int_equal(ma.frames_in, N);
+  /* Batched: far fewer writes than frames. */
+  assert_true(ma.writes * 20 < ma.frames_out);
+  assert_true(mb.writes * 20 < mb.frames_out);
+  assert_int_equal(ma.decrypt_failures + mb.decrypt_failures, 0);
+  assert_int_equal(ma.handshakes_ok, 1);
+  assert_int_equal(mb.handshakes_ok, 1);
+  print_message("100k both ways: writes a=%llu b=%llu, overloads=%llu\n",
+                (unsigned long long)ma.writes, (unsigned long long)mb.writes,
+                (unsigned long long)overloads);
+  node_close(&loop, &a);
+  node_close(&loop, &b);
+  loop_teardown(&loop);
+}
+
+/* ---- backpressure ------------------------------------------------------- */
+
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {0};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, (struct sockaddr *)&sa, sizeof sa);
+  socklen_t len = sizeof sa;
+  getsockname(fd, (struct sockaddr *)&sa, &len);
+  close(fd); /* nothing listens there now: connections are refused */
+  return ntohs(sa.sin_port);
+}
+
+static void test_backpressure_peer_gone(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  node a;
+  struct lmz_transport_options oa = base_opts(&a, NULL);
+  oa.max_pending_bytes = 64 * 1024;
+  node_start(&loop, &a, 1, &oa);
+  char addr[64];
+  sprintf(addr, "127.0.0.1:%d", free_port());
+  lmz_conn_t *c;
+  assert_int_equal(lmz_transport_connect(&a.t, 9, addr, &c), 0);
+  uint8_t payload[1000] = {0};
+  Lmz__Call call;
+  int accepted = 0, rv = 0;
+  for (int i = 0; i < 1000 && rv == 0; i++) {
+    Lmz__Frame f = call_frame(&call, (uint64_t)i, payload, sizeof payload);
+    rv = lmz_conn_send(c, &f);
+    if (rv == 0)
+      accepted++;
+    uv_run(&loop, UV_RUN_NOWAIT); /* dials fail meanwhile */
+  }
+  assert_int_equal(rv, LMZ_EOVERLOAD);
+  /* each frame is 4 + ~1010 bytes: 64 KiB holds 64 of them */
+  assert_int_equal(accepted, 64);
+  size_t pending = lmz_conn_pending_bytes(c);
+  assert_true(pending <= 64 * 1024);
+  for (int i = 0; i < 100; i++) { /* stays bounded, keeps refusing */
+    Lmz__Frame f = call_frame(&call, 0, payload, sizeof payload);
+    assert_int_equal(lmz_conn_send(c, &f), LMZ_EOVERLOAD);
+    uv_run(&loop, UV_RUN_NOWAIT);
+  }
+  assert_int_equal(lmz_conn_pending_bytes(c), pending);
+  assert_false(lmz_conn_is_up(c));
+  struct lmz_transport_metrics m;
+  lmz_transport_metrics(&a.t, &m);
+  assert_int_equal(m.overload_rejections, 101);
+  assert_true(m.dials >= 1);
+  assert_int_equal(a.ups, 0);
+  node_close(&loop, &a);
+  loop_teardown(&loop);
+}
+
+/* A live peer whose loop stops running (a stuck process): the sender's
+ * kernel buffers fill, then its write queue, then sends are refused; later
+ * the dead-peer timeout closes the link. */
+static void test_slow_then_dead_peer(void **state) {
+  (void)state;
+  uv_loop_t la, lb;
+  uv_loop_init(&la);
+  uv_loop_init(&lb);
+  node a, b;
+  struct lmz_transport_options oa = base_opts(&a, NULL);
+  oa.max_pending_bytes = 1u << 20;
+  oa.dead_timeout_ms = 400;
+  oa.ping_interval_ms = 100;
+  struct lmz_transport_options ob = base_opts(&b, "127.0.0.1:0");
+  node_start(&lb, &b, 2, &ob);
+  node_start(&la, &a, 1, &oa);
+  char addr[64];
+  lmz_conn_t *c;
+  assert_int_equal(lmz_transport_connect(&a.t, 2, addr_of(&b, addr), &c), 0);
+  uint64_t deadline = tl_now_ms() + 5000;
+  while (!(a.ups && b.ups)) {
+    assert_true(tl_now_ms() < deadline);
+    uv_run(&la, UV_RUN_NOWAIT);
+    uv_run(&lb, UV_RUN_NOWAIT);
+  }
+  /* b stops running. */
+  static uint8_t payload[16384];
+  Lmz__Call call;
+  int rv = 0;
+  uint64_t sent = 0;
+  while (rv == 0) {
+    assert_true(tl_now_ms() < deadline + 10000);
+    assert_true(sent < 200000); /* 3 GB: memory would have exploded */
+    Lmz__Frame f = call_frame(&call, sent, payload, sizeof payload);
+    rv = lmz_conn_send(c, &f);
+    if (rv == 0)
+      sent++;
+    if (sent % 16 == 0)
+      uv_run(&la, UV_RUN_NOWAIT);
+  }
+  assert_int_equal(rv, LMZ_EOVERLOAD);
+  assert_true(lmz_conn_pending_bytes(c) <= (1u << 20));
+  print_message("slow peer: %llu x 16 KiB accepted before EOVERLOAD\n",
+                (unsigned long long)sent);
+  /* Nothing arrives from b: dead after ~400 ms. */
+  uint64_t t0 = tl_now_ms();
+  run_until(&la, has_down, &a, 3000);
+  assert_int_equal(a.last_down_status, LMZ_ETIMEOUT);
+  assert_true(tl_now_ms() - t0 < 2000);
+  struct lmz_transport_metrics m;
+  lmz_transport_metrics(&a.t, &m);
+  assert_int_equal(m.dead_peers, 1);
+  lmz_transport_close(&b.t, on_closed);
+  lmz_transport_close(&a.t, on_closed);
+  deadline = tl_now_ms() + 5000;
+  while (!(a.closed && b.closed)) {
+    assert_true(tl_now_ms() < deadline);
+    uv_run(&la, UV_RUN_NOWAIT);
+    uv_run(&lb, UV_RUN_NOWAIT);
+  }
+  loop_teardown(&la);
+  loop_teardown(&lb);
+}
+
+/* ---- reconnect after the peer restarts on the same port ----------------- */
+
+static void test_reconnect_same_port(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  node a, b;
+  struct lmz_transport_options oa = base_opts(&a, NULL);
+  struct lmz_transport_options ob = base_opts(&b, "127.0.0.1:0");
+  node_start(&loop, &b, 2, &ob);
+  node_start(&loop, &a, 1, &oa);
+  char addr[64], listen[64];
+  addr_of(&b, addr);
+  strcpy(listen, addr);
+  lmz_conn_t *c;
+  assert_int_equal(lmz_transport_connect(&a.t, 2, addr, &c), 0);
+  pair_ctx pc = {&a, &b, 0};
+  run_until(&loop, both_up, &pc, 5000);
+  uint64_t inc1 = lmz_conn_peer_incarnation(c);
+  node_close(&loop, &b);
+  run_until(&loop, has_down, &a, 5000);
+  assert_true(a.last_down_status == LMZ_ECLOSED ||
+              a.last_down_status == UV_ECONNRESET);
+  assert_true(lmz_transport_peer(&a.t, 2) == c); /* managed: still there */
+  /* Frames sent while down are queued... */
+  Lmz__Call call;
+  for (uint64_t i = 0; i < 10; i++) {
+    Lmz__Frame f = call_frame(&call, i, "x", 1);
+    assert_int_equal(lmz_conn_send(c, &f), 0);
+  }
+  /* ...the peer comes back on the same port... */
+  ob.listen = listen;
+  node_start(&loop, &b, 2, &ob);
+  run_until(&loop, has_up, &b, 5000);
+  /* ...and gets them, in order. */
+  uint64_t deadline = tl_now_ms() + 5000;
+  while (b.frames < 10) {
+    assert_true(tl_now_ms() < deadline);
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  assert_int_equal(b.order_errors, 0);
+  assert_int_equal(a.ups, 2);
+  assert_true(lmz_conn_peer_incarnation(c) != inc1); /* restart visible */
+  struct lmz_transport_metrics m;
+  lmz_transport_metrics(&a.t, &m);
+  assert_true(m.reconnects >= 1);
+  node_close(&loop, &a);
+  node_close(&loop, &b);
+  loop_teardown(&loop);
+}
+
+/* ---- both dial at once: one link, usable both ways ---------------------- */
+
+static void test_simultaneous_dial(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  node a, b;
+  struct lmz_transport_options oa = base_opts(&a, "127.0.0.1:0");
+  struct lmz_transport_options ob = base_opts(&b, "127.0.0.1:0");
+  node_start(&loop, &a, 1, &oa);
+  node_start(&loop, &b, 2, &ob);
+  char aa[64], ba[64];
+  lmz_conn_t *ca, *cb;
+  assert_int_equal(lmz_transport_connect(&a.t, 2, addr_of(&b, ba), &ca), 0);
+  assert_int_equal(lmz_transport_connect(&b.t, 1, addr_of(&a, aa), &cb), 0);
+  assert_int_equal(lmz_transport_connect(&b.t, 1, aa, &cb), LMZ_EEXIST);
+  pair_ctx pc = {&a, &b, 0};
+  run_until(&loop, both_up, &pc, 5000);
+  /* Let the duplicate settle, then traffic both ways on the single conns. */
+  uint64_t until = tl_now_ms() + 200;
+  while (tl_now_ms() < until)
+    uv_run(&loop, UV_RUN_NOWAIT);
+  assert_true(lmz_transport_peer(&a.t, 2) == ca);
+  assert_true(lmz_transport_peer(&b.t, 1) == cb);
+  Lmz__Call call;
+  for (uint64_t i = 0; i < 100; i++) {
+    Lmz__Frame f = call_frame(&call, i, "y", 1);
+    assert_int_equal(lmz_conn_send(ca, &f), 0);
+    assert_int_equal(lmz_conn_send(cb, &f), 0);
+  }
+  uint64_t deadline = tl_now_ms() + 5000;
+  while (a.frames < 100 || b.frames < 100) {
+    assert_true(tl_now_ms() < deadline);
+    uv_run(&loop, UV_RUN_ONCE);
+  }
+  assert_int_equal(a.order_errors + b.order_errors, 0);
+  assert_true(lmz_conn_is_up(ca) && lmz_conn_is_up(cb));
+  node_close(&loop, &a);
+  node_close(&loop, &b);
+  loop_teardown(&loop);
+}
+
+/* ---- a server on its own thread, for blocking clients ------------------- */
+
+typedef struct server {
+  uv_loop_t loop;
+  node n;
+  uv_async_t stop;
+  uv_thread_t th;
+  int port;
+  struct lmz_transport_metrics m; /* copied at stop */
+} server;
+
+static void on_stop(uv_async_t *h) {
+  server *s = h->data;
+  lmz_transport_metrics(&s->n.t, &s->m);
+  lmz_transport_close(&s->n.t, on_closed);
+  uv_close((uv_handle_t *)&s->stop, NULL);
+}
+
+static void server_thread(void *arg) {
+  server *s = arg;
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+}
+
+static void server_start(server *s, uint32_t handshake_timeout_ms,
+                         uint32_t ping_ms) {
+  memset(s, 0, sizeof *s);
+  uv_loop_init(&s->loop);
+  struct lmz_transport_options o = base_opts(&s->n, "127.0.0.1:0");
+  o.handshake_timeout_ms = handshake_timeout_ms;
+  o.ping_interval_ms = ping_ms;
+  node_start(&s->loop, &s->n, 5, &o);
+  s->n.echo = true;
+  s->port = lmz_transport_port(&s->n.t);
+  uv_async_init(&s->loop, &s->stop, on_stop);
+  s->stop.data = s;
+  assert_int_equal(uv_thread_create(&s->th, server_thread, s), 0);
+}
+
+static void server_stop(server *s) {
+  uv_async_send(&s->stop);
+  uv_thread_join(&s->th);
+  assert_true(s->n.closed);
+  assert_int_equal(uv_loop_close(&s->loop), 0);
+}
+
+static int raw_connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {0};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  return fd;
+}
+
+/* True when the server closed fd within timeout_ms (EOF or reset). Other
+ * bytes (a reject notice) are skipped. */
+static bool closed_by_peer(int fd, int timeout_ms) {
+  uint64_t deadline = tl_now_ms() + (uint64_t)timeout_ms;
+  uint8_t buf[512];
+  while (tl_now_ms() < deadline) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0)
+      continue;
+    ssize_t r = recv(fd, buf, sizeof buf, 0);
+    if (r == 0 || (r < 0 && errno == ECONNRESET))
+      return true;
+  }
+  return false;
+}
+
+static void rpc_roundtrip(lmz_rpc_client *c, uint64_t id, const char *s) {
+  Lmz__Call call;
+  Lmz__Frame f = call_frame(&call, id, s, strlen(s));
+  assert_int_equal(lmz_rpc_send(c, &f), 0);
+  Lmz__Frame *r = NULL;
+  assert_int_equal(lmz_rpc_recv(c, &r, 3000), 0);
+  assert_int_equal(r->body_case, LMZ__FRAME__BODY_RESULT);
+  assert_int_equal(r->result->call_id, id);
+  assert_int_equal(r->result->value.len, strlen(s));
+  assert_memory_equal(r->result->value.data, s, strlen(s));
+  lmz_frame_free(r);
+}
+
+static void test_rpc_client(void **state) {
+  (void)state;
+  server s;
+  server_start(&s, 2000, 50);
+  char addr[64], err[LMZ_ERRMSG_LEN];
+  sprintf(addr, "127.0.0.1:%d", s.port);
+  lmz_rpc_client *c = NULL;
+  assert_int_equal(lmz_rpc_connect(&c, addr, KEY, 3000, err), 0);
+  assert_int_equal(lmz_rpc_peer_id(c), 5);
+  assert_string_equal(lmz_rpc_peer_name(c), "test");
+  rpc_roundtrip(c, 7, "abc");
+  /* Idle in recv while the server pings every 50 ms: no frame, a timeout,
+   * pings answered, and the connection is still good. */
+  Lmz__Frame *r = NULL;
+  assert_int_equal(lmz_rpc_recv(c, &r, 300), LMZ_ETIMEOUT);
+  assert_null(r);
+  rpc_roundtrip(c, 8, "still alive");
+  lmz_rpc_close(c);
+  /* Wrong key: a clear message, no session. */
+  assert_int_equal(lmz_rpc_connect(&c, addr, OTHER_KEY, 3000, err), LMZ_EAUTH);
+  assert_null(c);
+  assert_string_equal(err,
+                      "handshake failed: the node rejected our cluster key "
+                      "(wrong key?)");
+  /* Refused. */
+  char closed[64];
+  int fp = free_port();
+  sprintf(closed, "127.0.0.1:%d", fp);
+  assert_int_equal(lmz_rpc_connect(&c, closed, KEY, 3000, err), UV_ECONNREFUSED);
+  char want[128];
+  sprintf(want, "cannot connect to 127.0.0.1:%d: connection refused", fp);
+  assert_string_equal(err, want);
+  assert_int_equal(lmz_rpc_connect(&c, "nonsense", KEY, 3000, err), LMZ_EINVAL);
+  assert_string_equal(err, "bad address nonsense: expected host:port");
+  server_stop(&s);
+  assert_int_equal(s.m.frames_in, 2);
+  assert_int_equal(s.m.handshake_failures, 1);
+  assert_true(s.m.pings_sent >= 2);
+}
+
+/* Garbage, silence, a tampered record: each closed; a good client is served
+ * throughout. */
+static void test_hostile_clients(void **state) {
+  (void)state;
+  server s;
+  server_start(&s, 300, 1000);
+  char addr[64], err[LMZ_ERRMSG_LEN];
+  sprintf(addr, "127.0.0.1:%d", s.port);
+  lmz_rpc_client *good = NULL;
+  assert_int_equal(lmz_rpc_connect(&good, addr, KEY, 3000, err), 0);
+
+  int g = raw_connect(s.port); /* garbage */
+  const char *http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  assert_int_equal(send(g, http, strlen(http), 0), (ssize_t)strlen(http));
+  int q = raw_connect(s.port); /* says nothing */
+  assert_true(closed_by_peer(g, 2000));
+  rpc_roundtrip(good, 1, "between");
+  assert_true(closed_by_peer(q, 3000)); /* handshake timeout: 300 ms */
+  close(g);
+  close(q);
+
+  /* A client that knows the key but sends a tampered record. */
+  int t = raw_connect(s.port);
+  lmz_secure sec;
+  lmz_buf out = LMZ_BUF_INIT, plain = LMZ_BUF_INIT;
+  lmz_secure_init(&sec, LMZ_SECURE_INITIATOR, KEY, NULL);
+  lmz_secure_start(&sec, &out);
+  assert_int_equal(send(t, out.data, out.len, 0), (ssize_t)out.len);
+  uint8_t buf[4096];
+  uint64_t deadline = tl_now_ms() + 3000;
+  while (!lmz_secure_can_send(&sec)) {
+    assert_true(tl_now_ms() < deadline);
+    ssize_t r = recv(t, buf, sizeof buf, 0);
+    assert_true(r > 0);
+    lmz_buf_reset(&out);
+    assert_int_equal(lmz_secure_feed(&sec, buf, (size_t)r, &out, &plain), 0);
+    assert_int_equal(send(t, out.data, out.len, 0), (ssize_t)out.len);
+  }
+  lmz_buf_reset(&out);
+  assert_int_equal(lmz_secure_seal(&sec, (const uint8_t *)"\0\0\0\0", 4, &out),
+                   0);
+  out.data[6] ^= 0x20;
+  assert_int_equal(send(t, out.data, out.len, 0), (ssize_t)out.len);
+  assert_true(closed_by_peer(t, 3000));
+  close(t);
+  lmz_secure_free(&sec);
+  lmz_buf_free(&out);
+  lmz_buf_free(&plain);
+
+  rpc_roundtrip(good, 2, "after");
+  lmz_rpc_close(good);
+  server_stop(&s);
+  assert_int_equal(s.m.frames_in, 2);
+  assert_true(s.m.oversize + s.m.handshake_failures >= 1); /* garbage */
+  assert_int_equal(s.m.handshake_timeouts, 1);             /* silence */
+  assert_int_equal(s.m.decrypt_failures, 1);               /* tamper */
+}
+
+/* Two transports with different keys never come up; both count failures. */
+static void test_wrong_key_transports(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  node a, b;
+  struct lmz_transport_options oa = base_opts(&a, NULL);
+  oa.key = OTHER_KEY;
+  struct lmz_transport_options ob = base_opts(&b, "127.0.0.1:0");
+  node_start(&loop, &b, 2, &ob);
+  node_start(&loop, &a, 1, &oa);
+  char addr[64];
+  lmz_conn_t *c;
+  assert_int_equal(lmz_transport_connect(&a.t, 2, addr_of(&b, addr), &c), 0);
+  uint64_t deadline = tl_now_ms() + 5000;
+  struct lmz_transport_metrics ma, mb;
+  do {
+    assert_true(tl_now_ms() < deadline);
+    uv_run(&loop, UV_RUN_ONCE);
+    lmz_transport_metrics(&a.t, &ma);
+    lmz_transport_metrics(&b.t, &mb);
+  } while (ma.handshake_failures < 2 || mb.handshake_failures < 2);
+  assert_int_equal(a.ups + b.ups, 0);
+  assert_int_equal(ma.handshakes_ok + mb.handshakes_ok, 0);
+  assert_true(ma.reconnects >= 1); /* it keeps trying, with backoff */
+  node_close(&loop, &a);
+  node_close(&loop, &b);
+  loop_teardown(&loop);
+}
+
+static void test_init_errors_and_close_status(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  node a, b;
+  struct lmz_transport_options o = base_opts(&a, "nonsense");
+  assert_int_equal(lmz_transport_init(&loop, &a.t, &o), LMZ_EINVAL);
+  assert_non_null(strstr(a.t.errmsg, "expected ip:port"));
+  o = base_opts(&a, "127.0.0.1:0");
+  node_start(&loop, &a, 1, &o);
+  char addr[64];
+  addr_of(&a, addr);
+  struct lmz_transport_options o2 = base_opts(&b, addr);
+  assert_int_equal(lmz_transport_init(&loop, &b.t, &o2), UV_EADDRINUSE);
+  assert_non_null(strstr(b.t.errmsg, addr));
+  /* b dials a; closing a reports DOWN(ECANCELED) on a's side for b's conn */
+  o2 = base_opts(&b, NULL);
+  node_start(&loop, &b, 2, &o2);
+  lmz_conn_t *c;
+  assert_int_equal(lmz_transport_connect(&b.t, 1, addr, &c), 0);
+  assert_int_equal(lmz_transport_connect(&b.t, 2, addr, &c), LMZ_EINVAL);
+  pair_ctx pc = {&a, &b, 0};
+  run_until(&loop, both_up, &pc, 5000);
+  node_close(&loop, &a);
+  assert_int_equal(a.downs, 1);
+  assert_int_equal(a.last_down_status, LMZ_ECANCELED);
+  node_close(&loop, &b);
+  loop_teardown(&loop);
+}
+
+static int setup(void **state) {
+  (void)state;
+  if (sodium_init() < 0)
+    return -1;
+  randombytes_buf(KEY, sizeof KEY);
+  randombytes_buf(OTHER_KEY, sizeof OTHER_KEY);
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_exchange_100k_both_ways),
+      cmocka_unit_test(test_backpressure_peer_gone),
+      cmocka_unit_test(test_slow_then_dead_peer),
+      cmocka_unit_test(test_reconnect_same_port),
+      cmocka_unit_test(test_simultaneous_dial),
+      cmocka_unit_test(test_rpc_client),
+      cmocka_unit_test(test_hostile_clients),
+      cmocka_unit_test(test_wrong_key_transports),
+      cmocka_unit_test(test_init_errors_and_close_status),
+  };
+  return cmocka_run_group_tests(tests, setup, NULL);
+}
