@@ -36,22 +36,20 @@ enum { F_MINUTE, F_HOUR, F_DOM, F_MONTH, F_DOW, N_FIELDS };
 
 struct field_spec {
   const char *name;
-  int min, max;   /* accepted values (dow accepts 7 = Sunday) */
-  int star_max;   /* upper end of '*' (dow: 6, so 7 is not a second Sunday) */
+  int min, max; /* accepted values (dow accepts 7 = Sunday) */
+  int star_max; /* upper end of '*' (dow: 6, so 7 is not a second Sunday) */
   const char *const *names; /* 3-letter names for values min.., or NULL */
 };
 
-static const char *const month_names[] = {"JAN", "FEB", "MAR", "APR",
-                                          "MAY", "JUN", "JUL", "AUG",
-                                          "SEP", "OCT", "NOV", "DEC", NULL};
+static const char *const month_names[] = {"JAN", "FEB", "MAR", "APR", "MAY",
+                                          "JUN", "JUL", "AUG", "SEP", "OCT",
+                                          "NOV", "DEC", NULL};
 static const char *const dow_names[] = {"SUN", "MON", "TUE", "WED",
                                         "THU", "FRI", "SAT", NULL};
 
 static const struct field_spec specs[N_FIELDS] = {
-    {"minute", 0, 59, 59, NULL},
-    {"hour", 0, 23, 23, NULL},
-    {"day-of-month", 1, 31, 31, NULL},
-    {"month", 1, 12, 12, month_names},
+    {"minute", 0, 59, 59, NULL},         {"hour", 0, 23, 23, NULL},
+    {"day-of-month", 1, 31, 31, NULL},   {"month", 1, 12, 12, month_names},
     {"day-of-week", 0, 7, 6, dow_names},
 };
 
@@ -86,8 +84,8 @@ static char to_upper(char ch) {
   return (ch >= 'a' && ch <= 'z') ? (char)(ch - 'a' + 'A') : ch;
 }
 
-__attribute__((format(printf, 2, 3))) static int
-set_err(char *errmsg, const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static int set_err(char *errmsg,
+                                                         const char *fmt, ...) {
   if (errmsg != NULL) {
     va_list ap;
     va_start(ap, fmt);
@@ -102,8 +100,8 @@ __attribute__((format(printf, 2, 3))) static int
 field_err(const struct field_ctx *f, const char *fmt, ...) {
   if (f->errmsg == NULL)
     return LMZ_EINVAL;
-  int n = snprintf(f->errmsg, LMZ_ERRMSG_LEN, "cron field %d (%s): ",
-                   f->idx + 1, f->spec->name);
+  int n = snprintf(f->errmsg, LMZ_ERRMSG_LEN,
+                   "cron field %d (%s): ", f->idx + 1, f->spec->name);
   if (n > 0 && n < LMZ_ERRMSG_LEN) { /* always true: the prefix is short */
     va_list ap;
     va_start(ap, fmt);
@@ -162,9 +160,8 @@ static int read_name(struct field_ctx *f, int *out) {
       }
     }
   }
-  return field_err(f, "unknown %s name \"%.*s\" (use 3 letters, e.g. %s)",
-                   what, (int)(n > 16 ? 16 : n), f->s + start,
-                   f->spec->names[1]);
+  return field_err(f, "unknown %s name \"%.*s\" (use 3 letters, e.g. %s)", what,
+                   (int)(n > 16 ? 16 : n), f->s + start, f->spec->names[1]);
 }
 
 /* value := number | name (in month and day-of-week). */
@@ -178,9 +175,8 @@ static int read_value(struct field_ctx *f, int *out) {
   size_t start, n;
   int v = read_number(f, &start, &n);
   if (v < f->spec->min || v > f->spec->max)
-    return field_err(f, "value %.*s out of range %d-%d",
-                     (int)(n > 24 ? 24 : n), f->s + start, f->spec->min,
-                     f->spec->max);
+    return field_err(f, "value %.*s out of range %d-%d", (int)(n > 24 ? 24 : n),
+                     f->s + start, f->spec->min, f->spec->max);
   *out = v;
   return 0;
 }
@@ -352,9 +348,9 @@ int lmz_cron_parse(const char *expr, lmz_cron *out, char *errmsg) {
   while (s < end && is_blank(*s))
     s++;
   lmz_cron tmp;
-  int rc = (s < end && *s == '@') ? parse_macro(s, end, &tmp, errmsg)
-                                  : parse_fields(s, (size_t)(end - s), &tmp,
-                                                 errmsg);
+  int rc = (s < end && *s == '@')
+               ? parse_macro(s, end, &tmp, errmsg)
+               : parse_fields(s, (size_t)(end - s), &tmp, errmsg);
   if (rc == 0)
     *out = tmp;
   return rc;
@@ -386,10 +382,10 @@ static struct civil civil_from_days(int64_t z) {
   c.wd = (int)(wd < 0 ? wd + 7 : wd);
   z += 719468; /* shift the epoch to 0000-03-01 */
   int64_t era = floor_div(z, 146097);
-  int64_t doe = z - era * 146097;                              /* [0, 146096] */
+  int64_t doe = z - era * 146097; /* [0, 146096] */
   int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);       /* [0, 365] */
-  int64_t mp = (5 * doy + 2) / 153;                            /* [0, 11] */
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100); /* [0, 365] */
+  int64_t mp = (5 * doy + 2) / 153;                      /* [0, 11] */
   c.d = (int)(doy - (153 * mp + 2) / 5 + 1);
   c.m = (int)(mp < 10 ? mp + 3 : mp - 9);
   c.y = yoe + era * 400 + (c.m <= 2);
@@ -397,7 +393,7 @@ static struct civil civil_from_days(int64_t z) {
 }
 
 static int days_in_month(int64_t y, int m) {
-  static const int dim[13] = {0, 31, 28, 31, 30, 31, 30,
+  static const int dim[13] = {0,  31, 28, 31, 30, 31, 30,
                               31, 31, 30, 31, 30, 31};
   bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
   return (m == 2 && leap) ? 29 : dim[m];

@@ -134,10 +134,10 @@ static void parse_names_and_sunday(void **state) {
 static void parse_macros(void **state) {
   (void)state;
   static const char *const pairs[][2] = {
-      {"@yearly", "0 0 1 1 *"},  {"@annually", "0 0 1 1 *"},
-      {"@monthly", "0 0 1 * *"}, {"@weekly", "0 0 * * 0"},
-      {"@daily", "0 0 * * *"},   {"@midnight", "0 0 * * *"},
-      {"@hourly", "0 * * * *"},  {"  @HOURLY\t ", "0 * * * *"},
+      {"@yearly", "0 0 1 1 *"},   {"@annually", "0 0 1 1 *"},
+      {"@monthly", "0 0 1 * *"},  {"@weekly", "0 0 * * 0"},
+      {"@daily", "0 0 * * *"},    {"@midnight", "0 0 * * *"},
+      {"@hourly", "0 * * * *"},   {"  @HOURLY\t ", "0 * * * *"},
       {"@Weekly", "0 0 * * sun"},
   };
   for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
@@ -370,10 +370,13 @@ static uint64_t rnd(void) { /* xorshift64* */
   rng_state ^= rng_state >> 27;
   return rng_state * UINT64_C(2685821657736338717);
 }
-static int rnd_in(int lo, int hi) { return lo + (int)(rnd() % (uint64_t)(hi - lo + 1)); }
+static int rnd_in(int lo, int hi) {
+  return lo + (int)(rnd() % (uint64_t)(hi - lo + 1));
+}
 
-static const char *const month_nm[] = {"jan", "FEB", "Mar", "apr", "MAY", "jun",
-                                       "JUL", "aug", "Sep", "OCT", "nov", "DEC"};
+static const char *const month_nm[] = {"jan", "FEB", "Mar", "apr",
+                                       "MAY", "jun", "JUL", "aug",
+                                       "Sep", "OCT", "nov", "DEC"};
 static const char *const dow_nm[] = {"sun", "MON", "Tue", "wed",
                                      "THU", "fri", "SAT"};
 
@@ -442,8 +445,8 @@ static void gen_expr(char *out, size_t cap) {
 static bool oracle_day(const lmz_cron *c, const struct tm *tm) {
   bool dom = (c->dom >> tm->tm_mday) & 1u;
   bool dow = (c->dow >> tm->tm_wday) & 1u;
-  bool day = (c->dom_restricted && c->dow_restricted) ? (dom || dow)
-                                                      : (dom && dow);
+  bool day =
+      (c->dom_restricted && c->dow_restricted) ? (dom || dow) : (dom && dow);
   return day && ((c->months >> (tm->tm_mon + 1)) & 1u);
 }
 
