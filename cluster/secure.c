@@ -270,12 +270,13 @@ static int open_record(lmz_secure *s, const uint8_t *b, size_t len,
   int rv = lmz_buf_reserve(plain, n);
   if (rv)
     return fail(s, rv, LMZ_SECURE_FAIL_RECORD, "out of memory");
-  uint8_t ad[4], nonce[12];
+  uint8_t ad[4], nonce[12], none;
   lmz_frame_put_len(ad, (uint32_t)len);
   make_nonce(nonce, s->n_rx);
+  uint8_t *dst = n ? plain->data + plain->len : &none; /* empty record: the
+                                                          buffer may be NULL */
   if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-          plain->data + plain->len, NULL, b, n, b + n, ad, sizeof ad, nonce,
-          s->k_rx) != 0) {
+          dst, NULL, b, n, b + n, ad, sizeof ad, nonce, s->k_rx) != 0) {
     char msg[128];
     snprintf(msg, sizeof msg,
              "record %llu failed authentication (tampered, replayed, "

@@ -224,6 +224,18 @@ static void test_flipped_bit_fails(void **state) {
       pair_free(&p);
     }
   }
+  /* A forged empty record (tag only) with a fresh plaintext buffer. */
+  {
+    pair e;
+    open_pair(&e);
+    lmz_buf_free(&e.r_plain);
+    uint8_t forged[4 + 16] = {0, 0, 0, 16};
+    assert_int_equal(lmz_secure_feed(&e.r, forged, sizeof forged, &e.r_out,
+                                     &e.r_plain),
+                     LMZ_EAUTH);
+    assert_null(e.r_plain.data);
+    pair_free(&e);
+  }
   /* A flipped bit in the length header changes the AD or the split: a
    * shorter length fails authentication at once. */
   pair p;
