@@ -60,9 +60,10 @@ struct lmz_store {
   char errmsg[LMZ_ERRMSG_LEN]; /* read-only: text of the last error */
 };
 
+/* Start from lmz_store_opts_init(): a zeroed struct would mean sync = false. */
 struct lmz_store_opts {
   const char *path;       /* RocksDB directory, created (with parents) if
-                             missing; copied by open */
+                             missing; read only during open */
   bool sync;              /* true (default): a commit is reported only after
                              its WAL write is fsynced. false: written to the
                              WAL (survives a process crash, not power loss) */
