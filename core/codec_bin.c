@@ -975,8 +975,51 @@ static lmz_value *dec_map(struct dec *d, uint32_t depth, size_t at) {
   return v;
 }
 
+static bool dup_key(struct dec *d, size_t kat, const uint8_t *k, size_t kn) {
+  fail(d, LMZ_EBADMSG, kat, "duplicate key \"%.*s\"", (int)(kn > 40 ? 40 : kn),
+       (const char *)k);
+  return false;
+}
+
+/* Fast path of dec_props for up to 16 props (the common case): the
+ * duplicate check is a scan of the keys so far, and props are written in
+ * place (capacity reserved by the caller). */
+static bool dec_props_small(struct dec *d, lmz_value *o, struct lmz_prop *props,
+                            size_t n, uint32_t depth) {
+  for (size_t i = 0; i < n; i++) {
+    size_t kat = off(d, d->p);
+    const uint8_t *k;
+    size_t kn;
+    if (!rd_bytes(d, &k, &kn))
+      return false;
+    if (kn >= UINT32_MAX) {
+      fail(d, LMZ_ETOOBIG, kat, "key over 4 GiB");
+      return false;
+    }
+    for (size_t j = 0; j < i; j++)
+      if (props[j].klen == kn && memcmp(props[j].key, k, kn) == 0)
+        return dup_key(d, kat, k, kn);
+    char *key = lmz_arena_alloc(d->a, kn + 1);
+    if (!key) {
+      fail_alloc(d, kat);
+      return false;
+    }
+    memcpy(key, k, kn);
+    key[kn] = 0;
+    lmz_value *val = dec_value(d, depth);
+    if (!val)
+      return false;
+    props[i] = (struct lmz_prop){key, (uint32_t)kn, val};
+    o->n++;
+  }
+  return true;
+}
+
 /* n x (bytes key, value) into an object or an error's custom props. */
 static bool dec_props(struct dec *d, lmz_value *o, size_t n, uint32_t depth) {
+  if (n <= 16)
+    return dec_props_small(
+        d, o, o->type == LMZ_T_ERROR ? o->u.err.props : o->u.props, n, depth);
   for (size_t i = 0; i < n; i++) {
     size_t kat = off(d, d->p);
     const uint8_t *k;
@@ -988,12 +1031,11 @@ static bool dec_props(struct dec *d, lmz_value *o, size_t n, uint32_t depth) {
       return false;
     int rv = lmz__object_add(o, (const char *)k, kn, val);
     if (rv == LMZ_EEXIST)
-      fail(d, LMZ_EBADMSG, kat, "duplicate key \"%.*s\"", (int)(kn > 40 ? 40 : kn),
-           (const char *)k);
-    else if (rv)
+      return dup_key(d, kat, k, kn);
+    if (rv) {
       fail_alloc(d, kat);
-    if (rv)
       return false;
+    }
   }
   return true;
 }
@@ -1180,12 +1222,14 @@ int lmz_bin_decode(lmz_arena *a, const void *data, size_t len,
     lmz_codec_limits_default(&dl);
     limits = &dl;
   }
-  struct dec d = {.start = data, .end = (const uint8_t *)data + len, .a = a,
-                  .max_nodes = limits->max_nodes, .err = err};
+  struct dec d = {.a = a, .max_nodes = limits->max_nodes, .err = err};
   if (!a || (!data && len) || !out) {
     fail(&d, LMZ_EINVAL, 0, "invalid argument");
     return LMZ_EINVAL;
   }
+  static const uint8_t empty[1];
+  d.start = len ? data : empty; /* no arithmetic on a NULL pointer */
+  d.end = d.start + len;
   d.max_depth = limits->max_depth < LMZ_BIN_DEPTH_CAP ? limits->max_depth
                                                       : LMZ_BIN_DEPTH_CAP;
   if (!check_header(&d, len, limits))
