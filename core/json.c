@@ -144,7 +144,7 @@ static int skip_comment(struct parser *ps) {
 
 /* Skips whitespace (and comments in JSONC mode). Strict mode leaves a '/' in
  * place; the caller then reports it as unexpected. */
-static inline int skip_ws(struct parser *ps) {
+static int skip_ws_slow(struct parser *ps) {
   for (;;) {
     while (ps->p < ps->end && is_ws((unsigned char)*ps->p))
       ps->p++;
@@ -154,6 +154,13 @@ static inline int skip_ws(struct parser *ps) {
     if (rv)
       return rv;
   }
+}
+
+/* Compact JSON mostly has no space between tokens: one compare for that. */
+static inline __attribute__((always_inline)) int skip_ws(struct parser *ps) {
+  if (ps->p < ps->end && (unsigned char)*ps->p > ' ' && *ps->p != '/')
+    return 0;
+  return skip_ws_slow(ps);
 }
 
 /* ---- strings ------------------------------------------------------------- */
@@ -874,11 +881,20 @@ static inline size_t plain_ascii_run(const unsigned char *s, size_t len) {
 
 int lmz_json_write_string(lmz_buf *b, const char *str, size_t len) {
   const unsigned char *s = (const unsigned char *)str;
+  size_t i = plain_ascii_run(s, len);
   int rv = lmz_buf_reserve(b, len + 2);
   if (rv)
     return rv;
   b->data[b->len++] = '"';
-  size_t i = 0;
+  if (i == len) { /* the common case: nothing to escape, one copy */
+    if (len)
+      memcpy(b->data + b->len, s, len);
+    b->data[b->len + len] = '"';
+    b->len += len + 1;
+    return 0;
+  }
+  memcpy(b->data + b->len, s, i); /* i < len: s is not NULL */
+  b->len += i;
   while (i < len) {
     size_t run = plain_ascii_run(s + i, len - i);
     if (run && (rv = lmz_buf_append(b, s + i, run)))
@@ -902,18 +918,54 @@ int lmz_json_write_string(lmz_buf *b, const char *str, size_t len) {
 
 /* ---- number formatting --------------------------------------------------- */
 
-/* Significant digits of a "%.*e" rendering (no trailing zeros) into
- * digits; returns their count and sets *point (d = 0.DIGITS x 10^point). */
-static int digits_of_e(const char *buf, char *digits, int *point) {
-  int n = 0;
-  const char *e = strchr(buf, 'e');
-  for (const char *p = buf; p < e; p++)
-    if (*p != '.')
-      digits[n++] = *p;
-  while (n > 1 && digits[n - 1] == '0')
+static const char digit_pairs[] = "0001020304050607080910111213141516171819"
+                                  "2021222324252627282930313233343536373839"
+                                  "4041424344454647484950515253545556575859"
+                                  "6061626364656667686970717273747576777879"
+                                  "8081828384858687888990919293949596979899";
+
+/* Decimal digits of v into out (no NUL); returns their count (1..20). */
+static int u64_dec(uint64_t v, char *out) {
+  char tmp[20];
+  int i = 20;
+  while (v >= 100) {
+    i -= 2;
+    memcpy(tmp + i, digit_pairs + 2 * (v % 100), 2);
+    v /= 100;
+  }
+  if (v >= 10) {
+    i -= 2;
+    memcpy(tmp + i, digit_pairs + 2 * v, 2);
+  } else {
+    tmp[--i] = (char)('0' + v);
+  }
+  memcpy(out, tmp + i, (size_t)(20 - i));
+  return 20 - i;
+}
+
+/* The digits of m x 10^e without trailing zeros; returns their count and
+ * sets *point so that the value is 0.DIGITS x 10^point. */
+static int emit_digits(uint64_t m, int e, char *digits, int *point) {
+  char tmp[20];
+  int len = u64_dec(m, tmp), n = len;
+  while (n > 1 && tmp[n - 1] == '0')
     n--;
-  *point = atoi(e + 1) + 1;
+  memcpy(digits, tmp, (size_t)n);
+  *point = len + e;
   return n;
+}
+
+/* Does the decimal m x 10^e read back (round to nearest) as d? When m <=
+ * 2^53 and |e| <= 22 that is one exact operation, the same correctly
+ * rounded value strtod computes (Clinger); otherwise ask strtod. */
+static bool reads_back(uint64_t m, int e, double d) {
+  if (m <= (UINT64_C(1) << 53) && e >= -22 && e <= 22) {
+    double x = (double)m;
+    return (e < 0 ? x / pow10_exact[-e] : x * pow10_exact[e]) == d;
+  }
+  char buf[48];
+  snprintf(buf, sizeof buf, "%" PRIu64 "e%d", m, e);
+  return strtod(buf, NULL) == d;
 }
 
 /* Fast path: d = t / 10^k with t an integer below 10^15. Then the digits of
@@ -928,64 +980,97 @@ static int short_decimal(double d, char *digits, int *point) {
     double t = d * pow10_exact[k];
     if (t >= 1e15)
       return 0;
-    if (t == (double)(int64_t)t && t / pow10_exact[k] == d) {
-      char tmp[24];
-      int len = snprintf(tmp, sizeof tmp, "%" PRId64, (int64_t)t), n = len;
-      while (n > 1 && tmp[n - 1] == '0')
-        n--;
-      memcpy(digits, tmp, (size_t)n);
-      *point = len - k;
-      return n;
-    }
+    if (t == (double)(int64_t)t && t / pow10_exact[k] == d)
+      return emit_digits((uint64_t)t, -k, digits, point);
   }
   return 0;
 }
 
-/* 16 digits: the correctly rounded candidate in buf failed to read back as
- * d. Near a power of two the rounding interval is wider above d than below,
- * so the neighbouring 16-digit decimal on the other side may still round-trip
- * (and then it is the answer). Rewrites buf and returns true if so. */
-static bool other_neighbour16(double d, char *buf, size_t size) {
-  char dig[24];
-  int point, n = digits_of_e(buf, dig, &point);
-  uint64_t s = 0;
-  for (int i = 0; i < 16; i++)
-    s = s * 10 + (uint64_t)(i < n ? dig[i] - '0' : 0);
-  s = strtod(buf, NULL) < d ? s + 1 : s - 1;
-  if (s >= UINT64_C(10000000000000000) || s < UINT64_C(1000000000000000))
-    return false; /* would have fewer digits: already tried */
-  snprintf(buf, size, "%" PRIu64 "e%d", s, point - 16);
-  if (strtod(buf, NULL) != d)
-    return false;
-  snprintf(buf, size, "%c.%.15" PRIu64 "e%d",
-           (char)('0' + s / UINT64_C(1000000000000000)),
-           s % UINT64_C(1000000000000000), point - 1);
-  return true;
-}
-
-/* Shortest round-trip digits of d > 0 (finite), as Number::toString wants
- * them: fewest digits k that read back as d, the closest such if several.
- * Returns k; *point is the exponent n with d = 0.DIGITS x 10^n. */
-static int shortest_digits(double d, char *digits, int *point) {
-  int n = short_decimal(d, digits, point);
-  if (n)
-    return n;
-  /* "%.*e" is correctly rounded (glibc), so at each precision it is the
-   * closest candidate. For normal doubles a representation of <= 15 digits,
-   * if any, is what "%.14e" prints; subnormals have fewer significant bits,
-   * so there every precision from 1 up is tried. */
+/* Subnormals have fewer significant bits, so short representations are not
+ * found by rounding to 15 digits: try every precision (rare, slow). */
+static int subnormal_digits(double d, char *digits, int *point) {
   char buf[48];
-  int prec = d < DBL_MIN ? 1 : 15;
+  int prec = 1;
   for (; prec < 17; prec++) {
     snprintf(buf, sizeof buf, "%.*e", prec - 1, d);
     if (strtod(buf, NULL) == d)
       break;
-    if (prec == 16 && d >= DBL_MIN && other_neighbour16(d, buf, sizeof buf))
-      break;
   }
   if (prec == 17)
-    snprintf(buf, sizeof buf, "%.16e", d); /* 17 digits always round-trip */
-  return digits_of_e(buf, digits, point);
+    snprintf(buf, sizeof buf, "%.16e", d);
+  uint64_t m = 0;
+  const char *e = strchr(buf, 'e');
+  for (const char *p = buf; p < e; p++)
+    if (*p != '.')
+      m = m * 10 + (uint64_t)(*p - '0');
+  return emit_digits(m, atoi(e + 1) - (prec - 1), digits, point);
+}
+
+/* The k-digit decimal closest to d, as m x 10^e; *up tells whether it lies
+ * above d. d17/e17: d's correctly rounded 17 digits. Rounding those again
+ * is exact unless the dropped tail is exactly "50..0" (the 17th digit was
+ * itself rounded), then printf rounds d directly. */
+static void nearest_k(double d, const char *d17, int e17, int k, uint64_t *m,
+                      int *e, bool *up) {
+  int cmp = 0; /* dropped tail vs half */
+  for (int i = k; i < 17 && !cmp; i++)
+    cmp = i == k ? d17[i] - '5' : d17[i] - '0';
+  uint64_t v = 0;
+  for (int i = 0; i < k; i++)
+    v = v * 10 + (uint64_t)(d17[i] - '0');
+  *e = e17 - (k - 1);
+  if (cmp == 0) {
+    char buf[48];
+    snprintf(buf, sizeof buf, "%.*e", k - 1, d);
+    const char *x = strchr(buf, 'e');
+    v = 0;
+    for (const char *p = buf; p < x; p++)
+      if (*p != '.')
+        v = v * 10 + (uint64_t)(*p - '0');
+    *e = atoi(x + 1) - (k - 1);
+    *m = v;
+    *up = strtod(buf, NULL) > d;
+    return;
+  }
+  *up = cmp > 0;
+  *m = v + *up; /* 99..9 + 1 = 10^k: still the right value, one more digit */
+}
+
+/* Shortest round-trip digits of d > 0 (finite), as Number::toString wants
+ * them: the fewest digits k that read back as d, the closest to d if there
+ * are several. Returns k; *point is n with d = 0.DIGITS x 10^n. */
+static int shortest_digits(double d, char *digits, int *point) {
+  int n = short_decimal(d, digits, point);
+  if (n)
+    return n;
+  if (d < DBL_MIN)
+    return subnormal_digits(d, digits, point);
+  /* "%.16e" is correctly rounded (glibc): 17 digits always read back. For a
+   * normal double, a representation of <= 15 digits, if any, is the 15-digit
+   * rounding of d (DBL_DIG), so only k = 15, 16, 17 need a look. */
+  char buf[48], d17[17];
+  snprintf(buf, sizeof buf, "%.16e", d); /* D.DDDDDDDDDDDDDDDDe+XX */
+  d17[0] = buf[0];
+  memcpy(d17 + 1, buf + 2, 16);
+  int e17 = atoi(buf + 19);
+  for (int k = 15; k <= 16; k++) {
+    uint64_t m;
+    int e;
+    bool up;
+    nearest_k(d, d17, e17, k, &m, &e, &up);
+    if (reads_back(m, e, d))
+      return emit_digits(m, e, digits, point);
+    /* Near a power of two the rounding interval is wider above d than
+     * below, so the 16-digit neighbour on the other side may read back even
+     * though the nearest does not; it is then the answer. */
+    uint64_t other = up ? m - 1 : m + 1;
+    if (k == 16 && reads_back(other, e, d))
+      return emit_digits(other, e, digits, point);
+  }
+  uint64_t m = 0;
+  for (int i = 0; i < 17; i++)
+    m = m * 10 + (uint64_t)(d17[i] - '0');
+  return emit_digits(m, e17 - 16, digits, point);
 }
 
 size_t lmz_json_format_number(double d, char *out) {
@@ -1003,9 +1088,11 @@ size_t lmz_json_format_number(double d, char *out) {
     *o++ = '-';
     d = -d;
   }
-  if (d < 9007199254740992.0 && d == (double)(int64_t)d)
-    return (size_t)(o - out) +
-           (size_t)sprintf(o, "%" PRId64, (int64_t)d); /* exact integer */
+  if (d < 9007199254740992.0 && d == (double)(int64_t)d) { /* integer */
+    o += u64_dec((uint64_t)d, o);
+    *o = 0;
+    return (size_t)(o - out);
+  }
   char dig[24];
   int n, k = shortest_digits(d, dig, &n);
   if (k <= n && n <= 21) { /* integer: digits then zeros */
@@ -1029,7 +1116,9 @@ size_t lmz_json_format_number(double d, char *out) {
       memcpy(o, dig + 1, (size_t)(k - 1));
       o += k - 1;
     }
-    o += sprintf(o, "e%c%d", n - 1 < 0 ? '-' : '+', abs(n - 1));
+    *o++ = 'e';
+    *o++ = n - 1 < 0 ? '-' : '+';
+    o += u64_dec((uint64_t)abs(n - 1), o);
   }
   *o = 0;
   return (size_t)(o - out);

@@ -587,6 +587,14 @@ static void format_number_like_javascript(void **state) {
       {6.103515625e-05, "0.00006103515625"},
       {9.5367431640625e-07, "9.5367431640625e-7"},
       {1.4916681462400413e-154, "1.4916681462400413e-154"},
+      /* powers of two whose shortest form lies above d, where the interval
+       * is wider (the nearest 16-digit decimal does not read back) */
+      {5.3169119831396635e+36, "5.316911983139664e+36"}, /* 2^122 */
+      {5.6236422431789955e+160, "5.623642243178996e+160"},
+      {5.0758836746312984e-116, "5.075883674631299e-116"},
+      {0.12345678901234566, "0.12345678901234566"},
+      {2.4e-322, "2.4e-322"}, /* subnormals */
+      {1.23456789e-310, "1.23456789e-310"},
   };
   for (size_t i = 0; i < LMZ_ARRAY_SIZE(cases); i++) {
     char out[32];
