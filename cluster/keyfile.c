@@ -188,8 +188,7 @@ int lmz_keyfile_save(const char *path, const uint8_t key[LMZ_KEYFILE_KEY_LEN],
   }
   int fd = mkstemp(tmp); /* mode 0600 */
   if (fd < 0) {
-    msg(errmsg, "cannot create key file next to %s: %s", path,
-        strerror(errno));
+    msg(errmsg, "cannot create key file next to %s: %s", path, strerror(errno));
     return LMZ_EIO;
   }
   char text[2 * LMZ_KEYFILE_KEY_LEN + 2];

@@ -107,7 +107,8 @@ static int write_all(lmz_rpc_client *c, const uint8_t *p, size_t n,
 }
 
 /* Non-blocking connect to one resolved address within the deadline. */
-static int try_connect(const struct addrinfo *ai, int64_t deadline, int *fd_out) {
+static int try_connect(const struct addrinfo *ai, int64_t deadline,
+                       int *fd_out) {
   int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
                   ai->ai_protocol);
   if (fd < 0)
@@ -233,7 +234,8 @@ static int read_some(lmz_rpc_client *c, int64_t deadline) {
   return 0;
 }
 
-static int send_frame(lmz_rpc_client *c, const Lmz__Frame *f, int64_t deadline) {
+static int send_frame(lmz_rpc_client *c, const Lmz__Frame *f,
+                      int64_t deadline) {
   lmz_buf plain = LMZ_BUF_INIT;
   long n = lmz_frame_append(&plain, f, 0);
   if (n < 0) {

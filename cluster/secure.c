@@ -58,8 +58,8 @@
 #include <string.h>
 
 enum { MSG_HELLO = 1, MSG_AUTH = 2, MSG_REJECT = 3 };
-#define AUTH_LEN 33u   /* type + 32-byte MAC */
-#define REJECT_LEN 2u  /* type + reason */
+#define AUTH_LEN 33u  /* type + 32-byte MAC */
+#define REJECT_LEN 2u /* type + reason */
 #define REJECT_BAD_PROOF 1u
 
 _Static_assert(LMZ_SECURE_HELLO_LEN == 3 + crypto_kx_PUBLICKEYBYTES + 24,
@@ -194,8 +194,7 @@ static int derive(lmz_secure *s, const uint8_t *peer_hello, lmz_buf *out) {
   return rv ? fail(s, rv, LMZ_SECURE_FAIL_HANDSHAKE, "out of memory") : 0;
 }
 
-static int on_hello(lmz_secure *s, const uint8_t *b, size_t len,
-                    lmz_buf *out) {
+static int on_hello(lmz_secure *s, const uint8_t *b, size_t len, lmz_buf *out) {
   if (len == REJECT_LEN && b[0] == MSG_REJECT &&
       s->role == LMZ_SECURE_INITIATOR) {
     s->peer_rejected = true; /* cannot happen with a v1 responder; be kind */
@@ -318,8 +317,8 @@ int lmz_secure_feed(lmz_secure *s, const uint8_t *p, size_t n, lmz_buf *out,
 }
 
 size_t lmz_secure_sealed_len(size_t n) {
-  size_t records = (n + LMZ_SECURE_RECORD_PLAIN_MAX - 1) /
-                   LMZ_SECURE_RECORD_PLAIN_MAX;
+  size_t records =
+      (n + LMZ_SECURE_RECORD_PLAIN_MAX - 1) / LMZ_SECURE_RECORD_PLAIN_MAX;
   return n + records * (LMZ_FRAME_HDR_LEN + LMZ_SECURE_TAG_LEN);
 }
 
@@ -328,7 +327,8 @@ int lmz_secure_seal_to(lmz_secure *s, const uint8_t *p, size_t n,
   if (!lmz_secure_can_send(s))
     return LMZ_EINVAL;
   while (n > 0) {
-    size_t k = n < LMZ_SECURE_RECORD_PLAIN_MAX ? n : LMZ_SECURE_RECORD_PLAIN_MAX;
+    size_t k =
+        n < LMZ_SECURE_RECORD_PLAIN_MAX ? n : LMZ_SECURE_RECORD_PLAIN_MAX;
     if (s->n_tx == UINT64_MAX)
       return LMZ_ETOOBIG;
     uint8_t nonce[12];

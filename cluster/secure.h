@@ -1,4 +1,5 @@
-/* cluster/secure.h - the node port's secure channel (pure: bytes in, bytes out).
+/* cluster/secure.h - the node port's secure channel (pure: bytes in, bytes
+ * out).
  *
  * A mutually authenticated handshake bound to the cluster's pre-shared key K
  * (libsodium crypto_kx ephemeral X25519 + keyed BLAKE2b proofs over the
@@ -40,15 +41,15 @@
 #include "core/err.h"
 #include "proto/frame.h"
 
-#define LMZ_SECURE_KEY_LEN 32u    /* the cluster key K */
-#define LMZ_SECURE_VERSION 1u     /* handshake/record protocol version */
-#define LMZ_SECURE_HS_MAX 128u    /* cap on a handshake message body */
-#define LMZ_SECURE_TAG_LEN 16u    /* Poly1305 tag */
+#define LMZ_SECURE_KEY_LEN 32u /* the cluster key K */
+#define LMZ_SECURE_VERSION 1u  /* handshake/record protocol version */
+#define LMZ_SECURE_HS_MAX 128u /* cap on a handshake message body */
+#define LMZ_SECURE_TAG_LEN 16u /* Poly1305 tag */
 #define LMZ_SECURE_RECORD_PLAIN_MAX (256u * 1024u)
 #define LMZ_SECURE_RECORD_MAX (LMZ_SECURE_RECORD_PLAIN_MAX + LMZ_SECURE_TAG_LEN)
 /* Injected randomness: 32-byte X25519 seed + 24-byte hello nonce. */
 #define LMZ_SECURE_RANDOM_LEN 56u
-#define LMZ_SECURE_HELLO_LEN 59u  /* type, version, role, epk 32, nonce 24 */
+#define LMZ_SECURE_HELLO_LEN 59u /* type, version, role, epk 32, nonce 24 */
 
 enum lmz_secure_role {
   LMZ_SECURE_INITIATOR = 1, /* dialed the connection */
@@ -81,10 +82,10 @@ typedef struct lmz_secure {
   /* Secrets below are wiped with sodium_memzero as soon as unneeded. */
   uint8_t key[LMZ_SECURE_KEY_LEN]; /* K; wiped once the proofs are computed */
   uint8_t esk[32], epk[32];        /* ephemeral X25519; esk wiped after kx */
-  uint8_t hello[LMZ_SECURE_HELLO_LEN];  /* ours, for the transcript */
-  uint8_t peer_auth[32];                /* the proof we expect from the peer */
-  uint8_t k_tx[32], k_rx[32];           /* session keys */
-  char errmsg[LMZ_ERRMSG_LEN];          /* why it failed, for logs/CLI */
+  uint8_t hello[LMZ_SECURE_HELLO_LEN]; /* ours, for the transcript */
+  uint8_t peer_auth[32];               /* the proof we expect from the peer */
+  uint8_t k_tx[32], k_rx[32];          /* session keys */
+  char errmsg[LMZ_ERRMSG_LEN];         /* why it failed, for logs/CLI */
 } lmz_secure;
 
 /* Prepares a handshake. `key` (32 bytes) is copied. `random` supplies
@@ -129,8 +130,7 @@ size_t lmz_secure_sealed_len(size_t n);
  * `dst`, which has room for lmz_secure_sealed_len(n) bytes (`dst` may not
  * overlap `p`). Returns 0, LMZ_EINVAL (not allowed to send yet) or
  * LMZ_ETOOBIG (2^64 records sent: the connection must be replaced). */
-int lmz_secure_seal_to(lmz_secure *s, const uint8_t *p, size_t n,
-                       uint8_t *dst);
+int lmz_secure_seal_to(lmz_secure *s, const uint8_t *p, size_t n, uint8_t *dst);
 /* Same, appending to a buffer. Adds LMZ_ENOMEM. */
 int lmz_secure_seal(lmz_secure *s, const uint8_t *p, size_t n, lmz_buf *out);
 

@@ -74,16 +74,16 @@ typedef void (*lmz_transport_frame_cb)(lmz_conn_t *conn,
  * conn stays valid after DOWN and redials; an unmanaged one (incoming, no
  * lmz_transport_connect() for its id) is freed right after its DOWN
  * callback returns. */
-typedef void (*lmz_transport_state_cb)(lmz_conn_t *conn, int state,
-                                       int status, void *data);
+typedef void (*lmz_transport_state_cb)(lmz_conn_t *conn, int state, int status,
+                                       void *data);
 typedef void (*lmz_transport_close_cb)(lmz_transport_t *t);
 
 struct lmz_transport_options {
-  const uint8_t *key;    /* 32-byte cluster key; copied */
-  uint64_t node_id;      /* ours, sent in Hello; 0 = not a node */
-  const char *name;      /* ours, sent in Hello (copied; NULL = "") */
-  const char *listen;    /* "ip:port" / "[ip6]:port" (port 0 = ephemeral);
-                            NULL = do not accept connections */
+  const uint8_t *key; /* 32-byte cluster key; copied */
+  uint64_t node_id;   /* ours, sent in Hello; 0 = not a node */
+  const char *name;   /* ours, sent in Hello (copied; NULL = "") */
+  const char *listen; /* "ip:port" / "[ip6]:port" (port 0 = ephemeral);
+                         NULL = do not accept connections */
   lmz_transport_frame_cb on_frame;      /* required */
   lmz_transport_state_cb on_conn_state; /* optional */
   void *data;                           /* passed to both callbacks */
@@ -95,8 +95,8 @@ struct lmz_transport_options {
   uint32_t ping_interval_ms;   /* [1000] */
   uint32_t dead_timeout_ms;    /* [5000] */
   uint32_t handshake_timeout_ms; /* [5000] */
-  uint32_t backoff_min_ms;     /* [50] */
-  uint32_t backoff_max_ms;     /* [2000] */
+  uint32_t backoff_min_ms;       /* [50] */
+  uint32_t backoff_max_ms;       /* [2000] */
 };
 
 /* Counters since init; read with lmz_transport_metrics(). */
@@ -117,26 +117,26 @@ struct lmz__transport_private {
   struct lmz_transport_options opts; /* defaults filled in; name copied */
   char name[64];
   uv_tcp_t listener;
-  uv_prepare_t flush;  /* one flush of all dirty conns per loop iteration */
-  uv_timer_t tick;     /* handshake/dead-peer timeouts and pings */
+  uv_prepare_t flush; /* one flush of all dirty conns per loop iteration */
+  uv_timer_t tick;    /* handshake/dead-peer timeouts and pings */
   bool listening, closing;
   int bound_port;
-  unsigned n_handles;  /* open handles; close completes at 0 */
+  unsigned n_handles; /* open handles; close completes at 0 */
   unsigned n_handshaking;
   uint64_t incarnation, ping_seq;
-  struct lmz__sock *socks;  /* every TCP connection */
-  lmz_conn_t *conns;        /* every logical peer link */
-  lmz_conn_t *dirty;        /* conns with frames to flush */
-  lmz_buf scratch;          /* handshake output, Hello/Ping packing */
-  uint8_t *rbuf;            /* one read buffer shared by all sockets */
+  struct lmz__sock *socks; /* every TCP connection */
+  lmz_conn_t *conns;       /* every logical peer link */
+  lmz_conn_t *dirty;       /* conns with frames to flush */
+  lmz_buf scratch;         /* handshake output, Hello/Ping packing */
+  uint8_t *rbuf;           /* one read buffer shared by all sockets */
   lmz_transport_close_cb close_cb;
   struct lmz_transport_metrics m;
 };
 
 struct lmz_transport_s {
-  void *data;                  /* public: for the user */
-  uv_loop_t *loop;             /* read-only */
-  char errmsg[LMZ_ERRMSG_LEN]; /* read-only: context of the last error */
+  void *data;                         /* public: for the user */
+  uv_loop_t *loop;                    /* read-only */
+  char errmsg[LMZ_ERRMSG_LEN];        /* read-only: context of the last error */
   struct lmz__transport_private priv; /* private: do not touch */
 };
 
@@ -185,8 +185,8 @@ int lmz_conn_send(lmz_conn_t *conn, const Lmz__Frame *f);
  * then the conn is freed (do not use it after this call). Idempotent. */
 void lmz_conn_close(lmz_conn_t *conn);
 
-uint64_t lmz_conn_peer_id(const lmz_conn_t *conn);       /* 0 = operator */
-const char *lmz_conn_peer_name(const lmz_conn_t *conn);  /* from Hello */
+uint64_t lmz_conn_peer_id(const lmz_conn_t *conn);      /* 0 = operator */
+const char *lmz_conn_peer_name(const lmz_conn_t *conn); /* from Hello */
 uint64_t lmz_conn_peer_incarnation(const lmz_conn_t *conn);
 bool lmz_conn_is_up(const lmz_conn_t *conn);
 bool lmz_conn_is_managed(const lmz_conn_t *conn);

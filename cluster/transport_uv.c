@@ -54,7 +54,8 @@
 static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.transport");
 
 #define READ_BUF_LEN (64u * 1024u)
-#define OUT_KEEP_CAP (1u << 20) /* a conn's idle output buffer above this is freed */
+#define OUT_KEEP_CAP                                                           \
+  (1u << 20) /* a conn's idle output buffer above this is freed */
 #define HELLO_VERSION 1u
 #define NAME_LEN 64
 
@@ -74,8 +75,9 @@ struct lmz__sock {
   lmz_conn_t *conn; /* set at dial, or at the incoming Hello */
   sock *next, *prev;
   uint8_t state;
-  bool dialed, hello_sent, handshaking; /* handshaking: counted in n_handshaking */
-  int status;                           /* close reason */
+  bool dialed, hello_sent,
+      handshaking; /* handshaking: counted in n_handshaking */
+  int status;      /* close reason */
   lmz_secure sec;
   lmz_buf plain; /* decrypted bytes of the current read */
   lmz_frame_splitter frames;
@@ -133,8 +135,8 @@ static lmz_conn_t *find_conn(lmz_transport_t *t, uint64_t id) {
 
 static void mark_dirty(lmz_conn_t *conn) {
   lmz_transport_t *t = conn->t;
-  if (conn->dirty)
-    return;
+  if (conn->dirty || P(t)->closing)
+    return; /* (closing: the prepare handle is gone) */
   conn->dirty = true;
   conn->dirty_next = P(t)->dirty;
   P(t)->dirty = conn;
@@ -218,7 +220,8 @@ static void on_backoff(uv_timer_t *h) {
 /* Exponential backoff with jitter in [d/2, d]. */
 static void schedule_dial(lmz_conn_t *c) {
   const struct lmz_transport_options *o = &c->t->priv.opts;
-  uint64_t d = (uint64_t)o->backoff_min_ms << (c->attempts < 16 ? c->attempts : 16);
+  uint64_t d = (uint64_t)o->backoff_min_ms
+               << (c->attempts < 16 ? c->attempts : 16);
   if (d > o->backoff_max_ms)
     d = o->backoff_max_ms;
   d = d / 2 + randombytes_uniform((uint32_t)(d / 2 + 1));
@@ -404,8 +407,8 @@ static void promote(lmz_conn_t *c, sock *s) {
       uv_timer_stop(&c->backoff);
     if (c->out.len)
       mark_dirty(c);
-    LMZ_LOG_INFO(&log_ns, "peer %llu (%s, %s) up", (unsigned long long)c->peer_id,
-                 c->peer_name, s->peer);
+    LMZ_LOG_INFO(&log_ns, "peer %llu (%s, %s) up",
+                 (unsigned long long)c->peer_id, c->peer_name, s->peer);
     report(c, LMZ_CONN_UP, 0);
     return;
   }
@@ -433,8 +436,8 @@ static void retire(sock *s) {
                 s->peer, (unsigned long long)s->conn->peer_id);
   s->state = S_RETIRING;
   s->shutdown_req.data = s;
-  int rv = uv_shutdown(&s->shutdown_req, (uv_stream_t *)&s->tcp,
-                       on_retire_shutdown);
+  int rv =
+      uv_shutdown(&s->shutdown_req, (uv_stream_t *)&s->tcp, on_retire_shutdown);
   if (rv)
     sock_close(s, rv);
 }
@@ -631,8 +634,8 @@ static void on_bytes(sock *s, const uint8_t *p, size_t n) {
     sent = true;
   }
   if (rv < 0) {
-    security_failure(s, rv, sent && s->sec.fail == LMZ_SECURE_FAIL_HANDSHAKE &&
-                                !s->dialed);
+    security_failure(
+        s, rv, sent && s->sec.fail == LMZ_SECURE_FAIL_HANDSHAKE && !s->dialed);
     return;
   }
   if (!was_open && lmz_secure_is_open(&s->sec))
@@ -996,7 +999,8 @@ int lmz_transport_connect(lmz_transport_t *t, uint64_t peer_id,
   struct sockaddr_storage sa;
   if (!peer_id || peer_id == p->opts.node_id ||
       lmz__transport_parse_addr(addr, &sa) != 0 || strlen(addr) >= 64) {
-    lmz__errmsg_printf(t->errmsg, "connect to node %llu at %s: bad id or address",
+    lmz__errmsg_printf(t->errmsg,
+                       "connect to node %llu at %s: bad id or address",
                        (unsigned long long)peer_id, addr);
     return LMZ_EINVAL;
   }

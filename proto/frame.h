@@ -55,10 +55,10 @@ static inline uint32_t lmz_frame_get_len(const uint8_t *p) {
  * Invariant: `buf` holds either < 4 header bytes, or a header whose length
  * passed the cap plus part of that body (its capacity reserved exactly). */
 typedef struct lmz_frame_splitter {
-  lmz_buf buf;    /* partial header/body carried across calls */
-  uint32_t max;   /* body cap (bytes); checked before buffering */
-  uint32_t need;  /* body length of the frame being buffered (valid if
-                     buf.len >= 4) */
+  lmz_buf buf;   /* partial header/body carried across calls */
+  uint32_t max;  /* body cap (bytes); checked before buffering */
+  uint32_t need; /* body length of the frame being buffered (valid if
+                    buf.len >= 4) */
 } lmz_frame_splitter;
 
 /* `max` = body cap (0 = LMZ_FRAME_MAX_DEFAULT). Never fails. */

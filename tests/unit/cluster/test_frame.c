@@ -182,7 +182,8 @@ static void test_append_over_cap(void **state) {
 static void test_unpack_errors_and_empty(void **state) {
   (void)state;
   Lmz__Frame *f = NULL;
-  const uint8_t garbage[] = {0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F}; /* len > input */
+  const uint8_t garbage[] = {0x0A, 0xFF, 0xFF,
+                             0xFF, 0xFF, 0x0F}; /* len > input */
   assert_int_equal(lmz_frame_unpack(garbage, sizeof garbage, &f), LMZ_EBADMSG);
   assert_null(f);
   const uint8_t badwire[] = {0x0F}; /* field 1, wire type 7: invalid */

@@ -12,9 +12,9 @@
 #include "cluster/keyfile.h"
 #include "cluster/secure.h"
 
-static const uint8_t KEY_A[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-                                  15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-                                  26, 27, 28, 29, 30, 31, 32};
+static const uint8_t KEY_A[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                  12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                  23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 static uint8_t KEY_B[32]; /* KEY_A with one bit flipped */
 
 typedef struct pair {
@@ -53,14 +53,14 @@ static void pump(pair *p) {
     lmz_buf tmp = p->i_out;
     lmz_buf_init(&p->i_out);
     if (p->r_rv == 0)
-      p->r_rv = lmz_secure_feed(&p->r, tmp.data, tmp.len, &p->r_out,
-                                &p->r_plain);
+      p->r_rv =
+          lmz_secure_feed(&p->r, tmp.data, tmp.len, &p->r_out, &p->r_plain);
     lmz_buf_free(&tmp);
     tmp = p->r_out;
     lmz_buf_init(&p->r_out);
     if (p->i_rv == 0)
-      p->i_rv = lmz_secure_feed(&p->i, tmp.data, tmp.len, &p->i_out,
-                                &p->i_plain);
+      p->i_rv =
+          lmz_secure_feed(&p->i, tmp.data, tmp.len, &p->i_out, &p->i_plain);
     lmz_buf_free(&tmp);
   }
   fail_msg("handshake did not settle");
@@ -102,21 +102,20 @@ static void test_send_rights_during_handshake(void **state) {
   assert_int_equal(lmz_secure_seal(&p.i, (const uint8_t *)"x", 1, &p.i_out),
                    LMZ_EINVAL);
   /* hello_I -> R */
-  p.r_rv = lmz_secure_feed(&p.r, p.i_out.data, p.i_out.len, &p.r_out,
-                           &p.r_plain);
+  p.r_rv =
+      lmz_secure_feed(&p.r, p.i_out.data, p.i_out.len, &p.r_out, &p.r_plain);
   lmz_buf_reset(&p.i_out);
   assert_int_equal(p.r_rv, 0);
   assert_false(lmz_secure_can_send(&p.r)); /* not before I proves K */
   assert_int_equal(p.r_out.len, 4 + LMZ_SECURE_HELLO_LEN); /* no proof yet */
   /* hello_R -> I: I sends its proof and may pipeline data behind it. */
-  p.i_rv = lmz_secure_feed(&p.i, p.r_out.data, p.r_out.len, &p.i_out,
-                           &p.i_plain);
+  p.i_rv =
+      lmz_secure_feed(&p.i, p.r_out.data, p.r_out.len, &p.i_out, &p.i_plain);
   lmz_buf_reset(&p.r_out);
   assert_int_equal(p.i_rv, 0);
   assert_true(lmz_secure_can_send(&p.i));
   assert_false(lmz_secure_is_open(&p.i));
-  assert_int_equal(lmz_secure_seal(&p.i, (const uint8_t *)"early", 5,
-                                   &p.i_out),
+  assert_int_equal(lmz_secure_seal(&p.i, (const uint8_t *)"early", 5, &p.i_out),
                    0);
   pump(&p);
   assert_true(lmz_secure_is_open(&p.i));
@@ -131,18 +130,17 @@ static void check_wrong_key(const uint8_t *ki, const uint8_t *kr) {
   pair_init(&p, ki, kr);
   /* hello_I -> R, hello_R -> I, auth_I (+ early data) -> R */
   lmz_buf r_sent = LMZ_BUF_INIT;
-  p.r_rv = lmz_secure_feed(&p.r, p.i_out.data, p.i_out.len, &p.r_out,
-                           &p.r_plain);
+  p.r_rv =
+      lmz_secure_feed(&p.r, p.i_out.data, p.i_out.len, &p.r_out, &p.r_plain);
   lmz_buf_reset(&p.i_out);
   lmz_buf_append(&r_sent, p.r_out.data, p.r_out.len);
-  p.i_rv = lmz_secure_feed(&p.i, p.r_out.data, p.r_out.len, &p.i_out,
-                           &p.i_plain);
+  p.i_rv =
+      lmz_secure_feed(&p.i, p.r_out.data, p.r_out.len, &p.i_out, &p.i_plain);
   lmz_buf_reset(&p.r_out);
-  assert_int_equal(lmz_secure_seal(&p.i, (const uint8_t *)"secret", 6,
-                                   &p.i_out),
-                   0);
-  p.r_rv = lmz_secure_feed(&p.r, p.i_out.data, p.i_out.len, &p.r_out,
-                           &p.r_plain);
+  assert_int_equal(
+      lmz_secure_seal(&p.i, (const uint8_t *)"secret", 6, &p.i_out), 0);
+  p.r_rv =
+      lmz_secure_feed(&p.r, p.i_out.data, p.i_out.len, &p.r_out, &p.r_plain);
   lmz_buf_reset(&p.i_out);
   assert_int_equal(p.r_rv, LMZ_EAUTH);
   assert_int_equal(p.r.fail, LMZ_SECURE_FAIL_HANDSHAKE);
@@ -152,8 +150,8 @@ static void check_wrong_key(const uint8_t *ki, const uint8_t *kr) {
   /* R answered with a reject notice only, never its own proof. */
   assert_int_equal(p.r_out.len, 4 + 2);
   assert_int_equal(p.r_out.data[4], 3);
-  p.i_rv = lmz_secure_feed(&p.i, p.r_out.data, p.r_out.len, &p.i_out,
-                           &p.i_plain);
+  p.i_rv =
+      lmz_secure_feed(&p.i, p.r_out.data, p.r_out.len, &p.i_out, &p.i_plain);
   assert_int_equal(p.i_rv, LMZ_EAUTH);
   assert_true(p.i.peer_rejected);
   assert_string_equal(p.i.errmsg,
@@ -161,9 +159,9 @@ static void check_wrong_key(const uint8_t *ki, const uint8_t *kr) {
   assert_false(lmz_secure_is_open(&p.i));
   assert_false(lmz_secure_can_send(&p.i));
   /* Terminal: later input gets the same error. */
-  assert_int_equal(lmz_secure_feed(&p.r, (const uint8_t *)"x", 1, &p.r_out,
-                                   &p.r_plain),
-                   LMZ_EAUTH);
+  assert_int_equal(
+      lmz_secure_feed(&p.r, (const uint8_t *)"x", 1, &p.r_out, &p.r_plain),
+      LMZ_EAUTH);
   lmz_buf_free(&r_sent);
   pair_free(&p);
 }
@@ -180,10 +178,10 @@ static void test_impostor_responder_proof_refused(void **state) {
   (void)state;
   pair p;
   pair_init(&p, KEY_A, KEY_A);
-  p.r_rv = lmz_secure_feed(&p.r, p.i_out.data, p.i_out.len, &p.r_out,
-                           &p.r_plain);
-  p.i_rv = lmz_secure_feed(&p.i, p.r_out.data, p.r_out.len, &p.i_out,
-                           &p.i_plain);
+  p.r_rv =
+      lmz_secure_feed(&p.r, p.i_out.data, p.i_out.len, &p.r_out, &p.r_plain);
+  p.i_rv =
+      lmz_secure_feed(&p.i, p.r_out.data, p.r_out.len, &p.i_out, &p.i_plain);
   uint8_t fake[4 + 33] = {0, 0, 0, 33, 2};
   memset(fake + 5, 0xAB, 32);
   p.i_rv = lmz_secure_feed(&p.i, fake, sizeof fake, &p.i_out, &p.i_plain);
@@ -196,9 +194,8 @@ static void test_impostor_responder_proof_refused(void **state) {
 /* Seals `msg` from I, returns the record bytes (p.i_out reset). */
 static lmz_buf one_record(pair *p, const char *msg) {
   lmz_buf rec = LMZ_BUF_INIT;
-  assert_int_equal(lmz_secure_seal(&p->i, (const uint8_t *)msg, strlen(msg),
-                                   &rec),
-                   0);
+  assert_int_equal(
+      lmz_secure_seal(&p->i, (const uint8_t *)msg, strlen(msg), &rec), 0);
   return rec;
 }
 
@@ -230,9 +227,9 @@ static void test_flipped_bit_fails(void **state) {
     open_pair(&e);
     lmz_buf_free(&e.r_plain);
     uint8_t forged[4 + 16] = {0, 0, 0, 16};
-    assert_int_equal(lmz_secure_feed(&e.r, forged, sizeof forged, &e.r_out,
-                                     &e.r_plain),
-                     LMZ_EAUTH);
+    assert_int_equal(
+        lmz_secure_feed(&e.r, forged, sizeof forged, &e.r_out, &e.r_plain),
+        LMZ_EAUTH);
     assert_null(e.r_plain.data);
     pair_free(&e);
   }
@@ -242,9 +239,9 @@ static void test_flipped_bit_fails(void **state) {
   open_pair(&p);
   lmz_buf rec = one_record(&p, "hello world");
   rec.data[3] ^= 1; /* 27 -> 26 */
-  assert_int_equal(lmz_secure_feed(&p.r, rec.data, rec.len, &p.r_out,
-                                   &p.r_plain),
-                   LMZ_EAUTH);
+  assert_int_equal(
+      lmz_secure_feed(&p.r, rec.data, rec.len, &p.r_out, &p.r_plain),
+      LMZ_EAUTH);
   lmz_buf_free(&rec);
   pair_free(&p);
 }
@@ -255,11 +252,9 @@ static void test_replay_reorder_drop_fail(void **state) {
   /* replay */
   open_pair(&p);
   lmz_buf r1 = one_record(&p, "one");
-  assert_int_equal(lmz_secure_feed(&p.r, r1.data, r1.len, &p.r_out,
-                                   &p.r_plain),
+  assert_int_equal(lmz_secure_feed(&p.r, r1.data, r1.len, &p.r_out, &p.r_plain),
                    0);
-  assert_int_equal(lmz_secure_feed(&p.r, r1.data, r1.len, &p.r_out,
-                                   &p.r_plain),
+  assert_int_equal(lmz_secure_feed(&p.r, r1.data, r1.len, &p.r_out, &p.r_plain),
                    LMZ_EAUTH);
   assert_non_null(strstr(p.r.errmsg, "record 1 failed authentication"));
   assert_int_equal(p.r_plain.len, 3);
@@ -269,8 +264,7 @@ static void test_replay_reorder_drop_fail(void **state) {
   open_pair(&p);
   r1 = one_record(&p, "one");
   lmz_buf r2 = one_record(&p, "two");
-  assert_int_equal(lmz_secure_feed(&p.r, r2.data, r2.len, &p.r_out,
-                                   &p.r_plain),
+  assert_int_equal(lmz_secure_feed(&p.r, r2.data, r2.len, &p.r_out, &p.r_plain),
                    LMZ_EAUTH);
   assert_int_equal(p.r_plain.len, 0);
   lmz_buf_free(&r1);
@@ -289,9 +283,9 @@ static void test_replay_reorder_drop_fail(void **state) {
   pump(&q);
   assert_true(lmz_secure_is_open(&q.r));
   lmz_buf other = one_record(&q, "one");
-  assert_int_equal(lmz_secure_feed(&p.r, other.data, other.len, &p.r_out,
-                                   &p.r_plain),
-                   LMZ_EAUTH);
+  assert_int_equal(
+      lmz_secure_feed(&p.r, other.data, other.len, &p.r_out, &p.r_plain),
+      LMZ_EAUTH);
   lmz_buf_free(&other);
   pair_free(&q);
   pair_free(&p);
@@ -314,9 +308,8 @@ static void test_records_split_anywhere_and_large(void **state) {
   size_t off = 0, step = 1;
   while (off < recs.len) {
     size_t k = recs.len - off < step ? recs.len - off : step;
-    assert_int_equal(lmz_secure_feed(&p.r, recs.data + off, k, &p.r_out,
-                                     &p.r_plain),
-                     0);
+    assert_int_equal(
+        lmz_secure_feed(&p.r, recs.data + off, k, &p.r_out, &p.r_plain), 0);
     off += k;
     step = step * 3 + 1;
   }
@@ -328,8 +321,7 @@ static void test_records_split_anywhere_and_large(void **state) {
   lmz_buf_reset(&p.r_plain);
   lmz_buf r = one_record(&p, "bytewise");
   for (size_t i = 0; i < r.len; i++)
-    assert_int_equal(lmz_secure_feed(&p.r, r.data + i, 1, &p.r_out,
-                                     &p.r_plain),
+    assert_int_equal(lmz_secure_feed(&p.r, r.data + i, 1, &p.r_out, &p.r_plain),
                      0);
   assert_int_equal(p.r_plain.len, 8);
   assert_memory_equal(p.r_plain.data, "bytewise", 8);
@@ -386,8 +378,8 @@ static void test_hostile_handshakes(void **state) {
   /* a record where the proof should be: never decrypted, refused */
   pair p;
   pair_init(&p, KEY_A, KEY_A);
-  p.r_rv = lmz_secure_feed(&p.r, p.i_out.data, p.i_out.len, &p.r_out,
-                           &p.r_plain);
+  p.r_rv =
+      lmz_secure_feed(&p.r, p.i_out.data, p.i_out.len, &p.r_out, &p.r_plain);
   uint8_t rec[4 + 40] = {0, 0, 0, 40};
   assert_int_equal(feed_r(rec, sizeof rec, &p.r), LMZ_EBADMSG);
   pair_free(&p);

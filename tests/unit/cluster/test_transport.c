@@ -550,7 +550,8 @@ static void test_rpc_client(void **state) {
   char closed[64];
   int fp = free_port();
   sprintf(closed, "127.0.0.1:%d", fp);
-  assert_int_equal(lmz_rpc_connect(&c, closed, KEY, 3000, err), UV_ECONNREFUSED);
+  assert_int_equal(lmz_rpc_connect(&c, closed, KEY, 3000, err),
+                   UV_ECONNREFUSED);
   char want[128];
   sprintf(want, "cannot connect to 127.0.0.1:%d: connection refused", fp);
   assert_string_equal(err, want);
