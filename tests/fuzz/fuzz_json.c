@@ -4,8 +4,11 @@
  * 64, 64 KiB, a capped arena). Whatever parses is written back with
  * lmz_json_write, the output is parsed again (strict) and written again, and
  * the two serializations must be identical: our own writer's output is
- * always valid strict JSON and a fixed point. A violation aborts (fine in a
- * fuzzer: it is a property of our own output, not of the input). */
+ * always valid strict JSON and a fixed point. The first 8 bytes, read as a
+ * double, must format to text that reads back as the same double. A
+ * violation aborts (fine in a fuzzer: these are properties of our own
+ * output, not of the input). */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +58,22 @@ static void check_mode(const uint8_t *data, size_t size, bool jsonc) {
   lmz_arena_free(a);
 }
 
+static void check_number(const uint8_t *data) {
+  double d;
+  memcpy(&d, data, sizeof d);
+  if (!isfinite(d))
+    return;
+  char out[32];
+  size_t n = lmz_json_format_number(d, out);
+  if (n >= sizeof out || strlen(out) != n || strtod(out, NULL) != d) {
+    fprintf(stderr, "%.17g formatted as %s\n", d, out);
+    abort();
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size >= sizeof(double))
+    check_number(data);
   check_mode(data, size, false);
   check_mode(data, size, true);
   return 0;
