@@ -2,7 +2,9 @@
  *
  * The loader reads a file (size-capped), parses it as JSONC (comments and
  * trailing commas allowed) and returns the DOM; the caller interprets it.
- * Errors come back as one line "FILE:LINE:COL: problem", ready to print. */
+ * Errors come back as one line "FILE:LINE:COL: problem", ready to print
+ * (columns count characters). A leading UTF-8 BOM is accepted.
+ * Threads: no shared state; one arena per thread at a time. */
 #ifndef LMZ_CORE_CONFIG_H
 #define LMZ_CORE_CONFIG_H
 
@@ -15,7 +17,7 @@
 
 typedef struct lmz_config {
   const char *name; /* file path (or given name); in the arena */
-  const char *text; /* file contents; in the arena */
+  const char *text; /* file contents; in the arena, NUL-terminated */
   size_t len;
   lmz_json *root;   /* always an object */
 } lmz_config;

@@ -12,8 +12,14 @@
  *   LMZ_LOG_LEVEL=error|warn|info|debug|trace   base level (default info)
  *   LMZ_DEBUG=lmz.cluster.*,lmz.actor,-lmz.cluster.raft
  *       namespaces matching a pattern log at debug (trace with a ":trace"
- *       suffix, e.g. lmz.gateway:trace); '*' matches any run of characters;
- *       a leading '-' excludes. Later patterns win.
+ *       suffix, e.g. lmz.gateway:trace; any level name works as a suffix);
+ *       '*' matches any run of characters; a leading '-' excludes (back to
+ *       the base level). Patterns never lower the base level. Separators:
+ *       commas and/or spaces. Later patterns win.
+ *   LMZ_LOG_FORMAT=text|json                    (default text)
+ * Invalid environment values at first use fall back to the defaults, with
+ * one warning line. In text lines, control characters of the message are
+ * escaped (\n, \r, \xNN) so one event is always one line.
  * lmz_log_configure() sets the same from code (lmzd's config does this).
  *
  * Cost when filtered out: one integer compare (the namespace caches its
@@ -66,14 +72,17 @@ static inline int lmz_log_enabled(lmz_log_ns *ns, int level) {
 #define LMZ_LOG_TRACE(ns, ...) LMZ_LOG(ns, LMZ_LOG_TRACE, __VA_ARGS__)
 
 /* (Re)configures filtering. NULL arguments read the environment variables
- * (LMZ_LOG_LEVEL, LMZ_DEBUG, LMZ_LOG_FORMAT). Returns 0 or LMZ_EINVAL for an
- * unknown level name (the previous setting stays). Bumps the generation so
- * every namespace re-resolves on its next use. */
+ * (LMZ_LOG_LEVEL, LMZ_DEBUG, LMZ_LOG_FORMAT); "" means the default. Returns
+ * 0, LMZ_EINVAL for an unknown level or format name, or LMZ_ENOMEM (the
+ * previous setting stays on error). Bumps the generation so every namespace
+ * re-resolves on its next use. Strings are copied. Any thread. */
 int lmz_log_configure(const char *level, const char *debug_patterns,
                       const char *format);
-/* Redirect output (tests); fd -1 restores stderr. */
+/* Redirect output (tests); fd -1 restores stderr. The fd stays the
+ * caller's (never closed here). Any thread. */
 void lmz_log_set_fd(int fd);
-/* Parses "info" etc.; -1 if unknown. */
+/* Parses "off", "error", "warn" (or "warning"), "info", "debug", "trace",
+ * case-insensitively; -1 if unknown or NULL. */
 int lmz_log_level_from_name(const char *name);
 
 #endif
