@@ -21,7 +21,7 @@
  *     link per peer pair, usable both ways. When both nodes dial each other at
  *     once, both keep the connection dialed by the lower node id and retire
  *     the other gracefully (no more sends on it; frames already in flight are
- *     still read until the peer's FIN).
+ *     still delivered; it closes once quiet for two ping intervals).
  *   - Operators (Hello node id 0) get an unmanaged conn that dies with its
  *     connection; reply to them with lmz_conn_send() on the conn a frame came
  *     in on.
@@ -109,6 +109,8 @@ struct lmz_transport_metrics {
   uint64_t decrypt_failures, oversize, bad_frames, dead_peers;
   uint64_t overload_rejections;
   uint64_t pings_sent;
+  uint64_t duplicates_retired; /* simultaneous dials resolved */
+  uint64_t sockets_open;       /* gauge: TCP connections open now */
 };
 
 struct lmz__sock;

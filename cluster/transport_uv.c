@@ -32,7 +32,11 @@
  *  7. too many incoming connections still handshaking: new ones are closed
  *     at once (an unauthenticated flood cannot grow memory).
  *  8. both sides dialed: the connection dialed by the lower node id wins,
- *     the other is retired (shutdown for writing, read until the peer's FIN).
+ *     the other is retired: nothing more is sent on it, frames still in
+ *     flight on it are delivered, and it is closed once it has been quiet for
+ *     two ping intervals (the peer, having switched too, stops pinging it).
+ *     Closing it at once would race with frames in flight and could make the
+ *     peer see a spurious DOWN before its own copy of the rule has run.
  *  9. user callbacks may close the conn or the transport: nothing is freed
  *     synchronously (close callbacks reclaim memory) and every loop that
  *     calls out re-checks the socket's state afterwards. */
@@ -63,7 +67,7 @@ enum sock_state {
   S_CONNECTING = 1, /* dialing: TCP connect in progress */
   S_HANDSHAKE,      /* secure handshake or waiting for the peer's Hello */
   S_UP,             /* serving its conn (or about to be retired) */
-  S_RETIRING,       /* duplicate: write side shut, reading until FIN */
+  S_RETIRING,       /* duplicate: no longer sent on; closed once quiet */
   S_DRAINING,       /* failed handshake: flushing a reject notice */
   S_CLOSING,        /* uv_close called; memory freed in the close cb */
 };
@@ -423,23 +427,13 @@ static void promote(lmz_conn_t *c, sock *s) {
   }
 }
 
-static void on_retire_shutdown(uv_shutdown_t *req, int status) {
-  sock *s = req->data;
-  if (status < 0 && status != UV_ECANCELED)
-    sock_close(s, status);
-}
-
 static void retire(sock *s) {
   if (s->state != S_UP)
     return;
   LMZ_LOG_DEBUG(&log_ns, "retiring duplicate connection %s to peer %llu",
                 s->peer, (unsigned long long)s->conn->peer_id);
   s->state = S_RETIRING;
-  s->shutdown_req.data = s;
-  int rv =
-      uv_shutdown(&s->shutdown_req, (uv_stream_t *)&s->tcp, on_retire_shutdown);
-  if (rv)
-    sock_close(s, rv);
+  s->t->priv.m.duplicates_retired++;
 }
 
 static int reject_frame(sock *s, int err, const char *why) {
@@ -797,6 +791,11 @@ static void check_sock(sock *s, uint64_t now) {
     sock_close(s, LMZ_ETIMEOUT);
     return;
   }
+  if (s->state == S_RETIRING &&
+      now - s->last_rx_ms >= 2 * (uint64_t)o->ping_interval_ms) {
+    sock_close(s, LMZ_ECLOSED); /* the peer switched too: quiet */
+    return;
+  }
   if (now - s->last_rx_ms >= o->dead_timeout_ms) {
     m->dead_peers++;
     LMZ_LOG_WARN(&log_ns, "peer %llu (%s) silent for %llu ms: closing",
@@ -973,6 +972,9 @@ int lmz_transport_port(const lmz_transport_t *t) {
 void lmz_transport_metrics(const lmz_transport_t *t,
                            struct lmz_transport_metrics *out) {
   *out = t->priv.m;
+  out->sockets_open = 0;
+  for (const sock *s = t->priv.socks; s; s = s->next)
+    out->sockets_open++;
 }
 
 void lmz_transport_close(lmz_transport_t *t, lmz_transport_close_cb cb) {

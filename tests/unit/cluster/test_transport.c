@@ -398,6 +398,18 @@ static void test_reconnect_same_port(void **state) {
 
 /* ---- both dial at once: one link, usable both ways ---------------------- */
 
+typedef struct {
+  node *a, *b;
+} two;
+
+static bool one_socket_each(void *ctx) {
+  two *p = ctx;
+  struct lmz_transport_metrics ma, mb;
+  lmz_transport_metrics(&p->a->t, &ma);
+  lmz_transport_metrics(&p->b->t, &mb);
+  return ma.sockets_open == 1 && mb.sockets_open == 1;
+}
+
 static void test_simultaneous_dial(void **state) {
   (void)state;
   uv_loop_t loop;
@@ -405,6 +417,7 @@ static void test_simultaneous_dial(void **state) {
   node a, b;
   struct lmz_transport_options oa = base_opts(&a, "127.0.0.1:0");
   struct lmz_transport_options ob = base_opts(&b, "127.0.0.1:0");
+  oa.ping_interval_ms = ob.ping_interval_ms = 50;
   node_start(&loop, &a, 1, &oa);
   node_start(&loop, &b, 2, &ob);
   char aa[64], ba[64];
@@ -414,24 +427,37 @@ static void test_simultaneous_dial(void **state) {
   assert_int_equal(lmz_transport_connect(&b.t, 1, aa, &cb), LMZ_EEXIST);
   pair_ctx pc = {&a, &b, 0};
   run_until(&loop, both_up, &pc, 5000);
-  /* Let the duplicate settle, then traffic both ways on the single conns. */
-  uint64_t until = tl_now_ms() + 200;
-  while (tl_now_ms() < until)
-    uv_run(&loop, UV_RUN_NOWAIT);
-  assert_true(lmz_transport_peer(&a.t, 2) == ca);
-  assert_true(lmz_transport_peer(&b.t, 1) == cb);
+  /* Traffic both ways while the duplicate is being resolved. */
   Lmz__Call call;
   for (uint64_t i = 0; i < 100; i++) {
     Lmz__Frame f = call_frame(&call, i, "y", 1);
     assert_int_equal(lmz_conn_send(ca, &f), 0);
     assert_int_equal(lmz_conn_send(cb, &f), 0);
   }
+  two tw = {&a, &b};
+  run_until(&loop, one_socket_each, &tw, 5000);
+  assert_true(lmz_transport_peer(&a.t, 2) == ca);
+  assert_true(lmz_transport_peer(&b.t, 1) == cb);
+  for (uint64_t i = 100; i < 200; i++) {
+    Lmz__Frame f = call_frame(&call, i, "y", 1);
+    assert_int_equal(lmz_conn_send(ca, &f), 0);
+    assert_int_equal(lmz_conn_send(cb, &f), 0);
+  }
   uint64_t deadline = tl_now_ms() + 5000;
-  while (a.frames < 100 || b.frames < 100) {
+  while (a.frames < 200 || b.frames < 200) {
     assert_true(tl_now_ms() < deadline);
     uv_run(&loop, UV_RUN_ONCE);
   }
+  /* One link per pair, no flap, nothing lost or reordered. */
   assert_int_equal(a.order_errors + b.order_errors, 0);
+  assert_int_equal(a.ups, 1);
+  assert_int_equal(b.ups, 1);
+  assert_int_equal(a.downs + b.downs, 0);
+  struct lmz_transport_metrics ma, mb;
+  lmz_transport_metrics(&a.t, &ma);
+  lmz_transport_metrics(&b.t, &mb);
+  assert_int_equal(ma.duplicates_retired, 1);
+  assert_int_equal(mb.duplicates_retired, 1);
   assert_true(lmz_conn_is_up(ca) && lmz_conn_is_up(cb));
   node_close(&loop, &a);
   node_close(&loop, &b);
