@@ -590,3 +590,5 @@ void lmz__alarms_free(lmz_node *n) {
     free(v);
   lmz_hmap_free(&n->alarms_inflight);
 }
+
+double lmz_node_next_alarm_ms(lmz_node *n) { return n->alarm_next_ms; }

@@ -106,6 +106,9 @@ double lmz_node_now_ms(lmz_node *n);
 /* Runs every alarm due at the node's current clock (test kit). Returns the
  * number of alarms started. */
 int lmz_node_poll_alarms(lmz_node *n);
+/* Due time of the earliest alarm not yet started, as of the last poll
+ * (0 = none known). */
+double lmz_node_next_alarm_ms(lmz_node *n);
 
 /* ---- state for tests and operators --------------------------------------- */
 

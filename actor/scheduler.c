@@ -179,9 +179,7 @@ lmz_actor *lmz__actor_get(lmz_node *n, struct lmz_binding *b,
   return a;
 }
 
-/* Activation id of an active actor (for the counter example's probe). */
-const char *lmz__actor_activation_id(lmz_ctx *ctx, double *activated_at);
-const char *lmz__actor_activation_id(lmz_ctx *ctx, double *activated_at) {
+const char *lmz_activation_id(lmz_ctx *ctx, double *activated_at) {
   if (activated_at)
     *activated_at = ctx->actor->activated_at_ms;
   return ctx->actor->activation_id;
@@ -244,6 +242,7 @@ int lmz__deliver(lmz_node *n, lmz_msg *m) {
     return LMZ_ENOMEM;
   if (a->q_len >= n->opts.max_queue)
     return LMZ_EOVERLOAD;
+  m->binding = NULL; /* arrived: from now on the message is the callee's */
   m->next = NULL;
   if (a->q_tail)
     a->q_tail->next = m;

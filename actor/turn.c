@@ -109,16 +109,23 @@ void lmz__release_output(lmz_node *n, lmz_msg *m) {
     }
     break;
   case LMZ_REPLY_NONE:
-    if (!m->reply_ok) {
-      const char *msg = m->reply_value && lmz_typeof(m->reply_value) == LMZ_T_ERROR
-                            ? lmz_error_message(m->reply_value) : "(non-Error)";
-      LMZ_LOG_WARN(&lmz__actor_log,
-                   "fire-and-forget call to %s failed with no handler: %s",
-                   m->binding ? m->binding->name : "?", msg);
-    }
+    if (!m->reply_ok) /* a fire-and-forget call that could not be delivered */
+      LMZ_LOG_WARN(&lmz__actor_log, "fire-and-forget call failed with no handler: %s",
+                   m->reply_value && lmz_typeof(m->reply_value) == LMZ_T_ERROR
+                       ? lmz_error_message(m->reply_value) : "(non-Error)");
     break;
   }
   lmz__msg_free(n, m);
+}
+
+/* A fire-and-forget call failed on its callee: nobody will hear of it but
+ * the log (lumenize-behaviour.md 1.3, step 5). */
+static void log_unhandled(lmz_actor *a, const lmz_value *err) {
+  LMZ_LOG_WARN(&lmz__actor_log,
+               "fire-and-forget call to %s/%s failed with no handler: %s",
+               a->self.binding, a->self.instance ? a->self.instance : "-",
+               err && lmz_typeof(err) == LMZ_T_ERROR ? lmz_error_message(err)
+                                                     : "(non-Error)");
 }
 
 /* ---- commits ------------------------------------------------------------- */
@@ -213,7 +220,9 @@ static void start_failed(lmz_ctx *ctx) {
   if (!a->err_arena)
     a->err_arena = lmz_arena_new();
   a->start_error = a->err_arena ? lmz_value_copy(a->err_arena, ctx->thrown) : NULL;
-  LMZ_LOG_WARN(&lmz__actor_log, "on_start of %s failed", a->key);
+  LMZ_LOG_WARN(&lmz__actor_log, "on_start of %s/%s failed: %s", a->self.binding,
+               a->self.instance ? a->self.instance : "-",
+               lmz_typeof(ctx->thrown) == LMZ_T_ERROR ? lmz_error_message(ctx->thrown) : "?");
 }
 
 static int run_body(lmz_ctx *ctx, lmz_value **result) {
@@ -293,7 +302,9 @@ void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m) {
   /* collect the outputs: outgoing calls first, then the reply */
   lmz_msg *head = ctx.out_head, *tail = ctx.out_tail;
   bool keep_msg = m->deferred && !rv;
-  if (!keep_msg && (m->rkind != LMZ_REPLY_NONE || rv)) {
+  if (rv && m->rkind == LMZ_REPLY_NONE && m->kind == LMZ_MSG_CALL)
+    log_unhandled(a, ctx.thrown);
+  if (!keep_msg && m->rkind != LMZ_REPLY_NONE) {
     m->reply_ok = rv == 0;
     m->reply_value = rv ? ctx.thrown : (result ? result : lmz_undefined());
     push_output(&head, &tail, m);

@@ -149,6 +149,9 @@ void *lmz_class_data(lmz_ctx *ctx);
 /* This node's id (e.g. "node-1"), and the wall clock (fake in the test kit). */
 const char *lmz_node_id(lmz_ctx *ctx);
 double lmz_now_ms(lmz_ctx *ctx);
+/* This activation's id (unique per activation on a node) and the time it
+ * was activated (Unix ms): the probe for single activation. */
+const char *lmz_activation_id(lmz_ctx *ctx, double *activated_at_ms);
 /* A `vars` entry of the configuration, or NULL. */
 const char *lmz_var(lmz_ctx *ctx, const char *name);
 

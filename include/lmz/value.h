@@ -50,12 +50,15 @@ typedef struct lmz_value lmz_value;
 lmz_arena *lmz_arena_new(void);
 /* Frees every allocation made in the arena. NULL is allowed. */
 void lmz_arena_free(lmz_arena *a);
-/* Frees all allocations but keeps the first chunk for reuse (cheap reset for
- * hot loops). Every value of the arena becomes invalid. */
+/* Frees all allocations but keeps the first chunk (and one more chunk of up
+ * to 1 MiB) for reuse (cheap reset for hot loops). Every value of the arena
+ * becomes invalid. */
 void lmz_arena_reset(lmz_arena *a);
 /* Caps the bytes the arena may hold (0 = unlimited). Decoders use it to bound
  * memory by input size. Allocation past the cap fails like out of memory. */
 void lmz_arena_set_limit(lmz_arena *a, size_t max_bytes);
+/* Bytes handed out since new/reset, each request rounded up to 8 (chunk
+ * slack is not counted); this is what the limit caps. */
 size_t lmz_arena_used(const lmz_arena *a);
 /* Raw allocation (8-byte aligned), freed with the arena. NULL on failure. */
 void *lmz_arena_alloc(lmz_arena *a, size_t n);

@@ -1,0 +1,202 @@
+/* examples/counter - the application tests and benchmarks use.
+ *
+ * COUNTER_DO (class CounterDO), a durable object:
+ *   increment(by) -> new total (persisted)     get() -> total
+ *   echo(x) -> x unchanged                     whoami() -> call context
+ *   fail(message) -> throws CounterError {code:"E_COUNTER", cause: Error}
+ *   secret() -> local only (not mesh-callable)
+ *   guarded() -> "ok", guard requires state.token == "letmein"
+ *   activation() -> {node, activationId, activatedAt}
+ *   schedule(ms, by) -> alarm id; the alarm increments by `by`
+ *   callOther(instance, by) -> increments another counter with lmz_call and
+ *                              a handler that records the result
+ *   lastOtherResult() -> what that handler recorded
+ * ECHO_WORKER (class EchoWorker), a worker: echo(x), whereami() -> node id. */
+#include <string.h>
+
+#include "lmz/lmz.h"
+
+static double arg_number(lmz_value *const *args, size_t nargs, size_t i,
+                         double dflt) {
+  if (i >= nargs || lmz_typeof(args[i]) != LMZ_T_NUMBER)
+    return dflt;
+  return lmz_get_number(args[i]);
+}
+
+static double total_of(lmz_ctx *ctx) {
+  lmz_value *t = lmz_kv_get(ctx, "total");
+  return t && lmz_typeof(t) == LMZ_T_NUMBER ? lmz_get_number(t) : 0;
+}
+
+static int counter_increment(lmz_ctx *ctx, lmz_value *const *args,
+                             size_t nargs, lmz_value **result) {
+  if (nargs > 0 && lmz_typeof(args[0]) != LMZ_T_NUMBER)
+    return lmz_throwf(ctx, "TypeError", "increment(by): by must be a number");
+  double total = total_of(ctx) + arg_number(args, nargs, 0, 1);
+  lmz_value *v = lmz_number(lmz_turn_arena(ctx), total);
+  int rv = lmz_kv_put(ctx, "total", v);
+  if (rv)
+    return rv;
+  *result = v;
+  return 0;
+}
+
+static int counter_get(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                       lmz_value **result) {
+  (void)args, (void)nargs;
+  *result = lmz_number(lmz_turn_arena(ctx), total_of(ctx));
+  return 0;
+}
+
+static int counter_echo(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                        lmz_value **result) {
+  (void)ctx;
+  *result = nargs ? args[0] : lmz_undefined();
+  return 0;
+}
+
+static int counter_whoami(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                          lmz_value **result) {
+  (void)args, (void)nargs;
+  *result = lmz_call_context_value(ctx);
+  return 0;
+}
+
+static int counter_fail(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                        lmz_value **result) {
+  (void)result;
+  lmz_arena *a = lmz_turn_arena(ctx);
+  const char *msg = nargs && lmz_typeof(args[0]) == LMZ_T_STRING
+                        ? lmz_get_str(args[0], NULL) : "counter failed";
+  lmz_value *err = lmz_error(a, "CounterError", msg);
+  if (!err || lmz_error_set_prop(err, "code", 4, lmz_cstring(a, "E_COUNTER")) ||
+      lmz_error_set_cause(err, lmz_error(a, "Error", "root cause")))
+    return -1;
+  return lmz_throw(ctx, err);
+}
+
+static int counter_secret(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                          lmz_value **result) {
+  (void)args, (void)nargs;
+  *result = lmz_cstring(lmz_turn_arena(ctx), "the secret");
+  return 0;
+}
+
+static int guard_token(lmz_ctx *ctx) {
+  lmz_value *tok = lmz_object_getc(lmz_state(ctx), "token");
+  const char *s = tok && lmz_typeof(tok) == LMZ_T_STRING ? lmz_get_str(tok, NULL) : NULL;
+  if (!s || strcmp(s, "letmein"))
+    return lmz_throwf(ctx, "Error", "Guard: valid token required");
+  return 0;
+}
+
+static int counter_guarded(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                           lmz_value **result) {
+  (void)args, (void)nargs;
+  *result = lmz_cstring(lmz_turn_arena(ctx), "ok");
+  return 0;
+}
+
+static int counter_activation(lmz_ctx *ctx, lmz_value *const *args,
+                              size_t nargs, lmz_value **result) {
+  (void)args, (void)nargs;
+  lmz_arena *a = lmz_turn_arena(ctx);
+  double at;
+  const char *id = lmz_activation_id(ctx, &at);
+  lmz_value *o = lmz_object(a);
+  if (!o || lmz_object_setc(o, "node", lmz_cstring(a, lmz_node_id(ctx))) ||
+      lmz_object_setc(o, "activationId", lmz_cstring(a, id)) ||
+      lmz_object_setc(o, "activatedAt", lmz_number(a, at)))
+    return -1;
+  *result = o;
+  return 0;
+}
+
+static int counter_schedule(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                            lmz_value **result) {
+  lmz_arena *a = lmz_turn_arena(ctx);
+  double ms = arg_number(args, nargs, 0, 0), by = arg_number(args, nargs, 1, 1);
+  lmz_ctn *c = lmz_ctn_call(lmz_ctn_new(ctx), "increment", 1, lmz_number(a, by));
+  lmz_value *sched = NULL;
+  int rv = lmz_alarm_after(ctx, ms, c, NULL, &sched);
+  if (rv)
+    return rv;
+  *result = lmz_object_getc(sched, "id");
+  return 0;
+}
+
+static int counter_call_other(lmz_ctx *ctx, lmz_value *const *args,
+                              size_t nargs, lmz_value **result) {
+  lmz_arena *a = lmz_turn_arena(ctx);
+  if (nargs < 1 || lmz_typeof(args[0]) != LMZ_T_STRING)
+    return lmz_throwf(ctx, "TypeError", "callOther(instance, by): instance must be a string");
+  lmz_ctn *remote = lmz_ctn_call(lmz_ctn_new(ctx), "increment", 1,
+                                 lmz_number(a, arg_number(args, nargs, 1, 1)));
+  lmz_ctn *handler = lmz_ctn_call(lmz_ctn_new(ctx), "recordOther", 2, args[0],
+                                  lmz_ctn_result(ctx));
+  int rv = lmz_call(ctx, "COUNTER_DO", lmz_get_str(args[0], NULL), remote,
+                    handler, NULL);
+  if (rv)
+    return rv;
+  *result = lmz_cstring(a, "sent");
+  return 0;
+}
+
+/* Local handler: not mesh-callable; runs with the other counter's result. */
+static int counter_record_other(lmz_ctx *ctx, lmz_value *const *args,
+                                size_t nargs, lmz_value **result) {
+  (void)result;
+  lmz_arena *a = lmz_turn_arena(ctx);
+  lmz_value *rec = lmz_object(a);
+  if (!rec || lmz_object_setc(rec, "instance", nargs > 0 ? args[0] : lmz_undefined()) ||
+      lmz_object_setc(rec, "result", nargs > 1 ? args[1] : lmz_undefined()))
+    return -1;
+  return lmz_kv_put(ctx, "lastOtherResult", rec);
+}
+
+static int counter_last_other(lmz_ctx *ctx, lmz_value *const *args,
+                              size_t nargs, lmz_value **result) {
+  (void)args, (void)nargs;
+  lmz_value *v = lmz_kv_get(ctx, "lastOtherResult");
+  *result = v ? v : lmz_null();
+  return 0;
+}
+
+static const lmz_method counter_methods[] = {
+    LMZ_MESH("increment", counter_increment, NULL),
+    LMZ_MESH("get", counter_get, NULL),
+    LMZ_MESH("echo", counter_echo, NULL),
+    LMZ_MESH("whoami", counter_whoami, NULL),
+    LMZ_MESH("fail", counter_fail, NULL),
+    LMZ_LOCAL("secret", counter_secret),
+    LMZ_MESH("guarded", counter_guarded, guard_token),
+    LMZ_MESH("activation", counter_activation, NULL),
+    LMZ_MESH("schedule", counter_schedule, NULL),
+    LMZ_MESH("callOther", counter_call_other, NULL),
+    LMZ_LOCAL("recordOther", counter_record_other),
+    LMZ_MESH("lastOtherResult", counter_last_other, NULL),
+    LMZ_END,
+};
+
+static int echo_echo(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                     lmz_value **result) {
+  return counter_echo(ctx, args, nargs, result);
+}
+
+static int echo_whereami(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                         lmz_value **result) {
+  (void)args, (void)nargs;
+  *result = lmz_cstring(lmz_turn_arena(ctx), lmz_node_id(ctx));
+  return 0;
+}
+
+static const lmz_method echo_methods[] = {
+    LMZ_MESH("echo", echo_echo, NULL),
+    LMZ_MESH("whereami", echo_whereami, NULL),
+    LMZ_END,
+};
+
+LMZ_EXPORT int lmz_module_init(lmz_registry *r) {
+  int rv = lmz_register_do(r, "CounterDO", counter_methods, NULL);
+  return rv ? rv : lmz_register_worker(r, "EchoWorker", echo_methods, NULL);
+}
