@@ -136,6 +136,7 @@ int lmz_register_worker(lmz_registry *r, const char *class_name,
 
 /* The one function an application module exports. */
 typedef int (*lmz_module_init_fn)(lmz_registry *r);
+LMZ_EXPORT int lmz_module_init(lmz_registry *r);
 #define LMZ_MODULE_INIT_SYMBOL "lmz_module_init"
 
 /* ---- the handler's view --------------------------------------------------- */
