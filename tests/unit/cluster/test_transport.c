@@ -677,6 +677,27 @@ static void test_wrong_key_transports(void **state) {
   loop_teardown(&loop);
 }
 
+static bool both_down(void *ctx) {
+  two *p = ctx;
+  return p->a->downs > 0 && p->b->downs > 0;
+}
+
+static void test_parse_addr(void **state) {
+  (void)state;
+  struct sockaddr_storage sa;
+  assert_int_equal(lmz__transport_parse_addr("127.0.0.1:7100", &sa), 0);
+  assert_int_equal(sa.ss_family, AF_INET);
+  assert_int_equal(ntohs(((struct sockaddr_in *)&sa)->sin_port), 7100);
+  assert_int_equal(lmz__transport_parse_addr("[::1]:7101", &sa), 0);
+  assert_int_equal(sa.ss_family, AF_INET6);
+  assert_int_equal(ntohs(((struct sockaddr_in6 *)&sa)->sin6_port), 7101);
+  const char *bad[] = {
+      "localhost:7100", "1.2.3.4:99999", "1.2.3.4",    ":80", "1.2.3.4:",
+      "[::1:80",        "::1:80",        "1.2.3.4:8x", ""};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    assert_int_equal(lmz__transport_parse_addr(bad[i], &sa), LMZ_EINVAL);
+}
+
 static void test_init_errors_and_close_status(void **state) {
   (void)state;
   uv_loop_t loop;
@@ -699,6 +720,28 @@ static void test_init_errors_and_close_status(void **state) {
   assert_int_equal(lmz_transport_connect(&b.t, 1, addr, &c), 0);
   assert_int_equal(lmz_transport_connect(&b.t, 2, addr, &c), LMZ_EINVAL);
   pair_ctx pc = {&a, &b, 0};
+  run_until(&loop, both_up, &pc, 5000);
+  /* Closing a managed conn: DOWN(ECANCELED) here, the peer sees the link
+   * go, and nobody redials. */
+  lmz_conn_close(c);
+  lmz_conn_close(c); /* idempotent */
+  two tw = {&a, &b};
+  run_until(&loop, both_down, &tw, 5000);
+  assert_int_equal(b.last_down_status, LMZ_ECANCELED);
+  assert_true(lmz_transport_peer(&b.t, 1) == NULL);
+  assert_true(lmz_transport_peer(&a.t, 2) == NULL); /* unmanaged: freed */
+  uint64_t until = tl_now_ms() + 150;
+  while (tl_now_ms() < until)
+    uv_run(&loop, UV_RUN_NOWAIT);
+  struct lmz_transport_metrics m;
+  lmz_transport_metrics(&b.t, &m);
+  assert_int_equal(m.dials, 1);
+  assert_int_equal(m.sockets_open, 0);
+  /* Dial again (a new managed conn), then close a: a reports DOWN with
+   * ECANCELED for its side. */
+  assert_int_equal(lmz_transport_connect(&b.t, 1, addr, &c), 0);
+  a.ups = b.ups = 0;
+  a.downs = b.downs = 0;
   run_until(&loop, both_up, &pc, 5000);
   node_close(&loop, &a);
   assert_int_equal(a.downs, 1);
@@ -727,6 +770,7 @@ int main(void) {
       cmocka_unit_test(test_hostile_clients),
       cmocka_unit_test(test_wrong_key_transports),
       cmocka_unit_test(test_init_errors_and_close_status),
+      cmocka_unit_test(test_parse_addr),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
