@@ -32,7 +32,8 @@ struct lmz_codec_limits {
   size_t max_input;    /* bytes of input accepted (default 64 MiB) */
   size_t max_nodes;    /* values created by one decode (default 4M) */
   size_t max_memory;   /* arena bytes one decode may add (default
-                          16 x input + 1 MiB) ; 0 = derive from input */
+                          16 x input + 1 MiB; 64 x input + 1 MiB for the
+                          denser binary codec) ; 0 = derive from input */
 };
 
 struct lmz_codec_error {

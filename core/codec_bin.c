@@ -1103,6 +1103,17 @@ static lmz_value *dec_container(struct dec *d, uint8_t tag, uint32_t depth,
   }
 }
 
+/* Short string: the length is in the tag. */
+static lmz_value *dec_fixstr(struct dec *d, size_t n, size_t at) {
+  if (n > left(d)) {
+    fail(d, LMZ_EBADMSG, at, "string of %zu bytes exceeds the %zu left", n,
+         left(d));
+    return NULL;
+  }
+  d->p += n;
+  return str_from(d, LMZ_T_STRING, d->p - n, n, at);
+}
+
 static lmz_value *dec_value(struct dec *d, uint32_t depth) {
   size_t at = off(d, d->p);
   if (d->p == d->end) {
@@ -1117,16 +1128,8 @@ static lmz_value *dec_value(struct dec *d, uint32_t depth) {
   uint8_t tag = *d->p++;
   if (tag >= T_FIXINT && tag < T_FIXSTR)
     return lmz__small_int(tag - T_FIXINT);
-  if (tag >= T_FIXSTR && tag < T_RESERVED) {
-    size_t n = tag - T_FIXSTR;
-    if (n > left(d)) {
-      fail(d, LMZ_EBADMSG, at, "string of %zu bytes exceeds the %zu left", n,
-           left(d));
-      return NULL;
-    }
-    d->p += n;
-    return str_from(d, LMZ_T_STRING, d->p - n, n, at);
-  }
+  if (tag >= T_FIXSTR && tag < T_RESERVED)
+    return dec_fixstr(d, tag - T_FIXSTR, at);
   switch (tag) {
   case T_UNDEFINED:
     return lmz_undefined();
