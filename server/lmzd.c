@@ -1,18 +1,321 @@
-/* lmzd - the lmz node daemon. */
+/* lmzd - the lmz node daemon.
+ *
+ *   lmzd --dev                       one node, embedded defaults, examples
+ *   lmzd --config node.jsonc         a configured node
+ *   options: --data DIR  --listen HOST:PORT  --http HOST:PORT  --node-id ID
+ *
+ * Happy path: read the configuration -> open the data directory (cluster
+ * key, store) -> load application modules and bind their classes -> listen
+ * on the node port (authenticated, encrypted: cluster/transport.h) -> serve
+ * until SIGINT/SIGTERM -> stop accepting, finish queued turns, flush the
+ * storage queue, exit 0.
+ * Failure modes: any configuration or startup problem prints one line
+ * ("lmzd: FILE:LINE:COL: problem" or "lmzd: cannot listen on ...") and exits
+ * with status 2 (bad configuration) or 1 (runtime failure). */
+#include <errno.h>
+#include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "actor/node.h"
+#include "actor/remote.h"
+#include "cluster/keyfile.h"
+#include "cluster/transport.h"
+#include "core/log.h"
+#include "server/nodeconfig.h"
 #include "server/version.h"
 
-int main(int argc, char **argv) {
+static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.server");
+
+struct lmzd {
+  uv_loop_t loop;
+  lmz_arena *arena;
+  struct lmzd_config cfg;
+  lmz_node *node;
+  lmz_remote *remote;
+  lmz_transport_t transport;
+  bool transport_up;
+  uv_signal_t sigint, sigterm;
+  int exit_code;
+  bool stopping;
+};
+
+struct lmzd_args {
+  bool dev;
+  const char *config, *data, *listen, *http, *node_id;
+};
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: lmzd --dev | --config FILE [options]\n"
+          "  --dev              one node with embedded defaults and the example apps\n"
+          "                     (data ./lmz-data, node port 127.0.0.1:7100)\n"
+          "  --config FILE      node configuration (JSON with comments)\n"
+          "  --data DIR         data directory (overrides the config)\n"
+          "  --listen HOST:PORT node port (port 0 = pick a free one)\n"
+          "  --http HOST:PORT   HTTP/WebSocket port\n"
+          "  --node-id ID       this node's id\n"
+          "  --version          print the version\n"
+          "environment: LMZ_LOG_LEVEL, LMZ_DEBUG=lmz.actor,lmz.cluster.*, LMZ_LOG_FORMAT=json\n");
+}
+
+static int parse_args(int argc, char **argv, struct lmzd_args *a) {
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--version")) {
+    const char *s = argv[i];
+    const char **slot = !strcmp(s, "--config") ? &a->config
+                        : !strcmp(s, "--data") ? &a->data
+                        : !strcmp(s, "--listen") ? &a->listen
+                        : !strcmp(s, "--http") ? &a->http
+                        : !strcmp(s, "--node-id") ? &a->node_id : NULL;
+    if (slot) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "lmzd: %s needs a value\n", s);
+        return 2;
+      }
+      *slot = argv[++i];
+    } else if (!strcmp(s, "--dev")) {
+      a->dev = true;
+    } else if (!strcmp(s, "--version")) {
       printf("lmzd %s\n", lmz_version_string());
       return 0;
+    } else if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+      usage(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "lmzd: unknown option '%s' (see lmzd --help)\n", s);
+      return 2;
     }
   }
-  fprintf(stderr, "lmzd %s: the node runtime is not built yet; "
-                  "try `lmzd --version` or `lmz codec --help`\n",
-          lmz_version_string());
-  return 2;
+  if (!a->dev && !a->config) {
+    usage(stderr);
+    return 2;
+  }
+  return -1; /* continue */
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path) {
+  char buf[4096];
+  if (strlen(path) >= sizeof buf)
+    return -ENAMETOOLONG;
+  strcpy(buf, path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(buf, 0700) && errno != EEXIST)
+      return -errno;
+    *p = '/';
+  }
+  if (mkdir(buf, 0700) && errno != EEXIST)
+    return -errno;
+  return 0;
+}
+
+static char *exe_lib_dir(lmz_arena *a) {
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0)
+    return lmz_arena_strndup(a, "build/lib", 9);
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (slash)
+    *slash = '\0';
+  size_t len = strlen(exe) + 8;
+  char *out = lmz_arena_alloc(a, len);
+  if (out)
+    snprintf(out, len, "%s/../lib", exe);
+  return out;
+}
+
+static int load_config(struct lmzd *d, const struct lmzd_args *args) {
+  char err[LMZ_ERRMSG_LEN] = "";
+  int rv = args->config ? lmzd_config_load(d->arena, args->config, &d->cfg, err)
+                        : lmzd_config_dev(d->arena, exe_lib_dir(d->arena), &d->cfg, err);
+  if (rv) {
+    fprintf(stderr, "lmzd: %s\n", err[0] ? err : lmz_strerror(rv));
+    return 2;
+  }
+  if (args->data)
+    d->cfg.data_dir = args->data;
+  if (args->listen)
+    d->cfg.listen = args->listen;
+  if (args->http)
+    d->cfg.http = args->http;
+  if (args->node_id)
+    d->cfg.node_id = args->node_id;
+  if (lmz_log_configure(d->cfg.log_level, d->cfg.log_debug, NULL)) {
+    fprintf(stderr, "lmzd: %s: unknown log level '%s'\n", d->cfg.file.name,
+            d->cfg.log_level);
+    return 2;
+  }
+  return 0;
+}
+
+/* The cluster key: DATA/cluster.key, generated on the first start. */
+static int cluster_key(struct lmzd *d, uint8_t key[32]) {
+  char path[4096], err[LMZ_ERRMSG_LEN];
+  snprintf(path, sizeof path, "%s/cluster.key", d->cfg.data_dir);
+  int rv = lmz_keyfile_load(path, key, err);
+  if (rv == LMZ_ENOTFOUND) {
+    lmz_keyfile_generate(key);
+    rv = lmz_keyfile_save(path, key, 0, err);
+    if (!rv)
+      LMZ_LOG_INFO(&log_ns, "generated a new cluster key in %s", path);
+  }
+  if (rv)
+    fprintf(stderr, "lmzd: cluster key %s: %s\n", path, err);
+  return rv ? 1 : 0;
+}
+
+static int start_node(struct lmzd *d) {
+  char err[LMZ_ERRMSG_LEN] = "";
+  struct lmz_node_opts o = {.node_id = d->cfg.node_id,
+                            .data_dir = d->cfg.data_dir,
+                            .sync = d->cfg.sync,
+                            .idle_evict_ms = d->cfg.idle_evict_ms};
+  if (lmz_node_new(&d->node, &d->loop, &o, err)) {
+    fprintf(stderr, "lmzd: %s\n", err);
+    return 1;
+  }
+  for (size_t i = 0; i < d->cfg.n_modules; i++)
+    if (lmz_node_load_module(d->node, d->cfg.modules[i], err)) {
+      fprintf(stderr, "lmzd: %s: %s\n", d->cfg.file.name, err);
+      return 2;
+    }
+  for (size_t i = 0; i < d->cfg.n_bindings; i++) {
+    const struct lmzd_binding *b = &d->cfg.bindings[i];
+    if (lmz_node_bind(d->node, b->name, b->class_name, b->kind, err)) {
+      char where[LMZ_ERRMSG_LEN];
+      lmz_config_errorf(where, &d->cfg.file, b->where, "%s", err);
+      fprintf(stderr, "lmzd: %s\n", where);
+      return 2;
+    }
+  }
+  for (size_t i = 0; i < d->cfg.n_vars; i++)
+    lmz_node_set_var(d->node, d->cfg.vars[i].name, d->cfg.vars[i].value);
+  return lmz_node_start(d->node) ? 1 : 0;
+}
+
+static void on_frame(lmz_conn_t *conn, const Lmz__Frame *f, void *data) {
+  lmz_remote_on_frame(((struct lmzd *)data)->remote, conn, f);
+}
+
+static void on_conn_state(lmz_conn_t *conn, int state, int status, void *data) {
+  lmz_remote_on_conn_state(((struct lmzd *)data)->remote, conn, state, status);
+}
+
+static int start_node_port(struct lmzd *d, const uint8_t key[32]) {
+  if (!(d->remote = lmz_remote_new(d->node)))
+    return 1;
+  struct lmz_transport_options o = {.key = key,
+                                    .node_id = 0,
+                                    .name = d->cfg.node_id,
+                                    .listen = d->cfg.listen,
+                                    .on_frame = on_frame,
+                                    .on_conn_state = on_conn_state,
+                                    .data = d};
+  int rv = lmz_transport_init(&d->loop, &d->transport, &o);
+  if (rv) {
+    fprintf(stderr, "lmzd: cannot listen on %s: %s\n", d->cfg.listen,
+            d->transport.errmsg[0] ? d->transport.errmsg : lmz_strerror(rv));
+    return 1;
+  }
+  d->transport_up = true;
+  /* the bound port, for scripts and tests that asked for port 0 */
+  char path[4096];
+  snprintf(path, sizeof path, "%s/node.port", d->cfg.data_dir);
+  FILE *f = fopen(path, "w");
+  if (f) {
+    fprintf(f, "%d\n", lmz_transport_port(&d->transport));
+    fclose(f);
+  }
+  return 0;
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+static void node_closed(lmz_node *n, void *arg) {
+  (void)n;
+  struct lmzd *d = arg;
+  uv_close((uv_handle_t *)&d->sigint, NULL);
+  uv_close((uv_handle_t *)&d->sigterm, NULL);
+}
+
+static void transport_closed(lmz_transport_t *t) {
+  struct lmzd *d = t->data;
+  lmz_node_close(d->node, node_closed, d);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  struct lmzd *d = s->data;
+  if (d->stopping)
+    return;
+  d->stopping = true;
+  LMZ_LOG_INFO(&log_ns, "%s: finishing queued turns and flushing storage",
+               signum == SIGINT ? "SIGINT" : "SIGTERM");
+  if (d->transport_up) {
+    d->transport.data = d;
+    lmz_transport_close(&d->transport, transport_closed);
+  } else {
+    lmz_node_close(d->node, node_closed, d);
+  }
+}
+
+static int run(struct lmzd *d) {
+  uint8_t key[32];
+  if (make_dirs(d->cfg.data_dir)) {
+    fprintf(stderr, "lmzd: cannot create data directory %s: %s\n",
+            d->cfg.data_dir, strerror(errno));
+    return 1;
+  }
+  int rv = cluster_key(d, key);
+  if (!rv)
+    rv = start_node(d);
+  if (!rv)
+    rv = start_node_port(d, key);
+  sodium_memzero(key, sizeof key);
+  if (rv)
+    return rv;
+  uv_signal_init(&d->loop, &d->sigint);
+  uv_signal_init(&d->loop, &d->sigterm);
+  d->sigint.data = d->sigterm.data = d;
+  uv_signal_start(&d->sigint, on_signal, SIGINT);
+  uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+  LMZ_LOG_INFO(&log_ns, "lmzd %s node %s ready: node port %s (bound %d), data %s%s",
+               lmz_version_string(), d->cfg.node_id, d->cfg.listen,
+               lmz_transport_port(&d->transport), d->cfg.data_dir,
+               d->cfg.dev ? " (dev)" : "");
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+  LMZ_LOG_INFO(&log_ns, "stopped cleanly");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct lmzd_args args = {0};
+  int rv = parse_args(argc, argv, &args);
+  if (rv >= 0)
+    return rv;
+  if (sodium_init() < 0) {
+    fprintf(stderr, "lmzd: libsodium failed to initialize\n");
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  lmz_log_configure(NULL, NULL, NULL);
+  static struct lmzd d;
+  if (!(d.arena = lmz_arena_new()) || uv_loop_init(&d.loop))
+    return 1;
+  rv = load_config(&d, &args);
+  if (!rv)
+    rv = run(&d);
+  if (d.node)
+    lmz_node_free(d.node);
+  lmz_remote_free(d.remote);
+  uv_loop_close(&d.loop);
+  lmz_arena_free(d.arena);
+  return rv;
 }

@@ -1,0 +1,263 @@
+/* actor/remote.c - Call frames from the node port into the runtime.
+ *
+ * Happy path: Call frame -> validate the envelope (version 1, callee) ->
+ * decode chain/state/origin auth (binary codec, bounded) into a pooled
+ * arena -> lmz_node_call -> reply_cb encodes the outcome -> Result frame on
+ * the same connection.
+ * Failure modes:
+ *  1. bad envelope version / missing call context: an error value reply with
+ *     the original's texts (the caller sees a thrown Error, as over RPC);
+ *  2. undecodable chain or state: an error reply naming the field (hostile
+ *     bytes never reach the runtime);
+ *  3. target validation (unknown binding, instance rules): error reply with
+ *     the original's text;
+ *  4. mailbox full / node closing: Result with code LMZ_EOVERLOAD /
+ *     LMZ_ECANCELED (retryable at the transport level);
+ *  5. the connection died before the reply: the reply is dropped. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "actor/remote.h"
+#include "core/codec.h"
+#include "core/log.h"
+
+static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.actor.remote");
+
+struct lmz_remote {
+  lmz_node *node;
+  struct lmz_remote_stats stats;
+};
+
+/* Per connection: survives the conn (unmanaged conns are freed on DOWN) as
+ * long as replies are outstanding. */
+struct peer_ref {
+  lmz_remote *r;
+  lmz_conn_t *conn; /* NULL once the connection is gone */
+  uint32_t outstanding;
+};
+
+struct pending_reply {
+  struct peer_ref *ref;
+  uint64_t call_id;
+};
+
+lmz_remote *lmz_remote_new(lmz_node *node) {
+  lmz_remote *r = calloc(1, sizeof *r);
+  if (r)
+    r->node = node;
+  return r;
+}
+
+void lmz_remote_free(lmz_remote *r) { free(r); }
+
+void lmz_remote_get_stats(lmz_remote *r, struct lmz_remote_stats *st) {
+  *st = r->stats;
+}
+
+static struct peer_ref *ref_of(lmz_remote *r, lmz_conn_t *conn) {
+  struct peer_ref *ref = lmz_conn_get_data(conn);
+  if (ref)
+    return ref;
+  if (!(ref = calloc(1, sizeof *ref)))
+    return NULL;
+  ref->r = r;
+  ref->conn = conn;
+  lmz_conn_set_data(conn, ref);
+  return ref;
+}
+
+void lmz_remote_on_conn_state(lmz_remote *r, lmz_conn_t *conn, int state,
+                              int status) {
+  (void)r, (void)status;
+  if (state != LMZ_CONN_DOWN || lmz_conn_is_managed(conn))
+    return;
+  struct peer_ref *ref = lmz_conn_get_data(conn);
+  if (!ref)
+    return;
+  lmz_conn_set_data(conn, NULL);
+  ref->conn = NULL; /* the transport frees the conn after this callback */
+  if (!ref->outstanding)
+    free(ref);
+}
+
+/* ---- replies ------------------------------------------------------------- */
+
+static void send_result(struct peer_ref *ref, uint64_t call_id, bool ok,
+                        const lmz_value *v, int code, const char *detail) {
+  if (!ref->conn) {
+    ref->r->stats.replies_dropped++;
+    return;
+  }
+  lmz_buf enc = LMZ_BUF_INIT;
+  Lmz__Result res = LMZ__RESULT__INIT;
+  res.call_id = call_id;
+  res.ok = ok;
+  res.code = code;
+  res.detail = (char *)(detail ? detail : "");
+  if (v && lmz_bin_encode(v, &enc, NULL) == 0) {
+    res.value.data = enc.data;
+    res.value.len = enc.len;
+  } else if (v) {
+    res.ok = false;
+    res.code = LMZ_ENOMEM;
+    res.detail = "cannot encode the reply";
+  }
+  Lmz__Frame f = LMZ__FRAME__INIT;
+  f.body_case = LMZ__FRAME__BODY_RESULT;
+  f.result = &res;
+  int rv = lmz_conn_send(ref->conn, &f);
+  if (rv) {
+    ref->r->stats.replies_dropped++;
+    LMZ_LOG_WARN(&log_ns, "reply %llu not sent: %s", (unsigned long long)call_id,
+                 lmz_strerror(rv));
+  }
+  lmz_buf_free(&enc);
+}
+
+static void reply_cb(void *arg, int status, bool ok, const lmz_value *value) {
+  struct pending_reply *p = arg;
+  struct peer_ref *ref = p->ref;
+  if (p->call_id)
+    send_result(ref, p->call_id, status == 0 && ok, value, status,
+                status ? lmz_strerror(status) : NULL);
+  if (--ref->outstanding == 0 && !ref->conn)
+    free(ref);
+  free(p);
+}
+
+/* An error reply for a call that never reached the runtime. */
+static void reply_error(struct peer_ref *ref, uint64_t call_id,
+                        const char *name, const char *msg) {
+  lmz_arena *a = lmz_arena_new();
+  lmz_value *e = a ? lmz_error(a, name, msg) : NULL;
+  if (call_id)
+    send_result(ref, call_id, false, e, e ? 0 : LMZ_ENOMEM, e ? NULL : msg);
+  lmz_arena_free(a);
+  ref->r->stats.rejected++;
+}
+
+/* ---- decoding a call ----------------------------------------------------- */
+
+static int decode_value(lmz_arena *a, ProtobufCBinaryData d, lmz_value **out,
+                        const char *what, char *msg, size_t msglen) {
+  struct lmz_codec_error err;
+  struct lmz_codec_limits lim;
+  lmz_codec_limits_default(&lim);
+  lim.max_input = 16u << 20;
+  int rv = lmz_bin_decode(a, d.data, d.len, &lim, out, &err);
+  if (rv)
+    snprintf(msg, msglen, "malformed %s: %s", what, err.msg);
+  return rv;
+}
+
+static const char *dup_str(lmz_arena *a, const char *s) {
+  return s ? lmz_arena_strndup(a, s, strlen(s)) : NULL;
+}
+
+static int decode_chain_ids(lmz_arena *a, const Lmz__CallContext *c,
+                            struct lmz_node_call *call) {
+  size_t n = c->n_call_chain;
+  lmz_identity *ids = lmz_arena_alloc(a, (n ? n : 1) * sizeof *ids);
+  if (!ids)
+    return LMZ_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const Lmz__Identity *id = c->call_chain[i];
+    if (id->type > LMZ_NODE_CLI || !id->binding || !*id->binding)
+      return LMZ_EBADMSG;
+    ids[i] = (lmz_identity){(lmz_node_type)id->type, dup_str(a, id->binding),
+                            id->has_instance ? dup_str(a, id->instance) : NULL};
+  }
+  call->call_chain = ids;
+  call->call_chain_len = n;
+  return 0;
+}
+
+static const lmz_identity cli_identity = {LMZ_NODE_CLI, "lmz-cli", NULL};
+
+/* Fills `call` from the frame; returns 0 or an error with msg set. */
+static int decode_call(const Lmz__Call *c, bool from_operator, lmz_arena *a,
+                       struct lmz_node_call *call, char *msg, size_t msglen) {
+  if (!c->callee || !c->callee->binding) {
+    snprintf(msg, msglen, "Missing callee in envelope.");
+    return LMZ_EBADMSG;
+  }
+  call->binding = c->callee->binding;
+  call->instance = c->callee->has_instance ? c->callee->instance : NULL;
+  int rv = decode_value(a, c->chain, &call->chain, "chain", msg, msglen);
+  if (rv)
+    return rv;
+  if (from_operator) { /* operators never speak for anyone but themselves */
+    call->call_chain = &cli_identity;
+    call->call_chain_len = 1;
+  } else if (!c->ctx) {
+    snprintf(msg, msglen, "Missing callContext in envelope. All mesh calls "
+                          "must include callContext.");
+    return LMZ_EBADMSG;
+  } else if ((rv = decode_chain_ids(a, c->ctx, call))) {
+    snprintf(msg, msglen, "malformed callChain");
+    return rv;
+  }
+  if (c->ctx && c->ctx->state.len &&
+      (rv = decode_value(a, c->ctx->state, &call->state, "state", msg, msglen)))
+    return rv;
+  if (call->state && lmz_typeof(call->state) != LMZ_T_OBJECT) {
+    snprintf(msg, msglen, "callContext.state must be a plain object");
+    return LMZ_EBADMSG;
+  }
+  if (!from_operator && c->ctx->origin_auth.len &&
+      (rv = decode_value(a, c->ctx->origin_auth, &call->origin_auth,
+                         "originAuth", msg, msglen)))
+    return rv;
+  return 0;
+}
+
+static void on_call(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c,
+                    bool from_operator) {
+  char msg[LMZ_ERRMSG_LEN];
+  if (c->version != 1) {
+    snprintf(msg, sizeof msg,
+             "Unsupported RPC envelope version: %u. This version of lmz only "
+             "supports v1 envelopes.", c->version);
+    reply_error(ref, c->call_id, "Error", msg);
+    return;
+  }
+  lmz_arena *a = lmz_node_arena_get(r->node);
+  struct pending_reply *p = malloc(sizeof *p);
+  struct lmz_node_call call = {.arena = a};
+  int rv = a && p ? decode_call(c, from_operator, a, &call, msg, sizeof msg)
+                  : LMZ_ENOMEM;
+  if (!rv) {
+    *p = (struct pending_reply){ref, c->call_id};
+    ref->outstanding++;
+    rv = lmz_node_call(r->node, &call, reply_cb, p, msg);
+    if (!rv) {
+      r->stats.calls++;
+      return;
+    }
+    ref->outstanding--;
+  }
+  free(p);
+  lmz_node_arena_put(r->node, a);
+  if (rv == LMZ_EOVERLOAD || rv == LMZ_ECANCELED || rv == LMZ_ENOMEM) {
+    r->stats.rejected++;
+    if (c->call_id)
+      send_result(ref, c->call_id, false, NULL, rv, lmz_strerror(rv));
+    return;
+  }
+  reply_error(ref, c->call_id, "Error", msg);
+}
+
+void lmz_remote_on_frame(lmz_remote *r, lmz_conn_t *conn, const Lmz__Frame *f) {
+  struct peer_ref *ref = ref_of(r, conn);
+  if (!ref)
+    return;
+  switch (f->body_case) {
+  case LMZ__FRAME__BODY_CALL:
+    on_call(r, ref, f->call, lmz_conn_peer_id(conn) == 0);
+    break;
+  default:
+    LMZ_LOG_DEBUG(&log_ns, "ignored frame type %d from %s", (int)f->body_case,
+                  lmz_conn_peer_name(conn));
+    break;
+  }
+}

@@ -1,0 +1,42 @@
+/* actor/remote.h - mesh calls arriving on the node port (cluster/transport.h)
+ * and their Result frames.
+ *
+ * The node port carries lmz.Call frames (proto/lmz.proto) from operators'
+ * CLIs (Hello node id 0) and, in a cluster, from peer nodes. This module
+ * turns a Call into lmz_node_call() and the outcome into a Result frame on
+ * the connection it came from.
+ *
+ * Trust (DESIGN.md section 10): the channel is authenticated with the
+ * cluster key. A call from an operator connection never carries origin auth
+ * and its chain is always [{LmzCli, "lmz-cli"}], whatever the frame says;
+ * origin auth is only ever minted by a gateway.
+ *
+ * Lifetime: replies to a connection that went away are dropped (counted);
+ * the node's turns are not affected. Loop thread only. */
+#ifndef LMZ_ACTOR_REMOTE_H
+#define LMZ_ACTOR_REMOTE_H
+
+#include <stdint.h>
+
+#include "actor/node.h"
+#include "cluster/transport.h"
+
+typedef struct lmz_remote lmz_remote;
+
+struct lmz_remote_stats {
+  uint64_t calls;          /* Call frames accepted */
+  uint64_t rejected;       /* malformed or refused before running */
+  uint64_t replies_dropped; /* the connection was gone */
+};
+
+/* Creates the handler for `node`. NULL on out of memory. */
+lmz_remote *lmz_remote_new(lmz_node *node);
+/* Frees it; connections still referencing it drop their replies. */
+void lmz_remote_free(lmz_remote *r);
+/* Hooks for the transport's on_frame / on_conn_state callbacks. */
+void lmz_remote_on_frame(lmz_remote *r, lmz_conn_t *conn, const Lmz__Frame *f);
+void lmz_remote_on_conn_state(lmz_remote *r, lmz_conn_t *conn, int state,
+                              int status);
+void lmz_remote_get_stats(lmz_remote *r, struct lmz_remote_stats *st);
+
+#endif

@@ -1,0 +1,154 @@
+/* examples/editor - the getting-started tutorial's server side, in C.
+ *
+ * DOCUMENT_DO (class DocumentDO): a collaboratively edited document.
+ *   subscribe() -> content; remembers the calling client (callChain[0])
+ *   update(content) -> stores it, pushes it to every subscriber (a new chain,
+ *       so clients do not see who edited) and asks SPELLCHECK_WORKER to check
+ *       it; guarded: only subscribers may edit.
+ * SPELLCHECK_WORKER (class SpellCheckWorker): check(content, clientId,
+ *   documentId) flags "teh" and sends the findings straight to the client
+ *   that made the edit ("direct delivery", not back through the document).
+ * Clients are reached through the gateway binding LUMENIZE_CLIENT_GATEWAY,
+ * instance "{sub}.{tabId}". */
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lmz/lmz.h"
+
+#define GATEWAY "LUMENIZE_CLIENT_GATEWAY"
+
+/* The originating client's instance name, or NULL (not called by a client). */
+static const char *origin_client(lmz_ctx *ctx) {
+  const lmz_identity *o = lmz_call_chain_at(ctx, 0);
+  return o && o->type == LMZ_NODE_CLIENT ? o->instance : NULL;
+}
+
+static lmz_value *subscribers(lmz_ctx *ctx) {
+  lmz_value *s = lmz_kv_get(ctx, "subscribers");
+  return s && lmz_typeof(s) == LMZ_T_SET ? s : lmz_set(lmz_turn_arena(ctx));
+}
+
+static int subscribers_only(lmz_ctx *ctx) {
+  const char *client = origin_client(ctx);
+  lmz_value *subs = subscribers(ctx);
+  if (!client || !lmz_set_has(subs, lmz_cstring(lmz_turn_arena(ctx), client)))
+    return lmz_throwf(ctx, "Error", "Must be subscribed to edit");
+  return 0;
+}
+
+static int broadcast(lmz_ctx *ctx, const lmz_value *content) {
+  lmz_arena *a = lmz_turn_arena(ctx);
+  lmz_value *subs = subscribers(ctx);
+  lmz_value *doc = lmz_cstring(a, lmz_instance_name(ctx));
+  struct lmz_call_opts opts = {.new_chain = true};
+  for (size_t i = 0; i < lmz_len(subs); i++) {
+    lmz_ctn *remote = lmz_ctn_call(lmz_ctn_new(ctx), "handleContentUpdate", 2,
+                                   doc, (lmz_value *)content);
+    int rv = lmz_call(ctx, GATEWAY, lmz_get_str(lmz_set_item(subs, i), NULL),
+                      remote, NULL, &opts);
+    if (rv)
+      return rv;
+  }
+  return 0;
+}
+
+static int document_update(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                           lmz_value **result) {
+  (void)result;
+  if (nargs < 1 || lmz_typeof(args[0]) != LMZ_T_STRING)
+    return lmz_throwf(ctx, "TypeError", "update(content): content must be a string");
+  int rv = lmz_kv_put(ctx, "content", args[0]);
+  if (!rv)
+    rv = broadcast(ctx, args[0]);
+  const char *client = origin_client(ctx);
+  if (rv || !client)
+    return rv;
+  lmz_arena *a = lmz_turn_arena(ctx);
+  lmz_ctn *check = lmz_ctn_call(lmz_ctn_new(ctx), "check", 3, args[0],
+                                lmz_cstring(a, client),
+                                lmz_cstring(a, lmz_instance_name(ctx)));
+  return lmz_call(ctx, "SPELLCHECK_WORKER", NULL, check, NULL, NULL);
+}
+
+static int document_subscribe(lmz_ctx *ctx, lmz_value *const *args,
+                              size_t nargs, lmz_value **result) {
+  (void)args, (void)nargs;
+  lmz_arena *a = lmz_turn_arena(ctx);
+  const char *client = origin_client(ctx);
+  if (client) {
+    lmz_value *subs = subscribers(ctx);
+    int rv = lmz_set_add(subs, lmz_cstring(a, client));
+    if (!rv)
+      rv = lmz_kv_put(ctx, "subscribers", subs);
+    if (rv)
+      return rv;
+  }
+  lmz_value *content = lmz_kv_get(ctx, "content");
+  *result = content ? content : lmz_cstring(a, "");
+  return 0;
+}
+
+static const lmz_method document_methods[] = {
+    LMZ_MESH("update", document_update, subscribers_only),
+    LMZ_MESH("subscribe", document_subscribe, NULL),
+    LMZ_END,
+};
+
+/* ---- SpellCheckWorker ---------------------------------------------------- */
+
+static lmz_value *finding(lmz_arena *a, const char *word, size_t len,
+                          size_t position) {
+  lmz_value *f = lmz_object(a), *sugg = lmz_array(a, 1);
+  if (!f || !sugg || lmz_array_push(sugg, lmz_cstring(a, "the")) ||
+      lmz_object_setc(f, "word", lmz_string(a, word, len)) ||
+      lmz_object_setc(f, "position", lmz_number(a, (double)position)) ||
+      lmz_object_setc(f, "suggestions", sugg))
+    return NULL;
+  return f;
+}
+
+/* Splits on single spaces like the tutorial's content.split(' '). */
+static int find_teh(lmz_arena *a, const char *s, size_t n, lmz_value *out) {
+  size_t start = 0;
+  for (size_t i = 0; i <= n; i++) {
+    if (i < n && s[i] != ' ')
+      continue;
+    if (i - start == 3 && !strncasecmp(s + start, "teh", 3)) {
+      lmz_value *f = finding(a, s + start, 3, start);
+      if (!f || lmz_array_push(out, f))
+        return -1;
+    }
+    start = i + 1;
+  }
+  return 0;
+}
+
+static int spell_check(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                       lmz_value **result) {
+  if (nargs < 3 || lmz_typeof(args[0]) != LMZ_T_STRING ||
+      lmz_typeof(args[1]) != LMZ_T_STRING)
+    return lmz_throwf(ctx, "TypeError", "check(content, clientId, documentId)");
+  lmz_arena *a = lmz_turn_arena(ctx);
+  size_t n;
+  const char *s = lmz_get_str(args[0], &n);
+  lmz_value *findings = lmz_array(a, 0);
+  if (!findings || find_teh(a, s, n, findings))
+    return -1;
+  *result = findings;
+  if (lmz_len(findings) == 0)
+    return 0;
+  lmz_ctn *c = lmz_ctn_call(lmz_ctn_new(ctx), "handleSpellFindings", 2, args[2],
+                            findings);
+  return lmz_call(ctx, GATEWAY, lmz_get_str(args[1], NULL), c, NULL, NULL);
+}
+
+static const lmz_method spell_methods[] = {
+    LMZ_MESH("check", spell_check, NULL),
+    LMZ_END,
+};
+
+LMZ_EXPORT int lmz_module_init(lmz_registry *r) {
+  int rv = lmz_register_do(r, "DocumentDO", document_methods, NULL);
+  return rv ? rv : lmz_register_worker(r, "SpellCheckWorker", spell_methods, NULL);
+}

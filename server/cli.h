@@ -1,0 +1,52 @@
+/* server/cli.h - subcommands of the `lmz` operator CLI.
+ *
+ * server/cli.c holds main() and a table {name, function, one-line help}. A
+ * subcommand is one file server/cli_<name>.c defining cli_<name>_main() plus
+ * one row in that table; nothing else needs registering (server/CMakeLists.txt
+ * globs cli*.c into the lmz executable).
+ *
+ * CONTRACT for a subcommand function:
+ *   argv[0] is the subcommand's name ("codec"), argv[1..argc-1] its arguments.
+ *   `lmz help <name>` calls it as {name, "--help"}: print usage to stdout and
+ *   return 0.
+ *   Return the process exit status: 0 success, 1 internal failure (out of
+ *   memory, write error), 2 usage error or bad input. On failure print ONE
+ *   line to stderr, prefixed "lmz <name>[ <action>]: ", saying what and where.
+ *   Never leave partial output on stdout on failure: buffer, write at the end.
+ * Thread: main thread only; subcommands may use process-global state (stdio,
+ * signals) because the CLI runs one subcommand per process. */
+#ifndef LMZ_SERVER_CLI_H
+#define LMZ_SERVER_CLI_H
+
+#include <stddef.h>
+
+/* Exit statuses shared by all subcommands. */
+enum {
+  CLI_EXIT_OK = 0,
+  CLI_EXIT_FAIL = 1,  /* internal: out of memory, write error, bug */
+  CLI_EXIT_USAGE = 2, /* bad arguments or bad input */
+};
+
+/* `lmz codec encode|decode|roundtrip|check`: server/cli_codec.c. */
+int cli_codec_main(int argc, char **argv);
+/* `lmz call BINDING INSTANCE METHOD [ARG...]`: server/cli_call.c. */
+int cli_call_main(int argc, char **argv);
+
+/* ---- helpers shared by subcommands (server/cli.c) ------------------------ */
+
+/* Parses a non-negative decimal integer with an optional k/m/g suffix
+ * (binary multiples: 64m = 64 MiB). Returns 0 and sets *out, or -1 when `s`
+ * is not such a number or overflows. */
+int cli_parse_size(const char *s, size_t *out);
+
+/* Reads all of `fd` into a malloc'd buffer (*data, free with free(); a NUL
+ * byte follows the data, not counted in *len). Returns 0, LMZ_ETOOBIG when
+ * more than `max` bytes arrive (stops reading there), LMZ_ENOMEM, or a
+ * negative errno-style code from read(). */
+int cli_read_all(int fd, size_t max, char **data, size_t *len);
+
+/* Writes all `len` bytes to `fd`, retrying short writes and EINTR.
+ * Returns 0 or a negative errno-style code. */
+int cli_write_all(int fd, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,330 @@
+/* lmz call - an operator's call to any actor, over the node port.
+ *
+ *   lmz call [--node HOST:PORT] [--data DIR | --key-file F] [--timeout MS]
+ *            [--state JSON] [--scjson FILE] BINDING INSTANCE|- METHOD [ARG...]
+ *
+ * Each ARG is one JSON value (plain JSON: keys are taken literally); with
+ * --scjson FILE the arguments are a JSON array of SC-JSON {json, meta}
+ * values (for rich values). INSTANCE "-" calls a worker (no instance).
+ * The call's origin is the CLI; no origin auth is sent (the node would
+ * ignore it anyway).
+ *
+ * Exit: 0 and the result as SC-JSON on stdout; 3 and the error as SC-JSON
+ * on stdout when the callee threw; 2 with one line on stderr for bad usage,
+ * a missing key, or a node that cannot be reached; 1 for internal failures. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/keyfile.h"
+#include "cluster/rpc_client.h"
+#include "core/codec.h"
+#include "core/json.h"
+#include "lmz/lmz.h"
+#include "server/cli.h"
+
+#define CLI_EXIT_THREW 3
+#define MAX_JSON_DEPTH 128
+
+struct call_args {
+  const char *node, *data, *key_file, *state, *scjson;
+  int timeout_ms;
+  const char *binding, *instance, *method;
+  char **argv;
+  int argc;
+};
+
+static void call_usage(FILE *f) {
+  fprintf(f,
+          "usage: lmz call [--node HOST:PORT] [--data DIR | --key-file FILE]\n"
+          "                [--timeout MS] [--state JSON] [--scjson FILE]\n"
+          "                BINDING INSTANCE|- METHOD [ARG...]\n"
+          "  ARG          one JSON value per argument (strings need quotes: '\"hi\"')\n"
+          "  INSTANCE -   call a worker (workers have no instance name)\n"
+          "  --scjson F   arguments as a JSON array of SC-JSON values (rich values)\n"
+          "  --state J    call-context state (a JSON object)\n"
+          "  --node       default 127.0.0.1:7100; key from DIR/cluster.key\n"
+          "               (default ./lmz-data) unless --key-file is given\n"
+          "exit: 0 result on stdout, 3 the callee threw (error on stdout),\n"
+          "      2 usage / unreachable node / missing key\n");
+}
+
+static int parse(int argc, char **argv, struct call_args *a) {
+  *a = (struct call_args){.node = "127.0.0.1:7100", .data = "./lmz-data",
+                          .timeout_ms = 30000};
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+    const char *o = argv[i];
+    if (!strcmp(o, "--help")) {
+      call_usage(stdout);
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      fprintf(stderr, "lmz call: %s needs a value\n", o);
+      return CLI_EXIT_USAGE;
+    }
+    const char *v = argv[++i];
+    if (!strcmp(o, "--node"))
+      a->node = v;
+    else if (!strcmp(o, "--data"))
+      a->data = v;
+    else if (!strcmp(o, "--key-file"))
+      a->key_file = v;
+    else if (!strcmp(o, "--state"))
+      a->state = v;
+    else if (!strcmp(o, "--scjson"))
+      a->scjson = v;
+    else if (!strcmp(o, "--timeout"))
+      a->timeout_ms = atoi(v);
+    else {
+      fprintf(stderr, "lmz call: unknown option %s (see lmz help call)\n", o);
+      return CLI_EXIT_USAGE;
+    }
+  }
+  if (argc - i < 3) {
+    call_usage(stderr);
+    return CLI_EXIT_USAGE;
+  }
+  a->binding = argv[i];
+  a->instance = strcmp(argv[i + 1], "-") ? argv[i + 1] : NULL;
+  a->method = argv[i + 2];
+  a->argv = argv + i + 3;
+  a->argc = argc - i - 3;
+  if (a->timeout_ms <= 0)
+    a->timeout_ms = 30000;
+  return -1;
+}
+
+/* ---- plain JSON -> value ------------------------------------------------- */
+
+static lmz_value *from_json(lmz_arena *a, const lmz_json *j, int depth) {
+  if (depth > MAX_JSON_DEPTH)
+    return NULL;
+  switch ((lmz_json_type)j->type) {
+  case LMZ_JSON_NULL:
+    return lmz_null();
+  case LMZ_JSON_FALSE:
+    return lmz_bool(false);
+  case LMZ_JSON_TRUE:
+    return lmz_bool(true);
+  case LMZ_JSON_NUMBER:
+    return lmz_number(a, j->u.num);
+  case LMZ_JSON_STRING:
+    return lmz_string(a, j->u.str.p, j->u.str.len);
+  case LMZ_JSON_ARRAY: {
+    lmz_value *arr = lmz_array(a, j->n);
+    for (uint32_t i = 0; arr && i < j->n; i++) {
+      lmz_value *v = from_json(a, j->u.items[i], depth + 1);
+      if (!v || lmz_array_push(arr, v))
+        return NULL;
+    }
+    return arr;
+  }
+  case LMZ_JSON_OBJECT: {
+    lmz_value *o = lmz_object(a);
+    for (uint32_t i = 0; o && i < j->n; i++) {
+      const struct lmz_json_member *m = &j->u.members[i];
+      lmz_value *v = from_json(a, m->val, depth + 1);
+      if (!v || lmz_object_set(o, m->key, m->klen, v))
+        return NULL;
+    }
+    return o;
+  }
+  }
+  return NULL;
+}
+
+static int parse_json_arg(lmz_arena *a, const char *what, const char *text,
+                          lmz_value **out) {
+  lmz_json *j;
+  struct lmz_codec_error err;
+  if (lmz_json_parse(a, text, strlen(text), NULL, &j, &err)) {
+    fprintf(stderr, "lmz call: %s is not a JSON value (byte %zu: %s); "
+                    "strings need quotes, e.g. '\"hello\"'\n", what, err.offset, err.msg);
+    return CLI_EXIT_USAGE;
+  }
+  if (!(*out = from_json(a, j, 0))) {
+    fprintf(stderr, "lmz call: %s: nested too deep or out of memory\n", what);
+    return CLI_EXIT_USAGE;
+  }
+  return 0;
+}
+
+static int scjson_args(lmz_arena *a, const char *path, lmz_value *args) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "lmz call: cannot open %s: %s\n", path, strerror(errno));
+    return CLI_EXIT_USAGE;
+  }
+  char *text;
+  size_t len;
+  int rv = cli_read_all(fileno(f), 64u << 20, &text, &len);
+  fclose(f);
+  if (rv) {
+    fprintf(stderr, "lmz call: cannot read %s: %s\n", path, lmz_strerror(rv));
+    return CLI_EXIT_USAGE;
+  }
+  lmz_json *j;
+  struct lmz_codec_error err;
+  rv = lmz_json_parse(a, text, len, NULL, &j, &err);
+  if (!rv && j->type != LMZ_JSON_ARRAY) {
+    rv = LMZ_EBADMSG;
+    snprintf(err.msg, sizeof err.msg, "expected a JSON array of SC-JSON values");
+    err.offset = 0;
+  }
+  for (uint32_t i = 0; !rv && i < j->n; i++) {
+    lmz_value *v;
+    if (!(rv = lmz_scjson_decode_dom(a, j->u.items[i], NULL, &v, &err)))
+      rv = lmz_array_push(args, v);
+  }
+  free(text);
+  if (rv) {
+    fprintf(stderr, "lmz call: %s: byte %zu: %s\n", path, err.offset, err.msg);
+    return CLI_EXIT_USAGE;
+  }
+  return 0;
+}
+
+/* [{type:'get', key:METHOD}, {type:'apply', args}] */
+static lmz_value *make_chain(lmz_arena *a, const char *method, lmz_value *args) {
+  lmz_value *chain = lmz_array(a, 2), *get = lmz_object(a), *ap = lmz_object(a);
+  if (!chain || !get || !ap || lmz_object_setc(get, "type", lmz_cstring(a, "get")) ||
+      lmz_object_setc(get, "key", lmz_cstring(a, method)) ||
+      lmz_object_setc(ap, "type", lmz_cstring(a, "apply")) ||
+      lmz_object_setc(ap, "args", args) || lmz_array_push(chain, get) ||
+      lmz_array_push(chain, ap))
+    return NULL;
+  return chain;
+}
+
+/* ---- the call ------------------------------------------------------------ */
+
+static int load_key(const struct call_args *c, uint8_t key[32]) {
+  char path[4096], err[LMZ_ERRMSG_LEN];
+  if (c->key_file)
+    snprintf(path, sizeof path, "%s", c->key_file);
+  else
+    snprintf(path, sizeof path, "%s/cluster.key", c->data);
+  int rv = lmz_keyfile_load(path, key, err);
+  if (rv) {
+    fprintf(stderr, "lmz call: no cluster key: %s (use --data DIR of the node "
+                    "or --key-file FILE)\n", err);
+    return CLI_EXIT_USAGE;
+  }
+  return 0;
+}
+
+static int send_call(lmz_rpc_client *rc, const struct call_args *c,
+                     const lmz_buf *chain, const lmz_buf *state) {
+  Lmz__Identity callee = LMZ__IDENTITY__INIT;
+  callee.type = c->instance ? LMZ_NODE_DO : LMZ_NODE_WORKER;
+  callee.binding = (char *)c->binding;
+  callee.instance = (char *)(c->instance ? c->instance : "");
+  callee.has_instance = c->instance != NULL;
+  Lmz__CallContext ctx = LMZ__CALL_CONTEXT__INIT;
+  ctx.state.data = state->data;
+  ctx.state.len = state->len;
+  Lmz__Call call = LMZ__CALL__INIT;
+  call.call_id = 1;
+  call.version = 1;
+  call.callee = &callee;
+  call.chain.data = chain->data;
+  call.chain.len = chain->len;
+  call.ctx = &ctx;
+  Lmz__Frame f = LMZ__FRAME__INIT;
+  f.body_case = LMZ__FRAME__BODY_CALL;
+  f.call = &call;
+  return lmz_rpc_send(rc, &f);
+}
+
+/* Waits for Result 1 and prints it. Returns the exit status. */
+static int await_result(lmz_rpc_client *rc, lmz_arena *a, int timeout_ms) {
+  for (;;) {
+    Lmz__Frame *f = NULL;
+    int rv = lmz_rpc_recv(rc, &f, timeout_ms);
+    if (rv) {
+      fprintf(stderr, "lmz call: no answer: %s\n", lmz_rpc_errmsg(rc));
+      return CLI_EXIT_USAGE;
+    }
+    if (f->body_case != LMZ__FRAME__BODY_RESULT || f->result->call_id != 1) {
+      lmz__frame__free_unpacked(f, NULL);
+      continue;
+    }
+    Lmz__Result *r = f->result;
+    int status = r->ok ? CLI_EXIT_OK : CLI_EXIT_THREW;
+    lmz_value *v = NULL;
+    struct lmz_codec_error err;
+    lmz_buf out = LMZ_BUF_INIT;
+    if (r->code && !r->value.len) {
+      fprintf(stderr, "lmz call: the node refused the call: %s (%s)\n",
+              r->detail, lmz_err_name(r->code));
+      status = CLI_EXIT_USAGE;
+    } else if (lmz_bin_decode(a, r->value.data, r->value.len, NULL, &v, &err) ||
+               lmz_scjson_encode(v, &out, &err)) {
+      fprintf(stderr, "lmz call: undecodable reply: %s\n", err.msg);
+      status = CLI_EXIT_FAIL;
+    } else {
+      lmz_buf_putc(&out, '\n');
+      cli_write_all(1, out.data, out.len);
+    }
+    lmz_buf_free(&out);
+    lmz__frame__free_unpacked(f, NULL);
+    return status;
+  }
+}
+
+static int do_call(const struct call_args *c, lmz_arena *a) {
+  lmz_value *args = lmz_array(a, (size_t)c->argc), *state = NULL;
+  int rv = args ? 0 : CLI_EXIT_FAIL;
+  for (int i = 0; !rv && i < c->argc; i++) {
+    char what[32];
+    snprintf(what, sizeof what, "ARG %d", i + 1);
+    lmz_value *v;
+    if (!(rv = parse_json_arg(a, what, c->argv[i], &v)))
+      rv = lmz_array_push(args, v) ? CLI_EXIT_FAIL : 0;
+  }
+  if (!rv && c->scjson)
+    rv = scjson_args(a, c->scjson, args);
+  if (!rv && c->state && !(rv = parse_json_arg(a, "--state", c->state, &state)) &&
+      lmz_typeof(state) != LMZ_T_OBJECT) {
+    fprintf(stderr, "lmz call: --state must be a JSON object\n");
+    rv = CLI_EXIT_USAGE;
+  }
+  uint8_t key[32];
+  if (rv || (rv = load_key(c, key)))
+    return rv;
+  lmz_buf chain = LMZ_BUF_INIT, st = LMZ_BUF_INIT;
+  lmz_value *ch = make_chain(a, c->method, args);
+  if (!ch || lmz_bin_encode(ch, &chain, NULL) ||
+      (state && lmz_bin_encode(state, &st, NULL)))
+    return CLI_EXIT_FAIL;
+  char err[LMZ_ERRMSG_LEN];
+  lmz_rpc_client *rc = NULL;
+  if (lmz_rpc_connect(&rc, c->node, key, c->timeout_ms, err)) {
+    fprintf(stderr, "lmz call: %s\n", err);
+    rv = CLI_EXIT_USAGE;
+  } else if (send_call(rc, c, &chain, &st)) {
+    fprintf(stderr, "lmz call: send failed: %s\n", lmz_rpc_errmsg(rc));
+    rv = CLI_EXIT_USAGE;
+  } else {
+    rv = await_result(rc, a, c->timeout_ms);
+  }
+  lmz_rpc_close(rc);
+  lmz_buf_free(&chain);
+  lmz_buf_free(&st);
+  return rv;
+}
+
+int cli_call_main(int argc, char **argv) {
+  struct call_args c;
+  int rv = parse(argc, argv, &c);
+  if (rv >= 0)
+    return rv;
+  lmz_arena *a = lmz_arena_new();
+  if (!a)
+    return CLI_EXIT_FAIL;
+  rv = do_call(&c, a);
+  lmz_arena_free(a);
+  return rv;
+}

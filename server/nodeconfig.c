@@ -1,0 +1,264 @@
+/* server/nodeconfig.c - parsing and validating lmzd's configuration.
+ *
+ * Happy path: lmz_config_load (JSONC -> DOM) then one small function per
+ * section fills struct lmzd_config.
+ * Failure modes (each one line "FILE:LINE:COL: problem"):
+ *  1. unreadable file / bad JSON: from core/config.c;
+ *  2. a section or field of the wrong type, a missing required field;
+ *  3. a binding name used twice (across durable objects and services);
+ *  4. an invalid name (bindings: [A-Za-z_][A-Za-z0-9_]*, 1..255 bytes). */
+#include "server/nodeconfig.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/err.h"
+
+#define DEV_CONFIG                                                             \
+  "// the embedded --dev configuration\n"                                      \
+  "{\n"                                                                        \
+  "  \"node\": {\"id\": \"node-1\", \"data\": \"./lmz-data\",\n"              \
+  "            \"listen\": \"127.0.0.1:7100\", \"http\": \"127.0.0.1:8787\"},\n" \
+  "  \"modules\": [\"libcounter.so\", \"libeditor.so\"],\n"                     \
+  "  \"durable_objects\": {\"bindings\": [\n"                                  \
+  "    {\"name\": \"COUNTER_DO\", \"class_name\": \"CounterDO\"},\n"           \
+  "    {\"name\": \"DOCUMENT_DO\", \"class_name\": \"DocumentDO\"}\n"          \
+  "  ]},\n"                                                                    \
+  "  \"services\": [\n"                                                        \
+  "    {\"binding\": \"ECHO_WORKER\", \"entrypoint\": \"EchoWorker\"},\n"      \
+  "    {\"binding\": \"SPELLCHECK_WORKER\", \"entrypoint\": \"SpellCheckWorker\"}\n" \
+  "  ],\n"                                                                     \
+  "  \"storage\": {\"sync\": true}\n"                                          \
+  "}\n"
+
+static const char *get_str(const struct lmzd_config *c, const lmz_json *obj,
+                           const char *key, bool required, const char *dflt,
+                           char *errmsg, int *rv) {
+  const lmz_json *v = lmz_json_get(obj, key);
+  if (!v) {
+    if (required) {
+      lmz_config_errorf(errmsg, &c->file, obj, "missing \"%s\"", key);
+      *rv = LMZ_EBADCONFIG;
+    }
+    return dflt;
+  }
+  if (v->type != LMZ_JSON_STRING) {
+    lmz_config_errorf(errmsg, &c->file, v, "\"%s\" must be a string", key);
+    *rv = LMZ_EBADCONFIG;
+    return dflt;
+  }
+  return v->u.str.p;
+}
+
+static const lmz_json *get_typed(const struct lmzd_config *c, const lmz_json *obj,
+                                 const char *key, lmz_json_type t,
+                                 const char *what, char *errmsg, int *rv) {
+  const lmz_json *v = lmz_json_get(obj, key);
+  if (v && v->type != t) {
+    lmz_config_errorf(errmsg, &c->file, v, "\"%s\" must be %s", key, what);
+    *rv = LMZ_EBADCONFIG;
+    return NULL;
+  }
+  return v;
+}
+
+static bool valid_name(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 255 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+    return false;
+  for (size_t i = 1; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+      return false;
+  return true;
+}
+
+static int add_binding(lmz_arena *a, struct lmzd_config *c, const char *name,
+                       const char *cls, lmz_node_type kind, const lmz_json *where,
+                       char *errmsg) {
+  if (!valid_name(name)) {
+    lmz_config_errorf(errmsg, &c->file, where,
+                      "invalid binding name \"%s\" (letters, digits, _)", name);
+    return LMZ_EBADCONFIG;
+  }
+  for (size_t i = 0; i < c->n_bindings; i++)
+    if (!strcmp(c->bindings[i].name, name)) {
+      lmz_config_errorf(errmsg, &c->file, where, "duplicate binding %s", name);
+      return LMZ_EBADCONFIG;
+    }
+  struct lmzd_binding *nb = lmz_arena_alloc(a, (c->n_bindings + 1) * sizeof *nb);
+  if (!nb)
+    return LMZ_ENOMEM;
+  if (c->n_bindings)
+    memcpy(nb, c->bindings, c->n_bindings * sizeof *nb);
+  nb[c->n_bindings++] = (struct lmzd_binding){name, cls, kind, where};
+  c->bindings = nb;
+  return 0;
+}
+
+static int parse_node(struct lmzd_config *c, char *errmsg) {
+  int rv = 0;
+  const lmz_json *n = get_typed(c, c->file.root, "node", LMZ_JSON_OBJECT,
+                                "an object", errmsg, &rv);
+  if (rv || !n)
+    return rv;
+  c->node_id = get_str(c, n, "id", false, c->node_id, errmsg, &rv);
+  c->data_dir = get_str(c, n, "data", false, c->data_dir, errmsg, &rv);
+  c->listen = get_str(c, n, "listen", false, c->listen, errmsg, &rv);
+  c->http = get_str(c, n, "http", false, c->http, errmsg, &rv);
+  return rv;
+}
+
+static int parse_modules(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
+  int rv = 0;
+  const lmz_json *m = get_typed(c, c->file.root, "modules", LMZ_JSON_ARRAY,
+                                "an array of paths", errmsg, &rv);
+  if (rv || !m)
+    return rv;
+  c->modules = lmz_arena_alloc(a, (m->n ? m->n : 1) * sizeof *c->modules);
+  if (!c->modules)
+    return LMZ_ENOMEM;
+  for (uint32_t i = 0; i < m->n; i++) {
+    const lmz_json *p = m->u.items[i];
+    if (p->type != LMZ_JSON_STRING || !p->u.str.len) {
+      lmz_config_errorf(errmsg, &c->file, p, "module paths must be non-empty strings");
+      return LMZ_EBADCONFIG;
+    }
+    const char *path = p->u.str.p;
+    if (path[0] != '/' && c->base_dir) {
+      size_t len = strlen(c->base_dir) + strlen(path) + 2;
+      char *full = lmz_arena_alloc(a, len);
+      if (!full)
+        return LMZ_ENOMEM;
+      snprintf(full, len, "%s/%s", c->base_dir, path);
+      path = full;
+    }
+    c->modules[c->n_modules++] = path;
+  }
+  return 0;
+}
+
+static int parse_bindings(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
+  int rv = 0;
+  const lmz_json *dos = get_typed(c, c->file.root, "durable_objects",
+                                  LMZ_JSON_OBJECT, "an object", errmsg, &rv);
+  const lmz_json *list = dos ? get_typed(c, dos, "bindings", LMZ_JSON_ARRAY,
+                                         "an array", errmsg, &rv) : NULL;
+  for (uint32_t i = 0; !rv && list && i < list->n; i++) {
+    const lmz_json *b = list->u.items[i];
+    if (b->type != LMZ_JSON_OBJECT) {
+      lmz_config_errorf(errmsg, &c->file, b, "a binding must be an object");
+      return LMZ_EBADCONFIG;
+    }
+    const char *name = get_str(c, b, "name", true, NULL, errmsg, &rv);
+    const char *cls = rv ? NULL : get_str(c, b, "class_name", true, NULL, errmsg, &rv);
+    if (!rv)
+      rv = add_binding(a, c, name, cls, LMZ_NODE_DO, b, errmsg);
+  }
+  const lmz_json *svcs = rv ? NULL : get_typed(c, c->file.root, "services",
+                                               LMZ_JSON_ARRAY, "an array", errmsg, &rv);
+  for (uint32_t i = 0; !rv && svcs && i < svcs->n; i++) {
+    const lmz_json *s = svcs->u.items[i];
+    if (s->type != LMZ_JSON_OBJECT) {
+      lmz_config_errorf(errmsg, &c->file, s, "a service must be an object");
+      return LMZ_EBADCONFIG;
+    }
+    const char *name = get_str(c, s, "binding", true, NULL, errmsg, &rv);
+    const char *cls = rv ? NULL : get_str(c, s, "entrypoint", true, NULL, errmsg, &rv);
+    if (!rv)
+      rv = add_binding(a, c, name, cls, LMZ_NODE_WORKER, s, errmsg);
+  }
+  return rv;
+}
+
+static int parse_vars(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
+  int rv = 0;
+  const lmz_json *v = get_typed(c, c->file.root, "vars", LMZ_JSON_OBJECT,
+                                "an object", errmsg, &rv);
+  if (rv || !v)
+    return rv;
+  c->vars = lmz_arena_alloc(a, (v->n ? v->n : 1) * sizeof *c->vars);
+  if (!c->vars)
+    return LMZ_ENOMEM;
+  for (uint32_t i = 0; i < v->n; i++) {
+    const struct lmz_json_member *m = &v->u.members[i];
+    if (m->val->type != LMZ_JSON_STRING) {
+      lmz_config_errorf(errmsg, &c->file, m->val, "vars.%s must be a string", m->key);
+      return LMZ_EBADCONFIG;
+    }
+    c->vars[c->n_vars++] = (struct lmzd_var){m->key, m->val->u.str.p};
+  }
+  return 0;
+}
+
+static int parse_misc(struct lmzd_config *c, char *errmsg) {
+  int rv = 0;
+  const lmz_json *st = get_typed(c, c->file.root, "storage", LMZ_JSON_OBJECT,
+                                 "an object", errmsg, &rv);
+  const lmz_json *sync = st ? lmz_json_get(st, "sync") : NULL;
+  if (sync && sync->type != LMZ_JSON_TRUE && sync->type != LMZ_JSON_FALSE) {
+    lmz_config_errorf(errmsg, &c->file, sync, "storage.sync must be true or false");
+    return LMZ_EBADCONFIG;
+  }
+  if (sync)
+    c->sync = sync->type == LMZ_JSON_TRUE;
+  const lmz_json *ac = rv ? NULL : get_typed(c, c->file.root, "actors",
+                                             LMZ_JSON_OBJECT, "an object", errmsg, &rv);
+  const lmz_json *idle = ac ? lmz_json_get(ac, "idle_evict_ms") : NULL;
+  if (idle && (idle->type != LMZ_JSON_NUMBER || idle->u.num < 1 || idle->u.num > 1e12)) {
+    lmz_config_errorf(errmsg, &c->file, idle, "actors.idle_evict_ms must be a positive number");
+    return LMZ_EBADCONFIG;
+  }
+  if (idle)
+    c->idle_evict_ms = (uint64_t)idle->u.num;
+  const lmz_json *log = rv ? NULL : get_typed(c, c->file.root, "log",
+                                              LMZ_JSON_OBJECT, "an object", errmsg, &rv);
+  if (log) {
+    c->log_level = get_str(c, log, "level", false, NULL, errmsg, &rv);
+    c->log_debug = get_str(c, log, "debug", false, NULL, errmsg, &rv);
+  }
+  return rv;
+}
+
+static int interpret(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
+  c->node_id = "node-1";
+  c->data_dir = "./lmz-data";
+  c->listen = "127.0.0.1:7100";
+  c->http = "127.0.0.1:8787";
+  c->sync = true;
+  int rv = parse_node(c, errmsg);
+  if (!rv)
+    rv = parse_modules(a, c, errmsg);
+  if (!rv)
+    rv = parse_bindings(a, c, errmsg);
+  if (!rv)
+    rv = parse_vars(a, c, errmsg);
+  if (!rv)
+    rv = parse_misc(c, errmsg);
+  return rv;
+}
+
+int lmzd_config_load(lmz_arena *a, const char *path, struct lmzd_config *c,
+                     char *errmsg) {
+  memset(c, 0, sizeof *c);
+  int rv = lmz_config_load(a, path, &c->file, errmsg);
+  if (rv)
+    return rv;
+  const char *slash = strrchr(path, '/');
+  c->base_dir = slash ? lmz_arena_strndup(a, path, (size_t)(slash - path)) : ".";
+  if (slash == path)
+    c->base_dir = "/";
+  return interpret(a, c, errmsg);
+}
+
+int lmzd_config_dev(lmz_arena *a, const char *lib_dir, struct lmzd_config *c,
+                    char *errmsg) {
+  memset(c, 0, sizeof *c);
+  int rv = lmz_config_parse(a, "<dev config>", DEV_CONFIG, strlen(DEV_CONFIG),
+                            &c->file, errmsg);
+  if (rv)
+    return rv;
+  c->base_dir = lib_dir;
+  c->dev = true;
+  return interpret(a, c, errmsg);
+}

@@ -1,0 +1,70 @@
+/* server/nodeconfig.h - lmzd's configuration: a JSON-with-comments file
+ * shaped like the wrangler config users know, plus a `node` section.
+ *
+ *   {
+ *     "node": { "id": "node-1", "data": "./lmz-data",
+ *               "listen": "127.0.0.1:7100", "http": "127.0.0.1:8787" },
+ *     "modules": ["build/lib/libcounter.so"],     // relative to this file
+ *     "durable_objects": { "bindings": [ { "name": "COUNTER_DO",
+ *                                          "class_name": "CounterDO" } ] },
+ *     "services": [ { "binding": "ECHO_WORKER", "entrypoint": "EchoWorker" } ],
+ *     "vars": { "GREETING": "hello" },
+ *     "storage": { "sync": true },
+ *     "actors": { "idle_evict_ms": 60000 },
+ *     "log": { "level": "info", "debug": "lmz.cluster.*" }
+ *   }
+ *
+ * Keys wrangler uses that lmz does not (name, main, compatibility_date,
+ * migrations, ...) are accepted and ignored. Wrong types, duplicate
+ * bindings and missing fields are errors "FILE:LINE:COL: problem"; unknown
+ * classes are reported when the modules are loaded (lmzd). */
+#ifndef LMZ_SERVER_NODECONFIG_H
+#define LMZ_SERVER_NODECONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "lmz/lmz.h"
+
+struct lmzd_binding {
+  const char *name;
+  const char *class_name;
+  lmz_node_type kind;
+  const lmz_json *where; /* for error messages */
+};
+
+struct lmzd_var {
+  const char *name, *value;
+};
+
+struct lmzd_config {
+  lmz_config file;       /* name = path ("<dev>" for the embedded one) */
+  const char *base_dir;  /* directory modules are relative to */
+  const char *node_id;
+  const char *data_dir;
+  const char *listen;    /* node port "ip:port" */
+  const char *http;      /* HTTP/WebSocket "ip:port" */
+  const char **modules;  /* absolute or base_dir-relative paths */
+  size_t n_modules;
+  struct lmzd_binding *bindings;
+  size_t n_bindings;
+  struct lmzd_var *vars;
+  size_t n_vars;
+  bool sync;
+  uint64_t idle_evict_ms;
+  const char *log_level, *log_debug;
+  bool dev;
+};
+
+/* Loads and validates `path`; everything is allocated in `a`. Returns 0 or
+ * an error with errmsg ("FILE:LINE:COL: problem"). */
+int lmzd_config_load(lmz_arena *a, const char *path, struct lmzd_config *c,
+                     char *errmsg);
+/* The embedded --dev configuration: the example applications from
+ * `lib_dir` (where libcounter.so and libeditor.so are built). */
+int lmzd_config_dev(lmz_arena *a, const char *lib_dir, struct lmzd_config *c,
+                    char *errmsg);
+
+#endif
