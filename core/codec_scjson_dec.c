@@ -12,6 +12,11 @@
  * {"$ref":n} is a reference only when "$ref" is its only key. Keys starting
  * with "$$" lose one '$'. Unknown "$type" tags decode to plain objects that
  * keep their "$type" key; "function" decodes to a plain object {name}.
+ * Header names are lower-cased, as the Headers class does. Strings are made
+ * well-formed WTF-8 as a browser would see the text (TextDecoder, then
+ * JSON.parse): bytes that are not UTF-8 become U+FFFD and a high surrogate
+ * followed by a low one becomes their code point; so encoding what was
+ * decoded always reproduces the value.
  *
  * Leniency follows the original where it is lenient: a missing "meta", an
  * unknown typed array subtype (read as Uint8Array, as the original does),
@@ -144,6 +149,127 @@ static int count_node(struct dec *d, const lmz_json *at) {
   return 0;
 }
 
+/* ---- strings: well-formed WTF-8 ------------------------------------------- */
+
+/* Length of the WTF-8 sequence at p (UTF-8 plus the 3-byte surrogates that
+ * escapes produce) and its code point; 0 if the bytes are not one. */
+static size_t wtf8_seq(const unsigned char *p, size_t n, uint32_t *cp) {
+  unsigned c = p[0];
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  }
+  if (c < 0xC2 || c > 0xF4)
+    return 0;
+  size_t len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+  if (n < len)
+    return 0;
+  uint32_t v = c & (0x7F >> len);
+  for (size_t i = 1; i < len; i++) {
+    if ((p[i] & 0xC0) != 0x80)
+      return 0;
+    v = (v << 6) | (p[i] & 0x3F);
+  }
+  if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)))
+    return 0; /* overlong or out of range */
+  *cp = v;
+  return len;
+}
+
+static bool is_high(uint32_t cp) { return cp >= 0xD800 && cp <= 0xDBFF; }
+static bool is_low(uint32_t cp) { return cp >= 0xDC00 && cp <= 0xDFFF; }
+
+/* True when s is well-formed WTF-8: valid UTF-8 where lone surrogates are
+ * allowed but a high surrogate is never directly followed by a low one. */
+static bool wtf8_ok(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0;
+  bool prev_high = false;
+  for (; i + 8 <= n; i += 8) { /* ASCII prefix, 8 bytes at a time */
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    if (w & 0x8080808080808080ull)
+      break;
+  }
+  while (i < n && p[i] < 0x80)
+    i++;
+  while (i < n) {
+    if (p[i] < 0x80) {
+      i++;
+      prev_high = false;
+      continue;
+    }
+    uint32_t cp;
+    size_t len = wtf8_seq(p + i, n - i, &cp);
+    if (len == 0 || (prev_high && is_low(cp)))
+      return false;
+    prev_high = is_high(cp);
+    i += len;
+  }
+  return true;
+}
+
+static size_t put_utf8(unsigned char *o, uint32_t cp) {
+  if (cp < 0x80) {
+    o[0] = (unsigned char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    o[0] = (unsigned char)(0xC0 | cp >> 6);
+    o[1] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = (unsigned char)(0xE0 | cp >> 12);
+    o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  o[0] = (unsigned char)(0xF0 | cp >> 18);
+  o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+  o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+  o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* Makes *s / *n well-formed WTF-8, as a browser's TextDecoder and JSON.parse
+ * would see the text: each byte that starts no valid sequence becomes
+ * U+FFFD, and a high surrogate followed by a low one becomes the code point
+ * of the pair. Clean strings (nearly all) are left in place; others are
+ * rewritten into the arena. */
+static int clean_str(struct dec *d, const lmz_json *at, const char **s,
+                     size_t *n) {
+  if (wtf8_ok(*s, *n))
+    return 0;
+  const unsigned char *p = (const unsigned char *)*s;
+  size_t len = *n, w = 0;
+  if (len > (SIZE_MAX - 1) / 3)
+    return nomem(d, at);
+  unsigned char *o = lmz_arena_alloc(d->a, 3 * len + 1);
+  if (!o)
+    return nomem(d, at);
+  uint32_t hi = 0; /* pending high surrogate */
+  for (size_t i = 0; i < len;) {
+    uint32_t cp;
+    size_t sl = wtf8_seq(p + i, len - i, &cp);
+    if (sl == 0) {
+      cp = 0xFFFD;
+      sl = 1;
+    }
+    if (hi && is_low(cp)) {
+      w -= 3; /* replace the high surrogate written just before */
+      cp = 0x10000 + ((hi - 0xD800) << 10) + (cp - 0xDC00);
+    }
+    hi = is_high(cp) ? cp : 0;
+    w += put_utf8(o + w, cp);
+    i += sl;
+  }
+  o[w] = 0;
+  *s = (const char *)o;
+  *n = w;
+  return 0;
+}
+
 /* ---- DOM helpers ---------------------------------------------------------- */
 
 static bool key_is(const struct lmz_json_member *m, const char *k, size_t n) {
@@ -245,7 +371,10 @@ static int str_node(struct dec *d, const lmz_json *j, lmz_value **out) {
     *out = lmz__empty_string();
     return 0;
   }
-  *out = lmz_string(d->a, j->u.str.p, j->u.str.len);
+  const char *p = j->u.str.p;
+  size_t n = j->u.str.len;
+  TRY(clean_str(d, j, &p, &n));
+  *out = lmz_string(d->a, p, n);
   return *out ? 0 : nomem(d, j);
 }
 
@@ -587,6 +716,22 @@ static int dec_ref(struct dec *d, const lmz_json *j, lmz_value **out) {
   return 0;
 }
 
+/* The name lower-cased (ASCII), as the Headers class stores it; the DOM
+ * string itself when it has no upper-case letter. NULL on out of memory. */
+static const char *lower_name(struct dec *d, const lmz_json *k) {
+  const char *s = k->u.str.p;
+  size_t n = k->u.str.len, i = 0;
+  while (i < n && !(s[i] >= 'A' && s[i] <= 'Z'))
+    i++;
+  if (i == n)
+    return s;
+  char *low = lmz_arena_strndup(d->a, s, n);
+  for (; low && i < n; i++)
+    if (low[i] >= 'A' && low[i] <= 'Z')
+      low[i] = (char)(low[i] + ('a' - 'A'));
+  return low;
+}
+
 static int dec_headers(struct dec *d, const lmz_json *j, lmz_value **out) {
   const lmz_json *en = member(j, "entries");
   if (en && en->type != LMZ_JSON_ARRAY)
@@ -602,8 +747,13 @@ static int dec_headers(struct dec *d, const lmz_json *j, lmz_value **out) {
       return fail(d, LMZ_EBADMSG, e,
                   "headers entry must be a [name, value] array of strings");
     const lmz_json *k = e->u.items[0], *v = e->u.items[1];
-    if (lmz_headers_append(h, k->u.str.p, k->u.str.len, v->u.str.p,
-                           v->u.str.len))
+    const char *name = lower_name(d, k), *val = v->u.str.p;
+    size_t nlen = k->u.str.len, vlen = v->u.str.len;
+    if (!name)
+      return nomem(d, e);
+    TRY(clean_str(d, k, &name, &nlen));
+    TRY(clean_str(d, v, &val, &vlen));
+    if (lmz_headers_append(h, name, nlen, val, vlen))
       return nomem(d, e);
   }
   *out = h;
@@ -759,6 +909,27 @@ static const lmz_json *opt_str(struct dec *d, const lmz_json *j,
   return s;
 }
 
+static int dec_regexp(struct dec *d, const lmz_json *j, const lmz_json *s,
+                      const lmz_json *f, lmz_value **out) {
+  const char *src = s ? s->u.str.p : "(?:)", *fl = f ? f->u.str.p : "";
+  size_t slen = s ? s->u.str.len : 4, flen = f ? f->u.str.len : 0;
+  TRY(clean_str(d, j, &src, &slen));
+  TRY(clean_str(d, j, &fl, &flen));
+  *out = lmz_regexp(d->a, src, slen, fl, flen);
+  return *out ? 0 : nomem(d, j);
+}
+
+static int dec_url(struct dec *d, const lmz_json *j, lmz_value **out) {
+  const lmz_json *s = member(j, "href");
+  if (!s || s->type != LMZ_JSON_STRING)
+    return fail(d, LMZ_EBADMSG, s ? s : j, "url href must be a string");
+  const char *p = s->u.str.p;
+  size_t n = s->u.str.len;
+  TRY(clean_str(d, s, &p, &n));
+  *out = lmz_url(d->a, p, n);
+  return *out ? 0 : nomem(d, j);
+}
+
 /* Values without containers inside (Date, RegExp, ..., views). */
 static int dec_atomic(struct dec *d, const lmz_json *j, int tag,
                       uint32_t depth, bool in_array, lmz_value **out) {
@@ -785,15 +956,8 @@ static int dec_atomic(struct dec *d, const lmz_json *j, int tag,
     f = opt_str(d, j, "flags", &rc);
     if (rc)
       return rc;
-    *out = lmz_regexp(d->a, s ? s->u.str.p : "(?:)", s ? s->u.str.len : 4,
-                      f ? f->u.str.p : "", f ? f->u.str.len : 0);
-    return *out ? 0 : nomem(d, j);
-  case TAG_URL:
-    s = member(j, "href");
-    if (!s || s->type != LMZ_JSON_STRING)
-      return fail(d, LMZ_EBADMSG, s ? s : j, "url href must be a string");
-    *out = lmz_url(d->a, s->u.str.p, s->u.str.len);
-    return *out ? 0 : nomem(d, j);
+    return dec_regexp(d, j, s, f, out);
+  case TAG_URL: return dec_url(d, j, out);
   case TAG_HEADERS: return dec_headers(d, j, out);
   case TAG_ARRAYBUFFER: return dec_arraybuffer(d, j, depth, out);
   default: return dec_boxed(d, j, tag, out);
@@ -809,10 +973,16 @@ static int shell_error(struct dec *d, const lmz_json *j, lmz_value **out) {
   const lmz_json *stack = opt_str(d, j, "stack", &rc);
   if (rc)
     return rc;
-  lmz_value *e = lmz_error_n(d->a, name ? name->u.str.p : "Error",
-                             name ? name->u.str.len : 5,
-                             msg ? msg->u.str.p : "", msg ? msg->u.str.len : 0);
-  if (!e || (stack && lmz_error_set_stack(e, stack->u.str.p, stack->u.str.len)))
+  const char *np = name ? name->u.str.p : "Error", *mp = msg ? msg->u.str.p : "";
+  const char *sp = stack ? stack->u.str.p : NULL;
+  size_t nl = name ? name->u.str.len : 5, ml = msg ? msg->u.str.len : 0;
+  size_t sl = stack ? stack->u.str.len : 0;
+  TRY(clean_str(d, j, &np, &nl));
+  TRY(clean_str(d, j, &mp, &ml));
+  if (sp)
+    TRY(clean_str(d, j, &sp, &sl));
+  lmz_value *e = lmz_error_n(d->a, np, nl, mp, ml);
+  if (!e || (sp && lmz_error_set_stack(e, sp, sl)))
     return nomem(d, j);
   *out = e;
   return 0;
@@ -866,6 +1036,7 @@ static int fill_object(struct dec *d, const lmz_json *j, lmz_value *obj,
     const char *k = unescape_key(m->key, &klen);
     lmz_value *x;
     TRY(dec_value(d, m->val, depth + 1, false, &x));
+    TRY(clean_str(d, m->val, &k, &klen));
     if (lmz_object_set(obj, k, klen, x))
       return nomem(d, m->val);
   }
@@ -935,6 +1106,7 @@ static int fill_error(struct dec *d, const lmz_json *j, lmz_value *err,
     const char *k = unescape_key(m->key, &klen);
     lmz_value *x;
     TRY(dec_value(d, m->val, depth + 1, false, &x));
+    TRY(clean_str(d, m->val, &k, &klen));
     int rc = lmz_error_set_prop(err, k, klen, x);
     if (rc == LMZ_EINVAL)
       return fail(d, LMZ_EBADMSG, m->val, "invalid error property");

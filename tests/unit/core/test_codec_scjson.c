@@ -442,6 +442,36 @@ static void test_decode_dom(void **state) {
   lmz_arena_free(a);
 }
 
+/* Text that is not UTF-8 decodes as a browser would see it: each bad byte
+ * becomes U+FFFD; raw surrogate halves of one pair join into one code point.
+ * Re-encoding is then a fixed point. */
+static void test_decode_bad_utf8(void **state) {
+  (void)state;
+  lmz_arena *a = lmz_arena_new();
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {J("\"a\xff" "b\""), J("\"a\xef\xbf\xbd" "b\"")},
+      {J("\"\xc3\""), J("\"\xef\xbf\xbd\"")},            /* truncated */
+      {J("\"\xc0\xaf\""), J("\"\xef\xbf\xbd\xef\xbf\xbd\"")}, /* overlong */
+      {J("\"\xf4\x90\x80\x80\""),                          /* > U+10FFFF */
+       J("\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"")},
+      {J("\"\xed\xa0\x80\xed\xb0\x80\""), J("\"\xf0\x90\x80\x80\"")},
+      {J("\"\xed\xa0\x80x\""), J("\"\\ud800x\"")},
+      {J("{\"k\xfe\":1}"), J("{\"k\xef\xbf\xbd\":1}")},
+      {J("{\"$type\":\"headers\",\"entries\":[[\"A\xff\",\"\xff\"]]}"),
+       J("{\"$type\":\"headers\",\"entries\":[[\"a\xef\xbf\xbd\",\"\xef\xbf\xbd\"]]}")},
+      {J("{\"$type\":\"error\",\"name\":\"\xff\",\"message\":\"\",\"\xff\":1}"),
+       J("{\"$type\":\"error\",\"name\":\"\xef\xbf\xbd\",\"message\":\"\","
+         "\"\xef\xbf\xbd\":1}")},
+  };
+  for (size_t i = 0; i < LMZ_ARRAY_SIZE(cases); i++) {
+    assert_reencodes(cases[i].in, cases[i].out);
+    assert_reencodes(cases[i].out, cases[i].out);
+  }
+  lmz_arena_free(a);
+}
+
 /* ---- malformed input ------------------------------------------------------ */
 
 static void test_malformed(void **state) {
@@ -730,6 +760,7 @@ int main(void) {
       cmocka_unit_test(test_decode_identity),
       cmocka_unit_test(test_decode_types),
       cmocka_unit_test(test_decode_dom),
+      cmocka_unit_test(test_decode_bad_utf8),
       cmocka_unit_test(test_malformed),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_encode_depth),
