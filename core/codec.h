@@ -10,6 +10,8 @@
  *     array hole    {"$type":"hole"} as the element
  *     invalid Date  {"$type":"date","iso":"Invalid Date"}
  *     BigInt64Array / BigUint64Array  subtype as named, data = decimal strings
+ *     Float32/Float64Array elements NaN, +-Infinity, -0  the strings "NaN",
+ *                   "Infinity", "-Infinity", "-0" (JSON.stringify: null)
  *     view with a byte offset or a shared buffer: the usual "data" (element
  *                   values) plus "byteOffset" and "buffer" (the ArrayBuffer,
  *                   usually a {"$ref":n})

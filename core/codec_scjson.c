@@ -73,6 +73,8 @@
  *
  * Failure modes: LMZ_EINVAL (NULL value), LMZ_ETOODEEP (a value nested
  * deeper than 512 levels between aliases, the decoder's default limit),
+ * LMZ_EUNSUPPORTED (an Error custom property named name, message, stack or
+ * cause: in JavaScript that is the standard field, so it has no encoding),
  * LMZ_ENOMEM / LMZ_ETOOBIG from the buffer. On error `out` keeps what was
  * appended (a partial document); callers discard it. */
 #include <inttypes.h>
@@ -363,6 +365,12 @@ static int emit_map(struct enc *e, const lmz_value *v, uint32_t depth) {
   return PUT_LIT(e->out, "]}");
 }
 
+static bool error_std_key(const char *k, size_t n) {
+  return (n == 4 && memcmp(k, "name", 4) == 0) ||
+         (n == 7 && memcmp(k, "message", 7) == 0) ||
+         (n == 5 && (memcmp(k, "stack", 5) == 0 || memcmp(k, "cause", 5) == 0));
+}
+
 static int emit_error(struct enc *e, const lmz_value *v, uint32_t depth) {
   lmz_buf *b = e->out;
   const lmz_value *name = v->u.err.name, *msg = v->u.err.message;
@@ -379,6 +387,10 @@ static int emit_error(struct enc *e, const lmz_value *v, uint32_t depth) {
     TRY(emit(e, v->u.err.cause, depth));
   }
   for (uint32_t i = 0; i < v->n; i++) {
+    if (error_std_key(v->u.err.props[i].key, v->u.err.props[i].klen))
+      return enc_fail(e, LMZ_EUNSUPPORTED,
+                      "an Error custom property named name, message, stack "
+                      "or cause has no SC-JSON form");
     TRY(lmz_buf_putc(b, ','));
     TRY(put_key(b, v->u.err.props[i].key, v->u.err.props[i].klen));
     TRY(emit(e, v->u.err.props[i].v, depth));

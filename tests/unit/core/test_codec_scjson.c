@@ -699,6 +699,11 @@ static void test_encode_depth(void **state) {
   assert_int_equal(err.code, LMZ_ETOODEEP);
   lmz_buf_free(&b);
   assert_int_equal(lmz_scjson_encode(NULL, &b, &err), LMZ_EINVAL);
+  lmz_value *e = lmz_error(a, "Error", "m");
+  lmz_error_set_prop(e, "stack", 5, lmz_null());
+  assert_int_equal(lmz_scjson_encode(e, &b, &err), LMZ_EUNSUPPORTED);
+  assert_non_null(strstr(err.msg, "custom property"));
+  lmz_buf_free(&b);
 
   /* a 100000-node cyclic chain, every node also listed: all aliases, so the
    * text stays shallow and the reference pass must not recurse */
