@@ -536,8 +536,9 @@ int lmz_bin_encode(const lmz_value *v, lmz_buf *out,
 struct dec {
   const uint8_t *start, *p, *end;
   lmz_arena *a;
-  lmz_value **ids; /* identity values by id (malloc'd scratch) */
+  lmz_value **ids; /* identity values by id: ids_inline, then malloc'd */
   size_t n_ids, cap_ids;
+  lmz_value *ids_inline[32]; /* small messages need no malloc */
   size_t nodes, max_nodes;
   uint32_t max_depth;
   bool own_cap; /* the arena limit in force is max_memory, not the caller's */
@@ -671,12 +672,15 @@ static lmz_value *node(struct dec *d, uint8_t t, size_t extra, size_t at) {
  * they can refer back to it). */
 static bool reg(struct dec *d, lmz_value *v, size_t at) {
   if (d->n_ids == d->cap_ids) {
-    size_t cap = d->cap_ids ? d->cap_ids * 2 : 64;
-    lmz_value **ids = realloc(d->ids, cap * sizeof(*ids));
+    size_t cap = d->cap_ids * 2;
+    bool inl = d->ids == d->ids_inline;
+    lmz_value **ids = realloc(inl ? NULL : d->ids, cap * sizeof(*ids));
     if (!ids) {
       fail(d, LMZ_ENOMEM, at, "out of memory decoding the value");
       return false;
     }
+    if (inl)
+      memcpy(ids, d->ids_inline, sizeof(d->ids_inline));
     d->ids = ids;
     d->cap_ids = cap;
   }
@@ -1237,6 +1241,8 @@ int lmz_bin_decode(lmz_arena *a, const void *data, size_t len,
                                                       : LMZ_BIN_DEPTH_CAP;
   if (!check_header(&d, len, limits))
     return d.code;
+  d.ids = d.ids_inline;
+  d.cap_ids = LMZ_ARRAY_SIZE(d.ids_inline);
   size_t caller_limit = lmz__arena_limit(a);
   set_mem_cap(&d, limits, len, caller_limit);
   lmz_value *v = dec_value(&d, 0);
@@ -1244,7 +1250,8 @@ int lmz_bin_decode(lmz_arena *a, const void *data, size_t len,
     fail(&d, LMZ_EBADMSG, off(&d, d.p), "%zu bytes after the value",
          left(&d));
   lmz_arena_set_limit(a, caller_limit);
-  free(d.ids);
+  if (d.ids != d.ids_inline)
+    free(d.ids);
   if (d.code)
     return d.code;
   *out = v;
