@@ -24,7 +24,7 @@
 lmz_log_ns lmz__actor_log = LMZ_LOG_NS("lmz.actor");
 
 #define TURN_BUDGET 4096
-#define POOL_MAX 1024
+#define POOL_MAX 16384
 
 /* ---- arenas and messages ------------------------------------------------- */
 
