@@ -1,0 +1,243 @@
+/* cluster/directory.h - the placement directory: a pure, in-memory state
+ * machine replicated by Raft (cluster/raftnode.h drives it).
+ *
+ * STATE (replicated: identical on every replica after the same commands):
+ *   - nodes: id -> {state, address, raft_address, lease_ms, lease_seq}
+ *   - actors: (binding, instance) -> (node_id, epoch), with an O(1) lookup
+ *   - epoch_seq: the highest epoch ever handed out
+ * plus, per node, two derived/local fields that are NOT replicated:
+ *   - n_actors (derived from the actor table),
+ *   - heard_ms: this replica's clock when it applied the node's latest
+ *     lease renewal or upsert (restore sets it to "now" for every node).
+ *     The leader uses it for lease expiry (cluster/lease.h); it never
+ *     influences what apply() decides, so replicas stay identical.
+ *
+ * COMMANDS (proto/directory.proto; encode them with lmz_dir_encode_*):
+ *   claims       place each actor on the given UP node with a fresh epoch
+ *                (++epoch_seq). An actor already placed is returned as is
+ *                (LMZ_DIR_EXISTING): claims are idempotent, retries are safe.
+ *                With LMZ_DIR_CLAIM_REPLACE_DOWN, an actor whose owner is
+ *                DOWN is re-placed with epoch + 1 (LMZ_DIR_REPLACED): for
+ *                stateless workers and gateway actors only.
+ *   node_upsert  add a node or change state (JOINING/UP/DRAINING) and
+ *                addresses; a DOWN node may come back this way. DOWN itself
+ *                is refused (only mark_down fences).
+ *   lease_renew  lease_seq += 1, lease_ms = L; refused for DOWN/unknown
+ *                nodes (LMZ_EUNAVAILABLE / LMZ_ENOTFOUND).
+ *   mark_down    state = DOWN if lease_seq == expected (else LMZ_ESTALE).
+ *   moves        owner from -> to, epoch + 1, if owner == from and epoch ==
+ *                expected (else LMZ_ESTALE), `to` is UP (else
+ *                LMZ_EUNAVAILABLE), and the move is graceful or `from` is
+ *                DOWN (else LMZ_EBUSY: its lease may still be valid).
+ *   releases     forget a placement if owner and epoch match.
+ *   node_remove  drop a node; one that owns actors only when DOWN + force,
+ *                which also drops its placements.
+ * Epochs are >= 1 and strictly increase across the placements of one
+ * (binding, instance), even across release and re-claim.
+ *
+ * DETERMINISM: apply() reads no clock for its decisions (only for heard_ms),
+ * allocates only to grow the tables, and reports item-level failures in the
+ * result, never by changing state partially. If memory runs out in the
+ * middle of a batch (LMZ_ENOMEM), the items before it stay applied; applying
+ * the same command again is safe (claims are idempotent, applied moves and
+ * releases turn into LMZ_ESTALE) and ends in the same state as a replica
+ * that never ran out; the Raft glue therefore returns non-zero so Raft
+ * retries the entry.
+ *
+ * SNAPSHOT FORMAT (little-endian, version 1):
+ *   "LDIR" u16 version=1  u16 flags=0  u64 epoch_seq  u32 n_nodes  u64 n_actors
+ *   n_nodes x  u64 id | u8 state | u32 lease_ms | u64 lease_seq |
+ *              u8 alen | address | u8 rlen | raft_address        (ids ascending)
+ *   n_actors x u64 node_id | u64 epoch | u8 blen | u16 ilen | binding | instance
+ *   u64 checksum = lmz_hash_bytes(every byte before it)
+ * Restore validates everything (magic, version, bounds, unknown states,
+ * duplicate or unknown ids, duplicate actors, epochs > epoch_seq, trailing
+ * bytes, checksum) before it replaces the state: on error nothing changes.
+ *
+ * Threading: none; one thread owns a directory. Lookups may run between
+ * applies. Pointers returned by lookups are valid until the next apply or
+ * restore. */
+#ifndef LMZ_CLUSTER_DIRECTORY_H
+#define LMZ_CLUSTER_DIRECTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+#define LMZ_DIR_BINDING_MAX 255
+#define LMZ_DIR_INSTANCE_MAX 1024
+#define LMZ_DIR_ADDRESS_MAX 255
+#define LMZ_DIR_MAX_NODES 4096
+#define LMZ_DIR_MAX_BATCH 65536     /* items per command */
+#define LMZ_DIR_MAX_COMMAND (64u << 20) /* bytes per command */
+
+enum lmz_dir_node_state {
+  LMZ_DIR_JOINING = 1,
+  LMZ_DIR_UP = 2,
+  LMZ_DIR_DRAINING = 3,
+  LMZ_DIR_DOWN = 4,
+};
+
+enum lmz_dir_cmd {
+  LMZ_DIR_CMD_NONE = 0, /* malformed: nothing decoded */
+  LMZ_DIR_CMD_CLAIMS = 2,
+  LMZ_DIR_CMD_NODE_UPSERT = 3,
+  LMZ_DIR_CMD_LEASE_RENEW = 4,
+  LMZ_DIR_CMD_MARK_DOWN = 5,
+  LMZ_DIR_CMD_MOVES = 6,
+  LMZ_DIR_CMD_RELEASES = 7,
+  LMZ_DIR_CMD_NODE_REMOVE = 8,
+};
+
+/* Item status (>= 0 success; < 0 an lmz error code, core/err.h). */
+#define LMZ_DIR_PLACED 0   /* claim: newly placed; other commands: done */
+#define LMZ_DIR_EXISTING 1 /* claim: already placed; existing returned */
+#define LMZ_DIR_REPLACED 2 /* claim: owner was DOWN; re-placed, epoch + 1 */
+
+#define LMZ_DIR_CLAIM_REPLACE_DOWN 1u
+
+struct lmz_dir_node {
+  uint64_t id;
+  enum lmz_dir_node_state state;
+  uint32_t lease_ms;  /* duration of the latest grant; 0 = never renewed */
+  uint64_t lease_seq; /* grants applied so far */
+  uint64_t n_actors;  /* derived */
+  uint64_t heard_ms;  /* LOCAL: see the file comment */
+  char address[LMZ_DIR_ADDRESS_MAX + 1];      /* NUL-terminated */
+  char raft_address[LMZ_DIR_ADDRESS_MAX + 1]; /* NUL-terminated */
+};
+
+/* Outcome of one item. For lease_renew, `epoch` is the new lease_seq. */
+struct lmz_dir_item {
+  int32_t status;
+  uint64_t request_id; /* echoed from the command */
+  uint64_t node_id;    /* owner after the item (claims, moves) or node */
+  uint64_t epoch;
+};
+
+struct lmz_dir_result {
+  int status;           /* 0, or LMZ_EBADMSG/LMZ_EBADVERSION/LMZ_ETOOBIG/
+                           LMZ_ENOMEM for the whole command */
+  enum lmz_dir_cmd cmd; /* which command was decoded */
+  size_t n;             /* items, in command order */
+  const struct lmz_dir_item *items;
+};
+
+typedef struct lmz_dir lmz_dir;
+typedef uint64_t (*lmz_dir_clock_fn)(void *ctx);
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+/* New empty directory. Its clock (for heard_ms) defaults to uv_hrtime() in
+ * milliseconds. Returns 0 or LMZ_ENOMEM. Free with lmz_dir_free(). */
+int lmz_dir_new(lmz_dir **out);
+void lmz_dir_free(lmz_dir *d); /* NULL allowed */
+/* Replaces the clock used for heard_ms (tests inject fake time). */
+void lmz_dir_set_clock(lmz_dir *d, lmz_dir_clock_fn fn, void *ctx);
+
+/* ---- the state machine --------------------------------------------------- */
+
+/* Applies one encoded command (borrowed; not kept). Returns the command-level
+ * status (also in (*res)->status): 0 when the command was well-formed (each
+ * item's outcome is in the result), LMZ_EBADMSG (undecodable or an invalid
+ * field: state unchanged), LMZ_EBADVERSION, LMZ_ETOOBIG (over
+ * LMZ_DIR_MAX_COMMAND or LMZ_DIR_MAX_BATCH), or LMZ_ENOMEM (see DETERMINISM).
+ * *res is always set; it points into the directory and stays valid until the
+ * next apply/restore/free. Cost: O(items), no allocation per item except
+ * table growth (amortized). */
+int lmz_dir_apply(lmz_dir *d, const void *cmd, size_t len,
+                  const struct lmz_dir_result **res);
+
+/* Serializes the replicated state (format above) into a fresh malloc'd
+ * buffer, or with `alloc` when non-NULL (the Raft glue passes raft_malloc).
+ * Returns 0 (*out, *len set; the caller frees) or LMZ_ENOMEM. */
+int lmz_dir_snapshot(const lmz_dir *d, void *(*alloc)(size_t), void **out,
+                     size_t *len);
+/* Replaces the state with a snapshot (borrowed). Returns 0, LMZ_EBADMSG,
+ * LMZ_EBADVERSION or LMZ_ENOMEM; on error the directory is unchanged.
+ * Every node's heard_ms becomes now. */
+int lmz_dir_restore(lmz_dir *d, const void *buf, size_t len);
+
+/* ---- reads (local, O(1) lookups) ----------------------------------------- */
+
+/* Placement of (binding, instance). Returns 0 (*node_id, *epoch set),
+ * LMZ_ENOTFOUND, or LMZ_EINVAL for lengths over the limits. */
+int lmz_dir_lookup(const lmz_dir *d, const void *binding, size_t blen,
+                   const void *instance, size_t ilen, uint64_t *node_id,
+                   uint64_t *epoch);
+/* The node with this id, or NULL. Valid until the next apply/restore. */
+const struct lmz_dir_node *lmz_dir_node_get(const lmz_dir *d, uint64_t id);
+/* Nodes by ascending id: i in [0, lmz_dir_n_nodes()). */
+size_t lmz_dir_n_nodes(const lmz_dir *d);
+const struct lmz_dir_node *lmz_dir_node_at(const lmz_dir *d, size_t i);
+uint64_t lmz_dir_n_actors(const lmz_dir *d);
+uint64_t lmz_dir_epoch_seq(const lmz_dir *d);
+/* Ids of the nodes eligible for placement at now_ms: UP and lease live
+ * (lmz_lease_is_live on heard_ms). Writes up to cap ids (ascending) into
+ * out and returns how many there are in total. */
+size_t lmz_dir_live_nodes(const lmz_dir *d, uint64_t now_ms, uint64_t *out,
+                          size_t cap);
+/* Memory of the actor table, for metrics. */
+struct lmz_dir_stats {
+  size_t live_bytes;   /* bytes of live actor entries */
+  size_t dead_bytes;   /* holes left by released entries, not yet compacted */
+  uint64_t compactions;
+  size_t map_slots;    /* hash map capacity */
+};
+void lmz_dir_stats(const lmz_dir *d, struct lmz_dir_stats *out);
+/* True when both hold the same replicated state (not heard_ms). O(actors). */
+bool lmz_dir_equal(const lmz_dir *a, const lmz_dir *b);
+
+/* ---- command encoders (for proposers and tests) -------------------------- */
+
+struct lmz_dir_claim {
+  const void *binding;
+  size_t blen;
+  const void *instance;
+  size_t ilen;
+  uint64_t node_id;
+  uint64_t request_id;
+  uint32_t flags; /* LMZ_DIR_CLAIM_REPLACE_DOWN */
+};
+
+struct lmz_dir_move {
+  const void *binding;
+  size_t blen;
+  const void *instance;
+  size_t ilen;
+  uint64_t from_node, to_node, expected_epoch, request_id;
+  bool graceful;
+};
+
+struct lmz_dir_release {
+  const void *binding;
+  size_t blen;
+  const void *instance;
+  size_t ilen;
+  uint64_t node_id, epoch, request_id;
+};
+
+/* Each encoder appends one DirCommand to `out` (the inputs are borrowed).
+ * Returns 0, LMZ_EINVAL (n == 0 or over LMZ_DIR_MAX_BATCH, NULL strings,
+ * lengths over the limits) or LMZ_ENOMEM. Encoders do not check what only
+ * apply() can know (node states, epochs). */
+int lmz_dir_encode_claims(lmz_buf *out, const struct lmz_dir_claim *c,
+                          size_t n);
+int lmz_dir_encode_moves(lmz_buf *out, const struct lmz_dir_move *m,
+                         size_t n);
+int lmz_dir_encode_releases(lmz_buf *out, const struct lmz_dir_release *r,
+                            size_t n);
+int lmz_dir_encode_node_upsert(lmz_buf *out, uint64_t node_id,
+                               enum lmz_dir_node_state state,
+                               const char *address, const char *raft_address,
+                               uint64_t request_id);
+int lmz_dir_encode_lease_renew(lmz_buf *out, uint64_t node_id,
+                               uint32_t lease_ms, uint64_t request_id);
+int lmz_dir_encode_mark_down(lmz_buf *out, uint64_t node_id,
+                             uint64_t expected_lease_seq, uint64_t request_id);
+int lmz_dir_encode_node_remove(lmz_buf *out, uint64_t node_id, bool force,
+                               uint64_t request_id);
+
+#endif

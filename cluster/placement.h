@@ -1,0 +1,50 @@
+/* cluster/placement.h - where a new actor goes: pure placement policies.
+ *
+ * HASH (default): rendezvous (highest random weight) hashing over a set of
+ * node ids. Every (binding, instance) gets a score per node,
+ *   score(node) = mix64(key_hash ^ mix64(node_id)),
+ * and the node with the highest score wins (ties: the lower node id). The
+ * result depends only on the key and the *set* of candidates, not on their
+ * order, and when a node leaves the set only the keys it won move (each to
+ * its second choice); a node joining takes about 1/n of the keys from
+ * everyone else. The leader passes the nodes it currently hears from (UP,
+ * lease live: cluster/directory.h lmz_dir_live_nodes).
+ *
+ * LOCAL: the caller's own node, when it is a candidate (gateway actors follow
+ * their socket; callers that ask for locality); otherwise the HASH choice, so
+ * a claim never lands on a node the leader does not hear from.
+ *
+ * key_hash is FNV-1a 64 over [u8 binding_len][binding][instance] with a final
+ * avalanche; it is part of the placement contract (changing it would move
+ * actors between versions), so it is defined here and not borrowed from the
+ * hash map.
+ *
+ * Threading: pure functions; no allocation; thread-safe. */
+#ifndef LMZ_CLUSTER_PLACEMENT_H
+#define LMZ_CLUSTER_PLACEMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum lmz_placement_policy {
+  LMZ_PLACEMENT_HASH = 0,
+  LMZ_PLACEMENT_LOCAL = 1,
+};
+
+/* Stable 64-bit hash of an actor name. Lengths are not checked here. */
+uint64_t lmz_placement_key_hash(const void *binding, size_t blen,
+                                const void *instance, size_t ilen);
+/* The rendezvous score of node_id for a key hash. */
+uint64_t lmz_placement_score(uint64_t key_hash, uint64_t node_id);
+
+/* Chooses a node for (binding, instance) among `nodes` (n ids, borrowed;
+ * duplicates and order do not matter; id 0 is ignored).
+ * local_id: the asking node, used by LMZ_PLACEMENT_LOCAL.
+ * Returns 0 and *out, LMZ_EUNAVAILABLE when no candidate (n == 0 or all 0),
+ * or LMZ_EINVAL for an unknown policy or blen > 255. */
+int lmz_placement_choose(enum lmz_placement_policy policy,
+                         const uint64_t *nodes, size_t n, uint64_t local_id,
+                         const void *binding, size_t blen,
+                         const void *instance, size_t ilen, uint64_t *out);
+
+#endif
