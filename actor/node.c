@@ -88,9 +88,11 @@ static bool pinned(const lmz_actor *a) {
          a->n_deferred || a->last_commit;
 }
 
-static void evict_cb(uv_timer_t *t) {
-  lmz_node *n = t->data;
+static void evict_cb(uv_timer_t *t) { lmz_node_evict_idle(t->data); }
+
+int lmz_node_evict_idle(lmz_node *n) {
   double now = lmz_node_now_ms(n);
+  int evicted = 0;
   size_t it = 0;
   const void *k;
   size_t kl;
@@ -103,7 +105,9 @@ static void evict_cb(uv_timer_t *t) {
     LMZ_LOG_DEBUG(&lmz__actor_log, "evicted %s", a->key);
     lmz__actor_free(a);
     n->stats.evictions++;
+    evicted++;
   }
+  return evicted;
 }
 
 /* ---- close --------------------------------------------------------------- */

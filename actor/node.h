@@ -110,6 +110,13 @@ int lmz_node_poll_alarms(lmz_node *n);
  * (0 = none known). */
 double lmz_node_next_alarm_ms(lmz_node *n);
 
+/* Evicts every actor idle for idle_evict_ms (by the node's clock) that is
+ * not pinned: no queued or running turn, no pending handler continuation,
+ * no deferred reply, no commit in flight. The node's timer calls it every
+ * idle_evict_ms/2; the test kit calls it after moving its clock. Returns the
+ * number evicted. */
+int lmz_node_evict_idle(lmz_node *n);
+
 /* ---- state for tests and operators --------------------------------------- */
 
 struct lmz_node_stats {

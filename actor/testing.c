@@ -55,7 +55,7 @@ lmz_testenv *lmz_testenv_new(const struct lmz_testenv_opts *opts, char *errmsg) 
       .clock = fake_clock,
       .clock_data = env,
       .manual_alarms = true,
-      .idle_evict_ms = 3600000,
+      .idle_evict_ms = o.idle_evict_ms ? o.idle_evict_ms : 60000,
   };
   int rv = lmz_node_new(&env->node, &env->loop, &no, env->errmsg);
   if (!rv)
@@ -141,6 +141,8 @@ void lmz_testenv_advance(lmz_testenv *env, double ms) {
   }
   env->now_ms = target;
   if (lmz_node_poll_alarms(env->node) > 0)
+    lmz_testenv_run(env);
+  if (lmz_node_evict_idle(env->node) > 0)
     lmz_testenv_run(env);
 }
 

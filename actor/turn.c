@@ -282,7 +282,10 @@ void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m) {
   if (rv) {
     n->stats.turns_failed++;
     drop_outbox(&ctx);
-    ctx.alarm_ops = NULL; /* a failed turn schedules nothing */
+    ctx.alarm_ops = NULL; /* a failed turn schedules nothing... */
+    ctx.w_head = ctx.w_tail = NULL; /* ...and writes nothing, not even to
+                                       the cache (the alarm bookkeeping of a
+                                       failed alarm turn still commits) */
   }
   if (m->kind == LMZ_MSG_ALARM)
     lmz__alarm_turn_done(&ctx, rv);

@@ -38,6 +38,9 @@ struct lmz_testenv_opts {
   double start_ms;      /* fake clock start (0 = 2026-01-01T00:00:00Z) */
   const char *node_id;  /* default "test-node" */
   bool sync;            /* fsync commits (default false: faster tests) */
+  unsigned long long idle_evict_ms; /* evict actors idle this long on the
+                                       fake clock (default 60000); checked by
+                                       lmz_testenv_advance */
 };
 
 /* NULL on failure with errmsg (256 bytes) saying why. */
@@ -86,7 +89,7 @@ int lmz_testenv_call_chain(lmz_testenv *env, const char *binding,
 /* Runs the loop until nothing is queued, running or committing. */
 void lmz_testenv_run(lmz_testenv *env);
 /* Fake clock. advance moves it forward, fires every alarm due by then (in
- * time order, retries included) and runs until quiet. */
+ * time order, retries included), evicts idle actors and runs until quiet. */
 double lmz_testenv_now(lmz_testenv *env);
 void lmz_testenv_advance(lmz_testenv *env, double ms);
 

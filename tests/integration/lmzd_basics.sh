@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lmzd --dev as a new user meets it: lmz call increments, access control,
 # errors, workers, unreachable nodes, a missing key, a bad config.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib/it_lib.sh"
 D=$T/node
 start_lmzd "$D" || { bad "lmzd starts"; finish; exit 1; }
 ok "lmzd --dev starts and answers"

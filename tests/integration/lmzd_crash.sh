@@ -5,7 +5,7 @@
 # same data, and every counter must hold at least its last acknowledged total
 # (and at most one more increment, the one in flight). Then an alarm scheduled
 # before a SIGKILL must fire after the restart.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib/it_lib.sh"
 D=$T/node
 start_lmzd "$D" || { bad "lmzd starts"; finish; exit 1; }
 

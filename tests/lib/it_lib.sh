@@ -1,4 +1,4 @@
-# tests/integration/lib.sh - shared helpers for shell integration tests.
+# tests/lib/it_lib.sh - shared helpers for shell integration tests.
 # Source it; it sets BIN, a scratch dir $T removed at exit, and counters.
 # Every wait polls with a deadline (no fixed sleeps); every process started
 # with start_lmzd is killed at exit.
