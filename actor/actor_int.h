@@ -47,6 +47,7 @@ struct lmz_class {
   lmz_hmap by_name; /* name -> const lmz_method * */
   struct lmz_class_opts opts;
   char *module; /* module that registered it */
+  lmz_raw_call_fn raw; /* built-in relay class (client gateway), or NULL */
 };
 
 struct lmz_registry {

@@ -64,6 +64,19 @@ int lmz_register_worker(lmz_registry *r, const char *class_name,
   return register_class(r, class_name, methods, opts, LMZ_NODE_WORKER);
 }
 
+int lmz_node_register_raw_class(lmz_node *n, const char *class_name,
+                                lmz_raw_call_fn fn, void *data) {
+  static const lmz_method none[] = {LMZ_END};
+  struct lmz_class_opts o = {.data = data};
+  lmz_registry r = {n, "builtin", 0, NULL};
+  int rv = register_class(&r, class_name, none, &o, LMZ_NODE_DO);
+  if (rv)
+    return rv;
+  struct lmz_class *c = lmz_hmap_get(&n->classes, class_name, strlen(class_name));
+  c->raw = fn;
+  return 0;
+}
+
 const lmz_method *lmz__class_method(const struct lmz_class *c,
                                     const char *name, size_t len) {
   return lmz_hmap_get(&c->by_name, name, len);

@@ -240,6 +240,8 @@ static int run_body(lmz_ctx *ctx, lmz_value **result) {
     if (a->state == LMZ_ACTOR_FAILED)
       return lmz_throw(ctx, a->start_error ? lmz_value_copy(ctx->arena, a->start_error)
                                            : lmz_error(ctx->arena, "Error", "on_start failed"));
+    if (a->binding->cls->raw)
+      return a->binding->cls->raw(ctx, m->chain, result);
     if (o->on_before_call && (rv = o->on_before_call(ctx)))
       return ctx->thrown ? LMZ_ETHROWN : lmz_throwf(ctx, "Error", "%s", lmz_strerror(rv));
     return lmz__ocan_execute(ctx, m->chain, true, result);
