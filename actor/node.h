@@ -57,6 +57,16 @@ int lmz_node_register_module(lmz_node *n, const char *name,
  * (kind does not match the class). */
 int lmz_node_bind(lmz_node *n, const char *binding, const char *class_name,
                   lmz_node_type kind, char *errmsg);
+/* A built-in class whose mesh calls bypass the operation-chain executor:
+ * `fn` receives the raw chain (exposure rules are its own business) and
+ * answers by setting *result, throwing, or deferring (lmz_defer). Used by the
+ * client gateway, which relays chains to browser clients. Registered like a
+ * module's class (kind LMZ_NODE_DO), then bound with lmz_node_bind. */
+typedef int (*lmz_raw_call_fn)(lmz_ctx *ctx, lmz_value *chain,
+                               lmz_value **result);
+int lmz_node_register_raw_class(lmz_node *n, const char *class_name,
+                                lmz_raw_call_fn fn, void *data);
+
 /* A config `vars` entry; copied. */
 int lmz_node_set_var(lmz_node *n, const char *name, const char *value);
 /* True if `binding` exists; *kind gets its kind. */
