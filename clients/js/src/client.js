@@ -16,8 +16,11 @@
 // Failure modes:
 //   close 4400/4403      -> LoginRequiredError, state 'disconnected', onLoginRequired
 //   close 4401           -> drop the token, refresh, reconnect (refresh failure -> login required)
-//   other closes         -> reconnect after min(1 s x 2^n, 30 s); a close of a superseded
-//                           socket (e.g. 4409) is ignored
+//   close 4409           -> of a superseded (old) socket: ignored; of the current socket:
+//                           another connection took this instance name, so 'disconnected'
+//                           and onConnectionError, no reconnect (the original reconnected,
+//                           and two clients with one name then superseded each other forever)
+//   other closes         -> reconnect after min(1 s x 2^n, 30 s)
 //   socket drop          -> calls already sent on that socket reject with ConnectionLostError
 //                           (deliberate fix: the original left them pending forever)
 //   socket not open      -> calls queue (100 max: 'Message queue full'; 30 s each:
@@ -638,6 +641,13 @@ export class LmzClient {
     if (code === 4401) {
       this.#accessToken = null;
       this.#handleTokenExpired();
+      return;
+    }
+    if (code === 4409) {
+      // Our current socket was superseded: another connection now holds this
+      // instance name. Reconnecting would supersede it in turn, forever.
+      this.#setState('disconnected');
+      this.#fire('onConnectionError', new Error(`Superseded by another connection for ${this.#instanceName}: ${reason}`));
       return;
     }
     this.#scheduleReconnect();

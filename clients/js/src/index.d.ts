@@ -55,14 +55,21 @@ export interface NestedOperationMarker {
   __operationChain: OperationChain;
 }
 
+declare const CONTINUATION: unique symbol;
+/** What every continuation is (a recording Proxy made by ctn()). */
+export interface ContinuationLike {
+  readonly [CONTINUATION]: true;
+}
+
 /** An untyped continuation: any property, any call. */
-export interface AnyContinuation {
+export interface AnyContinuation extends ContinuationLike {
   (...args: any[]): AnyContinuation;
   readonly [key: string]: AnyContinuation;
 }
 
 type IsAny<T> = 0 extends 1 & T ? true : false;
-type CtnArgs<P extends any[]> = { [I in keyof P]: P[I] | AnyContinuation | Continuation<any> };
+/** Each parameter also accepts a continuation (a nested call, or `ctn().$result`). */
+type CtnArgs<P extends any[]> = { [I in keyof P]: P[I] | ContinuationLike };
 
 /**
  * A continuation typed after T: properties are continuations of the property
@@ -71,9 +78,10 @@ type CtnArgs<P extends any[]> = { [I in keyof P]: P[I] | AnyContinuation | Conti
  */
 export type Continuation<T = any> = IsAny<T> extends true
   ? AnyContinuation
-  : (T extends (...args: infer P) => infer R ? (...args: CtnArgs<P>) => Continuation<Awaited<R>> : unknown) &
-    { readonly [K in keyof T]: Continuation<T[K]> } &
-    { readonly $result: AnyContinuation };
+  : ContinuationLike &
+    { readonly $result: AnyContinuation } &
+    (T extends (...args: infer P) => infer R ? (...args: CtnArgs<P>) => Continuation<Awaited<R>> : unknown) &
+    (T extends object ? { readonly [K in keyof T]: Continuation<T[K]> } : unknown);
 
 /** A fresh continuation recorder. */
 export function ctn<T = any>(): Continuation<T>;
@@ -201,15 +209,15 @@ export interface LmzApiClient {
   call<T = any>(
     binding: string,
     instance: string | undefined,
-    remoteContinuation: Continuation<T> | AnyContinuation,
-    handlerContinuation?: Continuation<any> | AnyContinuation,
+    remoteContinuation: Continuation<T> | ContinuationLike,
+    handlerContinuation?: ContinuationLike,
     options?: CallOptions,
   ): void;
   /** Awaitable call: resolves with the result, rejects with the remote error. */
   callRaw<R = any>(
     binding: string,
     instance: string | undefined,
-    chainOrContinuation: Continuation<any> | AnyContinuation | OperationChain,
+    chainOrContinuation: ContinuationLike | OperationChain,
     options?: CallOptions,
   ): Promise<R>;
 }
@@ -235,14 +243,14 @@ export class LmzClient {
   call<T = any>(
     binding: string,
     instance: string | undefined,
-    remoteContinuation: Continuation<T> | AnyContinuation,
-    handlerContinuation?: Continuation<any> | AnyContinuation,
+    remoteContinuation: Continuation<T> | ContinuationLike,
+    handlerContinuation?: ContinuationLike,
     options?: CallOptions,
   ): void;
   callRaw<R = any>(
     binding: string,
     instance: string | undefined,
-    chainOrContinuation: Continuation<any> | AnyContinuation | OperationChain,
+    chainOrContinuation: ContinuationLike | OperationChain,
     options?: CallOptions,
   ): Promise<R>;
   connect(): void;

@@ -242,6 +242,18 @@ describe('connecting', () => {
     assert.equal(WS.instances.length, 2);
   });
 
+  test('4409 on the current socket: superseded by another connection, no reconnect fight', (t) => {
+    timers(t);
+    const errors = [];
+    const { client, WS, ws } = make({ onConnectionError: (e) => errors.push(e) });
+    ws().accept();
+    ws().serverClose(4409, 'Superseded by new connection');
+    assert.equal(client.connectionState, 'disconnected');
+    assert.match(errors[0].message, /^Superseded by another connection for alice\.tab1/);
+    t.mock.timers.tick(60000);
+    assert.equal(WS.instances.length, 1);
+  });
+
   test('heartbeat: lmz:ping on the interval, lmz:pong is harmless', (t) => {
     timers(t);
     const log = recordingLogger();
