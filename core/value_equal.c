@@ -259,11 +259,35 @@ bool lmz_value_equal(const lmz_value *a, const lmz_value *b) {
 
 /* ---- copy ------------------------------------------------------------------------ */
 
+/* Copy state. Identity nodes of the source are tagged with this copy's epoch
+ * and their index in `news` (the encoders' scratch fields, value_int.h), so
+ * "already copied?" costs one compare and small graphs need no malloc at all
+ * (inline arrays; the heap only past COPY_INLINE nodes). */
+#define COPY_INLINE 32
 struct cp {
   lmz_arena *dst;
-  struct pmap map;  /* old identity node -> new node */
-  struct wstack st; /* old nodes whose copies still need their children */
+  uint32_t epoch;
+  lmz_value **news;        /* copy of the identity node with mark_id i+1 */
+  const lmz_value **todo;  /* source nodes whose copies still need children */
+  uint32_t n_news, cap_news, n_todo, cap_todo;
+  bool oom;
+  lmz_value *news_inl[COPY_INLINE];
+  const lmz_value *todo_inl[COPY_INLINE];
 };
+
+/* Grows an inline-backed pointer array; false on out of memory. */
+static bool cp_grow(void ***arr, uint32_t *cap, void **inl) {
+  uint32_t ncap = *cap * 2;
+  void **p = *arr == inl ? malloc(ncap * sizeof *p)
+                         : realloc(*arr, ncap * sizeof *p);
+  if (!p)
+    return false;
+  if (*arr == inl)
+    memcpy(p, inl, *cap * sizeof *p);
+  *arr = p;
+  *cap = ncap;
+  return true;
+}
 
 static lmz_value *copy_str(lmz_arena *dst, const lmz_value *s) {
   if (!s)
@@ -317,12 +341,21 @@ static lmz_value *copy_ref(struct cp *c, const lmz_value *v) {
   default:
     break;
   }
-  lmz_value *n = pmap_get(&c->map, v);
-  if (n)
-    return n;
-  n = shell_new(c->dst, v);
-  if (!n || pmap_put(&c->map, v, n) || ws_push(&c->st, v))
+  if (v->mark_epoch == c->epoch)
+    return c->news[v->mark_id - 1];
+  lmz_value *n = shell_new(c->dst, v);
+  if (!n)
     return NULL;
+  if ((c->n_news == c->cap_news &&
+       !cp_grow((void ***)&c->news, &c->cap_news, (void **)c->news_inl)) ||
+      (c->n_todo == c->cap_todo &&
+       !cp_grow((void ***)&c->todo, &c->cap_todo, (void **)c->todo_inl)))
+    return NULL;
+  c->news[c->n_news++] = n;
+  lmz_value *mv = (lmz_value *)v; /* scratch marks only (value_int.h) */
+  mv->mark_epoch = c->epoch;
+  mv->mark_id = c->n_news;
+  c->todo[c->n_todo++] = v;
   return n;
 }
 
@@ -392,18 +425,19 @@ static int fill(struct cp *c, lmz_value *d, const lmz_value *s) {
 lmz_value *lmz_value_copy(lmz_arena *dst, const lmz_value *v) {
   if (!dst || !v)
     return NULL;
-  struct cp c = {.dst = dst};
-  if (pmap_init(&c.map)) {
-    pmap_free(&c.map);
-    return NULL;
-  }
+  struct cp c = {.dst = dst, .epoch = lmz__value_next_epoch(),
+                 .cap_news = COPY_INLINE, .cap_todo = COPY_INLINE};
+  c.news = c.news_inl;
+  c.todo = c.todo_inl;
   lmz_value *root = copy_ref(&c, v);
   int rv = root ? 0 : LMZ_ENOMEM;
-  while (!rv && c.st.n) {
-    const lmz_value *s = c.st.p[--c.st.n];
-    rv = fill(&c, pmap_get(&c.map, s), s);
+  while (!rv && c.n_todo) {
+    const lmz_value *s = c.todo[--c.n_todo];
+    rv = fill(&c, c.news[s->mark_id - 1], s);
   }
-  pmap_free(&c.map);
-  free(c.st.p);
+  if (c.news != c.news_inl)
+    free(c.news);
+  if (c.todo != c.todo_inl)
+    free(c.todo);
   return rv ? NULL : root;
 }
