@@ -558,6 +558,22 @@ describe('incoming calls', () => {
     assert.throws(() => client.lmz.callContext, /outside of a mesh call/);
   });
 
+  test('the meshMethods config option exposes methods of a plain LmzClient', async () => {
+    const { client, ws } = make({ meshMethods: { ping: true, guarded: () => { throw new Error('guard says no'); } } });
+    client.ping = (x) => `pong ${x}`;
+    client.guarded = () => 'never';
+    client.other = () => 'hidden';
+    ws().accept();
+    ws().receive(incoming('m1', ctn().ping(1)));
+    ws().receive(incoming('m2', ctn().guarded()));
+    ws().receive(incoming('m3', ctn().other()));
+    await flush();
+    const [r1, r2, r3] = ws().frames('incoming_call_response');
+    assert.deepEqual(r1.result, { json: 'pong 1', meta: {} });
+    assert.equal(r2.error.json.message, 'guard says no');
+    assert.match(r3.error.json.message, /'other' is not mesh-callable/);
+  });
+
   test('replies are dropped when the socket is no longer open', async () => {
     class C extends LmzClient { async slow() { await flush(); return 1; } }
     mesh(C.prototype.slow);
