@@ -158,7 +158,7 @@ export class LmzClient {
   #ws = null;
   #state = 'disconnected';
   #gen = 0; // bumped by every connect attempt and by disconnect(): stale async steps check it
-  #pending = new Map(); // callId -> {resolve, reject, ws, timer, frame, parentChain, queued}
+  #pending = new Map(); // callId -> {resolve, reject, ws (null while queued), timer, frame, parentChain}
   #queue = [];
   #reconnectAttempts = 0;
   #reauthAttempted = false;
