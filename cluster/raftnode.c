@@ -95,12 +95,59 @@ int lmz_raftnode_err(int rv) {
   }
 }
 
-/* ---- FSM glue ------------------------------------------------------------- */
+/* ---- entry format and FSM glue -------------------------------------------- */
+
+/* raft_uv 0.15 sends an AppendEntries payload as the entries' raw bytes but
+ * its receiver advances over each entry rounded up to 8 bytes, so an entry
+ * whose length is not a multiple of 8 shifts every later entry of the same
+ * message (and reads past the buffer). Every entry is therefore
+ *   [u32 LE command length][DirCommand bytes][0-7 zero bytes]
+ * with a total length that is a multiple of 8. */
+#define ENTRY_HDR 4
+
+int lmz_raftnode_entry_encode(const void *cmd, size_t len,
+                              struct raft_buffer *out) {
+  if (len > LMZ_DIR_MAX_COMMAND)
+    return LMZ_EINVAL;
+  size_t total = (ENTRY_HDR + len + 7) & ~(size_t)7;
+  uint8_t *p = raft_malloc(total);
+  if (!p)
+    return LMZ_ENOMEM;
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(len >> (8 * i));
+  if (len)
+    memcpy(p + ENTRY_HDR, cmd, len);
+  memset(p + ENTRY_HDR + len, 0, total - ENTRY_HDR - len);
+  out->base = p;
+  out->len = total;
+  return 0;
+}
+
+/* The command inside an entry, or false for a malformed entry. */
+static bool entry_decode(const struct raft_buffer *buf, const uint8_t **cmd,
+                         size_t *len) {
+  const uint8_t *p = buf->base;
+  if (buf->len < ENTRY_HDR || !p)
+    return false;
+  size_t n = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
+             (size_t)p[3] << 24;
+  if (n > buf->len - ENTRY_HDR || buf->len - ENTRY_HDR - n >= 8)
+    return false;
+  *cmd = p + ENTRY_HDR;
+  *len = n;
+  return true;
+}
+
+static const struct lmz_dir_result bad_entry = {.status = LMZ_EBADMSG};
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                      void **result) {
-  const struct lmz_dir_result *r;
-  int rv = lmz_dir_apply(fsm->data, buf->base, buf->len, &r);
+  const struct lmz_dir_result *r = &bad_entry;
+  const uint8_t *cmd;
+  size_t len;
+  int rv = LMZ_EBADMSG;
+  if (entry_decode(buf, &cmd, &len))
+    rv = lmz_dir_apply(fsm->data, cmd, len, &r);
   if (rv == LMZ_ENOMEM)
     return RAFT_NOMEM; /* raft retries the entry; re-applying converges */
   if (rv)
@@ -259,11 +306,10 @@ static void batch_propose(lmz_raftnode_t *rn, struct batch *b) {
   struct lmz_raftnode_pending *p = rn->pend;
   lmz_buf_reset(&p->enc);
   int rv = lmz_dir_encode_claims(&p->enc, p->claims, b->n);
-  struct raft_buffer buf = {NULL, p->enc.len};
-  if (!rv && !(buf.base = raft_malloc(buf.len)))
-    rv = LMZ_ENOMEM;
+  struct raft_buffer buf = {NULL, 0};
+  if (!rv)
+    rv = lmz_raftnode_entry_encode(p->enc.data, p->enc.len, &buf);
   if (!rv) {
-    memcpy(buf.base, p->enc.data, buf.len);
     int r = raft_apply(&rn->raft, &b->apply, &buf, 1, batch_cb);
     if (r) {
       raft_free(buf.base);
@@ -395,11 +441,9 @@ static void flush_props(lmz_raftnode_t *rn) {
 static int propose_queue(lmz_raftnode_t *rn, lmz_raftnode_propose_t *req,
                          const void *cmd, size_t len,
                          lmz_raftnode_propose_cb cb) {
-  req->buf.base = raft_malloc(len);
-  if (!req->buf.base)
-    return LMZ_ENOMEM;
-  memcpy(req->buf.base, cmd, len);
-  req->buf.len = len;
+  int rv = lmz_raftnode_entry_encode(cmd, len, &req->buf);
+  if (rv)
+    return rv;
   req->cb = cb;
   req->rn = rn;
   req->next = NULL;

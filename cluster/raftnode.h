@@ -231,8 +231,19 @@ int lmz_raftnode_remove(lmz_raftnode_t *rn, lmz_raftnode_change_t *req,
 /* The FSM glue on its own (apply/snapshot/restore over `dir`), for a raft
  * driven by something else (tests use raft_fixture). apply returns non-zero
  * only for LMZ_ENOMEM (raft then retries the entry); its result is a
- * `const struct lmz_dir_result *` valid until the next apply. */
+ * `const struct lmz_dir_result *` valid until the next apply. Entries use
+ * the lmz_raftnode_entry_encode() format; a malformed one is skipped with
+ * result status LMZ_EBADMSG (the directory is unchanged). */
 void lmz_raftnode_fsm_init(struct raft_fsm *fsm, lmz_dir *dir);
+
+/* Wraps a command into a Raft entry (raft_malloc'd; ownership to the
+ * caller, then to raft_apply):
+ *   [u32 LE command length][command][0-7 zero bytes], total % 8 == 0.
+ * raft_uv 0.15 needs entry lengths that are multiples of 8: its
+ * AppendEntries receiver pads every entry to 8 bytes, its sender does not.
+ * Returns 0, LMZ_EINVAL (len over LMZ_DIR_MAX_COMMAND) or LMZ_ENOMEM. */
+int lmz_raftnode_entry_encode(const void *cmd, size_t len,
+                              struct raft_buffer *out);
 
 /* raft error code -> lmz error code. */
 int lmz_raftnode_err(int raft_rv);

@@ -111,8 +111,9 @@ static void prop_cb(struct raft_apply *req, int status, void *result) {
 
 /* Proposes the encoded command in b on server i (b is reset). */
 static int propose_on(struct fx *x, unsigned i, lmz_buf *b, struct prop *p) {
-  struct raft_buffer buf = {raft_malloc(b->len), b->len};
-  memcpy(buf.base, b->data, b->len);
+  struct raft_buffer buf;
+  assert_int_equal(lmz_raftnode_entry_encode(b->data, b->len, &buf), 0);
+  assert_int_equal(buf.len % 8, 0);
   lmz_buf_reset(b);
   memset(p, 0, sizeof *p);
   p->req.data = p;

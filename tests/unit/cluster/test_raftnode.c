@@ -1,0 +1,513 @@
+/* tests/unit/cluster/test_raftnode.c - raftnode with the real libuv backend:
+ * three (and four) raft_uv instances on loopback TCP in one loop, temp data
+ * dirs. Batched claims (and their rate), failover to a serving leader,
+ * membership add/remove with catch-up by snapshot, the lease watch fencing
+ * a silent node, and the error paths (not leader, close with requests
+ * queued). Every test closes every handle: uv_loop_close() == 0. */
+#include "lib/testlib.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cluster/raftnode.h"
+
+#define MAXN 4
+
+struct node {
+  lmz_raftnode_t rn;
+  char *dir;
+  char addr[32];
+  bool open;
+  bool closed;
+};
+
+struct cl {
+  uv_loop_t loop;
+  struct node n[MAXN];
+  unsigned count;
+  struct lmz_lease_config lease;
+  unsigned snapshot_threshold;
+};
+
+/* A port the kernel just gave out (tiny race with other processes). */
+static int free_port(void) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t l = sizeof a;
+  getsockname(s, (struct sockaddr *)&a, &l);
+  close(s);
+  return ntohs(a.sin_port);
+}
+
+static void node_init(struct cl *c, unsigned i) {
+  struct node *n = &c->n[i];
+  n->dir = tl_mkdtemp("lmz-raftnode");
+  assert_non_null(n->dir);
+  snprintf(n->addr, sizeof n->addr, "127.0.0.1:%d", free_port());
+  struct lmz_raftnode_options o = {
+      .id = i + 1,
+      .address = n->addr,
+      .data_dir = n->dir,
+      .election_timeout_ms = 200,
+      .heartbeat_timeout_ms = 20,
+      .snapshot_threshold = c->snapshot_threshold,
+      .lease = c->lease,
+      .no_auto_mark_down = c->lease.duration_ms == 0,
+  };
+  n->rn.data = n;
+  int rv = lmz_raftnode_init(&c->loop, &n->rn, &o);
+  if (rv)
+    fprintf(stderr, "init: %s\n", n->rn.errmsg);
+  assert_int_equal(rv, 0);
+  n->open = true;
+}
+
+static struct cl *cl_new(unsigned voters, struct lmz_lease_config lease,
+                         unsigned threshold) {
+  struct cl *c = calloc(1, sizeof *c);
+  assert_int_equal(uv_loop_init(&c->loop), 0);
+  c->lease = lease;
+  c->snapshot_threshold = threshold;
+  for (unsigned i = 0; i < voters; i++)
+    node_init(c, i);
+  struct lmz_raftnode_server srv[MAXN];
+  for (unsigned i = 0; i < voters; i++)
+    srv[i] = (struct lmz_raftnode_server){i + 1, c->n[i].addr, RAFT_VOTER};
+  for (unsigned i = 0; i < voters; i++) {
+    assert_int_equal(lmz_raftnode_bootstrap(&c->n[i].rn, srv, voters), 0);
+    assert_int_equal(lmz_raftnode_start(&c->n[i].rn), 0);
+  }
+  c->count = voters;
+  return c;
+}
+
+static void on_closed(lmz_raftnode_t *rn) {
+  struct node *n = rn->data;
+  n->closed = true;
+}
+
+static void node_close(struct node *n) {
+  if (n->open)
+    lmz_raftnode_close(&n->rn, on_closed);
+  n->open = false;
+}
+
+static bool all_closed(void *arg) {
+  struct cl *c = arg;
+  for (unsigned i = 0; i < c->count; i++)
+    if (c->n[i].dir && !c->n[i].closed)
+      return false;
+  return true;
+}
+
+static bool run_until(struct cl *c, bool (*pred)(void *), void *arg,
+                      uint64_t timeout_ms) {
+  uint64_t end = tl_now_ms() + timeout_ms;
+  while (!pred(arg)) {
+    if (tl_now_ms() > end)
+      return false;
+    uv_run(&c->loop, UV_RUN_ONCE);
+  }
+  return true;
+}
+
+static void cl_free(struct cl *c) {
+  for (unsigned i = 0; i < c->count; i++)
+    node_close(&c->n[i]);
+  assert_true(run_until(c, all_closed, c, 10000));
+  assert_int_equal(uv_loop_close(&c->loop), 0);
+  for (unsigned i = 0; i < c->count; i++) {
+    tl_rmtree(c->n[i].dir);
+    free(c->n[i].dir);
+  }
+  free(c);
+}
+
+static struct node *serving(struct cl *c) {
+  for (unsigned i = 0; i < c->count; i++)
+    if (c->n[i].open && lmz_raftnode_is_serving(&c->n[i].rn))
+      return &c->n[i];
+  return NULL;
+}
+
+static bool has_serving(void *arg) { return serving(arg) != NULL; }
+
+/* ---- proposals ------------------------------------------------------------ */
+
+struct pwait {
+  lmz_raftnode_propose_t req;
+  bool done;
+  int status;
+  struct lmz_dir_item item;
+};
+
+static void pwait_cb(lmz_raftnode_propose_t *req, int status,
+                     const struct lmz_dir_result *res) {
+  struct pwait *w = req->data;
+  w->done = true;
+  w->status = status;
+  if (res && res->n)
+    w->item = res->items[0];
+}
+
+static bool pwait_done(void *arg) { return ((struct pwait *)arg)->done; }
+
+static struct lmz_dir_item propose(struct cl *c, struct node *l, lmz_buf *b) {
+  struct pwait w = {0};
+  w.req.data = &w;
+  assert_int_equal(lmz_raftnode_propose(&l->rn, &w.req, b->data, b->len,
+                                        pwait_cb),
+                   0);
+  lmz_buf_reset(b);
+  assert_true(run_until(c, pwait_done, &w, 5000));
+  assert_int_equal(w.status, 0);
+  return w.item;
+}
+
+static void register_nodes(struct cl *c, struct node *l, unsigned n) {
+  lmz_buf b = LMZ_BUF_INIT;
+  for (uint64_t id = 1; id <= n; id++) {
+    assert_int_equal(lmz_dir_encode_node_upsert(&b, id, LMZ_DIR_UP,
+                                                c->n[id - 1].addr, NULL, 0),
+                     0);
+    assert_int_equal(propose(c, l, &b).status, LMZ_DIR_PLACED);
+    uint32_t lease = c->lease.duration_ms ? c->lease.duration_ms : 60000;
+    assert_int_equal(lmz_dir_encode_lease_renew(&b, id, lease, 0), 0);
+    assert_int_equal(propose(c, l, &b).status, LMZ_DIR_PLACED);
+  }
+  lmz_buf_free(&b);
+}
+
+/* ---- claims --------------------------------------------------------------- */
+
+struct claims {
+  lmz_raftnode_claim_t *reqs;
+  struct lmz_dir_item *items;
+  int *status;
+  size_t n, done;
+};
+
+static void claim_cb(lmz_raftnode_claim_t *req, int status,
+                     const struct lmz_dir_item *item) {
+  struct claims *cs = req->data;
+  size_t i = (size_t)(req - cs->reqs);
+  cs->status[i] = status;
+  if (item)
+    cs->items[i] = *item;
+  cs->done++;
+}
+
+static bool claims_done(void *arg) {
+  struct claims *cs = arg;
+  return cs->done == cs->n;
+}
+
+static void claims_init(struct claims *cs, size_t n) {
+  cs->reqs = calloc(n, sizeof *cs->reqs);
+  cs->items = calloc(n, sizeof *cs->items);
+  cs->status = calloc(n, sizeof *cs->status);
+  cs->n = n;
+  cs->done = 0;
+  for (size_t i = 0; i < n; i++)
+    cs->reqs[i].data = cs;
+}
+
+static void claims_free(struct claims *cs) {
+  free(cs->reqs);
+  free(cs->items);
+  free(cs->status);
+}
+
+static void claim_all(struct node *l, struct claims *cs, const char *prefix) {
+  for (size_t i = 0; i < cs->n; i++) {
+    char inst[32];
+    int len = snprintf(inst, sizeof inst, "%s%zu", prefix, i);
+    assert_int_equal(lmz_raftnode_claim(&l->rn, &cs->reqs[i], "DOC", 3, inst,
+                                        (size_t)len, LMZ_PLACEMENT_HASH, 0, 0,
+                                        claim_cb),
+                     0);
+  }
+}
+
+struct applied_arg {
+  struct cl *c;
+  uint64_t n;
+};
+
+static bool all_have(void *arg) {
+  struct applied_arg *a = arg;
+  for (unsigned i = 0; i < a->c->count; i++)
+    if (a->c->n[i].open && lmz_dir_n_actors(a->c->n[i].rn.dir) != a->n)
+      return false;
+  return true;
+}
+
+static void test_claims_rate_and_failover(void **state) {
+  (void)state;
+  struct cl *c = cl_new(3, (struct lmz_lease_config){0}, 0);
+  assert_true(run_until(c, has_serving, c, 5000));
+  struct node *l = serving(c);
+  register_nodes(c, l, 3);
+
+  enum { N = 100000 };
+  struct claims cs;
+  claims_init(&cs, N);
+  uint64_t t0 = tl_now_ms();
+  claim_all(l, &cs, "actor-");
+  assert_true(run_until(c, claims_done, &cs, 60000));
+  uint64_t t1 = tl_now_ms();
+  printf("# %d claims committed in %llu ms (%.0f claims/s), %llu entries\n",
+         N, (unsigned long long)(t1 - t0),
+         N * 1000.0 / (double)(t1 - t0 ? t1 - t0 : 1),
+         (unsigned long long)l->rn.n_entries);
+  unsigned per_node[4] = {0};
+  for (size_t i = 0; i < N; i++) {
+    assert_int_equal(cs.status[i], LMZ_DIR_PLACED);
+    assert_true(cs.items[i].node_id >= 1 && cs.items[i].node_id <= 3);
+    per_node[cs.items[i].node_id]++;
+  }
+  for (int i = 1; i <= 3; i++)
+    assert_in_range(per_node[i], N / 3 - N / 30, N / 3 + N / 30);
+  assert_int_equal(lmz_dir_epoch_seq(l->rn.dir), N);
+  assert_true(l->rn.n_entries >= N / 4096 && l->rn.n_entries < N / 100);
+  struct applied_arg aa = {c, N};
+  assert_true(run_until(c, all_have, &aa, 10000));
+  for (unsigned i = 0; i < 3; i++)
+    assert_true(lmz_dir_equal(l->rn.dir, c->n[i].rn.dir));
+
+  /* failover: the leader goes away; a new one serves within a bound */
+  uint64_t tk = tl_now_ms();
+  node_close(l);
+  assert_true(run_until(c, has_serving, c, 5000));
+  uint64_t tf = tl_now_ms();
+  struct node *nl = serving(c);
+  assert_ptr_not_equal(nl, l);
+  printf("# failover: new leader serving after %llu ms\n",
+         (unsigned long long)(tf - tk));
+  assert_true(tf - tk < 3000);
+  /* re-claims return the existing placements; nothing was lost */
+  struct claims again;
+  claims_init(&again, 1000);
+  claim_all(nl, &again, "actor-");
+  assert_true(run_until(c, claims_done, &again, 10000));
+  for (size_t i = 0; i < 1000; i++) {
+    assert_int_equal(again.status[i], LMZ_DIR_EXISTING);
+    assert_int_equal(again.items[i].epoch, cs.items[i].epoch);
+    assert_int_equal(again.items[i].node_id, cs.items[i].node_id);
+  }
+  claims_free(&again);
+  claims_free(&cs);
+  cl_free(c);
+}
+
+/* ---- errors ---------------------------------------------------------------- */
+
+static void test_not_leader_and_close_cancels(void **state) {
+  (void)state;
+  struct cl *c = cl_new(3, (struct lmz_lease_config){0}, 0);
+  assert_true(run_until(c, has_serving, c, 5000));
+  struct node *l = serving(c);
+  struct node *f = &c->n[(unsigned)(l - c->n + 1) % 3];
+  lmz_raftnode_claim_t req;
+  assert_int_equal(lmz_raftnode_claim(&f->rn, &req, "DOC", 3, "x", 1,
+                                      LMZ_PLACEMENT_HASH, 0, 0, claim_cb),
+                   LMZ_ENOTLEADER);
+  assert_int_equal(lmz_raftnode_claim(&l->rn, &req, "", 0, "x", 1,
+                                      LMZ_PLACEMENT_HASH, 0, 0, claim_cb),
+                   LMZ_EINVAL);
+  assert_int_equal(lmz_raftnode_claim(&l->rn, &req, "DOC", 3, "x", 1,
+                                      LMZ_PLACEMENT_HASH, 0, 0x4, claim_cb),
+                   LMZ_EINVAL);
+  uint64_t lid = lmz_raftnode_leader(&f->rn, NULL);
+  assert_int_equal(lid, l->rn.opts.id);
+  /* no node is registered yet: nothing to place on */
+  struct claims cs;
+  claims_init(&cs, 3);
+  claim_all(l, &cs, "u");
+  assert_true(run_until(c, claims_done, &cs, 5000));
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(cs.status[i], LMZ_EUNAVAILABLE);
+  /* queued claims fail with ECANCELED when the node closes */
+  claims_free(&cs);
+  claims_init(&cs, 5);
+  claim_all(l, &cs, "c");
+  node_close(l);
+  assert_int_equal(cs.done, 5);
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(cs.status[i], LMZ_ECANCELED);
+  assert_int_equal(lmz_raftnode_claim(&l->rn, &req, "DOC", 3, "x", 1,
+                                      LMZ_PLACEMENT_HASH, 0, 0, claim_cb),
+                   LMZ_ECANCELED);
+  claims_free(&cs);
+  /* bad options, missing data dir */
+  lmz_raftnode_t bad;
+  struct lmz_raftnode_options o = {.id = 9, .address = "127.0.0.1:1",
+                                   .data_dir = "/nonexistent/lmz"};
+  assert_int_equal(lmz_raftnode_init(&c->loop, &bad, &o), LMZ_ENOTFOUND);
+  o.id = 0;
+  assert_int_equal(lmz_raftnode_init(&c->loop, &bad, &o), LMZ_EINVAL);
+  cl_free(c);
+}
+
+/* ---- membership -------------------------------------------------------------- */
+
+struct cwait {
+  lmz_raftnode_change_t req;
+  bool done;
+  int status;
+};
+
+static void cwait_cb(lmz_raftnode_change_t *req, int status) {
+  struct cwait *w = req->data;
+  w->done = true;
+  w->status = status;
+}
+
+static bool cwait_done(void *arg) { return ((struct cwait *)arg)->done; }
+
+static void test_join_and_remove(void **state) {
+  (void)state;
+  struct cl *c = cl_new(3, (struct lmz_lease_config){0}, 64);
+  assert_true(run_until(c, has_serving, c, 5000));
+  struct node *l = serving(c);
+  register_nodes(c, l, 3);
+  /* enough entries for a few snapshots (threshold 64) */
+  for (int round = 0; round < 200; round++) {
+    struct claims cs;
+    claims_init(&cs, 20);
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, "r%d-", round);
+    claim_all(l, &cs, prefix);
+    assert_true(run_until(c, claims_done, &cs, 5000));
+    claims_free(&cs);
+  }
+  /* node 4: empty dir, no bootstrap, started, then added as a voter */
+  node_init(c, 3);
+  c->count = 4;
+  assert_int_equal(lmz_raftnode_start(&c->n[3].rn), 0);
+  struct cwait w = {0}, w2 = {0};
+  w.req.data = &w;
+  w2.req.data = &w2;
+  assert_int_equal(lmz_raftnode_add(&l->rn, &w.req, 4, c->n[3].addr,
+                                    RAFT_VOTER, cwait_cb),
+                   0);
+  /* a second change queues behind the first */
+  assert_int_equal(lmz_raftnode_assign(&l->rn, &w2.req, 4, RAFT_STANDBY,
+                                       cwait_cb),
+                   0);
+  assert_true(run_until(c, cwait_done, &w, 10000));
+  assert_int_equal(w.status, 0);
+  assert_true(run_until(c, cwait_done, &w2, 10000));
+  assert_int_equal(w2.status, 0);
+  struct applied_arg aa = {c, 4000};
+  assert_true(run_until(c, all_have, &aa, 10000));
+  assert_true(lmz_dir_equal(l->rn.dir, c->n[3].rn.dir));
+  /* the standby keeps receiving the directory */
+  struct claims cs;
+  claims_init(&cs, 10);
+  claim_all(l, &cs, "late");
+  assert_true(run_until(c, claims_done, &cs, 5000));
+  aa.n = 4010;
+  assert_true(run_until(c, all_have, &aa, 10000));
+  claims_free(&cs);
+  /* remove it again */
+  w = (struct cwait){0};
+  w.req.data = &w;
+  assert_int_equal(lmz_raftnode_remove(&l->rn, &w.req, 4, cwait_cb), 0);
+  assert_true(run_until(c, cwait_done, &w, 10000));
+  assert_int_equal(w.status, 0);
+  assert_int_equal(lmz_raftnode_add(&l->rn, &w.req, 0, "x", RAFT_VOTER,
+                                    cwait_cb),
+                   LMZ_EINVAL);
+  cl_free(c);
+}
+
+/* ---- lease watch ----------------------------------------------------------- */
+
+struct renewer {
+  uv_timer_t t;
+  struct cl *c;
+  struct pwait w[2];
+};
+
+static void renew_tick(uv_timer_t *t) {
+  struct renewer *r = lmz_container_of(t, struct renewer, t);
+  struct node *l = serving(r->c);
+  if (!l)
+    return;
+  for (int i = 0; i < 2; i++) {
+    if (r->w[i].req.data && !r->w[i].done)
+      continue; /* previous renewal still in flight */
+    lmz_buf b = LMZ_BUF_INIT;
+    assert_int_equal(lmz_dir_encode_lease_renew(
+                         &b, (uint64_t)i + 1, r->c->lease.duration_ms, 0),
+                     0);
+    r->w[i] = (struct pwait){0};
+    r->w[i].req.data = &r->w[i];
+    if (lmz_raftnode_propose(&l->rn, &r->w[i].req, b.data, b.len, pwait_cb))
+      r->w[i].req.data = NULL; /* not leader right now: next tick */
+    lmz_buf_free(&b);
+  }
+}
+
+static bool node3_down(void *arg) {
+  struct node *l = serving(arg);
+  if (!l)
+    return false;
+  const struct lmz_dir_node *n = lmz_dir_node_get(l->rn.dir, 3);
+  return n && n->state == LMZ_DIR_DOWN;
+}
+
+static void timer_closed(uv_handle_t *h) { *(bool *)h->data = true; }
+static bool flag_set(void *arg) { return *(bool *)arg; }
+
+static void test_lease_watch_fences_silent_node(void **state) {
+  (void)state;
+  struct cl *c = cl_new(3, (struct lmz_lease_config){400, 60}, 0);
+  assert_true(run_until(c, has_serving, c, 5000));
+  struct node *l = serving(c);
+  register_nodes(c, l, 3);
+  uint64_t heard3 = lmz_dir_node_get(l->rn.dir, 3)->heard_ms;
+  struct renewer r = {.c = c};
+  uv_timer_init(&c->loop, &r.t);
+  uv_timer_start(&r.t, renew_tick, 0, c->lease.duration_ms / 3);
+  assert_true(run_until(c, node3_down, c, 5000));
+  /* never before L + margin after the leader applied its last renewal
+   * (same monotonic clock as the raftnode's) */
+  assert_true(uv_hrtime() / 1000000u >= heard3 + 400 + 60);
+  l = serving(c);
+  assert_int_equal(lmz_dir_node_get(l->rn.dir, 1)->state, LMZ_DIR_UP);
+  assert_int_equal(lmz_dir_node_get(l->rn.dir, 2)->state, LMZ_DIR_UP);
+  uint64_t live[4];
+  assert_int_equal(lmz_dir_live_nodes(l->rn.dir, uv_hrtime() / 1000000u, live,
+                                      4),
+                   2);
+  bool tclosed = false;
+  r.t.data = &tclosed;
+  uv_close((uv_handle_t *)&r.t, timer_closed);
+  assert_true(run_until(c, flag_set, &tclosed, 1000));
+  /* let in-flight renewals finish before closing the nodes */
+  for (int i = 0; i < 2; i++)
+    if (r.w[i].req.data)
+      assert_true(run_until(c, pwait_done, &r.w[i], 5000));
+  cl_free(c);
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_claims_rate_and_failover),
+      cmocka_unit_test(test_not_leader_and_close_cancels),
+      cmocka_unit_test(test_join_and_remove),
+      cmocka_unit_test(test_lease_watch_fences_silent_node),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
