@@ -113,6 +113,10 @@ typedef struct lmz_msg {
   lmz_identity caller; /* for logs */
   struct lmz_alarm_run *alarm;
   bool deferred; /* the method called lmz_defer */
+  bool routed;   /* arrived from the owner check: never forwarded again */
+  uint32_t hops; /* MOVED answers seen while routing */
+  uint64_t epoch; /* placement epoch it was routed with */
+  uint64_t route_deadline_ms; /* parked by the router until then (0 = no) */
 } lmz_msg;
 
 struct lmz_pending {
@@ -252,6 +256,7 @@ struct lmz_node {
   int n_handles_open;
   struct lmz_node_stats stats;
   uint64_t queued;
+  struct lmz_router *router; /* cluster routing (actor/router.c), or NULL */
 };
 
 /* ---- internal functions (lmz__*) ----------------------------------------- */
@@ -270,7 +275,18 @@ lmz_msg *lmz__msg_new(lmz_node *n);
 void lmz__msg_free(lmz_node *n, lmz_msg *m);
 void lmz__actor_free(lmz_actor *a);
 
+/* router.c / scheduler.c */
+struct lmz_router;
+/* 1 = deliver locally; 0 = the router took the message (forwarded, parked
+ * or failed). */
+int lmz__router_route(struct lmz_router *r, lmz_msg *m);
+int lmz__deliver_local(lmz_node *n, lmz_msg *m);
+void lmz__node_set_router(lmz_node *n, struct lmz_router *r);
+
 /* turn.c */
+/* Fails a message that could not be delivered: its sender gets `err` (an
+ * Error value in m->arena; NULL = a generic one) as the reply. */
+void lmz__msg_fail(lmz_node *n, lmz_msg *m, lmz_value *err);
 void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m);
 void lmz__release_output(lmz_node *n, lmz_msg *m);
 void lmz__commit_done(lmz_node *n, lmz_commit *c, int status);

@@ -97,6 +97,9 @@ struct lmz_node_call {
   lmz_value *origin_auth;
   lmz_value *state;
   lmz_arena *arena; /* ownership passes to the node when the call returns 0 */
+  bool routed;      /* already routed here by its sender (the owner check
+                       passed): run locally, never forward */
+  uint64_t epoch;   /* placement epoch it was routed with (0 = none) */
 };
 
 /* Runs a mesh call (mesh exposure enforced). On 0 the arena belongs to the

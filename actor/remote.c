@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "actor/remote.h"
+#include "actor/router.h"
 #include "core/codec.h"
 #include "core/log.h"
 
@@ -25,6 +26,7 @@ static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.actor.remote");
 
 struct lmz_remote {
   lmz_node *node;
+  struct lmz_router *router;
   struct lmz_remote_stats stats;
 };
 
@@ -49,6 +51,36 @@ lmz_remote *lmz_remote_new(lmz_node *node) {
 }
 
 void lmz_remote_free(lmz_remote *r) { free(r); }
+
+void lmz_remote_set_router(lmz_remote *r, struct lmz_router *router) {
+  r->router = router;
+}
+
+/* A call a peer routed to us: are we (still) the owner? */
+static int owner_check(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c) {
+  if (!r->router || !c->callee || !c->callee->has_instance || !c->callee->binding)
+    return 0;
+  lmz_node_type kind;
+  if (!lmz_node_binding_kind(r->node, c->callee->binding, &kind) || kind != LMZ_NODE_DO)
+    return 0;
+  uint64_t cur = 0;
+  int rv = lmz_router_check_owner(r->router, c->callee->binding,
+                                  c->callee->instance, c->epoch, &cur);
+  if (rv) {
+    r->stats.rejected++;
+    Lmz__Result res = LMZ__RESULT__INIT;
+    res.call_id = c->call_id;
+    res.code = rv;
+    res.epoch = cur;
+    res.detail = (char *)lmz_strerror(rv);
+    Lmz__Frame f = LMZ__FRAME__INIT;
+    f.body_case = LMZ__FRAME__BODY_RESULT;
+    f.result = &res;
+    if (ref->conn)
+      lmz_conn_send(ref->conn, &f);
+  }
+  return rv;
+}
 
 void lmz_remote_get_stats(lmz_remote *r, struct lmz_remote_stats *st) {
   *st = r->stats;
@@ -221,9 +253,12 @@ static void on_call(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c,
     reply_error(ref, c->call_id, "Error", msg);
     return;
   }
+  if (!from_operator && owner_check(r, ref, c))
+    return;
   lmz_arena *a = lmz_node_arena_get(r->node);
   struct pending_reply *p = malloc(sizeof *p);
-  struct lmz_node_call call = {.arena = a};
+  struct lmz_node_call call = {.arena = a, .routed = !from_operator && r->router,
+                               .epoch = c->epoch};
   int rv = a && p ? decode_call(c, from_operator, a, &call, msg, sizeof msg)
                   : LMZ_ENOMEM;
   if (!rv) {

@@ -38,5 +38,9 @@ void lmz_remote_on_frame(lmz_remote *r, lmz_conn_t *conn, const Lmz__Frame *f);
 void lmz_remote_on_conn_state(lmz_remote *r, lmz_conn_t *conn, int state,
                               int status);
 void lmz_remote_get_stats(lmz_remote *r, struct lmz_remote_stats *st);
+struct lmz_router;
+/* In a cluster: calls from peers are checked against the directory (this
+ * node must own the actor at the call's epoch, else MOVED). */
+void lmz_remote_set_router(lmz_remote *r, struct lmz_router *router);
 
 #endif

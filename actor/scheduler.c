@@ -236,7 +236,19 @@ static void idle_cb(uv_idle_t *h) {
 
 /* ---- delivery ------------------------------------------------------------ */
 
+void lmz__node_set_router(lmz_node *n, struct lmz_router *r) { n->router = r; }
+
+/* Durable-object calls go through the cluster router (one code path for one
+ * node and many); workers and built-in relay classes (the client gateway)
+ * always run on the node that has the call. */
 int lmz__deliver(lmz_node *n, lmz_msg *m) {
+  if (n->router && !m->routed && m->binding->kind == LMZ_NODE_DO &&
+      !m->binding->cls->raw && lmz__router_route(n->router, m) == 0)
+    return 0;
+  return lmz__deliver_local(n, m);
+}
+
+int lmz__deliver_local(lmz_node *n, lmz_msg *m) {
   lmz_actor *a = lmz__actor_get(n, m->binding, m->instance, true);
   if (!a)
     return LMZ_ENOMEM;
@@ -394,6 +406,8 @@ int lmz_node_call(lmz_node *n, const struct lmz_node_call *c,
   m->rkind = LMZ_REPLY_CB;
   m->cb = cb;
   m->cb_arg = arg;
+  m->routed = c->routed;
+  m->epoch = c->epoch;
   if (c->instance &&
       !(m->instance = lmz_arena_strndup(m->arena, c->instance, strlen(c->instance))))
     return LMZ_ENOMEM;

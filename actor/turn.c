@@ -48,16 +48,20 @@ static void release_list(lmz_node *n, lmz_msg *m) {
   }
 }
 
+void lmz__msg_fail(lmz_node *n, lmz_msg *m, lmz_value *err) {
+  m->binding = NULL; /* now a reply */
+  m->next = NULL;
+  m->reply_ok = false;
+  m->reply_value = err ? err : lmz_error(m->arena, "Error", "call could not be delivered");
+  lmz__release_output(n, m);
+}
+
 /* Turns a failed outgoing call into an error reply to its own sender. */
 static void fail_call(lmz_node *n, lmz_msg *m, int status) {
-  m->binding = NULL; /* now a reply */
-  m->reply_ok = false;
-  m->reply_status = status;
-  m->reply_value = lmz__error_value(m->arena,
-                                    status == LMZ_EOVERLOAD ? "OverloadError" : "Error",
-                                    "call could not be delivered: %s",
-                                    lmz_strerror(status));
-  lmz__release_output(n, m);
+  lmz__msg_fail(n, m, lmz__error_value(m->arena,
+                                       status == LMZ_EOVERLOAD ? "OverloadError" : "Error",
+                                       "call could not be delivered: %s",
+                                       lmz_strerror(status)));
 }
 
 static void deliver_to_pending(lmz_node *n, lmz_msg *m) {

@@ -20,9 +20,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "actor/node.h"
 #include "actor/remote.h"
+#include "actor/router.h"
 #include "cluster/keyfile.h"
 #include "cluster/transport.h"
 #include "core/log.h"
@@ -37,6 +39,7 @@ struct lmzd {
   struct lmzd_config cfg;
   lmz_node *node;
   lmz_remote *remote;
+  lmz_router *router;
   lmz_transport_t transport;
   bool transport_up;
   uv_signal_t sigint, sigterm;
@@ -46,7 +49,7 @@ struct lmzd {
 
 struct lmzd_args {
   bool dev;
-  const char *config, *data, *listen, *http, *node_id;
+  const char *config, *data, *listen, *http, *node_id, *raft;
 };
 
 static void usage(FILE *f) {
@@ -58,7 +61,9 @@ static void usage(FILE *f) {
           "  --data DIR         data directory (overrides the config)\n"
           "  --listen HOST:PORT node port (port 0 = pick a free one)\n"
           "  --http HOST:PORT   HTTP/WebSocket port\n"
-          "  --node-id ID       this node's id\n"
+          "  --node-id ID       this node's name\n"
+          "  --raft HOST:PORT   Raft address (IPv4; default: node port + 100,\n"
+          "                     or a free port when the node port is 0)\n"
           "  --version          print the version\n"
           "environment: LMZ_LOG_LEVEL, LMZ_DEBUG=lmz.actor,lmz.cluster.*, LMZ_LOG_FORMAT=json\n");
 }
@@ -70,7 +75,8 @@ static int parse_args(int argc, char **argv, struct lmzd_args *a) {
                         : !strcmp(s, "--data") ? &a->data
                         : !strcmp(s, "--listen") ? &a->listen
                         : !strcmp(s, "--http") ? &a->http
-                        : !strcmp(s, "--node-id") ? &a->node_id : NULL;
+                        : !strcmp(s, "--node-id") ? &a->node_id
+                        : !strcmp(s, "--raft") ? &a->raft : NULL;
     if (slot) {
       if (i + 1 >= argc) {
         fprintf(stderr, "lmzd: %s needs a value\n", s);
@@ -148,6 +154,8 @@ static int load_config(struct lmzd *d, const struct lmzd_args *args) {
     d->cfg.http = args->http;
   if (args->node_id)
     d->cfg.node_id = args->node_id;
+  if (args->raft)
+    d->cfg.raft = args->raft;
   if (lmz_log_configure(d->cfg.log_level, d->cfg.log_debug, NULL)) {
     fprintf(stderr, "lmzd: %s: unknown log level '%s'\n", d->cfg.file.name,
             d->cfg.log_level);
@@ -201,19 +209,53 @@ static int start_node(struct lmzd *d) {
   return lmz_node_start(d->node) ? 1 : 0;
 }
 
+static void on_status_request(struct lmzd *d, lmz_conn_t *conn,
+                              const Lmz__StatusRequest *q) {
+  lmz_buf out = LMZ_BUF_INIT;
+  int rv = !d->router ? LMZ_EUNAVAILABLE
+           : q->kind == 2 ? lmz_router_locate_json(d->router, q->binding, q->instance, &out)
+                          : lmz_router_status_json(d->router, &out);
+  if (!rv)
+    rv = lmz_buf_putc(&out, 0);
+  Lmz__StatusResponse res = LMZ__STATUS_RESPONSE__INIT;
+  res.request_id = q->request_id;
+  res.status = rv;
+  res.json = rv ? "" : (char *)out.data;
+  Lmz__Frame f = LMZ__FRAME__INIT;
+  f.body_case = LMZ__FRAME__BODY_STATUS_RESPONSE;
+  f.status_response = &res;
+  lmz_conn_send(conn, &f);
+  lmz_buf_free(&out);
+}
+
 static void on_frame(lmz_conn_t *conn, const Lmz__Frame *f, void *data) {
-  lmz_remote_on_frame(((struct lmzd *)data)->remote, conn, f);
+  struct lmzd *d = data;
+  switch (f->body_case) {
+  case LMZ__FRAME__BODY_CALL:
+    lmz_remote_on_frame(d->remote, conn, f);
+    break;
+  case LMZ__FRAME__BODY_STATUS_REQUEST:
+    on_status_request(d, conn, f->status_request);
+    break;
+  default:
+    if (d->router)
+      lmz_router_on_frame(d->router, conn, f);
+    break;
+  }
 }
 
 static void on_conn_state(lmz_conn_t *conn, int state, int status, void *data) {
-  lmz_remote_on_conn_state(((struct lmzd *)data)->remote, conn, state, status);
+  struct lmzd *d = data;
+  if (d->router)
+    lmz_router_on_conn_state(d->router, conn, state, status);
+  lmz_remote_on_conn_state(d->remote, conn, state, status);
 }
 
 static int start_node_port(struct lmzd *d, const uint8_t key[32]) {
   if (!(d->remote = lmz_remote_new(d->node)))
     return 1;
   struct lmz_transport_options o = {.key = key,
-                                    .node_id = 0,
+                                    .node_id = d->cfg.cluster_id,
                                     .name = d->cfg.node_id,
                                     .listen = d->cfg.listen,
                                     .on_frame = on_frame,
@@ -237,6 +279,76 @@ static int start_node_port(struct lmzd *d, const uint8_t key[32]) {
   return 0;
 }
 
+/* The Raft address: configured, or the node port + 100 on the same host, or
+ * (node port 0, as tests use) a free port chosen now. */
+static const char *raft_address(struct lmzd *d, char *buf, size_t len) {
+  if (d->cfg.raft)
+    return d->cfg.raft;
+  struct sockaddr_storage ss;
+  if (lmz__transport_parse_addr(d->cfg.listen, &ss) || ss.ss_family != AF_INET)
+    return NULL;
+  struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+  char host[INET_ADDRSTRLEN];
+  uv_ip4_name(sin, host, sizeof host);
+  int port = ntohs(sin->sin_port);
+  if (port) {
+    snprintf(buf, len, "%s:%d", host, port + 100);
+    return buf;
+  }
+  uv_tcp_t probe; /* bind port 0, read the port, close: free right now */
+  struct sockaddr_in any;
+  uv_ip4_addr(host, 0, &any);
+  int namelen = sizeof any;
+  uv_tcp_init(&d->loop, &probe);
+  if (uv_tcp_bind(&probe, (struct sockaddr *)&any, 0) ||
+      uv_tcp_getsockname(&probe, (struct sockaddr *)&any, &namelen))
+    port = 0;
+  else
+    port = ntohs(any.sin_port);
+  uv_close((uv_handle_t *)&probe, NULL);
+  uv_run(&d->loop, UV_RUN_NOWAIT);
+  if (!port)
+    return NULL;
+  snprintf(buf, len, "%s:%d", host, port);
+  return buf;
+}
+
+static int start_router(struct lmzd *d) {
+  char raft_buf[64], raft_dir[4096], err[LMZ_ERRMSG_LEN] = "";
+  char node_addr[64];
+  const char *raft = raft_address(d, raft_buf, sizeof raft_buf);
+  if (!raft) {
+    fprintf(stderr, "lmzd: cannot derive a Raft address from %s; use --raft "
+                    "or cluster.raft (IPv4 a.b.c.d:port)\n", d->cfg.listen);
+    return 2;
+  }
+  /* peers dial the bound node port */
+  snprintf(node_addr, sizeof node_addr, "%.*s:%d",
+           (int)(strrchr(d->cfg.listen, ':') - d->cfg.listen), d->cfg.listen,
+           lmz_transport_port(&d->transport));
+  snprintf(raft_dir, sizeof raft_dir, "%s/raft", d->cfg.data_dir);
+  struct lmz_router_peer peers[64];
+  size_t n = 0;
+  for (size_t i = 0; i < d->cfg.n_voters && n < 64; i++)
+    peers[n++] = (struct lmz_router_peer){d->cfg.voters[i].id, d->cfg.voters[i].node,
+                                          d->cfg.voters[i].raft};
+  struct lmz_router_opts o = {.node_id = d->cfg.cluster_id,
+                              .node_address = node_addr,
+                              .raft_address = raft,
+                              .raft_dir = raft_dir,
+                              .voters = peers,
+                              .n_voters = n,
+                              .lease_ms = d->cfg.lease_ms};
+  if (lmz_router_init(&d->router, d->node, &d->transport, &o, err)) {
+    fprintf(stderr, "lmzd: cluster: %s\n", err);
+    return 1;
+  }
+  lmz_remote_set_router(d->remote, d->router);
+  LMZ_LOG_INFO(&log_ns, "cluster node %llu, raft %s, %zu initial voter(s)",
+               (unsigned long long)d->cfg.cluster_id, raft, n ? n : 1);
+  return 0;
+}
+
 /* ---- shutdown ------------------------------------------------------------ */
 
 static void node_closed(lmz_node *n, void *arg) {
@@ -251,6 +363,17 @@ static void transport_closed(lmz_transport_t *t) {
   lmz_node_close(d->node, node_closed, d);
 }
 
+static void router_closed(lmz_router *r, void *arg) {
+  (void)r;
+  struct lmzd *d = arg;
+  if (d->transport_up) {
+    d->transport.data = d;
+    lmz_transport_close(&d->transport, transport_closed);
+  } else {
+    lmz_node_close(d->node, node_closed, d);
+  }
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
   struct lmzd *d = s->data;
   if (d->stopping)
@@ -258,7 +381,9 @@ static void on_signal(uv_signal_t *s, int signum) {
   d->stopping = true;
   LMZ_LOG_INFO(&log_ns, "%s: finishing queued turns and flushing storage",
                signum == SIGINT ? "SIGINT" : "SIGTERM");
-  if (d->transport_up) {
+  if (d->router) {
+    lmz_router_close(d->router, router_closed, d);
+  } else if (d->transport_up) {
     d->transport.data = d;
     lmz_transport_close(&d->transport, transport_closed);
   } else {
@@ -278,6 +403,8 @@ static int run(struct lmzd *d) {
     rv = start_node(d);
   if (!rv)
     rv = start_node_port(d, key);
+  if (!rv)
+    rv = start_router(d);
   sodium_memzero(key, sizeof key);
   if (rv)
     return rv;
@@ -315,6 +442,7 @@ int main(int argc, char **argv) {
   if (d.node)
     lmz_node_free(d.node);
   lmz_remote_free(d.remote);
+  lmz_router_free(d.router);
   uv_loop_close(&d.loop);
   lmz_arena_free(d.arena);
   return rv;

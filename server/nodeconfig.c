@@ -220,6 +220,62 @@ static int parse_misc(struct lmzd_config *c, char *errmsg) {
   return rv;
 }
 
+static int parse_id(const struct lmzd_config *c, const lmz_json *v,
+                    uint64_t *out, char *errmsg) {
+  if (!v || v->type != LMZ_JSON_NUMBER || v->u.num < 1 || v->u.num > 1e15 ||
+      v->u.num != (double)(uint64_t)v->u.num) {
+    lmz_config_errorf(errmsg, &c->file, v, "node ids are positive integers");
+    return LMZ_EBADCONFIG;
+  }
+  *out = (uint64_t)v->u.num;
+  return 0;
+}
+
+static int parse_cluster(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
+  int rv = 0;
+  const lmz_json *cl = get_typed(c, c->file.root, "cluster", LMZ_JSON_OBJECT,
+                                 "an object", errmsg, &rv);
+  if (rv || !cl)
+    return rv;
+  if (lmz_json_get(cl, "id") && (rv = parse_id(c, lmz_json_get(cl, "id"), &c->cluster_id, errmsg)))
+    return rv;
+  c->raft = get_str(c, cl, "raft", false, NULL, errmsg, &rv);
+  const lmz_json *lease = lmz_json_get(cl, "lease_ms");
+  if (lease && (lease->type != LMZ_JSON_NUMBER || lease->u.num < 50 || lease->u.num > 600000)) {
+    lmz_config_errorf(errmsg, &c->file, lease, "cluster.lease_ms must be 50..600000");
+    return LMZ_EBADCONFIG;
+  }
+  if (lease)
+    c->lease_ms = (uint32_t)lease->u.num;
+  const lmz_json *vs = rv ? NULL : get_typed(c, cl, "voters", LMZ_JSON_ARRAY,
+                                             "an array", errmsg, &rv);
+  if (!vs)
+    return rv;
+  c->voters = lmz_arena_alloc(a, (vs->n ? vs->n : 1) * sizeof *c->voters);
+  if (!c->voters)
+    return LMZ_ENOMEM;
+  for (uint32_t i = 0; !rv && i < vs->n; i++) {
+    const lmz_json *v = vs->u.items[i];
+    struct lmzd_voter *vt = &c->voters[c->n_voters];
+    if (v->type != LMZ_JSON_OBJECT) {
+      lmz_config_errorf(errmsg, &c->file, v, "a voter must be an object");
+      return LMZ_EBADCONFIG;
+    }
+    if ((rv = parse_id(c, lmz_json_get(v, "id") ? lmz_json_get(v, "id") : v, &vt->id, errmsg)))
+      return rv;
+    vt->node = get_str(c, v, "node", true, NULL, errmsg, &rv);
+    vt->raft = rv ? NULL : get_str(c, v, "raft", true, NULL, errmsg, &rv);
+    for (size_t j = 0; !rv && j < c->n_voters; j++)
+      if (c->voters[j].id == vt->id) {
+        lmz_config_errorf(errmsg, &c->file, v, "duplicate voter id %llu",
+                          (unsigned long long)vt->id);
+        rv = LMZ_EBADCONFIG;
+      }
+    c->n_voters += rv == 0;
+  }
+  return rv;
+}
+
 static int interpret(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
   c->node_id = "node-1";
   c->data_dir = "./lmz-data";
@@ -235,6 +291,9 @@ static int interpret(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
     rv = parse_vars(a, c, errmsg);
   if (!rv)
     rv = parse_misc(c, errmsg);
+  c->cluster_id = 1;
+  if (!rv)
+    rv = parse_cluster(a, c, errmsg);
   return rv;
 }
 

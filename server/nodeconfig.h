@@ -11,7 +11,10 @@
  *     "vars": { "GREETING": "hello" },
  *     "storage": { "sync": true },
  *     "actors": { "idle_evict_ms": 60000 },
- *     "log": { "level": "info", "debug": "lmz.cluster.*" }
+ *     "log": { "level": "info", "debug": "lmz.cluster.*" },
+ *     "cluster": { "id": 1, "raft": "10.0.0.1:7201", "lease_ms": 3000,
+ *                  "voters": [ { "id": 1, "node": "10.0.0.1:7101",
+ *                                "raft": "10.0.0.1:7201" }, ... ] }
  *   }
  *
  * Keys wrangler uses that lmz does not (name, main, compatibility_date,
@@ -35,6 +38,12 @@ struct lmzd_binding {
   const lmz_json *where; /* for error messages */
 };
 
+struct lmzd_voter {
+  uint64_t id;
+  const char *node; /* node port address */
+  const char *raft; /* Raft address */
+};
+
 struct lmzd_var {
   const char *name, *value;
 };
@@ -56,6 +65,12 @@ struct lmzd_config {
   uint64_t idle_evict_ms;
   const char *log_level, *log_debug;
   bool dev;
+  /* cluster (optional section; without it: a one-node cluster) */
+  uint64_t cluster_id;   /* this node's numeric id (default 1) */
+  const char *raft;      /* Raft address; NULL = derived from `listen` */
+  uint32_t lease_ms;     /* 0 = default */
+  struct lmzd_voter *voters;
+  size_t n_voters;
 };
 
 /* Loads and validates `path`; everything is allocated in `a`. Returns 0 or
