@@ -81,6 +81,7 @@ enum lmz_msg_kind {
   LMZ_MSG_HANDLER,  /* a handler continuation of one of our calls */
   LMZ_MSG_ALARM,    /* an alarm's continuation */
   LMZ_MSG_START,    /* on_start of a new activation */
+  LMZ_MSG_HTTP,     /* an HTTP request for on_request (http.c) */
 };
 
 enum lmz_reply_kind {
@@ -113,6 +114,7 @@ typedef struct lmz_msg {
   lmz_identity caller; /* for logs */
   struct lmz_alarm_run *alarm;
   bool deferred; /* the method called lmz_defer */
+  struct lmz__http_turn *http; /* LMZ_MSG_HTTP: request and response */
   bool routed;   /* arrived from the owner check: never forwarded again */
   uint32_t hops; /* MOVED answers seen while routing */
   uint64_t epoch; /* placement epoch it was routed with */
@@ -257,6 +259,7 @@ struct lmz_node {
   struct lmz_node_stats stats;
   uint64_t queued;
   struct lmz_router *router; /* cluster routing (actor/router.c), or NULL */
+  const struct lmz_gateway_hooks *gw_hooks; /* lmz_register_gateway_hooks */
 };
 
 /* ---- internal functions (lmz__*) ----------------------------------------- */
@@ -282,6 +285,9 @@ struct lmz_router;
 int lmz__router_route(struct lmz_router *r, lmz_msg *m);
 int lmz__deliver_local(lmz_node *n, lmz_msg *m);
 void lmz__node_set_router(lmz_node *n, struct lmz_router *r);
+
+/* http.c: runs on_request for an LMZ_MSG_HTTP message (0 or thrown) */
+int lmz__http_run(lmz_ctx *ctx);
 
 /* turn.c */
 /* Fails a message that could not be delivered: its sender gets `err` (an

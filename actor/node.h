@@ -109,6 +109,30 @@ struct lmz_node_call {
 int lmz_node_call(lmz_node *n, const struct lmz_node_call *call,
                   lmz_node_reply_cb cb, void *arg, char *errmsg);
 
+/* ---- HTTP requests for on_request (the gateway's routing) ---------------- */
+
+struct lmz_request;
+struct lmz_response;
+struct lmz_gateway_hooks;
+/* The outcome of an HTTP request: status 0 and `res` (valid only during the
+ * callback), or an error (LMZ_ETHROWN: the handler threw `error`, which is
+ * then valid during the callback; LMZ_ECANCELED, LMZ_EOVERLOAD ...) with res
+ * NULL. */
+typedef void (*lmz_node_http_cb)(void *arg, int status,
+                                 const struct lmz_response *res,
+                                 const lmz_value *error);
+/* Runs the on_request handler of (binding, instance) as a turn of that
+ * durable object (lmz/http.h). `req` is copied before returning (its
+ * binding and instance fields are ignored). On 0 cb runs exactly once,
+ * later. Errors (cb will not run; errmsg says why): LMZ_ENOTFOUND (no such
+ * durable-object binding), LMZ_EINVAL (no instance), UV_ENOSYS (the class
+ * has no on_request), LMZ_ECANCELED (closing), LMZ_EOVERLOAD, LMZ_ENOMEM. */
+int lmz_node_http(lmz_node *n, const char *binding, const char *instance,
+                  const struct lmz_request *req, lmz_node_http_cb cb,
+                  void *arg, char *errmsg);
+/* The hooks a module registered with lmz_register_gateway_hooks, or NULL. */
+const struct lmz_gateway_hooks *lmz_node_gateway_hooks(lmz_node *n);
+
 /* Arena pool: arenas for calls entering the node. */
 lmz_arena *lmz_node_arena_get(lmz_node *n);
 void lmz_node_arena_put(lmz_node *n, lmz_arena *a);

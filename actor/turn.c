@@ -254,6 +254,8 @@ static int run_body(lmz_ctx *ctx, lmz_value **result) {
     return lmz__ocan_execute(ctx, m->chain, false, result);
   case LMZ_MSG_ALARM:
     return lmz__ocan_execute(ctx, m->chain, false, result);
+  case LMZ_MSG_HTTP:
+    return lmz__http_run(ctx);
   }
   return LMZ_EINVAL;
 }

@@ -92,12 +92,12 @@ typedef int (*lmz_guard_fn)(lmz_ctx *ctx);
 /* Class hooks (on_start, on_before_call): 0 or throw. */
 typedef int (*lmz_hook_fn)(lmz_ctx *ctx);
 
-struct lmz_http_request;
-struct lmz_http_response;
-/* HTTP handler for /{prefix}/{binding}/{instance}/... (wired by the gateway).
- * Fill `res`; return 0, or a negative code for a 500. */
-typedef int (*lmz_request_fn)(lmz_ctx *ctx, const struct lmz_http_request *req,
-                              struct lmz_http_response *res);
+struct lmz_request;  /* lmz/http.h */
+struct lmz_response; /* lmz/http.h */
+/* HTTP handler for /{prefix}/{binding}/{instance}/... (lmz/http.h).
+ * Fill `res`; return 0, or a negative code / throw for a 500. */
+typedef int (*lmz_request_fn)(lmz_ctx *ctx, const struct lmz_request *req,
+                              struct lmz_response *res);
 
 #define LMZ_METHOD_MESH 0x1u /* callable from other nodes (the @mesh marker) */
 
