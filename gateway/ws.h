@@ -23,9 +23,10 @@
  *     TCP connection is closed close_timeout_ms later if the peer does not
  *     answer. 1008 (policy violation), not 1013 (try again later), because
  *     the cause is this peer's behaviour, not the server's load.
- *   nothing received for 2 x ping_interval_ms (a ping is sent after each
- *     quiet interval) or no write progress for as long: dead peer, TCP
- *     closed (on_close code 1006)
+ *   no answer (any traffic) within ping_interval_ms to a ping, which is
+ *     sent once the peer has been quiet for half an interval (checked every
+ *     interval), or no write progress for 2 x ping_interval_ms while output
+ *     waits: dead peer, TCP closed (on_close code 1006)
  *   close handshake not answered within close_timeout_ms: TCP closed
  * Backpressure on input: while more than max_outbound/2 bytes are queued the
  * connection is not read (a client that sends but does not read is slowed

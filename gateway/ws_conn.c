@@ -44,6 +44,8 @@ struct lmz_ws_s {
   struct lmz_ws_options opts;
   void *data;
   uint64_t last_rx_ms;  /* last byte received */
+  uint64_t ping_sent_ms;
+  bool ping_outstanding; /* a ping went out and nothing came back yet */
   bool closing;         /* our Close is out; the close timer runs */
   bool read_paused;     /* backlog over max_outbound / 2 */
 };
@@ -242,15 +244,17 @@ static void after_session(lmz_ws_t *ws, int rv) {
   if (c->out.len)
     lmz__http_conn_dirty(c);
   if (rv || lmz__ws_session_done(&ws->s)) {
-    if (rv != LMZ_EBADMSG && wslay_event_get_close_sent(ws->s.ctx) &&
-        !wslay_event_get_close_received(ws->s.ctx) && !ws->s.our_code)
-      c->srv->priv.m.ws_protocol_closes++; /* 1007 / 1002 sent by wslay */
+    if (rv != LMZ_EBADMSG && !ws->closing &&
+        wslay_event_get_close_sent(ws->s.ctx) &&
+        !wslay_event_get_close_received(ws->s.ctx))
+      c->srv->priv.m.ws_protocol_closes++; /* 1002/1007/1009 we had to send */
     lmz__http_conn_drain(c);
   }
 }
 
 void lmz__ws_feed(lmz_ws_t *ws, const uint8_t *data, size_t len) {
   ws->last_rx_ms = uv_now(ws->conn->srv->loop);
+  ws->ping_outstanding = false; /* any traffic proves the peer alive */
   int rv = lmz__ws_session_feed(&ws->s, data, len);
   after_session(ws, rv);
 }
@@ -374,7 +378,8 @@ void lmz__ws_on_timer(lmz_ws_t *ws) {
     return;
   }
   uint64_t now = uv_now(c->srv->loop), iv = ws->opts.ping_interval_ms;
-  bool quiet = now - ws->last_rx_ms >= 2 * iv;
+  /* dead: our ping got no traffic back within an interval */
+  bool quiet = ws->ping_outstanding && now - ws->ping_sent_ms >= iv;
   bool stalled = lmz__http_conn_backlog(c) > 0 &&
                  now - c->last_progress_ms >= 2 * iv;
   if (quiet || stalled) { /* failure 3 */
@@ -384,8 +389,12 @@ void lmz__ws_on_timer(lmz_ws_t *ws) {
     lmz__http_conn_close(c);
     return;
   }
-  if (now - ws->last_rx_ms >= iv && lmz__ws_session_ping(&ws->s) == 0)
+  if (!ws->ping_outstanding && now - ws->last_rx_ms >= iv / 2 &&
+      lmz__ws_session_ping(&ws->s) == 0) { /* quiet for a while: ask */
+    ws->ping_outstanding = true;
+    ws->ping_sent_ms = now;
     lmz__http_conn_dirty(c);
+  }
   lmz__http_conn_arm(c, (uint32_t)iv);
 }
 
