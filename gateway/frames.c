@@ -1,0 +1,195 @@
+/* gateway/frames.c - JSON pieces of the client protocol (lumenize-behaviour
+ * section 2.3): token payloads as values, plain-JSON writing of call
+ * context parts (callChain and originAuth travel as plain JSON; chain,
+ * state, result and error as SC-JSON {json, meta}), UUIDs, the
+ * ClientDisconnectedError value, and the small FIFO lists of deadlines.
+ *
+ * Failure modes: out of memory (NULL / LMZ_ENOMEM), nesting deeper than
+ * MAX_DEPTH (NULL / LMZ_ETOODEEP); a value the SC-JSON encoder refuses is
+ * replaced by an Error saying so, so a reply frame is always well formed. */
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/codec.h"
+#include "gateway/gw_int.h"
+
+#define MAX_DEPTH 64
+
+lmz_log_ns lmz__gw_log = LMZ_LOG_NS("lmz.gateway");
+
+/* ---- lists --------------------------------------------------------------- */
+
+void lmz__gw_list_init(struct gw_list *l) {
+  l->head.next = l->head.prev = &l->head;
+  l->n = 0;
+}
+
+void lmz__gw_list_push(struct gw_list *l, struct gw_link *e) {
+  e->prev = l->head.prev;
+  e->next = &l->head;
+  l->head.prev->next = e;
+  l->head.prev = e;
+  l->n++;
+}
+
+void lmz__gw_list_remove(struct gw_list *l, struct gw_link *e) {
+  if (!e->next)
+    return;
+  e->prev->next = e->next;
+  e->next->prev = e->prev;
+  e->next = e->prev = NULL;
+  l->n--;
+}
+
+/* ---- JSON DOM -> value --------------------------------------------------- */
+
+static lmz_value *to_value(lmz_arena *a, const lmz_json *j, int depth) {
+  if (depth > MAX_DEPTH)
+    return NULL;
+  switch ((lmz_json_type)j->type) {
+  case LMZ_JSON_NULL: return lmz_null();
+  case LMZ_JSON_FALSE: return lmz_bool(false);
+  case LMZ_JSON_TRUE: return lmz_bool(true);
+  case LMZ_JSON_NUMBER: return lmz_number(a, j->u.num);
+  case LMZ_JSON_STRING: return lmz_string(a, j->u.str.p, j->u.str.len);
+  case LMZ_JSON_ARRAY: {
+    lmz_value *arr = lmz_array(a, j->n);
+    for (uint32_t i = 0; arr && i < j->n; i++) {
+      lmz_value *v = to_value(a, j->u.items[i], depth + 1);
+      if (!v || lmz_array_push(arr, v))
+        return NULL;
+    }
+    return arr;
+  }
+  case LMZ_JSON_OBJECT: {
+    lmz_value *o = lmz_object(a);
+    for (uint32_t i = 0; o && i < j->n; i++) {
+      const struct lmz_json_member *m = &j->u.members[i];
+      lmz_value *v = to_value(a, m->val, depth + 1);
+      if (!v || lmz_object_set(o, m->key, m->klen, v)) /* last duplicate wins */
+        return NULL;
+    }
+    return o;
+  }
+  }
+  return NULL;
+}
+
+lmz_value *lmz__gw_json_to_value(lmz_arena *a, const lmz_json *j) {
+  return j ? to_value(a, j, 0) : NULL;
+}
+
+/* ---- value -> plain JSON ------------------------------------------------- */
+
+static int write_plain(lmz_buf *b, const lmz_value *v, int depth) {
+  if (depth > MAX_DEPTH)
+    return LMZ_ETOODEEP;
+  int rv = 0;
+  switch (lmz_typeof(v)) {
+  case LMZ_T_BOOL:
+    return lmz_buf_append_str(b, lmz_get_bool(v) ? "true" : "false");
+  case LMZ_T_NUMBER:
+    return lmz_json_write_number(b, lmz_get_number(v));
+  case LMZ_T_STRING: {
+    size_t len;
+    const char *s = lmz_get_str(v, &len);
+    return lmz_json_write_string(b, s, len);
+  }
+  case LMZ_T_ARRAY:
+    rv = lmz_buf_putc(b, '[');
+    for (size_t i = 0; !rv && i < lmz_len(v); i++) {
+      if (i)
+        rv = lmz_buf_putc(b, ',');
+      lmz_value *e = lmz_array_get(v, i);
+      if (!rv) /* holes and undefined are null in a JSON array */
+        rv = e && lmz_typeof(e) != LMZ_T_HOLE && lmz_typeof(e) != LMZ_T_UNDEFINED
+                 ? write_plain(b, e, depth + 1) : lmz_buf_append_str(b, "null");
+    }
+    return rv ? rv : lmz_buf_putc(b, ']');
+  case LMZ_T_OBJECT: {
+    bool first = true;
+    rv = lmz_buf_putc(b, '{');
+    for (size_t i = 0; !rv && i < lmz_len(v); i++) {
+      size_t kl;
+      const char *k = lmz_object_key(v, i, &kl);
+      lmz_value *e = lmz_object_val(v, i);
+      if (lmz_typeof(e) == LMZ_T_UNDEFINED)
+        continue;
+      if (!first)
+        rv = lmz_buf_putc(b, ',');
+      first = false;
+      if (!rv)
+        rv = lmz_json_write_string(b, k, kl);
+      if (!rv)
+        rv = lmz_buf_putc(b, ':');
+      if (!rv)
+        rv = write_plain(b, e, depth + 1);
+    }
+    return rv ? rv : lmz_buf_putc(b, '}');
+  }
+  default:
+    return lmz_buf_append_str(b, "null");
+  }
+}
+
+int lmz__gw_write_plain(lmz_buf *b, const lmz_value *v) {
+  return write_plain(b, v, 0);
+}
+
+/* ---- SC-JSON ------------------------------------------------------------- */
+
+int lmz__gw_write_sc(lmz_buf *b, const lmz_value *v) {
+  size_t mark = b->len;
+  struct lmz_codec_error err;
+  int rv = lmz_scjson_encode(v ? v : lmz_undefined(), b, &err);
+  if (rv == 0)
+    return 0;
+  b->len = mark;
+  if (rv == LMZ_ENOMEM)
+    return rv;
+  LMZ_LOG_WARN(&lmz__gw_log, "value not sent: %s", err.msg);
+  lmz_arena *a = lmz_arena_new();
+  char msg[300];
+  snprintf(msg, sizeof msg, "the value cannot be sent to a client: %s", err.msg);
+  lmz_value *e = a ? lmz_error(a, "DataCloneError", msg) : NULL;
+  rv = e ? lmz_scjson_encode(e, b, NULL) : LMZ_ENOMEM;
+  lmz_arena_free(a);
+  return rv ? rv : 1;
+}
+
+/* ---- small things -------------------------------------------------------- */
+
+void lmz__gw_uuid(char out[37]) {
+  uint8_t r[16];
+  randombytes_buf(r, sizeof r);
+  r[6] = (uint8_t)((r[6] & 0x0f) | 0x40); /* version 4 */
+  r[8] = (uint8_t)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+  static const char hex[] = "0123456789abcdef";
+  size_t o = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      out[o++] = '-';
+    out[o++] = hex[r[i] >> 4];
+    out[o++] = hex[r[i] & 15];
+  }
+  out[o] = '\0';
+}
+
+lmz_value *lmz__gw_disconnected(lmz_arena *a, const char *message,
+                                const char *instance) {
+  lmz_value *e = lmz_error(a, "ClientDisconnectedError", message);
+  if (e && instance &&
+      lmz_error_set_prop(e, "clientInstanceName", 18, lmz_cstring(a, instance)))
+    return NULL;
+  return e;
+}
+
+const char *lmz__gw_str(const lmz_json *obj, const char *key, size_t *len) {
+  const lmz_json *v = lmz_json_get(obj, key);
+  if (!v || v->type != LMZ_JSON_STRING)
+    return NULL;
+  if (len)
+    *len = v->u.str.len;
+  return v->u.str.p;
+}

@@ -1,0 +1,143 @@
+/* gateway/gateway.h - a node's HTTP/WebSocket port: client gateway actors,
+ * HTTP routing to actors, static files, status and metrics.
+ *
+ * What the port serves (in this order):
+ *   GET  /_lmz/status          JSON: node id, uptime, actors, calls, gateway
+ *   GET  /metrics              Prometheus text (node, gateway, HTTP counters)
+ *   GET  /_lmz/dev-token       only with opts.dev: {access_token, sub, ...}
+ *                              for a fresh random sub, signed with the dev
+ *                              keys, 1 h (never enabled without dev)
+ *   /gateway/{binding}/{sub}.{tabId}
+ *        WebSocket upgrade -> the client's gateway actor (lumenize-behaviour
+ *        sections 1.10 and 2.2-2.7); a plain request -> 426
+ *   /{prefix}/{binding}/{instance}[/...]   on_request of that durable object
+ *        (lmz/http.h): 404 unknown binding, 400 missing instance, 501 no
+ *        handler, 500 handler failure, 503 overloaded / shutting down
+ *   GET/HEAD anything else     a file under opts.static_dir, else 404
+ * CORS (when an allow-list is set) applies to the gateway and actor routes
+ * as the original's routeDORequest does: OPTIONS with an Origin -> 204
+ * (with Access-Control-Allow-Origin only for an allowed origin); another
+ * method from a disallowed origin -> 403 "Forbidden: Origin not allowed";
+ * an allowed origin's answers carry Access-Control-Allow-Origin and
+ * Vary: Origin. Requests without Origin are not affected.
+ *
+ * The client gateway. The gateway registers the built-in class
+ * LumenizeClientGateway and binds it (opts.binding, LUMENIZE_CLIENT_GATEWAY)
+ * on the node, so application code reaches a client with
+ *   lmz_call(ctx, "LUMENIZE_CLIENT_GATEWAY", "alice.tab1", ctn, handler, 0);
+ * Each instance ("{sub}.{tabId}") has at most one socket. State per
+ * instance, derived as in the original (no storage):
+ *   socket open             -> mesh calls are relayed (incoming_call) and
+ *                              answered within client_call_timeout_ms, else
+ *                              ClientDisconnectedError('Client call timed out')
+ *   closed < grace_ms ago   -> calls are held and relayed on reconnect, or
+ *     (not by 4409)            fail with ClientDisconnectedError('Client did
+ *                              not reconnect within grace period')
+ *   otherwise               -> ClientDisconnectedError('Client is not
+ *                              connected') at once
+ * Every ClientDisconnectedError carries clientInstanceName.
+ * Deliberate differences (DESIGN.md section 9): the token's signature,
+ * issuer, audience and access gate are verified here (the original trusted
+ * its edge worker); when a socket drops, mesh calls already relayed to it
+ * fail at once with ClientDisconnectedError('Client disconnected') instead
+ * of waiting for the timeout, and the client's own calls still running in
+ * the mesh have their answers dropped (logged): the client (which rejects
+ * them on the drop) re-issues them.
+ *
+ * Threading: the node's loop thread only. */
+#ifndef LMZ_GATEWAY_GATEWAY_H
+#define LMZ_GATEWAY_GATEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "actor/node.h"
+#include "gateway/jwt.h"
+
+#define LMZ_GATEWAY_BINDING "LUMENIZE_CLIENT_GATEWAY"
+#define LMZ_GATEWAY_CLASS "LumenizeClientGateway"
+#define LMZ_GATEWAY_DEFAULT_PREFIX "/api"
+#define LMZ_GATEWAY_GRACE_MS 5000u
+#define LMZ_GATEWAY_CALL_TIMEOUT_MS 30000u
+
+typedef struct lmz_gateway lmz_gateway;
+
+/* A verification key given as text (gateway/keys.h formats: PEM or 43
+ * base64url characters). */
+struct lmz_gateway_key {
+  const char *kid;        /* "BLUE", "GREEN" */
+  const char *public_key; /* NUL-terminated */
+};
+
+struct lmz_gateway_opts {
+  const char *host;    /* listen address; NULL = "127.0.0.1" */
+  int port;            /* 0 = ephemeral (lmz_gateway_port) */
+  const char *binding; /* NULL = LMZ_GATEWAY_BINDING */
+  /* Actor routes live under this prefix. NULL = LMZ_GATEWAY_DEFAULT_PREFIX
+   * ("/api"); "" or "/" = no prefix (every /{binding}/{instance} path). */
+  const char *route_prefix;
+  const char *static_dir; /* NULL = no static files */
+  const char *const *cors_origins; /* exact origins ("https://a.example") */
+  size_t n_cors_origins;           /* 0 = no CORS checks at all */
+  uint32_t grace_ms;               /* 0 = LMZ_GATEWAY_GRACE_MS */
+  uint32_t client_call_timeout_ms; /* 0 = LMZ_GATEWAY_CALL_TIMEOUT_MS */
+  size_t max_message;              /* client frame cap; 0 = 1 MiB */
+  /* Token checks: issuer and audience (NULL = LMZ_JWT_DEFAULT_ISS / _AUD).
+   * Keys, tried in this order and merged: `keyset` (copied), the dev keys
+   * of `dev_key_dir` (loaded, or created when missing), `public_keys`.
+   * With no key at all every client is refused (401). */
+  const char *iss, *aud;
+  const struct lmz_jwt_keyset *keyset;
+  const char *dev_key_dir;
+  const struct lmz_gateway_key *public_keys;
+  size_t n_public_keys;
+  bool dev; /* serve /_lmz/dev-token (needs a key with its secret part) */
+};
+
+/* Counters since init; *_open are gauges. */
+struct lmz_gateway_stats {
+  uint64_t clients;            /* gauge: instances with a socket, a grace
+                                  period or held calls */
+  uint64_t sockets_open;       /* gauge */
+  uint64_t accepted, rejected; /* WebSocket upgrades */
+  uint64_t superseded;         /* sockets closed with 4409 */
+  uint64_t expired_closes;     /* sockets closed with 4401 */
+  uint64_t frames_in, frames_ignored; /* client frames; ignored: bad JSON,
+                                         unknown type, binary */
+  uint64_t pings;              /* lmz:ping answered */
+  uint64_t client_calls, client_calls_failed, client_replies_dropped;
+  uint64_t incoming_calls, incoming_ok, incoming_failed, incoming_timeouts,
+      incoming_held, grace_expired, not_connected;
+  uint64_t http_routed, http_static, http_404;
+};
+
+/* Starts the HTTP server, loads the key set, registers the class
+ * LumenizeClientGateway and binds opts.binding on `node` (before or after
+ * lmz_node_start). Strings of `opts` are copied. On 0, *out must be closed
+ * with lmz_gateway_close() and freed with lmz_gateway_free(). Errors (errmsg,
+ * LMZ_ERRMSG_LEN bytes, says what failed; nothing to close): LMZ_EINVAL
+ * (bad options), LMZ_EEXIST (binding or class taken), key loading errors
+ * (gateway/keys.h: LMZ_EACCESS, LMZ_EBADCONFIG, LMZ_EIO), libuv errors of
+ * bind/listen (UV_EADDRINUSE ...), LMZ_ENOMEM. */
+int lmz_gateway_init(uv_loop_t *loop, lmz_gateway **out, lmz_node *node,
+                     const struct lmz_gateway_opts *opts, char *errmsg);
+/* The bound HTTP port. */
+int lmz_gateway_port(const lmz_gateway *gw);
+
+typedef void (*lmz_gateway_close_cb)(lmz_gateway *gw, void *arg);
+/* Stops listening, closes every socket (1001 going away) and connection,
+ * fails held and relayed mesh calls with ClientDisconnectedError, waits for
+ * static-file reads; then cb (may be NULL) runs. Later mesh calls to the
+ * gateway binding fail with ClientDisconnectedError('Client is not
+ * connected'). Calling it twice is a no-op. */
+void lmz_gateway_close(lmz_gateway *gw, lmz_gateway_close_cb cb, void *arg);
+/* Frees the gateway: only after its close callback AND after the node has
+ * closed (the node keeps the class, whose calls still reach the gateway's
+ * memory until then). NULL is ignored. */
+void lmz_gateway_free(lmz_gateway *gw);
+
+void lmz_gateway_get_stats(const lmz_gateway *gw, struct lmz_gateway_stats *st);
+
+#endif

@@ -1,0 +1,218 @@
+/* gateway/gw_int.h - private: the gateway object shared by gateway.c (init,
+ * close, HTTP dispatch, status, metrics, dev token), clientgw.c (client
+ * gateway actors), frames.c (JSON helpers), routes.c (paths, binding
+ * matching, CORS, actor routing) and static.c (files). Only those files and
+ * the gateway's unit tests include it. */
+#ifndef LMZ_GATEWAY_GW_INT_H
+#define LMZ_GATEWAY_GW_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/hmap.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "gateway/gateway.h"
+#include "gateway/http.h"
+#include "gateway/ws.h"
+#include "lmz/gateway.h"
+#include "lmz/http.h"
+
+extern lmz_log_ns lmz__gw_log;
+
+/* Intrusive doubly linked list (FIFO queues of deadlines). A node whose
+ * next is NULL is on no list. */
+struct gw_link {
+  struct gw_link *next, *prev;
+};
+struct gw_list {
+  struct gw_link head; /* sentinel */
+  size_t n;
+};
+void lmz__gw_list_init(struct gw_list *l);
+void lmz__gw_list_push(struct gw_list *l, struct gw_link *e);
+void lmz__gw_list_remove(struct gw_list *l, struct gw_link *e);
+static inline struct gw_link *lmz__gw_list_first(struct gw_list *l) {
+  return l->head.next == &l->head ? NULL : l->head.next;
+}
+
+struct gw_conn;
+
+/* One client instance ("{sub}.{tabId}") with any state: a socket, a grace
+ * period, or calls held for its reconnect. Freed when it has none. */
+struct gw_client {
+  lmz_gateway *gw;
+  char *instance; /* NUL-terminated; the hmap key */
+  size_t instance_len;
+  struct gw_conn *conn;  /* the open socket, or NULL */
+  struct gw_conn *last;  /* latest connection (for hooks during grace) */
+  bool in_grace;
+  uint64_t grace_deadline; /* uv_now ms */
+  struct gw_link grace_link; /* on gw->grace_q */
+  struct gw_list held;       /* struct gw_incall waiting for a reconnect */
+};
+
+/* One accepted WebSocket. Reference counted: the open socket, each client
+ * call still running in the mesh, being its client's `last`, and short pins
+ * while callbacks run each hold one; freed at zero. */
+struct gw_conn {
+  lmz_gateway *gw;
+  struct gw_link all;       /* gw->conns */
+  uint32_t refs;
+  lmz_ws_t *ws;             /* NULL once closed */
+  struct gw_client *client; /* NULL once superseded or closed */
+  lmz_arena *arena;         /* info strings and claims */
+  struct lmz_gateway_conn_info info;
+  double exp_s;             /* token exp (Unix seconds) */
+  lmz_hmap calls;           /* callId -> struct gw_incall (sent here) */
+  bool is_last;             /* gw_client.last points here */
+};
+
+/* A mesh call to a client (the raw class call), from its arrival until the
+ * client answers, a deadline passes or the socket drops. */
+struct gw_incall {
+  struct gw_link link;      /* gw->sent_q, gw->fail_q or client->held */
+  lmz_deferred *d;
+  struct gw_client *client; /* while held */
+  struct gw_conn *conn;     /* while sent */
+  uint64_t deadline;        /* uv_now ms (sent, fail_q) */
+  const char *fail_msg;     /* fail_q: the ClientDisconnectedError text */
+  char call_id[37];
+  lmz_buf frame;            /* the incoming_call frame (until sent) */
+  char instance[];          /* the client's instance name */
+};
+
+/* An HTTP request answered later (actor route, static file). */
+struct gw_pending_http {
+  lmz_gateway *gw;
+  lmz_http_conn_t *conn; /* NULL once the connection is gone */
+  char origin[256];      /* allowed CORS origin to echo, or "" */
+  bool head;
+};
+
+struct lmz_gateway {
+  uv_loop_t *loop;
+  lmz_node *node;
+  lmz_http_server_t http;
+  bool http_up;
+  char *binding;
+  char *prefix;     /* normalized: "" (none) or "/x[/y]" without trailing / */
+  char *static_dir; /* realpath, or NULL */
+  char **cors;
+  size_t n_cors;
+  char *iss, *aud;
+  struct lmz_jwt_keyset keys;
+  bool dev;
+  uint32_t grace_ms, call_timeout_ms;
+  size_t max_message;
+  uv_timer_t timer; /* earliest deadline of sent_q, grace_q, fail_q */
+  struct gw_list sent_q;  /* gw_incall relayed, by deadline (one timeout) */
+  struct gw_list fail_q;  /* gw_incall to fail on the next timer run */
+  struct gw_list grace_q; /* gw_client in grace, by deadline (one length) */
+  lmz_hmap clients;       /* instance -> struct gw_client */
+  struct gw_list conns;   /* every struct gw_conn not yet freed */
+  lmz_buf out;            /* frame being built (sends copy it) */
+  lmz_arena *scratch;     /* per frame / per request; reset after use */
+  uint64_t started_ms;    /* uv_now at init */
+  double started_wall_ms;
+  bool closing;
+  unsigned n_waits; /* close waits: http server, timer, static reads */
+  lmz_gateway_close_cb close_cb;
+  void *close_arg;
+  struct lmz_gateway_stats stats;
+};
+
+/* ---- clientgw.c ---------------------------------------------------------- */
+
+/* The raw class function of LumenizeClientGateway. */
+int lmz__gw_raw_call(lmz_ctx *ctx, lmz_value *chain, lmz_value **result);
+/* An upgrade request on /gateway/... whose binding resolved to ours. */
+void lmz__gw_upgrade(lmz_gateway *gw, lmz_http_conn_t *conn,
+                     const struct lmz_http_request *req, const char *instance,
+                     const char *origin);
+/* The deadline timer fired: fail what is due, re-arm. */
+void lmz__gw_timer_run(lmz_gateway *gw);
+/* (Re)arms the timer for the earliest deadline. */
+void lmz__gw_timer_arm(lmz_gateway *gw);
+/* Close: fail every held and relayed call, drop grace periods. */
+void lmz__gw_clients_shutdown(lmz_gateway *gw);
+
+/* Helpers for clientmsg.c. */
+bool lmz__gw_conn_expired(struct gw_conn *k); /* closes with 4401 if so */
+void lmz__gw_conn_unref(struct gw_conn *k);
+struct gw_incall *lmz__gw_take_call(struct gw_conn *k, const char *id,
+                                    size_t len);
+void lmz__gw_incall_settle(lmz_gateway *gw, struct gw_incall *ic, bool ok,
+                           const lmz_value *v);
+
+/* ---- clientmsg.c --------------------------------------------------------- */
+
+/* A whole message from a client socket (ws.h on_message). */
+void lmz__gw_on_message(lmz_ws_t *ws, bool is_text, const uint8_t *data,
+                        size_t len);
+
+/* ---- routes.c ------------------------------------------------------------ */
+
+/* Resolves a path segment to binding names like the original's
+ * getDONamespaceFromPathSegment (durable-object bindings only). Returns
+ * how many matched; their names, joined by ", ", go into names (cap
+ * bytes; one match = the binding name). */
+int lmz__gw_match_binding(lmz_gateway *gw, const char *seg, size_t len,
+                          char *names, size_t cap);
+/* CORS decision for a request: 0 = go on (*origin set to the origin to echo,
+ * or "" when none), else the request was answered (403 / 204). */
+int lmz__gw_cors(lmz_gateway *gw, lmz_http_conn_t *conn,
+                 const struct lmz_http_request *req, char origin[256]);
+/* Tries the /gateway and actor routes. Returns true if it answered (or
+ * will answer) the request. */
+bool lmz__gw_route(lmz_gateway *gw, lmz_http_conn_t *conn,
+                   const struct lmz_http_request *req, bool upgrade);
+/* Adds the CORS headers for `origin` (if not "") and responds. */
+int lmz__gw_respond(lmz_http_conn_t *conn, int status, const char *ctype,
+                    const void *body, size_t len, const char *origin,
+                    const struct lmz_http_header *extra, size_t n_extra);
+
+/* ---- static.c ------------------------------------------------------------ */
+
+/* GET/HEAD of a file under static_dir. Returns true if it will answer. */
+bool lmz__gw_static(lmz_gateway *gw, lmz_http_conn_t *conn,
+                    const struct lmz_http_request *req);
+/* "text/html; charset=utf-8" etc. for a file name. */
+const char *lmz__gw_content_type(const char *name);
+/* Percent-decodes a path and checks it is a safe relative path (no "..",
+ * ".", hidden segments, NUL, backslash, encoded '/'). Writes the relative
+ * path (no leading '/') into out. Returns 0 or LMZ_EINVAL. */
+int lmz__gw_safe_path(const char *path, size_t len, char *out, size_t cap);
+
+/* ---- gateway.c ----------------------------------------------------------- */
+
+/* A pending HTTP request: tracks the connection until answered. NULL on
+ * out of memory. Must end with lmz__gw_pending_done. */
+struct gw_pending_http *lmz__gw_pending_new(lmz_gateway *gw,
+                                            lmz_http_conn_t *conn);
+void lmz__gw_pending_done(struct gw_pending_http *p);
+/* Close bookkeeping: one outstanding thing finished. */
+void lmz__gw_wait_done(lmz_gateway *gw);
+
+/* ---- frames.c ------------------------------------------------------------ */
+
+/* A JSON DOM node as a value (objects, arrays, strings, numbers, booleans,
+ * null), in `a`. NULL on out of memory or depth over 64. */
+lmz_value *lmz__gw_json_to_value(lmz_arena *a, const lmz_json *j);
+/* A value as plain JSON (what JSON.stringify would give for JSON-shaped
+ * values: undefined members are skipped, other non-JSON values become
+ * null). 0, LMZ_ENOMEM, LMZ_ETOODEEP. */
+int lmz__gw_write_plain(lmz_buf *b, const lmz_value *v);
+/* A random UUID v4 (36 chars + NUL). */
+void lmz__gw_uuid(char out[37]);
+/* ClientDisconnectedError(message) with clientInstanceName, in `a`. */
+lmz_value *lmz__gw_disconnected(lmz_arena *a, const char *message,
+                                const char *instance);
+/* Appends {"json":...,"meta":...} for v; on an encoding failure appends
+ * the SC-JSON of an Error saying so and returns 1 (0 = ok, <0 = ENOMEM). */
+int lmz__gw_write_sc(lmz_buf *b, const lmz_value *v);
+/* The member `key` of a frame as a string, or NULL (len may be NULL). */
+const char *lmz__gw_str(const lmz_json *obj, const char *key, size_t *len);
+
+#endif
