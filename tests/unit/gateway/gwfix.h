@@ -3,7 +3,7 @@
  * counter example and a test module, a gateway on an ephemeral loopback
  * port, and a tiny blocking-style HTTP/WebSocket client that pumps the
  * node's loop while it waits (same thread, no sleeps; every wait bounded).
- * Header-only (static functions): each test binary includes it once. */
+ * Header-only (static inline functions): each test binary includes it once. */
 #ifndef LMZ_TESTS_GWFIX_H
 #define LMZ_TESTS_GWFIX_H
 
@@ -48,7 +48,7 @@ struct fx {
 
 static struct fx *F; /* the current fixture (one per test) */
 
-static double fx_clock(void *d) { return ((struct fx *)d)->now_ms; }
+static inline double fx_clock(void *d) { return ((struct fx *)d)->now_ms; }
 
 typedef int (*fx_module_fn)(lmz_registry *r);
 
@@ -58,7 +58,7 @@ struct fx_opts {
   struct lmz_gateway_opts gw;
 };
 
-static void fx_start(const struct fx_opts *o) {
+static inline void fx_start(const struct fx_opts *o) {
   F = calloc(1, sizeof *F);
   assert_non_null(F);
   assert_int_equal(sodium_init() >= 0, 1);
@@ -94,7 +94,7 @@ static void fx_start(const struct fx_opts *o) {
 }
 
 /* One loop step plus a short wait for the loop or the socket fd. */
-static void wc_step(int fd) {
+static inline void wc_step(int fd) {
   uv_run(&F->loop, UV_RUN_NOWAIT);
   struct pollfd p[2] = {{uv_backend_fd(&F->loop), POLLIN, 0}, {fd, POLLIN, 0}};
   int timeout = uv_backend_timeout(&F->loop);
@@ -104,7 +104,7 @@ static void wc_step(int fd) {
   uv_run(&F->loop, UV_RUN_NOWAIT);
 }
 
-static bool wc_wait(const volatile bool *flag, int ms) {
+static inline bool wc_wait(const volatile bool *flag, int ms) {
   uint64_t end = tl_now_ms() + (uint64_t)ms;
   while (!*flag && tl_now_ms() < end)
     wc_step(-1);
@@ -112,23 +112,23 @@ static bool wc_wait(const volatile bool *flag, int ms) {
 }
 
 /* Pumps for `ms` (lets timers and in-flight work happen). */
-static void wc_pump(int ms) {
+static inline void wc_pump(int ms) {
   uint64_t end = tl_now_ms() + (uint64_t)ms;
   while (tl_now_ms() < end)
     wc_step(-1);
 }
 
-static void fx_gw_closed(lmz_gateway *gw, void *arg) {
+static inline void fx_gw_closed(lmz_gateway *gw, void *arg) {
   (void)gw;
   ((struct fx *)arg)->gw_closed = true;
 }
 
-static void fx_node_closed(lmz_node *n, void *arg) {
+static inline void fx_node_closed(lmz_node *n, void *arg) {
   (void)n;
   ((struct fx *)arg)->node_closed = true;
 }
 
-static void fx_stop(void) {
+static inline void fx_stop(void) {
   lmz_gateway_close(F->gw, fx_gw_closed, F);
   assert_true(wc_wait(&F->gw_closed, WC_DEADLINE_MS));
   lmz_node_close(F->node, fx_node_closed, F);
@@ -152,7 +152,7 @@ static void fx_stop(void) {
 
 /* A token for `sub` (NULL: none), valid ttl_s from the fake clock, extra
  * claims as JSON (NULL = none). Returned malloc'd. */
-static char *fx_token_ex(const char *sub, int64_t ttl_s, const char *extra,
+static inline char *fx_token_ex(const char *sub, int64_t ttl_s, const char *extra,
                          const char *aud) {
   lmz_buf claims = LMZ_BUF_INIT, tok = LMZ_BUF_INIT;
   int64_t now = (int64_t)(F->now_ms / 1000.0);
@@ -171,11 +171,11 @@ static char *fx_token_ex(const char *sub, int64_t ttl_s, const char *extra,
   return (char *)lmz_buf_detach(&tok, NULL);
 }
 
-static char *fx_token(const char *sub) { return fx_token_ex(sub, 3600, NULL, NULL); }
+static inline char *fx_token(const char *sub) { return fx_token_ex(sub, 3600, NULL, NULL); }
 
 /* ---- raw TCP ------------------------------------------------------------- */
 
-static int wc_connect(void) {
+static inline int wc_connect(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   assert_true(fd >= 0);
   struct sockaddr_in a = {0};
@@ -198,7 +198,7 @@ static int wc_connect(void) {
   return fd;
 }
 
-static void wc_send(int fd, const void *data, size_t len) {
+static inline void wc_send(int fd, const void *data, size_t len) {
   const char *p = data;
   uint64_t end = tl_now_ms() + WC_DEADLINE_MS;
   while (len > 0) {
@@ -215,7 +215,7 @@ static void wc_send(int fd, const void *data, size_t len) {
 }
 
 /* Reads what is there; 1 = got bytes, 0 = EOF/reset, -1 = nothing now. */
-static int wc_read(int fd, lmz_buf *b) {
+static inline int wc_read(int fd, lmz_buf *b) {
   char tmp[65536];
   ssize_t n = recv(fd, tmp, sizeof tmp, 0);
   if (n > 0) {
@@ -236,7 +236,7 @@ struct wc_resp {
   size_t body_len;
 };
 
-static size_t wc_head_end(const lmz_buf *b) {
+static inline size_t wc_head_end(const lmz_buf *b) {
   for (size_t i = 0; i + 3 < b->len; i++)
     if (!memcmp(b->data + i, "\r\n\r\n", 4))
       return i + 4;
@@ -244,7 +244,7 @@ static size_t wc_head_end(const lmz_buf *b) {
 }
 
 /* Header value (case-insensitive) from a head, or NULL; static buffer. */
-static const char *wc_header(const char *head, const char *name) {
+static inline const char *wc_header(const char *head, const char *name) {
   static char val[1024];
   size_t nl = strlen(name);
   for (const char *p = head; (p = strstr(p, "\r\n")); p += 2) {
@@ -264,7 +264,7 @@ static const char *wc_header(const char *head, const char *name) {
 }
 
 /* Reads one response from fd (buffer b keeps what follows it). */
-static struct wc_resp wc_read_resp(int fd, lmz_buf *b, bool head_only) {
+static inline struct wc_resp wc_read_resp(int fd, lmz_buf *b, bool head_only) {
   uint64_t end = tl_now_ms() + WC_DEADLINE_MS;
   size_t he = 0, need = 0;
   struct wc_resp r = {0};
@@ -290,24 +290,34 @@ static struct wc_resp wc_read_resp(int fd, lmz_buf *b, bool head_only) {
   return r;
 }
 
-static void wc_resp_free(struct wc_resp *r) {
+static inline void wc_resp_free(struct wc_resp *r) {
   free(r->head);
   free(r->body);
 }
 
-/* One request on a fresh connection: "GET /x" + extra header lines. */
-static struct wc_resp wc_http(const char *method, const char *target,
-                              const char *extra_headers) {
+/* One request on a fresh connection: "GET /x" + extra header lines and a
+ * body (NULL = none). */
+static inline struct wc_resp wc_http_body(const char *method, const char *target,
+                                   const char *extra_headers, const char *body) {
   int fd = wc_connect();
   lmz_buf req = LMZ_BUF_INIT, in = LMZ_BUF_INIT;
-  lmz_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n",
+  lmz_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n",
                  method, target, extra_headers ? extra_headers : "");
+  if (body)
+    lmz_buf_printf(&req, "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+  else
+    lmz_buf_append_str(&req, "\r\n");
   wc_send(fd, req.data, req.len);
   struct wc_resp r = wc_read_resp(fd, &in, !strcmp(method, "HEAD"));
   close(fd);
   lmz_buf_free(&req);
   lmz_buf_free(&in);
   return r;
+}
+
+static inline struct wc_resp wc_http(const char *method, const char *target,
+                              const char *extra_headers) {
+  return wc_http_body(method, target, extra_headers, NULL);
 }
 
 /* ---- WebSocket ----------------------------------------------------------- */
@@ -323,7 +333,7 @@ struct wc_ws {
 
 /* Upgrade to `path` offering protocols (e.g. "lmz, lmz.access-token.X");
  * extra header lines may be given. resp.status says how it went. */
-static struct wc_ws *wc_ws_open(const char *path, const char *protocols,
+static inline struct wc_ws *wc_ws_open(const char *path, const char *protocols,
                                 const char *extra_headers) {
   struct wc_ws *w = calloc(1, sizeof *w);
   w->fd = wc_connect();
@@ -341,7 +351,7 @@ static struct wc_ws *wc_ws_open(const char *path, const char *protocols,
 }
 
 /* Connects `instance` with a token for `sub` (NULL token: sub's own). */
-static struct wc_ws *wc_client(const char *instance, const char *token) {
+static inline struct wc_ws *wc_client(const char *instance, const char *token) {
   char path[300], *proto = malloc(strlen(token) + 64);
   snprintf(path, sizeof path, "/gateway/LUMENIZE_CLIENT_GATEWAY/%s", instance);
   sprintf(proto, "lmz, lmz.access-token.%s", token);
@@ -350,7 +360,7 @@ static struct wc_ws *wc_client(const char *instance, const char *token) {
   return w;
 }
 
-static void wc_ws_frame(struct wc_ws *w, int opcode, const void *data, size_t len) {
+static inline void wc_ws_frame(struct wc_ws *w, int opcode, const void *data, size_t len) {
   lmz_buf f = LMZ_BUF_INIT;
   uint8_t hdr[14], mask[4] = {0x12, 0x34, 0x56, 0x78};
   size_t h = 0;
@@ -375,16 +385,16 @@ static void wc_ws_frame(struct wc_ws *w, int opcode, const void *data, size_t le
   lmz_buf_free(&f);
 }
 
-static void wc_ws_text(struct wc_ws *w, const char *s) { wc_ws_frame(w, 1, s, strlen(s)); }
+static inline void wc_ws_text(struct wc_ws *w, const char *s) { wc_ws_frame(w, 1, s, strlen(s)); }
 
-static void wc_ws_close(struct wc_ws *w, int code) {
+static inline void wc_ws_close(struct wc_ws *w, int code) {
   uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
   wc_ws_frame(w, 8, p, 2);
 }
 
 /* Parses one server frame from w->in: returns its total size, 0 if
  * incomplete. */
-static size_t wc_frame(struct wc_ws *w, int *op, const uint8_t **pl, size_t *pl_len) {
+static inline size_t wc_frame(struct wc_ws *w, int *op, const uint8_t **pl, size_t *pl_len) {
   const uint8_t *d = w->in.data;
   if (w->in.len < 2)
     return 0;
@@ -412,7 +422,7 @@ static size_t wc_frame(struct wc_ws *w, int *op, const uint8_t **pl, size_t *pl_
 
 /* Next text message (malloc'd), or NULL on close/EOF/timeout (w->closed
  * and close_code tell which). Pings are skipped. */
-static char *wc_ws_recv(struct wc_ws *w, int ms) {
+static inline char *wc_ws_recv(struct wc_ws *w, int ms) {
   uint64_t end = tl_now_ms() + (uint64_t)ms;
   for (;;) {
     int op;
@@ -447,7 +457,7 @@ static char *wc_ws_recv(struct wc_ws *w, int ms) {
 }
 
 /* Next message parsed as JSON in arena a (fails the test if none). */
-static lmz_json *wc_ws_json(struct wc_ws *w, lmz_arena *a) {
+static inline lmz_json *wc_ws_json(struct wc_ws *w, lmz_arena *a) {
   char *m = wc_ws_recv(w, WC_DEADLINE_MS);
   assert_non_null(m);
   lmz_json *j = NULL;
@@ -459,7 +469,7 @@ static lmz_json *wc_ws_json(struct wc_ws *w, lmz_arena *a) {
   return j;
 }
 
-static void wc_ws_free(struct wc_ws *w) {
+static inline void wc_ws_free(struct wc_ws *w) {
   close(w->fd);
   lmz_buf_free(&w->in);
   wc_resp_free(&w->resp);
@@ -468,7 +478,7 @@ static void wc_ws_free(struct wc_ws *w) {
 }
 
 /* Dotted path lookup in a JSON DOM ("result.json.callChain.0.type"). */
-static const lmz_json *jget(const lmz_json *j, const char *path) {
+static inline const lmz_json *jget(const lmz_json *j, const char *path) {
   char buf[256];
   snprintf(buf, sizeof buf, "%s", path);
   for (char *save = NULL, *k = strtok_r(buf, ".", &save); j && k;
@@ -483,12 +493,12 @@ static const lmz_json *jget(const lmz_json *j, const char *path) {
   return j;
 }
 
-static const char *jstr(const lmz_json *j, const char *path) {
+static inline const char *jstr(const lmz_json *j, const char *path) {
   const lmz_json *v = jget(j, path);
   return v && v->type == LMZ_JSON_STRING ? v->u.str.p : NULL;
 }
 
-static bool jtrue(const lmz_json *j, const char *path) {
+static inline bool jtrue(const lmz_json *j, const char *path) {
   const lmz_json *v = jget(j, path);
   return v && v->type == LMZ_JSON_TRUE;
 }
