@@ -943,9 +943,10 @@ static int restore_parse(struct dir_state *s, const uint8_t *buf, size_t len,
   if (len < SNAP_HEADER + 8 || memcmp(buf, SNAP_MAGIC, 4) != 0)
     return LMZ_EBADMSG;
   struct rd r = {buf + 4, buf + len - 8};
-  uint16_t version, flags;
-  uint32_t n_nodes;
-  uint64_t n_actors, sum;
+  /* The length check above guarantees the header reads below succeed. */
+  uint16_t version = 0, flags = 0;
+  uint32_t n_nodes = 0;
+  uint64_t n_actors = 0, sum = 0;
   get_u16(&r, &version);
   get_u16(&r, &flags);
   if (version != SNAP_VERSION)

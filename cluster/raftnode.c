@@ -36,6 +36,8 @@ static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.raft");
 
 enum { CHG_ADD = 1, CHG_ASSIGN, CHG_REMOVE };
 
+#define FLUSH_ENTRIES_PER_ITERATION 4
+
 struct pend_claim {
   lmz_raftnode_claim_t *req;
   size_t off; /* binding then instance bytes in pend.keys */
@@ -345,8 +347,11 @@ static void flush_claims(lmz_raftnode_t *rn) {
     n_live = LMZ_DIR_MAX_NODES;
   if (n_live == 0)
     fail_unplaceable(rn);
+  /* A few entries per iteration at most: encoding thousands of claims
+   * takes a while, and the loop must get back to raft's heartbeats. */
+  unsigned budget = FLUSH_ENTRIES_PER_ITERATION;
   while (p->head < p->n && rn->inflight < rn->opts.max_inflight &&
-         rn->serving && !rn->closing) {
+         budget-- > 0 && rn->serving && !rn->closing) {
     size_t take = p->n - p->head;
     if (take > rn->opts.max_batch)
       take = rn->opts.max_batch;
@@ -883,7 +888,12 @@ int lmz_raftnode_start(lmz_raftnode_t *rn) {
   return 0;
 }
 
-bool lmz_raftnode_is_serving(const lmz_raftnode_t *rn) { return rn->serving; }
+bool lmz_raftnode_is_serving(const lmz_raftnode_t *rn) {
+  /* `serving` is refreshed once per iteration; raft may have stepped down
+   * since, so ask it too. */
+  return rn->serving && !rn->closing &&
+         raft_state((struct raft *)(uintptr_t)&rn->raft) == RAFT_LEADER;
+}
 
 uint64_t lmz_raftnode_leader(lmz_raftnode_t *rn, const char **address) {
   raft_id id = 0;
