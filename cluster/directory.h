@@ -141,9 +141,11 @@ void lmz_dir_set_clock(lmz_dir *d, lmz_dir_clock_fn fn, void *ctx);
 
 /* Applies one encoded command (borrowed; not kept). Returns the command-level
  * status (also in (*res)->status): 0 when the command was well-formed (each
- * item's outcome is in the result), LMZ_EBADMSG (undecodable or an invalid
- * field: state unchanged), LMZ_EBADVERSION, LMZ_ETOOBIG (over
- * LMZ_DIR_MAX_COMMAND or LMZ_DIR_MAX_BATCH), or LMZ_ENOMEM (see DETERMINISM).
+ * item's outcome is in the result; an item with an invalid field, such as an
+ * empty binding, a zero node id or an unknown state, gets LMZ_EINVAL and
+ * the others still apply), LMZ_EBADMSG (undecodable, or no body: state
+ * unchanged), LMZ_EBADVERSION, LMZ_ETOOBIG (over LMZ_DIR_MAX_COMMAND or
+ * LMZ_DIR_MAX_BATCH), or LMZ_ENOMEM (see DETERMINISM).
  * *res is always set; it points into the directory and stays valid until the
  * next apply/restore/free. Cost: O(items), no allocation per item except
  * table growth (amortized). */
