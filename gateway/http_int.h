@@ -52,6 +52,7 @@ struct lmz_http_conn_s {
   bool ws_req;       /* ... and went to on_upgrade (ws accept allowed) */
   bool in_msg;       /* parser inside a request */
   bool last_value;   /* header callbacks: last data was a value */
+  bool headers_done; /* req.headers built: head must not grow (trailers) */
   bool head_method;  /* current request is HEAD */
   bool method_ok;    /* the request starts with a method-like token */
   int err_status;    /* error answer chosen inside a parser callback */
@@ -94,6 +95,15 @@ void lmz__http_conn_drain(lmz_http_conn_t *c);
 static inline size_t lmz__http_conn_backlog(const lmz_http_conn_t *c) {
   return c->out.len + c->wbuf.len;
 }
+
+/* A connection without a socket (the fuzz target and tests drive it with
+ * lmz__http_conn_input / _eof; its writes fail, so they empty conn->out
+ * themselves). NULL on out of memory. */
+lmz_http_conn_t *lmz__http_conn_new(lmz_http_server_t *srv);
+/* Bytes received on the connection (what the read callback does). */
+void lmz__http_conn_input(lmz_http_conn_t *c, const uint8_t *data, size_t len);
+/* The peer half-closed. */
+void lmz__http_conn_eof(lmz_http_conn_t *c);
 
 /* ---- implemented in ws_conn.c, called by http_server.c ------------------- */
 

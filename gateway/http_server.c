@@ -456,6 +456,7 @@ static int on_message_begin(http_parser *p) {
   c->head.len = c->hidx.len = c->body.len = 0;
   c->head_bytes = 0;
   c->last_value = false;
+  c->headers_done = false;
   c->err_status = 0;
   if (c->n_requests > 0) /* the first request runs on the accept deadline */
     arm(c, c->srv->priv.opts.header_timeout_ms);
@@ -481,6 +482,8 @@ static int on_header_field(http_parser *p, const char *at, size_t n) {
   lmz_http_conn_t *c = CONN(p);
   if (head_add(c, n + 4)) /* ": " and CRLF */
     return 1;
+  if (c->headers_done)
+    return 0; /* chunked trailers: counted, not kept (head must not move) */
   struct lmz__hdr_off *h;
   if (c->last_value || c->hidx.len == 0) { /* a new header */
     size_t count = c->hidx.len / sizeof *h;
@@ -504,6 +507,8 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
   lmz_http_conn_t *c = CONN(p);
   if (head_add(c, n))
     return 1;
+  if (c->headers_done)
+    return 0;
   struct lmz__hdr_off *h = (struct lmz__hdr_off *)(c->hidx.data + c->hidx.len) - 1;
   if (!c->last_value) {
     if (lmz_buf_putc(&c->head, '\0'))
@@ -557,6 +562,7 @@ static void fill_target(lmz_http_conn_t *c) {
 static int on_headers_complete(http_parser *p) {
   lmz_http_conn_t *c = CONN(p);
   struct lmz_http_request *r = &c->req;
+  c->headers_done = true;
   if (c->hidx.len == 0 && lmz_buf_putc(&c->head, '\0'))
     return fail(c, 431);
   if (build_headers(c))
@@ -779,8 +785,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       lmz__http_conn_close(c);
     return;
   }
-  const uint8_t *data = c->srv->priv.rbuf;
-  size_t len = (size_t)nread;
+  lmz__http_conn_input(c, c->srv->priv.rbuf, (size_t)nread);
+}
+
+void lmz__http_conn_eof(lmz_http_conn_t *c) {
+  if (c->state != LMZ__C_CLOSING)
+    on_eof(c);
+}
+
+void lmz__http_conn_input(lmz_http_conn_t *c, const uint8_t *data,
+                          size_t len) {
   c->srv->priv.m.bytes_in += len;
   switch (c->state) {
   case LMZ__C_HEAD:
@@ -897,15 +911,10 @@ static void format_remote(lmz_http_conn_t *c) {
   snprintf(c->remote, sizeof c->remote, "%s:%d", ip, port);
 }
 
-static void on_connection(uv_stream_t *l, int status) {
-  lmz_http_server_t *srv = l->data;
-  if (status < 0 || srv->priv.closing) {
-    LMZ_LOG_WARN(&log_ns, "accept: %s", uv_strerror(status));
-    return;
-  }
+lmz_http_conn_t *lmz__http_conn_new(lmz_http_server_t *srv) {
   lmz_http_conn_t *c = calloc(1, sizeof *c);
   if (!c)
-    return; /* the kernel keeps the connection queued; retried next time */
+    return NULL;
   c->srv = srv;
   c->id = ++srv->priv.next_conn_id;
   c->tcp.data = c->timer.data = c;
@@ -916,6 +925,22 @@ static void on_connection(uv_stream_t *l, int status) {
   srv->priv.m.conns_open++;
   q_push(&srv->priv.conns, &c->all);
   c->state = LMZ__C_HEAD;
+  http_parser_init(&c->parser, HTTP_REQUEST);
+  c->parser.data = c;
+  c->last_progress_ms = now_ms(c);
+  snprintf(c->remote, sizeof c->remote, "-");
+  return c;
+}
+
+static void on_connection(uv_stream_t *l, int status) {
+  lmz_http_server_t *srv = l->data;
+  if (status < 0 || srv->priv.closing) {
+    LMZ_LOG_WARN(&log_ns, "accept: %s", uv_strerror(status));
+    return;
+  }
+  lmz_http_conn_t *c = lmz__http_conn_new(srv);
+  if (!c)
+    return; /* the kernel keeps the connection queued; retried next time */
   if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
     lmz__http_conn_close(c);
     return;
@@ -923,9 +948,6 @@ static void on_connection(uv_stream_t *l, int status) {
   srv->priv.m.conns_accepted++;
   uv_tcp_nodelay(&c->tcp, 1);
   format_remote(c);
-  http_parser_init(&c->parser, HTTP_REQUEST);
-  c->parser.data = c;
-  c->last_progress_ms = now_ms(c);
   if (srv->priv.m.conns_open > srv->priv.opts.max_connections) {
     srv->priv.m.conns_rejected++;
     answer_error(c, 503);

@@ -555,7 +555,9 @@ int lmz_jwt_build_claims(const struct lmz_jwt_claims_opts *o, lmz_buf *out,
     if (!(a = lmz_arena_new()))
       return LMZ_ENOMEM;
     struct lmz_codec_error err;
-    struct lmz_json_opts jo = {.max_depth = 32, .max_len = LMZ_JWT_MAX_LEN};
+    /* depth 31: inside the payload object it nests <= 32, what verify
+     * accepts */
+    struct lmz_json_opts jo = {.max_depth = 31, .max_len = LMZ_JWT_MAX_LEN};
     int rv = lmz_json_parse(a, o->extra_json, strlen(o->extra_json), &jo, &x,
                             &err);
     if (rv || x->type != LMZ_JSON_OBJECT) {
