@@ -3,6 +3,7 @@
  *   lmzd --dev                       one node, embedded defaults, examples
  *   lmzd --config node.jsonc         a configured node
  *   options: --data DIR  --listen HOST:PORT  --http HOST:PORT  --node-id ID
+ *            --static DIR
  *
  * Happy path: read the configuration -> open the data directory (cluster
  * key, store) -> load application modules and bind their classes -> listen
@@ -28,6 +29,7 @@
 #include "cluster/keyfile.h"
 #include "cluster/transport.h"
 #include "core/log.h"
+#include "gateway/gateway.h"
 #include "server/nodeconfig.h"
 #include "server/version.h"
 
@@ -40,6 +42,7 @@ struct lmzd {
   lmz_node *node;
   lmz_remote *remote;
   lmz_router *router;
+  lmz_gateway *gateway; /* the HTTP/WebSocket port */
   lmz_transport_t transport;
   bool transport_up;
   uv_signal_t sigint, sigterm;
@@ -49,7 +52,7 @@ struct lmzd {
 
 struct lmzd_args {
   bool dev;
-  const char *config, *data, *listen, *http, *node_id, *raft;
+  const char *config, *data, *listen, *http, *node_id, *raft, *static_dir;
 };
 
 static void usage(FILE *f) {
@@ -60,7 +63,8 @@ static void usage(FILE *f) {
           "  --config FILE      node configuration (JSON with comments)\n"
           "  --data DIR         data directory (overrides the config)\n"
           "  --listen HOST:PORT node port (port 0 = pick a free one)\n"
-          "  --http HOST:PORT   HTTP/WebSocket port\n"
+          "  --http HOST:PORT   HTTP/WebSocket port (clients, /api routes, status)\n"
+          "  --static DIR       folder served at / (--dev: examples/editor/web)\n"
           "  --node-id ID       this node's name\n"
           "  --raft HOST:PORT   Raft address (IPv4; default: node port + 100,\n"
           "                     or a free port when the node port is 0)\n"
@@ -76,7 +80,8 @@ static int parse_args(int argc, char **argv, struct lmzd_args *a) {
                         : !strcmp(s, "--listen") ? &a->listen
                         : !strcmp(s, "--http") ? &a->http
                         : !strcmp(s, "--node-id") ? &a->node_id
-                        : !strcmp(s, "--raft") ? &a->raft : NULL;
+                        : !strcmp(s, "--raft") ? &a->raft
+                        : !strcmp(s, "--static") ? &a->static_dir : NULL;
     if (slot) {
       if (i + 1 >= argc) {
         fprintf(stderr, "lmzd: %s needs a value\n", s);
@@ -156,6 +161,8 @@ static int load_config(struct lmzd *d, const struct lmzd_args *args) {
     d->cfg.node_id = args->node_id;
   if (args->raft)
     d->cfg.raft = args->raft;
+  if (args->static_dir)
+    d->cfg.gw.static_dir = args->static_dir;
   if (lmz_log_configure(d->cfg.log_level, d->cfg.log_debug, NULL)) {
     fprintf(stderr, "lmzd: %s: unknown log level '%s'\n", d->cfg.file.name,
             d->cfg.log_level);
@@ -349,6 +356,86 @@ static int start_router(struct lmzd *d) {
   return 0;
 }
 
+/* ---- the HTTP port (gateway/gateway.h) ---------------------------------- */
+
+/* --dev serves the editor page: next to an installed lmzd
+ * (<prefix>/share/lmz/editor), from a build directory inside the source
+ * tree (build/bin/lmzd), or from the current directory (the repo root). */
+static const char *dev_static_dir(lmz_arena *a) {
+  char exe[4096], path[4200];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  exe[n > 0 ? n : 0] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (slash)
+    *slash = '\0';
+  const char *cands[][2] = {{exe, "/../share/lmz/editor"},
+                             {exe, "/../../examples/editor/web"},
+                             {"", "examples/editor/web"}};
+  for (size_t i = 0; i < sizeof cands / sizeof *cands; i++) {
+    snprintf(path, sizeof path, "%s%s", cands[i][0], cands[i][1]);
+    struct stat st;
+    if (!stat(path, &st) && S_ISDIR(st.st_mode))
+      return lmz_arena_strndup(a, path, strlen(path));
+  }
+  LMZ_LOG_WARN(&log_ns, "examples/editor/web not found: the example page is not "
+                        "served (use --static DIR)");
+  return NULL;
+}
+
+/* "host:port" / "[v6]:port" -> host (in the arena) and port. */
+static int split_addr(lmz_arena *a, const char *s, const char **host, int *port) {
+  const char *colon = strrchr(s, ':');
+  char *end;
+  long p = colon ? strtol(colon + 1, &end, 10) : -1;
+  if (!colon || *end || p < 0 || p > 65535)
+    return -1;
+  const char *h = s;
+  size_t hl = (size_t)(colon - s);
+  if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
+    h++, hl -= 2;
+  *host = lmz_arena_strndup(a, h, hl);
+  *port = (int)p;
+  return *host ? 0 : -1;
+}
+
+static int start_gateway(struct lmzd *d) {
+  const struct lmzd_gateway *g = &d->cfg.gw;
+  struct lmz_gateway_key *keys = lmz_arena_alloc(d->arena, (g->n_keys + 1) * sizeof *keys);
+  for (size_t i = 0; keys && i < g->n_keys; i++)
+    keys[i] = (struct lmz_gateway_key){g->keys[i].kid, g->keys[i].text};
+  struct lmz_gateway_opts o = {.route_prefix = g->route_prefix,
+                               .static_dir = g->static_dir,
+                               .cors_origins = g->cors, .n_cors_origins = g->n_cors,
+                               .grace_ms = g->grace_ms,
+                               .client_call_timeout_ms = g->call_timeout_ms,
+                               .iss = g->iss, .aud = g->aud,
+                               .public_keys = keys, .n_public_keys = g->n_keys,
+                               .dev_key_dir = d->cfg.dev || g->dev_keys ? d->cfg.data_dir : NULL,
+                               .dev = d->cfg.dev};
+  if (d->cfg.dev && !o.static_dir)
+    o.static_dir = dev_static_dir(d->arena);
+  char err[LMZ_ERRMSG_LEN] = "";
+  if (!keys || split_addr(d->arena, d->cfg.http, &o.host, &o.port)) {
+    fprintf(stderr, "lmzd: bad HTTP address '%s' (HOST:PORT)\n", d->cfg.http);
+    return 2;
+  }
+  if (lmz_gateway_init(&d->loop, &d->gateway, d->node, &o, err)) {
+    fprintf(stderr, "lmzd: %s\n", err);
+    return 1;
+  }
+  if (d->cfg.dev)
+    LMZ_LOG_WARN(&log_ns, "--dev: GET /_lmz/dev-token hands out signed tokens to "
+                          "anyone who can reach %s; never expose it", d->cfg.http);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/http.port", d->cfg.data_dir);
+  FILE *f = fopen(path, "w");
+  if (f) {
+    fprintf(f, "%d\n", lmz_gateway_port(d->gateway));
+    fclose(f);
+  }
+  return 0;
+}
+
 /* ---- shutdown ------------------------------------------------------------ */
 
 static void node_closed(lmz_node *n, void *arg) {
@@ -374,13 +461,8 @@ static void router_closed(lmz_router *r, void *arg) {
   }
 }
 
-static void on_signal(uv_signal_t *s, int signum) {
-  struct lmzd *d = s->data;
-  if (d->stopping)
-    return;
-  d->stopping = true;
-  LMZ_LOG_INFO(&log_ns, "%s: finishing queued turns and flushing storage",
-               signum == SIGINT ? "SIGINT" : "SIGTERM");
+/* After the HTTP port: the cluster side, then the node. */
+static void stop_rest(struct lmzd *d) {
   if (d->router) {
     lmz_router_close(d->router, router_closed, d);
   } else if (d->transport_up) {
@@ -389,6 +471,24 @@ static void on_signal(uv_signal_t *s, int signum) {
   } else {
     lmz_node_close(d->node, node_closed, d);
   }
+}
+
+static void gateway_closed(lmz_gateway *gw, void *arg) {
+  (void)gw;
+  stop_rest(arg);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  struct lmzd *d = s->data;
+  if (d->stopping)
+    return;
+  d->stopping = true;
+  LMZ_LOG_INFO(&log_ns, "%s: finishing queued turns and flushing storage",
+               signum == SIGINT ? "SIGINT" : "SIGTERM");
+  if (d->gateway) /* clients first: no new calls while the node drains */
+    lmz_gateway_close(d->gateway, gateway_closed, d);
+  else
+    stop_rest(d);
 }
 
 static int run(struct lmzd *d) {
@@ -405,6 +505,8 @@ static int run(struct lmzd *d) {
     rv = start_node_port(d, key);
   if (!rv)
     rv = start_router(d);
+  if (!rv)
+    rv = start_gateway(d);
   sodium_memzero(key, sizeof key);
   if (rv)
     return rv;
@@ -413,9 +515,10 @@ static int run(struct lmzd *d) {
   d->sigint.data = d->sigterm.data = d;
   uv_signal_start(&d->sigint, on_signal, SIGINT);
   uv_signal_start(&d->sigterm, on_signal, SIGTERM);
-  LMZ_LOG_INFO(&log_ns, "lmzd %s node %s ready: node port %s (bound %d), data %s%s",
-               lmz_version_string(), d->cfg.node_id, d->cfg.listen,
-               lmz_transport_port(&d->transport), d->cfg.data_dir,
+  LMZ_LOG_INFO(&log_ns, "lmzd %s node %s ready: node port %s (bound %d), "
+               "http %s (bound %d), data %s%s", lmz_version_string(),
+               d->cfg.node_id, d->cfg.listen, lmz_transport_port(&d->transport),
+               d->cfg.http, lmz_gateway_port(d->gateway), d->cfg.data_dir,
                d->cfg.dev ? " (dev)" : "");
   uv_run(&d->loop, UV_RUN_DEFAULT);
   LMZ_LOG_INFO(&log_ns, "stopped cleanly");
@@ -443,6 +546,7 @@ int main(int argc, char **argv) {
     lmz_node_free(d.node);
   lmz_remote_free(d.remote);
   lmz_router_free(d.router);
+  lmz_gateway_free(d.gateway); /* after the node: it may call the gateway */
   uv_loop_close(&d.loop);
   lmz_arena_free(d.arena);
   return rv;

@@ -276,6 +276,88 @@ static int parse_cluster(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
   return rv;
 }
 
+/* A path relative to the config file's directory. */
+static const char *relative(lmz_arena *a, const struct lmzd_config *c,
+                            const char *path) {
+  if (!path || path[0] == '/' || !c->base_dir)
+    return path;
+  size_t len = strlen(c->base_dir) + strlen(path) + 2;
+  char *full = lmz_arena_alloc(a, len);
+  if (full)
+    snprintf(full, len, "%s/%s", c->base_dir, path);
+  return full;
+}
+
+static int parse_ms(const struct lmzd_config *c, const lmz_json *g,
+                    const char *key, uint32_t *out, char *errmsg) {
+  const lmz_json *v = lmz_json_get(g, key);
+  if (!v)
+    return 0;
+  if (v->type != LMZ_JSON_NUMBER || v->u.num < 1 || v->u.num > 86400000) {
+    lmz_config_errorf(errmsg, &c->file, v, "gateway.%s must be 1..86400000", key);
+    return LMZ_EBADCONFIG;
+  }
+  *out = (uint32_t)v->u.num;
+  return 0;
+}
+
+static int parse_jwt(lmz_arena *a, struct lmzd_config *c, const lmz_json *g,
+                     char *errmsg) {
+  int rv = 0;
+  const lmz_json *j = get_typed(c, g, "jwt", LMZ_JSON_OBJECT, "an object", errmsg, &rv);
+  if (rv || !j)
+    return rv;
+  c->gw.iss = get_str(c, j, "issuer", false, NULL, errmsg, &rv);
+  c->gw.aud = get_str(c, j, "audience", false, NULL, errmsg, &rv);
+  const lmz_json *dk = lmz_json_get(j, "dev_keys");
+  if (dk && dk->type != LMZ_JSON_TRUE && dk->type != LMZ_JSON_FALSE) {
+    lmz_config_errorf(errmsg, &c->file, dk, "gateway.jwt.dev_keys must be true or false");
+    return LMZ_EBADCONFIG;
+  }
+  c->gw.dev_keys = dk && dk->type == LMZ_JSON_TRUE;
+  const lmz_json *pk = rv ? NULL : get_typed(c, j, "public_keys", LMZ_JSON_OBJECT,
+                                             "an object {KID: key}", errmsg, &rv);
+  if (!pk)
+    return rv;
+  if (!(c->gw.keys = lmz_arena_alloc(a, (pk->n ? pk->n : 1) * sizeof *c->gw.keys)))
+    return LMZ_ENOMEM;
+  for (uint32_t i = 0; i < pk->n; i++) {
+    const struct lmz_json_member *m = &pk->u.members[i];
+    if (m->val->type != LMZ_JSON_STRING) {
+      lmz_config_errorf(errmsg, &c->file, m->val, "public key %s must be a string", m->key);
+      return LMZ_EBADCONFIG;
+    }
+    c->gw.keys[c->gw.n_keys++] = (struct lmzd_key){m->key, m->val->u.str.p};
+  }
+  return 0;
+}
+
+static int parse_gateway(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
+  int rv = 0;
+  const lmz_json *g = get_typed(c, c->file.root, "gateway", LMZ_JSON_OBJECT,
+                                "an object", errmsg, &rv);
+  if (rv || !g)
+    return rv;
+  c->gw.static_dir = relative(a, c, get_str(c, g, "static", false, NULL, errmsg, &rv));
+  c->gw.route_prefix = get_str(c, g, "route_prefix", false, NULL, errmsg, &rv);
+  const lmz_json *co = rv ? NULL : get_typed(c, g, "cors_origins", LMZ_JSON_ARRAY,
+                                             "an array of origins", errmsg, &rv);
+  if (co && !(c->gw.cors = lmz_arena_alloc(a, (co->n ? co->n : 1) * sizeof *c->gw.cors)))
+    return LMZ_ENOMEM;
+  for (uint32_t i = 0; co && i < co->n; i++) {
+    if (co->u.items[i]->type != LMZ_JSON_STRING) {
+      lmz_config_errorf(errmsg, &c->file, co->u.items[i], "an origin must be a string");
+      return LMZ_EBADCONFIG;
+    }
+    c->gw.cors[c->gw.n_cors++] = co->u.items[i]->u.str.p;
+  }
+  if (!rv)
+    rv = parse_ms(c, g, "grace_period_ms", &c->gw.grace_ms, errmsg);
+  if (!rv)
+    rv = parse_ms(c, g, "client_call_timeout_ms", &c->gw.call_timeout_ms, errmsg);
+  return rv ? rv : parse_jwt(a, c, g, errmsg);
+}
+
 static int interpret(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
   c->node_id = "node-1";
   c->data_dir = "./lmz-data";
@@ -294,6 +376,8 @@ static int interpret(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
   c->cluster_id = 1;
   if (!rv)
     rv = parse_cluster(a, c, errmsg);
+  if (!rv)
+    rv = parse_gateway(a, c, errmsg);
   return rv;
 }
 

@@ -14,7 +14,14 @@
  *     "log": { "level": "info", "debug": "lmz.cluster.*" },
  *     "cluster": { "id": 1, "raft": "10.0.0.1:7201", "lease_ms": 3000,
  *                  "voters": [ { "id": 1, "node": "10.0.0.1:7101",
- *                                "raft": "10.0.0.1:7201" }, ... ] }
+ *                                "raft": "10.0.0.1:7201" }, ... ] },
+ *     "gateway": { "static": "web",            // relative to this file
+ *                  "route_prefix": "/api", "cors_origins": ["https://a.b"],
+ *                  "grace_period_ms": 5000, "client_call_timeout_ms": 30000,
+ *                  "jwt": { "issuer": "https://lumenize.local",
+ *                           "audience": "https://lumenize.local",
+ *                           "public_keys": { "BLUE": "<PEM or base64url>" },
+ *                           "dev_keys": false } }   // DATA/jwt-keys.json
  *   }
  *
  * Keys wrangler uses that lmz does not (name, main, compatibility_date,
@@ -48,6 +55,23 @@ struct lmzd_var {
   const char *name, *value;
 };
 
+struct lmzd_key {
+  const char *kid, *text; /* a public key: PEM or 43 base64url chars */
+};
+
+/* The HTTP port's client gateway (gateway/gateway.h); 0/NULL = defaults. */
+struct lmzd_gateway {
+  const char *static_dir;   /* served at /; --dev: the editor page */
+  const char *route_prefix; /* actor routes; NULL = "/api" */
+  const char **cors;        /* CORS allow-list (exact origins) */
+  size_t n_cors;
+  uint32_t grace_ms, call_timeout_ms;
+  const char *iss, *aud;
+  struct lmzd_key *keys;
+  size_t n_keys;
+  bool dev_keys; /* trust DATA/jwt-keys.json (always on in --dev) */
+};
+
 struct lmzd_config {
   lmz_config file;       /* name = path ("<dev>" for the embedded one) */
   const char *base_dir;  /* directory modules are relative to */
@@ -71,6 +95,7 @@ struct lmzd_config {
   uint32_t lease_ms;     /* 0 = default */
   struct lmzd_voter *voters;
   size_t n_voters;
+  struct lmzd_gateway gw;
 };
 
 /* Loads and validates `path`; everything is allocated in `a`. Returns 0 or
