@@ -40,6 +40,7 @@ static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.router");
 #define MAX_HOPS 8
 #define DIR_REQ_TIMEOUT_MS 1500
 #define CLAIM_RETRY_MS 1000
+#define FWD_TIMEOUT_MS 15000
 
 enum { DIR_CLAIM = 1, DIR_PROPOSE = 2 };
 
@@ -60,6 +61,7 @@ struct fwd { /* a call forwarded to its owner, waiting for the Result */
   uint64_t call_id;
   uint64_t peer;
   lmz_msg *m;
+  uint64_t sent_ms;
 };
 
 struct claim_flight { /* at most one claim in flight per actor */
@@ -194,6 +196,26 @@ static int dir_remote(lmz_router *r, struct dir_req *q, uint32_t kind,
   return rv;
 }
 
+/* The leader places new actors by rendezvous hash over the nodes it hears
+ * from (directory: UP with a live lease) AND is connected to right now: a
+ * node that just crashed keeps a live lease for up to L, and an actor placed
+ * there would be unavailable until it returns. 0 = let raftnode choose. */
+static uint64_t choose_node(lmz_router *r, const char *binding,
+                            const char *instance) {
+  uint64_t live[LMZ_DIR_MAX_NODES], cand[LMZ_DIR_MAX_NODES], out = 0;
+  size_t n = lmz_dir_live_nodes(r->rn.dir, mono_ms(), live, LMZ_DIR_MAX_NODES), k = 0;
+  for (size_t i = 0; i < n && i < LMZ_DIR_MAX_NODES; i++) {
+    lmz_conn_t *c = live[i] == r->o.node_id ? NULL : lmz_transport_peer(r->t, live[i]);
+    if (live[i] == r->o.node_id || (c && lmz_conn_is_up(c)))
+      cand[k++] = live[i];
+  }
+  if (!k || lmz_placement_choose(LMZ_PLACEMENT_HASH, cand, k, r->o.node_id,
+                                 binding, strlen(binding), instance,
+                                 strlen(instance), &out))
+    return 0;
+  return out;
+}
+
 static int dir_claim(lmz_router *r, const char *binding, const char *instance,
                      dir_done_fn done, void *ctx) {
   struct dir_req *q = dir_req_new(r, done, ctx);
@@ -202,9 +224,11 @@ static int dir_claim(lmz_router *r, const char *binding, const char *instance,
   int rv;
   if (lmz_raftnode_is_serving(&r->rn)) {
     q->claim.data = q;
+    uint64_t target = choose_node(r, binding, instance);
     rv = lmz_raftnode_claim(&r->rn, &q->claim, binding, strlen(binding),
-                            instance, strlen(instance), LMZ_PLACEMENT_HASH, 0, 0,
-                            local_claim_cb);
+                            instance, strlen(instance),
+                            target ? LMZ_PLACEMENT_LOCAL : LMZ_PLACEMENT_HASH,
+                            target, 0, local_claim_cb);
   } else {
     rv = dir_remote(r, q, DIR_CLAIM, binding, instance, NULL);
     r->st.claims_remote += rv == 0;
@@ -326,6 +350,12 @@ static void forward(lmz_router *r, lmz_msg *m, uint64_t owner, uint64_t epoch) {
     fail_msg(r, m, owner, "no address for its owner node");
     return;
   }
+  if (!lmz_conn_is_up(c)) {
+    /* not connected (yet, or it crashed): wait, bounded, for the link or for
+     * the directory to mark the owner DOWN once its lease surely expired */
+    park(r, m);
+    return;
+  }
   struct fwd *fw = malloc(sizeof *fw);
   Lmz__Frame f = LMZ__FRAME__INIT;
   Lmz__Call call = LMZ__CALL__INIT;
@@ -341,7 +371,7 @@ static void forward(lmz_router *r, lmz_msg *m, uint64_t owner, uint64_t epoch) {
   for (int i = 0; i < 3; i++)
     lmz_buf_free(&bufs[i]);
   if (!rv) {
-    *fw = (struct fwd){call.call_id, owner, m};
+    *fw = (struct fwd){call.call_id, owner, m, mono_ms()};
     rv = lmz_hmap_put(&r->fwds, &fw->call_id, sizeof fw->call_id, fw, NULL);
   }
   if (rv) {
@@ -622,6 +652,23 @@ static void expire_dir_reqs(lmz_router *r, uint64_t now) {
   }
 }
 
+/* A forwarded call whose owner never answers (a half-open link the dead-peer
+ * timer has not caught yet) fails after FWD_TIMEOUT_MS rather than hang. */
+static void expire_fwds(lmz_router *r, uint64_t now) {
+  size_t it = 0;
+  const void *k;
+  size_t kl;
+  void *v;
+  while (lmz_hmap_next(&r->fwds, &it, &k, &kl, &v)) {
+    struct fwd *fw = v;
+    if (now - fw->sent_ms < FWD_TIMEOUT_MS)
+      continue;
+    lmz_hmap_del(&r->fwds, k, kl);
+    fail_msg(r, fw->m, fw->peer, "its owner did not answer");
+    free(fw);
+  }
+}
+
 static void connect_peers(lmz_router *r) {
   for (size_t i = 0; i < lmz_dir_n_nodes(r->rn.dir); i++) {
     const struct lmz_dir_node *dn = lmz_dir_node_at(r->rn.dir, i);
@@ -637,6 +684,7 @@ static void tick_cb(uv_timer_t *t) {
   lmz_router *r = t->data;
   uint64_t now = mono_ms();
   expire_dir_reqs(r, now);
+  expire_fwds(r, now);
   lease_step(r, now);
   connect_peers(r);
   if (r->parked_head)

@@ -35,6 +35,8 @@ static const struct cli_cmd cli_cmds[] = {
     {"codec", cli_codec_main,
      "convert values between SC-JSON and the lmz binary encoding"},
     {"call", cli_call_main, "call a method of any actor on a node"},
+    {"status", cli_status_main, "cluster status: nodes, leader, term, leases"},
+    {"locate", cli_locate_main, "which node owns an actor, at which epoch"},
 };
 
 static const struct cli_cmd *cmd_find(const char *name) {

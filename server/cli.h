@@ -31,6 +31,9 @@ enum {
 int cli_codec_main(int argc, char **argv);
 /* `lmz call BINDING INSTANCE METHOD [ARG...]`: server/cli_call.c. */
 int cli_call_main(int argc, char **argv);
+/* `lmz status` and `lmz locate`: server/cli_status.c. */
+int cli_status_main(int argc, char **argv);
+int cli_locate_main(int argc, char **argv);
 
 /* ---- helpers shared by subcommands (server/cli.c) ------------------------ */
 

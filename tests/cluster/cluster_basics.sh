@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# A real 3-node cluster on loopback (deploy/dev-cluster.sh), checked as a user
+# would: single activation through every entry point, a few hundred new
+# actors claimed concurrently through all nodes with every increment counted
+# once, leader failover, owner loss (retryable ActorUnavailableError, workers
+# unaffected) and return with every acknowledged write.
+. "$(dirname "$0")/../lib/it_lib.sh"
+ROOT=${LMZ_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+export LMZ_CLUSTER_DIR=$T/cluster LMZ_BIN_DIR=$BIN
+export LMZ_PORT_OFFSET=$(( 1000 + ($$ * 7) % 18000 ))
+DC="$ROOT/deploy/dev-cluster.sh"
+KEY=$LMZ_CLUSTER_DIR/cluster.key
+port() { echo $(( 7100 + $1 + LMZ_PORT_OFFSET )); }
+c() { local n=$1; shift; "$BIN/lmz" call --node "127.0.0.1:$(port "$n")" --key-file "$KEY" --timeout 10000 "$@"; }
+st() { "$BIN/lmz" status --node "127.0.0.1:$(port "$1")" --key-file "$KEY"; }
+stop_cluster() { "$DC" stop >/dev/null 2>&1; for n in 1 2 3; do "$DC" kill "$n" >/dev/null 2>&1; done; }
+trap 'stop_cluster; cleanup' EXIT
+
+"$DC" start >"$T/start.log" 2>&1 || { cat "$T/start.log"; bad "cluster starts"; finish; exit 1; }
+ok "3-node cluster starts"
+
+a1=$(c 1 COUNTER_DO x activation); a2=$(c 2 COUNTER_DO x activation); a3=$(c 3 COUNTER_DO x activation)
+check "COUNTER_DO x: one activation seen from all three nodes" bash -c '[ -n "$1" ] && [ "$1" = "$2" ] && [ "$2" = "$3" ]' _ "$a1" "$a2" "$a3"
+check "workers run where the call lands" test "$(c 2 ECHO_WORKER - whereami)" = '{"json":"node-2","meta":{}}'
+
+# concurrency: 3 callers (one per node) each increment 150 new actors once
+N=150
+for n in 1 2 3; do
+  ( for i in $(seq 1 $N); do c "$n" COUNTER_DO "k$i" increment 1 >/dev/null || echo "fail k$i via $n"; done ) >"$T/inc.$n" 2>&1 &
+done
+wait
+check "no increment failed" bash -c '! grep -q fail "$1"/inc.*' _ "$T"
+bad_total=0; bad_act=0
+for i in $(seq 1 $N); do
+  [ "$(c $(( i % 3 + 1 )) COUNTER_DO "k$i" get)" = '{"json":3,"meta":{}}' ] || bad_total=$((bad_total + 1))
+done
+for i in $(seq 1 20); do
+  x=$(c 1 COUNTER_DO "k$i" activation); y=$(c 2 COUNTER_DO "k$i" activation); z=$(c 3 COUNTER_DO "k$i" activation)
+  { [ "$x" = "$y" ] && [ "$y" = "$z" ]; } || bad_act=$((bad_act + 1))
+done
+check "$N actors claimed concurrently: every increment counted exactly once" test "$bad_total" = 0
+check "... and each has exactly one activation (sampled 20)" test "$bad_act" = 0
+spread=$(st 1 | grep -o '"actors":[0-9]*' | tail -3 | cut -d: -f2 | tr '\n' ' ')
+check "actors are spread over the nodes ($spread)" bash -c 'for a in $1; do [ "$a" -gt 0 ] || exit 1; done' _ "$spread"
+
+# leader failover
+leader=$(st 1 | sed -E 's/.*"leader":([0-9]+).*/\1/')
+"$DC" kill "$leader" >/dev/null
+other=$(( leader % 3 + 1 ))
+t0=$(date +%s%N)
+wait_until 5 bash -c "\"$BIN/lmz\" status --node 127.0.0.1:$(port $other) --key-file $KEY | grep -Eq '\"leader\":[1-3],' && ! \"$BIN/lmz\" status --node 127.0.0.1:$(port $other) --key-file $KEY | grep -q '\"leader\":$leader,'"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "a new leader after killing leader $leader within 2 s (${ms} ms)" test "$ms" -lt 2000
+out=$(c "$other" COUNTER_DO after-failover increment 1 2>&1); echo "  ($out)"
+check "calls keep working after the failover" test "$out" = '{"json":1,"meta":{}}'
+"$DC" restart "$leader" >/dev/null 2>&1
+
+# owner loss: SIGKILL the owner of k1, its actors answer ActorUnavailableError
+locate_k1() { "$BIN/lmz" locate --node "127.0.0.1:$(port "$other")" --key-file "$KEY" COUNTER_DO k1; }
+wait_until 10 bash -c "$(declare -f port); LMZ_PORT_OFFSET=$LMZ_PORT_OFFSET; \"$BIN/lmz\" locate --node 127.0.0.1:\$(port $other) --key-file $KEY COUNTER_DO k1 | grep -q '\"placed\":true'"
+owner=$(locate_k1 | sed -E 's/.*"node":([0-9]+).*/\1/')
+before=$(c "$owner" COUNTER_DO k1 increment 10 | sed -E 's/.*"json":([0-9]+).*/\1/')
+"$DC" kill "$owner" >/dev/null
+via=$(( owner % 3 + 1 ))
+out=$(c "$via" COUNTER_DO k1 get); rc=$?
+check "owner $owner down: k1 answers a retryable ActorUnavailableError naming it" \
+  bash -c '[ "$1" = 3 ] && grep -q ActorUnavailableError <<<"$2" && grep -q "\"owner\":$3" <<<"$2" && grep -q "\"retryable\":true" <<<"$2"' _ "$rc" "$out" "$owner"
+check "workers keep answering while the owner is down" test "$(c "$via" ECHO_WORKER - echo 7)" = '{"json":7,"meta":{}}'
+"$DC" restart "$owner" >/dev/null 2>&1
+check "the owner returns: k1 serves again with every acknowledged write ($before)" \
+  wait_until 15 bash -c "[ \"\$(\"$BIN/lmz\" call --node 127.0.0.1:$(port $via) --key-file $KEY COUNTER_DO k1 get)\" = '{\"json\":$before,\"meta\":{}}' ]"
+a1=$(c 1 COUNTER_DO k1 activation); a2=$(c 2 COUNTER_DO k1 activation); a3=$(c 3 COUNTER_DO k1 activation)
+check "k1 still has one activation after the return" bash -c '[ "$1" = "$2" ] && [ "$2" = "$3" ]' _ "$a1" "$a2" "$a3"
+finish
