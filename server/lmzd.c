@@ -505,7 +505,7 @@ static int run(struct lmzd *d) {
     rv = start_node_port(d, key);
   if (!rv)
     rv = start_router(d);
-  if (!rv)
+  if (!rv) /* last: client calls must go through the router */
     rv = start_gateway(d);
   sodium_memzero(key, sizeof key);
   if (rv)
