@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/json.h"
 #include "gateway/jwt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -92,8 +93,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                   .ttl_s = 60, .extra_json = text};
   if (lmz_jwt_build_claims(&o, &b, why) == 0) {
     lmz_buf t2 = LMZ_BUF_INIT;
+    lmz_arena *pa = lmz_arena_new();
+    lmz_json *root = NULL;
+    if (lmz_json_parse(pa, (const char *)b.data, b.len, NULL, &root, NULL))
+      abort(); /* build_claims writes valid JSON */
+    bool nbf = lmz_json_get(root, "nbf") != NULL; /* may be in the future */
+    lmz_arena_free(pa);
     if (lmz_jwt_mint(&KS, NULL, (const char *)b.data, b.len, &t2) == 0 &&
-        verify((const char *)t2.data, t2.len, &c) != LMZ_JWT_OK)
+        verify((const char *)t2.data, t2.len, &c) != LMZ_JWT_OK && !nbf)
       abort(); /* our own claims always verify */
     lmz_buf_free(&t2);
   }
