@@ -162,6 +162,29 @@ static void test_route_to_on_request(void **state) {
   assert_int_equal(st.http_routed, 5);
 }
 
+/* Keep-alive: pipelined requests to actors and files are answered in
+ * order on one connection. */
+static void test_keepalive_pipelined(void **state) {
+  (void)state;
+  int fd = wc_connect();
+  const char *reqs = "GET /api/web-do/k HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /api/web-do/k HTTP/1.1\r\nHost: x\r\n\r\n";
+  wc_send(fd, reqs, strlen(reqs));
+  lmz_buf in = LMZ_BUF_INIT;
+  struct wc_resp r = wc_read_resp(fd, &in, false);
+  assert_non_null(strstr(r.body, "hits=1"));
+  wc_resp_free(&r);
+  r = wc_read_resp(fd, &in, false);
+  assert_string_equal(r.body, "console.log(1)");
+  wc_resp_free(&r);
+  r = wc_read_resp(fd, &in, false);
+  assert_non_null(strstr(r.body, "hits=2"));
+  wc_resp_free(&r);
+  close(fd);
+  lmz_buf_free(&in);
+}
+
 static void test_route_statuses(void **state) {
   (void)state;
   expect("GET", "/api/nope-do/a", NULL, 404, "Not Found");
@@ -357,6 +380,7 @@ static void test_status_and_metrics(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_route_to_on_request, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_keepalive_pipelined, setup, teardown),
       cmocka_unit_test_setup_teardown(test_route_statuses, setup, teardown),
       cmocka_unit_test_setup_teardown(test_no_prefix, setup_noprefix_nodev, teardown),
       cmocka_unit_test_setup_teardown(test_cors, setup, teardown),
