@@ -291,6 +291,32 @@ static int load_keys(lmz_gateway *gw, const struct lmz_gateway_opts *o,
   return rv;
 }
 
+/* The extra static folder: a prefix "/x[/y]" (normalized like route_prefix)
+ * and an existing folder, or neither. */
+static int copy_mount(lmz_gateway *gw, const struct lmz_gateway_opts *o,
+                      char *errmsg) {
+  if (!o->static_mount_prefix && !o->static_mount_dir)
+    return 0;
+  char real[PATH_MAX];
+  if (!o->static_mount_prefix || !o->static_mount_dir ||
+      !realpath(o->static_mount_dir, real)) {
+    lmz__errmsg_printf(errmsg, "gateway: static mount %s -> %s: needs a prefix "
+                       "and an existing folder",
+                       o->static_mount_prefix ? o->static_mount_prefix : "(none)",
+                       o->static_mount_dir ? o->static_mount_dir : "(none)");
+    return LMZ_EINVAL;
+  }
+  gw->mount_prefix = norm_prefix(o->static_mount_prefix);
+  gw->mount_dir = strdup(real);
+  if (!gw->mount_prefix || !gw->mount_dir)
+    return LMZ_ENOMEM;
+  if (!*gw->mount_prefix) {
+    lmz__errmsg_printf(errmsg, "gateway: static mount needs a non-empty prefix");
+    return LMZ_EINVAL;
+  }
+  return 0;
+}
+
 static int copy_opts(lmz_gateway *gw, const struct lmz_gateway_opts *o,
                      char *errmsg) {
   gw->binding = strdup(o->binding ? o->binding : LMZ_GATEWAY_BINDING);
@@ -318,6 +344,9 @@ static int copy_opts(lmz_gateway *gw, const struct lmz_gateway_opts *o,
     if (!(gw->static_dir = strdup(real)))
       return LMZ_ENOMEM;
   }
+  int rv = copy_mount(gw, o, errmsg);
+  if (rv)
+    return rv;
   gw->dev = o->dev;
   gw->grace_ms = o->grace_ms ? o->grace_ms : LMZ_GATEWAY_GRACE_MS;
   gw->call_timeout_ms = o->client_call_timeout_ms ? o->client_call_timeout_ms
@@ -335,6 +364,8 @@ static void free_parts(lmz_gateway *gw) {
   free(gw->iss);
   free(gw->aud);
   free(gw->static_dir);
+  free(gw->mount_prefix);
+  free(gw->mount_dir);
   lmz_jwt_keyset_wipe(&gw->keys);
   lmz_arena_free(gw->scratch);
   lmz_buf_free(&gw->out);
@@ -372,6 +403,8 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway **out, lmz_node *node,
   int rv = copy_opts(gw, opts, errmsg);
   if (!rv && !(gw->scratch = lmz_arena_new()))
     rv = LMZ_ENOMEM;
+  if (!rv) /* a frame's DOM (and decoded answer) is bounded by its size */
+    lmz_arena_set_limit(gw->scratch, 32 * gw->max_message + (1u << 20));
   if (!rv)
     rv = load_keys(gw, opts, errmsg);
   if (!rv && lmz_node_binding_kind(node, gw->binding, NULL)) {
