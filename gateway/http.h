@@ -70,10 +70,10 @@ struct lmz_http_request {
   size_t n_headers;
   const uint8_t *body; /* de-chunked; NULL when empty */
   size_t body_len;
-  bool keep_alive;       /* the client wants the connection kept */
-  bool upgrade;          /* Connection: upgrade + Upgrade: present */
-  const char *remote;    /* "127.0.0.1:53412" / "[::1]:53412" */
-  uint64_t conn_id;      /* unique per server, for logs */
+  bool keep_alive;    /* the client wants the connection kept */
+  bool upgrade;       /* Connection: upgrade + Upgrade: present */
+  const char *remote; /* "127.0.0.1:53412" / "[::1]:53412" */
+  uint64_t conn_id;   /* unique per server, for logs */
 };
 
 /* Case-insensitive lookup of the first header `name`; NULL if absent.
@@ -86,11 +86,11 @@ bool lmz_http_header_has_token(const struct lmz_http_request *req,
                                const char *name, const char *token);
 
 struct lmz_http_response {
-  int status;                           /* 200..599 (101 is for ws.h) */
-  const char *reason;                   /* NULL = the standard phrase */
-  const struct lmz_http_header *headers;/* extra headers; copied; may not
-                                           set Content-Length, Connection,
-                                           Transfer-Encoding */
+  int status;                            /* 200..599 (101 is for ws.h) */
+  const char *reason;                    /* NULL = the standard phrase */
+  const struct lmz_http_header *headers; /* extra headers; copied; may not
+                                            set Content-Length, Connection,
+                                            Transfer-Encoding */
   size_t n_headers;
   const char *content_type; /* NULL = none; shortcut for the header */
   const void *body;         /* copied; HEAD requests get headers only */
@@ -116,16 +116,15 @@ typedef void (*lmz_http_upgrade_cb)(lmz_http_server_t *srv,
  * the ws on_close instead); afterwards `conn` is gone. `had_pending` says
  * whether a request was still unanswered (the app must drop it). */
 typedef void (*lmz_http_conn_close_cb)(lmz_http_server_t *srv,
-                                       lmz_http_conn_t *conn,
-                                       bool had_pending);
+                                       lmz_http_conn_t *conn, bool had_pending);
 typedef void (*lmz_http_close_cb)(lmz_http_server_t *srv);
 
 struct lmz_http_options {
   const char *host; /* listen address; NULL = "127.0.0.1"; "::" for v6 */
   int port;         /* 0 = ephemeral (see lmz_http_server_port) */
-  lmz_http_request_cb on_request;      /* required */
-  lmz_http_upgrade_cb on_upgrade;      /* optional */
-  lmz_http_conn_close_cb on_conn_close;/* optional */
+  lmz_http_request_cb on_request;       /* required */
+  lmz_http_upgrade_cb on_upgrade;       /* optional */
+  lmz_http_conn_close_cb on_conn_close; /* optional */
   /* Limits and timers; 0 = the default in brackets. */
   size_t max_header_bytes;    /* request line + headers [16 KiB] */
   size_t max_url_bytes;       /* [8 KiB] */
@@ -176,9 +175,9 @@ struct lmz__http_private {
 };
 
 struct lmz_http_server_s {
-  void *data;                  /* public: for the user */
-  uv_loop_t *loop;             /* read-only */
-  char errmsg[LMZ_ERRMSG_LEN]; /* read-only: context of the last error */
+  void *data;                    /* public: for the user */
+  uv_loop_t *loop;               /* read-only */
+  char errmsg[LMZ_ERRMSG_LEN];   /* read-only: context of the last error */
   struct lmz__http_private priv; /* private: do not touch */
 };
 
@@ -205,7 +204,8 @@ void lmz_http_server_metrics(const lmz_http_server_t *srv,
  * pending, status out of range, a header name/value with CR, LF or NUL, or
  * a reserved header), LMZ_ECLOSED (the connection is closing; its
  * on_conn_close will still run), LMZ_ENOMEM. */
-int lmz_http_respond(lmz_http_conn_t *conn, const struct lmz_http_response *res);
+int lmz_http_respond(lmz_http_conn_t *conn,
+                     const struct lmz_http_response *res);
 /* Shortcut: status, content type and a NUL-terminated body. */
 int lmz_http_respond_text(lmz_http_conn_t *conn, int status,
                           const char *content_type, const char *body);

@@ -65,9 +65,9 @@ struct lmz_http_conn_s {
   size_t hdrs_cap;
   lmz_buf body;
   struct lmz_http_request req;
-  lmz_buf in;        /* received, not yet parsed (paused / pipelined) */
-  lmz_buf out;       /* output collected this iteration */
-  lmz_buf wbuf;      /* output being written (one uv_write) */
+  lmz_buf in;   /* received, not yet parsed (paused / pipelined) */
+  lmz_buf out;  /* output collected this iteration */
+  lmz_buf wbuf; /* output being written (one uv_write) */
   uv_write_t wreq;
   uv_shutdown_t sreq;
   uint64_t last_progress_ms; /* last write completion */
@@ -137,10 +137,10 @@ typedef void (*lmz__ws_msg_fn)(void *owner, bool is_text, const uint8_t *data,
  * so max_message bounds it. Server role: expects masked frames. */
 struct lmz__ws_session {
   wslay_event_context_ptr ctx;
-  lmz_buf *out;       /* borrowed: frames are appended here */
-  const uint8_t *in;  /* feed window */
+  lmz_buf *out;      /* borrowed: frames are appended here */
+  const uint8_t *in; /* feed window */
   size_t in_len;
-  lmz_buf msg;        /* message being reassembled */
+  lmz_buf msg;           /* message being reassembled */
   const uint8_t *direct; /* whole message in one chunk: no copy */
   size_t msg_len, max_message;
   uint64_t frame_len; /* announced payload length of the current frame */

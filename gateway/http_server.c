@@ -44,10 +44,10 @@
 static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.gateway.http");
 
 #define READ_BUF_LEN (64u * 1024u)
-#define IN_CAP (64u * 1024u)      /* unparsed input kept per connection */
-#define OUT_HIGH (1u << 20)       /* pipelined parsing pauses above this */
+#define IN_CAP (64u * 1024u)       /* unparsed input kept per connection */
+#define OUT_HIGH (1u << 20)        /* pipelined parsing pauses above this */
 #define BUF_KEEP_CAP (64u * 1024u) /* idle buffers above this are freed */
-#define LINGER_MS 2000u           /* drain after FIN before closing */
+#define LINGER_MS 2000u            /* drain after FIN before closing */
 
 /* ---- intrusive lists ----------------------------------------------------- */
 
@@ -82,35 +82,64 @@ static void buf_trim(lmz_buf *b) {
 
 const char *lmz_http_status_text(int status) {
   switch (status) {
-  case 100: return "Continue";
-  case 101: return "Switching Protocols";
-  case 200: return "OK";
-  case 201: return "Created";
-  case 202: return "Accepted";
-  case 204: return "No Content";
-  case 301: return "Moved Permanently";
-  case 302: return "Found";
-  case 304: return "Not Modified";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 409: return "Conflict";
-  case 413: return "Content Too Large";
-  case 414: return "URI Too Long";
-  case 417: return "Expectation Failed";
-  case 426: return "Upgrade Required";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 501: return "Not Implemented";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 504: return "Gateway Timeout";
-  case 505: return "HTTP Version Not Supported";
-  default: return "Unknown";
+  case 100:
+    return "Continue";
+  case 101:
+    return "Switching Protocols";
+  case 200:
+    return "OK";
+  case 201:
+    return "Created";
+  case 202:
+    return "Accepted";
+  case 204:
+    return "No Content";
+  case 301:
+    return "Moved Permanently";
+  case 302:
+    return "Found";
+  case 304:
+    return "Not Modified";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
+  case 409:
+    return "Conflict";
+  case 413:
+    return "Content Too Large";
+  case 414:
+    return "URI Too Long";
+  case 417:
+    return "Expectation Failed";
+  case 426:
+    return "Upgrade Required";
+  case 429:
+    return "Too Many Requests";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 501:
+    return "Not Implemented";
+  case 502:
+    return "Bad Gateway";
+  case 503:
+    return "Service Unavailable";
+  case 504:
+    return "Gateway Timeout";
+  case 505:
+    return "HTTP Version Not Supported";
+  default:
+    return "Unknown";
   }
 }
 
@@ -326,18 +355,16 @@ static bool header_ok(const struct lmz_http_header *h) {
   return true;
 }
 
-static bool text_ok(const char *s) {
-  return !s || !strpbrk(s, "\r\n");
-}
+static bool text_ok(const char *s) { return !s || !strpbrk(s, "\r\n"); }
 
 /* Formats a whole response into conn->out. */
 static int put_response(lmz_http_conn_t *c, const struct lmz_http_response *r,
                         bool close, bool keep_alive_hdr) {
   lmz_buf *o = &c->out;
   size_t start = o->len;
-  int rv = lmz_buf_printf(o, "HTTP/1.1 %d %s\r\n", r->status,
-                          r->reason ? r->reason
-                                    : lmz_http_status_text(r->status));
+  int rv =
+      lmz_buf_printf(o, "HTTP/1.1 %d %s\r\n", r->status,
+                     r->reason ? r->reason : lmz_http_status_text(r->status));
   for (size_t i = 0; !rv && i < r->n_headers; i++) {
     const struct lmz_http_header *h = &r->headers[i];
     rv = lmz_buf_append(o, h->name, h->name_len);
@@ -509,7 +536,8 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
     return 1;
   if (c->headers_done)
     return 0;
-  struct lmz__hdr_off *h = (struct lmz__hdr_off *)(c->hidx.data + c->hidx.len) - 1;
+  struct lmz__hdr_off *h =
+      (struct lmz__hdr_off *)(c->hidx.data + c->hidx.len) - 1;
   if (!c->last_value) {
     if (lmz_buf_putc(&c->head, '\0'))
       return fail(c, 431);
@@ -648,10 +676,14 @@ static bool method_token_ok(const uint8_t *data, size_t len) {
 
 static int status_for_errno(lmz_http_conn_t *c, enum http_errno e) {
   switch (e) {
-  case HPE_INVALID_METHOD: return c->method_ok ? 501 : 400;
-  case HPE_HEADER_OVERFLOW: return 431;
-  case HPE_INVALID_VERSION: return 505;
-  default: return 400;
+  case HPE_INVALID_METHOD:
+    return c->method_ok ? 501 : 400;
+  case HPE_HEADER_OVERFLOW:
+    return 431;
+  case HPE_INVALID_VERSION:
+    return 505;
+  default:
+    return 400;
   }
 }
 
@@ -696,8 +728,8 @@ static void process(lmz_http_conn_t *c, const uint8_t *data, size_t len) {
       break; /* resumed from on_write */
     if (!c->in_msg)
       c->method_ok = method_token_ok(data, len);
-    size_t n = http_parser_execute(&c->parser, &settings, (const char *)data,
-                                   len);
+    size_t n =
+        http_parser_execute(&c->parser, &settings, (const char *)data, len);
     data += n;
     len -= n;
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -793,8 +825,7 @@ void lmz__http_conn_eof(lmz_http_conn_t *c) {
     on_eof(c);
 }
 
-void lmz__http_conn_input(lmz_http_conn_t *c, const uint8_t *data,
-                          size_t len) {
+void lmz__http_conn_input(lmz_http_conn_t *c, const uint8_t *data, size_t len) {
   c->srv->priv.m.bytes_in += len;
   switch (c->state) {
   case LMZ__C_HEAD:
@@ -934,10 +965,12 @@ lmz_http_conn_t *lmz__http_conn_new(lmz_http_server_t *srv) {
 
 static void on_connection(uv_stream_t *l, int status) {
   lmz_http_server_t *srv = l->data;
-  if (status < 0 || srv->priv.closing) {
+  if (status < 0) {
     LMZ_LOG_WARN(&log_ns, "accept: %s", uv_strerror(status));
     return;
   }
+  if (srv->priv.closing)
+    return;
   lmz_http_conn_t *c = lmz__http_conn_new(srv);
   if (!c)
     return; /* the kernel keeps the connection queued; retried next time */
@@ -1023,9 +1056,9 @@ static int bind_listen(lmz_http_server_t *srv) {
   }
   int n = sizeof ss;
   uv_tcp_getsockname(&pv->listener, (struct sockaddr *)&ss, &n);
-  pv->port = ntohs(ss.ss_family == AF_INET6
-                       ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                       : ((struct sockaddr_in *)&ss)->sin_port);
+  pv->port =
+      ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                     : ((struct sockaddr_in *)&ss)->sin_port);
   return 0;
 }
 
@@ -1044,7 +1077,8 @@ int lmz_http_server_init(uv_loop_t *loop, lmz_http_server_t *srv,
   }
   pv->opts = *opts;
   fill_defaults(&pv->opts);
-  snprintf(pv->host, sizeof pv->host, "%s", opts->host ? opts->host : "127.0.0.1");
+  snprintf(pv->host, sizeof pv->host, "%s",
+           opts->host ? opts->host : "127.0.0.1");
   pv->opts.host = pv->host;
   q_init(&pv->conns), q_init(&pv->dirty), q_init(&pv->resume);
   if (!(pv->rbuf = malloc(READ_BUF_LEN)))

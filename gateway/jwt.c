@@ -448,8 +448,10 @@ int lmz_jwt_mint(const struct lmz_jwt_keyset *ks, const char *kid,
   if (len > LMZ_JWT_MAX_LEN) /* payload alone; the total is checked below */
     return LMZ_ETOOBIG;
   char hdr[96];
-  int hn = snprintf(hdr, sizeof hdr, "{\"alg\":\"EdDSA\",\"typ\":\"JWT\","
-                                     "\"kid\":\"%s\"}", key->kid);
+  int hn = snprintf(hdr, sizeof hdr,
+                    "{\"alg\":\"EdDSA\",\"typ\":\"JWT\","
+                    "\"kid\":\"%s\"}",
+                    key->kid);
   size_t start = out->len;
   int rv = append_b64url(out, hdr, (size_t)hn);
   if (!rv)
@@ -558,8 +560,8 @@ int lmz_jwt_build_claims(const struct lmz_jwt_claims_opts *o, lmz_buf *out,
     /* depth 31: inside the payload object it nests <= 32, what verify
      * accepts */
     struct lmz_json_opts jo = {.max_depth = 31, .max_len = LMZ_JWT_MAX_LEN};
-    int rv = lmz_json_parse(a, o->extra_json, strlen(o->extra_json), &jo, &x,
-                            &err);
+    int rv =
+        lmz_json_parse(a, o->extra_json, strlen(o->extra_json), &jo, &x, &err);
     if (rv || x->type != LMZ_JSON_OBJECT) {
       why_set(why, "claims: %s", rv ? err.msg : "not a JSON object");
       lmz_arena_free(a);

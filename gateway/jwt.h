@@ -117,10 +117,10 @@ struct lmz_jwt_claims {
   const lmz_json *payload; /* the whole payload object */
   const char *sub, *iss, *aud, *jti;
   size_t sub_len;
-  double exp, iat; /* iat = 0 when absent */
+  double exp, iat;                               /* iat = 0 when absent */
   bool email_verified, admin_approved, is_admin; /* JS truthiness */
-  const lmz_json *act; /* delegation claim or NULL */
-  const char *kid;     /* kid of the key that verified (key set's copy) */
+  const lmz_json *act;                           /* delegation claim or NULL */
+  const char *kid; /* kid of the key that verified (key set's copy) */
 };
 
 /* ---- key sets ------------------------------------------------------------ */

@@ -87,8 +87,7 @@ static long pem_decode(const char *text, size_t len, const char *label,
   return (long)got;
 }
 
-static int b64url_exact(const char *text, size_t len, uint8_t *out,
-                        size_t n) {
+static int b64url_exact(const char *text, size_t len, uint8_t *out, size_t n) {
   size_t got = 0;
   const char *end = NULL;
   return len == 43 &&
@@ -132,14 +131,14 @@ static int parse_key(const char *text, size_t len, const char *label,
 
 int lmz_keys_parse_public(const char *text, size_t len, uint8_t pk[32],
                           char *errmsg) {
-  return parse_key(text, len, "PUBLIC KEY", SPKI_PREFIX, sizeof SPKI_PREFIX,
-                   pk, errmsg);
+  return parse_key(text, len, "PUBLIC KEY", SPKI_PREFIX, sizeof SPKI_PREFIX, pk,
+                   errmsg);
 }
 
 int lmz_keys_parse_private(const char *text, size_t len, uint8_t seed[32],
                            char *errmsg) {
-  return parse_key(text, len, "PRIVATE KEY", PKCS8_PREFIX,
-                   sizeof PKCS8_PREFIX, seed, errmsg);
+  return parse_key(text, len, "PRIVATE KEY", PKCS8_PREFIX, sizeof PKCS8_PREFIX,
+                   seed, errmsg);
 }
 
 int lmz_keys_public_pem(const uint8_t pk[32], lmz_buf *out) {
@@ -258,8 +257,8 @@ static int parse_keyfile(const char *text, size_t len, const char *path,
   if (rv) {
     msg(errmsg, "%s: byte %zu: %s", path, err.offset, err.msg);
     rv = rv == LMZ_ENOMEM ? LMZ_ENOMEM : LMZ_EBADCONFIG;
-  } else if (!ver || ver->type != LMZ_JSON_NUMBER || ver->u.num != 1 ||
-             !keys || keys->type != LMZ_JSON_ARRAY || keys->n == 0) {
+  } else if (!ver || ver->type != LMZ_JSON_NUMBER || ver->u.num != 1 || !keys ||
+             keys->type != LMZ_JSON_ARRAY || keys->n == 0) {
     msg(errmsg, "%s: expected {\"version\":1,\"keys\":[...]}", path);
     rv = LMZ_EBADCONFIG;
   }
@@ -319,7 +318,8 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
 
 static int format_keyfile(lmz_buf *b, const char *const kids[2],
                           uint8_t seeds[2][32]) {
-  int rv = lmz_buf_append_str(b, "{\"version\":1,\"primary\":\"BLUE\",\"keys\":[");
+  int rv =
+      lmz_buf_append_str(b, "{\"version\":1,\"primary\":\"BLUE\",\"keys\":[");
   for (int i = 0; i < 2 && !rv; i++) {
     uint8_t pk[32], sk[64];
     crypto_sign_seed_keypair(pk, sk, seeds[i]);
@@ -327,8 +327,9 @@ static int format_keyfile(lmz_buf *b, const char *const kids[2],
     char s64[44], p64[44];
     sodium_bin2base64(s64, sizeof s64, seeds[i], 32, B64URL);
     sodium_bin2base64(p64, sizeof p64, pk, 32, B64URL);
-    rv = lmz_buf_printf(b, "%s\n {\"kid\":\"%s\",\"seed\":\"%s\",\"public\":\"%s\"}",
-                        i ? "," : "", kids[i], s64, p64);
+    rv = lmz_buf_printf(
+        b, "%s\n {\"kid\":\"%s\",\"seed\":\"%s\",\"public\":\"%s\"}",
+        i ? "," : "", kids[i], s64, p64);
     sodium_memzero(s64, sizeof s64);
   }
   return rv ? rv : lmz_buf_append_str(b, "]}\n");
@@ -377,9 +378,8 @@ static int create_keyfile(const char *dir, const char *path, char *errmsg) {
   return rv;
 }
 
-int lmz_keys_dev_load_or_create(const char *data_dir,
-                                struct lmz_jwt_keyset *ks, bool *created,
-                                char *errmsg) {
+int lmz_keys_dev_load_or_create(const char *data_dir, struct lmz_jwt_keyset *ks,
+                                bool *created, char *errmsg) {
   if (created)
     *created = false;
   int rv = lmz_keys_dev_load(data_dir, ks, errmsg);

@@ -48,9 +48,8 @@ int lmz_keys_dev_load(const char *data_dir, struct lmz_jwt_keyset *ks,
  * is loaded) and fills `ks`. *created (may be NULL) says whether a file was
  * written. Errors as lmz_keys_dev_load, plus LMZ_EIO when the file cannot be
  * written. */
-int lmz_keys_dev_load_or_create(const char *data_dir,
-                                struct lmz_jwt_keyset *ks, bool *created,
-                                char *errmsg);
+int lmz_keys_dev_load_or_create(const char *data_dir, struct lmz_jwt_keyset *ks,
+                                bool *created, char *errmsg);
 
 /* Key text parsing (formats above). Return 0 or LMZ_EBADCONFIG. */
 int lmz_keys_parse_public(const char *text, size_t len,

@@ -129,9 +129,8 @@ lmz_http_server_t *lmz_ws_server(const lmz_ws_t *ws);
  * starts with "lmz.access-token."): sets *tok and *tok_len (into the request's
  * memory) and returns true when there is one. *offered_lmz (may be NULL)
  * says whether "lmz" itself was offered. */
-bool lmz_ws_protocol_token(const struct lmz_http_request *req,
-                           const char **tok, size_t *tok_len,
-                           bool *offered_lmz);
+bool lmz_ws_protocol_token(const struct lmz_http_request *req, const char **tok,
+                           size_t *tok_len, bool *offered_lmz);
 
 /* Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2: base64 of
  * SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"), padded), into out

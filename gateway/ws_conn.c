@@ -43,11 +43,11 @@ struct lmz_ws_s {
   struct lmz_ws_callbacks cb;
   struct lmz_ws_options opts;
   void *data;
-  uint64_t last_rx_ms;  /* last byte received */
+  uint64_t last_rx_ms; /* last byte received */
   uint64_t ping_sent_ms;
   bool ping_outstanding; /* a ping went out and nothing came back yet */
-  bool closing;         /* our Close is out; the close timer runs */
-  bool read_paused;     /* backlog over max_outbound / 2 */
+  bool closing;          /* our Close is out; the close timer runs */
+  bool read_paused;      /* backlog over max_outbound / 2 */
 };
 
 /* ---- handshake ----------------------------------------------------------- */
@@ -95,9 +95,8 @@ static bool token_ok(const char *s) {
   return true;
 }
 
-bool lmz_ws_protocol_token(const struct lmz_http_request *req,
-                           const char **tok, size_t *tok_len,
-                           bool *offered_lmz) {
+bool lmz_ws_protocol_token(const struct lmz_http_request *req, const char **tok,
+                           size_t *tok_len, bool *offered_lmz) {
   static const char prefix[] = LMZ_WS_TOKEN_PREFIX;
   const size_t pn = sizeof prefix - 1;
   bool found = false;
@@ -142,8 +141,7 @@ static void fill_ws_defaults(struct lmz_ws_options *o) {
     o->close_timeout_ms = 5000;
 }
 
-static void deliver(void *owner, bool is_text, const uint8_t *data,
-                    size_t len);
+static void deliver(void *owner, bool is_text, const uint8_t *data, size_t len);
 
 /* The 101 answer (RFC 6455 §4.2.2). */
 static int put_101(lmz_http_conn_t *c, const char *subprotocol) {
@@ -158,8 +156,7 @@ static int put_101(lmz_http_conn_t *c, const char *subprotocol) {
                           "Sec-WebSocket-Accept: %s\r\n",
                           accept);
   if (!rv && subprotocol)
-    rv = lmz_buf_printf(&c->out, "Sec-WebSocket-Protocol: %s\r\n",
-                        subprotocol);
+    rv = lmz_buf_printf(&c->out, "Sec-WebSocket-Protocol: %s\r\n", subprotocol);
   if (!rv)
     rv = lmz_buf_append(&c->out, "\r\n", 2);
   if (rv)
@@ -281,8 +278,7 @@ static void overload(lmz_ws_t *ws) {
   static const char why[] = "outbound queue full";
   lmz_http_conn_t *c = ws->conn;
   c->srv->priv.m.ws_overload_closes++;
-  LMZ_LOG_INFO(&log_ns, "%s: peer does not read; closing with 1008",
-               c->remote);
+  LMZ_LOG_INFO(&log_ns, "%s: peer does not read; closing with 1008", c->remote);
   c->out.len = 0; /* whole frames only: the in-flight write is untouched */
   if (lmz__ws_session_close(&ws->s, WSLAY_CODE_POLICY_VIOLATION, why,
                             sizeof why - 1) != 0) {
@@ -299,8 +295,7 @@ static void overload(lmz_ws_t *ws) {
 static int send_msg(lmz_ws_t *ws, uint8_t opcode, const void *data,
                     size_t len) {
   lmz_http_conn_t *c = ws->conn;
-  if (c->state != LMZ__C_WS || ws->closing ||
-      !lmz__ws_session_can_send(&ws->s))
+  if (c->state != LMZ__C_WS || ws->closing || !lmz__ws_session_can_send(&ws->s))
     return LMZ_ECLOSED;
   size_t frame = len + lmz__ws_frame_overhead(len);
   if (len > ws->opts.max_outbound || frame > ws->opts.max_outbound)
@@ -358,8 +353,8 @@ int lmz_ws_close(lmz_ws_t *ws, int code, const char *reason) {
   lmz_http_conn_t *c = ws->conn;
   if (c->state != LMZ__C_WS || ws->closing)
     return LMZ_ECLOSED;
-  int rv = lmz__ws_session_close(&ws->s, (uint16_t)code, reason,
-                                 reason_len(reason));
+  int rv =
+      lmz__ws_session_close(&ws->s, (uint16_t)code, reason, reason_len(reason));
   if (rv == LMZ_ECLOSED)
     return rv;
   ws->closing = true;
@@ -380,8 +375,8 @@ void lmz__ws_on_timer(lmz_ws_t *ws) {
   uint64_t now = uv_now(c->srv->loop), iv = ws->opts.ping_interval_ms;
   /* dead: our ping got no traffic back within an interval */
   bool quiet = ws->ping_outstanding && now - ws->ping_sent_ms >= iv;
-  bool stalled = lmz__http_conn_backlog(c) > 0 &&
-                 now - c->last_progress_ms >= 2 * iv;
+  bool stalled =
+      lmz__http_conn_backlog(c) > 0 && now - c->last_progress_ms >= 2 * iv;
   if (quiet || stalled) { /* failure 3 */
     c->srv->priv.m.ws_dead_peers++;
     LMZ_LOG_DEBUG(&log_ns, "%s: dead peer (%s)", c->remote,

@@ -175,8 +175,8 @@ int lmz__ws_session_init(struct lmz__ws_session *s, lmz_buf *out,
                          size_t max_message, lmz__ws_msg_fn on_message,
                          void *owner) {
   static const struct wslay_event_callbacks cbs = {
-      recv_cb,        send_cb,        genmask_cb, frame_start_cb,
-      frame_chunk_cb, NULL,           msg_recv_cb,
+      recv_cb,        send_cb, genmask_cb,  frame_start_cb,
+      frame_chunk_cb, NULL,    msg_recv_cb,
   };
   memset(s, 0, sizeof *s);
   s->out = out;

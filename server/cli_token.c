@@ -159,8 +159,8 @@ static int token_mint(int argc, char **argv) {
   if (rv == LMZ_EINVAL)
     fprintf(stderr, "%s: --%s\n", prog, why);
   if (!rv)
-    rv = lmz_jwt_mint(&ks, a.kid, (const char *)payload.data, payload.len,
-                      &tok);
+    rv =
+        lmz_jwt_mint(&ks, a.kid, (const char *)payload.data, payload.len, &tok);
   if (rv == LMZ_ETOOBIG)
     fprintf(stderr, "%s: the token would exceed %u bytes\n", prog,
             LMZ_JWT_MAX_LEN);
@@ -175,9 +175,9 @@ static int token_mint(int argc, char **argv) {
   lmz_buf_free(&tok);
   if (rv == LMZ_ENOMEM)
     fprintf(stderr, "%s: out of memory\n", prog);
-  return !rv                                      ? CLI_EXIT_OK
+  return !rv                                     ? CLI_EXIT_OK
          : rv == LMZ_EINVAL || rv == LMZ_ETOOBIG ? CLI_EXIT_USAGE
-                                                  : CLI_EXIT_FAIL;
+                                                 : CLI_EXIT_FAIL;
 }
 
 static int token_verify(int argc, char **argv) {

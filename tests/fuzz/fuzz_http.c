@@ -73,9 +73,8 @@ static void on_request(lmz_http_server_t *s, lmz_http_conn_t *c,
     held = c;
     return;
   }
-  struct lmz_http_response r = {.status = 200,
-                                .body = req->body,
-                                .body_len = req->body_len};
+  struct lmz_http_response r = {
+      .status = 200, .body = req->body, .body_len = req->body_len};
   if (lmz_http_respond(c, &r) != 0)
     abort();
 }

@@ -89,8 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   text[size] = '\0';
   lmz_buf b = LMZ_BUF_INIT;
   char why[LMZ_ERRMSG_LEN];
-  struct lmz_jwt_claims_opts o = {.sub = "s", .now_s = 1700000000,
-                                  .ttl_s = 60, .extra_json = text};
+  struct lmz_jwt_claims_opts o = {
+      .sub = "s", .now_s = 1700000000, .ttl_s = 60, .extra_json = text};
   if (lmz_jwt_build_claims(&o, &b, why) == 0) {
     lmz_buf t2 = LMZ_BUF_INIT;
     lmz_arena *pa = lmz_arena_new();

@@ -28,8 +28,7 @@ static uv_loop_t *gw_loop;
 /* One loop step plus a short wait for either side to have something. */
 static void gw_step(int fd) {
   uv_run(gw_loop, UV_RUN_NOWAIT);
-  struct pollfd p[2] = {{uv_backend_fd(gw_loop), POLLIN, 0},
-                        {fd, POLLIN, 0}};
+  struct pollfd p[2] = {{uv_backend_fd(gw_loop), POLLIN, 0}, {fd, POLLIN, 0}};
   int timeout = uv_backend_timeout(gw_loop);
   if (timeout < 0 || timeout > 2)
     timeout = 2;

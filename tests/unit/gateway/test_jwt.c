@@ -46,8 +46,8 @@ static int teardown(void **state) {
   return 0;
 }
 
-static const struct lmz_jwt_expect EXPECT = {
-    LMZ_JWT_DEFAULT_ISS, LMZ_JWT_DEFAULT_AUD, NOW, 0};
+static const struct lmz_jwt_expect EXPECT = {LMZ_JWT_DEFAULT_ISS,
+                                             LMZ_JWT_DEFAULT_AUD, NOW, 0};
 
 /* Mints `payload` with `kid` of `ks` into a static buffer (NUL-terminated). */
 static const char *mint(const struct lmz_jwt_keyset *ks, const char *kid,
@@ -79,8 +79,7 @@ static const char *forge(const char *header, const char *payload) {
 }
 
 static int verify_ex(const char *tok, const struct lmz_jwt_keyset *ks,
-                     const struct lmz_jwt_expect *e,
-                     struct lmz_jwt_claims *c) {
+                     const struct lmz_jwt_expect *e, struct lmz_jwt_claims *c) {
   char why[LMZ_ERRMSG_LEN] = "";
   lmz_arena_reset(A);
   int st = lmz_jwt_verify(tok, strlen(tok), ks, e, A, c, why);
@@ -95,14 +94,15 @@ static int verify(const char *tok) {
 }
 
 #define GOOD_PAYLOAD                                                           \
-  "{\"iss\":\"https://lumenize.local\",\"aud\":\"https://lumenize.local\","     \
+  "{\"iss\":\"https://lumenize.local\",\"aud\":\"https://lumenize.local\","    \
   "\"sub\":\"alice\",\"exp\":1700000100,\"iat\":1700000000,\"jti\":\"j1\","    \
   "\"emailVerified\":true,\"adminApproved\":true}"
 
 static void test_valid_blue_and_green(void **state) {
   (void)state;
-  const char *hdr_blue = "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCIsImtpZCI6IkJMVUUifQ";
-  const char *t = mint(&KS, NULL, GOOD_PAYLOAD); /* primary = BLUE */
+  const char *hdr_blue =
+      "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCIsImtpZCI6IkJMVUUifQ";
+  const char *t = mint(&KS, NULL, GOOD_PAYLOAD);      /* primary = BLUE */
   assert_memory_equal(t, hdr_blue, strlen(hdr_blue)); /* the exact header */
   struct lmz_jwt_claims c;
   assert_int_equal(verify_ex(t, &KS, &EXPECT, &c), LMZ_JWT_OK);
@@ -177,12 +177,12 @@ static void test_wrong_key_and_tampering(void **state) {
 static void test_alg_confusion(void **state) {
   (void)state;
   /* the signature is a real BLUE signature: only the header is wrong */
-  assert_int_equal(verify(forge("{\"alg\":\"EdDSA\",\"typ\":\"JWT\"}",
-                                GOOD_PAYLOAD)),
-                   LMZ_JWT_OK);
-  assert_int_equal(verify(forge("{\"alg\":\"HS256\",\"typ\":\"JWT\"}",
-                                GOOD_PAYLOAD)),
-                   LMZ_JWT_EINVALID);
+  assert_int_equal(
+      verify(forge("{\"alg\":\"EdDSA\",\"typ\":\"JWT\"}", GOOD_PAYLOAD)),
+      LMZ_JWT_OK);
+  assert_int_equal(
+      verify(forge("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", GOOD_PAYLOAD)),
+      LMZ_JWT_EINVALID);
   assert_int_equal(verify(forge("{\"alg\":\"none\"}", GOOD_PAYLOAD)),
                    LMZ_JWT_EINVALID);
   assert_int_equal(verify(forge("{\"alg\":\"eddsa\"}", GOOD_PAYLOAD)),
@@ -195,13 +195,13 @@ static void test_alg_confusion(void **state) {
                    LMZ_JWT_EINVALID);
   assert_int_equal(verify(forge("[\"EdDSA\"]", GOOD_PAYLOAD)),
                    LMZ_JWT_EINVALID);
-  assert_int_equal(verify(forge("{\"alg\":\"EdDSA\",\"crit\":[\"exp\"]}",
-                                GOOD_PAYLOAD)),
-                   LMZ_JWT_EINVALID);
+  assert_int_equal(
+      verify(forge("{\"alg\":\"EdDSA\",\"crit\":[\"exp\"]}", GOOD_PAYLOAD)),
+      LMZ_JWT_EINVALID);
   /* last duplicate wins, as JSON.parse: "none" after "EdDSA" is rejected */
-  assert_int_equal(verify(forge("{\"alg\":\"EdDSA\",\"alg\":\"none\"}",
-                                GOOD_PAYLOAD)),
-                   LMZ_JWT_EINVALID);
+  assert_int_equal(
+      verify(forge("{\"alg\":\"EdDSA\",\"alg\":\"none\"}", GOOD_PAYLOAD)),
+      LMZ_JWT_EINVALID);
   /* alg:none with an empty signature segment */
   char t[1024];
   char h[128], p[1024];
@@ -264,7 +264,8 @@ static void test_times(void **state) {
 static void test_claim_checks(void **state) {
   (void)state;
 #define P(body) "{\"exp\":1800000000," body "}"
-#define GOOD_IA "\"aud\":\"https://lumenize.local\",\"iss\":\"https://lumenize.local\""
+#define GOOD_IA                                                                \
+  "\"aud\":\"https://lumenize.local\",\"iss\":\"https://lumenize.local\""
   assert_int_equal(verify(mint(&KS, "BLUE", P(GOOD_IA))), LMZ_JWT_ESUBJECT);
   assert_int_equal(verify(mint(&KS, "BLUE", P(GOOD_IA ",\"sub\":\"\""))),
                    LMZ_JWT_ESUBJECT);
@@ -275,15 +276,14 @@ static void test_claim_checks(void **state) {
                   P("\"aud\":\"https://lumenize.local\",\"iss\":\"x\","
                     "\"sub\":\"a\""))),
       LMZ_JWT_EISSUER);
-  assert_int_equal(
-      verify(mint(&KS, "BLUE",
-                  P("\"aud\":\"https://other\",\"iss\":\"https://"
-                    "lumenize.local\",\"sub\":\"a\""))),
-      LMZ_JWT_EAUDIENCE);
-  /* audience is checked before issuer, as the original does */
   assert_int_equal(verify(mint(&KS, "BLUE",
-                               P("\"aud\":\"y\",\"iss\":\"x\",\"sub\":\"a\""))),
+                               P("\"aud\":\"https://other\",\"iss\":\"https://"
+                                 "lumenize.local\",\"sub\":\"a\""))),
                    LMZ_JWT_EAUDIENCE);
+  /* audience is checked before issuer, as the original does */
+  assert_int_equal(
+      verify(mint(&KS, "BLUE", P("\"aud\":\"y\",\"iss\":\"x\",\"sub\":\"a\""))),
+      LMZ_JWT_EAUDIENCE);
   /* aud as an array: the original compares with !==, so it is a mismatch */
   assert_int_equal(
       verify(mint(&KS, "BLUE",
@@ -293,9 +293,9 @@ static void test_claim_checks(void **state) {
   /* no expectations: anything goes but sub */
   struct lmz_jwt_expect none = {NULL, NULL, NOW, 0};
   struct lmz_jwt_claims c;
-  assert_int_equal(verify_ex(mint(&KS, "BLUE", P("\"sub\":\"s\"")), &KS, &none,
-                             &c),
-                   LMZ_JWT_OK);
+  assert_int_equal(
+      verify_ex(mint(&KS, "BLUE", P("\"sub\":\"s\"")), &KS, &none, &c),
+      LMZ_JWT_OK);
   assert_null(c.iss);
   /* payload must be an object even when the signature is fine */
   assert_int_equal(verify(mint(&KS, "BLUE", "[1,2]")), LMZ_JWT_EINVALID);
@@ -348,9 +348,10 @@ static void test_malformed(void **state) {
   free(huge);
   /* a payload near the limit mints and verifies; over it, mint refuses */
   char *big = malloc(7000);
-  int m = snprintf(big, 7000, "{\"exp\":1800000000,\"sub\":\"a\",\"aud\":"
-                              "\"https://lumenize.local\",\"iss\":\"https://"
-                              "lumenize.local\",\"pad\":\"");
+  int m = snprintf(big, 7000,
+                   "{\"exp\":1800000000,\"sub\":\"a\",\"aud\":"
+                   "\"https://lumenize.local\",\"iss\":\"https://"
+                   "lumenize.local\",\"pad\":\"");
   memset(big + m, 'x', 5900 - (size_t)m);
   strcpy(big + 5900, "\"}");
   assert_int_equal(verify(mint(&KS, "BLUE", big)), LMZ_JWT_OK);
@@ -520,8 +521,8 @@ static void test_build_claims(void **state) {
   struct lmz_jwt_claims c;
   struct lmz_jwt_expect e = EXPECT;
   b.data[b.len] = 0;
-  assert_int_equal(
-      verify_ex(mint(&KS, "BLUE", (char *)b.data), &KS, &e, &c), LMZ_JWT_OK);
+  assert_int_equal(verify_ex(mint(&KS, "BLUE", (char *)b.data), &KS, &e, &c),
+                   LMZ_JWT_OK);
   assert_int_equal(lmz_jwt_gate(&c), LMZ_JWT_OK);
   assert_int_equal(strlen(c.jti), 36);
 
@@ -539,8 +540,8 @@ static void test_build_claims(void **state) {
   b.data[b.len] = 0;
   e.iss = "https://iss";
   e.aud = "https://aud";
-  assert_int_equal(
-      verify_ex(mint(&KS, "BLUE", (char *)b.data), &KS, &e, &c), LMZ_JWT_OK);
+  assert_int_equal(verify_ex(mint(&KS, "BLUE", (char *)b.data), &KS, &e, &c),
+                   LMZ_JWT_OK);
   assert_int_equal(lmz_jwt_gate(&c), LMZ_JWT_EDENIED);
   assert_string_equal(c.sub, "alice");
 

@@ -27,8 +27,8 @@ static struct {
   int upgrades, accepted, messages, closes;
   int last_code;
   char last_reason[128];
-  int flood_rv;        /* what the flood's last send returned */
-  size_t max_queued;   /* largest lmz_ws_queued_bytes seen while flooding */
+  int flood_rv;      /* what the flood's last send returned */
+  size_t max_queued; /* largest lmz_ws_queued_bytes seen while flooding */
   lmz_ws_t *last_ws;
   char token[64];
   uv_timer_t flood_timer;
@@ -53,12 +53,10 @@ static void flood_tick(uv_timer_t *t) {
   }
 }
 
-static void on_message(lmz_ws_t *ws, bool is_text, const uint8_t *d,
-                       size_t n) {
+static void on_message(lmz_ws_t *ws, bool is_text, const uint8_t *d, size_t n) {
   T.messages++;
   if (is_text && n == 8 && !memcmp(d, "close-me", 8)) {
-    assert_int_equal(lmz_ws_close(ws, 4409, "Superseded by new connection"),
-                     0);
+    assert_int_equal(lmz_ws_close(ws, 4409, "Superseded by new connection"), 0);
     assert_int_equal(lmz_ws_close(ws, 1000, NULL), LMZ_ECLOSED);
     assert_int_equal(lmz_ws_send_text(ws, "x", 1), LMZ_ECLOSED);
     return;
@@ -93,17 +91,15 @@ static void on_upgrade(lmz_http_server_t *srv, lmz_http_conn_t *conn,
   if (!lmz_ws_protocol_token(req, &tok, &tl, &lmz)) {
     struct lmz_jwt_answer a;
     lmz_jwt_answer(LMZ_JWT_EMISSING_WS, &a);
-    assert_int_equal(lmz_http_respond_text(conn, a.http_status,
-                                           a.content_type, a.body),
-                     0);
+    assert_int_equal(
+        lmz_http_respond_text(conn, a.http_status, a.content_type, a.body), 0);
     return;
   }
   snprintf(T.token, sizeof T.token, "%.*s", (int)tl, tok);
   static const struct lmz_ws_callbacks cb = {on_message, on_close};
   lmz_ws_t *ws = NULL;
-  assert_int_equal(lmz_ws_accept(conn, lmz ? "lmz" : NULL, &cb, &T.wso, NULL,
-                                 &ws),
-                   0);
+  assert_int_equal(
+      lmz_ws_accept(conn, lmz ? "lmz" : NULL, &cb, &T.wso, NULL, &ws), 0);
   assert_int_equal(lmz_ws_accept(conn, NULL, &cb, NULL, NULL, &ws),
                    LMZ_EINVAL); /* answered already */
   T.accepted++;
@@ -154,8 +150,8 @@ static int port(void) { return lmz_http_server_port(&T.srv); }
 
 #define KEY "dGhlIHNhbXBsZSBub25jZQ==" /* RFC 6455 §1.3 example */
 
-static size_t frame(uint8_t *out, bool fin, uint8_t op, const void *p,
-                    size_t n, bool mask) {
+static size_t frame(uint8_t *out, bool fin, uint8_t op, const void *p, size_t n,
+                    bool mask) {
   size_t k = 0;
   out[k++] = (uint8_t)((fin ? 0x80 : 0) | op);
   uint8_t m = mask ? 0x80 : 0;
@@ -376,7 +372,7 @@ static void test_server_close_codes(void **state) {
   assert_string_equal((char *)f.data + 2, "Superseded by new connection");
   free(f.data);
   send_frame(fd, true, 0x1, "dropped", 7); /* after our close: not delivered */
-  uint8_t cl[2] = {0x0f, 0xa0 + 0x19}; /* 4409 */
+  uint8_t cl[2] = {0x0f, 0xa0 + 0x19};     /* 4409 */
   send_frame(fd, true, 0x8, cl, 2);
   assert_true(gw_wait_eof(fd, &b, GW_DEADLINE_MS));
   close(fd);
@@ -440,12 +436,12 @@ static void test_protocol_errors(void **state) {
   struct {
     const char *name;
     int code;
-  } cases[] = {{"bad utf-8", 1007},       {"bad utf-8 at end", 1007},
-               {"oversize frame", 1009},  {"oversize fragments", 1009},
-               {"unmasked", 1002},        {"reserved opcode", 1002},
-               {"rsv bit", 1002},         {"stray continuation", 1002},
-               {"long ping", 1002},       {"fragmented ping", 1002},
-               {"bad close code", 1002},  {"non-minimal length", 1002}};
+  } cases[] = {{"bad utf-8", 1007},      {"bad utf-8 at end", 1007},
+               {"oversize frame", 1009}, {"oversize fragments", 1009},
+               {"unmasked", 1002},       {"reserved opcode", 1002},
+               {"rsv bit", 1002},        {"stray continuation", 1002},
+               {"long ping", 1002},      {"fragmented ping", 1002},
+               {"bad close code", 1002}, {"non-minimal length", 1002}};
   for (size_t i = 0; i < LMZ_ARRAY_SIZE(cases); i++) {
     int fd = ws_open(&b);
     uint8_t buf[3000], pay[1200];
@@ -533,8 +529,8 @@ static void test_handshake_rejections(void **state) {
   free(r);
   close(fd);
   /* token without "lmz": accepted, no subprotocol in the answer */
-  fd = ws_open_ex("Sec-WebSocket-Protocol: lmz.access-token.t\r\n", NULL, 0,
-                  &r, &b);
+  fd = ws_open_ex("Sec-WebSocket-Protocol: lmz.access-token.t\r\n", NULL, 0, &r,
+                  &b);
   assert_int_equal(gw_status(r), 101);
   assert_null(strstr(r, "Sec-WebSocket-Protocol"));
   free(r);
@@ -585,8 +581,9 @@ static void test_subprotocol_parsing(void **state) {
   (void)state;
   struct lmz_http_header h[3] = {
       {"Host", 4, "x", 1},
-      {"sec-websocket-protocol", 22, "  foo ,lmz , lmz.access-token.A.B.C ,"
-                                     "lmz.access-token.second",
+      {"sec-websocket-protocol", 22,
+       "  foo ,lmz , lmz.access-token.A.B.C ,"
+       "lmz.access-token.second",
        60},
       {"Sec-WebSocket-Protocol", 22, "lmz.access-token.third", 22}};
   struct lmz_http_request req = {.headers = h, .n_headers = 3};
@@ -700,8 +697,8 @@ static void test_many_connections(void **state) {
   for (int i = 0; i < N; i++)
     fds[i] = ws_open(&b);
   size_t per = (heap_in_use() - m0) / N;
-  printf("# %d idle websockets: %zu bytes of heap each (incl. the test's)\n",
-         N, per);
+  printf("# %d idle websockets: %zu bytes of heap each (incl. the test's)\n", N,
+         per);
   assert_int_equal(T.accepted, N);
   assert_true(per < 16 * 1024);
   for (int i = 0; i < N; i++)
