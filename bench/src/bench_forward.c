@@ -1,0 +1,376 @@
+/* bench_forward - cross-node calls through a forwarding node, on a real
+ * 3-node cluster of lmzd processes on loopback (bench/src/cluster_bench.h).
+ *
+ * Node A is a node that is not the Raft leader; 512 COUNTER_DO actors are
+ * created through A and located (StatusRequest kind 2); node B is the other
+ * node owning the most of them. Then, each for S seconds:
+ *   forward.calls_per_s   echo(k) calls sent to A for actors owned by B,
+ *                         pipelined (--conns connections to A, --window calls
+ *                         in flight on each): A forwards to B, B answers A, A
+ *                         answers us. Every answer is checked (== k).
+ *   direct.calls_per_s    the same calls sent straight to B (no forward).
+ *   forward.latency_*     one call in flight through A: p50 / p99.
+ *   direct.latency_*      one call in flight straight to B.
+ *   tcp_floor.rtt_*       a plain loopback TCP round trip of the same sizes
+ *                         (request = the sealed Call record, reply = the
+ *                         sealed Result record): a thread echoing on a
+ *                         socket, no encryption, no runtime. The floor.
+ * CPU used by each node and by this client during the forwarded throughput
+ * run is printed on stderr, to say what dominates when a target is missed.
+ *
+ * Targets (cluster issue): forwarded throughput >= 300,000 calls/s;
+ * forwarded p50 latency <= 2x the raw round-trip floor.
+ * --seconds S: each of the 5 measurements runs S seconds (default 3;
+ * --quick 0.4). Exit 0 when measured; 1 when the cluster did not start or
+ * an answer was wrong; 2 for bad usage. */
+#define _GNU_SOURCE
+#include "cluster_bench.h"
+
+#define SCEN "forward"
+#define N_INST 512
+#define DECODE_RESET 4096
+
+struct fwd {
+  struct cb_cluster cl;
+  int a, b; /* node indexes: entry (forwarder) and owner */
+  char names[N_INST][16];
+  int owned[N_INST], n_owned; /* instances owned by B */
+  lmz_buf chains[N_INST];     /* echo(k) for owned[k] */
+  struct cb_conn *conns;      /* the pipe's connections */
+  lmz_arena *arena;
+  uint32_t decoded;
+  size_t req_len, rep_len; /* wire sizes of one call / one result */
+};
+
+static struct fwd F;
+
+/* The call id picks the actor (id % n_owned), so the answer is known. */
+static int issue(void *arg, int i) {
+  struct fwd *f = arg;
+  struct cb_conn *c = &f->conns[i];
+  uint32_t k = (uint32_t)(c->next_id % (uint64_t)f->n_owned);
+  return cb_conn_call(c, "COUNTER_DO", f->names[f->owned[k]], &f->chains[k]) ? 0 : LMZ_ENOMEM;
+}
+
+static int check(struct fwd *f, uint64_t id, const Lmz__Result *r) {
+  char why[256];
+  if (!cb_result_ok(r)) {
+    cb_result_describe(r, why, sizeof why);
+    fprintf(stderr, "forward: call %llu failed: %s\n", (unsigned long long)id, why);
+    return -1;
+  }
+  if (++f->decoded % DECODE_RESET == 0)
+    lmz_arena_reset(f->arena);
+  lmz_value *v = NULL;
+  double want = (double)(id % (uint64_t)f->n_owned);
+  if (lmz_bin_decode(f->arena, r->value.data, r->value.len, NULL, &v, NULL) ||
+      lmz_typeof(v) != LMZ_T_NUMBER || lmz_get_number(v) != want) {
+    fprintf(stderr, "forward: call %llu: wrong answer (want %.0f)\n",
+            (unsigned long long)id, want);
+    return -1;
+  }
+  return 0;
+}
+
+static int done(void *arg, int i, const Lmz__Result *r) {
+  (void)i;
+  return check(arg, r->call_id, r);
+}
+
+/* ---- setup: actors through A, owners located ----------------------------- */
+
+static int create_actors(struct fwd *f) {
+  struct cb_conn c;
+  lmz_buf chain = LMZ_BUF_INIT;
+  int rv = cb_conn_open(&c, f->cl.n[f->a].addr, f->cl.key, 5000);
+  if (!rv)
+    rv = cb_chain(&chain, "get", NULL);
+  for (int k = 0; !rv && k < N_INST; k++) {
+    snprintf(f->names[k], sizeof f->names[k], "fw%d", k);
+    rv = cb_conn_call(&c, "COUNTER_DO", f->names[k], &chain) ? 0 : LMZ_ENOMEM;
+  }
+  for (int k = 0; !rv && k < N_INST; k++) {
+    Lmz__Frame *fr;
+    if (!(rv = cb_conn_result(&c, &fr, 15000))) {
+      char why[256] = "";
+      if (!cb_result_ok(fr->result))
+        cb_result_describe(fr->result, why, sizeof why);
+      rv = why[0] ? -1 : 0;
+      if (rv)
+        fprintf(stderr, "forward: creating actors: %s\n", why);
+      lmz_frame_free(fr);
+    }
+  }
+  if (rv)
+    fprintf(stderr, "forward: creating %d actors through node %d failed (%s)\n",
+            N_INST, f->a + 1, c.err);
+  lmz_buf_free(&chain);
+  cb_conn_close(&c);
+  return rv;
+}
+
+/* Locates every actor through A; B = the other node owning the most. */
+static int locate_owners(struct fwd *f) {
+  char err[LMZ_ERRMSG_LEN], js[1024];
+  int owner[N_INST], count[CB_NODES + 1] = {0};
+  lmz_rpc_client *rc;
+  if (lmz_rpc_connect(&rc, f->cl.n[f->a].addr, f->cl.key, 3000, err)) {
+    fprintf(stderr, "forward: %s\n", err);
+    return -1;
+  }
+  for (int k = 0; k < N_INST; k++) {
+    if (cb_status_ask(rc, 2, "COUNTER_DO", f->names[k], js, sizeof js) ||
+        !strstr(js, "\"placed\":true")) {
+      fprintf(stderr, "forward: locate %s failed (%s)\n", f->names[k], js);
+      lmz_rpc_close(rc);
+      return -1;
+    }
+    owner[k] = (int)cb_json_num(js, "node");
+    if (owner[k] >= 1 && owner[k] <= CB_NODES)
+      count[owner[k]]++;
+  }
+  lmz_rpc_close(rc);
+  f->b = -1;
+  for (int i = 0; i < CB_NODES; i++)
+    if (i != f->a && (f->b < 0 || count[i + 1] > count[f->b + 1]))
+      f->b = i;
+  for (int k = 0; k < N_INST; k++)
+    if (owner[k] == f->b + 1)
+      f->owned[f->n_owned++] = k;
+  fprintf(stderr, "forward: %d actors placed: node1 %d, node2 %d, node3 %d; "
+                  "entry A = node %d, owner B = node %d (%d actors)\n",
+          N_INST, count[1], count[2], count[3], f->a + 1, f->b + 1, f->n_owned);
+  for (int k = 0; k < f->n_owned; k++) {
+    double arg = k;
+    if (cb_chain(&f->chains[k], "echo", &arg))
+      return -1;
+  }
+  return f->n_owned >= 8 ? 0 : -1;
+}
+
+/* ---- measurements --------------------------------------------------------- */
+
+struct cpu_snap {
+  double node[CB_NODES], self, sys_busy, sys_total, t;
+};
+
+static void cpu_snap(struct cpu_snap *s) {
+  for (int i = 0; i < CB_NODES; i++)
+    s->node[i] = cb_proc_cpu_s(F.cl.n[i].pid);
+  s->self = cb_proc_cpu_s(getpid());
+  cb_sys_cpu(&s->sys_busy, &s->sys_total);
+  s->t = cb_now();
+}
+
+/* Pipelined calls to node `to` for S seconds; *cpu_pct[k] = % of one core
+ * used by node k (0..2) and by this client (3); *sys = machine busy %. */
+static int throughput(int to, int n_conns, uint32_t window, double secs,
+                      double *rate, double cpu_pct[CB_NODES + 1], double *sys) {
+  struct cb_conn conns[16];
+  int rv = 0, opened = 0;
+  for (; opened < n_conns && !rv; opened++)
+    if ((rv = cb_conn_open(&conns[opened], F.cl.n[to].addr, F.cl.key, 5000)))
+      fprintf(stderr, "forward: connect to node %d: %s\n", to + 1, conns[opened].err);
+  F.conns = conns;
+  struct cb_pipe p = {conns, n_conns, window, issue, done, &F};
+  double warm;
+  struct cpu_snap s0, s1;
+  if (!rv) /* warm-up: connections, buffers, the forwarder's peer link */
+    rv = cb_pipe_run(&p, secs / 5, 15, &warm, NULL);
+  cpu_snap(&s0);
+  if (!rv)
+    rv = cb_pipe_run(&p, secs, 15, rate, NULL);
+  cpu_snap(&s1);
+  double dt = s1.t - s0.t;
+  for (int i = 0; i < CB_NODES; i++)
+    cpu_pct[i] = 100 * (s1.node[i] - s0.node[i]) / dt;
+  cpu_pct[CB_NODES] = 100 * (s1.self - s0.self) / dt;
+  double jt = s1.sys_total - s0.sys_total;
+  *sys = jt > 0 ? 100 * (s1.sys_busy - s0.sys_busy) / jt : 0;
+  for (int i = 0; i < opened; i++)
+    cb_conn_close(&conns[i]);
+  return rv;
+}
+
+/* One call in flight to node `to` for S seconds (at most `cap` samples);
+ * round-trip times in microseconds into *out (malloc'd). */
+static int latency(int to, double secs, size_t cap, double **out, size_t *n) {
+  struct cb_conn c;
+  int rv = cb_conn_open(&c, F.cl.n[to].addr, F.cl.key, 5000);
+  double *v = malloc(cap * sizeof *v), end = cb_now() + secs;
+  *n = 0;
+  if (!rv && !v)
+    rv = LMZ_ENOMEM;
+  for (size_t i = 0; !rv && *n < cap && (i < 200 || cb_now() < end); i++) {
+    uint32_t k = (uint32_t)(c.next_id % (uint64_t)F.n_owned);
+    double t0 = cb_now();
+    Lmz__Frame *fr;
+    if (!cb_conn_call(&c, "COUNTER_DO", F.names[F.owned[k]], &F.chains[k]))
+      rv = LMZ_ENOMEM;
+    if (rv || (rv = cb_conn_flush(&c)) || (rv = cb_conn_result(&c, &fr, 10000)))
+      break;
+    double us = (cb_now() - t0) * 1e6;
+    rv = check(&F, fr->result->call_id, fr->result);
+    if (!F.rep_len) {
+      Lmz__Frame req;
+      Lmz__Call call;
+      Lmz__Identity callee;
+      Lmz__CallContext ctx;
+      cb_call_frame(&req, &call, &callee, &ctx, fr->result->call_id, "COUNTER_DO",
+                    F.names[F.owned[k]], &F.chains[k]);
+      F.req_len = lmz_secure_sealed_len(lmz_frame_encoded_len(&req));
+      F.rep_len = lmz_secure_sealed_len(lmz_frame_encoded_len(fr));
+    }
+    lmz_frame_free(fr);
+    if (i >= 50) /* the first calls warm the path */
+      v[(*n)++] = us;
+  }
+  if (rv)
+    fprintf(stderr, "forward: latency to node %d: %s\n", to + 1, c.err);
+  cb_conn_close(&c);
+  *out = v;
+  return rv;
+}
+
+/* ---- the floor: plain loopback TCP echo of the same sizes ----------------- */
+
+struct echo_srv {
+  int lfd;
+  size_t req, rep;
+};
+
+static int io_all(int fd, uint8_t *p, size_t n, bool rd) {
+  while (n) {
+    ssize_t r = rd ? recv(fd, p, n, 0) : send(fd, p, n, MSG_NOSIGNAL);
+    if (r <= 0 && !(r < 0 && errno == EINTR))
+      return -1;
+    if (r > 0)
+      p += r, n -= (size_t)r;
+  }
+  return 0;
+}
+
+static void *echo_main(void *arg) {
+  struct echo_srv *s = arg;
+  int fd = accept(s->lfd, NULL, NULL), one = 1;
+  uint8_t buf[8192] = {0};
+  if (fd < 0)
+    return NULL;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  while (io_all(fd, buf, s->req, true) == 0 && io_all(fd, buf, s->rep, false) == 0) {
+  }
+  close(fd);
+  return NULL;
+}
+
+static int tcp_floor(double secs, size_t cap, double **out, size_t *n) {
+  struct echo_srv s = {.req = F.req_len, .rep = F.rep_len};
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  socklen_t len = sizeof sa;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  s.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  pthread_t th;
+  if (s.req > 8192 || s.rep > 8192 || s.lfd < 0 ||
+      bind(s.lfd, (struct sockaddr *)&sa, sizeof sa) || listen(s.lfd, 1) ||
+      getsockname(s.lfd, (struct sockaddr *)&sa, &len) ||
+      pthread_create(&th, NULL, echo_main, &s))
+    return -1;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, rv = 0;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa))
+    rv = -1;
+  uint8_t buf[8192] = {1};
+  double *v = malloc(cap * sizeof *v), end = cb_now() + secs;
+  *n = 0;
+  for (size_t i = 0; !rv && v && *n < cap && (i < 200 || cb_now() < end); i++) {
+    double t0 = cb_now();
+    if (io_all(fd, buf, s.req, false) || io_all(fd, buf, s.rep, true))
+      rv = -1;
+    if (i >= 50)
+      v[(*n)++] = (cb_now() - t0) * 1e6;
+  }
+  close(fd); /* the echo thread sees EOF and ends */
+  pthread_join(th, NULL);
+  close(s.lfd);
+  *out = v;
+  return v ? rv : -1;
+}
+
+/* ---- report ---------------------------------------------------------------- */
+
+static void diagnose(double fwd_rate, double dir_rate, const double cpu[CB_NODES + 1],
+                     double sys, double p50f, double p50d, double floor50) {
+  fprintf(stderr, "\nforward: during the forwarded run: node A (forwarder) %.0f%%, "
+                  "node B (owner) %.0f%%, node C %.0f%% of a core, this client %.0f%%; "
+                  "machine %.0f%% busy (%ld cores, shared)\n",
+          cpu[F.a], cpu[F.b], cpu[3 - F.a - F.b], cpu[CB_NODES], sys,
+          sysconf(_SC_NPROCESSORS_ONLN));
+  if (fwd_rate < 300000) {
+    const char *who = cpu[F.a] >= 85 ? "the forwarding node's single loop thread is "
+                                       "saturated (A is CPU-bound)"
+                      : sys >= 90    ? "the machine is saturated: the client, A and B "
+                                       "share 2 cores"
+                                     : "neither node is CPU-bound: waiting dominates "
+                                       "(batching/latency, not CPU)";
+    fprintf(stderr, "forward: throughput target missed (%.0f/s, %.2fx of direct %.0f/s): %s\n",
+            fwd_rate, dir_rate > 0 ? fwd_rate / dir_rate : 0, dir_rate, who);
+  }
+  if (p50f > 2 * floor50)
+    fprintf(stderr, "forward: latency target missed: p50 %.0f us = floor %.0f us + "
+                    "direct-call overhead %.0f us (one hop: 2 AEAD records + runtime "
+                    "turn) + forwarding %.0f us (a second hop A->B->A)\n",
+            p50f, floor50, p50d - floor50, p50f - p50d);
+}
+
+int main(int argc, char **argv) {
+  struct cb_args a = cb_parse_args(argc, argv,
+      "usage: bench_forward [--quick] [--seconds S] [--conns N] [--window W]\n"
+      "  S: length of each of the 5 measurements (default 3, --quick 0.4)\n"
+      "  N: connections to the entry node (default 2), W: calls in flight per\n"
+      "     connection (default 256)\n");
+  double secs = a.seconds > 0 ? a.seconds : a.quick ? 0.4 : 3;
+  int n_conns = a.conns > 0 && a.conns <= 16 ? a.conns : 2;
+  uint32_t window = a.window > 0 ? (uint32_t)a.window : 256;
+  size_t cap = a.quick ? 4000 : 200000;
+  if (cb_cluster_start(&F.cl))
+    return 1;
+  int leader = cb_leader(&F.cl);
+  F.a = leader == 0 ? 1 : 0;
+  F.arena = lmz_arena_new();
+  if (leader < 0 || !F.arena || create_actors(&F) || locate_owners(&F))
+    return 1;
+  fprintf(stderr, "forward: leader node %d; %.1f s per measurement, %d conns x "
+                  "window %u\n", leader + 1, secs, n_conns, window);
+  double fr, dr, cpu[CB_NODES + 1], dcpu[CB_NODES + 1], sys, dsys;
+  double *lf, *ld, *lt;
+  size_t nf, nd, nt;
+  if (throughput(F.a, n_conns, window, secs, &fr, cpu, &sys) ||
+      throughput(F.b, n_conns, window, secs, &dr, dcpu, &dsys) ||
+      latency(F.a, secs, cap, &lf, &nf) || latency(F.b, secs, cap, &ld, &nd) ||
+      tcp_floor(secs, cap, &lt, &nt) || !nf || !nd || !nt)
+    return 1;
+  double f50 = cb_quantile(lf, nf, .5), f99 = cb_quantile(lf, nf, .99);
+  double d50 = cb_quantile(ld, nd, .5), d99 = cb_quantile(ld, nd, .99);
+  double t50 = cb_quantile(lt, nt, .5), t99 = cb_quantile(lt, nt, .99);
+  fprintf(stderr, "forward: request %zu B, reply %zu B on the wire; %zu/%zu/%zu "
+                  "latency samples\n", F.req_len, F.rep_len, nf, nd, nt);
+  cb_emit(SCEN, "forward.calls_per_s", fr, "calls/s", 300000, true);
+  cb_emit(SCEN, "direct.calls_per_s", dr, "calls/s", 0, true);
+  cb_emit(SCEN, "forward.vs_direct_throughput", fr / dr, "x", 0, true);
+  cb_emit(SCEN, "forward.latency_p50_us", f50, "us", 0, false);
+  cb_emit(SCEN, "forward.latency_p99_us", f99, "us", 0, false);
+  cb_emit(SCEN, "direct.latency_p50_us", d50, "us", 0, false);
+  cb_emit(SCEN, "direct.latency_p99_us", d99, "us", 0, false);
+  cb_emit(SCEN, "tcp_floor.rtt_p50_us", t50, "us", 0, false);
+  cb_emit(SCEN, "tcp_floor.rtt_p99_us", t99, "us", 0, false);
+  cb_emit(SCEN, "forward.p50_vs_floor", f50 / t50, "x", 2.0, false);
+  cb_emit(SCEN, "forward.p50_vs_direct", f50 / d50, "x", 0, false);
+  cb_emit(SCEN, "direct.p50_vs_floor", d50 / t50, "x", 0, false);
+  diagnose(fr, dr, cpu, sys, f50, d50, t50);
+  free(lf), free(ld), free(lt);
+  for (int k = 0; k < F.n_owned; k++)
+    lmz_buf_free(&F.chains[k]);
+  lmz_arena_free(F.arena);
+  cb_cluster_stop(&F.cl);
+  return 0;
+}
