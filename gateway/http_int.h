@@ -70,7 +70,7 @@ struct lmz_http_conn_s {
   lmz_buf wbuf; /* output being written (one uv_write) */
   uv_write_t wreq;
   uv_shutdown_t sreq;
-  uint64_t last_progress_ms; /* last write completion */
+  uint64_t last_progress_ms; /* last write start or completion */
   size_t last_wq;            /* tcp.write_queue_size at the last check */
   struct lmz_ws_s *ws;
   char remote[64];

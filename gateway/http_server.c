@@ -215,6 +215,7 @@ static void flush(lmz_http_conn_t *c) {
     return;
   }
   c->writing = true;
+  c->last_progress_ms = now_ms(c); /* a stall is counted from here */
   c->last_wq = c->tcp.write_queue_size;
   c->srv->priv.m.writes++;
   c->srv->priv.m.bytes_out += c->wbuf.len;
@@ -260,7 +261,8 @@ static void on_write(uv_write_t *req, int status) {
     begin_shutdown(c);
   else if (c->state == LMZ__C_WS)
     lmz__ws_on_written(c->ws);
-  else if (c->in.len > 0 && (c->state == LMZ__C_HEAD))
+  else if (c->in.len > 0 &&
+           (c->state == LMZ__C_HEAD || c->state == LMZ__C_BODY))
     lmz__http_conn_resume(c); /* parsing paused on OUT_HIGH */
   if (c->state != LMZ__C_CLOSING)
     lmz__http_conn_update_reading(c);

@@ -373,8 +373,10 @@ void lmz__ws_on_timer(lmz_ws_t *ws) {
     return;
   }
   uint64_t now = uv_now(c->srv->loop), iv = ws->opts.ping_interval_ms;
-  /* dead: our ping got no traffic back within an interval */
-  bool quiet = ws->ping_outstanding && now - ws->ping_sent_ms >= iv;
+  /* dead: our ping got no traffic back within an interval (not while we
+   * do not read ourselves: then the write-stall check decides) */
+  bool quiet = !ws->read_paused && ws->ping_outstanding &&
+               now - ws->ping_sent_ms >= iv;
   bool stalled =
       lmz__http_conn_backlog(c) > 0 && now - c->last_progress_ms >= 2 * iv;
   if (quiet || stalled) { /* failure 3 */
