@@ -13,6 +13,7 @@
  *   /{prefix}/{binding}/{instance}[/...]   on_request of that durable object
  *        (lmz/http.h): 404 unknown binding, 400 missing instance, 501 no
  *        handler, 500 handler failure, 503 overloaded / shutting down
+ *   GET/HEAD {static_mount_prefix}/...  a file under opts.static_mount_dir
  *   GET/HEAD anything else     a file under opts.static_dir, else 404
  * CORS (when an allow-list is set) applies to the gateway and actor routes
  * as the original's routeDORequest does: OPTIONS with an Origin -> 204
@@ -79,6 +80,12 @@ struct lmz_gateway_opts {
    * ("/api"); "" or "/" = no prefix (every /{binding}/{instance} path). */
   const char *route_prefix;
   const char *static_dir; /* NULL = no static files */
+  /* One more folder, served under a URL prefix with static_dir's rules
+   * (GET {prefix}/a.js -> {dir}/a.js); both NULL = none. lmzd --dev mounts
+   * the JavaScript client (clients/js/src) at "/lmz-client" this way, so
+   * the example page can import it without a build step. */
+  const char *static_mount_prefix; /* "/lmz-client" (no trailing /) */
+  const char *static_mount_dir;
   const char *const *cors_origins; /* exact origins ("https://a.example") */
   size_t n_cors_origins;           /* 0 = no CORS checks at all */
   uint32_t grace_ms;               /* 0 = LMZ_GATEWAY_GRACE_MS */

@@ -99,6 +99,7 @@ struct lmz_gateway {
   char *binding;
   char *prefix;     /* normalized: "" (none) or "/x[/y]" without trailing / */
   char *static_dir; /* realpath, or NULL */
+  char *mount_prefix, *mount_dir; /* "/x" and a realpath, or both NULL */
   char **cors;
   size_t n_cors;
   char *iss, *aud;

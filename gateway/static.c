@@ -1,7 +1,9 @@
 /* gateway/static.c - files under the configured static folder (the example
  * page in --dev).
  *
- * Happy path: GET/HEAD /a/b.js -> the path is percent-decoded and checked
+ * Happy path: GET/HEAD /a/b.js -> the folder: the mount (static_mount_dir)
+ * when the path starts with its prefix, else static_dir -> the rest of the
+ * path is percent-decoded and checked
  * (lmz__gw_safe_path) -> a libuv pool thread resolves it (realpath), checks
  * it is still inside the folder, reads it (a folder serves its index.html)
  * -> 200 with the content type of its extension and Cache-Control: no-cache
@@ -31,7 +33,7 @@
 struct static_job {
   uv_work_t work;
   struct gw_pending_http *p;
-  char *root; /* borrowed: gw->static_dir (realpath) */
+  char *root; /* borrowed: gw->static_dir or gw->mount_dir (realpath) */
   char rel[MAX_REL + 16];
   char final[PATH_MAX]; /* the file actually read */
   uint8_t *data;
@@ -192,19 +194,35 @@ static void after_cb(uv_work_t *w, int status) {
   lmz__gw_wait_done(gw);
 }
 
+/* The folder a path is served from: the mount when the path is its prefix
+ * followed by '/' (*skip = the prefix length), else static_dir (or NULL). */
+static char *root_of(const lmz_gateway *gw, const struct lmz_http_request *req,
+                     size_t *skip) {
+  size_t pl = gw->mount_prefix ? strlen(gw->mount_prefix) : 0;
+  *skip = 0;
+  if (pl && req->path_len > pl && req->path[pl] == '/' &&
+      !memcmp(req->path, gw->mount_prefix, pl)) {
+    *skip = pl;
+    return gw->mount_dir;
+  }
+  return gw->static_dir;
+}
+
 bool lmz__gw_static(lmz_gateway *gw, lmz_http_conn_t *conn,
                     const struct lmz_http_request *req) {
-  if (!gw->static_dir || (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")))
+  size_t skip;
+  char *root = root_of(gw, req, &skip);
+  if (!root || (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")))
     return false;
   struct static_job *j = calloc(1, sizeof *j);
   if (!j)
     return false;
-  if (lmz__gw_safe_path(req->path, req->path_len, j->rel, MAX_REL + 1)) {
+  if (lmz__gw_safe_path(req->path + skip, req->path_len - skip, j->rel, MAX_REL + 1)) {
     free(j);
     lmz__gw_respond(conn, 400, "text/plain", "Bad Request", 11, NULL, NULL, 0);
     return true;
   }
-  j->root = gw->static_dir;
+  j->root = root;
   if (!(j->p = lmz__gw_pending_new(gw, conn)) ||
       uv_queue_work(gw->loop, &j->work, work_cb, after_cb)) {
     if (j->p)

@@ -64,7 +64,8 @@ static void usage(FILE *f) {
           "  --data DIR         data directory (overrides the config)\n"
           "  --listen HOST:PORT node port (port 0 = pick a free one)\n"
           "  --http HOST:PORT   HTTP/WebSocket port (clients, /api routes, status)\n"
-          "  --static DIR       folder served at / (--dev: examples/editor/web)\n"
+          "  --static DIR       folder served at / (--dev: examples/editor/web,\n"
+          "                     and clients/js/src at /lmz-client/)\n"
           "  --node-id ID       this node's name\n"
           "  --raft HOST:PORT   Raft address (IPv4; default: node port + 100,\n"
           "                     or a free port when the node port is 0)\n"
@@ -358,27 +359,28 @@ static int start_router(struct lmzd *d) {
 
 /* ---- the HTTP port (gateway/gateway.h) ---------------------------------- */
 
-/* --dev serves the editor page: next to an installed lmzd
- * (<prefix>/share/lmz/editor), from a build directory inside the source
- * tree (build/bin/lmzd), or from the current directory (the repo root). */
-static const char *dev_static_dir(lmz_arena *a) {
+/* --dev serves the editor page and the JavaScript client it imports
+ * (mounted at /lmz-client): next to an installed lmzd
+ * (<prefix>/share/lmz/{editor,client}), from a build directory inside the
+ * source tree (build/bin/lmzd), or from the current directory (the repo
+ * root). `what` is the source-tree folder ("examples/editor/web"). */
+static const char *dev_dir(lmz_arena *a, const char *what, const char *installed) {
   char exe[4096], path[4200];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   exe[n > 0 ? n : 0] = '\0';
   char *slash = strrchr(exe, '/');
   if (slash)
     *slash = '\0';
-  const char *cands[][2] = {{exe, "/../share/lmz/editor"},
-                             {exe, "/../../examples/editor/web"},
-                             {"", "examples/editor/web"}};
+  const char *cands[][3] = {{exe, "/../share/lmz/", installed},
+                            {exe, "/../../", what},
+                            {"", "", what}};
   for (size_t i = 0; i < sizeof cands / sizeof *cands; i++) {
-    snprintf(path, sizeof path, "%s%s", cands[i][0], cands[i][1]);
+    snprintf(path, sizeof path, "%s%s%s", cands[i][0], cands[i][1], cands[i][2]);
     struct stat st;
     if (!stat(path, &st) && S_ISDIR(st.st_mode))
       return lmz_arena_strndup(a, path, strlen(path));
   }
-  LMZ_LOG_WARN(&log_ns, "examples/editor/web not found: the example page is not "
-                        "served (use --static DIR)");
+  LMZ_LOG_WARN(&log_ns, "--dev: %s not found, so it is not served (see --static)", what);
   return NULL;
 }
 
@@ -413,7 +415,9 @@ static int start_gateway(struct lmzd *d) {
                                .dev_key_dir = d->cfg.dev || g->dev_keys ? d->cfg.data_dir : NULL,
                                .dev = d->cfg.dev};
   if (d->cfg.dev && !o.static_dir)
-    o.static_dir = dev_static_dir(d->arena);
+    o.static_dir = dev_dir(d->arena, "examples/editor/web", "editor");
+  if (d->cfg.dev && (o.static_mount_dir = dev_dir(d->arena, "clients/js/src", "client")))
+    o.static_mount_prefix = "/lmz-client";
   char err[LMZ_ERRMSG_LEN] = "";
   if (!keys || split_addr(d->arena, d->cfg.http, &o.host, &o.port)) {
     fprintf(stderr, "lmzd: bad HTTP address '%s' (HOST:PORT)\n", d->cfg.http);
