@@ -33,6 +33,8 @@ static struct {
   char token[64];
   uv_timer_t flood_timer;
   lmz_ws_t *flooded;
+  lmz_http_conn_t *held; /* upgrade accepted later */
+  int conn_closes_pending;
 } T;
 
 static void on_closed(lmz_http_server_t *srv);
@@ -81,10 +83,26 @@ static void on_close(lmz_ws_t *ws, int code, const char *reason, size_t n) {
   snprintf(T.last_reason, sizeof T.last_reason, "%.*s", (int)n, reason);
 }
 
+/* Accepts the held upgrade from a timer: later than on_upgrade. */
+static void accept_later(uv_timer_t *t) {
+  (void)t;
+  static const struct lmz_ws_callbacks cb = {on_message, on_close};
+  lmz_ws_t *ws = NULL;
+  if (T.held)
+    assert_int_equal(lmz_ws_accept(T.held, "lmz", &cb, &T.wso, NULL, &ws), 0);
+  T.held = NULL;
+  T.accepted += ws != NULL;
+}
+
 static void on_upgrade(lmz_http_server_t *srv, lmz_http_conn_t *conn,
                        const struct lmz_http_request *req) {
   (void)srv;
   T.upgrades++;
+  if (req->path_len == 6 && !memcmp(req->path, "/async", 6)) {
+    T.held = conn; /* decided later, as after an actor round trip */
+    uv_timer_start(&T.flood_timer, accept_later, 30, 0);
+    return;
+  }
   const char *tok;
   size_t tl;
   bool lmz;
@@ -119,6 +137,14 @@ static void on_closed(lmz_http_server_t *srv) {
   T.closed = true;
 }
 
+static void on_conn_close(lmz_http_server_t *srv, lmz_http_conn_t *conn,
+                          bool had_pending) {
+  (void)srv;
+  T.conn_closes_pending += had_pending;
+  if (conn == T.held)
+    T.held = NULL; /* as an app must: the late accept is off */
+}
+
 static void start_ex(const struct lmz_ws_options *wso, uint32_t max_conns) {
   memset(&T, 0, sizeof T);
   if (wso)
@@ -129,6 +155,7 @@ static void start_ex(const struct lmz_ws_options *wso, uint32_t max_conns) {
   struct lmz_http_options o = {.host = "127.0.0.1",
                                .on_request = on_request,
                                .on_upgrade = on_upgrade,
+                               .on_conn_close = on_conn_close,
                                .max_connections = max_conns};
   assert_int_equal(lmz_http_server_init(gw_loop, &T.srv, &o), 0);
 }
@@ -514,6 +541,62 @@ static void test_protocol_errors(void **state) {
   stop();
 }
 
+/* The app accepts later (after an actor round trip, say); frames the client
+ * sent right behind its request wait and are delivered after the 101. */
+static void test_async_accept(void **state) {
+  (void)state;
+  start();
+  lmz_buf b = LMZ_BUF_INIT;
+  int fd = gw_connect(port());
+  uint8_t early[64];
+  size_t en = frame(early, true, 0x1, "first", 5, true);
+  lmz_buf req = LMZ_BUF_INIT;
+  lmz_buf_printf(&req, "GET /async HTTP/1.1\r\nHost: x\r\n"
+                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: " KEY "\r\n"
+                       "Sec-WebSocket-Version: 13\r\n"
+                       "Sec-WebSocket-Protocol: lmz\r\n\r\n");
+  lmz_buf_append(&req, early, en);
+  gw_send(fd, req.data, req.len);
+  lmz_buf_free(&req);
+  send_frame(fd, true, 0x1, "second", 6); /* while the app decides */
+  char *r = gw_read_response(fd, &b);
+  assert_int_equal(gw_status(r), 101);
+  assert_non_null(strstr(r, "\r\nSec-WebSocket-Protocol: lmz\r\n"));
+  free(r);
+  assert_int_equal(T.accepted, 1);
+  expect_frame(fd, &b, 0x1, "first", 5);
+  expect_frame(fd, &b, 0x1, "second", 6);
+  send_frame(fd, true, 0x1, "third", 5);
+  expect_frame(fd, &b, 0x1, "third", 5);
+  close(fd);
+  wait_closes(1);
+  /* the client resets before the app decides: on_conn_close says the
+   * upgrade was pending, and the late accept does not happen */
+  fd = gw_connect(port());
+  gw_sends(fd, "GET /async HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n");
+  uint64_t end = tl_now_ms() + GW_DEADLINE_MS;
+  while (!T.held && tl_now_ms() < end)
+    gw_step(fd);
+  assert_non_null(T.held);
+  struct linger lg = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  close(fd);
+  end = tl_now_ms() + GW_DEADLINE_MS;
+  while (T.conn_closes_pending < 1 && tl_now_ms() < end)
+    gw_step(-1);
+  assert_int_equal(T.conn_closes_pending, 1);
+  assert_null(T.held);
+  for (int i = 0; i < 30; i++) /* the timer fires: nothing to accept */
+    gw_step(-1);
+  assert_int_equal(T.accepted, 1);
+  assert_int_equal(T.closes, 1);
+  lmz_buf_free(&b);
+  stop();
+}
+
 static void test_handshake_rejections(void **state) {
   (void)state;
   start();
@@ -753,6 +836,7 @@ int main(void) {
       cmocka_unit_test(test_upgrade_and_echo),
       cmocka_unit_test(test_server_close_codes),
       cmocka_unit_test(test_protocol_errors),
+      cmocka_unit_test(test_async_accept),
       cmocka_unit_test(test_handshake_rejections),
       cmocka_unit_test(test_subprotocol_parsing),
       cmocka_unit_test(test_non_reading_client),
