@@ -286,6 +286,19 @@ int lmz__router_route(struct lmz_router *r, lmz_msg *m);
 int lmz__deliver_local(lmz_node *n, lmz_msg *m);
 void lmz__node_set_router(lmz_node *n, struct lmz_router *r);
 
+/* migrate.c: moving an actor's whole state between nodes */
+bool lmz__node_actor_idle(lmz_node *n, const char *binding, const char *instance);
+int lmz__node_export_actor(lmz_node *n, const char *binding,
+                           const char *instance, lmz_buf *out);
+typedef void (*lmz__import_cb)(lmz_node *n, int status, void *arg);
+int lmz__node_import_actor(lmz_node *n, const char *binding,
+                           const char *instance, const void *dump, size_t len,
+                           lmz__import_cb cb, void *arg);
+void lmz__node_drop_actor(lmz_node *n, const char *binding, const char *instance);
+/* alarms.c: the node index entries of one actor's alarms */
+int lmz__alarms_index_actor(lmz_node *n, const char *binding,
+                            const char *instance, struct lmz_batch *b, bool put);
+
 /* http.c: runs on_request for an LMZ_MSG_HTTP message (0 or thrown) */
 int lmz__http_run(lmz_ctx *ctx);
 

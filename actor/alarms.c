@@ -592,3 +592,48 @@ void lmz__alarms_free(lmz_node *n) {
 }
 
 double lmz_node_next_alarm_ms(lmz_node *n) { return n->alarm_next_ms; }
+
+/* ---- moving an actor: its alarms' node index entries --------------------- */
+
+struct index_acc {
+  const char *binding, *instance;
+  lmz_batch *b;
+  bool put;
+  int err;
+};
+
+static int index_cb(const uint8_t *key, size_t klen, const uint8_t *val,
+                    size_t vlen, void *arg) {
+  (void)key, (void)klen;
+  struct index_acc *acc = arg;
+  lmz_arena *a = lmz_arena_new();
+  lmz_value *rec = NULL;
+  uint8_t k[LMZ_KEY_MAX];
+  int kl = -1;
+  if (a && lmz_bin_decode(a, val, vlen, NULL, &rec, NULL) == 0 &&
+      lmz_typeof(rec) == LMZ_T_OBJECT && rec_str(rec, "id"))
+    kl = index_key(k, rec_num(rec, "time"), acc->binding, acc->instance,
+                   rec_str(rec, "id"));
+  if (kl > 0)
+    acc->err = acc->put ? lmz_batch_put(acc->b, k, (size_t)kl, "", 0)
+                        : lmz_batch_delete(acc->b, k, (size_t)kl);
+  lmz_arena_free(a);
+  return acc->err;
+}
+
+int lmz__alarms_index_actor(lmz_node *n, const char *binding,
+                            const char *instance, lmz_batch *b, bool put) {
+  uint8_t prefix[LMZ_KEY_PREFIX_MAX];
+  int pl = lmz_key_actor_prefix(prefix, binding, strlen(binding), instance,
+                                strlen(instance));
+  lmz_key_range r;
+  if (pl < 0 || lmz_key_list_range(&r, prefix, (size_t)pl, LMZ_KEY_SPACE_FRAMEWORK,
+                                   REC_PREFIX, strlen(REC_PREFIX)))
+    return LMZ_EINVAL;
+  struct index_acc acc = {binding, instance, b, put, 0};
+  int rv = lmz_store_scan(n->store, r.lower, r.lower_len, r.upper, r.upper_len,
+                          0, false, index_cb, &acc);
+  if (put)
+    n->alarm_rearm = true;
+  return rv < 0 ? rv : acc.err;
+}

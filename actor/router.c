@@ -42,7 +42,7 @@ static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.router");
 #define CLAIM_RETRY_MS 1000
 #define FWD_TIMEOUT_MS 15000
 
-enum { DIR_CLAIM = 1, DIR_PROPOSE = 2 };
+enum { DIR_CLAIM = 1, DIR_PROPOSE = 2, DIR_IMPORT = 3 };
 
 typedef void (*dir_done_fn)(lmz_router *r, int status,
                             const struct lmz_dir_item *item, void *ctx);
@@ -86,6 +86,8 @@ struct lmz_router {
   lmz_hmap dir_reqs; /* request id -> struct dir_req (remote ones) */
   uint64_t next_id;
   bool registered, upsert_flight, renew_flight, closing;
+  lmz_hmap moving;           /* actor key -> drain: being moved away */
+  struct lmz_drain *drain;   /* the drain in progress, or NULL */
   lmz_router_close_cb close_cb;
   void *close_arg;
   struct lmz_router_stats st;
@@ -275,10 +277,10 @@ static void claim_done(lmz_router *r, int status, const struct lmz_dir_item *ite
   struct claim_flight *cf = ctx;
   (void)item;
   lmz_hmap_del(&r->claims, cf->key, cf->klen);
-  if (status < 0)
-    LMZ_LOG_DEBUG(&log_ns, "claim failed: %s", lmz_strerror(status));
   free(cf);
-  if (!r->closing)
+  if (status < 0) /* the tick retries the parked calls (bounded) */
+    LMZ_LOG_DEBUG(&log_ns, "claim failed: %s", lmz_strerror(status));
+  else if (!r->closing)
     retry_parked(r);
 }
 
@@ -419,6 +421,15 @@ int lmz__router_route(lmz_router *r, lmz_msg *m) {
     park(r, m); /* our lease is being (re)acquired */
     return 0;
   }
+  if (r->moving.n) {
+    char key[LMZ_DIR_BINDING_MAX + LMZ_DIR_INSTANCE_MAX + 2];
+    size_t kl;
+    key_of(m, key, sizeof key, &kl);
+    if (lmz_hmap_get(&r->moving, key, kl)) {
+      park(r, m); /* it is being moved: route it once the move settled */
+      return 0;
+    }
+  }
   m->epoch = epoch;
   return 1;
 }
@@ -490,8 +501,9 @@ static void send_dir_response(lmz_router *r, uint64_t to, uint64_t request_id,
   lmz_conn_send(c, &f);
 }
 
-struct relay { /* a peer's DirRequest we serve as leader */
+struct relay { /* a peer's DirRequest we serve */
   uint64_t from, request_id;
+  lmz_router *r;
 };
 
 static void relay_done(lmz_router *r, int status, const struct lmz_dir_item *item,
@@ -501,11 +513,17 @@ static void relay_done(lmz_router *r, int status, const struct lmz_dir_item *ite
   free(rl);
 }
 
+static void on_import(lmz_router *r, const Lmz__DirRequest *d);
+
 static void on_dir_request(lmz_router *r, const Lmz__DirRequest *d) {
+  if (d->kind == DIR_IMPORT) { /* to us as a drain target, leader or not */
+    on_import(r, d);
+    return;
+  }
   struct relay *rl = malloc(sizeof *rl);
   int rv = rl ? 0 : LMZ_ENOMEM;
   if (rl)
-    *rl = (struct relay){d->from_node, d->request_id};
+    *rl = (struct relay){d->from_node, d->request_id, r};
   if (!rv && !lmz_raftnode_is_serving(&r->rn))
     rv = LMZ_ENOTLEADER;
   else if (!rv && d->kind == DIR_CLAIM)
@@ -829,6 +847,7 @@ void lmz_router_free(lmz_router *r) {
   while (lmz_hmap_next(&r->claims, &it, NULL, NULL, &v))
     free(v);
   lmz_hmap_free(&r->claims);
+  lmz_hmap_free(&r->moving);
   lmz_hmap_free(&r->fwds);
   lmz_hmap_free(&r->dir_reqs);
   free(r->node_addr);
@@ -896,4 +915,271 @@ int lmz_router_locate_json(lmz_router *r, const char *binding,
                         (unsigned long long)owner, (unsigned long long)epoch,
                         dn ? state_name(dn->state) : "unknown",
                         dn ? dn->address : "");
+}
+
+/* ---- drain: move every actor of this node elsewhere, with its state ------ *
+ *
+ * For each actor this node owns, one at a time:
+ *   1. mark it moving: new calls for it park here (route());
+ *   2. wait until it is idle (no queued/running turn, no commit in flight,
+ *      no pending handler or deferred reply), bounded;
+ *   3. export its key range (storage/store.h dump) and send it to the target
+ *      node (DirRequest kind IMPORT), which imports it in one batch and
+ *      re-indexes its alarms;
+ *   4. commit the move (epoch + 1, graceful) through the leader;
+ *   5. delete the local range, drop the activation, unmark: the parked calls
+ *      route to the new owner.
+ * A step that fails leaves the actor here (unmarked) and counts it failed;
+ * the node is DRAINING in the directory from the start, so nothing new is
+ * placed on it. */
+
+#define DRAIN_IDLE_TIMEOUT_MS 5000
+
+struct drain_item {
+  char *binding, *instance;
+  uint64_t epoch;
+};
+
+struct lmz_drain {
+  lmz_router *r;
+  struct drain_item *items;
+  size_t n, cap, next, moved, failed;
+  uint64_t target, wait_since;
+  char key[LMZ_DIR_BINDING_MAX + LMZ_DIR_INSTANCE_MAX + 2];
+  size_t klen;
+  int phase; /* 0 idle-wait, 1 importing, 2 moving */
+  lmz_router_drain_cb cb;
+  void *arg;
+  uv_timer_t timer;
+};
+
+static int collect_cb(const char *b, size_t bl, const char *i, size_t il,
+                      uint64_t node, uint64_t epoch, void *arg) {
+  (void)node;
+  struct lmz_drain *d = arg;
+  if (d->n == d->cap) {
+    size_t cap = d->cap ? d->cap * 2 : 64;
+    struct drain_item *p = realloc(d->items, cap * sizeof *p);
+    if (!p)
+      return LMZ_ENOMEM;
+    d->items = p;
+    d->cap = cap;
+  }
+  struct drain_item *it = &d->items[d->n];
+  it->binding = strndup(b, bl);
+  it->instance = strndup(i, il);
+  it->epoch = epoch;
+  if (!it->binding || !it->instance)
+    return LMZ_ENOMEM;
+  d->n++;
+  return 0;
+}
+
+static void drain_next(struct lmz_drain *d);
+
+static void drain_item_done(struct lmz_drain *d, bool ok, const char *why) {
+  struct drain_item *it = &d->items[d->next];
+  lmz_router *r = d->r;
+  if (ok)
+    d->moved++;
+  else {
+    d->failed++;
+    LMZ_LOG_WARN(&log_ns, "drain: %s/%s stays here: %s", it->binding, it->instance, why);
+  }
+  lmz_hmap_del(&r->moving, d->key, d->klen);
+  d->next++;
+  retry_parked(r); /* its parked calls go to the new owner (or run here) */
+  drain_next(d);
+}
+
+static void drain_timer_closed(uv_handle_t *h) {
+  free(lmz_container_of((uv_timer_t *)h, struct lmz_drain, timer));
+}
+
+static void drain_finish(struct lmz_drain *d) {
+  uv_timer_stop(&d->timer);
+  LMZ_LOG_INFO(&log_ns, "drain done: %zu moved, %zu failed", d->moved, d->failed);
+  d->cb(d->r, (int)d->moved, (int)d->failed, d->arg);
+  for (size_t i = 0; i < d->n; i++) {
+    free(d->items[i].binding);
+    free(d->items[i].instance);
+  }
+  free(d->items);
+  d->r->drain = NULL;
+  uv_close((uv_handle_t *)&d->timer, drain_timer_closed);
+}
+
+static void move_done(lmz_router *r, int status, const struct lmz_dir_item *item,
+                      void *ctx) {
+  (void)item;
+  struct lmz_drain *d = ctx;
+  struct drain_item *it = &d->items[d->next];
+  if (status < 0) {
+    drain_item_done(d, false, lmz_strerror(status));
+    return;
+  }
+  /* the move is committed: our copy is dead weight now */
+  lmz__node_drop_actor(r->node, it->binding, it->instance);
+  drain_item_done(d, true, NULL);
+}
+
+static void import_done(lmz_router *r, int status, const struct lmz_dir_item *item,
+                        void *ctx) {
+  (void)item;
+  struct lmz_drain *d = ctx;
+  struct drain_item *it = &d->items[d->next];
+  if (status < 0) {
+    drain_item_done(d, false, "the target could not import the state");
+    return;
+  }
+  lmz_buf cmd = LMZ_BUF_INIT;
+  struct lmz_dir_move mv = {it->binding, strlen(it->binding), it->instance,
+                            strlen(it->instance), r->o.node_id, d->target,
+                            it->epoch, ++r->next_id, true};
+  int rv = lmz_dir_encode_moves(&cmd, &mv, 1);
+  if (!rv)
+    rv = dir_propose(r, &cmd, move_done, d);
+  lmz_buf_free(&cmd);
+  if (rv)
+    drain_item_done(d, false, "cannot propose the move");
+}
+
+static int send_import(struct lmz_drain *d, const struct drain_item *it) {
+  lmz_router *r = d->r;
+  lmz_buf dump = LMZ_BUF_INIT;
+  int rv = lmz__node_export_actor(r->node, it->binding, it->instance, &dump);
+  struct dir_req *q = rv < 0 ? NULL : dir_req_new(r, import_done, d);
+  lmz_conn_t *c = q ? peer_conn(r, d->target) : NULL;
+  if (!c || !lmz_conn_is_up(c)) {
+    free(q);
+    lmz_buf_free(&dump);
+    return rv < 0 ? rv : LMZ_EUNAVAILABLE;
+  }
+  Lmz__DirRequest dr = LMZ__DIR_REQUEST__INIT;
+  dr.request_id = q->id;
+  dr.kind = DIR_IMPORT;
+  dr.binding = it->binding;
+  dr.instance = it->instance;
+  dr.command = (ProtobufCBinaryData){dump.len, dump.data};
+  dr.from_node = r->o.node_id;
+  Lmz__Frame f = LMZ__FRAME__INIT;
+  f.body_case = LMZ__FRAME__BODY_DIR_REQUEST;
+  f.dir_request = &dr;
+  rv = lmz_conn_send(c, &f);
+  if (!rv)
+    rv = lmz_hmap_put(&r->dir_reqs, &q->id, sizeof q->id, q, NULL);
+  if (rv)
+    free(q);
+  lmz_buf_free(&dump);
+  return rv;
+}
+
+static void drain_poll(uv_timer_t *t) {
+  struct lmz_drain *d = t->data;
+  struct drain_item *it = &d->items[d->next];
+  if (!lmz__node_actor_idle(d->r->node, it->binding, it->instance)) {
+    if (mono_ms() - d->wait_since > DRAIN_IDLE_TIMEOUT_MS)
+      drain_item_done(d, false, "it did not become idle");
+    return;
+  }
+  uv_timer_stop(t);
+  int rv = send_import(d, it);
+  if (rv)
+    drain_item_done(d, false, lmz_strerror(rv));
+}
+
+static void drain_next(struct lmz_drain *d) {
+  lmz_router *r = d->r;
+  if (d->next >= d->n) {
+    drain_finish(d);
+    return;
+  }
+  struct drain_item *it = &d->items[d->next];
+  uint64_t live[LMZ_DIR_MAX_NODES], cand[LMZ_DIR_MAX_NODES];
+  size_t n = lmz_dir_live_nodes(r->rn.dir, mono_ms(), live, LMZ_DIR_MAX_NODES), k = 0;
+  for (size_t i = 0; i < n && i < LMZ_DIR_MAX_NODES; i++) {
+    lmz_conn_t *c = live[i] == r->o.node_id ? NULL : lmz_transport_peer(r->t, live[i]);
+    if (c && lmz_conn_is_up(c))
+      cand[k++] = live[i];
+  }
+  if (!k || lmz_placement_choose(LMZ_PLACEMENT_HASH, cand, k, 0, it->binding,
+                                 strlen(it->binding), it->instance,
+                                 strlen(it->instance), &d->target)) {
+    d->failed += d->n - d->next;
+    d->next = d->n;
+    drain_finish(d);
+    return;
+  }
+  size_t bl = strlen(it->binding), il = strlen(it->instance);
+  memcpy(d->key, it->binding, bl + 1);
+  memcpy(d->key + bl + 1, it->instance, il);
+  d->klen = bl + 1 + il;
+  lmz_hmap_put(&r->moving, d->key, d->klen, d, NULL);
+  d->wait_since = mono_ms();
+  uv_timer_start(&d->timer, drain_poll, 0, 5);
+}
+
+static void draining_done(lmz_router *r, int status, const struct lmz_dir_item *item,
+                          void *ctx) {
+  (void)item;
+  struct lmz_drain *d = ctx;
+  if (status < 0) {
+    d->failed = 0;
+    d->n = 0;
+    LMZ_LOG_WARN(&log_ns, "drain: cannot mark the node DRAINING: %s", lmz_strerror(status));
+    drain_finish(d);
+    return;
+  }
+  if (lmz_dir_foreach_actor(r->rn.dir, r->o.node_id, collect_cb, d))
+    d->failed = 1;
+  LMZ_LOG_INFO(&log_ns, "drain: moving %zu actors", d->n);
+  drain_next(d);
+}
+
+int lmz_router_drain(lmz_router *r, lmz_router_drain_cb cb, void *arg) {
+  if (r->drain)
+    return LMZ_EBUSY;
+  struct lmz_drain *d = calloc(1, sizeof *d);
+  if (!d)
+    return LMZ_ENOMEM;
+  d->r = r;
+  d->cb = cb;
+  d->arg = arg;
+  uv_timer_init(r->node->loop, &d->timer);
+  d->timer.data = d;
+  lmz_buf cmd = LMZ_BUF_INIT;
+  int rv = lmz_dir_encode_node_upsert(&cmd, r->o.node_id, LMZ_DIR_DRAINING,
+                                      r->node_addr, r->raft_addr, ++r->next_id);
+  if (!rv)
+    rv = dir_propose(r, &cmd, draining_done, d);
+  lmz_buf_free(&cmd);
+  if (rv) {
+    uv_close((uv_handle_t *)&d->timer, drain_timer_closed);
+    return rv;
+  }
+  r->drain = d;
+  return 0;
+}
+
+/* The importing side: a peer sends us an actor's state (DIR_IMPORT). */
+static void import_commit_cb(lmz_node *n, int status, void *arg) {
+  struct relay *rl = arg;
+  (void)n;
+  send_dir_response(rl->r, rl->from, rl->request_id, status, NULL);
+  free(rl);
+}
+
+static void on_import(lmz_router *r, const Lmz__DirRequest *d) {
+  struct relay *rl = malloc(sizeof *rl);
+  int rv = rl ? 0 : LMZ_ENOMEM;
+  if (rl)
+    *rl = (struct relay){d->from_node, d->request_id, r};
+  if (!rv)
+    rv = lmz__node_import_actor(r->node, d->binding, d->instance,
+                                d->command.data, d->command.len,
+                                import_commit_cb, rl);
+  if (rv) {
+    send_dir_response(r, d->from_node, d->request_id, rv, NULL);
+    free(rl);
+  }
 }

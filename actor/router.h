@@ -84,6 +84,14 @@ int lmz_router_status_json(lmz_router *r, lmz_buf *out);
 int lmz_router_locate_json(lmz_router *r, const char *binding,
                            const char *instance, lmz_buf *out);
 lmz_raftnode_t *lmz_router_raft(lmz_router *r);
+/* Drains this node (lmz node drain): marks it DRAINING (no new placements),
+ * then moves every actor it owns to another live node with its whole state
+ * (quiesce, export the key range, import on the target, commit the move with
+ * epoch + 1, drop the local copy); calls for a moving actor wait and then go
+ * to the new owner. cb gets the counts. LMZ_EBUSY if a drain runs. */
+typedef void (*lmz_router_drain_cb)(lmz_router *r, int moved, int failed,
+                                    void *arg);
+int lmz_router_drain(lmz_router *r, lmz_router_drain_cb cb, void *arg);
 typedef void (*lmz_router_close_cb)(lmz_router *r, void *arg);
 /* Fails parked and forwarded calls (LMZ_ECANCELED), closes Raft; cb after. */
 void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg);

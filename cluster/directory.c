@@ -1171,3 +1171,20 @@ int lmz_dir_encode_node_remove(lmz_buf *out, uint64_t node_id, bool force,
   cmd.node_remove = &r;
   return pack_cmd(out, &cmd);
 }
+
+int lmz_dir_foreach_actor(const lmz_dir *d, uint64_t node_id,
+                          lmz_dir_actor_fn fn, void *arg) {
+  size_t it = 0;
+  void *v;
+  while (lmz_hmap_next(&d->st.actors, &it, NULL, NULL, &v)) {
+    const struct dir_actor *a = v;
+    if (node_id && a->node_id != node_id)
+      continue;
+    uint8_t blen = a->key[0];
+    int rv = fn((const char *)a->key + 1, blen, (const char *)a->key + 1 + blen,
+                (size_t)a->klen - 1 - blen, a->node_id, a->epoch, arg);
+    if (rv)
+      return rv;
+  }
+  return 0;
+}

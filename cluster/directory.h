@@ -181,6 +181,14 @@ uint64_t lmz_dir_epoch_seq(const lmz_dir *d);
  * out and returns how many there are in total. */
 size_t lmz_dir_live_nodes(const lmz_dir *d, uint64_t now_ms, uint64_t *out,
                           size_t cap);
+/* Visits every actor placed on node_id (every actor when 0), in no
+ * particular order; stops when fn returns non-zero and returns that. The
+ * directory must not change during the walk (no apply from fn). */
+typedef int (*lmz_dir_actor_fn)(const char *binding, size_t blen,
+                                const char *instance, size_t ilen,
+                                uint64_t node_id, uint64_t epoch, void *arg);
+int lmz_dir_foreach_actor(const lmz_dir *d, uint64_t node_id,
+                          lmz_dir_actor_fn fn, void *arg);
 /* Memory of the actor table, for metrics. */
 struct lmz_dir_stats {
   size_t live_bytes;   /* bytes of live actor entries */

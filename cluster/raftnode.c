@@ -345,8 +345,12 @@ static void flush_claims(lmz_raftnode_t *rn) {
                                      LMZ_DIR_MAX_NODES);
   if (n_live > LMZ_DIR_MAX_NODES)
     n_live = LMZ_DIR_MAX_NODES;
-  if (n_live == 0)
+  if (n_live == 0) {
+    /* no live node (yet): fail what is queued; callbacks may queue new
+     * claims, which wait for the next flush rather than loop here */
     fail_unplaceable(rn);
+    return;
+  }
   /* A few entries per iteration at most: encoding thousands of claims
    * takes a while, and the loop must get back to raft's heartbeats. */
   unsigned budget = FLUSH_ENTRIES_PER_ITERATION;

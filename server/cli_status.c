@@ -61,7 +61,14 @@ static int parse(const char *cmd, int argc, char **argv, struct status_args *a,
   return -1;
 }
 
+static int ask_ex(const char *cmd, const struct status_args *a, uint32_t kind,
+                  int timeout_ms);
 static int ask(const char *cmd, const struct status_args *a, uint32_t kind) {
+  return ask_ex(cmd, a, kind, 5000);
+}
+
+static int ask_ex(const char *cmd, const struct status_args *a, uint32_t kind,
+                  int timeout_ms) {
   char path[4096], err[LMZ_ERRMSG_LEN];
   uint8_t key[32];
   snprintf(path, sizeof path, "%s", a->key_file ? a->key_file : a->data);
@@ -87,7 +94,7 @@ static int ask(const char *cmd, const struct status_args *a, uint32_t kind) {
   int rv = lmz_rpc_send(rc, &f) ? CLI_EXIT_USAGE : -1;
   while (rv < 0) {
     Lmz__Frame *in = NULL;
-    if (lmz_rpc_recv(rc, &in, 5000)) {
+    if (lmz_rpc_recv(rc, &in, timeout_ms)) {
       fprintf(stderr, "lmz %s: no answer: %s\n", cmd, lmz_rpc_errmsg(rc));
       rv = CLI_EXIT_USAGE;
       break;
@@ -117,4 +124,56 @@ int cli_locate_main(int argc, char **argv) {
   struct status_args a;
   int rv = parse("locate", argc, argv, &a, 2);
   return rv >= 0 ? rv : ask("locate", &a, 2);
+}
+
+/* lmz node drain ID: ask any node (--node) where node ID listens, then ask
+ * node ID itself to drain; waits (up to 10 minutes) for the counts. */
+int cli_node_main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help")) {
+    printf("usage: lmz node drain [--node HOST:PORT] [--data DIR | --key-file F] NODE_ID\n"
+           "  moves every actor of node NODE_ID to other nodes, with its state\n");
+    return argc < 2 ? CLI_EXIT_USAGE : 0;
+  }
+  if (strcmp(argv[1], "drain")) {
+    fprintf(stderr, "lmz node: unknown action '%s' (drain)\n", argv[1]);
+    return CLI_EXIT_USAGE;
+  }
+  struct status_args a;
+  int rv = parse("node drain", argc - 1, argv + 1, &a, 1);
+  if (rv >= 0)
+    return rv;
+  const char *id = a.binding;
+  char *end;
+  unsigned long long nid = strtoull(id, &end, 10);
+  if (!nid || *end) {
+    fprintf(stderr, "lmz node drain: NODE_ID must be a positive number\n");
+    return CLI_EXIT_USAGE;
+  }
+  /* find the node's address with a status query */
+  FILE *saved = stdout;
+  char *buf = NULL;
+  size_t blen = 0;
+  stdout = open_memstream(&buf, &blen);
+  rv = ask("node drain", &a, 1);
+  fclose(stdout);
+  stdout = saved;
+  char pat[64], addr[128] = "";
+  snprintf(pat, sizeof pat, "{\"id\":%llu,", nid);
+  const char *p = rv == 0 && buf ? strstr(buf, pat) : NULL;
+  const char *q = p ? strstr(p, "\"address\":\"") : NULL;
+  if (q) {
+    q += 11;
+    size_t n = strcspn(q, "\"");
+    snprintf(addr, sizeof addr, "%.*s", (int)n, q);
+  }
+  free(buf);
+  if (!addr[0]) {
+    if (!rv)
+      fprintf(stderr, "lmz node drain: node %llu is not in the cluster\n", nid);
+    return CLI_EXIT_USAGE;
+  }
+  a.node = addr;
+  a.instance = id;
+  a.binding = NULL;
+  return ask_ex("node drain", &a, 3, 600000);
 }

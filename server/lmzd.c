@@ -48,6 +48,8 @@ struct lmzd {
   uv_signal_t sigint, sigterm;
   int exit_code;
   bool stopping;
+  lmz_conn_t *drain_conn; /* the operator waiting for a drain, or NULL */
+  uint64_t drain_request;
 };
 
 struct lmzd_args {
@@ -217,8 +219,49 @@ static int start_node(struct lmzd *d) {
   return lmz_node_start(d->node) ? 1 : 0;
 }
 
+static void send_status(lmz_conn_t *conn, uint64_t id, int rv, const char *json) {
+  Lmz__StatusResponse res = LMZ__STATUS_RESPONSE__INIT;
+  res.request_id = id;
+  res.status = rv;
+  res.json = (char *)(rv ? "" : json);
+  Lmz__Frame f = LMZ__FRAME__INIT;
+  f.body_case = LMZ__FRAME__BODY_STATUS_RESPONSE;
+  f.status_response = &res;
+  lmz_conn_send(conn, &f);
+}
+
+static void drain_done(lmz_router *r, int moved, int failed, void *arg) {
+  (void)r;
+  struct lmzd *d = arg;
+  char json[96];
+  snprintf(json, sizeof json, "{\"moved\":%d,\"failed\":%d}", moved, failed);
+  if (d->drain_conn)
+    send_status(d->drain_conn, d->drain_request, 0, json);
+  d->drain_conn = NULL;
+}
+
+/* kind 3: drain this node (the operator's CLI connects to the node itself). */
+static void on_drain_request(struct lmzd *d, lmz_conn_t *conn,
+                             const Lmz__StatusRequest *q) {
+  uint64_t id = strtoull(q->instance, NULL, 10);
+  int rv = !d->router ? LMZ_EUNAVAILABLE
+           : id != d->cfg.cluster_id ? LMZ_EINVAL
+           : d->drain_conn ? LMZ_EBUSY
+           : lmz_router_drain(d->router, drain_done, d);
+  if (rv) {
+    send_status(conn, q->request_id, rv, NULL);
+    return;
+  }
+  d->drain_conn = conn;
+  d->drain_request = q->request_id;
+}
+
 static void on_status_request(struct lmzd *d, lmz_conn_t *conn,
                               const Lmz__StatusRequest *q) {
+  if (q->kind == 3) {
+    on_drain_request(d, conn, q);
+    return;
+  }
   lmz_buf out = LMZ_BUF_INIT;
   int rv = !d->router ? LMZ_EUNAVAILABLE
            : q->kind == 2 ? lmz_router_locate_json(d->router, q->binding, q->instance, &out)
@@ -254,6 +297,8 @@ static void on_frame(lmz_conn_t *conn, const Lmz__Frame *f, void *data) {
 
 static void on_conn_state(lmz_conn_t *conn, int state, int status, void *data) {
   struct lmzd *d = data;
+  if (state == LMZ_CONN_DOWN && conn == d->drain_conn)
+    d->drain_conn = NULL;
   if (d->router)
     lmz_router_on_conn_state(d->router, conn, state, status);
   lmz_remote_on_conn_state(d->remote, conn, state, status);

@@ -71,4 +71,17 @@ check "the owner returns: k1 serves again with every acknowledged write ($before
   wait_until 15 bash -c "[ \"\$(\"$BIN/lmz\" call --node 127.0.0.1:$(port $via) --key-file $KEY COUNTER_DO k1 get)\" = '{\"json\":$before,\"meta\":{}}' ]"
 a1=$(c 1 COUNTER_DO k1 activation); a2=$(c 2 COUNTER_DO k1 activation); a3=$(c 3 COUNTER_DO k1 activation)
 check "k1 still has one activation after the return" bash -c '[ "$1" = "$2" ] && [ "$2" = "$3" ]' _ "$a1" "$a2" "$a3"
+
+# drain: every actor leaves node D with its state; totals unchanged
+D=3
+before=$(for i in $(seq 1 30); do c 1 COUNTER_DO "k$i" get; done | md5sum)
+n_before=$(st 1 | grep -o '"id":'$D',[^}]*' | grep -o '"actors":[0-9]*' | cut -d: -f2)
+out=$("$BIN/lmz" node drain --node "127.0.0.1:$(port 1)" --key-file "$KEY" "$D"); rc=$?
+echo "  drain: $out (node $D had $n_before actors)"
+check "lmz node drain $D moves every actor ($out)" bash -c '[ "$1" = 0 ] && grep -q "\"failed\":0" <<<"$2" && grep -q "\"moved\":$3" <<<"$2"' _ "$rc" "$out" "$n_before"
+check "node $D is draining and owns nothing" bash -c 'grep -q "\"id\":'$D',\"state\":\"draining\"[^}]*\"actors\":0" <<<"$1"' _ "$(st 1)"
+after=$(for i in $(seq 1 30); do c 2 COUNTER_DO "k$i" get; done | md5sum)
+check "totals unchanged after the drain" test "$before" = "$after"
+x=$(c 1 COUNTER_DO k2 activation); y=$(c 2 COUNTER_DO k2 activation); z=$(c 3 COUNTER_DO k2 activation)
+check "still one activation per actor after the drain" bash -c '[ "$1" = "$2" ] && [ "$2" = "$3" ]' _ "$x" "$y" "$z"
 finish
