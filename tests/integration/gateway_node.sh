@@ -26,7 +26,7 @@ if ! start_lmzd "$D" || ! wait_until 20 test -s "$D/http.port"; then
 fi
 
 export LMZ_HTTP="http://127.0.0.1:$(cat "$D/http.port")" LMZ_DATA=$D LMZ_NODE=$NODE LMZ_BIN_DIR=$BIN
-node --test --test-reporter=spec --test-reporter-destination=stdout \
+node --test --test-timeout=300000 --test-force-exit --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$T/tap" tests/e2e/gateway.test.js
 node_rc=$?
 NPASS=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$T/tap" | tail -1)
