@@ -46,7 +46,7 @@ static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.gateway.http");
 #define READ_BUF_LEN (64u * 1024u)
 #define IN_CAP (64u * 1024u)       /* unparsed input kept per connection */
 #define OUT_HIGH (1u << 20)        /* pipelined parsing pauses above this */
-#define BUF_KEEP_CAP (64u * 1024u) /* idle buffers above this are freed */
+#define BUF_KEEP_CAP (16u * 1024u) /* idle buffers above this are freed */
 #define LINGER_MS 2000u            /* drain after FIN before closing */
 
 /* ---- intrusive lists ----------------------------------------------------- */
@@ -438,6 +438,11 @@ int lmz_http_respond(lmz_http_conn_t *c, const struct lmz_http_response *r) {
     return rv;
   count_status(srv, r->status);
   c->pending = false;
+  buf_trim(&c->body); /* a big request's memory is not kept while idle */
+  if (c->head.cap > BUF_KEEP_CAP) {
+    lmz_buf_free(&c->head);
+    lmz_buf_free(&c->hidx);
+  }
   if (close) {
     lmz__http_conn_drain(c);
     return 0;

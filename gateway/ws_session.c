@@ -38,7 +38,7 @@
 #include "core/err.h"
 #include "gateway/http_int.h"
 
-#define MSG_KEEP_CAP (64u * 1024u) /* a larger idle message buffer is freed */
+#define MSG_KEEP_CAP (16u * 1024u) /* a larger idle message buffer is freed */
 
 static bool is_ctrl(uint8_t op) { return (op & 0x8u) != 0; }
 
