@@ -284,6 +284,9 @@ struct lmz_router;
  * or failed). */
 int lmz__router_route(struct lmz_router *r, lmz_msg *m);
 int lmz__deliver_local(lmz_node *n, lmz_msg *m);
+int lmz__router_route_relay(struct lmz_router *r, lmz_msg *m);
+void lmz__router_claim_local(struct lmz_router *r, const char *binding,
+                             const char *instance);
 void lmz__node_set_router(lmz_node *n, struct lmz_router *r);
 
 /* migrate.c: moving an actor's whole state between nodes */

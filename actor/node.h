@@ -66,6 +66,10 @@ typedef int (*lmz_raw_call_fn)(lmz_ctx *ctx, lmz_value *chain,
                                lmz_value **result);
 int lmz_node_register_raw_class(lmz_node *n, const char *class_name,
                                 lmz_raw_call_fn fn, void *data);
+/* In a cluster: places (binding, instance) of a relay class on this node,
+ * moving it here if another node held it (a client reconnected here). Calls
+ * from other nodes are then forwarded here. Asynchronous; no-op alone. */
+void lmz_node_claim_local(lmz_node *n, const char *binding, const char *instance);
 
 /* A config `vars` entry; copied. */
 int lmz_node_set_var(lmz_node *n, const char *name, const char *value);

@@ -413,6 +413,15 @@ int lmz__router_route(lmz_router *r, lmz_msg *m) {
     fail_msg(r, m, owner, "its owner node is down");
     return 0;
   }
+  if (owner != r->o.node_id && m->kind == LMZ_MSG_HTTP) {
+    /* HTTP requests are not forwarded between nodes (yet): refuse rather
+     * than activate a second copy here */
+    char why[96];
+    snprintf(why, sizeof why, "it lives on node %llu: send the request there",
+             (unsigned long long)owner);
+    fail_msg(r, m, owner, why);
+    return 0;
+  }
   if (owner != r->o.node_id) {
     forward(r, m, owner, epoch);
     return 0;
@@ -432,6 +441,58 @@ int lmz__router_route(lmz_router *r, lmz_msg *m) {
   }
   m->epoch = epoch;
   return 1;
+}
+
+/* Relay actors (the client gateway) live where their client's socket is:
+ * placed with the LOCAL policy when the client connects (claim_local), never
+ * claimed by a call. A call goes to the placed owner when that is another
+ * live node, else it runs here (where "not connected" is the answer). */
+int lmz__router_route_relay(lmz_router *r, lmz_msg *m) {
+  uint64_t owner = 0, epoch = 0;
+  if (r->closing || !m->instance ||
+      lmz_dir_lookup(r->rn.dir, m->binding->name, m->binding->name_len,
+                     m->instance, strlen(m->instance), &owner, &epoch) ||
+      owner == r->o.node_id)
+    return 1;
+  const struct lmz_dir_node *dn = lmz_dir_node_get(r->rn.dir, owner);
+  lmz_conn_t *c = dn && dn->state != LMZ_DIR_DOWN ? peer_conn(r, owner) : NULL;
+  if (!c || !lmz_conn_is_up(c))
+    return 1;
+  forward(r, m, owner, epoch);
+  return 0;
+}
+
+static void claim_local_done(lmz_router *r, int status,
+                             const struct lmz_dir_item *item, void *ctx) {
+  (void)r, (void)item, (void)ctx;
+  if (status < 0)
+    LMZ_LOG_DEBUG(&log_ns, "claim_local failed: %s", lmz_strerror(status));
+}
+
+/* A relay actor follows its socket: claim it here, or move it here. */
+void lmz__router_claim_local(lmz_router *r, const char *binding,
+                             const char *instance) {
+  uint64_t owner = 0, epoch = 0;
+  int rv = lmz_dir_lookup(r->rn.dir, binding, strlen(binding), instance,
+                          strlen(instance), &owner, &epoch);
+  if (rv == 0 && owner == r->o.node_id)
+    return;
+  lmz_buf cmd = LMZ_BUF_INIT;
+  if (rv == LMZ_ENOTFOUND) {
+    struct lmz_dir_claim cl = {binding, strlen(binding), instance,
+                               strlen(instance), r->o.node_id, ++r->next_id,
+                               LMZ_DIR_CLAIM_REPLACE_DOWN};
+    rv = lmz_dir_encode_claims(&cmd, &cl, 1);
+  } else if (rv == 0) {
+    struct lmz_dir_move mv = {binding, strlen(binding), instance, strlen(instance),
+                              owner, r->o.node_id, epoch, ++r->next_id, true};
+    rv = lmz_dir_encode_moves(&cmd, &mv, 1);
+  }
+  if (!rv)
+    rv = dir_propose(r, &cmd, claim_local_done, NULL);
+  lmz_buf_free(&cmd);
+  if (rv)
+    LMZ_LOG_DEBUG(&log_ns, "claim_local %s/%s: %s", binding, instance, lmz_strerror(rv));
 }
 
 static void retry_parked(lmz_router *r) {
@@ -592,8 +653,12 @@ int lmz_router_check_owner(lmz_router *r, const char *binding,
                            uint64_t *cur_epoch) {
   uint64_t owner = 0, cur = 0;
   *cur_epoch = 0;
-  if (lmz_dir_lookup(r->rn.dir, binding, strlen(binding), instance,
-                     strlen(instance), &owner, &cur))
+  struct lmz_binding *b = lmz__binding_get(r->node, binding);
+  int found = lmz_dir_lookup(r->rn.dir, binding, strlen(binding), instance,
+                             strlen(instance), &owner, &cur);
+  if (b && b->cls->raw) /* relay actors: ours unless placed elsewhere */
+    return found == 0 && owner != r->o.node_id ? LMZ_EMOVED : 0;
+  if (found)
     return LMZ_EMOVED;
   *cur_epoch = cur;
   if (owner != r->o.node_id || (epoch && epoch != cur))

@@ -243,9 +243,15 @@ void lmz__node_set_router(lmz_node *n, struct lmz_router *r) { n->router = r; }
  * always run on the node that has the call. */
 int lmz__deliver(lmz_node *n, lmz_msg *m) {
   if (n->router && !m->routed && m->binding->kind == LMZ_NODE_DO &&
-      !m->binding->cls->raw && lmz__router_route(n->router, m) == 0)
+      (m->binding->cls->raw ? lmz__router_route_relay(n->router, m)
+                            : lmz__router_route(n->router, m)) == 0)
     return 0;
   return lmz__deliver_local(n, m);
+}
+
+void lmz_node_claim_local(lmz_node *n, const char *binding, const char *instance) {
+  if (n->router && binding && instance)
+    lmz__router_claim_local(n->router, binding, instance);
 }
 
 int lmz__deliver_local(lmz_node *n, lmz_msg *m) {

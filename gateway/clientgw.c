@@ -488,6 +488,8 @@ void lmz__gw_upgrade(lmz_gateway *gw, lmz_http_conn_t *conn,
     return;
   }
   attach(c, k);
+  /* in a cluster the gateway actor follows its socket to this node */
+  lmz_node_claim_local(gw->node, LMZ_GATEWAY_BINDING, instance);
 }
 
 /* ---- mesh -> client (the raw class; section 1.10) ------------------------ */
