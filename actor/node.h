@@ -70,6 +70,8 @@ int lmz_node_register_raw_class(lmz_node *n, const char *class_name,
  * moving it here if another node held it (a client reconnected here). Calls
  * from other nodes are then forwarded here. Asynchronous; no-op alone. */
 void lmz_node_claim_local(lmz_node *n, const char *binding, const char *instance);
+/* The node's cluster router (actor/router.h), or NULL before it starts. */
+struct lmz_router *lmz_node_router(lmz_node *n);
 
 /* A config `vars` entry; copied. */
 int lmz_node_set_var(lmz_node *n, const char *name, const char *value);

@@ -249,6 +249,8 @@ int lmz__deliver(lmz_node *n, lmz_msg *m) {
   return lmz__deliver_local(n, m);
 }
 
+struct lmz_router *lmz_node_router(lmz_node *n) { return n->router; }
+
 void lmz_node_claim_local(lmz_node *n, const char *binding, const char *instance) {
   if (n->router && binding && instance)
     lmz__router_claim_local(n->router, binding, instance);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actor/router.h"
 #include "gateway/gw_int.h"
 #include "gateway/keys.h"
 
@@ -85,6 +86,15 @@ static int status_json(lmz_gateway *gw, lmz_buf *b) {
         (unsigned long long)g->incoming_calls, (unsigned long long)g->incoming_timeouts,
         (unsigned long long)hm.conns_open, (unsigned long long)hm.requests,
         (unsigned long long)g->http_routed);
+  struct lmz_router *r = lmz_node_router(gw->node);
+  if (!rv && r) { /* the cluster's view: nodes, leader, term, leases */
+    b->len--; /* reopen the object: replace its closing brace */
+    rv = lmz_buf_append_str(b, ",\"cluster\":");
+    if (!rv)
+      rv = lmz_router_status_json(r, b);
+    if (!rv)
+      rv = lmz_buf_putc(b, '}');
+  }
   return rv;
 }
 
@@ -94,6 +104,9 @@ struct metric {
 };
 
 static int metrics_text(lmz_gateway *gw, lmz_buf *b) {
+  struct lmz_router_stats rs = {0};
+  if (lmz_node_router(gw->node))
+    lmz_router_get_stats(lmz_node_router(gw->node), &rs);
   struct lmz_node_stats ns;
   struct lmz_http_metrics hm;
   const struct lmz_gateway_stats *g = &gw->stats;
@@ -134,6 +147,19 @@ static int metrics_text(lmz_gateway *gw, lmz_buf *b) {
       {"lmz_http_bytes_out_total", "counter", "Bytes sent", hm.bytes_out},
       {"lmz_ws_messages_in_total", "counter", "WebSocket messages received", hm.ws_msgs_in},
       {"lmz_ws_messages_out_total", "counter", "WebSocket messages sent", hm.ws_msgs_out},
+      {"lmz_cluster_forwarded_total", "counter", "Calls forwarded to their owner", rs.forwarded},
+      {"lmz_cluster_forwarded_in_total", "counter", "Forwarded calls run here", rs.forwarded_in},
+      {"lmz_cluster_moved_total", "counter", "MOVED answers seen", rs.moved},
+      {"lmz_cluster_claims_total", "counter", "Claims made", rs.claims},
+      {"lmz_cluster_claims_remote_total", "counter", "Claims sent to the leader", rs.claims_remote},
+      {"lmz_cluster_unavailable_total", "counter", "Calls failed ActorUnavailable", rs.unavailable},
+      {"lmz_cluster_parked", "gauge", "Calls waiting for the directory", rs.parked_now},
+      {"lmz_cluster_forwards_pending", "gauge", "Forwarded calls awaiting a result", rs.forwards_pending},
+      {"lmz_cluster_lease_valid", "gauge", "1 while this node holds a lease", rs.lease_valid},
+      {"lmz_cluster_lease_remaining_ms", "gauge", "Lease left", rs.lease_remaining_ms},
+      {"lmz_raft_leader_id", "gauge", "Known Raft leader (0 = none)", rs.leader_id},
+      {"lmz_raft_term", "gauge", "Raft term", rs.term},
+      {"lmz_raft_role", "gauge", "Raft role (1 follower, 2 candidate, 3 leader)", (uint64_t)rs.role},
   };
   const char *node = lmz_node_get_id(gw->node);
   int rv = 0;
