@@ -88,6 +88,7 @@ struct lmz_router {
   bool registered, upsert_flight, renew_flight, closing;
   lmz_hmap moving;           /* actor key -> drain: being moved away */
   struct lmz_drain *drain;   /* the drain in progress, or NULL */
+  bool member_busy;          /* a membership change is in flight */
   lmz_router_close_cb close_cb;
   void *close_arg;
   struct lmz_router_stats st;
@@ -810,7 +811,7 @@ static int start_raft(lmz_router *r, char *errmsg) {
   for (size_t i = 0; i < r->o.n_voters && n < 64; i++)
     sv[n++] = (struct lmz_raftnode_server){r->o.voters[i].id,
                                            r->o.voters[i].raft_address, RAFT_VOTER};
-  rv = lmz_raftnode_bootstrap(&r->rn, n ? sv : &self, n ? n : 1);
+  rv = r->o.join ? 0 : lmz_raftnode_bootstrap(&r->rn, n ? sv : &self, n ? n : 1);
   if (rv && rv != LMZ_EEXIST) {
     lmz__errmsg_printf(errmsg, "raft bootstrap: %s", r->rn.errmsg);
     return rv;
@@ -1247,4 +1248,43 @@ static void on_import(lmz_router *r, const Lmz__DirRequest *d) {
     send_dir_response(r, d->from_node, d->request_id, rv, NULL);
     free(rl);
   }
+}
+
+/* ---- membership ----------------------------------------------------------- */
+
+struct member_op {
+  lmz_raftnode_change_t chg;
+  lmz_router *r;
+  lmz_router_member_cb cb;
+  void *arg;
+};
+
+static void member_done(lmz_raftnode_change_t *req, int status) {
+  struct member_op *op = req->data;
+  op->r->member_busy = false;
+  op->cb(op->r, status, op->arg);
+  free(op);
+}
+
+int lmz_router_member(lmz_router *r, bool add, uint64_t id,
+                      const char *raft_address, bool standby,
+                      lmz_router_member_cb cb, void *arg) {
+  if (!lmz_raftnode_is_serving(&r->rn))
+    return LMZ_ENOTLEADER;
+  if (r->member_busy)
+    return LMZ_EBUSY;
+  struct member_op *op = calloc(1, sizeof *op);
+  if (!op)
+    return LMZ_ENOMEM;
+  *op = (struct member_op){.r = r, .cb = cb, .arg = arg};
+  op->chg.data = op;
+  int rv = add ? lmz_raftnode_add(&r->rn, &op->chg, id, raft_address,
+                                  standby ? RAFT_STANDBY : RAFT_VOTER, member_done)
+               : lmz_raftnode_remove(&r->rn, &op->chg, id, member_done);
+  if (rv) {
+    free(op);
+    return rv;
+  }
+  r->member_busy = true;
+  return 0;
 }

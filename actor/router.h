@@ -49,6 +49,8 @@ struct lmz_router_opts {
   uint32_t lease_ms;         /* 0 = default (3000) */
   uint32_t park_timeout_ms;  /* how long a call may wait for the directory
                                 (0 = 10000) */
+  bool join;                 /* added at run time (lmz node add): never
+                                bootstrap; wait to be added by the leader */
 };
 
 struct lmz_router_stats {
@@ -91,6 +93,14 @@ lmz_raftnode_t *lmz_router_raft(lmz_router *r);
  * to the new owner. cb gets the counts. LMZ_EBUSY if a drain runs. */
 typedef void (*lmz_router_drain_cb)(lmz_router *r, int moved, int failed,
                                     void *arg);
+/* Membership (lmz node add/remove), on the leader only: adds node `id` with
+ * Raft address `raft_address` as a voter (or standby: a replica that holds
+ * the directory without voting), or removes it. One change at a time.
+ * Returns 0 (cb runs with the outcome), LMZ_ENOTLEADER, LMZ_EBUSY. */
+typedef void (*lmz_router_member_cb)(lmz_router *r, int status, void *arg);
+int lmz_router_member(lmz_router *r, bool add, uint64_t id,
+                      const char *raft_address, bool standby,
+                      lmz_router_member_cb cb, void *arg);
 int lmz_router_drain(lmz_router *r, lmz_router_drain_cb cb, void *arg);
 typedef void (*lmz_router_close_cb)(lmz_router *r, void *arg);
 /* Fails parked and forwarded calls (LMZ_ECANCELED), closes Raft; cb after. */

@@ -6,6 +6,8 @@
 #   deploy/dev-cluster.sh status         process state + `lmz status` from a live node
 #   deploy/dev-cluster.sh kill N         SIGKILL node N (crash it)
 #   deploy/dev-cluster.sh restart N      start node N again on its data
+#   deploy/dev-cluster.sh join N         start a new node N (>= 4) and add it to
+#                                        the cluster (lmz node add) as a voter
 #
 # Node N: node port 7100+N, HTTP 8780+N, Raft 7200+N, data ./lmz-cluster/nodeN,
 # log ./lmz-cluster/nodeN.log. LMZ_PORT_OFFSET=K adds K to every port;
@@ -30,8 +32,8 @@ alive() { # running and not a zombie waiting to be reaped
   [ -n "$p" ] && kill -0 "$p" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$p/stat" 2>/dev/null
 }
 
-write_config() { # write_config N
-  local n=$1 voters="" i
+write_config() { # write_config N [join]
+  local n=$1 join=${2:-false} voters="" i
   for i in "${NODES[@]}"; do
     voters+="${voters:+,}
       {\"id\": $i, \"node\": \"127.0.0.1:$(node_port "$i")\", \"raft\": \"127.0.0.1:$(raft_port "$i")\"}"
@@ -49,18 +51,20 @@ write_config() { # write_config N
     {"binding": "ECHO_WORKER", "entrypoint": "EchoWorker"},
     {"binding": "SPELLCHECK_WORKER", "entrypoint": "SpellCheckWorker"}],
   "storage": {"sync": true},
-  "cluster": {"id": $n, "raft": "127.0.0.1:$(raft_port "$n")", "voters": [$voters]}
+  "cluster": {"id": $n, "raft": "127.0.0.1:$(raft_port "$n")", "join": $join,
+              "voters": [$voters]}
 }
 CFG
 }
 
-start_node() { # start_node N
+start_node() { # start_node N [join]
   local n=$1
   if alive "$n"; then echo "node $n already running (pid $(pid_of "$n"))"; return 0; fi
   mkdir -p "$DIR/node$n"
   chmod 700 "$DIR/node$n"
   [ -f "$DIR/node$n/cluster.key" ] || install -m 600 "$DIR/cluster.key" "$DIR/node$n/cluster.key"
-  write_config "$n"
+  [ -f "$DIR/node$n.jsonc" ] && grep -q '"join": true' "$DIR/node$n.jsonc" && set -- "$n" true
+  write_config "$n" "${2:-false}"
   "$BIN/lmzd" --config "$DIR/node$n.jsonc" >>"$DIR/node$n.log" 2>&1 &
   echo $! >"$DIR/node$n.pid"
   echo "node $n: pid $!, node port $(node_port "$n"), http $(http_port "$n"), log $DIR/node$n.log"
@@ -95,8 +99,10 @@ start)
   echo "cluster up: try  $BIN/lmz call --node 127.0.0.1:$(node_port 1) --key-file $DIR/cluster.key COUNTER_DO a increment 1"
   ;;
 stop)
-  for n in "${NODES[@]}"; do alive "$n" && kill -TERM "$(pid_of "$n")"; done
-  for n in "${NODES[@]}"; do
+  all=("${NODES[@]}")
+  for f in "$DIR"/node*.pid; do [ -f "$f" ] && n=${f##*/node} && n=${n%.pid} && [ "$n" -gt 3 ] && all+=("$n"); done
+  for n in "${all[@]}"; do alive "$n" && kill -TERM "$(pid_of "$n")"; done
+  for n in "${all[@]}"; do
     for _ in $(seq 100); do alive "$n" || break; sleep 0.1; done
     rm -f "$DIR/node$n.pid"
   done
@@ -119,6 +125,18 @@ kill)
   else
     echo "node $n not running"
   fi
+  ;;
+join)
+  n=${2:?node number}
+  [ "$n" -ge 4 ] || { echo "join: use a new node number (4, 5, ...)" >&2; exit 2; }
+  mkdir -p "$DIR/node$n"
+  write_config "$n" true
+  start_node "$n"
+  "$BIN/lmz" node add --node "127.0.0.1:$(node_port 1)" --key-file "$DIR/cluster.key" \
+    "$n" "127.0.0.1:$(raft_port "$n")" || \
+  "$BIN/lmz" node add --node "127.0.0.1:$(node_port 2)" --key-file "$DIR/cluster.key" \
+    "$n" "127.0.0.1:$(raft_port "$n")"
+  wait_ready "$n"
   ;;
 restart)
   n=${2:?node number}

@@ -37,7 +37,7 @@ static const struct cli_cmd cli_cmds[] = {
     {"call", cli_call_main, "call a method of any actor on a node"},
     {"status", cli_status_main, "cluster status: nodes, leader, term, leases"},
     {"locate", cli_locate_main, "which node owns an actor, at which epoch"},
-    {"node", cli_node_main, "operate on cluster nodes (drain)"},
+    {"node", cli_node_main, "cluster membership and moves: node drain|add|remove"},
     {"token", cli_token_main, "mint (or verify) a dev access token for clients"},
 };
 

@@ -8,6 +8,7 @@
  * owner and epoch of one actor ({"placed":false} if it has none yet).
  * Exit 0; 2 with one line on stderr for usage, a missing key or an
  * unreachable node. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,54 +127,100 @@ int cli_locate_main(int argc, char **argv) {
   return rv >= 0 ? rv : ask("locate", &a, 2);
 }
 
-/* lmz node drain ID: ask any node (--node) where node ID listens, then ask
- * node ID itself to drain; waits (up to 10 minutes) for the counts. */
-int cli_node_main(int argc, char **argv) {
-  if (argc < 2 || !strcmp(argv[1], "--help")) {
-    printf("usage: lmz node drain [--node HOST:PORT] [--data DIR | --key-file F] NODE_ID\n"
-           "  moves every actor of node NODE_ID to other nodes, with its state\n");
-    return argc < 2 ? CLI_EXIT_USAGE : 0;
-  }
-  if (strcmp(argv[1], "drain")) {
-    fprintf(stderr, "lmz node: unknown action '%s' (drain)\n", argv[1]);
-    return CLI_EXIT_USAGE;
-  }
-  struct status_args a;
-  int rv = parse("node drain", argc - 1, argv + 1, &a, 1);
-  if (rv >= 0)
-    return rv;
-  const char *id = a.binding;
-  char *end;
-  unsigned long long nid = strtoull(id, &end, 10);
-  if (!nid || *end) {
-    fprintf(stderr, "lmz node drain: NODE_ID must be a positive number\n");
-    return CLI_EXIT_USAGE;
-  }
-  /* find the node's address with a status query */
+/* The status JSON of the node --node points at (malloc'd), or NULL. */
+static char *status_of(const struct status_args *a, const char *cmd) {
   FILE *saved = stdout;
   char *buf = NULL;
   size_t blen = 0;
   stdout = open_memstream(&buf, &blen);
-  rv = ask("node drain", &a, 1);
+  int rv = ask(cmd, a, 1);
   fclose(stdout);
   stdout = saved;
-  char pat[64], addr[128] = "";
-  snprintf(pat, sizeof pat, "{\"id\":%llu,", nid);
-  const char *p = rv == 0 && buf ? strstr(buf, pat) : NULL;
-  const char *q = p ? strstr(p, "\"address\":\"") : NULL;
-  if (q) {
-    q += 11;
-    size_t n = strcspn(q, "\"");
-    snprintf(addr, sizeof addr, "%.*s", (int)n, q);
+  if (rv) {
+    free(buf);
+    return NULL;
   }
-  free(buf);
-  if (!addr[0]) {
-    if (!rv)
+  return buf;
+}
+
+/* Address of node `id` in a status JSON; false if absent. */
+static bool address_of(const char *status, unsigned long long id, char *addr,
+                       size_t len) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "{\"id\":%llu,", id);
+  const char *p = status ? strstr(status, pat) : NULL;
+  const char *q = p ? strstr(p, "\"address\":\"") : NULL;
+  if (!q)
+    return false;
+  q += 11;
+  snprintf(addr, len, "%.*s", (int)strcspn(q, "\""), q);
+  return addr[0] != 0;
+}
+
+static int node_usage(int status) {
+  FILE *f = status ? stderr : stdout;
+  fprintf(f,
+          "usage: lmz node drain  [--node HOST:PORT] [--data DIR | --key-file F] NODE_ID\n"
+          "       lmz node add    [--node ...] [--standby] NODE_ID RAFT_ADDRESS\n"
+          "       lmz node remove [--node ...] NODE_ID\n"
+          "  drain   moves every actor of NODE_ID to other nodes, with its state\n"
+          "  add     adds a node started with cluster.join = true (voter, or a\n"
+          "          standby that replicates the directory without voting)\n"
+          "  remove  removes a node from the Raft configuration\n");
+  return status;
+}
+
+/* lmz node drain|add|remove: asks any node (--node) for the cluster's
+ * state, then talks to the right node: the one to drain, or the leader. */
+int cli_node_main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help"))
+    return node_usage(argc < 2 ? CLI_EXIT_USAGE : 0);
+  const char *act = argv[1];
+  bool drain = !strcmp(act, "drain"), add = !strcmp(act, "add"),
+       rem = !strcmp(act, "remove");
+  if (!drain && !add && !rem) {
+    fprintf(stderr, "lmz node: unknown action '%s' (drain, add, remove)\n", act);
+    return CLI_EXIT_USAGE;
+  }
+  bool standby = false;
+  char *args[64];
+  int n = 0;
+  for (int i = 1; i < argc && n < 63; i++)
+    if (!strcmp(argv[i], "--standby"))
+      standby = true;
+    else
+      args[n++] = argv[i];
+  struct status_args a;
+  int rv = parse("node", n, args, &a, add ? 2 : 1);
+  if (rv >= 0)
+    return rv;
+  char *end, idbuf[32], addr[128];
+  unsigned long long nid = strtoull(a.binding, &end, 10);
+  if (!nid || *end) {
+    fprintf(stderr, "lmz node %s: NODE_ID must be a positive number\n", act);
+    return CLI_EXIT_USAGE;
+  }
+  snprintf(idbuf, sizeof idbuf, "%llu", nid);
+  const char *raft = a.instance;
+  char *st = status_of(&a, "node");
+  if (!st)
+    return CLI_EXIT_USAGE;
+  unsigned long long leader = 0;
+  const char *lp = strstr(st, "\"leader\":");
+  if (lp)
+    leader = strtoull(lp + 9, NULL, 10);
+  bool found = address_of(st, drain ? nid : leader, addr, sizeof addr);
+  free(st);
+  if (!found) {
+    if (drain)
       fprintf(stderr, "lmz node drain: node %llu is not in the cluster\n", nid);
+    else
+      fprintf(stderr, "lmz node %s: no leader known right now; retry\n", act);
     return CLI_EXIT_USAGE;
   }
   a.node = addr;
-  a.instance = id;
-  a.binding = NULL;
-  return ask_ex("node drain", &a, 3, 600000);
+  a.instance = idbuf;
+  a.binding = add ? raft : NULL;
+  return ask_ex(drain ? "node drain" : add ? "node add" : "node remove", &a,
+                drain ? 3 : add ? (standby ? 5 : 4) : 6, 600000);
 }

@@ -50,6 +50,8 @@ struct lmzd {
   bool stopping;
   lmz_conn_t *drain_conn; /* the operator waiting for a drain, or NULL */
   uint64_t drain_request;
+  lmz_conn_t *member_conn; /* the operator waiting for a membership change */
+  uint64_t member_request;
 };
 
 struct lmzd_args {
@@ -256,10 +258,40 @@ static void on_drain_request(struct lmzd *d, lmz_conn_t *conn,
   d->drain_request = q->request_id;
 }
 
+static void member_done(lmz_router *r, int status, void *arg) {
+  (void)r;
+  struct lmzd *d = arg;
+  if (d->member_conn)
+    send_status(d->member_conn, d->member_request, status, "{\"ok\":true}");
+  d->member_conn = NULL;
+}
+
+/* kinds 4/5/6: add a voter / add a standby / remove (the leader only; the
+ * CLI finds the leader). instance = node id, binding = its Raft address. */
+static void on_member_request(struct lmzd *d, lmz_conn_t *conn,
+                              const Lmz__StatusRequest *q) {
+  uint64_t id = strtoull(q->instance, NULL, 10);
+  int rv = !d->router ? LMZ_EUNAVAILABLE
+           : !id ? LMZ_EINVAL
+           : d->member_conn ? LMZ_EBUSY
+           : lmz_router_member(d->router, q->kind != 6, id, q->binding,
+                               q->kind == 5, member_done, d);
+  if (rv) {
+    send_status(conn, q->request_id, rv, NULL);
+    return;
+  }
+  d->member_conn = conn;
+  d->member_request = q->request_id;
+}
+
 static void on_status_request(struct lmzd *d, lmz_conn_t *conn,
                               const Lmz__StatusRequest *q) {
   if (q->kind == 3) {
     on_drain_request(d, conn, q);
+    return;
+  }
+  if (q->kind >= 4 && q->kind <= 6) {
+    on_member_request(d, conn, q);
     return;
   }
   lmz_buf out = LMZ_BUF_INIT;
@@ -299,6 +331,8 @@ static void on_conn_state(lmz_conn_t *conn, int state, int status, void *data) {
   struct lmzd *d = data;
   if (state == LMZ_CONN_DOWN && conn == d->drain_conn)
     d->drain_conn = NULL;
+  if (state == LMZ_CONN_DOWN && conn == d->member_conn)
+    d->member_conn = NULL;
   if (d->router)
     lmz_router_on_conn_state(d->router, conn, state, status);
   lmz_remote_on_conn_state(d->remote, conn, state, status);
@@ -391,7 +425,8 @@ static int start_router(struct lmzd *d) {
                               .raft_dir = raft_dir,
                               .voters = peers,
                               .n_voters = n,
-                              .lease_ms = d->cfg.lease_ms};
+                              .lease_ms = d->cfg.lease_ms,
+                              .join = d->cfg.join};
   if (lmz_router_init(&d->router, d->node, &d->transport, &o, err)) {
     fprintf(stderr, "lmzd: cluster: %s\n", err);
     return 1;

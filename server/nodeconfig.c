@@ -247,6 +247,12 @@ static int parse_cluster(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
   }
   if (lease)
     c->lease_ms = (uint32_t)lease->u.num;
+  const lmz_json *join = lmz_json_get(cl, "join");
+  if (join && join->type != LMZ_JSON_TRUE && join->type != LMZ_JSON_FALSE) {
+    lmz_config_errorf(errmsg, &c->file, join, "cluster.join must be true or false");
+    return LMZ_EBADCONFIG;
+  }
+  c->join = join && join->type == LMZ_JSON_TRUE;
   const lmz_json *vs = rv ? NULL : get_typed(c, cl, "voters", LMZ_JSON_ARRAY,
                                              "an array", errmsg, &rv);
   if (!vs)

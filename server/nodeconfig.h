@@ -13,6 +13,7 @@
  *     "actors": { "idle_evict_ms": 60000 },
  *     "log": { "level": "info", "debug": "lmz.cluster.*" },
  *     "cluster": { "id": 1, "raft": "10.0.0.1:7201", "lease_ms": 3000,
+ *                  "join": false,   // true for a node added by `lmz node add`
  *                  "voters": [ { "id": 1, "node": "10.0.0.1:7101",
  *                                "raft": "10.0.0.1:7201" }, ... ] },
  *     "gateway": { "static": "web",            // relative to this file
@@ -93,6 +94,7 @@ struct lmzd_config {
   uint64_t cluster_id;   /* this node's numeric id (default 1) */
   const char *raft;      /* Raft address; NULL = derived from `listen` */
   uint32_t lease_ms;     /* 0 = default */
+  bool join;             /* a node added at run time: never bootstrap */
   struct lmzd_voter *voters;
   size_t n_voters;
   struct lmzd_gateway gw;

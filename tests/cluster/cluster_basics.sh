@@ -13,7 +13,7 @@ KEY=$LMZ_CLUSTER_DIR/cluster.key
 port() { echo $(( 7100 + $1 + LMZ_PORT_OFFSET )); }
 c() { local n=$1; shift; "$BIN/lmz" call --node "127.0.0.1:$(port "$n")" --key-file "$KEY" --timeout 10000 "$@"; }
 st() { "$BIN/lmz" status --node "127.0.0.1:$(port "$1")" --key-file "$KEY"; }
-stop_cluster() { "$DC" stop >/dev/null 2>&1; for n in 1 2 3; do "$DC" kill "$n" >/dev/null 2>&1; done; }
+stop_cluster() { "$DC" stop >/dev/null 2>&1; for n in 1 2 3 4; do "$DC" kill "$n" >/dev/null 2>&1; done; }
 trap 'stop_cluster; cleanup' EXIT
 
 "$DC" start >"$T/start.log" 2>&1 || { cat "$T/start.log"; bad "cluster starts"; finish; exit 1; }
@@ -71,6 +71,16 @@ check "the owner returns: k1 serves again with every acknowledged write ($before
   wait_until 15 bash -c "[ \"\$(\"$BIN/lmz\" call --node 127.0.0.1:$(port $via) --key-file $KEY COUNTER_DO k1 get)\" = '{\"json\":$before,\"meta\":{}}' ]"
 a1=$(c 1 COUNTER_DO k1 activation); a2=$(c 2 COUNTER_DO k1 activation); a3=$(c 3 COUNTER_DO k1 activation)
 check "k1 still has one activation after the return" bash -c '[ "$1" = "$2" ] && [ "$2" = "$3" ]' _ "$a1" "$a2" "$a3"
+
+# membership: a 4th node joins at run time and receives new actors
+"$DC" join 4 >"$T/join.log" 2>&1
+check "node 4 joins (lmz node add) and answers" grep -q '"ok":true' "$T/join.log"
+on4=0
+for i in $(seq 1 40); do
+  c 4 COUNTER_DO "n$i" activation | grep -q '"node":"node-4"' && on4=$((on4 + 1))
+done
+check "new actors are placed on the new node too ($on4 of 40)" test "$on4" -gt 0
+check "lmz status lists node 4 as up" bash -c 'grep -q "\"id\":4,\"state\":\"up\"" <<<"$1"' _ "$(st 4)"
 
 # drain: every actor leaves node D with its state; totals unchanged
 D=3
