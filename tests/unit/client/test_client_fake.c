@@ -47,6 +47,7 @@ static struct {
   char key[64];
   void (*on_request)(void); /* what to answer; NULL = good 101 + status */
   bool answer_pings;        /* reply lmz:pong to lmz:ping */
+  bool manual_close;        /* do not answer the client's Close */
   int n;                    /* client messages received */
   struct msg m[MAXMSG];
   bool eof;                 /* the client closed its side */
@@ -186,6 +187,8 @@ static size_t take_frame(const uint8_t *p, size_t n) {
   F.n++;
   if (F.answer_pings && m->op == 1 && m->len == 8 && !memcmp(m->data, "lmz:ping", 8))
     fake_text("lmz:pong");
+  if (m->op == 8 && !F.manual_close) /* a server answers Close, then ends */
+    fake_frame(0x88, m->data, m->len, false);
   return hn + 4 + (size_t)len;
 }
 
@@ -741,6 +744,7 @@ static void test_server_eof(void **state) {
 
 static void test_close_handshake(void **state) {
   (void)state;
+  F.manual_close = true;
   connect_ok();
   lmzc_close(C.c, on_close);
   wait_msgs(1);
@@ -758,6 +762,7 @@ static void test_close_handshake(void **state) {
 
 static void test_close_timeout(void **state) {
   (void)state;
+  F.manual_close = true;
   struct lmzc_options o = {.close_timeout_ms = 100};
   start_ex(&o);
   RUN_WHILE(!C.connected, WAIT_MS);
