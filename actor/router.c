@@ -428,7 +428,13 @@ int lmz__router_route(lmz_router *r, lmz_msg *m) {
     return 0;
   }
   if (!lmz_lease_holder_is_valid(&r->lease, now)) {
-    park(r, m); /* our lease is being (re)acquired */
+    if (r->lease.valid_until_ms) { /* we had one: cut off from the majority? */
+      fail_msg(r, m, r->o.node_id,
+               "its owner (this node) holds no valid lease: it cannot reach the "
+               "directory majority");
+      return 0;
+    }
+    park(r, m); /* our first lease is being acquired */
     return 0;
   }
   if (r->moving.n) {
