@@ -167,6 +167,25 @@ describe('supersession (4409)', () => {
     await b.close();
   });
 
+  test('a call relayed to the superseded socket fails at once; its late answer on the new socket is ignored', async () => {
+    const id = identity('supr');
+    const a = await connect(id.instance, id.token);
+    const call = lmzCall([GW, id.instance, 'slow']);
+    const inc = await a.frame('incoming_call');
+    const b = await connect(id.instance, id.token);
+    const out = await call;
+    assert.equal(out.code, 3, out.stderr);
+    const e = JSON.parse(out.stdout).json;
+    assert.equal(e.name, 'ClientDisconnectedError');
+    assert.equal(e.message, 'Client disconnected');
+    assert.equal(e.clientInstanceName, id.instance);
+    b.send({ type: 'incoming_call_response', callId: inc.callId, success: true, result: { json: 'late', meta: {} } });
+    const ok = await b.call('ECHO_WORKER', undefined, chainOf('echo', 'fine'));
+    assert.equal(ok.success, true);
+    assert.equal(b.inbox.length, 0);
+    await b.close();
+  });
+
   test('@lmz/client: the superseded client stops (no reconnect war)', async () => {
     const id = identity('supc');
     const errors = [];
@@ -228,6 +247,10 @@ describe('client -> mesh (2.4)', () => {
     assert.equal(r.success, false);
     assert.equal(r.error.json.$type, 'error');
     assert.equal(r.error.json.name, 'CounterError');
+    assert.equal(r.error.json.message, 'boom');
+    assert.equal(r.error.json.code, 'E_COUNTER');
+    assert.equal(r.error.json.cause.$type, 'error');
+    assert.equal(r.error.json.cause.message, 'root cause');
     await s.close();
 
     class CounterError extends Error {}
@@ -599,6 +622,42 @@ describe('hostile input: each gets its documented rejection and the server keeps
       assert.equal(r.callId, bad.callId);
       assert.equal(r.success, false, JSON.stringify(bad));
       assert.equal(r.error.json.$type, 'error');
+    }
+    const ok = await s.call('ECHO_WORKER', undefined, chainOf('echo', 'fine'));
+    assert.equal(ok.success, true);
+    await s.close();
+  });
+
+  test('a frame nested deeper than the parser allows, and an over-long callId, are ignored; the socket stays usable', async () => {
+    const id = identity('deep');
+    const s = await connect(id.instance, id.token);
+    s.send('['.repeat(100000));
+    s.send(`{"type":"call","callId":"${'x'.repeat(200)}","binding":"ECHO_WORKER","chain":{"json":[],"meta":{}}}`);
+    // 400 levels are within the limits: echoed back intact.
+    s.send('{"type":"call","callId":"deep-ok","binding":"ECHO_WORKER","chain":{"json":[{"type":"get","key":"echo"},' +
+      `{"type":"apply","args":[${'['.repeat(400)}${']'.repeat(400)}]}],"meta":{}}}`);
+    const r = await s.frame('call_response');
+    assert.equal(r.callId, 'deep-ok');
+    assert.equal(r.success, true);
+    assert.equal(JSON.stringify(r.result.json), `${'['.repeat(400)}${']'.repeat(400)}`);
+    const ok = await s.call('ECHO_WORKER', undefined, chainOf('echo', 'fine'));
+    assert.equal(ok.success, true);
+    assert.equal(s.inbox.length, 0);
+    await s.close();
+  });
+
+  test('a client answering with a malformed result fails that mesh call with an Error, nothing else', async () => {
+    const id = identity('badres');
+    const s = await connect(id.instance, id.token);
+    for (const [result, why] of [['not sc', /SC-JSON must be an object/], [{ json: { $ref: 9 }, meta: { aliases: [] } }, /aliases/]]) {
+      const call = lmzCall([GW, id.instance, 'x']);
+      const inc = await s.frame('incoming_call');
+      s.send({ type: 'incoming_call_response', callId: inc.callId, success: true, result });
+      const out = await call;
+      assert.equal(out.code, 3, out.stderr);
+      const e = JSON.parse(out.stdout).json;
+      assert.equal(e.name, 'Error');
+      assert.match(e.message, why);
     }
     const ok = await s.call('ECHO_WORKER', undefined, chainOf('echo', 'fine'));
     assert.equal(ok.success, true);

@@ -235,8 +235,12 @@ function startClient() {
   client = new EditorClient({
     accessToken: token.access_token,
     // The page's token stays valid until renewClient replaces the client; a
-    // new dev token would carry another sub (and so another instance name).
-    refresh: async () => ({ access_token: token.access_token }),
+    // new dev token would carry another sub (and so another instance name),
+    // so a refresh asked for near the expiry starts the new client instead.
+    refresh: async () => {
+      if (token.exp - Date.now() / 1000 < RENEW_AHEAD_S / 2) setTimeout(renewClient, 0);
+      return { access_token: token.access_token };
+    },
     onConnectionStateChange: (state) => {
       setState(state);
       if (state === 'connected') ui.instance.textContent = client.lmz.instanceName;
@@ -249,14 +253,19 @@ function startClient() {
   renewTimer = setTimeout(renewClient, Math.max(renewInS, 5) * 1000);
 }
 
-async function renewClient() {
-  try {
-    token = await fetchDevToken();
-    startClient();
-  } catch (err) {
-    showError(err.message);
-    renewTimer = setTimeout(renewClient, 10_000);
-  }
+let renewing = null;
+function renewClient() {
+  renewing ??= (async () => {
+    try {
+      token = await fetchDevToken();
+      startClient();
+    } catch (err) {
+      showError(err.message);
+      if (!client) setState('disconnected');
+      renewTimer = setTimeout(renewClient, 10_000);
+    }
+  })().finally(() => { renewing = null; });
+  return renewing;
 }
 
 ui.docForm.addEventListener('submit', (ev) => {
