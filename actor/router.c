@@ -204,17 +204,18 @@ static int dir_remote(lmz_router *r, struct dir_req *q, uint32_t kind,
  * node that just crashed keeps a live lease for up to L, and an actor placed
  * there would be unavailable until it returns. 0 = let raftnode choose. */
 static uint64_t choose_node(lmz_router *r, const char *binding,
-                            const char *instance) {
+                            const char *instance, bool include_self) {
   uint64_t live[LMZ_DIR_MAX_NODES], cand[LMZ_DIR_MAX_NODES], out = 0;
   size_t n = lmz_dir_live_nodes(r->rn.dir, mono_ms(), live, LMZ_DIR_MAX_NODES), k = 0;
   for (size_t i = 0; i < n && i < LMZ_DIR_MAX_NODES; i++) {
-    lmz_conn_t *c = live[i] == r->o.node_id ? NULL : lmz_transport_peer(r->t, live[i]);
-    if (live[i] == r->o.node_id || (c && lmz_conn_is_up(c)))
+    bool self = live[i] == r->o.node_id;
+    lmz_conn_t *c = self ? NULL : lmz_transport_peer(r->t, live[i]);
+    if ((self && include_self) || (c && lmz_conn_is_up(c)))
       cand[k++] = live[i];
   }
-  if (!k || lmz_placement_choose(LMZ_PLACEMENT_HASH, cand, k, r->o.node_id,
-                                 binding, strlen(binding), instance,
-                                 strlen(instance), &out))
+  if (!k || lmz_placement_choose(LMZ_PLACEMENT_HASH, cand, k, 0, binding,
+                                 strlen(binding), instance, strlen(instance),
+                                 &out))
     return 0;
   return out;
 }
@@ -227,7 +228,7 @@ static int dir_claim(lmz_router *r, const char *binding, const char *instance,
   int rv;
   if (lmz_raftnode_is_serving(&r->rn)) {
     q->claim.data = q;
-    uint64_t target = choose_node(r, binding, instance);
+    uint64_t target = choose_node(r, binding, instance, true);
     rv = lmz_raftnode_claim(&r->rn, &q->claim, binding, strlen(binding),
                             instance, strlen(instance),
                             target ? LMZ_PLACEMENT_LOCAL : LMZ_PLACEMENT_HASH,
@@ -1167,17 +1168,8 @@ static void drain_next(struct lmz_drain *d) {
     return;
   }
   struct drain_item *it = &d->items[d->next];
-  uint64_t live[LMZ_DIR_MAX_NODES], cand[LMZ_DIR_MAX_NODES];
-  size_t n = lmz_dir_live_nodes(r->rn.dir, mono_ms(), live, LMZ_DIR_MAX_NODES), k = 0;
-  for (size_t i = 0; i < n && i < LMZ_DIR_MAX_NODES; i++) {
-    lmz_conn_t *c = live[i] == r->o.node_id ? NULL : lmz_transport_peer(r->t, live[i]);
-    if (c && lmz_conn_is_up(c))
-      cand[k++] = live[i];
-  }
-  if (!k || lmz_placement_choose(LMZ_PLACEMENT_HASH, cand, k, 0, it->binding,
-                                 strlen(it->binding), it->instance,
-                                 strlen(it->instance), &d->target)) {
-    d->failed += d->n - d->next;
+  if (!(d->target = choose_node(r, it->binding, it->instance, false))) {
+    d->failed += d->n - d->next; /* nowhere to go: everything stays */
     d->next = d->n;
     drain_finish(d);
     return;
