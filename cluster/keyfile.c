@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/file.h"
 
 #define KEYFILE_MAX 4096
 
@@ -148,19 +149,6 @@ int lmz_keyfile_load(const char *path, uint8_t key[LMZ_KEYFILE_KEY_LEN],
   return rv;
 }
 
-/* Writes the whole buffer, retrying short writes. */
-static int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
 
 /* Moves the finished temp file into place: link() refuses an existing name
  * atomically, rename() replaces it. */
@@ -194,7 +182,7 @@ int lmz_keyfile_save(const char *path, const uint8_t key[LMZ_KEYFILE_KEY_LEN],
   char text[2 * LMZ_KEYFILE_KEY_LEN + 2];
   sodium_bin2hex(text, sizeof text, key, LMZ_KEYFILE_KEY_LEN);
   text[2 * LMZ_KEYFILE_KEY_LEN] = '\n';
-  int bad = fchmod(fd, 0600) != 0 || write_all(fd, text, sizeof text - 1) ||
+  int bad = fchmod(fd, 0600) != 0 || lmz_write_all(fd, text, sizeof text - 1) ||
             fsync(fd) != 0;
   int e = errno;
   sodium_memzero(text, sizeof text);

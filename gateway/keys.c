@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/file.h"
 #include "core/json.h"
 
 #define KEYFILE_MAX (16u * 1024u)
@@ -303,18 +304,6 @@ int lmz_keys_dev_load(const char *data_dir, struct lmz_jwt_keyset *ks,
 
 /* ---- the dev key file: create -------------------------------------------- */
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
 
 static int format_keyfile(lmz_buf *b, const char *const kids[2],
                           uint8_t seeds[2][32]) {
@@ -355,7 +344,7 @@ static int create_keyfile(const char *dir, const char *path, char *errmsg) {
     rv = LMZ_EIO;
   }
   if (!rv) {
-    int bad = fchmod(fd, 0600) || write_all(fd, b.data, b.len) || fsync(fd);
+    int bad = fchmod(fd, 0600) || lmz_write_all(fd, b.data, b.len) || fsync(fd);
     int e = errno;
     close(fd);
     int l = bad ? -1 : link(tmp, path); /* never replaces an existing file */

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/file.h"
 #include "server/version.h"
 
 struct cli_cmd {
@@ -162,15 +163,5 @@ int cli_read_all(int fd, size_t max, char **data, size_t *len) {
 }
 
 int cli_write_all(int fd, const void *data, size_t len) {
-  const char *p = data;
-  while (len > 0) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w < 0)
-      return -errno;
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
+  return lmz_write_all(fd, data, len);
 }

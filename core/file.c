@@ -1,0 +1,21 @@
+/* core/file.c - see file.h. */
+#include "core/file.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+int lmz_write_all(int fd, const void *data, size_t len) {
+  const char *p = data;
+  while (len > 0) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0)
+      return -errno;
+    if (w == 0)
+      return -EIO;
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
