@@ -93,7 +93,7 @@ static void key_of(char *k, uint64_t i) {
 }
 
 /* Returns puts/s of single synced puts. */
-static double run_single_sync(double seconds) {
+static inline double run_single_sync(double seconds) {
   char *dir = make_dir();
   if (!dir)
     die("mkdtemp", NULL);
@@ -116,7 +116,7 @@ static double run_single_sync(double seconds) {
 }
 
 /* Returns batches/s of synced WriteBatches of 100 puts. */
-static double run_batch100_sync(double seconds) {
+static inline double run_batch100_sync(double seconds) {
   char *dir = make_dir();
   if (!dir)
     die("mkdtemp", NULL);
