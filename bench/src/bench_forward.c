@@ -150,18 +150,6 @@ static int locate_owners(struct fwd *f) {
 
 /* ---- measurements --------------------------------------------------------- */
 
-struct cpu_snap {
-  double node[CB_NODES], self, sys_busy, sys_total, t;
-};
-
-static void cpu_snap(struct cpu_snap *s) {
-  for (int i = 0; i < CB_NODES; i++)
-    s->node[i] = cb_proc_cpu_s(F.cl.n[i].pid);
-  s->self = cb_proc_cpu_s(getpid());
-  cb_sys_cpu(&s->sys_busy, &s->sys_total);
-  s->t = cb_now();
-}
-
 /* Pipelined calls to node `to` for S seconds; *cpu_pct[k] = % of one core
  * used by node k (0..2) and by this client (3); *sys = machine busy %. */
 static int throughput(int to, int n_conns, uint32_t window, double secs,
@@ -174,19 +162,14 @@ static int throughput(int to, int n_conns, uint32_t window, double secs,
   F.conns = conns;
   struct cb_pipe p = {conns, n_conns, window, issue, done, &F};
   double warm;
-  struct cpu_snap s0, s1;
+  struct cb_cpu s0, s1;
   if (!rv) /* warm-up: connections, buffers, the forwarder's peer link */
     rv = cb_pipe_run(&p, secs / 5, 15, &warm, NULL);
-  cpu_snap(&s0);
+  cb_cpu_snap(&F.cl, &s0);
   if (!rv)
     rv = cb_pipe_run(&p, secs, 15, rate, NULL);
-  cpu_snap(&s1);
-  double dt = s1.t - s0.t;
-  for (int i = 0; i < CB_NODES; i++)
-    cpu_pct[i] = 100 * (s1.node[i] - s0.node[i]) / dt;
-  cpu_pct[CB_NODES] = 100 * (s1.self - s0.self) / dt;
-  double jt = s1.sys_total - s0.sys_total;
-  *sys = jt > 0 ? 100 * (s1.sys_busy - s0.sys_busy) / jt : 0;
+  cb_cpu_snap(&F.cl, &s1);
+  *sys = cb_cpu_pct(&s0, &s1, cpu_pct);
   for (int i = 0; i < opened; i++)
     cb_conn_close(&conns[i]);
   return rv;

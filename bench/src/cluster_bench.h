@@ -178,6 +178,8 @@ struct cb_node {
   int id; /* cluster id 1..3 */
   int node_port, raft_port;
   pid_t pid; /* 0 = not running */
+  int wstatus; /* how it ended, when it ended by itself (waitpid) */
+  bool ended;  /* ... and that it did */
   char addr[32];
   char cfg[CB_PATH], log[CB_PATH], data[CB_PATH];
 };
@@ -377,6 +379,7 @@ CB_FN int cb_spawn(struct cb_cluster *c, int i) {
     _exit(127);
   }
   nd->pid = pid;
+  nd->ended = false;
   return 0;
 }
 
@@ -398,23 +401,49 @@ static bool cb_node_died(struct cb_cluster *c, int i) {
   int st;
   if (waitpid(c->n[i].pid, &st, WNOHANG) == c->n[i].pid) {
     c->n[i].pid = 0;
+    c->n[i].wstatus = st;
+    c->n[i].ended = true;
     return true;
   }
   return false;
 }
 
+/* "running", "exited with status N", "killed by signal N (name)". */
+static const char *cb_node_state(struct cb_cluster *c, int i, char *buf, size_t n) {
+  if (!cb_node_died(c, i))
+    snprintf(buf, n, "running (pid %d)", (int)c->n[i].pid);
+  else if (!c->n[i].ended)
+    snprintf(buf, n, "stopped");
+  else if (WIFSIGNALED(c->n[i].wstatus))
+    snprintf(buf, n, "killed by signal %d (%s)", WTERMSIG(c->n[i].wstatus),
+             strsignal(WTERMSIG(c->n[i].wstatus)));
+  else
+    snprintf(buf, n, "exited with status %d", WEXITSTATUS(c->n[i].wstatus));
+  return buf;
+}
+
+/* Prints the last `lines` lines of node i's log, or, if a sanitizer
+ * reported an error there, the report's first lines (the useful part). */
 CB_FN void cb_log_tail(const struct cb_cluster *c, int i, int lines) {
   FILE *f = fopen(c->n[i].log, "r");
   if (!f)
     return;
-  static char ring[16][512];
-  int n = 0;
-  while (fgets(ring[n % 16], sizeof ring[0], f))
+  static char ring[32][512];
+  int n = 0, report = -1;
+  while (fgets(ring[n % 32], sizeof ring[0], f)) {
+    if (report < 0 && (strstr(ring[n % 32], "ERROR: AddressSanitizer") ||
+                       strstr(ring[n % 32], "runtime error:")))
+      report = n;
+    if (report >= 0 && n - report >= 20)
+      break;
     n++;
+  }
   fclose(f);
-  fprintf(stderr, "--- node %d log (last lines) ---\n", c->n[i].id);
-  for (int k = n > lines ? n - lines : 0; k < n; k++)
-    fprintf(stderr, "  %s", ring[k % 16]);
+  int from = report >= 0 ? report : n > lines ? n - lines : 0;
+  fprintf(stderr, "--- node %d log (%s) ---\n", c->n[i].id,
+          report >= 0 ? "sanitizer report" : "last lines");
+  for (int k = from; k < n; k++)
+    fprintf(stderr, "  %s", ring[k % 32]);
 }
 
 /* ---- status / locate (lmz_rpc_client, one request at a time) ------------- */
@@ -475,33 +504,61 @@ static int cb_count(const char *s, const char *sub) {
   return n;
 }
 
+static char cb_last_status[8192]; /* for the "not ready" message */
+
 /* Node i sees a leader, every node up, and its own lease valid. */
 static bool cb_node_ready(struct cb_cluster *c, int i, int want_up) {
-  char js[8192];
-  if (cb_status(c, i, js, sizeof js))
+  char *js = cb_last_status;
+  if (cb_status(c, i, js, sizeof cb_last_status)) {
+    snprintf(js, sizeof cb_last_status, "(no status answer)");
     return false;
+  }
   return cb_json_num(js, "leader") != 0 && strstr(js, "\"valid\":true") &&
          cb_count(js, "\"state\":\"up\"") >= want_up;
+}
+
+/* Every node's process state and status, and the logs' tails. */
+CB_FN void cb_dump_cluster(struct cb_cluster *c) {
+  for (int k = 0; k < CB_NODES; k++) {
+    char js[8192] = "(no answer)", how[96];
+    cb_node_state(c, k, how, sizeof how);
+    if (c->n[k].pid > 0)
+      cb_status(c, k, js, sizeof js);
+    fprintf(stderr, "cluster: node %d %s, status: %s\n", c->n[k].id, how, js);
+  }
+  for (int k = 0; k < CB_NODES; k++)
+    cb_log_tail(c, k, 6);
+}
+
+/* Fails (-1, says which and how, logs) if a node marked in `was` ended. */
+CB_FN int cb_check_alive(struct cb_cluster *c, const bool was[CB_NODES],
+                         const char *when) {
+  for (int k = 0; k < CB_NODES; k++)
+    if (was[k] && cb_node_died(c, k)) {
+      char how[96];
+      fprintf(stderr, "cluster: node %d %s %s\n", c->n[k].id,
+              cb_node_state(c, k, how, sizeof how), when);
+      cb_dump_cluster(c);
+      return -1;
+    }
+  return 0;
 }
 
 /* Waits until every running node is ready (all CB_NODES up, or want_up).
  * Returns 0, or -1 (a node died or the deadline passed; logs printed). */
 CB_FN int cb_wait_ready(struct cb_cluster *c, int want_up, double timeout_s) {
   double deadline = cb_now() + timeout_s;
+  bool was[CB_NODES];
+  for (int k = 0; k < CB_NODES; k++)
+    was[k] = c->n[k].pid > 0;
   for (int i = 0; i < CB_NODES; i++) {
-    if (c->n[i].pid <= 0)
-      continue;
-    while (!cb_node_ready(c, i, want_up)) {
-      if (cb_node_died(c, i)) {
-        fprintf(stderr, "cluster: node %d exited during startup\n", c->n[i].id);
-        cb_log_tail(c, i, 8);
+    while (was[i] && !cb_node_ready(c, i, want_up)) {
+      if (cb_check_alive(c, was, "while waiting for the cluster to be ready"))
         return -1;
-      }
       if (cb_now() > deadline) {
-        fprintf(stderr, "cluster: node %d not ready after %.0f s\n", c->n[i].id,
-                timeout_s);
-        for (int k = 0; k < CB_NODES; k++)
-          cb_log_tail(c, k, 6);
+        fprintf(stderr, "cluster: node %d not ready after %.0f s; its status: %s\n",
+                c->n[i].id, timeout_s, cb_last_status);
+        cb_dump_cluster(c);
         return -1;
       }
       cb_sleep_ms(20);
@@ -523,22 +580,15 @@ CB_FN int cb_leader(struct cb_cluster *c) {
   return -1;
 }
 
-/* Starts 3 nodes and waits until the cluster is ready (retries once with
- * fresh ports: another process may take a port between pick and bind).
- * Returns 0 or -1 (reason on stderr; nothing left running). */
-CB_FN int cb_cluster_start(struct cb_cluster *c) {
-  memset(c, 0, sizeof *c);
-  if (sodium_init() < 0 || cb_find_binaries(c))
-    return -1;
-  const char *tmp = getenv("TMPDIR");
-  snprintf(c->dir, sizeof c->dir, "%s/lmz-cbench.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  if (!mkdtemp(c->dir)) {
-    c->dir[0] = '\0';
-    return -1;
-  }
-  cb_install_handlers(c);
-  lmz_keyfile_generate(c->key);
+/* Kills whatever runs, wipes the nodes' data and starts a fresh cluster in
+ * the same dir (new ports; retried once: another process may take a port
+ * between pick and bind). Returns 0 or -1 (reason on stderr). */
+CB_FN int cb_cluster_fresh(struct cb_cluster *c) {
   for (int attempt = 0; attempt < 2; attempt++) {
+    cb_kill_all();
+    for (int i = 0; i < CB_NODES; i++)
+      if (c->n[i].data[0])
+        nftw(c->n[i].data, cb_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     double t0 = cb_now();
     if (cb_prepare(c))
       return -1;
@@ -551,12 +601,52 @@ CB_FN int cb_cluster_start(struct cb_cluster *c) {
               c->n[2].node_port);
       return 0;
     }
-    cb_kill_all();
-    for (int i = 0; i < CB_NODES; i++) /* a clean slate for the retry */
-      nftw(c->n[i].data, cb_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-    fprintf(stderr, "cluster: retrying with fresh ports\n");
+    fprintf(stderr, "cluster: %s\n", attempt ? "giving up" : "retrying with fresh ports");
   }
+  cb_kill_all();
   return -1;
+}
+
+/* Temp dir, key, exit/signal handlers, then cb_cluster_fresh(). Returns 0
+ * or -1 (reason on stderr; nothing left running). */
+CB_FN int cb_cluster_start(struct cb_cluster *c) {
+  memset(c, 0, sizeof *c);
+  if (sodium_init() < 0 || cb_find_binaries(c))
+    return -1;
+  const char *tmp = getenv("TMPDIR");
+  snprintf(c->dir, sizeof c->dir, "%s/lmz-cbench.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(c->dir)) {
+    c->dir[0] = '\0';
+    return -1;
+  }
+  cb_install_handlers(c);
+  lmz_keyfile_generate(c->key);
+  return cb_cluster_fresh(c);
+}
+
+/* CPU of the nodes, this process and the machine at one instant. */
+struct cb_cpu {
+  double node[CB_NODES], self, sys_busy, sys_total, t;
+};
+
+CB_FN void cb_cpu_snap(const struct cb_cluster *c, struct cb_cpu *s) {
+  for (int i = 0; i < CB_NODES; i++)
+    s->node[i] = c->n[i].pid > 0 ? cb_proc_cpu_s(c->n[i].pid) : 0;
+  s->self = cb_proc_cpu_s(getpid());
+  cb_sys_cpu(&s->sys_busy, &s->sys_total);
+  s->t = cb_now();
+}
+
+/* Between two snaps: % of one core per node (pct[0..2]) and for this
+ * process (pct[3]); returns the machine's busy % (all cores). */
+CB_FN double cb_cpu_pct(const struct cb_cpu *a, const struct cb_cpu *b,
+                        double pct[CB_NODES + 1]) {
+  double dt = b->t - a->t;
+  for (int i = 0; i < CB_NODES; i++)
+    pct[i] = dt > 0 ? 100 * (b->node[i] - a->node[i]) / dt : 0;
+  pct[CB_NODES] = dt > 0 ? 100 * (b->self - a->self) / dt : 0;
+  double jt = b->sys_total - a->sys_total;
+  return jt > 0 ? 100 * (b->sys_busy - a->sys_busy) / jt : 0;
 }
 
 /* SIGTERM every node, SIGKILL what is left after 3 s. */
@@ -650,11 +740,15 @@ CB_FN int cb_conn_next(struct cb_conn *c, Lmz__Frame **out) {
     size_t n = c->plain.len - c->plain_off, blen;
     int rv = lmz_frame_split(&c->split, &p, &n, &body, &blen);
     c->plain_off = c->plain.len - n;
+    if (rv < 0)
+      snprintf(c->err, sizeof c->err, "frame over the size cap");
     if (rv <= 0)
       return rv;
     Lmz__Frame *f;
-    if (lmz_frame_unpack(body, blen, &f))
+    if (lmz_frame_unpack(body, blen, &f)) {
+      snprintf(c->err, sizeof c->err, "malformed frame");
       return LMZ_EBADMSG;
+    }
     if (f->body_case == LMZ__FRAME__BODY_HELLO) {
       c->got_hello = true;
     } else if (f->body_case == LMZ__FRAME__BODY_PING) {
@@ -938,8 +1032,10 @@ static int cb_pipe_round(struct cb_pipe *p, bool fill, uint64_t *n_done) {
   }
   if (rv)
     return rv;
-  if (poll(pf, (nfds_t)p->n_conns, 50) < 0 && errno != EINTR)
+  if (poll(pf, (nfds_t)p->n_conns, 50) < 0 && errno != EINTR) {
+    snprintf(p->conns[0].err, sizeof p->conns[0].err, "poll: %s", strerror(errno));
     return -1;
+  }
   for (int i = 0; i < p->n_conns && !rv; i++)
     if (pf[i].revents)
       rv = cb_pipe_drain_conn(p, i, n_done);
@@ -972,6 +1068,9 @@ CB_FN int cb_pipe_run(struct cb_pipe *p, double seconds, double drain_s,
   }
   if (total_done)
     *total_done = n_done;
+  for (int i = 0; rv && i < p->n_conns; i++)
+    if (p->conns[i].err[0])
+      fprintf(stderr, "cluster: connection %d: %s\n", i, p->conns[i].err);
   return rv;
 }
 
