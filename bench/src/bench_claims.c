@@ -94,7 +94,7 @@ static int latency(double secs, size_t cap, double **out, size_t *n) {
     char name[48];
     fresh_name(name, sizeof name, 100 + (int)(i % CB_NODES), c->next_id);
     double t0 = cb_now();
-    Lmz__Frame *fr;
+    Lmz__Frame *fr = NULL;
     if (!cb_conn_call(c, "COUNTER_DO", name, &C.chain))
       rv = LMZ_ENOMEM;
     if (rv || (rv = cb_conn_flush(c)) || (rv = cb_conn_result(c, &fr, 10000)))

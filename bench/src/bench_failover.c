@@ -120,7 +120,7 @@ static int probe_until_claim(struct cb_conn sv[2], double t_kill, struct trial *
 
 /* A fresh activation through c must work before the kill. */
 static int check_claim(struct cb_conn *c, int via) {
-  Lmz__Frame *f;
+  Lmz__Frame *f = NULL;
   if (!probe(c, 10 + via) || cb_conn_flush(c) || cb_conn_result(c, &f, 10000))
     return -1;
   char why[256] = "";

@@ -90,7 +90,7 @@ static int create_actors(struct fwd *f) {
     rv = cb_conn_call(&c, "COUNTER_DO", f->names[k], &chain) ? 0 : LMZ_ENOMEM;
   }
   for (int k = 0; !rv && k < N_INST; k++) {
-    Lmz__Frame *fr;
+    Lmz__Frame *fr = NULL;
     if (!(rv = cb_conn_result(&c, &fr, 15000))) {
       char why[256] = "";
       if (!cb_result_ok(fr->result))
@@ -187,7 +187,7 @@ static int latency(int to, double secs, size_t cap, double **out, size_t *n) {
   for (size_t i = 0; !rv && *n < cap && (i < 200 || cb_now() < end); i++) {
     uint32_t k = (uint32_t)(c.next_id % (uint64_t)F.n_owned);
     double t0 = cb_now();
-    Lmz__Frame *fr;
+    Lmz__Frame *fr = NULL;
     if (!cb_conn_call(&c, "COUNTER_DO", F.names[F.owned[k]], &F.chains[k]))
       rv = LMZ_ENOMEM;
     if (rv || (rv = cb_conn_flush(&c)) || (rv = cb_conn_result(&c, &fr, 10000)))

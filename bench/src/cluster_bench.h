@@ -185,7 +185,7 @@ struct cb_node {
 };
 
 struct cb_cluster {
-  char dir[CB_PATH];
+  char dir[CB_PATH / 2]; /* so that dir + "/nodeN.jsonc" fits a path */
   char lmzd[CB_PATH], lib[CB_PATH];
   uint8_t key[LMZ_KEYFILE_KEY_LEN];
   struct cb_node n[CB_NODES];
@@ -258,7 +258,7 @@ static void cb_install_handlers(struct cb_cluster *c) {
 /* lmzd: $LMZ_BIN_DIR/lmzd, else next to this executable; the counter module
  * in $LMZ_LIB_DIR, else BIN/../lib. */
 static int cb_find_binaries(struct cb_cluster *c) {
-  char bin[CB_PATH];
+  char bin[CB_PATH / 2];
   const char *env = getenv("LMZ_BIN_DIR");
   if (env && *env) {
     snprintf(bin, sizeof bin, "%s", env);
