@@ -207,6 +207,8 @@ void lmz__schedule(lmz_node *n, lmz_actor *a) {
 
 static void idle_cb(uv_idle_t *h) {
   lmz_node *n = h->data;
+  /* one clock read per batch: idle eviction needs no finer resolution */
+  double now = lmz_node_now_ms(n);
   for (int budget = TURN_BUDGET; budget > 0 && n->rq_head; budget--) {
     lmz_actor *a = n->rq_head;
     n->rq_head = a->run_next;
@@ -225,7 +227,7 @@ static void idle_cb(uv_idle_t *h) {
     a->running = true;
     lmz__run_turn(n, a, m);
     a->running = false;
-    a->last_active_ms = lmz_node_now_ms(n);
+    a->last_active_ms = now;
     lmz__schedule(n, a);
   }
   if (!n->rq_head) {

@@ -222,7 +222,10 @@ static uint32_t key_hash(const struct key *k) {
 static bool key_eq(const struct key *a, const struct key *b) {
   if (a->v)
     return same_value_zero(a->v, b->v);
-  return a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
+  /* keys are short: compare the length and the first byte before paying
+   * for a memcmp call */
+  return a->len == b->len &&
+         (a->len == 0 || (a->s[0] == b->s[0] && memcmp(a->s, b->s, a->len) == 0));
 }
 
 static void hidx_insert(struct lmz__hidx *h, uint32_t idx, uint32_t hash) {
