@@ -150,51 +150,109 @@ static int locate_owners(struct fwd *f) {
 
 /* ---- measurements --------------------------------------------------------- */
 
-/* Pipelined calls to node `to` for S seconds; *cpu_pct[k] = % of one core
- * used by node k (0..2) and by this client (3); *sys = machine busy %. */
-static int throughput(int to, int n_conns, uint32_t window, double secs,
-                      double *rate, double cpu_pct[CB_NODES + 1], double *sys) {
-  struct cb_conn conns[16];
-  int rv = 0, opened = 0;
-  for (; opened < n_conns && !rv; opened++)
-    if ((rv = cb_conn_open(&conns[opened], F.cl.n[to].addr, F.cl.key, 5000)))
-      fprintf(stderr, "forward: connect to node %d: %s\n", to + 1, conns[opened].err);
-  F.conns = conns;
-  struct cb_pipe p = {conns, n_conns, window, issue, done, &F};
-  double warm;
-  struct cb_cpu s0, s1;
-  if (!rv) /* warm-up: connections, buffers, the forwarder's peer link */
-    rv = cb_pipe_run(&p, secs / 5, 15, &warm, NULL);
-  cb_cpu_snap(&F.cl, &s0);
-  if (!rv)
-    rv = cb_pipe_run(&p, secs, 15, rate, NULL);
-  cb_cpu_snap(&F.cl, &s1);
-  *sys = cb_cpu_pct(&s0, &s1, cpu_pct);
-  for (int i = 0; i < opened; i++)
-    cb_conn_close(&conns[i]);
-  return rv;
+#define MAX_CONNS 16
+#define MAX_ROUNDS 9
+
+/* Pipelined connections to one node. */
+struct target {
+  int node;
+  struct cb_conn conns[MAX_CONNS];
+  int n;
+  struct cb_pipe p;
+};
+
+static int target_open(struct target *t, int node, int n_conns, uint32_t window) {
+  t->node = node;
+  t->p = (struct cb_pipe){t->conns, n_conns, window, issue, done, &F};
+  for (t->n = 0; t->n < n_conns; t->n++)
+    if (cb_conn_open(&t->conns[t->n], F.cl.n[node].addr, F.cl.key, 5000)) {
+      fprintf(stderr, "forward: connect to node %d: %s\n", node + 1, t->conns[t->n].err);
+      t->n++;
+      return -1;
+    }
+  return 0;
 }
 
-/* One call in flight to node `to` for S seconds (at most `cap` samples);
- * round-trip times in microseconds into *out (malloc'd). */
-static int latency(int to, double secs, size_t cap, double **out, size_t *n) {
-  struct cb_conn c;
-  int rv = cb_conn_open(&c, F.cl.n[to].addr, F.cl.key, 5000);
-  double *v = malloc(cap * sizeof *v), end = cb_now() + secs;
-  *n = 0;
-  if (!rv && !v)
-    rv = LMZ_ENOMEM;
-  for (size_t i = 0; !rv && *n < cap && (i < 200 || cb_now() < end); i++) {
-    uint32_t k = (uint32_t)(c.next_id % (uint64_t)F.n_owned);
+static void target_close(struct target *t) {
+  for (int i = 0; i < t->n; i++)
+    cb_conn_close(&t->conns[i]);
+  t->n = 0;
+}
+
+static int target_run(struct target *t, double secs, double *rate, uint64_t *n) {
+  F.conns = t->conns;
+  return cb_pipe_run(&t->p, secs, 15, rate, n);
+}
+
+/* Adds the CPU used between a and b to sum (deltas; sum starts zeroed). */
+static void cpu_add(struct cb_cpu *sum, const struct cb_cpu *a, const struct cb_cpu *b) {
+  for (int i = 0; i < CB_NODES; i++)
+    sum->node[i] += b->node[i] - a->node[i];
+  sum->self += b->self - a->self;
+  sum->sys_busy += b->sys_busy - a->sys_busy;
+  sum->sys_total += b->sys_total - a->sys_total;
+  sum->t += b->t - a->t;
+}
+
+/* Rounds of S/rounds seconds to A then to B, interleaved so that machine
+ * noise hits both alike; each rate is the median over the rounds. cpu[k]:
+ * CPU of the forwarded rounds (% of a core per node, client last);
+ * us_per_call[k]: CPU microseconds (all nodes + client) per call, k = 0
+ * forwarded, 1 direct. */
+static int throughput(struct target *fw, struct target *dr, double secs, int rounds,
+                      double rate[2], double cpu[CB_NODES + 1], double *sys,
+                      double us_per_call[2]) {
+  double r[2][MAX_ROUNDS], warm, pct[CB_NODES + 1];
+  struct cb_cpu zero = {{0}, 0, 0, 0, 0}, sum[2] = {zero, zero}, s0, s1;
+  uint64_t n[2] = {0, 0}, got;
+  struct target *t[2] = {fw, dr};
+  if (target_run(fw, secs / 5, &warm, NULL) || target_run(dr, secs / 5, &warm, NULL))
+    return -1; /* warm-up: connections, buffers, the forwarder's peer link */
+  for (int i = 0; i < rounds; i++)
+    for (int k = 0; k < 2; k++) {
+      cb_cpu_snap(&F.cl, &s0);
+      if (target_run(t[k], secs / rounds, &r[k][i], &got))
+        return -1;
+      cb_cpu_snap(&F.cl, &s1);
+      cpu_add(&sum[k], &s0, &s1);
+      n[k] += got;
+    }
+  *sys = cb_cpu_pct(&zero, &sum[0], cpu);
+  for (int k = 0; k < 2; k++) {
+    cb_cpu_pct(&zero, &sum[k], pct);
+    double core_s = 0;
+    for (int i = 0; i <= CB_NODES; i++)
+      core_s += pct[i] / 100 * sum[k].t;
+    us_per_call[k] = n[k] ? core_s / (double)n[k] * 1e6 : 0;
+    rate[k] = cb_quantile(r[k], (size_t)rounds, .5);
+    fprintf(stderr, "forward: %s calls/s over %d rounds: min %.0f, median %.0f, max %.0f; "
+                    "CPU %.2f us per call (nodes + client)\n", k ? "direct" : "forwarded",
+            rounds, r[k][0], rate[k], r[k][rounds - 1], us_per_call[k]);
+  }
+  return 0;
+}
+
+struct samples {
+  double *v;
+  size_t n, cap;
+};
+
+/* One call in flight on c for S seconds (at least 100 calls), round-trip
+ * times in microseconds appended to s (NULL: a warm-up, not recorded). */
+static int lat_chunk(struct cb_conn *c, double secs, struct samples *s) {
+  double end = cb_now() + secs;
+  int rv = 0;
+  for (size_t i = 0; !rv && (!s || s->n < s->cap) && (i < 100 || cb_now() < end); i++) {
+    uint32_t k = (uint32_t)(c->next_id % (uint64_t)F.n_owned);
     double t0 = cb_now();
     Lmz__Frame *fr = NULL;
-    if (!cb_conn_call(&c, "COUNTER_DO", F.names[F.owned[k]], &F.chains[k]))
+    if (!cb_conn_call(c, "COUNTER_DO", F.names[F.owned[k]], &F.chains[k]))
       rv = LMZ_ENOMEM;
-    if (rv || (rv = cb_conn_flush(&c)) || (rv = cb_conn_result(&c, &fr, 10000)))
+    if (rv || (rv = cb_conn_flush(c)) || (rv = cb_conn_result(c, &fr, 10000)))
       break;
     double us = (cb_now() - t0) * 1e6;
     rv = check(&F, fr->result->call_id, fr->result);
-    if (!F.rep_len) {
+    if (!F.rep_len) { /* the wire sizes, for the floor */
       Lmz__Frame req;
       Lmz__Call call;
       Lmz__Identity callee;
@@ -205,21 +263,20 @@ static int latency(int to, double secs, size_t cap, double **out, size_t *n) {
       F.rep_len = lmz_secure_sealed_len(lmz_frame_encoded_len(fr));
     }
     lmz_frame_free(fr);
-    if (i >= 50) /* the first calls warm the path */
-      v[(*n)++] = us;
+    if (s)
+      s->v[s->n++] = us;
   }
   if (rv)
-    fprintf(stderr, "forward: latency to node %d: %s\n", to + 1, c.err);
-  cb_conn_close(&c);
-  *out = v;
+    fprintf(stderr, "forward: latency run: %s\n", c->err[0] ? c->err : "wrong answer");
   return rv;
 }
 
 /* ---- the floor: plain loopback TCP echo of the same sizes ----------------- */
 
 struct echo_srv {
-  int lfd;
+  int lfd, cfd; /* listener; our client end */
   size_t req, rep;
+  pthread_t th;
 };
 
 static int io_all(int fd, uint8_t *p, size_t n, bool rd) {
@@ -246,43 +303,75 @@ static void *echo_main(void *arg) {
   return NULL;
 }
 
-static int tcp_floor(double secs, size_t cap, double **out, size_t *n) {
-  struct echo_srv s = {.req = F.req_len, .rep = F.rep_len};
+/* A thread echoing rep bytes for every req bytes, and our connection to it. */
+static int floor_open(struct echo_srv *s) {
   struct sockaddr_in sa = {.sin_family = AF_INET};
   socklen_t len = sizeof sa;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  s.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  pthread_t th;
-  if (s.req > 8192 || s.rep > 8192 || s.lfd < 0 ||
-      bind(s.lfd, (struct sockaddr *)&sa, sizeof sa) || listen(s.lfd, 1) ||
-      getsockname(s.lfd, (struct sockaddr *)&sa, &len) ||
-      pthread_create(&th, NULL, echo_main, &s))
+  s->req = F.req_len, s->rep = F.rep_len, s->cfd = -1;
+  s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s->req > 8192 || s->rep > 8192 || s->lfd < 0 ||
+      bind(s->lfd, (struct sockaddr *)&sa, sizeof sa) || listen(s->lfd, 1) ||
+      getsockname(s->lfd, (struct sockaddr *)&sa, &len) ||
+      pthread_create(&s->th, NULL, echo_main, s)) {
+    if (s->lfd >= 0)
+      close(s->lfd);
     return -1;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, rv = 0;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa))
-    rv = -1;
-  uint8_t buf[8192] = {1};
-  double *v = malloc(cap * sizeof *v), end = cb_now() + secs;
-  *n = 0;
-  for (size_t i = 0; !rv && v && *n < cap && (i < 200 || cb_now() < end); i++) {
-    double t0 = cb_now();
-    if (io_all(fd, buf, s.req, false) || io_all(fd, buf, s.rep, true))
-      rv = -1;
-    if (i >= 50)
-      v[(*n)++] = (cb_now() - t0) * 1e6;
   }
-  close(fd); /* the echo thread sees EOF and ends */
-  pthread_join(th, NULL);
-  close(s.lfd);
-  *out = v;
-  return v ? rv : -1;
+  int one = 1;
+  s->cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  setsockopt(s->cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return connect(s->cfd, (struct sockaddr *)&sa, sizeof sa) ? -1 : 0;
+}
+
+static void floor_close(struct echo_srv *s) {
+  close(s->cfd); /* the echo thread sees EOF and ends (or accept fails) */
+  shutdown(s->lfd, SHUT_RDWR);
+  pthread_join(s->th, NULL);
+  close(s->lfd);
+}
+
+static int floor_chunk(struct echo_srv *e, double secs, struct samples *s) {
+  uint8_t buf[8192] = {1};
+  double end = cb_now() + secs;
+  for (size_t i = 0; (!s || s->n < s->cap) && (i < 100 || cb_now() < end); i++) {
+    double t0 = cb_now();
+    if (io_all(e->cfd, buf, e->req, false) || io_all(e->cfd, buf, e->rep, true))
+      return -1;
+    if (s)
+      s->v[s->n++] = (cb_now() - t0) * 1e6;
+  }
+  return 0;
+}
+
+/* Latency: one call in flight through A, straight to B, and the floor, in
+ * interleaved chunks of S/rounds; s[0..2] = forward, direct, floor. */
+static int latencies(double secs, int rounds, struct samples s[3]) {
+  struct cb_conn c[2];
+  struct echo_srv e;
+  int rv = cb_conn_open(&c[0], F.cl.n[F.a].addr, F.cl.key, 5000);
+  int rv2 = cb_conn_open(&c[1], F.cl.n[F.b].addr, F.cl.key, 5000);
+  if (rv || rv2 || lat_chunk(&c[0], 0, NULL) || lat_chunk(&c[1], 0, NULL) ||
+      floor_open(&e)) {
+    cb_conn_close(&c[0]), cb_conn_close(&c[1]);
+    return -1;
+  }
+  rv = floor_chunk(&e, 0, NULL);
+  for (int i = 0; !rv && i < rounds; i++) {
+    if (!(rv = lat_chunk(&c[0], secs / rounds, &s[0])) &&
+        !(rv = lat_chunk(&c[1], secs / rounds, &s[1])))
+      rv = floor_chunk(&e, secs / rounds, &s[2]);
+  }
+  floor_close(&e);
+  cb_conn_close(&c[0]), cb_conn_close(&c[1]);
+  return rv;
 }
 
 /* ---- report ---------------------------------------------------------------- */
 
 static void diagnose(double fwd_rate, double dir_rate, const double cpu[CB_NODES + 1],
-                     double sys, double p50f, double p50d, double floor50) {
+                     double sys, const double us_call[2], double p50f, double p50d,
+                     double floor50) {
   fprintf(stderr, "\nforward: during the forwarded run: node A (forwarder) %.0f%%, "
                   "node B (owner) %.0f%%, node C %.0f%% of a core, this client %.0f%%; "
                   "machine %.0f%% busy (%ld cores, shared)\n",
@@ -295,8 +384,10 @@ static void diagnose(double fwd_rate, double dir_rate, const double cpu[CB_NODES
                                        "share 2 cores"
                                      : "neither node is CPU-bound: waiting dominates "
                                        "(batching/latency, not CPU)";
-    fprintf(stderr, "forward: throughput target missed (%.0f/s, %.2fx of direct %.0f/s): %s\n",
-            fwd_rate, dir_rate > 0 ? fwd_rate / dir_rate : 0, dir_rate, who);
+    fprintf(stderr, "forward: throughput target missed (%.0f/s, %.2fx of direct %.0f/s): %s; "
+                    "a forwarded call costs %.2f us of CPU, a direct one %.2f us (%.1fx)\n",
+            fwd_rate, dir_rate > 0 ? fwd_rate / dir_rate : 0, dir_rate, who, us_call[0],
+            us_call[1], us_call[1] > 0 ? us_call[0] / us_call[1] : 0);
   }
   if (p50f > 2 * floor50)
     fprintf(stderr, "forward: latency target missed: p50 %.0f us = floor %.0f us + "
@@ -308,12 +399,15 @@ static void diagnose(double fwd_rate, double dir_rate, const double cpu[CB_NODES
 int main(int argc, char **argv) {
   struct cb_args a = cb_parse_args(argc, argv,
       "usage: bench_forward [--quick] [--seconds S] [--conns N] [--window W]\n"
-      "  S: length of each of the 5 measurements (default 3, --quick 0.4)\n"
+      "  S: measured seconds of each of throughput forwarded, throughput direct\n"
+      "     and latency (forwarded, direct and the TCP floor interleaved in\n"
+      "     rounds); default 3, --quick 0.4\n"
       "  N: connections to the entry node (default 2), W: calls in flight per\n"
       "     connection (default 256)\n");
   double secs = a.seconds > 0 ? a.seconds : a.quick ? 0.4 : 3;
-  int n_conns = a.conns > 0 && a.conns <= 16 ? a.conns : 2;
+  int n_conns = a.conns > 0 && a.conns <= MAX_CONNS ? a.conns : 2;
   uint32_t window = a.window > 0 ? (uint32_t)a.window : 256;
+  int rounds = a.quick ? 2 : 5;
   size_t cap = a.quick ? 4000 : 200000;
   if (cb_cluster_start(&F.cl))
     return 1;
@@ -322,24 +416,27 @@ int main(int argc, char **argv) {
   F.arena = lmz_arena_new();
   if (leader < 0 || !F.arena || create_actors(&F) || locate_owners(&F))
     return 1;
-  fprintf(stderr, "forward: leader node %d; %.1f s per measurement, %d conns x "
-                  "window %u\n", leader + 1, secs, n_conns, window);
-  double fr, dr, cpu[CB_NODES + 1], dcpu[CB_NODES + 1], sys, dsys;
-  double *lf, *ld, *lt;
-  size_t nf, nd, nt;
-  if (throughput(F.a, n_conns, window, secs, &fr, cpu, &sys) ||
-      throughput(F.b, n_conns, window, secs, &dr, dcpu, &dsys) ||
-      latency(F.a, secs, cap, &lf, &nf) || latency(F.b, secs, cap, &ld, &nd) ||
-      tcp_floor(secs, cap, &lt, &nt) || !nf || !nd || !nt)
+  fprintf(stderr, "forward: leader node %d; %.1f s per measurement in %d rounds, "
+                  "%d conns x window %u\n", leader + 1, secs, rounds, n_conns, window);
+  struct target fw, dr;
+  double rate[2], cpu[CB_NODES + 1], sys, us_call[2];
+  struct samples s[3];
+  for (int k = 0; k < 3; k++)
+    if (!(s[k] = (struct samples){malloc(cap * sizeof(double)), 0, cap}).v)
+      return 1;
+  int rv = target_open(&fw, F.a, n_conns, window) || target_open(&dr, F.b, n_conns, window) ||
+           throughput(&fw, &dr, secs, rounds, rate, cpu, &sys, us_call);
+  target_close(&fw), target_close(&dr);
+  if (rv || latencies(secs, rounds, s) || !s[0].n || !s[1].n || !s[2].n)
     return 1;
-  double f50 = cb_quantile(lf, nf, .5), f99 = cb_quantile(lf, nf, .99);
-  double d50 = cb_quantile(ld, nd, .5), d99 = cb_quantile(ld, nd, .99);
-  double t50 = cb_quantile(lt, nt, .5), t99 = cb_quantile(lt, nt, .99);
+  double f50 = cb_quantile(s[0].v, s[0].n, .5), f99 = cb_quantile(s[0].v, s[0].n, .99);
+  double d50 = cb_quantile(s[1].v, s[1].n, .5), d99 = cb_quantile(s[1].v, s[1].n, .99);
+  double t50 = cb_quantile(s[2].v, s[2].n, .5), t99 = cb_quantile(s[2].v, s[2].n, .99);
   fprintf(stderr, "forward: request %zu B, reply %zu B on the wire; %zu/%zu/%zu "
-                  "latency samples\n", F.req_len, F.rep_len, nf, nd, nt);
-  cb_emit(SCEN, "forward.calls_per_s", fr, "calls/s", 300000, true);
-  cb_emit(SCEN, "direct.calls_per_s", dr, "calls/s", 0, true);
-  cb_emit(SCEN, "forward.vs_direct_throughput", fr / dr, "x", 0, true);
+                  "latency samples\n", F.req_len, F.rep_len, s[0].n, s[1].n, s[2].n);
+  cb_emit(SCEN, "forward.calls_per_s", rate[0], "calls/s", 300000, true);
+  cb_emit(SCEN, "direct.calls_per_s", rate[1], "calls/s", 0, true);
+  cb_emit(SCEN, "forward.vs_direct_throughput", rate[0] / rate[1], "x", 0, true);
   cb_emit(SCEN, "forward.latency_p50_us", f50, "us", 0, false);
   cb_emit(SCEN, "forward.latency_p99_us", f99, "us", 0, false);
   cb_emit(SCEN, "direct.latency_p50_us", d50, "us", 0, false);
@@ -349,8 +446,11 @@ int main(int argc, char **argv) {
   cb_emit(SCEN, "forward.p50_vs_floor", f50 / t50, "x", 2.0, false);
   cb_emit(SCEN, "forward.p50_vs_direct", f50 / d50, "x", 0, false);
   cb_emit(SCEN, "direct.p50_vs_floor", d50 / t50, "x", 0, false);
-  diagnose(fr, dr, cpu, sys, f50, d50, t50);
-  free(lf), free(ld), free(lt);
+  cb_emit(SCEN, "forward.cpu_us_per_call", us_call[0], "us", 0, false);
+  cb_emit(SCEN, "direct.cpu_us_per_call", us_call[1], "us", 0, false);
+  diagnose(rate[0], rate[1], cpu, sys, us_call, f50, d50, t50);
+  for (int k = 0; k < 3; k++)
+    free(s[k].v);
   for (int k = 0; k < F.n_owned; k++)
     lmz_buf_free(&F.chains[k]);
   lmz_arena_free(F.arena);
