@@ -449,6 +449,13 @@ static int copy_opts(lmzc_t *c, const struct lmzc_options *o) {
   return 0;
 }
 
+/* The upgrade request (with the token) passed through these buffers. */
+static void wipe(lmz_buf *b) {
+  volatile uint8_t *p = b->data;
+  for (size_t i = 0; p && i < b->cap; i++)
+    p[i] = 0;
+}
+
 static void free_parts(lmzc_t *c) {
   if (c->ws_inited)
     lmz__cc_ws_free(&c->ws);
@@ -457,6 +464,8 @@ static void free_parts(lmzc_t *c) {
   free(c->pings);
   c->pings = NULL;
   c->ping_n = c->ping_cap = 0;
+  wipe(&c->out);
+  wipe(&c->wbuf);
   lmz_buf_free(&c->out);
   lmz_buf_free(&c->wbuf);
   lmz_buf_free(&c->queued);
