@@ -689,6 +689,13 @@ describe('what --dev serves', () => {
       assert.match(r.headers.get('content-type'), type, p);
     }
     assert.match(await (await fetch(`${HTTP}/app.js`)).text(), /from '\/lmz-client\/index\.js'/);
+    // The mount is the prefix followed by '/': anything else is the page's folder.
+    for (const p of ['/lmz-client', '/lmz-clientx/index.js', '/index.js']) {
+      assert.equal((await fetch(`${HTTP}${p}`)).status, 404, p);
+    }
+    const head = await fetch(`${HTTP}/lmz-client/index.js`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(await head.text(), '');
   });
 });
 
