@@ -183,6 +183,16 @@ int main(int argc, char **argv) {
   fprintf(stderr, "claims: CPU during the run: node1 %.0f%%, node2 %.0f%%, node3 %.0f%% "
                   "of a core, this client %.0f%%; machine %.0f%% busy (%ld cores, shared)\n",
           cpu[0], cpu[1], cpu[2], cpu[3], sys, sysconf(_SC_NPROCESSORS_ONLN));
+  double core_s = 0;
+  for (int i = 0; i <= CB_NODES; i++)
+    core_s += cpu[i] / 100 * (s1.t - s0.t);
+  double us_per = n_run ? core_s / (double)n_run * 1e6 : 0;
+  double ours = core_s / (s1.t - s0.t) / (double)sysconf(_SC_NPROCESSORS_ONLN) * 100;
+  fprintf(stderr, "claims: CPU %.1f us per activation (nodes + client, %.0f%% of the "
+                  "machine); %s\n", us_per, ours,
+          sys >= 85 || ours >= 70 ? "CPU-bound: the machine is saturated"
+                                  : "the machine has idle CPU: waiting dominates (Raft "
+                                    "commits, synced writes, round trips), not CPU");
   if (dir < (long long)activated) {
     fprintf(stderr, "claims: the directory lost claims\n");
     return 1;

@@ -380,7 +380,7 @@ static void diagnose(double fwd_rate, double dir_rate, const double cpu[CB_NODES
   if (fwd_rate < 300000) {
     const char *who = cpu[F.a] >= 85 ? "the forwarding node's single loop thread is "
                                        "saturated (A is CPU-bound)"
-                      : sys >= 90    ? "the machine is saturated: the client, A and B "
+                      : sys >= 85    ? "the machine is saturated: the client, A and B "
                                        "share 2 cores"
                                      : "neither node is CPU-bound: waiting dominates "
                                        "(batching/latency, not CPU)";
@@ -419,7 +419,7 @@ int main(int argc, char **argv) {
   fprintf(stderr, "forward: leader node %d; %.1f s per measurement in %d rounds, "
                   "%d conns x window %u\n", leader + 1, secs, rounds, n_conns, window);
   struct target fw, dr;
-  double rate[2], cpu[CB_NODES + 1], sys, us_call[2];
+  double rate[2] = {0, 0}, cpu[CB_NODES + 1] = {0}, sys = 0, us_call[2] = {0, 0};
   struct samples s[3];
   for (int k = 0; k < 3; k++)
     if (!(s[k] = (struct samples){malloc(cap * sizeof(double)), 0, cap}).v)
