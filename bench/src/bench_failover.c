@@ -30,6 +30,7 @@
 #define PROBE_MS 2
 #define MAX_TRIALS 50
 #define MAX_OUT 256 /* probes outstanding per connection */
+#define SURVIVE_S 3 /* survivors must live this long after the kill */
 
 struct trial {
   double first_ms, rejoin_ms;
@@ -132,6 +133,35 @@ static int check_claim(struct cb_conn *c, int via) {
   return why[0] ? -1 : 0;
 }
 
+/* A node marked in `was` is gone (crashed; cb_wait_ready may have reaped it). */
+static bool survivor_died(const bool was[CB_NODES]) {
+  for (int k = 0; k < CB_NODES; k++)
+    if (was[k] && (CL.n[k].pid <= 0 || kill(CL.n[k].pid, 0)))
+      return true;
+  return false;
+}
+
+/* Starts the killed node again on its data and waits until it has rejoined;
+ * the survivors must stay alive until SURVIVE_S after the kill. Returns 0,
+ * 1 (a survivor crashed), -1 (no rejoin). */
+static int rejoin(struct trial *t, double t_kill) {
+  bool was[CB_NODES] = {true, true, true};
+  was[t->leader] = false;
+  t->new_leader = cb_leader(&CL);
+  double t_restart = cb_now();
+  if (cb_spawn(&CL, t->leader))
+    return -1;
+  if (cb_wait_ready(&CL, CB_NODES, 30))
+    return survivor_died(was) ? 1 : -1;
+  t->rejoin_ms = (cb_now() - t_restart) * 1e3;
+  while (cb_now() - t_kill < SURVIVE_S)
+    if (cb_check_alive(&CL, was, "after the leader was killed"))
+      return 1;
+    else
+      cb_sleep_ms(50);
+  return 0;
+}
+
 /* Returns 0 (measured, the killed node rejoined), 1 (measured, but a
  * survivor crashed afterwards), -1 (could not measure). */
 static int run_trial(double settle_s, struct trial *t) {
@@ -140,12 +170,13 @@ static int run_trial(double settle_s, struct trial *t) {
     return -1;
   struct cb_conn sv[2];
   int s[2] = {(t->leader + 1) % CB_NODES, (t->leader + 2) % CB_NODES}, rv = 0, opened = 0;
+  double t_kill = 0;
   for (; opened < 2 && !rv; opened++)
     rv = cb_conn_open(&sv[opened], CL.n[s[opened]].addr, CL.key, 5000) ||
          check_claim(&sv[opened], opened);
   if (!rv) {
     cb_sleep_ms((int)(settle_s * 1000));
-    double t_kill = cb_now();
+    t_kill = cb_now();
     cb_kill_node(&CL, t->leader);
     rv = probe_until_claim(sv, t_kill, t);
   }
@@ -156,21 +187,7 @@ static int run_trial(double settle_s, struct trial *t) {
   fprintf(stderr, "failover: trial %d: leader node %d killed -> first claim after "
                   "%.0f ms (%d probes, %d errors%s%s)\n", g_trial + 1, t->leader + 1,
           t->first_ms, t->sent, t->errors, t->errors ? ", first: " : "", t->first_error);
-  t->new_leader = cb_leader(&CL);
-  double t_restart = cb_now();
-  if (cb_spawn(&CL, t->leader))
-    return -1;
-  bool was[CB_NODES] = {true, true, true};
-  was[t->leader] = false;
-  while (cb_now() - t_restart < 3) /* survivors must outlive the kill */
-    if (cb_check_alive(&CL, was, "after the leader was killed"))
-      return 1;
-    else
-      cb_sleep_ms(50);
-  if (cb_wait_ready(&CL, CB_NODES, 30))
-    return cb_check_alive(&CL, was, "after the leader was killed") ? 1 : -1;
-  t->rejoin_ms = (cb_now() - t_restart) * 1e3;
-  return 0;
+  return rejoin(t, t_kill);
 }
 
 int main(int argc, char **argv) {
