@@ -3,7 +3,8 @@
  *
  * Node A is a node that is not the Raft leader; 512 COUNTER_DO actors are
  * created through A and located (StatusRequest kind 2); node B is the other
- * node owning the most of them. Then, each for S seconds:
+ * node owning the most of them. Then (each measured S seconds in total, in
+ * rounds that interleave the paths so machine noise hits them alike):
  *   forward.calls_per_s   echo(k) calls sent to A for actors owned by B,
  *                         pipelined (--conns connections to A, --window calls
  *                         in flight on each): A forwards to B, B answers A, A
@@ -15,13 +16,15 @@
  *                         (request = the sealed Call record, reply = the
  *                         sealed Result record): a thread echoing on a
  *                         socket, no encryption, no runtime. The floor.
+ *   *.cpu_us_per_call     CPU time (3 nodes + client) per call, throughput.
  * CPU used by each node and by this client during the forwarded throughput
- * run is printed on stderr, to say what dominates when a target is missed.
+ * rounds is printed on stderr, to say what dominates when a target is missed.
  *
  * Targets (cluster issue): forwarded throughput >= 300,000 calls/s;
  * forwarded p50 latency <= 2x the raw round-trip floor.
- * --seconds S: each of the 5 measurements runs S seconds (default 3;
- * --quick 0.4). Exit 0 when measured; 1 when the cluster did not start or
+ * --seconds S: forwarded throughput, direct throughput and the latencies
+ * each take S seconds (default 3; --quick 0.4), in 5 rounds (--quick 2);
+ * rates are the medians over the rounds. Exit 0 when measured; 1 when the cluster did not start or
  * an answer was wrong; 2 for bad usage. */
 #define _GNU_SOURCE
 #include "cluster_bench.h"
