@@ -39,7 +39,6 @@ static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.router");
 #define TICK_MS 20
 #define MAX_HOPS 8
 #define DIR_REQ_TIMEOUT_MS 1500
-#define CLAIM_RETRY_MS 1000
 #define FWD_TIMEOUT_MS 15000
 
 enum { DIR_CLAIM = 1, DIR_PROPOSE = 2, DIR_IMPORT = 3 };
@@ -290,13 +289,13 @@ static void start_claim(lmz_router *r, const lmz_msg *m) {
   char key[LMZ_DIR_BINDING_MAX + LMZ_DIR_INSTANCE_MAX + 2];
   size_t kl;
   key_of(m, key, sizeof key, &kl);
+  /* One claim per actor in flight. Every claim ends in claim_done: a local
+   * one when Raft commits it or leadership is lost, a remote one when the
+   * leader answers or the request times out (expire_dir_reqs) - so a lost
+   * claim is retried by the next call after that, never freed under it. */
   struct claim_flight *cf = lmz_hmap_get(&r->claims, key, kl);
-  if (cf && mono_ms() - cf->started_ms < CLAIM_RETRY_MS)
-    return; /* one claim per actor in flight; a lost one is retried */
-  if (cf) {
-    lmz_hmap_del(&r->claims, key, kl);
-    free(cf); /* its late answer is ignored: see claim_done's lookup */
-  }
+  if (cf)
+    return;
   if (!(cf = malloc(sizeof *cf + kl)))
     return;
   cf->started_ms = mono_ms();
