@@ -79,6 +79,9 @@ struct lmz_router {
   struct lmz_lease_holder lease;
   uint64_t lease_t_req;
   uv_timer_t tick;
+  uv_check_t retry; /* one retry pass per loop iteration, however many
+                       claims completed in it (no O(claims x parked)) */
+  bool retry_armed;
   lmz_msg *parked_head, *parked_tail;
   lmz_hmap claims;   /* actor key -> struct claim_flight */
   lmz_hmap fwds;     /* call id -> struct fwd */
@@ -273,6 +276,22 @@ static void key_of(const lmz_msg *m, char *buf, size_t cap, size_t *len) {
 
 static void retry_parked(lmz_router *r);
 
+static void retry_check_cb(uv_check_t *h) {
+  lmz_router *r = h->data;
+  uv_check_stop(h);
+  r->retry_armed = false;
+  if (!r->closing)
+    retry_parked(r);
+}
+
+/* Routes the parked calls again at the end of this loop iteration. */
+static void retry_soon(lmz_router *r) {
+  if (r->retry_armed || !r->parked_head)
+    return;
+  r->retry_armed = true;
+  uv_check_start(&r->retry, retry_check_cb);
+}
+
 static void claim_done(lmz_router *r, int status, const struct lmz_dir_item *item,
                        void *ctx) {
   struct claim_flight *cf = ctx;
@@ -282,7 +301,7 @@ static void claim_done(lmz_router *r, int status, const struct lmz_dir_item *ite
   if (status < 0) /* the tick retries the parked calls (bounded) */
     LMZ_LOG_DEBUG(&log_ns, "claim failed: %s", lmz_strerror(status));
   else if (!r->closing)
-    retry_parked(r);
+    retry_soon(r);
 }
 
 static void start_claim(lmz_router *r, const lmz_msg *m) {
@@ -859,6 +878,8 @@ int lmz_router_init(lmz_router **out, lmz_node *n, lmz_transport_t *t,
     }
   uv_timer_init(n->loop, &r->tick);
   r->tick.data = r;
+  uv_check_init(n->loop, &r->retry);
+  r->retry.data = r;
   uv_timer_start(&r->tick, tick_cb, TICK_MS, TICK_MS);
   lmz__node_set_router(n, r);
   *out = r;
@@ -885,6 +906,10 @@ static void raft_closed(lmz_raftnode_t *rn) {
 
 static void tick_closed(uv_handle_t *h) {
   lmz_router *r = h->data;
+  if (!uv_is_closing((uv_handle_t *)&r->retry)) {
+    uv_close((uv_handle_t *)&r->retry, tick_closed);
+    return;
+  }
   lmz_raftnode_close(&r->rn, raft_closed);
 }
 
