@@ -11,7 +11,9 @@
  * callback runs. Every frame is appended to `out`; the prepare hook writes
  * `out` once per loop iteration (uv_try_write, the rest with one uv_write
  * while new frames go to the other buffer; the write callback starts the
- * next write, as the deps guide's restart rule asks).
+ * next write, as the deps guide's restart rule asks). Frames made while
+ * handling a read (a pipeline's next calls) are written at the end of that
+ * read instead, so the server works on them while we read other sockets.
  * lmzc_close sends Close 1000 when connected and waits for the server's
  * Close (or close_timeout_ms, or EOF), then closes the handles; when the
  * last close callback has run, everything still pending fails with
@@ -306,6 +308,14 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   if (n > 0) {
     c->st.bytes_in += (uint64_t)n;
     feed(c, (const uint8_t *)b->base, (size_t)n);
+    /* What the answers in this read made us send (the next calls of a
+     * pipeline, pongs) leaves now, not after every other socket of this
+     * iteration was read: the server starts on it meanwhile. */
+    if (c->flush_armed) {
+      uv_prepare_stop(&c->flush);
+      c->flush_armed = false;
+      cc_write(c);
+    }
     return;
   }
   if (n == 0 || c->torn)
