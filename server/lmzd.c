@@ -442,8 +442,8 @@ static int start_router(struct lmzd *d) {
 /* --dev serves the editor page and the JavaScript client it imports
  * (mounted at /lmz-client): next to an installed lmzd
  * (<prefix>/share/lmz/{editor,client}), from a build directory inside the
- * source tree (build/bin/lmzd), or from the current directory (the repo
- * root). `what` is the source-tree folder ("examples/editor/web"). */
+ * source tree (build/bin/lmzd), from the current directory (the repo
+ * root), or from the source tree this binary was built from. `what` is the source-tree folder ("examples/editor/web"). */
 static const char *dev_dir(lmz_arena *a, const char *what, const char *installed) {
   char exe[4096], path[4200];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -453,7 +453,8 @@ static const char *dev_dir(lmz_arena *a, const char *what, const char *installed
     *slash = '\0';
   const char *cands[][3] = {{exe, "/../share/lmz/", installed},
                             {exe, "/../../", what},
-                            {"", "", what}};
+                            {"", "", what},
+                            {LMZ_SOURCE_TREE, "/", what}}; /* the build's source */
   for (size_t i = 0; i < sizeof cands / sizeof *cands; i++) {
     snprintf(path, sizeof path, "%s%s%s", cands[i][0], cands[i][1], cands[i][2]);
     struct stat st;
