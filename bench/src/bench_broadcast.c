@@ -212,8 +212,9 @@ int main(int argc, char **argv) {
     gb_die("%llu unexpected incoming calls", (unsigned long long)B.bad);
   char extra[256];
   snprintf(extra, sizeof extra,
-           "\"clients\":%d,\"updates\":%d,\"lmzd_cpu\":%.2f,\"bench_cpu\":%.2f",
-           B.n, k, cpu_srv, cpu_self);
+           "\"clients\":%d,\"updates\":%d,\"lmzd_cpu\":%.2f,\"bench_cpu\":%.2f,"
+           "\"loadavg\":%.2f",
+           B.n, k, cpu_srv, cpu_self, gb_loadavg());
   gb_emit("fanout.p50_ms", p50, "ms", 50, false, extra);
   gb_emit("fanout.max_ms", mx, "ms", 0, false, NULL);
   gb_emit("first_client.p50_ms", f50, "ms", 0, false, NULL);

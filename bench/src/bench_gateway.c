@@ -206,9 +206,9 @@ static void emit_result(int n, enum mode m, int window, const struct result *r,
   snprintf(extra, sizeof extra,
            "\"clients\":%d,\"window\":%d,\"lmzd_cpu\":%.2f,\"bench_cpu\":%.2f,"
            "\"lmzd_us_per_op\":%.2f,\"bench_us_per_op\":%.2f,"
-           "\"errors\":%llu,\"max_ms\":%.3f",
+           "\"errors\":%llu,\"max_ms\":%.3f,\"loadavg\":%.2f",
            n, window, r->cpu_srv, r->cpu_self, us_srv, us_self,
-           (unsigned long long)r->errors, r->max);
+           (unsigned long long)r->errors, r->max, gb_loadavg());
   const char *unit = m == M_PING ? "msgs/s" : "calls/s";
   double t_rate = n == 64 && m == M_ECHO ? 100000 : 0;
   double t_p99 = n == 64 && m == M_ECHO ? 5 : 0;
@@ -228,8 +228,8 @@ static void emit_result(int n, enum mode m, int window, const struct result *r,
 
 static void run_load(uv_loop_t *loop, const struct gb_token *tok, int n,
                      int window, double warm, double secs, int rounds) {
-  fprintf(stderr, "%d client(s), window %d per client, %d round(s):\n", n, window,
-          rounds);
+  fprintf(stderr, "%d client(s), window %d per client, %d round(s) (load average %.2f):\n",
+          n, window, rounds, gb_loadavg());
   struct gb_pool pool;
   char prefix[16];
   snprintf(prefix, sizeof prefix, "g%d-", n);

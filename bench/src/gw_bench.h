@@ -132,6 +132,17 @@ static double gb_proc_cpu(pid_t pid) {
   return 0;
 }
 
+/* The 1-minute load average (other work on the box skews every number). */
+static double gb_loadavg(void) {
+  double l = 0;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f && fscanf(f, "%lf", &l) != 1)
+    l = 0;
+  if (f)
+    fclose(f);
+  return l;
+}
+
 static double gb_self_cpu(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
