@@ -146,6 +146,41 @@ static void subscribe_all(uv_loop_t *loop, struct gb_pool *pool, const char *doc
   fprintf(stderr, "  %d clients subscribed in %.2f s\n", B.n, gb_now() - t0);
 }
 
+/* The warm-up update, then updates for `secs`; prints the results. */
+static void measure_updates(uv_loop_t *loop, lmzc_t *updater, const char *doc,
+                            double secs) {
+  double first, warm = one_update(loop, updater, doc, 1, &first);
+  fprintf(stderr, "  warm-up update: last client after %.2f ms\n", warm);
+  enum { MAX_UPDATES = 1000 };
+  static double last_ms[MAX_UPDATES], first_ms[MAX_UPDATES];
+  int k = 0;
+  double cpu_srv0 = gb_proc_cpu(gb_srv.pid), cpu_self0 = gb_self_cpu();
+  double t0 = gb_now();
+  while (k < MAX_UPDATES && (k < 3 || gb_now() - t0 < secs)) {
+    last_ms[k] = one_update(loop, updater, doc, (uint32_t)k + 2, &first_ms[k]);
+    k++;
+  }
+  double wall = gb_now() - t0;
+  double cpu_srv = (gb_proc_cpu(gb_srv.pid) - cpu_srv0) / wall;
+  double cpu_self = (gb_self_cpu() - cpu_self0) / wall;
+  double mx = 0;
+  for (int i = 0; i < k; i++)
+    mx = last_ms[i] > mx ? last_ms[i] : mx;
+  double p50 = median(last_ms, k), f50 = median(first_ms, k);
+  if (B.bad)
+    gb_die("%llu unexpected incoming calls", (unsigned long long)B.bad);
+  char extra[256];
+  snprintf(extra, sizeof extra,
+           "\"clients\":%d,\"updates\":%d,\"lmzd_cpu\":%.2f,\"bench_cpu\":%.2f,"
+           "\"loadavg\":%.2f",
+           B.n, k, cpu_srv, cpu_self, gb_loadavg());
+  gb_emit("fanout.p50_ms", p50, "ms", 50, false, extra);
+  gb_emit("fanout.max_ms", mx, "ms", 0, false, NULL);
+  gb_emit("first_client.p50_ms", f50, "ms", 0, false, NULL);
+  gb_emit("deliveries_s", p50 > 0 ? (double)B.n / (p50 / 1000.0) : 0, "msgs/s", 0,
+          true, NULL);
+}
+
 static const char usage[] =
     "usage: bench_broadcast [--quick] [--seconds S] [--clients N] [--lmzd PATH]\n"
     "  S: seconds of measured updates (default 3, --quick 0.5; 3..1000 updates)\n";
@@ -190,36 +225,7 @@ int main(int argc, char **argv) {
   snprintf(doc, sizeof doc, "bench-doc-%d", (int)getpid());
   subscribe_all(&loop, &pool, doc);
 
-  double first, warm = one_update(&loop, pool.v[0].c, doc, 1, &first);
-  fprintf(stderr, "  warm-up update: last client after %.2f ms\n", warm);
-  enum { MAX_UPDATES = 1000 };
-  static double last_ms[MAX_UPDATES], first_ms[MAX_UPDATES];
-  int k = 0;
-  double cpu_srv0 = gb_proc_cpu(gb_srv.pid), cpu_self0 = gb_self_cpu();
-  double t0 = gb_now();
-  while (k < MAX_UPDATES && (k < 3 || gb_now() - t0 < secs)) {
-    last_ms[k] = one_update(&loop, pool.v[0].c, doc, (uint32_t)k + 2, &first_ms[k]);
-    k++;
-  }
-  double wall = gb_now() - t0;
-  double cpu_srv = (gb_proc_cpu(gb_srv.pid) - cpu_srv0) / wall;
-  double cpu_self = (gb_self_cpu() - cpu_self0) / wall;
-  double mx = 0;
-  for (int i = 0; i < k; i++)
-    mx = last_ms[i] > mx ? last_ms[i] : mx;
-  double p50 = median(last_ms, k), f50 = median(first_ms, k);
-  if (B.bad)
-    gb_die("%llu unexpected incoming calls", (unsigned long long)B.bad);
-  char extra[256];
-  snprintf(extra, sizeof extra,
-           "\"clients\":%d,\"updates\":%d,\"lmzd_cpu\":%.2f,\"bench_cpu\":%.2f,"
-           "\"loadavg\":%.2f",
-           B.n, k, cpu_srv, cpu_self, gb_loadavg());
-  gb_emit("fanout.p50_ms", p50, "ms", 50, false, extra);
-  gb_emit("fanout.max_ms", mx, "ms", 0, false, NULL);
-  gb_emit("first_client.p50_ms", f50, "ms", 0, false, NULL);
-  gb_emit("deliveries_s", p50 > 0 ? (double)B.n / (p50 / 1000.0) : 0, "msgs/s", 0,
-          true, NULL);
+  measure_updates(&loop, pool.v[0].c, doc, secs);
   if (pool.n_disconnected)
     gb_die("%d clients were disconnected during the run", pool.n_disconnected);
   gb_pool_close(&pool);
