@@ -90,6 +90,11 @@ int lmz_json_write_number(lmz_buf *b, double d);
  * terminated); returns the length. NaN and +-Infinity give "NaN",
  * "Infinity", "-Infinity" (Number#toString). */
 size_t lmz_json_format_number(double d, char *out);
+/* The DOM as plain values (null, booleans, numbers, strings, arrays,
+ * objects; keys taken literally, last duplicate wins), allocated in `a`.
+ * NULL when nested deeper than max_depth or out of memory. Used where plain
+ * JSON (not SC-JSON) arrives: CLI arguments, frames' call chains. */
+lmz_value *lmz_json_to_value(lmz_arena *a, const lmz_json *j, uint32_t max_depth);
 /* Serializes a DOM back to compact JSON (no recursion: any depth). */
 int lmz_json_write(lmz_buf *b, const lmz_json *node);
 

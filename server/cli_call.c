@@ -98,42 +98,6 @@ static int parse(int argc, char **argv, struct call_args *a) {
 
 /* ---- plain JSON -> value ------------------------------------------------- */
 
-static lmz_value *from_json(lmz_arena *a, const lmz_json *j, int depth) {
-  if (depth > MAX_JSON_DEPTH)
-    return NULL;
-  switch ((lmz_json_type)j->type) {
-  case LMZ_JSON_NULL:
-    return lmz_null();
-  case LMZ_JSON_FALSE:
-    return lmz_bool(false);
-  case LMZ_JSON_TRUE:
-    return lmz_bool(true);
-  case LMZ_JSON_NUMBER:
-    return lmz_number(a, j->u.num);
-  case LMZ_JSON_STRING:
-    return lmz_string(a, j->u.str.p, j->u.str.len);
-  case LMZ_JSON_ARRAY: {
-    lmz_value *arr = lmz_array(a, j->n);
-    for (uint32_t i = 0; arr && i < j->n; i++) {
-      lmz_value *v = from_json(a, j->u.items[i], depth + 1);
-      if (!v || lmz_array_push(arr, v))
-        return NULL;
-    }
-    return arr;
-  }
-  case LMZ_JSON_OBJECT: {
-    lmz_value *o = lmz_object(a);
-    for (uint32_t i = 0; o && i < j->n; i++) {
-      const struct lmz_json_member *m = &j->u.members[i];
-      lmz_value *v = from_json(a, m->val, depth + 1);
-      if (!v || lmz_object_set(o, m->key, m->klen, v))
-        return NULL;
-    }
-    return o;
-  }
-  }
-  return NULL;
-}
 
 static int parse_json_arg(lmz_arena *a, const char *what, const char *text,
                           lmz_value **out) {
@@ -144,7 +108,7 @@ static int parse_json_arg(lmz_arena *a, const char *what, const char *text,
                     "strings need quotes, e.g. '\"hello\"'\n", what, err.offset, err.msg);
     return CLI_EXIT_USAGE;
   }
-  if (!(*out = from_json(a, j, 0))) {
+  if (!(*out = lmz_json_to_value(a, j, MAX_JSON_DEPTH))) {
     fprintf(stderr, "lmz call: %s: nested too deep or out of memory\n", what);
     return CLI_EXIT_USAGE;
   }

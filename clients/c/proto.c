@@ -359,39 +359,6 @@ struct cc_in {
   char id[];
 };
 
-/* Plain JSON (callChain, originAuth) as values; NULL when deeper than
- * PLAIN_MAX_DEPTH or out of memory. */
-static lmz_value *plain(lmz_arena *a, const lmz_json *j, int depth) {
-  if (depth > PLAIN_MAX_DEPTH)
-    return NULL;
-  switch ((lmz_json_type)j->type) {
-  case LMZ_JSON_NULL: return lmz_null();
-  case LMZ_JSON_FALSE: return lmz_bool(false);
-  case LMZ_JSON_TRUE: return lmz_bool(true);
-  case LMZ_JSON_NUMBER: return lmz_number(a, j->u.num);
-  case LMZ_JSON_STRING: return lmz_string(a, j->u.str.p, j->u.str.len);
-  case LMZ_JSON_ARRAY: {
-    lmz_value *arr = lmz_array(a, j->n);
-    for (uint32_t i = 0; arr && i < j->n; i++) {
-      lmz_value *v = plain(a, j->u.items[i], depth + 1);
-      if (!v || lmz_array_push(arr, v))
-        return NULL;
-    }
-    return arr;
-  }
-  case LMZ_JSON_OBJECT: {
-    lmz_value *o = lmz_object(a);
-    for (uint32_t i = 0; o && i < j->n; i++) {
-      const struct lmz_json_member *m = &j->u.members[i];
-      lmz_value *v = plain(a, m->val, depth + 1);
-      if (!v || lmz_object_set(o, m->key, m->klen, v))
-        return NULL;
-    }
-    return o;
-  }
-  }
-  return NULL;
-}
 
 /* Decodes chain and callContext into in's arena. 0 or an error (errmsg). */
 static int decode_incoming(lmzc_t *c, struct cc_in *in, const lmz_json *msg) {
@@ -414,9 +381,9 @@ static int decode_incoming(lmzc_t *c, struct cc_in *in, const lmz_json *msg) {
     return rv;
   if (lmz_typeof(in->pub.state) != LMZ_T_OBJECT)
     in->pub.state = lmz_object(a);
-  in->pub.call_chain = ch && ch->type == LMZ_JSON_ARRAY ? plain(a, ch, 0)
+  in->pub.call_chain = ch && ch->type == LMZ_JSON_ARRAY ? lmz_json_to_value(a, ch, PLAIN_MAX_DEPTH)
                                                         : lmz_array(a, 0);
-  in->pub.origin_auth = oa && oa->type == LMZ_JSON_OBJECT ? plain(a, oa, 0) : NULL;
+  in->pub.origin_auth = oa && oa->type == LMZ_JSON_OBJECT ? lmz_json_to_value(a, oa, PLAIN_MAX_DEPTH) : NULL;
   if (!in->pub.state || !in->pub.call_chain || (oa && oa->type == LMZ_JSON_OBJECT &&
                                                 !in->pub.origin_auth)) {
     lmz__errmsg_printf(c->errmsg, "malformed incoming_call: callContext");
