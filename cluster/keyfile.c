@@ -122,17 +122,10 @@ int lmz_keyfile_load(const char *path, uint8_t key[LMZ_KEYFILE_KEY_LEN],
   int rv = check_stat(fd, path, errmsg);
   char text[KEYFILE_MAX + 1];
   size_t n = 0;
-  while (rv == 0 && n < sizeof text) {
-    ssize_t r = read(fd, text + n, sizeof text - n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      msg(errmsg, "cannot read key file %s: %s", path, strerror(errno));
-      rv = LMZ_EIO;
-    }
-    if (r <= 0)
-      break;
-    n += (size_t)r;
+  int e = rv ? 0 : lmz_read_upto(fd, text, sizeof text, &n);
+  if (e) {
+    msg(errmsg, "cannot read key file %s: %s", path, strerror(-e));
+    rv = LMZ_EIO;
   }
   close(fd);
   if (rv == 0 && n > KEYFILE_MAX) {

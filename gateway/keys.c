@@ -196,17 +196,10 @@ static int read_keyfile(const char *dir, const char *path, char *text,
     rv = LMZ_EACCESS;
   }
   size_t n = 0;
-  while (rv == 0 && n < KEYFILE_MAX + 1) {
-    ssize_t r = read(fd, text + n, KEYFILE_MAX + 1 - n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      msg(errmsg, "cannot read %s: %s", path, strerror(errno));
-      rv = LMZ_EIO;
-    }
-    if (r <= 0)
-      break;
-    n += (size_t)r;
+  int e = rv ? 0 : lmz_read_upto(fd, text, KEYFILE_MAX + 1, &n);
+  if (e) {
+    msg(errmsg, "cannot read %s: %s", path, strerror(-e));
+    rv = LMZ_EIO;
   }
   close(fd);
   if (rv == 0 && n > KEYFILE_MAX) {
