@@ -14,7 +14,9 @@
 # LMZ_CLUSTER_DIR changes ./lmz-cluster; LMZ_BIN_DIR changes build/bin.
 # All nodes share one cluster key (./lmz-cluster/cluster.key, made on first
 # start); `lmz call --node 127.0.0.1:710N --key-file ./lmz-cluster/cluster.key`
-# (or --data ./lmz-cluster/nodeN) talks to node N.
+# (or --data ./lmz-cluster/nodeN) talks to node N. Browser and Node.js
+# clients connect to any node's HTTP port (all nodes share one set of dev JWT
+# keys; `lmz token mint --data ./lmz-cluster/node1 --sub alice` makes a token).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${LMZ_BIN_DIR:-$ROOT/build/bin}
@@ -51,6 +53,7 @@ write_config() { # write_config N [join]
     {"binding": "ECHO_WORKER", "entrypoint": "EchoWorker"},
     {"binding": "SPELLCHECK_WORKER", "entrypoint": "SpellCheckWorker"}],
   "storage": {"sync": true},
+  "gateway": {"jwt": {"dev_keys": true}},
   "cluster": {"id": $n, "raft": "127.0.0.1:$(raft_port "$n")", "join": $join,
               "voters": [$voters]}
 }
@@ -63,6 +66,10 @@ start_node() { # start_node N [join]
   mkdir -p "$DIR/node$n"
   chmod 700 "$DIR/node$n"
   [ -f "$DIR/node$n/cluster.key" ] || install -m 600 "$DIR/cluster.key" "$DIR/node$n/cluster.key"
+  # one set of dev JWT keys for the whole cluster (made by the first node)
+  if [ ! -f "$DIR/node$n/jwt-keys.json" ] && [ -f "$DIR/jwt-keys.json" ]; then
+    install -m 600 "$DIR/jwt-keys.json" "$DIR/node$n/jwt-keys.json"
+  fi
   [ -f "$DIR/node$n.jsonc" ] && grep -q '"join": true' "$DIR/node$n.jsonc" && set -- "$n" true
   write_config "$n" "${2:-false}"
   "$BIN/lmzd" --config "$DIR/node$n.jsonc" >>"$DIR/node$n.log" 2>&1 &
@@ -94,7 +101,10 @@ start)
     chmod 600 "$DIR/cluster.key.tmp"
     mv "$DIR/cluster.key.tmp" "$DIR/cluster.key"
   fi
-  for n in "${NODES[@]}"; do start_node "$n"; done
+  start_node 1
+  for _ in $(seq 300); do [ -f "$DIR/node1/jwt-keys.json" ] && break; sleep 0.05; done
+  [ -f "$DIR/jwt-keys.json" ] || install -m 600 "$DIR/node1/jwt-keys.json" "$DIR/jwt-keys.json"
+  for n in "${NODES[@]}"; do [ "$n" = 1 ] || start_node "$n"; done
   wait_ready "${NODES[@]}"
   echo "cluster up: try  $BIN/lmz call --node 127.0.0.1:$(node_port 1) --key-file $DIR/cluster.key COUNTER_DO a increment 1"
   ;;

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Browser-protocol clients on different nodes of a real 3-node cluster: a
+# client's gateway actor lives on the node that holds its socket, and mesh
+# calls to it from actors on any node are forwarded there (the editor flow).
+. "$(dirname "$0")/../lib/it_lib.sh"
+ROOT=${LMZ_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+bash "$ROOT/scripts/install-test-deps.sh" >/dev/null 2>&1 || true
+export LMZ_CLUSTER_DIR=$T/cluster LMZ_BIN_DIR=$BIN
+export LMZ_PORT_OFFSET=$(( 1000 + ($$ * 11) % 18000 ))
+DC="$ROOT/deploy/dev-cluster.sh"
+trap '"$DC" stop >/dev/null 2>&1; for n in 1 2 3; do "$DC" kill "$n" >/dev/null 2>&1; done; cleanup' EXIT
+"$DC" start >"$T/start.log" 2>&1 || { cat "$T/start.log"; echo "0 passed, 1 failed"; exit 1; }
+LMZ="$BIN/lmz" DIR="$LMZ_CLUSTER_DIR" \
+  HTTP1="127.0.0.1:$(( 8781 + LMZ_PORT_OFFSET ))" HTTP2="127.0.0.1:$(( 8782 + LMZ_PORT_OFFSET ))" \
+  NODE1="127.0.0.1:$(( 7101 + LMZ_PORT_OFFSET ))" \
+  timeout 120 node "$ROOT/tests/cluster/cluster_clients.mjs"
