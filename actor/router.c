@@ -32,6 +32,7 @@
 #include "actor/actor_int.h"
 #include "cluster/directory.h"
 #include "cluster/lease.h"
+#include "cluster/raftbridge.h"
 #include "core/codec.h"
 
 static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.router");
@@ -91,6 +92,7 @@ struct lmz_router {
   lmz_hmap moving;           /* actor key -> drain: being moved away */
   struct lmz_drain *drain;   /* the drain in progress, or NULL */
   bool member_busy;          /* a membership change is in flight */
+  lmz_raftbridge *bridge;    /* Raft over the node transport, or NULL */
   lmz_router_close_cb close_cb;
   void *close_arg;
   struct lmz_router_stats st;
@@ -638,8 +640,11 @@ static void on_dir_response(lmz_router *r, const Lmz__DirResponse *d) {
 }
 
 void lmz_router_on_frame(lmz_router *r, lmz_conn_t *conn, const Lmz__Frame *f) {
-  (void)conn;
   switch (f->body_case) {
+  case LMZ__FRAME__BODY_RAFT_DATA:
+    if (r->bridge)
+      lmz_raftbridge_on_frame(r->bridge, conn, f);
+    break;
   case LMZ__FRAME__BODY_RESULT:
     on_result(r, f->result);
     break;
@@ -657,6 +662,8 @@ void lmz_router_on_frame(lmz_router *r, lmz_conn_t *conn, const Lmz__Frame *f) {
 void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
                               int status) {
   (void)status;
+  if (r->bridge)
+    lmz_raftbridge_on_conn_state(r->bridge, conn, state);
   if (state != LMZ_CONN_DOWN)
     return;
   uint64_t peer = lmz_conn_peer_id(conn);
@@ -823,10 +830,19 @@ static int start_raft(lmz_router *r, char *errmsg) {
                                     .data_dir = r->o.raft_dir,
                                     .lease = r->lease_cfg,
                                     .on_role = role_cb};
+  if (!r->o.raft_tcp) { /* no port of raft's own: it rides the secure channel */
+    if (!(r->bridge = lmz_raftbridge_new(r->node->loop, r->t)))
+      return LMZ_ENOMEM;
+    ro.custom_transport = lmz_raftbridge_transport(r->bridge);
+    ro.transport_free = lmz_raftbridge_free;
+  }
   r->rn.data = r;
   int rv = lmz_raftnode_init(r->node->loop, &r->rn, &ro);
   if (rv) {
     lmz__errmsg_printf(errmsg, "raft: %s", r->rn.errmsg);
+    if (r->bridge)
+      lmz_raftbridge_free(lmz_raftbridge_transport(r->bridge));
+    r->bridge = NULL;
     return rv;
   }
   r->rn.data = r;

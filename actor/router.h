@@ -51,6 +51,9 @@ struct lmz_router_opts {
                                 (0 = 10000) */
   bool join;                 /* added at run time (lmz node add): never
                                 bootstrap; wait to be added by the leader */
+  bool raft_tcp;             /* Raft over its own TCP port (raft_uv_tcp)
+                                instead of the authenticated node transport
+                                (cluster/raftbridge.h, the default) */
 };
 
 struct lmz_router_stats {

@@ -688,10 +688,17 @@ static void handle_closed(uv_handle_t *h) {
     rn->close_cb(rn);
 }
 
+static void transport_release(lmz_raftnode_t *rn) {
+  if (rn->opts.custom_transport)
+    rn->opts.transport_free(rn->opts.custom_transport);
+  else
+    raft_uv_tcp_close(&rn->transport);
+}
+
 static void raft_closed(struct raft *r) {
   lmz_raftnode_t *rn = r->data;
   raft_uv_close(&rn->io);
-  raft_uv_tcp_close(&rn->transport);
+  transport_release(rn);
   uv_close((uv_handle_t *)&rn->check, handle_closed);
   uv_close((uv_handle_t *)&rn->idle, handle_closed);
   uv_close((uv_handle_t *)&rn->timer, handle_closed);
@@ -785,22 +792,27 @@ static void init_undo(lmz_raftnode_t *rn) {
 /* raft_uv + transport + raft_init, in the order the guide requires. */
 static int init_raft(lmz_raftnode_t *rn, uv_loop_t *loop, const char *bind,
                      const char *dir) {
-  int rv = raft_uv_tcp_init(&rn->transport, loop);
+  struct raft_uv_transport *tr = rn->opts.custom_transport;
+  int rv = tr ? 0 : raft_uv_tcp_init(&rn->transport, loop);
   if (rv) {
     lmz__errmsg_printf(rn->errmsg, "raft_uv_tcp_init: %s", raft_strerror(rv));
     return lmz_raftnode_err(rv);
   }
-  if (bind && (rv = raft_uv_tcp_set_bind_address(&rn->transport, bind))) {
+  if (!tr)
+    tr = &rn->transport;
+  if (bind && !rn->opts.custom_transport &&
+      (rv = raft_uv_tcp_set_bind_address(&rn->transport, bind))) {
     lmz__errmsg_printf(rn->errmsg, "bind address %s: %s", bind,
                        raft_strerror(rv));
     raft_uv_tcp_close(&rn->transport);
     return LMZ_EINVAL;
   }
-  if ((rv = raft_uv_init(&rn->io, loop, dir, &rn->transport))) {
+  if ((rv = raft_uv_init(&rn->io, loop, dir, tr))) {
     lmz__errmsg_printf(rn->errmsg, "raft_uv_init %s: %s", dir,
                        rv == RAFT_NOTFOUND ? "directory does not exist"
                                            : raft_strerror(rv));
-    raft_uv_tcp_close(&rn->transport);
+    if (!rn->opts.custom_transport)
+      raft_uv_tcp_close(&rn->transport);
     return lmz_raftnode_err(rv);
   }
   raft_uv_set_connect_retry_delay(&rn->io, rn->opts.connect_retry_ms);
@@ -809,7 +821,8 @@ static int init_raft(lmz_raftnode_t *rn, uv_loop_t *loop, const char *bind,
                       rn->address))) {
     lmz__errmsg_printf(rn->errmsg, "raft_init: %s", raft_errmsg(&rn->raft));
     raft_uv_close(&rn->io);
-    raft_uv_tcp_close(&rn->transport);
+    if (!rn->opts.custom_transport)
+      raft_uv_tcp_close(&rn->transport);
     return lmz_raftnode_err(rv);
   }
   return 0;

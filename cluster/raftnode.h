@@ -92,6 +92,12 @@ struct lmz_raftnode_options {
   struct lmz_lease_config lease; /* zeros = LMZ_LEASE_DEFAULT_* */
   bool no_auto_mark_down;
   lmz_raftnode_role_cb on_role;  /* optional */
+  /* Optional: raft's peer traffic through this transport instead of
+   * raft_uv_tcp (cluster/raftbridge.h: over the authenticated node channel;
+   * nothing listens on `address` then). raft closes it; `transport_free`
+   * releases it after raft closed. */
+  struct raft_uv_transport *custom_transport;
+  void (*transport_free)(struct raft_uv_transport *t);
 };
 
 /* ---- requests (caller-allocated; live until their callback) -------------- */

@@ -426,7 +426,8 @@ static int start_router(struct lmzd *d) {
                               .voters = peers,
                               .n_voters = n,
                               .lease_ms = d->cfg.lease_ms,
-                              .join = d->cfg.join};
+                              .join = d->cfg.join,
+                              .raft_tcp = d->cfg.raft_tcp};
   if (lmz_router_init(&d->router, d->node, &d->transport, &o, err)) {
     fprintf(stderr, "lmzd: cluster: %s\n", err);
     return 1;

@@ -253,6 +253,13 @@ static int parse_cluster(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
     return LMZ_EBADCONFIG;
   }
   c->join = join && join->type == LMZ_JSON_TRUE;
+  const char *rt = get_str(c, cl, "raft_transport", false, "node", errmsg, &rv);
+  if (!rv && strcmp(rt, "node") && strcmp(rt, "tcp")) {
+    lmz_config_errorf(errmsg, &c->file, lmz_json_get(cl, "raft_transport"),
+                      "cluster.raft_transport must be \"node\" or \"tcp\"");
+    return LMZ_EBADCONFIG;
+  }
+  c->raft_tcp = rt && !strcmp(rt, "tcp");
   const lmz_json *vs = rv ? NULL : get_typed(c, cl, "voters", LMZ_JSON_ARRAY,
                                              "an array", errmsg, &rv);
   if (!vs)

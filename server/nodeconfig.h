@@ -95,6 +95,7 @@ struct lmzd_config {
   const char *raft;      /* Raft address; NULL = derived from `listen` */
   uint32_t lease_ms;     /* 0 = default */
   bool join;             /* a node added at run time: never bootstrap */
+  bool raft_tcp;         /* cluster.raft_transport = "tcp" (default "node") */
   struct lmzd_voter *voters;
   size_t n_voters;
   struct lmzd_gateway gw;
