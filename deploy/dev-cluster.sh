@@ -9,7 +9,8 @@
 #   deploy/dev-cluster.sh join N         start a new node N (>= 4) and add it to
 #                                        the cluster (lmz node add) as a voter
 #
-# Node N: node port 7100+N, HTTP 8780+N, Raft 7200+N, data ./lmz-cluster/nodeN,
+# Node N: node port 7100+N, HTTP 8780+N, Raft id address 7200+N (nothing binds
+# it: Raft rides the node port), data ./lmz-cluster/nodeN,
 # log ./lmz-cluster/nodeN.log. LMZ_PORT_OFFSET=K adds K to every port;
 # LMZ_CLUSTER_DIR changes ./lmz-cluster; LMZ_BIN_DIR changes build/bin.
 # All nodes share one cluster key (./lmz-cluster/cluster.key, made on first
