@@ -600,13 +600,15 @@ struct index_acc {
   lmz_batch *b;
   bool put;
   int err;
+  lmz_arena *a; /* one arena for the scan, reset per record */
 };
 
 static int index_cb(const uint8_t *key, size_t klen, const uint8_t *val,
                     size_t vlen, void *arg) {
   (void)key, (void)klen;
   struct index_acc *acc = arg;
-  lmz_arena *a = lmz_arena_new();
+  lmz_arena *a = acc->a;
+  lmz_arena_reset(a);
   lmz_value *rec = NULL;
   uint8_t k[LMZ_KEY_MAX];
   int kl = -1;
@@ -617,7 +619,6 @@ static int index_cb(const uint8_t *key, size_t klen, const uint8_t *val,
   if (kl > 0)
     acc->err = acc->put ? lmz_batch_put(acc->b, k, (size_t)kl, "", 0)
                         : lmz_batch_delete(acc->b, k, (size_t)kl);
-  lmz_arena_free(a);
   return acc->err;
 }
 
@@ -630,9 +631,12 @@ int lmz__alarms_index_actor(lmz_node *n, const char *binding,
   if (pl < 0 || lmz_key_list_range(&r, prefix, (size_t)pl, LMZ_KEY_SPACE_FRAMEWORK,
                                    REC_PREFIX, strlen(REC_PREFIX)))
     return LMZ_EINVAL;
-  struct index_acc acc = {binding, instance, b, put, 0};
+  struct index_acc acc = {binding, instance, b, put, 0, lmz_arena_new()};
+  if (!acc.a)
+    return LMZ_ENOMEM;
   int rv = lmz_store_scan(n->store, r.lower, r.lower_len, r.upper, r.upper_len,
                           0, false, index_cb, &acc);
+  lmz_arena_free(acc.a);
   if (put)
     n->alarm_rearm = true;
   return rv < 0 ? rv : acc.err;

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/keyfile.h"
 #include "core/err.h"
 #include "core/file.h"
 #include "server/version.h"
@@ -159,6 +160,21 @@ int cli_read_all(int fd, size_t max, char **data, size_t *len) {
   p[n] = '\0';
   *data = p;
   *len = n;
+  return 0;
+}
+
+int cli_load_cluster_key(const char *cmd, const char *key_file,
+                         const char *data_dir, uint8_t key[32]) {
+  char path[4096], err[LMZ_ERRMSG_LEN];
+  if (key_file)
+    snprintf(path, sizeof path, "%s", key_file);
+  else
+    snprintf(path, sizeof path, "%s/cluster.key", data_dir);
+  if (lmz_keyfile_load(path, key, err)) {
+    fprintf(stderr, "lmz %s: no cluster key: %s (use --data DIR of the node "
+                    "or --key-file FILE)\n", cmd, err);
+    return CLI_EXIT_USAGE;
+  }
   return 0;
 }
 

@@ -19,6 +19,7 @@
 #define LMZ_SERVER_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Exit statuses shared by all subcommands. */
 enum {
@@ -51,6 +52,12 @@ int cli_parse_size(const char *s, size_t *out);
  * more than `max` bytes arrive (stops reading there), LMZ_ENOMEM, or a
  * negative errno-style code from read(). */
 int cli_read_all(int fd, size_t max, char **data, size_t *len);
+
+/* Loads the cluster key from `key_file`, or DATA_DIR/cluster.key when it is
+ * NULL. On failure prints "lmz <cmd>: no cluster key: <why> (...)" and
+ * returns CLI_EXIT_USAGE; 0 on success. */
+int cli_load_cluster_key(const char *cmd, const char *key_file,
+                         const char *data_dir, uint8_t key[32]);
 
 /* Writes all `len` bytes to `fd`, retrying short writes and EINTR.
  * Returns 0 or a negative errno-style code. */

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster/keyfile.h"
 #include "cluster/rpc_client.h"
 #include "core/codec.h"
 #include "core/json.h"
@@ -164,21 +163,6 @@ static lmz_value *make_chain(lmz_arena *a, const char *method, lmz_value *args) 
 
 /* ---- the call ------------------------------------------------------------ */
 
-static int load_key(const struct call_args *c, uint8_t key[32]) {
-  char path[4096], err[LMZ_ERRMSG_LEN];
-  if (c->key_file)
-    snprintf(path, sizeof path, "%s", c->key_file);
-  else
-    snprintf(path, sizeof path, "%s/cluster.key", c->data);
-  int rv = lmz_keyfile_load(path, key, err);
-  if (rv) {
-    fprintf(stderr, "lmz call: no cluster key: %s (use --data DIR of the node "
-                    "or --key-file FILE)\n", err);
-    return CLI_EXIT_USAGE;
-  }
-  return 0;
-}
-
 static int send_call(lmz_rpc_client *rc, const struct call_args *c,
                      const lmz_buf *chain, const lmz_buf *state) {
   Lmz__Identity callee = LMZ__IDENTITY__INIT;
@@ -256,7 +240,7 @@ static int do_call(const struct call_args *c, lmz_arena *a) {
     rv = CLI_EXIT_USAGE;
   }
   uint8_t key[32];
-  if (rv || (rv = load_key(c, key)))
+  if (rv || (rv = cli_load_cluster_key("call", c->key_file, c->data, key)))
     return rv;
   lmz_buf chain = LMZ_BUF_INIT, st = LMZ_BUF_INIT;
   lmz_value *ch = make_chain(a, c->method, args);

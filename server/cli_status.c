@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster/keyfile.h"
 #include "cluster/rpc_client.h"
 #include "server/cli.h"
 
@@ -70,15 +69,10 @@ static int ask(const char *cmd, const struct status_args *a, uint32_t kind) {
 
 static int ask_ex(const char *cmd, const struct status_args *a, uint32_t kind,
                   int timeout_ms) {
-  char path[4096], err[LMZ_ERRMSG_LEN];
+  char err[LMZ_ERRMSG_LEN];
   uint8_t key[32];
-  snprintf(path, sizeof path, "%s", a->key_file ? a->key_file : a->data);
-  if (!a->key_file)
-    snprintf(path, sizeof path, "%s/cluster.key", a->data);
-  if (lmz_keyfile_load(path, key, err)) {
-    fprintf(stderr, "lmz %s: no cluster key: %s\n", cmd, err);
+  if (cli_load_cluster_key(cmd, a->key_file, a->data, key))
     return CLI_EXIT_USAGE;
-  }
   lmz_rpc_client *rc;
   if (lmz_rpc_connect(&rc, a->node, key, 5000, err)) {
     fprintf(stderr, "lmz %s: %s\n", cmd, err);

@@ -300,14 +300,7 @@ static void on_status_request(struct lmzd *d, lmz_conn_t *conn,
                           : lmz_router_status_json(d->router, &out);
   if (!rv)
     rv = lmz_buf_putc(&out, 0);
-  Lmz__StatusResponse res = LMZ__STATUS_RESPONSE__INIT;
-  res.request_id = q->request_id;
-  res.status = rv;
-  res.json = rv ? "" : (char *)out.data;
-  Lmz__Frame f = LMZ__FRAME__INIT;
-  f.body_case = LMZ__FRAME__BODY_STATUS_RESPONSE;
-  f.status_response = &res;
-  lmz_conn_send(conn, &f);
+  send_status(conn, q->request_id, rv, rv ? NULL : (const char *)out.data);
   lmz_buf_free(&out);
 }
 
