@@ -16,7 +16,7 @@
  *   message longer than max_message (fragments summed)      1009
  *   unmasked client frame, reserved bits/opcodes, control
  *   frame > 125 bytes or fragmented, bad continuation,
- *   invalid close code                                      1002
+ *   invalid close code, Close body of 1 byte                1002
  *   outbound queue full (the peer does not read):           1008
  *     lmz_ws_send_* returns LMZ_EOVERLOAD, everything not yet handed to
  *     the kernel is dropped, "1008 outbound queue full" is queued and the

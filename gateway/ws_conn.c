@@ -241,10 +241,13 @@ static void after_session(lmz_ws_t *ws, int rv) {
   if (c->out.len)
     lmz__http_conn_dirty(c);
   if (rv || lmz__ws_session_done(&ws->s)) {
+    /* 1002/1007/1009 we had to send: a close we started (our_code; the
+     * peer's Close may have been the violation) or one that answers no
+     * Close of the peer's */
     if (rv != LMZ_EBADMSG && !ws->closing &&
         wslay_event_get_close_sent(ws->s.ctx) &&
-        !wslay_event_get_close_received(ws->s.ctx))
-      c->srv->priv.m.ws_protocol_closes++; /* 1002/1007/1009 we had to send */
+        (ws->s.our_code || !wslay_event_get_close_received(ws->s.ctx)))
+      c->srv->priv.m.ws_protocol_closes++;
     lmz__http_conn_drain(c);
   }
 }

@@ -24,7 +24,8 @@
  *     payload is stored) and stop reading;
  *  3. protocol violations inside wslay's event layer (unmasked frame, RSV
  *     bits, unknown opcode, bad continuation, bad close code): 1002 queued
- *     by wslay;
+ *     by wslay; a Close with a 1-byte body, which wslay accepts as a Close
+ *     without a code: 1002 queued by us (fail_short_close);
  *  4. violations in wslay's frame layer (control frame > 125 bytes or
  *     fragmented, non-minimal 16/64-bit length, length with the top bit):
  *     wslay_event_recv fails; we write a 1002 Close ourselves (wslay would
@@ -90,6 +91,20 @@ static void fail_too_big(struct lmz__ws_session *s,
   wslay_event_shutdown_read(ctx);
 }
 
+/* Failure 3b: a Close whose body is 1 byte long (RFC 6455 §5.5.1: a body
+ * starts with a 2-byte code). wslay would treat it as a Close without a code
+ * and echo an empty one; we queue 1002 first, so wslay's echo finds the
+ * close already queued and sends nothing else. */
+static void fail_short_close(struct lmz__ws_session *s,
+                             wslay_event_context_ptr ctx) {
+  if (wslay_event_queue_close(ctx, WSLAY_CODE_PROTOCOL_ERROR, NULL, 0) == 0 &&
+      !s->our_code) {
+    s->our_code = WSLAY_CODE_PROTOCOL_ERROR;
+    s->reason_len = 0;
+  }
+  wslay_event_shutdown_read(ctx);
+}
+
 static void frame_start_cb(wslay_event_context_ptr ctx,
                            const struct wslay_event_on_frame_recv_start_arg *a,
                            void *user) {
@@ -97,6 +112,8 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
   s->frame_op = a->opcode;
   s->frame_fin = a->fin != 0;
   s->frame_len = a->payload_length;
+  if (a->opcode == WSLAY_CONNECTION_CLOSE && a->payload_length == 1)
+    fail_short_close(s, ctx);
   if (is_ctrl(a->opcode) || s->too_big)
     return; /* wslay buffers control frames itself (<= 125 bytes) */
   if (a->opcode != WSLAY_CONTINUATION_FRAME) { /* a new message */

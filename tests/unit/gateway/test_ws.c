@@ -468,7 +468,8 @@ static void test_protocol_errors(void **state) {
                {"unmasked", 1002},       {"reserved opcode", 1002},
                {"rsv bit", 1002},        {"stray continuation", 1002},
                {"long ping", 1002},      {"fragmented ping", 1002},
-               {"bad close code", 1002}, {"non-minimal length", 1002}};
+               {"bad close code", 1002}, {"non-minimal length", 1002},
+               {"1-byte close payload", 1002}};
   for (size_t i = 0; i < LMZ_ARRAY_SIZE(cases); i++) {
     int fd = ws_open(&b);
     uint8_t buf[3000], pay[1200];
@@ -516,6 +517,9 @@ static void test_protocol_errors(void **state) {
       buf[0] = 0x81, buf[1] = 0x80 | 126, buf[2] = 0, buf[3] = 5;
       memset(buf + 4, 0, 4 + 5);
       n = 13;
+      break;
+    case 12: /* RFC 6455 §5.5.1: a Close body starts with a 2-byte code */
+      n = frame(buf, true, 0x8, "\x03", 1, true);
       break;
     }
     gw_send(fd, buf, n);
