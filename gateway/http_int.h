@@ -143,6 +143,9 @@ struct lmz__ws_session {
   lmz_buf msg;           /* message being reassembled */
   const uint8_t *direct; /* whole message in one chunk: no copy */
   size_t msg_len, max_message;
+  size_t out_limit; /* out may reach this with the replies [SIZE_MAX] */
+  size_t unread;    /* input the last feed left (LMZ_EOVERLOAD) */
+  size_t handed;    /* bytes given to wslay during this feed */
   uint64_t frame_len; /* announced payload length of the current frame */
   uint8_t frame_op, msg_op;
   bool frame_fin;
@@ -150,6 +153,7 @@ struct lmz__ws_session {
   bool app_closed;    /* we initiated close: incoming messages are dropped */
   bool failed;        /* protocol failure / OOM: close after the flush */
   bool stop;          /* owner asked to stop delivering (conn closing) */
+  bool out_full;      /* this feed stopped at out_limit */
   uint16_t our_code;  /* close code we sent first (0 = none) */
   uint16_t fail_code; /* code we report for a failure wslay did not send */
   char reason[124];   /* peer's (or our) close reason */
@@ -163,8 +167,13 @@ int lmz__ws_session_init(struct lmz__ws_session *s, lmz_buf *out,
                          size_t max_message, lmz__ws_msg_fn on_message,
                          void *owner);
 void lmz__ws_session_free(struct lmz__ws_session *s);
-/* Feeds received bytes; replies (pong, close) are appended to out. Returns
- * 0 or LMZ_EBADMSG / LMZ_ENOMEM (failed: flush out, then close). */
+/* Feeds received bytes; replies (pong, close) are appended to out. Input is
+ * consumed only while out (plus the replies wslay has queued) is under
+ * s->out_limit, so the replies never take out past it (but for one control
+ * frame, and one Close). Returns 0, LMZ_EOVERLOAD (out reached out_limit: the last
+ * s->unread bytes of data were not consumed; feed them again once there is
+ * room, or close), or LMZ_EBADMSG / LMZ_ENOMEM (failed: flush out, then
+ * close). */
 int lmz__ws_session_feed(struct lmz__ws_session *s, const uint8_t *data,
                          size_t len);
 /* Appends one unfragmented data frame. LMZ_ECLOSED if a close was sent. */

@@ -18,19 +18,24 @@
  *   frame > 125 bytes or fragmented, bad continuation,
  *   invalid close code, Close body of 1 byte                1002
  *   outbound queue full (the peer does not read):           1008
- *     lmz_ws_send_* returns LMZ_EOVERLOAD, everything not yet handed to
- *     the kernel is dropped, "1008 outbound queue full" is queued and the
- *     TCP connection is closed close_timeout_ms later if the peer does not
- *     answer. 1008 (policy violation), not 1013 (try again later), because
+ *     every byte queued for the peer counts against max_outbound, whoever
+ *     made it: the app's messages (lmz_ws_send_* returns LMZ_EOVERLOAD)
+ *     and the replies made while reading (pongs to a peer that pings and
+ *     never reads: input stops being consumed at the cap). Then everything
+ *     not yet handed to the kernel is dropped, "1008 outbound queue full"
+ *     is queued (no pong follows it) and the TCP connection is closed
+ *     close_timeout_ms later if the peer does not answer. 1008 (policy violation), not 1013 (try again later), because
  *     the cause is this peer's behaviour, not the server's load.
  *   no answer (any traffic) within ping_interval_ms to a ping, which is
  *     sent once the peer has been quiet for half an interval (checked every
  *     interval), or no write progress for 2 x ping_interval_ms while output
  *     waits: dead peer, TCP closed (on_close code 1006)
  *   close handshake not answered within close_timeout_ms: TCP closed
- * Backpressure on input: while more than max_outbound/2 bytes are queued the
- * connection is not read (a client that sends but does not read is slowed
- * down by TCP instead of growing our memory).
+ * Backpressure on input: checked after each app send and each completed
+ * write, while more than max_outbound/2 bytes are queued the connection is
+ * not read (a client that sends but does not read is slowed down by TCP
+ * instead of growing our memory). Replies made while reading do not pause
+ * it: they run into the cap and 1008 (ws_conn.c, failure 2).
  * Ping frames are answered by wslay (pong with the same payload); pongs are
  * only counted as traffic. Application-level "lmz:ping" text is a normal
  * message for the app to answer.

@@ -17,7 +17,13 @@
  *     closes). on_close gets that code.
  *  2. outbound queue over max_outbound: send returns LMZ_EOVERLOAD, unsent
  *     output is dropped, 1008 is queued, the close timer runs; reading
- *     stopped earlier at half the cap (backpressure).
+ *     stopped earlier at half the cap (backpressure). Every byte queued
+ *     counts, whoever produced it: the session's own replies (pongs to a
+ *     peer that pings and never reads) stop being made at the cap (the
+ *     rest of the input is not consumed) and lead to the same 1008. They
+ *     do not pause reading at half the cap as the app's messages do: a
+ *     peer that provokes that many replies unread is flooding, and pausing
+ *     would hold its connection (and the queue) for two ping intervals.
  *  3. dead peer (nothing received for two ping intervals, or no write
  *     progress for as long while output waits): TCP closed, code 1006.
  *  4. the peer never answers our Close: TCP closed after close_timeout_ms.
@@ -252,11 +258,33 @@ static void after_session(lmz_ws_t *ws, int rv) {
   }
 }
 
+static void overload(lmz_ws_t *ws);
+
+/* Room for the session's replies: max_outbound less what is in flight (the
+ * rest of the backlog is conn->out, which the session counts itself). */
+static size_t out_limit(const lmz_ws_t *ws) {
+  size_t wb = ws->conn->wbuf.len, max = ws->opts.max_outbound;
+  return wb < max ? max - wb : 0;
+}
+
 void lmz__ws_feed(lmz_ws_t *ws, const uint8_t *data, size_t len) {
-  ws->last_rx_ms = uv_now(ws->conn->srv->loop);
+  lmz_http_conn_t *c = ws->conn;
+  ws->last_rx_ms = uv_now(c->srv->loop);
   ws->ping_outstanding = false; /* any traffic proves the peer alive */
+  ws->s.out_limit = out_limit(ws);
   int rv = lmz__ws_session_feed(&ws->s, data, len);
-  after_session(ws, rv);
+  if (rv == LMZ_EOVERLOAD && c->state == LMZ__C_WS) {
+    /* failure 2, caused by our replies (pongs) to a peer that does not
+     * read them: 1008; no more replies follow it, so the rest is fed for
+     * the peer's Close answer (once: if even that is refused, dropped) */
+    size_t left = ws->s.unread;
+    overload(ws);
+    if (c->state != LMZ__C_WS)
+      return;
+    ws->s.out_limit = out_limit(ws);
+    rv = lmz__ws_session_feed(&ws->s, data + len - left, left);
+  }
+  after_session(ws, rv == LMZ_EOVERLOAD ? 0 : rv);
 }
 
 bool lmz__ws_wants_read(const lmz_ws_t *ws) { return !ws->read_paused; }
@@ -283,6 +311,8 @@ static void overload(lmz_ws_t *ws) {
   c->srv->priv.m.ws_overload_closes++;
   LMZ_LOG_INFO(&log_ns, "%s: peer does not read; closing with 1008", c->remote);
   c->out.len = 0; /* whole frames only: the in-flight write is untouched */
+  if (c->out.cap > 16u * 1024u)
+    lmz_buf_free(&c->out); /* give the memory back now, not at close */
   if (lmz__ws_session_close(&ws->s, WSLAY_CODE_POLICY_VIOLATION, why,
                             sizeof why - 1) != 0) {
     lmz__http_conn_close(c);

@@ -31,6 +31,11 @@
  *     wslay_event_recv fails; we write a 1002 Close ourselves (wslay would
  *     send an empty one) and mark the session failed;
  *  5. out of memory: failed (the caller closes the connection).
+ *  6. a peer that provokes replies (pings) faster than it reads them: the
+ *     replies count against out_limit like any output, so the session
+ *     stops taking input before they would pass it; feed returns
+ *     LMZ_EOVERLOAD and `unread` bytes at the end of the input were not
+ *     consumed (ws_conn.c then closes with 1008; failure 2 there).
  * In every case bytes after the failure are ignored and memory stays
  * bounded by max_message + one control frame. */
 #include <arpa/inet.h>
@@ -43,15 +48,36 @@
 
 static bool is_ctrl(uint8_t op) { return (op & 0x8u) != 0; }
 
+/* Bytes the session's output takes once wslay's queue is flushed: `out`
+ * plus the queued replies with their 2-byte headers (control frames carry
+ * at most 125 bytes). */
+static size_t out_pending(const struct lmz__ws_session *s,
+                          wslay_event_context_ptr ctx) {
+  return s->out->len + wslay_event_get_queued_msg_length(ctx) +
+         2 * wslay_event_get_queued_msg_count(ctx);
+}
+
+/* Hands wslay only bytes whose replies fit under out_limit: a frame never
+ * makes a reply longer than itself (a ping of n payload bytes is n + 6 on
+ * the wire, its pong n + 2), so each byte handed over in this feed is
+ * counted as one byte of output until the feed ends (a frame cut between
+ * feeds can add one control frame on top). */
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                        int flags, void *user) {
   (void)flags;
   struct lmz__ws_session *s = user;
-  if (s->in_len == 0) {
+  size_t used = out_pending(s, ctx) + s->handed;
+  size_t room = used < s->out_limit ? s->out_limit - used : 0;
+  if (room == 0 && s->in_len > 0)
+    s->out_full = true;
+  if (s->in_len == 0 || room == 0) {
     wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
     return -1;
   }
   size_t n = len < s->in_len ? len : s->in_len;
+  if (n > room)
+    n = room;
+  s->handed += n;
   memcpy(buf, s->in, n);
   s->in += n;
   s->in_len -= n;
@@ -198,6 +224,7 @@ int lmz__ws_session_init(struct lmz__ws_session *s, lmz_buf *out,
   memset(s, 0, sizeof *s);
   s->out = out;
   s->max_message = max_message;
+  s->out_limit = SIZE_MAX;
   s->on_message = on_message;
   s->owner = owner;
   if (wslay_event_context_server_init(&s->ctx, &cbs, s) != 0)
@@ -228,12 +255,16 @@ static void fail_protocol(struct lmz__ws_session *s) {
 
 int lmz__ws_session_feed(struct lmz__ws_session *s, const uint8_t *data,
                          size_t len) {
+  s->unread = 0;
   if (s->failed)
     return LMZ_EBADMSG;
   s->in = data;
   s->in_len = len;
+  s->out_full = false;
+  s->handed = 0;
   int r = wslay_event_recv(s->ctx);
-  s->in = NULL; /* bytes after a failure are dropped */
+  size_t left = s->in_len;
+  s->in = NULL; /* bytes after a failure or a close are dropped */
   s->in_len = 0;
   if (r == WSLAY_ERR_CALLBACK_FAILURE) {
     fail_protocol(s);
@@ -242,6 +273,10 @@ int lmz__ws_session_feed(struct lmz__ws_session *s, const uint8_t *data,
   if (r != 0 || wslay_event_send(s->ctx) != 0 || s->failed) {
     s->failed = true;
     return LMZ_ENOMEM;
+  }
+  if (s->out_full && left > 0 && wslay_event_get_read_enabled(s->ctx)) {
+    s->unread = left; /* failure 6 */
+    return LMZ_EOVERLOAD;
   }
   return 0;
 }

@@ -3,7 +3,9 @@
  * a libuv loop in the same thread (gwtest.h pumps it). Upgrade, subprotocol
  * and token extraction, echo, fragments, ping/pong, close handshakes both
  * ways, invalid UTF-8, oversize, protocol errors, a client that does not
- * read, dead peers, and 2000 connections with bounded memory. */
+ * read, dead peers, and 2000 connections with bounded memory. A ping flood
+ * runs on a socketless connection (http_int.h), where nothing is written
+ * while the test holds the loop: a peer that never reads, without timing. */
 #include "lib/testlib.h"
 
 #include <malloc.h>
@@ -14,6 +16,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "gateway/http.h"
+#include "gateway/http_int.h" /* socketless connections (test_ping_flood) */
 #include "gateway/jwt.h"
 #include "gateway/ws.h"
 #include "gwtest.h"
@@ -728,6 +731,62 @@ static void test_non_reading_client(void **state) {
   stop();
 }
 
+/* A peer that sends pings and never reads (issue 15 item 2). On a
+ * socketless connection nothing is written while the loop does not run, so
+ * every pong stays queued, as with a peer that does not read. The pongs
+ * count against max_outbound: input stops being consumed before they pass
+ * it, the queue is replaced by "1008 outbound queue full", and pings after
+ * that get no pong. Then the connection closes with 1008. */
+static void test_ping_flood(void **state) {
+  (void)state;
+  enum { MAX_OUT = 64 * 1024, CHUNK = 4096, CHUNKS = 1024 };
+  struct lmz_ws_options wso = {.max_outbound = MAX_OUT};
+  start_ex(&wso, 0);
+  lmz_http_conn_t *c = lmz__http_conn_new(&T.srv);
+  assert_non_null(c);
+  static const char req[] =
+      "GET /gateway/LMZ/alice.t1 HTTP/1.1\r\nHost: x\r\n"
+      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13\r\n"
+      "Sec-WebSocket-Protocol: lmz, lmz.access-token.tok\r\n\r\n";
+  lmz__http_conn_input(c, (const uint8_t *)req, sizeof req - 1);
+  assert_int_equal(T.accepted, 1);
+  assert_int_equal(c->state, LMZ__C_WS);
+  assert_true(c->out.len > 0 && !memcmp(c->out.data, "HTTP/1.1 101 ", 13));
+  c->out.len = 0; /* the 101: as if written */
+  /* 4 KiB of pings with 125-byte payloads (131 bytes each on the wire) */
+  static uint8_t chunk[CHUNK];
+  uint8_t pay[125];
+  memset(pay, 'p', sizeof pay);
+  size_t n = 0, fl = frame(chunk, true, 0x9, pay, sizeof pay, true);
+  while (n + fl <= CHUNK)
+    n += frame(chunk + n, true, 0x9, pay, sizeof pay, true);
+  size_t peak = 0;
+  for (int i = 0; i < CHUNKS && c->state == LMZ__C_WS; i++) {
+    lmz__http_conn_input(c, chunk, n);
+    size_t q = lmz__http_conn_backlog(c);
+    peak = q > peak ? q : peak;
+  }
+  printf("# %d x %zu bytes of pings: largest queue %zu bytes (cap %d)\n",
+         CHUNKS, n, peak, MAX_OUT);
+  assert_true(peak <= MAX_OUT);
+  assert_true(peak >= MAX_OUT / 2); /* pings were answered up to near it */
+  /* what is queued now is the Close alone: no pong after it */
+  static const char why[] = "outbound queue full";
+  assert_int_equal(c->state, LMZ__C_WS);
+  assert_int_equal(c->out.len, 2 + 2 + sizeof why - 1);
+  assert_int_equal(c->out.data[0], 0x88);
+  assert_int_equal((c->out.data[2] << 8) | c->out.data[3], 1008);
+  assert_memory_equal(c->out.data + 4, why, sizeof why - 1);
+  wait_closes(1); /* the write fails (no socket): the connection goes */
+  assert_int_equal(T.last_code, 1008);
+  assert_string_equal(T.last_reason, why);
+  struct lmz_http_metrics m;
+  lmz_http_server_metrics(&T.srv, &m);
+  assert_int_equal(m.ws_overload_closes, 1);
+  stop();
+}
+
 /* A peer that never answers pings is closed after two intervals. */
 static void test_dead_peer(void **state) {
   (void)state;
@@ -844,6 +903,7 @@ int main(void) {
       cmocka_unit_test(test_handshake_rejections),
       cmocka_unit_test(test_subprotocol_parsing),
       cmocka_unit_test(test_non_reading_client),
+      cmocka_unit_test(test_ping_flood),
       cmocka_unit_test(test_dead_peer),
       cmocka_unit_test(test_many_connections),
       cmocka_unit_test(test_echo_rate),
