@@ -118,6 +118,8 @@ typedef void (*lmz_http_upgrade_cb)(lmz_http_server_t *srv,
 typedef void (*lmz_http_conn_close_cb)(lmz_http_server_t *srv,
                                        lmz_http_conn_t *conn, bool had_pending);
 typedef void (*lmz_http_close_cb)(lmz_http_server_t *srv);
+/* Monotonic milliseconds (any origin). */
+typedef uint64_t (*lmz_http_now_fn)(void *data);
 
 struct lmz_http_options {
   const char *host; /* listen address; NULL = "127.0.0.1"; "::" for v6 */
@@ -135,6 +137,13 @@ struct lmz_http_options {
   uint32_t idle_timeout_ms;   /* keep-alive idle, write stall [60000] */
   uint32_t max_connections;   /* [10000] */
   int backlog;                /* listen backlog [511] */
+  /* The clock every deadline (and the WebSocket ping/stall checks) is
+   * measured on; NULL = uv_now(loop). The loop's timers only wake the
+   * server: a timer that fires before its deadline by this clock is re-armed
+   * for the rest. A test kit installs a fake clock and calls
+   * lmz_http_server_clock_moved() after moving it. */
+  lmz_http_now_fn now_ms;
+  void *clock_data; /* passed to now_ms */
 };
 
 /* Counters since init. Gauges say "now". */
@@ -194,6 +203,12 @@ int lmz_http_server_port(const lmz_http_server_t *srv);
  * then `cb` (may be NULL) once all handles are closed; free `srv` only
  * after that. Calling it twice is a no-op. */
 void lmz_http_server_close(lmz_http_server_t *srv, lmz_http_close_cb cb);
+/* The injected clock (options.now_ms) moved: every connection's deadline
+ * is checked again; those that passed fire from the loop's next iteration
+ * (never from this call). A no-op with the default clock. */
+void lmz_http_server_clock_moved(lmz_http_server_t *srv);
+/* Now by the server's clock (options.now_ms, else uv_now). */
+uint64_t lmz_http_server_now(const lmz_http_server_t *srv);
 /* Copies the counters. */
 void lmz_http_server_metrics(const lmz_http_server_t *srv,
                              struct lmz_http_metrics *out);

@@ -71,6 +71,7 @@ struct lmz_http_conn_s {
   uv_write_t wreq;
   uv_shutdown_t sreq;
   uint64_t last_progress_ms; /* last write start or completion */
+  uint64_t deadline_ms;      /* the timer's deadline (server clock) */
   size_t last_wq;            /* tcp.write_queue_size at the last check */
   struct lmz_ws_s *ws;
   char remote[64];

@@ -68,8 +68,13 @@ static void q_push(struct lmz__qnode *head, struct lmz__qnode *q) {
 
 /* ---- small helpers ------------------------------------------------------- */
 
+uint64_t lmz_http_server_now(const lmz_http_server_t *srv) {
+  const struct lmz_http_options *o = &srv->priv.opts;
+  return o->now_ms ? o->now_ms(o->clock_data) : uv_now(srv->loop);
+}
+
 static uint64_t now_ms(const lmz_http_conn_t *c) {
-  return uv_now(c->srv->loop);
+  return lmz_http_server_now(c->srv);
 }
 
 static void arm(lmz_http_conn_t *c, uint32_t ms);
@@ -890,6 +895,11 @@ void lmz__http_conn_update_reading(lmz_http_conn_t *c) {
 static void on_timer(uv_timer_t *t) {
   lmz_http_conn_t *c = t->data;
   lmz_http_server_t *srv = c->srv;
+  uint64_t now = now_ms(c);
+  if (now < c->deadline_ms) { /* early by the server's clock (a fake one) */
+    uv_timer_start(&c->timer, on_timer, c->deadline_ms - now, 0);
+    return;
+  }
   LMZ_LOG_DEBUG(&log_ns, "conn %llu: timer in state %d (writing %d)",
                 (unsigned long long)c->id, c->state, c->writing);
   if (c->writing && c->state != LMZ__C_WS &&
@@ -922,7 +932,22 @@ static void on_timer(uv_timer_t *t) {
 }
 
 static void arm(lmz_http_conn_t *c, uint32_t ms) {
+  c->deadline_ms = now_ms(c) + ms;
   uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+void lmz_http_server_clock_moved(lmz_http_server_t *srv) {
+  if (!srv->priv.opts.now_ms)
+    return;
+  uint64_t now = lmz_http_server_now(srv);
+  for (struct lmz__qnode *q = srv->priv.conns.next; q != &srv->priv.conns;
+       q = q->next) {
+    lmz_http_conn_t *c = Q_CONN(q, all);
+    if (c->state == LMZ__C_CLOSING || !uv_is_active((uv_handle_t *)&c->timer))
+      continue;
+    uint64_t left = c->deadline_ms > now ? c->deadline_ms - now : 0;
+    uv_timer_start(&c->timer, on_timer, left, 0);
+  }
 }
 
 void lmz__http_conn_arm(lmz_http_conn_t *c, uint32_t ms) { arm(c, ms); }

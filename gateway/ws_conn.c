@@ -202,7 +202,7 @@ int lmz_ws_accept(lmz_http_conn_t *c, const char *subprotocol,
   c->ws = ws;
   c->pending = false;
   c->state = LMZ__C_WS;
-  ws->last_rx_ms = uv_now(srv->loop);
+  ws->last_rx_ms = lmz_http_server_now(srv);
   c->last_progress_ms = ws->last_rx_ms;
   lmz__http_conn_arm(c, ws->opts.ping_interval_ms);
   /* HTTP request memory is not needed any more */
@@ -269,7 +269,7 @@ static size_t out_limit(const lmz_ws_t *ws) {
 
 void lmz__ws_feed(lmz_ws_t *ws, const uint8_t *data, size_t len) {
   lmz_http_conn_t *c = ws->conn;
-  ws->last_rx_ms = uv_now(c->srv->loop);
+  ws->last_rx_ms = lmz_http_server_now(c->srv);
   ws->ping_outstanding = false; /* any traffic proves the peer alive */
   ws->s.out_limit = out_limit(ws);
   int rv = lmz__ws_session_feed(&ws->s, data, len);
@@ -405,7 +405,7 @@ void lmz__ws_on_timer(lmz_ws_t *ws) {
     lmz__http_conn_close(c);
     return;
   }
-  uint64_t now = uv_now(c->srv->loop), iv = ws->opts.ping_interval_ms;
+  uint64_t now = lmz_http_server_now(c->srv), iv = ws->opts.ping_interval_ms;
   /* dead: our ping got no traffic back within an interval (not while we
    * do not read ourselves: then the write-stall check decides) */
   bool quiet = !ws->read_paused && ws->ping_outstanding &&

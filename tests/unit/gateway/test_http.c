@@ -4,6 +4,7 @@
  * pumps it). Every wait is bounded by a deadline. */
 #include "lib/testlib.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -395,62 +396,119 @@ static void test_expect_continue(void **state) {
   stop();
 }
 
+/* ---- deadlines, on a fake clock ------------------------------------------ */
+
+static uint64_t fake_now_ms;
+static uint64_t fake_clock(void *data) {
+  (void)data;
+  return fake_now_ms;
+}
+
+/* Moves the fake clock to `t` and runs the loop once: a deadline that passed
+ * has fired and its answer has been handed to the kernel when this returns
+ * (timers run before the flush hook in the same iteration). The clock then
+ * stays at `t`, so an answer that arrives afterwards (waits are bounded by
+ * real-time deadlines that only guard against hanging) is one the server
+ * decided at `t`. */
+static void clock_to(uint64_t t) {
+  fake_now_ms = t;
+  lmz_http_server_clock_moved(&T.srv);
+  uv_run(gw_loop, UV_RUN_NOWAIT);
+}
+
+/* Whether the client socket has something to read (bytes or EOF) now. */
+static bool readable(int fd) {
+  struct pollfd p = {fd, POLLIN, 0};
+  return poll(&p, 1, 0) == 1;
+}
+
+/* Sends and pumps until the server has read the bytes. */
+static void send_seen(int fd, const char *s) {
+  struct lmz_http_metrics m0, m;
+  lmz_http_server_metrics(&T.srv, &m0);
+  gw_sends(fd, s);
+  uint64_t end = tl_now_ms() + GW_DEADLINE_MS;
+  do {
+    gw_step(fd);
+    lmz_http_server_metrics(&T.srv, &m);
+  } while (m.bytes_in < m0.bytes_in + strlen(s) && tl_now_ms() < end);
+  assert_true(m.bytes_in >= m0.bytes_in + strlen(s));
+}
+
+/* Every deadline is measured on the injected clock: nothing fires one
+ * millisecond early, and it fires at the deadline exactly (the real time
+ * the test takes does not matter). */
 static void test_timeouts(void **state) {
   (void)state;
   struct lmz_http_options o = opts();
   o.header_timeout_ms = 150;
   o.body_timeout_ms = 150;
   o.idle_timeout_ms = 150;
+  o.now_ms = fake_clock;
+  fake_now_ms = 1000;
   start(&o);
   lmz_buf b = LMZ_BUF_INIT;
-  /* slow head: 408, while another client is served meanwhile */
+  /* slow head: 408 at 150 ms, while another client is served meanwhile */
   int slow = gw_connect(port());
-  gw_sends(slow, "GET / HTTP/1.1\r\nHost: x\r\n");
+  send_seen(slow, "GET / HTTP/1.1\r\nHost: x\r\n");
   char *r = roundtrip("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(gw_status(r), 200);
   free(r);
-  uint64_t t0 = tl_now_ms();
+  clock_to(1149);
+  assert_false(readable(slow));
+  clock_to(1150);
   r = gw_read_response(slow, &b);
   assert_int_equal(gw_status(r), 408);
-  assert_true(tl_now_ms() - t0 < 1000);
   assert_true(gw_wait_eof(slow, &b, GW_DEADLINE_MS));
   free(r);
   close(slow);
   /* a trickle of header bytes does not extend the deadline */
+  clock_to(2000);
   slow = gw_connect(port());
-  gw_sends(slow, "GET / HTTP/1.1\r\n");
-  t0 = tl_now_ms();
-  bool eof = false;
-  while (!eof && tl_now_ms() - t0 < 2000) {
-    gw_sends(slow, "X: y\r\n");
-    eof = gw_recv_upto(slow, &b, SIZE_MAX, 30);
+  send_seen(slow, "GET / HTTP/1.1\r\n");
+  for (uint64_t t = 2000; t < 2150; t += 30) {
+    clock_to(t);
+    assert_false(readable(slow));
+    send_seen(slow, "X: y\r\n");
   }
-  assert_true(eof);
-  assert_true(tl_now_ms() - t0 < 1000);
-  b.data[b.len < b.cap ? b.len : b.cap - 1] = 0;
-  assert_int_equal(gw_status((char *)b.data), 408);
-  b.len = 0;
-  close(slow);
-  /* slow body */
-  slow = gw_connect(port());
-  gw_sends(slow, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+  clock_to(2149);
+  assert_false(readable(slow));
+  clock_to(2150);
   r = gw_read_response(slow, &b);
   assert_int_equal(gw_status(r), 408);
   free(r);
   close(slow);
-  /* idle keep-alive: closed silently */
+  /* slow body: 150 ms after the headers */
+  clock_to(3000);
+  slow = gw_connect(port());
+  send_seen(slow, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+  clock_to(3149);
+  assert_false(readable(slow));
+  clock_to(3150);
+  r = gw_read_response(slow, &b);
+  assert_int_equal(gw_status(r), 408);
+  free(r);
+  close(slow);
+  /* idle keep-alive: closed silently 150 ms after the answer */
+  clock_to(4000);
   int fd = gw_connect(port());
   gw_sends(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
   r = gw_read_response(fd, &b);
   free(r);
-  t0 = tl_now_ms();
+  clock_to(4149);
+  assert_false(readable(fd));
+  clock_to(4150);
   assert_true(gw_wait_eof(fd, &b, GW_DEADLINE_MS));
   assert_int_equal(b.len, 0);
-  assert_true(tl_now_ms() - t0 >= 100);
   close(fd);
-  /* a connection that never sends anything */
+  /* a connection that never sends anything: the header deadline */
+  clock_to(5000);
   fd = gw_connect(port());
+  clock_to(5149);
+  assert_false(readable(fd));
+  clock_to(5150);
   assert_true(gw_wait_eof(fd, &b, GW_DEADLINE_MS));
+  assert_int_equal(b.len, 0);
   close(fd);
   struct lmz_http_metrics m;
   lmz_http_server_metrics(&T.srv, &m);
