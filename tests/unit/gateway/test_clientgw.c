@@ -607,11 +607,11 @@ static void test_drop_fails_relayed_calls(void **state) {
   struct reply r;
   call_client("alice.tab1", "lost", &r);
   expect_incoming(w, "lost");
-  uint64_t t0 = tl_now_ms();
   wc_ws_close(w, 1000);
   wc_ws_free(w);
   assert_true(wc_wait(&r.done, WC_DEADLINE_MS));
-  assert_true(tl_now_ms() - t0 < TIMEOUT_MS); /* not the timeout */
+  /* failed by the drop, not by the call timeout (that one says "Client
+   * call timed out"): the message tells, no stopwatch needed */
   assert_disconnected(&r, "Client disconnected", "alice.tab1");
   reply_free(&r);
 }
