@@ -274,6 +274,10 @@ int lmz__deliver(lmz_node *n, lmz_msg *m);
 lmz_actor *lmz__actor_get(lmz_node *n, struct lmz_binding *b,
                           const char *instance, bool create);
 void lmz__schedule(lmz_node *n, lmz_actor *a);
+/* Appends `m` to a's mailbox (m->next cleared), counts it (a->q_len,
+ * n->queued) and schedules a. No bound check: callers that must respect
+ * max_queue check a->q_len first (replies and alarms must not be lost). */
+void lmz__mailbox_push(lmz_node *n, lmz_actor *a, lmz_msg *m);
 lmz_msg *lmz__msg_new(lmz_node *n);
 void lmz__msg_free(lmz_node *n, lmz_msg *m);
 void lmz__actor_free(lmz_actor *a);

@@ -85,10 +85,7 @@ static void deliver_to_pending(lmz_node *n, lmz_msg *m) {
   h->caller = caller->self;
   /* the caller is pinned (n_pending), so it is still active: enqueue
    * directly, ignoring the mailbox bound (a reply must not be lost) */
-  push_output(&caller->q_head, &caller->q_tail, h);
-  caller->q_len++;
-  n->queued++;
-  lmz__schedule(n, caller);
+  lmz__mailbox_push(n, caller, h);
 }
 
 void lmz__release_output(lmz_node *n, lmz_msg *m) {
