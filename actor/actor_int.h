@@ -138,6 +138,8 @@ typedef struct lmz_commit {
   lmz_msg *outputs_tail;
   struct lmz_actor *actor; /* its latest commit points here, or NULL */
   lmz_node *node;
+  struct lmz_chain *chain; /* the batch's chain (borrowed: the batch holds
+                              a reference until after the callback) */
 } lmz_commit;
 
 /* ---- actors -------------------------------------------------------------- */
@@ -178,6 +180,7 @@ typedef struct lmz_actor {
   uint32_t n_pending;  /* our calls whose handlers have not run yet */
   uint32_t n_deferred; /* deferred replies not resolved yet */
   lmz_commit *last_commit; /* latest commit not durable yet */
+  struct lmz_chain *chain;  /* storage chain of its batches (turn.c), or NULL */
   double last_active_ms;
   char activation_id[48];
   double activated_at_ms;
