@@ -205,19 +205,14 @@ static int node_help(const char *cmd) {
   return node_usage(0);
 }
 
-/* lmz node drain|add|remove: asks any node (--node) for the cluster's
- * state, then talks to the right node: the one to drain, or the leader. */
-int cli_node_main(int argc, char **argv) {
-  struct status_args a;
-  int npos, rv = parse("node", argc, argv, &a, &npos, node_help);
-  if (rv >= 0)
-    return rv;
+/* Checks lmz node's positionals, argv[1..npos] = ACTION NODE_ID [RAFT].
+ * Returns -1 when they fit, else the exit status after saying why. */
+static int node_check(int npos, char **argv, const struct status_args *a) {
   if (npos < 1)
     return node_usage(CLI_EXIT_USAGE);
   const char *act = argv[1];
-  bool drain = !strcmp(act, "drain"), add = !strcmp(act, "add"),
-       rem = !strcmp(act, "remove");
-  if (!drain && !add && !rem) {
+  bool add = !strcmp(act, "add");
+  if (!add && strcmp(act, "drain") && strcmp(act, "remove")) {
     fprintf(stderr, "lmz node: unknown action '%s' (drain, add, remove)\n", act);
     return CLI_EXIT_USAGE;
   }
@@ -231,10 +226,24 @@ int cli_node_main(int argc, char **argv) {
             add ? "NODE_ID RAFT_ADDRESS" : "NODE_ID");
     return CLI_EXIT_USAGE;
   }
-  if (a.standby && !add) {
+  if (a->standby && !add) {
     fprintf(stderr, "lmz node %s: --standby is for lmz node add\n", act);
     return CLI_EXIT_USAGE;
   }
+  return -1;
+}
+
+/* lmz node drain|add|remove: asks any node (--node) for the cluster's
+ * state, then talks to the right node: the one to drain, or the leader. */
+int cli_node_main(int argc, char **argv) {
+  struct status_args a;
+  int npos, rv = parse("node", argc, argv, &a, &npos, node_help);
+  if (rv < 0)
+    rv = node_check(npos, argv, &a);
+  if (rv >= 0)
+    return rv;
+  const char *act = argv[1];
+  bool drain = !strcmp(act, "drain"), add = !strcmp(act, "add");
   a.binding = argv[2];
   a.instance = add ? argv[3] : NULL;
   bool standby = a.standby;
