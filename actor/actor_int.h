@@ -138,6 +138,8 @@ typedef struct lmz_commit {
   lmz_msg *outputs_tail;
   struct lmz_actor *actor; /* its latest commit points here, or NULL */
   lmz_node *node;
+  struct lmz_chain *chain; /* the batch's chain (borrowed: the batch holds
+                              a reference until after the callback) */
 } lmz_commit;
 
 /* ---- actors -------------------------------------------------------------- */
@@ -178,6 +180,7 @@ typedef struct lmz_actor {
   uint32_t n_pending;  /* our calls whose handlers have not run yet */
   uint32_t n_deferred; /* deferred replies not resolved yet */
   lmz_commit *last_commit; /* latest commit not durable yet */
+  struct lmz_chain *chain;  /* storage chain of its batches (turn.c), or NULL */
   double last_active_ms;
   char activation_id[48];
   double activated_at_ms;
@@ -274,6 +277,10 @@ int lmz__deliver(lmz_node *n, lmz_msg *m);
 lmz_actor *lmz__actor_get(lmz_node *n, struct lmz_binding *b,
                           const char *instance, bool create);
 void lmz__schedule(lmz_node *n, lmz_actor *a);
+/* Appends `m` to a's mailbox (m->next cleared), counts it (a->q_len,
+ * n->queued) and schedules a. No bound check: callers that must respect
+ * max_queue check a->q_len first (replies and alarms must not be lost). */
+void lmz__mailbox_push(lmz_node *n, lmz_actor *a, lmz_msg *m);
 lmz_msg *lmz__msg_new(lmz_node *n);
 void lmz__msg_free(lmz_node *n, lmz_msg *m);
 void lmz__actor_free(lmz_actor *a);

@@ -476,15 +476,7 @@ static int fire_one(lmz_node *n, const uint8_t *k, size_t kl, double time,
     m->alarm = run;
     m->cctx.state = lmz_object(m->arena);
     m->binding = NULL; /* delivered directly below, not an outgoing call */
-    m->next = NULL;
-    if (a->q_tail)
-      a->q_tail->next = m;
-    else
-      a->q_head = m;
-    a->q_tail = m;
-    a->q_len++;
-    n->queued++;
-    lmz__schedule(n, a);
+    lmz__mailbox_push(n, a, m);
     return 0;
   }
   LMZ_LOG_ERROR(&lmz__actor_log, "alarm %.*s of %s/%s is unreadable (%s)",

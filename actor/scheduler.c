@@ -115,6 +115,7 @@ void lmz__actor_free(lmz_actor *a) {
   if (!a)
     return;
   lmz__cache_free(a);
+  lmz_chain_unref(a->chain);
   lmz_arena_free(a->err_arena);
   free(a->prefix);
   free(a->key);
@@ -126,12 +127,8 @@ static int enqueue_start(lmz_node *n, lmz_actor *a) {
   if (!m)
     return LMZ_ENOMEM;
   m->kind = LMZ_MSG_START;
-  m->next = a->q_head;
-  a->q_head = m;
-  if (!a->q_tail)
-    a->q_tail = m;
-  a->q_len++;
-  n->queued++;
+  LMZ_ASSERT(!a->q_head); /* a new activation: on_start runs first */
+  lmz__mailbox_push(n, a, m);
   return 0;
 }
 
@@ -172,7 +169,6 @@ lmz_actor *lmz__actor_get(lmz_node *n, struct lmz_binding *b,
       lmz__actor_free(a);
       return NULL;
     }
-    lmz__schedule(n, a);
   }
   LMZ_LOG_DEBUG(&lmz__actor_log, "activated %s/%s (%s)", b->name,
                 instance ? instance : "-", a->activation_id);
@@ -188,6 +184,18 @@ const char *lmz_activation_id(lmz_ctx *ctx, double *activated_at) {
 /* ---- run queue ----------------------------------------------------------- */
 
 static void idle_cb(uv_idle_t *h);
+
+void lmz__mailbox_push(lmz_node *n, lmz_actor *a, lmz_msg *m) {
+  m->next = NULL;
+  if (a->q_tail)
+    a->q_tail->next = m;
+  else
+    a->q_head = m;
+  a->q_tail = m;
+  a->q_len++;
+  n->queued++;
+  lmz__schedule(n, a);
+}
 
 void lmz__schedule(lmz_node *n, lmz_actor *a) {
   if (a->in_runq || a->running || !a->q_head)
@@ -265,15 +273,7 @@ int lmz__deliver_local(lmz_node *n, lmz_msg *m) {
   if (a->q_len >= n->opts.max_queue)
     return LMZ_EOVERLOAD;
   m->binding = NULL; /* arrived: from now on the message is the callee's */
-  m->next = NULL;
-  if (a->q_tail)
-    a->q_tail->next = m;
-  else
-    a->q_head = m;
-  a->q_tail = m;
-  a->q_len++;
-  n->queued++;
-  lmz__schedule(n, a);
+  lmz__mailbox_push(n, a, m);
   return 0;
 }
 

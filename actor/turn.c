@@ -14,8 +14,17 @@
  *     dropped; only the error reply leaves (still behind the gate, since it
  *     may reveal earlier, not yet durable, state);
  *  2. the batch cannot be built (out of memory): the turn fails as 1;
- *  3. the commit fails (disk): replies become Errors, outgoing calls fail
- *     their handlers, the actor's cache is dropped (it held the lost writes);
+ *  3. the commit fails (disk): replies become StorageErrors, outgoing calls
+ *     fail their handlers. No turn whose reads depend on the lost writes
+ *     may commit or answer with success: an actor's batches share one
+ *     storage chain (storage/store.h), so every later batch of the actor
+ *     that was already queued fails without being written (even in a later
+ *     group the disk accepted), and the outputs of those turns, and of
+ *     read-only turns behind them, fail as well (they wait behind the
+ *     gate). The first failure of the actor's current chain drops its cache
+ *     (it held the lost writes) and retires the chain: the next turn reads
+ *     the disk and commits on a new chain. Failures of an already retired
+ *     chain drop nothing (the cache may hold newer, valid writes);
  *  4. a mailbox is full on release: the call fails with LMZ_EOVERLOAD to its
  *     handler (or is logged for fire-and-forget). */
 #include <stdlib.h>
@@ -85,10 +94,7 @@ static void deliver_to_pending(lmz_node *n, lmz_msg *m) {
   h->caller = caller->self;
   /* the caller is pinned (n_pending), so it is still active: enqueue
    * directly, ignoring the mailbox bound (a reply must not be lost) */
-  push_output(&caller->q_head, &caller->q_tail, h);
-  caller->q_len++;
-  n->queued++;
-  lmz__schedule(n, caller);
+  lmz__mailbox_push(n, caller, h);
 }
 
 void lmz__release_output(lmz_node *n, lmz_msg *m) {
@@ -139,9 +145,16 @@ static int start_commit(lmz_ctx *ctx, struct lmz_batch *b) {
   lmz_commit *c = calloc(1, sizeof *c);
   if (!c)
     return LMZ_ENOMEM;
+  lmz_actor *a = ctx->actor;
+  if (!a->chain && !(a->chain = lmz_chain_new())) {
+    free(c);
+    return LMZ_ENOMEM;
+  }
+  lmz_batch_set_chain(b, a->chain);
+  c->chain = a->chain;
   c->seq = ++n->next_seq;
   c->node = n;
-  c->actor = ctx->actor;
+  c->actor = a;
   int rv = lmz_store_commit(n->store, b, store_commit_cb, c);
   if (rv) {
     n->next_seq--;
@@ -189,8 +202,12 @@ void lmz__commit_done(lmz_node *n, lmz_commit *c, int status) {
     LMZ_LOG_ERROR(&lmz__actor_log, "commit %llu failed: %s (%s)",
                   (unsigned long long)c->seq, lmz_strerror(status),
                   n->store->errmsg);
-    if (c->actor)
-      lmz__cache_free(c->actor);
+    lmz_actor *a = c->actor;
+    if (a && a->chain == c->chain) { /* first failure of its chain */
+      lmz__cache_free(a);
+      lmz_chain_unref(a->chain);
+      a->chain = NULL;
+    }
     fail_outputs(n, c->outputs);
   }
   free(c);

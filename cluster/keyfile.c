@@ -1,8 +1,8 @@
 /* cluster/keyfile.c - load/save the cluster key file.
  *
- * Happy path: open, fstat (mode and size checked on the opened file, so a
- * swap between check and read is harmless), read at most 4 KiB, trim, decode
- * hex or base64 into exactly 32 bytes, wipe the text copy.
+ * Happy path: read the file with lmz_secretfile_read (core/secretfile.h:
+ * mode, type and size checked on the opened file; at most 4 KiB), trim,
+ * decode hex or base64 into exactly 32 bytes, wipe the text copy.
  *
  * Failure modes:
  *  1. missing file: LMZ_ENOTFOUND, "... does not exist; create one with
@@ -27,6 +27,7 @@
 
 #include "core/err.h"
 #include "core/file.h"
+#include "core/secretfile.h"
 
 #define KEYFILE_MAX 4096
 
@@ -81,59 +82,18 @@ int lmz_keyfile_parse(const char *text, size_t len,
   return 0;
 }
 
-/* Mode and type checks on the opened file. */
-static int check_stat(int fd, const char *path, char *errmsg) {
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    msg(errmsg, "key file %s: %s", path, strerror(errno));
-    return LMZ_EIO;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    msg(errmsg, "key file %s is not a regular file", path);
-    return LMZ_EACCESS;
-  }
-  if (st.st_mode & 077) {
-    msg(errmsg,
-        "key file %s has permissions %04o, too open: other users could read "
-        "the cluster key; run `chmod 600 %s`",
-        path, (unsigned)(st.st_mode & 07777), path);
-    return LMZ_EACCESS;
-  }
-  if (st.st_size > KEYFILE_MAX) {
-    msg(errmsg, "key file %s is too large to be a key", path);
-    return LMZ_EBADCONFIG;
-  }
-  return 0;
-}
-
 int lmz_keyfile_load(const char *path, uint8_t key[LMZ_KEYFILE_KEY_LEN],
                      char *errmsg) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    if (e == ENOENT) {
-      msg(errmsg, "key file %s does not exist; create one with `lmz keygen`",
-          path);
-      return LMZ_ENOTFOUND;
-    }
-    msg(errmsg, "cannot open key file %s: %s", path, strerror(e));
-    return e == EACCES ? LMZ_EACCESS : LMZ_EIO;
-  }
-  int rv = check_stat(fd, path, errmsg);
-  char text[KEYFILE_MAX + 1];
+  char text[KEYFILE_MAX + 1], why[LMZ_ERRMSG_LEN];
   size_t n = 0;
-  int e = rv ? 0 : lmz_read_upto(fd, text, sizeof text, &n);
-  if (e) {
-    msg(errmsg, "cannot read key file %s: %s", path, strerror(-e));
-    rv = LMZ_EIO;
-  }
-  close(fd);
-  if (rv == 0 && n > KEYFILE_MAX) {
-    msg(errmsg, "key file %s is too large to be a key", path);
-    rv = LMZ_EBADCONFIG;
-  }
+  int rv = lmz_secretfile_read(path, "key file", "the cluster key", text,
+                               KEYFILE_MAX, &n, why);
+  if (rv == LMZ_ENOTFOUND)
+    msg(errmsg, "key file %s does not exist; create one with `lmz keygen`",
+        path);
+  else if (rv)
+    msg(errmsg, "%s", why);
   if (rv == 0) {
-    char why[LMZ_ERRMSG_LEN];
     rv = lmz_keyfile_parse(text, n, key, why);
     if (rv)
       msg(errmsg, "key file %s: %s", path, why);
@@ -141,7 +101,6 @@ int lmz_keyfile_load(const char *path, uint8_t key[LMZ_KEYFILE_KEY_LEN],
   sodium_memzero(text, sizeof text);
   return rv;
 }
-
 
 /* Moves the finished temp file into place: link() refuses an existing name
  * atomically, rename() replaces it. */

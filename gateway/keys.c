@@ -1,7 +1,7 @@
 /* gateway/keys.c - the dev JWT key file and key text formats (keys.h).
  *
- * Happy path (load): open DATA_DIR/jwt-keys.json, fstat the opened file
- * (regular, no group/other bits, <= 16 KiB), read it, parse it with
+ * Happy path (load): read DATA_DIR/jwt-keys.json with lmz_secretfile_read
+ * (core/secretfile.h: regular, no group/other bits, <= 16 KiB), parse it with
  * core/json.h, decode each seed, derive the key pair and compare it with the
  * stored public key, wipe the text.
  * Create: two random seeds -> JSON text -> temp file (mkstemp, 0600) ->
@@ -30,6 +30,7 @@
 #include "core/err.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "core/secretfile.h"
 
 #define KEYFILE_MAX (16u * 1024u)
 #define B64URL sodium_base64_VARIANT_URLSAFE_NO_PADDING
@@ -169,44 +170,14 @@ static int key_path(const char *dir, char *path, size_t n, char *errmsg) {
 /* Reads the whole file after checking what was opened. */
 static int read_keyfile(const char *dir, const char *path, char *text,
                         size_t *len, char *errmsg) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    if (e == ENOENT) {
-      msg(errmsg, "no dev keys in %s: start `lmzd --dev` once to create them",
-          dir);
-      return LMZ_ENOTFOUND;
-    }
-    msg(errmsg, "cannot open %s: %s", path, strerror(e));
-    return e == EACCES ? LMZ_EACCESS : LMZ_EIO;
-  }
-  struct stat st;
-  int rv = 0;
-  if (fstat(fd, &st) != 0) {
-    msg(errmsg, "%s: %s", path, strerror(errno));
-    rv = LMZ_EIO;
-  } else if (!S_ISREG(st.st_mode)) {
-    msg(errmsg, "%s is not a regular file", path);
-    rv = LMZ_EACCESS;
-  } else if (st.st_mode & 077) {
-    msg(errmsg,
-        "%s has permissions %04o, too open: other users could read the JWT "
-        "signing keys; run `chmod 600 %s`",
-        path, (unsigned)(st.st_mode & 07777), path);
-    rv = LMZ_EACCESS;
-  }
-  size_t n = 0;
-  int e = rv ? 0 : lmz_read_upto(fd, text, KEYFILE_MAX + 1, &n);
-  if (e) {
-    msg(errmsg, "cannot read %s: %s", path, strerror(-e));
-    rv = LMZ_EIO;
-  }
-  close(fd);
-  if (rv == 0 && n > KEYFILE_MAX) {
-    msg(errmsg, "%s is larger than %u bytes", path, KEYFILE_MAX);
-    rv = LMZ_EBADCONFIG;
-  }
-  *len = n;
+  char why[LMZ_ERRMSG_LEN];
+  int rv = lmz_secretfile_read(path, NULL, "the JWT signing keys", text,
+                               KEYFILE_MAX, len, why);
+  if (rv == LMZ_ENOTFOUND)
+    msg(errmsg, "no dev keys in %s: start `lmzd --dev` once to create them",
+        dir);
+  else if (rv)
+    msg(errmsg, "%s", why);
   return rv;
 }
 

@@ -18,6 +18,7 @@
 #ifndef LMZ_SERVER_CLI_H
 #define LMZ_SERVER_CLI_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,5 +63,32 @@ int cli_load_cluster_key(const char *cmd, const char *key_file,
 /* Writes all `len` bytes to `fd`, retrying short writes and EINTR.
  * Returns 0 or a negative errno-style code. */
 int cli_write_all(int fd, const void *data, size_t len);
+
+/* ---- options (server/cli_getopt.c) --------------------------------------- */
+
+/* Every subcommand parses its options the same way: GNU long options
+ * ("--node X" or "--node=X"; -h / --help), anywhere on the command line;
+ * "--" ends them, so a positional may start with '-' (lmz call X a add --
+ * -5). Usage:
+ *   struct cli_getopt g = {.argc = argc, .argv = argv, .longopts = opts};
+ *   while ((c = cli_getopt(&g)) != -1) switch (c) { ... 'h', your codes,
+ *     default: return cli_getopt_error("lmz call", "call", c, argv); }
+ *   then the positionals are argv[1..g.npos], in order (compacted in place:
+ *   argv is modified; argv[0], the subcommand's name, stays).
+ * Not re-entrant (getopt's globals); main thread only. */
+struct cli_getopt {
+  int argc;
+  char **argv;
+  const struct option *longopts; /* zero-terminated; values >= 256 or 'h' */
+  int npos;                      /* out: number of positionals */
+  int started;                   /* private */
+};
+/* Next option code (optarg holds its value), '?' (unknown option), ':'
+ * (missing value), or -1 at the end, when g->npos is set. */
+int cli_getopt(struct cli_getopt *g);
+/* Prints one line for a '?' or ':' from cli_getopt ("<prog>: unknown
+ * option '--frob' (see lmz help <help>; ...)", "<prog>: --node needs a
+ * value") and returns CLI_EXIT_USAGE. */
+int cli_getopt_error(const char *prog, const char *help, int c, char **argv);
 
 #endif

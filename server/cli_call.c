@@ -3,6 +3,10 @@
  *   lmz call [--node HOST:PORT] [--data DIR | --key-file F] [--timeout MS]
  *            [--state JSON] [--scjson FILE] BINDING INSTANCE|- METHOD [ARG...]
  *
+ * Options may come anywhere (before, between or after the positionals);
+ * `--` ends them, so an ARG starting with '-' goes after it:
+ *   lmz call COUNTER_DO a increment -- -5
+ *
  * Each ARG is one JSON value (plain JSON: keys are taken literally); with
  * --scjson FILE the arguments are a JSON array of SC-JSON {json, meta}
  * values (for rich values). INSTANCE "-" calls a worker (no instance).
@@ -45,51 +49,50 @@ static void call_usage(FILE *f) {
           "  --state J    call-context state (a JSON object)\n"
           "  --node       default 127.0.0.1:7100; key from DIR/cluster.key\n"
           "               (default ./lmz-data) unless --key-file is given\n"
+          "options may come anywhere; -- ends them, so an ARG that starts\n"
+          "with '-' goes after it:  lmz call COUNTER_DO a increment -- -5\n"
           "exit: 0 result on stdout, 3 the callee threw (error on stdout),\n"
           "      2 usage / unreachable node / missing key\n");
 }
 
+enum { OPT_NODE = 256, OPT_DATA, OPT_KEY_FILE, OPT_STATE, OPT_SCJSON, OPT_TIMEOUT };
+static const struct option call_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"node", required_argument, NULL, OPT_NODE},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"state", required_argument, NULL, OPT_STATE},
+    {"scjson", required_argument, NULL, OPT_SCJSON},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {NULL, 0, NULL, 0}};
+
+/* Returns -1 to go on, or the exit status (0 after --help). */
 static int parse(int argc, char **argv, struct call_args *a) {
   *a = (struct call_args){.node = "127.0.0.1:7100", .data = "./lmz-data",
                           .timeout_ms = 30000};
-  int i = 1;
-  for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
-    const char *o = argv[i];
-    if (!strcmp(o, "--help")) {
-      call_usage(stdout);
-      return 0;
-    }
-    if (i + 1 >= argc) {
-      fprintf(stderr, "lmz call: %s needs a value\n", o);
-      return CLI_EXIT_USAGE;
-    }
-    const char *v = argv[++i];
-    if (!strcmp(o, "--node"))
-      a->node = v;
-    else if (!strcmp(o, "--data"))
-      a->data = v;
-    else if (!strcmp(o, "--key-file"))
-      a->key_file = v;
-    else if (!strcmp(o, "--state"))
-      a->state = v;
-    else if (!strcmp(o, "--scjson"))
-      a->scjson = v;
-    else if (!strcmp(o, "--timeout"))
-      a->timeout_ms = atoi(v);
-    else {
-      fprintf(stderr, "lmz call: unknown option %s (see lmz help call)\n", o);
-      return CLI_EXIT_USAGE;
+  struct cli_getopt g = {.argc = argc, .argv = argv, .longopts = call_opts};
+  int c;
+  while ((c = cli_getopt(&g)) != -1) {
+    switch (c) {
+    case 'h': call_usage(stdout); return 0;
+    case OPT_NODE: a->node = optarg; break;
+    case OPT_DATA: a->data = optarg; break;
+    case OPT_KEY_FILE: a->key_file = optarg; break;
+    case OPT_STATE: a->state = optarg; break;
+    case OPT_SCJSON: a->scjson = optarg; break;
+    case OPT_TIMEOUT: a->timeout_ms = atoi(optarg); break;
+    default: return cli_getopt_error("lmz call", "call", c, argv);
     }
   }
-  if (argc - i < 3) {
+  if (g.npos < 3) {
     call_usage(stderr);
     return CLI_EXIT_USAGE;
   }
-  a->binding = argv[i];
-  a->instance = strcmp(argv[i + 1], "-") ? argv[i + 1] : NULL;
-  a->method = argv[i + 2];
-  a->argv = argv + i + 3;
-  a->argc = argc - i - 3;
+  a->binding = argv[1];
+  a->instance = strcmp(argv[2], "-") ? argv[2] : NULL;
+  a->method = argv[3];
+  a->argv = argv + 4;
+  a->argc = g.npos - 3;
   if (a->timeout_ms <= 0)
     a->timeout_ms = 30000;
   return -1;

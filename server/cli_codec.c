@@ -270,26 +270,20 @@ __attribute__((format(printf, 1, 2))) static int bad_usage(const char *fmt,
   return CLI_EXIT_USAGE;
 }
 
-/* An option taking a size: "--max-bytes N" or "--max-bytes=N". */
-static int opt_size(int argc, char **argv, int *i, const char *name,
-                    size_t *out) {
-  const char *a = argv[*i], *val;
-  size_t n = strlen(name);
-  if (a[n] == '=')
-    val = a + n + 1;
-  else if (*i + 1 < argc)
-    val = argv[++*i];
-  else
-    return bad_usage("%s needs a value", name);
+/* The value of a size option ("--max-bytes N" or "--max-bytes=N"). */
+static int opt_size(const char *name, const char *val, size_t *out) {
   if (cli_parse_size(val, out) || *out == 0)
-    return bad_usage("invalid value '%s' (want a positive integer)", val);
+    return bad_usage("invalid value '%s' for %s (want a positive integer)",
+                     val, name);
   return 0;
 }
 
-static int is_opt(const char *a, const char *name) {
-  size_t n = strlen(name);
-  return !strncmp(a, name, n) && (a[n] == '\0' || a[n] == '=');
-}
+enum { OPT_MAX_BYTES = 256, OPT_MAX_DEPTH };
+static const struct option codec_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
+    {"max-depth", required_argument, NULL, OPT_MAX_DEPTH},
+    {NULL, 0, NULL, 0}};
 
 static int set_positional(struct codec_args *ca, const char *a) {
   if (!ca->action) {
@@ -308,20 +302,18 @@ static int set_positional(struct codec_args *ca, const char *a) {
 }
 
 static int parse_args(int argc, char **argv, struct codec_args *ca) {
-  int rc = 0;
-  for (int i = 1; i < argc && !rc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h"))
-      ca->help = 1;
-    else if (is_opt(a, "--max-bytes"))
-      rc = opt_size(argc, argv, &i, "--max-bytes", &ca->max_bytes);
-    else if (is_opt(a, "--max-depth"))
-      rc = opt_size(argc, argv, &i, "--max-depth", &ca->max_depth);
-    else if (a[0] == '-' && a[1] != '\0')
-      rc = bad_usage("unknown option '%s'", a);
-    else
-      rc = set_positional(ca, a);
+  struct cli_getopt g = {.argc = argc, .argv = argv, .longopts = codec_opts};
+  int rc = 0, c;
+  while (!rc && (c = cli_getopt(&g)) != -1) {
+    switch (c) {
+    case 'h': ca->help = 1; break;
+    case OPT_MAX_BYTES: rc = opt_size("--max-bytes", optarg, &ca->max_bytes); break;
+    case OPT_MAX_DEPTH: rc = opt_size("--max-depth", optarg, &ca->max_depth); break;
+    default: rc = cli_getopt_error("lmz codec", "codec", c, argv); break;
+    }
   }
+  for (int i = 1; !rc && i <= g.npos; i++)
+    rc = set_positional(ca, argv[i]);
   if (!rc && ca->max_depth > UINT32_MAX)
     rc = bad_usage("%s too large", "--max-depth");
   if (!rc && !ca->help && !ca->action) {

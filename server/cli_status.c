@@ -2,6 +2,8 @@
  *
  *   lmz status [--node HOST:PORT] [--data DIR | --key-file F]
  *   lmz locate [--node HOST:PORT] [--data DIR | --key-file F] BINDING INSTANCE
+ *   lmz node drain|add|remove [options] ...   (usage: lmz help node)
+ * Options may come anywhere on the line (cli.h: cli_getopt).
  *
  * status prints JSON: this node, the leader, the Raft term, the lease, and
  * every node (id, state, addresses, actors, lease age). locate prints the
@@ -18,45 +20,78 @@
 
 struct status_args {
   const char *node, *data, *key_file, *binding, *instance;
+  bool standby; /* lmz node add --standby */
 };
 
+enum { OPT_NODE = 256, OPT_DATA, OPT_KEY_FILE, OPT_STANDBY };
+static const struct option status_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"node", required_argument, NULL, OPT_NODE},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"standby", no_argument, NULL, OPT_STANDBY}, /* lmz node add only */
+    {NULL, 0, NULL, 0}};
+
+static void status_usage(const char *cmd, FILE *f) {
+  if (!strcmp(cmd, "status"))
+    fprintf(f, "usage: lmz status [--node HOST:PORT] [--data DIR | --key-file F]\n");
+  else
+    fprintf(f, "usage: lmz locate [--node HOST:PORT] [--data DIR | --key-file F] "
+               "BINDING INSTANCE\n");
+}
+
+/* Options anywhere (cli.h); the positionals end up in argv[1..*npos].
+ * Returns -1 to go on, or the exit status (0 after --help). `help` is
+ * called for --help (status 0). */
 static int parse(const char *cmd, int argc, char **argv, struct status_args *a,
-                 int npos) {
+                 int *npos, int (*help)(const char *cmd)) {
   *a = (struct status_args){.node = "127.0.0.1:7100", .data = "./lmz-data"};
-  int i = 1, pos = 0;
-  for (; i < argc; i++) {
-    const char *o = argv[i];
-    if (!strcmp(o, "--help")) {
-      printf("usage: lmz %s [--node HOST:PORT] [--data DIR | --key-file F]%s\n", cmd,
-             npos ? " BINDING INSTANCE" : "");
-      return 0;
-    }
-    if (o[0] == '-' && o[1] == '-') {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "lmz %s: %s needs a value\n", cmd, o);
+  struct cli_getopt g = {.argc = argc, .argv = argv, .longopts = status_opts};
+  char prog[32];
+  snprintf(prog, sizeof prog, "lmz %s", cmd);
+  int c;
+  while ((c = cli_getopt(&g)) != -1) {
+    switch (c) {
+    case 'h': return help(cmd);
+    case OPT_NODE: a->node = optarg; break;
+    case OPT_DATA: a->data = optarg; break;
+    case OPT_KEY_FILE: a->key_file = optarg; break;
+    case OPT_STANDBY:
+      if (strcmp(cmd, "node")) {
+        fprintf(stderr, "%s: unknown option '--standby'\n", prog);
         return CLI_EXIT_USAGE;
       }
-      const char *v = argv[++i];
-      if (!strcmp(o, "--node"))
-        a->node = v;
-      else if (!strcmp(o, "--data"))
-        a->data = v;
-      else if (!strcmp(o, "--key-file"))
-        a->key_file = v;
-      else {
-        fprintf(stderr, "lmz %s: unknown option %s\n", cmd, o);
-        return CLI_EXIT_USAGE;
-      }
-    } else if (pos < npos) {
-      *(pos++ ? &a->instance : &a->binding) = o;
-    } else {
-      fprintf(stderr, "lmz %s: unexpected argument '%s'\n", cmd, o);
-      return CLI_EXIT_USAGE;
+      a->standby = true;
+      break;
+    default: return cli_getopt_error(prog, cmd, c, argv);
     }
   }
-  if (pos < npos) {
-    fprintf(stderr, "usage: lmz %s [options] BINDING INSTANCE\n", cmd);
+  *npos = g.npos;
+  return -1;
+}
+
+static int status_help(const char *cmd) {
+  status_usage(cmd, stdout);
+  return 0;
+}
+
+/* status (0 positionals) and locate (BINDING INSTANCE). */
+static int parse_query(const char *cmd, int argc, char **argv,
+                       struct status_args *a, int want) {
+  int npos, rv = parse(cmd, argc, argv, a, &npos, status_help);
+  if (rv >= 0)
+    return rv;
+  if (npos > want) {
+    fprintf(stderr, "lmz %s: unexpected argument '%s'\n", cmd, argv[1 + want]);
     return CLI_EXIT_USAGE;
+  }
+  if (npos < want) {
+    status_usage(cmd, stderr);
+    return CLI_EXIT_USAGE;
+  }
+  if (want) {
+    a->binding = argv[1];
+    a->instance = argv[2];
   }
   return -1;
 }
@@ -111,13 +146,13 @@ static int ask_ex(const char *cmd, const struct status_args *a, uint32_t kind,
 
 int cli_status_main(int argc, char **argv) {
   struct status_args a;
-  int rv = parse("status", argc, argv, &a, 0);
+  int rv = parse_query("status", argc, argv, &a, 0);
   return rv >= 0 ? rv : ask("status", &a, 1);
 }
 
 int cli_locate_main(int argc, char **argv) {
   struct status_args a;
-  int rv = parse("locate", argc, argv, &a, 2);
+  int rv = parse_query("locate", argc, argv, &a, 2);
   return rv >= 0 ? rv : ask("locate", &a, 2);
 }
 
@@ -160,34 +195,58 @@ static int node_usage(int status) {
           "  drain   moves every actor of NODE_ID to other nodes, with its state\n"
           "  add     adds a node started with cluster.join = true (voter, or a\n"
           "          standby that replicates the directory without voting)\n"
-          "  remove  removes a node from the Raft configuration\n");
+          "  remove  removes a node from the Raft configuration\n"
+          "options may come anywhere; -- ends them\n");
   return status;
+}
+
+static int node_help(const char *cmd) {
+  (void)cmd;
+  return node_usage(0);
+}
+
+/* Checks lmz node's positionals, argv[1..npos] = ACTION NODE_ID [RAFT].
+ * Returns -1 when they fit, else the exit status after saying why. */
+static int node_check(int npos, char **argv, const struct status_args *a) {
+  if (npos < 1)
+    return node_usage(CLI_EXIT_USAGE);
+  const char *act = argv[1];
+  bool add = !strcmp(act, "add");
+  if (!add && strcmp(act, "drain") && strcmp(act, "remove")) {
+    fprintf(stderr, "lmz node: unknown action '%s' (drain, add, remove)\n", act);
+    return CLI_EXIT_USAGE;
+  }
+  int want = add ? 3 : 2;
+  if (npos > want) {
+    fprintf(stderr, "lmz node: unexpected argument '%s'\n", argv[1 + want]);
+    return CLI_EXIT_USAGE;
+  }
+  if (npos < want) {
+    fprintf(stderr, "usage: lmz node %s [options] %s\n", act,
+            add ? "NODE_ID RAFT_ADDRESS" : "NODE_ID");
+    return CLI_EXIT_USAGE;
+  }
+  if (a->standby && !add) {
+    fprintf(stderr, "lmz node %s: --standby is for lmz node add\n", act);
+    return CLI_EXIT_USAGE;
+  }
+  return -1;
 }
 
 /* lmz node drain|add|remove: asks any node (--node) for the cluster's
  * state, then talks to the right node: the one to drain, or the leader. */
 int cli_node_main(int argc, char **argv) {
-  if (argc < 2 || !strcmp(argv[1], "--help"))
-    return node_usage(argc < 2 ? CLI_EXIT_USAGE : 0);
-  const char *act = argv[1];
-  bool drain = !strcmp(act, "drain"), add = !strcmp(act, "add"),
-       rem = !strcmp(act, "remove");
-  if (!drain && !add && !rem) {
-    fprintf(stderr, "lmz node: unknown action '%s' (drain, add, remove)\n", act);
-    return CLI_EXIT_USAGE;
-  }
-  bool standby = false;
-  char *args[64];
-  int n = 0;
-  for (int i = 1; i < argc && n < 63; i++)
-    if (!strcmp(argv[i], "--standby"))
-      standby = true;
-    else
-      args[n++] = argv[i];
   struct status_args a;
-  int rv = parse("node", n, args, &a, add ? 2 : 1);
+  int npos, rv = parse("node", argc, argv, &a, &npos, node_help);
+  if (rv < 0)
+    rv = node_check(npos, argv, &a);
   if (rv >= 0)
     return rv;
+  const char *act = argv[1];
+  bool drain = !strcmp(act, "drain"), add = !strcmp(act, "add");
+  a.binding = argv[2];
+  a.instance = add ? argv[3] : NULL;
+  bool standby = a.standby;
   char *end, idbuf[32], addr[128];
   unsigned long long nid = strtoull(a.binding, &end, 10);
   if (!nid || *end) {

@@ -4,6 +4,7 @@
  *                    [--iss ISS] [--aud AUD] [--kid KID]
  *   lmz token verify [--data DIR] [--iss ISS] [--aud AUD] TOKEN
  *
+ * Options may come anywhere, even before the action (cli.h: cli_getopt).
  * mint prints a token signed with DIR's dev key (default ./lmz-data, the key
  * named primary in DIR/jwt-keys.json unless --kid), carrying
  * {"emailVerified":true,"adminApproved":true, <--claims>, iss, aud, sub,
@@ -75,43 +76,56 @@ static int parse_ttl(const char *s, long long *out) {
   return 0;
 }
 
-/* Parses options after the action; returns 0, or CLI_EXIT_USAGE after
- * printing why. */
-static int parse_args(const char *prog, int argc, char **argv,
-                      struct token_args *a) {
-  for (int i = 0; i < argc; i++) {
-    const char *s = argv[i];
-    const char **slot = !strcmp(s, "--data")     ? &a->data
-                        : !strcmp(s, "--sub")    ? &a->sub
-                        : !strcmp(s, "--claims") ? &a->claims
-                        : !strcmp(s, "--iss")    ? &a->iss
-                        : !strcmp(s, "--aud")    ? &a->aud
-                        : !strcmp(s, "--kid")    ? &a->kid
-                                                 : NULL;
-    if (slot || !strcmp(s, "--ttl")) {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "%s: %s needs a value\n", prog, s);
+enum { OPT_DATA = 256, OPT_SUB, OPT_CLAIMS, OPT_ISS, OPT_AUD, OPT_KID, OPT_TTL };
+static const struct option token_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"sub", required_argument, NULL, OPT_SUB},
+    {"claims", required_argument, NULL, OPT_CLAIMS},
+    {"iss", required_argument, NULL, OPT_ISS},
+    {"aud", required_argument, NULL, OPT_AUD},
+    {"kid", required_argument, NULL, OPT_KID},
+    {"ttl", required_argument, NULL, OPT_TTL},
+    {NULL, 0, NULL, 0}};
+
+/* Parses the whole command line (options anywhere, cli.h): the action is
+ * the first positional, verify's TOKEN the second. Returns -1 to go on, or
+ * the exit status after printing usage or why. */
+static int parse_args(int argc, char **argv, struct token_args *a,
+                      const char **action) {
+  struct cli_getopt g = {.argc = argc, .argv = argv, .longopts = token_opts};
+  int c;
+  while ((c = cli_getopt(&g)) != -1) {
+    switch (c) {
+    case 'h': token_usage(stdout); return CLI_EXIT_OK;
+    case OPT_DATA: a->data = optarg; break;
+    case OPT_SUB: a->sub = optarg; break;
+    case OPT_CLAIMS: a->claims = optarg; break;
+    case OPT_ISS: a->iss = optarg; break;
+    case OPT_AUD: a->aud = optarg; break;
+    case OPT_KID: a->kid = optarg; break;
+    case OPT_TTL:
+      if (parse_ttl(optarg, &a->ttl)) {
+        fprintf(stderr, "lmz token: --ttl wants whole seconds, got '%s'\n",
+                optarg);
         return CLI_EXIT_USAGE;
       }
-      if (slot) {
-        *slot = argv[++i];
-      } else if (parse_ttl(argv[++i], &a->ttl)) {
-        fprintf(stderr, "%s: --ttl wants whole seconds, got '%s'\n", prog,
-                argv[i]);
-        return CLI_EXIT_USAGE;
-      }
-    } else if (s[0] == '-' && s[1]) {
-      fprintf(stderr, "%s: unknown option '%s' (see lmz help token)\n", prog,
-              s);
-      return CLI_EXIT_USAGE;
-    } else if (!a->token) {
-      a->token = s;
-    } else {
-      fprintf(stderr, "%s: unexpected argument '%s'\n", prog, s);
-      return CLI_EXIT_USAGE;
+      break;
+    default: return cli_getopt_error("lmz token", "token", c, argv);
     }
   }
-  return 0;
+  if (g.npos < 1) {
+    token_usage(stderr);
+    return CLI_EXIT_USAGE;
+  }
+  *action = argv[1];
+  a->token = g.npos >= 2 ? argv[2] : NULL;
+  if (g.npos > 2) {
+    fprintf(stderr, "lmz token %s: unexpected argument '%s'\n", *action,
+            argv[3]);
+    return CLI_EXIT_USAGE;
+  }
+  return -1;
 }
 
 static int load_keys(const char *prog, const struct token_args *a,
@@ -125,12 +139,9 @@ static int load_keys(const char *prog, const struct token_args *a,
   return 0;
 }
 
-static int token_mint(int argc, char **argv) {
+static int token_mint(struct token_args a) {
   const char *prog = "lmz token mint";
-  struct token_args a = {.ttl = 3600};
-  int rv = parse_args(prog, argc, argv, &a);
-  if (rv)
-    return rv;
+  int rv;
   if (a.token) {
     fprintf(stderr, "%s: unexpected argument '%s'\n", prog, a.token);
     return CLI_EXIT_USAGE;
@@ -180,12 +191,9 @@ static int token_mint(int argc, char **argv) {
                                                  : CLI_EXIT_FAIL;
 }
 
-static int token_verify(int argc, char **argv) {
+static int token_verify(struct token_args a) {
   const char *prog = "lmz token verify";
-  struct token_args a = {0};
-  int rv = parse_args(prog, argc, argv, &a);
-  if (rv)
-    return rv;
+  int rv;
   if (!a.token) {
     fprintf(stderr, "%s: TOKEN is required\n", prog);
     return CLI_EXIT_USAGE;
@@ -223,18 +231,18 @@ static int token_verify(int argc, char **argv) {
 }
 
 int cli_token_main(int argc, char **argv) {
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-    token_usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+  struct token_args a = {.ttl = 3600};
+  const char *action = NULL;
+  int rv = parse_args(argc, argv, &a, &action);
+  if (rv >= 0)
+    return rv;
+  if (strcmp(action, "mint") && strcmp(action, "verify")) {
+    fprintf(stderr, "lmz token: unknown action '%s' (mint, verify)\n", action);
+    return CLI_EXIT_USAGE;
   }
   if (sodium_init() < 0) { /* the CLI's process start: once, here */
     fprintf(stderr, "lmz token: libsodium failed to initialise\n");
     return CLI_EXIT_FAIL;
   }
-  if (!strcmp(argv[1], "mint"))
-    return token_mint(argc - 2, argv + 2);
-  if (!strcmp(argv[1], "verify"))
-    return token_verify(argc - 2, argv + 2);
-  fprintf(stderr, "lmz token: unknown action '%s' (mint, verify)\n", argv[1]);
-  return CLI_EXIT_USAGE;
+  return !strcmp(action, "mint") ? token_mint(a) : token_verify(a);
 }

@@ -15,8 +15,14 @@
  *
  * Failure modes:
  *  1. rocksdb_write fails: every batch of that group gets LMZ_ESTORAGE and a
- *     copy of RocksDB's text (shown in s->errmsg during its callback). Later
- *     groups are still attempted (RocksDB decides whether it can recover).
+ *     copy of RocksDB's text (shown in s->errmsg during its callback), and
+ *     the chains of those batches are broken. Later groups are still
+ *     attempted (RocksDB decides whether it can recover), but a batch whose
+ *     chain is broken is not written: it fails with LMZ_ESTORAGE ("an
+ *     earlier batch of its chain failed"). So no batch computed from lost
+ *     writes ever reaches the disk, whichever group it landed in: a turn
+ *     that read an actor's failed writes cannot commit (actor/turn.c starts
+ *     a new chain once it has dropped the actor's cache).
  *  2. Out of memory copying the error text: the callback still gets
  *     LMZ_ESTORAGE, with a generic message.
  *  3. Commit after close started: LMZ_ECANCELED, the caller keeps the batch.
@@ -42,9 +48,29 @@ lmz_batch *lmz_batch_new(void) {
 void lmz_batch_free(lmz_batch *b) {
   if (!b)
     return;
+  lmz_chain_unref(b->chain);
   lmz_buf_free(&b->ops);
   free(b->errmsg);
   free(b);
+}
+
+lmz_chain *lmz_chain_new(void) {
+  lmz_chain *c = calloc(1, sizeof *c);
+  if (c)
+    c->refs = 1;
+  return c;
+}
+
+void lmz_chain_unref(lmz_chain *c) {
+  if (c && --c->refs == 0)
+    free(c);
+}
+
+void lmz_batch_set_chain(lmz_batch *b, lmz_chain *c) {
+  if (c)
+    c->refs++;
+  lmz_chain_unref(b->chain);
+  b->chain = c;
 }
 
 size_t lmz_batch_count(const lmz_batch *b) { return b ? b->count : 0; }
@@ -158,7 +184,8 @@ static void replay(rocksdb_writebatch_t *wb, const lmz_batch *b) {
 static lmz_batch *take_group(struct lmz__store *s) {
   lmz_batch *head = s->pending.head, *last = head;
   size_t bytes = head->ops.len;
-  while (last->next && last->next->ops.len <= s->max_batch_bytes - bytes) {
+  while (last->next && bytes <= s->max_batch_bytes &&
+         last->next->ops.len <= s->max_batch_bytes - bytes) {
     last = last->next;
     bytes += last->ops.len;
   }
@@ -169,13 +196,19 @@ static lmz_batch *take_group(struct lmz__store *s) {
   return head;
 }
 
+#define CHAIN_BROKEN_MSG "not written: an earlier batch of its chain failed"
+
 /* Writes one group with a single rocksdb_write and records the result in
- * every batch of it. Runs without the mutex. */
+ * every batch of it; batches of broken chains are skipped (failure mode 1).
+ * Runs without the mutex. */
 static void write_group(struct lmz__store *s, rocksdb_writebatch_t *wb,
                         lmz_batch *group, bool inject_failure) {
   size_t n = 0, ops = 0;
   for (lmz_batch *b = group; b; b = b->next) {
     n++;
+    b->skipped = b->chain && b->chain->broken;
+    if (b->skipped)
+      continue;
     ops += b->count;
     replay(wb, b);
   }
@@ -189,8 +222,11 @@ static void write_group(struct lmz__store *s, rocksdb_writebatch_t *wb,
   }
   rocksdb_writebatch_clear(wb);
   for (lmz_batch *b = group; b; b = b->next) {
-    b->status = err ? LMZ_ESTORAGE : 0;
-    b->errmsg = err ? strdup(err) : NULL; /* NULL on OOM: generic text */
+    const char *why = b->skipped ? CHAIN_BROKEN_MSG : err;
+    b->status = why ? LMZ_ESTORAGE : 0;
+    b->errmsg = why ? strdup(why) : NULL; /* NULL on OOM: generic text */
+    if (why && b->chain)
+      b->chain->broken = true;
   }
   free(err); /* rocksdb_free is free() for strings it returns */
   atomic_fetch_add(&s->commit_count, n);
@@ -348,5 +384,12 @@ void lmz__store_fail_writes(lmz_store *pub, int n) {
   struct lmz__store *s = lmz__store(pub);
   uv_mutex_lock(&s->mu);
   s->fail_writes = n;
+  uv_mutex_unlock(&s->mu);
+}
+
+void lmz__store_set_max_batch(lmz_store *pub, size_t bytes) {
+  struct lmz__store *s = lmz__store(pub);
+  uv_mutex_lock(&s->mu); /* take_group reads it under mu */
+  s->max_batch_bytes = bytes;
   uv_mutex_unlock(&s->mu);
 }

@@ -24,6 +24,16 @@
  * barrier ("everything committed before me is written", and durable when
  * opts.sync).
  *
+ * WRITE ERRORS AND CHAINS. A failed write fails every batch of its group;
+ * later groups are still attempted. Batches that depend on each other (one
+ * actor's turns: each may have read the not yet durable writes of the ones
+ * before) share a chain (lmz_chain_new, lmz_batch_set_chain). Once a batch
+ * of a chain has failed, every later batch of that chain fails too
+ * (LMZ_ESTORAGE) WITHOUT being written, even if the disk has recovered: a
+ * batch computed from lost writes never reaches the disk. The chain stays
+ * broken; its owner starts a new one after it has dropped what it derived
+ * from the lost writes (actor/turn.c drops the actor's cache).
+ *
  * LIFETIME. lmz_store_open() allocates the store; lmz_store_close() ends it
  * (see there). The store keeps `loop` alive (uv_ref) only while commits are
  * in flight, so uv_run(loop, UV_RUN_DEFAULT) returns once they have all been
@@ -52,6 +62,7 @@
 
 typedef struct lmz_store lmz_store;
 typedef struct lmz_batch lmz_batch;
+typedef struct lmz_chain lmz_chain;
 
 /* The public part of the store handle (the rest is private, store_int.h). */
 struct lmz_store {
@@ -151,14 +162,28 @@ size_t lmz_batch_count(const lmz_batch *b);
 /* Encoded size of the batch (keys, values and per-op headers), the unit of
  * max_batch_bytes and of lmz_store_queued(). */
 size_t lmz_batch_bytes(const lmz_batch *b);
-/* Empties the batch for reuse (keeps its memory). */
+/* Empties the batch for reuse (keeps its memory and its chain). */
 void lmz_batch_clear(lmz_batch *b);
+
+/* --- Chains (see WRITE ERRORS AND CHAINS above) ------------------------- */
+
+/* A new unbroken chain with one reference (the caller's), or NULL when out
+ * of memory. Loop thread, like every chain function. */
+lmz_chain *lmz_chain_new(void);
+/* Drops one reference; the chain is freed with the last one. NULL ignored. */
+void lmz_chain_unref(lmz_chain *c);
+/* Puts `b` on chain `c` (NULL: on no chain), taking a reference that the
+ * batch drops when it is freed; a batch is on at most one chain. A batch on
+ * a chain must be freed on the loop thread (the store does so after its
+ * callback). */
+void lmz_batch_set_chain(lmz_batch *b, lmz_chain *c);
 
 /* --- Group commit ------------------------------------------------------- */
 
 /* Called on the loop thread, in commit order, exactly once per successful
  * lmz_store_commit(): status 0 (written; synced when opts.sync) or
- * LMZ_ESTORAGE (the group's write failed; s->errmsg holds RocksDB's text
+ * LMZ_ESTORAGE (the group's write failed, or an earlier batch of the
+ * batch's chain failed and it was not written; s->errmsg holds the text
  * during the callback). Never called from inside lmz_store_commit(). */
 typedef void (*lmz_store_commit_cb)(lmz_store *s, int status, void *arg);
 

@@ -30,6 +30,17 @@ struct lmz_batch {
   void *arg;
   int status;   /* set by the storage thread */
   char *errmsg; /* malloc'd RocksDB text when status != 0, else NULL */
+  struct lmz_chain *chain; /* a reference, or NULL (lmz_batch_set_chain) */
+  bool skipped;            /* storage thread: chain broken, not written */
+};
+
+/* A chain of dependent batches. refs: loop thread only (batches are set up
+ * and freed there). broken: storage thread only (it alone decides what is
+ * written), read and written while it holds a batch of the chain, which
+ * keeps the chain alive. */
+struct lmz_chain {
+  uint32_t refs;
+  bool broken;
 };
 
 /* A FIFO of batches linked through `next`. */
@@ -118,5 +129,7 @@ void lmz__batch_truncate(lmz_batch *b, size_t bytes, size_t count);
  * as if RocksDB had returned an I/O error. */
 void lmz__store_pause(lmz_store *s, bool paused);
 void lmz__store_fail_writes(lmz_store *s, int n);
+/* Sets max_batch_bytes of an open store (1 = every group is one batch). */
+void lmz__store_set_max_batch(lmz_store *s, size_t bytes);
 
 #endif

@@ -4,23 +4,40 @@
 # actors claimed concurrently through all nodes with every increment counted
 # once, leader failover, owner loss (retryable ActorUnavailableError, workers
 # unaffected) and return with every acknowledged write.
+# Every node binds port 0 and reports it (LMZ_PORT_OFFSET=ephemeral), so
+# parallel runs cannot clash; every comparison first checks that each side
+# is a well-formed answer (three failed calls print three equal empty lines).
 . "$(dirname "$0")/../lib/it_lib.sh"
 ROOT=${LMZ_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-export LMZ_CLUSTER_DIR=$T/cluster LMZ_BIN_DIR=$BIN
-export LMZ_PORT_OFFSET=$(( 1000 + ($$ * 7) % 18000 ))
+export LMZ_CLUSTER_DIR=$T/cluster LMZ_BIN_DIR=$BIN LMZ_PORT_OFFSET=ephemeral
 DC="$ROOT/deploy/dev-cluster.sh"
 KEY=$LMZ_CLUSTER_DIR/cluster.key
-port() { echo $(( 7100 + $1 + LMZ_PORT_OFFSET )); }
+port() { "$DC" port "$1"; }
 c() { local n=$1; shift; "$BIN/lmz" call --node "127.0.0.1:$(port "$n")" --key-file "$KEY" --timeout 10000 "$@"; }
 st() { "$BIN/lmz" status --node "127.0.0.1:$(port "$1")" --key-file "$KEY"; }
 stop_cluster() { "$DC" stop >/dev/null 2>&1; for n in 1 2 3 4; do "$DC" kill "$n" >/dev/null 2>&1; done; }
 trap 'stop_cluster; cleanup' EXIT
+export -f port
+export DC KEY BIN
+
+# is_act OUT: an activation answer {"json":{"node":"node-N","activationId":..}}
+is_act() { grep -Eq '^\{"json":\{"node":"node-[0-9]+","activationId":"[^"]+","activatedAt":[0-9]+\},"meta":\{\}\}$' <<<"$1"; }
+# same_act A B C: three well-formed activation answers, all equal
+same_act() { is_act "$1" && is_act "$2" && is_act "$3" && [ "$1" = "$2" ] && [ "$2" = "$3" ]; }
+# same_act_of INSTANCE: asked through nodes 1, 2 and 3, one activation
+same_act_of() {
+  local x y z
+  x=$(c 1 COUNTER_DO "$1" activation); y=$(c 2 COUNTER_DO "$1" activation); z=$(c 3 COUNTER_DO "$1" activation)
+  same_act "$x" "$y" "$z"
+}
+is_num() { [[ "$1" =~ ^-?[0-9]+$ ]]; }
+# actors_of STATUS_JSON ID: the "actors" count of node ID in a status answer
+actors_of() { grep -o "{\"id\":$2,[^}]*" <<<"$1" | grep -o '"actors":[0-9]*' | cut -d: -f2; }
 
 "$DC" start >"$T/start.log" 2>&1 || { cat "$T/start.log"; bad "cluster starts"; finish; exit 1; }
 ok "3-node cluster starts"
 
-a1=$(c 1 COUNTER_DO x activation); a2=$(c 2 COUNTER_DO x activation); a3=$(c 3 COUNTER_DO x activation)
-check "COUNTER_DO x: one activation seen from all three nodes" bash -c '[ -n "$1" ] && [ "$1" = "$2" ] && [ "$2" = "$3" ]' _ "$a1" "$a2" "$a3"
+check "COUNTER_DO x: one activation seen from all three nodes" same_act_of x
 check "workers run where the call lands" test "$(c 2 ECHO_WORKER - whereami)" = '{"json":"node-2","meta":{}}'
 
 # concurrency: 3 callers (one per node) each increment 150 new actors once
@@ -34,21 +51,22 @@ bad_total=0; bad_act=0
 for i in $(seq 1 $N); do
   [ "$(c $(( i % 3 + 1 )) COUNTER_DO "k$i" get)" = '{"json":3,"meta":{}}' ] || bad_total=$((bad_total + 1))
 done
-for i in $(seq 1 20); do
-  x=$(c 1 COUNTER_DO "k$i" activation); y=$(c 2 COUNTER_DO "k$i" activation); z=$(c 3 COUNTER_DO "k$i" activation)
-  { [ "$x" = "$y" ] && [ "$y" = "$z" ]; } || bad_act=$((bad_act + 1))
-done
+for i in $(seq 1 20); do same_act_of "k$i" || bad_act=$((bad_act + 1)); done
 check "$N actors claimed concurrently: every increment counted exactly once" test "$bad_total" = 0
 check "... and each has exactly one activation (sampled 20)" test "$bad_act" = 0
-spread=$(st 1 | grep -o '"actors":[0-9]*' | tail -3 | cut -d: -f2 | tr '\n' ' ')
-check "actors are spread over the nodes ($spread)" bash -c 'for a in $1; do [ "$a" -gt 0 ] || exit 1; done' _ "$spread"
+s1=$(st 1); rc=$?
+spread="$(actors_of "$s1" 1) $(actors_of "$s1" 2) $(actors_of "$s1" 3)"
+check "actors are spread over the nodes ($spread)" \
+  bash -c '[ "$1" = 0 ] || exit 1; set -- $2; [ $# = 3 ] || exit 1; for a; do [ "$a" -gt 0 ] || exit 1; done' _ "$rc" "$spread"
 
 # leader failover
-leader=$(st 1 | sed -E 's/.*"leader":([0-9]+).*/\1/')
+leader=$(st 1 | sed -nE 's/.*"leader":([1-3]),.*/\1/p')
+check "lmz status names a leader ($leader)" is_num "$leader"
+[ -n "$leader" ] || { finish; exit 1; }
 "$DC" kill "$leader" >/dev/null
 other=$(( leader % 3 + 1 ))
 t0=$(date +%s%N)
-wait_until 5 bash -c "\"$BIN/lmz\" status --node 127.0.0.1:$(port $other) --key-file $KEY | grep -Eq '\"leader\":[1-3],' && ! \"$BIN/lmz\" status --node 127.0.0.1:$(port $other) --key-file $KEY | grep -q '\"leader\":$leader,'"
+wait_until 5 bash -c "s=\$(\"$BIN/lmz\" status --node 127.0.0.1:\$(port $other) --key-file $KEY) && grep -Eq '\"leader\":[1-3],' <<<\"\$s\" && ! grep -q '\"leader\":$leader,' <<<\"\$s\""
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check "a new leader after killing leader $leader within 2 s (${ms} ms)" test "$ms" -lt 2000
 out=$(c "$other" COUNTER_DO after-failover increment 1 2>&1); echo "  ($out)"
@@ -57,9 +75,12 @@ check "calls keep working after the failover" test "$out" = '{"json":1,"meta":{}
 
 # owner loss: SIGKILL the owner of k1, its actors answer ActorUnavailableError
 locate_k1() { "$BIN/lmz" locate --node "127.0.0.1:$(port "$other")" --key-file "$KEY" COUNTER_DO k1; }
-wait_until 10 bash -c "$(declare -f port); LMZ_PORT_OFFSET=$LMZ_PORT_OFFSET; \"$BIN/lmz\" locate --node 127.0.0.1:\$(port $other) --key-file $KEY COUNTER_DO k1 | grep -q '\"placed\":true'"
-owner=$(locate_k1 | sed -E 's/.*"node":([0-9]+).*/\1/')
-before=$(c "$owner" COUNTER_DO k1 increment 10 | sed -E 's/.*"json":([0-9]+).*/\1/')
+wait_until 10 bash -c "\"$BIN/lmz\" locate --node 127.0.0.1:\$(port $other) --key-file $KEY COUNTER_DO k1 | grep -q '\"placed\":true'"
+owner=$(locate_k1 | sed -nE 's/.*"placed":true,"node":([0-9]+),.*/\1/p')
+check "lmz locate names k1's owner ($owner)" is_num "$owner"
+[ -n "$owner" ] || { finish; exit 1; }
+before=$(c "$owner" COUNTER_DO k1 increment 10 | sed -nE 's/^\{"json":([0-9]+),"meta":\{\}\}$/\1/p')
+check "k1 takes an increment on its owner ($before)" bash -c '[ "$1" -ge 13 ]' _ "$before"
 "$DC" kill "$owner" >/dev/null
 via=$(( owner % 3 + 1 ))
 out=$(c "$via" COUNTER_DO k1 get); rc=$?
@@ -68,9 +89,8 @@ check "owner $owner down: k1 answers a retryable ActorUnavailableError naming it
 check "workers keep answering while the owner is down" test "$(c "$via" ECHO_WORKER - echo 7)" = '{"json":7,"meta":{}}'
 "$DC" restart "$owner" >/dev/null 2>&1
 check "the owner returns: k1 serves again with every acknowledged write ($before)" \
-  wait_until 15 bash -c "[ \"\$(\"$BIN/lmz\" call --node 127.0.0.1:$(port $via) --key-file $KEY COUNTER_DO k1 get)\" = '{\"json\":$before,\"meta\":{}}' ]"
-a1=$(c 1 COUNTER_DO k1 activation); a2=$(c 2 COUNTER_DO k1 activation); a3=$(c 3 COUNTER_DO k1 activation)
-check "k1 still has one activation after the return" bash -c '[ "$1" = "$2" ] && [ "$2" = "$3" ]' _ "$a1" "$a2" "$a3"
+  wait_until 15 bash -c "[ \"\$(\"$BIN/lmz\" call --node 127.0.0.1:\$(port $via) --key-file $KEY COUNTER_DO k1 get)\" = '{\"json\":$before,\"meta\":{}}' ]"
+check "k1 still has one activation after the return" same_act_of k1
 
 # membership: a 4th node joins at run time and receives new actors
 "$DC" join 4 >"$T/join.log" 2>&1
@@ -84,14 +104,18 @@ check "lmz status lists node 4 as up" bash -c 'grep -q "\"id\":4,\"state\":\"up\
 
 # drain: every actor leaves node D with its state; totals unchanged
 D=3
-before=$(for i in $(seq 1 30); do c 1 COUNTER_DO "k$i" get; done | md5sum)
-n_before=$(st 1 | grep -o '"id":'$D',[^}]*' | grep -o '"actors":[0-9]*' | cut -d: -f2)
+gets() { for i in $(seq 1 30); do c "$1" COUNTER_DO "k$i" get; done; }
+well_formed_gets() { [ "$(grep -cE '^\{"json":[0-9]+,"meta":\{\}\}$' <<<"$1")" = 30 ]; }
+before=$(gets 1)
+check "30 totals read before the drain" well_formed_gets "$before"
+n_before=$(actors_of "$(st 1)" "$D")
+check "node $D owns actors before the drain ($n_before)" bash -c '[ "$1" -gt 0 ]' _ "$n_before"
 out=$("$BIN/lmz" node drain --node "127.0.0.1:$(port 1)" --key-file "$KEY" "$D"); rc=$?
 echo "  drain: $out (node $D had $n_before actors)"
 check "lmz node drain $D moves every actor ($out)" bash -c '[ "$1" = 0 ] && grep -q "\"failed\":0" <<<"$2" && grep -q "\"moved\":$3" <<<"$2"' _ "$rc" "$out" "$n_before"
 check "node $D is draining and owns nothing" bash -c 'grep -q "\"id\":'$D',\"state\":\"draining\"[^}]*\"actors\":0" <<<"$1"' _ "$(st 1)"
-after=$(for i in $(seq 1 30); do c 2 COUNTER_DO "k$i" get; done | md5sum)
+after=$(gets 2)
+check "30 totals read after the drain" well_formed_gets "$after"
 check "totals unchanged after the drain" test "$before" = "$after"
-x=$(c 1 COUNTER_DO k2 activation); y=$(c 2 COUNTER_DO k2 activation); z=$(c 3 COUNTER_DO k2 activation)
-check "still one activation per actor after the drain" bash -c '[ "$1" = "$2" ] && [ "$2" = "$3" ]' _ "$x" "$y" "$z"
+check "still one activation per actor after the drain" same_act_of k2
 finish

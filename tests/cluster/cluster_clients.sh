@@ -5,12 +5,12 @@
 . "$(dirname "$0")/../lib/it_lib.sh"
 ROOT=${LMZ_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 bash "$ROOT/scripts/install-test-deps.sh" >/dev/null 2>&1 || true
-export LMZ_CLUSTER_DIR=$T/cluster LMZ_BIN_DIR=$BIN
-export LMZ_PORT_OFFSET=$(( 1000 + ($$ * 11) % 18000 ))
+# every node binds port 0 and reports it: parallel runs cannot clash
+export LMZ_CLUSTER_DIR=$T/cluster LMZ_BIN_DIR=$BIN LMZ_PORT_OFFSET=ephemeral
 DC="$ROOT/deploy/dev-cluster.sh"
 trap '"$DC" stop >/dev/null 2>&1; for n in 1 2 3; do "$DC" kill "$n" >/dev/null 2>&1; done; cleanup' EXIT
 "$DC" start >"$T/start.log" 2>&1 || { cat "$T/start.log"; echo "0 passed, 1 failed"; exit 1; }
 LMZ="$BIN/lmz" DIR="$LMZ_CLUSTER_DIR" \
-  HTTP1="127.0.0.1:$(( 8781 + LMZ_PORT_OFFSET ))" HTTP2="127.0.0.1:$(( 8782 + LMZ_PORT_OFFSET ))" \
-  NODE1="127.0.0.1:$(( 7101 + LMZ_PORT_OFFSET ))" \
+  HTTP1="127.0.0.1:$("$DC" http-port 1)" HTTP2="127.0.0.1:$("$DC" http-port 2)" \
+  NODE1="127.0.0.1:$("$DC" port 1)" \
   timeout 120 node "$ROOT/tests/cluster/cluster_clients.mjs"

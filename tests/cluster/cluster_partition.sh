@@ -9,16 +9,24 @@
 #     ran out (checked from inside its namespace), i.e. before the majority
 #     may consider its lease expired;
 #   - after healing, X serves again and every actor has one activation.
-# Needs root (CAP_NET_ADMIN); skipped with a message otherwise.
+# Needs root (CAP_NET_ADMIN); otherwise it exits 77, which ctest reports as
+# skipped (SKIP_RETURN_CODE 77), never as passed.
+# Ports need no allocation: each node has its own namespace, hence its own
+# port space. The subnet 10.ID.0.0/24 and the names are claimed by creating
+# the bridge lmzbrID, which the kernel does atomically: a run takes the
+# first ID whose bridge it could create (parallel runs cannot share one).
 . "$(dirname "$0")/../lib/it_lib.sh"
 if ! ip netns add "lmzp-probe-$$" 2>/dev/null; then
   echo "skipped: network namespaces unavailable (needs root / CAP_NET_ADMIN)"
-  echo "0 passed, 0 failed"
-  exit 0
+  exit 77
 fi
 ip netns del "lmzp-probe-$$"
 
-ID=$(( $$ % 200 + 20 ))           # 10.ID.0.0/24 and unique names per run
+ID=
+for i in $(seq 20 219); do
+  if ip link add "lmzbr$i" type bridge 2>/dev/null; then ID=$i; break; fi
+done
+[ -n "$ID" ] || { bad "a free bridge name lmzbr20..219"; finish; exit 1; }
 BR="lmzbr$ID"
 NET="10.$ID.0"
 KEY=$T/cluster.key
@@ -35,7 +43,7 @@ net_cleanup() {
 }
 trap 'net_cleanup; cleanup' EXIT
 
-ip link add "$BR" type bridge && ip link set "$BR" up && ip addr add "$NET.254/24" dev "$BR"
+ip link set "$BR" up && ip addr add "$NET.254/24" dev "$BR"
 for n in 1 2 3; do
   ns="lmzp$ID-$n"
   ip netns add "$ns"
@@ -72,18 +80,25 @@ for i in $(seq 1 60); do
   out=$(c 1 COUNTER_DO "p$i" activation)
   if grep -q '"node":"node-3"' <<<"$out"; then A="p$i"; ACT=$out; break; fi
 done
-check "an actor owned by node $X ($A)" test -n "${A:-}"
-c 1 COUNTER_DO "$A" increment 5 >/dev/null
+check "an actor owned by node $X (${A:-none})" test -n "${A:-}"
+[ -n "${A:-}" ] || { finish; exit 1; }
+check "$A takes a write" test "$(c 1 COUNTER_DO "$A" increment 5)" = '{"json":5,"meta":{}}'
 
 # partition node X from everybody
 ip link set "lmzv$ID-$X" down
 t0=$(date +%s%N)
 # majority: X's actor is never activated elsewhere; it answers unavailable
-sawdown=0; other_act=0
+sawdown=0; other_act=0; answers=0; garbled=0
 deadline=$(( $(date +%s) + 15 ))
 while [ "$(date +%s)" -lt "$deadline" ]; do
   out=$(c 1 COUNTER_DO "$A" activation 2>&1)
   grep -q '"node":"node-[12]"' <<<"$out" && other_act=1
+  # each answer is node 3's activation (not yet cut off) or unavailable
+  if grep -q '"node":"node-3"' <<<"$out" || grep -q ActorUnavailableError <<<"$out"; then
+    answers=$((answers + 1))
+  else
+    garbled=$((garbled + 1)); echo "  unexpected answer: $out"
+  fi
   grep -q '"state":"down"' <<<"$("$BIN/lmz" status --node "$NET.1:7100" --key-file "$KEY")" && { sawdown=1; break; }
   sleep 0.2
 done
@@ -93,7 +108,8 @@ check "the majority marks node $X DOWN only after its lease surely expired (${ms
 out=$(c 2 COUNTER_DO "$A" get 2>&1)
 check "majority: $A answers ActorUnavailableError naming node $X" \
   bash -c 'grep -q ActorUnavailableError <<<"$1" && grep -q "\"owner\":'$X'" <<<"$1"' _ "$out"
-check "majority never activated $A elsewhere" test "$other_act" = 0
+check "majority never activated $A elsewhere ($answers answers, $garbled timeouts or others)" \
+  bash -c '[ "$1" = 0 ] && [ "$2" -gt 0 ]' _ "$other_act" "$answers"
 # the isolated owner has stopped serving by now (its lease ran out first)
 out=$(cin "$X" COUNTER_DO "$A" get 2>&1); rc=$?
 check "isolated node $X refuses to serve $A without a lease" \

@@ -52,6 +52,8 @@ NFAIL=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$T/tap" | tail -1)
 PASS=$((PASS + ${NPASS:-0}))
 FAIL=$((FAIL + ${NFAIL:-0}))
 [ "$node_rc" -eq 0 ] || [ "${NFAIL:-0}" -gt 0 ] || bad "node test runner exited $node_rc"
+# a runner that found no test (or wrote no report) must not pass
+[ "${NPASS:-0}" -gt 0 ] || bad "the node suite ran no passing test (no TAP report?)"
 if kill -0 "$LMZD_PID" 2>/dev/null; then
   ok "lmzd still running after the browser test"
 else

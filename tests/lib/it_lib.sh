@@ -36,11 +36,12 @@ wait_until() {
   done
 }
 
-# start_lmzd DATA_DIR [ARGS...]: starts lmzd --dev on an ephemeral node port,
+# start_lmzd DATA_DIR [ARGS...]: starts lmzd --dev on ephemeral node and HTTP
+# ports (lmzd reports them in DATA_DIR/node.port and DATA_DIR/http.port),
 # waits until it answers, sets LMZD_PID and NODE (ip:port).
 start_lmzd() {
   local data=$1; shift
-  rm -f "$data/node.port"
+  rm -f "$data/node.port" "$data/http.port" # stale ones from an earlier run
   "$BIN/lmzd" --dev --data "$data" --listen 127.0.0.1:0 --http 127.0.0.1:0 "$@" \
     >>"$data.log" 2>&1 &
   LMZD_PID=$!

@@ -194,6 +194,72 @@ static void max_batch_bytes_splits_groups(void **state) {
   assert_int_equal(lmz_store_sync_count(f->s), 6);
 }
 
+/* A batch over the cap at the head of the queue goes alone: the batches
+ * behind it form the next group (the cap minus an oversized head must not
+ * wrap around and let everything in). */
+static void oversized_head_goes_alone(void **state) {
+  struct fx *f = *state;
+  lmz_store_close(f->s);
+  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+  open_store(f, true, 1000);
+  lmz__store_pause(f->s, true);
+  commit_seq(f, 0, seq_batch(0, 1000), on_commit); /* 1017 bytes > cap */
+  for (int i = 1; i < 4; i++)
+    commit_seq(f, i, seq_batch(i, 100), on_commit);
+  lmz__store_pause(f->s, false);
+  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+  assert_in_order_ok(f, 4);
+  assert_int_equal(lmz_store_sync_count(f->s), 2);
+}
+
+/* Chains: after a batch of a chain fails, every later batch of that chain
+ * fails without being written, even in a later group that the disk would
+ * have taken; other chains and unchained batches are written. Groups of one
+ * batch each (cap 1 byte), so the dependent batch is in its own group. */
+static void failed_chain_fails_its_later_batches(void **state) {
+  struct fx *f = *state;
+  lmz_store_close(f->s);
+  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+  open_store(f, true, 1);
+  lmz_chain *a = lmz_chain_new(), *b = lmz_chain_new();
+  assert_non_null(a);
+  assert_non_null(b);
+  lmz__store_pause(f->s, true);
+  for (int i = 0; i < 5; i++) {
+    lmz_batch *bt = seq_batch(i, 10);
+    if (i != 3)
+      lmz_batch_set_chain(bt, i % 2 ? b : a); /* a: 0 2 4, b: 1, none: 3 */
+    commit_seq(f, i, bt, on_commit);
+  }
+  lmz__store_fail_writes(f->s, 1); /* batch 0 (chain a) fails */
+  lmz__store_pause(f->s, false);
+  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(f->n_done, 5);
+  int want[5] = {LMZ_ESTORAGE, 0, LMZ_ESTORAGE, 0, LMZ_ESTORAGE};
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(f->order[i], i);
+    assert_int_equal(f->status[i], want[i]);
+  }
+  assert_non_null(strstr(f->errmsg, "earlier batch of its chain failed"));
+  assert_int_equal(count_keys(f), 2); /* 1 and 3 only */
+  lmz_buf out = LMZ_BUF_INIT;
+  assert_int_equal(lmz_store_get(f->s, "seq00002", 8, &out), LMZ_ENOTFOUND);
+  lmz_buf_free(&out);
+  /* a fresh chain writes again; the broken one stays broken */
+  lmz_chain *c = lmz_chain_new();
+  lmz_batch *ok = seq_batch(5, 10), *still = seq_batch(6, 10);
+  lmz_batch_set_chain(ok, c);
+  lmz_batch_set_chain(still, a);
+  commit_seq(f, 5, ok, on_commit);
+  commit_seq(f, 6, still, on_commit);
+  assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(f->status[5], 0);
+  assert_int_equal(f->status[6], LMZ_ESTORAGE);
+  lmz_chain_unref(a);
+  lmz_chain_unref(b);
+  lmz_chain_unref(c);
+}
+
 /* A failed write fails every batch of its group, with the error text; the
  * next group succeeds and nothing of the failed one is visible. */
 static void write_error_fails_whole_group(void **state) {
@@ -318,6 +384,8 @@ int main(void) {
       T(paused_queue_is_one_write),
       T(max_batch_bytes_splits_groups),
       T(write_error_fails_whole_group),
+      T(oversized_head_goes_alone),
+      T(failed_chain_fails_its_later_batches),
       T(empty_batches_are_barriers),
       T(data_survives_reopen),
       T(sync_false_mode),
