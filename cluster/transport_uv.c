@@ -827,10 +827,9 @@ static void peer_address(sock *s) {
 }
 
 /* True if `a` goes before `b`: strangers before members' addresses, the
- * silent before those that spoke (an honest peer speaks at once), then
- * whoever has kept us waiting longest, and on a tie the later accepted (an
- * honest peer that had its turn this millisecond and a flood that arrived
- * behind it: the flood goes). */
+ * silent before those that spoke (an honest peer speaks at once, so a
+ * flood of idle connections never displaces it), then whoever has kept us
+ * waiting longest, then the earlier accepted. */
 static bool shed_first(const sock *a, const sock *b) {
   if (a->member_addr != b->member_addr)
     return !a->member_addr;
@@ -838,7 +837,7 @@ static bool shed_first(const sock *a, const sock *b) {
     return !a->got_bytes;
   if (a->wait_since_ms != b->wait_since_ms)
     return a->wait_since_ms < b->wait_since_ms;
-  return a->accept_seq > b->accept_seq;
+  return a->accept_seq < b->accept_seq;
 }
 
 /* The pooled sock to shed for newcomer `n` (only from n's address when
