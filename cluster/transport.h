@@ -43,10 +43,13 @@
  *   first_bytes_timeout_ms (accept to the first byte) and
  *   handshake_timeout_ms (accept to the Hello). When a new connection finds
  *   its address's share or the whole pool full, the transport *evicts* one
- *   instead of refusing the newcomer: the unauthenticated connection that has
- *   kept us waiting longest (since accept, or since we answered its hello),
- *   taking connections from addresses of no configured peer (a managed conn's
- *   address) first, so strangers never starve members. A connection gets at
+ *   instead of refusing the newcomer: among the unauthenticated connections
+ *   (of the newcomer's address when its share is full), those from no
+ *   configured peer's address (a managed conn's IP) go first, so strangers
+ *   never starve members (a stranger never displaces one from a member's
+ *   address: it is refused instead); then silent ones (an honest peer speaks
+ *   at once); then the one that has kept us waiting longest (since accept,
+ *   or since we answered its hello), then the earliest accepted. A connection gets at
  *   least one loop iteration to speak: only when every candidate arrived in
  *   the current millisecond is the newcomer refused instead. Either way the
  *   dropped connection gets the overload notice (cluster/secure.h,
@@ -62,6 +65,14 @@
  *   which delays the honest peer until it wins a retry. Log lines about shed
  *   and timed-out unauthenticated connections are rate-limited (one summary
  *   per second).
+ *   Cost per unauthenticated connection (the bound review): one sock (about 1.5 KiB
+ *   with its secure state; the secure state only once admitted), at most
+ *   LMZ_SECURE_HS_MAX + 4 bytes buffered (a longer or malformed handshake
+ *   message fails at once), our 63-byte hello and at most the 6-byte notice
+ *   sent, two X25519 operations (our keypair on admission, the key exchange
+ *   on its hello); no frame is parsed and no callback runs before the key
+ *   is proved. Per accepted connection the pool bookkeeping is O(sockets);
+ *   the tick's scan is O(sockets) every <= 250 ms.
  *
  * Security events (wrong key, failed record authentication, oversize,
  * malformed frames, handshake timeouts) close the connection, are logged on

@@ -294,8 +294,8 @@ static sock *sock_new(lmz_transport_t *t, bool dialed) {
     return NULL;
   s->t = t;
   s->dialed = dialed;
-  lmz_secure_init(&s->sec, dialed ? LMZ_SECURE_INITIATOR : LMZ_SECURE_RESPONDER,
-                  P(t)->key, NULL);
+  if (dialed) /* incoming: once admitted (an X25519 keypair each) */
+    lmz_secure_init(&s->sec, LMZ_SECURE_INITIATOR, P(t)->key, NULL);
   lmz_buf_init(&s->plain);
   lmz_frame_splitter_init(&s->frames, P(t)->opts.max_frame);
   s->start_ms = s->last_rx_ms = s->last_tx_ms = s->wait_since_ms = now_ms(t);
@@ -924,6 +924,7 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   s->handshaking = true;
   P(t)->n_handshaking++;
+  lmz_secure_init(&s->sec, LMZ_SECURE_RESPONDER, P(t)->key, NULL);
   set_sock_options(s);
   int rv = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
   if (rv)
