@@ -49,9 +49,10 @@
  *   never starve members (a stranger never displaces one from a member's
  *   address: it is refused instead); then silent ones (an honest peer speaks
  *   at once); then the one that has kept us waiting longest (since accept,
- *   or since we answered its hello), then the earliest accepted. A connection gets at
- *   least one loop iteration to speak: only when every candidate arrived in
- *   the current millisecond is the newcomer refused instead. Either way the
+ *   or since we answered its hello), then the earliest accepted. A
+ *   connection gets at least one loop iteration to speak: only when every
+ *   candidate arrived in the current millisecond is the newcomer refused
+ *   instead. Either way the
  *   dropped connection gets the overload notice (cluster/secure.h,
  *   lmz_secure_overload_notice: 6 unauthenticated bytes) and is closed, so
  *   a CLI says "overloaded", not "wrong key", and retries
@@ -65,8 +66,8 @@
  *   which delays the honest peer until it wins a retry. Log lines about shed
  *   and timed-out unauthenticated connections are rate-limited (one summary
  *   per second).
- *   Cost per unauthenticated connection (the bound review): one sock (about 1.5 KiB
- *   with its secure state; the secure state only once admitted), at most
+ *   Cost per unauthenticated connection (the bound review): one sock
+ *   (about 1.5 KiB with its secure state, set up only once admitted), at most
  *   LMZ_SECURE_HS_MAX + 4 bytes buffered (a longer or malformed handshake
  *   message fails at once), our 63-byte hello and at most the 6-byte notice
  *   sent, two X25519 operations (our keypair on admission, the key exchange

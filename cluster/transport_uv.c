@@ -776,7 +776,8 @@ static void dial(lmz_conn_t *c) {
 /* The key a source is limited by: its IPv4 address (also when IPv4-mapped)
  * or its IPv6 /64 (what one host usually controls). len 0 = unknown. */
 static uint8_t addr_key(const struct sockaddr_storage *sa, uint8_t key[8]) {
-  static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
+                                       0, 0, 0, 0, 0xff, 0xff};
   if (sa->ss_family == AF_INET) {
     memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
     return 4;
@@ -793,7 +794,8 @@ static uint8_t addr_key(const struct sockaddr_storage *sa, uint8_t key[8]) {
 }
 
 static bool same_addr(const sock *a, const sock *b) {
-  return a->addr_len == b->addr_len && memcmp(a->addr, b->addr, a->addr_len) == 0;
+  return a->addr_len == b->addr_len &&
+         memcmp(a->addr, b->addr, a->addr_len) == 0;
 }
 
 /* From the address of a configured (managed) peer: shed after strangers. */
