@@ -1305,6 +1305,42 @@ static void test_shed_order_and_notice(void **state) {
   loop_teardown(&loop);
 }
 
+/* The notice at the secure layer, before and after the responder's hello:
+ * LMZ_EOVERLOAD with peer_overloaded, and it stays failed. */
+static void test_overload_notice_secure(void **state) {
+  (void)state;
+  uint8_t notice[LMZ_SECURE_OVERLOAD_NOTICE_LEN];
+  lmz_secure_overload_notice(notice);
+  assert_memory_equal(notice, NOTICE, sizeof NOTICE);
+  for (int after_hello = 0; after_hello < 2; after_hello++) {
+    lmz_secure i, r;
+    lmz_buf a = LMZ_BUF_INIT, b = LMZ_BUF_INIT, pl = LMZ_BUF_INIT;
+    lmz_secure_init(&i, LMZ_SECURE_INITIATOR, KEY, NULL);
+    lmz_secure_init(&r, LMZ_SECURE_RESPONDER, KEY, NULL);
+    assert_int_equal(lmz_secure_start(&i, &a), 0);
+    if (after_hello) { /* i got r's hello, sent its proof: WAIT_AUTH */
+      assert_int_equal(lmz_secure_feed(&r, a.data, a.len, &b, &pl), 0);
+      lmz_buf_reset(&a);
+      assert_int_equal(lmz_secure_feed(&i, b.data, b.len, &a, &pl), 0);
+      assert_true(lmz_secure_can_send(&i));
+    }
+    lmz_buf_reset(&a);
+    assert_int_equal(lmz_secure_feed(&i, notice, sizeof notice, &a, &pl),
+                     LMZ_EOVERLOAD);
+    assert_true(i.peer_overloaded);
+    assert_false(i.peer_rejected);
+    assert_non_null(strstr(i.errmsg, "overloaded"));
+    assert_int_equal(lmz_secure_feed(&i, notice, sizeof notice, &a, &pl),
+                     LMZ_EOVERLOAD); /* terminal */
+    assert_int_equal(pl.len, 0);
+    lmz_secure_free(&i);
+    lmz_secure_free(&r);
+    lmz_buf_free(&a);
+    lmz_buf_free(&b);
+    lmz_buf_free(&pl);
+  }
+}
+
 /* The notice as a client sees it: "overloaded", not "wrong key". A pool of
  * one, held by a silent connection on a stopped fake clock: the server
  * refuses every newcomer; the rpc client retries until its deadline. */
@@ -1361,6 +1397,7 @@ int main(void) {
       cmocka_unit_test(test_parse_addr),
       cmocka_unit_test(test_deadlines_fake_time),
       cmocka_unit_test(test_shed_order_and_notice),
+      cmocka_unit_test(test_overload_notice_secure),
       cmocka_unit_test(test_rpc_client_overloaded),
       cmocka_unit_test(test_flood_rpc_client_same_address),
       cmocka_unit_test(test_flood_rejoin_fake_time),
