@@ -1057,6 +1057,27 @@ static bool c2_both_up(cluster2 *c) {
   return ab && ba && lmz_conn_is_up(ab) && lmz_conn_is_up(ba);
 }
 
+/* b restarts while both floods go on. The flood is back the moment b
+ * listens, ahead of a's redial and of b's own dial's answer (what the issue
+ * measured: a restarted node kept out for as long as the flood lasted). */
+static void c2_restart_b(cluster2 *c, lmz_conn_t *ab, uint64_t deadline) {
+  node_close(&c->loop, &c->b);
+  while (lmz_conn_is_up(ab)) {
+    assert_true(tl_now_ms() < deadline);
+    c2_step(c, false);
+  }
+  node_start(&c->loop, &c->b, 2, &c->ob);
+  for (int k = 0; k < 2; k++) { /* reap the dead ones, reopen all */
+    for (int i = 2; i < 4; i++) {
+      c->fl[i].burst = 150;
+      flood_pump(&c->fl[i]);
+      c->fl[i].burst = 10;
+    }
+  }
+  lmz_conn_t *ba;
+  assert_int_equal(lmz_transport_connect(&c->b.t, 1, c->addr_a, &ba), 0);
+}
+
 static void test_flood_rejoin_fake_time(void **state) {
   (void)state;
   cluster2 *c = calloc(1, sizeof *c);
@@ -1088,25 +1109,7 @@ static void test_flood_rejoin_fake_time(void **state) {
   struct lmz_transport_metrics ma;
   lmz_transport_metrics(&c->a.t, &ma);
   assert_int_equal(ma.handshaking, 24);
-  /* b restarts while both floods go on. */
-  node_close(&c->loop, &c->b);
-  while (lmz_conn_is_up(ab)) {
-    assert_true(tl_now_ms() < deadline);
-    c2_step(c, false);
-  }
-  /* The flood is back the moment b listens, ahead of a's redial and of
-   * b's own dial's answer (what the issue measured: a restarted node kept
-   * out for as long as the flood lasted). */
-  node_start(&c->loop, &c->b, 2, &c->ob);
-  for (int k = 0; k < 2; k++) { /* reap the dead ones, reopen all */
-    for (int i = 2; i < 4; i++) {
-      c->fl[i].burst = 150;
-      flood_pump(&c->fl[i]);
-      c->fl[i].burst = 10;
-    }
-  }
-  lmz_conn_t *ba;
-  assert_int_equal(lmz_transport_connect(&c->b.t, 1, c->addr_a, &ba), 0);
+  c2_restart_b(c, ab, deadline);
   /* b's first dial goes at once and a redials within its backoff_max (100
    * ms): both are linked again within 300 ms of fake time. */
   uint64_t t0 = fake_now(&c->clk), real0 = tl_now_ms();
@@ -1221,88 +1224,108 @@ static int join(uv_loop_t *loop, node *n, const char *src) {
   return fd;
 }
 
-static void test_shed_order_and_notice(void **state) {
-  (void)state;
+/* A server on fake time with a pool of 3, 2 per address; 127.0.0.9 is a
+ * configured peer's address (a managed conn that never gets through). */
+typedef struct shed_fx {
   uv_loop_t loop;
-  uv_loop_init(&loop);
-  fake_clock clk = 1000;
+  fake_clock clk;
   node s;
-  struct lmz_transport_options o = base_opts(&s, "127.0.0.1:0");
+  int fds[16], n;
+} shed_fx;
+
+static void shed_start(shed_fx *f) {
+  memset(f, 0, sizeof *f);
+  uv_loop_init(&f->loop);
+  f->clk = 1000;
+  struct lmz_transport_options o = base_opts(&f->s, "127.0.0.1:0");
   o.now_ms = fake_now;
-  o.clock = &clk;
+  o.clock = &f->clk;
   o.max_handshaking = 3;
   o.max_handshaking_per_addr = 2;
-  node_start(&loop, &s, 1, &o);
-  lmz_conn_t *member; /* 127.0.0.9 is a configured peer's address */
-  assert_int_equal(lmz_transport_connect(&s.t, 9, "127.0.0.9:1", &member), 0);
-  /* Per address: a full share of newcomers of this millisecond: the next
-   * one is refused (each gets one turn)... */
-  int a1 = join(&loop, &s, "127.0.0.2"), a2 = join(&loop, &s, "127.0.0.2");
-  int a3 = join(&loop, &s, "127.0.0.2");
+  node_start(&f->loop, &f->s, 1, &o);
+  lmz_conn_t *member;
+  assert_int_equal(lmz_transport_connect(&f->s.t, 9, "127.0.0.9:1", &member),
+                   0);
+}
+
+static int shed_join(shed_fx *f, const char *src) {
+  return f->fds[f->n++] = join(&f->loop, &f->s, src);
+}
+
+static void shed_end(shed_fx *f) {
+  struct lmz_transport_metrics m;
+  lmz_transport_metrics(&f->s.t, &m);
+  assert_true(m.handshaking <= 3);
+  assert_int_equal(m.first_byte_timeouts + m.handshake_timeouts, 0);
+  for (int i = 0; i < f->n; i++)
+    close(f->fds[i]);
+  node_close(&f->loop, &f->s);
+  loop_teardown(&f->loop);
+}
+
+/* One address's share: refusal within a millisecond, the oldest silent one
+ * first, one that spoke only when no silent one may go; the notice even
+ * after our hello. */
+static void test_shed_per_address(void **state) {
+  (void)state;
+  shed_fx f;
+  shed_start(&f);
+  int a1 = shed_join(&f, "127.0.0.2"), a2 = shed_join(&f, "127.0.0.2");
+  int a3 = shed_join(&f, "127.0.0.2"); /* all had no turn yet: refused */
   assert_true(got_notice(a3));
-  /* ...a millisecond later the oldest silent one makes room. */
-  fake_set(&clk, 1001);
-  int a4 = join(&loop, &s, "127.0.0.2");
+  fake_set(&f.clk, 1001); /* a millisecond later the oldest makes room */
+  int a4 = shed_join(&f, "127.0.0.2");
   assert_true(got_notice(a1));
   assert_true(still_open(a2) && still_open(a4));
-  /* The silent go before those that spoke, though a2 waits longer now. */
   assert_int_equal(send(a2, flood_hello, sizeof flood_hello, 0),
                    (ssize_t)sizeof flood_hello);
-  uint8_t buf[128];
+  uint8_t hs[256];
   ssize_t r;
-  while ((r = recv(a2, buf, sizeof buf, MSG_DONTWAIT)) <= 0)
-    uv_run(&loop, UV_RUN_NOWAIT); /* its hello is answered at 1001 */
-  fake_set(&clk, 1002);
-  int a5 = join(&loop, &s, "127.0.0.2");
+  while ((r = recv(a2, hs, sizeof hs, MSG_DONTWAIT)) <= 0)
+    uv_run(&f.loop, UV_RUN_NOWAIT); /* its hello is answered at 1001 */
+  fake_set(&f.clk, 1002); /* the silent a4 goes before a2, who spoke */
+  int a5 = shed_join(&f, "127.0.0.2");
   assert_true(got_notice(a4));
   assert_true(still_open(a2) && still_open(a5));
-  /* The whole pool (3): a member's address is never shed for a stranger;
-   * strangers are shed for a member. */
-  int m1 = join(&loop, &s, "127.0.0.9");
-  fake_set(&clk, 1003);
-  int m2 = join(&loop, &s, "127.0.0.9"); /* full: a5 (silent) goes */
+  fake_set(&f.clk, 1003);
+  int a6 = shed_join(&f, "127.0.0.2"); /* a5, silent, goes */
   assert_true(got_notice(a5));
-  fake_set(&clk, 1004);
-  int m3 = join(&loop, &s, "127.0.0.9"); /* per address: m1 goes */
-  assert_true(got_notice(m1));
-  fake_set(&clk, 1005);
-  int x1 = join(&loop, &s, "127.0.0.3"); /* a2 is the only stranger left */
-  uint8_t hs[256];
+  int a7 = shed_join(&f, "127.0.0.2"); /* a6 too new: a2 goes */
   size_t n = 0;
   uint64_t deadline = tl_now_ms() + LIVE_MS;
   while (tl_now_ms() < deadline &&
-         (r = recv(a2, hs + n, sizeof hs - n, 0)) > 0) /* notice after hello */
+         (r = recv(a2, hs + n, sizeof hs - n, 0)) > 0)
     n += (size_t)r;
   assert_true(n >= sizeof NOTICE &&
               memcmp(hs + n - sizeof NOTICE, NOTICE, sizeof NOTICE) == 0);
-  fake_set(&clk, 1006);
-  int x2 = join(&loop, &s, "127.0.0.4"); /* only x1 (1005) and members */
+  assert_true(still_open(a6) && still_open(a7));
+  shed_end(&f);
+}
+
+/* The whole pool: strangers go before connections from a configured
+ * peer's address, and a stranger never displaces one of those. */
+static void test_shed_strangers_before_members(void **state) {
+  (void)state;
+  shed_fx f;
+  shed_start(&f);
+  int m1 = shed_join(&f, "127.0.0.9"), s1 = shed_join(&f, "127.0.0.3");
+  fake_set(&f.clk, 1001);
+  int m2 = shed_join(&f, "127.0.0.9"); /* the pool (3) is full */
+  fake_set(&f.clk, 1002);
+  int x1 = shed_join(&f, "127.0.0.4"); /* s1 goes, though m1 is as old */
+  assert_true(got_notice(s1));
+  assert_true(still_open(m1) && still_open(m2) && still_open(x1));
+  int x2 = shed_join(&f, "127.0.0.5"); /* x1 too new, members' left: */
+  assert_true(got_notice(x2));         /* the stranger is refused */
+  assert_true(still_open(m1) && still_open(m2) && still_open(x1));
+  fake_set(&f.clk, 1003);
+  int m3 = shed_join(&f, "127.0.0.9"); /* members' share (2): m1 goes */
+  assert_true(got_notice(m1));
+  fake_set(&f.clk, 1004);
+  int x3 = shed_join(&f, "127.0.0.6"); /* the stranger x1 goes */
   assert_true(got_notice(x1));
-  fake_set(&clk, 1007);
-  int x3 = join(&loop, &s, "127.0.0.4"); /* x2 goes: same address */
-  assert_true(got_notice(x2));
-  /* m2, m3 and x3, too new to go: a stranger may not displace a member's
-   * address, so the newcomer is refused... */
-  int x4 = join(&loop, &s, "127.0.0.5");
-  assert_true(got_notice(x4));
-  assert_true(still_open(x3) && still_open(m2) && still_open(m3));
-  /* ...until x3 has had its turn. */
-  fake_set(&clk, 1008);
-  int x5 = join(&loop, &s, "127.0.0.5");
-  assert_true(got_notice(x3));
-  assert_true(still_open(x5) && still_open(m2) && still_open(m3));
-  struct lmz_transport_metrics m;
-  lmz_transport_metrics(&s.t, &m);
-  assert_true(m.handshaking <= 3);
-  assert_int_equal(m.first_byte_timeouts + m.handshake_timeouts, 0);
-  print_message("evictions %llu, refusals %llu\n",
-                (unsigned long long)m.handshake_evictions,
-                (unsigned long long)m.handshake_refusals);
-  int fds[] = {a1, a2, a3, a4, a5, m1, m2, m3, x1, x2, x3, x4, x5};
-  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
-    close(fds[i]);
-  node_close(&loop, &s);
-  loop_teardown(&loop);
+  assert_true(still_open(m2) && still_open(m3) && still_open(x3));
+  shed_end(&f);
 }
 
 /* The notice at the secure layer, before and after the responder's hello:
@@ -1396,7 +1419,8 @@ int main(void) {
       cmocka_unit_test(test_init_errors_and_close_status),
       cmocka_unit_test(test_parse_addr),
       cmocka_unit_test(test_deadlines_fake_time),
-      cmocka_unit_test(test_shed_order_and_notice),
+      cmocka_unit_test(test_shed_per_address),
+      cmocka_unit_test(test_shed_strangers_before_members),
       cmocka_unit_test(test_overload_notice_secure),
       cmocka_unit_test(test_rpc_client_overloaded),
       cmocka_unit_test(test_flood_rpc_client_same_address),
