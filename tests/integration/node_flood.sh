@@ -2,7 +2,7 @@
 # The node port under a flood of unauthenticated connections (issue 15 item
 # 1): 300 connections held from the CLI's own address, 127.0.0.1 (half idle,
 # half stalled after a valid secure hello), each reopened when the node drops
-# it at up to 2000 new connections a second, bounded to 100000 connections
+# it at up to 1000 new connections a second, bounded to 100000 connections
 # and 120 s. Meanwhile `lmz call` must
 # succeed every time within its 10 s timeout, the node must restart on the
 # same port and serve again, the dropped connections must have been told
@@ -18,7 +18,7 @@ PORT=${NODE##*:}
 ok "lmzd --dev starts on port $PORT"
 
 STOP=$T/flood.stop STATS=$T/flood.stats
-node "$SRC/tests/lib/node_flood.mjs" 127.0.0.1 "$PORT" 127.0.0.1 300 2000 100000 "$STOP" "$STATS" &
+node "$SRC/tests/lib/node_flood.mjs" 127.0.0.1 "$PORT" 127.0.0.1 300 1000 100000 "$STOP" "$STATS" &
 FLOOD_PID=$!
 PIDS+=("$FLOOD_PID")
 check "the flood holds 300 connections" wait_until 30 test -s "$STATS"
