@@ -635,8 +635,10 @@ static void security_failure(sock *s, int err, bool sent_reject) {
   if (s->conn)
     snprintf(node, sizeof node, " (node %llu)",
              (unsigned long long)s->conn->peer_id);
-  LMZ_LOG_WARN(&log_ns, "closing connection %s%s: %s: %s [%s]", s->peer, node,
-               what, s->sec.errmsg, lmz_err_name(err));
+  /* s->handshaking: a stranger (not yet proved the key), free to repeat */
+  if (!s->handshaking || quiet_log_due(s->t))
+    LMZ_LOG_WARN(&log_ns, "closing connection %s%s: %s: %s [%s]", s->peer,
+                 node, what, s->sec.errmsg, lmz_err_name(err));
   if (!sent_reject) {
     sock_close(s, err);
     return;
