@@ -63,9 +63,9 @@
  *   longest; the exception is a flooder that opens more than
  *   max_handshaking_per_addr connections per round trip *from the honest
  *   peer's own address* (or more than max_handshaking from everywhere),
- *   which delays the honest peer until it wins a retry. Log lines about shed
- *   and timed-out unauthenticated connections are rate-limited (one summary
- *   per second).
+ *   which delays the honest peer until it wins a retry. Log lines about
+ *   shed, timed-out and failed unauthenticated connections are rate-limited
+ *   (one line, then one summary per second).
  *   Cost per unauthenticated connection (the bound review): one sock
  *   (about 1.5 KiB with its secure state, set up only once admitted), at most
  *   LMZ_SECURE_HS_MAX + 4 bytes buffered (a longer or malformed handshake
