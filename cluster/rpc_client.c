@@ -13,7 +13,11 @@
  *     cluster key (wrong key?)"; a node that cannot prove the key -> says so.
  *  4. EOF in the handshake: LMZ_ECLOSED, with the likely reason.
  *  5. tampered/replayed record or oversize length: the secure layer's
- *     error; the client is unusable afterwards (every call returns it). */
+ *     error; the client is unusable afterwards (every call returns it).
+ *  6. the node shed our handshake for load (its overload notice, see
+ *     cluster/transport.h "Node port limits"): connect again after a short
+ *     randomized pause (20 ms doubling to 500 ms) until the deadline; if it
+ *     passes, LMZ_EOVERLOAD "handshake failed: the node is overloaded ...". */
 #include "cluster/rpc_client.h"
 
 #include <ctype.h>
@@ -23,6 +27,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +356,38 @@ static void client_free(lmz_rpc_client *c) {
   free(c);
 }
 
+/* Back to the state before a connection attempt (failure mode 6). */
+static void client_reset(lmz_rpc_client *c, const uint8_t *key) {
+  if (c->fd >= 0)
+    close(c->fd);
+  c->fd = -1;
+  c->dead = 0;
+  c->got_hello = false;
+  lmz_secure_free(&c->sec);
+  lmz_secure_init(&c->sec, LMZ_SECURE_INITIATOR, key, NULL);
+  lmz_frame_splitter_free(&c->frames);
+  lmz_frame_splitter_init(&c->frames, 0);
+  lmz_buf_reset(&c->out);
+  lmz_buf_reset(&c->plain);
+  c->plain_off = 0;
+}
+
+static int connect_until(lmz_rpc_client *c, const char *hostport,
+                         const uint8_t *key, int timeout_ms) {
+  int64_t deadline = mono_ms() + timeout_ms;
+  uint32_t pause = 20;
+  for (;;) {
+    int rv = open_socket(c, hostport, deadline, timeout_ms);
+    if (rv == 0)
+      rv = handshake(c, deadline, timeout_ms);
+    if (rv != LMZ_EOVERLOAD || remaining(deadline) <= (int)pause)
+      return rv;
+    client_reset(c, key);
+    poll(NULL, 0, (int)(pause / 2 + randombytes_uniform(pause / 2 + 1)));
+    pause = pause < 250 ? pause * 2 : 500;
+  }
+}
+
 int lmz_rpc_connect(lmz_rpc_client **out, const char *hostport,
                     const uint8_t *key, int timeout_ms, char *errmsg) {
   *out = NULL;
@@ -365,10 +402,7 @@ int lmz_rpc_connect(lmz_rpc_client **out, const char *hostport,
   snprintf(c->target, sizeof c->target, "%s", hostport);
   lmz_secure_init(&c->sec, LMZ_SECURE_INITIATOR, key, NULL);
   lmz_frame_splitter_init(&c->frames, 0);
-  int64_t deadline = mono_ms() + timeout_ms;
-  int rv = open_socket(c, hostport, deadline, timeout_ms);
-  if (rv == 0)
-    rv = handshake(c, deadline, timeout_ms);
+  int rv = connect_until(c, hostport, key, timeout_ms);
   if (rv) {
     if (errmsg)
       memcpy(errmsg, c->errmsg, LMZ_ERRMSG_LEN);

@@ -40,6 +40,9 @@ typedef struct lmz_rpc_client lmz_rpc_client;
  *   LMZ_EAUTH      "handshake failed: the node rejected our cluster key
  *                  (wrong key?)", or the node could not prove the key
  *   LMZ_ECLOSED    the node closed the connection during the handshake
+ *   LMZ_EOVERLOAD  "handshake failed: the node is overloaded ..." (the node
+ *                  kept shedding our handshake for load until the deadline;
+ *                  each shed is retried after a short pause)
  *   LMZ_EBADMSG / LMZ_EBADVERSION / LMZ_ENOMEM */
 int lmz_rpc_connect(lmz_rpc_client **out, const char *hostport,
                     const uint8_t *key, int timeout_ms, char *errmsg);

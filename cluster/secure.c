@@ -19,7 +19,10 @@
  *      |  AUTH_R = 02 | MAC_K("lmz/1 auth responder" || th) |  (constant
  *      |  [records R->I under k_r2i]                         |   time)
  *      |<----------------------------------------------------|
- *      |  or, if AUTH_I was wrong: REJECT = 03 | reason, close|
+ *      |  or, if AUTH_I was wrong: REJECT = 03 | 01, close   |
+ *   At any point before its proof, R may instead drop I for load:
+ *      |  REJECT = 03 | 02 (overloaded), close              |
+ *      |<----------------------------------------------------|
  *   I verifies AUTH_R before reading any record.
  *
  * Why this holds:
@@ -49,7 +52,9 @@
  *     other version: LMZ_EBADVERSION;
  *  3. low-order X25519 point (kx fails): LMZ_EAUTH;
  *  4. bad proof: LMZ_EAUTH (a responder queues a REJECT for the initiator);
- *  5. REJECT received: LMZ_EAUTH with peer_rejected set;
+ *  5. REJECT received: LMZ_EAUTH with peer_rejected set; reason
+ *     OVERLOADED (lmz_secure_overload_notice): LMZ_EOVERLOAD with
+ *     peer_overloaded set;
  *  6. record authentication failure: LMZ_EAUTH (fail = RECORD). */
 #include "cluster/secure.h"
 
@@ -61,6 +66,7 @@ enum { MSG_HELLO = 1, MSG_AUTH = 2, MSG_REJECT = 3 };
 #define AUTH_LEN 33u  /* type + 32-byte MAC */
 #define REJECT_LEN 2u /* type + reason */
 #define REJECT_BAD_PROOF 1u
+#define REJECT_OVERLOADED 2u /* the node shed us for load (no key needed) */
 
 _Static_assert(LMZ_SECURE_HELLO_LEN == 3 + crypto_kx_PUBLICKEYBYTES + 24,
                "hello layout");
@@ -194,13 +200,31 @@ static int derive(lmz_secure *s, const uint8_t *peer_hello, lmz_buf *out) {
   return rv ? fail(s, rv, LMZ_SECURE_FAIL_HANDSHAKE, "out of memory") : 0;
 }
 
+/* A REJECT from the responder (initiator only). Unauthenticated: it only
+ * picks the error message (secure.h, lmz_secure_overload_notice). */
+static int on_reject(lmz_secure *s, uint8_t reason) {
+  if (reason == REJECT_OVERLOADED) {
+    s->peer_overloaded = true;
+    return fail(s, LMZ_EOVERLOAD, LMZ_SECURE_FAIL_HANDSHAKE,
+                "the node is overloaded: it dropped our handshake (too many "
+                "connections waiting to authenticate); retry later");
+  }
+  s->peer_rejected = true;
+  return fail(s, LMZ_EAUTH, LMZ_SECURE_FAIL_HANDSHAKE,
+              "the node rejected our cluster key (wrong key?)");
+}
+
+void lmz_secure_overload_notice(uint8_t out[LMZ_SECURE_OVERLOAD_NOTICE_LEN]) {
+  _Static_assert(LMZ_SECURE_OVERLOAD_NOTICE_LEN == 4 + REJECT_LEN, "notice");
+  lmz_frame_put_len(out, REJECT_LEN);
+  out[4] = MSG_REJECT;
+  out[5] = REJECT_OVERLOADED;
+}
+
 static int on_hello(lmz_secure *s, const uint8_t *b, size_t len, lmz_buf *out) {
   if (len == REJECT_LEN && b[0] == MSG_REJECT &&
-      s->role == LMZ_SECURE_INITIATOR) {
-    s->peer_rejected = true; /* cannot happen with a v1 responder; be kind */
-    return fail(s, LMZ_EAUTH, LMZ_SECURE_FAIL_HANDSHAKE,
-                "the node rejected our cluster key (wrong key?)");
-  }
+      s->role == LMZ_SECURE_INITIATOR)
+    return on_reject(s, b[1]); /* overloaded; a key reject cannot come yet */
   if (len != LMZ_SECURE_HELLO_LEN || b[0] != MSG_HELLO)
     return fail(s, LMZ_EBADMSG, LMZ_SECURE_FAIL_HANDSHAKE,
                 "malformed handshake hello (not an lmz node port peer?)");
@@ -222,11 +246,8 @@ static int on_hello(lmz_secure *s, const uint8_t *b, size_t len, lmz_buf *out) {
 
 static int on_auth(lmz_secure *s, const uint8_t *b, size_t len, lmz_buf *out) {
   if (len == REJECT_LEN && b[0] == MSG_REJECT &&
-      s->role == LMZ_SECURE_INITIATOR) {
-    s->peer_rejected = true;
-    return fail(s, LMZ_EAUTH, LMZ_SECURE_FAIL_HANDSHAKE,
-                "the node rejected our cluster key (wrong key?)");
-  }
+      s->role == LMZ_SECURE_INITIATOR)
+    return on_reject(s, b[1]);
   if (len != AUTH_LEN || b[0] != MSG_AUTH)
     return fail(s, LMZ_EBADMSG, LMZ_SECURE_FAIL_HANDSHAKE,
                 "malformed handshake proof");

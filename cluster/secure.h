@@ -76,6 +76,7 @@ typedef struct lmz_secure {
   uint8_t state;       /* enum lmz_secure_state */
   uint8_t fail;        /* enum lmz_secure_fail, once state == FAILED */
   bool peer_rejected;  /* the peer told us our proof of K was wrong */
+  bool peer_overloaded; /* the peer dropped the handshake for load */
   int err;             /* the error returned once FAILED */
   uint64_t n_tx, n_rx; /* next record counter per direction */
   lmz_frame_splitter in;
@@ -103,6 +104,7 @@ int lmz_secure_start(lmz_secure *s, lmz_buf *out);
 /* Consumes received bytes. Handshake replies are appended to `out`; decrypted
  * application bytes are appended to `plain`. Returns 0, or on failure (the
  * state becomes FAILED and every later call returns the same code):
+ *   LMZ_EOVERLOAD   (initiator) the peer sent the overload notice
  *   LMZ_EAUTH       wrong proof of K (either side), a peer's reject notice, or
  *                   a record that fails authentication: tampered, replayed,
  *                   reordered, truncated or injected (s->errmsg says which)
@@ -123,6 +125,24 @@ bool lmz_secure_can_send(const lmz_secure *s);
 static inline bool lmz_secure_is_open(const lmz_secure *s) {
   return s->state == LMZ_SECURE_OPEN;
 }
+
+/* The overload notice: what a responder sends, instead of (or after) its
+ * hello, to a connection it drops before authentication because too many
+ * connections are waiting to authenticate (cluster/transport.h, "Node port
+ * limits"). It is a REJECT handshake message with reason 2:
+ *
+ *   | 00 00 00 02 | 03 (REJECT) | 02 (OVERLOADED) |
+ *     length (BE)   type          reason
+ *
+ * It is not authenticated (the responder sends it before anyone proved K),
+ * so an initiator only uses it to choose its error: it fails the handshake
+ * with LMZ_EOVERLOAD ("the node is overloaded ...") and sets
+ * peer_overloaded. Anyone on the path could forge it, but such an attacker
+ * can as well reset the connection: it reveals nothing and grants nothing.
+ * Reason 1 (BAD_PROOF) is the wrong-key notice; other reasons are treated
+ * like it. */
+#define LMZ_SECURE_OVERLOAD_NOTICE_LEN 6u
+void lmz_secure_overload_notice(uint8_t out[LMZ_SECURE_OVERLOAD_NOTICE_LEN]);
 
 /* Exact bytes lmz_secure_seal() appends for `n` plaintext bytes. */
 size_t lmz_secure_sealed_len(size_t n);

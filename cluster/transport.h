@@ -34,6 +34,47 @@
  *   - A connection that has not finished the handshake and Hello within
  *     handshake_timeout_ms is closed.
  *
+ * Node port limits (what the port tolerates from peers without the key):
+ *   An incoming connection is *unauthenticated* from accept until its peer
+ *   has proved the cluster key (one round trip for an honest peer); only
+ *   those are limited, an authenticated peer is trusted. Memory and sockets
+ *   for them are bounded by max_handshaking (all sources) and
+ *   max_handshaking_per_addr (one IPv4 address or IPv6 /64), and time by
+ *   first_bytes_timeout_ms (accept to the first byte) and
+ *   handshake_timeout_ms (accept to the Hello). When a new connection finds
+ *   its address's share or the whole pool full, the transport *evicts* one
+ *   instead of refusing the newcomer: among the unauthenticated connections
+ *   (of the newcomer's address when its share is full), those from no
+ *   configured peer's address (a managed conn's IP) go first, so strangers
+ *   never starve members (a stranger never displaces one from a member's
+ *   address: it is refused instead); then silent ones (an honest peer speaks
+ *   at once); then the one that has kept us waiting longest (since accept,
+ *   or since we answered its hello), then the earliest accepted. A
+ *   connection gets at least one loop iteration to speak: only when every
+ *   candidate arrived in the current millisecond is the newcomer refused
+ *   instead. Either way the
+ *   dropped connection gets the overload notice (cluster/secure.h,
+ *   lmz_secure_overload_notice: 6 unauthenticated bytes) and is closed, so
+ *   a CLI says "overloaded", not "wrong key", and retries
+ *   (cluster/rpc_client.h); a managed peer redials with its backoff.
+ *   Consequences: a flood of idle or never-finishing connections, from any
+ *   number of addresses, cannot keep an honest peer out, since an honest
+ *   peer needs the slot for one round trip and is never the one that waited
+ *   longest; the exception is a flooder that opens more than
+ *   max_handshaking_per_addr connections per round trip *from the honest
+ *   peer's own address* (or more than max_handshaking from everywhere),
+ *   which delays the honest peer until it wins a retry. Log lines about
+ *   shed, timed-out and failed unauthenticated connections are rate-limited
+ *   (one line, then one summary per second).
+ *   Cost per unauthenticated connection (the bound review): one sock
+ *   (about 1.5 KiB with its secure state, set up only once admitted), at most
+ *   LMZ_SECURE_HS_MAX + 4 bytes buffered (a longer or malformed handshake
+ *   message fails at once), our 63-byte hello and at most the 6-byte notice
+ *   sent, two X25519 operations (our keypair on admission, the key exchange
+ *   on its hello); no frame is parsed and no callback runs before the key
+ *   is proved. Per accepted connection the pool bookkeeping is O(sockets);
+ *   the tick's scan is O(sockets) every <= 250 ms.
+ *
  * Security events (wrong key, failed record authentication, oversize,
  * malformed frames, handshake timeouts) close the connection, are logged on
  * "lmz.cluster.transport" and counted in the metrics.
@@ -91,12 +132,22 @@ struct lmz_transport_options {
   uint32_t max_frame;          /* frame body cap [16 MiB] */
   size_t max_pending_bytes;    /* per conn: queued + unwritten [8 MiB] */
   uint32_t max_pending_frames; /* per conn: queued, not yet flushed [65536] */
-  uint32_t max_handshaking;    /* incoming not yet UP [64]; more are refused */
+  uint32_t max_handshaking;    /* incoming unauthenticated [128]; see "Node
+                                  port limits" for what happens at the cap */
   uint32_t ping_interval_ms;   /* [1000] */
   uint32_t dead_timeout_ms;    /* [5000] */
-  uint32_t handshake_timeout_ms; /* [5000] */
+  uint32_t handshake_timeout_ms; /* accept/dial to Hello [2000] */
   uint32_t backoff_min_ms;       /* [50] */
   uint32_t backoff_max_ms;       /* [2000] */
+  /* Added later (zero-initialised callers get the defaults): */
+  uint32_t max_handshaking_per_addr; /* unauthenticated per source [16] */
+  uint32_t first_bytes_timeout_ms;   /* incoming: accept to 1st byte [1000] */
+  /* The time source every deadline above is measured with; NULL =
+   * uv_now(loop). The transport's own timers still fire on the loop (every
+   * tick interval, <= 250 ms); with a fake clock call lmz_transport_tick()
+   * after advancing it to act at once. Called on the loop thread. */
+  uint64_t (*now_ms)(void *clock);
+  void *clock; /* passed to now_ms */
 };
 
 /* Counters since init; read with lmz_transport_metrics(). */
@@ -111,6 +162,11 @@ struct lmz_transport_metrics {
   uint64_t pings_sent;
   uint64_t duplicates_retired; /* simultaneous dials resolved */
   uint64_t sockets_open;       /* gauge: TCP connections open now */
+  /* Node port limits: unauthenticated connections dropped for load. */
+  uint64_t handshake_evictions; /* an older one made room for a newcomer */
+  uint64_t handshake_refusals;  /* the newcomer itself (all were too new) */
+  uint64_t first_byte_timeouts; /* silent past first_bytes_timeout_ms */
+  uint64_t handshaking;         /* gauge: unauthenticated incoming now */
 };
 
 struct lmz__sock;
@@ -124,7 +180,10 @@ struct lmz__transport_private {
   bool listening, closing;
   int bound_port;
   unsigned n_handles; /* open handles; close completes at 0 */
-  unsigned n_handshaking;
+  unsigned n_handshaking;  /* unauthenticated incoming socks (the pool) */
+  uint64_t accept_seq;     /* orders socks accepted in the same ms */
+  uint64_t quiet_log_ms;   /* rate limit for shed/timeout log lines */
+  uint64_t quiet_unlogged; /* events since the last such line */
   uint64_t incarnation, ping_seq;
   struct lmz__sock *socks; /* every TCP connection */
   lmz_conn_t *conns;       /* every logical peer link */
@@ -149,6 +208,11 @@ struct lmz_transport_s {
  * closing. On success close with lmz_transport_close(). */
 int lmz_transport_init(uv_loop_t *loop, lmz_transport_t *t,
                        const struct lmz_transport_options *opts);
+/* Runs the periodic checks now (deadlines, dead peers, pings, retiring
+ * duplicates, due redials) against the injected clock. The transport runs
+ * them from its own timer too; tests on a fake clock call this after
+ * advancing it. No-op while closing. */
+void lmz_transport_tick(lmz_transport_t *t);
 /* The bound TCP port (useful with port 0), or 0 when not listening. */
 int lmz_transport_port(const lmz_transport_t *t);
 /* Copies the counters. */

@@ -23,14 +23,19 @@
  *     oversize record or frame, malformed frame, first frame not Hello:
  *     logged, counted, closed at once.
  *  3. handshake not done within handshake_timeout_ms (also covers a TCP
- *     connect that hangs): closed.
+ *     connect that hangs), or an incoming connection silent for
+ *     first_bytes_timeout_ms: closed.
  *  4. nothing received for dead_timeout_ms: closed, DOWN(LMZ_ETIMEOUT).
  *  5. peer closes / connection error: DOWN; a managed conn redials with
  *     exponential backoff and jitter; its queue survives (bounded).
  *  6. slow or absent peer: queued + unwritten bytes reach max_pending_bytes
  *     (or frames reach max_pending_frames): lmz_conn_send -> LMZ_EOVERLOAD.
- *  7. too many incoming connections still handshaking: new ones are closed
- *     at once (an unauthenticated flood cannot grow memory).
+ *  7. too many unauthenticated incoming connections (per source address or
+ *     in all): the one that kept us waiting longest is shed with the
+ *     overload notice, strangers' before configured peers' (transport.h,
+ *     "Node port limits"); the newcomer only when all arrived this very
+ *     millisecond. Memory, sockets and time per unauthenticated peer stay
+ *     bounded, and an honest peer needing one round trip gets through.
  *  8. both sides dialed: the connection dialed by the lower node id wins,
  *     the other is retired: nothing more is sent on it, frames still in
  *     flight on it are delivered, and it is closed once it has been quiet for
@@ -79,13 +84,19 @@ struct lmz__sock {
   lmz_conn_t *conn; /* set at dial, or at the incoming Hello */
   sock *next, *prev;
   uint8_t state;
-  bool dialed, hello_sent,
-      handshaking; /* handshaking: counted in n_handshaking */
-  int status;      /* close reason */
+  bool dialed, hello_sent;
+  bool handshaking; /* incoming, unauthenticated: in the pool (mode 7) */
+  bool got_bytes;   /* anything received yet */
+  bool member_addr; /* from the address of a managed peer */
+  uint8_t addr_len; /* source address key: IPv4, or IPv6 /64 */
+  uint8_t addr[8];
+  int status; /* close reason */
   lmz_secure sec;
   lmz_buf plain; /* decrypted bytes of the current read */
   lmz_frame_splitter frames;
   uint64_t start_ms, last_rx_ms, last_tx_ms;
+  uint64_t wait_since_ms; /* pooled: since accept / our last handshake bytes */
+  uint64_t accept_seq;
   uv_connect_t connect_req;
   uv_shutdown_t shutdown_req;
   char peer[64]; /* "ip:port", for logs */
@@ -99,6 +110,8 @@ struct lmz_conn_s {
   char addr[64];
   struct sockaddr_storage sa;
   bool managed, closing, dirty, timer_open;
+  bool redial_pending; /* a dial is due at redial_at (injected clock) */
+  uint64_t redial_at;
   sock *cur;  /* the UP sock frames go out on; NULL = down */
   sock *dial; /* our dial in progress */
   unsigned n_socks, attempts;
@@ -119,10 +132,33 @@ typedef struct wreq {
 static void sock_close(sock *s, int status);
 static void dial(lmz_conn_t *conn);
 static void on_flush(uv_prepare_t *h);
+static void on_backoff_timer(uv_timer_t *h);
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static uint64_t now_ms(lmz_transport_t *t) { return uv_now(t->loop); }
+static uint64_t now_ms(lmz_transport_t *t) {
+  const struct lmz_transport_options *o = &P(t)->opts;
+  return o->now_ms ? o->now_ms(o->clock) : uv_now(t->loop);
+}
+
+/* Shed and timed-out unauthenticated connections are an attacker's to
+ * multiply: one line for the first, then at most one summary a second. */
+static bool quiet_log_due(lmz_transport_t *t) {
+  struct lmz__transport_private *p = P(t);
+  uint64_t now = now_ms(t);
+  if (p->quiet_log_ms && now - p->quiet_log_ms < 1000) {
+    p->quiet_unlogged++;
+    return false;
+  }
+  if (p->quiet_unlogged)
+    LMZ_LOG_WARN(&log_ns,
+                 "%llu more unauthenticated connections shed or timed out "
+                 "in the last second",
+                 (unsigned long long)p->quiet_unlogged);
+  p->quiet_log_ms = now ? now : 1;
+  p->quiet_unlogged = 0;
+  return true;
+}
 
 static void report(lmz_conn_t *conn, int state, int status) {
   lmz_transport_t *t = conn->t;
@@ -213,12 +249,27 @@ static void on_timer_closed(uv_handle_t *h) {
   maybe_finish_close(t);
 }
 
-static void on_backoff(uv_timer_t *h) {
-  lmz_conn_t *c = h->data;
-  if (c->closing || c->cur || c->dial)
+/* Dials if the backoff has passed on the injected clock; the uv timer (and
+ * the tick) only wake us up. */
+static void maybe_redial(lmz_conn_t *c, uint64_t now) {
+  if (!c->redial_pending || c->closing)
     return;
+  if (c->cur || c->dial) {
+    c->redial_pending = false;
+    return;
+  }
+  if (now < c->redial_at) {
+    uv_timer_start(&c->backoff, on_backoff_timer, c->redial_at - now, 0);
+    return;
+  }
+  c->redial_pending = false;
   c->t->priv.m.reconnects++;
   dial(c);
+}
+
+static void on_backoff_timer(uv_timer_t *h) {
+  lmz_conn_t *c = h->data;
+  maybe_redial(c, now_ms(c->t));
 }
 
 /* Exponential backoff with jitter in [d/2, d]. */
@@ -230,7 +281,9 @@ static void schedule_dial(lmz_conn_t *c) {
     d = o->backoff_max_ms;
   d = d / 2 + randombytes_uniform((uint32_t)(d / 2 + 1));
   c->attempts++;
-  uv_timer_start(&c->backoff, on_backoff, d, 0);
+  c->redial_pending = true;
+  c->redial_at = now_ms(c->t) + d;
+  uv_timer_start(&c->backoff, on_backoff_timer, d, 0);
 }
 
 /* ---- socks -------------------------------------------------------------- */
@@ -241,11 +294,11 @@ static sock *sock_new(lmz_transport_t *t, bool dialed) {
     return NULL;
   s->t = t;
   s->dialed = dialed;
-  lmz_secure_init(&s->sec, dialed ? LMZ_SECURE_INITIATOR : LMZ_SECURE_RESPONDER,
-                  P(t)->key, NULL);
+  if (dialed) /* incoming: once admitted (an X25519 keypair each) */
+    lmz_secure_init(&s->sec, LMZ_SECURE_INITIATOR, P(t)->key, NULL);
   lmz_buf_init(&s->plain);
   lmz_frame_splitter_init(&s->frames, P(t)->opts.max_frame);
-  s->start_ms = s->last_rx_ms = s->last_tx_ms = now_ms(t);
+  s->start_ms = s->last_rx_ms = s->last_tx_ms = s->wait_since_ms = now_ms(t);
   uv_tcp_init(t->loop, &s->tcp);
   s->tcp.data = s;
   P(t)->n_handles++;
@@ -298,13 +351,18 @@ static void on_sock_closed(uv_handle_t *h) {
   maybe_finish_close(t);
 }
 
-static void sock_close(sock *s, int status) {
-  if (s->state == S_CLOSING)
-    return;
+/* The sock proved the key, failed or closes: it no longer holds a slot. */
+static void leave_pool(sock *s) {
   if (s->handshaking) {
     s->handshaking = false;
     s->t->priv.n_handshaking--;
   }
+}
+
+static void sock_close(sock *s, int status) {
+  if (s->state == S_CLOSING)
+    return;
+  leave_pool(s);
   s->status = status;
   s->state = S_CLOSING;
   uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
@@ -407,6 +465,7 @@ static void promote(lmz_conn_t *c, sock *s) {
   if (c->cur == NULL) {
     c->cur = s;
     c->attempts = 0;
+    c->redial_pending = false;
     if (c->timer_open)
       uv_timer_stop(&c->backoff);
     if (c->out.len)
@@ -477,10 +536,7 @@ static int on_hello(sock *s, const Lmz__Frame *f) {
     return LMZ_ENOMEM;
   }
   s->state = S_UP;
-  if (s->handshaking) {
-    s->handshaking = false;
-    P(t)->n_handshaking--;
-  }
+  leave_pool(s);
   if (c->incarnation && h->incarnation != c->incarnation)
     LMZ_LOG_INFO(&log_ns, "peer %llu restarted (new incarnation)",
                  (unsigned long long)h->node_id);
@@ -579,13 +635,16 @@ static void security_failure(sock *s, int err, bool sent_reject) {
   if (s->conn)
     snprintf(node, sizeof node, " (node %llu)",
              (unsigned long long)s->conn->peer_id);
-  LMZ_LOG_WARN(&log_ns, "closing connection %s%s: %s: %s [%s]", s->peer, node,
-               what, s->sec.errmsg, lmz_err_name(err));
+  /* s->handshaking: a stranger (not yet proved the key), free to repeat */
+  if (!s->handshaking || quiet_log_due(s->t))
+    LMZ_LOG_WARN(&log_ns, "closing connection %s%s: %s: %s [%s]", s->peer,
+                 node, what, s->sec.errmsg, lmz_err_name(err));
   if (!sent_reject) {
     sock_close(s, err);
     return;
   }
   s->status = err; /* failure mode 1: let the reject notice reach the peer */
+  leave_pool(s);   /* draining ends within one iteration or the timeout */
   s->state = S_DRAINING;
   uv_read_stop((uv_stream_t *)&s->tcp);
   s->shutdown_req.data = s;
@@ -626,14 +685,17 @@ static void on_bytes(sock *s, const uint8_t *p, size_t n) {
     if (write_copy(s, out->data, out->len) != 0)
       return;
     sent = true;
+    s->wait_since_ms = now_ms(t); /* the peer's turn again (mode 7) */
   }
   if (rv < 0) {
     security_failure(
         s, rv, sent && s->sec.fail == LMZ_SECURE_FAIL_HANDSHAKE && !s->dialed);
     return;
   }
-  if (!was_open && lmz_secure_is_open(&s->sec))
+  if (!was_open && lmz_secure_is_open(&s->sec)) {
     P(t)->m.handshakes_ok++;
+    leave_pool(s); /* proved the key: trusted from here on */
+  }
   if (s->plain.len)
     process_plain(s);
 }
@@ -656,6 +718,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   }
   s->t->priv.m.bytes_in += (uint64_t)nread;
   s->last_rx_ms = now_ms(s->t);
+  s->got_bytes = true;
   on_bytes(s, (const uint8_t *)buf->base, (size_t)nread);
 }
 
@@ -710,7 +773,46 @@ static void dial(lmz_conn_t *c) {
     sock_close(s, rv); /* its close callback schedules the next attempt */
 }
 
-static void peer_string(sock *s) {
+/* ---- the unauthenticated pool (failure mode 7) -------------------------- */
+
+/* The key a source is limited by: its IPv4 address (also when IPv4-mapped)
+ * or its IPv6 /64 (what one host usually controls). len 0 = unknown. */
+static uint8_t addr_key(const struct sockaddr_storage *sa, uint8_t key[8]) {
+  static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
+                                       0, 0, 0, 0, 0xff, 0xff};
+  if (sa->ss_family == AF_INET) {
+    memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    return 4;
+  }
+  if (sa->ss_family != AF_INET6)
+    return 0;
+  const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+  if (memcmp(a, v4mapped, sizeof v4mapped) == 0) {
+    memcpy(key, a + 12, 4);
+    return 4;
+  }
+  memcpy(key, a, 8);
+  return 8;
+}
+
+static bool same_addr(const sock *a, const sock *b) {
+  return a->addr_len == b->addr_len &&
+         memcmp(a->addr, b->addr, a->addr_len) == 0;
+}
+
+/* From the address of a configured (managed) peer: shed after strangers. */
+static bool is_member_addr(lmz_transport_t *t, const sock *s) {
+  for (const lmz_conn_t *c = P(t)->conns; c; c = c->next) {
+    uint8_t key[8];
+    uint8_t n = c->managed && !c->closing ? addr_key(&c->sa, key) : 0;
+    if (n && n == s->addr_len && memcmp(key, s->addr, n) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* Fills s->peer ("ip:port", for logs) and the address key. */
+static void peer_address(sock *s) {
   struct sockaddr_storage sa;
   int len = sizeof sa;
   char ip[48] = "?";
@@ -723,8 +825,81 @@ static void peer_string(sock *s) {
       uv_ip4_name((struct sockaddr_in *)&sa, ip, sizeof ip);
       port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
     }
+    s->addr_len = addr_key(&sa, s->addr);
   }
   snprintf(s->peer, sizeof s->peer, "%s:%d", ip, port);
+}
+
+/* True if `a` goes before `b`: strangers before members' addresses, the
+ * silent before those that spoke (an honest peer speaks at once, so a
+ * flood of idle connections never displaces it), then whoever has kept us
+ * waiting longest, then the earlier accepted. */
+static bool shed_first(const sock *a, const sock *b) {
+  if (a->member_addr != b->member_addr)
+    return !a->member_addr;
+  if (a->got_bytes != b->got_bytes)
+    return !a->got_bytes;
+  if (a->wait_since_ms != b->wait_since_ms)
+    return a->wait_since_ms < b->wait_since_ms;
+  return a->accept_seq < b->accept_seq;
+}
+
+/* The pooled sock to shed for newcomer `n` (only from n's address when
+ * `same_only`), or NULL: every candidate had its turn this millisecond (it
+ * gets at least one read), or only members' are left and `n` is a
+ * stranger. */
+static sock *pick_victim(lmz_transport_t *t, const sock *n, bool same_only) {
+  uint64_t now = now_ms(t);
+  sock *v = NULL;
+  for (sock *s = P(t)->socks; s; s = s->next) {
+    if (!s->handshaking || s->wait_since_ms >= now ||
+        (same_only && !same_addr(s, n)))
+      continue;
+    if (!v || shed_first(s, v))
+      v = s;
+  }
+  if (v && v->member_addr && !n->member_addr)
+    return NULL;
+  return v;
+}
+
+/* Drops an unauthenticated sock for load: the overload notice (best effort:
+ * 6 bytes into an idle socket buffer), then close. */
+static void shed(sock *s, bool evicted) {
+  lmz_transport_t *t = s->t;
+  if (evicted)
+    P(t)->m.handshake_evictions++;
+  else
+    P(t)->m.handshake_refusals++;
+  if (quiet_log_due(t))
+    LMZ_LOG_WARN(&log_ns,
+                 "%s %s: %u connections waiting to authenticate (node port "
+                 "limits; further ones are summarised)",
+                 evicted ? "evicting" : "refusing", s->peer,
+                 P(t)->n_handshaking);
+  uint8_t notice[LMZ_SECURE_OVERLOAD_NOTICE_LEN];
+  lmz_secure_overload_notice(notice);
+  uv_buf_t b = uv_buf_init((char *)notice, sizeof notice);
+  if (uv_try_write((uv_stream_t *)&s->tcp, &b, 1) > 0)
+    P(t)->m.bytes_out += sizeof notice;
+  sock_close(s, LMZ_EOVERLOAD);
+}
+
+/* Makes room in the pool for newcomer `n`: false = refuse `n` itself. */
+static bool make_room(lmz_transport_t *t, sock *n) {
+  const struct lmz_transport_options *o = &P(t)->opts;
+  unsigned same = 0;
+  for (const sock *s = P(t)->socks; s; s = s->next)
+    if (s->handshaking && same_addr(s, n))
+      same++;
+  bool per_addr = same >= o->max_handshaking_per_addr;
+  if (!per_addr && P(t)->n_handshaking < o->max_handshaking)
+    return true;
+  sock *v = pick_victim(t, n, per_addr);
+  if (!v)
+    return false;
+  shed(v, true);
+  return true;
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -744,16 +919,16 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   P(t)->m.conns_accepted++;
-  peer_string(s);
-  if (P(t)->n_handshaking >= P(t)->opts.max_handshaking) { /* mode 7 */
-    P(t)->m.handshake_failures++;
-    LMZ_LOG_WARN(&log_ns, "refusing %s: %u connections already handshaking",
-                 s->peer, P(t)->n_handshaking);
-    sock_close(s, LMZ_EOVERLOAD);
+  peer_address(s);
+  s->accept_seq = ++P(t)->accept_seq;
+  s->member_addr = is_member_addr(t, s);
+  if (!make_room(t, s)) { /* mode 7 */
+    shed(s, false);
     return;
   }
   s->handshaking = true;
   P(t)->n_handshaking++;
+  lmz_secure_init(&s->sec, LMZ_SECURE_RESPONDER, P(t)->key, NULL);
   set_sock_options(s);
   int rv = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
   if (rv)
@@ -781,13 +956,19 @@ static void check_sock(sock *s, uint64_t now) {
   if (s->state == S_CLOSING)
     return;
   if (s->state != S_UP && s->state != S_RETIRING) {
-    if (now - s->start_ms < o->handshake_timeout_ms)
+    bool silent = !s->dialed && !s->got_bytes && s->state == S_HANDSHAKE &&
+                  now - s->start_ms >= o->first_bytes_timeout_ms;
+    if (!silent && now - s->start_ms < o->handshake_timeout_ms)
       return;
-    if (s->state != S_DRAINING) {
+    if (silent)
+      m->first_byte_timeouts++;
+    else if (s->state != S_DRAINING)
       m->handshake_timeouts++;
-      LMZ_LOG_WARN(&log_ns, "closing connection %s: no handshake within %u ms",
-                   s->peer, o->handshake_timeout_ms);
-    }
+    if (s->state != S_DRAINING && (s->dialed || quiet_log_due(s->t)))
+      LMZ_LOG_WARN(&log_ns, "closing connection %s: %s within %u ms", s->peer,
+                   silent ? "not a byte" : "no handshake",
+                   silent ? o->first_bytes_timeout_ms
+                          : o->handshake_timeout_ms);
     sock_close(s, LMZ_ETIMEOUT);
     return;
   }
@@ -809,11 +990,19 @@ static void check_sock(sock *s, uint64_t now) {
     send_ping(s);
 }
 
-static void on_tick(uv_timer_t *h) {
-  lmz_transport_t *t = h->data;
+static void run_checks(lmz_transport_t *t) {
   uint64_t now = now_ms(t);
   for (sock *s = P(t)->socks; s; s = s->next)
     check_sock(s, now); /* closing does not unlink: safe to iterate */
+  for (lmz_conn_t *c = P(t)->conns; c; c = c->next)
+    maybe_redial(c, now); /* dialing adds socks, never conns */
+}
+
+static void on_tick(uv_timer_t *h) { run_checks(h->data); }
+
+void lmz_transport_tick(lmz_transport_t *t) {
+  if (!P(t)->closing)
+    run_checks(t);
 }
 
 /* ---- public API --------------------------------------------------------- */
@@ -888,13 +1077,17 @@ static void fill_defaults(struct lmz_transport_options *o) {
   if (!o->max_pending_frames)
     o->max_pending_frames = 65536;
   if (!o->max_handshaking)
-    o->max_handshaking = 64;
+    o->max_handshaking = 128;
+  if (!o->max_handshaking_per_addr)
+    o->max_handshaking_per_addr = 16;
+  if (!o->first_bytes_timeout_ms)
+    o->first_bytes_timeout_ms = 1000;
   if (!o->ping_interval_ms)
     o->ping_interval_ms = 1000;
   if (!o->dead_timeout_ms)
     o->dead_timeout_ms = 5000;
   if (!o->handshake_timeout_ms)
-    o->handshake_timeout_ms = 5000;
+    o->handshake_timeout_ms = 2000;
   if (!o->backoff_min_ms)
     o->backoff_min_ms = 50;
   if (!o->backoff_max_ms)
@@ -909,6 +1102,8 @@ static uint64_t tick_interval(const struct lmz_transport_options *o) {
     m = o->dead_timeout_ms;
   if (o->handshake_timeout_ms < m)
     m = o->handshake_timeout_ms;
+  if (o->first_bytes_timeout_ms < m)
+    m = o->first_bytes_timeout_ms;
   m /= 4;
   return m < 5 ? 5 : m > 250 ? 250 : m;
 }
@@ -972,6 +1167,7 @@ int lmz_transport_port(const lmz_transport_t *t) {
 void lmz_transport_metrics(const lmz_transport_t *t,
                            struct lmz_transport_metrics *out) {
   *out = t->priv.m;
+  out->handshaking = t->priv.n_handshaking;
   out->sockets_open = 0;
   for (const sock *s = t->priv.socks; s; s = s->next)
     out->sockets_open++;
