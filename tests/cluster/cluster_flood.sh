@@ -10,11 +10,12 @@
 . "$(dirname "$0")/../lib/it_lib.sh"
 ROOT=${LMZ_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v node >/dev/null || { echo "cluster_flood.sh: node not found"; exit 1; }
-export LMZ_CLUSTER_DIR=$T/cluster LMZ_BIN_DIR=$BIN
-export LMZ_PORT_OFFSET=$(( 1000 + ($$ * 11) % 18000 ))
+# Every node binds port 0 and reports it (no clash under ctest -j); a
+# restarted node gets a new port, so port() asks each time.
+export LMZ_CLUSTER_DIR=$T/cluster LMZ_BIN_DIR=$BIN LMZ_PORT_OFFSET=ephemeral
 DC="$ROOT/deploy/dev-cluster.sh"
 KEY=$LMZ_CLUSTER_DIR/cluster.key
-port() { echo $(( 7100 + $1 + LMZ_PORT_OFFSET )); }
+port() { "$DC" port "$1"; }
 c() { local n=$1; shift; "$BIN/lmz" call --node "127.0.0.1:$(port "$n")" --key-file "$KEY" --timeout 10000 "$@"; }
 st() { "$BIN/lmz" status --node "127.0.0.1:$(port "$1")" --key-file "$KEY"; }
 stop_all() { touch "$T/stop"; "$DC" stop >/dev/null 2>&1; for n in 1 2 3; do "$DC" kill "$n" >/dev/null 2>&1; done; }
