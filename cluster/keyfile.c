@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +28,6 @@
 #include "core/file.h"
 
 #define KEYFILE_MAX 4096
-
-static void msg(char *errmsg, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void msg(char *errmsg, const char *fmt, ...) {
-  if (!errmsg)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(errmsg, LMZ_ERRMSG_LEN, fmt, ap);
-  va_end(ap);
-}
 
 void lmz_keyfile_generate(uint8_t key[LMZ_KEYFILE_KEY_LEN]) {
   randombytes_buf(key, LMZ_KEYFILE_KEY_LEN);
@@ -67,7 +55,8 @@ int lmz_keyfile_parse(const char *text, size_t len,
     rv = sodium_base642bin(key, LMZ_KEYFILE_KEY_LEN, text, len, NULL, &got,
                            &end, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
   else {
-    msg(errmsg,
+    lmz__errmsg_printf(
+        errmsg,
         "the key must be 32 bytes written as 64 hex digits or base64 "
         "(found %zu characters)",
         len);
@@ -75,7 +64,8 @@ int lmz_keyfile_parse(const char *text, size_t len,
   }
   if (rv != 0 || got != LMZ_KEYFILE_KEY_LEN || end != text + len) {
     sodium_memzero(key, LMZ_KEYFILE_KEY_LEN);
-    msg(errmsg, "the key is not valid %s", len == 64 ? "hex" : "base64");
+    lmz__errmsg_printf(errmsg, "the key is not valid %s",
+                       len == 64 ? "hex" : "base64");
     return LMZ_EBADCONFIG;
   }
   return 0;
@@ -85,22 +75,23 @@ int lmz_keyfile_parse(const char *text, size_t len,
 static int check_stat(int fd, const char *path, char *errmsg) {
   struct stat st;
   if (fstat(fd, &st) != 0) {
-    msg(errmsg, "key file %s: %s", path, strerror(errno));
+    lmz__errmsg_printf(errmsg, "key file %s: %s", path, strerror(errno));
     return LMZ_EIO;
   }
   if (!S_ISREG(st.st_mode)) {
-    msg(errmsg, "key file %s is not a regular file", path);
+    lmz__errmsg_printf(errmsg, "key file %s is not a regular file", path);
     return LMZ_EACCESS;
   }
   if (st.st_mode & 077) {
-    msg(errmsg,
+    lmz__errmsg_printf(
+        errmsg,
         "key file %s has permissions %04o, too open: other users could read "
         "the cluster key; run `chmod 600 %s`",
         path, (unsigned)(st.st_mode & 07777), path);
     return LMZ_EACCESS;
   }
   if (st.st_size > KEYFILE_MAX) {
-    msg(errmsg, "key file %s is too large to be a key", path);
+    lmz__errmsg_printf(errmsg, "key file %s is too large to be a key", path);
     return LMZ_EBADCONFIG;
   }
   return 0;
@@ -112,11 +103,13 @@ int lmz_keyfile_load(const char *path, uint8_t key[LMZ_KEYFILE_KEY_LEN],
   if (fd < 0) {
     int e = errno;
     if (e == ENOENT) {
-      msg(errmsg, "key file %s does not exist; create one with `lmz keygen`",
+      lmz__errmsg_printf(
+          errmsg, "key file %s does not exist; create one with `lmz keygen`",
           path);
       return LMZ_ENOTFOUND;
     }
-    msg(errmsg, "cannot open key file %s: %s", path, strerror(e));
+    lmz__errmsg_printf(errmsg, "cannot open key file %s: %s", path,
+                       strerror(e));
     return e == EACCES ? LMZ_EACCESS : LMZ_EIO;
   }
   int rv = check_stat(fd, path, errmsg);
@@ -124,19 +117,20 @@ int lmz_keyfile_load(const char *path, uint8_t key[LMZ_KEYFILE_KEY_LEN],
   size_t n = 0;
   int e = rv ? 0 : lmz_read_upto(fd, text, sizeof text, &n);
   if (e) {
-    msg(errmsg, "cannot read key file %s: %s", path, strerror(-e));
+    lmz__errmsg_printf(errmsg, "cannot read key file %s: %s", path,
+                       strerror(-e));
     rv = LMZ_EIO;
   }
   close(fd);
   if (rv == 0 && n > KEYFILE_MAX) {
-    msg(errmsg, "key file %s is too large to be a key", path);
+    lmz__errmsg_printf(errmsg, "key file %s is too large to be a key", path);
     rv = LMZ_EBADCONFIG;
   }
   if (rv == 0) {
     char why[LMZ_ERRMSG_LEN];
     rv = lmz_keyfile_parse(text, n, key, why);
     if (rv)
-      msg(errmsg, "key file %s: %s", path, why);
+      lmz__errmsg_printf(errmsg, "key file %s: %s", path, why);
   }
   sodium_memzero(text, sizeof text);
   return rv;
@@ -153,10 +147,11 @@ static int publish(const char *tmp, const char *path, int overwrite,
   if (r == 0)
     return 0;
   if (e == EEXIST) {
-    msg(errmsg, "key file %s already exists; not replacing it", path);
+    lmz__errmsg_printf(errmsg, "key file %s already exists; not replacing it",
+                       path);
     return LMZ_EEXIST;
   }
-  msg(errmsg, "cannot write key file %s: %s", path, strerror(e));
+  lmz__errmsg_printf(errmsg, "cannot write key file %s: %s", path, strerror(e));
   return LMZ_EIO;
 }
 
@@ -164,12 +159,13 @@ int lmz_keyfile_save(const char *path, const uint8_t key[LMZ_KEYFILE_KEY_LEN],
                      int overwrite, char *errmsg) {
   char tmp[4096];
   if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
-    msg(errmsg, "key file path too long");
+    lmz__errmsg_printf(errmsg, "key file path too long");
     return LMZ_EIO;
   }
   int fd = mkstemp(tmp); /* mode 0600 */
   if (fd < 0) {
-    msg(errmsg, "cannot create key file next to %s: %s", path, strerror(errno));
+    lmz__errmsg_printf(errmsg, "cannot create key file next to %s: %s", path,
+                       strerror(errno));
     return LMZ_EIO;
   }
   char text[2 * LMZ_KEYFILE_KEY_LEN + 2];
@@ -183,7 +179,8 @@ int lmz_keyfile_save(const char *path, const uint8_t key[LMZ_KEYFILE_KEY_LEN],
     bad = 1;
   if (bad) {
     unlink(tmp);
-    msg(errmsg, "cannot write key file %s: %s", path, strerror(e));
+    lmz__errmsg_printf(errmsg, "cannot write key file %s: %s", path,
+                       strerror(e));
     return LMZ_EIO;
   }
   return publish(tmp, path, overwrite, errmsg);

@@ -84,17 +84,6 @@ static char to_upper(char ch) {
   return (ch >= 'a' && ch <= 'z') ? (char)(ch - 'a' + 'A') : ch;
 }
 
-__attribute__((format(printf, 2, 3))) static int set_err(char *errmsg,
-                                                         const char *fmt, ...) {
-  if (errmsg != NULL) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errmsg, LMZ_ERRMSG_LEN, fmt, ap);
-    va_end(ap);
-  }
-  return LMZ_EINVAL;
-}
-
 /* "cron field N (name): <detail>". */
 __attribute__((format(printf, 2, 3))) static int
 field_err(const struct field_ctx *f, const char *fmt, ...) {
@@ -277,13 +266,17 @@ static int parse_fields(const char *s, size_t len, lmz_cron *out,
   const char *tok[N_FIELDS];
   size_t tok_len[N_FIELDS];
   int n = split_fields(s, s + len, tok, tok_len);
-  if (n == 0)
-    return set_err(errmsg, "cron expression is empty");
-  if (n != N_FIELDS)
-    return set_err(errmsg,
-                   "cron expression has %d fields, expected 5 (minute hour "
-                   "day-of-month month day-of-week) or a macro like @daily",
-                   n);
+  if (n == 0) {
+    lmz__errmsg_printf(errmsg, "cron expression is empty");
+    return LMZ_EINVAL;
+  }
+  if (n != N_FIELDS) {
+    lmz__errmsg_printf(errmsg,
+                       "cron expression has %d fields, expected 5 (minute hour "
+                       "day-of-month month day-of-week) or a macro like @daily",
+                       n);
+    return LMZ_EINVAL;
+  }
   uint64_t bits[N_FIELDS];
   for (int i = 0; i < N_FIELDS; i++) {
     struct field_ctx f = {&specs[i], i, tok[i], tok_len[i], 0, errmsg};
@@ -323,27 +316,34 @@ static int parse_macro(const char *s, const char *end, lmz_cron *out,
   for (size_t i = 0; i < LMZ_ARRAY_SIZE(macros); i++) {
     if (!name_equal_ci(s, n, macros[i].name))
       continue;
-    if (rest != end)
-      return set_err(errmsg, "cron macro %s takes no other fields",
-                     macros[i].name);
+    if (rest != end) {
+      lmz__errmsg_printf(errmsg, "cron macro %s takes no other fields",
+                         macros[i].name);
+      return LMZ_EINVAL;
+    }
     const char *x = macros[i].expansion;
     return parse_fields(x, strlen(x), out, errmsg);
   }
-  return set_err(errmsg,
-                 "unknown cron macro \"%.*s\" (known: @yearly @annually "
-                 "@monthly @weekly @daily @midnight @hourly)",
-                 (int)(n > 32 ? 32 : n), s);
+  lmz__errmsg_printf(errmsg,
+                     "unknown cron macro \"%.*s\" (known: @yearly @annually "
+                     "@monthly @weekly @daily @midnight @hourly)",
+                     (int)(n > 32 ? 32 : n), s);
+  return LMZ_EINVAL;
 }
 
 int lmz_cron_parse(const char *expr, lmz_cron *out, char *errmsg) {
-  if (expr == NULL || out == NULL)
-    return set_err(errmsg, "cron expression is NULL");
+  if (expr == NULL || out == NULL) {
+    lmz__errmsg_printf(errmsg, "cron expression is NULL");
+    return LMZ_EINVAL;
+  }
   size_t len = 0;
   while (len <= LMZ_CRON_MAX_LEN && expr[len] != '\0')
     len++;
-  if (len > LMZ_CRON_MAX_LEN)
-    return set_err(errmsg, "cron expression longer than %d bytes",
-                   LMZ_CRON_MAX_LEN);
+  if (len > LMZ_CRON_MAX_LEN) {
+    lmz__errmsg_printf(errmsg, "cron expression longer than %d bytes",
+                       LMZ_CRON_MAX_LEN);
+    return LMZ_EINVAL;
+  }
   const char *s = expr, *end = expr + len;
   while (s < end && is_blank(*s))
     s++;

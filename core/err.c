@@ -41,6 +41,8 @@ const char *lmz_err_name(int err) {
 }
 
 void lmz__errmsg_printf(char *buf, const char *fmt, ...) {
+  if (buf == NULL)
+    return;
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, LMZ_ERRMSG_LEN, fmt, ap);
@@ -48,6 +50,8 @@ void lmz__errmsg_printf(char *buf, const char *fmt, ...) {
 }
 
 void lmz__errmsg_wrapf(char *buf, const char *fmt, ...) {
+  if (buf == NULL)
+    return;
   char prefix[LMZ_ERRMSG_LEN];
   char old[LMZ_ERRMSG_LEN];
   va_list ap;
