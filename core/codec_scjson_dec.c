@@ -14,7 +14,8 @@
  * keep their "$type" key; "function" decodes to a plain object {name}.
  * Header names are lower-cased, as the Headers class does. Strings are made
  * well-formed WTF-8 as a browser would see the text (TextDecoder, then
- * JSON.parse): bytes that are not UTF-8 become U+FFFD and a high surrogate
+ * JSON.parse): bytes that are not UTF-8 become U+FFFD (one per maximal
+ * ill-formed subpart, as TextDecoder counts) and a high surrogate
  * followed by a low one becomes their code point; so encoding what was
  * decoded always reproduces the value.
  *
@@ -50,6 +51,7 @@
 
 #include "core/codec.h"
 #include "core/json.h"
+#include "core/utf8.h"
 #include "core/value_int.h"
 
 enum tag {
@@ -144,95 +146,14 @@ static int count_node(struct dec *d, const lmz_json *at) {
 
 /* ---- strings: well-formed WTF-8 ------------------------------------------- */
 
-/* Length of the WTF-8 sequence at p (UTF-8 plus the 3-byte surrogates that
- * escapes produce) and its code point; 0 if the bytes are not one. */
-static size_t wtf8_seq(const unsigned char *p, size_t n, uint32_t *cp) {
-  unsigned c = p[0];
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  if (c < 0xC2 || c > 0xF4)
-    return 0;
-  size_t len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-  if (n < len)
-    return 0;
-  uint32_t v = c & (0x7F >> len);
-  for (size_t i = 1; i < len; i++) {
-    if ((p[i] & 0xC0) != 0x80)
-      return 0;
-    v = (v << 6) | (p[i] & 0x3F);
-  }
-  if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)))
-    return 0; /* overlong or out of range */
-  *cp = v;
-  return len;
-}
-
-static bool is_high(uint32_t cp) { return cp >= 0xD800 && cp <= 0xDBFF; }
-static bool is_low(uint32_t cp) { return cp >= 0xDC00 && cp <= 0xDFFF; }
-
-/* True when s is well-formed WTF-8: valid UTF-8 where lone surrogates are
- * allowed but a high surrogate is never directly followed by a low one. */
-static bool wtf8_ok(const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t i = 0;
-  bool prev_high = false;
-  for (; i + 8 <= n; i += 8) { /* ASCII prefix, 8 bytes at a time */
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    if (w & 0x8080808080808080ull)
-      break;
-  }
-  while (i < n && p[i] < 0x80)
-    i++;
-  while (i < n) {
-    if (p[i] < 0x80) {
-      i++;
-      prev_high = false;
-      continue;
-    }
-    uint32_t cp;
-    size_t len = wtf8_seq(p + i, n - i, &cp);
-    if (len == 0 || (prev_high && is_low(cp)))
-      return false;
-    prev_high = is_high(cp);
-    i += len;
-  }
-  return true;
-}
-
-static size_t put_utf8(unsigned char *o, uint32_t cp) {
-  if (cp < 0x80) {
-    o[0] = (unsigned char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    o[0] = (unsigned char)(0xC0 | cp >> 6);
-    o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (unsigned char)(0xE0 | cp >> 12);
-    o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (unsigned char)(0xF0 | cp >> 18);
-  o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-  return 4;
-}
-
 /* Makes *s / *n well-formed WTF-8, as a browser's TextDecoder and JSON.parse
- * would see the text: each byte that starts no valid sequence becomes
- * U+FFFD, and a high surrogate followed by a low one becomes the code point
- * of the pair. Clean strings (nearly all) are left in place; others are
- * rewritten into the arena. */
+ * would see the text: each maximal ill-formed subpart becomes one U+FFFD
+ * (core/utf8.h), and a high surrogate followed by a low one becomes the code
+ * point of the pair. Clean strings (nearly all) are left in place; others
+ * are rewritten into the arena. */
 static int clean_str(struct dec *d, const lmz_json *at, const char **s,
                      size_t *n) {
-  if (wtf8_ok(*s, *n))
+  if (lmz__wtf8_is_wellformed(*s, *n))
     return 0;
   const unsigned char *p = (const unsigned char *)*s;
   size_t len = *n, w = 0;
@@ -244,17 +165,17 @@ static int clean_str(struct dec *d, const lmz_json *at, const char **s,
   uint32_t hi = 0; /* pending high surrogate */
   for (size_t i = 0; i < len;) {
     uint32_t cp;
-    size_t sl = wtf8_seq(p + i, len - i, &cp);
+    size_t bad, sl = lmz__utf8_seq(p + i, len - i, &cp, &bad);
     if (sl == 0) {
       cp = 0xFFFD;
-      sl = 1;
+      sl = bad;
     }
-    if (hi && is_low(cp)) {
+    if (hi && lmz__utf16_is_low(cp)) {
       w -= 3; /* replace the high surrogate written just before */
-      cp = 0x10000 + ((hi - 0xD800) << 10) + (cp - 0xDC00);
+      cp = lmz__utf16_join(hi, cp);
     }
-    hi = is_high(cp) ? cp : 0;
-    w += put_utf8(o + w, cp);
+    hi = lmz__utf16_is_high(cp) ? cp : 0;
+    w += lmz__utf8_put(o + w, cp);
     i += sl;
   }
   o[w] = 0;
