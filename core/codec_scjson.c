@@ -83,6 +83,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/civil.h"
 #include "core/codec.h"
 #include "core/json.h"
 #include "core/value_int.h"
@@ -291,33 +292,16 @@ static int put_lower(lmz_buf *b, const char *s, size_t len) {
 
 /* ---- Date#toISOString ----------------------------------------------------- */
 
-/* Civil date from days since 1970-01-01 (H. Hinnant's algorithm). */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-  z += 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  unsigned doe = (unsigned)(z - era * 146097);
-  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 /* Writes the ISO string of a time value (ms since the epoch) into out (at
  * least 32 bytes); "Invalid Date" outside JavaScript's range. */
 static size_t format_iso(double ms, char *out) {
   if (!(ms >= -8.64e15 && ms <= 8.64e15))
     return (size_t)snprintf(out, 32, "Invalid Date");
   int64_t t = (int64_t)trunc(ms); /* TimeClip: integral milliseconds */
-  int64_t days = t / 86400000, rem = t % 86400000;
-  if (rem < 0) {
-    rem += 86400000;
-    days--;
-  }
-  int64_t y;
-  unsigned mo, d;
-  civil_from_days(days, &y, &mo, &d);
+  int64_t days = lmz__floor_div(t, 86400000), rem = t - days * 86400000;
+  struct lmz_civil c = lmz__civil_from_days(days);
+  int64_t y = c.y;
+  unsigned mo = c.m, d = c.d;
   unsigned h = (unsigned)(rem / 3600000), mi = (unsigned)(rem / 60000 % 60),
            s = (unsigned)(rem / 1000 % 60), msec = (unsigned)(rem % 1000);
   int n;

@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/civil.h"
 #include "core/codec.h"
 #include "core/json.h"
 #include "core/utf8.h"
@@ -506,15 +507,6 @@ static int store_elem(struct dec *d, lmz_view_kind k, const lmz_json *x,
 
 /* ---- dates ---------------------------------------------------------------- */
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
 static bool iso_digits(const char **pp, const char *end, int n, int *out) {
   int v = 0;
   for (int i = 0; i < n; i++, (*pp)++) {
@@ -597,8 +589,8 @@ static double parse_iso(const char *s, size_t len) {
   }
   if (p != end || mon < 1 || mon > 12 || day < 1 || day > 31)
     return NAN;
-  double t = (double)days_from_civil(year, (unsigned)mon, (unsigned)day) *
-                 86400000.0 + (double)tod - (double)tz;
+  int64_t days = lmz__days_from_civil(year, (unsigned)mon, (unsigned)day);
+  double t = (double)days * 86400000.0 + (double)tod - (double)tz;
   return fabs(t) <= 8.64e15 ? t : NAN;
 }
 

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/civil.h"
 #include "core/err.h"
 
 enum { F_MINUTE, F_HOUR, F_DOM, F_MONTH, F_DOW, N_FIELDS };
@@ -358,53 +359,29 @@ int lmz_cron_parse(const char *expr, lmz_cron *out, char *errmsg) {
 
 /* ---- next firing time ---------------------------------------------------
  * Calendar: proleptic Gregorian, days counted from 1970-01-01 (a Thursday),
- * after Howard Hinnant's civil_from_days ("chrono-compatible low-level date
- * algorithms"); exact for every int64 day count we can reach here. */
+ * core/civil.h. */
 
 #define MS_PER_MIN INT64_C(60000)
 #define MIN_PER_DAY 1440
 #define MS_PER_DAY (MS_PER_MIN * MIN_PER_DAY)
 
-static int64_t floor_div(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 struct civil {
   int64_t y;
-  int m, d; /* 1..12, 1..31 */
-  int wd;   /* 0 = Sunday */
+  unsigned m, d; /* 1..12, 1..31 */
+  unsigned wd;   /* 0 = Sunday */
 };
 
 static struct civil civil_from_days(int64_t z) {
-  struct civil c;
-  int64_t wd = (z + 4) % 7; /* 1970-01-01 was a Thursday (4) */
-  c.wd = (int)(wd < 0 ? wd + 7 : wd);
-  z += 719468; /* shift the epoch to 0000-03-01 */
-  int64_t era = floor_div(z, 146097);
-  int64_t doe = z - era * 146097; /* [0, 146096] */
-  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100); /* [0, 365] */
-  int64_t mp = (5 * doy + 2) / 153;                      /* [0, 11] */
-  c.d = (int)(doy - (153 * mp + 2) / 5 + 1);
-  c.m = (int)(mp < 10 ? mp + 3 : mp - 9);
-  c.y = yoe + era * 400 + (c.m <= 2);
-  return c;
-}
-
-static int days_in_month(int64_t y, int m) {
-  static const int dim[13] = {0,  31, 28, 31, 30, 31, 30,
-                              31, 31, 30, 31, 30, 31};
-  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  return (m == 2 && leap) ? 29 : dim[m];
+  struct lmz_civil c = lmz__civil_from_days(z);
+  return (struct civil){c.y, c.m, c.d, lmz__weekday_from_days(z)};
 }
 
 /* Moves `c` forward by `n` days within its month or to the 1st of the next
  * month (n <= days left in the month + 1). */
-static void civil_advance(struct civil *c, int n) {
+static void civil_advance(struct civil *c, unsigned n) {
   c->wd = (c->wd + n) % 7;
   c->d += n;
-  if (c->d > days_in_month(c->y, c->m)) {
+  if (c->d > lmz__days_in_month(c->y, c->m)) {
     c->d = 1;
     if (++c->m > 12) {
       c->m = 1;
@@ -466,16 +443,16 @@ int64_t lmz_cron_next(const lmz_cron *c, int64_t after_ms) {
   /* Keep (first candidate + horizon) in int64 ms. */
   if (after_ms > INT64_MAX - (LMZ_CRON_HORIZON_DAYS + 2) * MS_PER_DAY)
     return -1;
-  int64_t first = floor_div(after_ms, MS_PER_MIN) + 1; /* strictly after */
-  int64_t day = floor_div(first, MIN_PER_DAY);
+  int64_t first = lmz__floor_div(after_ms, MS_PER_MIN) + 1; /* strictly after */
+  int64_t day = lmz__floor_div(first, MIN_PER_DAY);
   int tod = (int)(first - day * MIN_PER_DAY);
   int h = tod / 60, mi = tod % 60;
   int64_t end_day = day + LMZ_CRON_HORIZON_DAYS;
   struct civil cv = civil_from_days(day);
   while (day < end_day) {
-    int step = 1;
+    unsigned step = 1;
     if (!((k.months >> cv.m) & 1u))
-      step = days_in_month(cv.y, cv.m) - cv.d + 1; /* skip the month */
+      step = lmz__days_in_month(cv.y, cv.m) - cv.d + 1; /* skip the month */
     else if (day_matches(&k, &cv) && first_time_in_day(&k, &h, &mi))
       return ((day * MIN_PER_DAY) + h * 60 + mi) * MS_PER_MIN;
     day += step;
