@@ -471,8 +471,8 @@ static uint8_t js_to_uint8_clamp(double x) {
 static int store_elem(struct dec *d, lmz_view_kind k, const lmz_json *x,
                       uint8_t *p) {
   int rv;
-  double v;
-  uint64_t u;
+  double v = 0;   /* set by elem_number on success; 0 quiets gcc */
+  uint64_t u = 0; /* likewise for elem_bigint */
   if (k == LMZ_VIEW_BIGINT64 || k == LMZ_VIEW_BIGUINT64) {
     if ((rv = elem_bigint(d, x, &u)) != 0)
       return rv;

@@ -16,8 +16,9 @@ static uv_once_t seed_once = UV_ONCE_INIT;
 
 static void seed_init(void) {
   /* The daemon calls sodium_init() at start; tests and tools may hash first.
-   * The result is ignored on purpose: see failure mode 1. */
-  (void)sodium_init();
+   * 0 or 1 (already initialised); < 0 is failure mode 1 and goes on. */
+  int rv = sodium_init();
+  (void)rv;
   randombytes_buf(seed_key, sizeof seed_key);
 }
 
