@@ -31,6 +31,7 @@
 
 #include "cluster/lease.h"
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/hmap.h"
 #include "lmz/value.h" /* lmz_arena */
 #include "proto/directory.pb-c.h"
@@ -818,7 +819,7 @@ int lmz_dir_snapshot(const lmz_dir *d, void *(*alloc)(size_t), void **out,
   p = put_u64(p, s->actors.n);
   p = snapshot_nodes(s, p);
   p = snapshot_actors(s, p);
-  p = put_u64(p, lmz_hash_bytes(buf, (size_t)(p - buf)));
+  p = put_u64(p, lmz_hash_stable(buf, (size_t)(p - buf)));
   LMZ_ASSERT((size_t)(p - buf) == n);
   *out = buf;
   *len = n;
@@ -953,7 +954,7 @@ static int restore_parse(struct dir_state *s, const uint8_t *buf, size_t len,
     return LMZ_EBADVERSION;
   struct rd tail = {buf + len - 8, buf + len};
   get_u64(&tail, &sum);
-  if (flags != 0 || sum != lmz_hash_bytes(buf, len - 8))
+  if (flags != 0 || sum != lmz_hash_stable(buf, len - 8))
     return LMZ_EBADMSG;
   get_u64(&r, &s->epoch_seq);
   get_u32(&r, &n_nodes);

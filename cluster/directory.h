@@ -49,7 +49,7 @@
  *   n_nodes x  u64 id | u8 state | u32 lease_ms | u64 lease_seq |
  *              u8 alen | address | u8 rlen | raft_address        (ids ascending)
  *   n_actors x u64 node_id | u64 epoch | u8 blen | u16 ilen | binding | instance
- *   u64 checksum = lmz_hash_bytes(every byte before it)
+ *   u64 checksum = lmz_hash_stable(every byte before it) (core/hash.h)
  * Restore validates everything (magic, version, bounds, unknown states,
  * duplicate or unknown ids, duplicate actors, epochs > epoch_seq, trailing
  * bytes, checksum) before it replaces the state: on error nothing changes.

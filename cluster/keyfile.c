@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,17 +29,6 @@
 #include "core/secretfile.h"
 
 #define KEYFILE_MAX 4096
-
-static void msg(char *errmsg, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void msg(char *errmsg, const char *fmt, ...) {
-  if (!errmsg)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(errmsg, LMZ_ERRMSG_LEN, fmt, ap);
-  va_end(ap);
-}
 
 void lmz_keyfile_generate(uint8_t key[LMZ_KEYFILE_KEY_LEN]) {
   randombytes_buf(key, LMZ_KEYFILE_KEY_LEN);
@@ -68,7 +56,8 @@ int lmz_keyfile_parse(const char *text, size_t len,
     rv = sodium_base642bin(key, LMZ_KEYFILE_KEY_LEN, text, len, NULL, &got,
                            &end, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
   else {
-    msg(errmsg,
+    lmz__errmsg_printf(
+        errmsg,
         "the key must be 32 bytes written as 64 hex digits or base64 "
         "(found %zu characters)",
         len);
@@ -76,7 +65,8 @@ int lmz_keyfile_parse(const char *text, size_t len,
   }
   if (rv != 0 || got != LMZ_KEYFILE_KEY_LEN || end != text + len) {
     sodium_memzero(key, LMZ_KEYFILE_KEY_LEN);
-    msg(errmsg, "the key is not valid %s", len == 64 ? "hex" : "base64");
+    lmz__errmsg_printf(errmsg, "the key is not valid %s",
+                       len == 64 ? "hex" : "base64");
     return LMZ_EBADCONFIG;
   }
   return 0;
@@ -89,14 +79,14 @@ int lmz_keyfile_load(const char *path, uint8_t key[LMZ_KEYFILE_KEY_LEN],
   int rv = lmz_secretfile_read(path, "key file", "the cluster key", text,
                                KEYFILE_MAX, &n, why);
   if (rv == LMZ_ENOTFOUND)
-    msg(errmsg, "key file %s does not exist; create one with `lmz keygen`",
+    lmz__errmsg_printf(errmsg, "key file %s does not exist; create one with `lmz keygen`",
         path);
   else if (rv)
-    msg(errmsg, "%s", why);
+    lmz__errmsg_printf(errmsg, "%s", why);
   if (rv == 0) {
     rv = lmz_keyfile_parse(text, n, key, why);
     if (rv)
-      msg(errmsg, "key file %s: %s", path, why);
+      lmz__errmsg_printf(errmsg, "key file %s: %s", path, why);
   }
   sodium_memzero(text, sizeof text);
   return rv;
@@ -112,10 +102,11 @@ static int publish(const char *tmp, const char *path, int overwrite,
   if (r == 0)
     return 0;
   if (e == EEXIST) {
-    msg(errmsg, "key file %s already exists; not replacing it", path);
+    lmz__errmsg_printf(errmsg, "key file %s already exists; not replacing it",
+                       path);
     return LMZ_EEXIST;
   }
-  msg(errmsg, "cannot write key file %s: %s", path, strerror(e));
+  lmz__errmsg_printf(errmsg, "cannot write key file %s: %s", path, strerror(e));
   return LMZ_EIO;
 }
 
@@ -123,12 +114,13 @@ int lmz_keyfile_save(const char *path, const uint8_t key[LMZ_KEYFILE_KEY_LEN],
                      int overwrite, char *errmsg) {
   char tmp[4096];
   if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
-    msg(errmsg, "key file path too long");
+    lmz__errmsg_printf(errmsg, "key file path too long");
     return LMZ_EIO;
   }
   int fd = mkstemp(tmp); /* mode 0600 */
   if (fd < 0) {
-    msg(errmsg, "cannot create key file next to %s: %s", path, strerror(errno));
+    lmz__errmsg_printf(errmsg, "cannot create key file next to %s: %s", path,
+                       strerror(errno));
     return LMZ_EIO;
   }
   char text[2 * LMZ_KEYFILE_KEY_LEN + 2];
@@ -142,7 +134,8 @@ int lmz_keyfile_save(const char *path, const uint8_t key[LMZ_KEYFILE_KEY_LEN],
     bad = 1;
   if (bad) {
     unlink(tmp);
-    msg(errmsg, "cannot write key file %s: %s", path, strerror(e));
+    lmz__errmsg_printf(errmsg, "cannot write key file %s: %s", path,
+                       strerror(e));
     return LMZ_EIO;
   }
   return publish(tmp, path, overwrite, errmsg);

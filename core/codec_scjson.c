@@ -83,6 +83,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/civil.h"
 #include "core/codec.h"
 #include "core/json.h"
 #include "core/value_int.h"
@@ -98,13 +99,6 @@ struct enc {
   lmz_value **stack; /* pass 1 work stack */
   size_t n_stack, cap_stack;
 };
-
-#define TRY(x)                                                                 \
-  do {                                                                         \
-    int rc_ = (x);                                                             \
-    if (rc_ != 0)                                                              \
-      return rc_;                                                              \
-  } while (0)
 
 #define PUT_LIT(b, s) lmz_buf_append((b), (s), sizeof(s) - 1)
 
@@ -141,34 +135,40 @@ static inline void push(struct enc *e, lmz_value *v) {
 /* Pushes the identity-bearing children of v in reverse emission order, so
  * that popping visits them in emission order. */
 static int push_children(struct enc *e, lmz_value *v) {
+  int rv;
   size_t n = v->n;
   switch ((lmz_type)v->type) {
   case LMZ_T_ARRAY:
   case LMZ_T_SET:
-    TRY(grow_ptrs(&e->stack, &e->cap_stack, e->n_stack + n));
+    if ((rv = grow_ptrs(&e->stack, &e->cap_stack, e->n_stack + n)) != 0)
+      return rv;
     for (size_t i = n; i-- > 0;)
       push(e, v->u.items[i]);
     return 0;
   case LMZ_T_OBJECT:
-    TRY(grow_ptrs(&e->stack, &e->cap_stack, e->n_stack + n));
+    if ((rv = grow_ptrs(&e->stack, &e->cap_stack, e->n_stack + n)) != 0)
+      return rv;
     for (size_t i = n; i-- > 0;)
       push(e, v->u.props[i].v);
     return 0;
   case LMZ_T_MAP:
-    TRY(grow_ptrs(&e->stack, &e->cap_stack, e->n_stack + 2 * n));
+    if ((rv = grow_ptrs(&e->stack, &e->cap_stack, e->n_stack + 2 * n)) != 0)
+      return rv;
     for (size_t i = n; i-- > 0;) {
       push(e, v->u.ents[i].v);
       push(e, v->u.ents[i].k);
     }
     return 0;
   case LMZ_T_ERROR:
-    TRY(grow_ptrs(&e->stack, &e->cap_stack, e->n_stack + n + 1));
+    if ((rv = grow_ptrs(&e->stack, &e->cap_stack, e->n_stack + n + 1)) != 0)
+      return rv;
     for (size_t i = n; i-- > 0;)
       push(e, v->u.err.props[i].v);
     push(e, v->u.err.cause);
     return 0;
   case LMZ_T_VIEW:
-    TRY(grow_ptrs(&e->stack, &e->cap_stack, e->n_stack + 1));
+    if ((rv = grow_ptrs(&e->stack, &e->cap_stack, e->n_stack + 1)) != 0)
+      return rv;
     push(e, v->u.view.buffer);
     return 0;
   default:
@@ -184,15 +184,18 @@ static int cmp_first_visit(const void *a, const void *b) {
 /* After this, for every node reached: mark = 1 (once) or 2 (aliased), and an
  * aliased node's mark_id is its alias id + 1. */
 static int count_refs(struct enc *e, lmz_value *root) {
+  int rv;
   uint32_t seq = 0;
-  TRY(grow_ptrs(&e->stack, &e->cap_stack, 64));
+  if ((rv = grow_ptrs(&e->stack, &e->cap_stack, 64)) != 0)
+    return rv;
   push(e, root);
   while (e->n_stack > 0) {
     lmz_value *v = e->stack[--e->n_stack];
     if (v->mark_epoch == e->epoch) {
       if (v->mark == 1) { /* second reference: an alias */
         v->mark = 2;
-        TRY(grow_ptrs(&e->aliases, &e->cap_alias, e->n_alias + 1));
+        if ((rv = grow_ptrs(&e->aliases, &e->cap_alias, e->n_alias + 1)) != 0)
+          return rv;
         e->aliases[e->n_alias++] = v;
       }
       continue;
@@ -200,7 +203,8 @@ static int count_refs(struct enc *e, lmz_value *root) {
     v->mark_epoch = e->epoch;
     v->mark = 1;
     v->mark_id = seq++;
-    TRY(push_children(e, v));
+    if ((rv = push_children(e, v)) != 0)
+      return rv;
   }
   if (e->n_alias > 1)
     qsort(e->aliases, e->n_alias, sizeof(*e->aliases), cmp_first_visit);
@@ -252,13 +256,17 @@ static int put_str(lmz_buf *b, const char *s, size_t len) {
 
 /* A property key, with one extra '$' when it starts with '$'. */
 static int put_key(lmz_buf *b, const char *k, size_t klen) {
+  int rv;
   if (klen == 0 || k[0] != '$') {
-    TRY(put_str(b, k, klen));
+    if ((rv = put_str(b, k, klen)) != 0)
+      return rv;
     return lmz_buf_putc(b, ':');
   }
   size_t at = b->len;
-  TRY(put_str(b, k, klen));
-  TRY(lmz_buf_append(b, "::", 2)); /* one byte of room for the '$' */
+  if ((rv = put_str(b, k, klen)) != 0)
+    return rv;
+  if ((rv = lmz_buf_append(b, "::", 2)) != 0) /* one byte of room for the '$' */
+    return rv;
   /* shift everything after the opening quote right by one, put '$' there */
   memmove(b->data + at + 2, b->data + at + 1, b->len - at - 2);
   b->data[at + 1] = '$';
@@ -266,13 +274,15 @@ static int put_key(lmz_buf *b, const char *k, size_t klen) {
 }
 
 static int put_lower(lmz_buf *b, const char *s, size_t len) {
+  int rv;
   size_t i = 0;
   while (i < len && !(s[i] >= 'A' && s[i] <= 'Z'))
     i++;
   if (i == len)
     return put_str(b, s, len);
   size_t at = b->len;
-  TRY(put_str(b, s, len));
+  if ((rv = put_str(b, s, len)) != 0)
+    return rv;
   /* ASCII upper-case letters are never escaped, so fold them in place */
   for (size_t j = at + 1; j < b->len; j++)
     if (b->data[j] >= 'A' && b->data[j] <= 'Z')
@@ -282,33 +292,16 @@ static int put_lower(lmz_buf *b, const char *s, size_t len) {
 
 /* ---- Date#toISOString ----------------------------------------------------- */
 
-/* Civil date from days since 1970-01-01 (H. Hinnant's algorithm). */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-  z += 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  unsigned doe = (unsigned)(z - era * 146097);
-  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 /* Writes the ISO string of a time value (ms since the epoch) into out (at
  * least 32 bytes); "Invalid Date" outside JavaScript's range. */
 static size_t format_iso(double ms, char *out) {
   if (!(ms >= -8.64e15 && ms <= 8.64e15))
     return (size_t)snprintf(out, 32, "Invalid Date");
   int64_t t = (int64_t)trunc(ms); /* TimeClip: integral milliseconds */
-  int64_t days = t / 86400000, rem = t % 86400000;
-  if (rem < 0) {
-    rem += 86400000;
-    days--;
-  }
-  int64_t y;
-  unsigned mo, d;
-  civil_from_days(days, &y, &mo, &d);
+  int64_t days = lmz__floor_div(t, 86400000), rem = t - days * 86400000;
+  struct lmz_civil c = lmz__civil_from_days(days);
+  int64_t y = c.y;
+  unsigned mo = c.m, d = c.d;
   unsigned h = (unsigned)(rem / 3600000), mi = (unsigned)(rem / 60000 % 60),
            s = (unsigned)(rem / 1000 % 60), msec = (unsigned)(rem % 1000);
   int n;
@@ -326,41 +319,63 @@ static size_t format_iso(double ms, char *out) {
 static int emit(struct enc *e, const lmz_value *v, uint32_t depth);
 
 static int emit_special(lmz_buf *b, const char *name) {
-  TRY(PUT_LIT(b, "{\"$type\":\"number-special\",\"value\":\""));
-  TRY(lmz_buf_append_str(b, name));
+  int rv;
+  if ((rv = PUT_LIT(b, "{\"$type\":\"number-special\",\"value\":\"")) != 0)
+    return rv;
+  if ((rv = lmz_buf_append_str(b, name)) != 0)
+    return rv;
   return PUT_LIT(b, "\"}");
 }
 
 static int emit_items(struct enc *e, lmz_value *const *items, size_t n,
                       uint32_t depth) {
-  TRY(lmz_buf_putc(e->out, '['));
+  int rv;
+  if ((rv = lmz_buf_putc(e->out, '[')) != 0)
+    return rv;
   for (size_t i = 0; i < n; i++) {
-    if (i)
-      TRY(lmz_buf_putc(e->out, ','));
-    TRY(emit(e, items[i], depth));
+    if (i) {
+      if ((rv = lmz_buf_putc(e->out, ',')) != 0)
+        return rv;
+    }
+    if ((rv = emit(e, items[i], depth)) != 0)
+      return rv;
   }
   return lmz_buf_putc(e->out, ']');
 }
 
 static int emit_object(struct enc *e, const lmz_value *v, uint32_t depth) {
-  TRY(lmz_buf_putc(e->out, '{'));
+  int rv;
+  if ((rv = lmz_buf_putc(e->out, '{')) != 0)
+    return rv;
   for (uint32_t i = 0; i < v->n; i++) {
-    if (i)
-      TRY(lmz_buf_putc(e->out, ','));
-    TRY(put_key(e->out, v->u.props[i].key, v->u.props[i].klen));
-    TRY(emit(e, v->u.props[i].v, depth));
+    if (i) {
+      if ((rv = lmz_buf_putc(e->out, ',')) != 0)
+        return rv;
+    }
+    if ((rv = put_key(e->out, v->u.props[i].key, v->u.props[i].klen)) != 0)
+      return rv;
+    if ((rv = emit(e, v->u.props[i].v, depth)) != 0)
+      return rv;
   }
   return lmz_buf_putc(e->out, '}');
 }
 
 static int emit_map(struct enc *e, const lmz_value *v, uint32_t depth) {
-  TRY(PUT_LIT(e->out, "{\"$type\":\"map\",\"entries\":["));
+  int rv;
+  if ((rv = PUT_LIT(e->out, "{\"$type\":\"map\",\"entries\":[")) != 0)
+    return rv;
   for (uint32_t i = 0; i < v->n; i++) {
-    TRY(i ? lmz_buf_append(e->out, ",[", 2) : lmz_buf_putc(e->out, '['));
-    TRY(emit(e, v->u.ents[i].k, depth));
-    TRY(lmz_buf_putc(e->out, ','));
-    TRY(emit(e, v->u.ents[i].v, depth));
-    TRY(lmz_buf_putc(e->out, ']'));
+    if ((rv = i ? lmz_buf_append(e->out, ",[", 2)
+                : lmz_buf_putc(e->out, '[')) != 0)
+      return rv;
+    if ((rv = emit(e, v->u.ents[i].k, depth)) != 0)
+      return rv;
+    if ((rv = lmz_buf_putc(e->out, ',')) != 0)
+      return rv;
+    if ((rv = emit(e, v->u.ents[i].v, depth)) != 0)
+      return rv;
+    if ((rv = lmz_buf_putc(e->out, ']')) != 0)
+      return rv;
   }
   return PUT_LIT(e->out, "]}");
 }
@@ -372,51 +387,75 @@ static bool error_std_key(const char *k, size_t n) {
 }
 
 static int emit_error(struct enc *e, const lmz_value *v, uint32_t depth) {
+  int rv;
   lmz_buf *b = e->out;
   const lmz_value *name = v->u.err.name, *msg = v->u.err.message;
-  TRY(PUT_LIT(b, "{\"$type\":\"error\",\"name\":"));
-  TRY(name ? put_str(b, name->u.str.p, name->u.str.len) : PUT_LIT(b, "\"Error\""));
-  TRY(PUT_LIT(b, ",\"message\":"));
-  TRY(msg ? put_str(b, msg->u.str.p, msg->u.str.len) : PUT_LIT(b, "\"\""));
+  if ((rv = PUT_LIT(b, "{\"$type\":\"error\",\"name\":")) != 0)
+    return rv;
+  if ((rv = name ? put_str(b, name->u.str.p, name->u.str.len)
+                 : PUT_LIT(b, "\"Error\"")) != 0)
+    return rv;
+  if ((rv = PUT_LIT(b, ",\"message\":")) != 0)
+    return rv;
+  if ((rv = msg ? put_str(b, msg->u.str.p, msg->u.str.len)
+                : PUT_LIT(b, "\"\"")) != 0)
+    return rv;
   if (v->u.err.stack) {
-    TRY(PUT_LIT(b, ",\"stack\":"));
-    TRY(put_str(b, v->u.err.stack->u.str.p, v->u.err.stack->u.str.len));
+    if ((rv = PUT_LIT(b, ",\"stack\":")) != 0)
+      return rv;
+    const lmz_value *st = v->u.err.stack;
+    if ((rv = put_str(b, st->u.str.p, st->u.str.len)) != 0)
+      return rv;
   }
   if (v->u.err.cause) {
-    TRY(PUT_LIT(b, ",\"cause\":"));
-    TRY(emit(e, v->u.err.cause, depth));
+    if ((rv = PUT_LIT(b, ",\"cause\":")) != 0)
+      return rv;
+    if ((rv = emit(e, v->u.err.cause, depth)) != 0)
+      return rv;
   }
   for (uint32_t i = 0; i < v->n; i++) {
     if (error_std_key(v->u.err.props[i].key, v->u.err.props[i].klen))
       return enc_fail(e, LMZ_EUNSUPPORTED,
                       "an Error custom property named name, message, stack "
                       "or cause has no SC-JSON form");
-    TRY(lmz_buf_putc(b, ','));
-    TRY(put_key(b, v->u.err.props[i].key, v->u.err.props[i].klen));
-    TRY(emit(e, v->u.err.props[i].v, depth));
+    if ((rv = lmz_buf_putc(b, ',')) != 0)
+      return rv;
+    if ((rv = put_key(b, v->u.err.props[i].key, v->u.err.props[i].klen)) != 0)
+      return rv;
+    if ((rv = emit(e, v->u.err.props[i].v, depth)) != 0)
+      return rv;
   }
   return lmz_buf_putc(b, '}');
 }
 
 static int emit_headers(struct enc *e, const lmz_value *v) {
+  int rv;
   lmz_buf *b = e->out;
-  TRY(PUT_LIT(b, "{\"$type\":\"headers\",\"entries\":["));
+  if ((rv = PUT_LIT(b, "{\"$type\":\"headers\",\"entries\":[")) != 0)
+    return rv;
   for (uint32_t i = 0; i < v->n; i++) {
     const struct lmz_prop *p = &v->u.props[i];
-    TRY(i ? lmz_buf_append(b, ",[", 2) : lmz_buf_putc(b, '['));
-    TRY(put_lower(b, p->key, p->klen));
-    TRY(lmz_buf_putc(b, ','));
-    TRY(put_str(b, p->v->u.str.p, p->v->u.str.len));
-    TRY(lmz_buf_putc(b, ']'));
+    if ((rv = i ? lmz_buf_append(b, ",[", 2) : lmz_buf_putc(b, '[')) != 0)
+      return rv;
+    if ((rv = put_lower(b, p->key, p->klen)) != 0)
+      return rv;
+    if ((rv = lmz_buf_putc(b, ',')) != 0)
+      return rv;
+    if ((rv = put_str(b, p->v->u.str.p, p->v->u.str.len)) != 0)
+      return rv;
+    if ((rv = lmz_buf_putc(b, ']')) != 0)
+      return rv;
   }
   return PUT_LIT(b, "]}");
 }
 
 /* Bytes as a JSON array of 0..255, written straight into reserved space. */
 static int put_bytes(lmz_buf *b, const uint8_t *p, size_t n) {
+  int rv;
   if (n > (SIZE_MAX - 2) / 4)
     return LMZ_ETOOBIG;
-  TRY(lmz_buf_reserve(b, 4 * n + 2));
+  if ((rv = lmz_buf_reserve(b, 4 * n + 2)) != 0)
+    return rv;
   char *w = (char *)b->data + b->len;
   *w++ = '[';
   for (size_t i = 0; i < n; i++) {
@@ -441,16 +480,20 @@ static int put_bytes(lmz_buf *b, const uint8_t *p, size_t n) {
 }
 
 static int put_float_elem(lmz_buf *b, double d) {
+  int rv;
   const char *sp = special_name(d);
   if (!sp)
     return put_plain_number(b, d);
-  TRY(lmz_buf_putc(b, '"'));
-  TRY(lmz_buf_append_str(b, sp));
+  if ((rv = lmz_buf_putc(b, '"')) != 0)
+    return rv;
+  if ((rv = lmz_buf_append_str(b, sp)) != 0)
+    return rv;
   return lmz_buf_putc(b, '"');
 }
 
 /* One element of a typed array at p (little-endian host layout). */
 static int put_elem(lmz_buf *b, lmz_view_kind k, const uint8_t *p) {
+  int rv;
   union {
     int8_t i8;
     int16_t i16;
@@ -472,66 +515,93 @@ static int put_elem(lmz_buf *b, lmz_view_kind k, const uint8_t *p) {
   case LMZ_VIEW_FLOAT32: return put_float_elem(b, (double)x.f32);
   case LMZ_VIEW_FLOAT64: return put_float_elem(b, x.f64);
   case LMZ_VIEW_BIGINT64:
-    TRY(lmz_buf_putc(b, '"'));
-    TRY(put_i64(b, x.i64));
+    if ((rv = lmz_buf_putc(b, '"')) != 0)
+      return rv;
+    if ((rv = put_i64(b, x.i64)) != 0)
+      return rv;
     return lmz_buf_putc(b, '"');
   case LMZ_VIEW_BIGUINT64:
-    TRY(lmz_buf_putc(b, '"'));
-    TRY(put_u64(b, x.u64, false));
+    if ((rv = lmz_buf_putc(b, '"')) != 0)
+      return rv;
+    if ((rv = put_u64(b, x.u64, false)) != 0)
+      return rv;
     return lmz_buf_putc(b, '"');
   default: return put_i64(b, *p); /* uint8, uint8 clamped, dataview */
   }
 }
 
 static int emit_view(struct enc *e, const lmz_value *v, uint32_t depth) {
+  int rv;
   lmz_buf *b = e->out;
   lmz_view_kind k = (lmz_view_kind)v->sub;
   const lmz_value *ab = v->u.view.buffer;
   size_t off = v->u.view.byte_offset, n = v->u.view.length;
   size_t esz = lmz_view_elem_size(k);
   bool shared = ab->mark_epoch == e->epoch && ab->mark > 1;
-  TRY(PUT_LIT(b, "{\"$type\":\"arraybuffer\",\"subtype\":\""));
-  TRY(lmz_buf_append_str(b, lmz_view_kind_name(k)));
-  TRY(PUT_LIT(b, "\",\"data\":"));
+  if ((rv = PUT_LIT(b, "{\"$type\":\"arraybuffer\",\"subtype\":\"")) != 0)
+    return rv;
+  if ((rv = lmz_buf_append_str(b, lmz_view_kind_name(k))) != 0)
+    return rv;
+  if ((rv = PUT_LIT(b, "\",\"data\":")) != 0)
+    return rv;
   if (k == LMZ_VIEW_DATAVIEW) {
-    TRY(put_bytes(b, ab->u.ab.bytes, ab->u.ab.len));
-    TRY(PUT_LIT(b, ",\"byteOffset\":"));
-    TRY(put_u64(b, off, false));
-    TRY(PUT_LIT(b, ",\"byteLength\":"));
-    TRY(put_u64(b, n, false));
+    if ((rv = put_bytes(b, ab->u.ab.bytes, ab->u.ab.len)) != 0)
+      return rv;
+    if ((rv = PUT_LIT(b, ",\"byteOffset\":")) != 0)
+      return rv;
+    if ((rv = put_u64(b, off, false)) != 0)
+      return rv;
+    if ((rv = PUT_LIT(b, ",\"byteLength\":")) != 0)
+      return rv;
+    if ((rv = put_u64(b, n, false)) != 0)
+      return rv;
   } else if (esz == 1 && k != LMZ_VIEW_INT8) {
-    TRY(put_bytes(b, ab->u.ab.bytes + off, n));
+    if ((rv = put_bytes(b, ab->u.ab.bytes + off, n)) != 0)
+      return rv;
   } else {
-    TRY(lmz_buf_putc(b, '['));
+    if ((rv = lmz_buf_putc(b, '[')) != 0)
+      return rv;
     for (size_t i = 0; i < n; i++) {
-      if (i)
-        TRY(lmz_buf_putc(b, ','));
-      TRY(put_elem(b, k, ab->u.ab.bytes + off + i * esz));
+      if (i) {
+        if ((rv = lmz_buf_putc(b, ',')) != 0)
+          return rv;
+      }
+      if ((rv = put_elem(b, k, ab->u.ab.bytes + off + i * esz)) != 0)
+        return rv;
     }
-    TRY(lmz_buf_putc(b, ']'));
+    if ((rv = lmz_buf_putc(b, ']')) != 0)
+      return rv;
   }
   bool partial = off != 0 || n * esz != ab->u.ab.len;
   if (shared || (partial && k != LMZ_VIEW_DATAVIEW)) {
     if (k != LMZ_VIEW_DATAVIEW) {
-      TRY(PUT_LIT(b, ",\"byteOffset\":"));
-      TRY(put_u64(b, off, false));
+      if ((rv = PUT_LIT(b, ",\"byteOffset\":")) != 0)
+        return rv;
+      if ((rv = put_u64(b, off, false)) != 0)
+        return rv;
     }
-    TRY(PUT_LIT(b, ",\"buffer\":"));
-    TRY(emit(e, ab, depth));
+    if ((rv = PUT_LIT(b, ",\"buffer\":")) != 0)
+      return rv;
+    if ((rv = emit(e, ab, depth)) != 0)
+      return rv;
   }
   return lmz_buf_putc(b, '}');
 }
 
 static int emit_tagged_str(lmz_buf *b, const char *head, size_t hlen,
                            const char *s, size_t len) {
-  TRY(lmz_buf_append(b, head, hlen));
-  TRY(put_str(b, s, len));
+  int rv;
+  if ((rv = lmz_buf_append(b, head, hlen)) != 0)
+    return rv;
+  if ((rv = put_str(b, s, len)) != 0)
+    return rv;
   return lmz_buf_putc(b, '}');
 }
 #define TAGGED_STR(b, head, s, len)                                            \
   emit_tagged_str((b), head, sizeof(head) - 1, (s), (len))
 
 static int emit_boxed(lmz_buf *b, const lmz_value *v) {
+  int rv;
   const lmz_value *p = v->u.boxed;
   switch ((lmz_boxed_kind)v->sub) {
   case LMZ_BOXED_BOOLEAN:
@@ -539,13 +609,18 @@ static int emit_boxed(lmz_buf *b, const lmz_value *v) {
                   : PUT_LIT(b, "{\"$type\":\"boolean-object\",\"value\":false}");
   case LMZ_BOXED_NUMBER: {
     const char *sp = special_name(p->u.num);
-    TRY(PUT_LIT(b, "{\"$type\":\"number-object\",\"value\":"));
+    if ((rv = PUT_LIT(b, "{\"$type\":\"number-object\",\"value\":")) != 0)
+      return rv;
     if (sp) {
-      TRY(lmz_buf_putc(b, '"'));
-      TRY(lmz_buf_append_str(b, sp));
-      TRY(lmz_buf_putc(b, '"'));
+      if ((rv = lmz_buf_putc(b, '"')) != 0)
+        return rv;
+      if ((rv = lmz_buf_append_str(b, sp)) != 0)
+        return rv;
+      if ((rv = lmz_buf_putc(b, '"')) != 0)
+        return rv;
     } else {
-      TRY(put_plain_number(b, p->u.num));
+      if ((rv = put_plain_number(b, p->u.num)) != 0)
+        return rv;
     }
     return lmz_buf_putc(b, '}');
   }
@@ -559,6 +634,7 @@ static int emit_boxed(lmz_buf *b, const lmz_value *v) {
 }
 
 static int emit_atomic(struct enc *e, const lmz_value *v) {
+  int rv;
   lmz_buf *b = e->out;
   char iso[32];
   switch ((lmz_type)v->type) {
@@ -566,19 +642,26 @@ static int emit_atomic(struct enc *e, const lmz_value *v) {
     return TAGGED_STR(b, "{\"$type\":\"date\",\"iso\":", iso,
                       format_iso(v->u.num, iso));
   case LMZ_T_REGEXP:
-    TRY(PUT_LIT(b, "{\"$type\":\"regexp\",\"source\":"));
-    TRY(put_str(b, v->u.re.src, v->u.re.src_len));
-    TRY(PUT_LIT(b, ",\"flags\":"));
-    TRY(put_str(b, v->u.re.flags, v->u.re.flags_len));
+    if ((rv = PUT_LIT(b, "{\"$type\":\"regexp\",\"source\":")) != 0)
+      return rv;
+    if ((rv = put_str(b, v->u.re.src, v->u.re.src_len)) != 0)
+      return rv;
+    if ((rv = PUT_LIT(b, ",\"flags\":")) != 0)
+      return rv;
+    if ((rv = put_str(b, v->u.re.flags, v->u.re.flags_len)) != 0)
+      return rv;
     return lmz_buf_putc(b, '}');
   case LMZ_T_URL:
     return TAGGED_STR(b, "{\"$type\":\"url\",\"href\":", v->u.str.p,
                       v->u.str.len);
   case LMZ_T_HEADERS: return emit_headers(e, v);
   case LMZ_T_ARRAYBUFFER:
-    TRY(PUT_LIT(b, "{\"$type\":\"arraybuffer\",\"subtype\":\"ArrayBuffer\","
-                   "\"data\":"));
-    TRY(put_bytes(b, v->u.ab.bytes, v->u.ab.len));
+    if ((rv = PUT_LIT(b,
+                      "{\"$type\":\"arraybuffer\",\"subtype\":\"ArrayBuffer\","
+                      "\"data\":")) != 0)
+      return rv;
+    if ((rv = put_bytes(b, v->u.ab.bytes, v->u.ab.len)) != 0)
+      return rv;
     return lmz_buf_putc(b, '}');
   case LMZ_T_BOXED: return emit_boxed(b, v);
   default: return enc_fail(e, LMZ_EINVAL, "corrupt value node");
@@ -587,13 +670,16 @@ static int emit_atomic(struct enc *e, const lmz_value *v) {
 
 /* The body of an identity-bearing node (what an alias maps to). */
 static int emit_body(struct enc *e, const lmz_value *v, uint32_t depth) {
+  int rv;
   switch ((lmz_type)v->type) {
   case LMZ_T_ARRAY: return emit_items(e, v->u.items, v->n, depth + 1);
   case LMZ_T_OBJECT: return emit_object(e, v, depth + 1);
   case LMZ_T_MAP: return emit_map(e, v, depth + 1);
   case LMZ_T_SET:
-    TRY(PUT_LIT(e->out, "{\"$type\":\"set\",\"values\":"));
-    TRY(emit_items(e, v->u.items, v->n, depth + 1));
+    if ((rv = PUT_LIT(e->out, "{\"$type\":\"set\",\"values\":")) != 0)
+      return rv;
+    if ((rv = emit_items(e, v->u.items, v->n, depth + 1)) != 0)
+      return rv;
     return lmz_buf_putc(e->out, '}');
   case LMZ_T_ERROR: return emit_error(e, v, depth + 1);
   case LMZ_T_VIEW: return emit_view(e, v, depth + 1);
@@ -605,6 +691,7 @@ static int emit_body(struct enc *e, const lmz_value *v, uint32_t depth) {
  * value written as a JSON object or array counts against ENC_MAX_DEPTH, as in
  * the decoder. */
 static int emit(struct enc *e, const lmz_value *v, uint32_t depth) {
+  int rv;
   lmz_buf *b = e->out;
   switch ((lmz_type)v->type) {
   case LMZ_T_NULL: return PUT_LIT(b, "null");
@@ -632,26 +719,37 @@ static int emit(struct enc *e, const lmz_value *v, uint32_t depth) {
   if (v->type >= LMZ_T__COUNT)
     return enc_fail(e, LMZ_EINVAL, "corrupt value node");
   if (v->mark_epoch == e->epoch && v->mark > 1) {
-    TRY(PUT_LIT(b, "{\"$ref\":"));
-    TRY(put_u64(b, v->mark_id - 1, false));
+    if ((rv = PUT_LIT(b, "{\"$ref\":")) != 0)
+      return rv;
+    if ((rv = put_u64(b, v->mark_id - 1, false)) != 0)
+      return rv;
     return lmz_buf_putc(b, '}');
   }
   return emit_body(e, v, depth);
 }
 
 static int encode(struct enc *e, lmz_value *v) {
+  int rv;
   lmz_buf *b = e->out;
-  TRY(count_refs(e, v));
-  TRY(PUT_LIT(b, "{\"json\":"));
-  TRY(emit(e, v, 1));
+  if ((rv = count_refs(e, v)) != 0)
+    return rv;
+  if ((rv = PUT_LIT(b, "{\"json\":")) != 0)
+    return rv;
+  if ((rv = emit(e, v, 1)) != 0)
+    return rv;
   if (e->n_alias == 0)
     return PUT_LIT(b, ",\"meta\":{}}");
-  TRY(PUT_LIT(b, ",\"meta\":{\"aliases\":{"));
+  if ((rv = PUT_LIT(b, ",\"meta\":{\"aliases\":{")) != 0)
+    return rv;
   for (size_t i = 0; i < e->n_alias; i++) {
-    TRY(i ? lmz_buf_append(b, ",\"", 2) : lmz_buf_putc(b, '"'));
-    TRY(put_u64(b, i, false));
-    TRY(PUT_LIT(b, "\":"));
-    TRY(emit_body(e, e->aliases[i], 1));
+    if ((rv = i ? lmz_buf_append(b, ",\"", 2) : lmz_buf_putc(b, '"')) != 0)
+      return rv;
+    if ((rv = put_u64(b, i, false)) != 0)
+      return rv;
+    if ((rv = PUT_LIT(b, "\":")) != 0)
+      return rv;
+    if ((rv = emit_body(e, e->aliases[i], 1)) != 0)
+      return rv;
   }
   return PUT_LIT(b, "}}}");
 }

@@ -14,7 +14,8 @@
  * keep their "$type" key; "function" decodes to a plain object {name}.
  * Header names are lower-cased, as the Headers class does. Strings are made
  * well-formed WTF-8 as a browser would see the text (TextDecoder, then
- * JSON.parse): bytes that are not UTF-8 become U+FFFD and a high surrogate
+ * JSON.parse): bytes that are not UTF-8 become U+FFFD (one per maximal
+ * ill-formed subpart, as TextDecoder counts) and a high surrogate
  * followed by a low one becomes their code point; so encoding what was
  * decoded always reproduces the value.
  *
@@ -48,8 +49,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/civil.h"
 #include "core/codec.h"
 #include "core/json.h"
+#include "core/utf8.h"
 #include "core/value_int.h"
 
 enum tag {
@@ -117,13 +120,6 @@ struct dec {
   bool dense; /* al[i].id == i */
 };
 
-#define TRY(x)                                                                 \
-  do {                                                                         \
-    int rc_ = (x);                                                             \
-    if (rc_ != 0)                                                              \
-      return rc_;                                                              \
-  } while (0)
-
 __attribute__((format(printf, 4, 5))) static int
 fail(struct dec *d, int code, const lmz_json *at, const char *fmt, ...) {
   d->err->code = code;
@@ -151,95 +147,14 @@ static int count_node(struct dec *d, const lmz_json *at) {
 
 /* ---- strings: well-formed WTF-8 ------------------------------------------- */
 
-/* Length of the WTF-8 sequence at p (UTF-8 plus the 3-byte surrogates that
- * escapes produce) and its code point; 0 if the bytes are not one. */
-static size_t wtf8_seq(const unsigned char *p, size_t n, uint32_t *cp) {
-  unsigned c = p[0];
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  if (c < 0xC2 || c > 0xF4)
-    return 0;
-  size_t len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-  if (n < len)
-    return 0;
-  uint32_t v = c & (0x7F >> len);
-  for (size_t i = 1; i < len; i++) {
-    if ((p[i] & 0xC0) != 0x80)
-      return 0;
-    v = (v << 6) | (p[i] & 0x3F);
-  }
-  if ((len == 3 && v < 0x800) || (len == 4 && (v < 0x10000 || v > 0x10FFFF)))
-    return 0; /* overlong or out of range */
-  *cp = v;
-  return len;
-}
-
-static bool is_high(uint32_t cp) { return cp >= 0xD800 && cp <= 0xDBFF; }
-static bool is_low(uint32_t cp) { return cp >= 0xDC00 && cp <= 0xDFFF; }
-
-/* True when s is well-formed WTF-8: valid UTF-8 where lone surrogates are
- * allowed but a high surrogate is never directly followed by a low one. */
-static bool wtf8_ok(const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t i = 0;
-  bool prev_high = false;
-  for (; i + 8 <= n; i += 8) { /* ASCII prefix, 8 bytes at a time */
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    if (w & 0x8080808080808080ull)
-      break;
-  }
-  while (i < n && p[i] < 0x80)
-    i++;
-  while (i < n) {
-    if (p[i] < 0x80) {
-      i++;
-      prev_high = false;
-      continue;
-    }
-    uint32_t cp;
-    size_t len = wtf8_seq(p + i, n - i, &cp);
-    if (len == 0 || (prev_high && is_low(cp)))
-      return false;
-    prev_high = is_high(cp);
-    i += len;
-  }
-  return true;
-}
-
-static size_t put_utf8(unsigned char *o, uint32_t cp) {
-  if (cp < 0x80) {
-    o[0] = (unsigned char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    o[0] = (unsigned char)(0xC0 | cp >> 6);
-    o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (unsigned char)(0xE0 | cp >> 12);
-    o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (unsigned char)(0xF0 | cp >> 18);
-  o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-  return 4;
-}
-
 /* Makes *s / *n well-formed WTF-8, as a browser's TextDecoder and JSON.parse
- * would see the text: each byte that starts no valid sequence becomes
- * U+FFFD, and a high surrogate followed by a low one becomes the code point
- * of the pair. Clean strings (nearly all) are left in place; others are
- * rewritten into the arena. */
+ * would see the text: each maximal ill-formed subpart becomes one U+FFFD
+ * (core/utf8.h), and a high surrogate followed by a low one becomes the code
+ * point of the pair. Clean strings (nearly all) are left in place; others
+ * are rewritten into the arena. */
 static int clean_str(struct dec *d, const lmz_json *at, const char **s,
                      size_t *n) {
-  if (wtf8_ok(*s, *n))
+  if (lmz__wtf8_is_wellformed(*s, *n))
     return 0;
   const unsigned char *p = (const unsigned char *)*s;
   size_t len = *n, w = 0;
@@ -251,17 +166,17 @@ static int clean_str(struct dec *d, const lmz_json *at, const char **s,
   uint32_t hi = 0; /* pending high surrogate */
   for (size_t i = 0; i < len;) {
     uint32_t cp;
-    size_t sl = wtf8_seq(p + i, len - i, &cp);
+    size_t bad, sl = lmz__utf8_seq(p + i, len - i, &cp, &bad);
     if (sl == 0) {
       cp = 0xFFFD;
-      sl = 1;
+      sl = bad;
     }
-    if (hi && is_low(cp)) {
+    if (hi && lmz__utf16_is_low(cp)) {
       w -= 3; /* replace the high surrogate written just before */
-      cp = 0x10000 + ((hi - 0xD800) << 10) + (cp - 0xDC00);
+      cp = lmz__utf16_join(hi, cp);
     }
-    hi = is_high(cp) ? cp : 0;
-    w += put_utf8(o + w, cp);
+    hi = lmz__utf16_is_high(cp) ? cp : 0;
+    w += lmz__utf8_put(o + w, cp);
     i += sl;
   }
   o[w] = 0;
@@ -367,13 +282,15 @@ static int num_node(struct dec *d, const lmz_json *at, double x,
 }
 
 static int str_node(struct dec *d, const lmz_json *j, lmz_value **out) {
+  int rv;
   if (j->u.str.len == 0) {
     *out = lmz__empty_string();
     return 0;
   }
   const char *p = j->u.str.p;
   size_t n = j->u.str.len;
-  TRY(clean_str(d, j, &p, &n));
+  if ((rv = clean_str(d, j, &p, &n)) != 0)
+    return rv;
   *out = lmz_string(d->a, p, n);
   return *out ? 0 : nomem(d, j);
 }
@@ -553,14 +470,17 @@ static uint8_t js_to_uint8_clamp(double x) {
 /* Converts one element and stores it at p (little-endian host layout). */
 static int store_elem(struct dec *d, lmz_view_kind k, const lmz_json *x,
                       uint8_t *p) {
-  double v;
-  uint64_t u;
+  int rv;
+  double v = 0;   /* set by elem_number on success; 0 quiets gcc */
+  uint64_t u = 0; /* likewise for elem_bigint */
   if (k == LMZ_VIEW_BIGINT64 || k == LMZ_VIEW_BIGUINT64) {
-    TRY(elem_bigint(d, x, &u));
+    if ((rv = elem_bigint(d, x, &u)) != 0)
+      return rv;
     memcpy(p, &u, 8);
     return 0;
   }
-  TRY(elem_number(d, x, &v));
+  if ((rv = elem_number(d, x, &v)) != 0)
+    return rv;
   switch (k) {
   case LMZ_VIEW_UINT8_CLAMPED: *p = js_to_uint8_clamp(v); return 0;
   case LMZ_VIEW_INT16:
@@ -586,15 +506,6 @@ static int store_elem(struct dec *d, lmz_view_kind k, const lmz_json *x,
 }
 
 /* ---- dates ---------------------------------------------------------------- */
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
 
 static bool iso_digits(const char **pp, const char *end, int n, int *out) {
   int v = 0;
@@ -678,8 +589,8 @@ static double parse_iso(const char *s, size_t len) {
   }
   if (p != end || mon < 1 || mon > 12 || day < 1 || day > 31)
     return NAN;
-  double t = (double)days_from_civil(year, (unsigned)mon, (unsigned)day) *
-                 86400000.0 + (double)tod - (double)tz;
+  int64_t days = lmz__days_from_civil(year, (unsigned)mon, (unsigned)day);
+  double t = (double)days * 86400000.0 + (double)tod - (double)tz;
   return fabs(t) <= 8.64e15 ? t : NAN;
 }
 
@@ -733,6 +644,7 @@ static const char *lower_name(struct dec *d, const lmz_json *k) {
 }
 
 static int dec_headers(struct dec *d, const lmz_json *j, lmz_value **out) {
+  int rv;
   const lmz_json *en = member(j, "entries");
   if (en && en->type != LMZ_JSON_ARRAY)
     return fail(d, LMZ_EBADMSG, en, "headers entries must be an array");
@@ -751,8 +663,10 @@ static int dec_headers(struct dec *d, const lmz_json *j, lmz_value **out) {
     size_t nlen = k->u.str.len, vlen = v->u.str.len;
     if (!name)
       return nomem(d, e);
-    TRY(clean_str(d, k, &name, &nlen));
-    TRY(clean_str(d, v, &val, &vlen));
+    if ((rv = clean_str(d, k, &name, &nlen)) != 0)
+      return rv;
+    if ((rv = clean_str(d, v, &val, &vlen)) != 0)
+      return rv;
     if (lmz_headers_append(h, name, nlen, val, vlen))
       return nomem(d, e);
   }
@@ -771,14 +685,18 @@ static int check_room(struct dec *d, const lmz_json *at, size_t bytes) {
 /* A new ArrayBuffer of n elements of kind k converted from data. */
 static int new_buffer(struct dec *d, const lmz_json *data, lmz_view_kind k,
                       lmz_value **out) {
+  int rv;
   size_t esz = lmz_view_elem_size(k), n = data->n;
-  TRY(check_room(d, data, n * esz + 64));
+  if ((rv = check_room(d, data, n * esz + 64)) != 0)
+    return rv;
   lmz_value *ab = lmz_arraybuffer(d->a, NULL, n * esz);
   if (!ab)
     return nomem(d, data);
   uint8_t *p = lmz_arraybuffer_data(ab);
-  for (size_t i = 0; i < n; i++)
-    TRY(store_elem(d, k, data->u.items[i], p + i * esz));
+  for (size_t i = 0; i < n; i++) {
+    if ((rv = store_elem(d, k, data->u.items[i], p + i * esz)) != 0)
+      return rv;
+  }
   *out = ab;
   return 0;
 }
@@ -797,10 +715,12 @@ static int make_view(struct dec *d, const lmz_json *j, lmz_view_kind k,
 static int dec_view_ext(struct dec *d, const lmz_json *j, lmz_view_kind k,
                         const lmz_json *data, uint32_t depth,
                         lmz_value **out) {
+  int rv;
   const lmz_json *bj = member(j, "buffer"), *oj = member(j, "byteOffset");
   lmz_value *ab;
   size_t off = 0, len = data->n;
-  TRY(dec_value(d, bj, depth + 1, false, &ab));
+  if ((rv = dec_value(d, bj, depth + 1, false, &ab)) != 0)
+    return rv;
   if (lmz_typeof(ab) != LMZ_T_ARRAYBUFFER)
     return fail(d, LMZ_EBADMSG, bj, "view buffer must be an ArrayBuffer");
   if (oj && !json_size(oj, &off))
@@ -817,10 +737,12 @@ static int dec_view_ext(struct dec *d, const lmz_json *j, lmz_view_kind k,
 
 static int dec_dataview(struct dec *d, const lmz_json *j, const lmz_json *data,
                         lmz_value **out) {
+  int rv;
   const lmz_json *oj = member(j, "byteOffset"), *lj = member(j, "byteLength");
   lmz_value *ab;
   size_t off = 0, len;
-  TRY(new_buffer(d, data, LMZ_VIEW_UINT8, &ab));
+  if ((rv = new_buffer(d, data, LMZ_VIEW_UINT8, &ab)) != 0)
+    return rv;
   if (oj && !json_size(oj, &off))
     return fail(d, LMZ_EBADMSG, oj, "byteOffset must be a non-negative integer");
   len = data->n >= off ? data->n - off : 0;
@@ -832,6 +754,7 @@ static int dec_dataview(struct dec *d, const lmz_json *j, const lmz_json *data,
 /* {"$type":"arraybuffer","subtype":..,"data":[..]} and its extensions. */
 static int dec_arraybuffer(struct dec *d, const lmz_json *j, uint32_t depth,
                            lmz_value **out) {
+  int rv;
   const lmz_json *st = member(j, "subtype"), *data = member(j, "data");
   if (!data || data->type != LMZ_JSON_ARRAY)
     return fail(d, LMZ_EBADMSG, data ? data : j,
@@ -848,13 +771,15 @@ static int dec_arraybuffer(struct dec *d, const lmz_json *j, uint32_t depth,
   if (k == LMZ_VIEW_DATAVIEW)
     return dec_dataview(d, j, data, out);
   lmz_value *ab;
-  TRY(new_buffer(d, data, (lmz_view_kind)k, &ab));
+  if ((rv = new_buffer(d, data, (lmz_view_kind)k, &ab)) != 0)
+    return rv;
   *out = lmz_view(d->a, (lmz_view_kind)k, ab, 0, data->n);
   return *out ? 0 : nomem(d, j);
 }
 
 static int dec_boxed(struct dec *d, const lmz_json *j, int tag,
                      lmz_value **out) {
+  int rv;
   const lmz_json *v = member(j, "value");
   lmz_value *prim = NULL;
   double x;
@@ -867,21 +792,23 @@ static int dec_boxed(struct dec *d, const lmz_json *j, int tag,
     break;
   case TAG_NUMOBJ:
     if (v && v->type == LMZ_JSON_NUMBER)
-      TRY(num_node(d, v, v->u.num, &prim));
-    else if (special_number(v, &x))
-      TRY(num_node(d, v, x, &prim));
-    else
+      x = v->u.num;
+    else if (!special_number(v, &x))
       return fail(d, LMZ_EBADMSG, v ? v : j,
                   "number-object value must be a number");
+    if ((rv = num_node(d, v, x, &prim)) != 0)
+      return rv;
     break;
   case TAG_STROBJ:
     if (!v || v->type != LMZ_JSON_STRING)
       return fail(d, LMZ_EBADMSG, v ? v : j,
                   "string-object value must be a string");
-    TRY(str_node(d, v, &prim));
+    if ((rv = str_node(d, v, &prim)) != 0)
+      return rv;
     break;
   default:
-    TRY(bigint_node(d, v, j, &prim));
+    if ((rv = bigint_node(d, v, j, &prim)) != 0)
+      return rv;
     break;
   }
   *out = lmz_boxed(d->a, prim);
@@ -911,21 +838,26 @@ static const lmz_json *opt_str(struct dec *d, const lmz_json *j,
 
 static int dec_regexp(struct dec *d, const lmz_json *j, const lmz_json *s,
                       const lmz_json *f, lmz_value **out) {
+  int rv;
   const char *src = s ? s->u.str.p : "(?:)", *fl = f ? f->u.str.p : "";
   size_t slen = s ? s->u.str.len : 4, flen = f ? f->u.str.len : 0;
-  TRY(clean_str(d, j, &src, &slen));
-  TRY(clean_str(d, j, &fl, &flen));
+  if ((rv = clean_str(d, j, &src, &slen)) != 0)
+    return rv;
+  if ((rv = clean_str(d, j, &fl, &flen)) != 0)
+    return rv;
   *out = lmz_regexp(d->a, src, slen, fl, flen);
   return *out ? 0 : nomem(d, j);
 }
 
 static int dec_url(struct dec *d, const lmz_json *j, lmz_value **out) {
+  int rv;
   const lmz_json *s = member(j, "href");
   if (!s || s->type != LMZ_JSON_STRING)
     return fail(d, LMZ_EBADMSG, s ? s : j, "url href must be a string");
   const char *p = s->u.str.p;
   size_t n = s->u.str.len;
-  TRY(clean_str(d, s, &p, &n));
+  if ((rv = clean_str(d, s, &p, &n)) != 0)
+    return rv;
   *out = lmz_url(d->a, p, n);
   return *out ? 0 : nomem(d, j);
 }
@@ -967,6 +899,7 @@ static int dec_atomic(struct dec *d, const lmz_json *j, int tag,
 /* ---- containers: node first (shell), contents later (fill) ---------------- */
 
 static int shell_error(struct dec *d, const lmz_json *j, lmz_value **out) {
+  int rv;
   int rc = 0;
   const lmz_json *name = opt_str(d, j, "name", &rc);
   const lmz_json *msg = opt_str(d, j, "message", &rc);
@@ -977,10 +910,14 @@ static int shell_error(struct dec *d, const lmz_json *j, lmz_value **out) {
   const char *sp = stack ? stack->u.str.p : NULL;
   size_t nl = name ? name->u.str.len : 5, ml = msg ? msg->u.str.len : 0;
   size_t sl = stack ? stack->u.str.len : 0;
-  TRY(clean_str(d, j, &np, &nl));
-  TRY(clean_str(d, j, &mp, &ml));
-  if (sp)
-    TRY(clean_str(d, j, &sp, &sl));
+  if ((rv = clean_str(d, j, &np, &nl)) != 0)
+    return rv;
+  if ((rv = clean_str(d, j, &mp, &ml)) != 0)
+    return rv;
+  if (sp) {
+    if ((rv = clean_str(d, j, &sp, &sl)) != 0)
+      return rv;
+  }
   lmz_value *e = lmz_error_n(d->a, np, nl, mp, ml);
   if (!e || (sp && lmz_error_set_stack(e, sp, sl)))
     return nomem(d, j);
@@ -1018,11 +955,13 @@ static const char *unescape_key(const char *k, size_t *klen) {
 
 static int fill_array(struct dec *d, const lmz_json *j, lmz_value *arr,
                       uint32_t depth) {
+  int rv;
   if (lmz__value_reserve(arr, j->n))
     return nomem(d, j);
   for (uint32_t i = 0; i < j->n; i++) {
     lmz_value *x;
-    TRY(dec_value(d, j->u.items[i], depth + 1, true, &x));
+    if ((rv = dec_value(d, j->u.items[i], depth + 1, true, &x)) != 0)
+      return rv;
     arr->u.items[arr->n++] = x; /* room reserved above */
   }
   return 0;
@@ -1030,13 +969,16 @@ static int fill_array(struct dec *d, const lmz_json *j, lmz_value *arr,
 
 static int fill_object(struct dec *d, const lmz_json *j, lmz_value *obj,
                        uint32_t depth) {
+  int rv;
   for (uint32_t i = 0; i < j->n; i++) {
     const struct lmz_json_member *m = &j->u.members[i];
     size_t klen = m->klen;
     const char *k = unescape_key(m->key, &klen);
     lmz_value *x;
-    TRY(dec_value(d, m->val, depth + 1, false, &x));
-    TRY(clean_str(d, m->val, &k, &klen));
+    if ((rv = dec_value(d, m->val, depth + 1, false, &x)) != 0)
+      return rv;
+    if ((rv = clean_str(d, m->val, &k, &klen)) != 0)
+      return rv;
     if (lmz_object_set(obj, k, klen, x))
       return nomem(d, m->val);
   }
@@ -1045,6 +987,7 @@ static int fill_object(struct dec *d, const lmz_json *j, lmz_value *obj,
 
 static int fill_map(struct dec *d, const lmz_json *j, lmz_value *map,
                     uint32_t depth) {
+  int rv;
   const lmz_json *en = member(j, "entries");
   if (!en)
     return 0;
@@ -1057,8 +1000,10 @@ static int fill_map(struct dec *d, const lmz_json *j, lmz_value *map,
     lmz_value *k, *v;
     if (e->type != LMZ_JSON_ARRAY || e->n != 2)
       return fail(d, LMZ_EBADMSG, e, "map entry must be a [key, value] array");
-    TRY(dec_value(d, e->u.items[0], depth + 1, false, &k));
-    TRY(dec_value(d, e->u.items[1], depth + 1, false, &v));
+    if ((rv = dec_value(d, e->u.items[0], depth + 1, false, &k)) != 0)
+      return rv;
+    if ((rv = dec_value(d, e->u.items[1], depth + 1, false, &v)) != 0)
+      return rv;
     if (lmz_map_set(map, k, v))
       return nomem(d, e);
   }
@@ -1067,6 +1012,7 @@ static int fill_map(struct dec *d, const lmz_json *j, lmz_value *map,
 
 static int fill_set(struct dec *d, const lmz_json *j, lmz_value *set,
                     uint32_t depth) {
+  int rv;
   const lmz_json *vals = member(j, "values");
   if (!vals)
     return 0;
@@ -1076,7 +1022,8 @@ static int fill_set(struct dec *d, const lmz_json *j, lmz_value *set,
     return nomem(d, vals);
   for (uint32_t i = 0; i < vals->n; i++) {
     lmz_value *x;
-    TRY(dec_value(d, vals->u.items[i], depth + 1, false, &x));
+    if ((rv = dec_value(d, vals->u.items[i], depth + 1, false, &x)) != 0)
+      return rv;
     if (lmz_set_add(set, x))
       return nomem(d, vals->u.items[i]);
   }
@@ -1091,10 +1038,12 @@ static bool error_std_key(const struct lmz_json_member *m) {
 
 static int fill_error(struct dec *d, const lmz_json *j, lmz_value *err,
                       uint32_t depth) {
+  int rv;
   const lmz_json *cause = member(j, "cause");
   if (cause) {
     lmz_value *c;
-    TRY(dec_value(d, cause, depth + 1, false, &c));
+    if ((rv = dec_value(d, cause, depth + 1, false, &c)) != 0)
+      return rv;
     if (lmz_error_set_cause(err, c))
       return nomem(d, cause);
   }
@@ -1105,8 +1054,10 @@ static int fill_error(struct dec *d, const lmz_json *j, lmz_value *err,
     size_t klen = m->klen;
     const char *k = unescape_key(m->key, &klen);
     lmz_value *x;
-    TRY(dec_value(d, m->val, depth + 1, false, &x));
-    TRY(clean_str(d, m->val, &k, &klen));
+    if ((rv = dec_value(d, m->val, depth + 1, false, &x)) != 0)
+      return rv;
+    if ((rv = clean_str(d, m->val, &k, &klen)) != 0)
+      return rv;
     int rc = lmz_error_set_prop(err, k, klen, x);
     if (rc == LMZ_EINVAL)
       return fail(d, LMZ_EBADMSG, m->val, "invalid error property");
@@ -1118,6 +1069,7 @@ static int fill_error(struct dec *d, const lmz_json *j, lmz_value *err,
 
 static int shell_fill(struct dec *d, const lmz_json *j, int tag, lmz_value *v,
                       uint32_t depth) {
+  int rv;
   if (j->type == LMZ_JSON_ARRAY)
     return fill_array(d, j, v, depth);
   switch (tag) {
@@ -1129,7 +1081,8 @@ static int shell_fill(struct dec *d, const lmz_json *j, int tag, lmz_value *v,
     lmz_value *x;
     if (!name)
       return 0;
-    TRY(dec_value(d, name, depth + 1, false, &x));
+    if ((rv = dec_value(d, name, depth + 1, false, &x)) != 0)
+      return rv;
     return lmz_object_setc(v, "name", x) ? nomem(d, name) : 0;
   }
   default: return fill_object(d, j, v, depth);
@@ -1139,7 +1092,9 @@ static int shell_fill(struct dec *d, const lmz_json *j, int tag, lmz_value *v,
 /* depth: nesting level of j as a value (json root and alias bodies: 1). */
 static int dec_value(struct dec *d, const lmz_json *j, uint32_t depth,
                      bool in_array, lmz_value **out) {
-  TRY(count_node(d, j));
+  int rv;
+  if ((rv = count_node(d, j)) != 0)
+    return rv;
   switch (j->type) {
   case LMZ_JSON_NULL: *out = lmz_null(); return 0;
   case LMZ_JSON_FALSE: *out = lmz_bool(false); return 0;
@@ -1162,8 +1117,10 @@ static int dec_value(struct dec *d, const lmz_json *j, uint32_t depth,
       return dec_atomic(d, j, tag, depth, in_array, out);
   }
   lmz_value *v;
-  TRY(shell_new(d, j, tag, &v));
-  TRY(shell_fill(d, j, tag, v, depth));
+  if ((rv = shell_new(d, j, tag, &v)) != 0)
+    return rv;
+  if ((rv = shell_fill(d, j, tag, v, depth)) != 0)
+    return rv;
   *out = v;
   return 0;
 }
@@ -1207,8 +1164,10 @@ static int alias_table(struct dec *d, const lmz_json *aliases) {
 
 /* Pass 1 for one alias: a shell for containers, the value for the rest. */
 static int alias_build(struct dec *d, struct alias *al) {
+  int rv;
   const lmz_json *b = al->body;
-  TRY(count_node(d, b));
+  if ((rv = count_node(d, b)) != 0)
+    return rv;
   if (b->type == LMZ_JSON_ARRAY) {
     al->state = AL_SHELL;
     return shell_new(d, b, TAG_NONE, &al->v);
@@ -1232,18 +1191,26 @@ static int alias_build(struct dec *d, struct alias *al) {
 }
 
 static int decode_aliases(struct dec *d) {
+  int rv;
+  for (size_t i = 0; i < d->n_al; i++) {
+    if ((rv = alias_build(d, &d->al[i])) != 0)
+      return rv;
+  }
   for (size_t i = 0; i < d->n_al; i++)
-    TRY(alias_build(d, &d->al[i]));
+    if (d->al[i].state == AL_VIEW) {
+      if ((rv = dec_arraybuffer(d, d->al[i].body, 1, &d->al[i].v)) != 0)
+        return rv;
+    }
   for (size_t i = 0; i < d->n_al; i++)
-    if (d->al[i].state == AL_VIEW)
-      TRY(dec_arraybuffer(d, d->al[i].body, 1, &d->al[i].v));
-  for (size_t i = 0; i < d->n_al; i++)
-    if (d->al[i].state == AL_SHELL)
-      TRY(shell_fill(d, d->al[i].body, d->al[i].tag, d->al[i].v, 1));
+    if (d->al[i].state == AL_SHELL) {
+      if ((rv = shell_fill(d, d->al[i].body, d->al[i].tag, d->al[i].v, 1)) != 0)
+        return rv;
+    }
   return 0;
 }
 
 static int decode_root(struct dec *d, const lmz_json *doc, lmz_value **out) {
+  int rv;
   if (doc->type != LMZ_JSON_OBJECT)
     return fail(d, LMZ_EBADMSG, doc, "SC-JSON must be an object");
   const lmz_json *json = member(doc, "json"), *meta = member(doc, "meta");
@@ -1254,9 +1221,12 @@ static int decode_root(struct dec *d, const lmz_json *doc, lmz_value **out) {
   const lmz_json *aliases = meta ? member(meta, "aliases") : NULL;
   if (aliases && aliases->type != LMZ_JSON_OBJECT)
     return fail(d, LMZ_EBADMSG, aliases, "meta.aliases must be an object");
-  if (aliases)
-    TRY(alias_table(d, aliases));
-  TRY(decode_aliases(d));
+  if (aliases) {
+    if ((rv = alias_table(d, aliases)) != 0)
+      return rv;
+  }
+  if ((rv = decode_aliases(d)) != 0)
+    return rv;
   return dec_value(d, json, 1, false, out);
 }
 

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/civil.h"
 #include "core/err.h"
 
 enum { F_MINUTE, F_HOUR, F_DOM, F_MONTH, F_DOW, N_FIELDS };
@@ -82,17 +83,6 @@ static bool is_alpha(char ch) {
 }
 static char to_upper(char ch) {
   return (ch >= 'a' && ch <= 'z') ? (char)(ch - 'a' + 'A') : ch;
-}
-
-__attribute__((format(printf, 2, 3))) static int set_err(char *errmsg,
-                                                         const char *fmt, ...) {
-  if (errmsg != NULL) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errmsg, LMZ_ERRMSG_LEN, fmt, ap);
-    va_end(ap);
-  }
-  return LMZ_EINVAL;
 }
 
 /* "cron field N (name): <detail>". */
@@ -277,13 +267,17 @@ static int parse_fields(const char *s, size_t len, lmz_cron *out,
   const char *tok[N_FIELDS];
   size_t tok_len[N_FIELDS];
   int n = split_fields(s, s + len, tok, tok_len);
-  if (n == 0)
-    return set_err(errmsg, "cron expression is empty");
-  if (n != N_FIELDS)
-    return set_err(errmsg,
-                   "cron expression has %d fields, expected 5 (minute hour "
-                   "day-of-month month day-of-week) or a macro like @daily",
-                   n);
+  if (n == 0) {
+    lmz__errmsg_printf(errmsg, "cron expression is empty");
+    return LMZ_EINVAL;
+  }
+  if (n != N_FIELDS) {
+    lmz__errmsg_printf(errmsg,
+                       "cron expression has %d fields, expected 5 (minute hour "
+                       "day-of-month month day-of-week) or a macro like @daily",
+                       n);
+    return LMZ_EINVAL;
+  }
   uint64_t bits[N_FIELDS];
   for (int i = 0; i < N_FIELDS; i++) {
     struct field_ctx f = {&specs[i], i, tok[i], tok_len[i], 0, errmsg};
@@ -323,27 +317,34 @@ static int parse_macro(const char *s, const char *end, lmz_cron *out,
   for (size_t i = 0; i < LMZ_ARRAY_SIZE(macros); i++) {
     if (!name_equal_ci(s, n, macros[i].name))
       continue;
-    if (rest != end)
-      return set_err(errmsg, "cron macro %s takes no other fields",
-                     macros[i].name);
+    if (rest != end) {
+      lmz__errmsg_printf(errmsg, "cron macro %s takes no other fields",
+                         macros[i].name);
+      return LMZ_EINVAL;
+    }
     const char *x = macros[i].expansion;
     return parse_fields(x, strlen(x), out, errmsg);
   }
-  return set_err(errmsg,
-                 "unknown cron macro \"%.*s\" (known: @yearly @annually "
-                 "@monthly @weekly @daily @midnight @hourly)",
-                 (int)(n > 32 ? 32 : n), s);
+  lmz__errmsg_printf(errmsg,
+                     "unknown cron macro \"%.*s\" (known: @yearly @annually "
+                     "@monthly @weekly @daily @midnight @hourly)",
+                     (int)(n > 32 ? 32 : n), s);
+  return LMZ_EINVAL;
 }
 
 int lmz_cron_parse(const char *expr, lmz_cron *out, char *errmsg) {
-  if (expr == NULL || out == NULL)
-    return set_err(errmsg, "cron expression is NULL");
+  if (expr == NULL || out == NULL) {
+    lmz__errmsg_printf(errmsg, "cron expression is NULL");
+    return LMZ_EINVAL;
+  }
   size_t len = 0;
   while (len <= LMZ_CRON_MAX_LEN && expr[len] != '\0')
     len++;
-  if (len > LMZ_CRON_MAX_LEN)
-    return set_err(errmsg, "cron expression longer than %d bytes",
-                   LMZ_CRON_MAX_LEN);
+  if (len > LMZ_CRON_MAX_LEN) {
+    lmz__errmsg_printf(errmsg, "cron expression longer than %d bytes",
+                       LMZ_CRON_MAX_LEN);
+    return LMZ_EINVAL;
+  }
   const char *s = expr, *end = expr + len;
   while (s < end && is_blank(*s))
     s++;
@@ -358,53 +359,29 @@ int lmz_cron_parse(const char *expr, lmz_cron *out, char *errmsg) {
 
 /* ---- next firing time ---------------------------------------------------
  * Calendar: proleptic Gregorian, days counted from 1970-01-01 (a Thursday),
- * after Howard Hinnant's civil_from_days ("chrono-compatible low-level date
- * algorithms"); exact for every int64 day count we can reach here. */
+ * core/civil.h. */
 
 #define MS_PER_MIN INT64_C(60000)
 #define MIN_PER_DAY 1440
 #define MS_PER_DAY (MS_PER_MIN * MIN_PER_DAY)
 
-static int64_t floor_div(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 struct civil {
   int64_t y;
-  int m, d; /* 1..12, 1..31 */
-  int wd;   /* 0 = Sunday */
+  unsigned m, d; /* 1..12, 1..31 */
+  unsigned wd;   /* 0 = Sunday */
 };
 
 static struct civil civil_from_days(int64_t z) {
-  struct civil c;
-  int64_t wd = (z + 4) % 7; /* 1970-01-01 was a Thursday (4) */
-  c.wd = (int)(wd < 0 ? wd + 7 : wd);
-  z += 719468; /* shift the epoch to 0000-03-01 */
-  int64_t era = floor_div(z, 146097);
-  int64_t doe = z - era * 146097; /* [0, 146096] */
-  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100); /* [0, 365] */
-  int64_t mp = (5 * doy + 2) / 153;                      /* [0, 11] */
-  c.d = (int)(doy - (153 * mp + 2) / 5 + 1);
-  c.m = (int)(mp < 10 ? mp + 3 : mp - 9);
-  c.y = yoe + era * 400 + (c.m <= 2);
-  return c;
-}
-
-static int days_in_month(int64_t y, int m) {
-  static const int dim[13] = {0,  31, 28, 31, 30, 31, 30,
-                              31, 31, 30, 31, 30, 31};
-  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  return (m == 2 && leap) ? 29 : dim[m];
+  struct lmz_civil c = lmz__civil_from_days(z);
+  return (struct civil){c.y, c.m, c.d, lmz__weekday_from_days(z)};
 }
 
 /* Moves `c` forward by `n` days within its month or to the 1st of the next
  * month (n <= days left in the month + 1). */
-static void civil_advance(struct civil *c, int n) {
+static void civil_advance(struct civil *c, unsigned n) {
   c->wd = (c->wd + n) % 7;
   c->d += n;
-  if (c->d > days_in_month(c->y, c->m)) {
+  if (c->d > lmz__days_in_month(c->y, c->m)) {
     c->d = 1;
     if (++c->m > 12) {
       c->m = 1;
@@ -466,16 +443,16 @@ int64_t lmz_cron_next(const lmz_cron *c, int64_t after_ms) {
   /* Keep (first candidate + horizon) in int64 ms. */
   if (after_ms > INT64_MAX - (LMZ_CRON_HORIZON_DAYS + 2) * MS_PER_DAY)
     return -1;
-  int64_t first = floor_div(after_ms, MS_PER_MIN) + 1; /* strictly after */
-  int64_t day = floor_div(first, MIN_PER_DAY);
+  int64_t first = lmz__floor_div(after_ms, MS_PER_MIN) + 1; /* strictly after */
+  int64_t day = lmz__floor_div(first, MIN_PER_DAY);
   int tod = (int)(first - day * MIN_PER_DAY);
   int h = tod / 60, mi = tod % 60;
   int64_t end_day = day + LMZ_CRON_HORIZON_DAYS;
   struct civil cv = civil_from_days(day);
   while (day < end_day) {
-    int step = 1;
+    unsigned step = 1;
     if (!((k.months >> cv.m) & 1u))
-      step = days_in_month(cv.y, cv.m) - cv.d + 1; /* skip the month */
+      step = lmz__days_in_month(cv.y, cv.m) - cv.d + 1; /* skip the month */
     else if (day_matches(&k, &cv) && first_time_in_day(&k, &h, &mi))
       return ((day * MIN_PER_DAY) + h * 60 + mi) * MS_PER_MIN;
     day += step;

@@ -41,13 +41,29 @@ const char *lmz_err_name(int err) {
 }
 
 void lmz__errmsg_printf(char *buf, const char *fmt, ...) {
+  if (buf == NULL)
+    return;
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, LMZ_ERRMSG_LEN, fmt, ap);
   va_end(ap);
 }
 
+/* Appends s at buf[n], cutting it to fit LMZ_ERRMSG_LEN with its NUL;
+ * returns the new length. (Not snprintf: cutting is the point here, and gcc
+ * warns about snprintf calls that may cut.) */
+static size_t append_cut(char *buf, size_t n, const char *s) {
+  size_t len = strlen(s), room = LMZ_ERRMSG_LEN - 1 - n;
+  if (len > room)
+    len = room;
+  memcpy(buf + n, s, len);
+  buf[n + len] = '\0';
+  return n + len;
+}
+
 void lmz__errmsg_wrapf(char *buf, const char *fmt, ...) {
+  if (buf == NULL)
+    return;
   char prefix[LMZ_ERRMSG_LEN];
   char old[LMZ_ERRMSG_LEN];
   va_list ap;
@@ -56,10 +72,9 @@ void lmz__errmsg_wrapf(char *buf, const char *fmt, ...) {
   va_end(ap);
   memcpy(old, buf, LMZ_ERRMSG_LEN);
   old[LMZ_ERRMSG_LEN - 1] = '\0';
-  if (old[0] == '\0')
-    snprintf(buf, LMZ_ERRMSG_LEN, "%s", prefix);
-  else
-    snprintf(buf, LMZ_ERRMSG_LEN, "%s: %s", prefix, old);
+  size_t n = append_cut(buf, 0, prefix);
+  if (old[0] != '\0')
+    append_cut(buf, append_cut(buf, n, ": "), old);
 }
 
 void lmz__assert_fail(const char *expr, const char *file, int line) {

@@ -53,11 +53,13 @@ const char *lmz_strerror(int err);
 /* Symbolic name ("LMZ_ENOTLEADER", "ENOENT"), for logs and metrics. Static. */
 const char *lmz_err_name(int err);
 
-/* Writes a formatted message into buf (LMZ_ERRMSG_LEN bytes). */
+/* Writes a formatted message into buf (LMZ_ERRMSG_LEN bytes), truncating.
+ * buf may be NULL (the caller did not ask for a message): then nothing
+ * happens, so functions with an optional `char *errmsg` need no check. */
 void lmz__errmsg_printf(char *buf, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Prefixes the message already in buf with a formatted context:
- * "open /x: <old message>". Truncates safely. */
+ * "open /x: <old message>". Truncates safely; buf may be NULL. */
 void lmz__errmsg_wrapf(char *buf, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -1,33 +1,17 @@
-/* core/hmap.c - open-addressing hash map (see hmap.h). */
+/* core/hmap.c - open-addressing hash map (see hmap.h). Keys are hashed
+ * with the per-process seeded hash (core/hash.h): tables here hold names
+ * that clients and peers choose, and an unseeded hash would let them pick
+ * names that all probe from one slot. */
 #include "core/hmap.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "core/hash.h"
 
 static const char hmap_tomb_byte;
 #define TOMB ((const void *)&hmap_tomb_byte)
-
-/* FNV-1a over 8-byte words, then a final mix: fast for short keys. */
-uint64_t lmz_hash_bytes(const void *p, size_t n) {
-  const uint8_t *s = p;
-  uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)n;
-  while (n >= 8) {
-    uint64_t w;
-    memcpy(&w, s, 8);
-    h = (h ^ w) * 0x100000001b3ull;
-    h ^= h >> 29;
-    s += 8;
-    n -= 8;
-  }
-  while (n--)
-    h = (h ^ *s++) * 0x100000001b3ull;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return h;
-}
 
 void lmz_hmap_init(lmz_hmap *m) { *m = (lmz_hmap)LMZ_HMAP_INIT; }
 
@@ -58,7 +42,7 @@ static struct lmz_hmap_slot *find(const lmz_hmap *m, const void *key,
 }
 
 void *lmz_hmap_get(const lmz_hmap *m, const void *key, size_t klen) {
-  struct lmz_hmap_slot *s = find(m, key, klen, lmz_hash_bytes(key, klen));
+  struct lmz_hmap_slot *s = find(m, key, klen, lmz_hash_seeded(key, klen));
   return s ? s->val : NULL;
 }
 
@@ -87,7 +71,7 @@ static int grow(lmz_hmap *m) {
 
 int lmz_hmap_put(lmz_hmap *m, const void *key, size_t klen, void *val,
                  void **old) {
-  uint64_t h = lmz_hash_bytes(key, klen);
+  uint64_t h = lmz_hash_seeded(key, klen);
   struct lmz_hmap_slot *s = find(m, key, klen, h);
   if (old)
     *old = s ? s->val : NULL;
@@ -113,7 +97,7 @@ int lmz_hmap_put(lmz_hmap *m, const void *key, size_t klen, void *val,
 }
 
 void *lmz_hmap_del(lmz_hmap *m, const void *key, size_t klen) {
-  struct lmz_hmap_slot *s = find(m, key, klen, lmz_hash_bytes(key, klen));
+  struct lmz_hmap_slot *s = find(m, key, klen, lmz_hash_seeded(key, klen));
   if (!s)
     return NULL;
   void *v = s->val;
@@ -140,4 +124,19 @@ int lmz_hmap_next(const lmz_hmap *m, size_t *iter, const void **key,
   }
   *iter = m->cap;
   return 0;
+}
+
+void lmz__hmap_stats(const lmz_hmap *m, struct lmz__hmap_stats *st) {
+  *st = (struct lmz__hmap_stats){0, 0, 0};
+  size_t mask = m->cap - 1;
+  for (size_t i = 0; i < m->cap; i++) {
+    const struct lmz_hmap_slot *s = &m->slots[i];
+    if (!s->key || s->key == TOMB)
+      continue;
+    size_t probes = ((i - (size_t)s->hash) & mask) + 1;
+    st->n++;
+    st->total_probe += probes;
+    if (probes > st->max_probe)
+      st->max_probe = probes;
+  }
 }

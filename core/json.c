@@ -26,9 +26,11 @@
  * Shortest digits: integers and short decimals (d = t / 10^k, t < 10^15)
  * are exact without printf; otherwise one "%.16e" gives 17 correctly rounded
  * digits, their 15- and 16-digit roundings are checked for read-back with
- * exact arithmetic where possible, strtod where not. Verified against
- * Node.js on ~4.5 million doubles (random bits, powers of two, subnormals,
- * neighbours of short decimals) while writing it. */
+ * exact arithmetic where possible, strtod where not. Checked against
+ * Node.js (String(x), JSON.stringify) by the ctest core.json_numfmt_node on
+ * a million seeded doubles (random bits, powers of two, subnormals,
+ * neighbours of short decimals, the exponent-form switches):
+ * tests/unit/core/numfmt/. */
 #include "core/json.h"
 
 #include <float.h>
@@ -40,6 +42,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/utf8.h"
 
 #define JSON_DEFAULT_DEPTH 512u
 #define JSON_DEFAULT_MAX_LEN ((size_t)64 << 20)
@@ -223,30 +226,6 @@ static long hex4(const char *p, const char *end) {
   return v;
 }
 
-/* UTF-8 (WTF-8 for lone surrogates) of cp into out; returns its length. */
-static size_t put_utf8(char *out, unsigned cp) {
-  if (cp < 0x80) {
-    out[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    out[0] = (char)(0xC0 | cp >> 6);
-    out[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    out[0] = (char)(0xE0 | cp >> 12);
-    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  out[0] = (char)(0xF0 | cp >> 18);
-  out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  out[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
-}
-
 /* Decodes the escape at *pp (a backslash) into out (room for 4 bytes);
  * advances *pp past it. A \uD800-\uDBFF followed by a \uDC00-\uDFFF escape
  * becomes one 4-byte character; any other surrogate becomes WTF-8. */
@@ -275,10 +254,10 @@ static int unescape(struct parser *ps, const char **pp, char *out, size_t *n) {
   p += 5;
   if (cu >= 0xD800 && cu <= 0xDBFF && ps->end - p >= 6 && p[0] == '\\' &&
       p[1] == 'u' && (lo = hex4(p + 2, ps->end)) >= 0xDC00 && lo <= 0xDFFF) {
-    cu = 0x10000 + ((cu - 0xD800) << 10) + (lo - 0xDC00);
+    cu = (long)lmz__utf16_join((uint32_t)cu, (uint32_t)lo);
     p += 6;
   }
-  *n = put_utf8(out, (unsigned)cu);
+  *n = lmz__utf8_put((unsigned char *)out, (uint32_t)cu);
   *pp = p;
   return 0;
 }
@@ -787,36 +766,6 @@ void lmz_json_line_col(const char *text, size_t len, size_t offset, int *line,
 
 /* ---- string writer ------------------------------------------------------- */
 
-/* Length of the well-formed UTF-8 sequence at s (which starts with a byte
- * >= 0x80), accepting WTF-8 surrogates (ED A0..BF xx); 0 if ill-formed.
- * *sur is set to the surrogate code unit, or 0. The rules are those of the
- * WHATWG UTF-8 decoder, so *bad (the maximal ill-formed prefix, >= 1) gives
- * the same U+FFFD count as TextDecoder. */
-static size_t utf8_seq(const unsigned char *s, size_t avail, unsigned *sur,
-                       size_t *bad) {
-  unsigned c = s[0], lo = 0x80, hi = 0xBF;
-  size_t need;
-  *sur = 0;
-  *bad = 1;
-  if (c >= 0xC2 && c <= 0xDF)
-    need = 1;
-  else if (c >= 0xE0 && c <= 0xEF)
-    need = 2, lo = c == 0xE0 ? 0xA0 : 0x80;
-  else if (c >= 0xF0 && c <= 0xF4)
-    need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-  else
-    return 0;
-  for (size_t i = 1; i <= need; i++) {
-    if (i >= avail || s[i] < lo || s[i] > hi)
-      return 0;
-    lo = 0x80, hi = 0xBF;
-    *bad = i + 1;
-  }
-  if (c == 0xED && s[1] >= 0xA0)
-    *sur = 0xD000 | (s[1] & 0x3Fu) << 6 | (s[2] & 0x3Fu);
-  return need + 1;
-}
-
 /* Writes the escape for byte c (< 0x20, '"' or '\\'). */
 static int write_escape(lmz_buf *b, unsigned char c) {
   static const char hex[] = "0123456789abcdef";
@@ -841,30 +790,30 @@ static int write_escape(lmz_buf *b, unsigned char c) {
  * pair into the real character, escapes a lone surrogate as \udXXX, or writes
  * U+FFFD for ill-formed bytes. Returns bytes consumed, or < 0 on error. */
 static long write_non_ascii(lmz_buf *b, const unsigned char *s, size_t avail) {
-  unsigned sur, sur2;
+  uint32_t cp, cp2;
   size_t bad, bad2;
-  size_t n = utf8_seq(s, avail, &sur, &bad);
+  size_t n = lmz__utf8_seq(s, avail, &cp, &bad);
   int rv;
   if (!n) {
     rv = lmz_buf_append(b, "\xEF\xBF\xBD", 3);
     return rv ? rv : (long)bad;
   }
-  if (!sur) {
+  if (!lmz__utf16_is_high(cp) && !lmz__utf16_is_low(cp)) {
     rv = lmz_buf_append(b, s, n);
     return rv ? rv : (long)n;
   }
-  if (sur <= 0xDBFF && avail > 3 && utf8_seq(s + 3, avail - 3, &sur2, &bad2) &&
-      sur2 >= 0xDC00) {
-    char u[4];
-    put_utf8(u, 0x10000 + ((sur - 0xD800) << 10) + (sur2 - 0xDC00));
+  if (lmz__utf16_is_high(cp) && avail > 3 &&
+      lmz__utf8_seq(s + 3, avail - 3, &cp2, &bad2) && lmz__utf16_is_low(cp2)) {
+    unsigned char u[4];
+    lmz__utf8_put(u, lmz__utf16_join(cp, cp2));
     rv = lmz_buf_append(b, u, 4);
     return rv ? rv : 6;
   }
   static const char hex[] = "0123456789abcdef";
   char e[6];
   e[0] = '\\', e[1] = 'u', e[2] = 'd';
-  e[3] = hex[(sur >> 8) & 15], e[4] = hex[(sur >> 4) & 15],
-  e[5] = hex[sur & 15];
+  e[3] = hex[(cp >> 8) & 15], e[4] = hex[(cp >> 4) & 15],
+  e[5] = hex[cp & 15];
   rv = lmz_buf_append(b, e, 6);
   return rv ? rv : 3;
 }

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/value_int.h"
 
 /* ---- singletons ------------------------------------------------------------ */
@@ -125,18 +126,10 @@ static inline uint64_t mix64(uint64_t h) {
   return h ^ (h >> 31);
 }
 
+/* Keys come from clients (decoded objects, Maps, Sets): the seeded hash, so
+ * nobody can pick keys that share one slot (core/hash.h). */
 static uint64_t hash_bytes(const void *p, size_t n) {
-  const unsigned char *s = p;
-  uint64_t h = (uint64_t)(uintptr_t)&hash_anchor ^ (n * 0x9e3779b97f4a7c15ull);
-  for (; n >= 8; s += 8, n -= 8) {
-    uint64_t w;
-    memcpy(&w, s, 8);
-    h = (h ^ w) * 0x9fb21c651e98df25ull;
-    h ^= h >> 29;
-  }
-  uint64_t w = 0;
-  memcpy(&w, s, n);
-  return mix64(h ^ w);
+  return lmz_hash_seeded(p, n);
 }
 
 /* Hash consistent with SameValueZero below. */
@@ -148,9 +141,7 @@ static uint64_t hash_value(const lmz_value *v) {
       return 0x7ff8;     /* every NaN */
     if (d == 0)
       d = 0.0;           /* +0 and -0 */
-    uint64_t bits;
-    memcpy(&bits, &d, 8);
-    return mix64(bits);
+    return hash_bytes(&d, sizeof d);
   }
   case LMZ_T_STRING:
   case LMZ_T_BIGINT:
@@ -287,6 +278,20 @@ static int64_t find_key(const lmz_value *cc, const struct key *k) {
       return h->slot[i].idx1 - 1;
   }
   return -1;
+}
+
+uint32_t lmz__value_index_max_probe(const lmz_value *c) {
+  const struct lmz__hidx *h =
+      c->type == LMZ_T_ERROR ? c->u.err.hidx : c->u.hidx;
+  uint32_t worst = 0;
+  for (uint32_t i = 0; h && i <= h->mask; i++) {
+    if (!h->slot[i].idx1)
+      continue;
+    uint32_t probes = ((i - h->slot[i].hash) & h->mask) + 1;
+    if (probes > worst)
+      worst = probes;
+  }
+  return worst;
 }
 
 /* ---- node allocation and growth -------------------------------------------- */

@@ -102,4 +102,10 @@ lmz_value *lmz__small_int(unsigned i);
 /* Static empty string node. */
 lmz_value *lmz__empty_string(void);
 
+/* For tests: slot probes needed to find the worst-placed key in the key
+ * index of an object, error, map or set (0 when it has no index yet). The
+ * index hashes with the per-process seeded hash (core/hash.h), so keys a
+ * client picks cannot be made to collide. */
+uint32_t lmz__value_index_max_probe(const lmz_value *c);
+
 #endif

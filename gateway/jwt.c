@@ -21,7 +21,6 @@
 
 #include <math.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -31,17 +30,6 @@
 #define B64V sodium_base64_VARIANT_URLSAFE_NO_PADDING
 #define SIG_LEN 64u
 #define SIG_B64_LEN 86u /* 64 bytes, unpadded base64url */
-
-static void why_set(char *why, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void why_set(char *why, const char *fmt, ...) {
-  if (!why)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(why, LMZ_ERRMSG_LEN, fmt, ap);
-  va_end(ap);
-}
 
 /* ---- key sets ------------------------------------------------------------ */
 
@@ -141,12 +129,12 @@ static int check_header(const char *seg, size_t len, lmz_arena *a,
                         const char **kid, char *why) {
   uint8_t hbuf[LMZ_JWT_MAX_HEADER];
   if (len > sodium_base64_ENCODED_LEN(LMZ_JWT_MAX_HEADER, B64V)) {
-    why_set(why, "header longer than %u bytes", LMZ_JWT_MAX_HEADER);
+    lmz__errmsg_printf(why, "header longer than %u bytes", LMZ_JWT_MAX_HEADER);
     return LMZ_JWT_EINVALID;
   }
   long n = b64url_decode(seg, len, hbuf, sizeof hbuf);
   if (n < 0) {
-    why_set(why, "header is not canonical unpadded base64url");
+    lmz__errmsg_printf(why, "header is not canonical unpadded base64url");
     return LMZ_JWT_EINVALID;
   }
   lmz_json *h = NULL;
@@ -155,18 +143,19 @@ static int check_header(const char *seg, size_t len, lmz_arena *a,
   if (rv == LMZ_ENOMEM)
     return LMZ_JWT_EINTERNAL;
   if (rv || h->type != LMZ_JSON_OBJECT) {
-    why_set(why, "header is not a JSON object");
+    lmz__errmsg_printf(why, "header is not a JSON object");
     return LMZ_JWT_EINVALID;
   }
   const lmz_json *alg = lmz_json_get(h, "alg");
   if (!json_str_eq(alg, "EdDSA")) {
     const char *s = json_str(alg);
-    why_set(why, "alg is %s%.16s%s, expected \"EdDSA\"", s ? "\"" : "",
-            s ? s : "missing or not a string", s ? "\"" : "");
+    lmz__errmsg_printf(why, "alg is %s%.16s%s, expected \"EdDSA\"",
+                       s ? "\"" : "", s ? s : "missing or not a string",
+                       s ? "\"" : "");
     return LMZ_JWT_EINVALID;
   }
   if (lmz_json_get(h, "crit")) {
-    why_set(why, "header has a crit member");
+    lmz__errmsg_printf(why, "header has a crit member");
     return LMZ_JWT_EINVALID;
   }
   *kid = json_str(lmz_json_get(h, "kid"));
@@ -201,7 +190,7 @@ static int parse_payload(const char *seg, size_t len, lmz_arena *a,
     return LMZ_JWT_EINTERNAL;
   long n = b64url_decode(seg, len, pbuf, cap);
   if (n < 0) {
-    why_set(why, "payload is not canonical unpadded base64url");
+    lmz__errmsg_printf(why, "payload is not canonical unpadded base64url");
     return LMZ_JWT_EINVALID;
   }
   struct lmz_json_opts jo = {.max_depth = 32, .max_len = LMZ_JWT_MAX_LEN};
@@ -209,7 +198,7 @@ static int parse_payload(const char *seg, size_t len, lmz_arena *a,
   if (rv == LMZ_ENOMEM)
     return LMZ_JWT_EINTERNAL;
   if (rv || (*out)->type != LMZ_JSON_OBJECT) {
-    why_set(why, "payload is not a JSON object");
+    lmz__errmsg_printf(why, "payload is not a JSON object");
     return LMZ_JWT_EINVALID;
   }
   return LMZ_JWT_OK;
@@ -220,31 +209,32 @@ static int check_claims(const lmz_json *p, const struct lmz_jwt_expect *e,
                         struct lmz_jwt_claims *c, char *why) {
   const lmz_json *exp = lmz_json_get(p, "exp");
   if (!exp || exp->type != LMZ_JSON_NUMBER || !isfinite(exp->u.num)) {
-    why_set(why, "exp missing or not a number");
+    lmz__errmsg_printf(why, "exp missing or not a number");
     return LMZ_JWT_EINVALID;
   }
   if (exp->u.num + (double)e->leeway_s < (double)e->now_s) {
-    why_set(why, "expired %.0f s ago", (double)e->now_s - exp->u.num);
+    lmz__errmsg_printf(why, "expired %.0f s ago",
+                       (double)e->now_s - exp->u.num);
     return LMZ_JWT_EEXPIRED;
   }
   const lmz_json *nbf = lmz_json_get(p, "nbf");
   if (nbf && nbf->type == LMZ_JSON_NUMBER &&
       !(nbf->u.num - (double)e->leeway_s <= (double)e->now_s)) {
-    why_set(why, "not valid before nbf");
+    lmz__errmsg_printf(why, "not valid before nbf");
     return LMZ_JWT_EINVALID;
   }
   const lmz_json *aud = lmz_json_get(p, "aud"), *iss = lmz_json_get(p, "iss");
   if (e->aud && !json_str_eq(aud, e->aud)) {
-    why_set(why, "aud does not match");
+    lmz__errmsg_printf(why, "aud does not match");
     return LMZ_JWT_EAUDIENCE;
   }
   if (e->iss && !json_str_eq(iss, e->iss)) {
-    why_set(why, "iss does not match");
+    lmz__errmsg_printf(why, "iss does not match");
     return LMZ_JWT_EISSUER;
   }
   const lmz_json *sub = lmz_json_get(p, "sub");
   if (!sub || sub->type != LMZ_JSON_STRING || sub->u.str.len == 0) {
-    why_set(why, "sub missing, empty or not a string");
+    lmz__errmsg_printf(why, "sub missing, empty or not a string");
     return LMZ_JWT_ESUBJECT;
   }
   const lmz_json *iat = lmz_json_get(p, "iat");
@@ -268,15 +258,15 @@ int lmz_jwt_verify(const char *tok, size_t len, const struct lmz_jwt_keyset *ks,
                    struct lmz_jwt_claims *out, char *why) {
   memset(out, 0, sizeof *out);
   if (!tok || len == 0 || len > LMZ_JWT_MAX_LEN) {
-    why_set(why, len ? "token longer than %u bytes" : "empty token",
-            LMZ_JWT_MAX_LEN);
+    lmz__errmsg_printf(why, len ? "token longer than %u bytes" : "empty token",
+                       LMZ_JWT_MAX_LEN);
     return LMZ_JWT_EINVALID;
   }
   const char *d1 = memchr(tok, '.', len);
   const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - tok)) : 0;
   const char *end = tok + len;
   if (!d2 || memchr(d2 + 1, '.', (size_t)(end - d2 - 1))) {
-    why_set(why, "not three dot-separated segments");
+    lmz__errmsg_printf(why, "not three dot-separated segments");
     return LMZ_JWT_EINVALID;
   }
   const char *kid = NULL;
@@ -286,12 +276,13 @@ int lmz_jwt_verify(const char *tok, size_t len, const struct lmz_jwt_keyset *ks,
   uint8_t sig[SIG_LEN];
   if ((size_t)(end - d2 - 1) != SIG_B64_LEN ||
       b64url_decode(d2 + 1, SIG_B64_LEN, sig, sizeof sig) != SIG_LEN) {
-    why_set(why, "signature is not 64 bytes of canonical base64url");
+    lmz__errmsg_printf(why, "signature is not 64 bytes of canonical base64url");
     return LMZ_JWT_EINVALID;
   }
   int k = check_signature(tok, (size_t)(d2 - tok), sig, ks, kid);
   if (k < 0) {
-    why_set(why, "signature does not verify with any of %u keys", ks->n);
+    lmz__errmsg_printf(why, "signature does not verify with any of %u keys",
+                       ks->n);
     return LMZ_JWT_EINVALID;
   }
   lmz_json *p = NULL;
@@ -548,7 +539,7 @@ static int put_registered(lmz_buf *b, const struct lmz_jwt_claims_opts *o,
 int lmz_jwt_build_claims(const struct lmz_jwt_claims_opts *o, lmz_buf *out,
                          char *why) {
   if (!o->sub || !*o->sub) {
-    why_set(why, "sub is required");
+    lmz__errmsg_printf(why, "sub is required");
     return LMZ_EINVAL;
   }
   lmz_arena *a = NULL;
@@ -563,7 +554,7 @@ int lmz_jwt_build_claims(const struct lmz_jwt_claims_opts *o, lmz_buf *out,
     int rv =
         lmz_json_parse(a, o->extra_json, strlen(o->extra_json), &jo, &x, &err);
     if (rv || x->type != LMZ_JSON_OBJECT) {
-      why_set(why, "claims: %s", rv ? err.msg : "not a JSON object");
+      lmz__errmsg_printf(why, "claims: %s", rv ? err.msg : "not a JSON object");
       lmz_arena_free(a);
       return rv == LMZ_ENOMEM ? LMZ_ENOMEM : LMZ_EINVAL;
     }

@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,17 +40,6 @@ static const uint8_t SPKI_PREFIX[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
 static const uint8_t PKCS8_PREFIX[16] = {0x30, 0x2e, 0x02, 0x01, 0x00, 0x30,
                                          0x05, 0x06, 0x03, 0x2b, 0x65, 0x70,
                                          0x04, 0x22, 0x04, 0x20};
-
-static void msg(char *errmsg, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void msg(char *errmsg, const char *fmt, ...) {
-  if (!errmsg)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(errmsg, LMZ_ERRMSG_LEN, fmt, ap);
-  va_end(ap);
-}
 
 /* ---- key text ------------------------------------------------------------ */
 
@@ -116,7 +104,8 @@ static int parse_key(const char *text, size_t len, const char *label,
   if (len > 0 && text[0] != '-') {
     if (b64url_exact(text, len, out, 32) == 0)
       return 0;
-    msg(errmsg, "expected a PEM %s or 43 characters of base64url", label);
+    lmz__errmsg_printf(
+        errmsg, "expected a PEM %s or 43 characters of base64url", label);
     return LMZ_EBADCONFIG;
   }
   uint8_t der[128];
@@ -127,7 +116,7 @@ static int parse_key(const char *text, size_t len, const char *label,
   sodium_memzero(der, sizeof der);
   if (ok)
     return 0;
-  msg(errmsg, "not a PEM %s holding an Ed25519 key", label);
+  lmz__errmsg_printf(errmsg, "not a PEM %s holding an Ed25519 key", label);
   return LMZ_EBADCONFIG;
 }
 
@@ -161,7 +150,7 @@ int lmz_keys_public_pem(const uint8_t pk[32], lmz_buf *out) {
 
 static int key_path(const char *dir, char *path, size_t n, char *errmsg) {
   if (snprintf(path, n, "%s/%s", dir, LMZ_KEYS_DEV_FILE) >= (int)n) {
-    msg(errmsg, "data directory path too long");
+    lmz__errmsg_printf(errmsg, "data directory path too long");
     return LMZ_EINVAL;
   }
   return 0;
@@ -174,10 +163,10 @@ static int read_keyfile(const char *dir, const char *path, char *text,
   int rv = lmz_secretfile_read(path, NULL, "the JWT signing keys", text,
                                KEYFILE_MAX, len, why);
   if (rv == LMZ_ENOTFOUND)
-    msg(errmsg, "no dev keys in %s: start `lmzd --dev` once to create them",
+    lmz__errmsg_printf(errmsg, "no dev keys in %s: start `lmzd --dev` once to create them",
         dir);
   else if (rv)
-    msg(errmsg, "%s", why);
+    lmz__errmsg_printf(errmsg, "%s", why);
   return rv;
 }
 
@@ -191,18 +180,21 @@ static int load_entry(const lmz_json *e, struct lmz_jwt_keyset *ks,
       seed->type != LMZ_JSON_STRING || !pub || pub->type != LMZ_JSON_STRING ||
       b64url_exact(seed->u.str.p, seed->u.str.len, s, 32) ||
       b64url_exact(pub->u.str.p, pub->u.str.len, pk, 32)) {
-    msg(errmsg, "%s: each key needs kid, seed and public (32 bytes base64url)",
+    lmz__errmsg_printf(
+        errmsg, "%s: each key needs kid, seed and public (32 bytes base64url)",
         path);
     return LMZ_EBADCONFIG;
   }
   int rv = lmz_jwt_keyset_add(ks, kid->u.str.p, NULL, s);
   sodium_memzero(s, sizeof s);
   if (rv) {
-    msg(errmsg, "%s: bad or duplicate kid \"%.15s\"", path, kid->u.str.p);
+    lmz__errmsg_printf(errmsg, "%s: bad or duplicate kid \"%.15s\"", path,
+                       kid->u.str.p);
     return LMZ_EBADCONFIG;
   }
   if (sodium_memcmp(ks->keys[ks->n - 1].pk, pk, 32) != 0) {
-    msg(errmsg, "%s: public key of %s does not match its seed (corrupt file?)",
+    lmz__errmsg_printf(
+        errmsg, "%s: public key of %s does not match its seed (corrupt file?)",
         path, kid->u.str.p);
     return LMZ_EBADCONFIG;
   }
@@ -220,11 +212,12 @@ static int parse_keyfile(const char *text, size_t len, const char *path,
   const lmz_json *ver = root ? lmz_json_get(root, "version") : NULL;
   const lmz_json *keys = root ? lmz_json_get(root, "keys") : NULL;
   if (rv) {
-    msg(errmsg, "%s: byte %zu: %s", path, err.offset, err.msg);
+    lmz__errmsg_printf(errmsg, "%s: byte %zu: %s", path, err.offset, err.msg);
     rv = rv == LMZ_ENOMEM ? LMZ_ENOMEM : LMZ_EBADCONFIG;
   } else if (!ver || ver->type != LMZ_JSON_NUMBER || ver->u.num != 1 || !keys ||
              keys->type != LMZ_JSON_ARRAY || keys->n == 0) {
-    msg(errmsg, "%s: expected {\"version\":1,\"keys\":[...]}", path);
+    lmz__errmsg_printf(errmsg, "%s: expected {\"version\":1,\"keys\":[...]}",
+                       path);
     rv = LMZ_EBADCONFIG;
   }
   for (uint32_t i = 0; rv == 0 && i < keys->n; i++)
@@ -235,7 +228,7 @@ static int parse_keyfile(const char *text, size_t len, const char *path,
                 ? lmz_jwt_keyset_find(ks, prim->u.str.p)
                 : -1;
     if (k < 0) {
-      msg(errmsg, "%s: primary names no key of the file", path);
+      lmz__errmsg_printf(errmsg, "%s: primary names no key of the file", path);
       rv = LMZ_EBADCONFIG;
     } else {
       ks->primary = (unsigned)k;
@@ -291,7 +284,8 @@ static int format_keyfile(lmz_buf *b, const char *const kids[2],
 /* Writes a fresh key file; LMZ_EEXIST if one appeared meanwhile. */
 static int create_keyfile(const char *dir, const char *path, char *errmsg) {
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-    msg(errmsg, "cannot create data directory %s: %s", dir, strerror(errno));
+    lmz__errmsg_printf(errmsg, "cannot create data directory %s: %s", dir,
+                       strerror(errno));
     return LMZ_EIO;
   }
   static const char *const kids[2] = {"BLUE", "GREEN"};
@@ -304,7 +298,8 @@ static int create_keyfile(const char *dir, const char *path, char *errmsg) {
   snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
   int fd = rv ? -1 : mkstemp(tmp); /* mode 0600 */
   if (fd < 0 && !rv) {
-    msg(errmsg, "cannot create a file in %s: %s", dir, strerror(errno));
+    lmz__errmsg_printf(errmsg, "cannot create a file in %s: %s", dir,
+                       strerror(errno));
     rv = LMZ_EIO;
   }
   if (!rv) {
@@ -317,7 +312,7 @@ static int create_keyfile(const char *dir, const char *path, char *errmsg) {
     if (bad || l != 0) {
       rv = (!bad && e == EEXIST) ? LMZ_EEXIST : LMZ_EIO;
       if (rv == LMZ_EIO)
-        msg(errmsg, "cannot write %s: %s", path, strerror(e));
+        lmz__errmsg_printf(errmsg, "cannot write %s: %s", path, strerror(e));
     }
   }
   if (b.data)

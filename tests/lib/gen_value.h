@@ -12,7 +12,8 @@
  * What it covers, when the type is enabled: -0, NaN, +-Infinity, integers
  * around 2^53, fractions, denormals; bigints from "0" to ~120 digits, both
  * signs; strings empty/short/63-64 bytes/long, multi-byte UTF-8, WTF-8 lone
- * surrogates, embedded NUL, strings starting with '$'; valid and invalid
+ * surrogates (never a high one right before a low one: JavaScript would read
+ * that as one character, see test_codec_cross.c), embedded NUL, strings starting with '$'; valid and invalid
  * Dates; RegExp with flags; URL; Headers; ArrayBuffers; every view kind
  * (DataView, BigInt64Array, ...) at aligned byte offsets, sharing buffers when
  * aliases are on; boxed primitives of the 4 kinds; arrays with holes

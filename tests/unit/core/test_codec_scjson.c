@@ -454,6 +454,12 @@ static void test_decode_bad_utf8(void **state) {
       {J("\"a\xff" "b\""), J("\"a\xef\xbf\xbd" "b\"")},
       {J("\"\xc3\""), J("\"\xef\xbf\xbd\"")},            /* truncated */
       {J("\"\xc0\xaf\""), J("\"\xef\xbf\xbd\xef\xbf\xbd\"")}, /* overlong */
+      /* a truncated sequence is ONE U+FFFD (maximal subpart, as TextDecoder
+       * and lmz's own writer count), not one per byte */
+      {J("\"\xe2\x82" "a\""), J("\"\xef\xbf\xbd" "a\"")},
+      {J("\"\xf0\x9f\x98" "b\xf0\x9f\""), J("\"\xef\xbf\xbd" "b\xef\xbf\xbd\"")},
+      {J("\"\xe0\x80\x80\""),                          /* E0 wants A0..BF */
+       J("\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"")},
       {J("\"\xf4\x90\x80\x80\""),                          /* > U+10FFFF */
        J("\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"")},
       {J("\"\xed\xa0\x80\xed\xb0\x80\""), J("\"\xf0\x90\x80\x80\"")},

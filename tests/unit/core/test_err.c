@@ -32,11 +32,22 @@ static void wrap_prefixes_context(void **state) {
   assert_int_equal(strlen(msg), LMZ_ERRMSG_LEN - 1);
 }
 
+/* A NULL buffer means "no message wanted": nothing is written, no crash. */
+static void null_buffer_is_ignored(void **state) {
+  (void)state;
+  lmz__errmsg_printf(NULL, "disk %s", "full");
+  lmz__errmsg_wrapf(NULL, "open %s", "/x");
+  char msg[LMZ_ERRMSG_LEN] = "kept";
+  lmz__errmsg_printf(msg, "%s", "");
+  assert_string_equal(msg, "");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(own_codes_have_names_and_messages),
       cmocka_unit_test(libuv_codes_pass_through),
       cmocka_unit_test(wrap_prefixes_context),
+      cmocka_unit_test(null_buffer_is_ignored),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
