@@ -171,7 +171,8 @@ static void incall_send(struct gw_conn *k, struct gw_incall *ic) {
   lmz_buf_free(&ic->frame);
   if (rv) {
     lmz_hmap_del(&k->calls, ic->call_id, 36);
-    incall_fail_soon(gw, ic, "Client disconnected");
+    incall_fail_soon(gw, ic, rv == LMZ_ETOOBIG ? LMZ_WS_TOO_BIG_REASON
+                                               : "Client disconnected");
     return;
   }
   ic->conn = k;
@@ -472,7 +473,10 @@ void lmz__gw_upgrade(lmz_gateway *gw, lmz_http_conn_t *conn,
   size_t tl;
   lmz_ws_protocol_token(req, &tok, &tl, &offered_lmz);
   struct lmz_ws_callbacks cbs = {lmz__gw_on_message, on_close};
-  struct lmz_ws_options wo = {.max_message = gw->max_message};
+  /* a reply may outgrow its request (JSON escaping): twice the cap */
+  size_t out = 2 * gw->max_message;
+  struct lmz_ws_options wo = {.max_message = gw->max_message,
+                              .max_outbound = out > (4u << 20) ? out : (4u << 20)};
   int rv = c ? lmz_ws_accept(conn, offered_lmz ? LMZ_WS_PROTOCOL : NULL, &cbs,
                              &wo, k, &k->ws)
              : LMZ_ENOMEM;

@@ -62,6 +62,19 @@
 #define LMZ_GATEWAY_DEFAULT_PREFIX "/api"
 #define LMZ_GATEWAY_GRACE_MS 5000u
 #define LMZ_GATEWAY_CALL_TIMEOUT_MS 30000u
+/* The cap on one client message (a WebSocket message, fragments summed, and
+ * an HTTP request body): the original's (Cloudflare's) 32 MiB. Above it a
+ * socket is closed with 1009 "Message is too large" (LMZ_WS_TOO_BIG_REASON)
+ * and a request gets 413. Allowed: LMZ_GATEWAY_MAX_MESSAGE_MIN ..
+ * LMZ_GATEWAY_MAX_MESSAGE_LIMIT; the ceiling is the value codecs' and the
+ * JSON parser's own input cap (core/codec.h, core/json.h: 64 MiB), so a
+ * message the gateway takes can always be decoded. Memory per socket: one
+ * message being received, 2 x the cap of output (a reply may be larger than
+ * its request after JSON escaping; at least 4 MiB), and while a frame is
+ * handled one scratch arena of at most 32 x the cap (its DOM). */
+#define LMZ_GATEWAY_MAX_MESSAGE (32u << 20)
+#define LMZ_GATEWAY_MAX_MESSAGE_MIN 1024u
+#define LMZ_GATEWAY_MAX_MESSAGE_LIMIT (64u << 20)
 
 typedef struct lmz_gateway lmz_gateway;
 
@@ -90,7 +103,9 @@ struct lmz_gateway_opts {
   size_t n_cors_origins;           /* 0 = no CORS checks at all */
   uint32_t grace_ms;               /* 0 = LMZ_GATEWAY_GRACE_MS */
   uint32_t client_call_timeout_ms; /* 0 = LMZ_GATEWAY_CALL_TIMEOUT_MS */
-  size_t max_message;              /* client frame cap; 0 = 1 MiB */
+  /* client message cap; 0 = LMZ_GATEWAY_MAX_MESSAGE; outside MIN..LIMIT:
+   * LMZ_EINVAL */
+  size_t max_message;
   /* Token checks: issuer and audience (NULL = LMZ_JWT_DEFAULT_ISS / _AUD).
    * Keys, tried in this order and merged: `keyset` (copied), the dev keys
    * of `dev_key_dir` (loaded, or created when missing), `public_keys`.
