@@ -147,6 +147,11 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway **out, lmz_node *node,
                      const struct lmz_gateway_opts *opts, char *errmsg);
 /* The bound HTTP port. */
 int lmz_gateway_port(const lmz_gateway *gw);
+/* Call timeouts (client_call_timeout_ms) and grace periods are measured on
+ * the node's clock (lmz_node_now_ms; lmz_node_opts.clock). A test kit that
+ * moves a fake clock calls this: whatever is due by it is handled on the
+ * next loop iteration (never from this call). */
+void lmz_gateway_clock_moved(lmz_gateway *gw);
 
 typedef void (*lmz_gateway_close_cb)(lmz_gateway *gw, void *arg);
 /* Stops listening, closes every socket (1001 going away) and connection,
