@@ -31,7 +31,8 @@
  *     connected') at once;
  *  5. the token expired: the socket is closed with 4401 "Token expired" on
  *     the next frame or relayed call ('Client token expired');
- *  6. the client does not answer within client_call_timeout_ms:
+ *  6. the client does not answer within client_call_timeout_ms (by the
+ *     node's clock, as the grace period):
  *     ClientDisconnectedError('Client call timed out'); the socket stays;
  *  7. the gateway closes: every held or relayed call fails at once.
  * Every ClientDisconnectedError carries clientInstanceName. */
@@ -171,12 +172,13 @@ static void incall_send(struct gw_conn *k, struct gw_incall *ic) {
   lmz_buf_free(&ic->frame);
   if (rv) {
     lmz_hmap_del(&k->calls, ic->call_id, 36);
-    incall_fail_soon(gw, ic, "Client disconnected");
+    incall_fail_soon(gw, ic, rv == LMZ_ETOOBIG ? LMZ_WS_TOO_BIG_REASON
+                                               : "Client disconnected");
     return;
   }
   ic->conn = k;
   ic->client = NULL;
-  ic->deadline = uv_now(gw->loop) + gw->call_timeout_ms;
+  ic->deadline = lmz__gw_now(gw) + gw->call_timeout_ms;
   lmz__gw_list_push(&gw->sent_q, &ic->link);
   lmz__gw_timer_arm(gw);
 }
@@ -211,12 +213,20 @@ static void fail_held(struct gw_client *c, const char *msg) {
 
 /* ---- the deadline timer -------------------------------------------------- */
 
+/* Deadlines are on the node's clock (lmz_node_now_ms: injected, so tests
+ * run them on fake time); the loop timer only wakes us, and a wake before
+ * the deadline by that clock re-arms for the rest. */
 static void timer_cb(uv_timer_t *t) { lmz__gw_timer_run(t->data); }
+
+void lmz_gateway_clock_moved(lmz_gateway *gw) {
+  if (!gw->closing) /* on the next loop iteration, never from this call */
+    uv_timer_start(&gw->timer, timer_cb, 0, 0);
+}
 
 void lmz__gw_timer_arm(lmz_gateway *gw) {
   if (gw->closing)
     return;
-  uint64_t now = uv_now(gw->loop), due = UINT64_MAX;
+  uint64_t now = lmz__gw_now(gw), due = UINT64_MAX;
   struct gw_link *l;
   if (gw->fail_q.n)
     due = now;
@@ -240,7 +250,7 @@ static void grace_end(struct gw_client *c) {
 }
 
 void lmz__gw_timer_run(lmz_gateway *gw) {
-  uint64_t now = uv_now(gw->loop);
+  uint64_t now = lmz__gw_now(gw);
   struct gw_link *l;
   while ((l = lmz__gw_list_first(&gw->fail_q))) {
     lmz__gw_list_remove(&gw->fail_q, l);
@@ -308,7 +318,7 @@ static void on_close(lmz_ws_t *ws, int code, const char *reason,
     c->conn = NULL;
     if (code != 4409 && !gw->closing) { /* section 1.10: 4409 skips grace */
       c->in_grace = true;
-      c->grace_deadline = uv_now(gw->loop) + gw->grace_ms;
+      c->grace_deadline = lmz__gw_now(gw) + gw->grace_ms;
       lmz__gw_list_push(&gw->grace_q, &c->grace_link);
       lmz__gw_timer_arm(gw);
     }
@@ -472,7 +482,10 @@ void lmz__gw_upgrade(lmz_gateway *gw, lmz_http_conn_t *conn,
   size_t tl;
   lmz_ws_protocol_token(req, &tok, &tl, &offered_lmz);
   struct lmz_ws_callbacks cbs = {lmz__gw_on_message, on_close};
-  struct lmz_ws_options wo = {.max_message = gw->max_message};
+  /* a reply may outgrow its request (JSON escaping): twice the cap */
+  size_t out = 2 * gw->max_message;
+  struct lmz_ws_options wo = {.max_message = gw->max_message,
+                              .max_outbound = out > (4u << 20) ? out : (4u << 20)};
   int rv = c ? lmz_ws_accept(conn, offered_lmz ? LMZ_WS_PROTOCOL : NULL, &cbs,
                              &wo, k, &k->ws)
              : LMZ_ENOMEM;

@@ -43,6 +43,29 @@ struct gw_outcall {
 
 /* ---- call_response ------------------------------------------------------- */
 
+/* An answer larger than the socket's output cap: the call fails with
+ * Error("Message is too large") instead of never being answered. */
+static int send_too_big(struct gw_conn *k, const char *id, size_t id_len) {
+  lmz_buf *b = &k->gw->out;
+  b->len = 0;
+  LMZ_LOG_INFO(&lmz__gw_log, "client %s: answer to call %.*s too large",
+               k->info.instance, (int)id_len, id);
+  lmz_arena *a = lmz_arena_new();
+  lmz_value *e = a ? lmz_error(a, "Error", LMZ_WS_TOO_BIG_REASON) : NULL;
+  int rv = e ? lmz_buf_append_str(b, "{\"type\":\"call_response\",\"callId\":")
+             : LMZ_ENOMEM;
+  if (!rv)
+    rv = lmz_json_write_string(b, id, id_len);
+  if (!rv)
+    rv = lmz_buf_append_str(b, ",\"success\":false,\"error\":");
+  if (!rv)
+    rv = lmz__gw_write_sc(b, e) ? LMZ_ENOMEM : 0;
+  if (!rv)
+    rv = lmz_buf_putc(b, '}');
+  lmz_arena_free(a);
+  return rv ? rv : lmz_ws_send_text(k->ws, b->data, b->len);
+}
+
 static void send_response(struct gw_conn *k, const char *id, size_t id_len,
                           bool ok, const lmz_value *v) {
   lmz_gateway *gw = k->gw;
@@ -66,6 +89,8 @@ static void send_response(struct gw_conn *k, const char *id, size_t id_len,
     rv = lmz_buf_putc(b, '}');
   if (!rv)
     rv = lmz_ws_send_text(k->ws, b->data, b->len);
+  if (rv == LMZ_ETOOBIG) /* the answer, not the socket, is the problem */
+    rv = send_too_big(k, id, id_len);
   if (rv)
     LMZ_LOG_WARN(&lmz__gw_log, "client %s: call_response not sent: %s",
                  k->info.instance, lmz_strerror(rv));

@@ -377,7 +377,14 @@ static int copy_opts(lmz_gateway *gw, const struct lmz_gateway_opts *o,
   gw->grace_ms = o->grace_ms ? o->grace_ms : LMZ_GATEWAY_GRACE_MS;
   gw->call_timeout_ms = o->client_call_timeout_ms ? o->client_call_timeout_ms
                                                   : LMZ_GATEWAY_CALL_TIMEOUT_MS;
-  gw->max_message = o->max_message ? o->max_message : (1u << 20);
+  gw->max_message = o->max_message ? o->max_message : LMZ_GATEWAY_MAX_MESSAGE;
+  if (gw->max_message < LMZ_GATEWAY_MAX_MESSAGE_MIN ||
+      gw->max_message > LMZ_GATEWAY_MAX_MESSAGE_LIMIT) {
+    lmz__errmsg_printf(errmsg, "gateway: max_message %zu is not in %u..%u",
+                       gw->max_message, LMZ_GATEWAY_MAX_MESSAGE_MIN,
+                       LMZ_GATEWAY_MAX_MESSAGE_LIMIT);
+    return LMZ_EINVAL;
+  }
   return 0;
 }
 

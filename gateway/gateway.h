@@ -62,6 +62,19 @@
 #define LMZ_GATEWAY_DEFAULT_PREFIX "/api"
 #define LMZ_GATEWAY_GRACE_MS 5000u
 #define LMZ_GATEWAY_CALL_TIMEOUT_MS 30000u
+/* The cap on one client message (a WebSocket message, fragments summed, and
+ * an HTTP request body): the original's (Cloudflare's) 32 MiB. Above it a
+ * socket is closed with 1009 "Message is too large" (LMZ_WS_TOO_BIG_REASON)
+ * and a request gets 413. Allowed: LMZ_GATEWAY_MAX_MESSAGE_MIN ..
+ * LMZ_GATEWAY_MAX_MESSAGE_LIMIT; the ceiling is the value codecs' and the
+ * JSON parser's own input cap (core/codec.h, core/json.h: 64 MiB), so a
+ * message the gateway takes can always be decoded. Memory per socket: one
+ * message being received, 2 x the cap of output (a reply may be larger than
+ * its request after JSON escaping; at least 4 MiB), and while a frame is
+ * handled one scratch arena of at most 32 x the cap (its DOM). */
+#define LMZ_GATEWAY_MAX_MESSAGE (32u << 20)
+#define LMZ_GATEWAY_MAX_MESSAGE_MIN 1024u
+#define LMZ_GATEWAY_MAX_MESSAGE_LIMIT (64u << 20)
 
 typedef struct lmz_gateway lmz_gateway;
 
@@ -90,7 +103,9 @@ struct lmz_gateway_opts {
   size_t n_cors_origins;           /* 0 = no CORS checks at all */
   uint32_t grace_ms;               /* 0 = LMZ_GATEWAY_GRACE_MS */
   uint32_t client_call_timeout_ms; /* 0 = LMZ_GATEWAY_CALL_TIMEOUT_MS */
-  size_t max_message;              /* client frame cap; 0 = 1 MiB */
+  /* client message cap; 0 = LMZ_GATEWAY_MAX_MESSAGE; outside MIN..LIMIT:
+   * LMZ_EINVAL */
+  size_t max_message;
   /* Token checks: issuer and audience (NULL = LMZ_JWT_DEFAULT_ISS / _AUD).
    * Keys, tried in this order and merged: `keyset` (copied), the dev keys
    * of `dev_key_dir` (loaded, or created when missing), `public_keys`.
@@ -132,6 +147,11 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway **out, lmz_node *node,
                      const struct lmz_gateway_opts *opts, char *errmsg);
 /* The bound HTTP port. */
 int lmz_gateway_port(const lmz_gateway *gw);
+/* Call timeouts (client_call_timeout_ms) and grace periods are measured on
+ * the node's clock (lmz_node_now_ms; lmz_node_opts.clock). A test kit that
+ * moves a fake clock calls this: whatever is due by it is handled on the
+ * next loop iteration (never from this call). */
+void lmz_gateway_clock_moved(lmz_gateway *gw);
 
 typedef void (*lmz_gateway_close_cb)(lmz_gateway *gw, void *arg);
 /* Stops listening, closes every socket (1001 going away) and connection,

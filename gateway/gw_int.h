@@ -48,7 +48,7 @@ struct gw_client {
   struct gw_conn *conn;  /* the open socket, or NULL */
   struct gw_conn *last;  /* latest connection (for hooks during grace) */
   bool in_grace;
-  uint64_t grace_deadline; /* uv_now ms */
+  uint64_t grace_deadline; /* lmz__gw_now ms */
   struct gw_link grace_link; /* on gw->grace_q */
   struct gw_list held;       /* struct gw_incall waiting for a reconnect */
 };
@@ -76,7 +76,7 @@ struct gw_incall {
   lmz_deferred *d;
   struct gw_client *client; /* while held */
   struct gw_conn *conn;     /* while sent */
-  uint64_t deadline;        /* uv_now ms (sent, fail_q) */
+  uint64_t deadline;        /* lmz__gw_now ms (sent, fail_q) */
   const char *fail_msg;     /* fail_q: the ClientDisconnectedError text */
   char call_id[37];
   lmz_buf frame;            /* the incoming_call frame (until sent) */
@@ -125,6 +125,13 @@ struct lmz_gateway {
 };
 
 /* ---- clientgw.c ---------------------------------------------------------- */
+
+/* The clock of call timeouts and grace periods: the node's (injected by a
+ * test kit; lmz_gateway_clock_moved tells the gateway it moved). */
+static inline uint64_t lmz__gw_now(lmz_gateway *gw) {
+  double t = lmz_node_now_ms(gw->node);
+  return t > 0 ? (uint64_t)t : 0;
+}
 
 /* The raw class function of LumenizeClientGateway. */
 int lmz__gw_raw_call(lmz_ctx *ctx, lmz_value *chain, lmz_value **result);

@@ -14,6 +14,7 @@
  * then the connection closes; other connections are never affected):
  *   text message (or close reason) that is not UTF-8        1007
  *   message longer than max_message (fragments summed)      1009
+ *     with the reason LMZ_WS_TOO_BIG_REASON, the original's text
  *   unmasked client frame, reserved bits/opcodes, control
  *   frame > 125 bytes or fragmented, bad continuation,
  *   invalid close code, Close body of 1 byte                1002
@@ -125,6 +126,9 @@ const char *lmz_ws_remote(const lmz_ws_t *ws);
 lmz_http_server_t *lmz_ws_server(const lmz_ws_t *ws);
 
 /* ---- subprotocols -------------------------------------------------------- */
+
+/* The reason of our 1009 Close (Cloudflare's text, which clients match). */
+#define LMZ_WS_TOO_BIG_REASON "Message is too large"
 
 #define LMZ_WS_PROTOCOL "lmz"
 #define LMZ_WS_TOKEN_PREFIX "lmz.access-token."

@@ -19,9 +19,10 @@
  * Failure modes:
  *  1. invalid UTF-8 in a text message or close reason: wslay queues 1007 and
  *     stops reading (done once flushed);
- *  2. a frame over max_message: wslay queues 1009; a message whose fragments
- *     add up to more: we queue 1009 (on_frame_recv_start, before any of its
- *     payload is stored) and stop reading;
+ *  2. a frame over max_message, or a message whose fragments add up to
+ *     more: we queue 1009 "Message is too large" (on_frame_recv_start,
+ *     before any of the payload is stored; wslay's own cap, which would
+ *     send 1009 with no reason, is off) and stop reading;
  *  3. protocol violations inside wslay's event layer (unmasked frame, RSV
  *     bits, unknown opcode, bad continuation, bad close code): 1002 queued
  *     by wslay; a Close with a 1-byte body, which wslay accepts as a Close
@@ -102,10 +103,11 @@ static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
   return 0;
 }
 
-/* Queues 1009 for a message that grew past the cap and stops reading. */
+/* Queues 1009 for a message that grew past the cap and stops reading. The
+ * reason is the original's (Cloudflare's) text, which clients show. */
 static void fail_too_big(struct lmz__ws_session *s,
                          wslay_event_context_ptr ctx) {
-  static const char why[] = "message too big";
+  static const char why[] = LMZ_WS_TOO_BIG_REASON;
   s->too_big = true;
   if (wslay_event_queue_close(ctx, WSLAY_CODE_MESSAGE_TOO_BIG,
                               (const uint8_t *)why, sizeof why - 1) == 0 &&
@@ -230,7 +232,9 @@ int lmz__ws_session_init(struct lmz__ws_session *s, lmz_buf *out,
   if (wslay_event_context_server_init(&s->ctx, &cbs, s) != 0)
     return LMZ_ENOMEM;
   wslay_event_config_set_no_buffering(s->ctx, 1);
-  wslay_event_config_set_max_recv_msg_length(s->ctx, max_message);
+  /* wslay checks its cap before on_frame_recv_start and closes with an
+   * empty reason; ours (frame_start_cb) runs with the reason instead */
+  wslay_event_config_set_max_recv_msg_length(s->ctx, UINT64_MAX);
   return 0;
 }
 

@@ -485,6 +485,7 @@ static int start_gateway(struct lmzd *d) {
                                .cors_origins = g->cors, .n_cors_origins = g->n_cors,
                                .grace_ms = g->grace_ms,
                                .client_call_timeout_ms = g->call_timeout_ms,
+                               .max_message = g->max_message,
                                .iss = g->iss, .aud = g->aud,
                                .public_keys = keys, .n_public_keys = g->n_keys,
                                .dev_key_dir = d->cfg.dev || g->dev_keys ? d->cfg.data_dir : NULL,

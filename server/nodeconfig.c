@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "gateway/gateway.h"
 
 #define DEV_CONFIG                                                             \
   "// the embedded --dev configuration\n"                                      \
@@ -314,6 +315,27 @@ static int parse_ms(const struct lmzd_config *c, const lmz_json *g,
   return 0;
 }
 
+/* gateway.max_message_bytes: bounded here, with the file position, by the
+ * same range lmz_gateway_init enforces (gateway/gateway.h says why). */
+static int parse_max_message(struct lmzd_config *c, const lmz_json *g,
+                             char *errmsg) {
+  const lmz_json *v = lmz_json_get(g, "max_message_bytes");
+  if (!v)
+    return 0;
+  if (v->type != LMZ_JSON_NUMBER || v->u.num < LMZ_GATEWAY_MAX_MESSAGE_MIN ||
+      v->u.num > LMZ_GATEWAY_MAX_MESSAGE_LIMIT ||
+      v->u.num != (double)(uint64_t)v->u.num) {
+    lmz_config_errorf(errmsg, &c->file, v,
+                      "gateway.max_message_bytes must be an integer %u..%u "
+                      "(default %u)",
+                      LMZ_GATEWAY_MAX_MESSAGE_MIN, LMZ_GATEWAY_MAX_MESSAGE_LIMIT,
+                      LMZ_GATEWAY_MAX_MESSAGE);
+    return LMZ_EBADCONFIG;
+  }
+  c->gw.max_message = (size_t)v->u.num;
+  return 0;
+}
+
 static int parse_jwt(lmz_arena *a, struct lmzd_config *c, const lmz_json *g,
                      char *errmsg) {
   int rv = 0;
@@ -368,6 +390,8 @@ static int parse_gateway(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
     rv = parse_ms(c, g, "grace_period_ms", &c->gw.grace_ms, errmsg);
   if (!rv)
     rv = parse_ms(c, g, "client_call_timeout_ms", &c->gw.call_timeout_ms, errmsg);
+  if (!rv)
+    rv = parse_max_message(c, g, errmsg);
   return rv ? rv : parse_jwt(a, c, g, errmsg);
 }
 

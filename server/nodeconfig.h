@@ -19,6 +19,7 @@
  *     "gateway": { "static": "web",            // relative to this file
  *                  "route_prefix": "/api", "cors_origins": ["https://a.b"],
  *                  "grace_period_ms": 5000, "client_call_timeout_ms": 30000,
+ *                  "max_message_bytes": 33554432,  // 1024..67108864
  *                  "jwt": { "issuer": "https://lumenize.local",
  *                           "audience": "https://lumenize.local",
  *                           "public_keys": { "BLUE": "<PEM or base64url>" },
@@ -67,6 +68,7 @@ struct lmzd_gateway {
   const char **cors;        /* CORS allow-list (exact origins) */
   size_t n_cors;
   uint32_t grace_ms, call_timeout_ms;
+  size_t max_message; /* gateway.max_message_bytes; 0 = 32 MiB */
   const char *iss, *aud;
   struct lmzd_key *keys;
   size_t n_keys;

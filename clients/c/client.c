@@ -27,7 +27,8 @@
  *  2. after connecting: EOF, a read/write error, a Close from the server,
  *     a protocol violation (our 1002/1007/1009 goes out best effort), a
  *     missing heartbeat pong: state DEAD, calls in flight fail with
- *     LMZ_ECLOSED, then on_disconnect(code, reason);
+ *     LMZ_ECLOSED (LMZ_ETOOBIG when the code is 1009, "Message is too
+ *     large"), then on_disconnect(code, reason);
  *  3. a failure while the user closes: the close just proceeds;
  *  4. user callbacks may call lmzc_close (and lmzc_call, which then fails)
  *     at any point: closing is deferred to libuv's close callbacks, so the
@@ -41,8 +42,8 @@
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000u
 #define DEFAULT_HEARTBEAT_MS 30000
 #define DEFAULT_CLOSE_TIMEOUT_MS 2000u
-#define DEFAULT_MAX_MESSAGE (16u << 20)
-#define DEFAULT_MAX_OUTBOUND (16u << 20)
+#define DEFAULT_MAX_MESSAGE (64u << 20)
+#define MIN_MAX_OUTBOUND (16u << 20)
 #define DEFAULT_MAX_QUEUED 100u
 #define TOKEN_MAX (16u * 1024u)
 
@@ -209,7 +210,9 @@ void lmz__cc_fail(lmzc_t *c, int status, int code, const char *reason,
   LMZ_LOG_DEBUG(&lmz__cc_log, "%s: %s (%d %.*s): %s", c->instance,
                 was_connected ? "disconnected" : "connect failed", code,
                 (int)n, why, c->errmsg);
-  lmz__cc_fail_all(c, LMZ_ECLOSED);
+  /* 1009: a message over a cap (the gateway's "Message is too large", or
+   * an answer over our max_message) is what ended the calls */
+  lmz__cc_fail_all(c, code == 1009 ? LMZ_ETOOBIG : LMZ_ECLOSED);
   if (!was_connected) {
     if (c->connect_cb)
       c->connect_cb(c, status);
@@ -261,6 +264,11 @@ static void session_over(lmzc_t *c, int rv) {
   if (!c->connect_reported)
     lmz__errmsg_printf(c->errmsg, "server closed the connection: %d %.*s", code,
                        (int)rl, r);
+  else if (code == 1009) /* the calls fail with LMZ_ETOOBIG: say whose cap */
+    lmz__errmsg_printf(c->errmsg, "%s: %d %.*s",
+                       c->ws.our_code ? "an answer was over max_message"
+                          : "the gateway closed the connection",
+                       code, (int)rl, r);
   else if (rv)
     lmz__errmsg_printf(c->errmsg, "protocol error from the server (%d)", code);
   lmz__cc_fail(c, rv ? rv : LMZ_ECLOSED, code, r, rl);
@@ -441,7 +449,10 @@ static int copy_opts(lmzc_t *c, const struct lmzc_options *o) {
                                             : DEFAULT_CLOSE_TIMEOUT_MS;
   c->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : DEFAULT_HEARTBEAT_MS;
   c->max_message = o->max_message ? o->max_message : DEFAULT_MAX_MESSAGE;
-  c->max_outbound = o->max_outbound ? o->max_outbound : DEFAULT_MAX_OUTBOUND;
+  c->max_send = o->max_send_message ? o->max_send_message : LMZC_MAX_SEND_MESSAGE;
+  size_t out = c->max_send > SIZE_MAX / 2 ? SIZE_MAX : 2 * c->max_send;
+  c->max_outbound = o->max_outbound ? o->max_outbound
+                                    : out > MIN_MAX_OUTBOUND ? out : MIN_MAX_OUTBOUND;
   c->max_queued = o->max_queued ? o->max_queued : DEFAULT_MAX_QUEUED;
   c->on_disconnect = o->on_disconnect;
   c->on_unknown = o->on_unknown;

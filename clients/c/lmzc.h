@@ -59,6 +59,10 @@ extern "C" {
 #endif
 
 #define LMZC_GATEWAY_BINDING "LUMENIZE_CLIENT_GATEWAY"
+/* The gateway's default message cap (gateway.max_message_bytes; the
+ * original's 32 MiB) and the reason of its 1009 Close. */
+#define LMZC_MAX_SEND_MESSAGE (32u << 20)
+#define LMZC_TOO_BIG_REASON "Message is too large"
 
 typedef struct lmzc_s lmzc_t;                   /* one connection (opaque) */
 typedef struct lmzc_incoming_s lmzc_incoming_t; /* one call from the mesh */
@@ -73,11 +77,14 @@ typedef void (*lmzc_connect_cb)(lmzc_t *c, int status);
 /* The handle is gone after this returns. */
 typedef void (*lmzc_close_cb)(lmzc_t *c);
 /* A connected client lost its socket: the server closed it (`code` is its
- * close code: 4401 token expired, 4409 superseded, 1001 going away, ...),
- * the TCP connection broke (1006), the heartbeat got no pong (1006), or the
- * server broke the protocol (1002/1007/1009, the code we sent). `reason` is
- * valid during the callback only (not NUL-terminated). Calls in flight have
- * already failed with LMZ_ECLOSED. The handle still needs lmzc_close. */
+ * close code: 4401 token expired, 4409 superseded, 1001 going away, 1009
+ * "Message is too large": a message of ours was over its cap, ...), the TCP
+ * connection broke (1006), the heartbeat got no pong (1006), or the server
+ * broke the protocol (1002/1007/1009, the code we sent). `reason` is valid
+ * during the callback only (not NUL-terminated). Calls in flight have
+ * already failed with LMZ_ECLOSED, or with LMZ_ETOOBIG when the code is
+ * 1009 (either side's; lmzc_errmsg says which). The handle still needs
+ * lmzc_close. */
 typedef void (*lmzc_disconnect_cb)(lmzc_t *c, int code, const char *reason,
                                    size_t reason_len);
 /* A frame whose "type" this client does not know (the original's
@@ -94,8 +101,14 @@ struct lmzc_options {
   uint32_t connect_timeout_ms;  /* 0 = 10000: TCP + upgrade + status */
   int heartbeat_ms;             /* 0 = 30000; < 0 = no heartbeat */
   uint32_t close_timeout_ms;    /* 0 = 2000: wait for the server's Close */
-  size_t max_message;           /* received message cap; 0 = 16 MiB */
-  size_t max_outbound;          /* unwritten bytes cap; 0 = 16 MiB */
+  size_t max_message;           /* received message cap; 0 = 64 MiB (the
+                                   gateway's output cap: 2 x its message cap) */
+  /* A call frame longer than this is refused by lmzc_call (LMZ_ETOOBIG)
+   * instead of being sent for the gateway to close the socket with 1009;
+   * 0 = LMZC_MAX_SEND_MESSAGE. Set it to the gateway's max_message_bytes. */
+  size_t max_send_message;
+  size_t max_outbound;          /* unwritten bytes cap; 0 = the larger of
+                                   16 MiB and 2 x max_send_message */
   uint32_t max_queued;          /* calls queued before connected; 0 = 100 */
   lmzc_disconnect_cb on_disconnect; /* may be NULL */
   lmzc_unknown_cb on_unknown;       /* may be NULL (ignored, counted) */
@@ -127,7 +140,10 @@ void lmzc_close(lmzc_t *c, lmzc_close_cb cb);
 /* The answer to a call. status 0: the gateway answered; `ok` says whether
  * the callee returned (`v` = the result) or threw (`v` = the error value,
  * usually an Error). status < 0: no answer: LMZ_ECLOSED (the socket closed
- * first; the gateway drops such answers), LMZ_ECANCELED (lmzc_close),
+ * first; the gateway drops such answers), LMZ_ETOOBIG (the socket closed
+ * with 1009 "Message is too large" first: this call or another one in
+ * flight was over the gateway's cap, or an answer over max_message came;
+ * it may or may not have run), LMZ_ECANCELED (lmzc_close),
  * LMZ_EBADMSG (the answer could not be decoded; lmzc_errmsg says why); `v`
  * is NULL then. `v` lives in a scratch arena valid during the callback only
  * (lmz_value_copy it to keep it). */
@@ -154,7 +170,8 @@ struct lmzc_call_opts {
  * write). Returns 0 or: LMZ_EINVAL (binding NULL, chain NULL), LMZ_ECLOSED
  * (disconnected, failed, closing), LMZ_EOVERLOAD (max_queued calls already
  * wait for the connection, or max_outbound bytes are unwritten),
- * LMZ_ETOOBIG (the frame exceeds max_outbound), codec errors of the chain
+ * LMZ_ETOOBIG (the frame exceeds max_send_message or max_outbound;
+ * lmzc_errmsg "Message is too large: ..."; nothing was sent), codec errors of the chain
  * or state (LMZ_EUNSUPPORTED, LMZ_ETOODEEP; lmzc_errmsg), LMZ_ENOMEM. */
 int lmzc_call(lmzc_t *c, const char *binding, const char *instance,
               const lmz_value *chain, lmzc_reply_cb cb, void *data);

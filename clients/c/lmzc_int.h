@@ -190,7 +190,7 @@ struct lmzc_s {
   char *instance, *token, *gw_binding, *path;
   uint32_t connect_timeout_ms, close_timeout_ms;
   int heartbeat_ms;
-  size_t max_message, max_outbound;
+  size_t max_message, max_send, max_outbound;
   uint32_t max_queued;
   lmzc_connect_cb connect_cb;
   lmzc_close_cb close_cb;

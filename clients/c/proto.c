@@ -249,6 +249,11 @@ int lmzc_call_ex(lmzc_t *c, const char *binding, const char *instance,
   uint64_t id = ++c->next_id;
   c->tx.len = 0;
   int rv = build_call(c, &c->tx, id, binding, instance, chain, o);
+  if (!rv && c->tx.len > c->max_send) { /* the gateway would close (1009) */
+    lmz__errmsg_printf(c->errmsg, LMZC_TOO_BIG_REASON ": a call of %zu bytes "
+                       "is over max_send_message (%zu)", c->tx.len, c->max_send);
+    rv = LMZ_ETOOBIG;
+  }
   if (!rv)
     rv = calls_put(&c->calls, id, cb, data);
   if (rv) {

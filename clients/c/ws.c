@@ -369,7 +369,7 @@ static void note_close(struct lmz__cc_ws *w, uint16_t code, const char *why) {
 
 /* Failure 3: a message that grew past the cap. */
 static void fail_too_big(struct lmz__cc_ws *w, wslay_event_context_ptr ctx) {
-  static const char why[] = "message too big";
+  static const char why[] = LMZC_TOO_BIG_REASON; /* as the gateway says */
   w->too_big = true;
   if (wslay_event_queue_close(ctx, WSLAY_CODE_MESSAGE_TOO_BIG,
                               (const uint8_t *)why, sizeof why - 1) == 0)
@@ -471,7 +471,9 @@ int lmz__cc_ws_init(struct lmz__cc_ws *w, lmz_buf *out, uint64_t *rng,
   if (wslay_event_context_client_init(&w->ctx, &cbs, w) != 0)
     return LMZ_ENOMEM;
   wslay_event_config_set_no_buffering(w->ctx, 1);
-  wslay_event_config_set_max_recv_msg_length(w->ctx, max_message);
+  /* wslay checks its cap before on_frame_recv_start and would close with
+   * no reason; frame_start_cb checks ours (fragments summed) instead */
+  wslay_event_config_set_max_recv_msg_length(w->ctx, UINT64_MAX);
   return 0;
 }
 

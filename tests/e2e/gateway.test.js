@@ -7,7 +7,11 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, describe, test } from 'node:test';
-import { ctn, ClientDisconnectedError } from '../../clients/js/src/index.js';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ctn, ClientDisconnectedError, MessageTooLargeError } from '../../clients/js/src/index.js';
 import { postprocess } from '../../clients/js/src/structured-clone.js';
 import { EditorClient, LmzClient, connectedClient } from './lib/editor-client.js';
 import {
@@ -27,6 +31,7 @@ after(() => {
 });
 
 const gwPath = (instance) => `/gateway/${GW}/${instance}`;
+const MiB = 1024 * 1024;
 const tokenProtocols = (t) => ['lmz', `lmz.access-token.${t}`];
 
 // A client of the gateway keeps working: the end of every hostile case.
@@ -525,7 +530,7 @@ describe('hostile input: each gets its documented rejection and the server keeps
     ['oversized headers (> 16 KiB)', () => `GET / HTTP/1.1\r\n${host()}X-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`, 431],
     ['too many headers (> 100)', () => `GET / HTTP/1.1\r\n${host()}${Array.from({ length: 120 }, (_, i) => `X-H${i}: v\r\n`).join('')}\r\n`, 431],
     ['an over-long URL (> 8 KiB)', () => `GET /${'u'.repeat(9 * 1024)} HTTP/1.1\r\n${host()}\r\n`, 414],
-    ['a body over the cap (Content-Length 2 MiB)', () => `POST /api/counter-do/x HTTP/1.1\r\n${host()}Content-Length: 2097152\r\n\r\n`, 413],
+    ['a body over the cap (Content-Length 33 MiB)', () => `POST /api/counter-do/x HTTP/1.1\r\n${host()}Content-Length: ${33 * MiB}\r\n\r\n`, 413],
     ['HTTP/2.0 in the request line', () => `GET / HTTP/2.0\r\n${host()}\r\n`, 505],
     ['a WebSocket frame before any upgrade', () => wsFrame(1, 'lmz:ping'), 400],
     ['an upgrade with a bad Sec-WebSocket-Key', () => `GET ${gwPath('a.b')} HTTP/1.1\r\n${host()}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n`, 400],
@@ -547,24 +552,6 @@ describe('hostile input: each gets its documented rejection and the server keeps
       assert.equal(statusOf(text), 400, p);
     }
     assert.equal((await fetch(`${HTTP}/no-such-file.js`)).status, 404);
-    await goodClientWorks();
-  });
-
-  test('a WebSocket message over 1 MiB -> close 1009', async () => {
-    const id = identity('big');
-    const r = await rawWs(id.instance, id.token, [wsFrame(1, 'x'.repeat((1 << 20) + 16))],
-      { until: (fr) => fr.some((f) => f.opcode === 8) });
-    assert.equal(r.status, 101);
-    assert.equal(closeCode(r.frames.find((f) => f.opcode === 8)), 1009);
-    await goodClientWorks();
-  });
-
-  test('fragments adding up to over 1 MiB -> close 1009', async () => {
-    const id = identity('frag');
-    const part = 'y'.repeat(600 * 1024);
-    const r = await rawWs(id.instance, id.token, [wsFrame(1, part, { fin: false }), wsFrame(0, part, { fin: true })],
-      { until: (fr) => fr.some((f) => f.opcode === 8) });
-    assert.equal(closeCode(r.frames.find((f) => f.opcode === 8)), 1009);
     await goodClientWorks();
   });
 
@@ -696,6 +683,89 @@ describe('what --dev serves', () => {
     const head = await fetch(`${HTTP}/lmz-client/index.js`, { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.equal(await head.text(), '');
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+describe('large messages (issue 13 item 4): the cap is 32 MiB, as the original\'s', () => {
+  const tooLarge = (fr) => fr.find((f) => f.opcode === 8);
+  const closeReason = (f) => f.payload.subarray(2).toString('utf8');
+
+  test('2 MiB and 31 MiB calls go through and come back whole', async () => {
+    const id = identity('big-ok');
+    const c = track(await connectedClient(LmzClient, id.token, { instanceName: id.instance }));
+    for (const n of [2 * MiB, 31 * MiB]) {
+      const text = crypto.randomBytes(n / 2).toString('hex');
+      const back = await c.callRaw('ECHO_WORKER', undefined, ctn().echo(text));
+      assert.equal(back.length, n);
+      assert.ok(back === text, `echo of ${n} bytes came back changed`);
+    }
+    c.disconnect();
+  });
+
+  test('a 33 MiB message -> close 1009 "Message is too large"', async () => {
+    const id = identity('big');
+    const r = await rawWs(id.instance, id.token, [wsFrame(1, Buffer.alloc(33 * MiB, 0x78))],
+      { until: (fr) => fr.some((f) => f.opcode === 8), timeout: 60000 });
+    assert.equal(r.status, 101);
+    const f = tooLarge(r.frames);
+    assert.ok(f, 'a Close frame came back');
+    assert.equal(closeCode(f), 1009);
+    assert.equal(closeReason(f), 'Message is too large');
+    await goodClientWorks();
+  });
+
+  test('fragments adding up to over 32 MiB -> close 1009 "Message is too large"', async () => {
+    const id = identity('frag');
+    const part = Buffer.alloc(17 * MiB, 0x79);
+    const r = await rawWs(id.instance, id.token, [wsFrame(1, part, { fin: false }), wsFrame(0, part, { fin: true })],
+      { until: (fr) => fr.some((f) => f.opcode === 8), timeout: 60000 });
+    const f = tooLarge(r.frames);
+    assert.ok(f, 'a Close frame came back');
+    assert.equal(closeCode(f), 1009);
+    assert.equal(closeReason(f), 'Message is too large');
+    await goodClientWorks();
+  });
+
+  test('clients/js: a 33 MiB call is refused before sending; past a larger client cap the gateway 1009 rejects it clearly', async () => {
+    const big = 'z'.repeat(33 * MiB);
+    const id = identity('jsbig');
+    const c = track(await connectedClient(LmzClient, id.token, { instanceName: id.instance }));
+    await assert.rejects(c.callRaw('ECHO_WORKER', undefined, ctn().echo(big)),
+      (e) => e instanceof MessageTooLargeError && e.limit === 32 * MiB && /^Message is too large/.test(e.message));
+    assert.equal(c.connectionState, 'connected', 'the socket stays');
+    assert.equal(await c.callRaw('ECHO_WORKER', undefined, ctn().echo('after')), 'after');
+    c.disconnect();
+    // a client configured above the gateway's cap: the gateway closes with
+    // 1009 and the call rejects at once instead of waiting forever
+    const id2 = identity('jsbig2');
+    const c2 = track(await connectedClient(LmzClient, id2.token, { instanceName: id2.instance,
+      maxMessageBytes: 64 * MiB }));
+    await withTimeout(assert.rejects(c2.callRaw('ECHO_WORKER', undefined, ctn().echo(big)),
+      (e) => e instanceof MessageTooLargeError && e.code === 1009 && e.reason === 'Message is too large'),
+    30000, 'the 1009 rejection');
+    c2.disconnect();
+    await goodClientWorks();
+  });
+
+  test('lmzd refuses gateway.max_message_bytes above 64 MiB with FILE:LINE:COL', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lmz-maxmsg-'));
+    try {
+      const cfg = path.join(dir, 'lmzd.json');
+      fs.writeFileSync(cfg, `{\n  "node": {"data": "${dir}/data", "listen": "127.0.0.1:0", "http": "127.0.0.1:0"},\n` +
+        '  "gateway": {\n    "max_message_bytes": 67108865\n  }\n}\n');
+      const r = await new Promise((resolve) => {
+        execFile(path.join(BIN, 'lmzd'), ['--config', cfg], { timeout: 20000, encoding: 'utf8' },
+          (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stderr }));
+      });
+      assert.notEqual(r.code, 0, 'lmzd must not start');
+      assert.match(r.stderr, new RegExp(`${cfg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4:26: ` +
+        'gateway\\.max_message_bytes must be an integer 1024\\.\\.67108864'));
+      assert.equal(fs.existsSync(path.join(dir, 'data')), false, 'refused before touching its data folder');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

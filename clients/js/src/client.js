@@ -23,6 +23,11 @@
 //   other closes         -> reconnect after min(1 s x 2^n, 30 s)
 //   socket drop          -> calls already sent on that socket reject with ConnectionLostError
 //                           (deliberate fix: the original left them pending forever)
+//   close 1009           -> a message was over the gateway's cap ("Message is too large"):
+//                           calls sent on that socket reject with MessageTooLargeError (a
+//                           ConnectionLostError: which one was too big is unknown), reconnect
+//   call over maxMessageBytes -> that call rejects with MessageTooLargeError without being
+//                           sent (default 32 MiB, the gateway's default), the socket stays
 //   socket not open      -> calls queue (100 max: 'Message queue full'; 30 s each:
 //                           'Call timed out while waiting for connection')
 //   refresh 401/403      -> login required; other refresh failures are transient (reconnect)
@@ -51,7 +56,10 @@ export const DEFAULTS = Object.freeze({
   reconnectDelayMs: 1_000,
   maxReconnectDelayMs: 30_000,
   heartbeatIntervalMs: 30_000,
+  maxMessageBytes: 32 * 1024 * 1024, // the gateway's default cap (and the original's)
 });
+
+const TOO_LARGE = 'Message is too large'; // the gateway's 1009 reason
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -85,8 +93,29 @@ export class ConnectionLostError extends Error {
   }
 }
 
+/**
+ * A message over a cap: a call frame over maxMessageBytes (not sent; `size` and
+ * `limit` say by how much), or the gateway closed the socket with 1009 (`code`
+ * 1009, `reason`): then every call sent on that socket rejects with it, since
+ * which of them was too large is unknown, and each may or may not have run.
+ */
+export class MessageTooLargeError extends ConnectionLostError {
+  constructor(callId, { size, limit, code, reason } = {}) {
+    super(callId);
+    this.name = 'MessageTooLargeError';
+    this.message = code === undefined
+      ? `${TOO_LARGE}: the call is ${size} bytes, over maxMessageBytes (${limit}); it was not sent`
+      : `${TOO_LARGE}: the gateway closed the connection (${code}${reason ? ` ${reason}` : ''}) ` +
+        'before the call response arrived; a message sent on it was over its cap; the call may or may not have run';
+    if (size !== undefined) this.size = size;
+    if (limit !== undefined) this.limit = limit;
+    if (code !== undefined) this.code = code;
+    if (reason !== undefined) this.reason = reason;
+  }
+}
+
 // Registered on globalThis (if free) so these decode with their class (structured-clone).
-for (const C of [LoginRequiredError, ClientDisconnectedError, ConnectionLostError]) {
+for (const C of [LoginRequiredError, ClientDisconnectedError, ConnectionLostError, MessageTooLargeError]) {
   if (!(C.name in globalThis)) Object.defineProperty(globalThis, C.name, { value: C, configurable: true, writable: true });
 }
 
@@ -128,6 +157,12 @@ async function loadWebSocket() {
 
 const uuid = () => globalThis.crypto.randomUUID();
 const noop = () => {};
+
+/** UTF-8 length of `text`, exact when it could exceed `limit` (encoding is skipped when it cannot). */
+function utf8Length(text, limit) {
+  if (text.length * 3 <= limit) return text.length; // a UTF-16 unit is at most 3 UTF-8 bytes
+  return new TextEncoder().encode(text).length;
+}
 
 function toError(x) {
   return x instanceof Error ? x : new Error(String(x));
@@ -182,6 +217,7 @@ export class LmzClient {
       reconnectDelayMs: config.reconnectDelayMs ?? DEFAULTS.reconnectDelayMs,
       maxReconnectDelayMs: config.maxReconnectDelayMs ?? DEFAULTS.maxReconnectDelayMs,
       heartbeatIntervalMs: config.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
+      maxMessageBytes: config.maxMessageBytes ?? DEFAULTS.maxMessageBytes,
     };
     // The forced re-auth after failed reconnects drops the token; only worth it
     // when something can mint a new one (a browser has the default endpoint).
@@ -448,7 +484,15 @@ export class LmzClient {
     entry.frame.callContext.callChain = [...entry.parentChain, this.#selfIdentity()];
     entry.ws = ws;
     try {
-      ws.send(JSON.stringify(entry.frame));
+      const text = JSON.stringify(entry.frame);
+      const size = utf8Length(text, this.#timing.maxMessageBytes);
+      if (size > this.#timing.maxMessageBytes) {
+        // the gateway would close the socket (1009) and fail every call on it
+        this.#pending.delete(entry.callId);
+        entry.reject(new MessageTooLargeError(entry.callId, { size, limit: this.#timing.maxMessageBytes }));
+        return;
+      }
+      ws.send(text);
     } catch (err) {
       this.#pending.delete(entry.callId);
       entry.reject(toError(err));
@@ -466,11 +510,12 @@ export class LmzClient {
     }
   }
 
-  #rejectInFlight(ws) {
+  #rejectInFlight(ws, code, reason) {
     for (const [callId, entry] of this.#pending) {
       if (entry.ws !== ws) continue;
       this.#pending.delete(callId);
-      entry.reject(new ConnectionLostError(callId));
+      entry.reject(code === 1009 ? new MessageTooLargeError(callId, { code, reason })
+        : new ConnectionLostError(callId));
     }
   }
 
@@ -629,7 +674,7 @@ export class LmzClient {
 
   #handleClose(ws, code, reason) {
     this.#detach(ws);
-    this.#rejectInFlight(ws); // deliberate fix: their responses can no longer arrive
+    this.#rejectInFlight(ws, code, reason); // deliberate fix: their responses can no longer arrive
     if (this.#ws !== ws) return; // a superseded socket (e.g. 4409): ignored
     this.#ws = null;
     this.#stopHeartbeat();

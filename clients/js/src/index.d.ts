@@ -192,6 +192,12 @@ export interface LmzClientConfig {
   queueTimeoutMs?: number;
   reconnectDelayMs?: number;
   maxReconnectDelayMs?: number;
+  /**
+   * A call frame (UTF-8 bytes) over this is not sent: the call rejects with
+   * MessageTooLargeError. Default 32 MiB, the gateway's default
+   * (`gateway.max_message_bytes`); set it to the gateway's value.
+   */
+  maxMessageBytes?: number;
 }
 
 export interface LmzApiClient {
@@ -228,6 +234,7 @@ export declare const DEFAULTS: Readonly<{
   reconnectDelayMs: number;
   maxReconnectDelayMs: number;
   heartbeatIntervalMs: number;
+  maxMessageBytes: number;
 }>;
 
 export class LmzClient {
@@ -282,6 +289,18 @@ export class ClientDisconnectedError extends Error {
 export class ConnectionLostError extends Error {
   constructor(callId: string);
   readonly callId: string;
+}
+/**
+ * "Message is too large": the call frame was over maxMessageBytes (not sent;
+ * `size`, `limit`), or the gateway closed the socket with 1009 while the call
+ * was in flight (`code`, `reason`; it may or may not have run).
+ */
+export class MessageTooLargeError extends ConnectionLostError {
+  constructor(callId: string, details?: { size?: number; limit?: number; code?: number; reason?: string });
+  readonly size?: number;
+  readonly limit?: number;
+  readonly code?: number;
+  readonly reason?: string;
 }
 
 export function parseJwtClaims(token: string): Record<string, any> | null;

@@ -4,7 +4,7 @@
 import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  LmzClient, LumenizeClient, LoginRequiredError, ConnectionLostError, mesh, ctn, getOperationChain, getOrCreateTabId,
+  LmzClient, LumenizeClient, LoginRequiredError, ConnectionLostError, MessageTooLargeError, DEFAULTS, mesh, ctn, getOperationChain, getOrCreateTabId,
 } from '../src/index.js';
 import { mockWebSocketClass, makeJwt, flush, silentLogger, recordingLogger } from './helpers/mock-socket.js';
 
@@ -379,6 +379,53 @@ describe('outgoing calls', () => {
     assert.equal(frame.chain.json[0].key, 'g');
     ws().receive({ type: 'call_response', callId: frame.callId, success: true, result: { json: 5, meta: {} } });
     assert.equal(await queued, 5);
+  });
+
+  test('close 1009 "Message is too large": in-flight calls reject with MessageTooLargeError, then reconnect', async (t) => {
+    timers(t);
+    const { client, ws } = make();
+    ws().accept();
+    const a = client.callRaw('A', 'a', ctn().f('x'.repeat(1000)));
+    const b = client.callRaw('A', 'a', ctn().g());
+    const first = ws();
+    first.serverClose(1009, 'Message is too large');
+    for (const p of [a, b]) {
+      await assert.rejects(p, (e) => e instanceof MessageTooLargeError && e instanceof ConnectionLostError &&
+        e.code === 1009 && e.reason === 'Message is too large' && /^Message is too large: .*1009/.test(e.message));
+    }
+    t.mock.timers.tick(1000);
+    assert.notEqual(ws(), first, 'reconnected');
+    ws().accept(false);
+    const c = client.callRaw('A', 'a', ctn().h());
+    const [frame] = ws().frames('call');
+    ws().receive({ type: 'call_response', callId: frame.callId, success: true, result: { json: 1, meta: {} } });
+    assert.equal(await c, 1);
+  });
+
+  test('a call over maxMessageBytes is rejected without being sent; the socket stays', async () => {
+    assert.equal(DEFAULTS.maxMessageBytes, 32 * 1024 * 1024);
+    const { client, ws } = make({ maxMessageBytes: 4096 });
+    ws().accept();
+    const big = client.callRaw('A', 'a', ctn().f('é'.repeat(2000))); // 4000 bytes of UTF-8 + the frame
+    await assert.rejects(big, (e) => e instanceof MessageTooLargeError && e.limit === 4096 && e.size > 4096 &&
+      e.code === undefined && /^Message is too large: the call is \d+ bytes, over maxMessageBytes \(4096\)/.test(e.message));
+    assert.equal(ws().frames('call').length, 0, 'nothing sent');
+    assert.equal(ws().closeCalls.length, 0);
+    const small = client.callRaw('A', 'a', ctn().f('é'.repeat(1000)));
+    const [frame] = ws().frames('call');
+    ws().receive({ type: 'call_response', callId: frame.callId, success: true, result: { json: 2, meta: {} } });
+    assert.equal(await small, 2);
+  });
+
+  test('a queued call over maxMessageBytes is rejected when the queue is flushed', async (t) => {
+    timers(t);
+    const { client, ws } = make({ maxMessageBytes: 4096 });
+    ws().serverClose(1006); // never connected: calls queue
+    const queued = client.callRaw('A', 'a', ctn().f('y'.repeat(5000)));
+    t.mock.timers.tick(1000);
+    ws().accept(false);
+    await assert.rejects(queued, (e) => e instanceof MessageTooLargeError && e.limit === 4096);
+    assert.equal(ws().frames('call').length, 0);
   });
 
   test('disconnect() rejects pending calls', async () => {

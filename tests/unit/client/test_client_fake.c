@@ -654,11 +654,18 @@ static void expect_violation(int code) {
   assert_true(C.disconnected);
   assert_int_equal(C.disc_code, code);
   assert_true(r.done);
-  assert_int_equal(r.status, LMZ_ECLOSED);
+  /* an answer over max_message: the call fails as "too big", not "closed" */
+  assert_int_equal(r.status, code == 1009 ? LMZ_ETOOBIG : LMZ_ECLOSED);
   assert_false(lmzc_is_connected(C.c));
   RUN_WHILE(F.n < 2 || F.m[F.n - 1].op != 8, WAIT_MS); /* our Close arrived */
-  assert_int_equal(F.m[F.n - 1].op, 8);
-  assert_int_equal(((uint8_t)F.m[F.n - 1].data[0] << 8) | (uint8_t)F.m[F.n - 1].data[1], code);
+  struct msg *m = &F.m[F.n - 1];
+  assert_int_equal(m->op, 8);
+  assert_int_equal(((uint8_t)m->data[0] << 8) | (uint8_t)m->data[1], code);
+  if (code == 1009) { /* the gateway's words, not an empty reason */
+    assert_int_equal(m->len, 2 + strlen(LMZC_TOO_BIG_REASON));
+    assert_memory_equal(m->data + 2, LMZC_TOO_BIG_REASON, m->len - 2);
+    assert_non_null(strstr(lmzc_errmsg(C.c), "an answer was over max_message"));
+  }
   close_client();
 }
 
@@ -724,6 +731,63 @@ static void test_server_close_4401(void **state) {
   wait_msgs(2); /* the client answered the Close */
   assert_int_equal(F.m[1].op, 8);
   assert_int_equal(lmzc_call(C.c, "B", NULL, lmz_null(), NULL, NULL), LMZ_ECLOSED);
+  close_client();
+}
+
+/* The gateway closes with 1009 "Message is too large" (a call of ours was
+ * over its cap): every call in flight fails with LMZ_ETOOBIG, not a bare
+ * LMZ_ECLOSED, and lmzc_errmsg says so (issue 13 item 4). */
+static void test_server_close_1009(void **state) {
+  (void)state;
+  connect_ok();
+  struct rep r1, r2;
+  send_call(&r1);
+  send_call(&r2);
+  wait_msgs(2);
+  fake_close(1009, "Message is too large");
+  RUN_WHILE(!C.disconnected, WAIT_MS);
+  assert_int_equal(C.disc_code, 1009);
+  assert_string_equal(C.disc_reason, "Message is too large");
+  assert_true(r1.done && r2.done);
+  assert_int_equal(r1.status, LMZ_ETOOBIG);
+  assert_int_equal(r2.status, LMZ_ETOOBIG);
+  assert_string_equal(lmzc_errmsg(C.c),
+                      "the gateway closed the connection: 1009 Message is too large");
+  assert_int_equal(lmzc_call(C.c, "B", NULL, lmz_null(), NULL, NULL), LMZ_ECLOSED);
+  close_client();
+}
+
+/* A call over max_send_message is refused at once (nothing is sent, the
+ * socket stays); smaller ones go on. */
+static void test_max_send_message(void **state) {
+  (void)state;
+  struct lmzc_options o = {.max_send_message = 256};
+  start_ex(&o);
+  RUN_WHILE(!C.connected, WAIT_MS);
+  assert_int_equal(C.status, 0);
+  lmz_arena *a = lmz_arena_new();
+  char text[300];
+  memset(text, 'x', sizeof text - 1);
+  text[sizeof text - 1] = 0;
+  lmz_value *arg = lmz_string(a, text, strlen(text));
+  lmz_value *chain = lmzc_method_chain(a, "echo", 1, &arg);
+  struct rep big = {0};
+  assert_int_equal(lmzc_call(C.c, "COUNTER_DO", "x", chain, on_reply, &big), LMZ_ETOOBIG);
+  assert_non_null(strstr(lmzc_errmsg(C.c), "Message is too large: a call of "));
+  assert_non_null(strstr(lmzc_errmsg(C.c), "over max_send_message (256)"));
+  assert_int_equal(lmzc_pending(C.c), 0);
+  struct rep r;
+  send_call(&r); /* small: sent and answered */
+  wait_msgs(1);
+  assert_non_null(strstr(F.m[0].data, "\"callId\":\"2\""));
+  fake_text("{\"type\":\"call_response\",\"callId\":\"2\",\"success\":true,"
+            "\"result\":{\"json\":7,\"meta\":{}}}");
+  RUN_WHILE(!r.done, WAIT_MS);
+  assert_int_equal(r.status, 0);
+  assert_true(r.num == 7.0);
+  assert_false(big.done);
+  assert_true(lmzc_is_connected(C.c));
+  lmz_arena_free(a);
   close_client();
 }
 
@@ -915,7 +979,9 @@ int main(void) {
       T(test_fragments_too_big),
       T(test_bad_control_frame),
       T(test_server_close_4401),
-      T(test_server_eof),
+      T(test_server_close_1009),
+    T(test_max_send_message),
+    T(test_server_eof),
       T(test_close_handshake),
       T(test_close_timeout),
       T(test_heartbeat_answered),

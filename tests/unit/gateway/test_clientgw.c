@@ -1,15 +1,17 @@
 /* Client gateway black-box cases (lumenize-behaviour 7.1: handshake,
  * supersession, client->mesh, token expiry, mesh->client, grace period,
  * hooks) over real loopback WebSockets against a real node running the
- * counter example. Deadlines bound every wait; grace and timeout are short
- * (GRACE_MS, TIMEOUT_MS) so the expiry cases run in well under a second. */
+ * counter example. Deadlines bound every wait. Grace periods and call
+ * timeouts run on the node's fake clock (F->now_ms, moved by move_clock):
+ * they are long, so nothing expires by wall-clock time, and the expiry
+ * cases check the exact deadline (not a millisecond earlier). */
 #include "gwfix.h"
 
 #include "examples/counter/counter.c"
 #include "lmz/gateway.h"
 
-#define GRACE_MS 150
-#define TIMEOUT_MS 300
+#define GRACE_MS 45000
+#define TIMEOUT_MS 90000
 #define GW "LUMENIZE_CLIENT_GATEWAY"
 
 /* ---- a test application: a DO that calls clients, and hooks ------------ */
@@ -31,8 +33,23 @@ static int pusher_on_pushed(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
   return lmz_kv_put(ctx, "last", nargs ? args[0] : lmz_undefined());
 }
 
+/* big(n): a string of n bytes (an answer larger than its request). */
+static int pusher_big(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                      lmz_value **result) {
+  double n = nargs ? lmz_get_number(args[0]) : 0;
+  if (!(n >= 0 && n <= 64.0 * 1024 * 1024))
+    return lmz_throwf(ctx, "RangeError", "big(n): 0..64 MiB");
+  char *p = lmz_arena_alloc(lmz_turn_arena(ctx), (size_t)n + 1);
+  if (!p)
+    return LMZ_ENOMEM;
+  memset(p, 'b', (size_t)n);
+  *result = lmz_string(lmz_turn_arena(ctx), p, (size_t)n);
+  return *result ? 0 : LMZ_ENOMEM;
+}
+
 static const lmz_method pusher_methods[] = {
     LMZ_MESH("push", pusher_push, NULL),
+    LMZ_MESH("big", pusher_big, NULL),
     LMZ_LOCAL("onPushed", pusher_on_pushed),
     LMZ_END,
 };
@@ -93,6 +110,12 @@ static int test_module_init(lmz_registry *r) {
   return rv ? rv : lmz_register_gateway_hooks(r, &hooks);
 }
 
+/* Moves the node's fake clock and tells the gateway. */
+static void move_clock(double ms) {
+  F->now_ms += ms;
+  lmz_gateway_clock_moved(F->gw);
+}
+
 static int setup(void **state) {
   (void)state;
   memset(&H, 0, sizeof H);
@@ -103,6 +126,21 @@ static int setup(void **state) {
                 {"PUSHER_DO", "PusherDO", "do"},
                 {"BLOCKED_DO", "PusherDO", "do"}},
       .gw = {.grace_ms = GRACE_MS, .client_call_timeout_ms = TIMEOUT_MS},
+  };
+  fx_start(&o);
+  return 0;
+}
+
+#define SMALL_MAX 65536 /* the socket's output cap is then the 4 MiB floor */
+
+static int setup_small(void **state) {
+  (void)state;
+  memset(&H, 0, sizeof H);
+  struct fx_opts o = {
+      .modules = {lmz_module_init, test_module_init},
+      .binds = {{"PUSHER_DO", "PusherDO", "do"}},
+      .gw = {.grace_ms = GRACE_MS, .client_call_timeout_ms = TIMEOUT_MS,
+             .max_message = SMALL_MAX},
   };
   fx_start(&o);
   return 0;
@@ -584,13 +622,15 @@ static void test_call_timeout(void **state) {
   (void)state;
   struct wc_ws *w = connect_ok("alice", "alice.tab1", true);
   struct reply r;
-  uint64_t t0 = tl_now_ms();
   call_client("alice.tab1", "silent", &r);
   const char *id = expect_incoming(w, "silent");
   char late[64];
   snprintf(late, sizeof late, "%s", id);
+  move_clock(TIMEOUT_MS - 1); /* not yet */
+  wc_pump(20);
+  assert_false(r.done);
+  move_clock(1); /* the deadline */
   assert_true(wc_wait(&r.done, WC_DEADLINE_MS));
-  assert_true(tl_now_ms() - t0 >= TIMEOUT_MS - 5);
   assert_disconnected(&r, "Client call timed out", "alice.tab1");
   reply_free(&r);
   answer(w, late, "too late"); /* unknown by now: ignored */
@@ -669,16 +709,19 @@ static void test_grace_expiry(void **state) {
   wc_ws_close(w, 1000);
   wc_ws_free(w);
   struct reply r;
-  uint64_t t0 = tl_now_ms();
   call_client("alice.tab1", "never", &r);
+  move_clock(GRACE_MS - 1); /* not yet: the call stays held */
+  wc_pump(20);
+  assert_false(r.done);
+  move_clock(1); /* the grace period is over */
   assert_true(wc_wait(&r.done, WC_DEADLINE_MS));
-  assert_true(tl_now_ms() - t0 >= GRACE_MS - 20);
   assert_disconnected(&r, "Client did not reconnect within grace period", "alice.tab1");
   reply_free(&r);
   w = connect_ok("alice", "alice.tab1", true); /* after the grace period */
   wc_ws_free(w);
   /* a closed client past grace: immediate not-connected */
-  wc_pump(GRACE_MS + 50);
+  move_clock(GRACE_MS);
+  wc_pump(20);
   call_client("alice.tab1", "x", &r);
   assert_true(wc_wait(&r.done, WC_DEADLINE_MS));
   assert_disconnected(&r, "Client is not connected", "alice.tab1");
@@ -686,6 +729,70 @@ static void test_grace_expiry(void **state) {
   struct lmz_gateway_stats st;
   lmz_gateway_get_stats(F->gw, &st);
   assert_int_equal(st.clients, 0);
+}
+
+/* ---- large messages (issue 13 item 4) ------------------------------------- */
+
+/* Whatever is too large for a socket fails its call with "Message is too
+ * large" instead of leaving it unanswered; a client message over the cap
+ * closes the socket with 1009 and that reason. */
+static void test_large_messages(void **state) {
+  (void)state;
+  struct wc_ws *w = connect_ok("alice", "alice.tab1", true);
+  lmz_arena *a = lmz_arena_new();
+  /* an answer over the 4 MiB output cap: an error answer, not silence */
+  lmz_json *m = client_call(w, a,
+      "{\"type\":\"call\",\"callId\":\"b1\",\"binding\":\"PUSHER_DO\",\"instance\":\"p\","
+      "\"chain\":{\"json\":[{\"type\":\"get\",\"key\":\"big\"},{\"type\":\"apply\","
+      "\"args\":[5000000]}],\"meta\":{}}}");
+  assert_string_equal(jstr(m, "callId"), "b1");
+  assert_false(jtrue(m, "success"));
+  assert_string_equal(jstr(m, "error.json.message"), "Message is too large");
+  /* one that fits still comes back */
+  m = client_call(w, a,
+      "{\"type\":\"call\",\"callId\":\"b2\",\"binding\":\"PUSHER_DO\",\"instance\":\"p\","
+      "\"chain\":{\"json\":[{\"type\":\"get\",\"key\":\"big\"},{\"type\":\"apply\","
+      "\"args\":[1000000]}],\"meta\":{}}}");
+  assert_true(jtrue(m, "success"));
+  assert_int_equal(strlen(jstr(m, "result.json")), 1000000);
+  /* a mesh call whose frame to the client is over the cap */
+  char *big = malloc(5000001);
+  assert_non_null(big);
+  memset(big, 'm', 5000000);
+  big[5000000] = 0;
+  struct reply r;
+  call_client("alice.tab1", big, &r);
+  free(big);
+  assert_true(wc_wait(&r.done, WC_DEADLINE_MS));
+  assert_disconnected(&r, "Message is too large", "alice.tab1");
+  reply_free(&r);
+  /* a client message over max_message: 1009 with the reason */
+  size_t n = SMALL_MAX + 1;
+  char *frame = malloc(n);
+  assert_non_null(frame);
+  memset(frame, ' ', n);
+  wc_ws_frame(w, 1, frame, n);
+  free(frame);
+  assert_null(wc_ws_recv(w, WC_DEADLINE_MS));
+  assert_int_equal(w->close_code, 1009);
+  assert_string_equal(w->close_reason, "Message is too large");
+  wc_ws_free(w);
+  lmz_arena_free(a);
+}
+
+/* max_message outside 1 KiB..64 MiB is refused at init. */
+static void test_max_message_bounds(void **state) {
+  (void)state;
+  size_t bad[] = {LMZ_GATEWAY_MAX_MESSAGE_MIN - 1, LMZ_GATEWAY_MAX_MESSAGE_LIMIT + 1};
+  for (size_t i = 0; i < 2; i++) {
+    struct lmz_gateway_opts go = {.binding = "OTHER_GW", .max_message = bad[i],
+                                  .keyset = &F->ks};
+    lmz_gateway *gw = NULL;
+    char err[LMZ_ERRMSG_LEN] = "";
+    assert_int_equal(lmz_gateway_init(&F->loop, &gw, F->node, &go, err), LMZ_EINVAL);
+    assert_null(gw);
+    assert_non_null(strstr(err, "max_message"));
+  }
 }
 
 /* ---- hooks --------------------------------------------------------------- */
@@ -760,6 +867,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_grace_hold_and_deliver, setup, teardown),
       cmocka_unit_test_setup_teardown(test_grace_expiry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hooks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_large_messages, setup_small, teardown),
+      cmocka_unit_test_setup_teardown(test_max_message_bounds, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_with_clients, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -526,12 +526,16 @@ static void test_protocol_errors(void **state) {
       break;
     }
     gw_send(fd, buf, n);
-    expect_close(fd, &b, cases[i].code, NULL);
+    /* 1009 carries the original's reason (issue 13 item 4) */
+    const char *why = cases[i].code == 1009 ? "Message is too large" : NULL;
+    expect_close(fd, &b, cases[i].code, why);
     close(fd);
     wait_closes((int)i + 1);
     if (T.last_code != cases[i].code)
       fprintf(stderr, "case %s: on_close %d\n", cases[i].name, T.last_code);
     assert_int_equal(T.last_code, cases[i].code);
+    if (why)
+      assert_string_equal(T.last_reason, why);
     /* and others are still served */
     fd = ws_open(&b);
     send_frame(fd, true, 0x1, "ok", 2);

@@ -1,7 +1,7 @@
 // Type-checked (not run) by test/types.test.js: the declarations in src/*.d.ts
 // must describe the getting-started client shape and reject misuse.
 import {
-  LmzClient, LumenizeClient, mesh, ctn, getOperationChain, LoginRequiredError, ConnectionLostError,
+  LmzClient, LumenizeClient, mesh, ctn, getOperationChain, LoginRequiredError, ConnectionLostError, MessageTooLargeError,
   type Continuation, type ConnectionState, type CallContext, type OperationChain,
 } from '@lmz/client';
 import { stringify, parse, preprocess, postprocess, type LmzIntermediate } from '@lmz/client/structured-clone';
@@ -67,6 +67,7 @@ async function awaitable(): Promise<number> {
   // @ts-expect-error not a method of DocumentDO
   typed.remove();
   try { await client.callRaw('A', 'a', ctn().x()); } catch (e) { if (e instanceof ConnectionLostError) void e.callId; }
+  try { await client.callRaw('A', 'a', ctn().x()); } catch (e) { if (e instanceof MessageTooLargeError) void [e.size, e.limit, e.code, e.reason]; }
   return n;
 }
 void awaitable;
