@@ -31,7 +31,7 @@ configure_file(${LMZ_TESTING_STUB}.in ${LMZ_TESTING_STUB} COPYONLY)
 add_library(lmz_testing SHARED ${LMZ_TESTING_STUB})
 target_link_libraries(lmz_testing PRIVATE lmz_actor)
 target_link_options(lmz_testing PRIVATE -Wl,--whole-archive $<TARGET_FILE:lmz_actor>
-                    $<TARGET_FILE:lmz_core> -Wl,--no-whole-archive -Wl,-z,defs)
+                    $<TARGET_FILE:lmz_core> -Wl,--no-whole-archive)
 set_target_properties(lmz_testing PROPERTIES OUTPUT_NAME lmz-testing
                       VERSION ${PROJECT_VERSION} SOVERSION 0)
 

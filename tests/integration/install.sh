@@ -8,19 +8,23 @@
 #     its build) and its unit test passes;
 #  3. lmzd from the prefix runs the skeleton (`--dev --config app.jsonc`,
 #     ephemeral ports); the installed `lmz` calls its durable object and
-#     worker; its page and the JS client are served;
+#     worker; its page and the JS client are served; headless Chromium
+#     loads the page, which calls both actors (import map);
 #  4. `npm pack` of clients/js installed offline into a fresh Node project
 #     (with `ws` packed from clients/js/node_modules) calls the same node;
+#     the app as a service would run it (no --dev, a token from
+#     `lmz token mint`) answers the page in Chromium;
 #  5. the .deb (cpack in a temp folder, reusing the build tree): contents,
 #     Depends naming the Debian package of every NEEDED library, postinst;
 #     extracted, its lmzd --dev serves the examples, the editor page and the
 #     client from its own tree;
 #  6. `systemd-analyze verify` on lmzd@.service (a copy whose ExecStart
 #     points into the prefix), with a broken copy as the control.
-# Parts whose tools are missing (npm/node, cpack/dpkg-deb, systemd-analyze)
-# are skipped with a "skip -" line and listed at the end; without cmake,
-# pkg-config or a C compiler nothing can run: exit 77. Every process started
-# is killed at exit; the scratch folder is removed.
+# Parts whose tools are missing (npm/node, Chromium, cpack/dpkg-deb,
+# systemd-analyze) are skipped with a "skip -" line and listed at the end;
+# without cmake, pkg-config or a C compiler nothing can run, and a sanitizer
+# build is not what gets installed: exit 77. Every process started is killed
+# at exit; the scratch folder is removed.
 set -u
 SRC=${LMZ_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$SRC/tests/lib/it_lib.sh"
@@ -35,6 +39,13 @@ done_all() {
 for tool in cmake pkg-config cc make; do
   command -v $tool >/dev/null || { echo "install.sh: $tool not found; test skipped"; exit 77; }
 done
+# A sanitizer build's liblmz-testing needs the sanitizer runtime in the
+# application's test, which a plain `cc` build of the skeleton lacks: what is
+# installed and packaged are plain builds.
+if nm "$BIN/lmzd" 2>/dev/null | grep -qE ' __(asan|tsan|msan)_init$'; then
+  echo "install.sh: $BUILD is a sanitizer build; the install test runs on plain builds only: skipped"
+  exit 77
+fi
 
 # start_node LOG DATA LMZD ARGS...: lmzd on ephemeral ports; sets PID_N,
 # NODE_N (ip:port) and HTTP_N (http://ip:port).
@@ -59,6 +70,49 @@ stop_node() { # stop_node WHAT: SIGTERM, expect exit 0
   fi
 }
 http_code() { curl -s -o /dev/null -w '%{http_code}' "$1"; }
+# browser_check WHAT URL: in headless Chromium (install_page.cjs, driven by
+# playwright-core from tests/e2e, installed by scripts/install-test-deps.sh),
+# the skeleton's page shows the answers of both actors and its button
+# increments the counter.
+CHROMIUM=${LMZ_CHROMIUM:-/usr/bin/chromium}
+PLAYWRIGHT=$SRC/tests/e2e/node_modules/playwright-core
+# Browser processes of this run have $T/tmp/ in their command line (their
+# profile lives there): killed after each check and at exit.
+kill_browsers() {
+  [ -n "${T:-}" ] && [ -d "$T/tmp" ] || return 0
+  local p cmd
+  for p in /proc/[0-9]*; do
+    cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+    [[ $cmd == *"$T/tmp/"* ]] && kill -9 "${p#/proc/}" 2>/dev/null
+  done
+  return 0
+}
+trap 'kill_browsers; cleanup' EXIT
+browser_check() {
+  if [ ! -x "$CHROMIUM" ] || [ ! -d "$PLAYWRIGHT" ] || ! command -v node >/dev/null; then
+    skip "$1: Chromium ($CHROMIUM), node or playwright-core (tests/e2e) missing"
+    return
+  fi
+  mkdir -p "$T/tmp"
+  local out before after
+  out=$(TMPDIR="$T/tmp" HOME="$T/tmp" PLAYWRIGHT=$PLAYWRIGHT CHROMIUM=$CHROMIUM \
+        timeout -k 5 120 node "$SRC/tests/integration/install_page.cjs" "$2" 2>&1)
+  kill_browsers
+  before=$(sed -nE 's/^\{"before":"([0-9]+)".*/\1/p' <<<"$out")
+  after=$(sed -nE 's/.*"after":"([0-9]+)".*/\1/p' <<<"$out")
+  if [ -n "$before" ] && [ -n "$after" ] && [ "$after" -gt "$before" ] &&
+     grep -qF '"hello":"Hello, browser!","errors":[]}' <<<"$out"; then
+    ok "$1 (total $before -> $after after a click)"
+  else
+    bad "$1 (got: ${out:0:400})"
+  fi
+}
+
+# Node, npm packages of clients/js and tests/e2e, Chromium (a no-op when
+# current); the parts that need them are skipped when this fails.
+DEPS_OK=1
+bash "$SRC/scripts/install-test-deps.sh" >"$T/deps.log" 2>&1 ||
+  { DEPS_OK=0; echo "# install-test-deps.sh failed:"; tail -5 "$T/deps.log"; }
 
 # ---- 1. install into a temp prefix -----------------------------------------
 P=$T/prefix
@@ -139,6 +193,7 @@ if [ -f "$APP/build/libhello.so" ] &&
   check "the JS client is served at /lmz-client/ (from the prefix)" \
     bash -c '[ "$(curl -s "$1/lmz-client/index.js")" = "$(cat "$2")" ]' _ "$HTTP_N" "$P/share/lmz/client/index.js"
   check "--dev gives the dev token endpoint" bash -c 'curl -s "$1/_lmz/dev-token" | grep -q access_token' _ "$HTTP_N"
+  browser_check "a browser calls the app from its page (import map -> /lmz-client/, dev token)" "$HTTP_N/"
 else
   bad "lmzd from the prefix starts with the skeleton's config"
   tail -20 "$T/app-node.log" 2>/dev/null
@@ -148,7 +203,7 @@ fi
 # ---- 4. clients/js as an npm package, from Node -------------------------------
 js_part() {
   if ! command -v npm >/dev/null || ! command -v node >/dev/null ||
-     ! bash "$SRC/scripts/install-test-deps.sh" >"$T/deps.log" 2>&1 ||
+     [ "$DEPS_OK" != 1 ] ||
      [ ! -f "$SRC/clients/js/node_modules/ws/package.json" ]; then
     skip "npm package: node/npm or clients/js's ws dependency not available"
     return
@@ -192,6 +247,28 @@ if [ -n "$PID_N" ]; then
   stop_node "lmzd from the prefix"
 else
   skip "npm package: no node to call (see the failure above)"
+fi
+
+# ---- 4b. as a service would run it (README "Run as a service") ---------------
+# No --dev: the config names the module by absolute path, the page's folder
+# holds a copy of the client, dev_keys lets `lmz token mint` sign tokens.
+if [ -f "$APP/build/libhello.so" ]; then
+  SVC=$T/svc
+  mkdir -p "$SVC"
+  cp -r "$APP/web" "$SVC/web" && cp -r "$P/share/lmz/client" "$SVC/web/lmz-client"
+  sed -e "s|\"build/libhello.so\"|\"$APP/build/libhello.so\"|" \
+      -e 's|"gateway": { "static": "web" }|"gateway": { "static": "web", "jwt": { "dev_keys": true } }|' \
+      "$APP/app.jsonc" >"$SVC/hello.jsonc"
+  if start_node "$T/svc-node.log" "$SVC/data" "$P/bin/lmzd" --config "$SVC/hello.jsonc"; then
+    ok "lmzd --config (no --dev) starts with the app"
+    check "no dev token endpoint without --dev" test "$(http_code "$HTTP_N/_lmz/dev-token")" = 404
+    tok=$("$P/bin/lmz" token mint --data "$SVC/data" --sub alice 2>&1)
+    check "lmz token mint signs a token with the node's dev keys" test -n "$tok" -a "${#tok}" -gt 100
+    browser_check "a browser calls the app as served by a service (#token=)" "$HTTP_N/#token=$tok"
+    stop_node "the service-mode lmzd"
+  else
+    bad "lmzd --config (no --dev) starts with the app"
+  fi
 fi
 
 # ---- 5. the Debian package ----------------------------------------------------
