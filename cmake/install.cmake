@@ -67,7 +67,15 @@ install(FILES ${CMAKE_SOURCE_DIR}/examples/counter/counter.c
               ${CMAKE_SOURCE_DIR}/examples/editor/editor.c
               ${CMAKE_SOURCE_DIR}/deploy/example.jsonc
         DESTINATION share/lmz/examples)
-install(FILES ${CMAKE_SOURCE_DIR}/deploy/lmzd@.service DESTINATION lib/systemd/system)
+# The unit runs the lmzd of the prefix it is installed into (/usr/bin/lmzd
+# from the package), decided at install time: cmake --install --prefix P.
+install(CODE "
+  file(READ \"${CMAKE_SOURCE_DIR}/deploy/lmzd@.service\" unit)
+  string(REPLACE \"ExecStart=/usr/bin/lmzd\" \"ExecStart=\${CMAKE_INSTALL_PREFIX}/bin/lmzd\" unit \"\${unit}\")
+  set(dest \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/lib/systemd/system\")
+  message(STATUS \"Installing: \${dest}/lmzd@.service\")
+  file(MAKE_DIRECTORY \"\${dest}\")
+  file(WRITE \"\${dest}/lmzd@.service\" \"\${unit}\")")
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/lmz.sysusers DESTINATION lib/sysusers.d
         RENAME lmz.conf)
 

@@ -18,8 +18,8 @@
 #     Depends naming the Debian package of every NEEDED library, postinst;
 #     extracted, its lmzd --dev serves the examples, the editor page and the
 #     client from its own tree;
-#  6. `systemd-analyze verify` on lmzd@.service (a copy whose ExecStart
-#     points into the prefix), with a broken copy as the control.
+#  6. `systemd-analyze verify` on the installed lmzd@.service (its
+#     ExecStart is the prefix's lmzd), with a broken copy as the control.
 # Parts whose tools are missing (npm/node, Chromium, cpack/dpkg-deb,
 # systemd-analyze) are skipped with a "skip -" line and listed at the end;
 # without cmake, pkg-config or a C compiler nothing can run, and a sanitizer
@@ -293,6 +293,8 @@ deb_part() {
     grep -qxF "$f" <<<"$list" || bad "the .deb holds $f"
   done
   ok "dpkg-deb -c: binaries, headers, .pc files, test kit, examples, web files, unit"
+  check "the packaged unit runs /usr/bin/lmzd" bash -c \
+    'dpkg-deb --fsys-tarfile "$1" | tar xO ./usr/lib/systemd/system/lmzd@.service | grep -q "^ExecStart=/usr/bin/lmzd "' _ "$deb"
   check "the .deb has a postinst creating the lmz user" \
     bash -c 'dpkg-deb --ctrl-tarfile "$1" | tar xO ./postinst | grep -q "adduser --system"' _ "$deb"
   local depends
@@ -338,17 +340,15 @@ deb_part
 # ---- 6. the systemd unit ---------------------------------------------------------
 U=$P/lib/systemd/system/lmzd@.service
 check "unit: one instance per config, data in /var/lib/lmz, user lmz, restart on failure" bash -c \
-  'grep -qx "ExecStart=/usr/bin/lmzd --config /etc/lmz/%i.jsonc --data /var/lib/lmz/%i" "$1" &&
-   grep -qx "StateDirectory=lmz/%i" "$1" && grep -qx "User=lmz" "$1" && grep -qx "Restart=on-failure" "$1"' _ "$U"
+  'grep -qx "ExecStart=$2/bin/lmzd --config /etc/lmz/%i.jsonc --data /var/lib/lmz/%i" "$1" &&
+   grep -qx "StateDirectory=lmz/%i" "$1" && grep -qx "User=lmz" "$1" && grep -qx "Restart=on-failure" "$1"' _ "$U" "$P"
 nofile=$(sed -n 's/^LimitNOFILE=//p' "$U")
 check "unit: LimitNOFILE=$nofile allows thousands of WebSocket clients (>= 65536)" test "${nofile:-0}" -ge 65536
 if command -v systemd-analyze >/dev/null; then
   mkdir -p "$T/units"
-  # verify needs ExecStart to exist: point it at the prefix's lmzd.
-  sed "s|/usr/bin/lmzd|$P/bin/lmzd|" "$U" >"$T/units/lmzd@.service"
-  out=$(systemd-analyze verify "$T/units/lmzd@app.service" 2>&1); rc=$?
+  out=$(systemd-analyze verify "$P/lib/systemd/system/lmzd@app.service" 2>&1); rc=$?
   check "systemd-analyze verify lmzd@app.service: no complaint${out:+ ($out)}" test "$rc" = 0 -a -z "$out"
-  sed 's/^Restart=on-failure/Restart=on-failur/' "$T/units/lmzd@.service" >"$T/units/broken@.service"
+  sed 's/^Restart=on-failure/Restart=on-failur/' "$U" >"$T/units/broken@.service"
   out=$(systemd-analyze verify "$T/units/broken@x.service" 2>&1)
   check "control: systemd-analyze complains about a broken copy" grep -qi "restart" <<<"$out"
 else
