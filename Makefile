@@ -12,7 +12,7 @@ ifeq ($(origin CC),default)
 CC := clang
 endif
 
-.PHONY: all deps configure build run test bench asan clean distclean
+.PHONY: all deps configure build run test bench asan install package clean distclean
 
 all: build
 
@@ -36,6 +36,16 @@ test: build
 
 bench: build
 	bench/run
+
+# make install [PREFIX=/usr/local]: lmzd, lmz, headers, pkg-config files, the
+# test kit, examples, web files, the systemd unit (cmake/install.cmake).
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# make package: the Debian package (CPack) in $(BUILD)/lmz_<version>_<arch>.deb
+package: build
+	cd $(BUILD) && cpack -G DEB
 
 # Sanitizer build in its own folder: make asan && (cd build-asan && ctest)
 asan:

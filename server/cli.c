@@ -41,6 +41,7 @@ static const struct cli_cmd cli_cmds[] = {
     {"locate", cli_locate_main, "which node owns an actor, at which epoch"},
     {"node", cli_node_main, "cluster membership and moves: node drain|add|remove"},
     {"token", cli_token_main, "mint (or verify) a dev access token for clients"},
+    {"init", cli_init_main, "a new application: lmz init DIR [--name NAME]"},
 };
 
 static const struct cli_cmd *cmd_find(const char *name) {

@@ -64,7 +64,8 @@ static void usage(FILE *f) {
           "usage: lmzd --dev | --config FILE [options]\n"
           "  --dev              one node with embedded defaults and the example apps\n"
           "                     (data ./lmz-data, node port 127.0.0.1:7100)\n"
-          "  --config FILE      node configuration (JSON with comments)\n"
+          "  --config FILE      node configuration (JSON with comments); with --dev:\n"
+          "                     its modules plus dev token, dev keys, /lmz-client/\n"
           "  --data DIR         data directory (overrides the config)\n"
           "  --listen HOST:PORT node port (port 0 = pick a free one)\n"
           "  --http HOST:PORT   HTTP/WebSocket port (clients, /api routes, status)\n"
@@ -132,8 +133,10 @@ static int make_dirs(const char *path) {
   return 0;
 }
 
+/* Where --dev finds the example modules: <prefix>/lib/lmz next to an
+ * installed lmzd (cmake/install.cmake), else build/lib next to build/bin. */
 static char *exe_lib_dir(lmz_arena *a) {
-  char exe[4096];
+  char exe[4096], path[4200];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0)
     return lmz_arena_strndup(a, "build/lib", 9);
@@ -141,11 +144,11 @@ static char *exe_lib_dir(lmz_arena *a) {
   char *slash = strrchr(exe, '/');
   if (slash)
     *slash = '\0';
-  size_t len = strlen(exe) + 8;
-  char *out = lmz_arena_alloc(a, len);
-  if (out)
-    snprintf(out, len, "%s/../lib", exe);
-  return out;
+  struct stat st;
+  snprintf(path, sizeof path, "%s/../lib/lmz", exe);
+  if (stat(path, &st) || !S_ISDIR(st.st_mode))
+    snprintf(path, sizeof path, "%s/../lib", exe);
+  return lmz_arena_strndup(a, path, strlen(path));
 }
 
 static int load_config(struct lmzd *d, const struct lmzd_args *args) {
@@ -168,6 +171,8 @@ static int load_config(struct lmzd *d, const struct lmzd_args *args) {
     d->cfg.raft = args->raft;
   if (args->static_dir)
     d->cfg.gw.static_dir = args->static_dir;
+  if (args->dev) /* --dev --config: the user's modules, dev conveniences */
+    d->cfg.dev = true;
   if (lmz_log_configure(d->cfg.log_level, d->cfg.log_debug, NULL)) {
     fprintf(stderr, "lmzd: %s: unknown log level '%s'\n", d->cfg.file.name,
             d->cfg.log_level);
