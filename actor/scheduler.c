@@ -115,6 +115,7 @@ void lmz__actor_free(lmz_actor *a) {
   if (!a)
     return;
   lmz__cache_free(a);
+  lmz__sql_close(a);
   lmz_arena_free(a->err_arena);
   free(a->prefix);
   free(a->key);
