@@ -43,6 +43,16 @@
 #define DEF_NODE_CACHE (256ull << 20)
 #define MAX_SAFE_INT 9007199254740991.0 /* 2^53 - 1 */
 #define ADMIN_METHOD "__lmz_sql"
+#define STMT_CACHE 16 /* prepared statements kept per open database */
+
+/* A prepared statement kept for reuse, keyed by its exact text. */
+struct cached_stmt {
+  char *sql; /* malloc'd; NULL = free slot */
+  size_t len;
+  sqlite3_stmt *st;
+  bool busy;     /* a cursor of this turn is using it */
+  uint64_t used; /* LRU tick */
+};
 
 /* Per actor, while its database is open. */
 struct lmz__sql {
@@ -52,11 +62,15 @@ struct lmz__sql {
   const char *denied; /* why the authorizer refused (static text) */
   char denied_buf[160];
   uint64_t counted_bytes; /* database size counted in the node's stats */
+  sqlite3_stmt *begin, *commit, *rollback; /* the runtime's own */
+  struct cached_stmt cache[STMT_CACHE];
+  uint64_t tick;
 };
 
 /* Per turn, in the turn arena. */
 struct lmz__sql_turn {
-  bool began;  /* BEGIN ran */
+  bool began;  /* BEGIN ran (at the first statement that writes: a turn
+                  that only reads runs its statements in autocommit mode) */
   bool broken; /* SQLite rolled the whole transaction back */
   int depth;   /* lmz_sql_transaction nesting */
   lmz_sql_cursor *cursors; /* open ones */
@@ -66,6 +80,7 @@ struct lmz_sql_cursor {
   lmz_ctx *ctx;
   sqlite3_stmt *stmt; /* NULL once finished */
   lmz_sql_cursor *next;
+  struct cached_stmt *cached; /* stmt belongs to this cache slot, or NULL */
   bool has_row;       /* a row is waiting in stmt */
   int ncol;
   const char **names; /* in the turn arena */
@@ -196,6 +211,27 @@ static int run_internal(struct lmz__sql *s, const char *sql) {
   return rc;
 }
 
+/* Steps one of the runtime's prepared statements (BEGIN, COMMIT, ...);
+ * user = false also covers an automatic re-prepare inside the step. */
+static int step_internal(struct lmz__sql *s, sqlite3_stmt *st) {
+  s->user = false;
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  s->user = true;
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int prepare_internal(struct lmz__sql *s) {
+  static const char *const text[] = {"BEGIN", "COMMIT", "ROLLBACK"};
+  sqlite3_stmt **out[] = {&s->begin, &s->commit, &s->rollback};
+  s->user = false;
+  int rc = SQLITE_OK;
+  for (size_t i = 0; rc == SQLITE_OK && i < LMZ_ARRAY_SIZE(text); i++)
+    rc = sqlite3_prepare_v3(s->db, text[i], -1, SQLITE_PREPARE_PERSISTENT, out[i], NULL);
+  s->user = true;
+  return rc;
+}
+
 static int configure(lmz_node *n, struct lmz__sql *s) {
   struct lmz_sql_opts o = opts_of(n);
   sqlite3 *db = s->db;
@@ -217,6 +253,8 @@ static int configure(lmz_node *n, struct lmz__sql *s) {
            (unsigned long long)(o.max_db_bytes / LMZ_SQLVFS_PAGE));
   int rc = run_internal(s, sql);
   if (rc == SQLITE_OK)
+    rc = prepare_internal(s);
+  if (rc == SQLITE_OK)
     sqlite3_set_authorizer(db, authorizer, s);
   return rc;
 }
@@ -229,6 +267,15 @@ static void count_size(lmz_actor *a) {
 }
 
 static void close_db(struct lmz__sql *s) {
+  for (size_t i = 0; i < STMT_CACHE; i++) {
+    sqlite3_finalize(s->cache[i].st);
+    free(s->cache[i].sql);
+    s->cache[i] = (struct cached_stmt){0};
+  }
+  sqlite3_finalize(s->begin);
+  sqlite3_finalize(s->commit);
+  sqlite3_finalize(s->rollback);
+  s->begin = s->commit = s->rollback = NULL;
   if (s->db)
     sqlite3_close_v2(s->db); /* every statement is finalized by now */
   s->db = NULL;
@@ -304,12 +351,20 @@ static int turn_begin(lmz_ctx *ctx) {
   if (ctx->sql->broken)
     return lmz_throwf(ctx, "Error", "the SQL transaction of this turn was "
                                     "rolled back by an earlier error");
-  if (ctx->sql->began)
+  if (ctx->actor->sql && ctx->actor->sql->db)
     return 0;
   if ((rv = open_db(ctx)))
     return rv;
   lmz_sqlstore_trim(ctx->actor->sql->store, ctx->node->durable_seq);
-  int rc = run_internal(ctx->actor->sql, "BEGIN");
+  return 0;
+}
+
+/* The turn's SQL transaction, started before its first write. */
+static int txn_begin(lmz_ctx *ctx) {
+  if (ctx->sql->began)
+    return 0;
+  lmz_sqlstore_trim(ctx->actor->sql->store, ctx->node->durable_seq);
+  int rc = step_internal(ctx->actor->sql, ctx->actor->sql->begin);
   if (rc != SQLITE_OK)
     return throw_db(ctx, rc);
   ctx->sql->began = true;
@@ -320,12 +375,19 @@ static void cursor_finish(lmz_sql_cursor *c) {
   if (!c->stmt)
     return;
   lmz_ctx *ctx = c->ctx;
-  c->rows_read += (uint64_t)sqlite3_stmt_status(c->stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0);
+  c->rows_read += (uint64_t)sqlite3_stmt_status(c->stmt, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1);
   c->rows_written = (uint64_t)(sqlite3_total_changes64(ctx->actor->sql->db) -
                                c->changes_before);
   ctx->node->stats.sql_rows_read += c->rows_read;
   ctx->node->stats.sql_rows_written += c->rows_written;
-  sqlite3_finalize(c->stmt);
+  if (c->cached) { /* back to the cache, ready for the next use */
+    sqlite3_reset(c->stmt);
+    sqlite3_clear_bindings(c->stmt);
+    c->cached->busy = false;
+    c->cached = NULL;
+  } else {
+    sqlite3_finalize(c->stmt);
+  }
   c->stmt = NULL;
   c->has_row = false;
   for (lmz_sql_cursor **p = &ctx->sql->cursors; *p; p = &(*p)->next)
@@ -342,17 +404,19 @@ static void close_cursors(lmz_ctx *ctx) {
 
 int lmz__sql_turn_end(lmz_ctx *ctx, int rv) {
   struct lmz__sql_turn *t = ctx->sql;
-  if (!t || !t->began)
+  if (!t || !ctx->actor->sql || !ctx->actor->sql->db)
     return rv;
   struct lmz__sql *s = ctx->actor->sql;
   close_cursors(ctx);
+  if (!t->began && !t->broken)
+    return rv; /* only reads, in autocommit mode: nothing to end */
   t->began = false;
   if (rv == 0 && (t->broken || lmz_sqlstore_failed(s->store)))
     rv = lmz_throwf(ctx, "StorageError", "the SQL transaction failed: %s",
                     t->broken ? "rolled back by an error"
                               : lmz_sqlstore_errmsg(s->store));
   if (rv == 0) {
-    int rc = run_internal(s, "COMMIT");
+    int rc = step_internal(s, s->commit);
     if (rc == SQLITE_OK)
       return 0; /* pages are in the store's turn versions */
     rv = lmz_throwf(ctx, "StorageError", "SQL commit failed: %s",
@@ -361,7 +425,7 @@ int lmz__sql_turn_end(lmz_ctx *ctx, int rv) {
   bool wrote = sqlite3_txn_state(s->db, NULL) == SQLITE_TXN_WRITE ||
                lmz_sqlstore_dirty(s->store) || t->broken;
   if (!sqlite3_get_autocommit(s->db))
-    run_internal(s, "ROLLBACK");
+    step_internal(s, s->rollback);
   lmz_sqlstore_turn_abort(s->store);
   if (wrote)
     close_db(s); /* SQLite's cache must not keep a page of this turn */
@@ -529,7 +593,8 @@ static int prepare(lmz_ctx *ctx, const char *query, sqlite3_stmt **st) {
                       "than %u", len, o.max_sql_bytes);
   const char *tail = NULL;
   s->denied = NULL;
-  int rc = sqlite3_prepare_v3(s->db, query, (int)len + 1, 0, st, &tail);
+  int rc = sqlite3_prepare_v3(s->db, query, (int)len + 1,
+                              SQLITE_PREPARE_PERSISTENT, st, &tail);
   if (rc != SQLITE_OK)
     return throw_db(ctx, rc);
   while (tail && *tail && strchr(" \t\r\n;", *tail))
@@ -543,6 +608,62 @@ static int prepare(lmz_ctx *ctx, const char *query, sqlite3_stmt **st) {
   return 0;
 }
 
+/* A cached statement with exactly this text that no cursor is using. */
+static struct cached_stmt *cache_find(struct lmz__sql *s, const char *q,
+                                      size_t len) {
+  for (size_t i = 0; i < STMT_CACHE; i++) {
+    struct cached_stmt *e = &s->cache[i];
+    if (e->sql && !e->busy && e->len == len && !memcmp(e->sql, q, len)) {
+      e->used = ++s->tick;
+      return e;
+    }
+  }
+  return NULL;
+}
+
+/* Keeps `st` in a free slot (or the least recently used idle one); NULL
+ * when every slot is busy or out of memory (the caller then finalizes). */
+static struct cached_stmt *cache_put(struct lmz__sql *s, const char *q,
+                                     size_t len, sqlite3_stmt *st) {
+  struct cached_stmt *v = NULL;
+  for (size_t i = 0; i < STMT_CACHE; i++) {
+    struct cached_stmt *e = &s->cache[i];
+    if (!e->sql) {
+      v = e;
+      break;
+    }
+    if (!e->busy && (!v || e->used < v->used))
+      v = e;
+  }
+  char *copy = v ? malloc(len + 1) : NULL;
+  if (!copy)
+    return NULL;
+  memcpy(copy, q, len + 1);
+  sqlite3_finalize(v->st);
+  free(v->sql);
+  *v = (struct cached_stmt){copy, len, st, false, ++s->tick};
+  return v;
+}
+
+/* The statement for `query` in *st (NULL for an empty one), from the cache
+ * or freshly prepared; c->cached tells which. */
+static int get_stmt(lmz_ctx *ctx, const char *query, lmz_sql_cursor *c) {
+  struct lmz__sql *s = ctx->actor->sql;
+  size_t len = strlen(query);
+  c->cached = cache_find(s, query, len);
+  if (!c->cached) {
+    int rv = prepare(ctx, query, &c->stmt);
+    if (rv || !c->stmt)
+      return rv;
+    c->cached = cache_put(s, query, len, c->stmt);
+  }
+  if (c->cached) {
+    c->cached->busy = true;
+    c->stmt = c->cached->st;
+  }
+  return 0;
+}
+
 static int exec_ex(lmz_ctx *ctx, const char *query, lmz_value *const *args,
                    size_t nargs, bool read_only, lmz_sql_cursor **out) {
   int rv = turn_begin(ctx);
@@ -550,33 +671,32 @@ static int exec_ex(lmz_ctx *ctx, const char *query, lmz_value *const *args,
     return rv;
   if (!query)
     return lmz_throwf(ctx, "TypeError", "no SQL statement");
-  sqlite3_stmt *st = NULL;
-  if ((rv = prepare(ctx, query, &st)))
-    return rv;
   lmz_sql_cursor *c = lmz_arena_alloc(ctx->arena, sizeof *c);
-  if (!c) {
-    sqlite3_finalize(st);
+  if (!c)
     return LMZ_ENOMEM;
-  }
   memset(c, 0, sizeof *c);
   c->ctx = ctx;
-  c->stmt = st;
-  if (!st) /* empty statement (only comments): no rows */
-    goto done;
-  if ((read_only || ctx->in_guard) && !sqlite3_stmt_readonly(st)) {
-    sqlite3_finalize(st);
-    return lmz_throwf(ctx, "Error", "this statement writes, and only reads "
-                      "are allowed here%s", ctx->in_guard ? " (a guard)" : "");
-  }
   c->changes_before = sqlite3_total_changes64(ctx->actor->sql->db);
+  if ((rv = get_stmt(ctx, query, c)) || !c->stmt)
+    goto done; /* an error, or an empty statement (only comments): no rows */
+  sqlite3_stmt *st = c->stmt;
   c->next = ctx->sql->cursors;
   ctx->sql->cursors = c;
-  if ((rv = make_names(c)) || (rv = bind_all(ctx, st, args, nargs)) ||
+  bool writes = !sqlite3_stmt_readonly(st);
+  if (writes && (read_only || ctx->in_guard))
+    rv = lmz_throwf(ctx, "Error", "this statement writes, and only reads "
+                    "are allowed here%s", ctx->in_guard ? " (a guard)" : "");
+  else if (writes)
+    rv = txn_begin(ctx);
+  ctx->actor->sql->denied = NULL;
+  if (rv || (rv = make_names(c)) || (rv = bind_all(ctx, st, args, nargs)) ||
       (rv = cursor_step(c))) {
     cursor_finish(c);
     return rv;
   }
 done:
+  if (rv)
+    return rv;
   if (out)
     *out = c;
   else
@@ -717,6 +837,8 @@ int lmz_sql_transaction(lmz_ctx *ctx, lmz_sql_section_fn fn, void *arg) {
     return rv;
   struct kv_snap snap;
   if ((rv = kv_snapshot(ctx, &snap)))
+    return rv;
+  if ((rv = txn_begin(ctx)))
     return rv;
   struct lmz__sql *s = ctx->actor->sql;
   char sp[96];

@@ -11,7 +11,7 @@
  * Failure modes:
  *  1. RocksDB read error: SQLITE_IOERR_READ; the store is marked failed so
  *     the runtime fails the turn; the text is kept in ss->errmsg.
- *  2. A stored chunk of the wrong size (corruption, or a hostile import):
+ *  2. A stored chunk that does not decode (corruption, a hostile import):
  *     SQLITE_IOERR_READ / failed, never a read past the value.
  *  3. Out of memory: SQLITE_IOERR_NOMEM (nothing half-written: a chunk is
  *     copied into a new buffer before it replaces the old one).
@@ -22,6 +22,7 @@
  *  6. A temporary file beyond LMZ_SQLVFS_TEMP_MAX: SQLITE_FULL. */
 #include "storage/sqlvfs.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -57,6 +58,43 @@ struct lmz_sqlstore {
   char errmsg[LMZ_ERRMSG_LEN];
 };
 
+/* ---- page buffers ----------------------------------------------------------- */
+
+/* Page buffers are recycled through one process-wide free list: a busy
+ * actor writes and frees a few pages per turn, and malloc/free of 4 KiB
+ * blocks at that rate makes glibc trim and re-fault its heap top. Bounded,
+ * so idle memory stays small; a mutex because stores may live on several
+ * loop threads (it is never contended in practice). */
+#define POOL_MAX 512
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *pool_head;
+static size_t pool_n;
+
+static uint8_t *page_alloc(void) {
+  pthread_mutex_lock(&pool_mu);
+  void *p = pool_head;
+  if (p) {
+    memcpy(&pool_head, p, sizeof pool_head);
+    pool_n--;
+  }
+  pthread_mutex_unlock(&pool_mu);
+  return p ? p : malloc(PAGE);
+}
+
+static void page_free(uint8_t *p) {
+  if (!p)
+    return;
+  pthread_mutex_lock(&pool_mu);
+  if (pool_n < POOL_MAX) {
+    memcpy(p, &pool_head, sizeof pool_head);
+    pool_head = p;
+    pool_n++;
+    p = NULL;
+  }
+  pthread_mutex_unlock(&pool_mu);
+  free(p);
+}
+
 /* ---- keys ------------------------------------------------------------------ */
 
 int lmz_sqlvfs_page_key(uint8_t *out, const uint8_t *prefix,
@@ -76,6 +114,57 @@ int lmz_sqlvfs_parse_page_key(const uint8_t *user_key, size_t len,
     return LMZ_EINVAL;
   const uint8_t *p = user_key + LMZ_SQLVFS_KEY_PREFIX_LEN;
   *idx = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+  return 0;
+}
+
+/* ---- page encoding (sqlvfs.h) --------------------------------------------- */
+
+#define HOLE_TAG 0x01
+#define HOLE_HDR 3
+#define HOLE_MIN 32 /* shorter runs are not worth a decode */
+
+size_t lmz_sqlvfs_encode_page(const uint8_t *page, uint8_t *out) {
+  size_t best = 0, best_off = 0;
+  for (size_t i = 0; i < PAGE;) { /* the longest run of zeros */
+    if (page[i]) {
+      i++;
+      continue;
+    }
+    size_t j = i;
+    while (j < PAGE && !page[j])
+      j++;
+    if (j - i > best) {
+      best = j - i;
+      best_off = i;
+    }
+    i = j;
+  }
+  if (best < HOLE_MIN) {
+    memcpy(out, page, PAGE);
+    return PAGE;
+  }
+  out[0] = HOLE_TAG;
+  out[1] = (uint8_t)(best_off >> 8);
+  out[2] = (uint8_t)best_off;
+  memcpy(out + HOLE_HDR, page, best_off);
+  memcpy(out + HOLE_HDR + best_off, page + best_off + best, PAGE - best_off - best);
+  return HOLE_HDR + PAGE - best;
+}
+
+int lmz_sqlvfs_decode_page(const uint8_t *val, size_t len, uint8_t *out) {
+  if (len == PAGE) {
+    memcpy(out, val, PAGE);
+    return 0;
+  }
+  if (!val || len < HOLE_HDR || len > PAGE || val[0] != HOLE_TAG)
+    return LMZ_EBADMSG;
+  size_t data = len - HOLE_HDR, off = (size_t)val[1] << 8 | val[2];
+  if (off > data)
+    return LMZ_EBADMSG;
+  size_t run = PAGE - data; /* > 0: len < PAGE + HOLE_HDR */
+  memcpy(out, val + HOLE_HDR, off);
+  memset(out + off, 0, run);
+  memcpy(out + off + run, val + HOLE_HDR + off, data - off);
   return 0;
 }
 
@@ -141,8 +230,8 @@ int lmz_sqlstore_new(lmz_sqlstore **out, lmz_store *s, const uint8_t *prefix,
 
 static void chunk_free(lmz_sqlstore *ss, struct chunk *c) {
   ss->mem -= sizeof *c + (c->turn ? PAGE : 0) + (c->committed ? PAGE : 0);
-  free(c->turn);
-  free(c->committed);
+  page_free(c->turn);
+  page_free(c->committed);
   free(c);
 }
 
@@ -217,13 +306,12 @@ static int chunk_read(lmz_sqlstore *ss, uint32_t idx, uint8_t *buf) {
                                 a page below its own size; zeros are safe) */
     memset(buf, 0, PAGE);
     rv = 0;
-  } else if (rv == 0 && val.len != PAGE) {
-    lmz__errmsg_printf(ss->errmsg, "SQL page %u has %zu bytes, not %u",
-                       (unsigned)idx, val.len, PAGE);
+  } else if (rv == 0 && lmz_sqlvfs_decode_page(val.data, val.len, buf)) {
+    lmz__errmsg_printf(ss->errmsg, "SQL page %u: a stored value of %zu bytes "
+                       "is neither a page nor an encoded page", (unsigned)idx,
+                       val.len);
     rv = LMZ_ESTORAGE;
-  } else if (rv == 0) {
-    memcpy(buf, val.data, PAGE);
-  } else {
+  } else if (rv) {
     lmz__errmsg_printf(ss->errmsg, "SQL page %u: %s", (unsigned)idx,
                        ss->store->errmsg);
   }
@@ -239,11 +327,11 @@ static int chunk_read(lmz_sqlstore *ss, uint32_t idx, uint8_t *buf) {
 static int chunk_set(lmz_sqlstore *ss, uint32_t idx, uint8_t *data) {
   struct chunk *c = chunk_get(ss, idx, true);
   if (!c) {
-    free(data);
+    page_free(data);
     return SQLITE_IOERR_NOMEM;
   }
   if (c->turn) {
-    free(c->turn);
+    page_free(c->turn);
   } else {
     ss->mem += PAGE;
     c->next_dirty = ss->dirty;
@@ -256,7 +344,7 @@ static int chunk_set(lmz_sqlstore *ss, uint32_t idx, uint8_t *data) {
 /* ---- turn boundaries ------------------------------------------------------- */
 
 int lmz_sqlstore_add_to_batch(lmz_sqlstore *ss, lmz_batch *b) {
-  uint8_t key[LMZ_KEY_MAX], hi[LMZ_KEY_MAX];
+  uint8_t key[LMZ_KEY_MAX], hi[LMZ_KEY_MAX], enc[PAGE];
   int rv;
   if (ss->truncated && ss->trunc_chunks <= UINT32_MAX) {
     /* delete every chunk from the lowest truncation point on; chunks written
@@ -276,7 +364,8 @@ int lmz_sqlstore_add_to_batch(lmz_sqlstore *ss, lmz_batch *b) {
     int kl = lmz_sqlvfs_page_key(key, ss->prefix, ss->prefix_len, c->idx);
     if (kl < 0)
       return kl;
-    if ((rv = lmz_batch_put(b, key, (size_t)kl, c->turn, PAGE)))
+    size_t vl = lmz_sqlvfs_encode_page(c->turn, enc);
+    if ((rv = lmz_batch_put(b, key, (size_t)kl, enc, vl)))
       return rv;
     ss->pages_written++;
   }
@@ -288,7 +377,7 @@ void lmz_sqlstore_turn_commit(lmz_sqlstore *ss, uint64_t seq) {
     nx = c->next_dirty;
     c->next_dirty = NULL;
     if (c->committed) {
-      free(c->committed);
+      page_free(c->committed);
       ss->mem -= PAGE;
     }
     c->committed = c->turn; /* beyond the size: never read, trimmed later */
@@ -304,7 +393,7 @@ void lmz_sqlstore_turn_abort(lmz_sqlstore *ss) {
   for (struct chunk *c = ss->dirty, *nx; c; c = nx) {
     nx = c->next_dirty;
     c->next_dirty = NULL;
-    free(c->turn);
+    page_free(c->turn);
     c->turn = NULL;
     ss->mem -= PAGE;
     chunk_drop_if_empty(ss, c);
@@ -321,7 +410,7 @@ void lmz_sqlstore_trim(lmz_sqlstore *ss, uint64_t durable_seq) {
   while (lmz_hmap_next(&ss->chunks, &it, NULL, NULL, &v)) {
     struct chunk *c = v;
     if (c->committed && c->seq <= durable_seq) {
-      free(c->committed);
+      page_free(c->committed);
       c->committed = NULL;
       ss->mem -= PAGE;
       chunk_drop_if_empty(ss, c);
@@ -374,9 +463,10 @@ static int fill_gap(lmz_sqlstore *ss, uint64_t pos) {
   for (uint64_t idx = ss->size / PAGE; idx < pos / PAGE; idx++) {
     if (idx > UINT32_MAX)
       return SQLITE_FULL;
-    uint8_t *zero = calloc(1, PAGE);
+    uint8_t *zero = page_alloc();
     if (!zero)
       return SQLITE_IOERR_NOMEM;
+    memset(zero, 0, PAGE);
     int rv = chunk_set(ss, (uint32_t)idx, zero);
     if (rv)
       return rv;
@@ -401,12 +491,12 @@ static int db_write(sqlite3_file *f, const void *src, int amt,
       n = end - pos;
     if (idx > UINT32_MAX)
       return SQLITE_FULL;
-    uint8_t *data = malloc(PAGE);
+    uint8_t *data = page_alloc();
     if (!data)
       return SQLITE_IOERR_NOMEM;
     rv = n == PAGE ? 0 : chunk_read(ss, (uint32_t)idx, data);
     if (rv) {
-      free(data);
+      page_free(data);
       return rv;
     }
     memcpy(data + in, p, n);
@@ -430,12 +520,12 @@ static int db_truncate(sqlite3_file *f, sqlite3_int64 size) {
   if (chunks * PAGE >= ss->size)
     return SQLITE_OK;
   if ((uint64_t)size % PAGE) { /* zero the tail of the new last chunk */
-    uint8_t *data = malloc(PAGE);
+    uint8_t *data = page_alloc();
     if (!data)
       return SQLITE_IOERR_NOMEM;
     int rv = chunk_read(ss, (uint32_t)(chunks - 1), data);
     if (rv) {
-      free(data);
+      page_free(data);
       return rv;
     }
     memset(data + (uint64_t)size % PAGE, 0, PAGE - (uint64_t)size % PAGE);

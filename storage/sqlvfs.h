@@ -12,7 +12,21 @@
  *   +--------------+------+-----+-----+-----+-----+--------------------+
  *     keys.h         space  \____ sub-prefix ____/   4 B, big-endian so
  *                    (framework)                     keys sort by offset
- *   value: exactly LMZ_SQLVFS_PAGE bytes (the page as SQLite wrote it)
+ *   value: the page (LMZ_SQLVFS_PAGE bytes) as SQLite wrote it, or, when
+ *   it holds a run of zero bytes (the free space in the middle of a b-tree
+ *   page: Debian's SQLite zeroes freed space), the page without its longest
+ *   zero run:
+ *
+ *     +------+---------------+------------------------------------------+
+ *     | 0x01 | run offset    | page[0, off) then page[off + run, PAGE)   |
+ *     |      | u16 BE (off)  |  (PAGE - run bytes)                       |
+ *     +------+---------------+------------------------------------------+
+ *       1 B     2 B             value length = 3 + PAGE - run  (< PAGE)
+ *
+ *   A value of exactly PAGE bytes is a raw page; anything else must decode
+ *   (lmz_sqlvfs_decode_page) or the read fails. A page whose run is short
+ *   is stored raw. This keeps a turn that adds one row to a half-empty page
+ *   from writing 4 KiB to the WAL.
  *
  * The file size is not stored: it is (last chunk index + 1) * page, found
  * with one reverse scan when the store is created; truncation deletes the
@@ -81,6 +95,13 @@ int lmz_sqlvfs_page_key(uint8_t *out, const uint8_t *prefix,
  * is fine. */
 int lmz_sqlvfs_parse_page_key(const uint8_t *user_key, size_t len,
                               uint32_t *idx);
+
+/* Encodes page (LMZ_SQLVFS_PAGE bytes) into out (LMZ_SQLVFS_PAGE bytes):
+ * returns the value's length (PAGE = raw copy, less = zero run removed). */
+size_t lmz_sqlvfs_encode_page(const uint8_t *page, uint8_t *out);
+/* Decodes a stored value into out (LMZ_SQLVFS_PAGE bytes). Hostile input is
+ * fine: returns 0, or LMZ_EBADMSG (wrong tag, lengths that do not add up). */
+int lmz_sqlvfs_decode_page(const uint8_t *val, size_t len, uint8_t *out);
 
 /* Creates the store of one actor over `s` (borrowed: must outlive it).
  * `prefix` is copied. Reads the current file size from RocksDB. Returns 0,

@@ -93,8 +93,9 @@ static void commit_turn(struct fx *f, lmz_sqlstore *ss) {
 }
 
 static int count_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg) {
-  (void)k, (void)kl, (void)v;
-  assert_int_equal(vl, LMZ_SQLVFS_PAGE);
+  (void)k, (void)kl;
+  uint8_t page[LMZ_SQLVFS_PAGE];
+  assert_int_equal(lmz_sqlvfs_decode_page(v, vl, page), 0);
   ++*(int *)arg;
   return 0;
 }
@@ -235,7 +236,7 @@ static void corrupt_chunk_is_an_error_not_a_crash(void **state) {
   }
   assert_int_equal(rc & 0xff, SQLITE_IOERR);
   assert_true(lmz_sqlstore_failed(ss));
-  assert_non_null(strstr(lmz_sqlstore_errmsg(ss), "has 5 bytes"));
+  assert_non_null(strstr(lmz_sqlstore_errmsg(ss), "neither a page nor an encoded page"));
   sqlite3_close(db);
   lmz_sqlstore_free(ss);
 }
@@ -257,9 +258,39 @@ static void no_second_database_file(void **state) {
   lmz_sqlstore_free(ss);
 }
 
+static void page_encoding(void **state) {
+  (void)state;
+  uint8_t page[LMZ_SQLVFS_PAGE], enc[LMZ_SQLVFS_PAGE], back[LMZ_SQLVFS_PAGE];
+  memset(page, 0, sizeof page);
+  memcpy(page, "header", 6);
+  memcpy(page + 4000, "cells at the end", 16);
+  memset(page + 100, 0x11, 10); /* a shorter zero run before the longest */
+  size_t n = lmz_sqlvfs_encode_page(page, enc);
+  assert_int_equal(n, 3 + 110 + (LMZ_SQLVFS_PAGE - 4000)); /* the run 110..4000 is gone */
+  assert_int_equal(lmz_sqlvfs_decode_page(enc, n, back), 0);
+  assert_memory_equal(back, page, sizeof page);
+  for (size_t i = 0; i < sizeof page; i++) /* no zero run: stored raw */
+    page[i] = (uint8_t)(i % 251 + 1);
+  assert_int_equal(lmz_sqlvfs_encode_page(page, enc), LMZ_SQLVFS_PAGE);
+  assert_int_equal(lmz_sqlvfs_decode_page(enc, LMZ_SQLVFS_PAGE, back), 0);
+  assert_memory_equal(back, page, sizeof page);
+  /* hostile values */
+  uint8_t bad[8] = {0x01, 0x00, 0x10, 1, 2, 3, 4, 5}; /* offset 16 > 5 bytes */
+  assert_int_equal(lmz_sqlvfs_decode_page(bad, sizeof bad, back), LMZ_EBADMSG);
+  bad[0] = 0x02;
+  bad[2] = 0;
+  assert_int_equal(lmz_sqlvfs_decode_page(bad, sizeof bad, back), LMZ_EBADMSG);
+  assert_int_equal(lmz_sqlvfs_decode_page(bad, 2, back), LMZ_EBADMSG);
+  assert_int_equal(lmz_sqlvfs_decode_page(enc, LMZ_SQLVFS_PAGE + 1, back), LMZ_EBADMSG);
+  bad[0] = 0x01; /* offset 0, 5 bytes: a valid page of 4091 zeros then data */
+  assert_int_equal(lmz_sqlvfs_decode_page(bad, sizeof bad, back), 0);
+  assert_memory_equal(back + LMZ_SQLVFS_PAGE - 5, bad + 3, 5);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(page_keys, fx_setup, fx_teardown),
+      cmocka_unit_test(page_encoding),
       cmocka_unit_test_setup_teardown(pages_reach_rocksdb_only_through_the_batch, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(committed_versions_serve_reads_until_durable, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(vacuum_truncates_with_a_range_delete, fx_setup, fx_teardown),
