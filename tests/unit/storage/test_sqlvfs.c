@@ -287,6 +287,44 @@ static void page_encoding(void **state) {
   assert_memory_equal(back + LMZ_SQLVFS_PAGE - 5, bad + 3, 5);
 }
 
+/* Migration and drains move an actor as one dump of its key range
+ * (store.h): the SQL pages travel with it, and the other node's store opens
+ * the same database. */
+static void database_moves_with_the_actor_dump(void **state) {
+  struct fx *f = *state;
+  lmz_sqlstore *ss;
+  sqlite3 *db = open_db(f, &ss);
+  exec_ok(db, "BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES (40), (2); COMMIT");
+  commit_turn(f, ss);
+  sqlite3_close(db);
+  lmz_sqlstore_free(ss);
+  lmz_buf dump = LMZ_BUF_INIT;
+  assert_true(lmz_store_export_actor(f->s, "DOC", 3, "a", 1, &dump) >= 2);
+  char *dir2 = tl_mkdtemp("lmz-sqlvfs2");
+  struct lmz_store_opts o;
+  lmz_store_opts_init(&o, dir2);
+  o.sync = false;
+  char err[LMZ_ERRMSG_LEN];
+  lmz_store *s2;
+  assert_int_equal(lmz_store_open(&s2, &f->loop, &o, err), 0);
+  lmz_batch *b = lmz_batch_new();
+  assert_true(lmz_store_import(s2, dump.data, dump.len, b) >= 2);
+  int status = 1;
+  assert_int_equal(lmz_store_commit(s2, b, on_commit, &status), 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(status, 0);
+  assert_int_equal(lmz_sqlstore_new(&ss, s2, f->prefix, f->plen, err), 0);
+  assert_int_equal(lmz_sqlstore_connect(ss, &db, err), 0);
+  assert_int_equal(scalar(db, "SELECT sum(x) FROM t"), 42);
+  sqlite3_close(db);
+  lmz_sqlstore_free(ss);
+  lmz_store_close(s2);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  tl_rmtree(dir2);
+  free(dir2);
+  lmz_buf_free(&dump);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(page_keys, fx_setup, fx_teardown),
@@ -296,6 +334,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(vacuum_truncates_with_a_range_delete, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(corrupt_chunk_is_an_error_not_a_crash, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(no_second_database_file, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(database_moves_with_the_actor_dump, fx_setup, fx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
