@@ -45,4 +45,32 @@ check "the counter sees the operator's row" \
   bash -c "\"$BIN/lmz\" call --node $NODE --data $D COUNTER_DO s1 notes 1 | grep -q from-cli"
 out=$(lsql COUNTER_DO s1 "ATTACH 'x' AS x" 2>/dev/null); rc=$?
 check "ATTACH is refused (exit 3, SQLITE_AUTH)" bash -c "[ $rc -eq 3 ] && grep -q SQLITE_AUTH <<<'$out'"
+kill -TERM "$LMZD_PID"; wait "$LMZD_PID" 2>/dev/null
+
+# the "sql" section of the config sets the limits
+LIB=${LMZ_LIB_DIR:-$BIN/../lib}
+cat >"$T/sql.jsonc" <<CFG
+{
+  "modules": ["$LIB/libcounter.so"],
+  "durable_objects": {"bindings": [{"name": "COUNTER_DO", "class_name": "CounterDO"}]},
+  "services": [{"binding": "ECHO_WORKER", "entrypoint": "EchoWorker"}],
+  "sql": {"max_params": 2, "max_db_bytes": 1000000}
+}
+CFG
+D2=$T/cfg
+rm -f "$D2/node.port"
+"$BIN/lmzd" --config "$T/sql.jsonc" --data "$D2" --listen 127.0.0.1:0 --http 127.0.0.1:0 >>"$D2.log" 2>&1 &
+LMZD_PID=$!; PIDS+=("$LMZD_PID")
+if wait_until 20 test -s "$D2/node.port"; then
+  NODE="127.0.0.1:$(cat "$D2/node.port")"; D=$D2
+  wait_until 20 "$BIN/lmz" call --node "$NODE" --data "$D2" ECHO_WORKER - echo 1 >/dev/null
+  out=$(lsql COUNTER_DO c 'SELECT ?, ?, ?' 1 2 3 2>/dev/null); rc=$?
+  check "sql.max_params = 2 refuses 3 parameters" bash -c "[ $rc -eq 3 ] && grep -q 'too many SQL variables' <<<'$out'"
+  check "...and allows 2" test "$(lsql COUNTER_DO c 'SELECT ? + ?' 1 2 2>/dev/null | tail -n 1)" = 3
+else
+  bad "lmzd starts with an sql config section"; tail -5 "$D2.log"
+fi
+printf '{\n  "sql": {"max_params": 0}\n}\n' >"$T/badsql.jsonc"
+err=$("$BIN/lmzd" --config "$T/badsql.jsonc" --data "$T/badsql" 2>&1); rc=$?
+check "a bad sql limit stops lmzd naming file:line" bash -c '[ "$1" = 2 ] && grep -q "badsql.jsonc:2:" <<<"$2" && grep -q "sql.max_params" <<<"$2"' _ "$rc" "$err"
 finish
