@@ -562,7 +562,7 @@ static int cursor_step(lmz_sql_cursor *c) {
   }
   int err = throw_db(ctx, rc);
   cursor_finish(c);
-  if (sqlite3_get_autocommit(ctx->actor->sql->db))
+  if (ctx->sql->began && sqlite3_get_autocommit(ctx->actor->sql->db))
     ctx->sql->broken = true; /* SQLite rolled back the whole transaction */
   return err;
 }

@@ -782,6 +782,10 @@ static uv_once_t register_once = UV_ONCE_INIT;
 static int register_rc;
 
 static void do_register(void) {
+  /* No up-front bulk of 20 pages per connection's page cache (Debian's
+   * default): an idle actor's database should cost only the pages it
+   * touched. Only possible before SQLite initializes; harmless if too late. */
+  sqlite3_config(SQLITE_CONFIG_PAGECACHE, (void *)0, 0, 0);
   register_rc = sqlite3_initialize();
   if (register_rc == SQLITE_OK && !(base_vfs = sqlite3_vfs_find(NULL)))
     register_rc = SQLITE_ERROR;

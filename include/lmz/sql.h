@@ -80,7 +80,8 @@ uint64_t lmz_sql_rows_written(const lmz_sql_cursor *c);
 /* Closes early (optional). NULL ignored. */
 void lmz_sql_close(lmz_sql_cursor *c);
 
-/* Size of this object's database in bytes (0 before the first table). */
+/* Size of this object's database in bytes (0 before the first table), or
+ * -1 after throwing (not a durable object, the database cannot open). */
 int64_t lmz_sql_database_size(lmz_ctx *ctx);
 
 /* The original's transactionSync: runs fn(ctx, arg) as an atomic section of

@@ -126,6 +126,23 @@ static int guard_reads(lmz_ctx *ctx) {
   return lmz_sql_exec(ctx, "DELETE FROM t", NULL, 0, NULL); /* refused */
 }
 
+/* tolerant(): statements that fail are caught and the turn goes on; only
+ * the failed statements are undone. */
+static int m_tolerant(lmz_ctx *ctx, lmz_value *const *a, size_t n, lmz_value **r) {
+  (void)a, (void)n, (void)r;
+  lmz_value *rows;
+  if (lmz_sql_query(ctx, "SELECT json('{bad')", NULL, 0, &rows) != LMZ_ETHROWN)
+    return lmz_throwf(ctx, "Error", "a bad json() read should throw");
+  int rv = lmz_sql_exec(ctx, "INSERT INTO t(id, s) VALUES (1, 'one')", NULL, 0, NULL);
+  if (rv)
+    return rv;
+  if (lmz_sql_exec(ctx, "INSERT INTO t(id, s) VALUES (1, 'dup')", NULL, 0, NULL) != LMZ_ETHROWN)
+    return lmz_throwf(ctx, "Error", "a duplicate key should throw");
+  if (lmz_sql_query(ctx, "SELECT json('{bad')", NULL, 0, &rows) != LMZ_ETHROWN)
+    return lmz_throwf(ctx, "Error", "a bad json() read should throw");
+  return lmz_sql_exec(ctx, "INSERT INTO t(id, s) VALUES (2, 'two')", NULL, 0, NULL);
+}
+
 static int m_nop(lmz_ctx *ctx, lmz_value *const *a, size_t n, lmz_value **r) {
   (void)ctx, (void)a, (void)n, (void)r;
   return 0;
@@ -140,6 +157,7 @@ static const lmz_method sql_methods[] = {
     LMZ_MESH("add", m_add, NULL),         LMZ_MESH("q", m_q, NULL),
     LMZ_MESH("fill", m_fill, NULL),       LMZ_MESH("section", m_section, NULL),
     LMZ_MESH("cursor", m_cursor, NULL),   LMZ_MESH("guarded", m_nop, guard_reads),
+    LMZ_MESH("tolerant", m_tolerant, NULL),
     LMZ_END};
 static const lmz_method worker_methods[] = {LMZ_MESH("sql", w_sql, NULL), LMZ_END};
 
@@ -485,6 +503,12 @@ static void guards_only_read_and_workers_have_no_sql(void **state) {
   assert_non_null(strstr(lmz_error_message(r), "only available to durable objects"));
 }
 
+static void caught_statement_errors_undo_only_that_statement(void **state) {
+  call(ENV, "tolerant", 0, NULL, false);
+  assert_true(count_rows(ENV, NULL) == 2);
+  assert_true(count_rows(ENV, " WHERE s = 'dup'") == 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(sql_and_kv_commit_together, setup, teardown),
@@ -500,6 +524,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(cursor_columns_and_counts, setup, teardown),
       cmocka_unit_test_setup_teardown(operator_entry_point, setup, teardown),
       cmocka_unit_test_setup_teardown(guards_only_read_and_workers_have_no_sql, setup, teardown),
+      cmocka_unit_test_setup_teardown(caught_statement_errors_undo_only_that_statement, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
