@@ -809,9 +809,10 @@ int lmz_sqlstore_connect(lmz_sqlstore *ss, sqlite3 **db, char *errmsg) {
     return LMZ_EINVAL;
   }
   connecting = ss;
+  /* NOMUTEX: a connection is only ever used on its actor's loop thread */
   int rc = sqlite3_open_v2("actor.db", db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                               SQLITE_OPEN_EXRESCODE,
+                               SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOMUTEX,
                            LMZ_SQLVFS_NAME);
   connecting = NULL;
   if (rc != SQLITE_OK) {

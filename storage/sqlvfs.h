@@ -112,7 +112,8 @@ int lmz_sqlstore_new(lmz_sqlstore **out, lmz_store *s, const uint8_t *prefix,
 void lmz_sqlstore_free(lmz_sqlstore *ss);
 
 /* Opens a SQLite connection whose main database is this store (at most one
- * open connection per store). Runs nothing on it. Returns 0 and *db, or
+ * open connection per store; SQLITE_OPEN_NOMUTEX: use it on one thread at a
+ * time). Runs nothing on it. Returns 0 and *db, or
  * LMZ_EIO / LMZ_ENOMEM (errmsg); on error *db is NULL. */
 int lmz_sqlstore_connect(lmz_sqlstore *ss, sqlite3 **db, char *errmsg);
 
