@@ -186,6 +186,7 @@ typedef struct lmz_actor {
   double activated_at_ms;
   lmz_hmap cache; /* key -> struct lmz_cache_ent * (malloc'd) */
   size_t cache_bytes;
+  struct lmz__sql *sql; /* open SQL database (sql.c), or NULL */
 } lmz_actor;
 
 /* ---- the turn ------------------------------------------------------------ */
@@ -214,6 +215,7 @@ struct lmz_ctx {
   lmz_msg *out_head, *out_tail;
   bool in_guard;
   int nesting;
+  struct lmz__sql_turn *sql; /* SQL state of this turn (sql.c), or NULL */
 };
 
 struct lmz_deferred {
@@ -345,6 +347,16 @@ lmz_value *lmz__error_value(lmz_arena *a, const char *name, const char *fmt,
 void lmz__cache_free(lmz_actor *a);
 int lmz__turn_build_batch(lmz_ctx *ctx, struct lmz_batch **out);
 void lmz__turn_apply_writes(lmz_ctx *ctx, uint64_t seq);
+
+/* sql.c: the turn's SQL transaction (see sql.c for the order of calls) */
+int lmz__sql_turn_end(lmz_ctx *ctx, int rv); /* COMMIT or ROLLBACK; new rv */
+int lmz__sql_add_to_batch(lmz_ctx *ctx, struct lmz_batch **b);
+void lmz__sql_turn_applied(lmz_ctx *ctx, uint64_t seq);
+void lmz__sql_turn_cleanup(lmz_ctx *ctx);
+void lmz__sql_close(lmz_actor *a); /* eviction */
+void lmz__sql_reset(lmz_actor *a); /* a failed commit */
+bool lmz__sql_is_admin(lmz_ctx *ctx, const lmz_value *chain);
+int lmz__sql_admin(lmz_ctx *ctx, const lmz_value *chain, lmz_value **result);
 
 /* alarms.c */
 int lmz__alarms_add_to_batch(lmz_ctx *ctx, struct lmz_batch *b);

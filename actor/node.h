@@ -21,6 +21,7 @@
 
 #include "core/err.h"
 #include "lmz/lmz.h"
+#include "lmz/sql.h"
 
 typedef struct lmz_node lmz_node;
 
@@ -36,6 +37,7 @@ struct lmz_node_opts {
   lmz_clock_fn clock;       /* NULL = real wall clock */
   void *clock_data;
   bool manual_alarms;       /* test kit: alarms fire only in lmz_node_poll_alarms */
+  struct lmz_sql_opts sql;  /* SQL limits and caches (zeros = defaults) */
 };
 
 /* Creates a node and opens its store. Returns 0 or an error with errmsg
@@ -173,6 +175,10 @@ struct lmz_node_stats {
   uint64_t alarms_fired;
   uint64_t active_actors;
   uint64_t queued_msgs;
+  uint64_t sql_rows_read;    /* rows read by SQL statements */
+  uint64_t sql_rows_written; /* rows inserted, updated or deleted */
+  uint64_t sql_db_bytes;     /* size of the open SQL databases */
+  uint64_t sql_open_dbs;     /* actors with an open SQL database */
 };
 void lmz_node_get_stats(lmz_node *n, struct lmz_node_stats *st);
 const char *lmz_node_get_id(lmz_node *n);

@@ -116,6 +116,7 @@ void lmz__actor_free(lmz_actor *a) {
     return;
   lmz__cache_free(a);
   lmz_chain_unref(a->chain);
+  lmz__sql_close(a);
   lmz_arena_free(a->err_arena);
   free(a->prefix);
   free(a->key);

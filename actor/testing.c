@@ -56,6 +56,7 @@ lmz_testenv *lmz_testenv_new(const struct lmz_testenv_opts *opts, char *errmsg) 
       .clock_data = env,
       .manual_alarms = true,
       .idle_evict_ms = o.idle_evict_ms ? o.idle_evict_ms : 60000,
+      .sql = o.sql,
   };
   int rv = lmz_node_new(&env->node, &env->loop, &no, env->errmsg);
   if (!rv)
@@ -259,5 +260,26 @@ void lmz_testenv_stats(lmz_testenv *env, struct lmz_testenv_stats *st) {
   lmz_node_get_stats(env->node, &s);
   *st = (struct lmz_testenv_stats){s.turns, s.turns_failed, s.activations,
                                    s.evictions, s.commits, s.alarms_fired,
-                                   s.active_actors};
+                                   s.active_actors, s.sql_rows_read,
+                                   s.sql_rows_written, s.sql_db_bytes,
+                                   s.sql_open_dbs};
+}
+
+int lmz_testenv_sql(lmz_testenv *env, const char *binding,
+                    const char *instance, bool write, const char *sql,
+                    size_t nargs, lmz_value *const *args, lmz_value **result,
+                    bool *threw) {
+  lmz_arena *a = env->arena;
+  lmz_value *argv[2 + 100], *o = lmz_object(a);
+  if (nargs > 100)
+    return LMZ_EINVAL;
+  if (!o || lmz_object_setc(o, "write", lmz_bool(write)))
+    return LMZ_ENOMEM;
+  argv[0] = o;
+  argv[1] = lmz_cstring(a, sql);
+  for (size_t i = 0; i < nargs; i++)
+    argv[2 + i] = args[i];
+  /* the runtime's operator entry point (actor/sql.c), as `lmz sql` sends it */
+  return lmz_testenv_call(env, binding, instance, NULL, "__lmz_sql", nargs + 2,
+                          argv, result, threw);
 }

@@ -169,6 +169,7 @@ static int start_commit(lmz_ctx *ctx, struct lmz_batch *b) {
   ctx->actor->last_commit = c;
   n->stats.commits++;
   lmz__turn_apply_writes(ctx, c->seq);
+  lmz__sql_turn_applied(ctx, c->seq);
   return 0;
 }
 
@@ -205,6 +206,7 @@ void lmz__commit_done(lmz_node *n, lmz_commit *c, int status) {
     lmz_actor *a = c->actor;
     if (a && a->chain == c->chain) { /* first failure of its chain */
       lmz__cache_free(a);
+      lmz__sql_reset(a);
       lmz_chain_unref(a->chain);
       a->chain = NULL;
     }
@@ -263,6 +265,8 @@ static int run_body(lmz_ctx *ctx, lmz_value **result) {
                                            : lmz_error(ctx->arena, "Error", "on_start failed"));
     if (a->binding->cls->raw)
       return a->binding->cls->raw(ctx, m->chain, result);
+    if (lmz__sql_is_admin(ctx, m->chain)) /* `lmz sql` (operators only) */
+      return lmz__sql_admin(ctx, m->chain, result);
     if (o->on_before_call && (rv = o->on_before_call(ctx)))
       return ctx->thrown ? LMZ_ETHROWN : lmz_throwf(ctx, "Error", "%s", lmz_strerror(rv));
     return lmz__ocan_execute(ctx, m->chain, true, result);
@@ -281,6 +285,8 @@ static int run_body(lmz_ctx *ctx, lmz_value **result) {
 static int commit_turn(lmz_ctx *ctx, int rv) {
   struct lmz_batch *b = NULL;
   int err = rv == 0 ? lmz__turn_build_batch(ctx, &b) : 0;
+  if (!err && rv == 0)
+    err = lmz__sql_add_to_batch(ctx, &b);
   if (!err && ctx->alarm_ops) {
     if (!b && !(b = lmz_batch_new()))
       err = LMZ_ENOMEM;
@@ -303,6 +309,7 @@ void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m) {
   int rv = run_body(&ctx, &result);
   if (rv && !ctx.thrown)
     lmz_throwf(&ctx, "Error", "%s", lmz_strerror(rv));
+  rv = lmz__sql_turn_end(&ctx, rv);
   n->stats.turns++;
   if (rv) {
     n->stats.turns_failed++;
@@ -319,6 +326,7 @@ void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m) {
     drop_outbox(&ctx);
     rv = lmz_throwf(&ctx, "StorageError", "commit failed: %s", lmz_strerror(cerr));
   }
+  lmz__sql_turn_cleanup(&ctx);
   lmz_hmap_free(&ctx.writes);
   lmz__alarms_arm(n);
   if (m->kind == LMZ_MSG_START) {

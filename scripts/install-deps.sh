@@ -9,7 +9,7 @@ PKGS=(
   build-essential cmake pkg-config git
   libuv1-dev libraft-dev librocksdb-dev libsodium-dev
   libprotobuf-c-dev protobuf-c-compiler
-  libwslay-dev libhttp-parser-dev nettle-dev
+  libwslay-dev libhttp-parser-dev nettle-dev libsqlite3-dev
   libcmocka-dev libjansson-dev
   clang libclang-rt-14-dev
   iproute2 procps

@@ -40,6 +40,7 @@ static const struct cli_cmd cli_cmds[] = {
     {"status", cli_status_main, "cluster status: nodes, leader, term, leases"},
     {"locate", cli_locate_main, "which node owns an actor, at which epoch"},
     {"node", cli_node_main, "cluster membership and moves: node drain|add|remove"},
+    {"sql", cli_sql_main, "run one SQL statement as a turn of a durable object"},
     {"token", cli_token_main, "mint (or verify) a dev access token for clients"},
     {"init", cli_init_main, "a new application: lmz init DIR [--name NAME]"},
 };

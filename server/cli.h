@@ -38,6 +38,8 @@ int cli_status_main(int argc, char **argv);
 int cli_locate_main(int argc, char **argv);
 /* `lmz node drain ID`: server/cli_status.c. */
 int cli_node_main(int argc, char **argv);
+/* `lmz sql [--write] BINDING INSTANCE 'SQL' [ARG...]`: server/cli_sql.c. */
+int cli_sql_main(int argc, char **argv);
 /* `lmz token mint|verify`: server/cli_token.c. */
 int cli_token_main(int argc, char **argv);
 /* `lmz init DIR [--name NAME]`: server/cli_init.c. */

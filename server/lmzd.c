@@ -202,7 +202,8 @@ static int start_node(struct lmzd *d) {
   struct lmz_node_opts o = {.node_id = d->cfg.node_id,
                             .data_dir = d->cfg.data_dir,
                             .sync = d->cfg.sync,
-                            .idle_evict_ms = d->cfg.idle_evict_ms};
+                            .idle_evict_ms = d->cfg.idle_evict_ms,
+                            .sql = d->cfg.sql};
   if (lmz_node_new(&d->node, &d->loop, &o, err)) {
     fprintf(stderr, "lmzd: %s\n", err);
     return 1;

@@ -192,6 +192,35 @@ static int parse_vars(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
   return 0;
 }
 
+/* "sql": SQL limits and caches (lmz/sql.h); each a positive integer. */
+static int parse_sql(struct lmzd_config *c, char *errmsg) {
+  int rv = 0;
+  const lmz_json *q = get_typed(c, c->file.root, "sql", LMZ_JSON_OBJECT,
+                                "an object", errmsg, &rv);
+  if (!q)
+    return rv;
+  static const struct {
+    const char *name;
+    double max;
+  } keys[] = {{"max_sql_bytes", 1e9}, {"max_params", 32766},
+              {"max_value_bytes", 1e9}, {"max_db_bytes", 1e15},
+              {"cache_kib", 1e8}, {"node_cache_bytes", 1e15}};
+  double v[LMZ_ARRAY_SIZE(keys)] = {0};
+  for (size_t i = 0; i < LMZ_ARRAY_SIZE(keys); i++) {
+    const lmz_json *j = lmz_json_get(q, keys[i].name);
+    if (j && (j->type != LMZ_JSON_NUMBER || j->u.num < 1 ||
+              j->u.num > keys[i].max || j->u.num != (double)(uint64_t)j->u.num)) {
+      lmz_config_errorf(errmsg, &c->file, j, "sql.%s must be an integer from 1 to %.0f",
+                        keys[i].name, keys[i].max);
+      return LMZ_EBADCONFIG;
+    }
+    v[i] = j ? j->u.num : 0;
+  }
+  c->sql = (struct lmz_sql_opts){(uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2],
+                                 (uint64_t)v[3], (uint32_t)v[4], (uint64_t)v[5]};
+  return 0;
+}
+
 static int parse_misc(struct lmzd_config *c, char *errmsg) {
   int rv = 0;
   const lmz_json *st = get_typed(c, c->file.root, "storage", LMZ_JSON_OBJECT,
@@ -410,6 +439,8 @@ static int interpret(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
     rv = parse_vars(a, c, errmsg);
   if (!rv)
     rv = parse_misc(c, errmsg);
+  if (!rv)
+    rv = parse_sql(c, errmsg);
   c->cluster_id = 1;
   if (!rv)
     rv = parse_cluster(a, c, errmsg);

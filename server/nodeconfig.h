@@ -11,6 +11,7 @@
  *     "vars": { "GREETING": "hello" },
  *     "storage": { "sync": true },
  *     "actors": { "idle_evict_ms": 60000 },
+ *     "sql": { "max_db_bytes": 10000000000, "cache_kib": 1024 },
  *     "log": { "level": "info", "debug": "lmz.cluster.*" },
  *     "cluster": { "id": 1, "raft": "10.0.0.1:7201", "lease_ms": 3000,
  *                  "join": false,   // true for a node added by `lmz node add`
@@ -39,6 +40,7 @@
 
 #include "core/config.h"
 #include "lmz/lmz.h"
+#include "lmz/sql.h"
 
 struct lmzd_binding {
   const char *name;
@@ -90,6 +92,9 @@ struct lmzd_config {
   size_t n_vars;
   bool sync;
   uint64_t idle_evict_ms;
+  struct lmz_sql_opts sql; /* "sql": {max_sql_bytes, max_params,
+                              max_value_bytes, max_db_bytes, cache_kib,
+                              node_cache_bytes}; 0 = default (lmz/sql.h) */
   const char *log_level, *log_debug;
   bool dev;
   /* cluster (optional section; without it: a one-node cluster) */

@@ -11,10 +11,14 @@
  *   callOther(instance, by) -> increments another counter with lmz_call and
  *                              a handler that records the result
  *   lastOtherResult() -> what that handler recorded
+ *   note(text) -> id: a row in the SQL table notes (lmz/sql.h)
+ *   notes(n) -> the last n notes [{id, text}], newest first
+ *   noteGet(id) -> text or null (a point SELECT by primary key)
  * ECHO_WORKER (class EchoWorker), a worker: echo(x), whereami() -> node id. */
 #include <string.h>
 
 #include "lmz/lmz.h"
+#include "lmz/sql.h"
 
 static double arg_number(lmz_value *const *args, size_t nargs, size_t i,
                          double dflt) {
@@ -162,6 +166,49 @@ static int counter_last_other(lmz_ctx *ctx, lmz_value *const *args,
   return 0;
 }
 
+/* ---- SQL: a tiny notes table (created on first use, so counters that
+ * never take a note never open a database) ---- */
+
+static int notes_table(lmz_ctx *ctx) {
+  return lmz_sql_exec(ctx, "CREATE TABLE IF NOT EXISTS notes(id INTEGER "
+                           "PRIMARY KEY, text TEXT NOT NULL)", NULL, 0, NULL);
+}
+
+static int counter_note(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                        lmz_value **result) {
+  if (nargs < 1 || lmz_typeof(args[0]) != LMZ_T_STRING)
+    return lmz_throwf(ctx, "TypeError", "note(text): text must be a string");
+  lmz_value *rows;
+  int rv = notes_table(ctx);
+  if (!rv)
+    rv = lmz_sql_query(ctx, "INSERT INTO notes(text) VALUES (?) RETURNING id",
+                       args, 1, &rows);
+  if (rv)
+    return rv;
+  *result = lmz_object_getc(lmz_array_get(rows, 0), "id");
+  return 0;
+}
+
+static int counter_notes(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                         lmz_value **result) {
+  lmz_value *n = lmz_number(lmz_turn_arena(ctx), arg_number(args, nargs, 0, 10));
+  int rv = notes_table(ctx);
+  return rv ? rv : lmz_sql_query(ctx, "SELECT id, text FROM notes ORDER BY id "
+                                      "DESC LIMIT ?", &n, 1, result);
+}
+
+static int counter_note_get(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                            lmz_value **result) {
+  lmz_value *id = lmz_number(lmz_turn_arena(ctx), arg_number(args, nargs, 0, 0)), *rows;
+  int rv = notes_table(ctx);
+  if (!rv)
+    rv = lmz_sql_query(ctx, "SELECT text FROM notes WHERE id = ?", &id, 1, &rows);
+  if (rv)
+    return rv;
+  *result = lmz_len(rows) ? lmz_object_getc(lmz_array_get(rows, 0), "text") : lmz_null();
+  return 0;
+}
+
 static const lmz_method counter_methods[] = {
     LMZ_MESH("increment", counter_increment, NULL),
     LMZ_MESH("get", counter_get, NULL),
@@ -175,6 +222,9 @@ static const lmz_method counter_methods[] = {
     LMZ_MESH("callOther", counter_call_other, NULL),
     LMZ_LOCAL("recordOther", counter_record_other),
     LMZ_MESH("lastOtherResult", counter_last_other, NULL),
+    LMZ_MESH("note", counter_note, NULL),
+    LMZ_MESH("notes", counter_notes, NULL),
+    LMZ_MESH("noteGet", counter_note_get, NULL),
     LMZ_END,
 };
 

@@ -4,7 +4,11 @@
  *   subscribe() -> content; remembers the calling client (callChain[0])
  *   update(content) -> stores it, pushes it to every subscriber (a new chain,
  *       so clients do not see who edited) and asks SPELLCHECK_WORKER to check
- *       it; guarded: only subscribers may edit.
+ *       it; guarded: only subscribers may edit. Every update is also one
+ *       row of the document's SQL table `revisions` (lmz/sql.h), created in
+ *       on_start, indexed on revision.
+ *   history(n) -> the last n revisions, newest first:
+ *       [{revision, content, author, at}] (author: the client, or null)
  * SPELLCHECK_WORKER (class SpellCheckWorker): check(content, clientId,
  *   documentId) flags "teh" and sends the findings straight to the client
  *   that made the edit ("direct delivery", not back through the document).
@@ -15,6 +19,7 @@
 #include <strings.h>
 
 #include "lmz/lmz.h"
+#include "lmz/sql.h"
 
 #define GATEWAY "LUMENIZE_CLIENT_GATEWAY"
 
@@ -53,15 +58,38 @@ static int broadcast(lmz_ctx *ctx, const lmz_value *content) {
   return 0;
 }
 
+/* Schema: runs before any call of a new activation. */
+static int document_start(lmz_ctx *ctx) {
+  int rv = lmz_sql_exec(ctx, "CREATE TABLE IF NOT EXISTS revisions("
+                             "id INTEGER PRIMARY KEY, revision INTEGER NOT NULL, "
+                             "content TEXT NOT NULL, author TEXT, at REAL NOT NULL)",
+                        NULL, 0, NULL);
+  return rv ? rv : lmz_sql_exec(ctx, "CREATE UNIQUE INDEX IF NOT EXISTS "
+                                     "revisions_by_revision ON revisions(revision)",
+                                NULL, 0, NULL);
+}
+
+/* One row per update, in the same turn (and commit) as the KV write. */
+static int record_revision(lmz_ctx *ctx, lmz_value *content, const char *client) {
+  lmz_arena *a = lmz_turn_arena(ctx);
+  lmz_value *p[] = {content, client ? lmz_cstring(a, client) : lmz_null(),
+                    lmz_number(a, lmz_now_ms(ctx))};
+  return lmz_sql_exec(ctx, "INSERT INTO revisions(revision, content, author, at) "
+                           "SELECT coalesce(max(revision), 0) + 1, ?, ?, ? "
+                           "FROM revisions", p, 3, NULL);
+}
+
 static int document_update(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
                            lmz_value **result) {
   (void)result;
   if (nargs < 1 || lmz_typeof(args[0]) != LMZ_T_STRING)
     return lmz_throwf(ctx, "TypeError", "update(content): content must be a string");
+  const char *client = origin_client(ctx);
   int rv = lmz_kv_put(ctx, "content", args[0]);
   if (!rv)
+    rv = record_revision(ctx, args[0], client);
+  if (!rv)
     rv = broadcast(ctx, args[0]);
-  const char *client = origin_client(ctx);
   if (rv || !client)
     return rv;
   lmz_arena *a = lmz_turn_arena(ctx);
@@ -89,9 +117,18 @@ static int document_subscribe(lmz_ctx *ctx, lmz_value *const *args,
   return 0;
 }
 
+static int document_history(lmz_ctx *ctx, lmz_value *const *args,
+                            size_t nargs, lmz_value **result) {
+  double n = nargs && lmz_typeof(args[0]) == LMZ_T_NUMBER ? lmz_get_number(args[0]) : 10;
+  lmz_value *lim = lmz_number(lmz_turn_arena(ctx), n < 0 ? 0 : n > 1000 ? 1000 : n);
+  return lmz_sql_query(ctx, "SELECT revision, content, author, at FROM revisions "
+                            "ORDER BY revision DESC LIMIT ?", &lim, 1, result);
+}
+
 static const lmz_method document_methods[] = {
     LMZ_MESH("update", document_update, subscribers_only),
     LMZ_MESH("subscribe", document_subscribe, NULL),
+    LMZ_MESH("history", document_history, NULL),
     LMZ_END,
 };
 
@@ -149,6 +186,7 @@ static const lmz_method spell_methods[] = {
 };
 
 LMZ_EXPORT int lmz_module_init(lmz_registry *r) {
-  int rv = lmz_register_do(r, "DocumentDO", document_methods, NULL);
+  static const struct lmz_class_opts document_opts = {.on_start = document_start};
+  int rv = lmz_register_do(r, "DocumentDO", document_methods, &document_opts);
   return rv ? rv : lmz_register_worker(r, "SpellCheckWorker", spell_methods, NULL);
 }

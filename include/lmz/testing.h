@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 #include "lmz/lmz.h"
+#include "lmz/sql.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,6 +42,7 @@ struct lmz_testenv_opts {
   unsigned long long idle_evict_ms; /* evict actors idle this long on the
                                        fake clock (default 60000); checked by
                                        lmz_testenv_advance */
+  struct lmz_sql_opts sql; /* SQL limits and caches (zeros = defaults) */
 };
 
 /* NULL on failure with errmsg (256 bytes) saying why. */
@@ -102,10 +104,22 @@ int lmz_testenv_kv_put(lmz_testenv *env, const char *binding,
                        const char *instance, const char *key,
                        const lmz_value *v);
 
+/* Runs one SQL statement as a turn of the durable object (binding,
+ * instance), as `lmz sql` does: read-only unless `write`, `?` parameters
+ * from args. Returns 0 with *result = {columns: [names], rows: [[values]],
+ * rowsRead, rowsWritten, databaseSize} (*threw false) or the thrown Error
+ * (*threw true); or an error code when the call could not be made. */
+int lmz_testenv_sql(lmz_testenv *env, const char *binding,
+                    const char *instance, bool write, const char *sql,
+                    size_t nargs, lmz_value *const *args, lmz_value **result,
+                    bool *threw);
+
 /* Runtime counters (turns, activations, commits, ...). */
 struct lmz_testenv_stats {
   unsigned long long turns, turns_failed, activations, evictions, commits,
       alarms_fired, active_actors;
+  unsigned long long sql_rows_read, sql_rows_written, sql_db_bytes,
+      sql_open_dbs;
 };
 void lmz_testenv_stats(lmz_testenv *env, struct lmz_testenv_stats *st);
 
