@@ -79,3 +79,20 @@ int lmz_placement_choose(enum lmz_placement_policy policy,
   uint64_t kh = lmz_placement_key_hash(binding, blen, instance, ilen);
   return choose_hash(nodes, n, kh, out);
 }
+
+size_t lmz_placement_candidates(const struct lmz_placement_view *v,
+                                bool include_self, uint64_t *out, size_t cap) {
+  if (cap > LMZ_DIR_MAX_NODES)
+    cap = LMZ_DIR_MAX_NODES;
+  size_t n = lmz_dir_live_nodes(v->dir, v->now_ms, out, cap), k = 0;
+  if (n > cap)
+    n = cap;
+  for (size_t i = 0; i < n; i++) {
+    bool self = out[i] == v->self_id;
+    bool ok = self ? include_self
+                   : !v->connected || v->connected(v->ctx, out[i]);
+    if (ok)
+      out[k++] = out[i];
+  }
+  return k;
+}
