@@ -40,6 +40,7 @@ struct fwd { /* a call forwarded to its owner, waiting for the Result */
   uint64_t peer;
   lmz_msg *m;
   uint64_t sent_ms;
+  struct fwd *prev, *next; /* the FIFO by sent_ms (= by deadline) */
 };
 
 struct claim_flight { /* at most one claim in flight per actor */
@@ -64,6 +65,7 @@ struct lmz_router {
   lmz_msg *parked_head, *parked_tail;
   lmz_hmap claims; /* actor key -> struct claim_flight */
   lmz_hmap fwds;   /* call id -> struct fwd */
+  struct fwd *fwd_head, *fwd_tail; /* the same, oldest first */
   lmz_hmap moving; /* actor key -> drain: being moved away */
   struct lmz_drain *drain; /* the drain in progress, or NULL */
   uint64_t next_id;
@@ -110,6 +112,35 @@ static void park(lmz_router *r, lmz_msg *m) {
     r->parked_head = m;
   r->parked_tail = m;
   r->st.parked_now++;
+}
+
+/* Forwarded calls wait in a hash by call id (for their Result) and in a
+ * FIFO by send time, which is deadline order (one FWD_TIMEOUT_MS for all):
+ * expiry looks at the head only. */
+static int fwd_add(lmz_router *r, struct fwd *fw) {
+  int rv = lmz_hmap_put(&r->fwds, &fw->call_id, sizeof fw->call_id, fw, NULL);
+  if (rv)
+    return rv;
+  fw->next = NULL;
+  fw->prev = r->fwd_tail;
+  if (r->fwd_tail)
+    r->fwd_tail->next = fw;
+  else
+    r->fwd_head = fw;
+  r->fwd_tail = fw;
+  return 0;
+}
+
+static void fwd_remove(lmz_router *r, struct fwd *fw) {
+  lmz_hmap_del(&r->fwds, &fw->call_id, sizeof fw->call_id);
+  if (fw->prev)
+    fw->prev->next = fw->next;
+  else
+    r->fwd_head = fw->next;
+  if (fw->next)
+    fw->next->prev = fw->prev;
+  else
+    r->fwd_tail = fw->prev;
 }
 
 /* ---- claims ----------------------------------------------------------------- */
@@ -250,8 +281,8 @@ static void forward(lmz_router *r, lmz_msg *m, uint64_t owner, uint64_t epoch) {
   for (int i = 0; i < 3; i++)
     lmz_buf_free(&bufs[i]);
   if (!rv) {
-    *fw = (struct fwd){call.call_id, owner, m, now_ms(r)};
-    rv = lmz_hmap_put(&r->fwds, &fw->call_id, sizeof fw->call_id, fw, NULL);
+    *fw = (struct fwd){call.call_id, owner, m, now_ms(r), NULL, NULL};
+    rv = fwd_add(r, fw);
   }
   if (rv) {
     free(fw);
@@ -403,9 +434,10 @@ void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn, const Lmz__Frame *f) 
   (void)conn;
   const Lmz__Result *res = f->result;
   uint64_t id = res->call_id;
-  struct fwd *fw = lmz_hmap_del(&r->fwds, &id, sizeof id);
+  struct fwd *fw = lmz_hmap_get(&r->fwds, &id, sizeof id);
   if (!fw)
     return;
+  fwd_remove(r, fw);
   lmz_msg *m = fw->m;
   uint64_t peer = fw->peer;
   free(fw);
@@ -438,17 +470,15 @@ void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
   if (state != LMZ_CONN_DOWN)
     return;
   uint64_t peer = lmz_conn_peer_id(conn);
-  size_t it = 0;
-  const void *k;
-  size_t kl;
-  void *v;
-  while (lmz_hmap_next(&r->fwds, &it, &k, &kl, &v)) {
-    struct fwd *fw = v;
-    if (fw->peer != peer)
-      continue;
-    lmz_hmap_del(&r->fwds, k, kl);
-    fail_msg(r, fw->m, peer, "the connection to its owner was lost");
-    free(fw);
+  struct fwd *fw = r->fwd_head;
+  while (fw) {
+    struct fwd *next = fw->next;
+    if (fw->peer == peer) {
+      fwd_remove(r, fw);
+      fail_msg(r, fw->m, peer, "the connection to its owner was lost");
+      free(fw);
+    }
+    fw = next;
   }
 }
 
@@ -478,15 +508,9 @@ int lmz_router_check_owner(lmz_router *r, const char *binding,
 /* A forwarded call whose owner never answers (a half-open link the dead-peer
  * timer has not caught yet) fails after FWD_TIMEOUT_MS rather than hang. */
 static void expire_fwds(lmz_router *r, uint64_t now) {
-  size_t it = 0;
-  const void *k;
-  size_t kl;
-  void *v;
-  while (lmz_hmap_next(&r->fwds, &it, &k, &kl, &v)) {
-    struct fwd *fw = v;
-    if (now - fw->sent_ms < FWD_TIMEOUT_MS)
-      continue;
-    lmz_hmap_del(&r->fwds, k, kl);
+  while (r->fwd_head && now - r->fwd_head->sent_ms >= FWD_TIMEOUT_MS) {
+    struct fwd *fw = r->fwd_head;
+    fwd_remove(r, fw);
     fail_msg(r, fw->m, fw->peer, "its owner did not answer");
     free(fw);
   }
@@ -583,14 +607,12 @@ void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg) {
   lmz__node_set_router(r->node, NULL);
   lmz_cluster_set_wake(r->c, NULL, NULL);
   retry_parked(r); /* fails them: closing */
-  size_t it = 0;
-  void *v;
-  while (lmz_hmap_next(&r->fwds, &it, NULL, NULL, &v)) {
-    struct fwd *fw = v;
+  while (r->fwd_head) {
+    struct fwd *fw = r->fwd_head;
+    fwd_remove(r, fw);
     fail_msg(r, fw->m, fw->peer, "the node is shutting down");
     free(fw);
   }
-  lmz_hmap_clear(&r->fwds);
   uv_close((uv_handle_t *)&r->tick, handles_closed);
 }
 

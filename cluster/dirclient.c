@@ -230,17 +230,15 @@ void lmz_dirclient_on_response(lmz_dirclient_t *dc,
 
 /* ---- time and close ----------------------------------------------------- */
 
-/* Requests to the leader that got no answer (lost, leader changed) fail. */
+/* Requests to the leader that got no answer (lost, leader changed) fail.
+ * Every request waits LMZ_DIRCLIENT_TIMEOUT_MS from when it was sent, so
+ * the FIFO is in deadline order: look at the head only (O(expired)). */
 void lmz_dirclient_tick(lmz_dirclient_t *dc, uint64_t now) {
-  size_t it = 0;
-  const void *k;
-  size_t kl;
-  void *v;
-  while (lmz_hmap_next(&dc->remote, &it, &k, &kl, &v)) {
-    lmz_dirclient_req_t *req = v;
+  while (dc->head) {
+    lmz_dirclient_req_t *req = dc->head;
     dc->st.expiry_visits++;
     if (now < req->deadline_ms)
-      continue;
+      break;
     dc->st.timeouts++;
     LMZ_LOG_DEBUG(&log_ns, "request %llu to node %llu timed out",
                   (unsigned long long)req->id,

@@ -139,12 +139,51 @@ static void test_close_cancels(void **state) {
   sim_free(s);
 }
 
+/* Expiry costs O(expired) per tick, not O(waiting): 20,000 requests wait
+ * on a silent leader, and the ticks before their deadline look at (almost)
+ * none of them; at the deadline they all fail, each looked at once. */
+static void test_expiry_is_not_a_scan(void **state) {
+  (void)state;
+  enum { N = 20000 };
+  struct sim *s = sim_new(2, 3000);
+  sim_register_all(s);
+  lmz_simnet_pause(&s->net, 1, true);
+  s->n[1].member_on = false; /* only our requests wait */
+  sim_run(s, s->net.now_ms + LMZ_DIRCLIENT_TIMEOUT_MS + SIM_TICK_MS);
+  struct outcome *o = calloc(N, sizeof *o);
+  uint64_t t0 = s->net.now_ms;
+  for (int i = 0; i < N; i++) {
+    outcome_init(&o[i], s);
+    char inst[16];
+    snprintf(inst, sizeof inst, "e%d", i);
+    assert_int_equal(lmz_dirclient_claim(&s->n[1].dc, &o[i].req, "DOC", inst,
+                                         LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                     0);
+  }
+  uint64_t v0 = s->n[1].dc.st.expiry_visits;
+  sim_run(s, t0 + LMZ_DIRCLIENT_TIMEOUT_MS - 1); /* ~75 ticks, none due */
+  uint64_t before = s->n[1].dc.st.expiry_visits - v0;
+  printf("# %d waiting: %llu looked at by %d ticks before the deadline\n", N,
+         (unsigned long long)before,
+         (int)((LMZ_DIRCLIENT_TIMEOUT_MS - 1) / SIM_TICK_MS));
+  assert_true(before <= (LMZ_DIRCLIENT_TIMEOUT_MS / SIM_TICK_MS) + 1);
+  for (int i = 0; i < N; i++)
+    assert_false(o[i].done);
+  sim_run(s, t0 + LMZ_DIRCLIENT_TIMEOUT_MS + SIM_TICK_MS);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(o[i].status, LMZ_ETIMEOUT);
+  assert_true(s->n[1].dc.st.expiry_visits - v0 <= before + N + 2);
+  free(o);
+  sim_free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_remote_claim),
       cmocka_unit_test(test_leader_never_answers),
       cmocka_unit_test(test_leader_change_mid_claim),
       cmocka_unit_test(test_close_cancels),
+      cmocka_unit_test(test_expiry_is_not_a_scan),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
