@@ -375,6 +375,23 @@ static void free_options(lmz_cluster_t *c) {
   c->voters = NULL;
 }
 
+static void init_undo_closed(lmz_raftnode_t *rn) {
+  lmz_cluster_t *c = rn->data;
+  c->closing = false; /* tells close_now the handles are gone */
+}
+
+/* Raft was created, then a later step failed: close it before init returns
+ * so that nothing of c stays on the loop (the caller may free c at once).
+ * Closing is asynchronous, so the loop runs until it completed; init runs
+ * at start-up, outside loop callbacks (cluster.h). */
+static void close_raft_now(lmz_cluster_t *c) {
+  c->closing = true;
+  lmz_raftnode_close(&c->rn, init_undo_closed);
+  while (c->closing)
+    uv_run(c->loop, UV_RUN_ONCE);
+  c->bridge = NULL; /* raft released it */
+}
+
 int lmz_cluster_init(uv_loop_t *loop, lmz_cluster_t *c, lmz_transport_t *t,
                      const struct lmz_cluster_options *o, char *errmsg) {
   void *data = c->data;
@@ -388,18 +405,15 @@ int lmz_cluster_init(uv_loop_t *loop, lmz_cluster_t *c, lmz_transport_t *t,
   int rv = copy_options(c, o);
   if (rv) {
     lmz__errmsg_printf(errmsg, "cluster: out of memory");
-    free_options(c);
-    return rv;
+    goto err_after_options;
   }
-  if ((rv = init_raft(c, errmsg))) {
-    free_options(c);
-    return rv;
-  }
+  if ((rv = init_raft(c, errmsg)))
+    goto err_after_options;
   if ((rv = start_raft(c, errmsg)))
-    return rv;
+    goto err_after_raft;
   if ((rv = init_parts(c))) {
     lmz__errmsg_printf(errmsg, "cluster: invalid lease or addresses");
-    return rv;
+    goto err_after_raft;
   }
   for (size_t i = 0; i < c->o.n_voters; i++)
     if (c->voters[i].id != c->o.node_id) {
@@ -411,6 +425,11 @@ int lmz_cluster_init(uv_loop_t *loop, lmz_cluster_t *c, lmz_transport_t *t,
   c->tick.data = c;
   uv_timer_start(&c->tick, tick_cb, TICK_MS, TICK_MS);
   return 0;
+err_after_raft:
+  close_raft_now(c);
+err_after_options:
+  free_options(c);
+  return rv;
 }
 
 static void raft_closed(lmz_raftnode_t *rn) {
