@@ -11,7 +11,12 @@
  *     unused: the directory still names us);
  *  5. the move is refused by the directory: the actor stays;
  *  6. an ImportRequest for a malformed dump: answered with the error,
- *     nothing written (migrate.c). */
+ *     nothing written (migrate.c);
+ *  7. the router closes (SIGTERM) during the drain: lmz__drain_cancel stops
+ *     the timer and unmarks the actor in progress; the drain's memory lives
+ *     until its timer closed and its directory request in flight (if any)
+ *     came back, cancelled by the cluster's close. The callback is not
+ *     called. */
 #include "actor/drain.h"
 
 #include <stdlib.h>
@@ -45,6 +50,9 @@ struct lmz_drain {
   void *arg;
   uv_timer_t timer;
   lmz_dirclient_req_t req; /* DRAINING, then each move */
+  bool req_flight;         /* req is with the directory client */
+  bool timer_open;         /* until its close callback */
+  bool cancelled;
 };
 
 static int collect_cb(const char *b, size_t bl, const char *i, size_t il,
@@ -98,8 +106,38 @@ static void drain_free(struct lmz_drain *d) {
   free(d);
 }
 
+static void maybe_free(struct lmz_drain *d) {
+  if (!d->timer_open && !d->req_flight)
+    drain_free(d);
+}
+
 static void drain_timer_closed(uv_handle_t *h) {
-  drain_free(lmz_container_of((uv_timer_t *)h, struct lmz_drain, timer));
+  struct lmz_drain *d = lmz_container_of((uv_timer_t *)h, struct lmz_drain, timer);
+  d->timer_open = false;
+  maybe_free(d);
+}
+
+/* A request came back: false when the drain was cancelled meanwhile (and
+ * is freed now if nothing else holds it). */
+static bool req_back(struct lmz_drain *d) {
+  d->req_flight = false;
+  if (!d->cancelled)
+    return true;
+  maybe_free(d);
+  return false;
+}
+
+void lmz__drain_cancel(struct lmz_drain *d) {
+  d->cancelled = true;
+  uv_timer_stop(&d->timer);
+  if (d->phase == PH_IDLE_WAIT || d->phase == PH_IMPORTING ||
+      d->phase == PH_MOVING)
+    lmz__router_set_moving(d->r, d->key, d->klen, false);
+  d->phase = PH_DONE;
+  lmz__router_set_drain(d->r, NULL);
+  LMZ_LOG_WARN(&log_ns, "drain cancelled: %zu moved, %zu left here", d->moved,
+               d->n > d->next ? d->n - d->next : 0);
+  uv_close((uv_handle_t *)&d->timer, drain_timer_closed);
 }
 
 static void drain_finish(struct lmz_drain *d) {
@@ -116,6 +154,8 @@ static void move_done(lmz_dirclient_req_t *req, int status,
                       const struct lmz_dir_item *item) {
   (void)item;
   struct lmz_drain *d = req->data;
+  if (!req_back(d))
+    return;
   struct drain_item *it = &d->items[d->next];
   if (status < 0) {
     drain_item_done(d, false, lmz_strerror(status));
@@ -142,6 +182,7 @@ static void import_done(struct lmz_drain *d, int status) {
   int rv = lmz_dir_encode_moves(&cmd, &mv, 1);
   if (!rv)
     rv = lmz_cluster_propose(d->c, &d->req, &cmd, move_done);
+  d->req_flight = rv == 0;
   lmz_buf_free(&cmd);
   if (rv)
     drain_item_done(d, false, "cannot propose the move");
@@ -221,6 +262,8 @@ static void draining_done(lmz_dirclient_req_t *req, int status,
                           const struct lmz_dir_item *item) {
   (void)item;
   struct lmz_drain *d = req->data;
+  if (!req_back(d))
+    return;
   if (status < 0) {
     d->failed = 0;
     d->n = 0;
@@ -249,12 +292,14 @@ int lmz_drain_start(lmz_router *r, lmz_drain_cb cb, void *arg) {
   d->req.data = d;
   uv_timer_init(lmz__router_node(r)->loop, &d->timer);
   d->timer.data = d;
+  d->timer_open = true;
   int rv = lmz_cluster_set_state(d->c, &d->req, LMZ_DIR_DRAINING,
                                  draining_done);
   if (rv) {
     uv_close((uv_handle_t *)&d->timer, drain_timer_closed);
     return rv;
   }
+  d->req_flight = true;
   lmz__router_set_drain(r, d);
   return 0;
 }

@@ -606,6 +606,8 @@ void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg) {
   r->close_arg = arg;
   lmz__node_set_router(r->node, NULL);
   lmz_cluster_set_wake(r->c, NULL, NULL);
+  if (r->drain) /* before the parked calls fail: it unmarks its actor */
+    lmz__drain_cancel(r->drain);
   retry_parked(r); /* fails them: closing */
   while (r->fwd_head) {
     struct fwd *fw = r->fwd_head;

@@ -19,5 +19,8 @@ void lmz__router_retry_parked(lmz_router *r);
 /* The drain in progress (drain.c), or NULL. */
 struct lmz_drain *lmz__router_drain(lmz_router *r);
 void lmz__router_set_drain(lmz_router *r, struct lmz_drain *d);
+/* drain.c: cancels the drain in progress (router close); its callback is
+ * not called; its memory goes once nothing of it is in flight. */
+void lmz__drain_cancel(struct lmz_drain *d);
 
 #endif
