@@ -230,18 +230,30 @@ void lmz_cluster_on_dir_response(lmz_cluster_t *c, lmz_conn_t *conn,
 void lmz_cluster_on_conn_state(lmz_cluster_t *c, lmz_conn_t *conn, int state,
                                int status) {
   (void)status;
-  if (c->bridge && !c->closing)
+  if (c->closing)
+    return;
+  if (c->bridge)
     lmz_raftbridge_on_conn_state(c->bridge, conn, state);
+  if (state == LMZ_CONN_DOWN) /* requests waiting on it: retry elsewhere */
+    lmz_dirclient_peer_down(&c->dc, lmz_conn_peer_id(conn));
 }
 
+/* A new leader known (or serving here): requests waiting on the old one
+ * fail now and parked calls route again, so the first claims after a
+ * leader loss wait for the election, not for the request timeout. */
 static void role_cb(lmz_raftnode_t *rn, int role, bool serving,
                     uint64_t leader_id) {
   lmz_cluster_t *c = rn->data;
+  bool new_leader = leader_id != c->leader_id;
   c->role = role;
   c->leader_id = leader_id;
   LMZ_LOG_INFO(&log_ns, "raft role %d%s, leader %llu", role,
                serving ? " (serving)" : "", (unsigned long long)leader_id);
-  if (serving)
+  if (c->closing)
+    return;
+  if (new_leader)
+    lmz_dirclient_leader_changed(&c->dc, leader_id);
+  if (serving || (new_leader && leader_id))
     wake(c);
 }
 

@@ -17,7 +17,11 @@
  *     LMZ_ENOTLEADER, which completes the request with that status;
  *  4. a DirResponse for an unknown id (timed out already): ignored;
  *  5. close: waiting requests get LMZ_ECANCELED; served requests complete
- *     through the Raft node's close and their answers are not sent. */
+ *     through the Raft node's close and their answers are not sent;
+ *  6. the link to the leader drops, or another node becomes leader, while
+ *     requests wait on it: they fail LMZ_ENOTLEADER at once (their outcome
+ *     is unknown; claims are idempotent) so the caller retries on the new
+ *     leader, instead of after the timeout (issue 15 item 4). */
 #include "cluster/dirclient.h"
 
 #include <stdlib.h>
@@ -245,6 +249,39 @@ void lmz_dirclient_tick(lmz_dirclient_t *dc, uint64_t now) {
                   (unsigned long long)req->sent_to);
     finish(dc, req, LMZ_ETIMEOUT, NULL);
   }
+}
+
+/* Fails (LMZ_ENOTLEADER) every waiting request sent to `peer` (when
+ * `sent_to_peer`) or to anyone but `peer`. The matching ones leave the
+ * waiting set first, so callbacks that send new requests cannot disturb
+ * the walk. */
+static void fail_sent(lmz_dirclient_t *dc, uint64_t peer, bool sent_to_peer) {
+  lmz_dirclient_req_t *out = NULL, **tail = &out;
+  for (lmz_dirclient_req_t *req = dc->head, *next; req; req = next) {
+    next = req->next;
+    if ((req->sent_to == peer) != sent_to_peer)
+      continue;
+    lmz_hmap_del(&dc->remote, &req->id, sizeof req->id);
+    fifo_unlink(dc, req);
+    *tail = req;
+    tail = &req->next;
+  }
+  while (out) {
+    lmz_dirclient_req_t *req = out;
+    out = req->next;
+    req->next = NULL;
+    dc->st.retargeted++;
+    req->cb(req, LMZ_ENOTLEADER, NULL);
+  }
+}
+
+void lmz_dirclient_peer_down(lmz_dirclient_t *dc, uint64_t peer) {
+  if (peer)
+    fail_sent(dc, peer, true);
+}
+
+void lmz_dirclient_leader_changed(lmz_dirclient_t *dc, uint64_t leader) {
+  fail_sent(dc, leader, false);
 }
 
 void lmz_dirclient_close(lmz_dirclient_t *dc) {

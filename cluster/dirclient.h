@@ -128,6 +128,13 @@ void lmz_dirclient_local_done(lmz_dirclient_req_t *req, int status,
 void lmz_dirclient_on_request(lmz_dirclient_t *dc, const Lmz__DirRequest *d);
 void lmz_dirclient_on_response(lmz_dirclient_t *dc,
                                const Lmz__DirResponse *d);
+/* The link to `peer` dropped, or the leader changed to `leader` (0 = none
+ * known): requests waiting on a node that is gone or no longer leads fail
+ * at once with LMZ_ENOTLEADER (outcome unknown: the caller retries on the
+ * new leader instead of waiting for LMZ_DIRCLIENT_TIMEOUT_MS). Callbacks
+ * run from inside these calls. */
+void lmz_dirclient_peer_down(lmz_dirclient_t *dc, uint64_t peer);
+void lmz_dirclient_leader_changed(lmz_dirclient_t *dc, uint64_t leader);
 /* Fails requests whose deadline passed (LMZ_ETIMEOUT). */
 void lmz_dirclient_tick(lmz_dirclient_t *dc, uint64_t now_ms);
 size_t lmz_dirclient_n_waiting(const lmz_dirclient_t *dc);

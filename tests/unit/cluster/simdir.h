@@ -157,7 +157,8 @@ static void on_frame(void *ctx, uint64_t from, const Lmz__Frame *f) {
 }
 
 static void on_down(void *ctx, uint64_t peer) {
-  (void)ctx, (void)peer;
+  struct snode *n = ctx;
+  lmz_dirclient_peer_down(&n->dc, peer);
 }
 
 static struct sim *sim_new(size_t count, uint32_t lease_ms) {
@@ -204,8 +205,10 @@ static void sim_set_leader(struct sim *s, uint64_t id) {
     free(p);
     p = next;
   }
-  for (size_t i = 0; i < s->count; i++)
+  for (size_t i = 0; i < s->count; i++) {
     s->n[i].known_leader = id;
+    lmz_dirclient_leader_changed(&s->n[i].dc, id);
+  }
 }
 
 static void sim_run(struct sim *s, uint64_t until) {

@@ -177,6 +177,61 @@ static void test_expiry_is_not_a_scan(void **state) {
   sim_free(s);
 }
 
+/* Issue 15 item 4: a request to a leader whose link drops fails at once
+ * (LMZ_ENOTLEADER), not LMZ_DIRCLIENT_TIMEOUT_MS later. */
+static void test_link_loss_fails_at_once(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, 3000);
+  sim_register_all(s);
+  lmz_simnet_pause(&s->net, 1, true); /* it takes the request, then dies */
+  struct outcome o;
+  outcome_init(&o, s);
+  assert_int_equal(lmz_dirclient_claim(&s->n[2].dc, &o.req, "DOC", "k",
+                                       LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                   0);
+  sim_run(s, s->net.now_ms + 100);
+  assert_false(o.done);
+  uint64_t t_cut = s->net.now_ms;
+  lmz_simnet_cut(&s->net, 1, 3, true);
+  assert_true(o.done);
+  assert_int_equal(o.status, LMZ_ENOTLEADER);
+  assert_int_equal(o.at_ms, t_cut);
+  sim_free(s);
+}
+
+/* Issue 15 item 4: the leader changes while a claim waits on the old one
+ * (paused, links up): the claim fails at the change and its retry on the
+ * new leader commits within a few ms of the change - the first claim after
+ * a leader loss costs the election, not the request timeout. */
+static void test_leader_change_retries_at_once(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, 3000);
+  sim_register_all(s);
+  lmz_simnet_pause(&s->net, 1, true);
+  struct outcome o;
+  outcome_init(&o, s);
+  assert_int_equal(lmz_dirclient_claim(&s->n[2].dc, &o.req, "DOC", "m",
+                                       LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                   0);
+  sim_run(s, s->net.now_ms + 300); /* the election takes a while */
+  assert_false(o.done);
+  uint64_t t_elected = s->net.now_ms;
+  sim_set_leader(s, 2);
+  assert_true(o.done);
+  assert_int_equal(o.status, LMZ_ENOTLEADER);
+  outcome_init(&o, s); /* the router's retry */
+  assert_int_equal(lmz_dirclient_claim(&s->n[2].dc, &o.req, "DOC", "m",
+                                       LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                   0);
+  sim_run(s, t_elected + 100);
+  assert_true(o.done);
+  assert_true(o.status >= 0);
+  printf("# first claim after the leader change: %llu ms\n",
+         (unsigned long long)(o.at_ms - t_elected));
+  assert_true(o.at_ms - t_elected <= SIM_TICK_MS + SIM_COMMIT_MS + 2 * SIM_LATENCY_MS);
+  sim_free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_remote_claim),
@@ -184,6 +239,8 @@ int main(void) {
       cmocka_unit_test(test_leader_change_mid_claim),
       cmocka_unit_test(test_close_cancels),
       cmocka_unit_test(test_expiry_is_not_a_scan),
+      cmocka_unit_test(test_link_loss_fails_at_once),
+      cmocka_unit_test(test_leader_change_retries_at_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
