@@ -10,6 +10,7 @@
  *  2. Unknown policy, binding longer than 255 bytes -> LMZ_EINVAL. */
 #include "cluster/placement.h"
 
+#include "cluster/lease.h"
 #include "core/err.h"
 
 /* splitmix64 finalizer: a bijection with full avalanche. */
@@ -89,9 +90,10 @@ size_t lmz_placement_candidates(const struct lmz_placement_view *v,
     n = cap;
   for (size_t i = 0; i < n; i++) {
     bool self = out[i] == v->self_id;
+    const struct lmz_dir_node *dn = lmz_dir_node_get(v->dir, out[i]);
     bool ok = self ? include_self
                    : !v->connected || v->connected(v->ctx, out[i]);
-    if (ok)
+    if (ok && dn && lmz_lease_is_current(dn->heard_ms, dn->lease_ms, v->now_ms))
       out[k++] = out[i];
   }
   return k;

@@ -54,11 +54,13 @@ int lmz_placement_choose(enum lmz_placement_policy policy,
  *
  * ONE set of nodes a new actor (a claim), a draining node's actor (the drain
  * target) and, later, a backup may go to: nodes that are UP with a live
- * lease in the directory (lmz_dir_live_nodes) AND connected to the asking
- * node right now (a node that just crashed keeps a live lease for up to L,
- * and an actor placed there would be unavailable until it returns). The
- * asking node itself counts as connected. No network: `connected` is the
- * caller's view of its links. */
+ * lease in the directory (lmz_dir_live_nodes), whose renewals are current
+ * (lmz_lease_is_current: heard within one renewal interval plus slack - a
+ * paused node keeps its connections and a live lease for up to L), AND
+ * connected to the asking node right now (a node that just crashed keeps a
+ * live lease for up to L, and an actor placed there would be unavailable
+ * until it returns). The asking node itself counts as connected. No
+ * network: `connected` is the caller's view of its links. */
 typedef bool (*lmz_placement_connected_fn)(void *ctx, uint64_t node_id);
 
 struct lmz_placement_view {

@@ -87,11 +87,60 @@ static void test_watch_fences_silent_node(void **state) {
   sim_free(s);
 }
 
+/* Issue 15 item 3: a paused node (SIGSTOP: its links stay up) keeps a
+ * live lease for up to L, but once it missed a renewal (heard longer ago
+ * than one renewal interval plus slack) no new actor is placed on it: 200
+ * claims through the two others, none lands on it - while it is neither
+ * DOWN nor out of its lease yet. */
+static void test_no_placement_on_paused_node(void **state) {
+  (void)state;
+  enum { N = 200 };
+  struct sim *s = sim_new(3, L);
+  sim_register_all(s);
+  sim_run(s, s->net.now_ms + L);
+  lmz_simnet_pause(&s->net, 3, true);
+  uint64_t heard = lmz_dir_node_get(s->n[0].dir, 3)->heard_ms;
+  sim_run(s, heard + L / 2 + 1);
+  assert_false(is_down(s, 3));
+  assert_true(lmz_lease_is_live(heard, L, s->net.now_ms));
+  struct outcome *o = calloc(N, sizeof *o);
+  for (int i = 0; i < N; i++) {
+    outcome_init(&o[i], s);
+    char inst[16];
+    snprintf(inst, sizeof inst, "new%d", i);
+    assert_int_equal(lmz_dirclient_claim(&s->n[i % 2].dc, &o[i].req, "DOC",
+                                         inst, LMZ_PLACEMENT_HASH, 0,
+                                         outcome_cb),
+                     0);
+  }
+  sim_run(s, s->net.now_ms + 100);
+  int on[4] = {0};
+  for (int i = 0; i < N; i++) {
+    assert_true(o[i].done);
+    assert_int_equal(o[i].status, LMZ_DIR_PLACED);
+    assert_true(o[i].node >= 1 && o[i].node <= 3);
+    on[o[i].node]++;
+  }
+  printf("# placed on node 1: %d, node 2: %d, paused node 3: %d\n", on[1],
+         on[2], on[3]);
+  assert_int_equal(on[3], 0);
+  assert_true(on[1] > N / 4 && on[2] > N / 4);
+  /* it wakes up and renews: it is a candidate again */
+  lmz_simnet_pause(&s->net, 3, false);
+  sim_run(s, s->net.now_ms + L / 3 + 2 * SIM_TICK_MS);
+  uint64_t cand[4];
+  struct lmz_placement_view v = {s->n[0].dir, 1, s->net.now_ms, NULL, NULL};
+  assert_int_equal(lmz_placement_candidates(&v, true, cand, 4), 3);
+  free(o);
+  sim_free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_register_and_renew),
       cmocka_unit_test(test_lease_lost_when_cut_off),
       cmocka_unit_test(test_watch_fences_silent_node),
+      cmocka_unit_test(test_no_placement_on_paused_node),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
