@@ -1,6 +1,8 @@
 /* tests/unit/cluster/test_raftnode.c - raftnode with the real libuv backend:
- * three (and four) raft_uv instances on loopback TCP in one loop, temp data
- * dirs. Batched claims (and their rate), failover to a serving leader,
+ * three (and four) raft_uv instances in one loop, temp data dirs, Raft
+ * riding each node's authenticated node transport (cluster/raftbridge.h)
+ * bound to port 0 (no port is chosen by the test; raft addresses are mere
+ * identifiers). Batched claims (and their rate), failover to a serving leader,
  * membership add/remove with catch-up by snapshot, and the error paths (not
  * leader, close with requests queued). The lease watch lives in
  * cluster/member.c now (tests/unit/cluster/test_member.c, fake time). Times
@@ -8,21 +10,22 @@
  * them). Every test closes every handle: uv_loop_close() == 0. */
 #include "lib/testlib.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include "cluster/raftbridge.h"
 #include "cluster/raftnode.h"
+#include "cluster/transport.h"
 
 #define MAXN 4
 
 struct node {
   lmz_raftnode_t rn;
+  lmz_transport_t t;
+  lmz_raftbridge *bridge; /* while raft runs */
+  bool t_open, t_closed;
   char *dir;
   char addr[32];
   bool open;
@@ -37,16 +40,38 @@ struct cl {
   unsigned snapshot_threshold;
 };
 
-/* A port the kernel just gave out (tiny race with other processes). */
-static int free_port(void) {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t l = sizeof a;
-  getsockname(s, (struct sockaddr *)&a, &l);
-  close(s);
-  return ntohs(a.sin_port);
+static const uint8_t cluster_key[32] = {42};
+
+static void t_frame(lmz_conn_t *conn, const Lmz__Frame *f, void *data) {
+  struct node *n = data;
+  if (n->bridge)
+    lmz_raftbridge_on_frame(n->bridge, conn, f);
+}
+
+static void t_state(lmz_conn_t *conn, int state, int status, void *data) {
+  struct node *n = data;
+  (void)status;
+  if (n->bridge)
+    lmz_raftbridge_on_conn_state(n->bridge, conn, state);
+}
+
+/* Node i's transport on port 0, dialing every node that exists already. */
+static void transport_open(struct cl *c, unsigned i) {
+  struct node *n = &c->n[i];
+  char name[16];
+  snprintf(name, sizeof name, "n%u", i + 1);
+  struct lmz_transport_options o = {.key = cluster_key, .node_id = i + 1,
+                                    .name = name, .listen = "127.0.0.1:0",
+                                    .on_frame = t_frame, .on_conn_state = t_state,
+                                    .data = n};
+  assert_int_equal(lmz_transport_init(&c->loop, &n->t, &o), 0);
+  n->t_open = true;
+  for (unsigned j = 0; j < i; j++) {
+    char peer[32];
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", lmz_transport_port(&c->n[j].t));
+    lmz_conn_t *conn;
+    assert_int_equal(lmz_transport_connect(&n->t, j + 1, peer, &conn), 0);
+  }
 }
 
 static unsigned role_calls, serving_calls;
@@ -75,6 +100,10 @@ static void node_open(struct cl *c, unsigned i) {
       .lease = c->lease,
       .on_role = on_role,
   };
+  n->bridge = lmz_raftbridge_new(&c->loop, &n->t);
+  assert_non_null(n->bridge);
+  o.custom_transport = lmz_raftbridge_transport(n->bridge);
+  o.transport_free = lmz_raftbridge_free;
   n->rn.data = n;
   n->closed = false;
   int rv = lmz_raftnode_init(&c->loop, &n->rn, &o);
@@ -88,7 +117,8 @@ static void node_init(struct cl *c, unsigned i) {
   struct node *n = &c->n[i];
   n->dir = tl_mkdtemp("lmz-raftnode");
   assert_non_null(n->dir);
-  snprintf(n->addr, sizeof n->addr, "127.0.0.1:%d", free_port());
+  snprintf(n->addr, sizeof n->addr, "10.0.0.%u:1", i + 1); /* an id */
+  transport_open(c, i);
   node_open(c, i);
 }
 
@@ -117,9 +147,23 @@ static void on_closed(lmz_raftnode_t *rn) {
 }
 
 static void node_close(struct node *n) {
+  n->bridge = NULL; /* raft frees it while closing: feed it nothing more */
   if (n->open)
     lmz_raftnode_close(&n->rn, on_closed);
   n->open = false;
+}
+
+static void t_closed(lmz_transport_t *t) {
+  struct node *n = t->data;
+  n->t_closed = true;
+}
+
+static bool transports_closed(void *arg) {
+  struct cl *c = arg;
+  for (unsigned i = 0; i < c->count; i++)
+    if (c->n[i].t_open && !c->n[i].t_closed)
+      return false;
+  return true;
 }
 
 static bool all_closed(void *arg) {
@@ -145,6 +189,12 @@ static void cl_free(struct cl *c) {
   for (unsigned i = 0; i < c->count; i++)
     node_close(&c->n[i]);
   assert_true(run_until(c, all_closed, c, 10000));
+  for (unsigned i = 0; i < c->count; i++) {
+    c->n[i].t.data = &c->n[i];
+    if (c->n[i].t_open)
+      lmz_transport_close(&c->n[i].t, t_closed);
+  }
+  assert_true(run_until(c, transports_closed, c, 10000));
   assert_int_equal(uv_loop_close(&c->loop), 0);
   for (unsigned i = 0; i < c->count; i++) {
     tl_rmtree(c->n[i].dir);
