@@ -11,7 +11,8 @@
  *                                            the claim completed
  * Failure modes:
  *  1. no leader yet / claim in flight / our lease not yet valid: the call is
- *     parked and retried every tick until park_timeout_ms, then fails with
+ *     parked and retried every cluster tick (the cluster's clock drives the
+ *     router: lmz_cluster_set_hooks) until park_timeout_ms, then fails with
  *     ActorUnavailableError (retryable);
  *  2. owner DOWN: ActorUnavailableError naming the owner, at once;
  *  3. MOVED from the peer: parked and routed again, at most MAX_HOPS times;
@@ -31,7 +32,6 @@
 
 static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.router");
 
-#define TICK_MS 20
 #define MAX_HOPS 8
 #define FWD_TIMEOUT_MS 15000
 
@@ -58,7 +58,6 @@ struct lmz_router {
   lmz_node *node;
   lmz_cluster_t *c;
   struct lmz_router_opts o;
-  uv_timer_t tick;
   uv_check_t retry; /* one retry pass per loop iteration, however many
                        claims completed in it (no O(claims x parked)) */
   bool retry_armed;
@@ -516,10 +515,12 @@ static void expire_fwds(lmz_router *r, uint64_t now) {
   }
 }
 
-static void tick_cb(uv_timer_t *t) {
-  lmz_router *r = t->data;
-  expire_fwds(r, now_ms(r));
-  if (r->parked_head)
+/* The cluster's tick (its clock, every TICK_MS). */
+static void tick_cb(lmz_cluster_t *c, uint64_t now, void *arg) {
+  (void)c;
+  lmz_router *r = arg;
+  expire_fwds(r, now);
+  if (r->parked_head && !r->closing)
     retry_parked(r);
 }
 
@@ -561,12 +562,9 @@ int lmz_router_init(lmz_router **out, lmz_node *n, lmz_cluster_t *c,
   r->o = *o;
   if (!r->o.park_timeout_ms)
     r->o.park_timeout_ms = 10000;
-  uv_timer_init(n->loop, &r->tick);
-  r->tick.data = r;
   uv_check_init(n->loop, &r->retry);
   r->retry.data = r;
-  uv_timer_start(&r->tick, tick_cb, TICK_MS, TICK_MS);
-  lmz_cluster_set_wake(c, wake_cb, r);
+  lmz_cluster_set_hooks(c, wake_cb, tick_cb, r);
   lmz__node_set_router(n, r);
   *out = r;
   return 0;
@@ -590,12 +588,8 @@ int lmz_router_status_json(lmz_router *r, lmz_buf *out) {
   return lmz_cluster_status_json(r->c, out);
 }
 
-static void handles_closed(uv_handle_t *h) {
+static void retry_closed(uv_handle_t *h) {
   lmz_router *r = h->data;
-  if (!uv_is_closing((uv_handle_t *)&r->retry)) {
-    uv_close((uv_handle_t *)&r->retry, handles_closed);
-    return;
-  }
   if (r->close_cb)
     r->close_cb(r, r->close_arg);
 }
@@ -605,7 +599,7 @@ void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg) {
   r->close_cb = cb;
   r->close_arg = arg;
   lmz__node_set_router(r->node, NULL);
-  lmz_cluster_set_wake(r->c, NULL, NULL);
+  lmz_cluster_set_hooks(r->c, NULL, NULL, NULL);
   if (r->drain) /* before the parked calls fail: it unmarks its actor */
     lmz__drain_cancel(r->drain);
   retry_parked(r); /* fails them: closing */
@@ -615,7 +609,7 @@ void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg) {
     fail_msg(r, fw->m, fw->peer, "the node is shutting down");
     free(fw);
   }
-  uv_close((uv_handle_t *)&r->tick, handles_closed);
+  uv_close((uv_handle_t *)&r->retry, retry_closed);
 }
 
 /* Claims still in flight complete (cancelled) when the cluster closes,

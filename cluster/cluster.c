@@ -17,6 +17,7 @@
 #include "cluster/cluster.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,7 +39,7 @@ uint64_t lmz_cluster_now_ms(const lmz_cluster_t *c) {
 
 uint64_t lmz_cluster_node_id(const lmz_cluster_t *c) { return c->o.node_id; }
 
-const lmz_dir *lmz_cluster_dir(const lmz_cluster_t *c) { return c->rn.dir; }
+const lmz_dir *lmz_cluster_dir(const lmz_cluster_t *c) { return c->dir; }
 
 bool lmz_cluster_lease_valid(const lmz_cluster_t *c, uint64_t now_ms) {
   return lmz_member_lease_valid(&c->mb, now_ms);
@@ -52,9 +53,10 @@ uint64_t lmz_cluster_next_id(lmz_cluster_t *c) {
   return lmz_dirclient_next_id(&c->dc);
 }
 
-void lmz_cluster_set_wake(lmz_cluster_t *c, lmz_cluster_wake_cb cb,
-                          void *arg) {
-  c->wake = cb;
+void lmz_cluster_set_hooks(lmz_cluster_t *c, lmz_cluster_wake_cb wake,
+                           lmz_cluster_tick_cb tick, void *arg) {
+  c->wake = wake;
+  c->tick_hook = tick;
   c->wake_arg = arg;
 }
 
@@ -66,10 +68,12 @@ static void wake(lmz_cluster_t *c) {
 /* ---- peers ----------------------------------------------------------------- */
 
 lmz_conn_t *lmz_cluster_peer_conn(lmz_cluster_t *c, uint64_t id) {
+  if (!c->t)
+    return NULL;
   lmz_conn_t *conn = lmz_transport_peer(c->t, id);
   if (conn)
     return conn;
-  const struct lmz_dir_node *dn = lmz_dir_node_get(c->rn.dir, id);
+  const struct lmz_dir_node *dn = lmz_dir_node_get(c->dir, id);
   const char *addr = dn && dn->address[0] ? dn->address : NULL;
   for (size_t i = 0; !addr && i < c->o.n_voters; i++)
     if (c->voters[i].id == id)
@@ -81,22 +85,21 @@ lmz_conn_t *lmz_cluster_peer_conn(lmz_cluster_t *c, uint64_t id) {
 
 static bool is_connected(void *ctx, uint64_t id) {
   lmz_cluster_t *c = ctx;
-  lmz_conn_t *conn = lmz_transport_peer(c->t, id);
+  lmz_conn_t *conn = c->t ? lmz_transport_peer(c->t, id) : NULL;
   return conn && lmz_conn_is_up(conn);
 }
 
 static size_t candidates(void *ctx, uint64_t now, uint64_t *out, size_t cap) {
   lmz_cluster_t *c = ctx;
-  struct lmz_placement_view v = {c->rn.dir, c->o.node_id, now, is_connected,
-                                 c};
+  struct lmz_placement_view v = {c->dir, c->o.node_id, now, is_connected, c};
   return lmz_placement_candidates(&v, true, out, cap);
 }
 
 uint64_t lmz_cluster_choose(lmz_cluster_t *c, const char *binding,
                             const char *instance, bool include_self) {
   uint64_t cand[LMZ_DIR_MAX_NODES], out = 0;
-  struct lmz_placement_view v = {c->rn.dir, c->o.node_id,
-                                 lmz_cluster_now_ms(c), is_connected, c};
+  struct lmz_placement_view v = {c->dir, c->o.node_id, lmz_cluster_now_ms(c),
+                                 is_connected, c};
   size_t k = lmz_placement_candidates(&v, include_self, cand,
                                       LMZ_DIR_MAX_NODES);
   if (!k || lmz_placement_choose(LMZ_PLACEMENT_HASH, cand, k, 0, binding,
@@ -107,8 +110,10 @@ uint64_t lmz_cluster_choose(lmz_cluster_t *c, const char *binding,
 }
 
 static void connect_peers(lmz_cluster_t *c) {
-  for (size_t i = 0; i < lmz_dir_n_nodes(c->rn.dir); i++) {
-    const struct lmz_dir_node *dn = lmz_dir_node_at(c->rn.dir, i);
+  if (!c->t)
+    return;
+  for (size_t i = 0; i < lmz_dir_n_nodes(c->dir); i++) {
+    const struct lmz_dir_node *dn = lmz_dir_node_at(c->dir, i);
     if (dn->id != c->o.node_id && dn->state != LMZ_DIR_DOWN &&
         dn->address[0] && !lmz_transport_peer(c->t, dn->id)) {
       lmz_conn_t *conn;
@@ -259,12 +264,17 @@ static void role_cb(lmz_raftnode_t *rn, int role, bool serving,
 
 static void on_lease_valid(lmz_member_t *m) { wake(m->data); }
 
-static void tick_cb(uv_timer_t *t) {
-  lmz_cluster_t *c = t->data;
-  uint64_t now = lmz_cluster_now_ms(c);
+void lmz_cluster_tick(lmz_cluster_t *c, uint64_t now) {
   lmz_dirclient_tick(&c->dc, now);
   lmz_member_tick(&c->mb, now);
   connect_peers(c);
+  if (c->tick_hook && !c->closing)
+    c->tick_hook(c, now, c->wake_arg);
+}
+
+static void tick_cb(uv_timer_t *t) {
+  lmz_cluster_t *c = t->data;
+  lmz_cluster_tick(c, lmz_cluster_now_ms(c));
 }
 
 /* ---- setup and teardown ------------------------------------------------------ */
@@ -329,6 +339,7 @@ static int init_raft(lmz_cluster_t *c, char *errmsg) {
   }
   c->rn.data = c;
   int rv = lmz_raftnode_init(c->loop, &c->rn, &ro);
+  c->dir = c->rn.dir;
   if (rv) {
     lmz__errmsg_printf(errmsg, "raft: %s", c->rn.errmsg);
     if (c->bridge)
@@ -373,11 +384,42 @@ static int init_parts(lmz_cluster_t *c) {
                                   .raft_address = c->o.raft_address,
                                   .lease = lease_config(&c->o),
                                   .dc = &c->dc,
-                                  .dir = c->rn.dir,
+                                  .dir = c->dir,
                                   .rn = &c->rn,
                                   .on_lease_valid = on_lease_valid};
   c->mb.data = c;
   return lmz_member_init(&c->mb, &mo);
+}
+
+int lmz_cluster_init_sim(lmz_cluster_t *c, const struct lmz_cluster_sim *s) {
+  void *data = c->data;
+  memset(c, 0, sizeof *c);
+  c->data = data;
+  c->o.node_id = s->node_id;
+  c->o.now_ms = s->now_ms;
+  c->o.clock_ctx = s->clock_ctx;
+  c->o.lease_ms = s->lease_ms;
+  c->dir = s->dir;
+  struct lmz_dirclient_options dco = {
+      .node_id = s->node_id, .ops = s->ops, .ops_ctx = s->ops_ctx};
+  lmz_dirclient_init(&c->dc, &dco);
+  char addr[32];
+  snprintf(addr, sizeof addr, "sim:%llu", (unsigned long long)s->node_id);
+  struct lmz_member_options mo = {.node_id = s->node_id,
+                                  .node_address = addr,
+                                  .raft_address = addr,
+                                  .lease = lease_config(&c->o),
+                                  .dc = &c->dc,
+                                  .dir = c->dir,
+                                  .on_lease_valid = on_lease_valid};
+  c->mb.data = c;
+  return lmz_member_init(&c->mb, &mo);
+}
+
+void lmz_cluster_close_sim(lmz_cluster_t *c) {
+  c->closing = true;
+  lmz_member_close(&c->mb);
+  lmz_dirclient_close(&c->dc);
 }
 
 static void free_options(lmz_cluster_t *c) {
@@ -475,7 +517,7 @@ void lmz_cluster_get_stats(lmz_cluster_t *c, struct lmz_cluster_stats *st) {
       .claims_remote = c->dc.st.claims_remote,
       .lease_valid = lmz_member_lease_valid(&c->mb, now),
       .lease_remaining_ms = lmz_member_lease_remaining_ms(&c->mb, now),
-      .leader_id = lmz_raftnode_leader(&c->rn, NULL),
+      .leader_id = c->dc.o.ops.leader(c->dc.o.ops_ctx),
       .role = c->role,
       .term = c->rn.raft.current_term};
 }
@@ -498,7 +540,7 @@ int lmz_cluster_status_json(lmz_cluster_t *c, lmz_buf *out) {
   struct lmz_cluster_stats st;
   lmz_cluster_get_stats(c, &st);
   uint64_t now = lmz_cluster_now_ms(c);
-  const lmz_dir *dir = c->rn.dir;
+  const lmz_dir *dir = c->dir;
   int rv = lmz_buf_printf(
       out,
       "{\"node\":%llu,\"leader\":%llu,\"term\":%llu,\"role\":%d,"
@@ -526,13 +568,13 @@ int lmz_cluster_status_json(lmz_cluster_t *c, lmz_buf *out) {
 int lmz_cluster_locate_json(lmz_cluster_t *c, const char *binding,
                             const char *instance, lmz_buf *out) {
   uint64_t owner = 0, epoch = 0;
-  int rv = lmz_dir_lookup(c->rn.dir, binding, strlen(binding), instance,
+  int rv = lmz_dir_lookup(c->dir, binding, strlen(binding), instance,
                           strlen(instance), &owner, &epoch);
   if (rv == LMZ_ENOTFOUND)
     return lmz_buf_printf(out, "{\"placed\":false}");
   if (rv)
     return rv;
-  const struct lmz_dir_node *dn = lmz_dir_node_get(c->rn.dir, owner);
+  const struct lmz_dir_node *dn = lmz_dir_node_get(c->dir, owner);
   return lmz_buf_printf(out,
                         "{\"placed\":true,\"node\":%llu,\"epoch\":%llu,"
                         "\"state\":\"%s\",\"address\":\"%s\"}",

@@ -37,6 +37,10 @@ typedef void (*lmz_cluster_close_cb)(lmz_cluster_t *c);
  * this node started serving as leader, the leader changed, a claim
  * completed. */
 typedef void (*lmz_cluster_wake_cb)(lmz_cluster_t *c, void *arg);
+/* Every tick (TICK_MS on the cluster's timer; the test's lmz_cluster_tick
+ * in sim mode), after the cluster's own work. */
+typedef void (*lmz_cluster_tick_cb)(lmz_cluster_t *c, uint64_t now_ms,
+                                    void *arg);
 typedef void (*lmz_cluster_member_cb)(lmz_cluster_t *c, int status,
                                       void *arg);
 
@@ -80,6 +84,7 @@ struct lmz_cluster_s {
   struct lmz_cluster_peer *voters; /* copied */
   char *strings;                   /* the copied addresses */
   lmz_raftnode_t rn;
+  const lmz_dir *dir;     /* rn.dir, or the test's replica (init_sim) */
   lmz_raftbridge *bridge; /* Raft over the node transport, or NULL */
   lmz_dirclient_t dc;
   lmz_member_t mb;
@@ -88,7 +93,8 @@ struct lmz_cluster_s {
   uint64_t leader_id;
   bool closing;
   lmz_cluster_wake_cb wake;
-  void *wake_arg;
+  lmz_cluster_tick_cb tick_hook;
+  void *wake_arg; /* for both */
   lmz_cluster_close_cb close_cb;
   lmz_cluster_member_cb member_cb;
   void *member_arg;
@@ -104,8 +110,31 @@ int lmz_cluster_init(uv_loop_t *loop, lmz_cluster_t *c, lmz_transport_t *t,
 /* Cancels directory requests (LMZ_ECANCELED) and membership changes,
  * closes Raft and the tick; cb runs once all of it is off the loop. */
 void lmz_cluster_close(lmz_cluster_t *c, lmz_cluster_close_cb cb);
-void lmz_cluster_set_wake(lmz_cluster_t *c, lmz_cluster_wake_cb cb,
-                          void *arg);
+/* The router's hooks: wake (parked calls may proceed) and its tick work
+ * (expiry, retries), so that it runs on the cluster's clock. */
+void lmz_cluster_set_hooks(lmz_cluster_t *c, lmz_cluster_wake_cb wake,
+                           lmz_cluster_tick_cb tick, void *arg);
+
+/* Tests: a cluster without Raft, transport or handles, on fake time. The
+ * directory replica and the way to the leader (dirclient.h ops) are the
+ * test's (tests/unit/cluster/simdir.h); the test drives
+ * lmz_cluster_tick() and lmz_cluster_leader_changed(). Peers have no
+ * links (lmz_cluster_peer_conn returns NULL). Close: lmz_cluster_close_sim
+ * (synchronous). */
+struct lmz_cluster_sim {
+  uint64_t node_id;
+  lmz_cluster_clock_fn now_ms;
+  void *clock_ctx;
+  const lmz_dir *dir;
+  struct lmz_dirclient_ops ops;
+  void *ops_ctx;
+  uint32_t lease_ms;
+};
+int lmz_cluster_init_sim(lmz_cluster_t *c, const struct lmz_cluster_sim *s);
+void lmz_cluster_close_sim(lmz_cluster_t *c);
+/* One tick at now_ms: request expiry, registration, renewals, lease watch
+ * (the timer's work). */
+void lmz_cluster_tick(lmz_cluster_t *c, uint64_t now_ms);
 
 /* Node-port hooks (server/lmzd.c's frame table): RaftData, DirRequest,
  * DirResponse frames, and connection states. */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "cluster/dirclient.h"
 #include "cluster/member.h"
 #include "cluster/placement.h"
@@ -32,6 +33,9 @@ struct snode {
   lmz_dir *dir;
   lmz_dirclient_t dc;
   lmz_member_t mb;
+  lmz_dirclient_t *dcp; /* &dc, or a cluster's (test_router.c) */
+  lmz_member_t *mbp;
+  lmz_cluster_t *cl; /* attached cluster: its tick runs instead */
   bool member_on;
   uint64_t known_leader;
 };
@@ -142,23 +146,27 @@ static void on_tick(void *ctx, uint64_t now) {
   struct snode *n = ctx;
   if (n->s->leader == n->id)
     sim_commit(n->s, now);
-  lmz_dirclient_tick(&n->dc, now);
+  if (n->cl && n->member_on) {
+    lmz_cluster_tick(n->cl, now);
+    return;
+  }
+  lmz_dirclient_tick(n->dcp, now);
   if (n->member_on)
-    lmz_member_tick(&n->mb, now);
+    lmz_member_tick(n->mbp, now);
 }
 
 static void on_frame(void *ctx, uint64_t from, const Lmz__Frame *f) {
   struct snode *n = ctx;
   (void)from;
   if (f->body_case == LMZ__FRAME__BODY_DIR_REQUEST)
-    lmz_dirclient_on_request(&n->dc, f->dir_request);
+    lmz_dirclient_on_request(n->dcp, f->dir_request);
   else if (f->body_case == LMZ__FRAME__BODY_DIR_RESPONSE)
-    lmz_dirclient_on_response(&n->dc, f->dir_response);
+    lmz_dirclient_on_response(n->dcp, f->dir_response);
 }
 
 static void on_down(void *ctx, uint64_t peer) {
   struct snode *n = ctx;
-  lmz_dirclient_peer_down(&n->dc, peer);
+  lmz_dirclient_peer_down(n->dcp, peer);
 }
 
 static struct sim *sim_new(size_t count, uint32_t lease_ms) {
@@ -172,6 +180,8 @@ static struct sim *sim_new(size_t count, uint32_t lease_ms) {
     n->id = i + 1;
     n->s = s;
     n->known_leader = 1;
+    n->dcp = &n->dc;
+    n->mbp = &n->mb;
     assert_int_equal(lmz_dir_new(&n->dir), 0);
     lmz_dir_set_clock(n->dir, sim_now, s);
     struct lmz_dirclient_options o = {
@@ -207,8 +217,25 @@ static void sim_set_leader(struct sim *s, uint64_t id) {
   }
   for (size_t i = 0; i < s->count; i++) {
     s->n[i].known_leader = id;
-    lmz_dirclient_leader_changed(&s->n[i].dc, id);
+    lmz_dirclient_leader_changed(s->n[i].dcp, id);
   }
+}
+
+/* Node i's directory client and member become cluster c's (initialized
+ * here on the sim: test_router.c). */
+static inline void sim_attach_cluster(struct sim *s, size_t i, lmz_cluster_t *c,
+                                      uint32_t lease_ms) {
+  struct snode *n = &s->n[i];
+  lmz_member_close(&n->mb);
+  lmz_dirclient_close(&n->dc);
+  struct lmz_cluster_sim cs = {.node_id = n->id, .now_ms = sim_now,
+                               .clock_ctx = s, .dir = n->dir,
+                               .ops = n->dc.o.ops, .ops_ctx = n,
+                               .lease_ms = lease_ms};
+  assert_int_equal(lmz_cluster_init_sim(c, &cs), 0);
+  n->dcp = &c->dc;
+  n->mbp = &c->mb;
+  n->cl = c;
 }
 
 static void sim_run(struct sim *s, uint64_t until) {
@@ -217,8 +244,8 @@ static void sim_run(struct sim *s, uint64_t until) {
 
 static void sim_free(struct sim *s) {
   for (size_t i = 0; i < s->count; i++) {
-    lmz_member_close(&s->n[i].mb);
-    lmz_dirclient_close(&s->n[i].dc);
+    lmz_member_close(s->n[i].mbp);
+    lmz_dirclient_close(s->n[i].dcp);
   }
   sim_set_leader(s, 0); /* fails what the leader still holds */
   for (size_t i = 0; i < s->count; i++)
@@ -263,7 +290,7 @@ static void sim_register_all(struct sim *s) {
   for (;;) {
     bool all = true;
     for (size_t i = 0; i < s->count; i++)
-      all = all && lmz_member_lease_valid(&s->n[i].mb, s->net.now_ms);
+      all = all && lmz_member_lease_valid(s->n[i].mbp, s->net.now_ms);
     if (all)
       return;
     assert_true(s->net.now_ms < end);
