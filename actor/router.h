@@ -24,10 +24,14 @@
 #include <stdint.h>
 
 #include "actor/node.h"
-#include "cluster/transport.h"
+#include "core/buf.h"
 
 typedef struct lmz_router lmz_router;
+/* Opaque here: the router's API names no cluster, Raft or protobuf
+ * internals. */
 typedef struct lmz_cluster_s lmz_cluster_t; /* cluster/cluster.h */
+typedef struct lmz_conn_s lmz_conn_t;       /* cluster/transport.h */
+typedef struct Lmz__Frame Lmz__Frame;       /* proto/lmz.proto, hooks only */
 
 struct lmz_router_opts {
   uint32_t park_timeout_ms; /* how long a call may wait for the directory
