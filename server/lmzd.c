@@ -421,7 +421,9 @@ static int start_node_port(struct lmzd *d, const uint8_t key[32]) {
 }
 
 /* The Raft address: configured, or the node port + 100 on the same host, or
- * (node port 0, as tests use) a free port chosen now. */
+ * (node port 0, as tests use) the bound node port when Raft rides the node
+ * transport (the address is an identifier then), or, for raft_tcp, a free
+ * port chosen now. */
 static const char *raft_address(struct lmzd *d, char *buf, size_t len) {
   if (d->cfg.raft)
     return d->cfg.raft;
@@ -434,6 +436,10 @@ static const char *raft_address(struct lmzd *d, char *buf, size_t len) {
   int port = ntohs(sin->sin_port);
   if (port) {
     snprintf(buf, len, "%s:%d", host, port + 100);
+    return buf;
+  }
+  if (!d->cfg.raft_tcp) { /* no port of raft's own: no probe, no race */
+    snprintf(buf, len, "%s:%d", host, lmz_transport_port(&d->transport));
     return buf;
   }
   uv_tcp_t probe; /* bind port 0, read the port, close: free right now */
