@@ -258,11 +258,42 @@ static void test_lease_lost_while_parked(void **state) {
   teardown(&x);
 }
 
+/* Leadership moves in the middle of a claim: the claim waits on node 1,
+ * which stops (paused, its link up) - then node 2 (ours) is elected. The
+ * waiting request fails at the change, the router claims again on the new
+ * leader at its next tick, the call runs: within a tick and a commit of the
+ * election, not after the directory request timeout (issue 15 item 4). */
+static void test_leader_change_mid_claim(void **state) {
+  (void)state;
+  struct fx x;
+  setup(&x, true);
+  char inst[32];
+  instance_on(2, "moving", inst, sizeof inst);
+  lmz_simnet_pause(&x.s->net, 1, true);
+  struct reply rp;
+  call(&x, inst, &rp);
+  run_for(&x, &rp, 300); /* the election takes a while */
+  assert_false(rp.done);
+  assert_true(lmz_dirclient_n_waiting(&x.c.dc) >= 1); /* the claim (and a renewal) */
+  uint64_t t_elected = x.s->net.now_ms;
+  sim_set_leader(x.s, 2);
+  assert_int_equal(lmz_dirclient_n_waiting(&x.c.dc), 0);
+  run_for(&x, &rp, LMZ_DIRCLIENT_TIMEOUT_MS);
+  assert_true(rp.done);
+  assert_true(rp.ok);
+  printf("# call answered %llu ms after the election\n",
+         (unsigned long long)(rp.at_ms - t_elected));
+  assert_true(rp.at_ms - t_elected <= 2 * SIM_TICK_MS + SIM_COMMIT_MS + 2);
+  lmz_simnet_pause(&x.s->net, 1, false);
+  teardown(&x);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_claim_then_run),
       cmocka_unit_test(test_parked_until_first_lease),
       cmocka_unit_test(test_lease_lost_while_parked),
+      cmocka_unit_test(test_leader_change_mid_claim),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
