@@ -282,17 +282,8 @@ static void on_call(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c,
   reply_error(ref, c->call_id, "Error", msg);
 }
 
-void lmz_remote_on_frame(lmz_remote *r, lmz_conn_t *conn, const Lmz__Frame *f) {
+void lmz_remote_on_call(lmz_remote *r, lmz_conn_t *conn, const Lmz__Frame *f) {
   struct peer_ref *ref = ref_of(r, conn);
-  if (!ref)
-    return;
-  switch (f->body_case) {
-  case LMZ__FRAME__BODY_CALL:
+  if (ref)
     on_call(r, ref, f->call, lmz_conn_peer_id(conn) == 0);
-    break;
-  default:
-    LMZ_LOG_DEBUG(&log_ns, "ignored frame type %d from %s", (int)f->body_case,
-                  lmz_conn_peer_name(conn));
-    break;
-  }
 }

@@ -33,8 +33,9 @@ struct lmz_remote_stats {
 lmz_remote *lmz_remote_new(lmz_node *node);
 /* Frees it; connections still referencing it drop their replies. */
 void lmz_remote_free(lmz_remote *r);
-/* Hooks for the transport's on_frame / on_conn_state callbacks. */
-void lmz_remote_on_frame(lmz_remote *r, lmz_conn_t *conn, const Lmz__Frame *f);
+/* Node-port hooks (server/lmzd.c's frame table): a Call frame; connection
+ * states. */
+void lmz_remote_on_call(lmz_remote *r, lmz_conn_t *conn, const Lmz__Frame *f);
 void lmz_remote_on_conn_state(lmz_remote *r, lmz_conn_t *conn, int state,
                               int status);
 void lmz_remote_get_stats(lmz_remote *r, struct lmz_remote_stats *st);

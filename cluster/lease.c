@@ -106,3 +106,8 @@ bool lmz_lease_is_surely_expired(uint64_t heard_ms, uint32_t lease_ms,
 bool lmz_lease_is_live(uint64_t heard_ms, uint32_t lease_ms, uint64_t now_ms) {
   return now_ms < sat_add(heard_ms, lease_ms);
 }
+
+bool lmz_lease_is_current(uint64_t heard_ms, uint32_t lease_ms,
+                          uint64_t now_ms) {
+  return now_ms < sat_add(heard_ms, lease_ms / 3 + lease_ms / 6);
+}

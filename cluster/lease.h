@@ -125,5 +125,13 @@ bool lmz_lease_is_surely_expired(uint64_t heard_ms, uint32_t lease_ms,
  * the leader last granted it, has not run out: now_ms < heard_ms + lease_ms.
  * (Liveness only; safety decisions use lmz_lease_is_surely_expired.) */
 bool lmz_lease_is_live(uint64_t heard_ms, uint32_t lease_ms, uint64_t now_ms);
+/* True while the node's renewals are current: its latest one was applied
+ * within one renewal interval (L/3) plus slack (L/6) on this replica's
+ * clock: now_ms < heard_ms + L/2. A node that stopped (paused, partitioned
+ * away with its links still up) drops out of placement after that, long
+ * before its lease could be surely expired (issue 15 item 3). Liveness
+ * only, like lmz_lease_is_live. */
+bool lmz_lease_is_current(uint64_t heard_ms, uint32_t lease_ms,
+                          uint64_t now_ms);
 
 #endif

@@ -10,6 +10,7 @@
  *  2. Unknown policy, binding longer than 255 bytes -> LMZ_EINVAL. */
 #include "cluster/placement.h"
 
+#include "cluster/lease.h"
 #include "core/err.h"
 
 /* splitmix64 finalizer: a bijection with full avalanche. */
@@ -78,4 +79,22 @@ int lmz_placement_choose(enum lmz_placement_policy policy,
   }
   uint64_t kh = lmz_placement_key_hash(binding, blen, instance, ilen);
   return choose_hash(nodes, n, kh, out);
+}
+
+size_t lmz_placement_candidates(const struct lmz_placement_view *v,
+                                bool include_self, uint64_t *out, size_t cap) {
+  if (cap > LMZ_DIR_MAX_NODES)
+    cap = LMZ_DIR_MAX_NODES;
+  size_t n = lmz_dir_live_nodes(v->dir, v->now_ms, out, cap), k = 0;
+  if (n > cap)
+    n = cap;
+  for (size_t i = 0; i < n; i++) {
+    bool self = out[i] == v->self_id;
+    const struct lmz_dir_node *dn = lmz_dir_node_get(v->dir, out[i]);
+    bool ok = self ? include_self
+                   : !v->connected || v->connected(v->ctx, out[i]);
+    if (ok && dn && lmz_lease_is_current(dn->heard_ms, dn->lease_ms, v->now_ms))
+      out[k++] = out[i];
+  }
+  return k;
 }

@@ -23,8 +23,11 @@
 #ifndef LMZ_CLUSTER_PLACEMENT_H
 #define LMZ_CLUSTER_PLACEMENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cluster/directory.h"
 
 enum lmz_placement_policy {
   LMZ_PLACEMENT_HASH = 0,
@@ -46,5 +49,31 @@ int lmz_placement_choose(enum lmz_placement_policy policy,
                          const uint64_t *nodes, size_t n, uint64_t local_id,
                          const void *binding, size_t blen,
                          const void *instance, size_t ilen, uint64_t *out);
+
+/* ---- the candidate set ----------------------------------------------------
+ *
+ * ONE set of nodes a new actor (a claim), a draining node's actor (the drain
+ * target) and, later, a backup may go to: nodes that are UP with a live
+ * lease in the directory (lmz_dir_live_nodes), whose renewals are current
+ * (lmz_lease_is_current: heard within one renewal interval plus slack - a
+ * paused node keeps its connections and a live lease for up to L), AND
+ * connected to the asking node right now (a node that just crashed keeps a
+ * live lease for up to L, and an actor placed there would be unavailable
+ * until it returns). The asking node itself counts as connected. No
+ * network: `connected` is the caller's view of its links. */
+typedef bool (*lmz_placement_connected_fn)(void *ctx, uint64_t node_id);
+
+struct lmz_placement_view {
+  const lmz_dir *dir;
+  uint64_t self_id;                    /* the asking node */
+  uint64_t now_ms;                     /* the caller's monotonic clock */
+  lmz_placement_connected_fn connected; /* NULL = every node connected */
+  void *ctx;
+};
+
+/* Writes up to cap candidate ids (ascending) into out, the asking node
+ * included only when include_self; returns how many were written. */
+size_t lmz_placement_candidates(const struct lmz_placement_view *v,
+                                bool include_self, uint64_t *out, size_t cap);
 
 #endif

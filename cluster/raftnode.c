@@ -193,7 +193,14 @@ void lmz_raftnode_fsm_init(struct raft_fsm *fsm, lmz_dir *dir) {
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
+static uint64_t hrtime_ms(void *ctx) {
+  (void)ctx;
+  return uv_hrtime() / 1000000u;
+}
+
+static uint64_t now_ms(const lmz_raftnode_t *rn) {
+  return rn->opts.now_ms(rn->opts.clock_ctx);
+}
 
 static bool has_work(const lmz_raftnode_t *rn) {
   return rn->pend->head < rn->pend->n || rn->props_head ||
@@ -341,8 +348,11 @@ static void flush_claims(lmz_raftnode_t *rn) {
   if (p->head == p->n || !rn->serving || rn->closing)
     return;
   /* once per flush: the nodes the leader currently hears from */
-  size_t n_live = lmz_dir_live_nodes(rn->dir, now_ms(), p->live,
-                                     LMZ_DIR_MAX_NODES);
+  size_t n_live =
+      rn->opts.candidates
+          ? rn->opts.candidates(rn->opts.candidates_ctx, now_ms(rn), p->live,
+                                LMZ_DIR_MAX_NODES)
+          : lmz_dir_live_nodes(rn->dir, now_ms(rn), p->live, LMZ_DIR_MAX_NODES);
   if (n_live > LMZ_DIR_MAX_NODES)
     n_live = LMZ_DIR_MAX_NODES;
   if (n_live == 0) {
@@ -630,44 +640,6 @@ static void poll_role(lmz_raftnode_t *rn) {
     notify_role(rn);
 }
 
-/* ---- lease watch ---------------------------------------------------------- */
-
-static void markdown_cb(lmz_raftnode_propose_t *req, int status,
-                        const struct lmz_dir_result *res) {
-  lmz_raftnode_t *rn = req->data;
-  rn->markdown_busy = false;
-  if (res && res->n == 1 && res->items[0].status == 0)
-    LMZ_LOG_WARN(&log_ns, "node %llu marked DOWN: lease expired",
-                 (unsigned long long)res->items[0].node_id);
-  (void)status;
-}
-
-/* Leader only: fences the first node whose lease surely expired. A node
- * that never renewed counts from its registration, with the configured L. */
-static void on_lease_watch(uv_timer_t *t) {
-  lmz_raftnode_t *rn = lmz_container_of(t, lmz_raftnode_t, timer);
-  if (!rn->serving || rn->closing || rn->markdown_busy ||
-      rn->opts.no_auto_mark_down)
-    return;
-  uint64_t now = now_ms();
-  for (size_t i = 0; i < lmz_dir_n_nodes(rn->dir); i++) {
-    const struct lmz_dir_node *n = lmz_dir_node_at(rn->dir, i);
-    uint32_t l = n->lease_ms ? n->lease_ms : rn->opts.lease.duration_ms;
-    if (n->state == LMZ_DIR_DOWN ||
-        !lmz_lease_is_surely_expired(n->heard_ms, l,
-                                     rn->opts.lease.margin_ms, now))
-      continue;
-    lmz_buf b = LMZ_BUF_INIT;
-    int rv = lmz_dir_encode_mark_down(&b, n->id, n->lease_seq, 0);
-    rn->markdown.data = rn;
-    if (!rv)
-      rv = propose_queue(rn, &rn->markdown, b.data, b.len, markdown_cb);
-    lmz_buf_free(&b);
-    rn->markdown_busy = rv == 0;
-    return;
-  }
-}
-
 /* ---- the check hook and close ---------------------------------------------- */
 
 static void handle_closed(uv_handle_t *h) {
@@ -701,7 +673,6 @@ static void raft_closed(struct raft *r) {
   transport_release(rn);
   uv_close((uv_handle_t *)&rn->check, handle_closed);
   uv_close((uv_handle_t *)&rn->idle, handle_closed);
-  uv_close((uv_handle_t *)&rn->timer, handle_closed);
 }
 
 static void on_check(uv_check_t *h) {
@@ -731,7 +702,6 @@ void lmz_raftnode_close(lmz_raftnode_t *rn, lmz_raftnode_close_cb cb) {
     return;
   rn->closing = true;
   rn->close_cb = cb;
-  uv_timer_stop(&rn->timer);
   fail_queued(rn, LMZ_ECANCELED);
   kick(rn); /* raft_close runs from the check hook */
 }
@@ -753,6 +723,8 @@ static int opts_defaults(struct lmz_raftnode_options *o, char *errmsg) {
     o->max_batch = 4096;
   if (!o->max_inflight)
     o->max_inflight = 32;
+  if (!o->now_ms)
+    o->now_ms = hrtime_ms;
   if (!o->lease.duration_ms)
     o->lease = (struct lmz_lease_config){LMZ_LEASE_DEFAULT_MS,
                                          LMZ_LEASE_DEFAULT_MARGIN_MS};
@@ -842,12 +814,9 @@ static void init_settings(lmz_raftnode_t *rn) {
 static void init_handles(lmz_raftnode_t *rn, uv_loop_t *loop) {
   uv_check_init(loop, &rn->check);
   uv_idle_init(loop, &rn->idle);
-  uv_timer_init(loop, &rn->timer);
-  rn->check.data = rn->idle.data = rn->timer.data = rn;
-  rn->handles_open = 3;
+  rn->check.data = rn->idle.data = rn;
+  rn->handles_open = 2;
   uv_check_start(&rn->check, on_check);
-  unsigned watch = rn->opts.lease.margin_ms / 2 ? rn->opts.lease.margin_ms / 2 : 1;
-  uv_timer_start(&rn->timer, on_lease_watch, watch, watch);
 }
 
 int lmz_raftnode_init(uv_loop_t *loop, lmz_raftnode_t *rn,
@@ -868,6 +837,7 @@ int lmz_raftnode_init(uv_loop_t *loop, lmz_raftnode_t *rn,
     init_undo(rn);
     return rv;
   }
+  lmz_dir_set_clock(rn->dir, rn->opts.now_ms, rn->opts.clock_ctx);
   if ((rv = init_raft(rn, loop, bind, dir))) {
     init_undo(rn);
     return rv;

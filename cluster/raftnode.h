@@ -24,12 +24,12 @@
  * Claims are batched per loop iteration: every claim made during one
  * iteration (and up to max_batch per entry) becomes one Raft entry; the
  * placement (cluster/placement.h) is chosen when the batch is built, over
- * the nodes the leader hears from (lmz_dir_live_nodes). Each claimer's
- * callback gets its own item of the entry's result.
+ * the candidate set the `candidates` option returns (the cluster passes
+ * placement.h's one set: live AND connected), or the nodes the leader hears
+ * from (lmz_dir_live_nodes) without it. Each claimer's callback gets its
+ * own item of the entry's result.
  *
- * Lease watch: the serving leader checks every node's lease each
- * `lease.margin_ms / 2` ms (cluster/lease.h) and commits DirMarkDown for a
- * node whose lease surely expired (disable with no_auto_mark_down).
+ * Leases are not watched here: cluster/member.c fences silent nodes.
  *
  * Threading: everything runs on the loop thread; callbacks too. A function
  * that takes a callback and returns an error never runs it; after it
@@ -76,6 +76,12 @@ typedef void (*lmz_raftnode_propose_cb)(lmz_raftnode_propose_t *req,
 typedef void (*lmz_raftnode_change_cb)(lmz_raftnode_change_t *req,
                                        int status);
 typedef void (*lmz_raftnode_close_cb)(lmz_raftnode_t *rn);
+/* The placement candidates at now_ms (up to cap ids into out; returns how
+ * many). */
+typedef size_t (*lmz_raftnode_candidates_fn)(void *ctx, uint64_t now_ms,
+                                             uint64_t *out, size_t cap);
+/* A monotonic clock in milliseconds (injected; tests use fake time). */
+typedef uint64_t (*lmz_raftnode_clock_fn)(void *ctx);
 
 struct lmz_raftnode_options {
   uint64_t id;              /* raft id == directory node id; non-zero */
@@ -90,8 +96,12 @@ struct lmz_raftnode_options {
   unsigned max_batch;            /* claims per entry; 0 = 4096 */
   unsigned max_inflight;         /* claim entries in flight; 0 = 32 */
   struct lmz_lease_config lease; /* zeros = LMZ_LEASE_DEFAULT_* */
-  bool no_auto_mark_down;
   lmz_raftnode_role_cb on_role;  /* optional */
+  lmz_raftnode_clock_fn now_ms;  /* NULL = uv_hrtime() in ms; also the
+                                    directory's clock (heard_ms) */
+  void *clock_ctx;
+  lmz_raftnode_candidates_fn candidates; /* NULL = lmz_dir_live_nodes */
+  void *candidates_ctx;
   /* Optional: raft's peer traffic through this transport instead of
    * raft_uv_tcp (cluster/raftbridge.h: over the authenticated node channel;
    * nothing listens on `address` then). raft closes it; `transport_free`
@@ -149,7 +159,6 @@ struct lmz_raftnode_s {
   struct raft_barrier barrier;
   uv_check_t check;
   uv_idle_t idle;
-  uv_timer_t timer;
   struct lmz_raftnode_options opts;
   char address[LMZ_DIR_ADDRESS_MAX + 1];
   int role;
@@ -167,8 +176,6 @@ struct lmz_raftnode_s {
   bool chg_inflight;
   unsigned inflight;       /* claim entries in flight */
   uint64_t next_request_id;
-  lmz_raftnode_propose_t markdown; /* the lease watch's own proposal */
-  bool markdown_busy;
   uint64_t n_claims, n_entries; /* metrics: claims committed, entries */
 };
 

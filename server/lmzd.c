@@ -23,9 +23,11 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "actor/drain.h"
 #include "actor/node.h"
 #include "actor/remote.h"
 #include "actor/router.h"
+#include "cluster/cluster.h"
 #include "cluster/keyfile.h"
 #include "cluster/transport.h"
 #include "core/log.h"
@@ -41,6 +43,8 @@ struct lmzd {
   struct lmzd_config cfg;
   lmz_node *node;
   lmz_remote *remote;
+  lmz_cluster_t cluster;
+  bool cluster_up;
   lmz_router *router;
   lmz_gateway *gateway; /* the HTTP/WebSocket port */
   lmz_transport_t transport;
@@ -255,7 +259,7 @@ static void on_drain_request(struct lmzd *d, lmz_conn_t *conn,
   int rv = !d->router ? LMZ_EUNAVAILABLE
            : id != d->cfg.cluster_id ? LMZ_EINVAL
            : d->drain_conn ? LMZ_EBUSY
-           : lmz_router_drain(d->router, drain_done, d);
+           : lmz_drain_start(d->router, drain_done, d);
   if (rv) {
     send_status(conn, q->request_id, rv, NULL);
     return;
@@ -264,8 +268,8 @@ static void on_drain_request(struct lmzd *d, lmz_conn_t *conn,
   d->drain_request = q->request_id;
 }
 
-static void member_done(lmz_router *r, int status, void *arg) {
-  (void)r;
+static void member_done(lmz_cluster_t *c, int status, void *arg) {
+  (void)c;
   struct lmzd *d = arg;
   if (d->member_conn)
     send_status(d->member_conn, d->member_request, status, "{\"ok\":true}");
@@ -280,8 +284,8 @@ static void on_member_request(struct lmzd *d, lmz_conn_t *conn,
   int rv = !d->router ? LMZ_EUNAVAILABLE
            : !id ? LMZ_EINVAL
            : d->member_conn ? LMZ_EBUSY
-           : lmz_router_member(d->router, q->kind != 6, id, q->binding,
-                               q->kind == 5, member_done, d);
+           : lmz_cluster_member(&d->cluster, q->kind != 6, id, q->binding,
+                                q->kind == 5, member_done, d);
   if (rv) {
     send_status(conn, q->request_id, rv, NULL);
     return;
@@ -302,28 +306,83 @@ static void on_status_request(struct lmzd *d, lmz_conn_t *conn,
   }
   lmz_buf out = LMZ_BUF_INIT;
   int rv = !d->router ? LMZ_EUNAVAILABLE
-           : q->kind == 2 ? lmz_router_locate_json(d->router, q->binding, q->instance, &out)
-                          : lmz_router_status_json(d->router, &out);
+           : q->kind == 2 ? lmz_cluster_locate_json(&d->cluster, q->binding, q->instance, &out)
+                          : lmz_cluster_status_json(&d->cluster, &out);
   if (!rv)
     rv = lmz_buf_putc(&out, 0);
   send_status(conn, q->request_id, rv, rv ? NULL : (const char *)out.data);
   lmz_buf_free(&out);
 }
 
+/* ---- the node port: one handler per frame type --------------------------- */
+
+static void on_call(struct lmzd *d, lmz_conn_t *conn, const Lmz__Frame *f) {
+  lmz_remote_on_call(d->remote, conn, f);
+}
+
+static void on_status(struct lmzd *d, lmz_conn_t *conn, const Lmz__Frame *f) {
+  on_status_request(d, conn, f->status_request);
+}
+
+/* The handlers below are cluster-only: a node without a router ignores the
+ * frames (peers of a --dev node do not exist). */
+static void on_result(struct lmzd *d, lmz_conn_t *conn, const Lmz__Frame *f) {
+  lmz_router_on_result(d->router, conn, f);
+}
+
+static void on_dir_request(struct lmzd *d, lmz_conn_t *conn,
+                           const Lmz__Frame *f) {
+  lmz_cluster_on_dir_request(&d->cluster, conn, f);
+}
+
+static void on_dir_response(struct lmzd *d, lmz_conn_t *conn,
+                            const Lmz__Frame *f) {
+  lmz_cluster_on_dir_response(&d->cluster, conn, f);
+}
+
+static void on_raft_data(struct lmzd *d, lmz_conn_t *conn, const Lmz__Frame *f) {
+  lmz_cluster_on_raft_data(&d->cluster, conn, f);
+}
+
+static void on_import_request(struct lmzd *d, lmz_conn_t *conn,
+                              const Lmz__Frame *f) {
+  lmz_drain_on_import_request(d->router, conn, f);
+}
+
+static void on_import_response(struct lmzd *d, lmz_conn_t *conn,
+                               const Lmz__Frame *f) {
+  lmz_drain_on_import_response(d->router, conn, f);
+}
+
+typedef void (*frame_fn)(struct lmzd *d, lmz_conn_t *conn, const Lmz__Frame *f);
+
+struct frame_route {
+  frame_fn fn;
+  bool cluster; /* needs the cluster and the router */
+};
+
+/* Frame type (proto/lmz.proto Frame.body) -> handler. Hello, Ping and Pong
+ * never get here (the transport answers them); a type missing from the
+ * table, or from a newer peer, is ignored. */
+static const struct frame_route frame_routes[] = {
+    [LMZ__FRAME__BODY_CALL] = {on_call, false},
+    [LMZ__FRAME__BODY_STATUS_REQUEST] = {on_status, false},
+    [LMZ__FRAME__BODY_RESULT] = {on_result, true},
+    [LMZ__FRAME__BODY_DIR_REQUEST] = {on_dir_request, true},
+    [LMZ__FRAME__BODY_DIR_RESPONSE] = {on_dir_response, true},
+    [LMZ__FRAME__BODY_RAFT_DATA] = {on_raft_data, true},
+    [LMZ__FRAME__BODY_IMPORT_REQUEST] = {on_import_request, true},
+    [LMZ__FRAME__BODY_IMPORT_RESPONSE] = {on_import_response, true},
+};
+
 static void on_frame(lmz_conn_t *conn, const Lmz__Frame *f, void *data) {
   struct lmzd *d = data;
-  switch (f->body_case) {
-  case LMZ__FRAME__BODY_CALL:
-    lmz_remote_on_frame(d->remote, conn, f);
-    break;
-  case LMZ__FRAME__BODY_STATUS_REQUEST:
-    on_status_request(d, conn, f->status_request);
-    break;
-  default:
-    if (d->router)
-      lmz_router_on_frame(d->router, conn, f);
-    break;
-  }
+  size_t k = (size_t)f->body_case;
+  if (k >= sizeof frame_routes / sizeof *frame_routes || !frame_routes[k].fn)
+    return;
+  if (frame_routes[k].cluster && !d->router)
+    return;
+  frame_routes[k].fn(d, conn, f);
 }
 
 static void on_conn_state(lmz_conn_t *conn, int state, int status, void *data) {
@@ -332,6 +391,8 @@ static void on_conn_state(lmz_conn_t *conn, int state, int status, void *data) {
     d->drain_conn = NULL;
   if (state == LMZ_CONN_DOWN && conn == d->member_conn)
     d->member_conn = NULL;
+  if (d->cluster_up)
+    lmz_cluster_on_conn_state(&d->cluster, conn, state, status);
   if (d->router)
     lmz_router_on_conn_state(d->router, conn, state, status);
   lmz_remote_on_conn_state(d->remote, conn, state, status);
@@ -366,7 +427,9 @@ static int start_node_port(struct lmzd *d, const uint8_t key[32]) {
 }
 
 /* The Raft address: configured, or the node port + 100 on the same host, or
- * (node port 0, as tests use) a free port chosen now. */
+ * (node port 0, as tests use) the bound node port when Raft rides the node
+ * transport (the address is an identifier then), or, for raft_tcp, a free
+ * port chosen now. */
 static const char *raft_address(struct lmzd *d, char *buf, size_t len) {
   if (d->cfg.raft)
     return d->cfg.raft;
@@ -379,6 +442,10 @@ static const char *raft_address(struct lmzd *d, char *buf, size_t len) {
   int port = ntohs(sin->sin_port);
   if (port) {
     snprintf(buf, len, "%s:%d", host, port + 100);
+    return buf;
+  }
+  if (!d->cfg.raft_tcp) { /* no port of raft's own: no probe, no race */
+    snprintf(buf, len, "%s:%d", host, lmz_transport_port(&d->transport));
     return buf;
   }
   uv_tcp_t probe; /* bind port 0, read the port, close: free right now */
@@ -413,21 +480,27 @@ static int start_router(struct lmzd *d) {
            (int)(strrchr(d->cfg.listen, ':') - d->cfg.listen), d->cfg.listen,
            lmz_transport_port(&d->transport));
   snprintf(raft_dir, sizeof raft_dir, "%s/raft", d->cfg.data_dir);
-  struct lmz_router_peer peers[64];
+  struct lmz_cluster_peer peers[64];
   size_t n = 0;
   for (size_t i = 0; i < d->cfg.n_voters && n < 64; i++)
-    peers[n++] = (struct lmz_router_peer){d->cfg.voters[i].id, d->cfg.voters[i].node,
-                                          d->cfg.voters[i].raft};
-  struct lmz_router_opts o = {.node_id = d->cfg.cluster_id,
-                              .node_address = node_addr,
-                              .raft_address = raft,
-                              .raft_dir = raft_dir,
-                              .voters = peers,
-                              .n_voters = n,
-                              .lease_ms = d->cfg.lease_ms,
-                              .join = d->cfg.join,
-                              .raft_tcp = d->cfg.raft_tcp};
-  if (lmz_router_init(&d->router, d->node, &d->transport, &o, err)) {
+    peers[n++] = (struct lmz_cluster_peer){d->cfg.voters[i].id, d->cfg.voters[i].node,
+                                           d->cfg.voters[i].raft};
+  struct lmz_cluster_options o = {.node_id = d->cfg.cluster_id,
+                                  .node_address = node_addr,
+                                  .raft_address = raft,
+                                  .raft_dir = raft_dir,
+                                  .voters = peers,
+                                  .n_voters = n,
+                                  .lease_ms = d->cfg.lease_ms,
+                                  .join = d->cfg.join,
+                                  .raft_tcp = d->cfg.raft_tcp};
+  if (lmz_cluster_init(&d->loop, &d->cluster, &d->transport, &o, err)) {
+    fprintf(stderr, "lmzd: cluster: %s\n", err);
+    return 1;
+  }
+  d->cluster_up = true;
+  struct lmz_router_opts ro = {0};
+  if (lmz_router_init(&d->router, d->node, &d->cluster, &ro, err)) {
     fprintf(stderr, "lmzd: cluster: %s\n", err);
     return 1;
   }
@@ -536,15 +609,26 @@ static void transport_closed(lmz_transport_t *t) {
   lmz_node_close(d->node, node_closed, d);
 }
 
-static void router_closed(lmz_router *r, void *arg) {
-  (void)r;
-  struct lmzd *d = arg;
+static void close_transport_or_node(struct lmzd *d) {
   if (d->transport_up) {
     d->transport.data = d;
     lmz_transport_close(&d->transport, transport_closed);
   } else {
     lmz_node_close(d->node, node_closed, d);
   }
+}
+
+static void cluster_closed(lmz_cluster_t *c) {
+  close_transport_or_node(c->data);
+}
+
+/* The router first (parked and forwarded calls fail, a drain stops), then
+ * the cluster (directory requests cancelled, Raft closed). */
+static void router_closed(lmz_router *r, void *arg) {
+  (void)r;
+  struct lmzd *d = arg;
+  d->cluster.data = d;
+  lmz_cluster_close(&d->cluster, cluster_closed);
 }
 
 /* After the HTTP port: the cluster side, then the node. */

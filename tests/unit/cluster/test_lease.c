@@ -69,6 +69,10 @@ static void test_grantor(void **state) {
   assert_true(lmz_lease_is_surely_expired(1000, 3000, 300, 4300));
   assert_true(lmz_lease_is_live(1000, 3000, 3999));
   assert_false(lmz_lease_is_live(1000, 3000, 4000));
+  /* renewals current: heard within L/3 + L/6 = L/2 */
+  assert_true(lmz_lease_is_current(1000, 3000, 2499));
+  assert_false(lmz_lease_is_current(1000, 3000, 2500));
+  assert_true(lmz_lease_is_current(UINT64_MAX - 10, 3000, UINT64_MAX - 1));
   assert_int_equal(lmz_lease_expiry_ms(UINT64_MAX - 10, 3000, 300),
                    UINT64_MAX);
   assert_false(

@@ -1,26 +1,31 @@
 /* tests/unit/cluster/test_raftnode.c - raftnode with the real libuv backend:
- * three (and four) raft_uv instances on loopback TCP in one loop, temp data
- * dirs. Batched claims (and their rate), failover to a serving leader,
- * membership add/remove with catch-up by snapshot, the lease watch fencing
- * a silent node, and the error paths (not leader, close with requests
- * queued). Every test closes every handle: uv_loop_close() == 0. */
+ * three (and four) raft_uv instances in one loop, temp data dirs, Raft
+ * riding each node's authenticated node transport (cluster/raftbridge.h)
+ * bound to port 0 (no port is chosen by the test; raft addresses are mere
+ * identifiers). Batched claims (and their rate), failover to a serving leader,
+ * membership add/remove with catch-up by snapshot, and the error paths (not
+ * leader, close with requests queued). The lease watch lives in
+ * cluster/member.c now (tests/unit/cluster/test_member.c, fake time). Times
+ * are printed, never asserted against the wall clock (bench/ measures
+ * them). Every test closes every handle: uv_loop_close() == 0. */
 #include "lib/testlib.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include "cluster/raftbridge.h"
 #include "cluster/raftnode.h"
+#include "cluster/transport.h"
 
 #define MAXN 4
 
 struct node {
   lmz_raftnode_t rn;
+  lmz_transport_t t;
+  lmz_raftbridge *bridge; /* while raft runs */
+  bool t_open, t_closed;
   char *dir;
   char addr[32];
   bool open;
@@ -35,16 +40,38 @@ struct cl {
   unsigned snapshot_threshold;
 };
 
-/* A port the kernel just gave out (tiny race with other processes). */
-static int free_port(void) {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t l = sizeof a;
-  getsockname(s, (struct sockaddr *)&a, &l);
-  close(s);
-  return ntohs(a.sin_port);
+static const uint8_t cluster_key[32] = {42};
+
+static void t_frame(lmz_conn_t *conn, const Lmz__Frame *f, void *data) {
+  struct node *n = data;
+  if (n->bridge)
+    lmz_raftbridge_on_frame(n->bridge, conn, f);
+}
+
+static void t_state(lmz_conn_t *conn, int state, int status, void *data) {
+  struct node *n = data;
+  (void)status;
+  if (n->bridge)
+    lmz_raftbridge_on_conn_state(n->bridge, conn, state);
+}
+
+/* Node i's transport on port 0, dialing every node that exists already. */
+static void transport_open(struct cl *c, unsigned i) {
+  struct node *n = &c->n[i];
+  char name[16];
+  snprintf(name, sizeof name, "n%u", i + 1);
+  struct lmz_transport_options o = {.key = cluster_key, .node_id = i + 1,
+                                    .name = name, .listen = "127.0.0.1:0",
+                                    .on_frame = t_frame, .on_conn_state = t_state,
+                                    .data = n};
+  assert_int_equal(lmz_transport_init(&c->loop, &n->t, &o), 0);
+  n->t_open = true;
+  for (unsigned j = 0; j < i; j++) {
+    char peer[32];
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", lmz_transport_port(&c->n[j].t));
+    lmz_conn_t *conn;
+    assert_int_equal(lmz_transport_connect(&n->t, j + 1, peer, &conn), 0);
+  }
 }
 
 static unsigned role_calls, serving_calls;
@@ -71,9 +98,12 @@ static void node_open(struct cl *c, unsigned i) {
       .heartbeat_timeout_ms = 20,
       .snapshot_threshold = c->snapshot_threshold,
       .lease = c->lease,
-      .no_auto_mark_down = c->lease.duration_ms == 0,
       .on_role = on_role,
   };
+  n->bridge = lmz_raftbridge_new(&c->loop, &n->t);
+  assert_non_null(n->bridge);
+  o.custom_transport = lmz_raftbridge_transport(n->bridge);
+  o.transport_free = lmz_raftbridge_free;
   n->rn.data = n;
   n->closed = false;
   int rv = lmz_raftnode_init(&c->loop, &n->rn, &o);
@@ -87,7 +117,8 @@ static void node_init(struct cl *c, unsigned i) {
   struct node *n = &c->n[i];
   n->dir = tl_mkdtemp("lmz-raftnode");
   assert_non_null(n->dir);
-  snprintf(n->addr, sizeof n->addr, "127.0.0.1:%d", free_port());
+  snprintf(n->addr, sizeof n->addr, "10.0.0.%u:1", i + 1); /* an id */
+  transport_open(c, i);
   node_open(c, i);
 }
 
@@ -116,9 +147,23 @@ static void on_closed(lmz_raftnode_t *rn) {
 }
 
 static void node_close(struct node *n) {
+  n->bridge = NULL; /* raft frees it while closing: feed it nothing more */
   if (n->open)
     lmz_raftnode_close(&n->rn, on_closed);
   n->open = false;
+}
+
+static void t_closed(lmz_transport_t *t) {
+  struct node *n = t->data;
+  n->t_closed = true;
+}
+
+static bool transports_closed(void *arg) {
+  struct cl *c = arg;
+  for (unsigned i = 0; i < c->count; i++)
+    if (c->n[i].t_open && !c->n[i].t_closed)
+      return false;
+  return true;
 }
 
 static bool all_closed(void *arg) {
@@ -144,6 +189,12 @@ static void cl_free(struct cl *c) {
   for (unsigned i = 0; i < c->count; i++)
     node_close(&c->n[i]);
   assert_true(run_until(c, all_closed, c, 10000));
+  for (unsigned i = 0; i < c->count; i++) {
+    c->n[i].t.data = &c->n[i];
+    if (c->n[i].t_open)
+      lmz_transport_close(&c->n[i].t, t_closed);
+  }
+  assert_true(run_until(c, transports_closed, c, 10000));
   assert_int_equal(uv_loop_close(&c->loop), 0);
   for (unsigned i = 0; i < c->count; i++) {
     tl_rmtree(c->n[i].dir);
@@ -342,8 +393,16 @@ static void test_claims_rate_and_failover(void **state) {
   for (int i = 1; i <= 3; i++)
     assert_in_range(per_node[i], N / 3 - N / 30, N / 3 + N / 30);
   assert_int_equal(lmz_dir_epoch_seq(l->rn.dir), N);
-  if (!cs.retries)
-    assert_true(l->rn.n_entries >= N / 4096 && l->rn.n_entries < N / 100);
+  /* batching, whoever led: every claim committed went into an entry of
+   * up to max_batch (4096) claims, and the entries stay few (a retried
+   * claim adds to a later batch, it does not get an entry of its own) */
+  uint64_t entries = 0, committed = 0;
+  for (unsigned i = 0; i < 3; i++) {
+    entries += c->n[i].rn.n_entries;
+    committed += c->n[i].rn.n_claims;
+  }
+  assert_true(committed >= N);
+  assert_true(entries >= N / 4096 && entries < N / 100);
   struct applied_arg aa = {c, N};
   assert_true(run_until(c, all_have, &aa, 10000));
   for (unsigned i = 0; i < 3; i++)
@@ -358,7 +417,6 @@ static void test_claims_rate_and_failover(void **state) {
   assert_ptr_not_equal(nl, l);
   printf("# failover: new leader serving after %llu ms\n",
          (unsigned long long)(tf - tk));
-  assert_true(tf - tk < 3000);
   /* re-claims return the existing placements; nothing was lost */
   struct claims again;
   claims_init(&again, 1000);
@@ -515,84 +573,12 @@ static void test_join_and_remove(void **state) {
   cl_free(c);
 }
 
-/* ---- lease watch ----------------------------------------------------------- */
-
-struct renewer {
-  uv_timer_t t;
-  struct cl *c;
-  struct pwait w[2];
-};
-
-static void renew_tick(uv_timer_t *t) {
-  struct renewer *r = lmz_container_of(t, struct renewer, t);
-  struct node *l = serving(r->c);
-  if (!l)
-    return;
-  for (int i = 0; i < 2; i++) {
-    if (r->w[i].req.data && !r->w[i].done)
-      continue; /* previous renewal still in flight */
-    lmz_buf b = LMZ_BUF_INIT;
-    assert_int_equal(lmz_dir_encode_lease_renew(
-                         &b, (uint64_t)i + 1, r->c->lease.duration_ms, 0),
-                     0);
-    r->w[i] = (struct pwait){0};
-    r->w[i].req.data = &r->w[i];
-    if (lmz_raftnode_propose(&l->rn, &r->w[i].req, b.data, b.len, pwait_cb))
-      r->w[i].req.data = NULL; /* not leader right now: next tick */
-    lmz_buf_free(&b);
-  }
-}
-
-static bool node3_down(void *arg) {
-  struct node *l = serving(arg);
-  if (!l)
-    return false;
-  const struct lmz_dir_node *n = lmz_dir_node_get(l->rn.dir, 3);
-  return n && n->state == LMZ_DIR_DOWN;
-}
-
-static void timer_closed(uv_handle_t *h) { *(bool *)h->data = true; }
-static bool flag_set(void *arg) { return *(bool *)arg; }
-
-static void test_lease_watch_fences_silent_node(void **state) {
-  (void)state;
-  struct cl *c = cl_new(3, (struct lmz_lease_config){400, 60}, 0);
-  assert_true(run_until(c, has_serving, c, 5000));
-  struct node *l = serving(c);
-  register_nodes(c, l, 3);
-  uint64_t heard3 = lmz_dir_node_get(l->rn.dir, 3)->heard_ms;
-  struct renewer r = {.c = c};
-  uv_timer_init(&c->loop, &r.t);
-  uv_timer_start(&r.t, renew_tick, 0, c->lease.duration_ms / 3);
-  assert_true(run_until(c, node3_down, c, 5000));
-  /* never before L + margin after the leader applied its last renewal
-   * (same monotonic clock as the raftnode's) */
-  assert_true(uv_hrtime() / 1000000u >= heard3 + 400 + 60);
-  l = serving(c);
-  assert_int_equal(lmz_dir_node_get(l->rn.dir, 1)->state, LMZ_DIR_UP);
-  assert_int_equal(lmz_dir_node_get(l->rn.dir, 2)->state, LMZ_DIR_UP);
-  uint64_t live[4];
-  assert_int_equal(lmz_dir_live_nodes(l->rn.dir, uv_hrtime() / 1000000u, live,
-                                      4),
-                   2);
-  bool tclosed = false;
-  r.t.data = &tclosed;
-  uv_close((uv_handle_t *)&r.t, timer_closed);
-  assert_true(run_until(c, flag_set, &tclosed, 1000));
-  /* let in-flight renewals finish before closing the nodes */
-  for (int i = 0; i < 2; i++)
-    if (r.w[i].req.data)
-      assert_true(run_until(c, pwait_done, &r.w[i], 5000));
-  cl_free(c);
-}
-
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_claims_rate_and_failover),
       cmocka_unit_test(test_not_leader_and_close_cancels),
       cmocka_unit_test(test_join_and_remove),
-      cmocka_unit_test(test_lease_watch_fences_silent_node),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

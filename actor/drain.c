@@ -1,0 +1,360 @@
+/* actor/drain.c - moving every actor of this node elsewhere, with its state
+ * (see drain.h; the storage side is actor/migrate.c).
+ *
+ * Failure modes:
+ *  1. DRAINING cannot be proposed or is refused: the drain ends at once
+ *     with nothing moved;
+ *  2. no other candidate node: every remaining actor stays (failed);
+ *  3. an actor does not become idle within DRAIN_IDLE_TIMEOUT_MS: it stays;
+ *  4. the target cannot be reached, refuses the import, or does not answer
+ *     within IMPORT_TIMEOUT_MS: the actor stays (the target's copy is
+ *     unused: the directory still names us);
+ *  5. the move is refused by the directory: the actor stays;
+ *  6. an ImportRequest for a malformed dump: answered with the error,
+ *     nothing written (migrate.c);
+ *  7. the router closes (SIGTERM) during the drain: lmz__drain_cancel stops
+ *     the timer and unmarks the actor in progress; the drain's memory lives
+ *     until its timer closed and its directory request in flight (if any)
+ *     came back, cancelled by the cluster's close. The callback is not
+ *     called. */
+#include "actor/drain.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "actor/router_int.h"
+
+static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.drain");
+
+#define DRAIN_IDLE_TIMEOUT_MS 5000
+#define DRAIN_POLL_MS 5
+#define IMPORT_TIMEOUT_MS 1500
+
+struct drain_item {
+  char *binding, *instance;
+  uint64_t epoch;
+};
+
+enum drain_phase { PH_MARKING, PH_IDLE_WAIT, PH_IMPORTING, PH_MOVING, PH_DONE };
+
+struct lmz_drain {
+  lmz_router *r;
+  lmz_cluster_t *c;
+  struct drain_item *items;
+  size_t n, cap, next, moved, failed;
+  uint64_t target, wait_since, import_id;
+  char key[LMZ_DIR_BINDING_MAX + LMZ_DIR_INSTANCE_MAX + 2];
+  size_t klen;
+  enum drain_phase phase;
+  lmz_drain_cb cb;
+  void *arg;
+  uv_timer_t timer;
+  lmz_dirclient_req_t req; /* DRAINING, then each move */
+  bool req_flight;         /* req is with the directory client */
+  bool timer_open;         /* until its close callback */
+  bool cancelled;
+};
+
+static int collect_cb(const char *b, size_t bl, const char *i, size_t il,
+                      uint64_t node, uint64_t epoch, void *arg) {
+  (void)node;
+  struct lmz_drain *d = arg;
+  if (d->n == d->cap) {
+    size_t cap = d->cap ? d->cap * 2 : 64;
+    struct drain_item *p = realloc(d->items, cap * sizeof *p);
+    if (!p)
+      return LMZ_ENOMEM;
+    d->items = p;
+    d->cap = cap;
+  }
+  struct drain_item *it = &d->items[d->n];
+  it->binding = strndup(b, bl);
+  it->instance = strndup(i, il);
+  it->epoch = epoch;
+  if (!it->binding || !it->instance) {
+    free(it->binding);
+    free(it->instance);
+    return LMZ_ENOMEM;
+  }
+  d->n++;
+  return 0;
+}
+
+static void drain_next(struct lmz_drain *d);
+
+static void drain_item_done(struct lmz_drain *d, bool ok, const char *why) {
+  struct drain_item *it = &d->items[d->next];
+  if (ok)
+    d->moved++;
+  else {
+    d->failed++;
+    LMZ_LOG_WARN(&log_ns, "drain: %s/%s stays here: %s", it->binding,
+                 it->instance, why);
+  }
+  lmz__router_set_moving(d->r, d->key, d->klen, false);
+  d->next++;
+  lmz__router_retry_parked(d->r); /* its calls go to the new owner */
+  drain_next(d);
+}
+
+static void drain_free(struct lmz_drain *d) {
+  for (size_t i = 0; i < d->n; i++) {
+    free(d->items[i].binding);
+    free(d->items[i].instance);
+  }
+  free(d->items);
+  free(d);
+}
+
+static void maybe_free(struct lmz_drain *d) {
+  if (!d->timer_open && !d->req_flight)
+    drain_free(d);
+}
+
+static void drain_timer_closed(uv_handle_t *h) {
+  struct lmz_drain *d = lmz_container_of((uv_timer_t *)h, struct lmz_drain, timer);
+  d->timer_open = false;
+  maybe_free(d);
+}
+
+/* A request came back: false when the drain was cancelled meanwhile (and
+ * is freed now if nothing else holds it). */
+static bool req_back(struct lmz_drain *d) {
+  d->req_flight = false;
+  if (!d->cancelled)
+    return true;
+  maybe_free(d);
+  return false;
+}
+
+void lmz__drain_cancel(struct lmz_drain *d) {
+  d->cancelled = true;
+  uv_timer_stop(&d->timer);
+  if (d->phase == PH_IDLE_WAIT || d->phase == PH_IMPORTING ||
+      d->phase == PH_MOVING)
+    lmz__router_set_moving(d->r, d->key, d->klen, false);
+  d->phase = PH_DONE;
+  lmz__router_set_drain(d->r, NULL);
+  LMZ_LOG_WARN(&log_ns, "drain cancelled: %zu moved, %zu left here", d->moved,
+               d->n > d->next ? d->n - d->next : 0);
+  uv_close((uv_handle_t *)&d->timer, drain_timer_closed);
+}
+
+static void drain_finish(struct lmz_drain *d) {
+  uv_timer_stop(&d->timer);
+  d->phase = PH_DONE;
+  LMZ_LOG_INFO(&log_ns, "drain done: %zu moved, %zu failed", d->moved,
+               d->failed);
+  d->cb(d->r, (int)d->moved, (int)d->failed, d->arg);
+  lmz__router_set_drain(d->r, NULL);
+  uv_close((uv_handle_t *)&d->timer, drain_timer_closed);
+}
+
+static void move_done(lmz_dirclient_req_t *req, int status,
+                      const struct lmz_dir_item *item) {
+  (void)item;
+  struct lmz_drain *d = req->data;
+  if (!req_back(d))
+    return;
+  struct drain_item *it = &d->items[d->next];
+  if (status < 0) {
+    drain_item_done(d, false, lmz_strerror(status));
+    return;
+  }
+  /* the move is committed: our copy is dead weight now */
+  lmz__node_drop_actor(lmz__router_node(d->r), it->binding, it->instance);
+  drain_item_done(d, true, NULL);
+}
+
+static void import_done(struct lmz_drain *d, int status) {
+  struct drain_item *it = &d->items[d->next];
+  uv_timer_stop(&d->timer);
+  if (status < 0) {
+    drain_item_done(d, false, "the target could not import the state");
+    return;
+  }
+  d->phase = PH_MOVING;
+  lmz_buf cmd = LMZ_BUF_INIT;
+  struct lmz_dir_move mv = {it->binding, strlen(it->binding), it->instance,
+                            strlen(it->instance), lmz_cluster_node_id(d->c),
+                            d->target, it->epoch, lmz_cluster_next_id(d->c),
+                            true};
+  int rv = lmz_dir_encode_moves(&cmd, &mv, 1);
+  if (!rv)
+    rv = lmz_cluster_propose(d->c, &d->req, &cmd, move_done);
+  d->req_flight = rv == 0;
+  lmz_buf_free(&cmd);
+  if (rv)
+    drain_item_done(d, false, "cannot propose the move");
+}
+
+static void import_timeout(uv_timer_t *t) {
+  struct lmz_drain *d = t->data;
+  import_done(d, LMZ_ETIMEOUT);
+}
+
+static int send_import(struct lmz_drain *d, const struct drain_item *it) {
+  lmz_buf dump = LMZ_BUF_INIT;
+  int rv = lmz__node_export_actor(lmz__router_node(d->r), it->binding,
+                                  it->instance, &dump);
+  lmz_conn_t *c = rv < 0 ? NULL : lmz_cluster_peer_conn(d->c, d->target);
+  if (!c || !lmz_conn_is_up(c)) {
+    lmz_buf_free(&dump);
+    return rv < 0 ? rv : LMZ_EUNAVAILABLE;
+  }
+  Lmz__ImportRequest q = LMZ__IMPORT_REQUEST__INIT;
+  q.request_id = d->import_id = lmz_cluster_next_id(d->c);
+  q.binding = it->binding;
+  q.instance = it->instance;
+  q.dump = (ProtobufCBinaryData){dump.len, dump.data};
+  q.from_node = lmz_cluster_node_id(d->c);
+  Lmz__Frame f = LMZ__FRAME__INIT;
+  f.body_case = LMZ__FRAME__BODY_IMPORT_REQUEST;
+  f.import_request = &q;
+  rv = lmz_conn_send(c, &f);
+  lmz_buf_free(&dump);
+  if (!rv) {
+    d->phase = PH_IMPORTING;
+    uv_timer_start(&d->timer, import_timeout, IMPORT_TIMEOUT_MS, 0);
+  }
+  return rv;
+}
+
+static void drain_poll(uv_timer_t *t) {
+  struct lmz_drain *d = t->data;
+  struct drain_item *it = &d->items[d->next];
+  if (!lmz__node_actor_idle(lmz__router_node(d->r), it->binding,
+                            it->instance)) {
+    if (lmz_cluster_now_ms(d->c) - d->wait_since > DRAIN_IDLE_TIMEOUT_MS)
+      drain_item_done(d, false, "it did not become idle");
+    return;
+  }
+  uv_timer_stop(t);
+  int rv = send_import(d, it);
+  if (rv)
+    drain_item_done(d, false, lmz_strerror(rv));
+}
+
+static void drain_next(struct lmz_drain *d) {
+  if (d->next >= d->n) {
+    drain_finish(d);
+    return;
+  }
+  struct drain_item *it = &d->items[d->next];
+  if (!(d->target = lmz_cluster_choose(d->c, it->binding, it->instance,
+                                       false))) {
+    d->failed += d->n - d->next; /* nowhere to go: everything stays */
+    d->next = d->n;
+    drain_finish(d);
+    return;
+  }
+  size_t bl = strlen(it->binding), il = strlen(it->instance);
+  memcpy(d->key, it->binding, bl + 1);
+  memcpy(d->key + bl + 1, it->instance, il);
+  d->klen = bl + 1 + il;
+  lmz__router_set_moving(d->r, d->key, d->klen, true);
+  d->wait_since = lmz_cluster_now_ms(d->c);
+  d->phase = PH_IDLE_WAIT;
+  uv_timer_start(&d->timer, drain_poll, 0, DRAIN_POLL_MS);
+}
+
+static void draining_done(lmz_dirclient_req_t *req, int status,
+                          const struct lmz_dir_item *item) {
+  (void)item;
+  struct lmz_drain *d = req->data;
+  if (!req_back(d))
+    return;
+  if (status < 0) {
+    d->failed = 0;
+    d->n = 0;
+    LMZ_LOG_WARN(&log_ns, "drain: cannot mark the node DRAINING: %s",
+                 lmz_strerror(status));
+    drain_finish(d);
+    return;
+  }
+  if (lmz_dir_foreach_actor(lmz_cluster_dir(d->c), lmz_cluster_node_id(d->c),
+                            collect_cb, d))
+    d->failed = 1;
+  LMZ_LOG_INFO(&log_ns, "drain: moving %zu actors", d->n);
+  drain_next(d);
+}
+
+int lmz_drain_start(lmz_router *r, lmz_drain_cb cb, void *arg) {
+  if (lmz__router_drain(r))
+    return LMZ_EBUSY;
+  struct lmz_drain *d = calloc(1, sizeof *d);
+  if (!d)
+    return LMZ_ENOMEM;
+  d->r = r;
+  d->c = lmz_router_cluster(r);
+  d->cb = cb;
+  d->arg = arg;
+  d->req.data = d;
+  uv_timer_init(lmz__router_node(r)->loop, &d->timer);
+  d->timer.data = d;
+  d->timer_open = true;
+  int rv = lmz_cluster_set_state(d->c, &d->req, LMZ_DIR_DRAINING,
+                                 draining_done);
+  if (rv) {
+    uv_close((uv_handle_t *)&d->timer, drain_timer_closed);
+    return rv;
+  }
+  d->req_flight = true;
+  lmz__router_set_drain(r, d);
+  return 0;
+}
+
+void lmz_drain_on_import_response(lmz_router *r, lmz_conn_t *conn,
+                                  const Lmz__Frame *f) {
+  (void)conn;
+  struct lmz_drain *d = lmz__router_drain(r);
+  const Lmz__ImportResponse *res = f->import_response;
+  if (d && d->phase == PH_IMPORTING && res->request_id == d->import_id)
+    import_done(d, res->status);
+}
+
+/* ---- the importing side: a peer sends us an actor's state ----------------- */
+
+struct import_reply {
+  lmz_transport_t *t;
+  uint64_t from, request_id;
+};
+
+static void send_import_response(lmz_transport_t *t, uint64_t to, uint64_t id,
+                                 int status) {
+  lmz_conn_t *c = lmz_transport_peer(t, to);
+  if (!c)
+    return;
+  Lmz__ImportResponse res = LMZ__IMPORT_RESPONSE__INIT;
+  res.request_id = id;
+  res.status = status;
+  Lmz__Frame f = LMZ__FRAME__INIT;
+  f.body_case = LMZ__FRAME__BODY_IMPORT_RESPONSE;
+  f.import_response = &res;
+  lmz_conn_send(c, &f);
+}
+
+static void import_commit_cb(lmz_node *n, int status, void *arg) {
+  struct import_reply *ir = arg;
+  (void)n;
+  send_import_response(ir->t, ir->from, ir->request_id, status);
+  free(ir);
+}
+
+void lmz_drain_on_import_request(lmz_router *r, lmz_conn_t *conn,
+                                 const Lmz__Frame *f) {
+  const Lmz__ImportRequest *q = f->import_request;
+  lmz_transport_t *t = lmz_conn_transport(conn);
+  struct import_reply *ir = malloc(sizeof *ir);
+  int rv = ir ? 0 : LMZ_ENOMEM;
+  if (ir)
+    *ir = (struct import_reply){t, q->from_node, q->request_id};
+  if (!rv)
+    rv = lmz__node_import_actor(lmz__router_node(r), q->binding, q->instance,
+                                q->dump.data, q->dump.len, import_commit_cb,
+                                ir);
+  if (rv) {
+    send_import_response(t, q->from_node, q->request_id, rv);
+    free(ir);
+  }
+}

@@ -1,0 +1,246 @@
+/* tests/unit/cluster/test_dirclient.c - the directory client on fake time
+ * (tests/unit/cluster/simdir.h: simulated transport, real directory FSM,
+ * fake Raft): claims through a remote leader, a leader that never answers,
+ * a leader change in the middle of a claim, requests a follower refuses.
+ * Every time asserted is a time on the fake clock. */
+#include "simdir.h"
+
+/* A follower's claim goes to the leader as a DirRequest; the leader commits
+ * it and answers; every replica holds the placement. */
+static void test_remote_claim(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, 3000);
+  sim_register_all(s);
+  struct outcome o;
+  outcome_init(&o, s);
+  uint64_t t0 = s->net.now_ms;
+  assert_int_equal(lmz_dirclient_claim(&s->n[1].dc, &o.req, "DOC", "a",
+                                       LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                   0);
+  assert_false(o.done); /* never from inside the call */
+  assert_int_equal(lmz_dirclient_n_waiting(&s->n[1].dc), 1);
+  sim_run(s, t0 + 200);
+  assert_true(o.done);
+  assert_int_equal(o.status, LMZ_DIR_PLACED);
+  assert_true(o.epoch >= 1);
+  /* request (1 ms) + commit on the leader's next tick + answer (1 ms) */
+  assert_true(o.at_ms <= t0 + SIM_LATENCY_MS + SIM_TICK_MS + SIM_COMMIT_MS +
+                             SIM_LATENCY_MS);
+  for (size_t i = 0; i < 3; i++) {
+    uint64_t owner = 0, epoch = 0;
+    assert_int_equal(lmz_dir_lookup(s->n[i].dir, "DOC", 3, "a", 1, &owner, &epoch), 0);
+    assert_int_equal(owner, o.node);
+    assert_int_equal(epoch, o.epoch);
+  }
+  assert_int_equal(lmz_dirclient_n_waiting(&s->n[1].dc), 0);
+  assert_int_equal(s->n[1].dc.st.claims_remote, 1);
+  assert_true(s->n[0].dc.st.served >= 1); /* renewals are served too */
+  sim_free(s);
+}
+
+/* A leader that never answers (paused: its link stays up): the request
+ * fails LMZ_ETIMEOUT at LMZ_DIRCLIENT_TIMEOUT_MS, not before. */
+static void test_leader_never_answers(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, 3000);
+  sim_register_all(s);
+  lmz_simnet_pause(&s->net, 1, true);
+  struct outcome o;
+  outcome_init(&o, s);
+  uint64_t t0 = s->net.now_ms;
+  assert_int_equal(lmz_dirclient_claim(&s->n[2].dc, &o.req, "DOC", "b",
+                                       LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                   0);
+  sim_run(s, t0 + LMZ_DIRCLIENT_TIMEOUT_MS - 1);
+  assert_false(o.done);
+  sim_run(s, t0 + LMZ_DIRCLIENT_TIMEOUT_MS + SIM_TICK_MS);
+  assert_true(o.done);
+  assert_int_equal(o.status, LMZ_ETIMEOUT);
+  assert_true(o.at_ms >= t0 + LMZ_DIRCLIENT_TIMEOUT_MS);
+  assert_int_equal(s->n[2].dc.st.timeouts, 1);
+  /* the leader wakes up and answers late: the answer is ignored */
+  lmz_simnet_pause(&s->net, 1, false);
+  sim_run(s, s->net.now_ms + 200);
+  assert_int_equal(o.status, LMZ_ETIMEOUT);
+  sim_free(s);
+}
+
+/* Leadership moves while the claim waits in the old leader's queue: the
+ * old leader answers LMZ_ENOTLEADER (outcome unknown), the client retries
+ * on the new leader, the actor is placed once. */
+static void test_leader_change_mid_claim(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, 3000);
+  sim_register_all(s);
+  struct outcome o;
+  outcome_init(&o, s);
+  assert_int_equal(lmz_dirclient_claim(&s->n[2].dc, &o.req, "DOC", "c",
+                                       LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                   0);
+  /* the DirRequest arrives at node 1 and is queued there, not committed */
+  sim_run(s, s->net.now_ms + SIM_LATENCY_MS);
+  assert_non_null(s->pend);
+  sim_set_leader(s, 2);
+  sim_run(s, s->net.now_ms + 5);
+  assert_true(o.done);
+  assert_int_equal(o.status, LMZ_ENOTLEADER);
+  uint64_t owner = 0, epoch = 0;
+  assert_int_equal(lmz_dir_lookup(s->n[2].dir, "DOC", 3, "c", 1, &owner, &epoch),
+                   LMZ_ENOTFOUND);
+  /* the retry goes to node 2 */
+  outcome_init(&o, s);
+  assert_int_equal(lmz_dirclient_claim(&s->n[2].dc, &o.req, "DOC", "c",
+                                       LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                   0);
+  sim_run(s, s->net.now_ms + 100);
+  assert_int_equal(o.status, LMZ_DIR_PLACED);
+  assert_true(o.epoch >= 1);
+  assert_int_equal(s->n[1].dc.st.served, 1);
+  /* a request that reaches a follower is refused at once */
+  outcome_init(&o, s);
+  s->n[2].known_leader = 1; /* stale view */
+  assert_int_equal(lmz_dirclient_claim(&s->n[2].dc, &o.req, "DOC", "d",
+                                       LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                   0);
+  sim_run(s, s->net.now_ms + 10);
+  assert_int_equal(o.status, LMZ_ENOTLEADER);
+  /* no leader known: refused without a callback */
+  s->n[2].known_leader = 0;
+  outcome_init(&o, s);
+  assert_int_equal(lmz_dirclient_claim(&s->n[2].dc, &o.req, "DOC", "d",
+                                       LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                   LMZ_ENOTLEADER);
+  sim_free(s);
+}
+
+/* Close cancels what waits, from inside the close. */
+static void test_close_cancels(void **state) {
+  (void)state;
+  struct sim *s = sim_new(2, 3000);
+  sim_register_all(s);
+  lmz_simnet_pause(&s->net, 1, true);
+  struct outcome o[3];
+  for (int i = 0; i < 3; i++) {
+    outcome_init(&o[i], s);
+    char inst[8];
+    snprintf(inst, sizeof inst, "x%d", i);
+    assert_int_equal(lmz_dirclient_claim(&s->n[1].dc, &o[i].req, "DOC", inst,
+                                         LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                     0);
+  }
+  lmz_dirclient_close(&s->n[1].dc);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(o[i].status, LMZ_ECANCELED);
+  outcome_init(&o[0], s);
+  assert_int_equal(lmz_dirclient_claim(&s->n[1].dc, &o[0].req, "DOC", "y",
+                                       LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                   LMZ_ECANCELED);
+  lmz_dirclient_init(&s->n[1].dc, &s->n[1].dc.o); /* for sim_free */
+  sim_free(s);
+}
+
+/* Expiry costs O(expired) per tick, not O(waiting): 20,000 requests wait
+ * on a silent leader, and the ticks before their deadline look at (almost)
+ * none of them; at the deadline they all fail, each looked at once. */
+static void test_expiry_is_not_a_scan(void **state) {
+  (void)state;
+  enum { N = 20000 };
+  struct sim *s = sim_new(2, 3000);
+  sim_register_all(s);
+  lmz_simnet_pause(&s->net, 1, true);
+  s->n[1].member_on = false; /* only our requests wait */
+  sim_run(s, s->net.now_ms + LMZ_DIRCLIENT_TIMEOUT_MS + SIM_TICK_MS);
+  struct outcome *o = calloc(N, sizeof *o);
+  uint64_t t0 = s->net.now_ms;
+  for (int i = 0; i < N; i++) {
+    outcome_init(&o[i], s);
+    char inst[16];
+    snprintf(inst, sizeof inst, "e%d", i);
+    assert_int_equal(lmz_dirclient_claim(&s->n[1].dc, &o[i].req, "DOC", inst,
+                                         LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                     0);
+  }
+  uint64_t v0 = s->n[1].dc.st.expiry_visits;
+  sim_run(s, t0 + LMZ_DIRCLIENT_TIMEOUT_MS - 1); /* ~75 ticks, none due */
+  uint64_t before = s->n[1].dc.st.expiry_visits - v0;
+  printf("# %d waiting: %llu looked at by %d ticks before the deadline\n", N,
+         (unsigned long long)before,
+         (int)((LMZ_DIRCLIENT_TIMEOUT_MS - 1) / SIM_TICK_MS));
+  assert_true(before <= (LMZ_DIRCLIENT_TIMEOUT_MS / SIM_TICK_MS) + 1);
+  for (int i = 0; i < N; i++)
+    assert_false(o[i].done);
+  sim_run(s, t0 + LMZ_DIRCLIENT_TIMEOUT_MS + SIM_TICK_MS);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(o[i].status, LMZ_ETIMEOUT);
+  assert_true(s->n[1].dc.st.expiry_visits - v0 <= before + N + 2);
+  free(o);
+  sim_free(s);
+}
+
+/* Issue 15 item 4: a request to a leader whose link drops fails at once
+ * (LMZ_ENOTLEADER), not LMZ_DIRCLIENT_TIMEOUT_MS later. */
+static void test_link_loss_fails_at_once(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, 3000);
+  sim_register_all(s);
+  lmz_simnet_pause(&s->net, 1, true); /* it takes the request, then dies */
+  struct outcome o;
+  outcome_init(&o, s);
+  assert_int_equal(lmz_dirclient_claim(&s->n[2].dc, &o.req, "DOC", "k",
+                                       LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                   0);
+  sim_run(s, s->net.now_ms + 100);
+  assert_false(o.done);
+  uint64_t t_cut = s->net.now_ms;
+  lmz_simnet_cut(&s->net, 1, 3, true);
+  assert_true(o.done);
+  assert_int_equal(o.status, LMZ_ENOTLEADER);
+  assert_int_equal(o.at_ms, t_cut);
+  sim_free(s);
+}
+
+/* Issue 15 item 4: the leader changes while a claim waits on the old one
+ * (paused, links up): the claim fails at the change and its retry on the
+ * new leader commits within a few ms of the change - the first claim after
+ * a leader loss costs the election, not the request timeout. */
+static void test_leader_change_retries_at_once(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, 3000);
+  sim_register_all(s);
+  lmz_simnet_pause(&s->net, 1, true);
+  struct outcome o;
+  outcome_init(&o, s);
+  assert_int_equal(lmz_dirclient_claim(&s->n[2].dc, &o.req, "DOC", "m",
+                                       LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                   0);
+  sim_run(s, s->net.now_ms + 300); /* the election takes a while */
+  assert_false(o.done);
+  uint64_t t_elected = s->net.now_ms;
+  sim_set_leader(s, 2);
+  assert_true(o.done);
+  assert_int_equal(o.status, LMZ_ENOTLEADER);
+  outcome_init(&o, s); /* the router's retry */
+  assert_int_equal(lmz_dirclient_claim(&s->n[2].dc, &o.req, "DOC", "m",
+                                       LMZ_PLACEMENT_HASH, 0, outcome_cb),
+                   0);
+  sim_run(s, t_elected + 100);
+  assert_true(o.done);
+  assert_true(o.status >= 0);
+  printf("# first claim after the leader change: %llu ms\n",
+         (unsigned long long)(o.at_ms - t_elected));
+  assert_true(o.at_ms - t_elected <= SIM_TICK_MS + SIM_COMMIT_MS + 2 * SIM_LATENCY_MS);
+  sim_free(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_remote_claim),
+      cmocka_unit_test(test_leader_never_answers),
+      cmocka_unit_test(test_leader_change_mid_claim),
+      cmocka_unit_test(test_close_cancels),
+      cmocka_unit_test(test_expiry_is_not_a_scan),
+      cmocka_unit_test(test_link_loss_fails_at_once),
+      cmocka_unit_test(test_leader_change_retries_at_once),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,146 @@
+/* tests/unit/cluster/test_member.c - registration, the lease holder loop and
+ * the leader's lease watch (cluster/member.c) on fake time
+ * (tests/unit/cluster/simdir.h). The lease bounds of cluster/lease.h are
+ * asserted to the millisecond of the fake clock. */
+#include "simdir.h"
+
+#define L 900u
+#define MARGIN (L / 10)
+
+/* Every node registers UP and gets a lease; renewals keep it. */
+static void test_register_and_renew(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, L);
+  assert_false(lmz_member_lease_valid(&s->n[1].mb, 0));
+  assert_false(lmz_member_had_lease(&s->n[1].mb));
+  sim_register_all(s);
+  uint64_t t = s->net.now_ms;
+  for (size_t i = 0; i < 3; i++) {
+    const struct lmz_dir_node *dn = lmz_dir_node_get(s->n[0].dir, i + 1);
+    assert_non_null(dn);
+    assert_int_equal(dn->state, LMZ_DIR_UP);
+    assert_int_equal(dn->lease_ms, L);
+    assert_true(lmz_member_had_lease(&s->n[i].mb));
+    assert_true(lmz_member_lease_remaining_ms(&s->n[i].mb, t) <= L - MARGIN);
+  }
+  /* ten leases later, still valid everywhere: renewed every L/3 */
+  sim_run(s, t + 10 * L);
+  for (size_t i = 0; i < 3; i++)
+    assert_true(lmz_member_lease_valid(&s->n[i].mb, s->net.now_ms));
+  assert_int_equal(lmz_dir_node_get(s->n[0].dir, 3)->state, LMZ_DIR_UP);
+  sim_free(s);
+}
+
+/* Cut off from the leader, a node's lease ends at t_req + L - margin of its
+ * last granted renewal, not a millisecond later, and it stays ended. */
+static void test_lease_lost_when_cut_off(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, L);
+  sim_register_all(s);
+  sim_run(s, s->net.now_ms + L);
+  lmz_simnet_cut(&s->net, 1, 3, true);
+  struct lmz_member_s *m = &s->n[2].mb;
+  uint64_t until = m->lease.valid_until_ms;
+  assert_true(until > s->net.now_ms);
+  sim_run(s, until - 1);
+  assert_true(lmz_member_lease_valid(m, s->net.now_ms));
+  assert_int_equal(m->lease.valid_until_ms, until); /* no grant got through */
+  sim_run(s, until);
+  assert_false(lmz_member_lease_valid(m, s->net.now_ms));
+  assert_true(lmz_member_had_lease(m)); /* "cut off", not "starting" */
+  sim_run(s, until + 3 * L);
+  assert_false(lmz_member_lease_valid(m, s->net.now_ms));
+  sim_free(s);
+}
+
+static bool is_down(struct sim *s, uint64_t id) {
+  const struct lmz_dir_node *dn = lmz_dir_node_get(s->n[0].dir, id);
+  return dn && dn->state == LMZ_DIR_DOWN;
+}
+
+/* The leader fences a silent node (paused: it keeps its links) once its
+ * lease has surely expired - never before heard + L + margin - and within
+ * one watch interval plus a commit after that. The fenced node's next
+ * renewal is refused: it loses its lease and registers again. */
+static void test_watch_fences_silent_node(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, L);
+  sim_register_all(s);
+  sim_run(s, s->net.now_ms + L);
+  lmz_simnet_pause(&s->net, 3, true);
+  uint64_t heard = lmz_dir_node_get(s->n[0].dir, 3)->heard_ms;
+  uint64_t expiry = heard + L + MARGIN;
+  while (!is_down(s, 3)) {
+    assert_true(s->net.now_ms < expiry + 10 * L);
+    sim_run(s, s->net.now_ms + 1);
+  }
+  uint64_t t_down = s->net.now_ms;
+  assert_true(t_down >= expiry);
+  assert_true(t_down <= expiry + MARGIN / 2 + SIM_TICK_MS + SIM_COMMIT_MS);
+  assert_false(is_down(s, 1) || is_down(s, 2));
+  /* node 3 wakes: its renewal is refused, its lease ends, it comes back */
+  lmz_simnet_pause(&s->net, 3, false);
+  sim_run(s, s->net.now_ms + L);
+  assert_int_equal(lmz_dir_node_get(s->n[0].dir, 3)->state, LMZ_DIR_UP);
+  sim_run(s, s->net.now_ms + L);
+  assert_true(lmz_member_lease_valid(&s->n[2].mb, s->net.now_ms));
+  sim_free(s);
+}
+
+/* Issue 15 item 3: a paused node (SIGSTOP: its links stay up) keeps a
+ * live lease for up to L, but once it missed a renewal (heard longer ago
+ * than one renewal interval plus slack) no new actor is placed on it: 200
+ * claims through the two others, none lands on it - while it is neither
+ * DOWN nor out of its lease yet. */
+static void test_no_placement_on_paused_node(void **state) {
+  (void)state;
+  enum { N = 200 };
+  struct sim *s = sim_new(3, L);
+  sim_register_all(s);
+  sim_run(s, s->net.now_ms + L);
+  lmz_simnet_pause(&s->net, 3, true);
+  uint64_t heard = lmz_dir_node_get(s->n[0].dir, 3)->heard_ms;
+  sim_run(s, heard + L / 2 + 1);
+  assert_false(is_down(s, 3));
+  assert_true(lmz_lease_is_live(heard, L, s->net.now_ms));
+  struct outcome *o = calloc(N, sizeof *o);
+  for (int i = 0; i < N; i++) {
+    outcome_init(&o[i], s);
+    char inst[16];
+    snprintf(inst, sizeof inst, "new%d", i);
+    assert_int_equal(lmz_dirclient_claim(&s->n[i % 2].dc, &o[i].req, "DOC",
+                                         inst, LMZ_PLACEMENT_HASH, 0,
+                                         outcome_cb),
+                     0);
+  }
+  sim_run(s, s->net.now_ms + 100);
+  int on[4] = {0};
+  for (int i = 0; i < N; i++) {
+    assert_true(o[i].done);
+    assert_int_equal(o[i].status, LMZ_DIR_PLACED);
+    assert_true(o[i].node >= 1 && o[i].node <= 3);
+    on[o[i].node]++;
+  }
+  printf("# placed on node 1: %d, node 2: %d, paused node 3: %d\n", on[1],
+         on[2], on[3]);
+  assert_int_equal(on[3], 0);
+  assert_true(on[1] > N / 4 && on[2] > N / 4);
+  /* it wakes up and renews: it is a candidate again */
+  lmz_simnet_pause(&s->net, 3, false);
+  sim_run(s, s->net.now_ms + L / 3 + 2 * SIM_TICK_MS);
+  uint64_t cand[4];
+  struct lmz_placement_view v = {s->n[0].dir, 1, s->net.now_ms, NULL, NULL};
+  assert_int_equal(lmz_placement_candidates(&v, true, cand, 4), 3);
+  free(o);
+  sim_free(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_register_and_renew),
+      cmocka_unit_test(test_lease_lost_when_cut_off),
+      cmocka_unit_test(test_watch_fences_silent_node),
+      cmocka_unit_test(test_no_placement_on_paused_node),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
