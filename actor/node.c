@@ -24,6 +24,8 @@ static void node_defaults(struct lmz_node_opts *o) {
     o->idle_evict_ms = 60000;
   if (!o->max_queue)
     o->max_queue = 100000;
+  if (!o->max_pending)
+    o->max_pending = 200000;
 }
 
 static int open_store(lmz_node *n, const char *data_dir, char *errmsg) {
@@ -128,8 +130,8 @@ static void finish_close(lmz_node *n) {
 
 static void drain_check(uv_timer_t *t) {
   lmz_node *n = t->data;
-  if (n->rq_head || n->queued)
-    return; /* turns still queued: the idle handle is running them */
+  if (n->rq_head || n->queued || n->rej_head)
+    return; /* turns or refusals queued: the idle handle is running them */
   uv_timer_stop(t);
   finish_close(n);
 }
