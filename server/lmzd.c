@@ -197,7 +197,9 @@ static int start_node(struct lmzd *d) {
   struct lmz_node_opts o = {.node_id = d->cfg.node_id,
                             .data_dir = d->cfg.data_dir,
                             .sync = d->cfg.sync,
-                            .idle_evict_ms = d->cfg.idle_evict_ms};
+                            .idle_evict_ms = d->cfg.idle_evict_ms,
+                            .max_queue = d->cfg.mailbox_max,
+                            .max_pending = d->cfg.pending_calls_max};
   if (lmz_node_new(&d->node, &d->loop, &o, err)) {
     fprintf(stderr, "lmzd: %s\n", err);
     return 1;
