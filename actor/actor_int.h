@@ -286,6 +286,9 @@ void lmz__schedule(lmz_node *n, lmz_actor *a);
  * n->queued) and schedules a. No bound check: callers that must respect
  * max_queue check a->q_len first (replies and alarms must not be lost). */
 void lmz__mailbox_push(lmz_node *n, lmz_actor *a, lmz_msg *m);
+/* Sends the error replies of refused calls (the idle handle does, before
+ * running turns; node close does after the last commits). */
+void lmz__flush_refused(lmz_node *n);
 lmz_msg *lmz__msg_new(lmz_node *n);
 /* Frees m (its arena); a counted message leaves calls_pending. */
 void lmz__msg_free(lmz_node *n, lmz_msg *m);

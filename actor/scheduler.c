@@ -228,13 +228,11 @@ static void idle_start(lmz_node *n) {
   }
 }
 
-static void flush_refused(lmz_node *n);
-
 static void idle_cb(uv_idle_t *h) {
   lmz_node *n = h->data;
   /* refusals first: an overloaded caller hears it before the queue moves */
   if (n->rej_head)
-    flush_refused(n);
+    lmz__flush_refused(n);
   /* one clock read per batch: idle eviction needs no finer resolution */
   double now = lmz_node_now_ms(n);
   for (int budget = TURN_BUDGET; budget > 0 && n->rq_head; budget--) {
@@ -290,7 +288,7 @@ static void refuse(lmz_node *n, lmz_msg *m, lmz_value *err) {
                  err ? lmz_error_message(err) : "out of memory");
 }
 
-static void flush_refused(lmz_node *n) {
+void lmz__flush_refused(lmz_node *n) {
   lmz_msg *m = n->rej_head;
   n->rej_head = n->rej_tail = NULL; /* replies may refuse more: next time */
   while (m) {

@@ -12,7 +12,8 @@
  *     answers); client B sends 200 calls to A: the node accepts what its
  *     pending-call bound allows and refuses the rest at once; when A
  *     answers, B gets those results and the node serves normally;
- *  3. /metrics counts both kinds of refusal.
+ *  3. /metrics counts both kinds of refusal;
+ *  4. a bad limit (0) stops lmzd at start, naming file, line and rule.
  * The time to the first refusal is printed (a measurement, not a check:
  * no wall-clock upper bounds in tests). Every wait has a deadline; lmzd is
  * killed at the end (and by PR_SET_PDEATHSIG if this process dies). */
@@ -427,10 +428,54 @@ static void flood_pending_calls(void **state) {
   cl_close(&caller);
 }
 
+/* A bad limit stops lmzd at start with FILE:LINE:COL and the rule. */
+static void bad_limits_refused(void **state) {
+  (void)state;
+  char *dir = tl_mkdtemp("lmz-ovl-bad");
+  assert_non_null(dir);
+  char cfg[4200], log[4200];
+  snprintf(cfg, sizeof cfg, "%s/node.jsonc", dir);
+  snprintf(log, sizeof log, "%s/lmzd.log", dir);
+  write_config(cfg, "{\"mailbox_max\": 0}");
+  char *bin = tl_bin_path("lmzd");
+  assert_non_null(bin);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    FILE *f = freopen(log, "w", stderr);
+    (void)f;
+    execl(bin, "lmzd", "--config", cfg, "--data", dir, "--listen", "127.0.0.1:0",
+          "--http", "127.0.0.1:0", (char *)NULL);
+    _exit(127);
+  }
+  free(bin);
+  int st = 0;
+  uint64_t end = tl_now_ms() + WAIT_MS;
+  while (waitpid(pid, &st, WNOHANG) == 0) {
+    if (tl_now_ms() >= end) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      fail_msg("lmzd started with limits.mailbox_max = 0");
+    }
+    sleep_10ms();
+  }
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 2);
+  char *text = tl_read_file(log, NULL);
+  assert_non_null(text);
+  assert_non_null(strstr(text, "node.jsonc:8:"));
+  assert_non_null(strstr(text, "limits.mailbox_max must be an integer 1..1000000000"));
+  free(text);
+  tl_rmtree(dir);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(flood_one_counter, mailbox_setup, node_teardown),
       cmocka_unit_test_setup_teardown(flood_pending_calls, pending_setup, node_teardown),
+      cmocka_unit_test(bad_limits_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
