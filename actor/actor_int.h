@@ -119,6 +119,7 @@ typedef struct lmz_msg {
   uint32_t hops; /* MOVED answers seen while routing */
   uint64_t epoch; /* placement epoch it was routed with */
   uint64_t route_deadline_ms; /* parked by the router until then (0 = no) */
+  bool counted;  /* counts in the node's calls_pending until freed */
 } lmz_msg;
 
 struct lmz_pending {
@@ -263,6 +264,10 @@ struct lmz_node {
   int n_handles_open;
   struct lmz_node_stats stats;
   uint64_t queued;
+  /* overload (scheduler.c): calls accepted and not answered yet, and the
+   * refused ones whose error replies leave on the next loop iteration */
+  uint64_t calls_pending;
+  lmz_msg *rej_head, *rej_tail;
   struct lmz_router *router; /* cluster routing (actor/router.c), or NULL */
   const struct lmz_gateway_hooks *gw_hooks; /* lmz_register_gateway_hooks */
 };
@@ -283,7 +288,11 @@ void lmz__schedule(lmz_node *n, lmz_actor *a);
  * n->queued) and schedules a. No bound check: callers that must respect
  * max_queue check a->q_len first (replies and alarms must not be lost). */
 void lmz__mailbox_push(lmz_node *n, lmz_actor *a, lmz_msg *m);
+/* Sends the error replies of refused calls (the idle handle does, before
+ * running turns; node close does after the last commits). */
+void lmz__flush_refused(lmz_node *n);
 lmz_msg *lmz__msg_new(lmz_node *n);
+/* Frees m (its arena); a counted message leaves calls_pending. */
 void lmz__msg_free(lmz_node *n, lmz_msg *m);
 void lmz__actor_free(lmz_actor *a);
 
@@ -342,6 +351,11 @@ lmz_value *lmz__cctx_value(lmz_arena *a, const struct lmz_cctx *c);
 const char *lmz__identity_type_name(lmz_node_type t);
 lmz_value *lmz__error_value(lmz_arena *a, const char *name, const char *fmt,
                             ...) __attribute__((format(printf, 3, 4)));
+/* MeshOverloadedError(message) with retryable: true and overloaded: true
+ * (Cloudflare's flags on an overloaded Durable Object's errors); NULL on
+ * out of memory. */
+lmz_value *lmz__overloaded_error(lmz_arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* kv.c */
 void lmz__cache_free(lmz_actor *a);

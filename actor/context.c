@@ -144,6 +144,19 @@ lmz_value *lmz__error_value(lmz_arena *a, const char *name, const char *fmt,
   return lmz_error(a, name, msg);
 }
 
+lmz_value *lmz__overloaded_error(lmz_arena *a, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  lmz_value *e = lmz_error(a, "MeshOverloadedError", msg);
+  if (!e || lmz_error_set_prop(e, "retryable", 9, lmz_bool(true)) ||
+      lmz_error_set_prop(e, "overloaded", 10, lmz_bool(true)))
+    return NULL;
+  return e;
+}
+
 /* ---- the handler's accessors (lmz/lmz.h) -------------------------------- */
 
 lmz_arena *lmz_turn_arena(lmz_ctx *ctx) { return ctx->arena; }

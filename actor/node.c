@@ -24,6 +24,8 @@ static void node_defaults(struct lmz_node_opts *o) {
     o->idle_evict_ms = 60000;
   if (!o->max_queue)
     o->max_queue = 100000;
+  if (!o->max_pending)
+    o->max_pending = 200000;
 }
 
 static int open_store(lmz_node *n, const char *data_dir, char *errmsg) {
@@ -121,6 +123,7 @@ static void handle_closed(uv_handle_t *h) {
 static void finish_close(lmz_node *n) {
   lmz_store_close(n->store); /* runs the remaining commit callbacks */
   n->store = NULL;
+  lmz__flush_refused(n); /* calls those outputs made that were refused */
   uv_close((uv_handle_t *)&n->idle, handle_closed);
   uv_close((uv_handle_t *)&n->evict_timer, handle_closed);
   uv_close((uv_handle_t *)&n->alarm_timer, handle_closed);
@@ -128,8 +131,8 @@ static void finish_close(lmz_node *n) {
 
 static void drain_check(uv_timer_t *t) {
   lmz_node *n = t->data;
-  if (n->rq_head || n->queued)
-    return; /* turns still queued: the idle handle is running them */
+  if (n->rq_head || n->queued || n->rej_head)
+    return; /* turns or refusals queued: the idle handle is running them */
   uv_timer_stop(t);
   finish_close(n);
 }

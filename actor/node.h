@@ -33,7 +33,11 @@ struct lmz_node_opts {
   const char *data_dir;     /* RocksDB lives in DATA_DIR/store; copied */
   bool sync;                /* fsync the WAL before acknowledging (true) */
   uint64_t idle_evict_ms;   /* evict actors idle this long (default 60000) */
-  uint32_t max_queue;       /* per-actor mailbox bound (default 100000) */
+  uint32_t max_queue;       /* per-actor mailbox bound: calls queued for one
+                               actor (limits.mailbox_max, default 100000) */
+  uint32_t max_pending;     /* per-node bound: calls accepted and not answered
+                               yet, handler continuations included
+                               (limits.pending_calls_max, default 200000) */
   lmz_clock_fn clock;       /* NULL = real wall clock */
   void *clock_data;
   bool manual_alarms;       /* test kit: alarms fire only in lmz_node_poll_alarms */
@@ -88,8 +92,17 @@ int lmz_node_start(lmz_node *n);
 
 /* The outcome of a call. status 0: `ok` says whether `value` is the result
  * or the raised error value. status < 0: the call could not run (e.g.
- * LMZ_EOVERLOAD, LMZ_ECANCELED); value is then an Error describing it. The
- * value is valid only during the callback. */
+ * LMZ_ECANCELED); value is then an Error describing it. The value is valid
+ * only during the callback.
+ *
+ * Overload is an ordinary error reply (status 0, ok false): a call that
+ * finds its actor's mailbox at max_queue, or the node at max_pending calls
+ * pending, is refused on the next loop iteration, before any queued turn
+ * runs, with an Error named MeshOverloadedError carrying retryable: true
+ * and overloaded: true. The same holds for calls between actors (the
+ * handler continuation gets that error; a fire-and-forget call is dropped
+ * and counted). Replies, handler continuations and alarms are never
+ * refused: they finish work already accepted. */
 typedef void (*lmz_node_reply_cb)(void *arg, int status, bool ok,
                                   const lmz_value *value);
 
@@ -111,9 +124,11 @@ struct lmz_node_call {
 };
 
 /* Runs a mesh call (mesh exposure enforced). On 0 the arena belongs to the
- * node and cb runs exactly once, later (never from inside this function).
- * On error nothing was taken: errors are LMZ_EINVAL (bad target: the message
- * in errmsg is the original's target-validation text), LMZ_EOVERLOAD. */
+ * node and cb runs exactly once, later (never from inside this function);
+ * an overloaded node or actor answers through cb (see above). On error
+ * nothing was taken: errors are LMZ_EINVAL (bad target: the message in
+ * errmsg is the original's target-validation text), LMZ_ECANCELED
+ * (closing), LMZ_ENOMEM. */
 int lmz_node_call(lmz_node *n, const struct lmz_node_call *call,
                   lmz_node_reply_cb cb, void *arg, char *errmsg);
 
@@ -134,7 +149,9 @@ typedef void (*lmz_node_http_cb)(void *arg, int status,
  * binding and instance fields are ignored). On 0 cb runs exactly once,
  * later. Errors (cb will not run; errmsg says why): LMZ_ENOTFOUND (no such
  * durable-object binding), LMZ_EINVAL (no instance), UV_ENOSYS (the class
- * has no on_request), LMZ_ECANCELED (closing), LMZ_EOVERLOAD, LMZ_ENOMEM. */
+ * has no on_request), LMZ_ECANCELED (closing), LMZ_EOVERLOAD (the actor's
+ * mailbox or the node's pending calls are at their bound: the gateway
+ * answers 503), LMZ_ENOMEM. */
 int lmz_node_http(lmz_node *n, const char *binding, const char *instance,
                   const struct lmz_request *req, lmz_node_http_cb cb,
                   void *arg, char *errmsg);
@@ -179,6 +196,9 @@ struct lmz_node_stats {
   uint64_t sql_rows_written; /* rows inserted, updated or deleted */
   uint64_t sql_db_bytes;     /* size of the open SQL databases */
   uint64_t sql_open_dbs;     /* actors with an open SQL database */
+  uint64_t calls_pending;       /* gauge: calls accepted, not answered */
+  uint64_t overloaded_mailbox;  /* calls refused: the actor's mailbox full */
+  uint64_t overloaded_node;     /* calls refused: max_pending reached */
 };
 void lmz_node_get_stats(lmz_node *n, struct lmz_node_stats *st);
 const char *lmz_node_get_id(lmz_node *n);

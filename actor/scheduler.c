@@ -9,7 +9,12 @@
  *  1. unknown binding / wrong instance: target validation errors (the
  *     original's texts), thrown into the caller's turn or returned to the
  *     external caller;
- *  2. mailbox over max_queue: LMZ_EOVERLOAD to the sender (retryable);
+ *  2. overload: a call that finds its actor's mailbox at max_queue, or the
+ *     node at max_pending calls pending (accepted and not answered yet,
+ *     handler continuations included), is refused with MeshOverloadedError
+ *     (retryable: true, overloaded: true) as an ordinary error reply, sent
+ *     on the next loop iteration before any queued turn runs; HTTP requests
+ *     get LMZ_EOVERLOAD at once (the gateway answers 503);
  *  3. out of memory while creating a message: LMZ_ENOMEM;
  *  4. node closing: new calls get LMZ_ECANCELED, queued work still runs. */
 #include <stdio.h>
@@ -69,8 +74,13 @@ lmz_msg *lmz__msg_new(lmz_node *n) {
 }
 
 void lmz__msg_free(lmz_node *n, lmz_msg *m) {
-  if (m)
-    lmz_node_arena_put(n, m->arena); /* m lives in its own arena */
+  if (!m)
+    return;
+  if (m->counted) {
+    LMZ_ASSERT(n->calls_pending > 0);
+    n->calls_pending--;
+  }
+  lmz_node_arena_put(n, m->arena); /* m lives in its own arena */
 }
 
 /* ---- clock --------------------------------------------------------------- */
@@ -185,6 +195,7 @@ const char *lmz_activation_id(lmz_ctx *ctx, double *activated_at) {
 /* ---- run queue ----------------------------------------------------------- */
 
 static void idle_cb(uv_idle_t *h);
+static void idle_start(lmz_node *n);
 
 void lmz__mailbox_push(lmz_node *n, lmz_actor *a, lmz_msg *m) {
   m->next = NULL;
@@ -208,6 +219,10 @@ void lmz__schedule(lmz_node *n, lmz_actor *a) {
   else
     n->rq_head = a;
   n->rq_tail = a;
+  idle_start(n);
+}
+
+static void idle_start(lmz_node *n) {
   if (!n->idle_active) {
     uv_idle_start(&n->idle, idle_cb);
     n->idle_active = true;
@@ -216,6 +231,9 @@ void lmz__schedule(lmz_node *n, lmz_actor *a) {
 
 static void idle_cb(uv_idle_t *h) {
   lmz_node *n = h->data;
+  /* refusals first: an overloaded caller hears it before the queue moves */
+  if (n->rej_head)
+    lmz__flush_refused(n);
   /* one clock read per batch: idle eviction needs no finer resolution */
   double now = lmz_node_now_ms(n);
   for (int budget = TURN_BUDGET; budget > 0 && n->rq_head; budget--) {
@@ -239,7 +257,7 @@ static void idle_cb(uv_idle_t *h) {
     a->last_active_ms = now;
     lmz__schedule(n, a);
   }
-  if (!n->rq_head) {
+  if (!n->rq_head && !n->rej_head) {
     uv_idle_stop(&n->idle);
     n->idle_active = false;
   }
@@ -249,15 +267,68 @@ static void idle_cb(uv_idle_t *h) {
 
 void lmz__node_set_router(lmz_node *n, struct lmz_router *r) { n->router = r; }
 
+/* ---- overload ------------------------------------------------------------ */
+
+/* Refuses m: its error reply (err; NULL = out of memory, a generic error)
+ * leaves on the next loop iteration, never from inside lmz_node_call. */
+static void refuse(lmz_node *n, lmz_msg *m, lmz_value *err) {
+  m->binding = NULL; /* a reply from now on */
+  m->reply_ok = false;
+  m->reply_value = err;
+  m->next = NULL;
+  if (n->rej_tail)
+    n->rej_tail->next = m;
+  else
+    n->rej_head = m;
+  n->rej_tail = m;
+  idle_start(n);
+  uint64_t total = n->stats.overloaded_mailbox + n->stats.overloaded_node;
+  if (total % 10000 == 1) /* the first, then one line per 10,000 */
+    LMZ_LOG_WARN(&lmz__actor_log, "overloaded: %llu calls refused so far (%s)",
+                 (unsigned long long)total,
+                 err ? lmz_error_message(err) : "out of memory");
+}
+
+void lmz__flush_refused(lmz_node *n) {
+  lmz_msg *m = n->rej_head;
+  n->rej_head = n->rej_tail = NULL; /* replies may refuse more: next time */
+  while (m) {
+    lmz_msg *next = m->next;
+    if (m->rkind == LMZ_REPLY_NONE) /* fire-and-forget: counted and logged */
+      lmz__msg_free(n, m);
+    else
+      lmz__msg_fail(n, m, m->reply_value);
+    m = next;
+  }
+}
+
 /* Durable-object calls go through the cluster router (one code path for one
  * node and many); workers and built-in relay classes (the client gateway)
- * always run on the node that has the call. */
+ * always run on the node that has the call. A call counts in calls_pending
+ * from here until its message is freed (answered, or its handler turn has
+ * run); 0 = taken (delivered, routed or refused), else nothing was taken. */
 int lmz__deliver(lmz_node *n, lmz_msg *m) {
+  if (n->calls_pending >= n->opts.max_pending) {
+    n->stats.overloaded_node++;
+    if (m->kind == LMZ_MSG_HTTP)
+      return LMZ_EOVERLOAD;
+    refuse(n, m, lmz__overloaded_error(m->arena,
+               "node %s is overloaded: too many calls pending "
+               "(limits.pending_calls_max = %u)", n->id, n->opts.max_pending));
+    return 0;
+  }
+  m->counted = true;
+  n->calls_pending++;
   if (n->router && !m->routed && m->binding->kind == LMZ_NODE_DO &&
       (m->binding->cls->raw ? lmz__router_route_relay(n->router, m)
                             : lmz__router_route(n->router, m)) == 0)
-    return 0;
-  return lmz__deliver_local(n, m);
+    return 0; /* m may be gone (answered at once) */
+  int rv = lmz__deliver_local(n, m);
+  if (rv) {
+    m->counted = false;
+    n->calls_pending--;
+  }
+  return rv;
 }
 
 struct lmz_router *lmz_node_router(lmz_node *n) { return n->router; }
@@ -271,8 +342,16 @@ int lmz__deliver_local(lmz_node *n, lmz_msg *m) {
   lmz_actor *a = lmz__actor_get(n, m->binding, m->instance, true);
   if (!a)
     return LMZ_ENOMEM;
-  if (a->q_len >= n->opts.max_queue)
-    return LMZ_EOVERLOAD;
+  if (a->q_len >= n->opts.max_queue) {
+    n->stats.overloaded_mailbox++;
+    if (m->kind == LMZ_MSG_HTTP)
+      return LMZ_EOVERLOAD;
+    refuse(n, m, lmz__overloaded_error(m->arena,
+               "actor %s/%s is overloaded: too many calls queued "
+               "(limits.mailbox_max = %u)", a->self.binding,
+               a->self.instance ? a->self.instance : "-", n->opts.max_queue));
+    return 0;
+  }
   m->binding = NULL; /* arrived: from now on the message is the callee's */
   lmz__mailbox_push(n, a, m);
   return 0;
@@ -445,11 +524,12 @@ void lmz_node_get_stats(lmz_node *n, struct lmz_node_stats *st) {
   *st = n->stats;
   st->active_actors = n->actors.n;
   st->queued_msgs = n->queued;
+  st->calls_pending = n->calls_pending;
 }
 
 const char *lmz_node_get_id(lmz_node *n) { return n->id; }
 uv_loop_t *lmz_node_loop(lmz_node *n) { return n->loop; }
 
 bool lmz_node_is_quiet(lmz_node *n) {
-  return !n->rq_head && !n->c_head && n->queued == 0;
+  return !n->rq_head && !n->c_head && n->queued == 0 && !n->rej_head;
 }

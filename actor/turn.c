@@ -25,8 +25,9 @@
  *     (it held the lost writes) and retires the chain: the next turn reads
  *     the disk and commits on a new chain. Failures of an already retired
  *     chain drop nothing (the cache may hold newer, valid writes);
- *  4. a mailbox is full on release: the call fails with LMZ_EOVERLOAD to its
- *     handler (or is logged for fire-and-forget). */
+ *  4. an overloaded callee (mailbox or node bound, scheduler.c): the call's
+ *     handler gets MeshOverloadedError (a fire-and-forget call is dropped
+ *     and counted). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,10 +68,11 @@ void lmz__msg_fail(lmz_node *n, lmz_msg *m, lmz_value *err) {
 
 /* Turns a failed outgoing call into an error reply to its own sender. */
 static void fail_call(lmz_node *n, lmz_msg *m, int status) {
-  lmz__msg_fail(n, m, lmz__error_value(m->arena,
-                                       status == LMZ_EOVERLOAD ? "OverloadError" : "Error",
-                                       "call could not be delivered: %s",
-                                       lmz_strerror(status)));
+  lmz__msg_fail(n, m, status == LMZ_EOVERLOAD
+                          ? lmz__overloaded_error(m->arena, "call could not be delivered: %s",
+                                                  lmz_strerror(status))
+                          : lmz__error_value(m->arena, "Error", "call could not be delivered: %s",
+                                             lmz_strerror(status)));
 }
 
 static void deliver_to_pending(lmz_node *n, lmz_msg *m) {
@@ -92,6 +94,8 @@ static void deliver_to_pending(lmz_node *n, lmz_msg *m) {
   h->chain = p->handler;
   h->cctx = p->cctx;
   h->caller = caller->self;
+  h->counted = m->counted; /* the call stays pending until its handler ran */
+  m->counted = false;
   /* the caller is pinned (n_pending), so it is still active: enqueue
    * directly, ignoring the mailbox bound (a reply must not be lost) */
   lmz__mailbox_push(n, caller, h);

@@ -207,7 +207,9 @@ static int start_node(struct lmzd *d) {
                             .data_dir = d->cfg.data_dir,
                             .sync = d->cfg.sync,
                             .idle_evict_ms = d->cfg.idle_evict_ms,
-                            .sql = d->cfg.sql};
+                            .sql = d->cfg.sql,
+                            .max_queue = d->cfg.mailbox_max,
+                            .max_pending = d->cfg.pending_calls_max};
   if (lmz_node_new(&d->node, &d->loop, &o, err)) {
     fprintf(stderr, "lmzd: %s\n", err);
     return 1;

@@ -424,6 +424,32 @@ static int parse_gateway(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
   return rv ? rv : parse_jwt(a, c, g, errmsg);
 }
 
+/* ---- limits (overload bounds) ------------------------------------------- */
+
+static int parse_limit(const struct lmzd_config *c, const lmz_json *l,
+                       const char *key, uint32_t *out, char *errmsg) {
+  const lmz_json *v = lmz_json_get(l, key);
+  if (!v)
+    return 0;
+  if (v->type != LMZ_JSON_NUMBER || v->u.num < 1 || v->u.num > 1e9 ||
+      v->u.num != (double)(uint32_t)v->u.num) {
+    lmz_config_errorf(errmsg, &c->file, v, "limits.%s must be an integer 1..1000000000", key);
+    return LMZ_EBADCONFIG;
+  }
+  *out = (uint32_t)v->u.num;
+  return 0;
+}
+
+static int parse_limits(struct lmzd_config *c, char *errmsg) {
+  int rv = 0;
+  const lmz_json *l = get_typed(c, c->file.root, "limits", LMZ_JSON_OBJECT,
+                                "an object", errmsg, &rv);
+  if (rv || !l)
+    return rv;
+  rv = parse_limit(c, l, "mailbox_max", &c->mailbox_max, errmsg);
+  return rv ? rv : parse_limit(c, l, "pending_calls_max", &c->pending_calls_max, errmsg);
+}
+
 static int interpret(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
   c->node_id = "node-1";
   c->data_dir = "./lmz-data";
@@ -446,6 +472,8 @@ static int interpret(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
     rv = parse_cluster(a, c, errmsg);
   if (!rv)
     rv = parse_gateway(a, c, errmsg);
+  if (!rv)
+    rv = parse_limits(c, errmsg);
   return rv;
 }
 

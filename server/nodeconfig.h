@@ -12,6 +12,8 @@
  *     "storage": { "sync": true },
  *     "actors": { "idle_evict_ms": 60000 },
  *     "sql": { "max_db_bytes": 10000000000, "cache_kib": 1024 },
+ *     "limits": { "mailbox_max": 100000,          // calls queued per actor
+ *                 "pending_calls_max": 200000 },  // calls unanswered per node
  *     "log": { "level": "info", "debug": "lmz.cluster.*" },
  *     "cluster": { "id": 1, "raft": "10.0.0.1:7201", "lease_ms": 3000,
  *                  "join": false,   // true for a node added by `lmz node add`
@@ -106,6 +108,10 @@ struct lmzd_config {
   struct lmzd_voter *voters;
   size_t n_voters;
   struct lmzd_gateway gw;
+  /* limits (actor/node.h): past them a call fails with MeshOverloadedError;
+   * 0 = the node's default */
+  uint32_t mailbox_max;       /* limits.mailbox_max */
+  uint32_t pending_calls_max; /* limits.pending_calls_max */
 };
 
 /* Loads and validates `path`; everything is allocated in `a`. Returns 0 or

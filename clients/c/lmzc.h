@@ -190,6 +190,14 @@ lmz_value *lmzc_method_chain(lmz_arena *a, const char *method, size_t nargs,
 bool lmzc_chain_method(const lmz_value *chain, const char **method,
                        const lmz_value **args);
 
+/* The flags of an error value a call answered with (!ok): retryable is
+ * true for errors worth retrying later (MeshOverloadedError: the callee or
+ * its node is over a queue bound; ActorUnavailableError); overloaded is
+ * true for MeshOverloadedError. False for anything that is not an Error
+ * whose property is exactly true. */
+bool lmzc_error_is_retryable(const lmz_value *err);
+bool lmzc_error_is_overloaded(const lmz_value *err);
+
 /* ---- heartbeat ------------------------------------------------------------ */
 
 /* status 0: "lmz:pong" came back; LMZ_ECLOSED / LMZ_ECANCELED otherwise. */

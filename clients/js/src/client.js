@@ -114,6 +114,20 @@ export class MessageTooLargeError extends ConnectionLostError {
   }
 }
 
+/**
+ * True for an error worth retrying later: the mesh sets `retryable: true` on
+ * MeshOverloadedError (the callee's mailbox or its node's pending calls are at
+ * their bound) and ActorUnavailableError, as Cloudflare flags its errors.
+ */
+export function isRetryable(err) {
+  return err instanceof Error && err.retryable === true;
+}
+
+/** True for MeshOverloadedError (`overloaded: true`): back off, then retry. */
+export function isOverloaded(err) {
+  return err instanceof Error && err.overloaded === true;
+}
+
 // Registered on globalThis (if free) so these decode with their class (structured-clone).
 for (const C of [LoginRequiredError, ClientDisconnectedError, ConnectionLostError, MessageTooLargeError]) {
   if (!(C.name in globalThis)) Object.defineProperty(globalThis, C.name, { value: C, configurable: true, writable: true });

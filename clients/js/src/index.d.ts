@@ -304,6 +304,10 @@ export class MessageTooLargeError extends ConnectionLostError {
 }
 
 export function parseJwtClaims(token: string): Record<string, any> | null;
+/** True when `err` carries `retryable: true` (MeshOverloadedError, ActorUnavailableError). */
+export function isRetryable(err: unknown): boolean;
+/** True for MeshOverloadedError (`overloaded: true`): back off, then retry. */
+export function isOverloaded(err: unknown): boolean;
 export function getOrCreateTabId(deps: {
   sessionStorage: StorageLike;
   BroadcastChannel: new (name: string) => BroadcastChannelLike;

@@ -2,7 +2,7 @@
 // See README.md; types in index.d.ts.
 export {
   LmzClient, LumenizeClient, LoginRequiredError, ClientDisconnectedError, ConnectionLostError,
-  MessageTooLargeError, parseJwtClaims, DEFAULTS,
+  MessageTooLargeError, parseJwtClaims, isRetryable, isOverloaded, DEFAULTS,
 } from './client.js';
 export {
   ctn, newContinuation, getOperationChain, continuationFromChain, isNestedOperationMarker,

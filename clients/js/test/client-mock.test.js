@@ -5,6 +5,7 @@ import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   LmzClient, LumenizeClient, LoginRequiredError, ConnectionLostError, MessageTooLargeError, DEFAULTS, mesh, ctn, getOperationChain, getOrCreateTabId,
+  isRetryable, isOverloaded,
 } from '../src/index.js';
 import { mockWebSocketClass, makeJwt, flush, silentLogger, recordingLogger } from './helpers/mock-socket.js';
 
@@ -327,6 +328,28 @@ describe('outgoing calls', () => {
     });
     await assert.rejects(p, (e) => e.name === 'ClientDisconnectedError' && e.clientInstanceName === 'bob.tab1' &&
       e.constructor.name === 'ClientDisconnectedError');
+  });
+
+  test('an overloaded callee rejects with MeshOverloadedError, retryable and overloaded', async () => {
+    const { client, ws } = make();
+    ws().accept();
+    const p = client.callRaw('COUNTER_DO', 'x', ctn().increment(1));
+    const [frame] = ws().frames('call');
+    // the gateway's SC-JSON of the node's error (core/codec_scjson.c: custom properties flat)
+    ws().receive({
+      type: 'call_response', callId: frame.callId, success: false,
+      error: { json: { $type: 'error', name: 'MeshOverloadedError',
+        message: 'actor COUNTER_DO/x is overloaded: too many calls queued (limits.mailbox_max = 8)',
+        retryable: true, overloaded: true }, meta: {} },
+    });
+    const err = await p.catch((e) => e);
+    assert.ok(err instanceof Error);
+    assert.equal(err.name, 'MeshOverloadedError');
+    assert.equal(err.retryable, true);
+    assert.equal(err.overloaded, true);
+    assert.ok(isRetryable(err) && isOverloaded(err));
+    assert.ok(!isRetryable(new Error('plain')) && !isOverloaded(new Error('plain')));
+    assert.ok(!isRetryable({ retryable: true }), 'only Errors');
   });
 
   test('onSent fires with the call id before the frame is sent or queued', () => {
