@@ -12,7 +12,7 @@ PKGS=(
   libwslay-dev libhttp-parser-dev nettle-dev libsqlite3-dev
   libcmocka-dev libjansson-dev
   clang libclang-rt-14-dev
-  iproute2 procps
+  iproute2 procps curl
 )
 
 missing=()

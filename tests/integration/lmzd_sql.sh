@@ -45,6 +45,12 @@ check "the counter sees the operator's row" \
   bash -c "\"$BIN/lmz\" call --node $NODE --data $D COUNTER_DO s1 notes 1 | grep -q from-cli"
 out=$(lsql COUNTER_DO s1 "ATTACH 'x' AS x" 2>/dev/null); rc=$?
 check "ATTACH is refused (exit 3, SQLITE_AUTH)" bash -c "[ $rc -eq 3 ] && grep -q SQLITE_AUTH <<<'$out'"
+# /metrics counts SQL work: rows were written and read, a database is open
+m=$(curl -sf "http://127.0.0.1:$(cat "$D/http.port")/metrics")
+metric() { awk -v k="$1" 'index($1, k "{") == 1 { print $2 }' <<<"$m"; }
+check "/metrics: SQL rows written > 0" bash -c '[ "${1:-0}" -gt 0 ]' _ "$(metric lmz_sql_rows_written_total)"
+check "/metrics: SQL rows read > 0" bash -c '[ "${1:-0}" -gt 0 ]' _ "$(metric lmz_sql_rows_read_total)"
+check "/metrics: SQL database bytes > 0" bash -c '[ "${1:-0}" -gt 0 ]' _ "$(metric lmz_sql_database_bytes)"
 kill -TERM "$LMZD_PID"; wait "$LMZD_PID" 2>/dev/null
 
 # the "sql" section of the config sets the limits
