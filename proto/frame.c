@@ -15,6 +15,7 @@
  *     on the next call so an idle connection does not pin 16 MiB. */
 #include "proto/frame.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "core/err.h"
@@ -123,9 +124,59 @@ int lmz_frame_split(lmz_frame_splitter *s, const uint8_t **p, size_t *n,
   return 1;
 }
 
+/* The field of message `m` described by `fd`, if set: its submessages. */
+static size_t submessages(const ProtobufCMessage *m,
+                          const ProtobufCFieldDescriptor *fd,
+                          ProtobufCMessage *const **out) {
+  const char *base = (const char *)m;
+  if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+    uint32_t which = *(const uint32_t *)(const void *)(base + fd->quantifier_offset);
+    if (which != fd->id)
+      return 0;
+  }
+  if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+    *out = *(ProtobufCMessage *const *const *)(const void *)(base + fd->offset);
+    return *(const size_t *)(const void *)(base + fd->quantifier_offset);
+  }
+  *out = (ProtobufCMessage *const *)(const void *)(base + fd->offset);
+  return **out ? 1 : 0;
+}
+
+/* protobuf-c keeps an unknown field numbered 0 when its tag is written in
+ * two bytes (80 00), but refuses the one-byte form it packs it back to: such
+ * a frame would unpack here and fail on the next hop. Field 0 does not exist
+ * (protobuf encoding: field numbers start at 1), so refuse it at any depth.
+ * `depth` bounds the walk like the nesting protobuf-c itself accepts. */
+static bool has_field_zero(const ProtobufCMessage *m, int depth) {
+  if (depth > 64)
+    return true;
+  for (unsigned i = 0; i < m->n_unknown_fields; i++)
+    if (m->unknown_fields[i].tag == 0)
+      return true;
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *fd = &d->fields[i];
+    if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+      continue;
+    ProtobufCMessage *const *sub = NULL;
+    size_t n = submessages(m, fd, &sub);
+    for (size_t k = 0; k < n; k++)
+      if (sub[k] && has_field_zero(sub[k], depth + 1))
+        return true;
+  }
+  return false;
+}
+
 int lmz_frame_unpack(const uint8_t *p, size_t len, Lmz__Frame **out) {
   *out = lmz__frame__unpack(NULL, len, p);
-  return *out ? 0 : LMZ_EBADMSG;
+  if (!*out)
+    return LMZ_EBADMSG;
+  if (has_field_zero(&(*out)->base, 0)) {
+    lmz__frame__free_unpacked(*out, NULL);
+    *out = NULL;
+    return LMZ_EBADMSG;
+  }
+  return 0;
 }
 
 void lmz_frame_free(Lmz__Frame *f) {
