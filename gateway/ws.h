@@ -82,6 +82,9 @@ struct lmz_ws_options {
   /* 0 = the default in brackets */
   size_t max_message;        /* received message cap [1 MiB] */
   size_t max_outbound;       /* queued + unwritten bytes cap [4 MiB] */
+  size_t max_replies;        /* of those, bytes made while reading (pongs,
+                                Close answers) the peer has not taken yet
+                                [256 KiB, at most max_outbound] */
   uint32_t ping_interval_ms; /* [30000] */
   uint32_t close_timeout_ms; /* [5000] */
 };

@@ -24,6 +24,9 @@
  *     do not pause reading at half the cap as the app's messages do: a
  *     peer that provokes that many replies unread is flooding, and pausing
  *     would hold its connection (and the queue) for two ping intervals.
+ *     Replies have a smaller cap of their own, max_replies: max_outbound
+ *     is sized for the app's largest message (tens of MiB), and a peer
+ *     that only pings must not make the node hold that much.
  *  3. dead peer (nothing received for two ping intervals, or no write
  *     progress for as long while output waits): TCP closed, code 1006.
  *  4. the peer never answers our Close: TCP closed after close_timeout_ms.
@@ -54,6 +57,12 @@ struct lmz_ws_s {
   bool ping_outstanding; /* a ping went out and nothing came back yet */
   bool closing;          /* our Close is out; the close timer runs */
   bool read_paused;      /* backlog over max_outbound / 2 */
+  bool feeding;          /* inside lmz__ws_feed */
+  size_t app_in_feed;    /* app bytes sent during this feed */
+  size_t reply_backlog;  /* >= queued bytes made while reading: growth of
+                            the backlog during feeds, less the app's own
+                            sends; lowered to the backlog as it drains
+                            (FIFO: an upper bound, exact once drained) */
 };
 
 /* ---- handshake ----------------------------------------------------------- */
@@ -141,6 +150,10 @@ static void fill_ws_defaults(struct lmz_ws_options *o) {
     o->max_message = 1u << 20;
   if (!o->max_outbound)
     o->max_outbound = 4u << 20;
+  if (!o->max_replies)
+    o->max_replies = 256u << 10;
+  if (o->max_replies > o->max_outbound)
+    o->max_replies = o->max_outbound;
   if (!o->ping_interval_ms)
     o->ping_interval_ms = 30000;
   if (!o->close_timeout_ms)
@@ -267,12 +280,37 @@ static size_t out_limit(const lmz_ws_t *ws) {
   return wb < max ? max - wb : 0;
 }
 
+/* Room for replies in this feed: out_limit, and no more than what is left
+ * of max_replies on top of what is queued now. Once our Close is out no
+ * reply follows it (wslay makes none), so only out_limit matters. */
+static size_t feed_limit(const lmz_ws_t *ws) {
+  if (ws->closing)
+    return out_limit(ws);
+  size_t max = ws->opts.max_replies, used = ws->reply_backlog;
+  size_t room = used < max ? max - used : 0;
+  size_t lim = ws->conn->out.len + room, all = out_limit(ws);
+  return lim < all ? lim : all;
+}
+
+/* Counts what this feed queued that the app did not send itself. */
+static void count_replies(lmz_ws_t *ws, size_t before) {
+  size_t now = lmz__http_conn_backlog(ws->conn);
+  size_t grown = now > before ? now - before : 0;
+  ws->reply_backlog += grown > ws->app_in_feed ? grown - ws->app_in_feed : 0;
+}
+
 void lmz__ws_feed(lmz_ws_t *ws, const uint8_t *data, size_t len) {
   lmz_http_conn_t *c = ws->conn;
   ws->last_rx_ms = lmz_http_server_now(c->srv);
   ws->ping_outstanding = false; /* any traffic proves the peer alive */
-  ws->s.out_limit = out_limit(ws);
+  size_t before = lmz__http_conn_backlog(c);
+  ws->feeding = true;
+  ws->app_in_feed = 0;
+  ws->s.out_limit = feed_limit(ws);
   int rv = lmz__ws_session_feed(&ws->s, data, len);
+  if (c->state == LMZ__C_WS)
+    count_replies(ws, before);
+  ws->feeding = false;
   if (rv == LMZ_EOVERLOAD && c->state == LMZ__C_WS) {
     /* failure 2, caused by our replies (pongs) to a peer that does not
      * read them: 1008; no more replies follow it, so the rest is fed for
@@ -313,6 +351,8 @@ static void overload(lmz_ws_t *ws) {
   c->out.len = 0; /* whole frames only: the in-flight write is untouched */
   if (c->out.cap > 16u * 1024u)
     lmz_buf_free(&c->out); /* give the memory back now, not at close */
+  if (ws->reply_backlog > c->wbuf.len)
+    ws->reply_backlog = c->wbuf.len; /* the rest was just dropped */
   if (lmz__ws_session_close(&ws->s, WSLAY_CODE_POLICY_VIOLATION, why,
                             sizeof why - 1) != 0) {
     lmz__http_conn_close(c);
@@ -340,6 +380,8 @@ static int send_msg(lmz_ws_t *ws, uint8_t opcode, const void *data,
   int rv = lmz__ws_session_send(&ws->s, opcode, data, len);
   if (rv)
     return rv;
+  if (ws->feeding)
+    ws->app_in_feed += frame;
   c->srv->priv.m.ws_msgs_out++;
   lmz__http_conn_dirty(c);
   update_backpressure(ws);
@@ -355,6 +397,9 @@ int lmz_ws_send_binary(lmz_ws_t *ws, const void *data, size_t len) {
 }
 
 void lmz__ws_on_written(lmz_ws_t *ws) {
+  size_t backlog = lmz__http_conn_backlog(ws->conn);
+  if (ws->reply_backlog > backlog)
+    ws->reply_backlog = backlog;
   update_backpressure(ws);
   if (ws->conn->state == LMZ__C_WS && lmz__ws_session_done(&ws->s))
     lmz__http_conn_drain(ws->conn);
