@@ -369,13 +369,20 @@ void lmz__gw_on_message(lmz_ws_t *ws, bool is_text, const uint8_t *data,
   }
   if (lmz__gw_conn_expired(k))
     return;
-  struct lmz_json_opts jo = {.max_depth = 512, .max_len = gw->max_message};
   struct lmz_codec_error err;
   lmz_json *msg = NULL;
   const char *type = NULL;
   k->refs++; /* settling a call may close this socket */
-  if (lmz_json_parse(gw->scratch, (const char *)data, len, &jo, &msg, &err) ||
-      msg->type != LMZ_JSON_OBJECT || !(type = lmz__gw_str(msg, "type", NULL))) {
+  int rc = lmz__gw_parse_frame(gw->scratch, data, len, gw->max_message, &msg, &err);
+  /* the DOM is in; an answer decoded here brings the decoder's own bound */
+  lmz_arena_set_limit(gw->scratch, 0);
+  if (rc == LMZ_ETOOBIG) { /* over its memory budget: as over the size cap */
+    gw->stats.frames_ignored++;
+    LMZ_LOG_WARN(&lmz__gw_log, "client %s: frame refused, closing: %s",
+                 k->info.instance, err.msg);
+    lmz_ws_close(ws, 1009, LMZ_WS_TOO_BIG_REASON);
+  } else if (rc || msg->type != LMZ_JSON_OBJECT ||
+             !(type = lmz__gw_str(msg, "type", NULL))) {
     gw->stats.frames_ignored++;
     LMZ_LOG_WARN(&lmz__gw_log, "client %s: frame ignored: %s", k->info.instance,
                  msg ? "not an object with a type" : err.msg);
@@ -389,5 +396,6 @@ void lmz__gw_on_message(lmz_ws_t *ws, bool is_text, const uint8_t *data,
                  k->info.instance, type);
   }
   lmz_arena_reset(gw->scratch);
+  lmz_arena_set_limit(gw->scratch, lmz__gw_frame_budget(gw->max_message));
   lmz__gw_conn_unref(k);
 }

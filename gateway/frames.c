@@ -154,6 +154,34 @@ lmz_value *lmz__gw_disconnected(lmz_arena *a, const char *message,
   return e;
 }
 
+/* ---- the frame budget ---------------------------------------------------- */
+
+size_t lmz__gw_frame_budget(size_t len) {
+  return (size_t)LMZ_GATEWAY_FRAME_MEMORY_FACTOR * len +
+         LMZ_GATEWAY_FRAME_MEMORY_MIN;
+}
+
+int lmz__gw_parse_frame(lmz_arena *a, const uint8_t *data, size_t len,
+                        size_t max_len, lmz_json **out,
+                        struct lmz_codec_error *err) {
+  struct lmz_json_opts jo = {.max_depth = 512, .max_len = max_len};
+  size_t budget = lmz__gw_frame_budget(len);
+  lmz_arena_set_limit(a, lmz_arena_used(a) + budget);
+  int rc = lmz_json_parse(a, (const char *)data, len, &jo, out, err);
+  /* Out of arena is the budget (a frame of tiny elements, ~40 bytes of DOM
+   * for 2 of text); a failed malloc lands here too, and the frame cannot be
+   * handled either way. */
+  if (rc == LMZ_ENOMEM && err) {
+    *out = NULL;
+    err->code = LMZ_ETOOBIG;
+    snprintf(err->msg, sizeof err->msg,
+             "a %zu-byte frame needs more than %zu bytes of memory", len,
+             budget);
+    return LMZ_ETOOBIG;
+  }
+  return rc;
+}
+
 const char *lmz__gw_str(const lmz_json *obj, const char *key, size_t *len) {
   const lmz_json *v = lmz_json_get(obj, key);
   if (!v || v->type != LMZ_JSON_STRING)

@@ -444,8 +444,8 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway **out, lmz_node *node,
   int rv = copy_opts(gw, opts, errmsg);
   if (!rv && !(gw->scratch = lmz_arena_new()))
     rv = LMZ_ENOMEM;
-  if (!rv) /* a frame's DOM (and decoded answer) is bounded by its size */
-    lmz_arena_set_limit(gw->scratch, 32 * gw->max_message + (1u << 20));
+  if (!rv) /* each frame sets its own budget (lmz__gw_parse_frame) */
+    lmz_arena_set_limit(gw->scratch, lmz__gw_frame_budget(gw->max_message));
   if (!rv)
     rv = load_keys(gw, opts, errmsg);
   if (!rv && lmz_node_binding_kind(node, gw->binding, NULL)) {

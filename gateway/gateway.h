@@ -71,8 +71,20 @@
  * message the gateway takes can always be decoded. Memory per socket: one
  * message being received, 2 x the cap of output (a reply may be larger than
  * its request after JSON escaping; at least 4 MiB), and while a frame is
- * handled one scratch arena of at most 32 x the cap (its DOM). */
+ * handled (one at a time per gateway) its DOM in a scratch arena, at most
+ * LMZ_GATEWAY_FRAME_MEMORY_FACTOR x the frame's size +
+ * LMZ_GATEWAY_FRAME_MEMORY_MIN (8x + 16 MiB), and for a call or an answer
+ * its decoded values (the SC-JSON decoder's own bound: 16x their text + 1 MiB). */
 #define LMZ_GATEWAY_MAX_MESSAGE (32u << 20)
+/* The scratch memory one client frame of N bytes may use for its JSON DOM:
+ * FACTOR x N + MIN. A DOM costs ~40 bytes per value, so a frame of tiny
+ * elements ([0,0,...], 20x its size) over MIN/12 (~1.3 MiB) is refused: the
+ * socket is closed with 1009 "Message is too large" as for an oversize
+ * message. (A call's values decoded from such a frame would need about
+ * twice its DOM, past the SC-JSON decoder's own 16x bound, so such a call
+ * would have failed there anyway.) */
+#define LMZ_GATEWAY_FRAME_MEMORY_FACTOR 8u
+#define LMZ_GATEWAY_FRAME_MEMORY_MIN (16u << 20)
 #define LMZ_GATEWAY_MAX_MESSAGE_MIN 1024u
 #define LMZ_GATEWAY_MAX_MESSAGE_LIMIT (64u << 20)
 

@@ -220,6 +220,18 @@ lmz_value *lmz__gw_disconnected(lmz_arena *a, const char *message,
 /* Appends {"json":...,"meta":...} for v; on an encoding failure appends
  * the SC-JSON of an Error saying so and returns 1 (0 = ok, <0 = ENOMEM). */
 int lmz__gw_write_sc(lmz_buf *b, const lmz_value *v);
+/* The scratch memory one client frame of `len` bytes may use:
+ * LMZ_GATEWAY_FRAME_MEMORY_FACTOR x len + LMZ_GATEWAY_FRAME_MEMORY_MIN. */
+size_t lmz__gw_frame_budget(size_t len);
+/* Parses a client frame (at most max_len bytes) into `a`, an empty scratch
+ * arena whose limit becomes the frame's budget (the caller sets the limit
+ * it wants after the parse). 0 with *out set; LMZ_ETOOBIG when the
+ * DOM would exceed the budget (hostile density such as [0,0,...]; also on
+ * a failed malloc), or a parse error (LMZ_ESYNTAX, LMZ_ETOODEEP, ...); err
+ * (required) says why. */
+int lmz__gw_parse_frame(lmz_arena *a, const uint8_t *data, size_t len,
+                        size_t max_len, lmz_json **out,
+                        struct lmz_codec_error *err);
 /* The member `key` of a frame as a string, or NULL (len may be NULL). */
 const char *lmz__gw_str(const lmz_json *obj, const char *key, size_t *len);
 

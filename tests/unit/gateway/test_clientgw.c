@@ -780,6 +780,52 @@ static void test_large_messages(void **state) {
   lmz_arena_free(a);
 }
 
+/* A call frame to pusher big(10, [...]) whose array is `extra` bytes of
+ * `item`s (each with its comma; the last one's comma is dropped). */
+static char *big_call(const char *id, const char *item, size_t extra, size_t *len) {
+  char pre[256];
+  int np = snprintf(pre, sizeof pre,
+      "{\"type\":\"call\",\"callId\":\"%s\",\"binding\":\"PUSHER_DO\",\"instance\":\"p\","
+      "\"chain\":{\"json\":[{\"type\":\"get\",\"key\":\"big\"},{\"type\":\"apply\","
+      "\"args\":[10,[", id);
+  const char *post = "]]}],\"meta\":{}}}";
+  size_t il = strlen(item), n = extra / il * il, pl = strlen(post);
+  char *f = malloc((size_t)np + n + pl);
+  assert_non_null(f);
+  memcpy(f, pre, (size_t)np);
+  for (size_t i = 0; i < n; i += il)
+    memcpy(f + np + i, item, il);
+  memcpy(f + np + n - 1, post, pl); /* over the last comma */
+  *len = (size_t)np + n - 1 + pl;
+  return f;
+}
+
+/* Hostile density: a 4 MiB frame of tiny elements ([0,0,...] as argument)
+ * would take ~20x its size as a DOM; it is over the frame's memory budget
+ * (8x + 16 MiB), and the socket is closed with 1009 as for an oversize
+ * message. A call with 1 MiB of ordinary numbers still succeeds. */
+static void test_dense_frame_closes(void **state) {
+  (void)state;
+  struct wc_ws *w = connect_ok("alice", "alice.tab1", true);
+  lmz_arena *a = lmz_arena_new();
+  size_t len;
+  char *f = big_call("n1", "1234.56,", (size_t)1 << 20, &len);
+  wc_ws_frame(w, 1, f, len);
+  free(f);
+  lmz_json *m = wc_ws_json(w, a);
+  assert_string_equal(jstr(m, "callId"), "n1");
+  assert_true(jtrue(m, "success"));
+  assert_string_equal(jstr(m, "result.json"), "bbbbbbbbbb");
+  f = big_call("d1", "0,", (size_t)4 << 20, &len);
+  wc_ws_frame(w, 1, f, len);
+  free(f);
+  assert_null(wc_ws_recv(w, WC_DEADLINE_MS));
+  assert_int_equal(w->close_code, 1009);
+  assert_string_equal(w->close_reason, "Message is too large");
+  wc_ws_free(w);
+  lmz_arena_free(a);
+}
+
 /* max_message outside 1 KiB..64 MiB is refused at init. */
 static void test_max_message_bounds(void **state) {
   (void)state;
@@ -868,6 +914,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_grace_expiry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hooks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_large_messages, setup_small, teardown),
+      cmocka_unit_test_setup_teardown(test_dense_frame_closes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_max_message_bounds, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_with_clients, setup, teardown),
   };
