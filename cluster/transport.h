@@ -129,7 +129,7 @@ struct lmz_transport_options {
   lmz_transport_state_cb on_conn_state; /* optional */
   void *data;                           /* passed to both callbacks */
   /* Limits and timers; 0 = the default in brackets. */
-  uint32_t max_frame;          /* frame body cap [16 MiB] */
+  uint32_t max_frame;          /* frame body cap [LMZ_FRAME_MAX_DEFAULT] */
   size_t max_pending_bytes;    /* per conn: queued + unwritten [8 MiB] */
   uint32_t max_pending_frames; /* per conn: queued, not yet flushed [65536] */
   uint32_t max_handshaking;    /* incoming unauthenticated [128]; see "Node
@@ -240,7 +240,8 @@ lmz_conn_t *lmz_transport_peer(lmz_transport_t *t, uint64_t peer_id);
  * out with everything else queued on this conn in the current loop
  * iteration, in one encrypted write. Returns 0,
  *   LMZ_EOVERLOAD  the conn's queued + unwritten bytes or queued frames are at
- *                  their bound (slow or absent peer): retry later;
+ *                  their bound (slow or absent peer): retry later; a frame
+ *                  over max_pending_bytes is admitted to an empty queue;
  *   LMZ_ECLOSED    an unmanaged conn whose connection is gone;
  *   LMZ_ETOOBIG    frame over max_frame;
  *   LMZ_ECANCELED  conn or transport closing;
