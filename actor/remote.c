@@ -17,11 +17,13 @@
  *  5. the connection died before the reply: the reply is dropped;
  *  6. the reply does not fit in one frame (LMZ_FRAME_MAX_DEFAULT): an
  *     Error("Message is too large ...") result goes back instead, so the
- *     caller never waits for its timeout. */
+ *     caller never waits for its timeout; a large reply the connection's
+ *     queue cannot take now: a MeshOverloadedError result instead. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "actor/remote.h"
+#include "actor/actor_int.h"
 #include "actor/router.h"
 #include "core/codec.h"
 #include "core/log.h"
@@ -123,15 +125,23 @@ static int send_result_frame(struct peer_ref *ref, uint64_t call_id, bool ok,
                              const lmz_value *v, int code, const char *detail,
                              size_t *frame_len);
 
-/* A reply over the frame cap: the caller gets an Error saying so. */
-static int send_too_large(struct peer_ref *ref, uint64_t call_id,
-                          size_t frame_len) {
+/* A reply that cannot go out as it is (over the frame cap, or too big for
+ * the queue now): the caller gets a small error value saying so instead of
+ * waiting for its timeout. */
+static int send_instead(struct peer_ref *ref, uint64_t call_id, int why,
+                        size_t frame_len) {
   char msg[160];
-  snprintf(msg, sizeof msg,
-           "Message is too large: the reply is %zu bytes, the limit between "
-           "nodes is %u bytes", frame_len, (unsigned)LMZ_FRAME_MAX_DEFAULT);
+  if (why == LMZ_ETOOBIG)
+    snprintf(msg, sizeof msg,
+             "Message is too large: the reply is %zu bytes, the limit between "
+             "nodes is %u bytes", frame_len, (unsigned)LMZ_FRAME_MAX_DEFAULT);
+  else
+    snprintf(msg, sizeof msg, "the reply (%zu bytes) could not be queued: the "
+             "connection to the caller's node is overloaded", frame_len);
   lmz_arena *a = lmz_arena_new();
-  lmz_value *e = a ? lmz_error(a, "Error", msg) : NULL;
+  lmz_value *e = !a                    ? NULL
+                 : why == LMZ_ETOOBIG ? lmz_error(a, "Error", msg)
+                                      : lmz__overloaded_error(a, "%s", msg);
   int rv = send_result_frame(ref, call_id, false, e, e ? 0 : LMZ_ENOMEM, msg,
                              NULL);
   lmz_arena_free(a);
@@ -146,10 +156,11 @@ static void send_result(struct peer_ref *ref, uint64_t call_id, bool ok,
   }
   size_t frame_len = 0;
   int rv = send_result_frame(ref, call_id, ok, v, code, detail, &frame_len);
-  if (rv == LMZ_ETOOBIG) {
-    LMZ_LOG_WARN(&log_ns, "reply %llu is %zu bytes, over the frame cap: "
-                 "answered with an error", (unsigned long long)call_id, frame_len);
-    rv = send_too_large(ref, call_id, frame_len);
+  if (rv == LMZ_ETOOBIG || (rv == LMZ_EOVERLOAD && frame_len > 4096)) {
+    LMZ_LOG_WARN(&log_ns, "reply %llu (%zu bytes) not sent: %s; answered with "
+                 "an error", (unsigned long long)call_id, frame_len,
+                 lmz_strerror(rv));
+    rv = send_instead(ref, call_id, rv, frame_len);
   }
   if (rv) {
     ref->r->stats.replies_dropped++;

@@ -240,8 +240,7 @@ lmz_conn_t *lmz_transport_peer(lmz_transport_t *t, uint64_t peer_id);
  * out with everything else queued on this conn in the current loop
  * iteration, in one encrypted write. Returns 0,
  *   LMZ_EOVERLOAD  the conn's queued + unwritten bytes or queued frames are at
- *                  their bound (slow or absent peer): retry later; a frame
- *                  over max_pending_bytes is admitted to an empty queue;
+ *                  their bound (slow or absent peer): retry later;
  *   LMZ_ECLOSED    an unmanaged conn whose connection is gone;
  *   LMZ_ETOOBIG    frame over max_frame;
  *   LMZ_ECANCELED  conn or transport closing;

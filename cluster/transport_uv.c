@@ -30,7 +30,6 @@
  *     exponential backoff and jitter; its queue survives (bounded).
  *  6. slow or absent peer: queued + unwritten bytes reach max_pending_bytes
  *     (or frames reach max_pending_frames): lmz_conn_send -> LMZ_EOVERLOAD.
- *     One frame larger than max_pending_bytes goes to an empty queue only.
  *  7. too many unauthenticated incoming connections (per source address or
  *     in all): the one that kept us waiting longest is shed with the
  *     overload notice, strangers' before configured peers' (transport.h,
@@ -1243,11 +1242,7 @@ int lmz_conn_send(lmz_conn_t *c, const Lmz__Frame *f) {
   size_t need = lmz_frame_encoded_len(f);
   if (need - LMZ_FRAME_HDR_LEN > p->opts.max_frame)
     return LMZ_ETOOBIG;
-  /* A frame larger than max_pending_bytes (up to max_frame) is admitted to an
-   * empty queue only: otherwise such a frame could never be sent, and the
-   * queue stays bounded by max(max_pending_bytes, max_frame + header). */
-  size_t pending = pending_bytes(c);
-  if ((pending && pending + need > p->opts.max_pending_bytes) ||
+  if (pending_bytes(c) + need > p->opts.max_pending_bytes ||
       c->out_frames >= p->opts.max_pending_frames) {
     p->m.overload_rejections++;
     return LMZ_EOVERLOAD;

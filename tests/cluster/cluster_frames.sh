@@ -36,12 +36,14 @@ check "lmz locate names big's owner ($owner)" is_num "$owner"
 via=$(( owner % 3 + 1 ))
 N=$((20 * 1024 * 1024))
 big_string_args "$T/big.json" "$N"
+t0=$(date +%s%N)
 c "$via" --scjson "$T/big.json" COUNTER_DO big echo >"$T/big.out" 2>"$T/big.err"; rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 size=$(stat -c %s "$T/big.out")
 want=$(( N + 22 )) # {"json":"","meta":{}} and a newline
-echo "  (20 MiB echo via node $via to owner $owner: exit $rc, $size bytes out; $(head -c 200 "$T/big.err"))"
+echo "  (20 MiB echo via node $via to owner $owner: ${ms} ms, exit $rc, $size bytes out; $(head -c 300 "$T/big.err") $(head -c 100 "$T/big.out"))"
 check "a 20 MiB argument forwarded to the owner is echoed back whole" \
-  bash -c '[ "$1" = 0 ] && [ "$2" = "$3" ] && head -c 12 "$4" | grep -q "^{\"json\":\"xxx" && tail -c 12 "$4" | grep -q "xxx\",\"meta\":{}}"' \
+  bash -c '[ "$1" = 0 ] && [ "$2" = "$3" ] && head -c 12 "$4" | grep -q "^{\"json\":\"xxx" && tail -c 16 "$4" | grep -q "xxx\",\"meta\":{}}$"' \
   _ "$rc" "$size" "$want" "$T/big.out"
 
 # ---- a reply over the frame cap comes back as an error ---------------------
