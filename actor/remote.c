@@ -11,16 +11,23 @@
  *     bytes never reach the runtime);
  *  3. target validation (unknown binding, instance rules): error reply with
  *     the original's text;
- *  4. mailbox full / node closing: Result with code LMZ_EOVERLOAD /
- *     LMZ_ECANCELED (retryable at the transport level);
- *  5. the connection died before the reply: the reply is dropped. */
+ *  4. node closing / out of memory: Result with code LMZ_ECANCELED /
+ *     LMZ_ENOMEM (an overloaded node or mailbox answers the call itself
+ *     with a MeshOverloadedError value);
+ *  5. the connection died before the reply: the reply is dropped;
+ *  6. the reply does not fit in one frame (LMZ_FRAME_MAX_DEFAULT): an
+ *     Error("Message is too large ...") result goes back instead, so the
+ *     caller never waits for its timeout; a large reply the connection's
+ *     queue cannot take now: a MeshOverloadedError result instead. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "actor/remote.h"
+#include "actor/actor_int.h"
 #include "actor/router.h"
 #include "core/codec.h"
 #include "core/log.h"
+#include "proto/frame.h"
 
 static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.actor.remote");
 
@@ -114,12 +121,59 @@ void lmz_remote_on_conn_state(lmz_remote *r, lmz_conn_t *conn, int state,
 
 /* ---- replies ------------------------------------------------------------- */
 
+static int send_result_frame(struct peer_ref *ref, uint64_t call_id, bool ok,
+                             const lmz_value *v, int code, const char *detail,
+                             size_t *frame_len);
+
+/* A reply that cannot go out as it is (over the frame cap, or too big for
+ * the queue now): the caller gets a small error value saying so instead of
+ * waiting for its timeout. */
+static int send_instead(struct peer_ref *ref, uint64_t call_id, int why,
+                        size_t frame_len) {
+  char msg[160];
+  if (why == LMZ_ETOOBIG)
+    snprintf(msg, sizeof msg,
+             "Message is too large: the reply is %zu bytes, the limit between "
+             "nodes is %u bytes", frame_len, (unsigned)LMZ_FRAME_MAX_DEFAULT);
+  else
+    snprintf(msg, sizeof msg, "the reply (%zu bytes) could not be queued: the "
+             "connection to the caller's node is overloaded", frame_len);
+  lmz_arena *a = lmz_arena_new();
+  lmz_value *e = !a                    ? NULL
+                 : why == LMZ_ETOOBIG ? lmz_error(a, "Error", msg)
+                                      : lmz__overloaded_error(a, "%s", msg);
+  int rv = send_result_frame(ref, call_id, false, e, e ? 0 : LMZ_ENOMEM, msg,
+                             NULL);
+  lmz_arena_free(a);
+  return rv;
+}
+
 static void send_result(struct peer_ref *ref, uint64_t call_id, bool ok,
                         const lmz_value *v, int code, const char *detail) {
   if (!ref->conn) {
     ref->r->stats.replies_dropped++;
     return;
   }
+  size_t frame_len = 0;
+  int rv = send_result_frame(ref, call_id, ok, v, code, detail, &frame_len);
+  if (rv == LMZ_ETOOBIG || (rv == LMZ_EOVERLOAD && frame_len > 4096)) {
+    LMZ_LOG_WARN(&log_ns, "reply %llu (%zu bytes) not sent: %s; answered with "
+                 "an error", (unsigned long long)call_id, frame_len,
+                 lmz_strerror(rv));
+    rv = send_instead(ref, call_id, rv, frame_len);
+  }
+  if (rv) {
+    ref->r->stats.replies_dropped++;
+    LMZ_LOG_WARN(&log_ns, "reply %llu not sent: %s", (unsigned long long)call_id,
+                 lmz_strerror(rv));
+  }
+}
+
+/* Encodes and queues one Result frame; *frame_len (if given) = its body
+ * length. LMZ_ETOOBIG when it is over the frame cap (nothing queued). */
+static int send_result_frame(struct peer_ref *ref, uint64_t call_id, bool ok,
+                             const lmz_value *v, int code, const char *detail,
+                             size_t *frame_len) {
   lmz_buf enc = LMZ_BUF_INIT;
   Lmz__Result res = LMZ__RESULT__INIT;
   res.call_id = call_id;
@@ -137,13 +191,12 @@ static void send_result(struct peer_ref *ref, uint64_t call_id, bool ok,
   Lmz__Frame f = LMZ__FRAME__INIT;
   f.body_case = LMZ__FRAME__BODY_RESULT;
   f.result = &res;
-  int rv = lmz_conn_send(ref->conn, &f);
-  if (rv) {
-    ref->r->stats.replies_dropped++;
-    LMZ_LOG_WARN(&log_ns, "reply %llu not sent: %s", (unsigned long long)call_id,
-                 lmz_strerror(rv));
-  }
+  size_t len = lmz_frame_encoded_len(&f) - LMZ_FRAME_HDR_LEN;
+  if (frame_len)
+    *frame_len = len;
+  int rv = len > LMZ_FRAME_MAX_DEFAULT ? LMZ_ETOOBIG : lmz_conn_send(ref->conn, &f);
   lmz_buf_free(&enc);
+  return rv;
 }
 
 static void reply_cb(void *arg, int status, bool ok, const lmz_value *value) {
@@ -175,7 +228,7 @@ static int decode_value(lmz_arena *a, ProtobufCBinaryData d, lmz_value **out,
   struct lmz_codec_error err;
   struct lmz_codec_limits lim;
   lmz_codec_limits_default(&lim);
-  lim.max_input = 16u << 20;
+  lim.max_input = LMZ_FRAME_MAX_DEFAULT; /* bounded by the frame anyway */
   int rv = lmz_bin_decode(a, d.data, d.len, &lim, out, &err);
   if (rv)
     snprintf(msg, msglen, "malformed %s: %s", what, err.msg);
@@ -273,7 +326,9 @@ static void on_call(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c,
   }
   free(p);
   lmz_node_arena_put(r->node, a);
-  if (rv == LMZ_EOVERLOAD || rv == LMZ_ECANCELED || rv == LMZ_ENOMEM) {
+  /* lmz_node_call answers an overloaded call itself (MeshOverloadedError):
+   * it never returns LMZ_EOVERLOAD for one */
+  if (rv == LMZ_ECANCELED || rv == LMZ_ENOMEM) {
     r->stats.rejected++;
     if (c->call_id)
       send_result(ref, c->call_id, false, NULL, rv, lmz_strerror(rv));

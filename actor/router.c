@@ -19,8 +19,10 @@
  *  4. the connection to the owner drops with calls in flight: they fail
  *     with ActorUnavailableError (the call may or may not have run: at most
  *     once, never twice);
- *  5. the peer's queue is full: OverloadError (retryable);
- *  6. the owner never answers: the call fails after FWD_TIMEOUT_MS. */
+ *  5. the peer's queue is full: MeshOverloadedError (retryable);
+ *  6. the owner never answers: the call fails after FWD_TIMEOUT_MS;
+ *  7. the call does not fit in one node-port frame (LMZ_FRAME_MAX_DEFAULT):
+ *     Error("Message is too large ...") at once, not retryable. */
 #include "actor/router.h"
 
 #include <stdio.h>
@@ -29,6 +31,7 @@
 
 #include "actor/router_int.h"
 #include "core/codec.h"
+#include "proto/frame.h"
 
 static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.router");
 
@@ -98,6 +101,28 @@ static void fail_msg(lmz_router *r, lmz_msg *m, uint64_t owner, const char *why)
   r->st.unavailable++;
   lmz_value *e = unavailable(m->arena, m->binding ? m->binding->name : "?",
                              m->instance, owner, why);
+  lmz__msg_fail(r->node, m, e);
+}
+
+/* A forwarded call could not be queued: a full queue is a retryable
+ * MeshOverloadedError, a call over the frame cap an Error naming the sizes
+ * (retrying cannot help), anything else the owner being unreachable. */
+static void fail_send(lmz_router *r, lmz_msg *m, uint64_t owner, int rv,
+                      size_t frame_len) {
+  lmz_value *e;
+  if (rv == LMZ_EOVERLOAD) {
+    e = lmz__overloaded_error(m->arena, "actor %s/%s: its owner's queue is full",
+                              m->binding->name, m->instance);
+  } else if (rv == LMZ_ETOOBIG) {
+    e = lmz__error_value(m->arena, "Error",
+                         "Message is too large: the call to %s/%s is %zu bytes, "
+                         "the limit between nodes is %u bytes",
+                         m->binding->name, m->instance, frame_len,
+                         (unsigned)LMZ_FRAME_MAX_DEFAULT);
+  } else {
+    fail_msg(r, m, owner, "cannot reach its owner");
+    return;
+  }
   lmz__msg_fail(r->node, m, e);
 }
 
@@ -275,8 +300,11 @@ static void forward(lmz_router *r, lmz_msg *m, uint64_t owner, uint64_t epoch) {
   int rv = fw ? encode_call(r, m, ++r->next_id, epoch, bufs, &f, &call, &ctx,
                             &callee, ids, idv)
               : LMZ_ENOMEM;
-  if (!rv)
-    rv = lmz_conn_send(c, &f);
+  size_t frame_len = 0;
+  if (!rv) {
+    frame_len = lmz_frame_encoded_len(&f) - LMZ_FRAME_HDR_LEN;
+    rv = frame_len > LMZ_FRAME_MAX_DEFAULT ? LMZ_ETOOBIG : lmz_conn_send(c, &f);
+  }
   for (int i = 0; i < 3; i++)
     lmz_buf_free(&bufs[i]);
   if (!rv) {
@@ -285,8 +313,7 @@ static void forward(lmz_router *r, lmz_msg *m, uint64_t owner, uint64_t epoch) {
   }
   if (rv) {
     free(fw);
-    fail_msg(r, m, owner, rv == LMZ_EOVERLOAD ? "its owner's queue is full"
-                                              : "cannot reach its owner");
+    fail_send(r, m, owner, rv, frame_len);
     return;
   }
   r->st.forwarded++;
@@ -421,8 +448,11 @@ static void retry_parked(lmz_router *r) {
     m->next = NULL;
     int rv = lmz__router_route(r, m);
     if (rv == 1 && (rv = lmz__deliver_local(r->node, m)))
-      lmz__msg_fail(r->node, m, lmz__error_value(m->arena, "OverloadError",
-                                                 "%s", lmz_strerror(rv)));
+      lmz__msg_fail(r->node, m,
+                    rv == LMZ_EOVERLOAD
+                        ? lmz__overloaded_error(m->arena, "%s", lmz_strerror(rv))
+                        : lmz__error_value(m->arena, "Error", "%s",
+                                           lmz_strerror(rv)));
     m = next;
   }
 }
@@ -450,8 +480,11 @@ void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn, const Lmz__Frame *f) 
     return;
   }
   lmz_value *v = NULL;
+  struct lmz_codec_limits lim;
+  lmz_codec_limits_default(&lim);
+  lim.max_input = LMZ_FRAME_MAX_DEFAULT; /* what the frame cap let through */
   if (res->value.len &&
-      lmz_bin_decode(m->arena, res->value.data, res->value.len, NULL, &v, NULL))
+      lmz_bin_decode(m->arena, res->value.data, res->value.len, &lim, &v, NULL))
     v = NULL;
   if (res->code || !v) {
     fail_msg(r, m, peer, res->detail && *res->detail ? res->detail : "bad reply");

@@ -129,7 +129,7 @@ struct lmz_transport_options {
   lmz_transport_state_cb on_conn_state; /* optional */
   void *data;                           /* passed to both callbacks */
   /* Limits and timers; 0 = the default in brackets. */
-  uint32_t max_frame;          /* frame body cap [16 MiB] */
+  uint32_t max_frame;          /* frame body cap [LMZ_FRAME_MAX_DEFAULT] */
   size_t max_pending_bytes;    /* per conn: queued + unwritten [8 MiB] */
   uint32_t max_pending_frames; /* per conn: queued, not yet flushed [65536] */
   uint32_t max_handshaking;    /* incoming unauthenticated [128]; see "Node

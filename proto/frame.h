@@ -27,7 +27,13 @@
 #include "proto/lmz.pb-c.h"
 
 #define LMZ_FRAME_HDR_LEN 4u
-#define LMZ_FRAME_MAX_DEFAULT (16u * 1024u * 1024u) /* 16 MiB body cap */
+/* The node-port frame body cap: the largest client message a gateway may be
+ * configured to take (gateway.max_message_bytes <= 64 MiB, gateway/gateway.h)
+ * plus 1 MiB for the envelope (call context, chain steps), so any call a
+ * gateway accepted can be forwarded to its owner in one frame. The binary
+ * codec's own input cap (core/codec.h) is the same 64 MiB. Bounded: the
+ * splitter refuses a longer header before buffering anything. */
+#define LMZ_FRAME_MAX_DEFAULT ((64u + 1u) * 1024u * 1024u)
 
 /* Appends [u32 BE len][packed f] to `b`, packing straight into the buffer.
  * `max` caps the packed length (0 = LMZ_FRAME_MAX_DEFAULT).

@@ -32,6 +32,7 @@
 #include "cluster/transport.h"
 #include "core/log.h"
 #include "gateway/gateway.h"
+#include "proto/frame.h"
 #include "server/nodeconfig.h"
 #include "server/version.h"
 
@@ -409,7 +410,13 @@ static int start_node_port(struct lmzd *d, const uint8_t key[32]) {
                                     .listen = d->cfg.listen,
                                     .on_frame = on_frame,
                                     .on_conn_state = on_conn_state,
-                                    .data = d};
+                                    .data = d,
+                                    /* a call or reply of the full frame cap
+                                     * (the largest gateway message) fits
+                                     * behind the usual 8 MiB of traffic */
+                                    .max_frame = LMZ_FRAME_MAX_DEFAULT,
+                                    .max_pending_bytes =
+                                        LMZ_FRAME_MAX_DEFAULT + (8u << 20)};
   int rv = lmz_transport_init(&d->loop, &d->transport, &o);
   if (rv) {
     fprintf(stderr, "lmzd: cannot listen on %s: %s\n", d->cfg.listen,
