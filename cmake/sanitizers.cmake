@@ -1,0 +1,33 @@
+# Sanitizer builds (make check; README "Tests"). LMZ_ASAN = ASan + UBSan,
+# LMZ_TSAN = ThreadSanitizer; the two runtimes cannot share a process.
+# Sets, for tests/CMakeLists.txt:
+#   LMZ_SAN_TEST_ENV     *SAN_OPTIONS that make every report fatal
+#   LMZ_TEST_LAUNCHER    prepended to each test command in a sanitizer build:
+#                        tests/san_run.sh, which fails the test on a report
+#                        from any process it started (lmzd, lmz, forks)
+# Reports must fail tests: ASan always stops at the first error
+# (abort_on_error), UBSan is compiled non-recoverable, TSan exits at its first
+# report (halt_on_error, exitcode 66).
+if(LMZ_ASAN AND LMZ_TSAN)
+  message(FATAL_ERROR "LMZ_ASAN and LMZ_TSAN cannot be combined: use two build folders")
+endif()
+set(LMZ_SAN_TEST_ENV)
+set(LMZ_TEST_LAUNCHER)
+if(LMZ_ASAN)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer
+                      -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+if(LMZ_TSAN)
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+endif()
+if(LMZ_ASAN OR LMZ_TSAN)
+  set(LMZ_TEST_LAUNCHER bash ${CMAKE_SOURCE_DIR}/tests/san_run.sh)
+endif()
+# Set in every build: harmless without the runtime, and a plain build's
+# fuzz targets use ASan + UBSan too.
+list(APPEND LMZ_SAN_TEST_ENV
+  "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1"
+  "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"
+  "TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1:suppressions=${CMAKE_SOURCE_DIR}/tests/tsan.supp")
