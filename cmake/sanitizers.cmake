@@ -22,9 +22,32 @@ if(LMZ_TSAN)
   add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
   add_link_options(-fsanitize=thread)
 endif()
+# Sanitized processes run 2-15x slower (and start slower: cli_codec.sh runs
+# lmz some 500 times), so deadlines that are only hang guards (ctest TIMEOUT,
+# it_lib.sh wait_until) are scaled by LMZ_TEST_TIME_SCALE there. Checks of
+# speed (e.g. "a new leader within 2 s") are not scaled.
+set(LMZ_TEST_TIME_SCALE 1)
 if(LMZ_ASAN OR LMZ_TSAN)
   set(LMZ_TEST_LAUNCHER bash ${CMAKE_SOURCE_DIR}/tests/san_run.sh)
+  set(LMZ_TEST_TIME_SCALE 3)
 endif()
+list(APPEND LMZ_SAN_TEST_ENV "LMZ_TEST_TIME_SCALE=${LMZ_TEST_TIME_SCALE}")
+
+# lmz_scale_test_timeouts(): multiplies the TIMEOUT of every test registered
+# so far in the calling directory by LMZ_TEST_TIME_SCALE.
+function(lmz_scale_test_timeouts)
+  if(LMZ_TEST_TIME_SCALE EQUAL 1)
+    return()
+  endif()
+  get_property(tests DIRECTORY PROPERTY TESTS)
+  foreach(t IN LISTS tests)
+    get_test_property(${t} TIMEOUT to)
+    if(to)
+      math(EXPR to "${to} * ${LMZ_TEST_TIME_SCALE}")
+      set_tests_properties(${t} PROPERTIES TIMEOUT ${to})
+    endif()
+  endforeach()
+endfunction()
 # Set in every build: harmless without the runtime, and a plain build's
 # fuzz targets use ASan + UBSan too.
 list(APPEND LMZ_SAN_TEST_ENV
