@@ -1,6 +1,10 @@
 # lmz - two commands on a fresh machine:
 #   make run    install missing Debian packages, build, start the main job
 #   make test   install missing packages, build, run every test (ctest)
+# and what CI runs after `make test` (.ci/run):
+#   make check  the unit, integration and cluster tests under ASan+UBSan
+#               (build-asan/) and then under TSan (build-tsan/); any
+#               sanitizer report fails it
 # Everything else is plain CMake in build/ (binaries in build/bin/).
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -12,7 +16,7 @@ ifeq ($(origin CC),default)
 CC := clang
 endif
 
-.PHONY: all deps configure build run test bench asan install package clean distclean
+.PHONY: all deps configure build run test bench asan tsan check install package clean distclean
 
 all: build
 
@@ -47,12 +51,27 @@ install: build
 package: build
 	cd $(BUILD) && cpack -G DEB
 
-# Sanitizer build in its own folder: make asan && (cd build-asan && ctest)
+# Sanitizer builds, each in its own folder (-O1: sanitized tests run faster;
+# no benches; no fuzz targets, they keep their ASan run in `make test`).
+# `make asan && (cd build-asan && ctest)`, likewise tsan.
+SAN_FLAGS = -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS=-O1 -DLMZ_BUILD_BENCH=OFF -DLMZ_FUZZ=OFF
 asan:
-	$(MAKE) build BUILD=build-asan CMAKE_FLAGS="-DLMZ_ASAN=ON -DCMAKE_BUILD_TYPE=Debug"
+	$(MAKE) build BUILD=build-asan CMAKE_FLAGS="$(CMAKE_FLAGS) $(SAN_FLAGS) -DLMZ_ASAN=ON"
+tsan:
+	$(MAKE) build BUILD=build-tsan CMAKE_FLAGS="$(CMAKE_FLAGS) $(SAN_FLAGS) -DLMZ_TSAN=ON"
+
+# One suite after the other (2 cores); the first failure stops it. A test
+# fails on a report from any process it started (tests/san_run.sh).
+SAN_CTEST = ctest --output-on-failure -j $(JOBS) -L '^(unit|integration|cluster)$$' $(CTEST_FLAGS)
+check:
+	@bash scripts/install-test-deps.sh
+	$(MAKE) asan
+	cd build-asan && $(SAN_CTEST)
+	$(MAKE) tsan
+	cd build-tsan && $(SAN_CTEST)
 
 clean:
 	cmake --build $(BUILD) --target clean 2>/dev/null || true
 
 distclean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-tsan

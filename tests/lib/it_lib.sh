@@ -28,8 +28,9 @@ finish() {
 }
 
 # wait_until TIMEOUT_S COMMAND...: polls COMMAND every 20 ms until it succeeds.
+# TIMEOUT_S is a hang guard: sanitizer builds scale it (LMZ_TEST_TIME_SCALE).
 wait_until() {
-  local deadline=$(( $(date +%s%N) / 1000000 + $1 * 1000 )); shift
+  local deadline=$(( $(date +%s%N) / 1000000 + $1 * 1000 * ${LMZ_TEST_TIME_SCALE:-1} )); shift
   while ! "$@" 2>/dev/null; do
     [ $(( $(date +%s%N) / 1000000 )) -ge "$deadline" ] && return 1
     sleep 0.02
