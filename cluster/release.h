@@ -36,6 +36,9 @@
 struct lmz_relq_item;
 struct lmz_relq_batch;
 
+/* Counters. released/stale count the items of settled batches by the
+ * batch's status (the first item's, cluster.c local_propose_cb): a batch
+ * whose first item lost to a re-claim counts as stale as a whole. */
 struct lmz_relq_stats {
   uint64_t queued, proposed, batches, released, stale, retried, cancelled,
       revived;
