@@ -11,7 +11,7 @@ set -u
 SRC=${LMZ_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$SRC/tests/lib/it_lib.sh"
 
-CLIENTS=${CLIENTS:-2000}
+CLIENTS=${CLIENTS:-10000}
 bash "$SRC/scripts/install-test-deps.sh" >/dev/null 2>&1 || true
 command -v node >/dev/null || { echo "client_churn.sh: node not found"; exit 77; }
 
