@@ -92,6 +92,22 @@ static bool pinned(const lmz_actor *a) {
 
 static void evict_cb(uv_timer_t *t) { lmz_node_evict_idle(t->data); }
 
+/* An evicted durable object whose whole key range is empty (no KV, no
+ * alarm, no SQL page) holds no state: its placement is released so the
+ * directory does not keep every actor ever touched. Any doubt (a storage
+ * error) keeps the placement. */
+static void release_if_stateless(lmz_node *n, const lmz_actor *a) {
+  if (!n->router || !n->store || a->binding->kind != LMZ_NODE_DO ||
+      a->binding->cls->raw || !a->self.instance || !a->prefix)
+    return;
+  lmz_key_range r;
+  if (lmz_key_actor_range(&r, a->prefix, a->prefix_len) ||
+      lmz_store_range_empty(n->store, r.lower, r.lower_len, r.upper,
+                            r.upper_len) != 1)
+    return;
+  lmz_node_release_placement(n, a->binding->name, a->self.instance);
+}
+
 int lmz_node_evict_idle(lmz_node *n) {
   double now = lmz_node_now_ms(n);
   int evicted = 0;
@@ -105,6 +121,7 @@ int lmz_node_evict_idle(lmz_node *n) {
       continue;
     lmz_hmap_del(&n->actors, k, kl);
     LMZ_LOG_DEBUG(&lmz__actor_log, "evicted %s", a->key);
+    release_if_stateless(n, a);
     lmz__actor_free(a);
     n->stats.evictions++;
     evicted++;

@@ -76,6 +76,13 @@ int lmz_node_register_raw_class(lmz_node *n, const char *class_name,
  * moving it here if another node held it (a client reconnected here). Calls
  * from other nodes are then forwarded here. Asynchronous; no-op alone. */
 void lmz_node_claim_local(lmz_node *n, const char *binding, const char *instance);
+/* In a cluster: forgets the directory placement of (binding, instance) if
+ * this node owns it, fenced by the placement's current epoch (batched;
+ * cluster/release.h). Only for an actor that is not active here and holds
+ * no state (a client gone past its grace period, an evicted durable object
+ * whose key range is empty). No-op alone. */
+void lmz_node_release_placement(lmz_node *n, const char *binding,
+                                const char *instance);
 /* The node's cluster router (actor/router.h), or NULL before it starts. */
 struct lmz_router *lmz_node_router(lmz_node *n);
 

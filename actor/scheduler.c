@@ -23,6 +23,8 @@
 #include <sys/time.h>
 
 #include "actor/actor_int.h"
+#include "actor/router.h"
+#include "cluster/cluster.h"
 #include "storage/keys.h"
 #include "storage/store.h"
 
@@ -334,11 +336,56 @@ int lmz__deliver(lmz_node *n, lmz_msg *m) {
 struct lmz_router *lmz_node_router(lmz_node *n) { return n->router; }
 
 void lmz_node_claim_local(lmz_node *n, const char *binding, const char *instance) {
-  if (n->router && binding && instance)
+  if (!n->router || !binding || !instance)
+    return;
+  /* a release in flight is followed by a claim here (revive) */
+  if (lmz_cluster_release_cancel(lmz_router_cluster(n->router), binding,
+                                 instance, true) == 0)
     lmz__router_claim_local(n->router, binding, instance);
 }
 
+void lmz_node_release_placement(lmz_node *n, const char *binding,
+                                const char *instance) {
+  if (!n->router || !binding || !instance)
+    return;
+  lmz_cluster_t *c = lmz_router_cluster(n->router);
+  uint64_t owner = 0, epoch = 0;
+  if (lmz_dir_lookup(lmz_cluster_dir(c), binding, strlen(binding), instance,
+                     strlen(instance), &owner, &epoch) ||
+      owner != lmz_cluster_node_id(c))
+    return;
+  int rv = lmz_cluster_release(c, binding, instance, epoch);
+  if (rv)
+    LMZ_LOG_DEBUG(&lmz__actor_log, "release of %s/%s not queued: %s", binding,
+                  instance, lmz_strerror(rv));
+}
+
+/* A durable object about to be activated here: a release of its placement
+ * may be queued (dropped now) or in flight (then the call is refused,
+ * retryable: once the release settled the call claims it afresh, so it
+ * never runs on a node that no longer owns it). */
+static bool release_in_flight(lmz_node *n, const lmz_msg *m) {
+  if (!n->router || m->binding->kind != LMZ_NODE_DO || m->binding->cls->raw ||
+      !m->instance || lmz__actor_get(n, m->binding, m->instance, false))
+    return false;
+  return lmz_cluster_release_cancel(lmz_router_cluster(n->router),
+                                    m->binding->name, m->instance,
+                                    false) == LMZ_EBUSY;
+}
+
 int lmz__deliver_local(lmz_node *n, lmz_msg *m) {
+  if (release_in_flight(n, m)) {
+    if (m->kind == LMZ_MSG_HTTP)
+      return LMZ_EUNAVAILABLE;
+    lmz_value *e = lmz__error_value(m->arena, "ActorUnavailableError",
+                                    "actor %s/%s is unavailable: its placement "
+                                    "is being released; retry", m->binding->name,
+                                    m->instance);
+    if (e)
+      lmz_error_set_prop(e, "retryable", 9, lmz_bool(true));
+    refuse(n, m, e);
+    return 0;
+  }
   lmz_actor *a = lmz__actor_get(n, m->binding, m->instance, true);
   if (!a)
     return LMZ_ENOMEM;

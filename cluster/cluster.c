@@ -185,6 +185,16 @@ int lmz_cluster_propose(lmz_cluster_t *c, lmz_dirclient_req_t *req,
   return lmz_dirclient_propose(&c->dc, req, cmd, cb);
 }
 
+int lmz_cluster_release(lmz_cluster_t *c, const char *binding,
+                        const char *instance, uint64_t epoch) {
+  return lmz_relq_add(&c->rq, binding, instance, epoch);
+}
+
+int lmz_cluster_release_cancel(lmz_cluster_t *c, const char *binding,
+                               const char *instance, bool revive) {
+  return lmz_relq_cancel(&c->rq, binding, instance, revive);
+}
+
 int lmz_cluster_set_state(lmz_cluster_t *c, lmz_dirclient_req_t *req,
                           enum lmz_dir_node_state state, lmz_dirclient_cb cb) {
   return lmz_member_set_state(&c->mb, req, state, cb);
@@ -267,6 +277,7 @@ static void on_lease_valid(lmz_member_t *m) { wake(m->data); }
 void lmz_cluster_tick(lmz_cluster_t *c, uint64_t now) {
   lmz_dirclient_tick(&c->dc, now);
   lmz_member_tick(&c->mb, now);
+  lmz_relq_tick(&c->rq);
   connect_peers(c);
   if (c->tick_hook && !c->closing)
     c->tick_hook(c, now, c->wake_arg);
@@ -379,6 +390,7 @@ static int init_parts(lmz_cluster_t *c) {
               ops_now},
       .ops_ctx = c};
   lmz_dirclient_init(&c->dc, &dco);
+  lmz_relq_init(&c->rq, &c->dc, c->o.node_id);
   struct lmz_member_options mo = {.node_id = c->o.node_id,
                                   .node_address = c->o.node_address,
                                   .raft_address = c->o.raft_address,
@@ -403,6 +415,7 @@ int lmz_cluster_init_sim(lmz_cluster_t *c, const struct lmz_cluster_sim *s) {
   struct lmz_dirclient_options dco = {
       .node_id = s->node_id, .ops = s->ops, .ops_ctx = s->ops_ctx};
   lmz_dirclient_init(&c->dc, &dco);
+  lmz_relq_init(&c->rq, &c->dc, c->o.node_id);
   char addr[32];
   snprintf(addr, sizeof addr, "sim:%llu", (unsigned long long)s->node_id);
   struct lmz_member_options mo = {.node_id = s->node_id,
@@ -419,6 +432,7 @@ int lmz_cluster_init_sim(lmz_cluster_t *c, const struct lmz_cluster_sim *s) {
 void lmz_cluster_close_sim(lmz_cluster_t *c) {
   c->closing = true;
   lmz_member_close(&c->mb);
+  lmz_relq_close(&c->rq);
   lmz_dirclient_close(&c->dc);
 }
 
@@ -504,6 +518,7 @@ void lmz_cluster_close(lmz_cluster_t *c, lmz_cluster_close_cb cb) {
   c->closing = true;
   c->close_cb = cb;
   lmz_member_close(&c->mb);
+  lmz_relq_close(&c->rq);
   lmz_dirclient_close(&c->dc);
   uv_close((uv_handle_t *)&c->tick, tick_closed);
 }
@@ -519,7 +534,9 @@ void lmz_cluster_get_stats(lmz_cluster_t *c, struct lmz_cluster_stats *st) {
       .lease_remaining_ms = lmz_member_lease_remaining_ms(&c->mb, now),
       .leader_id = c->dc.o.ops.leader(c->dc.o.ops_ctx),
       .role = c->role,
-      .term = c->rn.raft.current_term};
+      .term = c->rn.raft.current_term,
+      .releases_pending = lmz_relq_n_pending(&c->rq),
+      .released = c->rq.st.released};
 }
 
 static const char *state_name(enum lmz_dir_node_state s) {

@@ -26,6 +26,7 @@
 #include "cluster/member.h"
 #include "cluster/raftbridge.h"
 #include "cluster/raftnode.h"
+#include "cluster/release.h"
 #include "cluster/transport.h"
 #include "core/buf.h"
 
@@ -73,6 +74,7 @@ struct lmz_cluster_stats {
   uint64_t leader_id;
   int role;
   uint64_t term;
+  uint64_t releases_pending, released; /* release.h */
 };
 
 struct lmz_cluster_s {
@@ -87,6 +89,7 @@ struct lmz_cluster_s {
   const lmz_dir *dir;     /* rn.dir, or the test's replica (init_sim) */
   lmz_raftbridge *bridge; /* Raft over the node transport, or NULL */
   lmz_dirclient_t dc;
+  lmz_relq rq; /* placements to release (release.h) */
   lmz_member_t mb;
   uv_timer_t tick;
   int role;
@@ -168,6 +171,17 @@ uint64_t lmz_cluster_next_id(lmz_cluster_t *c);
 /* Placement over the one candidate set (placement.h); 0 = no candidate. */
 uint64_t lmz_cluster_choose(lmz_cluster_t *c, const char *binding,
                             const char *instance, bool include_self);
+/* Releases the placement of (binding, instance) at `epoch` (owned by this
+ * node; the actor is not active and holds no state): queued and proposed
+ * with the others of this tick as one releases command (release.h). */
+int lmz_cluster_release(lmz_cluster_t *c, const char *binding,
+                        const char *instance, uint64_t epoch);
+/* Before activating (binding, instance) here: 0 = go ahead (a queued
+ * release was dropped); LMZ_EBUSY = its release is in flight: refuse the
+ * call (retryable), or with `revive` (relay actors) it is claimed here again
+ * once the release settled. */
+int lmz_cluster_release_cancel(lmz_cluster_t *c, const char *binding,
+                               const char *instance, bool revive);
 /* This node's state in the directory (DRAINING for a drain). */
 int lmz_cluster_set_state(lmz_cluster_t *c, lmz_dirclient_req_t *req,
                           enum lmz_dir_node_state state, lmz_dirclient_cb cb);

@@ -95,6 +95,9 @@ static void client_maybe_free(struct gw_client *c) {
     return;
   lmz_gateway *gw = c->gw;
   set_last(c, NULL);
+  if (!gw->closing) /* gone past its grace period: its relay actor's
+                       placement goes too (issue 15 item 5) */
+    lmz_node_release_placement(gw->node, LMZ_GATEWAY_BINDING, c->instance);
   lmz_hmap_del(&gw->clients, c->instance, c->instance_len);
   gw->stats.clients = gw->clients.n;
   free(c);

@@ -229,6 +229,19 @@ static int scan_run(struct lmz__store *s, rocksdb_iterator_t *it, size_t limit,
   return n;
 }
 
+static int stop_at_first(const uint8_t *key, size_t klen, const uint8_t *val,
+                         size_t vlen, void *arg) {
+  (void)key, (void)klen, (void)val, (void)vlen, (void)arg;
+  return 1;
+}
+
+int lmz_store_range_empty(lmz_store *s, const void *lower, size_t lower_len,
+                          const void *upper, size_t upper_len) {
+  int n = lmz_store_scan(s, lower, lower_len, upper, upper_len, 1, false,
+                         stop_at_first, NULL);
+  return n < 0 ? n : n == 0;
+}
+
 int lmz_store_scan(lmz_store *pub, const void *lower, size_t lower_len,
                    const void *upper, size_t upper_len, size_t limit,
                    bool reverse, lmz_store_scan_cb cb, void *arg) {

@@ -135,6 +135,13 @@ int lmz_store_scan(lmz_store *s, const void *lower, size_t lower_len,
                    const void *upper, size_t upper_len, size_t limit,
                    bool reverse, lmz_store_scan_cb cb, void *arg);
 
+/* Whether [lower, upper) holds no key (bounds as lmz_store_scan). Reads at
+ * most one entry. Returns 1 (empty), 0 (a key exists), or a scan error:
+ * callers that act on "empty" (releasing an actor's placement) must treat
+ * an error as "not empty". Loop thread. */
+int lmz_store_range_empty(lmz_store *s, const void *lower, size_t lower_len,
+                          const void *upper, size_t upper_len);
+
 /* --- Batches ------------------------------------------------------------ */
 
 /* A batch is an ordered list of puts/deletes applied atomically by one

@@ -5,6 +5,10 @@
  * Every time asserted is a time on the fake clock. */
 #include "simdir.h"
 
+#include <stdio.h>
+
+#include "cluster/release.h"
+
 /* A follower's claim goes to the leader as a DirRequest; the leader commits
  * it and answers; every replica holds the placement. */
 static void test_remote_claim(void **state) {
@@ -232,6 +236,142 @@ static void test_leader_change_retries_at_once(void **state) {
   sim_free(s);
 }
 
+/* ---- the release queue (cluster/release.h) ------------------------------- */
+
+#define REL_N 300
+
+/* Places REL_N actors on node n[1] (one claims command through its client). */
+static void place_on(struct sim *s, size_t ni, uint64_t *epochs) {
+  static char names[REL_N][16];
+  struct lmz_dir_claim cl[REL_N];
+  for (size_t i = 0; i < REL_N; i++) {
+    snprintf(names[i], sizeof names[i], "c%zu", i);
+    cl[i] = (struct lmz_dir_claim){"GW", 2, names[i], strlen(names[i]),
+                                   s->n[ni].id, i + 1, 0};
+  }
+  lmz_buf cmd = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_claims(&cmd, cl, REL_N), 0);
+  struct outcome o;
+  outcome_init(&o, s);
+  assert_int_equal(lmz_dirclient_propose(&s->n[ni].dc, &o.req, &cmd, outcome_cb), 0);
+  lmz_buf_free(&cmd);
+  sim_run(s, s->net.now_ms + 200);
+  assert_true(o.done);
+  assert_true(o.status >= 0);
+  for (size_t i = 0; i < REL_N; i++) {
+    uint64_t owner = 0;
+    assert_int_equal(lmz_dir_lookup(s->n[0].dir, "GW", 2, names[i],
+                                    strlen(names[i]), &owner, &epochs[i]), 0);
+    assert_int_equal(owner, s->n[ni].id);
+  }
+}
+
+/* Releases queued in one tick go as ONE directory entry; an item whose epoch
+ * no longer matches (a re-claim or move won) keeps its placement; the
+ * directory is back to its starting size on every replica. */
+static void test_release_batched_and_fenced(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, 3000);
+  sim_register_all(s);
+  uint64_t start = lmz_dir_n_actors(s->n[0].dir);
+  uint64_t epochs[REL_N];
+  place_on(s, 1, epochs);
+  assert_int_equal(lmz_dir_n_actors(s->n[2].dir), start + REL_N);
+  lmz_relq q;
+  lmz_relq_init(&q, &s->n[1].dc, s->n[1].id);
+  char name[16];
+  for (size_t i = 0; i < REL_N; i++) {
+    snprintf(name, sizeof name, "c%zu", i);
+    /* c7 with a stale epoch: the directory must refuse it */
+    assert_int_equal(lmz_relq_add(&q, "GW", name, i == 7 ? epochs[i] - 1 : epochs[i]), 0);
+  }
+  assert_int_equal(lmz_relq_add(&q, "GW", "c0", epochs[0]), 0); /* dup: one entry */
+  assert_int_equal(lmz_relq_n_pending(&q), REL_N);
+  uint64_t commits = s->commits;
+  lmz_relq_tick(&q);
+  lmz_relq_tick(&q); /* one batch in flight at a time: no second entry */
+  sim_run(s, s->net.now_ms + 200);
+  lmz_relq_tick(&q);
+  sim_run(s, s->net.now_ms + 100);
+  /* renewals commit too: count ours by the queue's stats */
+  struct lmz_relq_stats st;
+  lmz_relq_get_stats(&q, &st);
+  assert_int_equal(st.batches, 1);
+  assert_int_equal(st.proposed, REL_N);
+  assert_true(s->commits > commits);
+  assert_int_equal(lmz_relq_n_pending(&q), 0);
+  for (size_t i = 0; i < s->count; i++)
+    assert_int_equal(lmz_dir_n_actors(s->n[i].dir), start + 1);
+  uint64_t owner = 0, ep = 0;
+  assert_int_equal(lmz_dir_lookup(s->n[2].dir, "GW", 2, "c7", 2, &owner, &ep), 0);
+  assert_int_equal(ep, epochs[7]);
+  assert_int_equal(lmz_dir_lookup(s->n[2].dir, "GW", 2, "c8", 2, &owner, &ep),
+                   LMZ_ENOTFOUND);
+  lmz_relq_close(&q);
+  sim_free(s);
+}
+
+/* Cancel before the tick drops the release; cancel while in flight is
+ * LMZ_EBUSY and, with revive, the actor is claimed on this node again with
+ * a newer epoch once the release settled. */
+static void test_release_cancel_and_revive(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, 3000);
+  sim_register_all(s);
+  uint64_t epochs[REL_N];
+  place_on(s, 1, epochs);
+  lmz_relq q;
+  lmz_relq_init(&q, &s->n[1].dc, s->n[1].id);
+  assert_int_equal(lmz_relq_add(&q, "GW", "c1", epochs[1]), 0);
+  assert_int_equal(lmz_relq_add(&q, "GW", "c2", epochs[2]), 0);
+  assert_int_equal(lmz_relq_cancel(&q, "GW", "c1", false), 0);
+  assert_false(lmz_relq_pending(&q, "GW", "c1"));
+  lmz_relq_tick(&q);
+  assert_int_equal(lmz_relq_cancel(&q, "GW", "c2", true), LMZ_EBUSY);
+  sim_run(s, s->net.now_ms + 300);
+  uint64_t owner = 0, ep = 0;
+  assert_int_equal(lmz_dir_lookup(s->n[0].dir, "GW", 2, "c1", 2, &owner, &ep), 0);
+  assert_int_equal(ep, epochs[1]); /* never released */
+  assert_int_equal(lmz_dir_lookup(s->n[0].dir, "GW", 2, "c2", 2, &owner, &ep), 0);
+  assert_int_equal(owner, s->n[1].id); /* revived here */
+  assert_true(ep > epochs[2]);
+  struct lmz_relq_stats st;
+  lmz_relq_get_stats(&q, &st);
+  assert_int_equal(st.cancelled, 1);
+  assert_int_equal(st.revived, 1);
+  lmz_relq_close(&q);
+  sim_free(s);
+}
+
+/* A batch whose leader is lost (outcome unknown) is proposed again; the
+ * retry of an applied release is harmless. */
+static void test_release_retried_after_leader_change(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, 3000);
+  sim_register_all(s);
+  uint64_t epochs[REL_N];
+  place_on(s, 1, epochs);
+  lmz_relq q;
+  lmz_relq_init(&q, &s->n[1].dc, s->n[1].id);
+  assert_int_equal(lmz_relq_add(&q, "GW", "c3", epochs[3]), 0);
+  lmz_simnet_pause(&s->net, 1, true);
+  lmz_relq_tick(&q);
+  sim_run(s, s->net.now_ms + 100);
+  sim_set_leader(s, 2);
+  assert_int_equal(lmz_relq_n_pending(&q), 1); /* back in the queue */
+  lmz_relq_tick(&q);
+  sim_run(s, s->net.now_ms + 200);
+  assert_int_equal(lmz_relq_n_pending(&q), 0);
+  uint64_t owner = 0, ep = 0;
+  assert_int_equal(lmz_dir_lookup(s->n[1].dir, "GW", 2, "c3", 2, &owner, &ep),
+                   LMZ_ENOTFOUND);
+  struct lmz_relq_stats st;
+  lmz_relq_get_stats(&q, &st);
+  assert_int_equal(st.retried, 1);
+  lmz_relq_close(&q);
+  sim_free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_remote_claim),
@@ -241,6 +381,9 @@ int main(void) {
       cmocka_unit_test(test_expiry_is_not_a_scan),
       cmocka_unit_test(test_link_loss_fails_at_once),
       cmocka_unit_test(test_leader_change_retries_at_once),
+      cmocka_unit_test(test_release_batched_and_fenced),
+      cmocka_unit_test(test_release_cancel_and_revive),
+      cmocka_unit_test(test_release_retried_after_leader_change),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

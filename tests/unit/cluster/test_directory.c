@@ -369,6 +369,73 @@ static void test_release_and_reclaim(void **state) {
   lmz_dir_free(d);
 }
 
+/* One releases command, item by item: only the placement that still has
+ * the given owner and epoch goes (a move or re-claim in between wins);
+ * the snapshot afterwards is as small as before the actors came, and it
+ * restores to an equal directory that keeps epochs increasing. */
+static void test_release_batch_fenced(void **state) {
+  (void)state;
+  lmz_dir *d = new_dir();
+  upsert(d, 1, LMZ_DIR_UP);
+  upsert(d, 2, LMZ_DIR_UP);
+  void *snap0;
+  size_t len0;
+  assert_int_equal(lmz_dir_snapshot(d, NULL, &snap0, &len0), 0);
+  free(snap0);
+  assert_int_equal(claim1(d, "W", "a", 1, 0)->epoch, 1);
+  assert_int_equal(claim1(d, "W", "b", 1, 0)->epoch, 2);
+  assert_int_equal(claim1(d, "W", "c", 1, 0)->epoch, 3);
+  assert_int_equal(claim1(d, "W", "m", 1, 0)->epoch, 4);
+  assert_int_equal(move1(d, "m", 1, 2, 4, true)->epoch, 5); /* moved away */
+  struct lmz_dir_release r[5] = {
+      {"W", 1, "a", 1, 1, 1, 10}, /* matches: released */
+      {"W", 1, "b", 1, 1, 1, 11}, /* stale epoch: kept */
+      {"W", 1, "c", 1, 2, 3, 12}, /* wrong owner: kept */
+      {"W", 1, "m", 1, 1, 4, 13}, /* moved since: kept on node 2 */
+      {"W", 1, "z", 1, 1, 9, 14}, /* never placed */
+  };
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_releases(&b, r, 5), 0);
+  const struct lmz_dir_result *res = run(d, &b);
+  assert_int_equal(res->status, 0);
+  assert_int_equal(res->cmd, LMZ_DIR_CMD_RELEASES);
+  assert_int_equal(res->n, 5);
+  assert_int_equal(res->items[0].status, LMZ_DIR_PLACED);
+  assert_int_equal(res->items[1].status, LMZ_ESTALE);
+  assert_int_equal(res->items[2].status, LMZ_ESTALE);
+  assert_int_equal(res->items[3].status, LMZ_ESTALE);
+  assert_int_equal(res->items[4].status, LMZ_ENOTFOUND);
+  for (size_t i = 0; i < 5; i++)
+    assert_int_equal(res->items[i].request_id, 10 + i);
+  assert_placed(d, "W", "b", 1, 2);
+  assert_placed(d, "W", "c", 1, 3);
+  assert_placed(d, "W", "m", 2, 5);
+  assert_int_equal(lmz_dir_n_actors(d), 3);
+  /* release the rest: back to the starting size, snapshot included */
+  struct lmz_dir_release rest[3] = {{"W", 1, "b", 1, 1, 2, 20},
+                                    {"W", 1, "c", 1, 1, 3, 21},
+                                    {"W", 1, "m", 1, 2, 5, 22}};
+  assert_int_equal(lmz_dir_encode_releases(&b, rest, 3), 0);
+  res = run(d, &b);
+  for (size_t i = 0; i < 3; i++)
+    assert_int_equal(res->items[i].status, LMZ_DIR_PLACED);
+  assert_int_equal(lmz_dir_n_actors(d), 0);
+  assert_int_equal(lmz_dir_node_get(d, 1)->n_actors, 0);
+  assert_int_equal(lmz_dir_node_get(d, 2)->n_actors, 0);
+  void *snap1;
+  size_t len1;
+  assert_int_equal(lmz_dir_snapshot(d, NULL, &snap1, &len1), 0);
+  free(snap1);
+  assert_int_equal(len1, len0);
+  lmz_dir *c = clone_dir(d);
+  assert_true(lmz_dir_equal(c, d));
+  assert_int_equal(lmz_dir_epoch_seq(c), 5);
+  assert_int_equal(claim1(c, "W", "a", 1, 0)->epoch, 6); /* never reused */
+  lmz_dir_free(c);
+  lmz_buf_free(&b);
+  lmz_dir_free(d);
+}
+
 static void test_node_remove(void **state) {
   (void)state;
   lmz_dir *d = new_dir();
@@ -694,6 +761,7 @@ int main(void) {
       cmocka_unit_test(test_leases_and_mark_down),
       cmocka_unit_test(test_replace_down),
       cmocka_unit_test(test_release_and_reclaim),
+      cmocka_unit_test(test_release_batch_fenced),
       cmocka_unit_test(test_node_remove),
       cmocka_unit_test(test_snapshot_round_trip),
       cmocka_unit_test(test_snapshot_hostile),
