@@ -37,8 +37,11 @@ struct lmz_remote {
   struct lmz_remote_stats stats;
 };
 
-/* Per connection: survives the conn (unmanaged conns are freed on DOWN) as
- * long as replies are outstanding. */
+/* Per connection, from its first call to its DOWN: detached then (the
+ * caller's router fails its forwarded calls on DOWN, so a reply has nobody
+ * waiting for it after a reconnect) and freed once no reply is outstanding.
+ * Managed conns too: they outlive DOWN, but the transport frees them at
+ * close after reporting DOWN, so a ref still attached would leak. */
 struct peer_ref {
   lmz_remote *r;
   lmz_conn_t *conn; /* NULL once the connection is gone */
@@ -108,13 +111,13 @@ static struct peer_ref *ref_of(lmz_remote *r, lmz_conn_t *conn) {
 void lmz_remote_on_conn_state(lmz_remote *r, lmz_conn_t *conn, int state,
                               int status) {
   (void)r, (void)status;
-  if (state != LMZ_CONN_DOWN || lmz_conn_is_managed(conn))
+  if (state != LMZ_CONN_DOWN)
     return;
   struct peer_ref *ref = lmz_conn_get_data(conn);
   if (!ref)
     return;
   lmz_conn_set_data(conn, NULL);
-  ref->conn = NULL; /* the transport frees the conn after this callback */
+  ref->conn = NULL; /* an unmanaged conn is freed after this callback */
   if (!ref->outstanding)
     free(ref);
 }

@@ -245,7 +245,7 @@ void lmz_cluster_on_dir_response(lmz_cluster_t *c, lmz_conn_t *conn,
 void lmz_cluster_on_conn_state(lmz_cluster_t *c, lmz_conn_t *conn, int state,
                                int status) {
   (void)status;
-  if (c->closing)
+  if (c->closing) /* the bridge is freed while closing; dc is closed */
     return;
   if (c->bridge)
     lmz_raftbridge_on_conn_state(c->bridge, conn, state);
@@ -502,6 +502,7 @@ err_after_options:
 
 static void raft_closed(lmz_raftnode_t *rn) {
   lmz_cluster_t *c = rn->data;
+  c->bridge = NULL; /* raft freed it: nothing may reach it from now on */
   free_options(c);
   if (c->close_cb)
     c->close_cb(c);

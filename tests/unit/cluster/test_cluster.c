@@ -2,7 +2,9 @@
  * real Raft node (raft_uv on a temp dir) over a real node transport bound
  * to port 0: a one-node cluster registers itself and gets its lease, then
  * closes with nothing left on the loop; an init that fails after Raft was
- * created leaves nothing on the loop either. Bounded waits only. */
+ * created leaves nothing on the loop either; a connection going down after
+ * the cluster closed (lmzd closes the transport after the cluster) does not
+ * reach the freed Raft bridge. Bounded waits only. */
 #include "lib/testlib.h"
 
 #include <stdlib.h>
@@ -21,7 +23,18 @@ struct fix {
   char raft_dir[512];
   char node_addr[64];
   bool closed;
+  lmz_cluster_t *c; /* gets every conn event, as in lmzd, even once closed */
+  unsigned downs;
 };
+
+static void on_conn_state(lmz_conn_t *conn, int state, int status,
+                          void *data) {
+  struct fix *x = data;
+  if (state == LMZ_CONN_DOWN)
+    x->downs++;
+  if (x->c)
+    lmz_cluster_on_conn_state(x->c, conn, state, status);
+}
 
 static void fix_init(struct fix *x) {
   memset(x, 0, sizeof *x);
@@ -29,7 +42,9 @@ static void fix_init(struct fix *x) {
   uint8_t key[32] = {1, 2, 3};
   struct lmz_transport_options o = {.key = key, .node_id = 1, .name = "n1",
                                     .listen = "127.0.0.1:0",
-                                    .on_frame = on_frame};
+                                    .on_frame = on_frame,
+                                    .on_conn_state = on_conn_state,
+                                    .data = x};
   assert_int_equal(lmz_transport_init(&x->loop, &x->t, &o), 0);
   snprintf(x->node_addr, sizeof x->node_addr, "127.0.0.1:%d",
            lmz_transport_port(&x->t));
@@ -123,10 +138,65 @@ static void test_one_node_lifecycle(void **state) {
   fix_free(&x);
 }
 
+static void peer_closed(lmz_transport_t *t) { *(bool *)t->data = true; }
+
+/* lmzd's order: the cluster closes (Raft frees its bridge), then the
+ * transport, whose conns report DOWN to the cluster's conn-state entry.
+ * Under ASan this read the freed bridge's stream table when the entry let
+ * the event through. */
+static void test_conn_down_after_close(void **state) {
+  (void)state;
+  struct fix x;
+  fix_init(&x);
+  uint8_t key[32] = {1, 2, 3}; /* fix_init's */
+  lmz_transport_t peer;
+  struct lmz_transport_options po = {.key = key, .node_id = 2, .name = "n2",
+                                     .listen = "127.0.0.1:0",
+                                     .on_frame = on_frame};
+  assert_int_equal(lmz_transport_init(&x.loop, &peer, &po), 0);
+  char peer_addr[64];
+  snprintf(peer_addr, sizeof peer_addr, "127.0.0.1:%d",
+           lmz_transport_port(&peer));
+  struct lmz_cluster_options o = {.node_id = 1,
+                                  .node_address = x.node_addr,
+                                  .raft_address = "10.0.0.1:1",
+                                  .raft_dir = x.raft_dir};
+  lmz_cluster_t *c = calloc(1, sizeof *c);
+  assert_non_null(c);
+  char err[LMZ_ERRMSG_LEN] = "";
+  assert_int_equal(lmz_cluster_init(&x.loop, c, &x.t, &o, err), 0);
+  x.c = c;
+  lmz_conn_t *conn = NULL;
+  assert_int_equal(lmz_transport_connect(&x.t, 2, peer_addr, &conn), 0);
+  uint64_t end = tl_now_ms() + 10000;
+  while (!lmz_conn_is_up(conn) && tl_now_ms() < end)
+    uv_run(&x.loop, UV_RUN_ONCE);
+  assert_true(lmz_conn_is_up(conn));
+  bool closed = false;
+  c->data = &closed;
+  lmz_cluster_close(c, cluster_closed);
+  end = tl_now_ms() + 5000;
+  while (!closed && tl_now_ms() < end)
+    uv_run(&x.loop, UV_RUN_ONCE);
+  assert_true(closed);
+  unsigned downs = x.downs;
+  bool peer_done = false;
+  peer.data = &peer_done;
+  lmz_transport_close(&peer, peer_closed); /* node 2 goes away */
+  end = tl_now_ms() + 5000;
+  while ((!peer_done || x.downs == downs) && tl_now_ms() < end)
+    uv_run(&x.loop, UV_RUN_ONCE);
+  assert_true(peer_done);
+  assert_int_equal(x.downs, downs + 1); /* the event did reach the entry */
+  fix_free(&x);
+  free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_init_failure_leaves_nothing),
       cmocka_unit_test(test_one_node_lifecycle),
+      cmocka_unit_test(test_conn_down_after_close),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
