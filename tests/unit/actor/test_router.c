@@ -10,143 +10,8 @@
 #include "lmz/testing.h"
 #include "examples/counter/counter.c"
 
-#define RL 900u
 
-struct fx {
-  uv_loop_t loop;
-  char *dir;
-  lmz_node *node;
-  struct sim *s;
-  lmz_cluster_t c;
-  lmz_router *r;
-};
-
-struct reply {
-  bool done;
-  int status;
-  bool ok;
-  double number;
-  char error[256];
-  uint64_t at_ms;
-  struct fx *x;
-};
-
-static void reply_cb(void *arg, int status, bool ok, const lmz_value *v) {
-  struct reply *rp = arg;
-  rp->done = true;
-  rp->status = status;
-  rp->ok = ok;
-  rp->at_ms = rp->x->s->net.now_ms;
-  if (ok && v && lmz_typeof(v) == LMZ_T_NUMBER)
-    rp->number = lmz_get_number(v);
-  if (!ok && v && lmz_typeof(v) == LMZ_T_ERROR) {
-    const char *m = lmz_error_message(v);
-    snprintf(rp->error, sizeof rp->error, "%s", m ? m : "");
-  }
-}
-
-static void call(struct fx *x, const char *instance, struct reply *rp) {
-  memset(rp, 0, sizeof *rp);
-  rp->x = x;
-  lmz_arena *a = lmz_node_arena_get(x->node);
-  lmz_value *chain = lmz_array(a, 2), *get = lmz_object(a), *ap = lmz_object(a);
-  lmz_object_setc(get, "type", lmz_cstring(a, "get"));
-  lmz_object_setc(get, "key", lmz_cstring(a, "increment"));
-  lmz_object_setc(ap, "type", lmz_cstring(a, "apply"));
-  lmz_object_setc(ap, "args", lmz_array(a, 0));
-  lmz_array_push(chain, get);
-  lmz_array_push(chain, ap);
-  static const lmz_identity cli = {LMZ_NODE_CLI, "test", NULL};
-  struct lmz_node_call c = {.binding = "COUNTER_DO", .instance = instance,
-                            .chain = chain, .call_chain = &cli,
-                            .call_chain_len = 1, .arena = a};
-  char err[LMZ_ERRMSG_LEN];
-  assert_int_equal(lmz_node_call(x->node, &c, reply_cb, rp, err), 0);
-}
-
-/* Fake time stands still while the node works (a turn, a storage commit
- * on the thread pool): the loop runs until the node is quiet (bounded in
- * real time), then one fake millisecond passes on the directory side
- * (frames, ticks: the router's retries and deadlines included). */
-static void step(struct fx *x) {
-  uv_run(&x->loop, UV_RUN_NOWAIT);
-  uint64_t real_end = tl_now_ms() + 5000;
-  while (!lmz_node_is_quiet(x->node) && tl_now_ms() < real_end)
-    uv_run(&x->loop, UV_RUN_ONCE);
-  assert_true(lmz_node_is_quiet(x->node));
-  sim_run(x->s, x->s->net.now_ms + 1);
-  uv_run(&x->loop, UV_RUN_NOWAIT);
-}
-
-/* Steps until the reply came or `ms` fake milliseconds passed. */
-static void run_for(struct fx *x, struct reply *rp, uint64_t ms) {
-  uint64_t end = x->s->net.now_ms + ms;
-  while (!rp->done && x->s->net.now_ms < end)
-    step(x);
-}
-
-/* An instance name the rendezvous hash over {1, 2} gives to `node`. */
-static void instance_on(uint64_t node, const char *prefix, char *out, size_t cap) {
-  uint64_t nodes[2] = {1, 2};
-  for (int i = 0;; i++) {
-    snprintf(out, cap, "%s%d", prefix, i);
-    uint64_t got = 0;
-    assert_int_equal(lmz_placement_choose(LMZ_PLACEMENT_HASH, nodes, 2, 0,
-                                          "COUNTER_DO", 10, out, strlen(out),
-                                          &got),
-                     0);
-    if (got == node)
-      return;
-  }
-}
-
-static void setup(struct fx *x, bool registered) {
-  memset(x, 0, sizeof *x);
-  assert_int_equal(uv_loop_init(&x->loop), 0);
-  x->dir = tl_mkdtemp("lmz-router");
-  char err[LMZ_ERRMSG_LEN] = "";
-  struct lmz_node_opts no = {.node_id = "n2", .data_dir = x->dir};
-  assert_int_equal(lmz_node_new(&x->node, &x->loop, &no, err), 0);
-  assert_int_equal(lmz_node_register_module(x->node, "counter", lmz_module_init, err), 0);
-  assert_int_equal(lmz_node_bind(x->node, "COUNTER_DO", "CounterDO", LMZ_NODE_DO, err), 0);
-  assert_int_equal(lmz_node_start(x->node), 0);
-  x->s = sim_new(2, RL);
-  sim_attach_cluster(x->s, 1, &x->c, RL);
-  struct lmz_router_opts ro = {.park_timeout_ms = 3000};
-  assert_int_equal(lmz_router_init(&x->r, x->node, &x->c, &ro, err), 0);
-  if (registered)
-    sim_register_all(x->s);
-}
-
-static void node_closed(lmz_node *n, void *arg) {
-  (void)n;
-  *(bool *)arg = true;
-}
-
-static void router_closed(lmz_router *r, void *arg) {
-  (void)r;
-  *(bool *)arg = true;
-}
-
-static void teardown(struct fx *x) {
-  bool rclosed = false, nclosed = false;
-  lmz_router_close(x->r, router_closed, &rclosed);
-  uint64_t end = tl_now_ms() + 5000;
-  while (!rclosed && tl_now_ms() < end)
-    uv_run(&x->loop, UV_RUN_ONCE);
-  assert_true(rclosed);
-  sim_free(x->s); /* the cluster's requests are cancelled here */
-  lmz_node_close(x->node, node_closed, &nclosed);
-  end = tl_now_ms() + 5000;
-  while (!nclosed && tl_now_ms() < end)
-    uv_run(&x->loop, UV_RUN_ONCE);
-  assert_true(nclosed);
-  assert_int_equal(uv_loop_close(&x->loop), 0);
-  lmz_router_free(x->r);
-  lmz_node_free(x->node);
-  tl_rmtree(x->dir);
-  free(x->dir);
-}
+#include "unit/actor/routerfix.h"
 
 /* A call to an actor nobody placed: the router claims it through the
  * leader (node 1), parks the call, and runs it here once the claim is
@@ -159,7 +24,7 @@ static void test_claim_then_run(void **state) {
   instance_on(2, "here", inst, sizeof inst);
   struct reply rp;
   uint64_t t0 = x.s->net.now_ms;
-  call(&x, inst, &rp);
+  call(&x, inst, "increment", &rp);
   run_for(&x, &rp, 500);
   assert_true(rp.done);
   assert_int_equal(rp.status, 0);
@@ -201,7 +66,7 @@ static void test_parked_until_first_lease(void **state) {
   propose_on_leader(&x, &cmd);
   lmz_buf_free(&cmd);
   struct reply rp;
-  call(&x, inst, &rp);
+  call(&x, inst, "increment", &rp);
   run_for(&x, &rp, 200);
   assert_false(rp.done); /* claimed? maybe; run? never without a lease */
   assert_false(lmz_member_had_lease(&x.c.mb));
@@ -226,12 +91,12 @@ static void test_lease_lost_while_parked(void **state) {
   instance_on(2, "mine", placed, sizeof placed);
   instance_on(2, "new", fresh, sizeof fresh);
   struct reply rp;
-  call(&x, placed, &rp); /* placed here, runs: total 1 */
+  call(&x, placed, "increment", &rp); /* placed here, runs: total 1 */
   run_for(&x, &rp, 500);
   assert_true(rp.ok);
   lmz_simnet_cut(&x.s->net, 1, 2, true);
   struct reply parked;
-  call(&x, fresh, &parked); /* no leader reachable: parked */
+  call(&x, fresh, "increment", &parked); /* no leader reachable: parked */
   uint64_t until = x.c.mb.lease.valid_until_ms;
   while (x.s->net.now_ms < until - 1)
     step(&x);
@@ -241,7 +106,7 @@ static void test_lease_lost_while_parked(void **state) {
   step(&x);
   assert_false(lmz_cluster_lease_valid(&x.c, x.s->net.now_ms));
   /* a call for the actor placed here: refused at once, not run */
-  call(&x, placed, &rp);
+  call(&x, placed, "increment", &rp);
   run_for(&x, &rp, 50);
   assert_true(rp.done);
   assert_false(rp.ok);
@@ -271,7 +136,7 @@ static void test_leader_change_mid_claim(void **state) {
   instance_on(2, "moving", inst, sizeof inst);
   lmz_simnet_pause(&x.s->net, 1, true);
   struct reply rp;
-  call(&x, inst, &rp);
+  call(&x, inst, "increment", &rp);
   run_for(&x, &rp, 300); /* the election takes a while */
   assert_false(rp.done);
   assert_true(lmz_dirclient_n_waiting(&x.c.dc) >= 1); /* the claim (and a renewal) */
