@@ -233,12 +233,16 @@ void lmz_cluster_on_raft_data(lmz_cluster_t *c, lmz_conn_t *conn,
 void lmz_cluster_on_dir_request(lmz_cluster_t *c, lmz_conn_t *conn,
                                 const Lmz__Frame *f) {
   (void)conn;
+  if (c->closing) /* Raft and dc are (being) closed: the peer retries */
+    return;
   lmz_dirclient_on_request(&c->dc, f->dir_request);
 }
 
 void lmz_cluster_on_dir_response(lmz_cluster_t *c, lmz_conn_t *conn,
                                  const Lmz__Frame *f) {
   (void)conn;
+  if (c->closing) /* dc cancelled its requests when it closed */
+    return;
   lmz_dirclient_on_response(&c->dc, f->dir_response);
 }
 

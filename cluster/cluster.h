@@ -140,7 +140,9 @@ void lmz_cluster_close_sim(lmz_cluster_t *c);
 void lmz_cluster_tick(lmz_cluster_t *c, uint64_t now_ms);
 
 /* Node-port hooks (server/lmzd.c's frame table): RaftData, DirRequest,
- * DirResponse frames, and connection states. */
+ * DirResponse frames, and connection states. The transport closes after the
+ * cluster, so they may still be called once lmz_cluster_close started (and
+ * after it completed, until c's memory is freed): they then do nothing. */
 void lmz_cluster_on_raft_data(lmz_cluster_t *c, lmz_conn_t *conn,
                               const Lmz__Frame *f);
 void lmz_cluster_on_dir_request(lmz_cluster_t *c, lmz_conn_t *conn,
