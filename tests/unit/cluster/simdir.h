@@ -244,6 +244,10 @@ static void sim_run(struct sim *s, uint64_t until) {
 
 static void sim_free(struct sim *s) {
   for (size_t i = 0; i < s->count; i++) {
+    if (s->n[i].cl) { /* an attached cluster: its release queue too */
+      lmz_cluster_close_sim(s->n[i].cl);
+      continue;
+    }
     lmz_member_close(s->n[i].mbp);
     lmz_dirclient_close(s->n[i].dcp);
   }
