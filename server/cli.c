@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cluster/keyfile.h"
+#include "cluster/rpc_client.h"
 #include "core/err.h"
 #include "core/file.h"
 #include "server/version.h"
@@ -178,6 +179,20 @@ int cli_load_cluster_key(const char *cmd, const char *key_file,
     return CLI_EXIT_USAGE;
   }
   return 0;
+}
+
+Lmz__Frame *cli_await_result(lmz_rpc_client *rc, const char *cmd,
+                             int timeout_ms) {
+  for (;;) {
+    Lmz__Frame *f = NULL;
+    if (lmz_rpc_recv(rc, &f, timeout_ms)) {
+      fprintf(stderr, "lmz %s: no answer: %s\n", cmd, lmz_rpc_errmsg(rc));
+      return NULL;
+    }
+    if (f->body_case == LMZ__FRAME__BODY_RESULT && f->result->call_id == 1)
+      return f;
+    lmz__frame__free_unpacked(f, NULL);
+  }
 }
 
 int cli_write_all(int fd, const void *data, size_t len) {

@@ -64,6 +64,15 @@ int cli_read_all(int fd, size_t max, char **data, size_t *len);
 int cli_load_cluster_key(const char *cmd, const char *key_file,
                          const char *data_dir, uint8_t key[32]);
 
+/* Waits on `rc` for the Result frame of call 1 (the one call lmz sends),
+ * skipping any other frame. Returns it (free it with
+ * lmz__frame__free_unpacked), or NULL after printing "lmz <cmd>: no answer:
+ * <why>" (the caller exits CLI_EXIT_USAGE). */
+struct lmz_rpc_client;
+struct Lmz__Frame;
+struct Lmz__Frame *cli_await_result(struct lmz_rpc_client *rc, const char *cmd,
+                                    int timeout_ms);
+
 /* Writes all `len` bytes to `fd`, retrying short writes and EINTR.
  * Returns 0 or a negative errno-style code. */
 int cli_write_all(int fd, const void *data, size_t len);

@@ -191,38 +191,29 @@ static int send_call(lmz_rpc_client *rc, const struct call_args *c,
 
 /* Waits for Result 1 and prints it. Returns the exit status. */
 static int await_result(lmz_rpc_client *rc, lmz_arena *a, int timeout_ms) {
-  for (;;) {
-    Lmz__Frame *f = NULL;
-    int rv = lmz_rpc_recv(rc, &f, timeout_ms);
-    if (rv) {
-      fprintf(stderr, "lmz call: no answer: %s\n", lmz_rpc_errmsg(rc));
-      return CLI_EXIT_USAGE;
-    }
-    if (f->body_case != LMZ__FRAME__BODY_RESULT || f->result->call_id != 1) {
-      lmz__frame__free_unpacked(f, NULL);
-      continue;
-    }
-    Lmz__Result *r = f->result;
-    int status = r->ok ? CLI_EXIT_OK : CLI_EXIT_THREW;
-    lmz_value *v = NULL;
-    struct lmz_codec_error err;
-    lmz_buf out = LMZ_BUF_INIT;
-    if (r->code && !r->value.len) {
-      fprintf(stderr, "lmz call: the node refused the call: %s (%s)\n",
-              r->detail, lmz_err_name(r->code));
-      status = CLI_EXIT_USAGE;
-    } else if (lmz_bin_decode(a, r->value.data, r->value.len, NULL, &v, &err) ||
-               lmz_scjson_encode(v, &out, &err)) {
-      fprintf(stderr, "lmz call: undecodable reply: %s\n", err.msg);
-      status = CLI_EXIT_FAIL;
-    } else {
-      lmz_buf_putc(&out, '\n');
-      cli_write_all(1, out.data, out.len);
-    }
-    lmz_buf_free(&out);
-    lmz__frame__free_unpacked(f, NULL);
-    return status;
+  Lmz__Frame *f = cli_await_result(rc, "call", timeout_ms);
+  if (!f)
+    return CLI_EXIT_USAGE;
+  Lmz__Result *r = f->result;
+  int status = r->ok ? CLI_EXIT_OK : CLI_EXIT_THREW;
+  lmz_value *v = NULL;
+  struct lmz_codec_error err;
+  lmz_buf out = LMZ_BUF_INIT;
+  if (r->code && !r->value.len) {
+    fprintf(stderr, "lmz call: the node refused the call: %s (%s)\n",
+            r->detail, lmz_err_name(r->code));
+    status = CLI_EXIT_USAGE;
+  } else if (lmz_bin_decode(a, r->value.data, r->value.len, NULL, &v, &err) ||
+             lmz_scjson_encode(v, &out, &err)) {
+    fprintf(stderr, "lmz call: undecodable reply: %s\n", err.msg);
+    status = CLI_EXIT_FAIL;
+  } else {
+    lmz_buf_putc(&out, '\n');
+    cli_write_all(1, out.data, out.len);
   }
+  lmz_buf_free(&out);
+  lmz__frame__free_unpacked(f, NULL);
+  return status;
 }
 
 static int do_call(const struct call_args *c, lmz_arena *a) {

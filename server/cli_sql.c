@@ -211,34 +211,26 @@ static int send_and_wait(lmz_rpc_client *rc, const struct sql_args *s,
     fprintf(stderr, "lmz sql: send failed: %s\n", lmz_rpc_errmsg(rc));
     return CLI_EXIT_USAGE;
   }
-  for (;;) {
-    Lmz__Frame *r = NULL;
-    if (lmz_rpc_recv(rc, &r, s->timeout_ms)) {
-      fprintf(stderr, "lmz sql: no answer: %s\n", lmz_rpc_errmsg(rc));
-      return CLI_EXIT_USAGE;
-    }
-    if (r->body_case != LMZ__FRAME__BODY_RESULT || r->result->call_id != 1) {
-      lmz__frame__free_unpacked(r, NULL);
-      continue;
-    }
-    Lmz__Result *res = r->result;
-    lmz_value *v = NULL;
-    int rv;
-    if (res->code && !res->value.len) {
-      fprintf(stderr, "lmz sql: the node refused the call: %s (%s)\n",
-              res->detail, lmz_err_name(res->code));
-      rv = CLI_EXIT_USAGE;
-    } else if (lmz_bin_decode(a, res->value.data, res->value.len, NULL, &v, NULL)) {
-      fprintf(stderr, "lmz sql: undecodable reply\n");
-      rv = CLI_EXIT_FAIL;
-    } else if (!res->ok) {
-      rv = print_scjson(v) ? CLI_EXIT_FAIL : EXIT_THREW;
-    } else {
-      rv = s->json ? print_scjson(v) : print_table(v);
-    }
-    lmz__frame__free_unpacked(r, NULL);
-    return rv;
+  Lmz__Frame *r = cli_await_result(rc, "sql", s->timeout_ms);
+  if (!r)
+    return CLI_EXIT_USAGE;
+  Lmz__Result *res = r->result;
+  lmz_value *v = NULL;
+  int rv;
+  if (res->code && !res->value.len) {
+    fprintf(stderr, "lmz sql: the node refused the call: %s (%s)\n",
+            res->detail, lmz_err_name(res->code));
+    rv = CLI_EXIT_USAGE;
+  } else if (lmz_bin_decode(a, res->value.data, res->value.len, NULL, &v, NULL)) {
+    fprintf(stderr, "lmz sql: undecodable reply\n");
+    rv = CLI_EXIT_FAIL;
+  } else if (!res->ok) {
+    rv = print_scjson(v) ? CLI_EXIT_FAIL : EXIT_THREW;
+  } else {
+    rv = s->json ? print_scjson(v) : print_table(v);
   }
+  lmz__frame__free_unpacked(r, NULL);
+  return rv;
 }
 
 int cli_sql_main(int argc, char **argv) {
