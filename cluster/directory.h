@@ -72,6 +72,7 @@
 #define LMZ_DIR_MAX_NODES 4096
 #define LMZ_DIR_MAX_BATCH 65536     /* items per command */
 #define LMZ_DIR_MAX_COMMAND (64u << 20) /* bytes per command */
+#define LMZ_DIR_MAX_BACKUPS 4 /* replication factor R <= 5 (DESIGN 4.1) */
 
 enum lmz_dir_node_state {
   LMZ_DIR_JOINING = 1,
@@ -89,6 +90,8 @@ enum lmz_dir_cmd {
   LMZ_DIR_CMD_MOVES = 6,
   LMZ_DIR_CMD_RELEASES = 7,
   LMZ_DIR_CMD_NODE_REMOVE = 8,
+  LMZ_DIR_CMD_BACKUPS_ADD = 9,
+  LMZ_DIR_CMD_PAIR_OUT = 10,
 };
 
 /* Item status (>= 0 success; < 0 an lmz error code, core/err.h). */
@@ -189,6 +192,65 @@ typedef int (*lmz_dir_actor_fn)(const char *binding, size_t blen,
                                 uint64_t node_id, uint64_t epoch, void *arg);
 int lmz_dir_foreach_actor(const lmz_dir *d, uint64_t node_id,
                           lmz_dir_actor_fn fn, void *arg);
+/* ---- replica sets (DESIGN.md 4.1) ------------------------------------------
+ *
+ * A placement has an owner and up to LMZ_DIR_MAX_BACKUPS backups: the nodes
+ * that hold a copy of the actor's key range and are IN SYNC with the owner
+ * (the owner's output gate waits for each of them). The list is ordered: on
+ * failover the first backup that is not DOWN becomes the owner. A backup is
+ * listed only after it holds the actor's state (a fresh claim: the empty
+ * state; otherwise a fill then BACKUPS_ADD) and is unlisted by PAIR_OUT
+ * before the owner acknowledges anything without it.
+ *
+ * Command semantics (apply):
+ *   claims       DirClaim.backups (chosen by the leader) are listed, in the
+ *                given order, keeping only ids that are UP, not the owner,
+ *                not repeated, at most LMZ_DIR_MAX_BACKUPS; claims with
+ *                LMZ_DIR_CLAIM_REPLACE_DOWN (stateless actors) get none.
+ *   backups_add  per item: (binding, instance) must be owned by `owner` at
+ *                `epoch` (else LMZ_ESTALE; unknown actor LMZ_ENOTFOUND),
+ *                `backup` UP and not the owner (else LMZ_EUNAVAILABLE /
+ *                LMZ_EINVAL); already listed: LMZ_DIR_EXISTING; list full:
+ *                LMZ_EBUSY; else appended (LMZ_DIR_PLACED). Epoch unchanged.
+ *   pair_out     removes `backup` from the list of every actor owned by
+ *                `owner`; always succeeds (idempotent); the item's epoch is
+ *                the number of lists it changed.
+ *   mark_down    (when it applies) additionally: every actor owned by the
+ *                node whose list has a backup that is not DOWN is PROMOTED
+ *                to the first such backup with epoch + 1 (epoch_seq kept >=
+ *                every epoch) and an EMPTY list (the other backups may lack
+ *                the dead owner's last, unacknowledged writes: the new
+ *                owner refills them); every other actor drops the node from
+ *                its list. The item's epoch is the number promoted.
+ *   moves        the moved actor's list becomes empty (the new owner
+ *                refills it).
+ *   node_remove  (force) also drops the node from every list.
+ * Snapshot format version 2 adds, after each actor's epoch, u8 n_backups
+ * and n_backups x u64 id; restore accepts version 1 (no lists) too. */
+struct lmz_dir_placement {
+  uint64_t node_id; /* owner */
+  uint64_t epoch;
+  uint32_t n_backups;
+  uint64_t backups[LMZ_DIR_MAX_BACKUPS]; /* in-sync backups, failover order */
+};
+
+/* Placement of (binding, instance) with its backups. Returns 0 (*out set),
+ * LMZ_ENOTFOUND, or LMZ_EINVAL for lengths over the limits. */
+int lmz_dir_placement_get(const lmz_dir *d, const void *binding, size_t blen,
+                          const void *instance, size_t ilen,
+                          struct lmz_dir_placement *out);
+/* As lmz_dir_foreach_actor, with the whole placement. */
+typedef int (*lmz_dir_placement_fn)(const char *binding, size_t blen,
+                                    const char *instance, size_t ilen,
+                                    const struct lmz_dir_placement *p,
+                                    void *arg);
+int lmz_dir_foreach_placement(const lmz_dir *d, uint64_t node_id,
+                              lmz_dir_placement_fn fn, void *arg);
+/* Actors placed on node_id (0 = all) with fewer than `want` backups
+ * (want capped at LMZ_DIR_MAX_BACKUPS). O(actors). */
+uint64_t lmz_dir_count_under_replicated(const lmz_dir *d, uint64_t node_id,
+                                        uint32_t want);
+
 /* Memory of the actor table, for metrics. */
 struct lmz_dir_stats {
   size_t live_bytes;   /* bytes of live actor entries */
@@ -210,6 +272,16 @@ struct lmz_dir_claim {
   uint64_t node_id;
   uint64_t request_id;
   uint32_t flags; /* LMZ_DIR_CLAIM_REPLACE_DOWN */
+  uint32_t n_backups; /* <= LMZ_DIR_MAX_BACKUPS (else LMZ_EINVAL) */
+  const uint64_t *backups;
+};
+
+struct lmz_dir_backup_add {
+  const void *binding;
+  size_t blen;
+  const void *instance;
+  size_t ilen;
+  uint64_t owner, epoch, backup, request_id;
 };
 
 struct lmz_dir_move {
@@ -249,5 +321,9 @@ int lmz_dir_encode_mark_down(lmz_buf *out, uint64_t node_id,
                              uint64_t expected_lease_seq, uint64_t request_id);
 int lmz_dir_encode_node_remove(lmz_buf *out, uint64_t node_id, bool force,
                                uint64_t request_id);
+int lmz_dir_encode_backups_add(lmz_buf *out,
+                               const struct lmz_dir_backup_add *a, size_t n);
+int lmz_dir_encode_pair_out(lmz_buf *out, uint64_t owner, uint64_t backup,
+                            uint64_t request_id);
 
 #endif

@@ -1,0 +1,156 @@
+/* cluster/repl.h - replication streams: the owner ships every committed turn
+ * batch of its replicated actors to their backups; backups apply and
+ * acknowledge; the owner's output gate waits for the in-sync backups
+ * (DESIGN.md 4.1, issue 9).
+ *
+ * OWNER SIDE. For each peer it replicates to, one ordered stream per
+ * (owner node, backup node) pair: a generation (chosen afresh whenever the
+ * stream (re)starts) and a sequence number per record. lmz_repl_ship()
+ * appends one record (the actor, its epoch, the batch's operations) to the
+ * stream of each backup of the actor and to the stream of each node being
+ * filled for it; records queued during one loop iteration leave as one
+ * ReplAppend frame per stream (flushed from lmz_repl_flush(), which the
+ * owner of the loop calls once per iteration, e.g. from a uv_prepare_t).
+ * Each shipped batch gets a node-wide TOKEN (1, 2, 3, ... in ship order);
+ * lmz_repl_acked_through() is the highest token T such that every token
+ * <= T has been acknowledged by every backup it waited for, or that backup
+ * was dropped from the directory (PAIR_OUT committed). A batch of an actor
+ * with no backups gets token 0 (nothing to wait for).
+ *
+ * IN-SYNC SETS. A stream whose oldest unacknowledged record is older than
+ * max_lag_ms, whose unacknowledged bytes exceed max_lag_bytes, whose link
+ * went down, or whose backup refused it (stale epoch, gap, bad record,
+ * disk error), is CLOSED: nothing more is sent on that generation, and
+ * PAIR_OUT(self, backup) is proposed through the leader (retried each tick
+ * until committed). Its waiting tokens count as acknowledged only once the
+ * directory shows the backup gone from the actors' lists; so a minority-side
+ * owner that cannot commit PAIR_OUT never acknowledges without it.
+ *
+ * REFILL. Each tick (bounded work per tick), for actors this node owns whose
+ * list is shorter than min(R - 1, candidates), the owner picks the next
+ * nodes of the rendezvous ranking over the placement candidate set
+ * (cluster/placement.h) that are neither owner nor listed, sends the actor's
+ * whole key range (a FILL record: storage/store.h dump) on that node's
+ * stream, keeps shipping the actor's later batches to it, and once the fill
+ * is acknowledged proposes BACKUPS_ADD (owner, epoch, backup). A failed
+ * proposal or a closed stream restarts the fill later.
+ *
+ * BACKUP SIDE. lmz_repl_on_append() validates the frame (hostile input:
+ * bounded sizes; generation and sequence contiguous; every key inside the
+ * record's actor range; the actor's epoch not older than the local
+ * directory's; the sender is the directory's owner or the epoch is newer than
+ * what the directory knows), applies the records as one store batch (group
+ * commit: one fsync for many frames), and once durable answers ReplAck with
+ * the highest durable sequence. A violation answers ReplAck with a negative
+ * status and the reason, and drops the stream state for that sender (its
+ * owner then closes the stream and refills). Backed-up actors are never
+ * activated by the backup.
+ *
+ * Time: every decision reads ops.now_ms (fake time in unit tests).
+ * Threading: loop thread only. */
+#ifndef LMZ_CLUSTER_REPL_H
+#define LMZ_CLUSTER_REPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/directory.h"
+#include "core/buf.h"
+#include "proto/lmz.pb-c.h"
+#include "storage/store.h"
+
+typedef struct lmz_repl_s lmz_repl_t;
+
+#define LMZ_REPL_DEFAULT_MAX_LAG_MS 2000u
+#define LMZ_REPL_DEFAULT_MAX_LAG_BYTES (64u << 20)
+#define LMZ_REPL_MAX_FRAME_BYTES (16u << 20) /* one ReplAppend (split above) */
+
+/* What the replicator needs from the node around it. */
+struct lmz_repl_ops {
+  uint64_t (*now_ms)(void *ctx);
+  /* Sends a frame to node `node_id`; 0 or an lmz error (LMZ_EOVERLOAD: the
+   * link is full; the stream keeps the records and retries on the next
+   * flush). */
+  int (*send)(void *ctx, uint64_t node_id, const Lmz__Frame *f);
+  /* Proposes an encoded DirCommand through the leader; `cb(arg, status)`
+   * runs exactly once later (0 = committed and applied locally; the item
+   * status is in item_status). Returns 0 or an error (cb then never runs). */
+  int (*propose)(void *ctx, const lmz_buf *cmd,
+                 void (*cb)(void *arg, int status, int item_status),
+                 void *arg);
+  /* The placement candidate set (cluster/placement.h) for backups: up to
+   * cap ids written, count returned (self excluded). */
+  size_t (*candidates)(void *ctx, uint64_t *out, size_t cap);
+  void *ctx;
+};
+
+struct lmz_repl_options {
+  uint64_t node_id;        /* ours */
+  uint32_t factor;         /* R: 1 = no replication (then ship is a no-op) */
+  uint32_t max_lag_ms;     /* 0 = LMZ_REPL_DEFAULT_MAX_LAG_MS */
+  uint64_t max_lag_bytes;  /* 0 = LMZ_REPL_DEFAULT_MAX_LAG_BYTES */
+  const lmz_dir *dir;      /* the local directory replica (borrowed) */
+  lmz_store *store;        /* the node's store (borrowed) */
+  struct lmz_repl_ops ops;
+  /* acked_through advanced (the node releases outputs behind the gate). */
+  void (*on_progress)(void *arg);
+  void *progress_arg;
+};
+
+struct lmz_repl_pair_stats {
+  uint64_t node_id;        /* the other end */
+  bool outgoing;           /* true: we own, it backs up; false: reverse */
+  bool in_sync;            /* outgoing: stream open and acknowledged */
+  uint64_t lag_records, lag_bytes, lag_ms;
+  uint64_t sent_records, acked_seq;
+};
+
+struct lmz_repl_stats {
+  uint64_t shipped, acked_through, pending_tokens;
+  uint64_t fills_sent, fills_done, pair_outs;
+  uint64_t applied_records, refused;
+  uint64_t under_replicated; /* actors we own with too short a list */
+  size_t n_pairs;
+};
+
+/* Allocates and starts a replicator. Returns 0 or LMZ_EINVAL / LMZ_ENOMEM. */
+int lmz_repl_new(lmz_repl_t **out, const struct lmz_repl_options *o);
+/* Fails nothing it cannot: waiting tokens stay unacknowledged (their
+ * outputs are failed by the node's own close). Frees everything; pending
+ * proposals' callbacks must not touch r afterwards (they are disarmed). */
+void lmz_repl_free(lmz_repl_t *r);
+
+/* ---- owner side ---------------------------------------------------------- */
+
+/* Ships the batch `b` (borrowed; read now) of actor (binding, instance),
+ * about to be committed locally, to the actor's backups and fills.
+ * Returns 0 with *token (0 = nothing to wait for), or LMZ_ENOMEM /
+ * LMZ_ETOOBIG (the turn fails; nothing was queued). */
+int lmz_repl_ship(lmz_repl_t *r, const char *binding, const char *instance,
+                  const lmz_batch *b, uint64_t *token);
+uint64_t lmz_repl_acked_through(const lmz_repl_t *r);
+/* Sends what ship queued in this loop iteration. */
+void lmz_repl_flush(lmz_repl_t *r);
+/* Lag checks, PAIR_OUT retries, refill scheduling. */
+void lmz_repl_tick(lmz_repl_t *r);
+/* The local directory changed (an entry was applied): re-evaluates waiting
+ * tokens (PAIR_OUT, failover) and refill needs. */
+void lmz_repl_dir_changed(lmz_repl_t *r);
+
+/* ---- frames (server/lmzd.c's frame table) -------------------------------- */
+
+void lmz_repl_on_append(lmz_repl_t *r, uint64_t from_node,
+                        const Lmz__ReplAppend *m);
+void lmz_repl_on_ack(lmz_repl_t *r, uint64_t from_node, const Lmz__ReplAck *m);
+/* A link to `node_id` went down (up = false) or came up. */
+void lmz_repl_on_link(lmz_repl_t *r, uint64_t node_id, bool up);
+
+/* ---- operating it -------------------------------------------------------- */
+
+void lmz_repl_get_stats(const lmz_repl_t *r, struct lmz_repl_stats *st);
+/* Pair i in [0, stats.n_pairs). */
+void lmz_repl_pair_at(const lmz_repl_t *r, size_t i,
+                      struct lmz_repl_pair_stats *out);
+
+#endif
