@@ -141,6 +141,9 @@ typedef struct lmz_commit {
   lmz_node *node;
   struct lmz_chain *chain; /* the batch's chain (borrowed: the batch holds
                               a reference until after the callback) */
+  uint64_t token;  /* replication token (0 = no backup waits); node.h */
+  bool local_done; /* the store reported it (status below) */
+  int status;
 } lmz_commit;
 
 /* ---- actors -------------------------------------------------------------- */
@@ -269,6 +272,7 @@ struct lmz_node {
   uint64_t calls_pending;
   lmz_msg *rej_head, *rej_tail;
   struct lmz_router *router; /* cluster routing (actor/router.c), or NULL */
+  struct lmz_node_replicator repl; /* lmz_node_set_replicator; ship NULL = none */
   const struct lmz_gateway_hooks *gw_hooks; /* lmz_register_gateway_hooks */
 };
 

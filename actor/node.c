@@ -140,6 +140,7 @@ static void handle_closed(uv_handle_t *h) {
 static void finish_close(lmz_node *n) {
   lmz_store_close(n->store); /* runs the remaining commit callbacks */
   n->store = NULL;
+  lmz_node_set_replicator(n, NULL); /* fails turns still waiting for backups */
   lmz__flush_refused(n); /* calls those outputs made that were refused */
   uv_close((uv_handle_t *)&n->idle, handle_closed);
   uv_close((uv_handle_t *)&n->evict_timer, handle_closed);

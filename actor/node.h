@@ -86,6 +86,28 @@ void lmz_node_release_placement(lmz_node *n, const char *binding,
 /* The node's cluster router (actor/router.h), or NULL before it starts. */
 struct lmz_router *lmz_node_router(lmz_node *n);
 
+/* Replication of durable turns (cluster/repl.h, DESIGN.md 4.1). With a
+ * replicator set, every committed turn batch of a durable object is handed
+ * to ship() before its local commit; ship returns a token (0 = no backup
+ * to wait for). The output gate then opens for that turn only when its
+ * local commit is durable AND acked_through() >= its token; outputs are
+ * released in commit order, node-wide. The replicator calls
+ * lmz_node_repl_progress() when acked_through advanced. Unset it (ship =
+ * NULL) before freeing the replicator: turns still waiting for it then fail
+ * their outputs (never released as durable). A local commit failure of a
+ * replicated batch calls on_local_failure (the node must stop serving: its
+ * backups may hold the write it lost). */
+struct lmz_batch; /* storage/store.h */
+struct lmz_node_replicator {
+  int (*ship)(void *ctx, const char *binding, const char *instance,
+              const struct lmz_batch *b, uint64_t *token);
+  uint64_t (*acked_through)(void *ctx);
+  void (*on_local_failure)(void *ctx, int status);
+  void *ctx;
+};
+void lmz_node_set_replicator(lmz_node *n, const struct lmz_node_replicator *r);
+void lmz_node_repl_progress(lmz_node *n);
+
 /* A config `vars` entry; copied. */
 int lmz_node_set_var(lmz_node *n, const char *name, const char *value);
 /* True if `binding` exists; *kind gets its kind. */

@@ -144,6 +144,17 @@ static void log_unhandled(lmz_actor *a, const lmz_value *err) {
 
 /* ---- commits ------------------------------------------------------------- */
 
+/* Hands a durable object's batch to the replicator before the local
+ * commit: a batch that could not be shipped is never written either. */
+static int ship_batch(lmz_node *n, lmz_actor *a, const struct lmz_batch *b,
+                      uint64_t *token) {
+  *token = 0;
+  if (!n->repl.ship || a->binding->kind != LMZ_NODE_DO)
+    return 0;
+  return n->repl.ship(n->repl.ctx, a->self.binding, a->self.instance, b,
+                      token);
+}
+
 static int start_commit(lmz_ctx *ctx, struct lmz_batch *b) {
   lmz_node *n = ctx->node;
   lmz_commit *c = calloc(1, sizeof *c);
@@ -156,12 +167,16 @@ static int start_commit(lmz_ctx *ctx, struct lmz_batch *b) {
   }
   lmz_batch_set_chain(b, a->chain);
   c->chain = a->chain;
-  c->seq = ++n->next_seq;
   c->node = n;
   c->actor = a;
-  int rv = lmz_store_commit(n->store, b, store_commit_cb, c);
+  int rv = ship_batch(n, a, b, &c->token);
+  if (!rv) {
+    c->seq = ++n->next_seq;
+    rv = lmz_store_commit(n->store, b, store_commit_cb, c);
+    if (rv)
+      n->next_seq--;
+  }
   if (rv) {
-    n->next_seq--;
     free(c);
     return rv;
   }
@@ -193,8 +208,9 @@ static void fail_outputs(lmz_node *n, lmz_msg *m) {
   }
 }
 
-void lmz__commit_done(lmz_node *n, lmz_commit *c, int status) {
-  LMZ_ASSERT(n->c_head == c); /* the store reports in commit order */
+/* Releases (or fails) the outputs of the oldest commit, which is settled:
+ * durable here and, when replicated, on every in-sync backup. */
+static void commit_settle(lmz_node *n, lmz_commit *c, int status) {
   n->c_head = c->next;
   if (!n->c_head)
     n->c_tail = NULL;
@@ -206,7 +222,7 @@ void lmz__commit_done(lmz_node *n, lmz_commit *c, int status) {
   } else {
     LMZ_LOG_ERROR(&lmz__actor_log, "commit %llu failed: %s (%s)",
                   (unsigned long long)c->seq, lmz_strerror(status),
-                  n->store->errmsg);
+                  n->store ? n->store->errmsg : "");
     lmz_actor *a = c->actor;
     if (a && a->chain == c->chain) { /* first failure of its chain */
       lmz__cache_free(a);
@@ -218,6 +234,41 @@ void lmz__commit_done(lmz_node *n, lmz_commit *c, int status) {
   }
   free(c);
 }
+
+/* The output gate, node-wide and in commit order: the head commit leaves
+ * once the store reported it and its backups acknowledged it. With no
+ * replicator left (close), a commit still waiting for backups fails. */
+static void gate_advance(lmz_node *n) {
+  uint64_t acked = n->repl.acked_through ? n->repl.acked_through(n->repl.ctx) : 0;
+  lmz_commit *c;
+  while ((c = n->c_head) && c->local_done) {
+    int status = c->status;
+    if (status == 0 && c->token > acked) {
+      if (n->repl.ship)
+        return; /* waits for its backups */
+      status = LMZ_ECANCELED;
+    }
+    commit_settle(n, c, status);
+  }
+}
+
+void lmz__commit_done(lmz_node *n, lmz_commit *c, int status) {
+  c->local_done = true;
+  c->status = status;
+  if (status && c->token && n->repl.on_local_failure)
+    n->repl.on_local_failure(n->repl.ctx, status);
+  gate_advance(n);
+}
+
+void lmz_node_set_replicator(lmz_node *n, const struct lmz_node_replicator *r) {
+  if (r)
+    n->repl = *r;
+  else
+    memset(&n->repl, 0, sizeof n->repl);
+  gate_advance(n);
+}
+
+void lmz_node_repl_progress(lmz_node *n) { gate_advance(n); }
 
 static void store_commit_cb(lmz_store *s, int status, void *arg) {
   lmz_commit *c = arg;
