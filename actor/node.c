@@ -202,6 +202,8 @@ void lmz_node_free(lmz_node *n) {
   free(n);
 }
 
+struct lmz_store *lmz_node_store(lmz_node *n) { return n->store; }
+
 /* ---- storage access outside turns (test kit, operators) ------------------ */
 
 static int actor_key(const char *binding, const char *instance, const char *key,

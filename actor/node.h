@@ -106,6 +106,9 @@ struct lmz_node_replicator {
   void *ctx;
 };
 void lmz_node_set_replicator(lmz_node *n, const struct lmz_node_replicator *r);
+/* The node's store (storage/store.h), for the replicator: backups apply
+ * their streams to it. */
+struct lmz_store *lmz_node_store(lmz_node *n);
 void lmz_node_repl_progress(lmz_node *n);
 
 /* A config `vars` entry; copied. */

@@ -103,9 +103,16 @@ static void renew_done(lmz_dirclient_req_t *req, int status,
   }
 }
 
+void lmz_member_stop_serving(lmz_member_t *m) {
+  m->stopped = true;
+  lmz_lease_holder_revoke(&m->lease);
+}
+
 static void holder_step(lmz_member_t *m, uint64_t now) {
   lmz_buf cmd = LMZ_BUF_INIT;
   lmz_dirclient_t *dc = m->o.dc;
+  if (m->stopped) /* lmz_member_stop_serving: the lease lapses for good */
+    return;
   if (!m->registered && !m->upsert_flight) {
     if (!lmz_dir_encode_node_upsert(&cmd, m->o.node_id, LMZ_DIR_UP,
                                     m->node_address, m->raft_address,

@@ -52,9 +52,17 @@ struct lmz_member_s {
   uint64_t next_watch_ms;
   bool registered, upsert_flight, renew_flight, markdown_flight;
   bool closing;
+  bool stopped; /* lmz_member_stop_serving */
   lmz_dirclient_req_t upsert, renew, markdown;
   struct lmz_member_change *change; /* the membership change in flight */
 };
+
+/* Gives the lease up for the rest of the process's life: no renewal, no
+ * registration; the node stops running durable-object turns at once and
+ * the leader fences it (and fails its actors over) once its lease surely
+ * expired. For a node that must not serve any more: its disk failed a
+ * replicated write (cluster/repl.h). */
+void lmz_member_stop_serving(lmz_member_t *m);
 
 /* Returns 0 or LMZ_EINVAL (addresses too long, bad lease config). */
 int lmz_member_init(lmz_member_t *m, const struct lmz_member_options *o);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/directory.h" /* LMZ_DIR_MAX_BACKUPS */
 #include "core/err.h"
 #include "gateway/gateway.h"
 
@@ -261,6 +262,9 @@ static int parse_id(const struct lmzd_config *c, const lmz_json *v,
   return 0;
 }
 
+static int parse_replication(struct lmzd_config *c, const lmz_json *cl,
+                             char *errmsg);
+
 static int parse_cluster(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
   int rv = 0;
   const lmz_json *cl = get_typed(c, c->file.root, "cluster", LMZ_JSON_OBJECT,
@@ -290,6 +294,8 @@ static int parse_cluster(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
     return LMZ_EBADCONFIG;
   }
   c->raft_tcp = rt && !strcmp(rt, "tcp");
+  if (!rv && (rv = parse_replication(c, cl, errmsg)))
+    return rv;
   const lmz_json *vs = rv ? NULL : get_typed(c, cl, "voters", LMZ_JSON_ARRAY,
                                              "an array", errmsg, &rv);
   if (!vs)
@@ -426,18 +432,44 @@ static int parse_gateway(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
 
 /* ---- limits (overload bounds) ------------------------------------------- */
 
-static int parse_limit(const struct lmzd_config *c, const lmz_json *l,
-                       const char *key, uint32_t *out, char *errmsg) {
+/* An optional integer `section.key` in [lo, hi]. */
+static int parse_u32(const struct lmzd_config *c, const lmz_json *l,
+                     const char *section, const char *key, uint32_t lo,
+                     uint32_t hi, uint32_t *out, char *errmsg) {
   const lmz_json *v = lmz_json_get(l, key);
   if (!v)
     return 0;
-  if (v->type != LMZ_JSON_NUMBER || v->u.num < 1 || v->u.num > 1e9 ||
+  if (v->type != LMZ_JSON_NUMBER || v->u.num < lo || v->u.num > hi ||
       v->u.num != (double)(uint32_t)v->u.num) {
-    lmz_config_errorf(errmsg, &c->file, v, "limits.%s must be an integer 1..1000000000", key);
+    lmz_config_errorf(errmsg, &c->file, v, "%s.%s must be an integer %u..%u",
+                      section, key, lo, hi);
     return LMZ_EBADCONFIG;
   }
   *out = (uint32_t)v->u.num;
   return 0;
+}
+
+static int parse_limit(const struct lmzd_config *c, const lmz_json *l,
+                       const char *key, uint32_t *out, char *errmsg) {
+  return parse_u32(c, l, "limits", key, 1, 1000000000u, out, errmsg);
+}
+
+/* "cluster": {"replication": {"factor": 3, "max_lag_ms": 2000,
+ * "max_lag_mib": 64}} (DESIGN.md 4.1). */
+static int parse_replication(struct lmzd_config *c, const lmz_json *cl,
+                             char *errmsg) {
+  int rv = 0;
+  const lmz_json *r = get_typed(c, cl, "replication", LMZ_JSON_OBJECT,
+                                "an object", errmsg, &rv);
+  if (rv || !r)
+    return rv;
+  const char *sec = "cluster.replication";
+  rv = parse_u32(c, r, sec, "factor", 1, LMZ_DIR_MAX_BACKUPS + 1, &c->repl_factor, errmsg);
+  if (!rv)
+    rv = parse_u32(c, r, sec, "max_lag_ms", 50, 600000, &c->repl_max_lag_ms, errmsg);
+  if (!rv)
+    rv = parse_u32(c, r, sec, "max_lag_mib", 1, 4096, &c->repl_max_lag_mib, errmsg);
+  return rv;
 }
 
 static int parse_limits(struct lmzd_config *c, char *errmsg) {
@@ -468,6 +500,7 @@ static int interpret(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
   if (!rv)
     rv = parse_sql(c, errmsg);
   c->cluster_id = 1;
+  c->repl_factor = LMZD_DEFAULT_REPL_FACTOR;
   if (!rv)
     rv = parse_cluster(a, c, errmsg);
   if (!rv)
@@ -499,5 +532,7 @@ int lmzd_config_dev(lmz_arena *a, const char *lib_dir, struct lmzd_config *c,
     return rv;
   c->base_dir = lib_dir;
   c->dev = true;
-  return interpret(a, c, errmsg);
+  rv = interpret(a, c, errmsg);
+  c->repl_factor = 1; /* --dev: one node, one copy, as before replication */
+  return rv;
 }

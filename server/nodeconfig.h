@@ -17,6 +17,8 @@
  *     "log": { "level": "info", "debug": "lmz.cluster.*" },
  *     "cluster": { "id": 1, "raft": "10.0.0.1:7201", "lease_ms": 3000,
  *                  "join": false,   // true for a node added by `lmz node add`
+ *                  "replication": { "factor": 3,      // copies, 1..5
+ *                                   "max_lag_ms": 2000, "max_lag_mib": 64 },
  *                  "voters": [ { "id": 1, "node": "10.0.0.1:7101",
  *                                "raft": "10.0.0.1:7201" }, ... ] },
  *     "gateway": { "static": "web",            // relative to this file
@@ -105,6 +107,11 @@ struct lmzd_config {
   uint32_t lease_ms;     /* 0 = default */
   bool join;             /* a node added at run time: never bootstrap */
   bool raft_tcp;         /* cluster.raft_transport = "tcp" (default "node") */
+  /* cluster.replication (DESIGN.md 4.1): copies of each durable object
+   * (capped by the live nodes; --dev: 1); 0 = the repl.h defaults */
+  uint32_t repl_factor;
+  uint32_t repl_max_lag_ms;
+  uint32_t repl_max_lag_mib;
   struct lmzd_voter *voters;
   size_t n_voters;
   struct lmzd_gateway gw;
@@ -113,6 +120,8 @@ struct lmzd_config {
   uint32_t mailbox_max;       /* limits.mailbox_max */
   uint32_t pending_calls_max; /* limits.pending_calls_max */
 };
+
+#define LMZD_DEFAULT_REPL_FACTOR 3
 
 /* Loads and validates `path`; everything is allocated in `a`. Returns 0 or
  * an error with errmsg ("FILE:LINE:COL: problem"). */
