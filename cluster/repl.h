@@ -65,6 +65,21 @@ typedef struct lmz_repl_s lmz_repl_t;
 #define LMZ_REPL_DEFAULT_MAX_LAG_MS 2000u
 #define LMZ_REPL_DEFAULT_MAX_LAG_BYTES (64u << 20)
 #define LMZ_REPL_MAX_FRAME_BYTES (16u << 20) /* one ReplAppend (split above) */
+/* One record's data (a single larger batch or dump cannot be replicated:
+ * ship answers LMZ_ETOOBIG); below the node port's frame cap
+ * (proto/frame.h) with room for the envelope. */
+#define LMZ_REPL_MAX_RECORD_BYTES (60u << 20)
+#define LMZ_REPL_MAX_RECORDS 65536u /* records per ReplAppend */
+/* Refill bounds: fills in flight and bytes of their dumps. */
+#define LMZ_REPL_MAX_FILLS 256u
+#define LMZ_REPL_MAX_FILL_BYTES (8u << 20)
+/* A clean refill scan runs at least this often (ticks in between scan only
+ * after a change: directory, link, a fill finished). */
+#define LMZ_REPL_REFILL_PERIOD_MS 1000u
+
+/* ReplRecord.kind */
+#define LMZ_REPL_KIND_OPS 1  /* storage/store.h batch wire format */
+#define LMZ_REPL_KIND_FILL 2 /* storage/store.h actor dump */
 
 /* What the replicator needs from the node around it. */
 struct lmz_repl_ops {
