@@ -84,7 +84,8 @@ int lmz_batch_serialize(const lmz_batch *b, const lmz_key_range *keep,
   uint8_t hdr[11] = {WIRE_VERSION};
   int rv = lmz_buf_append(out, hdr, sizeof hdr);
   size_t n = 0;
-  const uint8_t *p = b->ops.data, *end = p + b->ops.len;
+  const uint8_t *p = b->ops.data; /* NULL for a batch never written to */
+  const uint8_t *end = p ? p + b->ops.len : p;
   while (rv == 0 && p < end) {
     uint32_t a, c;
     memcpy(&a, p + 1, 4);
