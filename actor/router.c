@@ -422,7 +422,7 @@ void lmz__router_claim_local(lmz_router *r, const char *binding,
   if (rv == LMZ_ENOTFOUND) {
     struct lmz_dir_claim cl = {binding, strlen(binding), instance,
                                strlen(instance), self, lmz_cluster_next_id(r->c),
-                               LMZ_DIR_CLAIM_REPLACE_DOWN};
+                               LMZ_DIR_CLAIM_REPLACE_DOWN, 0, NULL};
     rv = lmz_dir_encode_claims(&cmd, &cl, 1);
   } else if (rv == 0) {
     struct lmz_dir_move mv = {binding, strlen(binding), instance, strlen(instance),

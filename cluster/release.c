@@ -167,7 +167,7 @@ static void reclaim(lmz_relq *q, const struct lmz_relq_item *it) {
   lmz_buf cmd = LMZ_BUF_INIT;
   struct lmz_dir_claim cl = {it->key, it->blen, it->key + it->blen + 1,
                              it->ilen, q->node_id, lmz_dirclient_next_id(q->dc),
-                             LMZ_DIR_CLAIM_REPLACE_DOWN};
+                             LMZ_DIR_CLAIM_REPLACE_DOWN, 0, NULL};
   struct reclaim *rc = calloc(1, sizeof *rc);
   int rv = rc ? lmz_dir_encode_claims(&cmd, &cl, 1) : LMZ_ENOMEM;
   if (!rv)
