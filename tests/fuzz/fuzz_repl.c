@@ -61,40 +61,6 @@ static void check_batch(const uint8_t *data, size_t size) {
 
 /* ---- append mode --------------------------------------------------------- */
 
-/* TEMPORARY, until branch h/dir (the directory's replica sets) is merged:
- * WEAK stand-ins so this target links; the real definitions replace them.
- * The backup side only reads the owner and epoch, which lmz_dir_lookup has. */
-__attribute__((weak)) int lmz_dir_placement_get(const lmz_dir *d,
-                                                const void *binding,
-                                                size_t blen,
-                                                const void *instance,
-                                                size_t ilen,
-                                                struct lmz_dir_placement *out) {
-  memset(out, 0, sizeof *out);
-  return lmz_dir_lookup(d, binding, blen, instance, ilen, &out->node_id,
-                        &out->epoch);
-}
-__attribute__((weak)) int lmz_dir_foreach_placement(const lmz_dir *d,
-                                                    uint64_t node_id,
-                                                    lmz_dir_placement_fn fn,
-                                                    void *arg) {
-  (void)d, (void)node_id, (void)fn, (void)arg;
-  return 0;
-}
-__attribute__((weak)) int
-lmz_dir_encode_backups_add(lmz_buf *out, const struct lmz_dir_backup_add *a,
-                           size_t n) {
-  (void)out, (void)a, (void)n;
-  return LMZ_EINVAL;
-}
-__attribute__((weak)) int lmz_dir_encode_pair_out(lmz_buf *out,
-                                                  uint64_t owner,
-                                                  uint64_t backup,
-                                                  uint64_t request_id) {
-  (void)out, (void)owner, (void)backup, (void)request_id;
-  return LMZ_EINVAL;
-}
-
 static uv_loop_t loop;
 static lmz_store *store;
 static lmz_dir *dir;

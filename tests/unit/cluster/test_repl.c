@@ -124,142 +124,13 @@ static void on_progress(void *arg) {
 }
 
 
-/* ---- TEMPORARY stand-in for the directory's replica sets ------------------
- * Until branch h/dir (directory.c: backups, BACKUPS_ADD, PAIR_OUT) is
- * merged, these WEAK definitions stand in for lmz_dir_placement_get,
- * lmz_dir_foreach_placement, lmz_dir_encode_backups_add and
- * lmz_dir_encode_pair_out; the real (strong) ones replace them at link time
- * as soon as they exist. Stub commands start with "STUB" and are applied by
- * apply_all() to one table shared by all replicas (they are identical). */
-struct stub_actor {
-  char inst[64];
-  uint32_t n;
-  uint64_t b[LMZ_DIR_MAX_BACKUPS];
-};
-static struct stub_actor stub_tab[64];
-static size_t stub_n;
-
-static struct stub_actor *stub_find(const void *inst, size_t ilen,
-                                    bool create) {
-  for (size_t i = 0; i < stub_n; i++)
-    if (strlen(stub_tab[i].inst) == ilen && !memcmp(stub_tab[i].inst, inst, ilen))
-      return &stub_tab[i];
-  if (!create || stub_n == 64 || ilen >= 64)
-    return NULL;
-  struct stub_actor *s = &stub_tab[stub_n++];
-  memset(s, 0, sizeof *s);
-  memcpy(s->inst, inst, ilen);
-  return s;
-}
-
-__attribute__((weak)) int lmz_dir_placement_get(const lmz_dir *d,
-                                                const void *binding,
-                                                size_t blen,
-                                                const void *instance,
-                                                size_t ilen,
-                                                struct lmz_dir_placement *out) {
-  memset(out, 0, sizeof *out);
-  int rv = lmz_dir_lookup(d, binding, blen, instance, ilen, &out->node_id,
-                          &out->epoch);
-  struct stub_actor *s = rv ? NULL : stub_find(instance, ilen, false);
-  if (s) {
-    out->n_backups = s->n;
-    memcpy(out->backups, s->b, sizeof s->b);
-  }
-  return rv;
-}
-
-struct stub_walk {
-  const lmz_dir *d;
-  lmz_dir_placement_fn fn;
-  void *arg;
-};
-
-static int stub_walk_cb(const char *binding, size_t blen, const char *instance,
-                        size_t ilen, uint64_t node_id, uint64_t epoch,
-                        void *arg) {
-  (void)node_id, (void)epoch;
-  struct stub_walk *sw = arg;
-  struct lmz_dir_placement p;
-  lmz_dir_placement_get(sw->d, binding, blen, instance, ilen, &p);
-  return sw->fn(binding, blen, instance, ilen, &p, sw->arg);
-}
-
-__attribute__((weak)) int lmz_dir_foreach_placement(const lmz_dir *d,
-                                                    uint64_t node_id,
-                                                    lmz_dir_placement_fn fn,
-                                                    void *arg) {
-  struct stub_walk sw = {d, fn, arg};
-  return lmz_dir_foreach_actor(d, node_id, stub_walk_cb, &sw);
-}
-
-__attribute__((weak)) int
-lmz_dir_encode_backups_add(lmz_buf *out, const struct lmz_dir_backup_add *a,
-                           size_t n) {
-  assert_int_equal(n, 1);
-  uint64_t v[3] = {a->owner, a->epoch, a->backup};
-  int rv = lmz_buf_append(out, "STUBADD", 7);
-  if (!rv)
-    rv = lmz_buf_append(out, v, sizeof v);
-  return rv ? rv : lmz_buf_append(out, a->instance, a->ilen);
-}
-
-__attribute__((weak)) int lmz_dir_encode_pair_out(lmz_buf *out,
-                                                  uint64_t owner,
-                                                  uint64_t backup,
-                                                  uint64_t request_id) {
-  (void)request_id;
-  uint64_t v[2] = {owner, backup};
-  int rv = lmz_buf_append(out, "STUBOUT", 7);
-  return rv ? rv : lmz_buf_append(out, v, sizeof v);
-}
-
-static int stub_apply(const lmz_dir *d, const lmz_buf *cmd) {
-  uint64_t v[3];
-  if (memcmp(cmd->data, "STUBOUT", 7) == 0) {
-    memcpy(v, cmd->data + 7, 16);
-    for (size_t i = 0; i < stub_n; i++) {
-      struct stub_actor *s = &stub_tab[i];
-      uint64_t owner, epoch;
-      if (lmz_dir_lookup(d, "C", 1, s->inst, strlen(s->inst), &owner,
-                         &epoch) || owner != v[0])
-        continue;
-      uint32_t k = 0;
-      for (uint32_t j = 0; j < s->n; j++)
-        if (s->b[j] != v[1])
-          s->b[k++] = s->b[j];
-      s->n = k;
-    }
-    return 0;
-  }
-  memcpy(v, cmd->data + 7, 24);
-  const char *inst = (const char *)cmd->data + 31;
-  size_t ilen = cmd->len - 31;
-  uint64_t owner, epoch;
-  if (lmz_dir_lookup(d, "C", 1, inst, ilen, &owner, &epoch) ||
-      owner != v[0] || epoch != v[1])
-    return LMZ_ESTALE;
-  struct stub_actor *s = stub_find(inst, ilen, true);
-  for (uint32_t j = 0; j < s->n; j++)
-    if (s->b[j] == v[2])
-      return LMZ_DIR_EXISTING;
-  s->b[s->n++] = v[2];
-  return LMZ_DIR_PLACED;
-}
-
-static bool is_stub(const lmz_buf *cmd) {
-  return cmd->len >= 7 && memcmp(cmd->data, "STUB", 4) == 0;
-}
-
 /* ---- the world ----------------------------------------------------------- */
 
 /* Applies an encoded command to every replica; returns the first item's
  * status on node 1 (all replicas decide the same). */
 static int apply_all(struct world *w, const lmz_buf *cmd, bool notify) {
   int item = 0;
-  if (is_stub(cmd))
-    item = stub_apply(w->nodes[1].dir, cmd);
-  for (uint64_t id = 1; id <= w->n && !is_stub(cmd); id++) {
+  for (uint64_t id = 1; id <= w->n; id++) {
     const struct lmz_dir_result *res;
     assert_int_equal(lmz_dir_apply(w->nodes[id].dir, cmd->data, cmd->len, &res),
                      0);
@@ -440,7 +311,6 @@ static void world_free(struct world *w) {
   }
   free(w);
   W = NULL;
-  stub_n = 0;
 }
 
 /* ---- actors and turns ---------------------------------------------------- */
@@ -451,10 +321,6 @@ static void claim(struct world *w, const char *inst, uint64_t owner,
   struct lmz_dir_claim c = {"C", 1, inst, strlen(inst), owner, 1, 0,
                             n_backups, backups};
   assert_int_equal(lmz_dir_encode_claims(&b, &c, 1), 0);
-  struct stub_actor *s = stub_find(inst, strlen(inst), true); /* TEMPORARY */
-  s->n = n_backups;
-  if (n_backups)
-    memcpy(s->b, backups, n_backups * sizeof *backups);
   assert_true(apply_all(w, &b, true) >= 0);
   lmz_buf_free(&b);
 }
