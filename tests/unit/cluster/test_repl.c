@@ -62,6 +62,8 @@ struct world {
   struct qprop *phead, **ptail;
   bool hold[MAXN + 1];      /* frames to this node stay queued */
   bool link_down[MAXN + 1]; /* sends to this node fail with LMZ_ECLOSED */
+  bool overload[MAXN + 1];  /* sends to this node fail with LMZ_EOVERLOAD */
+  size_t n_frames[MAXN + 1][MAXN + 1]; /* frames sent [from][to] */
   int propose_rv;           /* != 0: propose() refuses at once */
   size_t n_proposals;
   uint32_t factor;
@@ -81,6 +83,9 @@ static int fake_send(void *ctx, uint64_t to, const Lmz__Frame *f) {
   struct world *w = n->w;
   if (to == 0 || to > w->n || w->link_down[to])
     return LMZ_ECLOSED;
+  if (w->overload[to])
+    return LMZ_EOVERLOAD;
+  w->n_frames[n->id][to]++;
   struct qframe *q = calloc(1, sizeof *q);
   assert_non_null(q);
   assert_true(lmz_frame_append(&q->bytes, f, 0) > 0);
@@ -789,6 +794,117 @@ static void test_pair_out_then_refill(void **state) {
   world_free(w);
 }
 
+/* ---- tests: flow, frames, failover --------------------------------------- */
+
+/* A full link keeps the records; the next flush sends them. */
+static void test_overload_retries(void **state) {
+  (void)state;
+  struct world *w = world_new(2, 2);
+  uint64_t b2[] = {2};
+  claim(w, "a", 1, b2, 1);
+  uint64_t t = turn(w, 1, "a", "k", "v");
+  w->overload[2] = true;
+  pump(w);
+  assert_int_equal(w->n_frames[1][2], 0);
+  assert_int_equal(acked(w, 1), t - 1);
+  w->overload[2] = false;
+  pump(w);
+  assert_int_equal(w->n_frames[1][2], 1);
+  assert_int_equal(acked(w, 1), t);
+  world_free(w);
+}
+
+/* Records beyond LMZ_REPL_MAX_FRAME_BYTES are split over several frames
+ * (one record is never split), and ship refuses a record over
+ * LMZ_REPL_MAX_RECORD_BYTES. */
+static void test_frames_split(void **state) {
+  (void)state;
+  struct world *w = world_new(2, 2);
+  uint64_t b2[] = {2};
+  claim(w, "a", 1, b2, 1);
+  size_t big = 9u << 20; /* two of them exceed one frame */
+  char *val = malloc(big + 1);
+  assert_non_null(val);
+  memset(val, 'x', big);
+  val[big] = '\0';
+  turn(w, 1, "a", "k1", val);
+  uint64_t t = turn(w, 1, "a", "k2", val);
+  flush_all(w);
+  assert_int_equal(w->n_frames[1][2], 2);
+  pump(w);
+  assert_int_equal(acked(w, 1), t);
+  for (int i = 1; i <= 2; i++) { /* too big for read_key: compare here */
+    lmz_buf got = LMZ_BUF_INIT;
+    uint8_t k[LMZ_KEY_MAX];
+    int kl = key_of(k, "a", i == 1 ? "k1" : "k2");
+    assert_int_equal(lmz_store_get(w->nodes[2].store, k, (size_t)kl, &got), 0);
+    assert_int_equal(got.len, big);
+    assert_memory_equal(got.data, val, big);
+    lmz_buf_free(&got);
+  }
+  free(val);
+  size_t huge = LMZ_REPL_MAX_RECORD_BYTES + 1;
+  val = calloc(1, huge);
+  assert_non_null(val);
+  lmz_batch *hb = lmz_batch_new();
+  uint8_t k[LMZ_KEY_MAX];
+  int kl = key_of(k, "a", "huge");
+  assert_int_equal(lmz_batch_put(hb, k, (size_t)kl, val, huge), 0);
+  uint64_t tok = 7;
+  size_t frames = w->n_frames[1][2];
+  assert_int_equal(lmz_repl_ship(w->nodes[1].r, "C", "a", hb, &tok),
+                   LMZ_ETOOBIG);
+  assert_int_equal(tok, 0);
+  pump(w);
+  assert_int_equal(w->n_frames[1][2], frames); /* nothing was queued */
+  lmz_batch_free(hb);
+  free(val);
+  world_free(w);
+}
+
+/* The owner dies: MarkDown promotes its first backup (epoch + 1, empty
+ * list); the new owner ships under the new epoch and refills the other
+ * backup, which refuses the old owner's epoch from then on. */
+static void test_failover_then_refill(void **state) {
+  (void)state;
+  struct world *w = world_new(3, 3);
+  uint64_t b23[] = {2, 3};
+  claim(w, "a", 1, b23, 2);
+  turn(w, 1, "a", "k", "v1");
+  pump(w);
+  uint64_t old_epoch = placement(w, 2, "a").epoch;
+  w->link_down[1] = true;
+  lmz_repl_on_link(w->nodes[2].r, 1, false);
+  lmz_repl_on_link(w->nodes[3].r, 1, false);
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_mark_down(&b, 1, 0, 9), 0);
+  apply_all(w, &b, true);
+  lmz_buf_free(&b);
+  struct lmz_dir_placement p = placement(w, 2, "a");
+  assert_int_equal(p.node_id, 2);
+  assert_int_equal(p.epoch, old_epoch + 1);
+  assert_int_equal(p.n_backups, 0);
+  const char *v = read_key(w, 2, "a", "k");
+  assert_non_null(v);
+  assert_string_equal(v, "v1"); /* the acknowledged write survived */
+  assert_int_equal(turn(w, 2, "a", "k", "v2"), 0); /* no backups yet */
+  run_stores(w);
+  lmz_repl_tick(w->nodes[2].r);
+  pump(w);
+  assert_int_equal(decide(w, 0), 1); /* BACKUPS_ADD of node 3 */
+  p = placement(w, 3, "a");
+  assert_int_equal(p.n_backups, 1);
+  assert_int_equal(p.backups[0], 3);
+  v = read_key(w, 3, "a", "k");
+  assert_non_null(v);
+  assert_string_equal(v, "v2");
+  uint64_t t = turn(w, 2, "a", "k", "v3");
+  assert_true(t > 0);
+  pump(w);
+  assert_int_equal(acked(w, 2), t);
+  world_free(w);
+}
+
 /* ---- tests: the batch wire format ---------------------------------------- */
 
 static void test_batch_wire(void **state) {
@@ -862,6 +978,9 @@ int main(void) {
       cmocka_unit_test(test_epoch_owner_rule),
       cmocka_unit_test(test_refill_under_replicated),
       cmocka_unit_test(test_pair_out_then_refill),
+      cmocka_unit_test(test_overload_retries),
+      cmocka_unit_test(test_frames_split),
+      cmocka_unit_test(test_failover_then_refill),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
