@@ -345,7 +345,9 @@ static int init_raft(lmz_cluster_t *c, char *errmsg) {
                                     .now_ms = c->o.now_ms,
                                     .clock_ctx = c->o.clock_ctx,
                                     .candidates = candidates,
-                                    .candidates_ctx = c};
+                                    .candidates_ctx = c,
+                                    .replication_factor =
+                                        c->o.replication_factor};
   if (!c->o.raft_tcp) { /* no port of raft's own: it rides the node port */
     if (!(c->bridge = lmz_raftbridge_new(c->loop, c->t)))
       return LMZ_ENOMEM;
@@ -558,6 +560,18 @@ static const char *state_name(enum lmz_dir_node_state s) {
   return "?";
 }
 
+/* Closes the nodes array and the object with the replication summary. */
+static int replication_json(lmz_cluster_t *c, uint64_t now, lmz_buf *out) {
+  uint32_t r = c->o.replication_factor ? c->o.replication_factor : 1;
+  size_t live = lmz_dir_live_nodes(c->dir, now, NULL, 0);
+  uint32_t want = r - 1;
+  if (live <= want)
+    want = live ? (uint32_t)live - 1 : 0;
+  return lmz_buf_printf(
+      out, "],\"replication\":{\"factor\":%u,\"under_replicated\":%llu}}", r,
+      (unsigned long long)lmz_dir_count_under_replicated(c->dir, 0, want));
+}
+
 int lmz_cluster_status_json(lmz_cluster_t *c, lmz_buf *out) {
   struct lmz_cluster_stats st;
   lmz_cluster_get_stats(c, &st);
@@ -584,23 +598,28 @@ int lmz_cluster_status_json(lmz_cluster_t *c, lmz_buf *out) {
         dn->lease_ms,
         (unsigned long long)(now > dn->heard_ms ? now - dn->heard_ms : 0));
   }
-  return rv ? rv : lmz_buf_append_str(out, "]}");
+  return rv ? rv : replication_json(c, now, out);
 }
 
 int lmz_cluster_locate_json(lmz_cluster_t *c, const char *binding,
                             const char *instance, lmz_buf *out) {
-  uint64_t owner = 0, epoch = 0;
-  int rv = lmz_dir_lookup(c->dir, binding, strlen(binding), instance,
-                          strlen(instance), &owner, &epoch);
+  struct lmz_dir_placement p;
+  int rv = lmz_dir_placement_get(c->dir, binding, strlen(binding), instance,
+                                 strlen(instance), &p);
   if (rv == LMZ_ENOTFOUND)
     return lmz_buf_printf(out, "{\"placed\":false}");
   if (rv)
     return rv;
-  const struct lmz_dir_node *dn = lmz_dir_node_get(c->dir, owner);
-  return lmz_buf_printf(out,
-                        "{\"placed\":true,\"node\":%llu,\"epoch\":%llu,"
-                        "\"state\":\"%s\",\"address\":\"%s\"}",
-                        (unsigned long long)owner, (unsigned long long)epoch,
-                        dn ? state_name(dn->state) : "unknown",
-                        dn ? dn->address : "");
+  const struct lmz_dir_node *dn = lmz_dir_node_get(c->dir, p.node_id);
+  rv = lmz_buf_printf(out,
+                      "{\"placed\":true,\"node\":%llu,\"epoch\":%llu,"
+                      "\"state\":\"%s\",\"address\":\"%s\",\"backups\":[",
+                      (unsigned long long)p.node_id,
+                      (unsigned long long)p.epoch,
+                      dn ? state_name(dn->state) : "unknown",
+                      dn ? dn->address : "");
+  for (uint32_t i = 0; !rv && i < p.n_backups; i++)
+    rv = lmz_buf_printf(out, "%s%llu", i ? "," : "",
+                        (unsigned long long)p.backups[i]);
+  return rv ? rv : lmz_buf_append_str(out, "]}");
 }

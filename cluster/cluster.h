@@ -59,6 +59,9 @@ struct lmz_cluster_options {
   const struct lmz_cluster_peer *voters; /* initial voters (bootstrap) */
   size_t n_voters;           /* 0 = a one-node cluster of ourselves */
   uint32_t lease_ms;         /* 0 = default (3000) */
+  uint32_t replication_factor; /* R (DESIGN 4.1): the leader gives each
+                                durable actor's claim R-1 backups, capped
+                                by the candidates; 0 or 1 = no backups */
   bool join;                 /* added at run time (lmz node add): never
                                 bootstrap; wait to be added by the leader */
   bool raft_tcp;             /* Raft over its own TCP port instead of the
@@ -194,9 +197,13 @@ int lmz_cluster_member(lmz_cluster_t *c, bool add, uint64_t id,
 
 void lmz_cluster_get_stats(lmz_cluster_t *c, struct lmz_cluster_stats *st);
 /* Status JSON (lmz status): nodes, states, leader, term, actors per node,
- * lease ages. Appends to out. */
+ * lease ages, and "replication":{"factor":R,"under_replicated":N}: the
+ * actors with fewer than min(R-1, live nodes-1) in-sync backups (O(actors)).
+ * Appends to out. */
 int lmz_cluster_status_json(lmz_cluster_t *c, lmz_buf *out);
-/* Placement JSON of one actor (lmz locate). */
+/* Placement JSON of one actor (lmz locate): {"placed":false}, or owner
+ * ("node"), epoch, the owner's state and address, and "backups": the
+ * directory's in-sync backups in failover order. */
 int lmz_cluster_locate_json(lmz_cluster_t *c, const char *binding,
                             const char *instance, lmz_buf *out);
 

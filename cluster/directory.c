@@ -29,50 +29,19 @@
 #include <string.h>
 #include <uv.h>
 
+#include "cluster/directory_int.h"
 #include "cluster/lease.h"
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/hmap.h"
-#include "lmz/value.h" /* lmz_arena */
-#include "proto/directory.pb-c.h"
 
-#define KEY_MAX (1 + LMZ_DIR_BINDING_MAX + LMZ_DIR_INSTANCE_MAX)
 #define CHUNK_SIZE (256u * 1024)
 #define COMPACT_MIN (1u << 20)
-
-/* One placement. The hash map key is `key` = [u8 blen][binding][instance]. */
-struct dir_actor {
-  uint64_t node_id;
-  uint64_t epoch;
-  uint16_t klen;
-  uint8_t key[];
-};
 
 struct ent_chunk {
   struct ent_chunk *next;
   size_t used, cap;
   alignas(8) unsigned char data[];
-};
-
-struct dir_state {
-  struct lmz_dir_node *nodes; /* sorted by id */
-  size_t n_nodes, cap_nodes;
-  lmz_hmap actors;
-  struct ent_chunk *chunks; /* head = the one being filled */
-  size_t live_bytes, dead_bytes;
-  uint64_t compactions;
-  uint64_t epoch_seq;
-};
-
-struct lmz_dir {
-  struct dir_state st;
-  lmz_dir_clock_fn clock;
-  void *clock_ctx;
-  lmz_arena *pb; /* protobuf-c unpack arena, reset per apply */
-  ProtobufCAllocator pba;
-  struct lmz_dir_item *items;
-  size_t cap_items;
-  struct lmz_dir_result res;
 };
 
 /* ---- actor entries -------------------------------------------------------- */
@@ -186,7 +155,8 @@ static size_t node_pos(const struct dir_state *s, uint64_t id, bool *found) {
   return lo;
 }
 
-static struct lmz_dir_node *node_find(const struct dir_state *s, uint64_t id) {
+struct lmz_dir_node *lmz__dir_node_find(const struct dir_state *s,
+                                        uint64_t id) {
   bool found;
   size_t i = node_pos(s, id, &found);
   return found ? &s->nodes[i] : NULL;
@@ -219,8 +189,8 @@ static bool state_valid(int64_t st) {
 
 /* Builds [u8 blen][binding][instance] into k (KEY_MAX bytes). Returns the
  * length, or 0 when the lengths are out of range. */
-static size_t key_build(uint8_t *k, const void *b, size_t blen, const void *i,
-                        size_t ilen) {
+size_t lmz__dir_key_build(uint8_t *k, const void *b, size_t blen,
+                          const void *i, size_t ilen) {
   if (blen == 0 || blen > LMZ_DIR_BINDING_MAX || ilen > LMZ_DIR_INSTANCE_MAX)
     return 0;
   if ((!b && blen) || (!i && ilen))
@@ -281,14 +251,14 @@ static struct lmz_dir_item item_err(int32_t st, uint64_t rid) {
   return (struct lmz_dir_item){.status = st, .request_id = rid};
 }
 
-/* Moves a placement to `to` with epoch + 1 (counts and epoch_seq follow). */
-static void actor_move(struct dir_state *s, struct dir_actor *a,
-                       struct lmz_dir_node *to) {
-  struct lmz_dir_node *from = node_find(s, a->node_id);
+void lmz__dir_actor_move(struct dir_state *s, struct dir_actor *a,
+                         struct lmz_dir_node *to) {
+  struct lmz_dir_node *from = lmz__dir_node_find(s, a->node_id);
   LMZ_ASSERT(from && from->n_actors > 0);
   from->n_actors--;
   to->n_actors++;
   a->node_id = to->id;
+  a->n_backups = 0;
   a->epoch++;
   if (a->epoch > s->epoch_seq)
     s->epoch_seq = a->epoch;
@@ -297,15 +267,15 @@ static void actor_move(struct dir_state *s, struct dir_actor *a,
 static struct lmz_dir_item claim_existing(struct dir_state *s,
                                           struct dir_actor *a,
                                           const Lmz__DirClaim *c) {
-  struct lmz_dir_node *owner = node_find(s, a->node_id);
+  struct lmz_dir_node *owner = lmz__dir_node_find(s, a->node_id);
   LMZ_ASSERT(owner);
   if ((c->flags & LMZ_DIR_CLAIM_REPLACE_DOWN) && owner->state == LMZ_DIR_DOWN) {
-    struct lmz_dir_node *to = node_find(s, c->node_id);
+    struct lmz_dir_node *to = lmz__dir_node_find(s, c->node_id);
     if (!to || to->state != LMZ_DIR_UP)
       return item_err(LMZ_EUNAVAILABLE, c->request_id);
     if (a->epoch == UINT64_MAX)
       return item_err(LMZ_ETOOBIG, c->request_id);
-    actor_move(s, a, to);
+    lmz__dir_actor_move(s, a, to);
     return (struct lmz_dir_item){LMZ_DIR_REPLACED, c->request_id, a->node_id,
                                  a->epoch};
   }
@@ -317,7 +287,7 @@ static struct lmz_dir_item claim_existing(struct dir_state *s,
 static int claim_one(struct dir_state *s, const Lmz__DirClaim *c,
                      struct lmz_dir_item *it) {
   uint8_t k[KEY_MAX];
-  size_t kl = key_build(k, c->binding.data, c->binding.len, c->instance.data,
+  size_t kl = lmz__dir_key_build(k, c->binding.data, c->binding.len, c->instance.data,
                         c->instance.len);
   if (!kl || c->node_id == 0 || (c->flags & ~LMZ_DIR_CLAIM_REPLACE_DOWN)) {
     *it = item_err(LMZ_EINVAL, c->request_id);
@@ -328,7 +298,7 @@ static int claim_one(struct dir_state *s, const Lmz__DirClaim *c,
     *it = claim_existing(s, a, c);
     return 0;
   }
-  struct lmz_dir_node *to = node_find(s, c->node_id);
+  struct lmz_dir_node *to = lmz__dir_node_find(s, c->node_id);
   if (!to || to->state != LMZ_DIR_UP) {
     *it = item_err(LMZ_EUNAVAILABLE, c->request_id);
     return 0;
@@ -350,6 +320,7 @@ static int claim_one(struct dir_state *s, const Lmz__DirClaim *c,
   }
   a->node_id = to->id;
   a->epoch = ++s->epoch_seq;
+  lmz__dir_claim_backups(s, a, c);
   to->n_actors++;
   *it = (struct lmz_dir_item){LMZ_DIR_PLACED, c->request_id, a->node_id,
                               a->epoch};
@@ -404,7 +375,7 @@ static int apply_node_upsert(lmz_dir *d, const Lmz__DirCommand *cmd) {
     *it = item_err(LMZ_EINVAL, u->request_id);
     return 0;
   }
-  struct lmz_dir_node *n = node_find(&d->st, u->node_id);
+  struct lmz_dir_node *n = lmz__dir_node_find(&d->st, u->node_id);
   if (!n) {
     if (d->st.n_nodes >= LMZ_DIR_MAX_NODES) {
       *it = item_err(LMZ_ETOOBIG, u->request_id);
@@ -432,7 +403,7 @@ static int apply_lease_renew(lmz_dir *d, const Lmz__DirCommand *cmd) {
     *it = item_err(LMZ_EINVAL, l->request_id);
     return 0;
   }
-  struct lmz_dir_node *n = node_find(&d->st, l->node_id);
+  struct lmz_dir_node *n = lmz__dir_node_find(&d->st, l->node_id);
   if (!n || n->state == LMZ_DIR_DOWN) {
     *it = item_err(n ? LMZ_EUNAVAILABLE : LMZ_ENOTFOUND, l->request_id);
     return 0;
@@ -449,7 +420,7 @@ static int apply_mark_down(lmz_dir *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirMarkDown *m = cmd->mark_down;
   struct lmz_dir_item *it = &d->items[0];
   d->res.n = 1;
-  struct lmz_dir_node *n = node_find(&d->st, m->node_id);
+  struct lmz_dir_node *n = lmz__dir_node_find(&d->st, m->node_id);
   if (!n) {
     *it = item_err(LMZ_ENOTFOUND, m->request_id);
     return 0;
@@ -460,15 +431,19 @@ static int apply_mark_down(lmz_dir *d, const Lmz__DirCommand *cmd) {
     *it = item_err(LMZ_ESTALE, m->request_id);
     return 0;
   }
-  n->state = LMZ_DIR_DOWN;
+  uint64_t promoted = 0;
+  if (n->state != LMZ_DIR_DOWN) { /* a retry finds nothing left to move */
+    n->state = LMZ_DIR_DOWN;
+    promoted = lmz__dir_failover(&d->st, n->id);
+  }
   *it = (struct lmz_dir_item){LMZ_DIR_PLACED, m->request_id, n->id,
-                              n->lease_seq};
+                              promoted};
   return 0;
 }
 
 /* Drops a placement from the map (its bytes become a hole). */
 static void actor_drop(struct dir_state *s, struct dir_actor *a) {
-  struct lmz_dir_node *owner = node_find(s, a->node_id);
+  struct lmz_dir_node *owner = lmz__dir_node_find(s, a->node_id);
   LMZ_ASSERT(owner && owner->n_actors > 0);
   owner->n_actors--;
   LMZ_ASSERT(lmz_hmap_del(&s->actors, a->key, a->klen) == a);
@@ -495,10 +470,14 @@ static int apply_node_remove(lmz_dir *d, const Lmz__DirCommand *cmd) {
   size_t iter = 0;
   void *v;
   uint64_t id = n->id;
-  while (n->n_actors && lmz_hmap_next(&d->st.actors, &iter, NULL, NULL, &v)) {
+  /* its placements go; so does every mention of it as a backup (a removed
+   * node backs nothing up, and lists hold known ids only) */
+  while (lmz_hmap_next(&d->st.actors, &iter, NULL, NULL, &v)) {
     struct dir_actor *a = v;
     if (a->node_id == id)
       actor_drop(&d->st, a); /* deleting the current entry is allowed */
+    else
+      lmz__dir_list_remove(a, id);
   }
   LMZ_ASSERT(n->n_actors == 0);
   memmove(n, n + 1, (d->st.n_nodes - pos - 1) * sizeof *n);
@@ -515,7 +494,7 @@ static struct lmz_dir_item move_one(struct dir_state *s, const Lmz__DirMove *m) 
   if (m->from_node == 0 || m->to_node == 0 || m->from_node == m->to_node)
     return item_err(LMZ_EINVAL, rid);
   uint8_t k[KEY_MAX];
-  size_t kl = key_build(k, m->binding.data, m->binding.len, m->instance.data,
+  size_t kl = lmz__dir_key_build(k, m->binding.data, m->binding.len, m->instance.data,
                         m->instance.len);
   if (!kl)
     return item_err(LMZ_EINVAL, rid);
@@ -524,10 +503,10 @@ static struct lmz_dir_item move_one(struct dir_state *s, const Lmz__DirMove *m) 
     return item_err(LMZ_ENOTFOUND, rid);
   if (a->node_id != m->from_node || a->epoch != m->expected_epoch)
     return item_err(LMZ_ESTALE, rid);
-  struct lmz_dir_node *to = node_find(s, m->to_node);
+  struct lmz_dir_node *to = lmz__dir_node_find(s, m->to_node);
   if (!to || to->state != LMZ_DIR_UP)
     return item_err(LMZ_EUNAVAILABLE, rid);
-  struct lmz_dir_node *from = node_find(s, m->from_node);
+  struct lmz_dir_node *from = lmz__dir_node_find(s, m->from_node);
   LMZ_ASSERT(from);
   /* Fencing: without the owner's cooperation only a fenced owner (lease
    * surely expired, marked DOWN) may lose its actors. */
@@ -535,7 +514,7 @@ static struct lmz_dir_item move_one(struct dir_state *s, const Lmz__DirMove *m) 
     return item_err(LMZ_EBUSY, rid);
   if (a->epoch == UINT64_MAX)
     return item_err(LMZ_ETOOBIG, rid);
-  actor_move(s, a, to);
+  lmz__dir_actor_move(s, a, to);
   return (struct lmz_dir_item){LMZ_DIR_PLACED, rid, a->node_id, a->epoch};
 }
 
@@ -551,7 +530,7 @@ static struct lmz_dir_item release_one(struct dir_state *s,
                                        const Lmz__DirRelease *r) {
   uint64_t rid = r->request_id;
   uint8_t k[KEY_MAX];
-  size_t kl = key_build(k, r->binding.data, r->binding.len, r->instance.data,
+  size_t kl = lmz__dir_key_build(k, r->binding.data, r->binding.len, r->instance.data,
                         r->instance.len);
   if (!kl || r->node_id == 0)
     return item_err(LMZ_EINVAL, rid);
@@ -593,6 +572,10 @@ static const struct {
     {LMZ__DIR_COMMAND__BODY_RELEASES, LMZ_DIR_CMD_RELEASES, apply_releases},
     {LMZ__DIR_COMMAND__BODY_NODE_REMOVE, LMZ_DIR_CMD_NODE_REMOVE,
      apply_node_remove},
+    {LMZ__DIR_COMMAND__BODY_BACKUPS_ADD, LMZ_DIR_CMD_BACKUPS_ADD,
+     lmz__dir_apply_backups_add},
+    {LMZ__DIR_COMMAND__BODY_PAIR_OUT, LMZ_DIR_CMD_PAIR_OUT,
+     lmz__dir_apply_pair_out},
 };
 
 /* Items a decoded command will produce (1 for single commands). */
@@ -604,17 +587,21 @@ static size_t cmd_items(const Lmz__DirCommand *c) {
     return c->moves->n_moves;
   case LMZ__DIR_COMMAND__BODY_RELEASES:
     return c->releases->n_releases;
+  case LMZ__DIR_COMMAND__BODY_BACKUPS_ADD:
+    return c->backups_add->n_items;
   default:
     return 1;
   }
 }
 
 /* Unpacks into the arena. The limit bounds what a hostile command can make
- * protobuf-c allocate: real commands need about their length plus ~100
- * bytes per item, and items are capped at LMZ_DIR_MAX_BATCH. */
+ * protobuf-c allocate: real commands need about their length plus ~130
+ * bytes per item (a claim with LMZ_DIR_MAX_BACKUPS backups), and items are
+ * capped at LMZ_DIR_MAX_BATCH. A claim with thousands of backups (packed
+ * varints unpack to 8 bytes each) hits the limit: LMZ_EBADMSG. */
 static Lmz__DirCommand *cmd_unpack(lmz_dir *d, const void *buf, size_t len) {
   lmz_arena_reset(d->pb);
-  lmz_arena_set_limit(d->pb, 2 * len + (size_t)LMZ_DIR_MAX_BATCH * 128 +
+  lmz_arena_set_limit(d->pb, 2 * len + (size_t)LMZ_DIR_MAX_BATCH * 192 +
                                  (1u << 16));
   return lmz__dir_command__unpack(&d->pba, len, buf);
 }
@@ -660,7 +647,7 @@ int lmz_dir_lookup(const lmz_dir *d, const void *binding, size_t blen,
                    const void *instance, size_t ilen, uint64_t *node_id,
                    uint64_t *epoch) {
   uint8_t k[KEY_MAX];
-  size_t kl = key_build(k, binding, blen, instance, ilen);
+  size_t kl = lmz__dir_key_build(k, binding, blen, instance, ilen);
   if (!kl)
     return LMZ_EINVAL;
   const struct dir_actor *a = lmz_hmap_get(&d->st.actors, k, kl);
@@ -672,7 +659,7 @@ int lmz_dir_lookup(const lmz_dir *d, const void *binding, size_t blen,
 }
 
 const struct lmz_dir_node *lmz_dir_node_get(const lmz_dir *d, uint64_t id) {
-  return node_find(&d->st, id);
+  return lmz__dir_node_find(&d->st, id);
 }
 
 size_t lmz_dir_n_nodes(const lmz_dir *d) { return d->st.n_nodes; }
@@ -726,7 +713,9 @@ bool lmz_dir_equal(const lmz_dir *a, const lmz_dir *b) {
   void *v;
   while (lmz_hmap_next(&a->st.actors, &it, &k, &kl, &v)) {
     const struct dir_actor *x = v, *y = lmz_hmap_get(&b->st.actors, k, kl);
-    if (!y || x->node_id != y->node_id || x->epoch != y->epoch)
+    if (!y || x->node_id != y->node_id || x->epoch != y->epoch ||
+        x->n_backups != y->n_backups ||
+        memcmp(x->backups, y->backups, x->n_backups * sizeof x->backups[0]))
       return false;
   }
   return true;
@@ -735,10 +724,10 @@ bool lmz_dir_equal(const lmz_dir *a, const lmz_dir *b) {
 /* ---- snapshot ------------------------------------------------------------- */
 
 #define SNAP_MAGIC "LDIR"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2 /* written; restore also reads version 1 */
 #define SNAP_HEADER (4 + 2 + 2 + 8 + 4 + 8)
 #define SNAP_NODE_MIN (8 + 1 + 4 + 8 + 1 + 1)
-#define SNAP_ACTOR_MIN (8 + 8 + 1 + 2 + 1)
+#define SNAP_ACTOR_MIN (8 + 8 + 1 + 2 + 1) /* version 1 */
 
 static uint8_t *put_u16(uint8_t *p, uint16_t v) {
   p[0] = (uint8_t)v;
@@ -769,8 +758,11 @@ static size_t snapshot_size(const struct dir_state *s) {
          strlen(s->nodes[i].raft_address);
   size_t it = 0;
   size_t kl;
-  while (lmz_hmap_next(&s->actors, &it, NULL, &kl, NULL))
-    n += 8 + 8 + 2 + kl; /* blen byte is inside the key */
+  void *v;
+  while (lmz_hmap_next(&s->actors, &it, NULL, &kl, &v)) {
+    const struct dir_actor *a = v;
+    n += 8 + 8 + 1 + 8u * a->n_backups + 2 + kl; /* blen is in the key */
+  }
   return n;
 }
 
@@ -795,6 +787,9 @@ static uint8_t *snapshot_actors(const struct dir_state *s, uint8_t *p) {
     uint8_t blen = a->key[0];
     p = put_u64(p, a->node_id);
     p = put_u64(p, a->epoch);
+    *p++ = a->n_backups;
+    for (uint8_t i = 0; i < a->n_backups; i++)
+      p = put_u64(p, a->backups[i]);
     *p++ = blen;
     p = put_u16(p, (uint16_t)(a->klen - 1 - blen));
     memcpy(p, a->key + 1, a->klen - 1u);
@@ -909,16 +904,33 @@ static int restore_nodes(struct dir_state *s, struct rd *r, uint32_t n,
   return 0;
 }
 
-static int restore_actor(struct dir_state *s, struct rd *r) {
-  uint64_t node_id, epoch;
-  uint8_t blen;
+/* A version 2 backup list: bounded, known ids, not the owner, no repeats. */
+static bool restore_backups(const struct dir_state *s, struct rd *r,
+                            uint64_t owner, uint8_t *n, uint64_t *ids) {
+  if (!get_u8(r, n) || *n > LMZ_DIR_MAX_BACKUPS)
+    return false;
+  for (uint8_t i = 0; i < *n; i++) {
+    if (!get_u64(r, &ids[i]) || ids[i] == owner ||
+        !lmz__dir_node_find(s, ids[i]))
+      return false;
+    for (uint8_t j = 0; j < i; j++)
+      if (ids[j] == ids[i])
+        return false;
+  }
+  return true;
+}
+
+static int restore_actor(struct dir_state *s, struct rd *r, uint16_t version) {
+  uint64_t node_id, epoch, backups[LMZ_DIR_MAX_BACKUPS];
+  uint8_t blen, n_backups = 0;
   uint16_t ilen;
   const uint8_t *b;
-  if (!get_u64(r, &node_id) || !get_u64(r, &epoch) || !get_u8(r, &blen) ||
-      !get_u16(r, &ilen) || blen == 0 || ilen > LMZ_DIR_INSTANCE_MAX ||
-      !get_bytes(r, (size_t)blen + ilen, &b))
+  if (!get_u64(r, &node_id) || !get_u64(r, &epoch) ||
+      (version >= 2 && !restore_backups(s, r, node_id, &n_backups, backups)) ||
+      !get_u8(r, &blen) || !get_u16(r, &ilen) || blen == 0 ||
+      ilen > LMZ_DIR_INSTANCE_MAX || !get_bytes(r, (size_t)blen + ilen, &b))
     return LMZ_EBADMSG;
-  struct lmz_dir_node *owner = node_find(s, node_id);
+  struct lmz_dir_node *owner = lmz__dir_node_find(s, node_id);
   if (!owner || epoch == 0 || epoch > s->epoch_seq)
     return LMZ_EBADMSG;
   size_t kl = 1 + (size_t)blen + ilen;
@@ -927,6 +939,8 @@ static int restore_actor(struct dir_state *s, struct rd *r) {
     return LMZ_ENOMEM;
   a->node_id = node_id;
   a->epoch = epoch;
+  a->n_backups = n_backups;
+  memcpy(a->backups, backups, n_backups * sizeof backups[0]);
   a->klen = (uint16_t)kl;
   a->key[0] = blen;
   memcpy(a->key + 1, b, kl - 1);
@@ -950,7 +964,7 @@ static int restore_parse(struct dir_state *s, const uint8_t *buf, size_t len,
   uint64_t n_actors = 0, sum = 0;
   get_u16(&r, &version);
   get_u16(&r, &flags);
-  if (version != SNAP_VERSION)
+  if (version != 1 && version != SNAP_VERSION)
     return LMZ_EBADVERSION;
   struct rd tail = {buf + len - 8, buf + len};
   get_u64(&tail, &sum);
@@ -965,7 +979,7 @@ static int restore_parse(struct dir_state *s, const uint8_t *buf, size_t len,
   if ((uint64_t)(r.end - r.p) / SNAP_ACTOR_MIN < n_actors)
     return LMZ_EBADMSG;
   for (uint64_t i = 0; i < n_actors; i++)
-    if ((rv = restore_actor(s, &r)))
+    if ((rv = restore_actor(s, &r, version)))
       return rv;
   return r.p == r.end ? 0 : LMZ_EBADMSG;
 }
@@ -1033,7 +1047,9 @@ int lmz_dir_encode_claims(lmz_buf *out, const struct lmz_dir_claim *c,
   if (rv)
     return rv;
   for (size_t i = 0; i < n && !rv; i++) {
-    if (!name_ok(c[i].binding, c[i].blen, c[i].instance, c[i].ilen))
+    if (!name_ok(c[i].binding, c[i].blen, c[i].instance, c[i].ilen) ||
+        c[i].n_backups > LMZ_DIR_MAX_BACKUPS ||
+        (c[i].n_backups && !c[i].backups))
       rv = LMZ_EINVAL;
     m[i] = (Lmz__DirClaim)LMZ__DIR_CLAIM__INIT;
     m[i].binding = bin(c[i].binding, c[i].blen);
@@ -1041,6 +1057,8 @@ int lmz_dir_encode_claims(lmz_buf *out, const struct lmz_dir_claim *c,
     m[i].node_id = c[i].node_id;
     m[i].request_id = c[i].request_id;
     m[i].flags = c[i].flags;
+    m[i].n_backups = c[i].n_backups;
+    m[i].backups = (uint64_t *)(uintptr_t)c[i].backups;
   }
   Lmz__DirClaimBatch b = LMZ__DIR_CLAIM_BATCH__INIT;
   b.n_claims = n;
@@ -1170,6 +1188,49 @@ int lmz_dir_encode_node_remove(lmz_buf *out, uint64_t node_id, bool force,
   Lmz__DirCommand cmd = LMZ__DIR_COMMAND__INIT;
   cmd.body_case = LMZ__DIR_COMMAND__BODY_NODE_REMOVE;
   cmd.node_remove = &r;
+  return pack_cmd(out, &cmd);
+}
+
+int lmz_dir_encode_backups_add(lmz_buf *out,
+                               const struct lmz_dir_backup_add *a, size_t n) {
+  Lmz__DirBackupAdd *m;
+  void **pp;
+  int rv = batch_alloc(n, sizeof *m, (void **)&m, &pp);
+  if (rv)
+    return rv;
+  for (size_t i = 0; i < n && !rv; i++) {
+    if (!name_ok(a[i].binding, a[i].blen, a[i].instance, a[i].ilen))
+      rv = LMZ_EINVAL;
+    m[i] = (Lmz__DirBackupAdd)LMZ__DIR_BACKUP_ADD__INIT;
+    m[i].binding = bin(a[i].binding, a[i].blen);
+    m[i].instance = bin(a[i].instance, a[i].ilen);
+    m[i].owner = a[i].owner;
+    m[i].epoch = a[i].epoch;
+    m[i].backup = a[i].backup;
+    m[i].request_id = a[i].request_id;
+  }
+  Lmz__DirBackupAddBatch b = LMZ__DIR_BACKUP_ADD_BATCH__INIT;
+  b.n_items = n;
+  b.items = (Lmz__DirBackupAdd **)pp;
+  Lmz__DirCommand cmd = LMZ__DIR_COMMAND__INIT;
+  cmd.body_case = LMZ__DIR_COMMAND__BODY_BACKUPS_ADD;
+  cmd.backups_add = &b;
+  if (!rv)
+    rv = pack_cmd(out, &cmd);
+  free(m);
+  free(pp);
+  return rv;
+}
+
+int lmz_dir_encode_pair_out(lmz_buf *out, uint64_t owner, uint64_t backup,
+                            uint64_t request_id) {
+  Lmz__DirPairOut po = LMZ__DIR_PAIR_OUT__INIT;
+  po.owner = owner;
+  po.backup = backup;
+  po.request_id = request_id;
+  Lmz__DirCommand cmd = LMZ__DIR_COMMAND__INIT;
+  cmd.body_case = LMZ__DIR_COMMAND__BODY_PAIR_OUT;
+  cmd.pair_out = &po;
   return pack_cmd(out, &cmd);
 }
 

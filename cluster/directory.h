@@ -3,7 +3,8 @@
  *
  * STATE (replicated: identical on every replica after the same commands):
  *   - nodes: id -> {state, address, raft_address, lease_ms, lease_seq}
- *   - actors: (binding, instance) -> (node_id, epoch), with an O(1) lookup
+ *   - actors: (binding, instance) -> (node_id, epoch, backups), with an
+ *     O(1) lookup (backups: see "replica sets" below)
  *   - epoch_seq: the highest epoch ever handed out
  * plus, per node, two derived/local fields that are NOT replicated:
  *   - n_actors (derived from the actor table),
@@ -24,14 +25,17 @@
  *                is refused (only mark_down fences).
  *   lease_renew  lease_seq += 1, lease_ms = L; refused for DOWN/unknown
  *                nodes (LMZ_EUNAVAILABLE / LMZ_ENOTFOUND).
- *   mark_down    state = DOWN if lease_seq == expected (else LMZ_ESTALE).
+ *   mark_down    state = DOWN if lease_seq == expected (else LMZ_ESTALE),
+ *                and fails its actors over to their backups (below).
  *   moves        owner from -> to, epoch + 1, if owner == from and epoch ==
  *                expected (else LMZ_ESTALE), `to` is UP (else
  *                LMZ_EUNAVAILABLE), and the move is graceful or `from` is
  *                DOWN (else LMZ_EBUSY: its lease may still be valid).
  *   releases     forget a placement if owner and epoch match.
  *   node_remove  drop a node; one that owns actors only when DOWN + force,
- *                which also drops its placements.
+ *                which also drops its placements. The node also leaves
+ *                every backup list (lists name known nodes only).
+ *   backups_add, pair_out: replica sets, below.
  * Epochs are >= 1 and strictly increase across the placements of one
  * (binding, instance), even across release and re-claim.
  *
@@ -44,15 +48,19 @@
  * that never ran out; the Raft glue therefore returns non-zero so Raft
  * retries the entry.
  *
- * SNAPSHOT FORMAT (little-endian, version 1):
- *   "LDIR" u16 version=1  u16 flags=0  u64 epoch_seq  u32 n_nodes  u64 n_actors
+ * SNAPSHOT FORMAT (little-endian, version 2):
+ *   "LDIR" u16 version=2  u16 flags=0  u64 epoch_seq  u32 n_nodes  u64 n_actors
  *   n_nodes x  u64 id | u8 state | u32 lease_ms | u64 lease_seq |
  *              u8 alen | address | u8 rlen | raft_address        (ids ascending)
- *   n_actors x u64 node_id | u64 epoch | u8 blen | u16 ilen | binding | instance
+ *   n_actors x u64 node_id | u64 epoch | u8 n_backups | n_backups x u64 id |
+ *              u8 blen | u16 ilen | binding | instance
+ *   (version 1, still restored: no n_backups and no ids; lists start empty)
  *   u64 checksum = lmz_hash_stable(every byte before it) (core/hash.h)
  * Restore validates everything (magic, version, bounds, unknown states,
- * duplicate or unknown ids, duplicate actors, epochs > epoch_seq, trailing
- * bytes, checksum) before it replaces the state: on error nothing changes.
+ * duplicate or unknown ids, duplicate actors, epochs > epoch_seq, backup
+ * lists: at most LMZ_DIR_MAX_BACKUPS known ids, none the owner, no repeats;
+ * trailing bytes, checksum) before it replaces the state: on error nothing
+ * changes.
  *
  * Threading: none; one thread owns a directory. Lookups may run between
  * applies. Pointers returned by lookups are valid until the next apply or
@@ -207,24 +215,34 @@ int lmz_dir_foreach_actor(const lmz_dir *d, uint64_t node_id,
  *                given order, keeping only ids that are UP, not the owner,
  *                not repeated, at most LMZ_DIR_MAX_BACKUPS; claims with
  *                LMZ_DIR_CLAIM_REPLACE_DOWN (stateless actors) get none.
+ *                A claim that finds the actor placed changes no list.
  *   backups_add  per item: (binding, instance) must be owned by `owner` at
  *                `epoch` (else LMZ_ESTALE; unknown actor LMZ_ENOTFOUND),
  *                `backup` UP and not the owner (else LMZ_EUNAVAILABLE /
  *                LMZ_EINVAL); already listed: LMZ_DIR_EXISTING; list full:
  *                LMZ_EBUSY; else appended (LMZ_DIR_PLACED). Epoch unchanged.
+ *                Zero ids or an invalid name: LMZ_EINVAL. A successful
+ *                item reports the owner and epoch.
  *   pair_out     removes `backup` from the list of every actor owned by
- *                `owner`; always succeeds (idempotent); the item's epoch is
- *                the number of lists it changed.
+ *                `owner`; always succeeds (idempotent) unless an id is 0
+ *                (LMZ_EINVAL); the item's node_id is `backup`, its epoch
+ *                the number of lists it changed. O(actors).
  *   mark_down    (when it applies) additionally: every actor owned by the
  *                node whose list has a backup that is not DOWN is PROMOTED
  *                to the first such backup with epoch + 1 (epoch_seq kept >=
  *                every epoch) and an EMPTY list (the other backups may lack
  *                the dead owner's last, unacknowledged writes: the new
  *                owner refills them); every other actor drops the node from
- *                its list. The item's epoch is the number promoted.
+ *                its list. The item's epoch is the number promoted (0
+ *                for a retry on a node already DOWN: nothing is left to
+ *                move). One walk of the actor table. An actor with no
+ *                backup left that is not DOWN stays on the DOWN owner
+ *                (unavailable until it returns, as without replicas).
  *   moves        the moved actor's list becomes empty (the new owner
- *                refills it).
- *   node_remove  (force) also drops the node from every list.
+ *                refills it); so does a REPLACE_DOWN re-placement.
+ *   node_remove  also drops the node from every list.
+ * Every decision about one actor reads only its own entry and the node
+ * states, so the outcome does not depend on the order of the table walk.
  * Snapshot format version 2 adds, after each actor's epoch, u8 n_backups
  * and n_backups x u64 id; restore accepts version 1 (no lists) too. */
 struct lmz_dir_placement {

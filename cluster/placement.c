@@ -10,6 +10,8 @@
  *  2. Unknown policy, binding longer than 255 bytes -> LMZ_EINVAL. */
 #include "cluster/placement.h"
 
+#include <string.h>
+
 #include "cluster/lease.h"
 #include "core/err.h"
 
@@ -79,6 +81,39 @@ int lmz_placement_choose(enum lmz_placement_policy policy,
   }
   uint64_t kh = lmz_placement_key_hash(binding, blen, instance, ilen);
   return choose_hash(nodes, n, kh, out);
+}
+
+/* a ranks before b: higher score, then the lower id. */
+static bool ranks_before(uint64_t kh, uint64_t a, uint64_t b) {
+  uint64_t sa = lmz_placement_score(kh, a), sb = lmz_placement_score(kh, b);
+  return sa > sb || (sa == sb && a < b);
+}
+
+size_t lmz_placement_rank(const uint64_t *nodes, size_t n, uint64_t exclude,
+                          const void *binding, size_t blen,
+                          const void *instance, size_t ilen, uint64_t *out,
+                          size_t k) {
+  uint64_t kh = lmz_placement_key_hash(binding, blen, instance, ilen);
+  size_t m = 0; /* out[0..m) sorted, best first */
+  for (size_t i = 0; i < n && k; i++) {
+    uint64_t id = nodes[i];
+    bool seen = id == 0 || id == exclude;
+    for (size_t j = 0; j < m && !seen; j++)
+      seen = out[j] == id;
+    if (seen)
+      continue;
+    size_t pos = m; /* insertion into the top k */
+    while (pos > 0 && ranks_before(kh, id, out[pos - 1]))
+      pos--;
+    if (pos == k)
+      continue;
+    size_t last = m < k ? m : k - 1; /* the k-th falls off a full list */
+    memmove(&out[pos + 1], &out[pos], (last - pos) * sizeof out[0]);
+    out[pos] = id;
+    if (m < k)
+      m++;
+  }
+  return m;
 }
 
 size_t lmz_placement_candidates(const struct lmz_placement_view *v,

@@ -50,6 +50,20 @@ int lmz_placement_choose(enum lmz_placement_policy policy,
                          const void *binding, size_t blen,
                          const void *instance, size_t ilen, uint64_t *out);
 
+/* The rendezvous ranking of (binding, instance) over `nodes`: writes the k
+ * best candidates into out, best first (highest lmz_placement_score, ties to
+ * the lower id: the order lmz_placement_choose picks from), skipping id 0,
+ * duplicates and `exclude` (0 = none). With exclude = the owner, these are
+ * its backups (DESIGN.md 4.1): the next R-1 nodes of the owner's ranking, so
+ * the choice is deterministic, spreads load, and moves little when the set
+ * changes. Depends only on the key and the *set* of candidates. Returns how
+ * many were written (<= k, fewer when the set is smaller). O(n * k), no
+ * allocation; lengths are not checked (blen <= 255 for a stable hash). */
+size_t lmz_placement_rank(const uint64_t *nodes, size_t n, uint64_t exclude,
+                          const void *binding, size_t blen,
+                          const void *instance, size_t ilen, uint64_t *out,
+                          size_t k);
+
 /* ---- the candidate set ----------------------------------------------------
  *
  * ONE set of nodes a new actor (a claim), a draining node's actor (the drain

@@ -53,6 +53,7 @@ struct lmz_raftnode_pending {
   lmz_buf keys;
   lmz_buf enc;                 /* reused encode buffer */
   struct lmz_dir_claim *claims; /* reused, max_batch */
+  uint64_t *backups; /* reused, max_batch x LMZ_DIR_MAX_BACKUPS */
   uint64_t *live;               /* reused, LMZ_DIR_MAX_NODES */
 };
 
@@ -291,7 +292,10 @@ static void batch_cb(struct raft_apply *req, int status, void *result) {
 
 /* Chooses owners for `take` queued claims starting at head and fills
  * p->claims and b->reqs. n_live > 0, so every choice succeeds (LOCAL falls
- * back to HASH; policies were checked at claim time). */
+ * back to HASH; policies were checked at claim time). With a replication
+ * factor R > 1, a durable actor's claim also names its backups: the next
+ * min(R-1, n_live-1) nodes of the owner's ranking (placement.h); stateless
+ * ones (REPLACE_DOWN) get none. */
 static void batch_fill(lmz_raftnode_t *rn, struct batch *b, size_t take,
                        size_t n_live) {
   struct lmz_raftnode_pending *p = rn->pend;
@@ -302,9 +306,16 @@ static void batch_fill(lmz_raftnode_t *rn, struct batch *b, size_t take,
     int rv = lmz_placement_choose(pc->policy, p->live, n_live, pc->local, key,
                                   pc->blen, key + pc->blen, pc->ilen, &node);
     LMZ_ASSERT(rv == 0);
+    uint64_t *bk = &p->backups[i * LMZ_DIR_MAX_BACKUPS];
+    size_t want = rn->opts.replication_factor > 1
+                      ? rn->opts.replication_factor - 1 : 0;
+    if (pc->flags & LMZ_DIR_CLAIM_REPLACE_DOWN)
+      want = 0;
+    size_t nb = lmz_placement_rank(p->live, n_live, node, key, pc->blen,
+                                   key + pc->blen, pc->ilen, bk, want);
     p->claims[i] = (struct lmz_dir_claim){key,  pc->blen, key + pc->blen,
                                           pc->ilen, node, pc->req->request_id,
-                                          pc->flags};
+                                          pc->flags, (uint32_t)nb, bk};
     b->reqs[i] = pc->req;
   }
   b->n = take;
@@ -651,6 +662,7 @@ static void handle_closed(uv_handle_t *h) {
   lmz_buf_free(&p->keys);
   lmz_buf_free(&p->enc);
   free(p->claims);
+  free(p->backups);
   free(p->live);
   free(p);
   rn->pend = NULL;
@@ -721,6 +733,8 @@ static int opts_defaults(struct lmz_raftnode_options *o, char *errmsg) {
     o->connect_retry_ms = 200;
   if (!o->max_batch || o->max_batch > LMZ_DIR_MAX_BATCH)
     o->max_batch = 4096;
+  if (o->replication_factor > LMZ_DIR_MAX_BACKUPS + 1)
+    o->replication_factor = LMZ_DIR_MAX_BACKUPS + 1;
   if (!o->max_inflight)
     o->max_inflight = 32;
   if (!o->now_ms)
@@ -743,9 +757,11 @@ static int pend_new(lmz_raftnode_t *rn) {
   if (!p)
     return LMZ_ENOMEM;
   p->claims = malloc(rn->opts.max_batch * sizeof *p->claims);
+  p->backups = malloc(rn->opts.max_batch * LMZ_DIR_MAX_BACKUPS *
+                      sizeof *p->backups);
   p->live = malloc(LMZ_DIR_MAX_NODES * sizeof *p->live);
   rn->pend = p;
-  if (!p->claims || !p->live)
+  if (!p->claims || !p->backups || !p->live)
     return LMZ_ENOMEM;
   return 0;
 }
@@ -753,6 +769,7 @@ static int pend_new(lmz_raftnode_t *rn) {
 static void init_undo(lmz_raftnode_t *rn) {
   if (rn->pend) {
     free(rn->pend->claims);
+    free(rn->pend->backups);
     free(rn->pend->live);
     free(rn->pend);
     rn->pend = NULL;

@@ -95,6 +95,9 @@ struct lmz_raftnode_options {
   unsigned connect_retry_ms;     /* 0 = 200 */
   unsigned max_batch;            /* claims per entry; 0 = 4096 */
   unsigned max_inflight;         /* claim entries in flight; 0 = 32 */
+  unsigned replication_factor;   /* R: a claim names up to R-1 backups;
+                                    0 or 1 = none; capped at
+                                    LMZ_DIR_MAX_BACKUPS + 1 (DESIGN 4.1) */
   struct lmz_lease_config lease; /* zeros = LMZ_LEASE_DEFAULT_* */
   lmz_raftnode_role_cb on_role;  /* optional */
   lmz_raftnode_clock_fn now_ms;  /* NULL = uv_hrtime() in ms; also the

@@ -34,6 +34,13 @@
  * stream, keeps shipping the actor's later batches to it, and once the fill
  * is acknowledged proposes BACKUPS_ADD (owner, epoch, backup). A failed
  * proposal or a closed stream restarts the fill later.
+ * Details (cluster/repl_fill.c): the FILL record is queued at once as a
+ * placeholder and the dump is taken after an empty barrier commit, so every
+ * batch shipped before the fill is in the dump and every later one follows
+ * it on the stream; from the fill's acknowledgement on, the actor's batches
+ * also wait for the node, and BACKUPS_ADD is proposed once every record of
+ * the actor queued so far is acknowledged (so a listed backup holds every
+ * write acknowledged before it was listed).
  *
  * BACKUP SIDE. lmz_repl_on_append() validates the frame (hostile input:
  * bounded sizes; generation and sequence contiguous; every key inside the
@@ -45,6 +52,20 @@
  * status and the reason, and drops the stream state for that sender (its
  * owner then closes the stream and refills). Backed-up actors are never
  * activated by the backup.
+ *
+ * WHAT IS SHIPPED. Only the operations inside the actor's key range
+ * (storage/keys.h): node-level keys a turn writes (the alarm index 'N'
+ * "alarmq...") stay local, so a promoted owner must rebuild them from the
+ * actor's range (actor/alarms.c lmz__alarms_index_actor, as drains do).
+ *
+ * LOST OWNERSHIP. A token of an actor this node no longer owns (failed over
+ * or moved behind its back) whose backup stream closed is never released:
+ * the new owner may lack that write. The node stops serving then anyway
+ * (its lease lapsed); such tokens hold acked_through back for good.
+ *
+ * Callbacks: on_progress may run from inside lmz_repl_on_ack, _tick,
+ * _dir_changed, _on_link, _flush and _ship (a stream closing resolves
+ * waits), never from _new or _free.
  *
  * Time: every decision reads ops.now_ms (fake time in unit tests).
  * Threading: loop thread only. */
@@ -65,6 +86,21 @@ typedef struct lmz_repl_s lmz_repl_t;
 #define LMZ_REPL_DEFAULT_MAX_LAG_MS 2000u
 #define LMZ_REPL_DEFAULT_MAX_LAG_BYTES (64u << 20)
 #define LMZ_REPL_MAX_FRAME_BYTES (16u << 20) /* one ReplAppend (split above) */
+/* One record's data (a single larger batch or dump cannot be replicated:
+ * ship answers LMZ_ETOOBIG); below the node port's frame cap
+ * (proto/frame.h) with room for the envelope. */
+#define LMZ_REPL_MAX_RECORD_BYTES (60u << 20)
+#define LMZ_REPL_MAX_RECORDS 65536u /* records per ReplAppend */
+/* Refill bounds: fills in flight and bytes of their dumps. */
+#define LMZ_REPL_MAX_FILLS 256u
+#define LMZ_REPL_MAX_FILL_BYTES (8u << 20)
+/* A clean refill scan runs at least this often (ticks in between scan only
+ * after a change: directory, link, a fill finished). */
+#define LMZ_REPL_REFILL_PERIOD_MS 1000u
+
+/* ReplRecord.kind */
+#define LMZ_REPL_KIND_OPS 1  /* storage/store.h batch wire format */
+#define LMZ_REPL_KIND_FILL 2 /* storage/store.h actor dump */
 
 /* What the replicator needs from the node around it. */
 struct lmz_repl_ops {
@@ -125,8 +161,13 @@ void lmz_repl_free(lmz_repl_t *r);
 
 /* Ships the batch `b` (borrowed; read now) of actor (binding, instance),
  * about to be committed locally, to the actor's backups and fills.
- * Returns 0 with *token (0 = nothing to wait for), or LMZ_ENOMEM /
- * LMZ_ETOOBIG (the turn fails; nothing was queued). */
+ * ORDER: commit `b` with lmz_store_commit right after ship, before returning
+ * to the loop, in ship order (a fill's barrier relies on it: a batch shipped
+ * before the fill started must be written before the fill's dump is taken).
+ * Returns 0 with *token (0 = nothing to wait for: R = 1 or no backups), or
+ * LMZ_ESTALE (the local directory does not name this node the owner),
+ * LMZ_ENOMEM / LMZ_ETOOBIG (record over LMZ_REPL_MAX_RECORD_BYTES): the
+ * turn fails; nothing was queued. */
 int lmz_repl_ship(lmz_repl_t *r, const char *binding, const char *instance,
                   const lmz_batch *b, uint64_t *token);
 uint64_t lmz_repl_acked_through(const lmz_repl_t *r);
@@ -140,6 +181,12 @@ void lmz_repl_dir_changed(lmz_repl_t *r);
 
 /* ---- frames (server/lmzd.c's frame table) -------------------------------- */
 
+/* `m` is borrowed for the call. Answers (now, or from the commit callback)
+ * with exactly one ReplAck: status 0 and the highest durable seq, or a
+ * negative status: LMZ_EBADMSG (malformed, sequence gap, a new generation
+ * not starting at 1), LMZ_ESTALE (stale epoch / not the owner),
+ * LMZ_EACCESS (a key outside the record's actor range), LMZ_ESTORAGE (the
+ * commit failed), LMZ_ENOMEM. */
 void lmz_repl_on_append(lmz_repl_t *r, uint64_t from_node,
                         const Lmz__ReplAppend *m);
 void lmz_repl_on_ack(lmz_repl_t *r, uint64_t from_node, const Lmz__ReplAck *m);

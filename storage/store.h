@@ -172,6 +172,41 @@ size_t lmz_batch_bytes(const lmz_batch *b);
 /* Empties the batch for reuse (keeps its memory and its chain). */
 void lmz_batch_clear(lmz_batch *b);
 
+/* --- Batch wire format (replication, cluster/repl.h) ------------------- */
+
+/* The portable encoding of a batch (version 1; varint = keys.h LEB128):
+ *
+ *   0x01 | varint(n_ops) | n_ops x op       and nothing after it
+ *   op:  0x01 put          | varint(kl) key | varint(vl) value
+ *        0x02 delete       | varint(kl) key
+ *        0x03 delete_range | varint(ll) lo  | varint(hl) hi     ([lo, hi))
+ *
+ * Operations keep their batch order. */
+struct lmz_key_range; /* storage/keys.h */
+
+/* Appends the encoding of `b` (borrowed) to `out`. With `keep` non-NULL only
+ * the operations inside [keep->lower, keep->upper) are written: puts and
+ * deletes outside it are skipped, a delete_range is clipped to it (node-level
+ * keys such as the alarm index stay out of an actor's record). Returns 0 or
+ * LMZ_EINVAL / LMZ_ENOMEM / LMZ_ETOOBIG (out->max); on error `out` is as it
+ * was. Any thread. */
+int lmz_batch_serialize(const lmz_batch *b, const struct lmz_key_range *keep,
+                        lmz_buf *out);
+
+/* Parses an encoding (hostile input, borrowed for the call) and appends its
+ * operations to `b`, only if all of it is valid and every operation stays
+ * inside `range`, an actor's whole range (keys.h lmz_key_actor_range):
+ * put/delete keys must be that actor's keys (its prefix, a space below
+ * LMZ_KEY_SPACE_COUNT, a user key within LMZ_KEY_USER_MAX); a delete_range
+ * must lie inside [range->lower, range->upper] with lo <= hi.
+ * Returns the number of operations (>= 0) or LMZ_EBADMSG (malformed),
+ * LMZ_EBADVERSION, LMZ_EACCESS (an operation outside the range),
+ * LMZ_ETOOBIG (store.h limits), LMZ_ENOMEM, LMZ_EINVAL (b or range NULL);
+ * on error `b` is left as it was and `errmsg` (LMZ_ERRMSG_LEN bytes, may be
+ * NULL) says why. Any thread. */
+int lmz_batch_deserialize(lmz_batch *b, const void *data, size_t len,
+                          const struct lmz_key_range *range, char *errmsg);
+
 /* --- Chains (see WRITE ERRORS AND CHAINS above) ------------------------- */
 
 /* A new unbroken chain with one reference (the caller's), or NULL when out

@@ -84,9 +84,9 @@ static void seed_state(lmz_dir *d) {
     apply(d, b.data, b.len);
     lmz_buf_reset(&b);
   }
-  struct lmz_dir_claim c[3] = {{"DOC", 3, "a", 1, 1, 1, 0},
-                               {"DOC", 3, "b", 1, 2, 2, 0},
-                               {"W", 1, "c", 1, 3, 3, 0}};
+  struct lmz_dir_claim c[3] = {{"DOC", 3, "a", 1, 1, 1, 0, 0, NULL},
+                               {"DOC", 3, "b", 1, 2, 2, 0, 0, NULL},
+                               {"W", 1, "c", 1, 3, 3, 0, 0, NULL}};
   lmz_dir_encode_claims(&b, c, 3);
   apply(d, b.data, b.len);
   lmz_buf_free(&b);
@@ -127,7 +127,7 @@ static void run_snapshot(lmz_dir *d, const uint8_t *p, size_t n) {
     check_round_trip(d);
     /* the restored state keeps working */
     lmz_buf b = LMZ_BUF_INIT;
-    struct lmz_dir_claim c = {"DOC", 3, "fuzz", 4, 1, 9, 0};
+    struct lmz_dir_claim c = {"DOC", 3, "fuzz", 4, 1, 9, 0, 0, NULL};
     lmz_dir_encode_claims(&b, &c, 1);
     apply(d, b.data, b.len);
     check_invariants(d);

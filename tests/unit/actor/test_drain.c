@@ -110,7 +110,7 @@ static void setup(struct fix *x) {
   propose(x, &cmd);
   assert_int_equal(lmz_dir_encode_lease_renew(&cmd, 2, 3000, 91), 0);
   propose(x, &cmd);
-  struct lmz_dir_claim cl = {"DOC", 3, "a", 1, 1, 92, 0};
+  struct lmz_dir_claim cl = {"DOC", 3, "a", 1, 1, 92, 0, 0, NULL};
   assert_int_equal(lmz_dir_encode_claims(&cmd, &cl, 1), 0);
   propose(x, &cmd);
   lmz_buf_free(&cmd);

@@ -61,7 +61,8 @@ static void test_parked_until_first_lease(void **state) {
   lmz_buf cmd = LMZ_BUF_INIT;
   assert_int_equal(lmz_dir_encode_node_upsert(&cmd, 2, LMZ_DIR_UP, "sim:2", "sim:2", 1), 0);
   propose_on_leader(&x, &cmd);
-  struct lmz_dir_claim cl = {"COUNTER_DO", 10, inst, strlen(inst), 2, 2, 0};
+  struct lmz_dir_claim cl = {"COUNTER_DO", 10, inst, strlen(inst), 2, 2, 0, 0,
+                             NULL};
   assert_int_equal(lmz_dir_encode_claims(&cmd, &cl, 1), 0);
   propose_on_leader(&x, &cmd);
   lmz_buf_free(&cmd);

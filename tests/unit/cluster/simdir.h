@@ -95,7 +95,7 @@ static int ops_claim(void *ctx, lmz_dirclient_req_t *req, const char *binding,
     return rv;
   struct spend *p = calloc(1, sizeof *p);
   struct lmz_dir_claim cl = {binding, strlen(binding), instance,
-                             strlen(instance), owner, req->id, flags};
+                             strlen(instance), owner, req->id, flags, 0, NULL};
   assert_int_equal(lmz_dir_encode_claims(&p->cmd, &cl, 1), 0);
   *p = (struct spend){NULL, n, req, n->s->net.now_ms + SIM_COMMIT_MS, true,
                       p->cmd};

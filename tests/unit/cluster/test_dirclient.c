@@ -247,7 +247,7 @@ static void place_on(struct sim *s, size_t ni, uint64_t *epochs) {
   for (size_t i = 0; i < REL_N; i++) {
     snprintf(names[i], sizeof names[i], "c%zu", i);
     cl[i] = (struct lmz_dir_claim){"GW", 2, names[i], strlen(names[i]),
-                                   s->n[ni].id, i + 1, 0};
+                                   s->n[ni].id, i + 1, 0, 0, NULL};
   }
   lmz_buf cmd = LMZ_BUF_INIT;
   assert_int_equal(lmz_dir_encode_claims(&cmd, cl, REL_N), 0);

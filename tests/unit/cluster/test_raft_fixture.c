@@ -180,7 +180,7 @@ static void encode_claims(lmz_buf *b, const char *prefix, int count,
     snprintf(names[i], 32, "%s%d", prefix, i);
     c[i] = (struct lmz_dir_claim){"DOC", 3, names[i], strlen(names[i]),
                                   (uint64_t)(1 + (unsigned)i % n_nodes),
-                                  (uint64_t)i, 0};
+                                  (uint64_t)i, 0, 0, NULL};
   }
   assert_int_equal(lmz_dir_encode_claims(b, c, (size_t)count), 0);
   free(c);
@@ -419,7 +419,7 @@ static void test_lease_fencing(void **state) {
   register_nodes(x, 3);
   const struct lmz_lease_config cfg = {3000, 300};
   lmz_buf b = LMZ_BUF_INIT;
-  struct lmz_dir_claim c = {"DOC", 3, "f", 1, 3, 1, 0};
+  struct lmz_dir_claim c = {"DOC", 3, "f", 1, 3, 1, 0, 0, NULL};
   assert_int_equal(lmz_dir_encode_claims(&b, &c, 1), 0);
   assert_int_equal(commit(x, &b)->items[0].epoch, 1);
   unsigned l = leader(x);

@@ -1,0 +1,81 @@
+/* cluster/directory_int.h - private structures of the placement directory,
+ * shared by directory.c (tables, the core commands, snapshots, encoders)
+ * and directory_replicas.c (replica sets: the backup lists, BACKUPS_ADD,
+ * PAIR_OUT and the failover promotion on MarkDown). Nothing outside those
+ * two files includes it. */
+#ifndef LMZ_CLUSTER_DIRECTORY_INT_H
+#define LMZ_CLUSTER_DIRECTORY_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/directory.h"
+#include "core/hmap.h"
+#include "lmz/value.h" /* lmz_arena */
+#include "proto/directory.pb-c.h"
+
+#define KEY_MAX (1 + LMZ_DIR_BINDING_MAX + LMZ_DIR_INSTANCE_MAX)
+
+/* One placement. The hash map key is `key` = [u8 blen][binding][instance].
+ * backups[0..n_backups) are distinct known node ids, none the owner
+ * (directory.h "replica sets"). */
+struct dir_actor {
+  uint64_t node_id;
+  uint64_t epoch;
+  uint64_t backups[LMZ_DIR_MAX_BACKUPS];
+  uint8_t n_backups;
+  uint16_t klen;
+  uint8_t key[];
+};
+
+struct ent_chunk;
+
+struct dir_state {
+  struct lmz_dir_node *nodes; /* sorted by id */
+  size_t n_nodes, cap_nodes;
+  lmz_hmap actors;
+  struct ent_chunk *chunks; /* head = the one being filled */
+  size_t live_bytes, dead_bytes;
+  uint64_t compactions;
+  uint64_t epoch_seq;
+};
+
+struct lmz_dir {
+  struct dir_state st;
+  lmz_dir_clock_fn clock;
+  void *clock_ctx;
+  lmz_arena *pb; /* protobuf-c unpack arena, reset per apply */
+  ProtobufCAllocator pba;
+  struct lmz_dir_item *items;
+  size_t cap_items;
+  struct lmz_dir_result res;
+};
+
+/* ---- directory.c ---------------------------------------------------------- */
+
+struct lmz_dir_node *lmz__dir_node_find(const struct dir_state *s,
+                                        uint64_t id);
+/* [u8 blen][binding][instance] into k (KEY_MAX bytes): its length, or 0 when
+ * a length is out of range. */
+size_t lmz__dir_key_build(uint8_t *k, const void *b, size_t blen,
+                          const void *i, size_t ilen);
+/* Moves a placement to `to` with epoch + 1 and an empty backup list (the new
+ * owner refills it); counts and epoch_seq follow. epoch < UINT64_MAX. */
+void lmz__dir_actor_move(struct dir_state *s, struct dir_actor *a,
+                         struct lmz_dir_node *to);
+
+/* ---- directory_replicas.c ------------------------------------------------- */
+
+/* A new placement's list from a claim's backups (directory.h). */
+void lmz__dir_claim_backups(const struct dir_state *s, struct dir_actor *a,
+                            const Lmz__DirClaim *c);
+/* Removes id from a's list, keeping the order; true when it was listed. */
+bool lmz__dir_list_remove(struct dir_actor *a, uint64_t id);
+/* MarkDown of node `down` (now DOWN): promotes its actors, drops it from the
+ * other lists. Returns how many actors were promoted. O(actors). */
+uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down);
+int lmz__dir_apply_backups_add(lmz_dir *d, const Lmz__DirCommand *cmd);
+int lmz__dir_apply_pair_out(lmz_dir *d, const Lmz__DirCommand *cmd);
+
+#endif
