@@ -255,6 +255,8 @@ void lmz_cluster_on_conn_state(lmz_cluster_t *c, lmz_conn_t *conn, int state,
     lmz_raftbridge_on_conn_state(c->bridge, conn, state);
   if (state == LMZ_CONN_DOWN) /* requests waiting on it: retry elsewhere */
     lmz_dirclient_peer_down(&c->dc, lmz_conn_peer_id(conn));
+  if (c->repl && lmz_conn_peer_id(conn))
+    lmz_repl_on_link(c->repl, lmz_conn_peer_id(conn), state == LMZ_CONN_UP);
 }
 
 /* A new leader known (or serving here): requests waiting on the old one
@@ -282,6 +284,7 @@ void lmz_cluster_tick(lmz_cluster_t *c, uint64_t now) {
   lmz_dirclient_tick(&c->dc, now);
   lmz_member_tick(&c->mb, now);
   lmz_relq_tick(&c->rq);
+  lmz__cluster_repl_tick(c);
   connect_peers(c);
   if (c->tick_hook && !c->closing)
     c->tick_hook(c, now, c->wake_arg);
@@ -527,6 +530,7 @@ void lmz_cluster_close(lmz_cluster_t *c, lmz_cluster_close_cb cb) {
   lmz_member_close(&c->mb);
   lmz_relq_close(&c->rq);
   lmz_dirclient_close(&c->dc);
+  lmz__cluster_repl_close(c);
   uv_close((uv_handle_t *)&c->tick, tick_closed);
 }
 

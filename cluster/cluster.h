@@ -27,6 +27,7 @@
 #include "cluster/raftbridge.h"
 #include "cluster/raftnode.h"
 #include "cluster/release.h"
+#include "cluster/repl.h"
 #include "cluster/transport.h"
 #include "core/buf.h"
 
@@ -104,6 +105,10 @@ struct lmz_cluster_s {
   lmz_cluster_close_cb close_cb;
   lmz_cluster_member_cb member_cb;
   void *member_arg;
+  lmz_repl_t *repl;          /* replication (cluster_repl.c), or NULL */
+  uv_prepare_t repl_flush;   /* flushes its streams once per iteration */
+  bool repl_flush_on;
+  struct repl_prop *repl_props; /* its proposals in flight */
 };
 
 /* Initializes c on `loop` over the node transport `t` (borrowed; must
@@ -154,6 +159,36 @@ void lmz_cluster_on_dir_response(lmz_cluster_t *c, lmz_conn_t *conn,
                                  const Lmz__Frame *f);
 void lmz_cluster_on_conn_state(lmz_cluster_t *c, lmz_conn_t *conn, int state,
                                int status);
+
+/* ---- replication (cluster_repl.c; cluster/repl.h, DESIGN.md 4.1) -------- */
+
+struct lmz_cluster_repl_options {
+  uint32_t factor;        /* R (copies per durable object); <= 1: none */
+  uint32_t max_lag_ms;    /* 0 = repl.h default */
+  uint64_t max_lag_bytes; /* 0 = repl.h default */
+  void (*on_progress)(void *arg); /* acked_through advanced */
+  void *progress_arg;
+};
+/* Starts the replicator over the node's `store` (borrowed; it must outlive
+ * the cluster's close). The cluster closes it (lmz_cluster_close). Returns
+ * 0 or an error with errmsg. */
+int lmz_cluster_repl_start(lmz_cluster_t *c, lmz_store *store,
+                           const struct lmz_cluster_repl_options *o,
+                           char *errmsg);
+/* The replicator, or NULL (not started, or closing). */
+lmz_repl_t *lmz_cluster_repl(lmz_cluster_t *c);
+/* Node-port hooks: ReplAppend / ReplAck frames. */
+void lmz_cluster_on_repl_append(lmz_cluster_t *c, lmz_conn_t *conn,
+                                const Lmz__Frame *f);
+void lmz_cluster_on_repl_ack(lmz_cluster_t *c, lmz_conn_t *conn,
+                             const Lmz__Frame *f);
+/* The node's disk failed a replicated write: it gives its lease up for
+ * good (member.h lmz_member_stop_serving), so its actors fail over to
+ * their backups; logged with the reason. */
+void lmz_cluster_stop_serving(lmz_cluster_t *c, const char *why);
+/* Internal to cluster.c and cluster_repl.c. */
+void lmz__cluster_repl_tick(lmz_cluster_t *c);
+void lmz__cluster_repl_close(lmz_cluster_t *c);
 
 /* ---- what the router asks ----------------------------------------------- */
 

@@ -357,6 +357,15 @@ static void on_import_response(struct lmzd *d, lmz_conn_t *conn,
   lmz_drain_on_import_response(d->router, conn, f);
 }
 
+static void on_repl_append(struct lmzd *d, lmz_conn_t *conn,
+                           const Lmz__Frame *f) {
+  lmz_cluster_on_repl_append(&d->cluster, conn, f);
+}
+
+static void on_repl_ack(struct lmzd *d, lmz_conn_t *conn, const Lmz__Frame *f) {
+  lmz_cluster_on_repl_ack(&d->cluster, conn, f);
+}
+
 typedef void (*frame_fn)(struct lmzd *d, lmz_conn_t *conn, const Lmz__Frame *f);
 
 struct frame_route {
@@ -376,6 +385,8 @@ static const struct frame_route frame_routes[] = {
     [LMZ__FRAME__BODY_RAFT_DATA] = {on_raft_data, true},
     [LMZ__FRAME__BODY_IMPORT_REQUEST] = {on_import_request, true},
     [LMZ__FRAME__BODY_IMPORT_RESPONSE] = {on_import_response, true},
+    [LMZ__FRAME__BODY_REPL_APPEND] = {on_repl_append, true},
+    [LMZ__FRAME__BODY_REPL_ACK] = {on_repl_ack, true},
 };
 
 static void on_frame(lmz_conn_t *conn, const Lmz__Frame *f, void *data) {
@@ -399,6 +410,45 @@ static void on_conn_state(lmz_conn_t *conn, int state, int status, void *data) {
   if (d->router)
     lmz_router_on_conn_state(d->router, conn, state, status);
   lmz_remote_on_conn_state(d->remote, conn, state, status);
+}
+
+/* ---- replication (cluster/repl.h): the node's output gate asks it ------- */
+
+static int repl_ship(void *ctx, const char *binding, const char *instance,
+                     const struct lmz_batch *b, uint64_t *token) {
+  lmz_repl_t *r = lmz_cluster_repl(ctx);
+  *token = 0;
+  return r ? lmz_repl_ship(r, binding, instance, b, token) : 0;
+}
+
+static uint64_t repl_acked_through(void *ctx) {
+  lmz_repl_t *r = lmz_cluster_repl(ctx);
+  return r ? lmz_repl_acked_through(r) : 0;
+}
+
+static void repl_local_failure(void *ctx, int status) {
+  char why[96];
+  snprintf(why, sizeof why, "a replicated write failed on this disk (%s)",
+           lmz_strerror(status));
+  lmz_cluster_stop_serving(ctx, why);
+}
+
+static void repl_progress(void *arg) { lmz_node_repl_progress(arg); }
+
+static int start_replication(struct lmzd *d, char *err) {
+  struct lmz_cluster_repl_options o = {
+      .factor = d->cfg.repl_factor,
+      .max_lag_ms = d->cfg.repl_max_lag_ms,
+      .max_lag_bytes = (uint64_t)d->cfg.repl_max_lag_mib << 20,
+      .on_progress = repl_progress,
+      .progress_arg = d->node};
+  int rv = lmz_cluster_repl_start(&d->cluster, lmz_node_store(d->node), &o, err);
+  if (rv)
+    return rv;
+  struct lmz_node_replicator nr = {repl_ship, repl_acked_through,
+                                   repl_local_failure, &d->cluster};
+  lmz_node_set_replicator(d->node, &nr);
+  return 0;
 }
 
 static int start_node_port(struct lmzd *d, const uint8_t key[32]) {
@@ -514,6 +564,10 @@ static int start_router(struct lmzd *d) {
     return 1;
   }
   lmz_remote_set_router(d->remote, d->router);
+  if (start_replication(d, err)) {
+    fprintf(stderr, "lmzd: cluster: %s\n", err);
+    return 1;
+  }
   LMZ_LOG_INFO(&log_ns, "cluster node %llu, raft %s, %zu initial voter(s)",
                (unsigned long long)d->cfg.cluster_id, raft, n ? n : 1);
   return 0;
@@ -642,6 +696,7 @@ static void router_closed(lmz_router *r, void *arg) {
 
 /* After the HTTP port: the cluster side, then the node. */
 static void stop_rest(struct lmzd *d) {
+  lmz_node_set_replicator(d->node, NULL); /* turns waiting for backups fail */
   if (d->router) {
     lmz_router_close(d->router, router_closed, d);
   } else if (d->transport_up) {
