@@ -53,9 +53,13 @@ static struct op *g_ok;
 static size_t g_n_ok, g_cap_ok;
 static long long g_n_fail, g_n_unknown;
 static int g_violations;
+static int g_bad_counter = -1; /* the counter the next violation is about */
+static bool g_bad[MAX_COUNTERS]; /* counters with a violation */
 
 static void violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void violation(const char *fmt, ...) {
+  if (g_bad_counter >= 0)
+    g_bad[g_bad_counter] = true;
   if (g_violations++ < MAX_REPORTS) {
     va_list ap;
     va_start(ap, fmt);
@@ -113,6 +117,7 @@ static int parse_final(const char *line) {
   long long v;
   if (sscanf(line, "final %d %d %lld", &i, &node, &v) != 3 || !counter_ok(i))
     return -1;
+  g_bad_counter = i;
   if (C[i].has_final && C[i].final != v)
     violation("counter %d: two final totals, %lld and %lld", i, C[i].final, v);
   C[i].final = v;
@@ -127,6 +132,7 @@ static int parse_act(const char *line) {
     return -1;
   snprintf(both, sizeof both, "%s %s", node, id);
   struct counter *c = &C[i];
+  g_bad_counter = i;
   if (!c->has_act) {
     snprintf(c->act, sizeof c->act, "%s", both);
     c->has_act = true;
@@ -152,8 +158,10 @@ static int read_history(FILE *f) {
       rv = parse_act(line);
     else if (line[0] != '#' && line[0] != '\n')
       rv = -1;
+    g_bad_counter = -1;
     if (rv)
-      violation("history line %ld is malformed: %.80s", lineno, line);
+      violation("history line %ld is malformed: %.*s", lineno,
+                (int)(strcspn(line, "\n") < 80 ? strcspn(line, "\n") : 80), line);
   }
   return ferror(f) ? -1 : 0;
 }
@@ -168,6 +176,7 @@ static int by_counter_value(const void *a, const void *b) {
 /* One counter's ok ops, sorted by value: distinct, >= 1, and in real-time
  * order (no op with a larger value finished before a smaller one began). */
 static void check_order(const struct op *o, size_t n) {
+  g_bad_counter = n ? o[0].counter : -1;
   uint64_t min_end = UINT64_MAX; /* over the ops with larger values */
   const struct op *min_op = NULL;
   for (size_t k = n; k-- > 0;) {
@@ -199,6 +208,7 @@ static void check_counters(void) {
     const struct counter *c = &C[i];
     if (!c->n_ok && !c->n_maybe && !c->has_final)
       continue;
+    g_bad_counter = i;
     if (!c->has_final) {
       violation("counter %d: %lld acknowledged increments but no final total", i, c->n_ok);
       continue;
@@ -230,6 +240,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "repl_check: cannot read %s\n", argv[1]);
     return 2;
   }
+  g_bad_counter = -1;
   if (!g_n_ok)
     violation("no acknowledged operation in the history: nothing was checked");
   check_counters();
@@ -241,6 +252,12 @@ int main(int argc, char **argv) {
   printf("repl_check: %zu acknowledged, %lld failed, %lld unknown increments on %d "
          "counters (final totals sum %lld): %d violation%s\n", g_n_ok, g_n_fail,
          g_n_unknown, n_counters, sum, g_violations, g_violations == 1 ? "" : "s");
+  int n_bad = 0;
+  for (int i = 0; i < MAX_COUNTERS; i++)
+    if (g_bad[i] && n_bad++ < 40)
+      printf("%s%d", n_bad == 1 ? "repl_check: counters with violations: " : " ", i);
+  if (n_bad)
+    printf("%s (%d counters)\n", n_bad > 40 ? " ..." : "", n_bad);
   free(g_ok);
   return g_violations ? 1 : 0;
 }
