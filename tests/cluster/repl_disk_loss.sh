@@ -37,6 +37,10 @@ rrc=$?
 sed 's/^/  /' "$T/restart.log" | tail -4
 check "node $V restarts on an empty data directory and answers" test "$rrc" = 0
 [ "$rrc" = 0 ] || tail -15 "$LMZ_CLUSTER_DIR/node$V.log" | sed 's/^/  node log: /'
+# it bootstraps its Raft state afresh from the config: it must join the
+# existing group (same leader), not lead one of its own
+same_leader() { local a b; a=$(leader_of "$(st "$V")") && b=$(leader_of "$(st "$L")") && is_num "$a" && [ "$a" != 0 ] && [ "$a" = "$b" ]; }
+check "node $V follows the cluster's leader again" wait_until 15 same_leader
 check "acknowledged increments go on after the disk loss (300)" wait_oks 300 20 "$t_kill"
 refilled() { local s u; s=$(st "$L") && u=$(under_replicated "$s") && is_num "$u" && [ "$u" = 0 ]; }
 check "lmz status reaches 0 under-replicated actors (last: $(under_replicated "$(st "$L")"))" \

@@ -119,7 +119,7 @@ routes() { # routes add|del
 t_cut=$(now_us)
 routes add
 ok "partitioned: {$X, $Y} | {${MAJ[*]}}"
-bound_s=$(( (LEASE_MS + 3000) / 1000 ))
+bound_s=$(( (LEASE_MS + 3000) * ${LMZ_TEST_TIME_SCALE:-1} / 1000 ))
 "$LOAD" probe --addrs "$maddrs" --key-file "$KEY" --nodes 3 --counters "$COUNTERS" \
   --since-us "$t_cut" --deadline-s "$bound_s" >"$T/probe" 2>"$T/probe.err"
 prc=$?
