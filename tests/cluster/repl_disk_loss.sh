@@ -43,7 +43,7 @@ same_leader() { local a b; a=$(leader_of "$(st "$V")") && b=$(leader_of "$(st "$
 check "node $V follows the cluster's leader again" wait_until 15 same_leader
 check "acknowledged increments go on after the disk loss (300)" wait_oks 300 20 "$t_kill"
 refilled() { local s u; s=$(st "$L") && u=$(under_replicated "$s") && is_num "$u" && [ "$u" = 0 ]; }
-check "lmz status reaches 0 under-replicated actors (last: $(under_replicated "$(st "$L")"))" \
+check "lmz status reaches 0 under-replicated actors" \
   wait_until 30 refilled
 u=$(under_replicated "$(st "$L")")
 echo "  under_replicated now: ${u:-absent}"

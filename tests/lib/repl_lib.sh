@@ -80,7 +80,8 @@ hist_oks() {
     '$1 == "op" && $7 == "ok" && $5 >= s && (n == "" || $4 == n) { k++ } END { print k + 0 }' "$HIST"
 }
 # wait_oks N SECONDS [SINCE_US]: until N ops were acknowledged (since SINCE_US)
-wait_oks() { wait_until "$2" bash -c '[ "$(awk -v s="$3" '"'"'$1 == "op" && $7 == "ok" && $5 >= s { k++ } END { print k + 0 }'"'"' "$2")" -ge "$1" ]' _ "$1" "$HIST" "${3:-0}"; }
+oks_at_least() { [ "$(hist_oks "$2")" -ge "$1" ]; }
+wait_oks() { wait_until "$2" oks_at_least "$1" "${3:-0}"; }
 
 final_check() { # final_check VIA: totals, activations, then the history check
   "$LOAD" final "${WHERE[@]}" --key-file "$KEY" --nodes "$NODES" --counters "$COUNTERS" \
