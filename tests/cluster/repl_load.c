@@ -669,7 +669,7 @@ static const char usage_text[] =
     "         --key-file F [--nodes N=3] [--counters C=100] [--prefix P=r]\n"
     "         [--timeout-ms T=3000]\n"
     "  run:    --history H [--callers K=8] [--seconds S=60] [--stop-file F]\n"
-    "          [--skip-file F] [--seed X=1] [--retry-s R=10]\n"
+    "          [--skip-file F] [--seed X=1] [--retry-s R=2]\n"
     "  final:  --history H [--via 1,2,3 (all)] [--deadline-s S=30]\n"
     "  probe:  [--exclude N] [--since-us T] [--deadline-s S=30]\n"
     "  owners: [--exclude N]\n";
@@ -722,7 +722,7 @@ static int parse_opt(const char *o, const char *v) {
 static int parse_args(int argc, char **argv) {
   O = (struct opts){.prefix = "r", .nodes = 3, .counters = 100, .callers = 8,
                     .timeout_ms = 3000, .seconds = 60, .deadline_s = 30,
-                    .retry_s = 10, .seed = 1};
+                    .retry_s = 2, .seed = 1};
   if (argc < 2)
     return -1;
   O.cmd = argv[1];
