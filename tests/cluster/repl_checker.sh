@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The replication tests' history checker (tests/cluster/repl_check.c) on
 # hand-made histories: it accepts a linearizable counter history and
-# rejects each kind of violation it exists for, naming it. Proves the
-# checks of tests/cluster/repl_*.sh can fail. No cluster; runs always.
+# rejects each kind of violation it exists for, naming it. Then end to end
+# with the load driver (tests/cluster/repl_load.c) on one lmzd --dev node:
+# a run, a SIGKILL and a restart on the same data pass; a restart on a
+# deleted data directory (one copy, lost) fails with lost increments.
+# Proves the checks of tests/cluster/repl_*.sh can fail, on every run (those
+# skip until the cluster replicates).
 . "$(dirname "$0")/../lib/repl_lib.sh"
 
 good() { cat <<'H'
@@ -49,4 +53,31 @@ verdict "a counter with no activation answer fails" "counter 2: no activation an
 verdict "an empty history fails (nothing checked is not a pass)" "nothing was checked" ""
 verdict "a malformed line fails" "line 1 is malformed" "$(echo 'op 1 x'; good)"
 verdict "a value below 1 fails" "below 1" "$(good | sed 's/^op 1 2 1 300 350 ok 1$/op 1 2 1 300 350 ok 0/' | sed 's/^final 2 3 1$/final 2 3 0/')"
+
+# ---- end to end on one node ---------------------------------------------------
+D=$T/dev
+KEY=$D/cluster.key
+start_lmzd "$D" || { bad "lmzd --dev starts"; finish; exit 1; }
+ok "lmzd --dev starts ($NODE)"
+drive() { # drive HISTORY: 4 callers on 20 counters for 1 s, then the finals
+  "$LOAD" run --addrs "$NODE" --nodes 1 --key-file "$KEY" --counters 20 --callers 4 \
+    --seconds 1 --history "$1" 2>/dev/null
+}
+finals() { "$LOAD" final --addrs "$NODE" --nodes 1 --key-file "$KEY" --counters 20 --history "$1" 2>/dev/null; }
+restart() { # restart [wipe]: SIGKILL lmzd, start it again (on an empty data dir)
+  kill -9 "$LMZD_PID"; wait "$LMZD_PID" 2>/dev/null
+  [ "${1:-}" = wipe ] && rm -rf "$D" && mkdir -p "$D" && chmod 700 "$D" && install -m 600 "$T/key" "$D/cluster.key"
+  start_lmzd "$D"
+}
+cp "$KEY" "$T/key"
+drive "$T/h1" && restart && drive "$T/h1" && finals "$T/h1"
+out=$("$CHECK" "$T/h1"); rc=$?
+echo "  $out" | tail -1
+check "a run, a SIGKILL and a restart on the same data: every increment kept" \
+  bash -c '[ "$1" = 0 ] && grep -q "0 violations" <<<"$2" && ! grep -q " 0 acknowledged" <<<"$2"' _ "$rc" "$out"
+drive "$T/h2" && restart wipe && drive "$T/h2" && finals "$T/h2"
+out=$("$CHECK" "$T/h2"); rc=$?
+echo "$out" | tail -2 | sed 's/^/  /'
+check "a restart on a deleted data directory fails the check (lost increments)" \
+  bash -c '[ "$1" = 1 ] && grep -q "acknowledged twice\|was lost\|< acknowledged" <<<"$2"' _ "$rc" "$out"
 finish
