@@ -21,6 +21,12 @@
 # others, which dial in when they start (the node transport serves a peer's
 # incoming connection as the link to it).
 # LMZ_CLUSTER_DIR changes ./lmz-cluster; LMZ_BIN_DIR changes build/bin.
+# Replication (DESIGN.md 4.1): LMZ_REPLICATION_FACTOR=R writes
+# cluster.replication.factor (copies of each durable object; unset: the
+# key is left out and lmzd's default applies, 3 capped by the live nodes),
+# LMZ_REPL_MAX_LAG_MS=MS writes cluster.replication.max_lag_ms (how far a
+# backup may fall behind before it leaves the in-sync set). Both are read
+# whenever a node's config is written (start, restart, join).
 # All nodes share one cluster key (./lmz-cluster/cluster.key, made on first
 # start); `lmz call --node 127.0.0.1:710N --key-file ./lmz-cluster/cluster.key`
 # (or --data ./lmz-cluster/nodeN) talks to node N. Browser and Node.js
@@ -55,8 +61,20 @@ alive() { # running and not a zombie waiting to be reaped
   [ -n "$p" ] && kill -0 "$p" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$p/stat" 2>/dev/null
 }
 
+# replication_json: the "replication" member of the cluster section (with
+# its trailing comma), or nothing when neither variable is set
+replication_json() {
+  local f=${LMZ_REPLICATION_FACTOR:-} lag=${LMZ_REPL_MAX_LAG_MS:-} body=""
+  [[ -z "$f" || "$f" =~ ^[1-9][0-9]*$ ]] || { echo "LMZ_REPLICATION_FACTOR must be a positive integer" >&2; return 1; }
+  [[ -z "$lag" || "$lag" =~ ^[1-9][0-9]*$ ]] || { echo "LMZ_REPL_MAX_LAG_MS must be a positive integer" >&2; return 1; }
+  [ -n "$f" ] && body="\"factor\": $f"
+  [ -n "$lag" ] && body+="${body:+, }\"max_lag_ms\": $lag"
+  [ -z "$body" ] || printf '"replication": {%s},\n              ' "$body"
+}
+
 write_config() { # write_config N [join]
-  local n=$1 join=${2:-false} voters="" i
+  local n=$1 join=${2:-false} voters="" i repl
+  repl=$(replication_json) || return 1
   for i in "${NODES[@]}"; do
     voters+="${voters:+,}
       {\"id\": $i, \"node\": \"127.0.0.1:$(peer_port "$i")\", \"raft\": \"127.0.0.1:$(raft_port "$i")\"}"
@@ -76,7 +94,7 @@ write_config() { # write_config N [join]
   "storage": {"sync": true},
   "gateway": {"jwt": {"dev_keys": true}},
   "cluster": {"id": $n, "raft": "127.0.0.1:$(raft_port "$n")", "join": $join,
-              "voters": [$voters]}
+              ${repl}"voters": [$voters]}
 }
 CFG
 }
@@ -92,7 +110,7 @@ start_node() { # start_node N [join]
     install -m 600 "$DIR/jwt-keys.json" "$DIR/node$n/jwt-keys.json"
   fi
   [ -f "$DIR/node$n.jsonc" ] && grep -q '"join": true' "$DIR/node$n.jsonc" && set -- "$n" true
-  write_config "$n" "${2:-false}"
+  write_config "$n" "${2:-false}" || return 1
   rm -f "$DIR/node$n/node.port" "$DIR/node$n/http.port"
   "$BIN/lmzd" --config "$DIR/node$n.jsonc" >>"$DIR/node$n.log" 2>&1 &
   echo $! >"$DIR/node$n.pid"
@@ -172,7 +190,7 @@ join)
   n=${2:?node number}
   [ "$n" -ge 4 ] || { echo "join: use a new node number (4, 5, ...)" >&2; exit 2; }
   mkdir -p "$DIR/node$n"
-  write_config "$n" true
+  write_config "$n" true || exit 2
   start_node "$n"
   "$BIN/lmz" node add --node "127.0.0.1:$(node_port 1)" --key-file "$DIR/cluster.key" \
     "$n" "127.0.0.1:$(raft_port "$n")" || \
