@@ -564,16 +564,56 @@ static const char *state_name(enum lmz_dir_node_state s) {
   return "?";
 }
 
-/* Closes the nodes array and the object with the replication summary. */
-static int replication_json(lmz_cluster_t *c, uint64_t now, lmz_buf *out) {
+/* Copies an actor should have besides its owner: R - 1, capped by the
+ * other members that hold or will hold copies (UP or DOWN: a DOWN node is
+ * a missing copy until it returns or an operator removes it). */
+static uint32_t backups_wanted(lmz_cluster_t *c) {
   uint32_t r = c->o.replication_factor ? c->o.replication_factor : 1;
-  size_t live = lmz_dir_live_nodes(c->dir, now, NULL, 0);
-  uint32_t want = r - 1;
-  if (live <= want)
-    want = live ? (uint32_t)live - 1 : 0;
-  return lmz_buf_printf(
-      out, "],\"replication\":{\"factor\":%u,\"under_replicated\":%llu}}", r,
-      (unsigned long long)lmz_dir_count_under_replicated(c->dir, 0, want));
+  size_t members = 0;
+  for (size_t i = 0; i < lmz_dir_n_nodes(c->dir); i++) {
+    enum lmz_dir_node_state st = lmz_dir_node_at(c->dir, i)->state;
+    members += st == LMZ_DIR_UP || st == LMZ_DIR_DOWN;
+  }
+  return members < r ? (members ? (uint32_t)members - 1 : 0) : r - 1;
+}
+
+/* The replicator's streams: per pair, direction, in sync, lag. */
+static int pairs_json(lmz_cluster_t *c, lmz_buf *out) {
+  struct lmz_repl_stats rs;
+  int rv = 0;
+  if (!c->repl)
+    return 0;
+  lmz_repl_get_stats(c->repl, &rs);
+  for (size_t i = 0; !rv && i < rs.n_pairs; i++) {
+    struct lmz_repl_pair_stats p;
+    lmz_repl_pair_at(c->repl, i, &p);
+    rv = lmz_buf_printf(
+        out,
+        "%s{\"node\":%llu,\"role\":\"%s\",\"in_sync\":%s,"
+        "\"lag_records\":%llu,\"lag_bytes\":%llu,\"lag_ms\":%llu,"
+        "\"records\":%llu,\"acked_seq\":%llu}",
+        i ? "," : "", (unsigned long long)p.node_id,
+        p.outgoing ? "backup" : "owner", p.in_sync ? "true" : "false",
+        (unsigned long long)p.lag_records, (unsigned long long)p.lag_bytes,
+        (unsigned long long)p.lag_ms, (unsigned long long)p.sent_records,
+        (unsigned long long)p.acked_seq);
+  }
+  return rv;
+}
+
+/* Closes the nodes array and the object with the replication summary:
+ * under_replicated counts the whole directory's actors; pairs are this
+ * node's streams ("role" is the other end's). */
+static int replication_json(lmz_cluster_t *c, lmz_buf *out) {
+  uint32_t r = c->o.replication_factor ? c->o.replication_factor : 1;
+  int rv = lmz_buf_printf(
+      out, "],\"replication\":{\"factor\":%u,\"under_replicated\":%llu,"
+      "\"pairs\":[", r,
+      (unsigned long long)lmz_dir_count_under_replicated(c->dir, 0,
+                                                         backups_wanted(c)));
+  if (!rv)
+    rv = pairs_json(c, out);
+  return rv ? rv : lmz_buf_append_str(out, "]}}");
 }
 
 int lmz_cluster_status_json(lmz_cluster_t *c, lmz_buf *out) {
@@ -602,7 +642,7 @@ int lmz_cluster_status_json(lmz_cluster_t *c, lmz_buf *out) {
         dn->lease_ms,
         (unsigned long long)(now > dn->heard_ms ? now - dn->heard_ms : 0));
   }
-  return rv ? rv : replication_json(c, now, out);
+  return rv ? rv : replication_json(c, out);
 }
 
 int lmz_cluster_locate_json(lmz_cluster_t *c, const char *binding,

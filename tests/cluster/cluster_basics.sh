@@ -9,7 +9,9 @@
 # is a well-formed answer (three failed calls print three equal empty lines).
 . "$(dirname "$0")/../lib/it_lib.sh"
 ROOT=${LMZ_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-export LMZ_CLUSTER_DIR=$T/cluster LMZ_BIN_DIR=$BIN LMZ_PORT_OFFSET=ephemeral
+# One copy per actor (no backups): an owner's loss makes its actors
+# unavailable until it returns; with backups see tests/cluster/repl_*.sh.
+export LMZ_CLUSTER_DIR=$T/cluster LMZ_BIN_DIR=$BIN LMZ_PORT_OFFSET=ephemeral LMZ_REPLICATION_FACTOR=1
 DC="$ROOT/deploy/dev-cluster.sh"
 KEY=$LMZ_CLUSTER_DIR/cluster.key
 port() { "$DC" port "$1"; }

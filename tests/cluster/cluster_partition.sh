@@ -9,6 +9,8 @@
 #     ran out (checked from inside its namespace), i.e. before the majority
 #     may consider its lease expired;
 #   - after healing, X serves again and every actor has one activation.
+# With one copy per actor ("replication": {"factor": 1}): the same
+# partition with backups is tests/cluster/repl_partition.sh.
 # Needs root (CAP_NET_ADMIN); otherwise it exits 77, which ctest reports as
 # skipped (SKIP_RETURN_CODE 77), never as passed.
 # Ports need no allocation: each node has its own namespace, hence its own
@@ -62,7 +64,8 @@ for n in 1 2 3; do
   "modules": ["$LIB/libcounter.so"],
   "durable_objects": {"bindings": [{"name": "COUNTER_DO", "class_name": "CounterDO"}]},
   "services": [{"binding": "ECHO_WORKER", "entrypoint": "EchoWorker"}],
-  "cluster": {"id": $n, "raft": "$NET.$n:7200", "lease_ms": 3000, "voters": [$voters]} }
+  "cluster": {"id": $n, "raft": "$NET.$n:7200", "lease_ms": 3000, "voters": [$voters],
+              "replication": {"factor": 1}} }
 CFG
   ( ip netns exec "lmzp$ID-$n" "$BIN/lmzd" --config "$T/n$n.jsonc" >"$T/n$n.log" 2>&1 & )
 done

@@ -26,6 +26,7 @@ L=$(cat "$T/leader" 2>/dev/null)
 is_num "$L" || { finish; exit 1; }
 V=$(busiest_follower "$L")
 echo "  leader $L; node $V owns $(owned_by "$V") of $COUNTERS counters and backs up $(backed_by "$V")"
+wait_until 20 all_backed
 check "lmz locate lists backups for every counter ($(no_backups) without)" test "$(no_backups)" = 0
 
 t_kill=$(now_us)

@@ -29,6 +29,7 @@ L=$(cat "$T/leader" 2>/dev/null)
 is_num "$L" || { finish; exit 1; }
 V=$(busiest_follower "$L")
 echo "  leader $L; killing node $V, owner of $(owned_by "$V") of $COUNTERS counters"
+wait_until 20 all_backed
 check "lmz locate lists backups for every counter ($(no_backups) without)" test "$(no_backups)" = 0
 
 lease=$(grep -o "{\"id\":$V,[^}]*" <<<"$(st "$L")" | grep -o '"lease_ms":[0-9]*' | cut -d: -f2)

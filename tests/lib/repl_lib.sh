@@ -110,6 +110,9 @@ owned_by() { awk -v n="$1" '$3 == n { k++ } END { print k + 0 }' "$T/owners"; }
 backed_by() { awk -v n="$1" '{ m = split($4, b, ","); for (i = 1; i <= m; i++) if (b[i] == n) { k++; break } } END { print k + 0 }' "$T/owners"; }
 # counters that list no backup at all
 no_backups() { awk '$4 == "-" || $4 == "" { k++ } END { print k + 0 }' "$T/owners"; }
+# every counter lists a backup (a counter claimed while a node was not yet a
+# candidate starts with a shorter list and is refilled)
+all_backed() { owners "$@" && [ "$(no_backups)" = 0 ]; }
 
 # ---- loopback clusters (deploy/dev-cluster.sh) -------------------------------------
 
