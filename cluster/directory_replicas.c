@@ -94,7 +94,7 @@ uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down) {
   return promoted;
 }
 
-/* ---- BACKUPS_ADD ------------------------------------------------------------ */
+/* ---- BACKUPS_ADD --------------------------------------------------------- */
 
 static struct lmz_dir_item backup_add_one(struct dir_state *s,
                                           const Lmz__DirBackupAdd *m) {
@@ -133,7 +133,7 @@ int lmz__dir_apply_backups_add(lmz_dir *d, const Lmz__DirCommand *cmd) {
   return 0;
 }
 
-/* ---- PAIR_OUT ----------------------------------------------------------------- */
+/* ---- PAIR_OUT ------------------------------------------------------------ */
 
 int lmz__dir_apply_pair_out(lmz_dir *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirPairOut *p = cmd->pair_out;
@@ -159,7 +159,7 @@ int lmz__dir_apply_pair_out(lmz_dir *d, const Lmz__DirCommand *cmd) {
   return 0;
 }
 
-/* ---- reads -------------------------------------------------------------------- */
+/* ---- reads --------------------------------------------------------------- */
 
 static void placement_of(const struct dir_actor *a,
                          struct lmz_dir_placement *out) {

@@ -12,9 +12,9 @@
  * After every step the invariants must hold (per-node actor counts add up
  * to the actor count; every backup list holds at most LMZ_DIR_MAX_BACKUPS
  * distinct known nodes, none the owner; every command result has at most
- * as many items as the batch limit), and the state must survive snapshot -> restore ->
- * equal, and a second snapshot of the restored state must restore equal
- * again. A failed restore must leave the directory unchanged. */
+ * as many items as the batch limit), and the state must survive
+ * snapshot -> restore -> equal, and a second snapshot of the restored state
+ * must restore equal again. A failed restore must leave the directory unchanged. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

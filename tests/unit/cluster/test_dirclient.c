@@ -373,7 +373,7 @@ static void test_release_retried_after_leader_change(void **state) {
 }
 
 
-/* ---- replica sets in the operators' views ---------------------------------- */
+/* ---- replica sets in the operators' views -------------------------------- */
 
 static void json_of(lmz_cluster_t *c, const char *inst, lmz_buf *out) {
   lmz_buf_reset(out);

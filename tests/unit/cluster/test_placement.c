@@ -133,7 +133,7 @@ static void test_minimal_disruption(void **state) {
 }
 
 
-/* ---- ranking (backups) ---------------------------------------------------- */
+/* ---- ranking (backups) --------------------------------------------------- */
 
 static size_t rank(const uint64_t *nodes, size_t n, uint64_t exclude,
                    const char *inst, uint64_t *out, size_t k) {
