@@ -14,7 +14,8 @@
  * distinct known nodes, none the owner; every command result has at most
  * as many items as the batch limit), and the state must survive
  * snapshot -> restore -> equal, and a second snapshot of the restored state
- * must restore equal again. A failed restore must leave the directory unchanged. */
+ * must restore equal again. A failed restore must leave the directory
+ * unchanged. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
