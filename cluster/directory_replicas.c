@@ -104,11 +104,13 @@ static struct lmz_dir_item backup_add_one(struct dir_state *s,
                                  m->instance.data, m->instance.len);
   struct dir_actor *a = kl ? lmz_hmap_get(&s->actors, k, kl) : NULL;
   const struct lmz_dir_node *b = lmz__dir_node_find(s, m->backup);
+  const struct lmz_dir_node *o = lmz__dir_node_find(s, m->owner);
   if (!kl || m->owner == 0 || m->backup == 0 || m->backup == m->owner)
     it.status = LMZ_EINVAL;
   else if (!a)
     it.status = LMZ_ENOTFOUND;
-  else if (a->node_id != m->owner || a->epoch != m->epoch)
+  else if (a->node_id != m->owner || a->epoch != m->epoch ||
+           !o || o->state == LMZ_DIR_DOWN) /* a fenced owner changes none */
     it.status = LMZ_ESTALE;
   else if (!b || b->state != LMZ_DIR_UP)
     it.status = LMZ_EUNAVAILABLE;

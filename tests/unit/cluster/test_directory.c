@@ -1098,6 +1098,9 @@ static void test_failover(void **state) {
   assert_int_equal(claim_bk(d, "h", 2, NULL, 0, 0)->epoch, 9);
   /* the promoted owner's epoch fences the dead one: its adds are stale */
   assert_int_equal(backup_add1(d, "a", 1, 1, 3)->status, LMZ_ESTALE);
+  /* and a DOWN owner changes no in-sync set, even of the actors it keeps */
+  assert_int_equal(backup_add1(d, "c", 1, 3, 2)->status, LMZ_ESTALE);
+  assert_set(d, "c", 1, 3, NULL, 0);
   /* node 1 comes back UP: c, d are still its own, nothing moves back */
   upsert(d, 1, LMZ_DIR_UP);
   assert_set(d, "c", 1, 3, NULL, 0);
