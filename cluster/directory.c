@@ -595,13 +595,13 @@ static size_t cmd_items(const Lmz__DirCommand *c) {
 }
 
 /* Unpacks into the arena. The limit bounds what a hostile command can make
- * protobuf-c allocate: real commands need about their length plus ~130
- * bytes per item (a claim with LMZ_DIR_MAX_BACKUPS backups), and items are
- * capped at LMZ_DIR_MAX_BATCH. A claim with thousands of backups (packed
+ * protobuf-c allocate: real commands need about twice their length plus
+ * ~170 bytes per item (a claim with LMZ_DIR_MAX_BACKUPS backups, measured by
+ * test_max_batch_with_backups), and items are capped at LMZ_DIR_MAX_BATCH. A claim with thousands of backups (packed
  * varints unpack to 8 bytes each) hits the limit: LMZ_EBADMSG. */
 static Lmz__DirCommand *cmd_unpack(lmz_dir *d, const void *buf, size_t len) {
   lmz_arena_reset(d->pb);
-  lmz_arena_set_limit(d->pb, 2 * len + (size_t)LMZ_DIR_MAX_BATCH * 192 +
+  lmz_arena_set_limit(d->pb, 2 * len + (size_t)LMZ_DIR_MAX_BATCH * 256 +
                                  (1u << 16));
   return lmz__dir_command__unpack(&d->pba, len, buf);
 }

@@ -114,7 +114,7 @@ static void test_claims_place_and_lookup(void **state) {
   struct lmz_dir_claim c[3] = {
       {"DOC", 3, "a", 1, 1, 100, 0, 0, NULL},
       {"DOC", 3, "b", 1, 2, 101, 0, 0, NULL},
-      {"DOC", 3, "", 0, 2, 102, 0, 0, NULL}, /* empty instance is a valid name */
+      {"DOC", 3, "", 0, 2, 102, 0, 0, NULL}, /* empty instance: valid */
   };
   assert_int_equal(lmz_dir_encode_claims(&b, c, 3), 0);
   const struct lmz_dir_result *r = run(d, &b);
@@ -1191,6 +1191,34 @@ static void test_node_remove_lists(void **state) {
   lmz_dir_free(d);
 }
 
+
+/* The largest claims command, every claim with the most backups, fits the
+ * unpack arena's limit (cmd_unpack): hostile bounds do not refuse it. */
+static void test_max_batch_with_backups(void **state) {
+  (void)state;
+  lmz_dir *d = nodes_dir(5);
+  enum { N = LMZ_DIR_MAX_BATCH };
+  struct lmz_dir_claim *c = calloc(N, sizeof *c);
+  char(*names)[16] = calloc(N, 16);
+  static const uint64_t bk[4] = {2, 3, 4, 5};
+  for (int i = 0; i < N; i++) {
+    snprintf(names[i], 16, "%d", i);
+    c[i] = (struct lmz_dir_claim){"COUNTER_DO", 10, names[i], strlen(names[i]),
+                                  1, (uint64_t)i, 0, 4, bk};
+  }
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_claims(&b, c, N), 0);
+  const struct lmz_dir_result *r = run(d, &b);
+  assert_int_equal(r->status, 0);
+  assert_int_equal(r->n, N);
+  assert_int_equal(r->items[N - 1].status, LMZ_DIR_PLACED);
+  assert_int_equal(lmz_dir_count_under_replicated(d, 0, 4), 0);
+  free(c);
+  free(names);
+  lmz_buf_free(&b);
+  lmz_dir_free(d);
+}
+
 /* A directory with replica sets: six nodes, 300 actors with lists. */
 static lmz_dir *replicated_dir(void) {
   lmz_dir *d = nodes_dir(6);
@@ -1424,6 +1452,7 @@ int main(void) {
       cmocka_unit_test(test_snapshot_v1_restore),
       cmocka_unit_test(test_snapshot_hostile_lists),
       cmocka_unit_test(test_replicas_deterministic),
+      cmocka_unit_test(test_max_batch_with_backups),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
