@@ -287,8 +287,8 @@ static struct lmz_dir_item claim_existing(struct dir_state *s,
 static int claim_one(struct dir_state *s, const Lmz__DirClaim *c,
                      struct lmz_dir_item *it) {
   uint8_t k[KEY_MAX];
-  size_t kl = lmz__dir_key_build(k, c->binding.data, c->binding.len, c->instance.data,
-                        c->instance.len);
+  size_t kl = lmz__dir_key_build(k, c->binding.data, c->binding.len,
+                                 c->instance.data, c->instance.len);
   if (!kl || c->node_id == 0 || (c->flags & ~LMZ_DIR_CLAIM_REPLACE_DOWN)) {
     *it = item_err(LMZ_EINVAL, c->request_id);
     return 0;
@@ -494,8 +494,8 @@ static struct lmz_dir_item move_one(struct dir_state *s, const Lmz__DirMove *m) 
   if (m->from_node == 0 || m->to_node == 0 || m->from_node == m->to_node)
     return item_err(LMZ_EINVAL, rid);
   uint8_t k[KEY_MAX];
-  size_t kl = lmz__dir_key_build(k, m->binding.data, m->binding.len, m->instance.data,
-                        m->instance.len);
+  size_t kl = lmz__dir_key_build(k, m->binding.data, m->binding.len,
+                                 m->instance.data, m->instance.len);
   if (!kl)
     return item_err(LMZ_EINVAL, rid);
   struct dir_actor *a = lmz_hmap_get(&s->actors, k, kl);
@@ -530,8 +530,8 @@ static struct lmz_dir_item release_one(struct dir_state *s,
                                        const Lmz__DirRelease *r) {
   uint64_t rid = r->request_id;
   uint8_t k[KEY_MAX];
-  size_t kl = lmz__dir_key_build(k, r->binding.data, r->binding.len, r->instance.data,
-                        r->instance.len);
+  size_t kl = lmz__dir_key_build(k, r->binding.data, r->binding.len,
+                                 r->instance.data, r->instance.len);
   if (!kl || r->node_id == 0)
     return item_err(LMZ_EINVAL, rid);
   struct dir_actor *a = lmz_hmap_get(&s->actors, k, kl);
@@ -595,13 +595,13 @@ static size_t cmd_items(const Lmz__DirCommand *c) {
 }
 
 /* Unpacks into the arena. The limit bounds what a hostile command can make
- * protobuf-c allocate: real commands need about their length plus ~130
- * bytes per item (a claim with LMZ_DIR_MAX_BACKUPS backups), and items are
- * capped at LMZ_DIR_MAX_BATCH. A claim with thousands of backups (packed
+ * protobuf-c allocate: real commands need about twice their length plus
+ * ~170 bytes per item (a claim with LMZ_DIR_MAX_BACKUPS backups, measured by
+ * test_max_batch_with_backups), and items are capped at LMZ_DIR_MAX_BATCH. A claim with thousands of backups (packed
  * varints unpack to 8 bytes each) hits the limit: LMZ_EBADMSG. */
 static Lmz__DirCommand *cmd_unpack(lmz_dir *d, const void *buf, size_t len) {
   lmz_arena_reset(d->pb);
-  lmz_arena_set_limit(d->pb, 2 * len + (size_t)LMZ_DIR_MAX_BATCH * 192 +
+  lmz_arena_set_limit(d->pb, 2 * len + (size_t)LMZ_DIR_MAX_BATCH * 256 +
                                  (1u << 16));
   return lmz__dir_command__unpack(&d->pba, len, buf);
 }

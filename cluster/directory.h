@@ -217,7 +217,9 @@ int lmz_dir_foreach_actor(const lmz_dir *d, uint64_t node_id,
  *                LMZ_DIR_CLAIM_REPLACE_DOWN (stateless actors) get none.
  *                A claim that finds the actor placed changes no list.
  *   backups_add  per item: (binding, instance) must be owned by `owner` at
- *                `epoch` (else LMZ_ESTALE; unknown actor LMZ_ENOTFOUND),
+ *                `epoch` and `owner` not DOWN (else LMZ_ESTALE: a fenced
+ *                owner changes no in-sync set; unknown actor
+ *                LMZ_ENOTFOUND),
  *                `backup` UP and not the owner (else LMZ_EUNAVAILABLE /
  *                LMZ_EINVAL); already listed: LMZ_DIR_EXISTING; list full:
  *                LMZ_EBUSY; else appended (LMZ_DIR_PLACED). Epoch unchanged.

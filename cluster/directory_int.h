@@ -52,7 +52,7 @@ struct lmz_dir {
   struct lmz_dir_result res;
 };
 
-/* ---- directory.c ---------------------------------------------------------- */
+/* ---- directory.c --------------------------------------------------------- */
 
 struct lmz_dir_node *lmz__dir_node_find(const struct dir_state *s,
                                         uint64_t id);
@@ -65,7 +65,7 @@ size_t lmz__dir_key_build(uint8_t *k, const void *b, size_t blen,
 void lmz__dir_actor_move(struct dir_state *s, struct dir_actor *a,
                          struct lmz_dir_node *to);
 
-/* ---- directory_replicas.c ------------------------------------------------- */
+/* ---- directory_replicas.c ------------------------------------------------ */
 
 /* A new placement's list from a claim's backups (directory.h). */
 void lmz__dir_claim_backups(const struct dir_state *s, struct dir_actor *a,

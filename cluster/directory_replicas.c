@@ -94,7 +94,7 @@ uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down) {
   return promoted;
 }
 
-/* ---- BACKUPS_ADD ------------------------------------------------------------ */
+/* ---- BACKUPS_ADD --------------------------------------------------------- */
 
 static struct lmz_dir_item backup_add_one(struct dir_state *s,
                                           const Lmz__DirBackupAdd *m) {
@@ -104,11 +104,13 @@ static struct lmz_dir_item backup_add_one(struct dir_state *s,
                                  m->instance.data, m->instance.len);
   struct dir_actor *a = kl ? lmz_hmap_get(&s->actors, k, kl) : NULL;
   const struct lmz_dir_node *b = lmz__dir_node_find(s, m->backup);
+  const struct lmz_dir_node *o = lmz__dir_node_find(s, m->owner);
   if (!kl || m->owner == 0 || m->backup == 0 || m->backup == m->owner)
     it.status = LMZ_EINVAL;
   else if (!a)
     it.status = LMZ_ENOTFOUND;
-  else if (a->node_id != m->owner || a->epoch != m->epoch)
+  else if (a->node_id != m->owner || a->epoch != m->epoch ||
+           !o || o->state == LMZ_DIR_DOWN) /* a fenced owner changes none */
     it.status = LMZ_ESTALE;
   else if (!b || b->state != LMZ_DIR_UP)
     it.status = LMZ_EUNAVAILABLE;
@@ -133,7 +135,7 @@ int lmz__dir_apply_backups_add(lmz_dir *d, const Lmz__DirCommand *cmd) {
   return 0;
 }
 
-/* ---- PAIR_OUT ----------------------------------------------------------------- */
+/* ---- PAIR_OUT ------------------------------------------------------------ */
 
 int lmz__dir_apply_pair_out(lmz_dir *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirPairOut *p = cmd->pair_out;
@@ -159,7 +161,7 @@ int lmz__dir_apply_pair_out(lmz_dir *d, const Lmz__DirCommand *cmd) {
   return 0;
 }
 
-/* ---- reads -------------------------------------------------------------------- */
+/* ---- reads --------------------------------------------------------------- */
 
 static void placement_of(const struct dir_actor *a,
                          struct lmz_dir_placement *out) {

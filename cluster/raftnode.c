@@ -53,7 +53,7 @@ struct lmz_raftnode_pending {
   lmz_buf keys;
   lmz_buf enc;                 /* reused encode buffer */
   struct lmz_dir_claim *claims; /* reused, max_batch */
-  uint64_t *backups; /* reused, max_batch x LMZ_DIR_MAX_BACKUPS */
+  uint64_t *backups;            /* reused, max_batch x MAX_BACKUPS */
   uint64_t *live;               /* reused, LMZ_DIR_MAX_NODES */
 };
 

@@ -5,13 +5,17 @@
  *   even: the rest is a sequence of commands, each [u16 LE length][bytes]
  *         (a short tail is one last command). They are applied to a
  *         directory that already has nodes 1..3 (UP, leased) and a few
- *         actors, so well-formed claims/moves/releases reach the deep paths.
+ *         actors, two of them with backups, so well-formed claims, moves,
+ *         releases, backups_add, pair_out and mark_down (failover) reach
+ *         the deep paths.
  *   odd:  the rest is a snapshot to restore.
  * After every step the invariants must hold (per-node actor counts add up
- * to the actor count; every command result has at most as many items as
- * the batch limit), and the state must survive snapshot -> restore ->
- * equal, and a second snapshot of the restored state must restore equal
- * again. A failed restore must leave the directory unchanged. */
+ * to the actor count; every backup list holds at most LMZ_DIR_MAX_BACKUPS
+ * distinct known nodes, none the owner; every command result has at most
+ * as many items as the batch limit), and the state must survive
+ * snapshot -> restore -> equal, and a second snapshot of the restored state
+ * must restore equal again. A failed restore must leave the directory
+ * unchanged. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +31,24 @@ static uint64_t clock_fn(void *ctx) {
   return fake_now;
 }
 
+static int check_list(const char *b, size_t blen, const char *i, size_t ilen,
+                      const struct lmz_dir_placement *p, void *arg) {
+  const lmz_dir *d = arg;
+  (void)b, (void)blen, (void)i, (void)ilen;
+  if (p->n_backups > LMZ_DIR_MAX_BACKUPS || !lmz_dir_node_get(d, p->node_id))
+    abort();
+  for (uint32_t x = 0; x < p->n_backups; x++) {
+    if (p->backups[x] == p->node_id || !lmz_dir_node_get(d, p->backups[x]))
+      abort();
+    for (uint32_t y = 0; y < x; y++)
+      if (p->backups[x] == p->backups[y])
+        abort();
+  }
+  return 0;
+}
+
 static void check_invariants(const lmz_dir *d) {
+  lmz_dir_foreach_placement(d, 0, check_list, (void *)(uintptr_t)d);
   uint64_t sum = 0;
   for (size_t i = 0; i < lmz_dir_n_nodes(d); i++) {
     const struct lmz_dir_node *n = lmz_dir_node_at(d, i);
@@ -84,8 +105,9 @@ static void seed_state(lmz_dir *d) {
     apply(d, b.data, b.len);
     lmz_buf_reset(&b);
   }
-  struct lmz_dir_claim c[3] = {{"DOC", 3, "a", 1, 1, 1, 0, 0, NULL},
-                               {"DOC", 3, "b", 1, 2, 2, 0, 0, NULL},
+  static const uint64_t a_bk[] = {2, 3}, b_bk[] = {3};
+  struct lmz_dir_claim c[3] = {{"DOC", 3, "a", 1, 1, 1, 0, 2, a_bk},
+                               {"DOC", 3, "b", 1, 2, 2, 0, 1, b_bk},
                                {"W", 1, "c", 1, 3, 3, 0, 0, NULL}};
   lmz_dir_encode_claims(&b, c, 3);
   apply(d, b.data, b.len);

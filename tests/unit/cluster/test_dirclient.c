@@ -372,6 +372,92 @@ static void test_release_retried_after_leader_change(void **state) {
   sim_free(s);
 }
 
+
+/* ---- replica sets in the operators' views -------------------------------- */
+
+static void json_of(lmz_cluster_t *c, const char *inst, lmz_buf *out) {
+  lmz_buf_reset(out);
+  if (inst)
+    assert_int_equal(lmz_cluster_locate_json(c, "R", inst, out), 0);
+  else
+    assert_int_equal(lmz_cluster_status_json(c, out), 0);
+  assert_int_equal(lmz_buf_putc(out, 0), 0);
+}
+
+static void commit_cmd(struct sim *s, lmz_cluster_t *c, lmz_buf *cmd) {
+  struct outcome o;
+  outcome_init(&o, s);
+  assert_int_equal(lmz_cluster_propose(c, &o.req, cmd, outcome_cb), 0);
+  lmz_buf_reset(cmd);
+  sim_run(s, s->net.now_ms + 100);
+  assert_true(o.done);
+  assert_true(o.status >= 0);
+}
+
+/* lmz locate lists the in-sync backups in failover order; lmz status counts
+ * the actors with fewer than min(R-1, live nodes-1) of them. */
+static void test_replication_json(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, 3000);
+  lmz_cluster_t cl;
+  sim_attach_cluster(s, 0, &cl, 3000);
+  sim_register_all(s);
+  lmz_buf out = LMZ_BUF_INIT, cmd = LMZ_BUF_INIT;
+  json_of(&cl, NULL, &out); /* R unset: 1, nothing is under-replicated */
+  assert_non_null(strstr((char *)out.data,
+                         "],\"replication\":{\"factor\":1,"
+                         "\"under_replicated\":0}}"));
+  cl.o.replication_factor = 3; /* lmz_cluster_options.replication_factor */
+  uint64_t a_bk[] = {3, 2}, b_bk[] = {3};
+  struct lmz_dir_claim c[3] = {{"R", 1, "a", 1, 1, 1, 0, 2, a_bk},
+                               {"R", 1, "b", 1, 2, 2, 0, 1, b_bk},
+                               {"R", 1, "c", 1, 3, 3, 0, 0, NULL}};
+  assert_int_equal(lmz_dir_encode_claims(&cmd, c, 3), 0);
+  commit_cmd(s, &cl, &cmd);
+  json_of(&cl, "a", &out);
+  assert_non_null(strstr((char *)out.data, "{\"placed\":true,\"node\":1,"));
+  assert_non_null(strstr((char *)out.data, ",\"backups\":[3,2]}"));
+  json_of(&cl, "c", &out);
+  assert_non_null(strstr((char *)out.data, "\"node\":3,"));
+  assert_non_null(strstr((char *)out.data, ",\"backups\":[]}"));
+  json_of(&cl, "zz", &out);
+  assert_string_equal((char *)out.data, "{\"placed\":false}");
+  /* 3 live nodes: each actor wants 2 backups; b and c have fewer */
+  json_of(&cl, NULL, &out);
+  assert_non_null(strstr((char *)out.data,
+                         "\"replication\":{\"factor\":3,"
+                         "\"under_replicated\":2}"));
+  assert_non_null(strstr((char *)out.data, "\"nodes\":[{\"id\":1,"));
+  /* a pair drops out: a is short too */
+  assert_int_equal(lmz_dir_encode_pair_out(&cmd, 1, 3, 9), 0);
+  commit_cmd(s, &cl, &cmd);
+  json_of(&cl, "a", &out);
+  assert_non_null(strstr((char *)out.data, ",\"backups\":[2]}"));
+  json_of(&cl, NULL, &out);
+  assert_non_null(strstr((char *)out.data, "\"under_replicated\":3}"));
+  /* R = 2 wants 1 backup: only c has none */
+  cl.o.replication_factor = 2;
+  json_of(&cl, NULL, &out);
+  assert_non_null(strstr((char *)out.data,
+                         "\"replication\":{\"factor\":2,"
+                         "\"under_replicated\":1}"));
+  /* node 3 goes silent: 2 live nodes cap R = 3 at 1 backup; its MarkDown
+   * took it out of b's list, and c stays on it (no backup) */
+  cl.o.replication_factor = 3;
+  s->n[2].member_on = false;
+  sim_run(s, s->net.now_ms + 5000);
+  assert_int_equal(lmz_dir_node_get(s->n[0].dir, 3)->state, LMZ_DIR_DOWN);
+  json_of(&cl, "b", &out);
+  assert_non_null(strstr((char *)out.data, ",\"backups\":[]}"));
+  json_of(&cl, NULL, &out);
+  assert_non_null(strstr((char *)out.data,
+                         "\"replication\":{\"factor\":3,"
+                         "\"under_replicated\":2}"));
+  lmz_buf_free(&out);
+  lmz_buf_free(&cmd);
+  sim_free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_remote_claim),
@@ -384,6 +470,7 @@ int main(void) {
       cmocka_unit_test(test_release_batched_and_fenced),
       cmocka_unit_test(test_release_cancel_and_revive),
       cmocka_unit_test(test_release_retried_after_leader_change),
+      cmocka_unit_test(test_replication_json),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

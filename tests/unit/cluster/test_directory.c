@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/hmap.h"
+#include "proto/directory.pb-c.h"
 
 static uint64_t fake_now;
 static uint64_t fake_clock(void *ctx) {
@@ -113,7 +114,7 @@ static void test_claims_place_and_lookup(void **state) {
   struct lmz_dir_claim c[3] = {
       {"DOC", 3, "a", 1, 1, 100, 0, 0, NULL},
       {"DOC", 3, "b", 1, 2, 101, 0, 0, NULL},
-      {"DOC", 3, "", 0, 2, 102, 0, 0, NULL}, /* empty instance is a valid name */
+      {"DOC", 3, "", 0, 2, 102, 0, 0, NULL}, /* empty instance: valid */
   };
   assert_int_equal(lmz_dir_encode_claims(&b, c, 3), 0);
   const struct lmz_dir_result *r = run(d, &b);
@@ -758,6 +759,673 @@ static void test_big_batch_and_compaction(void **state) {
   lmz_dir_free(d);
 }
 
+
+/* ---- replica sets (directory.h "replica sets", DESIGN 4.1) --------------- */
+
+/* Claims (binding "R", instance inst) on owner with the given backups. */
+static const struct lmz_dir_item *claim_bk(lmz_dir *d, const char *inst,
+                                           uint64_t owner, const uint64_t *bk,
+                                           uint32_t n, uint32_t flags) {
+  lmz_buf b = LMZ_BUF_INIT;
+  struct lmz_dir_claim c = {"R", 1, inst, strlen(inst), owner, 77, flags,
+                            n, bk};
+  assert_int_equal(lmz_dir_encode_claims(&b, &c, 1), 0);
+  const struct lmz_dir_item *it = single(d, &b);
+  lmz_buf_free(&b);
+  return it;
+}
+
+/* Asserts the placement of ("R", inst): owner, epoch and the exact list. */
+static void assert_set(lmz_dir *d, const char *inst, uint64_t owner,
+                       uint64_t epoch, const uint64_t *bk, uint32_t n) {
+  struct lmz_dir_placement p;
+  assert_int_equal(lmz_dir_placement_get(d, "R", 1, inst, strlen(inst), &p), 0);
+  assert_int_equal(p.node_id, owner);
+  assert_int_equal(p.epoch, epoch);
+  assert_int_equal(p.n_backups, n);
+  for (uint32_t i = 0; i < n; i++)
+    assert_int_equal(p.backups[i], bk[i]);
+}
+
+static const struct lmz_dir_item *backup_add1(lmz_dir *d, const char *inst,
+                                              uint64_t owner, uint64_t epoch,
+                                              uint64_t backup) {
+  lmz_buf b = LMZ_BUF_INIT;
+  struct lmz_dir_backup_add a = {"R", 1, inst, strlen(inst), owner, epoch,
+                                 backup, 31};
+  assert_int_equal(lmz_dir_encode_backups_add(&b, &a, 1), 0);
+  const struct lmz_dir_result *r = run(d, &b);
+  lmz_buf_free(&b);
+  assert_int_equal(r->status, 0);
+  assert_int_equal(r->cmd, LMZ_DIR_CMD_BACKUPS_ADD);
+  assert_int_equal(r->n, 1);
+  assert_int_equal(r->items[0].request_id, 31);
+  return &r->items[0];
+}
+
+static const struct lmz_dir_item *pair_out1(lmz_dir *d, uint64_t owner,
+                                            uint64_t backup) {
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_pair_out(&b, owner, backup, 41), 0);
+  const struct lmz_dir_result *r = run(d, &b);
+  lmz_buf_free(&b);
+  assert_int_equal(r->status, 0);
+  assert_int_equal(r->cmd, LMZ_DIR_CMD_PAIR_OUT);
+  assert_int_equal(r->n, 1);
+  assert_int_equal(r->items[0].request_id, 41);
+  return &r->items[0];
+}
+
+static const struct lmz_dir_item *mark_down1(lmz_dir *d, uint64_t id) {
+  lmz_buf b = LMZ_BUF_INIT;
+  uint64_t seq = lmz_dir_node_get(d, id)->lease_seq;
+  assert_int_equal(lmz_dir_encode_mark_down(&b, id, seq, 51), 0);
+  const struct lmz_dir_item *it = single(d, &b);
+  lmz_buf_free(&b);
+  assert_int_equal(it->status, LMZ_DIR_PLACED);
+  return it;
+}
+
+/* Nodes 1..n UP. */
+static lmz_dir *nodes_dir(uint64_t n) {
+  lmz_dir *d = new_dir();
+  for (uint64_t id = 1; id <= n; id++)
+    upsert(d, id, LMZ_DIR_UP);
+  return d;
+}
+
+/* A claim of ("R", inst) packed by hand, so that it may carry more backups
+ * than the encoder accepts. */
+static const struct lmz_dir_item *raw_claim(lmz_dir *d, const char *inst,
+                                            uint64_t owner, uint64_t *bk,
+                                            size_t n) {
+  Lmz__DirClaim m = LMZ__DIR_CLAIM__INIT;
+  m.binding = (ProtobufCBinaryData){1, (uint8_t *)"R"};
+  m.instance = (ProtobufCBinaryData){strlen(inst), (uint8_t *)inst};
+  m.node_id = owner;
+  m.n_backups = n;
+  m.backups = bk;
+  Lmz__DirClaim *mp = &m;
+  Lmz__DirClaimBatch mb = LMZ__DIR_CLAIM_BATCH__INIT;
+  mb.n_claims = 1;
+  mb.claims = &mp;
+  Lmz__DirCommand cmd = LMZ__DIR_COMMAND__INIT;
+  cmd.version = 1;
+  cmd.body_case = LMZ__DIR_COMMAND__BODY_CLAIMS;
+  cmd.claims = &mb;
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(lmz_buf_reserve(&b, lmz__dir_command__get_packed_size(&cmd)),
+                   0);
+  b.len = lmz__dir_command__pack(&cmd, b.data);
+  const struct lmz_dir_item *it = single(d, &b);
+  lmz_buf_free(&b);
+  return it;
+}
+
+static void test_claims_with_backups(void **state) {
+  (void)state;
+  lmz_dir *d = nodes_dir(7);
+  upsert(d, 8, LMZ_DIR_JOINING);
+  upsert(d, 9, LMZ_DIR_DRAINING);
+  /* kept in order: UP, not the owner, not repeated, known; the rest go
+   * (a hand-built command: the encoder takes at most four) */
+  uint64_t bk[] = {3, 1, 3, 8, 9, 99, 0, 2};
+  assert_int_equal(raw_claim(d, "a", 1, bk, 8)->status, LMZ_DIR_PLACED);
+  assert_set(d, "a", 1, 1, (uint64_t[]){3, 2}, 2);
+  /* at most LMZ_DIR_MAX_BACKUPS: the first four valid ones */
+  uint64_t five[] = {2, 3, 4, 5, 6};
+  lmz_buf b = LMZ_BUF_INIT;
+  struct lmz_dir_claim c = {"R", 1, "b", 1, 1, 1, 0, 5, five};
+  assert_int_equal(lmz_dir_encode_claims(&b, &c, 1), LMZ_EINVAL); /* encoder */
+  c.n_backups = 4;
+  c.backups = NULL;
+  assert_int_equal(lmz_dir_encode_claims(&b, &c, 1), LMZ_EINVAL);
+  uint64_t seven[] = {1, 7, 6, 5, 4, 3, 2}; /* 1 is the owner: skipped */
+  assert_int_equal(claim_bk(d, "b", 1, seven, 4, 0)->status, LMZ_DIR_PLACED);
+  assert_set(d, "b", 1, 2, (uint64_t[]){7, 6, 5}, 3);
+  /* a hand-built command with 7 backups (the encoder refuses it): apply
+   * keeps the first four that qualify */
+  assert_int_equal(raw_claim(d, "c", 1, seven, 7)->status, LMZ_DIR_PLACED);
+  assert_set(d, "c", 1, 3, (uint64_t[]){7, 6, 5, 4}, 4);
+  /* an existing placement is returned as is: its list does not change */
+  uint64_t other[] = {4, 5};
+  const struct lmz_dir_item *it = claim_bk(d, "a", 2, other, 2, 0);
+  assert_int_equal(it->status, LMZ_DIR_EXISTING);
+  assert_set(d, "a", 1, 1, (uint64_t[]){3, 2}, 2);
+  /* stateless actors (REPLACE_DOWN) get no backups */
+  assert_int_equal(
+      claim_bk(d, "w", 2, other, 2, LMZ_DIR_CLAIM_REPLACE_DOWN)->status,
+      LMZ_DIR_PLACED);
+  assert_set(d, "w", 2, 4, NULL, 0);
+  /* lookups */
+  struct lmz_dir_placement p;
+  assert_int_equal(lmz_dir_placement_get(d, "R", 1, "zz", 2, &p),
+                   LMZ_ENOTFOUND);
+  assert_int_equal(lmz_dir_placement_get(d, "", 0, "a", 1, &p), LMZ_EINVAL);
+  uint64_t n, e;
+  assert_int_equal(lmz_dir_lookup(d, "R", 1, "a", 1, &n, &e), 0);
+  assert_int_equal(n, 1);
+  /* under-replicated: fewer than `want` backups */
+  assert_int_equal(lmz_dir_count_under_replicated(d, 0, 0), 0);
+  assert_int_equal(lmz_dir_count_under_replicated(d, 0, 1), 1); /* w */
+  assert_int_equal(lmz_dir_count_under_replicated(d, 0, 3), 2); /* a, w */
+  assert_int_equal(lmz_dir_count_under_replicated(d, 0, 4), 3);
+  assert_int_equal(lmz_dir_count_under_replicated(d, 0, 99), 3); /* capped */
+  assert_int_equal(lmz_dir_count_under_replicated(d, 1, 4), 2);
+  assert_int_equal(lmz_dir_count_under_replicated(d, 2, 4), 1);
+  lmz_buf_free(&b);
+  lmz_dir_free(d);
+}
+
+struct walk {
+  unsigned n;
+  uint64_t backups;
+};
+
+static int walk_fn(const char *b, size_t blen, const char *i, size_t ilen,
+                   const struct lmz_dir_placement *p, void *arg) {
+  struct walk *w = arg;
+  (void)b, (void)i;
+  assert_int_equal(blen, 1);
+  assert_int_equal(ilen, 1);
+  w->n++;
+  w->backups += p->n_backups;
+  return w->n == 100 ? 7 : 0;
+}
+
+static void test_foreach_placement(void **state) {
+  (void)state;
+  lmz_dir *d = nodes_dir(3);
+  claim_bk(d, "a", 1, (uint64_t[]){2, 3}, 2, 0);
+  claim_bk(d, "b", 1, (uint64_t[]){3}, 1, 0);
+  claim_bk(d, "c", 2, (uint64_t[]){1}, 1, 0);
+  struct walk w = {0};
+  assert_int_equal(lmz_dir_foreach_placement(d, 1, walk_fn, &w), 0);
+  assert_int_equal(w.n, 2);
+  assert_int_equal(w.backups, 3);
+  w = (struct walk){0};
+  assert_int_equal(lmz_dir_foreach_placement(d, 0, walk_fn, &w), 0);
+  assert_int_equal(w.n, 3);
+  assert_int_equal(w.backups, 4);
+  w = (struct walk){99, 0}; /* the callback's non-zero stops the walk */
+  assert_int_equal(lmz_dir_foreach_placement(d, 0, walk_fn, &w), 7);
+  assert_int_equal(w.n, 100);
+  lmz_dir_free(d);
+}
+
+static void test_backups_add(void **state) {
+  (void)state;
+  lmz_dir *d = nodes_dir(6);
+  upsert(d, 7, LMZ_DIR_JOINING);
+  claim_bk(d, "a", 1, (uint64_t[]){2}, 1, 0);
+  /* appended at the end, epoch unchanged */
+  const struct lmz_dir_item *it = backup_add1(d, "a", 1, 1, 3);
+  assert_int_equal(it->status, LMZ_DIR_PLACED);
+  assert_int_equal(it->node_id, 1);
+  assert_int_equal(it->epoch, 1);
+  assert_set(d, "a", 1, 1, (uint64_t[]){2, 3}, 2);
+  assert_int_equal(lmz_dir_epoch_seq(d), 1);
+  /* again: already listed */
+  assert_int_equal(backup_add1(d, "a", 1, 1, 3)->status, LMZ_DIR_EXISTING);
+  assert_int_equal(backup_add1(d, "a", 1, 1, 2)->status, LMZ_DIR_EXISTING);
+  /* refusals, each leaving the list as it was */
+  assert_int_equal(backup_add1(d, "a", 1, 2, 4)->status, LMZ_ESTALE);
+  assert_int_equal(backup_add1(d, "a", 2, 1, 4)->status, LMZ_ESTALE);
+  assert_int_equal(backup_add1(d, "zz", 1, 1, 4)->status, LMZ_ENOTFOUND);
+  assert_int_equal(backup_add1(d, "a", 1, 1, 1)->status, LMZ_EINVAL);
+  assert_int_equal(backup_add1(d, "a", 1, 1, 0)->status, LMZ_EINVAL);
+  assert_int_equal(backup_add1(d, "a", 0, 1, 4)->status, LMZ_EINVAL);
+  assert_int_equal(backup_add1(d, "a", 1, 1, 7)->status, LMZ_EUNAVAILABLE);
+  assert_int_equal(backup_add1(d, "a", 1, 1, 99)->status, LMZ_EUNAVAILABLE);
+  assert_set(d, "a", 1, 1, (uint64_t[]){2, 3}, 2);
+  /* up to LMZ_DIR_MAX_BACKUPS, then LMZ_EBUSY */
+  assert_int_equal(backup_add1(d, "a", 1, 1, 4)->status, LMZ_DIR_PLACED);
+  assert_int_equal(backup_add1(d, "a", 1, 1, 5)->status, LMZ_DIR_PLACED);
+  assert_int_equal(backup_add1(d, "a", 1, 1, 6)->status, LMZ_EBUSY);
+  assert_set(d, "a", 1, 1, (uint64_t[]){2, 3, 4, 5}, 4);
+  /* a batch: each item on its own, in order */
+  claim_bk(d, "b", 2, NULL, 0, 0);
+  lmz_buf b = LMZ_BUF_INIT;
+  struct lmz_dir_backup_add items[4] = {
+      {"R", 1, "b", 1, 2, 2, 1, 1},
+      {"R", 1, "b", 1, 2, 9, 3, 2}, /* stale epoch */
+      {"R", 1, "b", 1, 2, 2, 7, 3}, /* JOINING */
+      {"R", 1, "b", 1, 2, 2, 6, 4},
+  };
+  assert_int_equal(lmz_dir_encode_backups_add(&b, items, 4), 0);
+  const struct lmz_dir_result *r = run(d, &b);
+  assert_int_equal(r->status, 0);
+  assert_int_equal(r->n, 4);
+  assert_int_equal(r->items[0].status, LMZ_DIR_PLACED);
+  assert_int_equal(r->items[1].status, LMZ_ESTALE);
+  assert_int_equal(r->items[2].status, LMZ_EUNAVAILABLE);
+  assert_int_equal(r->items[3].status, LMZ_DIR_PLACED);
+  for (uint64_t i = 0; i < 4; i++)
+    assert_int_equal(r->items[i].request_id, i + 1);
+  assert_set(d, "b", 2, 2, (uint64_t[]){1, 6}, 2);
+  /* the encoder refuses what it can check */
+  assert_int_equal(lmz_dir_encode_backups_add(&b, items, 0), LMZ_EINVAL);
+  items[0].blen = 0;
+  assert_int_equal(lmz_dir_encode_backups_add(&b, items, 1), LMZ_EINVAL);
+  /* a moved actor's list is empty; the old epoch is stale for adds */
+  struct lmz_dir_move mv = {"R", 1, "a", 1, 1, 6, 1, 5, true};
+  assert_int_equal(lmz_dir_encode_moves(&b, &mv, 1), 0);
+  assert_int_equal(single(d, &b)->status, LMZ_DIR_PLACED);
+  assert_set(d, "a", 6, 2, NULL, 0);
+  assert_int_equal(backup_add1(d, "a", 1, 1, 2)->status, LMZ_ESTALE);
+  assert_int_equal(backup_add1(d, "a", 6, 2, 2)->status, LMZ_DIR_PLACED);
+  lmz_buf_free(&b);
+  lmz_dir_free(d);
+}
+
+static void test_pair_out(void **state) {
+  (void)state;
+  lmz_dir *d = nodes_dir(4);
+  claim_bk(d, "a", 1, (uint64_t[]){2, 3, 4}, 3, 0);
+  claim_bk(d, "b", 1, (uint64_t[]){3, 2}, 2, 0);
+  claim_bk(d, "c", 1, (uint64_t[]){4}, 1, 0);
+  claim_bk(d, "d", 2, (uint64_t[]){3, 1}, 2, 0); /* another owner */
+  const struct lmz_dir_item *it = pair_out1(d, 1, 3);
+  assert_int_equal(it->status, LMZ_DIR_PLACED);
+  assert_int_equal(it->node_id, 3);
+  assert_int_equal(it->epoch, 2); /* a and b changed */
+  assert_set(d, "a", 1, 1, (uint64_t[]){2, 4}, 2); /* order kept */
+  assert_set(d, "b", 1, 2, (uint64_t[]){2}, 1);
+  assert_set(d, "c", 1, 3, (uint64_t[]){4}, 1);
+  assert_set(d, "d", 2, 4, (uint64_t[]){3, 1}, 2); /* not owned by 1 */
+  /* idempotent: the same command again changes nothing */
+  lmz_dir *before = clone_dir(d);
+  it = pair_out1(d, 1, 3);
+  assert_int_equal(it->status, LMZ_DIR_PLACED);
+  assert_int_equal(it->epoch, 0);
+  assert_true(lmz_dir_equal(d, before));
+  /* unknown nodes, a node without actors, owner == backup: nothing to do */
+  assert_int_equal(pair_out1(d, 99, 3)->epoch, 0);
+  assert_int_equal(pair_out1(d, 3, 1)->epoch, 0);
+  assert_int_equal(pair_out1(d, 1, 1)->epoch, 0);
+  assert_true(lmz_dir_equal(d, before));
+  /* zero ids are invalid */
+  assert_int_equal(pair_out1(d, 0, 3)->status, LMZ_EINVAL);
+  assert_int_equal(pair_out1(d, 1, 0)->status, LMZ_EINVAL);
+  assert_true(lmz_dir_equal(d, before));
+  lmz_dir_free(before);
+  lmz_dir_free(d);
+}
+
+/* MarkDown promotes each actor of the dead node to its first backup that is
+ * not DOWN (epoch + 1, empty list), drops the node from the other lists,
+ * and leaves actors without such a backup on the DOWN owner. */
+static void test_failover(void **state) {
+  (void)state;
+  lmz_dir *d = nodes_dir(5);
+  upsert(d, 6, LMZ_DIR_UP);
+  claim_bk(d, "a", 1, (uint64_t[]){2, 3}, 2, 0);    /* epoch 1 -> 2 */
+  claim_bk(d, "b", 1, (uint64_t[]){3, 2}, 2, 0);    /* epoch 2 -> 3 */
+  claim_bk(d, "c", 1, (uint64_t[]){4}, 1, 0);       /* 4 dies first */
+  claim_bk(d, "d", 1, NULL, 0, 0);                  /* no backups */
+  claim_bk(d, "e", 2, (uint64_t[]){1, 3}, 2, 0);    /* backed up by 1 */
+  claim_bk(d, "f", 3, (uint64_t[]){4, 1, 5}, 3, 0); /* both die */
+  claim_bk(d, "g", 1, (uint64_t[]){4, 5}, 2, 0);    /* 4 skipped: 5 */
+  upsert(d, 5, LMZ_DIR_DRAINING); /* not DOWN: still eligible */
+  uint64_t seq0 = lmz_dir_epoch_seq(d);
+  assert_int_equal(seq0, 7);
+  /* node 4 dies: it owns nothing; it leaves every list */
+  assert_int_equal(mark_down1(d, 4)->epoch, 0);
+  assert_set(d, "c", 1, 3, NULL, 0);
+  assert_set(d, "f", 3, 6, (uint64_t[]){1, 5}, 2);
+  assert_set(d, "g", 1, 7, (uint64_t[]){5}, 1);
+  /* node 1 dies: a, b, g promoted; c, d stay (unavailable) */
+  const struct lmz_dir_item *it = mark_down1(d, 1);
+  assert_int_equal(it->node_id, 1);
+  assert_int_equal(it->epoch, 3);
+  assert_set(d, "a", 2, 2, NULL, 0);
+  assert_set(d, "b", 3, 3, NULL, 0);
+  assert_set(d, "g", 5, 8, NULL, 0);
+  assert_set(d, "c", 1, 3, NULL, 0);
+  assert_set(d, "d", 1, 4, NULL, 0);
+  assert_set(d, "e", 2, 5, (uint64_t[]){3}, 1);
+  assert_set(d, "f", 3, 6, (uint64_t[]){5}, 1);
+  assert_int_equal(lmz_dir_epoch_seq(d), 8); /* >= every epoch */
+  assert_int_equal(lmz_dir_node_get(d, 1)->n_actors, 2);
+  assert_int_equal(lmz_dir_node_get(d, 2)->n_actors, 2);
+  assert_int_equal(lmz_dir_node_get(d, 3)->n_actors, 2);
+  assert_int_equal(lmz_dir_node_get(d, 5)->n_actors, 1);
+  /* a retry changes nothing */
+  lmz_dir *before = clone_dir(d);
+  assert_int_equal(mark_down1(d, 1)->epoch, 0);
+  assert_true(lmz_dir_equal(d, before));
+  /* a new claim still gets a fresh epoch above all of them */
+  assert_int_equal(claim_bk(d, "h", 2, NULL, 0, 0)->epoch, 9);
+  /* the promoted owner's epoch fences the dead one: its adds are stale */
+  assert_int_equal(backup_add1(d, "a", 1, 1, 3)->status, LMZ_ESTALE);
+  /* and a DOWN owner changes no in-sync set, even of the actors it keeps */
+  assert_int_equal(backup_add1(d, "c", 1, 3, 2)->status, LMZ_ESTALE);
+  assert_set(d, "c", 1, 3, NULL, 0);
+  /* node 1 comes back UP: c, d are still its own, nothing moves back */
+  upsert(d, 1, LMZ_DIR_UP);
+  assert_set(d, "c", 1, 3, NULL, 0);
+  assert_set(d, "a", 2, 2, NULL, 0);
+  /* a stale MarkDown (lease moved on) fails nothing over */
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_lease_renew(&b, 2, 3000, 0), 0);
+  single(d, &b);
+  assert_int_equal(lmz_dir_encode_mark_down(&b, 2, 0, 0), 0);
+  assert_int_equal(single(d, &b)->status, LMZ_ESTALE);
+  assert_set(d, "e", 2, 5, (uint64_t[]){3}, 1);
+  lmz_buf_free(&b);
+  lmz_dir_free(before);
+  lmz_dir_free(d);
+}
+
+/* A DOWN node can only sit in a list through a restored snapshot (MarkDown
+ * takes it out of every list); failover skips it all the same. */
+static void test_failover_skips_down(void **state) {
+  (void)state;
+  lmz_dir *a = nodes_dir(4);
+  claim_bk(a, "x", 1, (uint64_t[]){2, 3, 4}, 3, 0);
+  claim_bk(a, "y", 1, (uint64_t[]){2}, 1, 0);
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(lmz_dir_snapshot(a, NULL, (void **)&buf, &len), 0);
+  /* node records: 51 bytes each (two 14-byte addresses); node 2 is the
+   * second, its state byte after the u64 id */
+  assert_int_equal(buf[28 + 51], 2);
+  assert_int_equal(buf[28 + 51 + 8], LMZ_DIR_UP);
+  buf[28 + 51 + 8] = LMZ_DIR_DOWN;
+  reseal(buf, len);
+  lmz_dir *d = new_dir();
+  assert_int_equal(lmz_dir_restore(d, buf, len), 0);
+  assert_int_equal(lmz_dir_node_get(d, 2)->state, LMZ_DIR_DOWN);
+  assert_int_equal(mark_down1(d, 1)->epoch, 1);
+  assert_set(d, "x", 3, 2, NULL, 0); /* 2 skipped */
+  assert_set(d, "y", 1, 2, (uint64_t[]){2}, 1); /* only 2: stays */
+  free(buf);
+  lmz_dir_free(a);
+  lmz_dir_free(d);
+}
+
+static void test_node_remove_lists(void **state) {
+  (void)state;
+  lmz_dir *d = nodes_dir(4);
+  claim_bk(d, "a", 1, (uint64_t[]){3, 2}, 2, 0);
+  claim_bk(d, "b", 2, (uint64_t[]){3}, 1, 0);
+  claim_bk(d, "c", 3, (uint64_t[]){1}, 1, 0);
+  /* node 4 owns nothing and backs nothing: removed, lists untouched */
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_node_remove(&b, 4, false, 0), 0);
+  assert_int_equal(single(d, &b)->status, LMZ_DIR_PLACED);
+  assert_set(d, "a", 1, 1, (uint64_t[]){3, 2}, 2);
+  /* node 3 owns "c": a forced removal needs it DOWN, and MarkDown already
+   * promotes "c" to 1 and takes 3 out of the lists */
+  assert_int_equal(lmz_dir_encode_node_remove(&b, 3, true, 0), 0);
+  assert_int_equal(single(d, &b)->status, LMZ_EBUSY);
+  assert_int_equal(mark_down1(d, 3)->epoch, 1);
+  assert_set(d, "a", 1, 1, (uint64_t[]){2}, 1);
+  assert_set(d, "b", 2, 2, NULL, 0);
+  assert_set(d, "c", 1, 4, NULL, 0);
+  /* a node listed as a backup that owns nothing: removal drops it from the
+   * lists (lists name known nodes only) */
+  claim_bk(d, "e", 1, (uint64_t[]){2}, 1, 0);
+  assert_int_equal(lmz_dir_encode_node_remove(&b, 2, false, 0), 0);
+  assert_int_equal(single(d, &b)->status, LMZ_EBUSY); /* owns "b" */
+  upsert(d, 5, LMZ_DIR_UP);
+  assert_int_equal(backup_add1(d, "a", 1, 1, 5)->status, LMZ_DIR_PLACED);
+  claim_bk(d, "f", 1, (uint64_t[]){5}, 1, 0);
+  assert_int_equal(lmz_dir_encode_node_remove(&b, 5, false, 0), 0);
+  assert_int_equal(single(d, &b)->status, LMZ_DIR_PLACED);
+  assert_set(d, "a", 1, 1, (uint64_t[]){2}, 1);
+  assert_set(d, "f", 1, 6, NULL, 0);
+  /* forced removal of a DOWN owner: its placements go, and it leaves the
+   * other lists (listed again through a restored snapshot: see above) */
+  assert_int_equal(mark_down1(d, 2)->epoch, 0); /* "b" has no backup */
+  assert_int_equal(lmz_dir_encode_node_remove(&b, 2, true, 0), 0);
+  assert_int_equal(single(d, &b)->status, LMZ_DIR_PLACED);
+  struct lmz_dir_placement p;
+  assert_int_equal(lmz_dir_placement_get(d, "R", 1, "b", 1, &p),
+                   LMZ_ENOTFOUND);
+  assert_set(d, "a", 1, 1, NULL, 0);
+  lmz_dir *c = clone_dir(d); /* every list names known nodes only */
+  assert_true(lmz_dir_equal(c, d));
+  lmz_dir_free(c);
+  lmz_buf_free(&b);
+  lmz_dir_free(d);
+}
+
+
+/* The largest claims command, every claim with the most backups, fits the
+ * unpack arena's limit (cmd_unpack): hostile bounds do not refuse it. */
+static void test_max_batch_with_backups(void **state) {
+  (void)state;
+  lmz_dir *d = nodes_dir(5);
+  enum { N = LMZ_DIR_MAX_BATCH };
+  struct lmz_dir_claim *c = calloc(N, sizeof *c);
+  char(*names)[16] = calloc(N, 16);
+  static const uint64_t bk[4] = {2, 3, 4, 5};
+  for (int i = 0; i < N; i++) {
+    snprintf(names[i], 16, "%d", i);
+    c[i] = (struct lmz_dir_claim){"COUNTER_DO", 10, names[i], strlen(names[i]),
+                                  1, (uint64_t)i, 0, 4, bk};
+  }
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_claims(&b, c, N), 0);
+  const struct lmz_dir_result *r = run(d, &b);
+  assert_int_equal(r->status, 0);
+  assert_int_equal(r->n, N);
+  assert_int_equal(r->items[N - 1].status, LMZ_DIR_PLACED);
+  assert_int_equal(lmz_dir_count_under_replicated(d, 0, 4), 0);
+  free(c);
+  free(names);
+  lmz_buf_free(&b);
+  lmz_dir_free(d);
+}
+
+/* A directory with replica sets: six nodes, 300 actors with lists. */
+static lmz_dir *replicated_dir(void) {
+  lmz_dir *d = nodes_dir(6);
+  lmz_buf b = LMZ_BUF_INIT;
+  struct lmz_dir_claim c[300];
+  char names[300][12];
+  uint64_t bk[300][3];
+  for (int i = 0; i < 300; i++) {
+    snprintf(names[i], sizeof names[i], "r%d", i);
+    uint64_t owner = 1 + (uint64_t)i % 6;
+    for (int j = 0; j < 3; j++)
+      bk[i][j] = 1 + (owner + (uint64_t)j) % 6;
+    c[i] = (struct lmz_dir_claim){"R", 1, names[i], strlen(names[i]), owner,
+                                  (uint64_t)i, 0, (uint32_t)(i % 4), bk[i]};
+  }
+  assert_int_equal(lmz_dir_encode_claims(&b, c, 300), 0);
+  assert_int_equal(run(d, &b)->n, 300);
+  lmz_buf_free(&b);
+  return d;
+}
+
+static void test_snapshot_v2_and_equal(void **state) {
+  (void)state;
+  lmz_dir *a = replicated_dir();
+  assert_int_equal(lmz_dir_count_under_replicated(a, 0, 3), 225);
+  lmz_dir *b = clone_dir(a);
+  assert_true(lmz_dir_equal(a, b));
+  assert_int_equal(lmz_dir_count_under_replicated(b, 0, 3), 225);
+  struct lmz_dir_placement p, q;
+  assert_int_equal(lmz_dir_placement_get(a, "R", 1, "r7", 2, &p), 0);
+  assert_int_equal(lmz_dir_placement_get(b, "R", 1, "r7", 2, &q), 0);
+  assert_int_equal(p.n_backups, 3);
+  assert_int_equal(p.node_id, q.node_id);
+  assert_int_equal(p.epoch, q.epoch);
+  assert_int_equal(q.n_backups, 3);
+  assert_memory_equal(p.backups, q.backups, 3 * sizeof p.backups[0]);
+  /* snapshots record the version: 2 */
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(lmz_dir_snapshot(a, NULL, (void **)&buf, &len), 0);
+  assert_int_equal(buf[4] | buf[5] << 8, 2);
+  free(buf);
+  /* lists count for equality: order, and membership */
+  claim_bk(a, "x", 1, (uint64_t[]){2, 3}, 2, 0);
+  claim_bk(b, "x", 1, (uint64_t[]){3, 2}, 2, 0);
+  assert_false(lmz_dir_equal(a, b));
+  assert_false(lmz_dir_equal(b, a));
+  pair_out1(a, 1, 2);
+  pair_out1(b, 1, 2);
+  assert_true(lmz_dir_equal(a, b)); /* both [3] now, the rest alike too */
+  assert_int_equal(backup_add1(a, "x", 1, 301, 4)->status, LMZ_DIR_PLACED);
+  assert_false(lmz_dir_equal(a, b));
+  lmz_dir_free(a);
+  lmz_dir_free(b);
+}
+
+/* Turns a version 2 snapshot without lists into version 1: drops each
+ * actor's n_backups byte. */
+static size_t to_v1(const uint8_t *v2, size_t len, uint32_t n_nodes_bytes,
+                    uint8_t *out) {
+  size_t o = 28 + n_nodes_bytes;
+  memcpy(out, v2, o);
+  out[4] = 1;
+  const uint8_t *p = v2 + o, *end = v2 + len - 8;
+  while (p < end) {
+    assert_int_equal(p[16], 0);
+    memcpy(out + o, p, 16);
+    size_t rest = 3 + p[17] + (size_t)(p[18] | (p[19] << 8));
+    memcpy(out + o + 16, p + 17, rest);
+    o += 16 + rest;
+    p += 17 + rest;
+  }
+  reseal(out, o + 8);
+  return o + 8;
+}
+
+static void test_snapshot_v1_restore(void **state) {
+  (void)state;
+  lmz_dir *a = busy_dir(); /* no lists */
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(lmz_dir_snapshot(a, NULL, (void **)&buf, &len), 0);
+  uint8_t *v1 = malloc(len);
+  size_t l1 = to_v1(buf, len, 4 * 51, v1);
+  assert_int_equal(l1, len - 500); /* one byte per actor less */
+  lmz_dir *b = new_dir();
+  assert_int_equal(lmz_dir_restore(b, v1, l1), 0);
+  assert_true(lmz_dir_equal(a, b));
+  assert_int_equal(lmz_dir_count_under_replicated(b, 0, 1), 500);
+  /* the v1 layout read as v2 is refused (the checksum is fine) */
+  v1[4] = 2;
+  reseal(v1, l1);
+  assert_int_not_equal(lmz_dir_restore(b, v1, l1), 0);
+  assert_true(lmz_dir_equal(a, b));
+  free(v1);
+  free(buf);
+  lmz_dir_free(a);
+  lmz_dir_free(b);
+}
+
+/* Every validation of a restored list, each next to a control edit of the
+ * same bytes that is accepted (so each refusal is that check's). */
+static void test_snapshot_hostile_lists(void **state) {
+  (void)state;
+  lmz_dir *a = nodes_dir(6);
+  claim_bk(a, "x", 1, (uint64_t[]){2, 3, 4, 5}, 4, 0);
+  lmz_dir *keep = clone_dir(a);
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(lmz_dir_snapshot(a, NULL, (void **)&buf, &len), 0);
+  size_t act = 28 + 6 * 51; /* the only actor record */
+  assert_int_equal(buf[act + 16], 4);
+  uint8_t *ids = buf + act + 17;
+  uint8_t *m = malloc(len + 8);
+  struct {
+    size_t slot;
+    uint64_t bad, good;
+  } edits[] = {
+      {0, 99, 6}, /* unknown id (control: 6 is known and unlisted) */
+      {0, 1, 6},  /* the owner */
+      {1, 2, 6},  /* a repeat of backups[0] */
+  };
+  for (size_t e = 0; e < LMZ_ARRAY_SIZE(edits); e++) {
+    memcpy(m, buf, len);
+    put64(m + (ids - buf) + 8 * edits[e].slot, edits[e].bad);
+    reseal(m, len);
+    assert_int_equal(lmz_dir_restore(a, m, len), LMZ_EBADMSG);
+    assert_true(lmz_dir_equal(a, keep));
+    put64(m + (ids - buf) + 8 * edits[e].slot, edits[e].good);
+    reseal(m, len);
+    assert_int_equal(lmz_dir_restore(a, m, len), 0);
+    assert_int_equal(lmz_dir_restore(a, buf, len), 0); /* back */
+  }
+  /* five backups (all valid ids) is over LMZ_DIR_MAX_BACKUPS; control:
+   * the same record with four is the original */
+  size_t cut = (size_t)(ids - buf) + 32;
+  memcpy(m, buf, cut);
+  put64(m + cut, 6);
+  memcpy(m + cut + 8, buf + cut, len - cut);
+  m[act + 16] = 5;
+  reseal(m, len + 8);
+  assert_int_equal(lmz_dir_restore(a, m, len + 8), LMZ_EBADMSG);
+  assert_true(lmz_dir_equal(a, keep));
+  /* a count of 255 with the bytes missing */
+  memcpy(m, buf, len);
+  m[act + 16] = 255;
+  reseal(m, len);
+  assert_int_equal(lmz_dir_restore(a, m, len), LMZ_EBADMSG);
+  assert_true(lmz_dir_equal(a, keep));
+  free(m);
+  free(buf);
+  lmz_dir_free(a);
+  lmz_dir_free(keep);
+}
+
+/* Two replicas that apply the same commands end equal, even when one of
+ * them was restored from a snapshot (its table walks in another order),
+ * and they report the same items. */
+static void test_replicas_deterministic(void **state) {
+  (void)state;
+  lmz_dir *a = replicated_dir();
+  lmz_dir *b = clone_dir(a);
+  lmz_buf cmds[8];
+  for (int i = 0; i < 8; i++)
+    cmds[i] = (lmz_buf)LMZ_BUF_INIT;
+  struct lmz_dir_backup_add adds[3] = {
+      {"R", 1, "r0", 2, 1, 1, 5, 1},
+      {"R", 1, "r4", 2, 5, 5, 2, 2},
+      {"R", 1, "r8", 2, 3, 9, 1, 3},
+  };
+  struct lmz_dir_move mv = {"R", 1, "r1", 2, 2, 6, 2, 9, true};
+  assert_int_equal(lmz_dir_encode_backups_add(&cmds[0], adds, 3), 0);
+  assert_int_equal(lmz_dir_encode_pair_out(&cmds[1], 2, 4, 1), 0);
+  assert_int_equal(lmz_dir_encode_mark_down(&cmds[2], 3, 0, 1), 0);
+  assert_int_equal(lmz_dir_encode_moves(&cmds[3], &mv, 1), 0);
+  assert_int_equal(lmz_dir_encode_mark_down(&cmds[4], 4, 0, 1), 0);
+  assert_int_equal(lmz_dir_encode_pair_out(&cmds[5], 5, 6, 1), 0);
+  assert_int_equal(lmz_dir_encode_node_remove(&cmds[6], 3, true, 1), 0);
+  assert_int_equal(lmz_dir_encode_mark_down(&cmds[7], 1, 0, 1), 0);
+  uint64_t promoted = 0;
+  for (int i = 0; i < 8; i++) {
+    const struct lmz_dir_result *ra, *rb;
+    assert_int_equal(lmz_dir_apply(a, cmds[i].data, cmds[i].len, &ra), 0);
+    size_t n = ra->n;
+    struct lmz_dir_item items[3];
+    assert_true(n >= 1 && n <= 3);
+    memcpy(items, ra->items, n * sizeof items[0]);
+    assert_int_equal(lmz_dir_apply(b, cmds[i].data, cmds[i].len, &rb), 0);
+    assert_int_equal(rb->n, n);
+    assert_memory_equal(items, rb->items, n * sizeof items[0]);
+    assert_true(lmz_dir_equal(a, b));
+    lmz_buf_free(&cmds[i]);
+    if (i == 2 || i == 4 || i == 7)
+      promoted += items[0].epoch;
+  }
+  /* the failovers did something: actors went to their backups (epoch + 1),
+   * and node 3's actors without one went with the node */
+  assert_true(promoted > 0);
+  assert_null(lmz_dir_node_get(a, 3));
+  assert_true(lmz_dir_n_actors(a) < 300);
+  lmz_dir *c = clone_dir(a);
+  assert_true(lmz_dir_equal(a, c));
+  lmz_dir_free(c);
+  lmz_dir_free(a);
+  lmz_dir_free(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_claims_place_and_lookup),
@@ -773,6 +1441,18 @@ int main(void) {
       cmocka_unit_test(test_snapshot_hostile),
       cmocka_unit_test(test_command_hostile),
       cmocka_unit_test(test_big_batch_and_compaction),
+      cmocka_unit_test(test_claims_with_backups),
+      cmocka_unit_test(test_foreach_placement),
+      cmocka_unit_test(test_backups_add),
+      cmocka_unit_test(test_pair_out),
+      cmocka_unit_test(test_failover),
+      cmocka_unit_test(test_failover_skips_down),
+      cmocka_unit_test(test_node_remove_lists),
+      cmocka_unit_test(test_snapshot_v2_and_equal),
+      cmocka_unit_test(test_snapshot_v1_restore),
+      cmocka_unit_test(test_snapshot_hostile_lists),
+      cmocka_unit_test(test_replicas_deterministic),
+      cmocka_unit_test(test_max_batch_with_backups),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

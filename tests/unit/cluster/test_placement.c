@@ -132,6 +132,85 @@ static void test_minimal_disruption(void **state) {
   assert_in_range(moved_join, KEYS / 6 - 1000, KEYS / 6 + 1000);
 }
 
+
+/* ---- ranking (backups) --------------------------------------------------- */
+
+static size_t rank(const uint64_t *nodes, size_t n, uint64_t exclude,
+                   const char *inst, uint64_t *out, size_t k) {
+  return lmz_placement_rank(nodes, n, exclude, "DOC", 3, inst, strlen(inst),
+                            out, k);
+}
+
+/* The ranking is the order of the scores; its head is choose's pick, and
+ * with the owner excluded it continues with the owner's runners-up. */
+static void test_rank(void **state) {
+  (void)state;
+  uint64_t a[] = {11, 22, 33, 44, 55, 66};
+  uint64_t b[] = {66, 0, 33, 11, 44, 22, 55, 22, 0}; /* zeros, duplicates */
+  for (int i = 0; i < 2000; i++) {
+    char inst[16];
+    snprintf(inst, sizeof inst, "k%d", i);
+    uint64_t kh = lmz_placement_key_hash("DOC", 3, inst, strlen(inst));
+    uint64_t full[6], other[6];
+    assert_int_equal(rank(a, 6, 0, inst, full, 6), 6);
+    assert_int_equal(rank(b, 9, 0, inst, other, 6), 6); /* order-free */
+    assert_memory_equal(full, other, sizeof full);
+    assert_int_equal(full[0], pick(a, 6, inst));
+    for (int j = 1; j < 6; j++) /* descending scores, each id once */
+      assert_true(lmz_placement_score(kh, full[j - 1]) >
+                  lmz_placement_score(kh, full[j]));
+    /* top-k is a prefix of the full ranking, whatever k */
+    for (size_t k = 0; k <= 6; k++) {
+      uint64_t top[6] = {0};
+      assert_int_equal(rank(b, 9, 0, inst, top, k), k);
+      assert_memory_equal(top, full, k * sizeof top[0]);
+    }
+    /* backups: excluding the owner gives the next ones, never the owner */
+    uint64_t bk[4];
+    assert_int_equal(rank(a, 6, full[0], inst, bk, 2), 2);
+    assert_int_equal(bk[0], full[1]);
+    assert_int_equal(bk[1], full[2]);
+    /* excluding another node just skips it */
+    assert_int_equal(rank(a, 6, full[1], inst, bk, 3), 3);
+    assert_int_equal(bk[0], full[0]);
+    assert_int_equal(bk[1], full[2]);
+    assert_int_equal(bk[2], full[3]);
+    /* fewer candidates than asked: all of them but the owner */
+    assert_int_equal(rank(a, 3, a[0], inst, bk, 4), 2);
+    assert_true(bk[0] != a[0] && bk[1] != a[0] && bk[0] != bk[1]);
+  }
+  uint64_t out[2] = {7, 7};
+  assert_int_equal(rank(NULL, 0, 0, "x", out, 2), 0);
+  uint64_t zeros[] = {0, 0, 5};
+  assert_int_equal(rank(zeros, 3, 5, "x", out, 2), 0);
+  assert_int_equal(out[0], 7); /* nothing written */
+}
+
+/* A node leaving moves a key's backups only when it was one of them, and
+ * then the others keep their order (the next runner-up joins at the end). */
+static void test_rank_stable(void **state) {
+  (void)state;
+  uint64_t five[] = {1, 2, 3, 4, 5};
+  uint64_t four[] = {1, 2, 4, 5}; /* node 3 left */
+  for (int i = 0; i < 5000; i++) {
+    char inst[16];
+    snprintf(inst, sizeof inst, "%d", i);
+    uint64_t owner = pick(five, 5, inst);
+    if (owner == 3)
+      continue;
+    uint64_t before[2], after[2];
+    assert_int_equal(rank(five, 5, owner, inst, before, 2), 2);
+    assert_int_equal(rank(four, 4, owner, inst, after, 2), 2);
+    if (before[0] != 3 && before[1] != 3) {
+      assert_memory_equal(before, after, sizeof before);
+    } else {
+      uint64_t kept = before[0] == 3 ? before[1] : before[0];
+      assert_int_equal(after[0], kept);
+      assert_true(after[1] != 3 && after[1] != owner && after[1] != kept);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_golden),
@@ -140,6 +219,8 @@ int main(void) {
       cmocka_unit_test(test_local),
       cmocka_unit_test(test_balance),
       cmocka_unit_test(test_minimal_disruption),
+      cmocka_unit_test(test_rank),
+      cmocka_unit_test(test_rank_stable),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,6 +75,7 @@ static void transport_open(struct cl *c, unsigned i) {
 }
 
 static unsigned role_calls, serving_calls;
+static unsigned replication; /* R of the nodes opened next (0 = none) */
 
 static void on_role(lmz_raftnode_t *rn, int role, bool is_serving,
                     uint64_t leader_id) {
@@ -99,6 +100,7 @@ static void node_open(struct cl *c, unsigned i) {
       .snapshot_threshold = c->snapshot_threshold,
       .lease = c->lease,
       .on_role = on_role,
+      .replication_factor = replication,
   };
   n->bridge = lmz_raftbridge_new(&c->loop, &n->t);
   assert_non_null(n->bridge);
@@ -446,6 +448,71 @@ static void test_claims_rate_and_failover(void **state) {
   cl_free(c);
 }
 
+/* With a replication factor, the leader names each durable actor's backups:
+ * the owner's runners-up in the ranking over the live nodes (placement.h),
+ * capped by how many there are; stateless claims (REPLACE_DOWN) get none.
+ * Every replica records the same lists. */
+static void test_claims_name_backups(void **state) {
+  (void)state;
+  replication = 5; /* more than the 3 nodes: capped at 2 backups */
+  struct cl *c = cl_new(3, (struct lmz_lease_config){0}, 0);
+  replication = 0;
+  assert_true(run_until(c, has_serving, c, 5000));
+  struct node *l = serving(c);
+  register_nodes(c, l, 3);
+  enum { N = 300, W = 30 };
+  struct claims cs, ws;
+  claims_init(&cs, N);
+  claim_all(l, &cs, "b");
+  claims_init(&ws, W);
+  for (size_t i = 0; i < W; i++) {
+    char inst[16];
+    int len = snprintf(inst, sizeof inst, "w%zu", i);
+    assert_int_equal(lmz_raftnode_claim(&l->rn, &ws.reqs[i], "DOC", 3, inst,
+                                        (size_t)len, LMZ_PLACEMENT_HASH, 0,
+                                        LMZ_DIR_CLAIM_REPLACE_DOWN, claim_cb),
+                     0);
+  }
+  assert_true(run_until(c, claims_done, &cs, 10000));
+  assert_true(run_until(c, claims_done, &ws, 10000));
+  uint64_t live[3] = {1, 2, 3};
+  for (size_t i = 0; i < N; i++) {
+    char inst[16];
+    int len = snprintf(inst, sizeof inst, "b%zu", i);
+    assert_int_equal(cs.status[i], LMZ_DIR_PLACED);
+    struct lmz_dir_placement p;
+    assert_int_equal(lmz_dir_placement_get(l->rn.dir, "DOC", 3, inst,
+                                           (size_t)len, &p),
+                     0);
+    assert_int_equal(p.node_id, cs.items[i].node_id);
+    uint64_t want[2];
+    assert_int_equal(lmz_placement_rank(live, 3, p.node_id, "DOC", 3, inst,
+                                        (size_t)len, want, 2),
+                     2);
+    assert_int_equal(p.n_backups, 2);
+    assert_int_equal(p.backups[0], want[0]);
+    assert_int_equal(p.backups[1], want[1]);
+  }
+  for (size_t i = 0; i < W; i++) {
+    char inst[16];
+    int len = snprintf(inst, sizeof inst, "w%zu", i);
+    assert_int_equal(ws.status[i], LMZ_DIR_PLACED);
+    struct lmz_dir_placement p;
+    assert_int_equal(lmz_dir_placement_get(l->rn.dir, "DOC", 3, inst,
+                                           (size_t)len, &p),
+                     0);
+    assert_int_equal(p.n_backups, 0);
+  }
+  assert_int_equal(lmz_dir_count_under_replicated(l->rn.dir, 0, 2), W);
+  struct applied_arg aa = {c, N + W};
+  assert_true(run_until(c, all_have, &aa, 10000));
+  for (unsigned i = 0; i < 3; i++)
+    assert_true(lmz_dir_equal(l->rn.dir, c->n[i].rn.dir));
+  claims_free(&cs);
+  claims_free(&ws);
+  cl_free(c);
+}
+
 /* ---- errors ---------------------------------------------------------------- */
 
 static void test_not_leader_and_close_cancels(void **state) {
@@ -577,6 +644,7 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_claims_rate_and_failover),
+      cmocka_unit_test(test_claims_name_backups),
       cmocka_unit_test(test_not_leader_and_close_cancels),
       cmocka_unit_test(test_join_and_remove),
   };
