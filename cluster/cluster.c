@@ -280,6 +280,12 @@ static void role_cb(lmz_raftnode_t *rn, int role, bool serving,
 
 static void on_lease_valid(lmz_member_t *m) { wake(m->data); }
 
+static void on_lost_data_told(lmz_member_t *m) {
+  lmz_cluster_t *c = m->data;
+  if (c->o.lost_data_told)
+    c->o.lost_data_told(c->o.lost_data_arg);
+}
+
 void lmz_cluster_tick(lmz_cluster_t *c, uint64_t now) {
   lmz_dirclient_tick(&c->dc, now);
   lmz_member_tick(&c->mb, now);
@@ -401,6 +407,8 @@ static int init_parts(lmz_cluster_t *c) {
   lmz_dirclient_init(&c->dc, &dco);
   lmz_relq_init(&c->rq, &c->dc, c->o.node_id);
   struct lmz_member_options mo = {.node_id = c->o.node_id,
+                                  .lost_data = c->o.lost_data,
+                                  .on_lost_data_told = on_lost_data_told,
                                   .node_address = c->o.node_address,
                                   .raft_address = c->o.raft_address,
                                   .lease = lease_config(&c->o),

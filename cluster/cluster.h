@@ -69,6 +69,12 @@ struct lmz_cluster_options {
                                 node transport (raftbridge.h, the default) */
   lmz_cluster_clock_fn now_ms; /* NULL = uv_hrtime() in ms */
   void *clock_ctx;
+  /* The node's store holds no copies the directory may count on (a new or
+   * wiped disk): the first registration says so (directory.h lost_data),
+   * then lost_data_told(arg) runs once (the node records it durably). */
+  bool lost_data;
+  void (*lost_data_told)(void *arg);
+  void *lost_data_arg;
 };
 
 struct lmz_cluster_stats {
@@ -162,8 +168,8 @@ void lmz_cluster_on_conn_state(lmz_cluster_t *c, lmz_conn_t *conn, int state,
 
 /* ---- replication (cluster_repl.c; cluster/repl.h, DESIGN.md 4.1) -------- */
 
+/* R is the cluster's options.replication_factor. */
 struct lmz_cluster_repl_options {
-  uint32_t factor;        /* R (copies per durable object); <= 1: none */
   uint32_t max_lag_ms;    /* 0 = repl.h default */
   uint64_t max_lag_bytes; /* 0 = repl.h default */
   void (*on_progress)(void *arg); /* acked_through advanced */

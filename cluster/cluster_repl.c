@@ -100,7 +100,7 @@ int lmz_cluster_repl_start(lmz_cluster_t *c, lmz_store *store,
                            char *errmsg) {
   struct lmz_repl_options ro = {
       .node_id = c->o.node_id,
-      .factor = o->factor ? o->factor : 1,
+      .factor = c->o.replication_factor ? c->o.replication_factor : 1,
       .max_lag_ms = o->max_lag_ms,
       .max_lag_bytes = o->max_lag_bytes,
       .dir = c->dir,

@@ -391,7 +391,9 @@ static int apply_node_upsert(lmz_dir *d, const Lmz__DirCommand *cmd) {
   address_set(n->address, u->address);
   address_set(n->raft_address, u->raft_address);
   n->heard_ms = d->clock(d->clock_ctx);
-  *it = (struct lmz_dir_item){LMZ_DIR_PLACED, u->request_id, n->id, 0};
+  /* its copies are gone: promote its actors, drop it from the lists */
+  uint64_t promoted = u->lost_data ? lmz__dir_failover(&d->st, n->id) : 0;
+  *it = (struct lmz_dir_item){LMZ_DIR_PLACED, u->request_id, n->id, promoted};
   return 0;
 }
 
@@ -1139,6 +1141,14 @@ int lmz_dir_encode_node_upsert(lmz_buf *out, uint64_t node_id,
                                enum lmz_dir_node_state state,
                                const char *address, const char *raft_address,
                                uint64_t request_id) {
+  return lmz_dir_encode_node_register(out, node_id, state, address,
+                                      raft_address, false, request_id);
+}
+
+int lmz_dir_encode_node_register(lmz_buf *out, uint64_t node_id,
+                                 enum lmz_dir_node_state state,
+                                 const char *address, const char *raft_address,
+                                 bool lost_data, uint64_t request_id) {
   size_t al = address ? strlen(address) : 0;
   size_t rl = raft_address ? strlen(raft_address) : 0;
   if (al > LMZ_DIR_ADDRESS_MAX || rl > LMZ_DIR_ADDRESS_MAX)
@@ -1149,6 +1159,7 @@ int lmz_dir_encode_node_upsert(lmz_buf *out, uint64_t node_id,
   u.address = bin(address, al);
   u.raft_address = bin(raft_address, rl);
   u.request_id = request_id;
+  u.lost_data = lost_data;
   Lmz__DirCommand cmd = LMZ__DIR_COMMAND__INIT;
   cmd.body_case = LMZ__DIR_COMMAND__BODY_NODE_UPSERT;
   cmd.node_upsert = &u;

@@ -22,7 +22,11 @@
  *                stateless workers and gateway actors only.
  *   node_upsert  add a node or change state (JOINING/UP/DRAINING) and
  *                addresses; a DOWN node may come back this way. DOWN itself
- *                is refused (only mark_down fences).
+ *                is refused (only mark_down fences). With lost_data (the
+ *                node found no store of its own at start: a new or wiped
+ *                disk), its actors fail over as on mark_down and it leaves
+ *                every backup list; the item's epoch is the number
+ *                promoted.
  *   lease_renew  lease_seq += 1, lease_ms = L; refused for DOWN/unknown
  *                nodes (LMZ_EUNAVAILABLE / LMZ_ENOTFOUND).
  *   mark_down    state = DOWN if lease_seq == expected (else LMZ_ESTALE),
@@ -335,6 +339,11 @@ int lmz_dir_encode_node_upsert(lmz_buf *out, uint64_t node_id,
                                enum lmz_dir_node_state state,
                                const char *address, const char *raft_address,
                                uint64_t request_id);
+/* node_upsert with lost_data (see COMMANDS). */
+int lmz_dir_encode_node_register(lmz_buf *out, uint64_t node_id,
+                                 enum lmz_dir_node_state state,
+                                 const char *address, const char *raft_address,
+                                 bool lost_data, uint64_t request_id);
 int lmz_dir_encode_lease_renew(lmz_buf *out, uint64_t node_id,
                                uint32_t lease_ms, uint64_t request_id);
 int lmz_dir_encode_mark_down(lmz_buf *out, uint64_t node_id,

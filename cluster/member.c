@@ -69,11 +69,16 @@ uint64_t lmz_member_lease_remaining_ms(const lmz_member_t *m,
 
 static void upsert_done(lmz_dirclient_req_t *req, int status,
                         const struct lmz_dir_item *item) {
-  (void)item;
   lmz_member_t *m = req->data;
   m->upsert_flight = false;
   if (status >= 0 && !m->closing) {
     m->registered = true;
+    if (m->o.lost_data && !m->lost_data_told && item && item->epoch)
+      LMZ_LOG_WARN(&log_ns, "fresh store: %llu actor(s) this node owned failed "
+                   "over to their backups", (unsigned long long)item->epoch);
+    if (m->o.lost_data && !m->lost_data_told && m->o.on_lost_data_told)
+      m->o.on_lost_data_told(m);
+    m->lost_data_told = true;
     LMZ_LOG_INFO(&log_ns, "node %llu registered as UP",
                  (unsigned long long)m->o.node_id);
   }
@@ -114,9 +119,12 @@ static void holder_step(lmz_member_t *m, uint64_t now) {
   if (m->stopped) /* lmz_member_stop_serving: the lease lapses for good */
     return;
   if (!m->registered && !m->upsert_flight) {
-    if (!lmz_dir_encode_node_upsert(&cmd, m->o.node_id, LMZ_DIR_UP,
-                                    m->node_address, m->raft_address,
-                                    lmz_dirclient_next_id(dc)))
+    /* until one registration after a start on a fresh store succeeded,
+     * every one says so (the copies the directory counts here are gone) */
+    if (!lmz_dir_encode_node_register(&cmd, m->o.node_id, LMZ_DIR_UP,
+                                      m->node_address, m->raft_address,
+                                      m->o.lost_data && !m->lost_data_told,
+                                      lmz_dirclient_next_id(dc)))
       m->upsert_flight =
           lmz_dirclient_propose(dc, &m->upsert, &cmd, upsert_done) == 0;
   } else if (m->registered && !m->renew_flight &&

@@ -38,6 +38,9 @@ struct lmz_member_options {
   const lmz_dir *dir;       /* borrowed: the local replica */
   lmz_raftnode_t *rn;       /* borrowed: membership changes; NULL = none */
   bool no_auto_mark_down;   /* tests: the watch never fences */
+  bool lost_data;           /* the node started on a fresh store: its first
+                               registration says so (directory.h) ... */
+  lmz_member_lease_cb on_lost_data_told; /* ... and then this runs once */
   lmz_member_lease_cb on_lease_valid; /* optional */
 };
 
@@ -53,6 +56,7 @@ struct lmz_member_s {
   bool registered, upsert_flight, renew_flight, markdown_flight;
   bool closing;
   bool stopped; /* lmz_member_stop_serving */
+  bool lost_data_told; /* a registration with lost_data succeeded */
   lmz_dirclient_req_t upsert, renew, markdown;
   struct lmz_member_change *change; /* the membership change in flight */
 };

@@ -33,6 +33,8 @@
 #include "core/log.h"
 #include "gateway/gateway.h"
 #include "proto/frame.h"
+#include "storage/keys.h"
+#include "storage/store.h"
 #include "server/nodeconfig.h"
 #include "server/version.h"
 
@@ -412,6 +414,35 @@ static void on_conn_state(lmz_conn_t *conn, int state, int status, void *data) {
   lmz_remote_on_conn_state(d->remote, conn, state, status);
 }
 
+/* ---- the store's copies and the directory -------------------------------
+ * A node whose store lacks the marker below (a new or wiped disk, or one
+ * that crashed before the directory heard of it) tells the directory at
+ * registration that the copies it counted on here are gone; the marker is
+ * written once the directory knows (cluster.h lost_data). */
+
+#define COPIES_MARKER "copies.registered"
+
+static bool store_has_copies(struct lmzd *d) {
+  uint8_t k[LMZ_KEY_MAX];
+  int kl = lmz_key_node(k, COPIES_MARKER, strlen(COPIES_MARKER));
+  lmz_buf v = LMZ_BUF_INIT;
+  int rv = kl < 0 ? kl : lmz_store_get(lmz_node_store(d->node), k, (size_t)kl, &v);
+  lmz_buf_free(&v);
+  return rv == 0;
+}
+
+static void record_copies(void *arg) {
+  struct lmzd *d = arg;
+  uint8_t k[LMZ_KEY_MAX];
+  int kl = lmz_key_node(k, COPIES_MARKER, strlen(COPIES_MARKER));
+  lmz_batch *b = kl < 0 ? NULL : lmz_batch_new();
+  if (!b || lmz_batch_put(b, k, (size_t)kl, "1", 1) ||
+      lmz_store_commit(lmz_node_store(d->node), b, NULL, NULL)) {
+    lmz_batch_free(b); /* the next start registers with lost_data again */
+    LMZ_LOG_WARN(&log_ns, "could not record the store's registration");
+  }
+}
+
 /* ---- replication (cluster/repl.h): the node's output gate asks it ------- */
 
 static int repl_ship(void *ctx, const char *binding, const char *instance,
@@ -437,7 +468,6 @@ static void repl_progress(void *arg) { lmz_node_repl_progress(arg); }
 
 static int start_replication(struct lmzd *d, char *err) {
   struct lmz_cluster_repl_options o = {
-      .factor = d->cfg.repl_factor,
       .max_lag_ms = d->cfg.repl_max_lag_ms,
       .max_lag_bytes = (uint64_t)d->cfg.repl_max_lag_mib << 20,
       .on_progress = repl_progress,
@@ -552,7 +582,11 @@ static int start_router(struct lmzd *d) {
                                   .n_voters = n,
                                   .lease_ms = d->cfg.lease_ms,
                                   .join = d->cfg.join,
-                                  .raft_tcp = d->cfg.raft_tcp};
+                                  .raft_tcp = d->cfg.raft_tcp,
+                                  .replication_factor = d->cfg.repl_factor,
+                                  .lost_data = !store_has_copies(d),
+                                  .lost_data_told = record_copies,
+                                  .lost_data_arg = d};
   if (lmz_cluster_init(&d->loop, &d->cluster, &d->transport, &o, err)) {
     fprintf(stderr, "lmzd: cluster: %s\n", err);
     return 1;
