@@ -263,11 +263,13 @@ static void pair_out_done(void *arg, int status, int item_status) {
     return;
   s->pair_out_inflight = false;
   if (status != 0) {
-    LMZ_LOG_WARN(&lmz__repl_log, "repl: PAIR_OUT %llu not committed (%s); retrying",
+    LMZ_LOG_WARN(&lmz__repl_log,
+                 "repl: PAIR_OUT %llu not committed (%s); retrying",
                  (unsigned long long)node, lmz_strerror(status));
     return;
   }
-  LMZ_LOG_INFO(&lmz__repl_log, "repl: node %llu left the in-sync sets of our actors",
+  LMZ_LOG_INFO(&lmz__repl_log,
+               "repl: node %llu left the in-sync sets of our actors",
                (unsigned long long)node);
   s->state = OS_IDLE; /* listed again later: a new generation */
   r->refill_dirty = true;
@@ -277,7 +279,8 @@ static void pair_out_done(void *arg, int status, int item_status) {
 void lmz__repl_out_close(lmz_repl_t *r, struct ostream *s, const char *why) {
   if (s->state != OS_OPEN)
     return;
-  LMZ_LOG_WARN(&lmz__repl_log, "repl: stream to node %llu closed (%s): %llu records "
+  LMZ_LOG_WARN(&lmz__repl_log,
+               "repl: stream to node %llu closed (%s): %llu records "
                "unacknowledged",
                (unsigned long long)s->node, why,
                (unsigned long long)s->n_unacked);
@@ -439,8 +442,8 @@ static int ship_alloc(lmz_repl_t *r, const struct plan *pl, const char *name,
     if (!(recs[k] = lmz__repl_rec_new(name, blen, ilen, LMZ_REPL_KIND_OPS,
                                       epoch, data)))
       goto nomem;
-  if (pl->n_wait && (token_reserve(r) ||
-                     !(*tok = calloc(1, sizeof **tok + blen + ilen))))
+  if (pl->n_wait &&
+      (token_reserve(r) || !(*tok = calloc(1, sizeof **tok + blen + ilen))))
     goto nomem;
   return 0;
 nomem:

@@ -117,8 +117,9 @@ static void add_cb(void *arg, int status, int item_status) {
 }
 
 static void propose_add(lmz_repl_t *r, struct rfill *f) {
-  struct lmz_dir_backup_add a = {f->name, f->blen, f->name + f->blen, f->ilen,
-                                 r->o.node_id, f->epoch, f->node, f->id};
+  struct lmz_dir_backup_add a = {f->name, f->blen,      f->name + f->blen,
+                                 f->ilen, r->o.node_id, f->epoch,
+                                 f->node, f->id};
   lmz_buf cmd = LMZ_BUF_INIT;
   struct rpending *p = lmz__repl_pending_new(r, PK_BACKUPS_ADD);
   int rv = p ? lmz_dir_encode_backups_add(&cmd, &a, 1) : LMZ_ENOMEM;
@@ -192,8 +193,8 @@ void lmz__repl_fill_acked(lmz_repl_t *r, struct ostream *s,
 void lmz__repl_fills_progress(lmz_repl_t *r, struct ostream *s) {
   for (size_t i = 0; i < r->n_fills; i++) {
     struct rfill *f = r->fills[i];
-    if (f->node == s->node && f->gen == s->gen &&
-        f->state == FILL_CATCHING && s->acked_seq >= f->last_seq)
+    if (f->node == s->node && f->gen == s->gen && f->state == FILL_CATCHING &&
+        s->acked_seq >= f->last_seq)
       propose_add(r, f);
   }
 }
@@ -233,8 +234,9 @@ static struct rdata *range_delete_data(const uint8_t *prefix, size_t plen) {
   lmz_batch *b = lmz_batch_new();
   lmz_buf out = LMZ_BUF_INIT;
   struct rdata *d = NULL;
-  if (b && lmz_batch_delete_range(b, range.lower, range.lower_len, range.upper,
-                                  range.upper_len) == 0 &&
+  if (b &&
+      lmz_batch_delete_range(b, range.lower, range.lower_len, range.upper,
+                             range.upper_len) == 0 &&
       lmz_batch_serialize(b, NULL, &out) == 0 &&
       (d = malloc(sizeof *d + out.len)) != NULL) {
     d->refs = 0;
@@ -348,9 +350,9 @@ static struct rfill *fill_new(lmz_repl_t *r, const char *name, size_t blen,
 static int fill_start(lmz_repl_t *r, struct ostream *s, const char *name,
                       size_t blen, size_t ilen, uint64_t epoch) {
   struct rfill *f = fill_new(r, name, blen, ilen, epoch, s->node);
-  struct rrec *rec = f ? lmz__repl_rec_new(name, blen, ilen, LMZ_REPL_KIND_FILL,
-                                           epoch, NULL)
-                       : NULL;
+  struct rrec *rec =
+      f ? lmz__repl_rec_new(name, blen, ilen, LMZ_REPL_KIND_FILL, epoch, NULL)
+        : NULL;
   struct rpending *p = rec ? lmz__repl_pending_new(r, PK_BARRIER) : NULL;
   lmz_batch *barrier = p ? lmz_batch_new() : NULL;
   int rv = barrier ? fill_insert(r, f) : LMZ_ENOMEM;
@@ -415,8 +417,7 @@ static uint64_t next_ranked(struct scan *sc, const struct lmz_dir_placement *p,
     if (n == 0 || !eligible(sc->r, p, fills, n))
       continue;
     uint64_t score = lmz_placement_score(key_hash, n);
-    if (best == 0 || score > best_score ||
-        (score == best_score && n < best))
+    if (best == 0 || score > best_score || (score == best_score && n < best))
       best = n, best_score = score;
   }
   return best;

@@ -64,7 +64,7 @@ struct world {
   bool link_down[MAXN + 1]; /* sends to this node fail with LMZ_ECLOSED */
   bool overload[MAXN + 1];  /* sends to this node fail with LMZ_EOVERLOAD */
   size_t n_frames[MAXN + 1][MAXN + 1]; /* frames sent [from][to] */
-  int propose_rv;           /* != 0: propose() refuses at once */
+  int propose_rv;                      /* != 0: propose() refuses at once */
   size_t n_proposals;
   uint32_t factor;
 };
@@ -128,7 +128,6 @@ static void on_progress(void *arg) {
   n->progress++;
 }
 
-
 /* ---- the world ----------------------------------------------------------- */
 
 /* Applies an encoded command to every replica; returns the first item's
@@ -191,8 +190,8 @@ static struct world *world_new(size_t n_nodes, uint32_t factor) {
   for (uint64_t id = 1; id <= n_nodes; id++) {
     char a[32];
     snprintf(a, sizeof a, "127.0.0.1:%u", (unsigned)(7000 + id));
-    assert_int_equal(
-        lmz_dir_encode_node_upsert(&b, id, LMZ_DIR_UP, a, a, id), 0);
+    assert_int_equal(lmz_dir_encode_node_upsert(&b, id, LMZ_DIR_UP, a, a, id),
+                     0);
     apply_all(w, &b, false);
     lmz_buf_reset(&b);
   }
@@ -323,8 +322,8 @@ static void world_free(struct world *w) {
 static void claim(struct world *w, const char *inst, uint64_t owner,
                   const uint64_t *backups, uint32_t n_backups) {
   lmz_buf b = LMZ_BUF_INIT;
-  struct lmz_dir_claim c = {"C", 1, inst, strlen(inst), owner, 1, 0,
-                            n_backups, backups};
+  struct lmz_dir_claim c = {"C", 1, inst,      strlen(inst), owner,
+                            1,   0, n_backups, backups};
   assert_int_equal(lmz_dir_encode_claims(&b, &c, 1), 0);
   assert_true(apply_all(w, &b, true) >= 0);
   lmz_buf_free(&b);
@@ -333,15 +332,15 @@ static void claim(struct world *w, const char *inst, uint64_t owner,
 static struct lmz_dir_placement placement(struct world *w, uint64_t on,
                                           const char *inst) {
   struct lmz_dir_placement p;
-  assert_int_equal(lmz_dir_placement_get(w->nodes[on].dir, "C", 1, inst,
-                                         strlen(inst), &p),
-                   0);
+  assert_int_equal(
+      lmz_dir_placement_get(w->nodes[on].dir, "C", 1, inst, strlen(inst), &p),
+      0);
   return p;
 }
 
 static int key_of(uint8_t *k, const char *inst, const char *key) {
-  int kl = lmz_key_actor(k, "C", 1, inst, strlen(inst), LMZ_KEY_SPACE_USER,
-                         key, strlen(key));
+  int kl = lmz_key_actor(k, "C", 1, inst, strlen(inst), LMZ_KEY_SPACE_USER, key,
+                         strlen(key));
   assert_true(kl > 0);
   return kl;
 }
@@ -651,8 +650,8 @@ static void test_refusals_apply_nothing(void **state) {
   lmz_buf good = LMZ_BUF_INIT, other = LMZ_BUF_INIT;
   ops_data(&good, "a", "k");
   ops_data(&other, "b", "k"); /* a key of another actor */
-  struct ack a = append1(w, 7, 1, "a", epoch, LMZ_REPL_KIND_OPS, good.data,
-                         good.len);
+  struct ack a =
+      append1(w, 7, 1, "a", epoch, LMZ_REPL_KIND_OPS, good.data, good.len);
   assert_int_equal(a.status, 0); /* the baseline is accepted */
   assert_int_equal(a.seq, 1);
   assert_int_equal(a.gen, 7);
@@ -953,8 +952,7 @@ static void test_batch_wire(void **state) {
   }
   assert_int_equal(lmz_batch_deserialize(c, "\x02\x00", 2, &range, err),
                    LMZ_EBADVERSION);
-  assert_int_equal(lmz_batch_deserialize(c, NULL, 0, &range, err),
-                   LMZ_EBADMSG);
+  assert_int_equal(lmz_batch_deserialize(c, NULL, 0, &range, err), LMZ_EBADMSG);
   assert_int_equal(lmz_batch_deserialize(c, "\x01\x00", 2, &range, err), 0);
   assert_int_equal(lmz_batch_deserialize(c, "\x01\x00\x00", 3, &range, err),
                    LMZ_EBADMSG); /* trailing byte */
