@@ -84,6 +84,7 @@ enum fstate {
 struct rfill {
   struct rfill *next; /* the next fill of the same actor (hmap chain) */
   uint64_t id;
+  uint64_t barrier; /* the scan's barrier commit it waits for */
   uint64_t node, gen, epoch;
   uint64_t fill_seq;  /* seq of its FILL record */
   uint64_t last_seq;  /* seq of the actor's last record on the stream */
@@ -135,6 +136,7 @@ struct lmz_repl_s {
   size_t n_fills, cap_fills;
   lmz_hmap fill_by_actor;
   uint64_t next_fill_id;
+  uint64_t next_barrier_id, scan_barrier;
   size_t fill_bytes_inflight;
   bool refill_dirty;
   uint64_t last_refill_ms;
@@ -188,7 +190,7 @@ void lmz__repl_fills_abort_node(lmz_repl_t *r, uint64_t node);
 void lmz__repl_fill_tick(lmz_repl_t *r);
 /* Drops fills whose placement changed (owner, epoch, or now listed). */
 void lmz__repl_fills_check(lmz_repl_t *r);
-void lmz__repl_barrier_done(lmz_repl_t *r, uint64_t fill_id, int status);
+void lmz__repl_barrier_done(lmz_repl_t *r, uint64_t barrier, int status);
 void lmz__repl_add_done(lmz_repl_t *r, uint64_t fill_id, uint64_t node,
                         uint64_t gen, int status, int item_status);
 void lmz__repl_fills_free(lmz_repl_t *r);

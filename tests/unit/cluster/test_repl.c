@@ -766,6 +766,53 @@ static void test_refill_under_replicated(void **state) {
   world_free(w);
 }
 
+/* Refill work is bounded: dumps beyond LMZ_REPL_MAX_FILL_BYTES wait for a
+ * later scan (their placeholders turn into deletes), and every actor is
+ * filled in the end. */
+static void test_refill_budget(void **state) {
+  (void)state;
+  struct world *w = world_new(2, 2);
+  size_t big = 3u << 20;
+  char *val = malloc(big + 1);
+  assert_non_null(val);
+  memset(val, 'y', big);
+  val[big] = '\0';
+  char inst[6][8];
+  for (int i = 0; i < 6; i++) {
+    snprintf(inst[i], sizeof inst[i], "f%d", i);
+    claim(w, inst[i], 1, NULL, 0);
+    turn(w, 1, inst[i], "k", val); /* no backups: stays local */
+  }
+  run_stores(w);
+  lmz_repl_tick(w->nodes[1].r);
+  pump(w);
+  assert_int_equal(decide(w, 0), 3); /* 3 x 3 MiB reach the 8 MiB budget */
+  size_t listed = 0;
+  for (int i = 0; i < 6; i++)
+    listed += placement(w, 1, inst[i]).n_backups;
+  assert_int_equal(listed, 3);
+  for (int round = 0; round < 4; round++) {
+    lmz_repl_tick(w->nodes[1].r);
+    pump(w);
+    decide(w, 0);
+  }
+  for (int i = 0; i < 6; i++) {
+    assert_int_equal(placement(w, 1, inst[i]).n_backups, 1);
+    lmz_buf got = LMZ_BUF_INIT;
+    uint8_t k[LMZ_KEY_MAX];
+    int kl = key_of(k, inst[i], "k");
+    assert_int_equal(lmz_store_get(w->nodes[2].store, k, (size_t)kl, &got), 0);
+    assert_int_equal(got.len, big);
+    lmz_buf_free(&got);
+  }
+  struct lmz_repl_stats st;
+  lmz_repl_get_stats(w->nodes[1].r, &st);
+  assert_int_equal(st.fills_done, 6);
+  assert_int_equal(st.under_replicated, 0);
+  free(val);
+  world_free(w);
+}
+
 /* After a PAIR_OUT the owner refills: the same node on a new generation. */
 static void test_pair_out_then_refill(void **state) {
   (void)state;
@@ -976,6 +1023,7 @@ int main(void) {
       cmocka_unit_test(test_epoch_owner_rule),
       cmocka_unit_test(test_refill_under_replicated),
       cmocka_unit_test(test_pair_out_then_refill),
+      cmocka_unit_test(test_refill_budget),
       cmocka_unit_test(test_overload_retries),
       cmocka_unit_test(test_frames_split),
       cmocka_unit_test(test_failover_then_refill),
