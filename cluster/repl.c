@@ -250,6 +250,24 @@ void lmz__repl_propose_pair_out(lmz_repl_t *r, struct ostream *s) {
   r->st.pair_outs++;
 }
 
+static int listed_cb(const char *binding, size_t blen, const char *instance,
+                     size_t ilen, const struct lmz_dir_placement *p,
+                     void *arg) {
+  (void)binding, (void)blen, (void)instance, (void)ilen;
+  const uint64_t *node = arg;
+  for (uint32_t i = 0; i < p->n_backups && i < LMZ_DIR_MAX_BACKUPS; i++)
+    if (p->backups[i] == *node)
+      return 1;
+  return 0;
+}
+
+/* Whether the directory lists `node` as a backup of any actor we own.
+ * O(our actors); only after a PAIR_OUT commits. */
+static bool listed_anywhere(lmz_repl_t *r, uint64_t node) {
+  return lmz_dir_foreach_placement(r->o.dir, r->o.node_id, listed_cb, &node) !=
+         0;
+}
+
 static void pair_out_done(void *arg, int status, int item_status) {
   (void)item_status; /* PAIR_OUT always succeeds when it applies */
   struct rpending *p = arg;
@@ -266,6 +284,12 @@ static void pair_out_done(void *arg, int status, int item_status) {
     LMZ_LOG_WARN(&lmz__repl_log,
                  "repl: PAIR_OUT %llu not committed (%s); retrying",
                  (unsigned long long)node, lmz_strerror(status));
+    return;
+  }
+  if (listed_anywhere(r, node)) {
+    /* A BACKUPS_ADD committed after this PAIR_OUT (a fill that was lost
+     * meanwhile): the node is listed again without a live stream. */
+    lmz__repl_propose_pair_out(r, s);
     return;
   }
   LMZ_LOG_INFO(&lmz__repl_log,

@@ -140,10 +140,12 @@ static void propose_add(lmz_repl_t *r, struct rfill *f) {
   f->propose_failed = false;
 }
 
-/* The node got listed although its fill is gone (failure mode 4). */
+/* The node got listed although its fill is gone (failure mode 4). A CLOSED
+ * stream is left alone: its PAIR_OUT, when it commits, checks that the
+ * directory lists the node nowhere before the stream may reopen. */
 static void listed_without_stream(lmz_repl_t *r, uint64_t node, uint64_t gen) {
   struct ostream *s = lmz__repl_out_get(r, node, false);
-  if (!s || (s->state == OS_OPEN && s->gen == gen))
+  if (!s || (s->state == OS_OPEN && s->gen == gen) || s->state == OS_CLOSED)
     return;
   if (s->state == OS_OPEN) {
     lmz__repl_out_close(r, s, "listed after its fill was lost");

@@ -292,6 +292,47 @@ static size_t decide(struct world *w, int status) {
   return n;
 }
 
+/* Pops the queued proposal number k (0 = oldest) and applies it to every
+ * replica; returns it with its callback not yet run (*item: its status). */
+static struct qprop *apply_nth(struct world *w, size_t k, int *item) {
+  struct qprop **pp = &w->phead;
+  for (size_t i = 0; i < k; i++) {
+    assert_non_null(*pp);
+    pp = &(*pp)->next;
+  }
+  struct qprop *p = *pp;
+  assert_non_null(p);
+  *pp = p->next;
+  if (!*pp)
+    w->ptail = pp;
+  *item = apply_all(w, &p->cmd, true);
+  return p;
+}
+
+static void callback(struct qprop *p, int item) {
+  p->cb(p->arg, 0, item);
+  lmz_buf_free(&p->cmd);
+  free(p);
+}
+
+/* Commits the queued proposal number k (0 = oldest) only. */
+static void decide_nth(struct world *w, size_t k) {
+  struct qprop **pp = &w->phead;
+  for (size_t i = 0; i < k; i++) {
+    assert_non_null(*pp);
+    pp = &(*pp)->next;
+  }
+  struct qprop *p = *pp;
+  assert_non_null(p);
+  *pp = p->next;
+  if (!*pp)
+    w->ptail = pp;
+  int item = apply_all(w, &p->cmd, true);
+  p->cb(p->arg, 0, item);
+  lmz_buf_free(&p->cmd);
+  free(p);
+}
+
 static void world_free(struct world *w) {
   for (uint64_t id = 1; id <= w->n; id++)
     lmz_repl_free(w->nodes[id].r);
@@ -951,6 +992,82 @@ static void test_failover_then_refill(void **state) {
   world_free(w);
 }
 
+/* A fill's BACKUPS_ADD and the PAIR_OUT of its closed stream race: in
+ * either commit order the node ends unlisted and the gate does not wait
+ * for it. */
+static void race_add_pair_out(bool add_first) {
+  struct world *w = world_new(3, 3);
+  uint64_t b2[] = {2};
+  claim(w, "a", 1, b2, 1);
+  turn(w, 1, "a", "k", "v");
+  pump(w);
+  lmz_repl_tick(w->nodes[1].r); /* fill node 3 */
+  pump(w);
+  assert_int_equal(w->n_proposals, 1); /* BACKUPS_ADD queued */
+  w->link_down[3] = true;
+  lmz_repl_on_link(w->nodes[1].r, 3, false); /* PAIR_OUT queued */
+  assert_int_equal(w->n_proposals, 2);
+  decide_nth(w, add_first ? 0 : 1);
+  decide_nth(w, 0);
+  decide(w, 0); /* a PAIR_OUT proposed again, if any */
+  struct lmz_dir_placement p = placement(w, 1, "a");
+  assert_int_equal(p.n_backups, 1);
+  assert_int_equal(p.backups[0], 2);
+  uint64_t t = turn(w, 1, "a", "k", "v2");
+  pump(w);
+  assert_int_equal(acked(w, 1), t);
+  world_free(w);
+}
+
+static void test_fill_add_races_pair_out(void **state) {
+  (void)state;
+  race_add_pair_out(true);
+  race_add_pair_out(false);
+}
+
+/* Both commit, PAIR_OUT first, but its callback runs before the
+ * BACKUPS_ADD's: the node is listed again, so the stream must not reopen
+ * (the node lacks the writes of the closed generation); a new PAIR_OUT
+ * takes it out and only then does the gate stop waiting for it. */
+static void test_pair_out_checks_listing(void **state) {
+  (void)state;
+  struct world *w = world_new(3, 3);
+  uint64_t b2[] = {2};
+  claim(w, "a", 1, b2, 1);
+  lmz_repl_tick(w->nodes[1].r); /* fill node 3 */
+  pump(w);
+  assert_int_equal(w->n_proposals, 1); /* BACKUPS_ADD queued */
+  w->hold[3] = true;
+  turn(w, 1, "a", "k", "v");
+  pump(w);
+  w->now += 2000;
+  lmz_repl_tick(w->nodes[1].r); /* lag: closed, PAIR_OUT queued */
+  assert_int_equal(w->n_proposals, 2);
+  w->hold[3] = false;
+  pump(w);
+  int item_out, item_add;
+  struct qprop *out = apply_nth(w, 1, &item_out);
+  struct qprop *add = apply_nth(w, 0, &item_add);
+  assert_int_equal(item_add, LMZ_DIR_PLACED); /* node 3 listed again */
+  callback(out, item_out);
+  uint64_t t = turn(w, 1, "a", "k", "v2");
+  pump(w);
+  struct lmz_repl_pair_stats ps;
+  for (size_t i = 0;; i++) {
+    lmz_repl_pair_at(w->nodes[1].r, i, &ps);
+    assert_true(ps.node_id != 0);
+    if (ps.outgoing && ps.node_id == 3)
+      break;
+  }
+  assert_false(ps.in_sync);             /* not reopened */
+  assert_int_equal(acked(w, 1), t - 1); /* waits for the listed node 3 */
+  callback(add, item_add);
+  assert_int_equal(decide(w, 0), 1); /* the PAIR_OUT proposed again */
+  assert_int_equal(placement(w, 1, "a").n_backups, 1);
+  assert_int_equal(acked(w, 1), t);
+  world_free(w);
+}
+
 /* Freed with a fill's barrier commit and a PAIR_OUT proposal in flight:
  * both callbacks run later, disarmed (ASan builds check nothing is touched
  * or leaked). The backup side too: its commit completes after the free. */
@@ -1052,6 +1169,8 @@ int main(void) {
       cmocka_unit_test(test_frames_split),
       cmocka_unit_test(test_failover_then_refill),
       cmocka_unit_test(test_free_with_pending_work),
+      cmocka_unit_test(test_fill_add_races_pair_out),
+      cmocka_unit_test(test_pair_out_checks_listing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
