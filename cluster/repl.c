@@ -309,6 +309,7 @@ void lmz__repl_out_close(lmz_repl_t *r, struct ostream *s, const char *why) {
                (unsigned long long)s->node, why,
                (unsigned long long)s->n_unacked);
   out_free_records(s);
+  r->stale_waits = true; /* its waits (and its fills') may resolve now */
   s->state = OS_CLOSED;
   s->closed_ms = now_ms(r);
   s->pair_out_inflight = false;
@@ -378,10 +379,11 @@ static bool listed(const struct lmz_dir_placement *p, uint64_t node) {
 
 /* A wait on a stream that is no longer open in its generation resolves once
  * the directory (we still own the actor) no longer lists the node. While the
- * generation is open only an acknowledgement resolves it. */
-static void token_resolve(lmz_repl_t *r, struct rtoken *t) {
+ * generation is open only an acknowledgement resolves it. Returns whether a
+ * wait on a generation that is not open remains. */
+static bool token_resolve(lmz_repl_t *r, struct rtoken *t) {
   struct lmz_dir_placement p;
-  bool have = false;
+  bool have = false, stale = false;
   for (uint32_t i = 0; i < t->n_waits; i++) {
     struct rwait *w = &t->waits[i];
     if (w->done)
@@ -391,21 +393,26 @@ static void token_resolve(lmz_repl_t *r, struct rtoken *t) {
       continue;
     if (!have && lmz_dir_placement_get(r->o.dir, t->name, t->blen,
                                        t->name + t->blen, t->ilen, &p) != 0)
-      return; /* released: nothing to decide on; stays waiting */
+      return true; /* released: nothing to decide on; stays waiting */
     have = true;
     if (p.node_id == r->o.node_id && !listed(&p, w->node)) {
       w->done = true;
       t->n_left--;
+    } else {
+      stale = true;
     }
   }
+  return stale;
 }
 
 void lmz__repl_reevaluate(lmz_repl_t *r) {
-  for (size_t i = 0; i < r->tok_n; i++) {
+  bool stale = false;
+  for (size_t i = 0; r->stale_waits && i < r->tok_n; i++) {
     struct rtoken *t = r->tok[(r->tok_head + i) % r->tok_cap];
     if (t->n_left)
-      token_resolve(r, t);
+      stale |= token_resolve(r, t);
   }
+  r->stale_waits = stale;
   if (tokens_advance(r) && r->o.on_progress)
     r->o.on_progress(r->o.progress_arg);
 }
@@ -493,8 +500,10 @@ static uint64_t ship_commit(lmz_repl_t *r, struct plan *pl, struct rrec **recs,
         g->fill->last_seq = recs[k]->seq;
       k++;
     }
-    if (t && g->wait)
+    if (t && g->wait) {
       t->waits[t->n_waits++] = (struct rwait){g->s->node, g->s->gen, false};
+      r->stale_waits |= g->s->state != OS_OPEN; /* CLOSED: PAIR_OUT decides */
+    }
   }
   if (!t)
     return 0;

@@ -95,8 +95,11 @@ typedef struct lmz_repl_s lmz_repl_t;
 #define LMZ_REPL_MAX_FILLS 256u
 #define LMZ_REPL_MAX_FILL_BYTES (8u << 20)
 /* A clean refill scan runs at least this often (ticks in between scan only
- * after a change: directory, link, a fill finished). */
+ * after a change: directory, link, a fill finished), and never twice within
+ * LMZ_REPL_REFILL_MIN_MS + 10 us per actor walked by the previous scan (a
+ * scan walks every actor this node owns; ticks come every few ms). */
 #define LMZ_REPL_REFILL_PERIOD_MS 1000u
+#define LMZ_REPL_REFILL_MIN_MS 100u
 
 /* ReplRecord.kind */
 #define LMZ_REPL_KIND_OPS 1  /* storage/store.h batch wire format */

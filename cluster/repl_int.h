@@ -140,6 +140,10 @@ struct lmz_repl_s {
   size_t fill_bytes_inflight;
   bool refill_dirty;
   uint64_t last_refill_ms;
+  uint64_t last_scan_actors; /* actors the last scan walked (its cost) */
+  /* Some wait may be on a generation that is no longer open: directory
+   * changes must look at the tokens (else only acks resolve waits). */
+  bool stale_waits;
 
   struct rpending pending; /* list head */
   lmz_buf scratch;         /* serialize output */
