@@ -768,6 +768,8 @@ void lmz_repl_pair_at(const lmz_repl_t *r, size_t i,
     out->lag_records = s->n_unacked;
     out->lag_bytes = s->unacked_bytes;
     out->lag_ms = s->head && now > s->head->t_ms ? now - s->head->t_ms : 0;
+    if (s->state == OS_CLOSED && now > s->closed_ms)
+      out->lag_ms = now - s->closed_ms; /* out of sync since */
     out->sent_records = s->sent_records;
     out->acked_seq = s->acked_seq;
     return;

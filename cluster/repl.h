@@ -140,7 +140,10 @@ struct lmz_repl_options {
 struct lmz_repl_pair_stats {
   uint64_t node_id;        /* the other end */
   bool outgoing;           /* true: we own, it backs up; false: reverse */
-  bool in_sync;            /* outgoing: stream open and acknowledged */
+  bool in_sync;            /* outgoing: stream open (not closed / idle) */
+  /* Outgoing: unacknowledged records, their bytes, the age of the oldest
+   * (for a closed stream waiting for its PAIR_OUT: the time since it
+   * closed). Incoming: records received but not yet durable. */
   uint64_t lag_records, lag_bytes, lag_ms;
   uint64_t sent_records, acked_seq;
 };

@@ -53,7 +53,7 @@ struct ostream {
   uint64_t n_unacked, unacked_bytes;
   uint64_t sent_records;
   bool pair_out_inflight;
-  uint64_t closed_ms; /* for stats */
+  uint64_t closed_ms; /* when it closed (stats: lag_ms while CLOSED) */
 };
 
 /* One backup a gate token waits for: acknowledged on stream (node, gen),
