@@ -537,6 +537,12 @@ static void test_lag_closes_and_pairs_out(void **state) {
   lmz_repl_tick(w->nodes[1].r);
   assert_int_equal(w->n_proposals, 1); /* PAIR_OUT */
   assert_int_equal(acked(w, 1), t - 1);
+  w->now += 50;
+  struct lmz_repl_pair_stats ps;
+  lmz_repl_pair_at(w->nodes[1].r, 0, &ps);
+  assert_int_equal(ps.node_id, 2);
+  assert_false(ps.in_sync);
+  assert_int_equal(ps.lag_ms, 50); /* out of sync since it closed */
   /* a turn while closed still waits for the listed backup */
   uint64_t t2 = turn(w, 1, "a", "k", "v2");
   assert_int_equal(acked(w, 1), t - 1);
