@@ -18,11 +18,11 @@
  * store every 65536 so a long run stays within libFuzzer's RSS limit. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <ftw.h>
-#include <sys/stat.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cluster/directory.h"
 #include "cluster/repl.h"
