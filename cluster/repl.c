@@ -250,6 +250,24 @@ void lmz__repl_propose_pair_out(lmz_repl_t *r, struct ostream *s) {
   r->st.pair_outs++;
 }
 
+static int listed_cb(const char *binding, size_t blen, const char *instance,
+                     size_t ilen, const struct lmz_dir_placement *p,
+                     void *arg) {
+  (void)binding, (void)blen, (void)instance, (void)ilen;
+  const uint64_t *node = arg;
+  for (uint32_t i = 0; i < p->n_backups && i < LMZ_DIR_MAX_BACKUPS; i++)
+    if (p->backups[i] == *node)
+      return 1;
+  return 0;
+}
+
+/* Whether the directory lists `node` as a backup of any actor we own.
+ * O(our actors); only after a PAIR_OUT commits. */
+static bool listed_anywhere(lmz_repl_t *r, uint64_t node) {
+  return lmz_dir_foreach_placement(r->o.dir, r->o.node_id, listed_cb, &node) !=
+         0;
+}
+
 static void pair_out_done(void *arg, int status, int item_status) {
   (void)item_status; /* PAIR_OUT always succeeds when it applies */
   struct rpending *p = arg;
@@ -263,11 +281,19 @@ static void pair_out_done(void *arg, int status, int item_status) {
     return;
   s->pair_out_inflight = false;
   if (status != 0) {
-    LMZ_LOG_WARN(&lmz__repl_log, "repl: PAIR_OUT %llu not committed (%s); retrying",
+    LMZ_LOG_WARN(&lmz__repl_log,
+                 "repl: PAIR_OUT %llu not committed (%s); retrying",
                  (unsigned long long)node, lmz_strerror(status));
     return;
   }
-  LMZ_LOG_INFO(&lmz__repl_log, "repl: node %llu left the in-sync sets of our actors",
+  if (listed_anywhere(r, node)) {
+    /* A BACKUPS_ADD committed after this PAIR_OUT (a fill that was lost
+     * meanwhile): the node is listed again without a live stream. */
+    lmz__repl_propose_pair_out(r, s);
+    return;
+  }
+  LMZ_LOG_INFO(&lmz__repl_log,
+               "repl: node %llu left the in-sync sets of our actors",
                (unsigned long long)node);
   s->state = OS_IDLE; /* listed again later: a new generation */
   r->refill_dirty = true;
@@ -277,11 +303,13 @@ static void pair_out_done(void *arg, int status, int item_status) {
 void lmz__repl_out_close(lmz_repl_t *r, struct ostream *s, const char *why) {
   if (s->state != OS_OPEN)
     return;
-  LMZ_LOG_WARN(&lmz__repl_log, "repl: stream to node %llu closed (%s): %llu records "
+  LMZ_LOG_WARN(&lmz__repl_log,
+               "repl: stream to node %llu closed (%s): %llu records "
                "unacknowledged",
                (unsigned long long)s->node, why,
                (unsigned long long)s->n_unacked);
   out_free_records(s);
+  r->stale_waits = true; /* its waits (and its fills') may resolve now */
   s->state = OS_CLOSED;
   s->closed_ms = now_ms(r);
   s->pair_out_inflight = false;
@@ -351,10 +379,11 @@ static bool listed(const struct lmz_dir_placement *p, uint64_t node) {
 
 /* A wait on a stream that is no longer open in its generation resolves once
  * the directory (we still own the actor) no longer lists the node. While the
- * generation is open only an acknowledgement resolves it. */
-static void token_resolve(lmz_repl_t *r, struct rtoken *t) {
+ * generation is open only an acknowledgement resolves it. Returns whether a
+ * wait on a generation that is not open remains. */
+static bool token_resolve(lmz_repl_t *r, struct rtoken *t) {
   struct lmz_dir_placement p;
-  bool have = false;
+  bool have = false, stale = false;
   for (uint32_t i = 0; i < t->n_waits; i++) {
     struct rwait *w = &t->waits[i];
     if (w->done)
@@ -364,21 +393,26 @@ static void token_resolve(lmz_repl_t *r, struct rtoken *t) {
       continue;
     if (!have && lmz_dir_placement_get(r->o.dir, t->name, t->blen,
                                        t->name + t->blen, t->ilen, &p) != 0)
-      return; /* released: nothing to decide on; stays waiting */
+      return true; /* released: nothing to decide on; stays waiting */
     have = true;
     if (p.node_id == r->o.node_id && !listed(&p, w->node)) {
       w->done = true;
       t->n_left--;
+    } else {
+      stale = true;
     }
   }
+  return stale;
 }
 
 void lmz__repl_reevaluate(lmz_repl_t *r) {
-  for (size_t i = 0; i < r->tok_n; i++) {
+  bool stale = false;
+  for (size_t i = 0; r->stale_waits && i < r->tok_n; i++) {
     struct rtoken *t = r->tok[(r->tok_head + i) % r->tok_cap];
     if (t->n_left)
-      token_resolve(r, t);
+      stale |= token_resolve(r, t);
   }
+  r->stale_waits = stale;
   if (tokens_advance(r) && r->o.on_progress)
     r->o.on_progress(r->o.progress_arg);
 }
@@ -439,8 +473,8 @@ static int ship_alloc(lmz_repl_t *r, const struct plan *pl, const char *name,
     if (!(recs[k] = lmz__repl_rec_new(name, blen, ilen, LMZ_REPL_KIND_OPS,
                                       epoch, data)))
       goto nomem;
-  if (pl->n_wait && (token_reserve(r) ||
-                     !(*tok = calloc(1, sizeof **tok + blen + ilen))))
+  if (pl->n_wait &&
+      (token_reserve(r) || !(*tok = calloc(1, sizeof **tok + blen + ilen))))
     goto nomem;
   return 0;
 nomem:
@@ -466,8 +500,10 @@ static uint64_t ship_commit(lmz_repl_t *r, struct plan *pl, struct rrec **recs,
         g->fill->last_seq = recs[k]->seq;
       k++;
     }
-    if (t && g->wait)
+    if (t && g->wait) {
       t->waits[t->n_waits++] = (struct rwait){g->s->node, g->s->gen, false};
+      r->stale_waits |= g->s->state != OS_OPEN; /* CLOSED: PAIR_OUT decides */
+    }
   }
   if (!t)
     return 0;
@@ -732,6 +768,8 @@ void lmz_repl_pair_at(const lmz_repl_t *r, size_t i,
     out->lag_records = s->n_unacked;
     out->lag_bytes = s->unacked_bytes;
     out->lag_ms = s->head && now > s->head->t_ms ? now - s->head->t_ms : 0;
+    if (s->state == OS_CLOSED && now > s->closed_ms)
+      out->lag_ms = now - s->closed_ms; /* out of sync since */
     out->sent_records = s->sent_records;
     out->acked_seq = s->acked_seq;
     return;

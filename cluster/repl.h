@@ -95,8 +95,11 @@ typedef struct lmz_repl_s lmz_repl_t;
 #define LMZ_REPL_MAX_FILLS 256u
 #define LMZ_REPL_MAX_FILL_BYTES (8u << 20)
 /* A clean refill scan runs at least this often (ticks in between scan only
- * after a change: directory, link, a fill finished). */
+ * after a change: directory, link, a fill finished), and never twice within
+ * LMZ_REPL_REFILL_MIN_MS + 10 us per actor walked by the previous scan (a
+ * scan walks every actor this node owns; ticks come every few ms). */
 #define LMZ_REPL_REFILL_PERIOD_MS 1000u
+#define LMZ_REPL_REFILL_MIN_MS 100u
 
 /* ReplRecord.kind */
 #define LMZ_REPL_KIND_OPS 1  /* storage/store.h batch wire format */
@@ -137,7 +140,10 @@ struct lmz_repl_options {
 struct lmz_repl_pair_stats {
   uint64_t node_id;        /* the other end */
   bool outgoing;           /* true: we own, it backs up; false: reverse */
-  bool in_sync;            /* outgoing: stream open and acknowledged */
+  bool in_sync;            /* outgoing: stream open (not closed / idle) */
+  /* Outgoing: unacknowledged records, their bytes, the age of the oldest
+   * (for a closed stream waiting for its PAIR_OUT: the time since it
+   * closed). Incoming: records received but not yet durable. */
   uint64_t lag_records, lag_bytes, lag_ms;
   uint64_t sent_records, acked_seq;
 };

@@ -118,8 +118,9 @@ static int check_epoch(lmz_repl_t *r, uint64_t from, const Lmz__ReplRecord *m,
     return rv;
   if (m->epoch > p.epoch || (m->epoch == p.epoch && p.node_id == from))
     return 0;
-  lmz__errmsg_printf(err, "stale epoch %llu from node %llu (directory: node "
-                          "%llu at epoch %llu)",
+  lmz__errmsg_printf(err,
+                     "stale epoch %llu from node %llu (directory: node "
+                     "%llu at epoch %llu)",
                      (unsigned long long)m->epoch, (unsigned long long)from,
                      (unsigned long long)p.node_id,
                      (unsigned long long)p.epoch);
@@ -195,11 +196,10 @@ static struct istream *in_continue(lmz_repl_t *r, uint64_t from,
       refuse(r, from, m->generation, LMZ_ENOMEM, "out of memory");
     return in;
   }
-  lmz__errmsg_printf(err, "sequence gap: got %llu, expected %llu",
-                     (unsigned long long)m->first_seq,
-                     (unsigned long long)(in && in->gen == m->generation
-                                              ? in->next_seq
-                                              : 1));
+  lmz__errmsg_printf(
+      err, "sequence gap: got %llu, expected %llu",
+      (unsigned long long)m->first_seq,
+      (unsigned long long)(in && in->gen == m->generation ? in->next_seq : 1));
   refuse(r, from, m->generation, LMZ_EBADMSG, err);
   return NULL;
 }

@@ -53,7 +53,7 @@ struct ostream {
   uint64_t n_unacked, unacked_bytes;
   uint64_t sent_records;
   bool pair_out_inflight;
-  uint64_t closed_ms; /* for stats */
+  uint64_t closed_ms; /* when it closed (stats: lag_ms while CLOSED) */
 };
 
 /* One backup a gate token waits for: acknowledged on stream (node, gen),
@@ -84,6 +84,7 @@ enum fstate {
 struct rfill {
   struct rfill *next; /* the next fill of the same actor (hmap chain) */
   uint64_t id;
+  uint64_t barrier; /* the scan's barrier commit it waits for */
   uint64_t node, gen, epoch;
   uint64_t fill_seq;  /* seq of its FILL record */
   uint64_t last_seq;  /* seq of the actor's last record on the stream */
@@ -135,9 +136,14 @@ struct lmz_repl_s {
   size_t n_fills, cap_fills;
   lmz_hmap fill_by_actor;
   uint64_t next_fill_id;
+  uint64_t next_barrier_id, scan_barrier;
   size_t fill_bytes_inflight;
   bool refill_dirty;
   uint64_t last_refill_ms;
+  uint64_t last_scan_actors; /* actors the last scan walked (its cost) */
+  /* Some wait may be on a generation that is no longer open: directory
+   * changes must look at the tokens (else only acks resolve waits). */
+  bool stale_waits;
 
   struct rpending pending; /* list head */
   lmz_buf scratch;         /* serialize output */
@@ -188,7 +194,7 @@ void lmz__repl_fills_abort_node(lmz_repl_t *r, uint64_t node);
 void lmz__repl_fill_tick(lmz_repl_t *r);
 /* Drops fills whose placement changed (owner, epoch, or now listed). */
 void lmz__repl_fills_check(lmz_repl_t *r);
-void lmz__repl_barrier_done(lmz_repl_t *r, uint64_t fill_id, int status);
+void lmz__repl_barrier_done(lmz_repl_t *r, uint64_t barrier, int status);
 void lmz__repl_add_done(lmz_repl_t *r, uint64_t fill_id, uint64_t node,
                         uint64_t gen, int status, int item_status);
 void lmz__repl_fills_free(lmz_repl_t *r);

@@ -14,13 +14,15 @@
  *         unsynced). Every append must be answered (one ack, accepted or
  *         refused) once the store is idle, and an accepted one must not ack
  *         beyond the records it carried.
- * The replicator is rebuilt every 4096 inputs so stream state varies. */
+ * The replicator is rebuilt every 4096 inputs so stream state varies, the
+ * store every 65536 so a long run stays within libFuzzer's RSS limit. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cluster/directory.h"
 #include "cluster/repl.h"
@@ -105,13 +107,30 @@ static int rm_one(const char *path, const struct stat *st, int flag,
   return remove(path);
 }
 
-static void world_end(void) {
+static void store_open(void) {
+  struct lmz_store_opts so;
+  lmz_store_opts_init(&so, tmpdir);
+  so.sync = false;
+  so.cache_bytes = 4u << 20;
+  if (lmz_store_open(&store, &loop, &so, NULL))
+    abort();
+}
+
+/* The replicator goes first (it borrows the store), then the store and its
+ * files. */
+static void store_drop(void) {
   lmz_repl_free(repl);
+  repl = NULL;
   lmz_store_close(store);
+  store = NULL;
   uv_run(&loop, UV_RUN_DEFAULT);
+  nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void world_end(void) {
+  store_drop();
   uv_loop_close(&loop);
   lmz_dir_free(dir);
-  nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void world_init(void) {
@@ -120,11 +139,7 @@ static void world_init(void) {
     abort();
   if (!mkdtemp(tmpdir) || lmz_dir_new(&dir))
     abort();
-  struct lmz_store_opts so;
-  lmz_store_opts_init(&so, tmpdir);
-  so.sync = false;
-  if (lmz_store_open(&store, &loop, &so, NULL))
-    abort();
+  store_open();
   lmz_buf b = LMZ_BUF_INIT;
   for (uint64_t id = 1; id <= 2; id++) {
     if (lmz_dir_encode_node_upsert(&b, id, LMZ_DIR_UP, "a:1", "a:2", id))
@@ -140,7 +155,17 @@ static void world_init(void) {
   atexit(world_end);
 }
 
-static void repl_renew(void) {
+/* A fresh replicator every 4096 appends (stream state varies), and a fresh
+ * store every 65536 (RocksDB's memtables, files and an ASan heap would
+ * otherwise grow over a long run until the RSS limit). */
+static void world_renew(void) {
+  static unsigned renewals;
+  if (renewals++ % 16 == 15) {
+    store_drop();
+    if (mkdir(tmpdir, 0700))
+      abort();
+    store_open();
+  }
   lmz_repl_free(repl);
   struct lmz_repl_options o = {0};
   o.node_id = 2;
@@ -156,7 +181,7 @@ static void check_append(const uint8_t *data, size_t size) {
   if (!store)
     world_init();
   if (runs++ % 4096 == 0)
-    repl_renew();
+    world_renew();
   Lmz__ReplAppend *m = lmz__repl_append__unpack(NULL, size, data);
   if (!m)
     return;

@@ -64,7 +64,7 @@ struct world {
   bool link_down[MAXN + 1]; /* sends to this node fail with LMZ_ECLOSED */
   bool overload[MAXN + 1];  /* sends to this node fail with LMZ_EOVERLOAD */
   size_t n_frames[MAXN + 1][MAXN + 1]; /* frames sent [from][to] */
-  int propose_rv;           /* != 0: propose() refuses at once */
+  int propose_rv;                      /* != 0: propose() refuses at once */
   size_t n_proposals;
   uint32_t factor;
 };
@@ -128,7 +128,6 @@ static void on_progress(void *arg) {
   n->progress++;
 }
 
-
 /* ---- the world ----------------------------------------------------------- */
 
 /* Applies an encoded command to every replica; returns the first item's
@@ -191,8 +190,8 @@ static struct world *world_new(size_t n_nodes, uint32_t factor) {
   for (uint64_t id = 1; id <= n_nodes; id++) {
     char a[32];
     snprintf(a, sizeof a, "127.0.0.1:%u", (unsigned)(7000 + id));
-    assert_int_equal(
-        lmz_dir_encode_node_upsert(&b, id, LMZ_DIR_UP, a, a, id), 0);
+    assert_int_equal(lmz_dir_encode_node_upsert(&b, id, LMZ_DIR_UP, a, a, id),
+                     0);
     apply_all(w, &b, false);
     lmz_buf_reset(&b);
   }
@@ -293,6 +292,47 @@ static size_t decide(struct world *w, int status) {
   return n;
 }
 
+/* Pops the queued proposal number k (0 = oldest) and applies it to every
+ * replica; returns it with its callback not yet run (*item: its status). */
+static struct qprop *apply_nth(struct world *w, size_t k, int *item) {
+  struct qprop **pp = &w->phead;
+  for (size_t i = 0; i < k; i++) {
+    assert_non_null(*pp);
+    pp = &(*pp)->next;
+  }
+  struct qprop *p = *pp;
+  assert_non_null(p);
+  *pp = p->next;
+  if (!*pp)
+    w->ptail = pp;
+  *item = apply_all(w, &p->cmd, true);
+  return p;
+}
+
+static void callback(struct qprop *p, int item) {
+  p->cb(p->arg, 0, item);
+  lmz_buf_free(&p->cmd);
+  free(p);
+}
+
+/* Commits the queued proposal number k (0 = oldest) only. */
+static void decide_nth(struct world *w, size_t k) {
+  struct qprop **pp = &w->phead;
+  for (size_t i = 0; i < k; i++) {
+    assert_non_null(*pp);
+    pp = &(*pp)->next;
+  }
+  struct qprop *p = *pp;
+  assert_non_null(p);
+  *pp = p->next;
+  if (!*pp)
+    w->ptail = pp;
+  int item = apply_all(w, &p->cmd, true);
+  p->cb(p->arg, 0, item);
+  lmz_buf_free(&p->cmd);
+  free(p);
+}
+
 static void world_free(struct world *w) {
   for (uint64_t id = 1; id <= w->n; id++)
     lmz_repl_free(w->nodes[id].r);
@@ -323,8 +363,8 @@ static void world_free(struct world *w) {
 static void claim(struct world *w, const char *inst, uint64_t owner,
                   const uint64_t *backups, uint32_t n_backups) {
   lmz_buf b = LMZ_BUF_INIT;
-  struct lmz_dir_claim c = {"C", 1, inst, strlen(inst), owner, 1, 0,
-                            n_backups, backups};
+  struct lmz_dir_claim c = {"C", 1, inst,      strlen(inst), owner,
+                            1,   0, n_backups, backups};
   assert_int_equal(lmz_dir_encode_claims(&b, &c, 1), 0);
   assert_true(apply_all(w, &b, true) >= 0);
   lmz_buf_free(&b);
@@ -333,15 +373,15 @@ static void claim(struct world *w, const char *inst, uint64_t owner,
 static struct lmz_dir_placement placement(struct world *w, uint64_t on,
                                           const char *inst) {
   struct lmz_dir_placement p;
-  assert_int_equal(lmz_dir_placement_get(w->nodes[on].dir, "C", 1, inst,
-                                         strlen(inst), &p),
-                   0);
+  assert_int_equal(
+      lmz_dir_placement_get(w->nodes[on].dir, "C", 1, inst, strlen(inst), &p),
+      0);
   return p;
 }
 
 static int key_of(uint8_t *k, const char *inst, const char *key) {
-  int kl = lmz_key_actor(k, "C", 1, inst, strlen(inst), LMZ_KEY_SPACE_USER,
-                         key, strlen(key));
+  int kl = lmz_key_actor(k, "C", 1, inst, strlen(inst), LMZ_KEY_SPACE_USER, key,
+                         strlen(key));
   assert_true(kl > 0);
   return kl;
 }
@@ -497,6 +537,12 @@ static void test_lag_closes_and_pairs_out(void **state) {
   lmz_repl_tick(w->nodes[1].r);
   assert_int_equal(w->n_proposals, 1); /* PAIR_OUT */
   assert_int_equal(acked(w, 1), t - 1);
+  w->now += 50;
+  struct lmz_repl_pair_stats ps;
+  lmz_repl_pair_at(w->nodes[1].r, 0, &ps);
+  assert_int_equal(ps.node_id, 2);
+  assert_false(ps.in_sync);
+  assert_int_equal(ps.lag_ms, 50); /* out of sync since it closed */
   /* a turn while closed still waits for the listed backup */
   uint64_t t2 = turn(w, 1, "a", "k", "v2");
   assert_int_equal(acked(w, 1), t - 1);
@@ -651,8 +697,8 @@ static void test_refusals_apply_nothing(void **state) {
   lmz_buf good = LMZ_BUF_INIT, other = LMZ_BUF_INIT;
   ops_data(&good, "a", "k");
   ops_data(&other, "b", "k"); /* a key of another actor */
-  struct ack a = append1(w, 7, 1, "a", epoch, LMZ_REPL_KIND_OPS, good.data,
-                         good.len);
+  struct ack a =
+      append1(w, 7, 1, "a", epoch, LMZ_REPL_KIND_OPS, good.data, good.len);
   assert_int_equal(a.status, 0); /* the baseline is accepted */
   assert_int_equal(a.seq, 1);
   assert_int_equal(a.gen, 7);
@@ -767,6 +813,59 @@ static void test_refill_under_replicated(void **state) {
   world_free(w);
 }
 
+/* Refill work is bounded: dumps beyond LMZ_REPL_MAX_FILL_BYTES wait for a
+ * later scan (their placeholders turn into deletes), and every actor is
+ * filled in the end. */
+static void test_refill_budget(void **state) {
+  (void)state;
+  struct world *w = world_new(2, 2);
+  size_t big = 3u << 20;
+  char *val = malloc(big + 1);
+  assert_non_null(val);
+  memset(val, 'y', big);
+  val[big] = '\0';
+  char inst[6][8];
+  for (int i = 0; i < 6; i++) {
+    snprintf(inst[i], sizeof inst[i], "f%d", i);
+    claim(w, inst[i], 1, NULL, 0);
+    turn(w, 1, inst[i], "k", val); /* no backups: stays local */
+  }
+  run_stores(w);
+  lmz_repl_tick(w->nodes[1].r);
+  pump(w);
+  assert_int_equal(decide(w, 0), 3); /* 3 x 3 MiB reach the 8 MiB budget */
+  size_t listed = 0;
+  for (int i = 0; i < 6; i++)
+    listed += placement(w, 1, inst[i]).n_backups;
+  assert_int_equal(listed, 3);
+  struct lmz_repl_stats st;
+  lmz_repl_get_stats(w->nodes[1].r, &st);
+  uint64_t sent = st.fills_sent;
+  lmz_repl_tick(w->nodes[1].r); /* no time passed: scans are rate-limited */
+  lmz_repl_get_stats(w->nodes[1].r, &st);
+  assert_int_equal(st.fills_sent, sent);
+  for (int round = 0; round < 4; round++) {
+    w->now += LMZ_REPL_REFILL_MIN_MS;
+    lmz_repl_tick(w->nodes[1].r);
+    pump(w);
+    decide(w, 0);
+  }
+  for (int i = 0; i < 6; i++) {
+    assert_int_equal(placement(w, 1, inst[i]).n_backups, 1);
+    lmz_buf got = LMZ_BUF_INIT;
+    uint8_t k[LMZ_KEY_MAX];
+    int kl = key_of(k, inst[i], "k");
+    assert_int_equal(lmz_store_get(w->nodes[2].store, k, (size_t)kl, &got), 0);
+    assert_int_equal(got.len, big);
+    lmz_buf_free(&got);
+  }
+  lmz_repl_get_stats(w->nodes[1].r, &st);
+  assert_int_equal(st.fills_done, 6);
+  assert_int_equal(st.under_replicated, 0);
+  free(val);
+  world_free(w);
+}
+
 /* After a PAIR_OUT the owner refills: the same node on a new generation. */
 static void test_pair_out_then_refill(void **state) {
   (void)state;
@@ -784,7 +883,8 @@ static void test_pair_out_then_refill(void **state) {
   pump(w); /* the old generation's frames: acks are ignored */
   turn(w, 1, "a", "k", "v2"); /* no backups: token 0, not shipped */
   run_stores(w);
-  lmz_repl_tick(w->nodes[1].r); /* refill node 2 */
+  w->now += LMZ_REPL_REFILL_MIN_MS; /* the lag tick scanned just now */
+  lmz_repl_tick(w->nodes[1].r);     /* refill node 2 */
   pump(w);
   assert_int_equal(decide(w, 0), 1); /* BACKUPS_ADD */
   assert_int_equal(placement(w, 1, "a").n_backups, 1);
@@ -905,6 +1005,106 @@ static void test_failover_then_refill(void **state) {
   world_free(w);
 }
 
+/* A fill's BACKUPS_ADD and the PAIR_OUT of its closed stream race: in
+ * either commit order the node ends unlisted and the gate does not wait
+ * for it. */
+static void race_add_pair_out(bool add_first) {
+  struct world *w = world_new(3, 3);
+  uint64_t b2[] = {2};
+  claim(w, "a", 1, b2, 1);
+  turn(w, 1, "a", "k", "v");
+  pump(w);
+  lmz_repl_tick(w->nodes[1].r); /* fill node 3 */
+  pump(w);
+  assert_int_equal(w->n_proposals, 1); /* BACKUPS_ADD queued */
+  w->link_down[3] = true;
+  lmz_repl_on_link(w->nodes[1].r, 3, false); /* PAIR_OUT queued */
+  assert_int_equal(w->n_proposals, 2);
+  decide_nth(w, add_first ? 0 : 1);
+  decide_nth(w, 0);
+  decide(w, 0); /* a PAIR_OUT proposed again, if any */
+  struct lmz_dir_placement p = placement(w, 1, "a");
+  assert_int_equal(p.n_backups, 1);
+  assert_int_equal(p.backups[0], 2);
+  uint64_t t = turn(w, 1, "a", "k", "v2");
+  pump(w);
+  assert_int_equal(acked(w, 1), t);
+  world_free(w);
+}
+
+static void test_fill_add_races_pair_out(void **state) {
+  (void)state;
+  race_add_pair_out(true);
+  race_add_pair_out(false);
+}
+
+/* Both commit, PAIR_OUT first, but its callback runs before the
+ * BACKUPS_ADD's: the node is listed again, so the stream must not reopen
+ * (the node lacks the writes of the closed generation); a new PAIR_OUT
+ * takes it out and only then does the gate stop waiting for it. */
+static void test_pair_out_checks_listing(void **state) {
+  (void)state;
+  struct world *w = world_new(3, 3);
+  uint64_t b2[] = {2};
+  claim(w, "a", 1, b2, 1);
+  lmz_repl_tick(w->nodes[1].r); /* fill node 3 */
+  pump(w);
+  assert_int_equal(w->n_proposals, 1); /* BACKUPS_ADD queued */
+  w->hold[3] = true;
+  turn(w, 1, "a", "k", "v");
+  pump(w);
+  w->now += 2000;
+  lmz_repl_tick(w->nodes[1].r); /* lag: closed, PAIR_OUT queued */
+  assert_int_equal(w->n_proposals, 2);
+  w->hold[3] = false;
+  pump(w);
+  int item_out, item_add;
+  struct qprop *out = apply_nth(w, 1, &item_out);
+  struct qprop *add = apply_nth(w, 0, &item_add);
+  assert_int_equal(item_add, LMZ_DIR_PLACED); /* node 3 listed again */
+  callback(out, item_out);
+  uint64_t t = turn(w, 1, "a", "k", "v2");
+  pump(w);
+  struct lmz_repl_pair_stats ps;
+  for (size_t i = 0;; i++) {
+    lmz_repl_pair_at(w->nodes[1].r, i, &ps);
+    assert_true(ps.node_id != 0);
+    if (ps.outgoing && ps.node_id == 3)
+      break;
+  }
+  assert_false(ps.in_sync);             /* not reopened */
+  assert_int_equal(acked(w, 1), t - 1); /* waits for the listed node 3 */
+  callback(add, item_add);
+  assert_int_equal(decide(w, 0), 1); /* the PAIR_OUT proposed again */
+  assert_int_equal(placement(w, 1, "a").n_backups, 1);
+  assert_int_equal(acked(w, 1), t);
+  world_free(w);
+}
+
+/* Freed with a fill's barrier commit and a PAIR_OUT proposal in flight:
+ * both callbacks run later, disarmed (ASan builds check nothing is touched
+ * or leaked). The backup side too: its commit completes after the free. */
+static void test_free_with_pending_work(void **state) {
+  (void)state;
+  struct world *w = world_new(2, 2);
+  uint64_t b2[] = {2};
+  claim(w, "a", 1, b2, 1);
+  claim(w, "b", 1, NULL, 0);
+  turn(w, 1, "a", "k", "v");
+  flush_all(w);
+  assert_int_equal(deliver(w), 1); /* node 2 commits it: ack pending */
+  lmz_repl_tick(w->nodes[1].r);    /* fill of b: barrier in the store */
+  lmz_repl_on_link(w->nodes[1].r, 2, false); /* PAIR_OUT proposed */
+  assert_int_equal(w->n_proposals, 1);
+  lmz_repl_free(w->nodes[1].r);
+  w->nodes[1].r = NULL;
+  lmz_repl_free(w->nodes[2].r);
+  w->nodes[2].r = NULL;
+  run_stores(w); /* the barrier's and the backup commit's callbacks */
+  assert_int_equal(decide(w, 0), 1);
+  world_free(w);
+}
+
 /* ---- tests: the batch wire format ---------------------------------------- */
 
 static void test_batch_wire(void **state) {
@@ -953,8 +1153,7 @@ static void test_batch_wire(void **state) {
   }
   assert_int_equal(lmz_batch_deserialize(c, "\x02\x00", 2, &range, err),
                    LMZ_EBADVERSION);
-  assert_int_equal(lmz_batch_deserialize(c, NULL, 0, &range, err),
-                   LMZ_EBADMSG);
+  assert_int_equal(lmz_batch_deserialize(c, NULL, 0, &range, err), LMZ_EBADMSG);
   assert_int_equal(lmz_batch_deserialize(c, "\x01\x00", 2, &range, err), 0);
   assert_int_equal(lmz_batch_deserialize(c, "\x01\x00\x00", 3, &range, err),
                    LMZ_EBADMSG); /* trailing byte */
@@ -978,9 +1177,13 @@ int main(void) {
       cmocka_unit_test(test_epoch_owner_rule),
       cmocka_unit_test(test_refill_under_replicated),
       cmocka_unit_test(test_pair_out_then_refill),
+      cmocka_unit_test(test_refill_budget),
       cmocka_unit_test(test_overload_retries),
       cmocka_unit_test(test_frames_split),
       cmocka_unit_test(test_failover_then_refill),
+      cmocka_unit_test(test_free_with_pending_work),
+      cmocka_unit_test(test_fill_add_races_pair_out),
+      cmocka_unit_test(test_pair_out_checks_listing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
