@@ -90,18 +90,22 @@ struct lmz_router *lmz_node_router(lmz_node *n);
  * replicator set, every committed turn batch of a durable object is handed
  * to ship() before its local commit; ship returns a token (0 = no backup
  * to wait for). The output gate then opens for that turn only when its
- * local commit is durable AND acked_through() >= its token; outputs are
- * released in commit order, node-wide. The replicator calls
- * lmz_node_repl_progress() when acked_through advanced. Unset it (ship =
- * NULL) before freeing the replicator: turns still waiting for it then fail
- * their outputs (never released as durable). A local commit failure of a
- * replicated batch calls on_local_failure (the node must stop serving: its
- * backups may hold the write it lost). */
+ * local commit is durable AND token_state(token) says it is settled:
+ * 1 = every in-sync backup acknowledged it (outputs released), 0 = still
+ * waiting, < 0 = it can no longer be acknowledged (the actor moved away
+ * while the write was in flight: its outputs fail with that error, an
+ * unknown outcome for the caller). Outputs are released in commit order,
+ * node-wide; the replicator calls lmz_node_repl_progress() when tokens
+ * settled. Unset it (ship = NULL) before freeing the replicator: turns
+ * still waiting for it then fail their outputs (never released as
+ * durable). A local commit failure of a replicated batch calls
+ * on_local_failure (the node must stop serving: its backups may hold the
+ * write it lost). */
 struct lmz_batch; /* storage/store.h */
 struct lmz_node_replicator {
   int (*ship)(void *ctx, const char *binding, const char *instance,
               const struct lmz_batch *b, uint64_t *token);
-  uint64_t (*acked_through)(void *ctx);
+  int (*token_state)(void *ctx, uint64_t token);
   void (*on_local_failure)(void *ctx, int status);
   void *ctx;
 };

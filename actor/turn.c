@@ -236,17 +236,19 @@ static void commit_settle(lmz_node *n, lmz_commit *c, int status) {
 }
 
 /* The output gate, node-wide and in commit order: the head commit leaves
- * once the store reported it and its backups acknowledged it. With no
- * replicator left (close), a commit still waiting for backups fails. */
+ * once the store reported it and its backups acknowledged it (or can no
+ * longer: then it fails). With no replicator left (close), a commit still
+ * waiting for backups fails. */
 static void gate_advance(lmz_node *n) {
-  uint64_t acked = n->repl.acked_through ? n->repl.acked_through(n->repl.ctx) : 0;
   lmz_commit *c;
   while ((c = n->c_head) && c->local_done) {
     int status = c->status;
-    if (status == 0 && c->token > acked) {
-      if (n->repl.ship)
+    if (status == 0 && c->token) {
+      int st = n->repl.token_state ? n->repl.token_state(n->repl.ctx, c->token)
+                                   : LMZ_ECANCELED;
+      if (st == 0)
         return; /* waits for its backups */
-      status = LMZ_ECANCELED;
+      status = st < 0 ? st : 0;
     }
     commit_settle(n, c, status);
   }

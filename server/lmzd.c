@@ -452,9 +452,11 @@ static int repl_ship(void *ctx, const char *binding, const char *instance,
   return r ? lmz_repl_ship(r, binding, instance, b, token) : 0;
 }
 
-static uint64_t repl_acked_through(void *ctx) {
+static int repl_token_state(void *ctx, uint64_t token) {
   lmz_repl_t *r = lmz_cluster_repl(ctx);
-  return r ? lmz_repl_acked_through(r) : 0;
+  if (!r)
+    return LMZ_ECANCELED;
+  return token <= lmz_repl_acked_through(r);
 }
 
 static void repl_local_failure(void *ctx, int status) {
@@ -475,7 +477,7 @@ static int start_replication(struct lmzd *d, char *err) {
   int rv = lmz_cluster_repl_start(&d->cluster, lmz_node_store(d->node), &o, err);
   if (rv)
     return rv;
-  struct lmz_node_replicator nr = {repl_ship, repl_acked_through,
+  struct lmz_node_replicator nr = {repl_ship, repl_token_state,
                                    repl_local_failure, &d->cluster};
   lmz_node_set_replicator(d->node, &nr);
   return 0;

@@ -11,6 +11,7 @@
 
 struct fake_repl {
   uint64_t next_token, acked;
+  uint64_t lost;     /* a token that can no longer be acknowledged */
   int ship_error;    /* returned by the next ship, then cleared */
   int shipped;       /* batches seen */
   int local_failures;
@@ -32,7 +33,12 @@ static int fake_ship(void *ctx, const char *binding, const char *instance,
   return 0;
 }
 
-static uint64_t fake_acked(void *ctx) { return ((struct fake_repl *)ctx)->acked; }
+static int fake_token_state(void *ctx, uint64_t token) {
+  struct fake_repl *f = ctx;
+  if (token == f->lost)
+    return LMZ_EUNAVAILABLE;
+  return token <= f->acked;
+}
 
 static void fake_local_failure(void *ctx, int status) {
   (void)status;
@@ -40,7 +46,7 @@ static void fake_local_failure(void *ctx, int status) {
 }
 
 static void install(lmz_node *n, struct fake_repl *f) {
-  struct lmz_node_replicator r = {fake_ship, fake_acked, fake_local_failure, f};
+  struct lmz_node_replicator r = {fake_ship, fake_token_state, fake_local_failure, f};
   lmz_node_set_replicator(n, &r);
 }
 
@@ -69,6 +75,26 @@ static void replies_wait_for_backups(void **state) {
   lmz_node_repl_progress(cf.n);
   assert_int_equal(r.n, 2);
   assert_true(r.ok[1] && r.num[1] == 2);
+  cf_stop(&cf);
+}
+
+/* A token that can no longer be acknowledged fails its outputs only. */
+static void lost_token_fails_its_outputs(void **state) {
+  (void)state;
+  struct counterfix cf;
+  cf_start(&cf, "lmz-rlost");
+  struct fake_repl f = {.lost = 1};
+  install(cf.n, &f);
+  struct reply r = {0};
+  call(cf.n, "increment", 1, &r); /* token 1: lost */
+  call(cf.n, "increment", 1, &r); /* token 2 */
+  run_turns(&cf.loop, cf.n);
+  run_until_stored(&cf.loop, cf.n);
+  f.acked = 2;
+  lmz_node_repl_progress(cf.n);
+  assert_int_equal(r.n, 2);
+  assert_false(r.ok[0]);
+  assert_true(r.ok[1]);
   cf_stop(&cf);
 }
 
@@ -150,6 +176,7 @@ static void local_failure_is_reported(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(replies_wait_for_backups),
+      cmocka_unit_test(lost_token_fails_its_outputs),
       cmocka_unit_test(unshipped_batch_commits_nothing),
       cmocka_unit_test(removed_replicator_fails_waiting_turns),
       cmocka_unit_test(close_fails_waiting_turns),
