@@ -392,7 +392,8 @@ static int apply_node_upsert(lmz_dir *d, const Lmz__DirCommand *cmd) {
   address_set(n->raft_address, u->raft_address);
   n->heard_ms = d->clock(d->clock_ctx);
   /* its copies are gone: promote its actors, drop it from the lists */
-  uint64_t promoted = u->lost_data ? lmz__dir_failover(&d->st, n->id) : 0;
+  uint64_t promoted =
+      u->lost_data ? lmz__dir_failover(&d->st, n->id, NULL, 0) : 0;
   *it = (struct lmz_dir_item){LMZ_DIR_PLACED, u->request_id, n->id, promoted};
   return 0;
 }
@@ -436,7 +437,8 @@ static int apply_mark_down(lmz_dir *d, const Lmz__DirCommand *cmd) {
   uint64_t promoted = 0;
   if (n->state != LMZ_DIR_DOWN) { /* a retry finds nothing left to move */
     n->state = LMZ_DIR_DOWN;
-    promoted = lmz__dir_failover(&d->st, n->id);
+    promoted = lmz__dir_failover(&d->st, n->id, m->promote_to,
+                                 m->n_promote_to);
   }
   *it = (struct lmz_dir_item){LMZ_DIR_PLACED, m->request_id, n->id,
                               promoted};
@@ -1180,10 +1182,22 @@ int lmz_dir_encode_lease_renew(lmz_buf *out, uint64_t node_id,
 
 int lmz_dir_encode_mark_down(lmz_buf *out, uint64_t node_id,
                              uint64_t expected_lease_seq, uint64_t request_id) {
+  return lmz_dir_encode_mark_down_to(out, node_id, expected_lease_seq, NULL,
+                                     0, request_id);
+}
+
+int lmz_dir_encode_mark_down_to(lmz_buf *out, uint64_t node_id,
+                                uint64_t expected_lease_seq,
+                                const uint64_t *promote_to, size_t n,
+                                uint64_t request_id) {
+  if (n > LMZ_DIR_MAX_NODES || (n && !promote_to))
+    return LMZ_EINVAL;
   Lmz__DirMarkDown m = LMZ__DIR_MARK_DOWN__INIT;
   m.node_id = node_id;
   m.expected_lease_seq = expected_lease_seq;
   m.request_id = request_id;
+  m.n_promote_to = n;
+  m.promote_to = (uint64_t *)promote_to;
   Lmz__DirCommand cmd = LMZ__DIR_COMMAND__INIT;
   cmd.body_case = LMZ__DIR_COMMAND__BODY_MARK_DOWN;
   cmd.mark_down = &m;

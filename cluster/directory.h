@@ -234,8 +234,10 @@ int lmz_dir_foreach_actor(const lmz_dir *d, uint64_t node_id,
  *                (LMZ_EINVAL); the item's node_id is `backup`, its epoch
  *                the number of lists it changed. O(actors).
  *   mark_down    (when it applies) additionally: every actor owned by the
- *                node whose list has a backup that is not DOWN is PROMOTED
- *                to the first such backup with epoch + 1 (epoch_seq kept >=
+ *                node whose list has a backup that is not DOWN (and, when
+ *                the command names promote_to nodes, is one of them) is
+ *                PROMOTED to the first such backup with epoch + 1
+ *                (epoch_seq kept >=
  *                every epoch) and an EMPTY list (the other backups may lack
  *                the dead owner's last, unacknowledged writes: the new
  *                owner refills them); every other actor drops the node from
@@ -348,6 +350,12 @@ int lmz_dir_encode_lease_renew(lmz_buf *out, uint64_t node_id,
                                uint32_t lease_ms, uint64_t request_id);
 int lmz_dir_encode_mark_down(lmz_buf *out, uint64_t node_id,
                              uint64_t expected_lease_seq, uint64_t request_id);
+/* mark_down whose failover promotes only to nodes in promote_to[] (the
+ * nodes the leader hears from; n == 0: any backup that is not DOWN). */
+int lmz_dir_encode_mark_down_to(lmz_buf *out, uint64_t node_id,
+                                uint64_t expected_lease_seq,
+                                const uint64_t *promote_to, size_t n,
+                                uint64_t request_id);
 int lmz_dir_encode_node_remove(lmz_buf *out, uint64_t node_id, bool force,
                                uint64_t request_id);
 int lmz_dir_encode_backups_add(lmz_buf *out,

@@ -72,9 +72,13 @@ void lmz__dir_claim_backups(const struct dir_state *s, struct dir_actor *a,
                             const Lmz__DirClaim *c);
 /* Removes id from a's list, keeping the order; true when it was listed. */
 bool lmz__dir_list_remove(struct dir_actor *a, uint64_t id);
-/* MarkDown of node `down` (now DOWN): promotes its actors, drops it from the
- * other lists. Returns how many actors were promoted. O(actors). */
-uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down);
+/* MarkDown of node `down` (now DOWN), or its registration with lost data:
+ * promotes its actors to their first backup that is not DOWN and, when
+ * n_to > 0, is one of to[] (the nodes the leader heard from), and drops it
+ * from the other lists. Returns how many actors were promoted. O(actors +
+ * n_to log n_to). */
+uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down,
+                           const uint64_t *to, size_t n_to);
 int lmz__dir_apply_backups_add(lmz_dir *d, const Lmz__DirCommand *cmd);
 int lmz__dir_apply_pair_out(lmz_dir *d, const Lmz__DirCommand *cmd);
 

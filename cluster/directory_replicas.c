@@ -62,18 +62,28 @@ void lmz__dir_claim_backups(const struct dir_state *s, struct dir_actor *a,
   }
 }
 
-/* The first listed backup that is not DOWN, or NULL. */
+static bool in_set(const uint64_t *to, size_t n, uint64_t id) {
+  for (size_t i = 0; i < n; i++) /* n: the nodes of a cluster, small */
+    if (to[i] == id)
+      return true;
+  return false;
+}
+
+/* The first listed backup that is not DOWN and, with a set, in it; or
+ * NULL. */
 static struct lmz_dir_node *first_alive(const struct dir_state *s,
-                                        const struct dir_actor *a) {
+                                        const struct dir_actor *a,
+                                        const uint64_t *to, size_t n_to) {
   for (uint8_t i = 0; i < a->n_backups; i++) {
     struct lmz_dir_node *n = lmz__dir_node_find(s, a->backups[i]);
-    if (n && n->state != LMZ_DIR_DOWN)
+    if (n && n->state != LMZ_DIR_DOWN && (!n_to || in_set(to, n_to, n->id)))
       return n;
   }
   return NULL;
 }
 
-uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down) {
+uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down,
+                           const uint64_t *to, size_t n_to) {
   uint64_t promoted = 0;
   size_t it = 0;
   void *v;
@@ -83,12 +93,12 @@ uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down) {
       lmz__dir_list_remove(a, down);
       continue;
     }
-    struct lmz_dir_node *to = first_alive(s, a);
-    if (!to || a->epoch == UINT64_MAX)
+    struct lmz_dir_node *dest = first_alive(s, a, to, n_to);
+    if (!dest || a->epoch == UINT64_MAX)
       continue; /* stays on the DOWN owner: unavailable, as unreplicated */
     /* The other backups may lack the dead owner's last unacknowledged
      * writes; the new owner refills them (the list starts empty). */
-    lmz__dir_actor_move(s, a, to);
+    lmz__dir_actor_move(s, a, dest);
     promoted++;
   }
   return promoted;

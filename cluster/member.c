@@ -152,6 +152,22 @@ static void markdown_done(lmz_dirclient_req_t *req, int status,
                  (unsigned long long)item->node_id);
 }
 
+/* The nodes a dead node's actors may be promoted to: UP and renewing
+ * currently as this leader hears them (a backup cut off together with its
+ * owner must not inherit its actors only to be fenced next). Never empty:
+ * the serving leader itself renews. */
+static size_t promotion_targets(lmz_member_t *m, uint64_t now, uint64_t *to) {
+  size_t k = 0;
+  for (size_t i = 0; i < lmz_dir_n_nodes(m->o.dir); i++) {
+    const struct lmz_dir_node *n = lmz_dir_node_at(m->o.dir, i);
+    if (n->state == LMZ_DIR_UP &&
+        (n->id == m->o.node_id ||
+         lmz_lease_is_current(n->heard_ms, n->lease_ms, now)))
+      to[k++] = n->id;
+  }
+  return k;
+}
+
 /* Leader only: fences the first node whose lease surely expired. A node
  * that never renewed counts from its registration, with the configured L. */
 static void lease_watch(lmz_member_t *m, uint64_t now) {
@@ -166,9 +182,11 @@ static void lease_watch(lmz_member_t *m, uint64_t now) {
         !lmz_lease_is_surely_expired(n->heard_ms, l, m->o.lease.margin_ms,
                                      now))
       continue;
+    uint64_t to[LMZ_DIR_MAX_NODES];
+    size_t n_to = promotion_targets(m, now, to);
     lmz_buf b = LMZ_BUF_INIT;
-    int rv = lmz_dir_encode_mark_down(&b, n->id, n->lease_seq,
-                                      lmz_dirclient_next_id(dc));
+    int rv = lmz_dir_encode_mark_down_to(&b, n->id, n->lease_seq, to, n_to,
+                                         lmz_dirclient_next_id(dc));
     if (!rv)
       rv = lmz_dirclient_propose(dc, &m->markdown, &b, markdown_done);
     lmz_buf_free(&b);

@@ -1144,6 +1144,54 @@ static void test_failover_skips_down(void **state) {
   lmz_dir_free(d);
 }
 
+/* The leader names the nodes it hears from: a backup cut off together with
+ * its owner is skipped (it would be fenced next, its new actors stuck). */
+static void test_failover_promote_to(void **state) {
+  (void)state;
+  lmz_dir *d = nodes_dir(4);
+  claim_bk(d, "x", 1, (uint64_t[]){2, 3}, 2, 0);
+  claim_bk(d, "y", 1, (uint64_t[]){2}, 1, 0);
+  lmz_buf b = LMZ_BUF_INIT;
+  uint64_t to[] = {3, 4};
+  uint64_t seq = lmz_dir_node_get(d, 1)->lease_seq;
+  assert_int_equal(lmz_dir_encode_mark_down_to(&b, 1, seq, to, 2, 7), 0);
+  const struct lmz_dir_item *it = single(d, &b);
+  assert_int_equal(it->status, LMZ_DIR_PLACED);
+  assert_int_equal(it->epoch, 1);
+  assert_set(d, "x", 3, 2, NULL, 0);            /* 2 skipped: not heard */
+  assert_set(d, "y", 1, 2, (uint64_t[]){2}, 1); /* only 2: stays */
+  assert_int_equal(lmz_dir_encode_mark_down_to(&b, 2, 0, NULL, 1, 7), LMZ_EINVAL);
+  lmz_buf_free(&b);
+  lmz_dir_free(d);
+}
+
+/* A node that lost its store registers with lost_data: its actors fail
+ * over and it leaves every list, before it may renew a lease. */
+static void test_lost_data_registration(void **state) {
+  (void)state;
+  lmz_dir *d = nodes_dir(3);
+  claim_bk(d, "x", 1, (uint64_t[]){2, 3}, 2, 0);
+  claim_bk(d, "y", 2, (uint64_t[]){1, 3}, 2, 0);
+  claim_bk(d, "z", 1, NULL, 0, 0);
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_node_register(&b, 1, LMZ_DIR_UP, "a:1", "a:2",
+                                                true, 9), 0);
+  const struct lmz_dir_item *it = single(d, &b);
+  assert_int_equal(it->status, LMZ_DIR_PLACED);
+  assert_int_equal(it->epoch, 1);               /* x promoted */
+  assert_set(d, "x", 2, 2, NULL, 0);
+  assert_set(d, "y", 2, 2, (uint64_t[]){3}, 1); /* 1 left the list */
+  assert_set(d, "z", 1, 3, NULL, 0);            /* no copy: stays */
+  assert_int_equal(lmz_dir_node_get(d, 1)->state, LMZ_DIR_UP);
+  /* an ordinary registration moves nothing */
+  assert_int_equal(lmz_dir_encode_node_register(&b, 2, LMZ_DIR_UP, "b:1", "b:2",
+                                                false, 9), 0);
+  assert_int_equal(single(d, &b)->epoch, 0);
+  assert_set(d, "x", 2, 2, NULL, 0);
+  lmz_buf_free(&b);
+  lmz_dir_free(d);
+}
+
 static void test_node_remove_lists(void **state) {
   (void)state;
   lmz_dir *d = nodes_dir(4);
@@ -1447,6 +1495,8 @@ int main(void) {
       cmocka_unit_test(test_pair_out),
       cmocka_unit_test(test_failover),
       cmocka_unit_test(test_failover_skips_down),
+      cmocka_unit_test(test_failover_promote_to),
+      cmocka_unit_test(test_lost_data_registration),
       cmocka_unit_test(test_node_remove_lists),
       cmocka_unit_test(test_snapshot_v2_and_equal),
       cmocka_unit_test(test_snapshot_v1_restore),
