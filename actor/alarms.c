@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "actor/actor_int.h"
+#include "actor/router.h"
 #include "core/codec.h"
 #include "core/cron.h"
 #include "storage/keys.h"
@@ -410,6 +411,7 @@ done:;
 struct fire_acc {
   lmz_node *n;
   int fired;
+  int skipped; /* due, but not ours to run now (another owner, no lease) */
   double first_future; /* time of the first entry not fired, or -1 */
   double now;
 };
@@ -501,6 +503,15 @@ static int poll_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
     acc->first_future = time;
     return 1;
   }
+  /* Only the owner runs an actor's alarms, and only under its lease: a
+   * node that lost the actor by a failover still holds its index entry
+   * (the owner indexed them when it adopted the actor). Kept, not deleted:
+   * our directory may be behind (an import indexes before its move
+   * commits). */
+  if (n->router && lmz_router_owns(n->router, binding, instance)) {
+    acc->skipped++;
+    return 0;
+  }
   struct inflight *f = malloc(sizeof *f + kl);
   if (!f)
     return 1;
@@ -544,7 +555,7 @@ int lmz_node_poll_alarms(lmz_node *n) {
   int lol = lmz_key_node(lo, IDX_PREFIX, IDX_PREFIX_LEN);
   uint8_t hi[LMZ_KEY_MAX];
   int hil = lmz_key_node(hi, "alarmr", IDX_PREFIX_LEN); /* just past "alarmq" */
-  struct fire_acc acc = {n, 0, -1, lmz_node_now_ms(n)};
+  struct fire_acc acc = {n, 0, 0, -1, lmz_node_now_ms(n)};
   lmz_store_scan(n->store, lo, (size_t)lol, hi, (size_t)hil, 0, false, poll_cb,
                  &acc);
   n->alarm_rearm = false;
@@ -554,8 +565,9 @@ int lmz_node_poll_alarms(lmz_node *n) {
                    : acc.first_future < 0 ? POLL_MAX_DELAY_MS
                                           : fmin(fmax(acc.first_future - acc.now, 0),
                                                  POLL_MAX_DELAY_MS);
-    /* in-flight alarms are re-checked soon: their turns may fail and retry */
-    if (n->alarms_inflight.n && delay > 250)
+    /* in-flight alarms are re-checked soon: their turns may fail and
+     * retry; skipped ones may become ours (a lease, an adoption) */
+    if ((n->alarms_inflight.n || acc.skipped) && delay > 250)
       delay = 250;
     uv_timer_start(&n->alarm_timer, alarm_timer_cb, (uint64_t)delay, 0);
   }

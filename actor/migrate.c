@@ -8,7 +8,11 @@
  *           batch; then the alarms it carries are entered in this node's
  *           alarm index (a second batch), so they fire here;
  *   drop:   after the move committed: the local range and the actor's alarm
- *           index entries are deleted and the (idle) activation freed.
+ *           index entries are deleted and the (idle) activation freed;
+ *   adopt:  an actor that became ours without an import (a failover
+ *           promoted this backup: its range arrived by replication, but the
+ *           alarm index is node-level and stayed on the dead owner): its
+ *           alarms are entered in this node's index.
  * Failure modes: a malformed dump is refused (LMZ_EBADMSG, nothing written);
  * a failed commit reports its status to the importer's callback; an actor
  * that is active here at import time is dropped first (its cache would be
@@ -112,6 +116,40 @@ int lmz__node_import_actor(lmz_node *n, const char *binding,
       free(op->instance);
     }
     free(op);
+  }
+  return rv;
+}
+
+static void adopt_committed(lmz_store *s, int status, void *arg) {
+  lmz_node *n = arg;
+  if (status)
+    LMZ_LOG_ERROR(&lmz__actor_log, "indexing an adopted actor's alarms "
+                  "failed: %s", s->errmsg);
+  else
+    lmz__alarms_arm(n);
+}
+
+int lmz_node_adopt_actor(lmz_node *n, const char *binding,
+                         const char *instance) {
+  struct lmz_binding *bd = lmz__binding_get(n, binding);
+  if (!bd || bd->kind != LMZ_NODE_DO || n->closing || !n->store)
+    return 0; /* stateless: nothing of its own is stored */
+  lmz_batch *b = lmz_batch_new();
+  int rv = b ? lmz__alarms_index_actor(n, binding, instance, b, true)
+             : LMZ_ENOMEM;
+  if (!rv && lmz_batch_count(b) == 0) {
+    lmz_batch_free(b); /* no alarms */
+    return 0;
+  }
+  if (!rv)
+    LMZ_LOG_INFO(&lmz__actor_log, "adopted %s/%s: %zu alarm(s) indexed here",
+                 binding, instance, lmz_batch_count(b));
+  if (!rv)
+    rv = lmz_store_commit(n->store, b, adopt_committed, n);
+  if (rv) {
+    lmz_batch_free(b);
+    LMZ_LOG_ERROR(&lmz__actor_log, "cannot index the alarms of adopted "
+                  "actor %s/%s: %s", binding, instance, lmz_strerror(rv));
   }
   return rv;
 }

@@ -110,6 +110,12 @@ struct lmz_node_replicator {
   void *ctx;
 };
 void lmz_node_set_replicator(lmz_node *n, const struct lmz_node_replicator *r);
+/* An actor that became this node's own without an import (a failover
+ * promoted this node, which held its range as a backup): its alarms are
+ * entered in this node's alarm index so they fire here. Idempotent.
+ * Returns 0 or an error (logged). */
+int lmz_node_adopt_actor(lmz_node *n, const char *binding,
+                         const char *instance);
 /* The node's store (storage/store.h), for the replicator: backups apply
  * their streams to it. */
 struct lmz_store *lmz_node_store(lmz_node *n);

@@ -514,6 +514,14 @@ void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
   }
 }
 
+int lmz_router_owns(lmz_router *r, const char *binding, const char *instance) {
+  uint64_t owner = 0, epoch = 0;
+  if (lmz_dir_lookup(lmz_cluster_dir(r->c), binding, strlen(binding), instance,
+                     strlen(instance), &owner, &epoch) || owner != self_id(r))
+    return LMZ_EMOVED;
+  return lmz_cluster_lease_valid(r->c, now_ms(r)) ? 0 : LMZ_EUNAVAILABLE;
+}
+
 int lmz_router_check_owner(lmz_router *r, const char *binding,
                            const char *instance, uint64_t epoch,
                            uint64_t *cur_epoch) {
@@ -549,9 +557,14 @@ static void expire_fwds(lmz_router *r, uint64_t now) {
 }
 
 /* The cluster's tick (its clock, every TICK_MS). */
-static void tick_cb(lmz_cluster_t *c, uint64_t now, void *arg) {
-  (void)c;
+static void adopt(void *arg, const char *binding, const char *instance) {
   lmz_router *r = arg;
+  lmz_node_adopt_actor(r->node, binding, instance);
+}
+
+static void tick_cb(lmz_cluster_t *c, uint64_t now, void *arg) {
+  lmz_router *r = arg;
+  lmz_cluster_take_acquired(c, adopt, r); /* failovers made them ours */
   expire_fwds(r, now);
   if (r->parked_head && !r->closing)
     retry_parked(r);

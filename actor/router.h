@@ -65,6 +65,10 @@ void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
 int lmz_router_check_owner(lmz_router *r, const char *binding,
                            const char *instance, uint64_t epoch,
                            uint64_t *cur_epoch);
+/* May this node run (binding, instance) now (its alarms)? 0 = the
+ * directory names us the owner and our lease is valid; LMZ_EMOVED (another
+ * owner, or not placed); LMZ_EUNAVAILABLE (no valid lease). */
+int lmz_router_owns(lmz_router *r, const char *binding, const char *instance);
 void lmz_router_get_stats(lmz_router *r, struct lmz_router_stats *st);
 /* Status JSON (lmz status): the cluster's view (cluster/cluster.h). */
 int lmz_router_status_json(lmz_router *r, lmz_buf *out);

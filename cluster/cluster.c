@@ -280,6 +280,40 @@ static void role_cb(lmz_raftnode_t *rn, int role, bool serving,
 
 static void on_lease_valid(lmz_member_t *m) { wake(m->data); }
 
+/* The directory gave an actor a new owner (inside Raft's apply): when it
+ * is us, remember it for the router's tick (its alarms need indexing). */
+static void on_move(void *ctx, const char *binding, size_t blen,
+                    const char *instance, size_t ilen, uint64_t new_owner,
+                    uint64_t epoch) {
+  lmz_cluster_t *c = ctx;
+  (void)epoch;
+  if (new_owner != c->o.node_id || c->closing)
+    return;
+  size_t at = c->acquired.len;
+  if (lmz_buf_append(&c->acquired, binding, blen) ||
+      lmz_buf_append(&c->acquired, "", 1) ||
+      lmz_buf_append(&c->acquired, instance, ilen) ||
+      lmz_buf_append(&c->acquired, "", 1)) {
+    c->acquired.len = at;
+    LMZ_LOG_ERROR(&log_ns, "out of memory noting an acquired actor: its "
+                  "alarms wait for its next activation");
+  }
+}
+
+void lmz_cluster_take_acquired(lmz_cluster_t *c,
+                               void (*fn)(void *arg, const char *binding,
+                                          const char *instance),
+                               void *arg) {
+  size_t off = 0;
+  while (off < c->acquired.len) {
+    const char *b = (const char *)c->acquired.data + off;
+    const char *i = b + strlen(b) + 1;
+    off = (size_t)(i + strlen(i) + 1 - (const char *)c->acquired.data);
+    fn(arg, b, i);
+  }
+  c->acquired.len = 0;
+}
+
 static void on_lost_data_told(lmz_member_t *m) {
   lmz_cluster_t *c = m->data;
   if (c->o.lost_data_told)
@@ -366,6 +400,8 @@ static int init_raft(lmz_cluster_t *c, char *errmsg) {
   c->rn.data = c;
   int rv = lmz_raftnode_init(c->loop, &c->rn, &ro);
   c->dir = c->rn.dir;
+  if (!rv)
+    lmz_dir_set_move_hook(c->rn.dir, on_move, c);
   if (rv) {
     lmz__errmsg_printf(errmsg, "raft: %s", c->rn.errmsg);
     if (c->bridge)
@@ -521,6 +557,7 @@ static void raft_closed(lmz_raftnode_t *rn) {
   lmz_cluster_t *c = rn->data;
   c->bridge = NULL; /* raft freed it: nothing may reach it from now on */
   free_options(c);
+  lmz_buf_free(&c->acquired);
   if (c->close_cb)
     c->close_cb(c);
 }

@@ -115,6 +115,7 @@ struct lmz_cluster_s {
   uv_prepare_t repl_flush;   /* flushes its streams once per iteration */
   bool repl_flush_on;
   struct repl_prop *repl_props; /* its proposals in flight */
+  lmz_buf acquired; /* "binding\0instance\0" of actors that became ours */
 };
 
 /* Initializes c on `loop` over the node transport `t` (borrowed; must
@@ -197,6 +198,14 @@ void lmz__cluster_repl_tick(lmz_cluster_t *c);
 void lmz__cluster_repl_close(lmz_cluster_t *c);
 
 /* ---- what the router asks ----------------------------------------------- */
+
+/* Calls fn for each actor that became this node's own by a failover
+ * promotion or a move (directory.h lmz_dir_set_move_hook) since the last
+ * call, then forgets them. The names are valid during the call only. */
+void lmz_cluster_take_acquired(lmz_cluster_t *c,
+                               void (*fn)(void *arg, const char *binding,
+                                          const char *instance),
+                               void *arg);
 
 uint64_t lmz_cluster_now_ms(const lmz_cluster_t *c);
 uint64_t lmz_cluster_node_id(const lmz_cluster_t *c);

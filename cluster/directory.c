@@ -262,6 +262,17 @@ void lmz__dir_actor_move(struct dir_state *s, struct dir_actor *a,
   a->epoch++;
   if (a->epoch > s->epoch_seq)
     s->epoch_seq = a->epoch;
+  if (s->on_move) {
+    size_t blen = a->key[0];
+    s->on_move(s->on_move_ctx, (const char *)a->key + 1, blen,
+               (const char *)a->key + 1 + blen, (size_t)a->klen - 1 - blen,
+               a->node_id, a->epoch);
+  }
+}
+
+void lmz_dir_set_move_hook(lmz_dir *d, lmz_dir_move_fn fn, void *ctx) {
+  d->st.on_move = fn;
+  d->st.on_move_ctx = ctx;
 }
 
 static struct lmz_dir_item claim_existing(struct dir_state *s,
@@ -642,8 +653,13 @@ int lmz_dir_apply(lmz_dir *d, const void *cmd, size_t len,
   lmz_arena_reset(d->pb);
   d->res.status = rv;
   d->res.items = d->items;
+  if (d->res.cmd == LMZ_DIR_CMD_MARK_DOWN || d->res.cmd == LMZ_DIR_CMD_MOVES ||
+      d->res.cmd == LMZ_DIR_CMD_NODE_UPSERT)
+    d->owner_changes++; /* may have moved actors between owners */
   return rv;
 }
+
+uint64_t lmz_dir_owner_changes(const lmz_dir *d) { return d->owner_changes; }
 
 /* ---- reads ---------------------------------------------------------------- */
 
@@ -997,8 +1013,11 @@ int lmz_dir_restore(lmz_dir *d, const void *buf, size_t len) {
     state_free(&s);
     return rv;
   }
+  s.on_move = d->st.on_move;
+  s.on_move_ctx = d->st.on_move_ctx;
   state_free(&d->st);
   d->st = s;
+  d->owner_changes++;
   return 0;
 }
 

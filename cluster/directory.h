@@ -237,8 +237,7 @@ int lmz_dir_foreach_actor(const lmz_dir *d, uint64_t node_id,
  *                node whose list has a backup that is not DOWN (and, when
  *                the command names promote_to nodes, is one of them) is
  *                PROMOTED to the first such backup with epoch + 1
- *                (epoch_seq kept >=
- *                every epoch) and an EMPTY list (the other backups may lack
+ *                (epoch_seq kept >= every epoch) and an EMPTY list (the other backups may lack
  *                the dead owner's last, unacknowledged writes: the new
  *                owner refills them); every other actor drops the node from
  *                its list. The item's epoch is the number promoted (0
@@ -276,6 +275,21 @@ int lmz_dir_foreach_placement(const lmz_dir *d, uint64_t node_id,
  * (want capped at LMZ_DIR_MAX_BACKUPS). O(actors). */
 uint64_t lmz_dir_count_under_replicated(const lmz_dir *d, uint64_t node_id,
                                         uint32_t want);
+
+/* LOCAL: called from apply for every placement that changed owner (a
+ * failover promotion, a move, a stateless re-placement), after the change;
+ * the names are valid during the call only. It must not touch the
+ * directory. A restore calls nothing (see lmz_dir_owner_changes). */
+typedef void (*lmz_dir_move_fn)(void *ctx, const char *binding, size_t blen,
+                                const char *instance, size_t ilen,
+                                uint64_t new_owner, uint64_t epoch);
+void lmz_dir_set_move_hook(lmz_dir *d, lmz_dir_move_fn fn, void *ctx);
+
+/* LOCAL (not replicated): bumped by every applied command that may have
+ * given actors a new owner (mark_down, moves, node_upsert) and by
+ * restore. A node compares it with the value it saw to learn that actors
+ * may have become its own (their alarms need indexing there). */
+uint64_t lmz_dir_owner_changes(const lmz_dir *d);
 
 /* Memory of the actor table, for metrics. */
 struct lmz_dir_stats {

@@ -39,10 +39,14 @@ struct dir_state {
   size_t live_bytes, dead_bytes;
   uint64_t compactions;
   uint64_t epoch_seq;
+  /* LOCAL: lmz_dir_set_move_hook (kept across restore) */
+  lmz_dir_move_fn on_move;
+  void *on_move_ctx;
 };
 
 struct lmz_dir {
   struct dir_state st;
+  uint64_t owner_changes; /* LOCAL: lmz_dir_owner_changes */
   lmz_dir_clock_fn clock;
   void *clock_ctx;
   lmz_arena *pb; /* protobuf-c unpack arena, reset per apply */
