@@ -628,6 +628,17 @@ void lmz_router_get_stats(lmz_router *r, struct lmz_router_stats *st) {
   st->role = cs.role;
   st->term = cs.term;
   st->forwards_pending = r->fwds.n;
+  st->repl_under_replicated = cs.repl.under_replicated;
+  st->repl_shipped = cs.repl.shipped;
+  st->repl_pending = cs.repl.pending_tokens;
+  st->repl_pair_outs = cs.repl.pair_outs;
+  st->repl_fills = cs.repl.fills_done;
+  st->repl_applied = cs.repl.applied_records;
+  st->repl_refused = cs.repl.refused;
+  st->repl_in_sync = cs.repl.streams_in_sync;
+  st->repl_out_of_sync = cs.repl.streams_out_of_sync;
+  st->repl_max_lag_ms = cs.repl.max_lag_ms;
+  st->repl_lag_bytes = cs.repl.lag_bytes;
 }
 
 int lmz_router_status_json(lmz_router *r, lmz_buf *out) {

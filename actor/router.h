@@ -46,6 +46,10 @@ struct lmz_router_stats {
   uint64_t leader_id;
   int role;
   uint64_t term;
+  /* replication (cluster/repl.h): see lmz status "replication" */
+  uint64_t repl_under_replicated, repl_shipped, repl_pending, repl_pair_outs,
+      repl_fills, repl_applied, repl_refused, repl_in_sync, repl_out_of_sync,
+      repl_max_lag_ms, repl_lag_bytes;
 };
 
 /* Routes node `n`'s durable-object calls through cluster `c` (borrowed; it

@@ -581,6 +581,37 @@ void lmz_cluster_close(lmz_cluster_t *c, lmz_cluster_close_cb cb) {
 
 /* ---- operators' views -------------------------------------------------------- */
 
+static uint32_t backups_wanted(lmz_cluster_t *c);
+
+static void repl_stats(lmz_cluster_t *c, struct lmz_cluster_repl_stats *o) {
+  struct lmz_repl_stats rs;
+  if (!c->repl)
+    return;
+  lmz_repl_get_stats(c->repl, &rs);
+  o->under_replicated =
+      lmz_dir_count_under_replicated(c->dir, 0, backups_wanted(c));
+  o->shipped = rs.shipped;
+  o->pending_tokens = rs.pending_tokens;
+  o->pair_outs = rs.pair_outs;
+  o->fills_sent = rs.fills_sent;
+  o->fills_done = rs.fills_done;
+  o->applied_records = rs.applied_records;
+  o->refused = rs.refused;
+  for (size_t i = 0; i < rs.n_pairs; i++) {
+    struct lmz_repl_pair_stats p;
+    lmz_repl_pair_at(c->repl, i, &p);
+    if (!p.outgoing)
+      continue;
+    if (p.in_sync)
+      o->streams_in_sync++;
+    else
+      o->streams_out_of_sync++;
+    if (p.lag_ms > o->max_lag_ms)
+      o->max_lag_ms = p.lag_ms;
+    o->lag_bytes += p.lag_bytes;
+  }
+}
+
 void lmz_cluster_get_stats(lmz_cluster_t *c, struct lmz_cluster_stats *st) {
   uint64_t now = lmz_cluster_now_ms(c);
   *st = (struct lmz_cluster_stats){
@@ -593,6 +624,7 @@ void lmz_cluster_get_stats(lmz_cluster_t *c, struct lmz_cluster_stats *st) {
       .term = c->rn.raft.current_term,
       .releases_pending = lmz_relq_n_pending(&c->rq),
       .released = c->rq.st.released};
+  repl_stats(c, &st->repl);
 }
 
 static const char *state_name(enum lmz_dir_node_state s) {

@@ -148,8 +148,11 @@ static void markdown_done(lmz_dirclient_req_t *req, int status,
   lmz_member_t *m = req->data;
   m->markdown_flight = false;
   if (status >= 0 && item)
-    LMZ_LOG_WARN(&log_ns, "node %llu marked DOWN: lease expired",
-                 (unsigned long long)item->node_id);
+    LMZ_LOG_WARN(&log_ns, "node %llu marked DOWN: lease expired (last renewal "
+                 "heard %llu ms before); %llu durable object(s) failed over "
+                 "to their backups", (unsigned long long)item->node_id,
+                 (unsigned long long)m->markdown_silent_ms,
+                 (unsigned long long)item->epoch);
 }
 
 /* The nodes a dead node's actors may be promoted to: UP and renewing
@@ -184,6 +187,7 @@ static void lease_watch(lmz_member_t *m, uint64_t now) {
       continue;
     uint64_t to[LMZ_DIR_MAX_NODES];
     size_t n_to = promotion_targets(m, now, to);
+    m->markdown_silent_ms = now - n->heard_ms;
     lmz_buf b = LMZ_BUF_INIT;
     int rv = lmz_dir_encode_mark_down_to(&b, n->id, n->lease_seq, to, n_to,
                                          lmz_dirclient_next_id(dc));

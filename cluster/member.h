@@ -57,6 +57,7 @@ struct lmz_member_s {
   bool closing;
   bool stopped; /* lmz_member_stop_serving */
   bool lost_data_told; /* a registration with lost_data succeeded */
+  uint64_t markdown_silent_ms; /* for the log: how long it was silent */
   lmz_dirclient_req_t upsert, renew, markdown;
   struct lmz_member_change *change; /* the membership change in flight */
 };

@@ -168,6 +168,17 @@ static int metrics_text(lmz_gateway *gw, lmz_buf *b) {
       {"lmz_raft_leader_id", "gauge", "Known Raft leader (0 = none)", rs.leader_id},
       {"lmz_raft_term", "gauge", "Raft term", rs.term},
       {"lmz_raft_role", "gauge", "Raft role (1 follower, 2 candidate, 3 leader)", (uint64_t)rs.role},
+      {"lmz_repl_under_replicated", "gauge", "Actors with fewer backups than wanted (whole cluster)", rs.repl_under_replicated},
+      {"lmz_repl_shipped_total", "counter", "Turn batches shipped to backups", rs.repl_shipped},
+      {"lmz_repl_pending", "gauge", "Shipped batches not yet acknowledged", rs.repl_pending},
+      {"lmz_repl_pair_outs_total", "counter", "Backups dropped from in-sync sets", rs.repl_pair_outs},
+      {"lmz_repl_fills_total", "counter", "Backups refilled", rs.repl_fills},
+      {"lmz_repl_applied_records_total", "counter", "Records applied as a backup", rs.repl_applied},
+      {"lmz_repl_refused_total", "counter", "Stream frames refused as a backup", rs.repl_refused},
+      {"lmz_repl_streams_in_sync", "gauge", "Streams to backups in sync", rs.repl_in_sync},
+      {"lmz_repl_streams_out_of_sync", "gauge", "Streams to backups closed", rs.repl_out_of_sync},
+      {"lmz_repl_max_lag_ms", "gauge", "Oldest unacknowledged record, worst stream", rs.repl_max_lag_ms},
+      {"lmz_repl_lag_bytes", "gauge", "Unacknowledged bytes, all streams", rs.repl_lag_bytes},
   };
   const char *node = lmz_node_get_id(gw->node);
   int rv = 0;

@@ -75,6 +75,11 @@ alarms_fired() {
 alarms_ok() { [ "$pending" -gt 0 ] && wait_until 25 alarms_fired; }
 check "every alarm fired exactly once, the $pending still due on node $V when it died on their new owner" alarms_ok
 [ -s "$T/al.bad" ] && echo "  last mismatch: $(cat "$T/al.bad")"
+metric() { curl -s "http://127.0.0.1:$("$DC" http-port "$1")/metrics" |
+  sed -nE "s/^$2(\{[^}]*\})? ([0-9]+)\$/\2/p"; }
+shipped=$(metric "$L" lmz_repl_shipped_total)
+check "/metrics counts the batches node $L shipped to its backups (${shipped:-absent})" \
+  bash -c '[[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]' _ "$shipped"
 t_probe=$(now_us)
 check "acknowledged increments go on after the failover (300)" wait_oks 300 15 "$t_probe"
 check "the load driver ends cleanly" load_stop
