@@ -651,7 +651,7 @@ static inline struct pb_res pb_redis_incr(int clients, int pipeline, long reques
   while (f && fgets(line, sizeof line, f)) {
     double rps, avg, mn, p50, p95, p99;
     if (sscanf(line, "\"INCR\",\"%lf\",\"%lf\",\"%lf\",\"%lf\",\"%lf\",\"%lf\"", &rps, &avg,
-               &mn, &p50, &p95, &p99) == 7)
+               &mn, &p50, &p95, &p99) == 6)
       r.rate = rps, r.p50 = p50, r.p99 = p99;
   }
   if (!f || pclose(f) != 0 || r.rate <= 0)
