@@ -13,7 +13,8 @@
  * client (the single-threaded C request/response floor: no auth, no
  * durability, no routing).
  *
- * Metrics: <sys>.c<N>.<own|shared>.rate / .p50_ms / .p99_ms (fields:
+ * Metrics: floor.fsync_p50_ms (one fdatasync of a 128-byte append in
+ * $TMPDIR, measured first), <sys>.c<N>.<own|shared>.rate / .p50_ms / .p99_ms (fields:
  * server_cpu and generator_cpu = CPU seconds per second of the server and
  * of the load generator), redis.c64.p1 / .p16 the same, and
  * c64.own.lmz_vs_workerd (target >= 20), c64.own.lmz_vs_redis_p1 (target
@@ -78,6 +79,8 @@ int main(int argc, char **argv) {
   if (secs <= 0 || n_loads < 1)
     gb_die("bad --seconds or --clients");
   gb_raise_nofile(2 * 1000 + 64);
+  double fs = pb_fsync_floor_ms(quick ? 50 : 300);
+  gb_emit("floor.fsync_p50_ms", fs, "ms", 0, false, NULL);
   gb_start_lmzd(NULL);
   bool have_wd = pb_workerd_start(), have_redis = pb_redis_start();
   fprintf(stderr, "peers: lmzd %s, workerd %s, redis %s; %.2f s per measurement\n",

@@ -41,11 +41,43 @@ struct pb_res {
   uint64_t errors;
 };
 
+/* Latencies: 10 us buckets up to 10 s (workerd's answers can take
+ * hundreds of ms, past gw_bench.h's 100 ms range), then an overflow bucket
+ * holding the max. */
+#define PB_HIST_N 1000000
+struct pb_hist {
+  uint32_t b[PB_HIST_N + 1];
+  uint64_t n;
+  double max_ms;
+};
+
+static void pb_hist_add(struct pb_hist *h, uint64_t ns) {
+  uint64_t i = ns / 10000;
+  h->b[i < PB_HIST_N ? i : PB_HIST_N]++;
+  h->n++;
+  double ms = (double)ns / 1e6;
+  if (ms > h->max_ms)
+    h->max_ms = ms;
+}
+
+/* The q-quantile in ms (0 when empty): the middle of its bucket. */
+static double pb_hist_q(const struct pb_hist *h, double q) {
+  if (!h->n)
+    return 0;
+  uint64_t want = (uint64_t)(q * (double)h->n), seen = 0;
+  for (uint32_t i = 0; i <= PB_HIST_N; i++) {
+    seen += h->b[i];
+    if (seen > want)
+      return i == PB_HIST_N ? h->max_ms : ((double)i + 0.5) / 100.0;
+  }
+  return h->max_ms;
+}
+
 /* The closed loop both generators share: an answer sends the next request
  * until t_end; answers between t_meas and t_end are counted. */
 static struct {
   uint64_t t_meas, t_end, inflight, counted, errors;
-  struct gb_hist *hist;
+  struct pb_hist *hist;
 } PB;
 
 static bool pb_record(uint64_t t0) {
@@ -53,7 +85,7 @@ static bool pb_record(uint64_t t0) {
   PB.inflight--;
   if (now >= PB.t_meas && now <= PB.t_end) {
     PB.counted++;
-    gb_hist_add(PB.hist, now - t0);
+    pb_hist_add(PB.hist, now - t0);
   }
   return now < PB.t_end;
 }
@@ -512,7 +544,7 @@ struct pb_load {
 };
 
 static struct pb_res pb_measure(const struct pb_load *L) {
-  static struct gb_hist hist;
+  static struct pb_hist hist;
   memset(&hist, 0, sizeof hist);
   PB.hist = &hist;
   PB.inflight = PB.counted = PB.errors = 0;
@@ -538,8 +570,8 @@ static struct pb_res pb_measure(const struct pb_load *L) {
     if (now > PB.t_end + 30 * (uint64_t)1e9)
       gb_die("%llu requests never answered", (unsigned long long)PB.inflight);
   }
-  struct pb_res r = {(double)PB.counted / L->secs, gb_hist_q(&hist, 0.5),
-                     gb_hist_q(&hist, 0.99), hist.max_ms, (g1 - g0) / L->secs,
+  struct pb_res r = {(double)PB.counted / L->secs, pb_hist_q(&hist, 0.5),
+                     pb_hist_q(&hist, 0.99), hist.max_ms, (g1 - g0) / L->secs,
                      (s1 - s0) / L->secs, PB.errors};
   if (r.errors)
     fprintf(stderr, "  %llu requests failed\n", (unsigned long long)r.errors);
@@ -665,6 +697,41 @@ static inline struct pb_res pb_redis_incr(int clients, int pipeline, long reques
   r.gen_cpu = gen / dt;
   r.srv_cpu = (gb_proc_cpu(pb_proc[PB_REDIS].pid) - c0) / dt;
   return r;
+}
+
+/* ---- the fsync floor ---------------------------------------------------------- */
+
+/* Median time (ms) of one fdatasync after a 128-byte append to a
+ * preallocated file in $TMPDIR (where lmzd's and workerd's data live): no
+ * durable answer can come sooner, and a shared disk moves it by 10x. */
+static inline double pb_fsync_floor_ms(int n) {
+  const char *tmp = getenv("TMPDIR");
+  char path[4200];
+  snprintf(path, sizeof path, "%s/lmz-bench-fsync.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  int fd = mkstemp(path);
+  if (fd < 0)
+    gb_die("mkstemp: %s", strerror(errno));
+  unlink(path);
+  static double v[1000];
+  n = n > 1000 ? 1000 : n;
+  char rec[128];
+  memset(rec, 'x', sizeof rec);
+  if (posix_fallocate(fd, 0, (off_t)sizeof rec * n) || fdatasync(fd))
+    gb_die("fallocate/fdatasync: %s", strerror(errno));
+  for (int i = 0; i < n; i++) {
+    double t = gb_now();
+    if (pwrite(fd, rec, sizeof rec, (off_t)sizeof rec * i) != (ssize_t)sizeof rec ||
+        fdatasync(fd))
+      gb_die("write/fdatasync: %s", strerror(errno));
+    v[i] = (gb_now() - t) * 1e3;
+  }
+  close(fd);
+  for (int i = 1; i < n; i++) /* insertion sort: n is small */
+    for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+      double x = v[j];
+      v[j] = v[j - 1], v[j - 1] = x;
+    }
+  return v[n / 2];
 }
 
 /* ---- results ---------------------------------------------------------------- */
