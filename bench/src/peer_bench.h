@@ -543,6 +543,8 @@ struct pb_load {
   struct pb_lclient *lmz;   /* lmz (n clients) */
 };
 
+static void pb_tick(uv_timer_t *t) { (void)t; }
+
 static struct pb_res pb_measure(const struct pb_load *L) {
   static struct pb_hist hist;
   memset(&hist, 0, sizeof hist);
@@ -560,19 +562,35 @@ static struct pb_res pb_measure(const struct pb_load *L) {
     }
   bool cpu_taken = false;
   double g0 = 0, s0 = 0, g1 = 0, s1 = 0;
+  /* A system slower than one answer per request in flight within S (workerd
+   * with 1,000 objects) gets its window extended, S at a time, up to 30 s,
+   * so that its rate is measured, not reported as 0. */
+  uint64_t step = PB.t_end - PB.t_meas, cap = PB.t_meas + 30 * (uint64_t)1e9;
+  uint64_t want = L->warm > 0 ? (uint64_t)L->n * (uint64_t)L->window : 0;
+  uv_timer_t tick; /* wakes the loop when no answer comes for a while */
+  uv_timer_init(L->loop, &tick);
+  uv_timer_start(&tick, pb_tick, 50, 50);
   while (PB.inflight > 0) {
     uv_run(L->loop, UV_RUN_ONCE);
     uint64_t now = uv_hrtime();
     if (!cpu_taken && now >= PB.t_meas)
       g0 = gb_self_cpu(), s0 = gb_proc_cpu(L->srv), cpu_taken = true;
+    if (g1 == 0 && now + step / 10 >= PB.t_end && PB.counted < want && PB.t_end < cap)
+      PB.t_end += step;
     if (now >= PB.t_end && g1 == 0)
       g1 = gb_self_cpu(), s1 = gb_proc_cpu(L->srv);
     if (now > PB.t_end + 30 * (uint64_t)1e9)
       gb_die("%llu requests never answered", (unsigned long long)PB.inflight);
   }
-  struct pb_res r = {(double)PB.counted / L->secs, pb_hist_q(&hist, 0.5),
-                     pb_hist_q(&hist, 0.99), hist.max_ms, (g1 - g0) / L->secs,
-                     (s1 - s0) / L->secs, PB.errors};
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_run(L->loop, UV_RUN_NOWAIT);
+  double span = (double)(PB.t_end - PB.t_meas) / 1e9;
+  if (span > L->secs * 1.01)
+    fprintf(stderr, "  (measured over %.1f s: fewer answers than requests in flight "
+                    "in %.1f s)\n", span, L->secs);
+  struct pb_res r = {(double)PB.counted / span, pb_hist_q(&hist, 0.5),
+                     pb_hist_q(&hist, 0.99), hist.max_ms, (g1 - g0) / span,
+                     (s1 - s0) / span, PB.errors};
   if (r.errors)
     fprintf(stderr, "  %llu requests failed\n", (unsigned long long)r.errors);
   return r;
