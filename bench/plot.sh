@@ -72,7 +72,7 @@ if [ "$ns" -gt 0 ]; then
 set title 'Durable increments/s vs WebSocket clients (one call in flight per client)'
 set logscale xy; set xlabel 'clients'; set ylabel 'calls/s'; set grid
 set key outside right; set xrange [0.7:1500]
-plot for [i=0:$((ns - 1))] '$tmp/tput.dat' index i using 1:2 with linespoints lw 2 pt 7 title columnheader(1)"
+plot for [i=0:$((ns - 1))] '$tmp/tput.dat' index i using 1:2 with linespoints lw 2 pt 7 ps 1.5 title columnheader(1)"
 else
   echo "bench/plot: no peers results: no throughput plot" >&2
 fi
