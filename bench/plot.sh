@@ -87,11 +87,11 @@ else
   echo "bench/plot: no latency results: no latency plot" >&2
 fi
 if [ -n "$timeline" ] && [ -s "$timeline" ]; then
-  awk -F'\t' '$3 != "" { printf "set arrow from %s, graph 0 to %s, graph 1 nohead dt 2 lw 2\nset label \"%s\" at %s, graph 0.95 offset 0.5,0\n", $1, $1, $3, $1 }' \
+  awk -F'\t' '$3 != "" { n++; printf "set arrow from %s, graph 0 to %s, graph 1 nohead dt 2 lw 2\nset label \"%s\" at %s, graph %.2f offset 0.5,0\n", $1, $1, $3, $1, (n % 2) ? 0.95 : 0.88 }' \
     "$timeline" >"$tmp/events.gp"
   plot failover "
 set title 'Failover: completed calls per 100 ms (reported as calls/s)'
-set xlabel 'ms'; set ylabel 'calls/s'; set grid
+set xlabel 'ms'; set ylabel 'calls/s'; set grid; set key bottom right
 load '$tmp/events.gp'
 plot '$timeline' using 1:2 with steps lw 2 title 'calls/s'"
 else

@@ -320,6 +320,8 @@ static long pb_http_reply(const uint8_t *p, size_t n) {
   if (!cl)
     return -1;
   long body = atol(cl + 14), hdr = (long)(end + 4 - (const char *)p);
+  if (body < 0 || body > 65536)
+    return -1; /* our answers are a number or "echo" */
   return (size_t)(hdr + body) <= n ? hdr + body : 0;
 }
 
