@@ -3,7 +3,16 @@
 # dpkg first and only runs apt when something is missing.
 #   scripts/install-deps.sh           build + test packages
 #   scripts/install-deps.sh --check   list what is missing, install nothing
+#   scripts/install-deps.sh --bench   also the OPTIONAL benchmark peers and
+#                                     plotting (scripts/install-bench-deps.sh:
+#                                     redis, gnuplot-nox, workerd from npm);
+#                                     never needed to build or test
 set -euo pipefail
+
+if [ "${1:-}" = "--bench" ]; then
+  "$0"
+  exec "$(dirname "$0")/install-bench-deps.sh"
+fi
 
 PKGS=(
   build-essential cmake pkg-config git

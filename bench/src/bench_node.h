@@ -20,7 +20,7 @@ struct bench_node {
   char *dir;
 };
 
-static void bench_node_open(struct bench_node *b, bool sync,
+static inline void bench_node_open(struct bench_node *b, bool sync,
                             lmz_module_init_fn init) {
   char err[LMZ_ERRMSG_LEN];
   if (!(b->dir = make_dir()))
@@ -89,7 +89,7 @@ static void bench_node_kick(struct bench_node *b, const char *binding,
     die("kick", err);
 }
 
-static void bench_emit(const char *scenario, const char *metric, double value,
+static inline void bench_emit(const char *scenario, const char *metric, double value,
                        const char *unit, double target, bool higher_better) {
   printf("{\"scenario\":\"%s\",\"metric\":\"%s\",\"value\":%.3f,\"unit\":\"%s\"",
          scenario, metric, value, unit);
@@ -103,7 +103,7 @@ static void bench_emit(const char *scenario, const char *metric, double value,
                             ? "  (target met)" : "  (target MISSED)") : "");
 }
 
-static double bench_seconds(int argc, char **argv, double dflt,
+static inline double bench_seconds(int argc, char **argv, double dflt,
                             const char *help) {
   double s = dflt;
   for (int i = 1; i < argc; i++) {

@@ -101,7 +101,7 @@ static rlim_t gb_raise_nofile(rlim_t need) {
 }
 
 /* "Max open files" soft limit of a process, from /proc (0 if unknown). */
-static unsigned long long gb_proc_nofile(pid_t pid) {
+static inline unsigned long long gb_proc_nofile(pid_t pid) {
   char path[64], line[256];
   snprintf(path, sizeof path, "/proc/%d/limits", (int)pid);
   FILE *f = fopen(path, "r");
