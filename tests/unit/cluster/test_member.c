@@ -87,6 +87,32 @@ static void test_watch_fences_silent_node(void **state) {
   sim_free(s);
 }
 
+/* A node whose disk failed a replicated write gives its lease up for good
+ * (lmz_member_stop_serving): no valid lease at once, no renewal later, and
+ * the leader fences it once its last lease surely expired (its actors then
+ * fail over); it never registers again. */
+static void test_stop_serving(void **state) {
+  (void)state;
+  struct sim *s = sim_new(3, L);
+  sim_register_all(s);
+  sim_run(s, s->net.now_ms + L);
+  struct lmz_member_s *m = &s->n[2].mb;
+  assert_true(lmz_member_lease_valid(m, s->net.now_ms));
+  uint64_t seq = lmz_dir_node_get(s->n[0].dir, 3)->lease_seq;
+  lmz_member_stop_serving(m);
+  assert_false(lmz_member_lease_valid(m, s->net.now_ms));
+  uint64_t t0 = s->net.now_ms;
+  while (!is_down(s, 3)) {
+    assert_true(s->net.now_ms < t0 + 10 * L);
+    sim_run(s, s->net.now_ms + 1);
+  }
+  assert_int_equal(lmz_dir_node_get(s->n[0].dir, 3)->lease_seq, seq);
+  sim_run(s, s->net.now_ms + 5 * L);
+  assert_true(is_down(s, 3)); /* it did not come back */
+  assert_false(lmz_member_lease_valid(m, s->net.now_ms));
+  sim_free(s);
+}
+
 /* Issue 15 item 3: a paused node (SIGSTOP: its links stay up) keeps a
  * live lease for up to L, but once it missed a renewal (heard longer ago
  * than one renewal interval plus slack) no new actor is placed on it: 200
@@ -141,6 +167,7 @@ int main(void) {
       cmocka_unit_test(test_lease_lost_when_cut_off),
       cmocka_unit_test(test_watch_fences_silent_node),
       cmocka_unit_test(test_no_placement_on_paused_node),
+      cmocka_unit_test(test_stop_serving),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
