@@ -30,8 +30,10 @@
  *  6. The replicator is freed while proposals or store commits are pending:
  *     their callbacks find r == NULL (disarmed) and only free their state.
  *
- * Tokens of an actor this node no longer owns (a failover happened behind
- * its back) are never released: the new owner may lack those writes. */
+ * A token of an actor this node no longer owns at the epoch it was shipped
+ * with (a failover or move behind its back), with a wait no acknowledgement
+ * satisfied, is LOST (repl.h LOST TOKENS): acked_through moves past it, and
+ * lmz_repl_token_state() reports it lost until the gate asked. */
 #include "cluster/repl_int.h"
 
 #include <sodium.h>
@@ -158,6 +160,7 @@ void lmz_repl_free(lmz_repl_t *r) {
   for (size_t i = 0; i < r->tok_n; i++)
     free(r->tok[(r->tok_head + i) % r->tok_cap]);
   free(r->tok);
+  free(r->lost);
   lmz__repl_fills_free(r);
   lmz__repl_in_free(r);
   lmz_buf_free(&r->scratch);
@@ -343,17 +346,75 @@ static int token_reserve(lmz_repl_t *r) {
   return 0;
 }
 
-/* Pops satisfied tokens from the front. Returns true if any. */
+/* Remembers a lost token's id (ascending: the ring pops in order). Returns
+ * false at LMZ_REPL_MAX_LOST or out of memory: the token stays in the ring. */
+static bool lost_keep(lmz_repl_t *r, uint64_t id) {
+  if (r->n_lost == r->cap_lost) {
+    if (r->cap_lost == LMZ_REPL_MAX_LOST)
+      return false;
+    size_t cap = r->cap_lost ? 2 * r->cap_lost : 16;
+    if (cap > LMZ_REPL_MAX_LOST)
+      cap = LMZ_REPL_MAX_LOST;
+    uint64_t *a = realloc(r->lost, cap * sizeof *a);
+    if (!a)
+      return false;
+    r->lost = a;
+    r->cap_lost = cap;
+  }
+  r->lost[r->n_lost++] = id;
+  r->st.tokens_lost++;
+  return true;
+}
+
+/* Pops satisfied (and lost) tokens from the front. Returns true if any. */
 static bool tokens_advance(lmz_repl_t *r) {
   bool moved = false;
   while (r->tok_n > 0 && r->tok[r->tok_head]->n_left == 0) {
-    free(r->tok[r->tok_head]);
+    struct rtoken *t = r->tok[r->tok_head];
+    if (t->lost && !lost_keep(r, t->id))
+      break; /* the set is full: the gate's next question prunes it */
+    free(t);
     r->tok_head = (r->tok_head + 1) % r->tok_cap;
     r->tok_n--;
     r->first_token++;
     moved = true;
   }
   return moved;
+}
+
+/* Forgets the lost ids below `token` (the gate asked about `token`). */
+static void lost_prune(lmz_repl_t *r, uint64_t token) {
+  size_t k = 0;
+  while (k < r->n_lost && r->lost[k] < token)
+    k++;
+  if (k == 0)
+    return;
+  memmove(r->lost, r->lost + k, (r->n_lost - k) * sizeof *r->lost);
+  r->n_lost -= k;
+}
+
+static bool lost_has(const lmz_repl_t *r, uint64_t token) {
+  size_t lo = 0, hi = r->n_lost;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (r->lost[mid] < token)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < r->n_lost && r->lost[lo] == token;
+}
+
+int lmz_repl_token_state(lmz_repl_t *r, uint64_t token) {
+  if (token == 0)
+    return 1;
+  lost_prune(r, token);
+  if (r->n_lost < LMZ_REPL_MAX_LOST)
+    tokens_advance(r); /* a full set held a lost token back */
+  if (token < r->first_token)
+    return lost_has(r, token) ? LMZ_EUNAVAILABLE : 1;
+  struct rtoken *t = token_at(r, token);
+  return t && t->lost ? LMZ_EUNAVAILABLE : 0;
 }
 
 void lmz__repl_token_acked(lmz_repl_t *r, uint64_t token, uint64_t node,
@@ -377,25 +438,38 @@ static bool listed(const struct lmz_dir_placement *p, uint64_t node) {
   return false;
 }
 
+static void token_lose(struct rtoken *t) {
+  t->lost = true;
+  t->n_left = 0;
+}
+
 /* A wait on a stream that is no longer open in its generation resolves once
- * the directory (we still own the actor) no longer lists the node. While the
- * generation is open only an acknowledgement resolves it. Returns whether a
- * wait on a generation that is not open remains. */
+ * the directory (we still own the actor at the token's epoch) no longer
+ * lists the node; if the actor is no longer ours at that epoch, the token is
+ * lost. While the generation is open only an acknowledgement resolves it.
+ * Returns whether a wait on a generation that is not open remains. */
 static bool token_resolve(lmz_repl_t *r, struct rtoken *t) {
   struct lmz_dir_placement p;
   bool have = false, stale = false;
-  for (uint32_t i = 0; i < t->n_waits; i++) {
+  for (uint32_t i = 0; i < t->n_waits && !t->lost; i++) {
     struct rwait *w = &t->waits[i];
     if (w->done)
       continue;
     struct ostream *s = lmz__repl_out_get(r, w->node, false);
     if (s && s->state == OS_OPEN && s->gen == w->gen)
       continue;
-    if (!have && lmz_dir_placement_get(r->o.dir, t->name, t->blen,
-                                       t->name + t->blen, t->ilen, &p) != 0)
-      return true; /* released: nothing to decide on; stays waiting */
-    have = true;
-    if (p.node_id == r->o.node_id && !listed(&p, w->node)) {
+    if (!have) {
+      int rv = lmz_dir_placement_get(r->o.dir, t->name, t->blen,
+                                     t->name + t->blen, t->ilen, &p);
+      if (rv != 0 && rv != LMZ_ENOTFOUND)
+        return true; /* cannot decide: stays waiting */
+      if (rv == LMZ_ENOTFOUND)
+        p.node_id = 0; /* released: not ours */
+      have = true;
+    }
+    if (p.node_id != r->o.node_id || p.epoch != t->epoch) {
+      token_lose(t);
+    } else if (!listed(&p, w->node)) {
       w->done = true;
       t->n_left--;
     } else {
@@ -486,7 +560,7 @@ nomem:
 /* Queues the records and registers the token (nothing can fail now). */
 static uint64_t ship_commit(lmz_repl_t *r, struct plan *pl, struct rrec **recs,
                             struct rtoken *t, const char *name, size_t blen,
-                            size_t ilen) {
+                            size_t ilen, uint64_t epoch) {
   uint64_t id = t ? r->next_token : 0, now = now_ms(r);
   size_t k = 0;
   for (size_t i = 0; i < pl->n; i++) {
@@ -508,6 +582,7 @@ static uint64_t ship_commit(lmz_repl_t *r, struct plan *pl, struct rrec **recs,
   if (!t)
     return 0;
   t->id = id;
+  t->epoch = epoch;
   t->n_left = t->n_waits;
   t->blen = blen;
   t->ilen = ilen;
@@ -569,7 +644,7 @@ int lmz_repl_ship(lmz_repl_t *r, const char *binding, const char *instance,
   struct rtoken *t;
   rv = ship_alloc(r, &pl, name, blen, ilen, p.epoch, d, recs, &t);
   if (rv == 0)
-    *token = ship_commit(r, &pl, recs, t, name, blen, ilen);
+    *token = ship_commit(r, &pl, recs, t, name, blen, ilen, p.epoch);
   lmz__repl_data_unref(d);
   if (rv)
     return rv;

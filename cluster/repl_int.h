@@ -23,15 +23,15 @@ struct rdata {
 struct rrec {
   struct rrec *next;
   uint64_t seq;
-  uint64_t token;  /* the gate token of its batch (0 = none) */
-  uint64_t t_ms;   /* when queued: lag is measured from the oldest */
+  uint64_t token; /* the gate token of its batch (0 = none) */
+  uint64_t t_ms;  /* when queued: lag is measured from the oldest */
   uint64_t epoch;
   uint64_t fill_id; /* FILL: its fill (0 for ops records) */
   uint32_t kind;    /* LMZ_REPL_KIND_* */
   bool ready;       /* FILL: the dump is attached (flush stops before) */
   struct rdata *data;
   size_t blen, ilen;
-  char name[];      /* binding then instance, not terminated */
+  char name[]; /* binding then instance, not terminated */
 };
 
 enum ostate {
@@ -45,9 +45,9 @@ struct ostream {
   uint64_t node;
   enum ostate state;
   uint64_t gen;
-  uint64_t next_seq;  /* seq of the next record queued */
-  uint64_t sent_seq;  /* highest seq handed to ops.send */
-  uint64_t acked_seq; /* highest seq acknowledged */
+  uint64_t next_seq;        /* seq of the next record queued */
+  uint64_t sent_seq;        /* highest seq handed to ops.send */
+  uint64_t acked_seq;       /* highest seq acknowledged */
   struct rrec *head, *tail; /* unacknowledged records, seq order */
   struct rrec *unsent;      /* first record not yet sent (NULL: none) */
   uint64_t n_unacked, unacked_bytes;
@@ -67,7 +67,10 @@ struct rwait {
 
 struct rtoken {
   uint64_t id;
-  uint32_t n_waits, n_left; /* n_left == 0: satisfied */
+  uint64_t epoch;           /* the actor's epoch when shipped */
+  uint32_t n_waits, n_left; /* n_left == 0: satisfied (or lost) */
+  bool lost; /* a wait can no longer be satisfied: the actor is not ours at
+                `epoch` any more (repl.h LOST TOKENS) */
   struct rwait waits[LMZ__REPL_MAX_WAITS];
   size_t blen, ilen;
   char name[]; /* binding then instance */
@@ -86,8 +89,8 @@ struct rfill {
   uint64_t id;
   uint64_t barrier; /* the scan's barrier commit it waits for */
   uint64_t node, gen, epoch;
-  uint64_t fill_seq;  /* seq of its FILL record */
-  uint64_t last_seq;  /* seq of the actor's last record on the stream */
+  uint64_t fill_seq; /* seq of its FILL record */
+  uint64_t last_seq; /* seq of the actor's last record on the stream */
   enum fstate state;
   bool propose_failed; /* retry BACKUPS_ADD on the next tick */
   size_t dump_bytes;
@@ -123,13 +126,17 @@ struct lmz_repl_s {
 
   struct ostream **out; /* outgoing streams */
   size_t n_out, cap_out;
-  struct istream **in;  /* incoming streams */
+  struct istream **in; /* incoming streams */
   size_t n_in, cap_in;
 
   /* Gate tokens: ids [first_token, next_token) are pending, in a ring. */
   struct rtoken **tok;
   size_t tok_cap, tok_head, tok_n;
   uint64_t first_token, next_token;
+  /* Lost token ids below first_token, ascending (appended as the ring pops
+   * them), pruned below the last id the gate asked about. */
+  uint64_t *lost;
+  size_t n_lost, cap_lost;
 
   /* Fills in flight: a list and, by actor prefix, the first of each actor. */
   struct rfill **fills;

@@ -456,7 +456,7 @@ static int repl_token_state(void *ctx, uint64_t token) {
   lmz_repl_t *r = lmz_cluster_repl(ctx);
   if (!r)
     return LMZ_ECANCELED;
-  return token <= lmz_repl_acked_through(r);
+  return lmz_repl_token_state(r, token); /* lost: LMZ_EUNAVAILABLE */
 }
 
 static void repl_local_failure(void *ctx, int status) {

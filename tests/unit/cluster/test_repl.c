@@ -1005,6 +1005,55 @@ static void test_failover_then_refill(void **state) {
   world_free(w);
 }
 
+/* LOST TOKENS: node 1 fails over while a write of "a" waits for node 2
+ * (node 3 acknowledged it). The token can never be acknowledged: it is
+ * lost (reported LMZ_EUNAVAILABLE, never 1), acked_through moves past it,
+ * and the fenced node, UP again, acknowledges its new actors' writes. */
+static void test_failover_loses_waiting_token(void **state) {
+  (void)state;
+  struct world *w = world_new(3, 3);
+  uint64_t b23[] = {2, 3}, b3[] = {3};
+  claim(w, "a", 1, b23, 2);
+  uint64_t t1 = turn(w, 1, "a", "k", "v1");
+  pump(w);
+  assert_int_equal(acked(w, 1), t1);
+  w->hold[2] = true;
+  uint64_t t2 = turn(w, 1, "a", "k", "v2");
+  pump(w);
+  assert_int_equal(acked(w, 1), t1); /* node 3 acked, node 2 not */
+  assert_int_equal(lmz_repl_token_state(w->nodes[1].r, t2), 0);
+  w->link_down[2] = true; /* node 1 loses node 2: PAIR_OUT never commits */
+  lmz_repl_on_link(w->nodes[1].r, 2, false);
+  assert_int_equal(decide(w, LMZ_ENOTLEADER), 1);
+  assert_int_equal(lmz_repl_token_state(w->nodes[1].r, t2), 0);
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_mark_down(&b, 1, 0, 9), 0);
+  apply_all(w, &b, true); /* "a" fails over: node 1 no longer owns it */
+  lmz_buf_reset(&b);
+  assert_int_not_equal(placement(w, 1, "a").node_id, 1);
+  assert_int_equal(acked(w, 1), t2);
+  assert_int_equal(lmz_repl_token_state(w->nodes[1].r, t1), 1);
+  assert_int_equal(lmz_repl_token_state(w->nodes[1].r, t2), LMZ_EUNAVAILABLE);
+  assert_int_equal(lmz_repl_token_state(w->nodes[1].r, t2), LMZ_EUNAVAILABLE);
+  struct lmz_repl_stats st;
+  lmz_repl_get_stats(w->nodes[1].r, &st);
+  assert_int_equal(st.tokens_lost, 1);
+
+  /* fenced, node 1 registers UP again and serves a new actor */
+  assert_int_equal(
+      lmz_dir_encode_node_upsert(&b, 1, LMZ_DIR_UP, "a1", "a1", 10), 0);
+  apply_all(w, &b, true);
+  lmz_buf_free(&b);
+  w->hold[2] = w->link_down[2] = false;
+  claim(w, "b", 1, b3, 1);
+  uint64_t t3 = turn(w, 1, "b", "k", "v3");
+  assert_true(t3 > t2);
+  pump(w);
+  assert_int_equal(acked(w, 1), t3);
+  assert_int_equal(lmz_repl_token_state(w->nodes[1].r, t3), 1);
+  world_free(w);
+}
+
 /* A fill's BACKUPS_ADD and the PAIR_OUT of its closed stream race: in
  * either commit order the node ends unlisted and the gate does not wait
  * for it. */
@@ -1181,6 +1230,7 @@ int main(void) {
       cmocka_unit_test(test_overload_retries),
       cmocka_unit_test(test_frames_split),
       cmocka_unit_test(test_failover_then_refill),
+      cmocka_unit_test(test_failover_loses_waiting_token),
       cmocka_unit_test(test_free_with_pending_work),
       cmocka_unit_test(test_fill_add_races_pair_out),
       cmocka_unit_test(test_pair_out_checks_listing),
