@@ -81,7 +81,7 @@ void lmz__repl_rec_free(struct rrec *rec) {
   free(rec);
 }
 
-static size_t rec_bytes(const struct rrec *rec) {
+size_t lmz__repl_rec_bytes(const struct rrec *rec) {
   return (rec->data ? rec->data->len : 0) + rec->blen + rec->ilen + 32;
 }
 
@@ -124,6 +124,8 @@ int lmz_repl_new(lmz_repl_t **out, const struct lmz_repl_options *o) {
   r->max_lag_ms = o->max_lag_ms ? o->max_lag_ms : LMZ_REPL_DEFAULT_MAX_LAG_MS;
   r->max_lag_bytes =
       o->max_lag_bytes ? o->max_lag_bytes : LMZ_REPL_DEFAULT_MAX_LAG_BYTES;
+  r->retention_bytes = o->retention_bytes ? o->retention_bytes
+                                          : LMZ_REPL_DEFAULT_RETENTION_BYTES;
   r->first_token = r->next_token = 1;
   r->next_fill_id = 1;
   r->pending.next = r->pending.prev = &r->pending;
@@ -134,7 +136,7 @@ int lmz_repl_new(lmz_repl_t **out, const struct lmz_repl_options *o) {
   return 0;
 }
 
-static void out_free_records(struct ostream *s) {
+void lmz__repl_out_free_records(struct ostream *s) {
   while (s->head) {
     struct rrec *rec = s->head;
     s->head = rec->next;
@@ -153,7 +155,8 @@ void lmz_repl_free(lmz_repl_t *r) {
     p = next;
   }
   for (size_t i = 0; i < r->n_out; i++) {
-    out_free_records(r->out[i]);
+    lmz__repl_resume_clear(r->out[i]);
+    lmz__repl_out_free_records(r->out[i]);
     free(r->out[i]);
   }
   free(r->out);
@@ -213,7 +216,7 @@ void lmz__repl_out_open(lmz_repl_t *r, struct ostream *s) {
 }
 
 void lmz__repl_out_push(struct ostream *s, struct rrec *rec, uint64_t now) {
-  LMZ_ASSERT(s->state == OS_OPEN);
+  LMZ_ASSERT(s->state == OS_OPEN || s->retained);
   rec->seq = s->next_seq++;
   rec->t_ms = now;
   rec->next = NULL;
@@ -225,7 +228,7 @@ void lmz__repl_out_push(struct ostream *s, struct rrec *rec, uint64_t now) {
   if (!s->unsent)
     s->unsent = rec;
   s->n_unacked++;
-  s->unacked_bytes += rec_bytes(rec);
+  s->unacked_bytes += lmz__repl_rec_bytes(rec);
 }
 
 static void pair_out_done(void *arg, int status, int item_status);
@@ -303,7 +306,8 @@ static void pair_out_done(void *arg, int status, int item_status) {
   lmz__repl_reevaluate(r);
 }
 
-void lmz__repl_out_close(lmz_repl_t *r, struct ostream *s, const char *why) {
+static void out_close(lmz_repl_t *r, struct ostream *s, const char *why,
+                      bool keep) {
   if (s->state != OS_OPEN)
     return;
   LMZ_LOG_WARN(&lmz__repl_log,
@@ -311,7 +315,8 @@ void lmz__repl_out_close(lmz_repl_t *r, struct ostream *s, const char *why) {
                "unacknowledged",
                (unsigned long long)s->node, why,
                (unsigned long long)s->n_unacked);
-  out_free_records(s);
+  if (!keep || !lmz__repl_retain(r, s))
+    lmz__repl_out_free_records(s);
   r->stale_waits = true; /* its waits (and its fills') may resolve now */
   s->state = OS_CLOSED;
   s->closed_ms = now_ms(r);
@@ -320,6 +325,14 @@ void lmz__repl_out_close(lmz_repl_t *r, struct ostream *s, const char *why) {
   r->refill_dirty = true;
   lmz__repl_propose_pair_out(r, s);
   lmz__repl_reevaluate(r); /* fill waits resolve now */
+}
+
+void lmz__repl_out_close(lmz_repl_t *r, struct ostream *s, const char *why) {
+  out_close(r, s, why, false);
+}
+
+void lmz__repl_out_lose(lmz_repl_t *r, struct ostream *s, const char *why) {
+  out_close(r, s, why, true);
 }
 
 /* ---- gate tokens --------------------------------------------------------- */
@@ -518,8 +531,17 @@ static int plan_targets(lmz_repl_t *r, const struct lmz_dir_placement *p,
     struct ostream *s = lmz__repl_out_get(r, p->backups[i], true);
     if (!s)
       return LMZ_ENOMEM;
-    bool q = s->state != OS_CLOSED; /* CLOSED: PAIR_OUT will resolve it */
+    /* CLOSED: PAIR_OUT will resolve it (retained: it may resume) */
+    bool q =
+        s->state != OS_CLOSED ||
+        (s->retained && lmz__repl_retained_wants(s, prefix, plen, p->epoch));
     pl->t[pl->n++] = (struct target){s, NULL, q, true};
+  }
+  for (size_t i = 0; i < r->n_out && pl->n < LMZ__REPL_MAX_WAITS; i++) {
+    struct ostream *s = r->out[i]; /* retained, unlisted: queue, no wait */
+    if (s->retained && !listed(p, s->node) &&
+        lmz__repl_retained_wants(s, prefix, plen, p->epoch))
+      pl->t[pl->n++] = (struct target){s, NULL, true, false};
   }
   for (struct rfill *f = lmz__repl_fills_of(r, prefix, plen); f; f = f->next) {
     struct ostream *s = lmz__repl_out_get(r, f->node, false);
@@ -566,7 +588,7 @@ static uint64_t ship_commit(lmz_repl_t *r, struct plan *pl, struct rrec **recs,
   for (size_t i = 0; i < pl->n; i++) {
     struct target *g = &pl->t[i];
     if (g->queue) {
-      if (g->s->state == OS_IDLE)
+      if (g->s->state == OS_IDLE && !g->s->retained)
         lmz__repl_out_open(r, g->s);
       recs[k]->token = id;
       lmz__repl_out_push(g->s, recs[k], now);
@@ -652,8 +674,10 @@ int lmz_repl_ship(lmz_repl_t *r, const char *binding, const char *instance,
   for (size_t i = 0; i < pl.n; i++) {
     struct ostream *s = pl.t[i].s;
     if (s->state == OS_OPEN && s->unacked_bytes > r->max_lag_bytes)
-      lmz__repl_out_close(r, s, "lag in bytes"); /* frees the memory now */
-    else if (s->state == OS_CLOSED)
+      lmz__repl_out_lose(r, s, "lag in bytes"); /* bounds the memory now */
+    else if (s->retained && s->unacked_bytes > r->retention_bytes)
+      lmz__repl_retain_drop(r, s);
+    if (s->state == OS_CLOSED)
       lmz__repl_propose_pair_out(r, s); /* listed again while closed: insist */
   }
   return 0;
@@ -686,7 +710,7 @@ static int frame_reserve(lmz_repl_t *r, size_t n) {
 static size_t frame_span(const struct ostream *s) {
   size_t n = 0, bytes = 0;
   for (const struct rrec *rec = s->unsent; rec && rec->ready; rec = rec->next) {
-    size_t rb = rec_bytes(rec);
+    size_t rb = lmz__repl_rec_bytes(rec);
     if (n == LMZ_REPL_MAX_RECORDS ||
         (n > 0 && bytes + rb > LMZ_REPL_MAX_FRAME_BYTES))
       break;
@@ -735,7 +759,7 @@ static void flush_stream(lmz_repl_t *r, struct ostream *s) {
     if (n == 0 || n == LMZ_EOVERLOAD)
       return; /* a FILL not ready yet / the link is full: next flush */
     if (n < 0) {
-      lmz__repl_out_close(r, s, lmz_strerror((int)n));
+      lmz__repl_out_lose(r, s, lmz_strerror((int)n));
       return;
     }
     for (long i = 0; i < n; i++) {
@@ -760,12 +784,13 @@ void lmz_repl_tick(lmz_repl_t *r) {
     struct ostream *s = r->out[i];
     if (s->state == OS_OPEN && s->head && now > s->head->t_ms &&
         now - s->head->t_ms > r->max_lag_ms)
-      lmz__repl_out_close(r, s, "lag in time");
+      lmz__repl_out_lose(r, s, "lag in time");
     else if (s->state == OS_OPEN && s->unacked_bytes > r->max_lag_bytes)
-      lmz__repl_out_close(r, s, "lag in bytes");
+      lmz__repl_out_lose(r, s, "lag in bytes");
     if (s->state == OS_CLOSED)
       lmz__repl_propose_pair_out(r, s);
   }
+  lmz__repl_resume_tick(r);
   lmz__repl_fill_tick(r);
 }
 
@@ -793,7 +818,7 @@ void lmz_repl_on_ack(lmz_repl_t *r, uint64_t from_node, const Lmz__ReplAck *m) {
     if (!s->head)
       s->tail = NULL;
     s->n_unacked--;
-    s->unacked_bytes -= rec_bytes(rec);
+    s->unacked_bytes -= lmz__repl_rec_bytes(rec);
     if (rec->token)
       lmz__repl_token_acked(r, rec->token, s->node, s->gen);
     if (rec->kind == LMZ_REPL_KIND_FILL)
@@ -808,11 +833,13 @@ void lmz_repl_on_ack(lmz_repl_t *r, uint64_t from_node, const Lmz__ReplAck *m) {
 
 void lmz_repl_on_link(lmz_repl_t *r, uint64_t node_id, bool up) {
   r->refill_dirty = true;
-  if (up)
-    return;
   struct ostream *s = lmz__repl_out_get(r, node_id, false);
   if (s)
-    lmz__repl_out_close(r, s, "link down");
+    s->link_down = !up;
+  if (up)
+    return;
+  if (s)
+    lmz__repl_out_lose(r, s, "link down");
   lmz__repl_in_forget(r, node_id);
 }
 

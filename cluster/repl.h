@@ -42,13 +42,34 @@
  * the actor queued so far is acknowledged (so a listed backup holds every
  * write acknowledged before it was listed).
  *
+ * CATCH-UP. A stream closed by a link loss or by lag (not a refusal) is
+ * RETAINED when its unacknowledged bytes fit retention_bytes and at most
+ * LMZ_REPL_MAX_RESUME actors list its backup: its records are kept, the
+ * actors that listed the node (the RESUME set, with their epochs) keep
+ * queueing their batches on it after the PAIR_OUT delisted it (they no
+ * longer wait for it), and no fill is started towards it. Once the PAIR_OUT
+ * committed, the link is up and LMZ_REPL_RESUME_MIN_MS passed, the SAME
+ * generation reopens from the last acknowledged sequence (every kept record
+ * is sent again) and each resume actor that is still ours at its epoch, not
+ * listed and short of backups gets a CATCHING fill (REFILL below): its
+ * BACKUPS_ADD is proposed once every record queued so far is acknowledged.
+ * Retention is given up (records freed; the refill then sends FILLs) when
+ * the kept bytes pass retention_bytes, or at resumption when a kept record's
+ * actor is no longer ours at its epoch. A backup that lost its store
+ * refuses the resumed generation (a gap): the stream closes for good and
+ * the refill sends FILLs.
+ *
  * BACKUP SIDE. lmz_repl_on_append() validates the frame (hostile input:
  * bounded sizes; generation and sequence contiguous; every key inside the
  * record's actor range; the actor's epoch not older than the local
  * directory's; the sender is the directory's owner or the epoch is newer than
  * what the directory knows), applies the records as one store batch (group
  * commit: one fsync for many frames), and once durable answers ReplAck with
- * the highest durable sequence. A violation answers ReplAck with a negative
+ * the highest durable sequence. The same batch records (generation, last
+ * seq) of the sender under the node-level key "replin" + sender id, so a
+ * resumed generation continues from the durable sequence even after a
+ * restart; records a resumed stream sends again (seq at or below what was
+ * received) are skipped. A violation answers ReplAck with a negative
  * status and the reason, and drops the stream state for that sender (its
  * owner then closes the stream and refills). Backed-up actors are never
  * activated by the backup.
@@ -97,6 +118,12 @@ typedef struct lmz_repl_s lmz_repl_t;
 
 #define LMZ_REPL_DEFAULT_MAX_LAG_MS 2000u
 #define LMZ_REPL_DEFAULT_MAX_LAG_BYTES (64u << 20)
+#define LMZ_REPL_DEFAULT_RETENTION_BYTES (64u << 20)
+/* CATCH-UP bounds: actors that may resume on one stream (more: the stream
+ * is refilled), and the minimum time between a close and its resumption (a
+ * paused backup does not make the owner churn the directory). */
+#define LMZ_REPL_MAX_RESUME 4096u
+#define LMZ_REPL_RESUME_MIN_MS 500u
 /* One ReplAppend (more records are split into several). */
 #define LMZ_REPL_MAX_FRAME_BYTES (16u << 20)
 /* One record's data (a single larger batch or dump cannot be replicated:
@@ -143,8 +170,12 @@ struct lmz_repl_options {
   uint32_t factor;        /* R: 1 = no replication (then ship is a no-op) */
   uint32_t max_lag_ms;    /* 0 = LMZ_REPL_DEFAULT_MAX_LAG_MS */
   uint64_t max_lag_bytes; /* 0 = LMZ_REPL_DEFAULT_MAX_LAG_BYTES */
-  const lmz_dir *dir;     /* the local directory replica (borrowed) */
-  lmz_store *store;       /* the node's store (borrowed) */
+  /* CATCH-UP: unacknowledged bytes a closed stream keeps for its backup's
+   * return; 0 = LMZ_REPL_DEFAULT_RETENTION_BYTES, UINT64_MAX = no retention
+   * (every return is a refill). */
+  uint64_t retention_bytes;
+  const lmz_dir *dir; /* the local directory replica (borrowed) */
+  lmz_store *store;   /* the node's store (borrowed) */
   struct lmz_repl_ops ops;
   /* acked_through advanced (the node releases outputs behind the gate). */
   void (*on_progress)(void *arg);

@@ -408,6 +408,23 @@ static int fill_start(lmz_repl_t *r, struct ostream *s, const char *name,
   return 0;
 }
 
+/* A resumed actor (cluster/repl.h CATCH-UP): the node got every record of
+ * it on the reopened generation s->gen, so the fill starts CATCHING: its
+ * BACKUPS_ADD follows the acknowledgement of every record queued so far. */
+int lmz__repl_fill_resume(lmz_repl_t *r, struct ostream *s,
+                          const struct rresume *a) {
+  struct rfill *f = fill_new(r, a->name, a->blen, a->ilen, a->epoch, s->node);
+  int rv = f ? fill_insert(r, f) : LMZ_ENOMEM;
+  if (rv) {
+    free(f);
+    return rv;
+  }
+  f->gen = s->gen;
+  f->state = FILL_CATCHING;
+  f->last_seq = s->next_seq - 1;
+  return 0;
+}
+
 /* ---- the scan ------------------------------------------------------------ */
 
 struct scan {
@@ -434,7 +451,8 @@ static bool eligible(lmz_repl_t *r, const struct lmz_dir_placement *p,
     if (f->node == node)
       return false;
   struct ostream *s = lmz__repl_out_get(r, node, false);
-  return !s || s->state != OS_CLOSED; /* CLOSED: its PAIR_OUT comes first */
+  /* CLOSED: its PAIR_OUT comes first; retained: it catches up instead */
+  return !s || (s->state != OS_CLOSED && !s->retained);
 }
 
 /* The best-ranked eligible candidate (rendezvous score, ties: lower id). */

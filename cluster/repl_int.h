@@ -54,6 +54,23 @@ struct ostream {
   uint64_t sent_records;
   bool pair_out_inflight;
   uint64_t closed_ms; /* when it closed (stats: lag_ms while CLOSED) */
+  bool link_down;     /* since lmz_repl_on_link(down), until (up) */
+  /* RETAINED (CLOSED or IDLE, repl.h CATCH-UP): the generation's
+   * unacknowledged records are kept (head..tail, seqs go on) and the
+   * actors in `resume` (those that listed the node when it closed) still
+   * queue their records on it, until it resumes or retention is given up. */
+  bool retained;
+  lmz_hmap resume; /* actor prefix -> struct rresume */
+  size_t n_resume;
+};
+
+/* An actor whose backup list lost the node of a retained stream. */
+struct rresume {
+  uint64_t epoch;
+  size_t plen;
+  uint8_t prefix[LMZ_KEY_PREFIX_MAX]; /* hmap key */
+  size_t blen, ilen;
+  char name[];
 };
 
 /* One backup a gate token waits for: acknowledged on stream (node, gen),
@@ -122,7 +139,7 @@ struct rpending {
 
 struct lmz_repl_s {
   struct lmz_repl_options o;
-  uint64_t max_lag_ms, max_lag_bytes;
+  uint64_t max_lag_ms, max_lag_bytes, retention_bytes;
 
   struct ostream **out; /* outgoing streams */
   size_t n_out, cap_out;
@@ -171,6 +188,11 @@ void lmz__repl_out_open(lmz_repl_t *r, struct ostream *s);
 /* Queues `rec` (seq assigned here) on an OPEN stream. */
 void lmz__repl_out_push(struct ostream *s, struct rrec *rec, uint64_t now);
 void lmz__repl_out_close(lmz_repl_t *r, struct ostream *s, const char *why);
+/* As lmz__repl_out_close, but keeps the records for a catch-up when
+ * retention allows (link down, lag: the backup's copy is intact). */
+void lmz__repl_out_lose(lmz_repl_t *r, struct ostream *s, const char *why);
+void lmz__repl_out_free_records(struct ostream *s);
+size_t lmz__repl_rec_bytes(const struct rrec *rec);
 /* Proposes PAIR_OUT(self, s->node) for a CLOSED stream unless in flight. */
 void lmz__repl_propose_pair_out(lmz_repl_t *r, struct ostream *s);
 struct rrec *lmz__repl_rec_new(const char *name, size_t blen, size_t ilen,
@@ -205,6 +227,22 @@ void lmz__repl_barrier_done(lmz_repl_t *r, uint64_t barrier, int status);
 void lmz__repl_add_done(lmz_repl_t *r, uint64_t fill_id, uint64_t node,
                         uint64_t gen, int status, int item_status);
 void lmz__repl_fills_free(lmz_repl_t *r);
+
+/* ---- repl_resume.c (catch-up of a retained stream) ---------------------- */
+/* Stream s is closing: retains it if it may resume (bounds). */
+bool lmz__repl_retain(lmz_repl_t *r, struct ostream *s);
+/* Frees the resume set (lmz_repl_free, or retention ends). */
+void lmz__repl_resume_clear(struct ostream *s);
+/* Gives retention up: the records and the resume set are freed. */
+void lmz__repl_retain_drop(lmz_repl_t *r, struct ostream *s);
+/* Whether a batch of the actor (prefix, epoch) goes on retained stream s. */
+bool lmz__repl_retained_wants(const struct ostream *s, const uint8_t *prefix,
+                              size_t plen, uint64_t epoch);
+/* Resumes retained streams whose backup is reachable again. */
+void lmz__repl_resume_tick(lmz_repl_t *r);
+/* Creates a CATCHING fill (repl_fill.c) for a resumed actor. */
+int lmz__repl_fill_resume(lmz_repl_t *r, struct ostream *s,
+                          const struct rresume *a);
 
 /* ---- repl_backup.c ------------------------------------------------------- */
 void lmz__repl_commit_done(lmz_repl_t *r, struct rpending *p, int status);

@@ -67,6 +67,7 @@ struct world {
   int propose_rv;                      /* != 0: propose() refuses at once */
   size_t n_proposals;
   uint32_t factor;
+  uint64_t retention; /* lmz_repl_options.retention_bytes (0: default) */
 };
 
 static struct world *W;
@@ -166,6 +167,7 @@ static void world_repl(struct world *w, uint64_t id) {
   o.node_id = id;
   o.factor = w->factor;
   o.max_lag_ms = 1000;
+  o.retention_bytes = w->retention;
   o.dir = n->dir;
   o.store = n->store;
   o.ops = (struct lmz_repl_ops){fake_now, fake_send, fake_propose,
@@ -866,10 +868,14 @@ static void test_refill_budget(void **state) {
   world_free(w);
 }
 
-/* After a PAIR_OUT the owner refills: the same node on a new generation. */
+/* After a PAIR_OUT the owner refills: the same node on a new generation
+ * (without retention: no catch-up). */
 static void test_pair_out_then_refill(void **state) {
   (void)state;
   struct world *w = world_new(2, 2);
+  w->retention = UINT64_MAX;
+  lmz_repl_free(w->nodes[1].r);
+  world_repl(w, 1);
   uint64_t b2[] = {2};
   claim(w, "a", 1, b2, 1);
   turn(w, 1, "a", "k", "v1");
@@ -1054,6 +1060,147 @@ static void test_failover_loses_waiting_token(void **state) {
   world_free(w);
 }
 
+/* ---- tests: catch-up (repl.h CATCH-UP) ----------------------------------- */
+
+/* Node 2 (backup of "a" on node 1) drops off the link: PAIR_OUT, and node
+ * 1 writes twice while it is away (the gate does not wait for it). */
+static void blip_out(struct world *w) {
+  w->link_down[2] = true;
+  lmz_repl_on_link(w->nodes[1].r, 2, false);
+  lmz_repl_on_link(w->nodes[2].r, 1, false);
+  assert_int_equal(decide(w, 0), 1); /* PAIR_OUT */
+  assert_int_equal(placement(w, 1, "a").n_backups, 0);
+  turn(w, 1, "a", "k", "away1");
+  turn(w, 1, "a", "j", "away2");
+  run_stores(w);
+  struct lmz_repl_stats st;
+  lmz_repl_get_stats(w->nodes[1].r, &st);
+  assert_int_equal(st.pending_tokens, 0); /* nothing waits for node 2 */
+}
+
+/* The link is back: node 1 resumes (or refills) and lists node 2 again. */
+static void blip_back(struct world *w) {
+  w->link_down[2] = false;
+  lmz_repl_on_link(w->nodes[1].r, 2, true);
+  lmz_repl_on_link(w->nodes[2].r, 1, true);
+  for (int i = 0; i < 5; i++) {
+    w->now += 600;
+    lmz_repl_tick(w->nodes[1].r);
+    pump(w);
+    lmz_repl_tick(w->nodes[1].r);
+    decide(w, 0);
+    pump(w);
+  }
+  struct lmz_dir_placement p = placement(w, 1, "a");
+  assert_int_equal(p.n_backups, 1);
+  assert_int_equal(p.backups[0], 2);
+  const char *v = read_key(w, 2, "a", "k");
+  assert_non_null(v);
+  assert_string_equal(v, "away1");
+  v = read_key(w, 2, "a", "j");
+  assert_non_null(v);
+  assert_string_equal(v, "away2");
+  uint64_t t = turn(w, 1, "a", "k", "back");
+  assert_true(t > 0); /* waits for node 2 again */
+  pump(w);
+  assert_int_equal(acked(w, 1), t);
+}
+
+static uint64_t fills_sent(struct world *w) {
+  struct lmz_repl_stats st;
+  lmz_repl_get_stats(w->nodes[1].r, &st);
+  return st.fills_sent;
+}
+
+static struct world *blip_world(uint64_t retention) {
+  struct world *w = world_new(2, 2);
+  w->retention = retention;
+  lmz_repl_free(w->nodes[1].r);
+  world_repl(w, 1);
+  uint64_t b2[] = {2};
+  claim(w, "a", 1, b2, 1);
+  uint64_t t = turn(w, 1, "a", "k", "v1");
+  pump(w);
+  assert_int_equal(acked(w, 1), t);
+  w->hold[2] = true; /* one write in flight when the link drops */
+  turn(w, 1, "a", "k", "v2");
+  flush_all(w);
+  run_stores(w);
+  w->hold[2] = false;
+  return w;
+}
+
+/* A short link loss resumes the stream: no FILL, nothing missing. */
+static void test_catchup_resumes(void **state) {
+  (void)state;
+  struct world *w = blip_world(0);
+  blip_out(w);
+  blip_back(w);
+  assert_int_equal(fills_sent(w), 0);
+  world_free(w);
+}
+
+/* More than retention_bytes while away: the actor is refilled. */
+static void test_catchup_retention_exceeded(void **state) {
+  (void)state;
+  struct world *w = blip_world(400);
+  blip_out(w);
+  for (int i = 0; i < 10; i++)
+    turn(w, 1, "a", "x", "0123456789012345678901234567890123456789");
+  turn(w, 1, "a", "k", "away1");
+  run_stores(w);
+  blip_back(w);
+  assert_int_equal(fills_sent(w), 1);
+  world_free(w);
+}
+
+/* Closes and reopens node 2's store (wiped: a fresh directory) and starts a
+ * new replicator on it (its stream state is gone). */
+static void restart_backup(struct world *w, bool wipe) {
+  struct node *n = &w->nodes[2];
+  lmz_repl_free(n->r);
+  lmz_store_close(n->store);
+  assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
+  if (wipe) {
+    tl_rmtree(n->path);
+    free(n->path);
+    n->path = tl_mkdtemp("lmz-repl");
+    assert_non_null(n->path);
+  }
+  struct lmz_store_opts so;
+  lmz_store_opts_init(&so, n->path);
+  char err[LMZ_ERRMSG_LEN];
+  assert_int_equal(lmz_store_open(&n->store, &w->loop, &so, err), 0);
+  world_repl(w, 2);
+}
+
+/* The backup restarts with its store intact: it resumes from its durable
+ * sequence (kept in its store), without a FILL. */
+static void test_catchup_backup_restarted(void **state) {
+  (void)state;
+  struct world *w = blip_world(0);
+  blip_out(w);
+  restart_backup(w, false);
+  blip_back(w);
+  assert_int_equal(fills_sent(w), 0);
+  world_free(w);
+}
+
+/* The backup comes back with an empty store: it refuses the resumed
+ * generation and gets a FILL. */
+static void test_catchup_wiped_backup(void **state) {
+  (void)state;
+  struct world *w = blip_world(0);
+  blip_out(w);
+  restart_backup(w, true);
+  blip_back(w);
+  assert_int_equal(fills_sent(w), 1);
+  const char *v = read_key(w, 2, "a", "k");
+  assert_non_null(v);
+  assert_string_equal(v, "back");
+  world_free(w);
+}
+
 /* A fill's BACKUPS_ADD and the PAIR_OUT of its closed stream race: in
  * either commit order the node ends unlisted and the gate does not wait
  * for it. */
@@ -1231,6 +1378,10 @@ int main(void) {
       cmocka_unit_test(test_frames_split),
       cmocka_unit_test(test_failover_then_refill),
       cmocka_unit_test(test_failover_loses_waiting_token),
+      cmocka_unit_test(test_catchup_resumes),
+      cmocka_unit_test(test_catchup_retention_exceeded),
+      cmocka_unit_test(test_catchup_backup_restarted),
+      cmocka_unit_test(test_catchup_wiped_backup),
       cmocka_unit_test(test_free_with_pending_work),
       cmocka_unit_test(test_fill_add_races_pair_out),
       cmocka_unit_test(test_pair_out_checks_listing),
