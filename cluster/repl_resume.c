@@ -17,7 +17,8 @@
  *     memory while noting the set.
  *  2. At resumption, a kept record's actor is no longer ours at the epoch
  *     it was shipped with (moved, failed over, released): its record must
- *     not reach the node, whose copy may now come from the new owner.
+ *     not reach the node, whose copy may now come from the new owner. Or
+ *     the node is no longer UP (DRAINING: it is to back up nothing).
  *  3. The backup lost its store (or its stream state): it refuses the
  *     resumed generation (a sequence gap); the stream closes for good.
  * A resume actor whose placement changed meanwhile simply gets no CATCHING
@@ -131,7 +132,8 @@ static bool records_still_ours(lmz_repl_t *r, const struct ostream *s) {
 
 /* Reopens the generation and starts the CATCHING fills. */
 static void resume(lmz_repl_t *r, struct ostream *s) {
-  if (!records_still_ours(r, s)) {
+  const struct lmz_dir_node *n = lmz_dir_node_get(r->o.dir, s->node);
+  if (!n || n->state != LMZ_DIR_UP || !records_still_ours(r, s)) {
     lmz__repl_retain_drop(r, s);
     return;
   }

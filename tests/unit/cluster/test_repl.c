@@ -25,7 +25,7 @@
 #include "storage/store.h"
 #include "storage/store_int.h" /* lmz__store_fail_writes: a backup's disk */
 
-#define MAXN 3
+#define MAXN 4
 
 struct qframe {
   struct qframe *next;
@@ -119,8 +119,9 @@ static size_t fake_candidates(void *ctx, uint64_t *out, size_t cap) {
   struct node *n = ctx;
   size_t k = 0;
   for (uint64_t id = 1; id <= n->w->n && k < cap; id++)
-    if (id != n->id && !n->w->link_down[id])
-      out[k++] = id;
+    if (id != n->id && !n->w->link_down[id] &&
+        lmz_dir_node_get(n->dir, id)->state == LMZ_DIR_UP)
+      out[k++] = id; /* UP only, as cluster/placement.h's set */
   return k;
 }
 
@@ -1201,6 +1202,54 @@ static void test_catchup_wiped_backup(void **state) {
   world_free(w);
 }
 
+/* ---- tests: drain -------------------------------------------------------- */
+
+/* Node 3, a backup of "a", drains: node 1 first fills node 4 (the list
+ * never has fewer other copies than before), then node 3 leaves the list
+ * (PAIR_OUT) and backs up nothing; the gate keeps working. */
+static void test_drain_moves_backup_role(void **state) {
+  (void)state;
+  struct world *w = world_new(4, 3);
+  uint64_t b23[] = {2, 3};
+  claim(w, "a", 1, b23, 2);
+  turn(w, 1, "a", "k", "v1");
+  pump(w);
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(
+      lmz_dir_encode_node_upsert(&b, 3, LMZ_DIR_DRAINING, "a3", "a3", 10), 0);
+  apply_all(w, &b, true);
+  lmz_buf_free(&b);
+  w->now += LMZ_REPL_REFILL_PERIOD_MS;
+  lmz_repl_tick(w->nodes[1].r); /* fills node 4; node 3 still needed */
+  pump(w);
+  assert_int_equal(w->n_proposals, 1); /* BACKUPS_ADD(4) only */
+  assert_int_equal(placement(w, 1, "a").n_backups, 2);
+  uint64_t t = turn(w, 1, "a", "k", "v2");
+  pump(w);
+  assert_int_equal(acked(w, 1), t); /* node 3 still acknowledges */
+  assert_int_equal(decide(w, 0), 1);
+  struct lmz_dir_placement p = placement(w, 1, "a");
+  assert_int_equal(p.n_backups, 3);
+  assert_int_equal(p.backups[2], 4);
+  w->now += LMZ_REPL_REFILL_PERIOD_MS;
+  lmz_repl_tick(w->nodes[1].r);      /* node 3 is no longer needed */
+  assert_int_equal(decide(w, 0), 1); /* PAIR_OUT(1, 3) */
+  p = placement(w, 1, "a");
+  assert_int_equal(p.n_backups, 2);
+  assert_int_equal(p.backups[0], 2);
+  assert_int_equal(p.backups[1], 4);
+  t = turn(w, 1, "a", "k", "v3");
+  pump(w);
+  assert_int_equal(acked(w, 1), t);
+  const char *v = read_key(w, 4, "a", "k");
+  assert_non_null(v);
+  assert_string_equal(v, "v3");
+  w->now += LMZ_REPL_REFILL_PERIOD_MS;
+  lmz_repl_tick(w->nodes[1].r);
+  assert_int_equal(decide(w, 0), 0); /* settled: nothing more to do */
+  world_free(w);
+}
+
 /* A fill's BACKUPS_ADD and the PAIR_OUT of its closed stream race: in
  * either commit order the node ends unlisted and the gate does not wait
  * for it. */
@@ -1382,6 +1431,7 @@ int main(void) {
       cmocka_unit_test(test_catchup_retention_exceeded),
       cmocka_unit_test(test_catchup_backup_restarted),
       cmocka_unit_test(test_catchup_wiped_backup),
+      cmocka_unit_test(test_drain_moves_backup_role),
       cmocka_unit_test(test_free_with_pending_work),
       cmocka_unit_test(test_fill_add_races_pair_out),
       cmocka_unit_test(test_pair_out_checks_listing),
