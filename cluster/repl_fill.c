@@ -444,6 +444,7 @@ struct scan {
   struct draining drain[LMZ_DIR_MAX_NODES > 64 ? 64 : LMZ_DIR_MAX_NODES];
   size_t n_drain;
   bool drain_full; /* more draining nodes than fit: none leaves this scan */
+  bool self_draining;
 };
 
 static bool node_draining(const lmz_repl_t *r, uint64_t node) {
@@ -531,7 +532,10 @@ static int scan_cb(const char *binding, size_t blen, const char *instance,
   for (struct rfill *f = lmz__repl_fills_of(r, prefix, (size_t)pl); f;
        f = f->next)
     have++;
-  while (have < sc->want && budget_left(r)) {
+  /* A DRAINING owner fills nothing: its actors are about to move, and a
+   * FILL still on its way could land on the drain's target after the
+   * actor's import there (an older copy over the moved state). */
+  while (have < sc->want && budget_left(r) && !sc->self_draining) {
     struct rfill *fills = lmz__repl_fills_of(r, prefix, (size_t)pl);
     uint64_t node = next_ranked(sc, p, fills, h);
     struct ostream *s = node ? lmz__repl_out_get(r, node, true) : NULL;
@@ -576,6 +580,7 @@ static void refill_scan(lmz_repl_t *r, uint64_t now) {
   for (size_t i = 0; i < n; i++)
     others += cand[i] != r->o.node_id && cand[i] != 0;
   struct scan sc = {.r = r, .cand = cand, .n_cand = n, .want = r->o.factor - 1};
+  sc.self_draining = node_draining(r, r->o.node_id);
   if (others < sc.want)
     sc.want = (uint32_t)others;
   r->scan_barrier = ++r->next_barrier_id;

@@ -1250,6 +1250,28 @@ static void test_drain_moves_backup_role(void **state) {
   world_free(w);
 }
 
+/* A DRAINING owner starts no fill: its actors are about to move, and an
+ * older FILL could land on the drain's target after the import there. */
+static void test_draining_owner_fills_nothing(void **state) {
+  (void)state;
+  struct world *w = world_new(3, 3);
+  claim(w, "a", 1, NULL, 0); /* under-replicated */
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(
+      lmz_dir_encode_node_upsert(&b, 1, LMZ_DIR_DRAINING, "a1", "a1", 10), 0);
+  apply_all(w, &b, true);
+  lmz_buf_free(&b);
+  w->now += LMZ_REPL_REFILL_PERIOD_MS;
+  lmz_repl_tick(w->nodes[1].r);
+  pump(w);
+  struct lmz_repl_stats st;
+  lmz_repl_get_stats(w->nodes[1].r, &st);
+  assert_int_equal(st.fills_sent, 0);
+  assert_int_equal(st.under_replicated, 1); /* still counted */
+  assert_int_equal(w->n_proposals, 0);
+  world_free(w);
+}
+
 /* A fill's BACKUPS_ADD and the PAIR_OUT of its closed stream race: in
  * either commit order the node ends unlisted and the gate does not wait
  * for it. */
@@ -1432,6 +1454,7 @@ int main(void) {
       cmocka_unit_test(test_catchup_backup_restarted),
       cmocka_unit_test(test_catchup_wiped_backup),
       cmocka_unit_test(test_drain_moves_backup_role),
+      cmocka_unit_test(test_draining_owner_fills_nothing),
       cmocka_unit_test(test_free_with_pending_work),
       cmocka_unit_test(test_fill_add_races_pair_out),
       cmocka_unit_test(test_pair_out_checks_listing),
