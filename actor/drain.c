@@ -29,13 +29,25 @@ static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.drain");
 #define DRAIN_IDLE_TIMEOUT_MS 5000
 #define DRAIN_POLL_MS 5
 #define IMPORT_TIMEOUT_MS 1500
+/* After the moves: how long (and how often) the drain waits for the owners
+ * to take this node off their backup lists (cluster/repl.h: they fill a
+ * replacement first, then PAIR_OUT). */
+#define DRAIN_BACKUPS_TIMEOUT_MS 30000
+#define DRAIN_BACKUPS_POLL_MS 50
 
 struct drain_item {
   char *binding, *instance;
   uint64_t epoch;
 };
 
-enum drain_phase { PH_MARKING, PH_IDLE_WAIT, PH_IMPORTING, PH_MOVING, PH_DONE };
+enum drain_phase {
+  PH_MARKING,
+  PH_IDLE_WAIT,
+  PH_IMPORTING,
+  PH_MOVING,
+  PH_BACKUPS, /* every actor moved or failed: waiting for the backup roles */
+  PH_DONE
+};
 
 struct lmz_drain {
   lmz_router *r;
@@ -235,9 +247,57 @@ static void drain_poll(uv_timer_t *t) {
     drain_item_done(d, false, lmz_strerror(rv));
 }
 
+static int backs_up_cb(const char *b, size_t bl, const char *i, size_t il,
+                       const struct lmz_dir_placement *p, void *arg) {
+  (void)b, (void)bl, (void)i, (void)il;
+  uint64_t *n = arg; /* n[0]: our id, n[1]: the count */
+  for (uint32_t k = 0; k < p->n_backups && k < LMZ_DIR_MAX_BACKUPS; k++)
+    n[1] += p->backups[k] == n[0];
+  return 0;
+}
+
+/* How many actors list this node as a backup (a walk of the table). */
+static uint64_t backup_roles(struct lmz_drain *d) {
+  uint64_t n[2] = {lmz_cluster_node_id(d->c), 0};
+  lmz_dir_foreach_placement(lmz_cluster_dir(d->c), 0, backs_up_cb, n);
+  return n[1];
+}
+
+static void backups_poll(uv_timer_t *t) {
+  struct lmz_drain *d = lmz_container_of(t, struct lmz_drain, timer);
+  uint64_t n = backup_roles(d);
+  if (n == 0) {
+    drain_finish(d);
+    return;
+  }
+  if (lmz_cluster_now_ms(d->c) - d->wait_since > DRAIN_BACKUPS_TIMEOUT_MS) {
+    LMZ_LOG_WARN(&log_ns,
+                 "drain: this node still backs up %llu actors (their owners "
+                 "found no replacement)",
+                 (unsigned long long)n);
+    drain_finish(d);
+  }
+}
+
+/* The moves are over: the drain ends once no owner lists this node as a
+ * backup any more (bounded), so a drained node holds no role at all. */
+static void backups_wait(struct lmz_drain *d) {
+  uint64_t n = backup_roles(d);
+  if (n == 0) {
+    drain_finish(d);
+    return;
+  }
+  LMZ_LOG_INFO(&log_ns, "drain: waiting for %llu backup roles to move",
+               (unsigned long long)n);
+  d->phase = PH_BACKUPS;
+  d->wait_since = lmz_cluster_now_ms(d->c);
+  uv_timer_start(&d->timer, backups_poll, DRAIN_BACKUPS_POLL_MS,
+                 DRAIN_BACKUPS_POLL_MS);
+}
+
 static void drain_next(struct lmz_drain *d) {
   if (d->next >= d->n) {
-    drain_finish(d);
+    backups_wait(d);
     return;
   }
   struct drain_item *it = &d->items[d->next];

@@ -14,7 +14,9 @@
  *      route to the new owner.
  * A step that fails leaves the actor here (unmarked) and counts it failed;
  * the node is DRAINING in the directory from the start, so nothing new is
- * placed on it. The target is chosen over placement's one candidate set
+ * placed on it. Once every actor was handled, the drain also waits
+ * (bounded, 30 s) until no actor lists this node as a backup: the owners
+ * fill replacements and then drop it (cluster/repl.h). The target is chosen over placement's one candidate set
  * (cluster/placement.h), this node excluded.
  *
  * Threading: loop thread only. */

@@ -180,6 +180,7 @@ void lmz_cluster_on_conn_state(lmz_cluster_t *c, lmz_conn_t *conn, int state,
 struct lmz_cluster_repl_options {
   uint32_t max_lag_ms;    /* 0 = repl.h default */
   uint64_t max_lag_bytes; /* 0 = repl.h default */
+  uint64_t retention_bytes; /* 0 = repl.h default, UINT64_MAX = none */
   void (*on_progress)(void *arg); /* acked_through advanced */
   void *progress_arg;
 };

@@ -30,8 +30,10 @@
  *  6. The replicator is freed while proposals or store commits are pending:
  *     their callbacks find r == NULL (disarmed) and only free their state.
  *
- * Tokens of an actor this node no longer owns (a failover happened behind
- * its back) are never released: the new owner may lack those writes. */
+ * A token of an actor this node no longer owns at the epoch it was shipped
+ * with (a failover or move behind its back), with a wait no acknowledgement
+ * satisfied, is LOST (repl.h LOST TOKENS): acked_through moves past it, and
+ * lmz_repl_token_state() reports it lost until the gate asked. */
 #include "cluster/repl_int.h"
 
 #include <sodium.h>
@@ -79,7 +81,7 @@ void lmz__repl_rec_free(struct rrec *rec) {
   free(rec);
 }
 
-static size_t rec_bytes(const struct rrec *rec) {
+size_t lmz__repl_rec_bytes(const struct rrec *rec) {
   return (rec->data ? rec->data->len : 0) + rec->blen + rec->ilen + 32;
 }
 
@@ -122,6 +124,8 @@ int lmz_repl_new(lmz_repl_t **out, const struct lmz_repl_options *o) {
   r->max_lag_ms = o->max_lag_ms ? o->max_lag_ms : LMZ_REPL_DEFAULT_MAX_LAG_MS;
   r->max_lag_bytes =
       o->max_lag_bytes ? o->max_lag_bytes : LMZ_REPL_DEFAULT_MAX_LAG_BYTES;
+  r->retention_bytes = o->retention_bytes ? o->retention_bytes
+                                          : LMZ_REPL_DEFAULT_RETENTION_BYTES;
   r->first_token = r->next_token = 1;
   r->next_fill_id = 1;
   r->pending.next = r->pending.prev = &r->pending;
@@ -132,7 +136,7 @@ int lmz_repl_new(lmz_repl_t **out, const struct lmz_repl_options *o) {
   return 0;
 }
 
-static void out_free_records(struct ostream *s) {
+void lmz__repl_out_free_records(struct ostream *s) {
   while (s->head) {
     struct rrec *rec = s->head;
     s->head = rec->next;
@@ -151,13 +155,15 @@ void lmz_repl_free(lmz_repl_t *r) {
     p = next;
   }
   for (size_t i = 0; i < r->n_out; i++) {
-    out_free_records(r->out[i]);
+    lmz__repl_resume_clear(r->out[i]);
+    lmz__repl_out_free_records(r->out[i]);
     free(r->out[i]);
   }
   free(r->out);
   for (size_t i = 0; i < r->tok_n; i++)
     free(r->tok[(r->tok_head + i) % r->tok_cap]);
   free(r->tok);
+  free(r->lost);
   lmz__repl_fills_free(r);
   lmz__repl_in_free(r);
   lmz_buf_free(&r->scratch);
@@ -210,7 +216,7 @@ void lmz__repl_out_open(lmz_repl_t *r, struct ostream *s) {
 }
 
 void lmz__repl_out_push(struct ostream *s, struct rrec *rec, uint64_t now) {
-  LMZ_ASSERT(s->state == OS_OPEN);
+  LMZ_ASSERT(s->state == OS_OPEN || s->retained);
   rec->seq = s->next_seq++;
   rec->t_ms = now;
   rec->next = NULL;
@@ -222,7 +228,7 @@ void lmz__repl_out_push(struct ostream *s, struct rrec *rec, uint64_t now) {
   if (!s->unsent)
     s->unsent = rec;
   s->n_unacked++;
-  s->unacked_bytes += rec_bytes(rec);
+  s->unacked_bytes += lmz__repl_rec_bytes(rec);
 }
 
 static void pair_out_done(void *arg, int status, int item_status);
@@ -300,7 +306,8 @@ static void pair_out_done(void *arg, int status, int item_status) {
   lmz__repl_reevaluate(r);
 }
 
-void lmz__repl_out_close(lmz_repl_t *r, struct ostream *s, const char *why) {
+static void out_close(lmz_repl_t *r, struct ostream *s, const char *why,
+                      bool keep) {
   if (s->state != OS_OPEN)
     return;
   LMZ_LOG_WARN(&lmz__repl_log,
@@ -308,7 +315,8 @@ void lmz__repl_out_close(lmz_repl_t *r, struct ostream *s, const char *why) {
                "unacknowledged",
                (unsigned long long)s->node, why,
                (unsigned long long)s->n_unacked);
-  out_free_records(s);
+  if (!keep || !lmz__repl_retain(r, s))
+    lmz__repl_out_free_records(s);
   r->stale_waits = true; /* its waits (and its fills') may resolve now */
   s->state = OS_CLOSED;
   s->closed_ms = now_ms(r);
@@ -317,6 +325,14 @@ void lmz__repl_out_close(lmz_repl_t *r, struct ostream *s, const char *why) {
   r->refill_dirty = true;
   lmz__repl_propose_pair_out(r, s);
   lmz__repl_reevaluate(r); /* fill waits resolve now */
+}
+
+void lmz__repl_out_close(lmz_repl_t *r, struct ostream *s, const char *why) {
+  out_close(r, s, why, false);
+}
+
+void lmz__repl_out_lose(lmz_repl_t *r, struct ostream *s, const char *why) {
+  out_close(r, s, why, true);
 }
 
 /* ---- gate tokens --------------------------------------------------------- */
@@ -343,17 +359,75 @@ static int token_reserve(lmz_repl_t *r) {
   return 0;
 }
 
-/* Pops satisfied tokens from the front. Returns true if any. */
+/* Remembers a lost token's id (ascending: the ring pops in order). Returns
+ * false at LMZ_REPL_MAX_LOST or out of memory: the token stays in the ring. */
+static bool lost_keep(lmz_repl_t *r, uint64_t id) {
+  if (r->n_lost == r->cap_lost) {
+    if (r->cap_lost == LMZ_REPL_MAX_LOST)
+      return false;
+    size_t cap = r->cap_lost ? 2 * r->cap_lost : 16;
+    if (cap > LMZ_REPL_MAX_LOST)
+      cap = LMZ_REPL_MAX_LOST;
+    uint64_t *a = realloc(r->lost, cap * sizeof *a);
+    if (!a)
+      return false;
+    r->lost = a;
+    r->cap_lost = cap;
+  }
+  r->lost[r->n_lost++] = id;
+  r->st.tokens_lost++;
+  return true;
+}
+
+/* Pops satisfied (and lost) tokens from the front. Returns true if any. */
 static bool tokens_advance(lmz_repl_t *r) {
   bool moved = false;
   while (r->tok_n > 0 && r->tok[r->tok_head]->n_left == 0) {
-    free(r->tok[r->tok_head]);
+    struct rtoken *t = r->tok[r->tok_head];
+    if (t->lost && !lost_keep(r, t->id))
+      break; /* the set is full: the gate's next question prunes it */
+    free(t);
     r->tok_head = (r->tok_head + 1) % r->tok_cap;
     r->tok_n--;
     r->first_token++;
     moved = true;
   }
   return moved;
+}
+
+/* Forgets the lost ids below `token` (the gate asked about `token`). */
+static void lost_prune(lmz_repl_t *r, uint64_t token) {
+  size_t k = 0;
+  while (k < r->n_lost && r->lost[k] < token)
+    k++;
+  if (k == 0)
+    return;
+  memmove(r->lost, r->lost + k, (r->n_lost - k) * sizeof *r->lost);
+  r->n_lost -= k;
+}
+
+static bool lost_has(const lmz_repl_t *r, uint64_t token) {
+  size_t lo = 0, hi = r->n_lost;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (r->lost[mid] < token)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < r->n_lost && r->lost[lo] == token;
+}
+
+int lmz_repl_token_state(lmz_repl_t *r, uint64_t token) {
+  if (token == 0)
+    return 1;
+  lost_prune(r, token);
+  if (r->n_lost < LMZ_REPL_MAX_LOST)
+    tokens_advance(r); /* a full set held a lost token back */
+  if (token < r->first_token)
+    return lost_has(r, token) ? LMZ_EUNAVAILABLE : 1;
+  struct rtoken *t = token_at(r, token);
+  return t && t->lost ? LMZ_EUNAVAILABLE : 0;
 }
 
 void lmz__repl_token_acked(lmz_repl_t *r, uint64_t token, uint64_t node,
@@ -377,25 +451,38 @@ static bool listed(const struct lmz_dir_placement *p, uint64_t node) {
   return false;
 }
 
+static void token_lose(struct rtoken *t) {
+  t->lost = true;
+  t->n_left = 0;
+}
+
 /* A wait on a stream that is no longer open in its generation resolves once
- * the directory (we still own the actor) no longer lists the node. While the
- * generation is open only an acknowledgement resolves it. Returns whether a
- * wait on a generation that is not open remains. */
+ * the directory (we still own the actor at the token's epoch) no longer
+ * lists the node; if the actor is no longer ours at that epoch, the token is
+ * lost. While the generation is open only an acknowledgement resolves it.
+ * Returns whether a wait on a generation that is not open remains. */
 static bool token_resolve(lmz_repl_t *r, struct rtoken *t) {
   struct lmz_dir_placement p;
   bool have = false, stale = false;
-  for (uint32_t i = 0; i < t->n_waits; i++) {
+  for (uint32_t i = 0; i < t->n_waits && !t->lost; i++) {
     struct rwait *w = &t->waits[i];
     if (w->done)
       continue;
     struct ostream *s = lmz__repl_out_get(r, w->node, false);
     if (s && s->state == OS_OPEN && s->gen == w->gen)
       continue;
-    if (!have && lmz_dir_placement_get(r->o.dir, t->name, t->blen,
-                                       t->name + t->blen, t->ilen, &p) != 0)
-      return true; /* released: nothing to decide on; stays waiting */
-    have = true;
-    if (p.node_id == r->o.node_id && !listed(&p, w->node)) {
+    if (!have) {
+      int rv = lmz_dir_placement_get(r->o.dir, t->name, t->blen,
+                                     t->name + t->blen, t->ilen, &p);
+      if (rv != 0 && rv != LMZ_ENOTFOUND)
+        return true; /* cannot decide: stays waiting */
+      if (rv == LMZ_ENOTFOUND)
+        p.node_id = 0; /* released: not ours */
+      have = true;
+    }
+    if (p.node_id != r->o.node_id || p.epoch != t->epoch) {
+      token_lose(t);
+    } else if (!listed(&p, w->node)) {
       w->done = true;
       t->n_left--;
     } else {
@@ -444,8 +531,17 @@ static int plan_targets(lmz_repl_t *r, const struct lmz_dir_placement *p,
     struct ostream *s = lmz__repl_out_get(r, p->backups[i], true);
     if (!s)
       return LMZ_ENOMEM;
-    bool q = s->state != OS_CLOSED; /* CLOSED: PAIR_OUT will resolve it */
+    /* CLOSED: PAIR_OUT will resolve it (retained: it may resume) */
+    bool q =
+        s->state != OS_CLOSED ||
+        (s->retained && lmz__repl_retained_wants(s, prefix, plen, p->epoch));
     pl->t[pl->n++] = (struct target){s, NULL, q, true};
+  }
+  for (size_t i = 0; i < r->n_out && pl->n < LMZ__REPL_MAX_WAITS; i++) {
+    struct ostream *s = r->out[i]; /* retained, unlisted: queue, no wait */
+    if (s->retained && !listed(p, s->node) &&
+        lmz__repl_retained_wants(s, prefix, plen, p->epoch))
+      pl->t[pl->n++] = (struct target){s, NULL, true, false};
   }
   for (struct rfill *f = lmz__repl_fills_of(r, prefix, plen); f; f = f->next) {
     struct ostream *s = lmz__repl_out_get(r, f->node, false);
@@ -486,13 +582,13 @@ nomem:
 /* Queues the records and registers the token (nothing can fail now). */
 static uint64_t ship_commit(lmz_repl_t *r, struct plan *pl, struct rrec **recs,
                             struct rtoken *t, const char *name, size_t blen,
-                            size_t ilen) {
+                            size_t ilen, uint64_t epoch) {
   uint64_t id = t ? r->next_token : 0, now = now_ms(r);
   size_t k = 0;
   for (size_t i = 0; i < pl->n; i++) {
     struct target *g = &pl->t[i];
     if (g->queue) {
-      if (g->s->state == OS_IDLE)
+      if (g->s->state == OS_IDLE && !g->s->retained)
         lmz__repl_out_open(r, g->s);
       recs[k]->token = id;
       lmz__repl_out_push(g->s, recs[k], now);
@@ -508,6 +604,7 @@ static uint64_t ship_commit(lmz_repl_t *r, struct plan *pl, struct rrec **recs,
   if (!t)
     return 0;
   t->id = id;
+  t->epoch = epoch;
   t->n_left = t->n_waits;
   t->blen = blen;
   t->ilen = ilen;
@@ -569,7 +666,7 @@ int lmz_repl_ship(lmz_repl_t *r, const char *binding, const char *instance,
   struct rtoken *t;
   rv = ship_alloc(r, &pl, name, blen, ilen, p.epoch, d, recs, &t);
   if (rv == 0)
-    *token = ship_commit(r, &pl, recs, t, name, blen, ilen);
+    *token = ship_commit(r, &pl, recs, t, name, blen, ilen, p.epoch);
   lmz__repl_data_unref(d);
   if (rv)
     return rv;
@@ -577,8 +674,10 @@ int lmz_repl_ship(lmz_repl_t *r, const char *binding, const char *instance,
   for (size_t i = 0; i < pl.n; i++) {
     struct ostream *s = pl.t[i].s;
     if (s->state == OS_OPEN && s->unacked_bytes > r->max_lag_bytes)
-      lmz__repl_out_close(r, s, "lag in bytes"); /* frees the memory now */
-    else if (s->state == OS_CLOSED)
+      lmz__repl_out_lose(r, s, "lag in bytes"); /* bounds the memory now */
+    else if (s->retained && s->unacked_bytes > r->retention_bytes)
+      lmz__repl_retain_drop(r, s);
+    if (s->state == OS_CLOSED)
       lmz__repl_propose_pair_out(r, s); /* listed again while closed: insist */
   }
   return 0;
@@ -611,7 +710,7 @@ static int frame_reserve(lmz_repl_t *r, size_t n) {
 static size_t frame_span(const struct ostream *s) {
   size_t n = 0, bytes = 0;
   for (const struct rrec *rec = s->unsent; rec && rec->ready; rec = rec->next) {
-    size_t rb = rec_bytes(rec);
+    size_t rb = lmz__repl_rec_bytes(rec);
     if (n == LMZ_REPL_MAX_RECORDS ||
         (n > 0 && bytes + rb > LMZ_REPL_MAX_FRAME_BYTES))
       break;
@@ -660,7 +759,7 @@ static void flush_stream(lmz_repl_t *r, struct ostream *s) {
     if (n == 0 || n == LMZ_EOVERLOAD)
       return; /* a FILL not ready yet / the link is full: next flush */
     if (n < 0) {
-      lmz__repl_out_close(r, s, lmz_strerror((int)n));
+      lmz__repl_out_lose(r, s, lmz_strerror((int)n));
       return;
     }
     for (long i = 0; i < n; i++) {
@@ -685,12 +784,13 @@ void lmz_repl_tick(lmz_repl_t *r) {
     struct ostream *s = r->out[i];
     if (s->state == OS_OPEN && s->head && now > s->head->t_ms &&
         now - s->head->t_ms > r->max_lag_ms)
-      lmz__repl_out_close(r, s, "lag in time");
+      lmz__repl_out_lose(r, s, "lag in time");
     else if (s->state == OS_OPEN && s->unacked_bytes > r->max_lag_bytes)
-      lmz__repl_out_close(r, s, "lag in bytes");
+      lmz__repl_out_lose(r, s, "lag in bytes");
     if (s->state == OS_CLOSED)
       lmz__repl_propose_pair_out(r, s);
   }
+  lmz__repl_resume_tick(r);
   lmz__repl_fill_tick(r);
 }
 
@@ -718,7 +818,7 @@ void lmz_repl_on_ack(lmz_repl_t *r, uint64_t from_node, const Lmz__ReplAck *m) {
     if (!s->head)
       s->tail = NULL;
     s->n_unacked--;
-    s->unacked_bytes -= rec_bytes(rec);
+    s->unacked_bytes -= lmz__repl_rec_bytes(rec);
     if (rec->token)
       lmz__repl_token_acked(r, rec->token, s->node, s->gen);
     if (rec->kind == LMZ_REPL_KIND_FILL)
@@ -733,11 +833,13 @@ void lmz_repl_on_ack(lmz_repl_t *r, uint64_t from_node, const Lmz__ReplAck *m) {
 
 void lmz_repl_on_link(lmz_repl_t *r, uint64_t node_id, bool up) {
   r->refill_dirty = true;
-  if (up)
-    return;
   struct ostream *s = lmz__repl_out_get(r, node_id, false);
   if (s)
-    lmz__repl_out_close(r, s, "link down");
+    s->link_down = !up;
+  if (up)
+    return;
+  if (s)
+    lmz__repl_out_lose(r, s, "link down");
   lmz__repl_in_forget(r, node_id);
 }
 

@@ -42,13 +42,34 @@
  * the actor queued so far is acknowledged (so a listed backup holds every
  * write acknowledged before it was listed).
  *
+ * CATCH-UP. A stream closed by a link loss or by lag (not a refusal) is
+ * RETAINED when its unacknowledged bytes fit retention_bytes and at most
+ * LMZ_REPL_MAX_RESUME actors list its backup: its records are kept, the
+ * actors that listed the node (the RESUME set, with their epochs) keep
+ * queueing their batches on it after the PAIR_OUT delisted it (they no
+ * longer wait for it), and no fill is started towards it. Once the PAIR_OUT
+ * committed, the link is up and LMZ_REPL_RESUME_MIN_MS passed, the SAME
+ * generation reopens from the last acknowledged sequence (every kept record
+ * is sent again) and each resume actor that is still ours at its epoch, not
+ * listed and short of backups gets a CATCHING fill (REFILL below): its
+ * BACKUPS_ADD is proposed once every record queued so far is acknowledged.
+ * Retention is given up (records freed; the refill then sends FILLs) when
+ * the kept bytes pass retention_bytes, or at resumption when a kept record's
+ * actor is no longer ours at its epoch. A backup that lost its store
+ * refuses the resumed generation (a gap): the stream closes for good and
+ * the refill sends FILLs.
+ *
  * BACKUP SIDE. lmz_repl_on_append() validates the frame (hostile input:
  * bounded sizes; generation and sequence contiguous; every key inside the
  * record's actor range; the actor's epoch not older than the local
  * directory's; the sender is the directory's owner or the epoch is newer than
  * what the directory knows), applies the records as one store batch (group
  * commit: one fsync for many frames), and once durable answers ReplAck with
- * the highest durable sequence. A violation answers ReplAck with a negative
+ * the highest durable sequence. The same batch records (generation, last
+ * seq) of the sender under the node-level key "replin" + sender id, so a
+ * resumed generation continues from the durable sequence even after a
+ * restart; records a resumed stream sends again (seq at or below what was
+ * received) are skipped. A violation answers ReplAck with a negative
  * status and the reason, and drops the stream state for that sender (its
  * owner then closes the stream and refills). Backed-up actors are never
  * activated by the backup.
@@ -58,10 +79,22 @@
  * "alarmq...") stay local, so a promoted owner must rebuild them from the
  * actor's range (actor/alarms.c lmz__alarms_index_actor, as drains do).
  *
- * LOST OWNERSHIP. A token of an actor this node no longer owns (failed over
- * or moved behind its back) whose backup stream closed is never released:
- * the new owner may lack that write. The node stops serving then anyway
- * (its lease lapsed); such tokens hold acked_through back for good.
+ * LOST TOKENS. A token's wait that an acknowledgement did not satisfy, on
+ * a stream that closed, is resolved by the directory: while the actor is
+ * ours at the epoch the batch was shipped with, by the backup's absence from
+ * its list (PAIR_OUT); once the directory shows the actor owned by another
+ * node, at another epoch, or released, it can never be satisfied (the new
+ * owner may lack that write): the token is LOST. A lost token no longer
+ * holds acked_through back (a fenced node that re-registers serves new
+ * actors), but lmz_repl_token_state() reports it as LMZ_EUNAVAILABLE, never
+ * as acknowledged. Waits already satisfied by the backup's acknowledgement
+ * stay satisfied (it had the write before the failover); a token all of
+ * whose waits were acknowledged is acknowledged whatever happens later.
+ * Lost ids below acked_through are kept until the gate asked about a later
+ * token (it asks in token order), at most LMZ_REPL_MAX_LOST of them: at the
+ * cap, acked_through stops before the next lost token (still reported lost)
+ * until the gate's asking prunes the set, so nothing lost is ever reported
+ * acknowledged.
  *
  * Callbacks: on_progress may run from inside lmz_repl_on_ack, _tick,
  * _dir_changed, _on_link, _flush and _ship (a stream closing resolves
@@ -85,7 +118,14 @@ typedef struct lmz_repl_s lmz_repl_t;
 
 #define LMZ_REPL_DEFAULT_MAX_LAG_MS 2000u
 #define LMZ_REPL_DEFAULT_MAX_LAG_BYTES (64u << 20)
-#define LMZ_REPL_MAX_FRAME_BYTES (16u << 20) /* one ReplAppend (split above) */
+#define LMZ_REPL_DEFAULT_RETENTION_BYTES (64u << 20)
+/* CATCH-UP bounds: actors that may resume on one stream (more: the stream
+ * is refilled), and the minimum time between a close and its resumption (a
+ * paused backup does not make the owner churn the directory). */
+#define LMZ_REPL_MAX_RESUME 4096u
+#define LMZ_REPL_RESUME_MIN_MS 500u
+/* One ReplAppend (more records are split into several). */
+#define LMZ_REPL_MAX_FRAME_BYTES (16u << 20)
 /* One record's data (a single larger batch or dump cannot be replicated:
  * ship answers LMZ_ETOOBIG); below the node port's frame cap
  * (proto/frame.h) with room for the envelope. */
@@ -94,6 +134,8 @@ typedef struct lmz_repl_s lmz_repl_t;
 /* Refill bounds: fills in flight and bytes of their dumps. */
 #define LMZ_REPL_MAX_FILLS 256u
 #define LMZ_REPL_MAX_FILL_BYTES (8u << 20)
+/* Lost token ids kept until the gate asked (repl.h LOST TOKENS). */
+#define LMZ_REPL_MAX_LOST 65536u
 /* A clean refill scan runs at least this often (ticks in between scan only
  * after a change: directory, link, a fill finished), and never twice within
  * LMZ_REPL_REFILL_MIN_MS + 10 us per actor walked by the previous scan (a
@@ -116,8 +158,7 @@ struct lmz_repl_ops {
    * runs exactly once later (0 = committed and applied locally; the item
    * status is in item_status). Returns 0 or an error (cb then never runs). */
   int (*propose)(void *ctx, const lmz_buf *cmd,
-                 void (*cb)(void *arg, int status, int item_status),
-                 void *arg);
+                 void (*cb)(void *arg, int status, int item_status), void *arg);
   /* The placement candidate set (cluster/placement.h) for backups: up to
    * cap ids written, count returned (self excluded). */
   size_t (*candidates)(void *ctx, uint64_t *out, size_t cap);
@@ -125,12 +166,16 @@ struct lmz_repl_ops {
 };
 
 struct lmz_repl_options {
-  uint64_t node_id;        /* ours */
-  uint32_t factor;         /* R: 1 = no replication (then ship is a no-op) */
-  uint32_t max_lag_ms;     /* 0 = LMZ_REPL_DEFAULT_MAX_LAG_MS */
-  uint64_t max_lag_bytes;  /* 0 = LMZ_REPL_DEFAULT_MAX_LAG_BYTES */
-  const lmz_dir *dir;      /* the local directory replica (borrowed) */
-  lmz_store *store;        /* the node's store (borrowed) */
+  uint64_t node_id;       /* ours */
+  uint32_t factor;        /* R: 1 = no replication (then ship is a no-op) */
+  uint32_t max_lag_ms;    /* 0 = LMZ_REPL_DEFAULT_MAX_LAG_MS */
+  uint64_t max_lag_bytes; /* 0 = LMZ_REPL_DEFAULT_MAX_LAG_BYTES */
+  /* CATCH-UP: unacknowledged bytes a closed stream keeps for its backup's
+   * return; 0 = LMZ_REPL_DEFAULT_RETENTION_BYTES, UINT64_MAX = no retention
+   * (every return is a refill). */
+  uint64_t retention_bytes;
+  const lmz_dir *dir; /* the local directory replica (borrowed) */
+  lmz_store *store;   /* the node's store (borrowed) */
   struct lmz_repl_ops ops;
   /* acked_through advanced (the node releases outputs behind the gate). */
   void (*on_progress)(void *arg);
@@ -138,9 +183,9 @@ struct lmz_repl_options {
 };
 
 struct lmz_repl_pair_stats {
-  uint64_t node_id;        /* the other end */
-  bool outgoing;           /* true: we own, it backs up; false: reverse */
-  bool in_sync;            /* outgoing: stream open (not closed / idle) */
+  uint64_t node_id; /* the other end */
+  bool outgoing;    /* true: we own, it backs up; false: reverse */
+  bool in_sync;     /* outgoing: stream open (not closed / idle) */
   /* Outgoing: unacknowledged records, their bytes, the age of the oldest
    * (for a closed stream waiting for its PAIR_OUT: the time since it
    * closed). Incoming: records received but not yet durable. */
@@ -152,6 +197,7 @@ struct lmz_repl_stats {
   uint64_t shipped, acked_through, pending_tokens;
   uint64_t fills_sent, fills_done, pair_outs;
   uint64_t applied_records, refused;
+  uint64_t tokens_lost;      /* tokens lost to a change of owner or epoch */
   uint64_t under_replicated; /* actors we own with too short a list */
   size_t n_pairs;
 };
@@ -177,6 +223,11 @@ void lmz_repl_free(lmz_repl_t *r);
 int lmz_repl_ship(lmz_repl_t *r, const char *binding, const char *instance,
                   const lmz_batch *b, uint64_t *token);
 uint64_t lmz_repl_acked_through(const lmz_repl_t *r);
+/* The state of `token` for the output gate: 1 acknowledged (0 always is),
+ * 0 still waiting, LMZ_EUNAVAILABLE lost (LOST TOKENS above). The gate asks
+ * in token order (a token may be asked again): asking forgets the lost ids
+ * below `token`, so a token must not be asked after a later one. */
+int lmz_repl_token_state(lmz_repl_t *r, uint64_t token);
 /* Sends what ship queued in this loop iteration. */
 void lmz_repl_flush(lmz_repl_t *r);
 /* Lag checks, PAIR_OUT retries, refill scheduling. */

@@ -24,7 +24,14 @@
  *  4. An operation outside the record's actor range: LMZ_EACCESS.
  *  5. The commit fails (disk): LMZ_ESTORAGE; the stream's chain breaks, so
  *     no later batch of that generation reaches the disk either.
- *  6. Ack send fails (link full): retried from lmz_repl_flush. */
+ *  6. Ack send fails (link full): retried from lmz_repl_flush.
+ *
+ * Catch-up (cluster/repl.h CATCH-UP): every applied batch also records the
+ * sender's (generation, last seq) under a node-level key, so an append that
+ * continues a generation this node forgot (link loss, restart) resumes
+ * after the durable sequence; records at or below what was already
+ * received are skipped (a resumed owner sends everything it has not seen
+ * acknowledged). A node whose store lost that key refuses (a gap). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +101,20 @@ static int send_ack(lmz_repl_t *r, uint64_t node, uint64_t gen, uint64_t seq,
   return r->o.ops.send(r->o.ops.ctx, node, &f);
 }
 
+static int pos_key(uint8_t *k, uint64_t from);
+
+/* Forgets the sender's durable position in the store too (best effort: a
+ * commit behind the batches in flight), so a refused generation never
+ * continues, even after a restart. */
+static void pos_forget(lmz_repl_t *r, uint64_t from) {
+  uint8_t k[LMZ_KEY_MAX];
+  int kl = pos_key(k, from);
+  lmz_batch *b = kl > 0 ? lmz_batch_new() : NULL;
+  if (b && (lmz_batch_delete(b, k, (size_t)kl) != 0 ||
+            lmz_store_commit(r->o.store, b, NULL, NULL) != 0))
+    lmz_batch_free(b);
+}
+
 /* Every failure mode: a negative ack, then the stream is forgotten. */
 static void refuse(lmz_repl_t *r, uint64_t node, uint64_t gen, int status,
                    const char *detail) {
@@ -104,6 +125,7 @@ static void refuse(lmz_repl_t *r, uint64_t node, uint64_t gen, int status,
                (unsigned long long)node, detail);
   send_ack(r, node, gen, durable, status, detail); /* best effort */
   lmz__repl_in_forget(r, node);
+  pos_forget(r, node);
 }
 
 /* Failure mode 3: the sender must be the actor's owner at that epoch. */
@@ -177,8 +199,60 @@ static void commit_cb(lmz_store *st, int status, void *arg) {
   lmz__repl_pending_done(p);
 }
 
+/* The node-level key of a sender's durable position. */
+static int pos_key(uint8_t *k, uint64_t from) {
+  uint8_t name[6 + 8];
+  memcpy(name, "replin", 6);
+  for (int i = 0; i < 8; i++)
+    name[6 + i] = (uint8_t)(from >> (56 - 8 * i));
+  return lmz_key_node(k, name, sizeof name);
+}
+
+static int pos_put(lmz_batch *b, uint64_t from, uint64_t gen, uint64_t seq) {
+  uint8_t k[LMZ_KEY_MAX], v[16];
+  int kl = pos_key(k, from);
+  if (kl < 0)
+    return kl;
+  for (int i = 0; i < 8; i++) {
+    v[i] = (uint8_t)(gen >> (56 - 8 * i));
+    v[8 + i] = (uint8_t)(seq >> (56 - 8 * i));
+  }
+  return lmz_batch_put(b, k, (size_t)kl, v, sizeof v);
+}
+
+/* The durable seq of generation `gen` of `from` in the store, or 0. */
+static uint64_t pos_get(lmz_repl_t *r, uint64_t from, uint64_t gen) {
+  uint8_t k[LMZ_KEY_MAX];
+  int kl = pos_key(k, from);
+  lmz_buf v = LMZ_BUF_INIT;
+  uint64_t g = 0, seq = 0;
+  if (kl > 0 && lmz_store_get(r->o.store, k, (size_t)kl, &v) == 0 &&
+      v.len == 16)
+    for (int i = 0; i < 8; i++) {
+      g = g << 8 | v.data[i];
+      seq = seq << 8 | v.data[8 + i];
+    }
+  lmz_buf_free(&v);
+  return g == gen ? seq : 0;
+}
+
+/* A generation this node forgot (or never saw) continues after its durable
+ * seq in the store (catch-up). NULL: no such position. */
+static struct istream *in_recall(lmz_repl_t *r, uint64_t from,
+                                 const Lmz__ReplAppend *m) {
+  uint64_t durable = pos_get(r, from, m->generation);
+  if (durable == 0 || m->first_seq > durable + 1)
+    return NULL;
+  struct istream *in = in_start(r, from, m->generation);
+  if (in) {
+    in->next_seq = durable + 1;
+    in->durable_seq = in->acked_seq = durable;
+  }
+  return in;
+}
+
 /* Failure modes 1 and 2. Returns the stream state to continue, or NULL
- * (refused already). */
+ * (refused already); records below in->next_seq are already received. */
 static struct istream *in_continue(lmz_repl_t *r, uint64_t from,
                                    const Lmz__ReplAppend *m) {
   char err[LMZ_ERRMSG_LEN];
@@ -188,8 +262,12 @@ static struct istream *in_continue(lmz_repl_t *r, uint64_t from,
     return NULL;
   }
   struct istream *in = in_get(r, from);
-  if (in && in->gen == m->generation && m->first_seq == in->next_seq)
+  if (in && in->gen == m->generation && m->first_seq <= in->next_seq)
     return in;
+  if ((!in || in->gen != m->generation) && m->first_seq > 1 &&
+      (in = in_recall(r, from, m)) != NULL)
+    return in;
+  in = in_get(r, from);
   if ((!in || in->gen != m->generation) && m->first_seq == 1) {
     in = in_start(r, from, m->generation);
     if (!in)
@@ -204,26 +282,44 @@ static struct istream *in_continue(lmz_repl_t *r, uint64_t from,
   return NULL;
 }
 
+/* Every record of the frame was received before (a resumed stream sends
+ * them again): acknowledge what is durable of it. */
+static void ack_again(lmz_repl_t *r, struct istream *in,
+                      const Lmz__ReplAppend *m) {
+  uint64_t last = m->first_seq + m->n_records - 1;
+  uint64_t seq = in->durable_seq < last ? in->durable_seq : last;
+  if (seq > 0)
+    send_ack(r, in->node, in->gen, seq, 0, NULL); /* best effort */
+}
+
 void lmz_repl_on_append(lmz_repl_t *r, uint64_t from_node,
                         const Lmz__ReplAppend *m) {
   struct istream *in = in_continue(r, from_node, m);
   if (!in)
     return;
+  size_t skip = (size_t)(in->next_seq - m->first_seq);
+  if (skip >= m->n_records) {
+    ack_again(r, in, m);
+    return;
+  }
   char err[LMZ_ERRMSG_LEN] = "";
   lmz_batch *b = lmz_batch_new();
   struct rpending *p = b ? lmz__repl_pending_new(r, PK_COMMIT) : NULL;
   int rv = p ? 0 : LMZ_ENOMEM;
-  for (size_t i = 0; rv == 0 && i < m->n_records; i++)
+  for (size_t i = skip; rv == 0 && i < m->n_records; i++)
     rv = add_record(r, from_node, m->records[i], b, err);
+  uint64_t last = m->first_seq + m->n_records - 1;
+  if (rv == 0)
+    rv = pos_put(b, from_node, in->gen, last);
   if (rv == 0) {
     lmz_batch_set_chain(b, in->chain);
     p->node = from_node;
     p->gen = in->gen;
-    p->n = m->n_records;
-    p->seq = m->first_seq + m->n_records - 1;
+    p->n = m->n_records - skip;
+    p->seq = last;
     rv = lmz_store_commit(r->o.store, b, commit_cb, p);
     if (rv == 0) {
-      in->next_seq += m->n_records;
+      in->next_seq = last + 1;
       return;
     }
     lmz__errmsg_printf(err, "commit: %s", lmz_strerror(rv));

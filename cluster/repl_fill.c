@@ -408,7 +408,30 @@ static int fill_start(lmz_repl_t *r, struct ostream *s, const char *name,
   return 0;
 }
 
+/* A resumed actor (cluster/repl.h CATCH-UP): the node got every record of
+ * it on the reopened generation s->gen, so the fill starts CATCHING: its
+ * BACKUPS_ADD follows the acknowledgement of every record queued so far. */
+int lmz__repl_fill_resume(lmz_repl_t *r, struct ostream *s,
+                          const struct rresume *a) {
+  struct rfill *f = fill_new(r, a->name, a->blen, a->ilen, a->epoch, s->node);
+  int rv = f ? fill_insert(r, f) : LMZ_ENOMEM;
+  if (rv) {
+    free(f);
+    return rv;
+  }
+  f->gen = s->gen;
+  f->state = FILL_CATCHING;
+  f->last_seq = s->next_seq - 1;
+  return 0;
+}
+
 /* ---- the scan ------------------------------------------------------------ */
+
+/* A DRAINING node some of our actors list (DRAINING below). */
+struct draining {
+  uint64_t node;
+  bool needed; /* an actor would be short of copies without it */
+};
 
 struct scan {
   lmz_repl_t *r;
@@ -418,7 +441,42 @@ struct scan {
   uint64_t under;    /* actors with too short a list */
   size_t n_started;  /* fills started (they share one barrier) */
   uint64_t n_actors; /* walked */
+  struct draining drain[LMZ_DIR_MAX_NODES > 64 ? 64 : LMZ_DIR_MAX_NODES];
+  size_t n_drain;
+  bool drain_full; /* more draining nodes than fit: none leaves this scan */
+  bool self_draining;
 };
+
+static bool node_draining(const lmz_repl_t *r, uint64_t node) {
+  const struct lmz_dir_node *n = lmz_dir_node_get(r->o.dir, node);
+  return n && n->state == LMZ_DIR_DRAINING;
+}
+
+/* Notes the DRAINING nodes of an actor's list; returns how many. A node is
+ * needed while the actor's other backups are fewer than the scan wants. */
+static uint32_t note_draining(struct scan *sc,
+                              const struct lmz_dir_placement *p) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < p->n_backups && i < LMZ_DIR_MAX_BACKUPS; i++)
+    n += node_draining(sc->r, p->backups[i]);
+  bool needed = p->n_backups - n < sc->want;
+  for (uint32_t i = 0; n && i < p->n_backups && i < LMZ_DIR_MAX_BACKUPS; i++) {
+    if (!node_draining(sc->r, p->backups[i]))
+      continue;
+    size_t k = 0;
+    while (k < sc->n_drain && sc->drain[k].node != p->backups[i])
+      k++;
+    if (k == sc->n_drain) {
+      if (k == sizeof sc->drain / sizeof sc->drain[0]) {
+        sc->drain_full = true;
+        continue;
+      }
+      sc->drain[sc->n_drain++] = (struct draining){p->backups[i], false};
+    }
+    sc->drain[k].needed |= needed;
+  }
+  return n;
+}
 
 static bool budget_left(const lmz_repl_t *r) {
   return r->n_fills < LMZ_REPL_MAX_FILLS &&
@@ -434,7 +492,8 @@ static bool eligible(lmz_repl_t *r, const struct lmz_dir_placement *p,
     if (f->node == node)
       return false;
   struct ostream *s = lmz__repl_out_get(r, node, false);
-  return !s || s->state != OS_CLOSED; /* CLOSED: its PAIR_OUT comes first */
+  /* CLOSED: its PAIR_OUT comes first; retained: it catches up instead */
+  return !s || (s->state != OS_CLOSED && !s->retained);
 }
 
 /* The best-ranked eligible candidate (rendezvous score, ties: lower id). */
@@ -457,7 +516,8 @@ static int scan_cb(const char *binding, size_t blen, const char *instance,
   struct scan *sc = arg;
   lmz_repl_t *r = sc->r;
   sc->n_actors++;
-  if (p->n_backups >= sc->want)
+  uint32_t listed = p->n_backups - note_draining(sc, p);
+  if (listed >= sc->want)
     return 0;
   sc->under++;
   char name[LMZ_KEY_BINDING_MAX + LMZ_KEY_INSTANCE_MAX];
@@ -468,11 +528,14 @@ static int scan_cb(const char *binding, size_t blen, const char *instance,
   memcpy(name, binding, blen);
   memcpy(name + blen, instance, ilen);
   uint64_t h = lmz_placement_key_hash(binding, blen, instance, ilen);
-  uint32_t have = p->n_backups;
+  uint32_t have = listed;
   for (struct rfill *f = lmz__repl_fills_of(r, prefix, (size_t)pl); f;
        f = f->next)
     have++;
-  while (have < sc->want && budget_left(r)) {
+  /* A DRAINING owner fills nothing: its actors are about to move, and a
+   * FILL still on its way could land on the drain's target after the
+   * actor's import there (an older copy over the moved state). */
+  while (have < sc->want && budget_left(r) && !sc->self_draining) {
     struct rfill *fills = lmz__repl_fills_of(r, prefix, (size_t)pl);
     uint64_t node = next_ranked(sc, p, fills, h);
     struct ostream *s = node ? lmz__repl_out_get(r, node, true) : NULL;
@@ -482,6 +545,26 @@ static int scan_cb(const char *binding, size_t blen, const char *instance,
     sc->n_started++;
   }
   return 0; /* keep walking: the count of under-replicated actors */
+}
+
+/* Every actor listing the DRAINING `node` has enough other copies: the
+ * node leaves our lists (its stream closes, PAIR_OUT). */
+static void drain_leave(lmz_repl_t *r, uint64_t node) {
+  struct ostream *s = lmz__repl_out_get(r, node, true);
+  if (!s || s->state == OS_CLOSED)
+    return; /* out of memory: the next scan; CLOSED: PAIR_OUT under way */
+  LMZ_LOG_INFO(&lmz__repl_log,
+               "repl: node %llu is draining: it leaves our backup lists",
+               (unsigned long long)node);
+  lmz__repl_retain_drop(r, s);
+  if (s->state == OS_OPEN) {
+    lmz__repl_out_close(r, s, "draining");
+    return;
+  }
+  s->state = OS_CLOSED; /* IDLE: listed without a stream yet */
+  s->closed_ms = r->o.ops.now_ms(r->o.ops.ctx);
+  s->pair_out_inflight = false;
+  lmz__repl_propose_pair_out(r, s);
 }
 
 static void refill_scan(lmz_repl_t *r, uint64_t now) {
@@ -496,12 +579,16 @@ static void refill_scan(lmz_repl_t *r, uint64_t now) {
   size_t others = 0;
   for (size_t i = 0; i < n; i++)
     others += cand[i] != r->o.node_id && cand[i] != 0;
-  struct scan sc = {r, cand, n, r->o.factor - 1, 0, 0, 0};
+  struct scan sc = {.r = r, .cand = cand, .n_cand = n, .want = r->o.factor - 1};
+  sc.self_draining = node_draining(r, r->o.node_id);
   if (others < sc.want)
     sc.want = (uint32_t)others;
   r->scan_barrier = ++r->next_barrier_id;
   lmz_dir_foreach_placement(r->o.dir, r->o.node_id, scan_cb, &sc);
   free(cand);
+  for (size_t i = 0; i < sc.n_drain && !sc.drain_full; i++)
+    if (!sc.drain[i].needed)
+      drain_leave(r, sc.drain[i].node);
   if (sc.n_started)
     barrier_commit(r, r->scan_barrier);
   r->st.under_replicated = sc.under;

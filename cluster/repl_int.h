@@ -23,15 +23,15 @@ struct rdata {
 struct rrec {
   struct rrec *next;
   uint64_t seq;
-  uint64_t token;  /* the gate token of its batch (0 = none) */
-  uint64_t t_ms;   /* when queued: lag is measured from the oldest */
+  uint64_t token; /* the gate token of its batch (0 = none) */
+  uint64_t t_ms;  /* when queued: lag is measured from the oldest */
   uint64_t epoch;
   uint64_t fill_id; /* FILL: its fill (0 for ops records) */
   uint32_t kind;    /* LMZ_REPL_KIND_* */
   bool ready;       /* FILL: the dump is attached (flush stops before) */
   struct rdata *data;
   size_t blen, ilen;
-  char name[];      /* binding then instance, not terminated */
+  char name[]; /* binding then instance, not terminated */
 };
 
 enum ostate {
@@ -45,15 +45,32 @@ struct ostream {
   uint64_t node;
   enum ostate state;
   uint64_t gen;
-  uint64_t next_seq;  /* seq of the next record queued */
-  uint64_t sent_seq;  /* highest seq handed to ops.send */
-  uint64_t acked_seq; /* highest seq acknowledged */
+  uint64_t next_seq;        /* seq of the next record queued */
+  uint64_t sent_seq;        /* highest seq handed to ops.send */
+  uint64_t acked_seq;       /* highest seq acknowledged */
   struct rrec *head, *tail; /* unacknowledged records, seq order */
   struct rrec *unsent;      /* first record not yet sent (NULL: none) */
   uint64_t n_unacked, unacked_bytes;
   uint64_t sent_records;
   bool pair_out_inflight;
   uint64_t closed_ms; /* when it closed (stats: lag_ms while CLOSED) */
+  bool link_down;     /* since lmz_repl_on_link(down), until (up) */
+  /* RETAINED (CLOSED or IDLE, repl.h CATCH-UP): the generation's
+   * unacknowledged records are kept (head..tail, seqs go on) and the
+   * actors in `resume` (those that listed the node when it closed) still
+   * queue their records on it, until it resumes or retention is given up. */
+  bool retained;
+  lmz_hmap resume; /* actor prefix -> struct rresume */
+  size_t n_resume;
+};
+
+/* An actor whose backup list lost the node of a retained stream. */
+struct rresume {
+  uint64_t epoch;
+  size_t plen;
+  uint8_t prefix[LMZ_KEY_PREFIX_MAX]; /* hmap key */
+  size_t blen, ilen;
+  char name[];
 };
 
 /* One backup a gate token waits for: acknowledged on stream (node, gen),
@@ -67,7 +84,10 @@ struct rwait {
 
 struct rtoken {
   uint64_t id;
-  uint32_t n_waits, n_left; /* n_left == 0: satisfied */
+  uint64_t epoch;           /* the actor's epoch when shipped */
+  uint32_t n_waits, n_left; /* n_left == 0: satisfied (or lost) */
+  bool lost; /* a wait can no longer be satisfied: the actor is not ours at
+                `epoch` any more (repl.h LOST TOKENS) */
   struct rwait waits[LMZ__REPL_MAX_WAITS];
   size_t blen, ilen;
   char name[]; /* binding then instance */
@@ -86,8 +106,8 @@ struct rfill {
   uint64_t id;
   uint64_t barrier; /* the scan's barrier commit it waits for */
   uint64_t node, gen, epoch;
-  uint64_t fill_seq;  /* seq of its FILL record */
-  uint64_t last_seq;  /* seq of the actor's last record on the stream */
+  uint64_t fill_seq; /* seq of its FILL record */
+  uint64_t last_seq; /* seq of the actor's last record on the stream */
   enum fstate state;
   bool propose_failed; /* retry BACKUPS_ADD on the next tick */
   size_t dump_bytes;
@@ -119,17 +139,21 @@ struct rpending {
 
 struct lmz_repl_s {
   struct lmz_repl_options o;
-  uint64_t max_lag_ms, max_lag_bytes;
+  uint64_t max_lag_ms, max_lag_bytes, retention_bytes;
 
   struct ostream **out; /* outgoing streams */
   size_t n_out, cap_out;
-  struct istream **in;  /* incoming streams */
+  struct istream **in; /* incoming streams */
   size_t n_in, cap_in;
 
   /* Gate tokens: ids [first_token, next_token) are pending, in a ring. */
   struct rtoken **tok;
   size_t tok_cap, tok_head, tok_n;
   uint64_t first_token, next_token;
+  /* Lost token ids below first_token, ascending (appended as the ring pops
+   * them), pruned below the last id the gate asked about. */
+  uint64_t *lost;
+  size_t n_lost, cap_lost;
 
   /* Fills in flight: a list and, by actor prefix, the first of each actor. */
   struct rfill **fills;
@@ -164,6 +188,11 @@ void lmz__repl_out_open(lmz_repl_t *r, struct ostream *s);
 /* Queues `rec` (seq assigned here) on an OPEN stream. */
 void lmz__repl_out_push(struct ostream *s, struct rrec *rec, uint64_t now);
 void lmz__repl_out_close(lmz_repl_t *r, struct ostream *s, const char *why);
+/* As lmz__repl_out_close, but keeps the records for a catch-up when
+ * retention allows (link down, lag: the backup's copy is intact). */
+void lmz__repl_out_lose(lmz_repl_t *r, struct ostream *s, const char *why);
+void lmz__repl_out_free_records(struct ostream *s);
+size_t lmz__repl_rec_bytes(const struct rrec *rec);
 /* Proposes PAIR_OUT(self, s->node) for a CLOSED stream unless in flight. */
 void lmz__repl_propose_pair_out(lmz_repl_t *r, struct ostream *s);
 struct rrec *lmz__repl_rec_new(const char *name, size_t blen, size_t ilen,
@@ -198,6 +227,22 @@ void lmz__repl_barrier_done(lmz_repl_t *r, uint64_t barrier, int status);
 void lmz__repl_add_done(lmz_repl_t *r, uint64_t fill_id, uint64_t node,
                         uint64_t gen, int status, int item_status);
 void lmz__repl_fills_free(lmz_repl_t *r);
+
+/* ---- repl_resume.c (catch-up of a retained stream) ---------------------- */
+/* Stream s is closing: retains it if it may resume (bounds). */
+bool lmz__repl_retain(lmz_repl_t *r, struct ostream *s);
+/* Frees the resume set (lmz_repl_free, or retention ends). */
+void lmz__repl_resume_clear(struct ostream *s);
+/* Gives retention up: the records and the resume set are freed. */
+void lmz__repl_retain_drop(lmz_repl_t *r, struct ostream *s);
+/* Whether a batch of the actor (prefix, epoch) goes on retained stream s. */
+bool lmz__repl_retained_wants(const struct ostream *s, const uint8_t *prefix,
+                              size_t plen, uint64_t epoch);
+/* Resumes retained streams whose backup is reachable again. */
+void lmz__repl_resume_tick(lmz_repl_t *r);
+/* Creates a CATCHING fill (repl_fill.c) for a resumed actor. */
+int lmz__repl_fill_resume(lmz_repl_t *r, struct ostream *s,
+                          const struct rresume *a);
 
 /* ---- repl_backup.c ------------------------------------------------------- */
 void lmz__repl_commit_done(lmz_repl_t *r, struct rpending *p, int status);

@@ -456,7 +456,7 @@ static int repl_token_state(void *ctx, uint64_t token) {
   lmz_repl_t *r = lmz_cluster_repl(ctx);
   if (!r)
     return LMZ_ECANCELED;
-  return token <= lmz_repl_acked_through(r);
+  return lmz_repl_token_state(r, token); /* lost: LMZ_EUNAVAILABLE */
 }
 
 static void repl_local_failure(void *ctx, int status) {
@@ -472,6 +472,9 @@ static int start_replication(struct lmzd *d, char *err) {
   struct lmz_cluster_repl_options o = {
       .max_lag_ms = d->cfg.repl_max_lag_ms,
       .max_lag_bytes = (uint64_t)d->cfg.repl_max_lag_mib << 20,
+      .retention_bytes = d->cfg.repl_retention_mib
+                             ? (uint64_t)d->cfg.repl_retention_mib << 20
+                             : UINT64_MAX,
       .on_progress = repl_progress,
       .progress_arg = d->node};
   int rv = lmz_cluster_repl_start(&d->cluster, lmz_node_store(d->node), &o, err);

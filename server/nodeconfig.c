@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cluster/directory.h" /* LMZ_DIR_MAX_BACKUPS */
+#include "cluster/repl.h"      /* LMZ_REPL_DEFAULT_RETENTION_BYTES */
 #include "core/err.h"
 #include "gateway/gateway.h"
 
@@ -469,6 +470,8 @@ static int parse_replication(struct lmzd_config *c, const lmz_json *cl,
     rv = parse_u32(c, r, sec, "max_lag_ms", 50, 600000, &c->repl_max_lag_ms, errmsg);
   if (!rv)
     rv = parse_u32(c, r, sec, "max_lag_mib", 1, 4096, &c->repl_max_lag_mib, errmsg);
+  if (!rv)
+    rv = parse_u32(c, r, sec, "retention_mib", 0, 65536, &c->repl_retention_mib, errmsg);
   return rv;
 }
 
@@ -501,6 +504,7 @@ static int interpret(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
     rv = parse_sql(c, errmsg);
   c->cluster_id = 1;
   c->repl_factor = LMZD_DEFAULT_REPL_FACTOR;
+  c->repl_retention_mib = LMZ_REPL_DEFAULT_RETENTION_BYTES >> 20;
   if (!rv)
     rv = parse_cluster(a, c, errmsg);
   if (!rv)

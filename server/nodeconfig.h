@@ -112,6 +112,9 @@ struct lmzd_config {
   uint32_t repl_factor;
   uint32_t repl_max_lag_ms;
   uint32_t repl_max_lag_mib;
+  /* cluster.replication.retention_mib: records a closed stream keeps for
+   * its backup's return (catch-up, cluster/repl.h); 0 = none */
+  uint32_t repl_retention_mib;
   struct lmzd_voter *voters;
   size_t n_voters;
   struct lmzd_gateway gw;

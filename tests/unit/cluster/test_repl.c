@@ -25,7 +25,7 @@
 #include "storage/store.h"
 #include "storage/store_int.h" /* lmz__store_fail_writes: a backup's disk */
 
-#define MAXN 3
+#define MAXN 4
 
 struct qframe {
   struct qframe *next;
@@ -67,6 +67,7 @@ struct world {
   int propose_rv;                      /* != 0: propose() refuses at once */
   size_t n_proposals;
   uint32_t factor;
+  uint64_t retention; /* lmz_repl_options.retention_bytes (0: default) */
 };
 
 static struct world *W;
@@ -118,8 +119,9 @@ static size_t fake_candidates(void *ctx, uint64_t *out, size_t cap) {
   struct node *n = ctx;
   size_t k = 0;
   for (uint64_t id = 1; id <= n->w->n && k < cap; id++)
-    if (id != n->id && !n->w->link_down[id])
-      out[k++] = id;
+    if (id != n->id && !n->w->link_down[id] &&
+        lmz_dir_node_get(n->dir, id)->state == LMZ_DIR_UP)
+      out[k++] = id; /* UP only, as cluster/placement.h's set */
   return k;
 }
 
@@ -166,6 +168,7 @@ static void world_repl(struct world *w, uint64_t id) {
   o.node_id = id;
   o.factor = w->factor;
   o.max_lag_ms = 1000;
+  o.retention_bytes = w->retention;
   o.dir = n->dir;
   o.store = n->store;
   o.ops = (struct lmz_repl_ops){fake_now, fake_send, fake_propose,
@@ -866,10 +869,14 @@ static void test_refill_budget(void **state) {
   world_free(w);
 }
 
-/* After a PAIR_OUT the owner refills: the same node on a new generation. */
+/* After a PAIR_OUT the owner refills: the same node on a new generation
+ * (without retention: no catch-up). */
 static void test_pair_out_then_refill(void **state) {
   (void)state;
   struct world *w = world_new(2, 2);
+  w->retention = UINT64_MAX;
+  lmz_repl_free(w->nodes[1].r);
+  world_repl(w, 1);
   uint64_t b2[] = {2};
   claim(w, "a", 1, b2, 1);
   turn(w, 1, "a", "k", "v1");
@@ -1002,6 +1009,266 @@ static void test_failover_then_refill(void **state) {
   assert_true(t > 0);
   pump(w);
   assert_int_equal(acked(w, 2), t);
+  world_free(w);
+}
+
+/* LOST TOKENS: node 1 fails over while a write of "a" waits for node 2
+ * (node 3 acknowledged it). The token can never be acknowledged: it is
+ * lost (reported LMZ_EUNAVAILABLE, never 1), acked_through moves past it,
+ * and the fenced node, UP again, acknowledges its new actors' writes. */
+static void test_failover_loses_waiting_token(void **state) {
+  (void)state;
+  struct world *w = world_new(3, 3);
+  uint64_t b23[] = {2, 3}, b3[] = {3};
+  claim(w, "a", 1, b23, 2);
+  uint64_t t1 = turn(w, 1, "a", "k", "v1");
+  pump(w);
+  assert_int_equal(acked(w, 1), t1);
+  w->hold[2] = true;
+  uint64_t t2 = turn(w, 1, "a", "k", "v2");
+  pump(w);
+  assert_int_equal(acked(w, 1), t1); /* node 3 acked, node 2 not */
+  assert_int_equal(lmz_repl_token_state(w->nodes[1].r, t2), 0);
+  w->link_down[2] = true; /* node 1 loses node 2: PAIR_OUT never commits */
+  lmz_repl_on_link(w->nodes[1].r, 2, false);
+  assert_int_equal(decide(w, LMZ_ENOTLEADER), 1);
+  assert_int_equal(lmz_repl_token_state(w->nodes[1].r, t2), 0);
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_mark_down(&b, 1, 0, 9), 0);
+  apply_all(w, &b, true); /* "a" fails over: node 1 no longer owns it */
+  lmz_buf_reset(&b);
+  assert_int_not_equal(placement(w, 1, "a").node_id, 1);
+  assert_int_equal(acked(w, 1), t2);
+  assert_int_equal(lmz_repl_token_state(w->nodes[1].r, t1), 1);
+  assert_int_equal(lmz_repl_token_state(w->nodes[1].r, t2), LMZ_EUNAVAILABLE);
+  assert_int_equal(lmz_repl_token_state(w->nodes[1].r, t2), LMZ_EUNAVAILABLE);
+  struct lmz_repl_stats st;
+  lmz_repl_get_stats(w->nodes[1].r, &st);
+  assert_int_equal(st.tokens_lost, 1);
+
+  /* fenced, node 1 registers UP again and serves a new actor */
+  assert_int_equal(
+      lmz_dir_encode_node_upsert(&b, 1, LMZ_DIR_UP, "a1", "a1", 10), 0);
+  apply_all(w, &b, true);
+  lmz_buf_free(&b);
+  w->hold[2] = w->link_down[2] = false;
+  claim(w, "b", 1, b3, 1);
+  uint64_t t3 = turn(w, 1, "b", "k", "v3");
+  assert_true(t3 > t2);
+  pump(w);
+  assert_int_equal(acked(w, 1), t3);
+  assert_int_equal(lmz_repl_token_state(w->nodes[1].r, t3), 1);
+  world_free(w);
+}
+
+/* ---- tests: catch-up (repl.h CATCH-UP) ----------------------------------- */
+
+/* Node 2 (backup of "a" on node 1) drops off the link: PAIR_OUT, and node
+ * 1 writes twice while it is away (the gate does not wait for it). */
+static void blip_out(struct world *w) {
+  w->link_down[2] = true;
+  lmz_repl_on_link(w->nodes[1].r, 2, false);
+  lmz_repl_on_link(w->nodes[2].r, 1, false);
+  assert_int_equal(decide(w, 0), 1); /* PAIR_OUT */
+  assert_int_equal(placement(w, 1, "a").n_backups, 0);
+  turn(w, 1, "a", "k", "away1");
+  turn(w, 1, "a", "j", "away2");
+  run_stores(w);
+  struct lmz_repl_stats st;
+  lmz_repl_get_stats(w->nodes[1].r, &st);
+  assert_int_equal(st.pending_tokens, 0); /* nothing waits for node 2 */
+}
+
+/* The link is back: node 1 resumes (or refills) and lists node 2 again. */
+static void blip_back(struct world *w) {
+  w->link_down[2] = false;
+  lmz_repl_on_link(w->nodes[1].r, 2, true);
+  lmz_repl_on_link(w->nodes[2].r, 1, true);
+  for (int i = 0; i < 5; i++) {
+    w->now += 600;
+    lmz_repl_tick(w->nodes[1].r);
+    pump(w);
+    lmz_repl_tick(w->nodes[1].r);
+    decide(w, 0);
+    pump(w);
+  }
+  struct lmz_dir_placement p = placement(w, 1, "a");
+  assert_int_equal(p.n_backups, 1);
+  assert_int_equal(p.backups[0], 2);
+  const char *v = read_key(w, 2, "a", "k");
+  assert_non_null(v);
+  assert_string_equal(v, "away1");
+  v = read_key(w, 2, "a", "j");
+  assert_non_null(v);
+  assert_string_equal(v, "away2");
+  uint64_t t = turn(w, 1, "a", "k", "back");
+  assert_true(t > 0); /* waits for node 2 again */
+  pump(w);
+  assert_int_equal(acked(w, 1), t);
+}
+
+static uint64_t fills_sent(struct world *w) {
+  struct lmz_repl_stats st;
+  lmz_repl_get_stats(w->nodes[1].r, &st);
+  return st.fills_sent;
+}
+
+static struct world *blip_world(uint64_t retention) {
+  struct world *w = world_new(2, 2);
+  w->retention = retention;
+  lmz_repl_free(w->nodes[1].r);
+  world_repl(w, 1);
+  uint64_t b2[] = {2};
+  claim(w, "a", 1, b2, 1);
+  uint64_t t = turn(w, 1, "a", "k", "v1");
+  pump(w);
+  assert_int_equal(acked(w, 1), t);
+  w->hold[2] = true; /* one write in flight when the link drops */
+  turn(w, 1, "a", "k", "v2");
+  flush_all(w);
+  run_stores(w);
+  w->hold[2] = false;
+  return w;
+}
+
+/* A short link loss resumes the stream: no FILL, nothing missing. */
+static void test_catchup_resumes(void **state) {
+  (void)state;
+  struct world *w = blip_world(0);
+  blip_out(w);
+  blip_back(w);
+  assert_int_equal(fills_sent(w), 0);
+  world_free(w);
+}
+
+/* More than retention_bytes while away: the actor is refilled. */
+static void test_catchup_retention_exceeded(void **state) {
+  (void)state;
+  struct world *w = blip_world(400);
+  blip_out(w);
+  for (int i = 0; i < 10; i++)
+    turn(w, 1, "a", "x", "0123456789012345678901234567890123456789");
+  turn(w, 1, "a", "k", "away1");
+  run_stores(w);
+  blip_back(w);
+  assert_int_equal(fills_sent(w), 1);
+  world_free(w);
+}
+
+/* Closes and reopens node 2's store (wiped: a fresh directory) and starts a
+ * new replicator on it (its stream state is gone). */
+static void restart_backup(struct world *w, bool wipe) {
+  struct node *n = &w->nodes[2];
+  lmz_repl_free(n->r);
+  lmz_store_close(n->store);
+  assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
+  if (wipe) {
+    tl_rmtree(n->path);
+    free(n->path);
+    n->path = tl_mkdtemp("lmz-repl");
+    assert_non_null(n->path);
+  }
+  struct lmz_store_opts so;
+  lmz_store_opts_init(&so, n->path);
+  char err[LMZ_ERRMSG_LEN];
+  assert_int_equal(lmz_store_open(&n->store, &w->loop, &so, err), 0);
+  world_repl(w, 2);
+}
+
+/* The backup restarts with its store intact: it resumes from its durable
+ * sequence (kept in its store), without a FILL. */
+static void test_catchup_backup_restarted(void **state) {
+  (void)state;
+  struct world *w = blip_world(0);
+  blip_out(w);
+  restart_backup(w, false);
+  blip_back(w);
+  assert_int_equal(fills_sent(w), 0);
+  world_free(w);
+}
+
+/* The backup comes back with an empty store: it refuses the resumed
+ * generation and gets a FILL. */
+static void test_catchup_wiped_backup(void **state) {
+  (void)state;
+  struct world *w = blip_world(0);
+  blip_out(w);
+  restart_backup(w, true);
+  blip_back(w);
+  assert_int_equal(fills_sent(w), 1);
+  const char *v = read_key(w, 2, "a", "k");
+  assert_non_null(v);
+  assert_string_equal(v, "back");
+  world_free(w);
+}
+
+/* ---- tests: drain -------------------------------------------------------- */
+
+/* Node 3, a backup of "a", drains: node 1 first fills node 4 (the list
+ * never has fewer other copies than before), then node 3 leaves the list
+ * (PAIR_OUT) and backs up nothing; the gate keeps working. */
+static void test_drain_moves_backup_role(void **state) {
+  (void)state;
+  struct world *w = world_new(4, 3);
+  uint64_t b23[] = {2, 3};
+  claim(w, "a", 1, b23, 2);
+  turn(w, 1, "a", "k", "v1");
+  pump(w);
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(
+      lmz_dir_encode_node_upsert(&b, 3, LMZ_DIR_DRAINING, "a3", "a3", 10), 0);
+  apply_all(w, &b, true);
+  lmz_buf_free(&b);
+  w->now += LMZ_REPL_REFILL_PERIOD_MS;
+  lmz_repl_tick(w->nodes[1].r); /* fills node 4; node 3 still needed */
+  pump(w);
+  assert_int_equal(w->n_proposals, 1); /* BACKUPS_ADD(4) only */
+  assert_int_equal(placement(w, 1, "a").n_backups, 2);
+  uint64_t t = turn(w, 1, "a", "k", "v2");
+  pump(w);
+  assert_int_equal(acked(w, 1), t); /* node 3 still acknowledges */
+  assert_int_equal(decide(w, 0), 1);
+  struct lmz_dir_placement p = placement(w, 1, "a");
+  assert_int_equal(p.n_backups, 3);
+  assert_int_equal(p.backups[2], 4);
+  w->now += LMZ_REPL_REFILL_PERIOD_MS;
+  lmz_repl_tick(w->nodes[1].r);      /* node 3 is no longer needed */
+  assert_int_equal(decide(w, 0), 1); /* PAIR_OUT(1, 3) */
+  p = placement(w, 1, "a");
+  assert_int_equal(p.n_backups, 2);
+  assert_int_equal(p.backups[0], 2);
+  assert_int_equal(p.backups[1], 4);
+  t = turn(w, 1, "a", "k", "v3");
+  pump(w);
+  assert_int_equal(acked(w, 1), t);
+  const char *v = read_key(w, 4, "a", "k");
+  assert_non_null(v);
+  assert_string_equal(v, "v3");
+  w->now += LMZ_REPL_REFILL_PERIOD_MS;
+  lmz_repl_tick(w->nodes[1].r);
+  assert_int_equal(decide(w, 0), 0); /* settled: nothing more to do */
+  world_free(w);
+}
+
+/* A DRAINING owner starts no fill: its actors are about to move, and an
+ * older FILL could land on the drain's target after the import there. */
+static void test_draining_owner_fills_nothing(void **state) {
+  (void)state;
+  struct world *w = world_new(3, 3);
+  claim(w, "a", 1, NULL, 0); /* under-replicated */
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(
+      lmz_dir_encode_node_upsert(&b, 1, LMZ_DIR_DRAINING, "a1", "a1", 10), 0);
+  apply_all(w, &b, true);
+  lmz_buf_free(&b);
+  w->now += LMZ_REPL_REFILL_PERIOD_MS;
+  lmz_repl_tick(w->nodes[1].r);
+  pump(w);
+  struct lmz_repl_stats st;
+  lmz_repl_get_stats(w->nodes[1].r, &st);
+  assert_int_equal(st.fills_sent, 0);
+  assert_int_equal(st.under_replicated, 1); /* still counted */
+  assert_int_equal(w->n_proposals, 0);
   world_free(w);
 }
 
@@ -1181,6 +1448,13 @@ int main(void) {
       cmocka_unit_test(test_overload_retries),
       cmocka_unit_test(test_frames_split),
       cmocka_unit_test(test_failover_then_refill),
+      cmocka_unit_test(test_failover_loses_waiting_token),
+      cmocka_unit_test(test_catchup_resumes),
+      cmocka_unit_test(test_catchup_retention_exceeded),
+      cmocka_unit_test(test_catchup_backup_restarted),
+      cmocka_unit_test(test_catchup_wiped_backup),
+      cmocka_unit_test(test_drain_moves_backup_role),
+      cmocka_unit_test(test_draining_owner_fills_nothing),
       cmocka_unit_test(test_free_with_pending_work),
       cmocka_unit_test(test_fill_add_races_pair_out),
       cmocka_unit_test(test_pair_out_checks_listing),
