@@ -12,7 +12,7 @@ export LMZ_CLUSTER_DIR=$T/cluster LMZ_BIN_DIR=$BIN LMZ_PORT_OFFSET=ephemeral
 DC="$ROOT/deploy/dev-cluster.sh"
 KEY=$LMZ_CLUSTER_DIR/cluster.key
 port() { "$DC" port "$1"; }
-c() { local n=$1; shift; "$BIN/lmz" call --node "127.0.0.1:$(port "$n")" --key-file "$KEY" --timeout 30000 "$@"; }
+c() { local n=$1; shift; "$BIN/lmz" call --node "127.0.0.1:$(port "$n")" --key-file "$KEY" --timeout $((30000 * ${LMZ_TEST_TIME_SCALE:-1})) "$@"; }
 stop_cluster() { "$DC" stop >/dev/null 2>&1; for n in 1 2 3; do "$DC" kill "$n" >/dev/null 2>&1; done; }
 trap 'stop_cluster; cleanup' EXIT
 is_num() { [[ "$1" =~ ^[0-9]+$ ]]; }

@@ -406,7 +406,7 @@ static void test_replication_json(void **state) {
   json_of(&cl, NULL, &out); /* R unset: 1, nothing is under-replicated */
   assert_non_null(strstr((char *)out.data,
                          "],\"replication\":{\"factor\":1,"
-                         "\"under_replicated\":0}}"));
+                         "\"under_replicated\":0,\"pairs\":[]}}"));
   cl.o.replication_factor = 3; /* lmz_cluster_options.replication_factor */
   uint64_t a_bk[] = {3, 2}, b_bk[] = {3};
   struct lmz_dir_claim c[3] = {{"R", 1, "a", 1, 1, 1, 0, 2, a_bk},
@@ -426,7 +426,7 @@ static void test_replication_json(void **state) {
   json_of(&cl, NULL, &out);
   assert_non_null(strstr((char *)out.data,
                          "\"replication\":{\"factor\":3,"
-                         "\"under_replicated\":2}"));
+                         "\"under_replicated\":2,"));
   assert_non_null(strstr((char *)out.data, "\"nodes\":[{\"id\":1,"));
   /* a pair drops out: a is short too */
   assert_int_equal(lmz_dir_encode_pair_out(&cmd, 1, 3, 9), 0);
@@ -434,15 +434,16 @@ static void test_replication_json(void **state) {
   json_of(&cl, "a", &out);
   assert_non_null(strstr((char *)out.data, ",\"backups\":[2]}"));
   json_of(&cl, NULL, &out);
-  assert_non_null(strstr((char *)out.data, "\"under_replicated\":3}"));
+  assert_non_null(strstr((char *)out.data, "\"under_replicated\":3,"));
   /* R = 2 wants 1 backup: only c has none */
   cl.o.replication_factor = 2;
   json_of(&cl, NULL, &out);
   assert_non_null(strstr((char *)out.data,
                          "\"replication\":{\"factor\":2,"
-                         "\"under_replicated\":1}"));
-  /* node 3 goes silent: 2 live nodes cap R = 3 at 1 backup; its MarkDown
-   * took it out of b's list, and c stays on it (no backup) */
+                         "\"under_replicated\":1,"));
+  /* node 3 goes silent: its MarkDown took it out of b's list, and c stays
+   * on it (no backup); a DOWN member still counts (it may come back with
+   * its copies), so R = 3 still wants 2 backups and all three are short */
   cl.o.replication_factor = 3;
   s->n[2].member_on = false;
   sim_run(s, s->net.now_ms + 5000);
@@ -452,7 +453,7 @@ static void test_replication_json(void **state) {
   json_of(&cl, NULL, &out);
   assert_non_null(strstr((char *)out.data,
                          "\"replication\":{\"factor\":3,"
-                         "\"under_replicated\":2}"));
+                         "\"under_replicated\":3,"));
   lmz_buf_free(&out);
   lmz_buf_free(&cmd);
   sim_free(s);
