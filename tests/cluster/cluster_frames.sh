@@ -50,10 +50,10 @@ check "a $N-byte argument forwarded to the owner is echoed back whole" \
   _ "$rc" "$size" "$want" "$T/big.out"
 
 # ---- a reply over the frame cap comes back as an error ---------------------
-# 76 MB through SC-JSON takes TSan over ten minutes: the plain and ASan
-# builds check this part, the TSan build stops here
-if [ "${LMZ_TEST_SANITIZER:-}" = thread ]; then
-  echo "  (TSan build: the reply-over-the-cap part runs in the plain and ASan builds)"
+# 76 MB through SC-JSON takes TSan over ten minutes and ASan past the calls'
+# timeouts: the plain build checks this part, sanitizer builds stop here
+if [ "${LMZ_TEST_TIME_SCALE:-1}" -gt 1 ]; then
+  echo "  (sanitizer build: the reply-over-the-cap part runs in the plain build)"
   finish
   exit $?
 fi
