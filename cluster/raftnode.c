@@ -687,8 +687,21 @@ static void raft_closed(struct raft *r) {
   uv_close((uv_handle_t *)&rn->idle, handle_closed);
 }
 
+/* raft 0.15 cancels the appends in flight inside raft_close, and their
+ * callbacks release log entries already released: a NULL read in libraft
+ * (seen under ASan as lmzd shut down). So close once every entry is on disk,
+ * waiting at most CLOSE_WAIT_MS (a follower may keep receiving entries). */
+#define CLOSE_WAIT_MS 1000
+
+static bool appends_pending(lmz_raftnode_t *rn) {
+  return rn->started && rn->raft.last_stored < raft_last_index(&rn->raft) &&
+         uv_now(rn->check.loop) < rn->close_by;
+}
+
 static void on_check(uv_check_t *h) {
   lmz_raftnode_t *rn = h->data;
+  if (rn->closing && appends_pending(rn))
+    return; /* the idle handle keeps us turning: check again */
   if (rn->closing) {
     uv_check_stop(&rn->check);
     uv_idle_stop(&rn->idle);
@@ -714,6 +727,7 @@ void lmz_raftnode_close(lmz_raftnode_t *rn, lmz_raftnode_close_cb cb) {
     return;
   rn->closing = true;
   rn->close_cb = cb;
+  rn->close_by = uv_now(rn->check.loop) + CLOSE_WAIT_MS;
   fail_queued(rn, LMZ_ECANCELED);
   kick(rn); /* raft_close runs from the check hook */
 }

@@ -171,6 +171,7 @@ struct lmz_raftnode_s {
   bool serving;
   bool closing;
   bool started;
+  uint64_t close_by;    /* loop ms: raft_close from then on, stored or not */
   int handles_open;
   lmz_raftnode_close_cb close_cb;
   struct lmz_raftnode_pending *pend;

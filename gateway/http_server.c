@@ -933,6 +933,10 @@ static void on_timer(uv_timer_t *t) {
 
 static void arm(lmz_http_conn_t *c, uint32_t ms) {
   c->deadline_ms = now_ms(c) + ms;
+  /* libuv counts from the loop's cached time: after a long callback (a
+   * large frame parsed) it would fire at once, e.g. close the TCP
+   * connection before the peer had a chance to answer our Close */
+  uv_update_time(c->srv->loop);
   uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 

@@ -198,7 +198,8 @@ static void check_order(const struct op *o, size_t n) {
 }
 
 static void check_counters(void) {
-  qsort(g_ok, g_n_ok, sizeof *g_ok, by_counter_value);
+  if (g_n_ok) /* an empty history has no array: qsort(NULL) is undefined */
+    qsort(g_ok, g_n_ok, sizeof *g_ok, by_counter_value);
   for (size_t i = 0, j; i < g_n_ok; i = j) {
     for (j = i; j < g_n_ok && g_ok[j].counter == g_ok[i].counter; j++) {
     }

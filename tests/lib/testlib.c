@@ -39,6 +39,13 @@ uint64_t tl_now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+unsigned tl_time_scale(void) {
+  const char *v = getenv("LMZ_TEST_TIME_SCALE");
+  char *end = NULL;
+  unsigned long n = v ? strtoul(v, &end, 10) : 0;
+  return (v && *end == '\0' && n >= 1 && n <= 100) ? (unsigned)n : 1u;
+}
+
 char *tl_read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f)

@@ -15,6 +15,10 @@ char *tl_mkdtemp(const char *prefix);
 void tl_rmtree(const char *path);
 /* Monotonic milliseconds. */
 uint64_t tl_now_ms(void);
+/* $LMZ_TEST_TIME_SCALE (1 if unset or invalid; 3 in sanitizer builds,
+ * cmake/sanitizers.cmake): multiply wall-clock hang guards by it, never
+ * checks of speed. */
+unsigned tl_time_scale(void);
 /* Reads a whole file; malloc'd, NUL-terminated; NULL on error. */
 char *tl_read_file(const char *path, size_t *len);
 /* Path of a build binary: $LMZ_BIN_DIR/name (static buffer per call site is

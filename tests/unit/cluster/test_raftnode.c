@@ -95,8 +95,11 @@ static void node_open(struct cl *c, unsigned i) {
       .id = i + 1,
       .address = n->addr,
       .data_dir = n->dir,
-      .election_timeout_ms = 200,
-      .heartbeat_timeout_ms = 20,
+      /* sanitizer builds (tl_time_scale): all three nodes share this
+       * thread, and a 4096-claim entry applied under TSan holds it past a
+       * 200 ms election timeout: leadership would change every second */
+      .election_timeout_ms = 200 * tl_time_scale(),
+      .heartbeat_timeout_ms = 20 * tl_time_scale(),
       .snapshot_threshold = c->snapshot_threshold,
       .lease = c->lease,
       .on_role = on_role,
@@ -178,7 +181,7 @@ static bool all_closed(void *arg) {
 
 static bool run_until(struct cl *c, bool (*pred)(void *), void *arg,
                       uint64_t timeout_ms) {
-  uint64_t end = tl_now_ms() + timeout_ms;
+  uint64_t end = tl_now_ms() + timeout_ms * tl_time_scale(); /* a hang guard */
   while (!pred(arg)) {
     if (tl_now_ms() > end)
       return false;

@@ -66,6 +66,15 @@ static void on_message(lmz_ws_t *ws, bool is_text, const uint8_t *d, size_t n) {
     assert_int_equal(lmz_ws_send_text(ws, "x", 1), LMZ_ECLOSED);
     return;
   }
+  if (is_text && n == 10 && !memcmp(d, "slow-close", 10)) {
+    /* a handler that holds the loop (a large frame parsed) past the close
+     * timeout, then closes: the loop's cached time is now stale */
+    uint64_t until = tl_now_ms() + 600;
+    while (tl_now_ms() < until)
+      ;
+    assert_int_equal(lmz_ws_close(ws, 4409, "Superseded by new connection"), 0);
+    return;
+  }
   if (is_text && n == 5 && !memcmp(d, "flood", 5)) {
     T.flooded = ws; /* server push from a timer, the client never reads */
     uv_timer_start(&T.flood_timer, flood_tick, 1, 1);
@@ -421,12 +430,24 @@ static void test_server_close_codes(void **state) {
   close(fd);
   wait_closes(2);
   assert_int_equal(T.last_code, 4409);
+  /* ... counted from the close, not from before a slow handler (libuv's
+   * cached loop time would fire the 200 ms timer at once) */
+  fd = ws_open(&b);
+  send_frame(fd, true, 0x1, "slow-close", 10);
+  assert_true(read_frame(fd, &b, &f));
+  assert_int_equal(f.op, 0x8);
+  free(f.data);
+  t0 = tl_now_ms();
+  assert_true(gw_wait_eof(fd, &b, GW_DEADLINE_MS));
+  assert_true(tl_now_ms() - t0 >= 100);
+  close(fd);
+  wait_closes(3);
   /* EOF without a close frame: 1006 */
   fd = ws_open(&b);
   send_frame(fd, true, 0x1, "hi", 2);
   expect_frame(fd, &b, 0x1, "hi", 2);
   close(fd);
-  wait_closes(3);
+  wait_closes(4);
   assert_int_equal(T.last_code, 1006);
   assert_string_equal(T.last_reason, "");
   /* close codes the app may not send */
@@ -445,13 +466,13 @@ static void test_server_close_codes(void **state) {
   assert_int_equal(f.len, 2 + 122);
   free(f.data);
   close(fd);
-  wait_closes(4);
+  wait_closes(5);
   /* server shutdown: 1001 going away */
   fd = ws_open(&b);
   send_frame(fd, true, 0x1, "shut", 4);
   expect_close(fd, &b, 1001, "server shutting down");
   close(fd);
-  wait_closes(5);
+  wait_closes(6);
   assert_int_equal(T.last_code, 1001);
   assert_true(gw_wait_flag(&T.closed, GW_DEADLINE_MS));
   lmz_buf_free(&b);
