@@ -326,6 +326,16 @@ int lmz__alarms_index_actor(lmz_node *n, const char *binding,
 
 /* http.c: runs on_request for an LMZ_MSG_HTTP message (0 or thrown) */
 int lmz__http_run(lmz_ctx *ctx);
+/* http.c: an HTTP message forwarded to the node owning its actor. The
+ * entry node encodes the request (router.c; marks the message forwarded,
+ * so its Result value is decoded as the response); the owner runs the
+ * decoded request (remote.c: hostile bytes, bounded and checked, errmsg on
+ * refusal) and encodes the response into arena `a` (NULL = no memory). */
+int lmz__http_encode_request(lmz_msg *m, lmz_buf *out);
+int lmz__http_run_forwarded(lmz_node *n, const char *binding,
+                            const char *instance, const lmz_value *req,
+                            lmz_node_http_cb cb, void *arg, char *errmsg);
+lmz_value *lmz__http_response_value(lmz_arena *a, const struct lmz_response *res);
 
 /* turn.c */
 /* Fails a message that could not be delivered: its sender gets `err` (an

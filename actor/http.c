@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "actor/actor_int.h"
+#include "core/codec.h"
 #include "lmz/gateway.h"
 #include "lmz/http.h"
 
@@ -33,6 +34,8 @@ struct lmz__http_turn {
   struct lmz_response res;   /* filled by on_request */
   lmz_node_http_cb cb;
   void *arg;
+  lmz_arena *arena;  /* the message's: a forwarded response is decoded here */
+  bool forwarded;    /* ran on the owner node: the reply value is the response */
 };
 
 /* ---- the application's helpers (lmz/http.h) ------------------------------ */
@@ -114,10 +117,19 @@ int lmz__http_run(lmz_ctx *ctx) {
   return rv ? LMZ_ETHROWN : 0;
 }
 
+static int response_from_value(lmz_arena *a, const lmz_value *v,
+                               struct lmz_response *res);
+
 /* The message's reply: runs once, after the turn's writes are durable (or
  * when the message could not be delivered). */
 static void http_reply(void *arg, int status, bool ok, const lmz_value *value) {
   struct lmz__http_turn *t = arg;
+  if (status == 0 && ok && t->forwarded &&
+      response_from_value(t->arena, value, &t->res)) {
+    t->cb(t->arg, LMZ_ETHROWN, NULL,
+          lmz_error(t->arena, "Error", "the owner node sent a malformed response"));
+    return;
+  }
   if (status == 0 && ok)
     t->cb(t->arg, 0, &t->res, NULL);
   else
@@ -186,6 +198,7 @@ int lmz_node_http(lmz_node *n, const char *binding, const char *instance,
     t->res.status = 200;
     t->cb = cb;
     t->arg = arg;
+    t->arena = m->arena;
     struct lmz_request r = *req;
     r.binding = b->name;
     r.instance = instance;
@@ -230,4 +243,156 @@ int lmz_register_gateway_hooks(lmz_registry *r,
 
 const struct lmz_gateway_hooks *lmz_node_gateway_hooks(lmz_node *n) {
   return n->gw_hooks;
+}
+
+/* ---- forwarding to the owner node (router.c, remote.c) --------------------
+ *
+ * On the wire the request is a binary value {method, path, query, remote,
+ * headers: [name, value, ...], body: ArrayBuffer} and the response
+ * {status, contentType?, headers: [...], body: ArrayBuffer}. Both arrive
+ * from another node and are checked like any input: types, lengths, header
+ * text (no CR/LF), counts; the frame cap bounds the whole. */
+
+#define FWD_MAX_HEADERS 256
+#define FWD_MAX_STR 16384
+
+static int set_str(lmz_arena *a, lmz_value *o, const char *k, const char *s) {
+  lmz_value *v = lmz_cstring(a, s ? s : "");
+  return v ? lmz_object_setc(o, k, v) : LMZ_ENOMEM;
+}
+
+static lmz_value *headers_value(lmz_arena *a, const struct lmz_header *h,
+                                size_t n) {
+  lmz_value *arr = lmz_array(a, 2 * n);
+  for (size_t i = 0; arr && i < n; i++)
+    if (lmz_array_push(arr, lmz_cstring(a, h[i].name)) ||
+        lmz_array_push(arr, lmz_cstring(a, h[i].value)))
+      return NULL;
+  return arr;
+}
+
+int lmz__http_encode_request(lmz_msg *m, lmz_buf *out) {
+  struct lmz__http_turn *t = m->http;
+  const struct lmz_request *q = &t->req;
+  lmz_arena *a = lmz_arena_new();
+  lmz_value *o = a ? lmz_object(a) : NULL;
+  lmz_value *hs = o ? headers_value(a, q->headers, q->n_headers) : NULL;
+  lmz_value *body = hs ? lmz_arraybuffer(a, q->body, q->body_len) : NULL;
+  int rv = body ? 0 : LMZ_ENOMEM;
+  if (!rv && (set_str(a, o, "method", q->method) || set_str(a, o, "path", q->path) ||
+              set_str(a, o, "query", q->query) || set_str(a, o, "remote", q->remote) ||
+              lmz_object_setc(o, "headers", hs) || lmz_object_setc(o, "body", body)))
+    rv = LMZ_ENOMEM;
+  if (!rv)
+    rv = lmz_bin_encode(o, out, NULL) ? LMZ_ENOMEM : 0;
+  lmz_arena_free(a);
+  if (!rv)
+    t->forwarded = true;
+  return rv;
+}
+
+/* A string property of a forwarded value, bounded; NULL when absent, not a
+ * string, too long or holding a NUL. */
+static const char *get_str(const lmz_value *o, const char *k, size_t max) {
+  lmz_value *v = lmz_object_getc(o, k);
+  size_t len = 0;
+  const char *s = v && lmz_typeof(v) == LMZ_T_STRING ? lmz_get_str(v, &len) : NULL;
+  return s && len <= max && strlen(s) == len ? s : NULL;
+}
+
+static int headers_from_value(lmz_arena *a, const lmz_value *arr,
+                              struct lmz_header **out, size_t *n) {
+  size_t len = arr && lmz_typeof(arr) == LMZ_T_ARRAY ? lmz_len(arr) : 1;
+  if (len % 2 || len / 2 > FWD_MAX_HEADERS)
+    return LMZ_EBADMSG;
+  struct lmz_header *h = len ? lmz_arena_alloc(a, len / 2 * sizeof *h) : NULL;
+  if (len && !h)
+    return LMZ_ENOMEM;
+  for (size_t i = 0; i < len / 2; i++) {
+    lmz_value *nv = lmz_array_get(arr, 2 * i), *vv = lmz_array_get(arr, 2 * i + 1);
+    size_t nl = 0, vl = 0;
+    h[i].name = nv && lmz_typeof(nv) == LMZ_T_STRING ? lmz_get_str(nv, &nl) : NULL;
+    h[i].value = vv && lmz_typeof(vv) == LMZ_T_STRING ? lmz_get_str(vv, &vl) : NULL;
+    if (!h[i].name || !h[i].value || nl > FWD_MAX_STR || vl > FWD_MAX_STR ||
+        strlen(h[i].name) != nl || strlen(h[i].value) != vl ||
+        !header_text_ok(h[i].name, true) || !header_text_ok(h[i].value, false))
+      return LMZ_EBADMSG;
+  }
+  *out = h;
+  *n = len / 2;
+  return 0;
+}
+
+static int body_from_value(const lmz_value *v, const uint8_t **body, size_t *len) {
+  if (!v || lmz_typeof(v) != LMZ_T_ARRAYBUFFER)
+    return LMZ_EBADMSG;
+  *len = lmz_len(v);
+  *body = *len ? lmz_arraybuffer_data(v) : NULL;
+  return 0;
+}
+
+int lmz__http_run_forwarded(lmz_node *n, const char *binding,
+                            const char *instance, const lmz_value *v,
+                            lmz_node_http_cb cb, void *arg, char *errmsg) {
+  lmz_arena *a = lmz_arena_new();
+  if (!a)
+    return LMZ_ENOMEM;
+  struct lmz_request q = {0};
+  struct lmz_header *h = NULL;
+  int rv = v && lmz_typeof(v) == LMZ_T_OBJECT ? 0 : LMZ_EBADMSG;
+  if (!rv) {
+    q.method = get_str(v, "method", 32);
+    q.path = get_str(v, "path", FWD_MAX_STR);
+    q.query = get_str(v, "query", FWD_MAX_STR);
+    q.remote = get_str(v, "remote", 256);
+    if (!q.method || !*q.method || !q.path || !q.query || !q.remote)
+      rv = LMZ_EBADMSG;
+  }
+  if (!rv)
+    rv = headers_from_value(a, lmz_object_getc(v, "headers"), &h, &q.n_headers);
+  q.headers = h;
+  if (!rv)
+    rv = body_from_value(lmz_object_getc(v, "body"), &q.body, &q.body_len);
+  if (rv == LMZ_EBADMSG)
+    lmz__errmsg_printf(errmsg, "malformed forwarded HTTP request");
+  else if (!rv)
+    rv = lmz_node_http(n, binding, instance, &q, cb, arg, errmsg);
+  lmz_arena_free(a); /* lmz_node_http copied what it keeps */
+  return rv;
+}
+
+lmz_value *lmz__http_response_value(lmz_arena *a, const struct lmz_response *res) {
+  lmz_value *o = lmz_object(a);
+  lmz_value *hs = o ? headers_value(a, res->headers, res->n_headers) : NULL;
+  lmz_value *body = hs ? lmz_arraybuffer(a, res->body, res->body_len) : NULL;
+  if (!body || lmz_object_setc(o, "status", lmz_number(a, res->status)) ||
+      (res->content_type && set_str(a, o, "contentType", res->content_type)) ||
+      lmz_object_setc(o, "headers", hs) || lmz_object_setc(o, "body", body))
+    return NULL;
+  return o;
+}
+
+/* The owner's response, into the entry node's message arena (the value's
+ * strings and bytes are borrowed: they live in the same arena). */
+static int response_from_value(lmz_arena *a, const lmz_value *v,
+                               struct lmz_response *res) {
+  if (!v || lmz_typeof(v) != LMZ_T_OBJECT)
+    return LMZ_EBADMSG;
+  lmz_value *st = lmz_object_getc(v, "status");
+  double s = st && lmz_typeof(st) == LMZ_T_NUMBER ? lmz_get_number(st) : 0;
+  if (!(s >= 100 && s <= 599) || s != (int)s)
+    return LMZ_EBADMSG;
+  struct lmz_header *h = NULL;
+  int rv = headers_from_value(a, lmz_object_getc(v, "headers"), &h, &res->n_headers);
+  const uint8_t *body = NULL;
+  if (!rv)
+    rv = body_from_value(lmz_object_getc(v, "body"), &body, &res->body_len);
+  res->content_type = get_str(v, "contentType", FWD_MAX_STR);
+  if (!rv && lmz_object_getc(v, "contentType") &&
+      (!res->content_type || !header_text_ok(res->content_type, false)))
+    rv = LMZ_EBADMSG;
+  res->status = (int)s;
+  res->headers = h;
+  res->body = body;
+  return rv;
 }

@@ -18,7 +18,10 @@
  *  6. the reply does not fit in one frame (LMZ_FRAME_MAX_DEFAULT): an
  *     Error("Message is too large ...") result goes back instead, so the
  *     caller never waits for its timeout; a large reply the connection's
- *     queue cannot take now: a MeshOverloadedError result instead. */
+ *     queue cannot take now: a MeshOverloadedError result instead.
+ * A Call of kind 1 is an HTTP request another node forwarded to this owner
+ * (router.c): checked against the directory like a call, decoded by http.c,
+ * run by lmz_node_http; the response is the Result's value. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -340,8 +343,73 @@ static void on_call(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c,
   reply_error(ref, c->call_id, "Error", msg);
 }
 
+/* ---- HTTP requests forwarded by the entry node (Call kind 1) ------------- */
+
+static void http_reply_cb(void *arg, int status, const struct lmz_response *res,
+                          const lmz_value *error) {
+  struct pending_reply *p = arg;
+  struct peer_ref *ref = p->ref;
+  lmz_arena *a = lmz_arena_new();
+  const lmz_value *v = !a ? NULL : status ? error : lmz__http_response_value(a, res);
+  if (status && !v && a) /* refused before running (no error value) */
+    v = status == LMZ_EOVERLOAD ? lmz__overloaded_error(a, "%s", lmz_strerror(status))
+                                : lmz_error(a, "Error", lmz_strerror(status));
+  if (p->call_id)
+    send_result(ref, p->call_id, status == 0 && v, v, v ? 0 : LMZ_ENOMEM,
+                v ? NULL : "cannot encode the response");
+  lmz_arena_free(a);
+  if (--ref->outstanding == 0 && !ref->conn)
+    free(ref);
+  free(p);
+}
+
+/* Runs a forwarded HTTP request here (the owner was checked): the request
+ * is decoded like any hostile input (http.c), the response goes back as the
+ * Result's value. Only peers forward HTTP; operators cannot. */
+static void on_http(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c) {
+  char msg[LMZ_ERRMSG_LEN] = "";
+  if (!c->callee || !c->callee->binding || !c->callee->has_instance) {
+    reply_error(ref, c->call_id, "Error", "Missing callee in envelope.");
+    return;
+  }
+  lmz_arena *a = lmz_node_arena_get(r->node);
+  struct pending_reply *p = malloc(sizeof *p);
+  lmz_value *req = NULL;
+  int rv = a && p ? decode_value(a, c->chain, &req, "HTTP request", msg, sizeof msg)
+                  : LMZ_ENOMEM;
+  if (!rv) {
+    *p = (struct pending_reply){ref, c->call_id};
+    ref->outstanding++;
+    rv = lmz__http_run_forwarded(r->node, c->callee->binding, c->callee->instance,
+                                 req, http_reply_cb, p, msg);
+    if (!rv) {
+      r->stats.calls++;
+      lmz_node_arena_put(r->node, a); /* lmz_node_http copied the request */
+      return;
+    }
+    ref->outstanding--;
+  }
+  free(p);
+  if (a)
+    lmz_node_arena_put(r->node, a);
+  reply_error(ref, c->call_id, rv == LMZ_EOVERLOAD ? "MeshOverloadedError" : "Error",
+              msg[0] ? msg : lmz_strerror(rv));
+}
+
 void lmz_remote_on_call(lmz_remote *r, lmz_conn_t *conn, const Lmz__Frame *f) {
   struct peer_ref *ref = ref_of(r, conn);
-  if (ref)
-    on_call(r, ref, f->call, lmz_conn_peer_id(conn) == 0);
+  if (!ref)
+    return;
+  const Lmz__Call *c = f->call;
+  bool from_operator = lmz_conn_peer_id(conn) == 0;
+  if (c->kind == 0) {
+    on_call(r, ref, c, from_operator);
+    return;
+  }
+  if (c->kind != 1 || from_operator || c->version != 1) {
+    reply_error(ref, c->call_id, "Error", "unsupported call kind from this sender");
+    return;
+  }
+  if (!owner_check(r, ref, c))
+    on_http(r, ref, c);
 }

@@ -22,7 +22,11 @@
  *  5. the peer's queue is full: MeshOverloadedError (retryable);
  *  6. the owner never answers: the call fails after FWD_TIMEOUT_MS;
  *  7. the call does not fit in one node-port frame (LMZ_FRAME_MAX_DEFAULT):
- *     Error("Message is too large ...") at once, not retryable. */
+ *     Error("Message is too large ...") at once, not retryable.
+ * An HTTP request for on_request (LMZ_MSG_HTTP) takes the same path: it is
+ * a Call frame of kind 1 carrying the request (http.c encodes it), its
+ * Result value is the response; the gateway's request limits were applied
+ * on the entry node before it got here. */
 #include "actor/router.h"
 
 #include <stdio.h>
@@ -239,14 +243,16 @@ err_after_alloc:
 
 /* ---- forwarding ------------------------------------------------------------- */
 
-static int encode_call(lmz_router *r, const lmz_msg *m, uint64_t call_id,
+static int encode_call(lmz_router *r, lmz_msg *m, uint64_t call_id,
                        uint64_t epoch, lmz_buf bufs[3], Lmz__Frame *f,
                        Lmz__Call *call, Lmz__CallContext *ctx,
                        Lmz__Identity *callee, Lmz__Identity **ids,
                        Lmz__Identity *idv) {
   (void)r;
+  bool http = m->kind == LMZ_MSG_HTTP; /* the request rides in `chain` */
   if (m->cctx.n > LMZ_MAX_CALL_CHAIN ||
-      lmz_bin_encode(m->chain, &bufs[0], NULL) ||
+      (http ? lmz__http_encode_request(m, &bufs[0])
+            : lmz_bin_encode(m->chain, &bufs[0], NULL)) ||
       (m->cctx.state && lmz_bin_encode(m->cctx.state, &bufs[1], NULL)) ||
       (m->cctx.origin_auth && lmz_bin_encode(m->cctx.origin_auth, &bufs[2], NULL)))
     return LMZ_ENOMEM;
@@ -273,6 +279,7 @@ static int encode_call(lmz_router *r, const lmz_msg *m, uint64_t call_id,
   call->ctx = ctx;
   call->epoch = epoch;
   call->hops = m->hops;
+  call->kind = http ? 1 : 0;
   f->body_case = LMZ__FRAME__BODY_CALL;
   f->call = call;
   return 0;
@@ -345,15 +352,6 @@ int lmz__router_route(lmz_router *r, lmz_msg *m) {
   const struct lmz_dir_node *dn = lmz_dir_node_get(lmz_cluster_dir(r->c), owner);
   if (dn && dn->state == LMZ_DIR_DOWN) {
     fail_msg(r, m, owner, "its owner node is down");
-    return 0;
-  }
-  if (owner != self_id(r) && m->kind == LMZ_MSG_HTTP) {
-    /* HTTP requests are not forwarded between nodes (yet): refuse rather
-     * than activate a second copy here */
-    char why[96];
-    snprintf(why, sizeof why, "it lives on node %llu: send the request there",
-             (unsigned long long)owner);
-    fail_msg(r, m, owner, why);
     return 0;
   }
   if (owner != self_id(r)) {

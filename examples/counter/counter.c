@@ -14,9 +14,16 @@
  *   note(text) -> id: a row in the SQL table notes (lmz/sql.h)
  *   notes(n) -> the last n notes [{id, text}], newest first
  *   noteGet(id) -> text or null (a point SELECT by primary key)
+ *   HTTP (on_request, /api/counter-do/{instance}): GET -> text
+ *   "total=T node=N activation=A" (header X-Echo echoes the request's), POST
+ *   with a decimal body -> increments by it, same answer
  * ECHO_WORKER (class EchoWorker), a worker: echo(x), whereami() -> node id. */
 #include <string.h>
 
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "lmz/http.h"
 #include "lmz/lmz.h"
 #include "lmz/sql.h"
 
@@ -228,6 +235,32 @@ static const lmz_method counter_methods[] = {
     LMZ_END,
 };
 
+static int counter_http(lmz_ctx *ctx, const struct lmz_request *req,
+                        struct lmz_response *res) {
+  double total = total_of(ctx);
+  if (!strcmp(req->method, "POST")) {
+    char num[32] = "1";
+    if (req->body_len && req->body_len < sizeof num) {
+      memcpy(num, req->body, req->body_len);
+      num[req->body_len] = 0;
+    }
+    total += strtod(num, NULL);
+    int rv = lmz_kv_put(ctx, "total", lmz_number(lmz_turn_arena(ctx), total));
+    if (rv)
+      return rv;
+  }
+  const char *echo = lmz_request_header(req, "X-Echo");
+  if (echo && lmz_response_header(ctx, res, "X-Echo", echo))
+    return -1;
+  double at;
+  char text[256];
+  snprintf(text, sizeof text, "total=%.0f node=%s activation=%s", total,
+           lmz_node_id(ctx), lmz_activation_id(ctx, &at));
+  return lmz_response_text(ctx, res, 200, "text/plain", text);
+}
+
+static const struct lmz_class_opts counter_opts = {.on_request = counter_http};
+
 static int echo_echo(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
                      lmz_value **result) {
   return counter_echo(ctx, args, nargs, result);
@@ -247,6 +280,6 @@ static const lmz_method echo_methods[] = {
 };
 
 LMZ_EXPORT int lmz_module_init(lmz_registry *r) {
-  int rv = lmz_register_do(r, "CounterDO", counter_methods, NULL);
+  int rv = lmz_register_do(r, "CounterDO", counter_methods, &counter_opts);
   return rv ? rv : lmz_register_worker(r, "EchoWorker", echo_methods, NULL);
 }
