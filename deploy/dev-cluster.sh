@@ -87,6 +87,7 @@ write_config() { # write_config N [join]
   "modules": ["$LIB/libcounter.so", "$LIB/libeditor.so"],
   "durable_objects": {"bindings": [
     {"name": "COUNTER_DO", "class_name": "CounterDO"},
+    {"name": "HTTP_COUNTER_DO", "class_name": "CounterHttpDO"},
     {"name": "DOCUMENT_DO", "class_name": "DocumentDO"}]},
   "services": [
     {"binding": "ECHO_WORKER", "entrypoint": "EchoWorker"},

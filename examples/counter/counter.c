@@ -14,9 +14,11 @@
  *   note(text) -> id: a row in the SQL table notes (lmz/sql.h)
  *   notes(n) -> the last n notes [{id, text}], newest first
  *   noteGet(id) -> text or null (a point SELECT by primary key)
- *   HTTP (on_request, /api/counter-do/{instance}): GET -> text
- *   "total=T node=N activation=A" (header X-Echo echoes the request's), POST
- *   with a decimal body -> increments by it, same answer
+ * CounterHttpDO: the same methods and state, plus HTTP (on_request, e.g.
+ *   /api/http-counter-do/{instance}): GET -> text "total=T node=N
+ *   activation=A" (header X-Echo echoes the request's), POST with a decimal
+ *   body -> increments by it, same answer. (CounterDO has no on_request: a
+ *   class without one answers 501.)
  * ECHO_WORKER (class EchoWorker), a worker: echo(x), whereami() -> node id. */
 #include <string.h>
 
@@ -280,6 +282,8 @@ static const lmz_method echo_methods[] = {
 };
 
 LMZ_EXPORT int lmz_module_init(lmz_registry *r) {
-  int rv = lmz_register_do(r, "CounterDO", counter_methods, &counter_opts);
+  int rv = lmz_register_do(r, "CounterDO", counter_methods, NULL);
+  if (!rv)
+    rv = lmz_register_do(r, "CounterHttpDO", counter_methods, &counter_opts);
   return rv ? rv : lmz_register_worker(r, "EchoWorker", echo_methods, NULL);
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# HTTP to a durable object through any node of a 3-node cluster: the entry
+# HTTP to a durable object (HTTP_COUNTER_DO: examples/counter's CounterHttpDO)
+# through any node of a 3-node cluster: the entry
 # node forwards `/api/{binding}/{instance}` to the actor's owner (placement
 # epoch, as calls are), so the same URL through each node reaches one
 # activation and returns the same body; a write through one node is read
@@ -16,7 +17,7 @@ KEY=$LMZ_CLUSTER_DIR/cluster.key
 stop_cluster() { "$DC" stop >/dev/null 2>&1; for n in 1 2 3; do "$DC" kill "$n" >/dev/null 2>&1; done; }
 trap 'stop_cluster; cleanup' EXIT
 
-url() { echo "http://127.0.0.1:$("$DC" http-port "$1")/api/counter-do/$2"; }
+url() { echo "http://127.0.0.1:$("$DC" http-port "$1")/api/http-counter-do/$2"; }
 get() { curl -sS --max-time 15 -H "X-Echo: via-$1" "$(url "$1" "$2")"; }
 post() { curl -sS --max-time 15 -X POST --data-binary "$3" "$(url "$1" "$2")"; }
 # is_body TOTAL OUT: the counter's HTTP answer with that total
@@ -29,7 +30,7 @@ wait_until 15 bash -c "curl -sf --max-time 5 '$(url 1 warm)' >/dev/null"
 # one actor, asked through nodes 1, 2, 3: one activation, one body
 a=$(get 1 h1); b=$(get 2 h1); c=$(get 3 h1)
 echo "  node 1: $a"; echo "  node 2: $b"; echo "  node 3: $c"
-check "GET /api/counter-do/h1 through node 1 answers the counter" is_body 0 "$a"
+check "GET /api/http-counter-do/h1 through node 1 answers the counter" is_body 0 "$a"
 check "the same URL through nodes 2 and 3: the same body (one activation)" \
   bash -c '[ -n "$1" ] && [ "$1" = "$2" ] && [ "$2" = "$3" ]' _ "$a" "$b" "$c"
 owner=$(sed -nE 's/.* node=node-([1-3]) .*/\1/p' <<<"$a")
@@ -49,7 +50,7 @@ r2=$(get "$o2" h1); r3=$(get "$owner" h1)
 check "read through node $o2: total 5" is_body 5 "$r2"
 check "read through the owner $owner: total 5, the same activation" \
   bash -c '[ -n "$1" ] && [ "$1" = "$2" ] && [ "$1" = "$3" ]' _ "$w" "$r2" "$r3"
-mesh=$("$BIN/lmz" call --node "127.0.0.1:$("$DC" port "$o2")" --key-file "$KEY" COUNTER_DO h1 get)
+mesh=$("$BIN/lmz" call --node "127.0.0.1:$("$DC" port "$o2")" --key-file "$KEY" HTTP_COUNTER_DO h1 get)
 check "a mesh call sees the HTTP write ($mesh)" test "$mesh" = '{"json":5,"meta":{}}'
 
 # many actors through every node: each reached once, bodies agree
