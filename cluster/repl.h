@@ -48,7 +48,8 @@
  * actors that listed the node (the RESUME set, with their epochs) keep
  * queueing their batches on it after the PAIR_OUT delisted it (they no
  * longer wait for it), and no fill is started towards it. Once the PAIR_OUT
- * committed, the link is up and LMZ_REPL_RESUME_MIN_MS passed, the SAME
+ * committed, the link is up, the node is a placement candidate again
+ * (ops.candidates) and LMZ_REPL_RESUME_MIN_MS passed, the SAME
  * generation reopens from the last acknowledged sequence (every kept record
  * is sent again) and each resume actor that is still ours at its epoch, not
  * listed and short of backups gets a CATCHING fill (REFILL below): its

@@ -165,12 +165,30 @@ static void resume(lmz_repl_t *r, struct ostream *s) {
   r->refill_dirty = true;
 }
 
+/* Whether `node` is in the placement candidate set (UP, a current lease,
+ * connected): a partitioned or paused node is not resumed (its CATCHING
+ * fills would hold the gate of its actors until lag closed it again). */
+static bool is_candidate(lmz_repl_t *r, uint64_t node) {
+  if (!r->o.ops.candidates)
+    return true;
+  uint64_t *cand = malloc(LMZ_DIR_MAX_NODES * sizeof *cand);
+  if (!cand)
+    return false;
+  size_t n = r->o.ops.candidates(r->o.ops.ctx, cand, LMZ_DIR_MAX_NODES);
+  bool found = false;
+  for (size_t i = 0; i < n && i < LMZ_DIR_MAX_NODES; i++)
+    found |= cand[i] == node;
+  free(cand);
+  return found;
+}
+
 void lmz__repl_resume_tick(lmz_repl_t *r) {
   uint64_t now = r->o.ops.now_ms(r->o.ops.ctx);
   for (size_t i = 0; i < r->n_out; i++) {
     struct ostream *s = r->out[i];
     if (s->retained && s->state == OS_IDLE && !s->link_down &&
-        now - s->closed_ms >= LMZ_REPL_RESUME_MIN_MS)
+        now - s->closed_ms >= LMZ_REPL_RESUME_MIN_MS &&
+        is_candidate(r, s->node))
       resume(r, s);
   }
 }
