@@ -18,7 +18,8 @@
  *     "cluster": { "id": 1, "raft": "10.0.0.1:7201", "lease_ms": 3000,
  *                  "join": false,   // true for a node added by `lmz node add`
  *                  "replication": { "factor": 3,      // copies, 1..5
- *                                   "max_lag_ms": 2000, "max_lag_mib": 64 },
+ *                                   "max_lag_ms": 2000, "max_lag_mib": 64,
+ *                                   "retention_mib": 64 },
  *                  "voters": [ { "id": 1, "node": "10.0.0.1:7101",
  *                                "raft": "10.0.0.1:7201" }, ... ] },
  *     "gateway": { "static": "web",            // relative to this file
