@@ -409,6 +409,9 @@ void lmz_drain_on_import_request(lmz_router *r, lmz_conn_t *conn,
   int rv = ir ? 0 : LMZ_ENOMEM;
   if (ir)
     *ir = (struct import_reply){t, q->from_node, q->request_id};
+  lmz_repl_t *rp = lmz_cluster_repl(lmz_router_cluster(r));
+  if (!rv && rp) /* fence the old owner's stream for this actor first */
+    lmz_repl_imported(rp, q->binding, q->instance, q->from_node);
   if (!rv)
     rv = lmz__node_import_actor(lmz__router_node(r), q->binding, q->instance,
                                 q->dump.data, q->dump.len, import_commit_cb,

@@ -130,6 +130,7 @@ int lmz_repl_new(lmz_repl_t **out, const struct lmz_repl_options *o) {
   r->next_fill_id = 1;
   r->pending.next = r->pending.prev = &r->pending;
   lmz_hmap_init(&r->fill_by_actor);
+  lmz_hmap_init(&r->imports);
   lmz_buf_init(&r->scratch);
   r->refill_dirty = true;
   *out = r;

@@ -251,6 +251,14 @@ void lmz_repl_on_ack(lmz_repl_t *r, uint64_t from_node, const Lmz__ReplAck *m);
 /* A link to `node_id` went down (up = false) or came up. */
 void lmz_repl_on_link(lmz_repl_t *r, uint64_t node_id, bool up);
 
+/* This node (a drain's target) imported (binding, instance) from node
+ * `from`: until the directory shows the move (or 60 s passed), records of
+ * that actor from `from` are refused (an older one resent on its stream
+ * after the import would overwrite the imported state); the owner then
+ * drops the stream and refills us. */
+void lmz_repl_imported(lmz_repl_t *r, const char *binding,
+                       const char *instance, uint64_t from);
+
 /* ---- operating it -------------------------------------------------------- */
 
 void lmz_repl_get_stats(const lmz_repl_t *r, struct lmz_repl_stats *st);

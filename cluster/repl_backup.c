@@ -61,6 +61,66 @@ void lmz__repl_in_free(lmz_repl_t *r) {
     free(r->in[i]);
   }
   free(r->in);
+  size_t it = 0;
+  void *v;
+  while (lmz_hmap_next(&r->imports, &it, NULL, NULL, &v))
+    free(v);
+  lmz_hmap_free(&r->imports);
+}
+
+/* ---- drain imports --------------------------------------------------------
+ * A drain imports an actor here while its old owner's stream to us may
+ * still carry an older record of it (kept for a closed stream and resent on
+ * catch-up, or queued behind a full link): applied after the import, it
+ * would overwrite the newer imported state with an older one. So, until
+ * the directory shows the move (then the epoch check refuses such records)
+ * or the fence times out (a drain that never moved it), a record of that
+ * actor from the old owner is refused: the owner drops the stream and
+ * refills us, which replaces our copy wholesale. */
+
+void lmz_repl_imported(lmz_repl_t *r, const char *binding,
+                       const char *instance, uint64_t from) {
+  size_t blen = strlen(binding), ilen = strlen(instance);
+  struct rimport *im = malloc(sizeof *im + blen + ilen);
+  int pl = im ? lmz_key_actor_prefix(im->prefix, binding, blen, instance, ilen)
+              : LMZ_ENOMEM;
+  struct rimport *old = pl > 0 ? lmz_hmap_get(&r->imports, im->prefix,
+                                              (size_t)pl) : NULL;
+  if (pl <= 0 || (!old && r->imports.n >= LMZ__REPL_MAX_IMPORTS)) {
+    free(im); /* over the bound: the move's epoch check still fences */
+    return;
+  }
+  im->from = from;
+  im->until_ms = r->o.ops.now_ms(r->o.ops.ctx) + LMZ__REPL_IMPORT_FENCE_MS;
+  im->plen = (size_t)pl;
+  im->blen = blen;
+  im->ilen = ilen;
+  memcpy(im->name, binding, blen);
+  memcpy(im->name + blen, instance, ilen);
+  if (old) {
+    lmz_hmap_del(&r->imports, old->prefix, old->plen);
+    free(old);
+  }
+  if (lmz_hmap_put(&r->imports, im->prefix, im->plen, im, NULL))
+    free(im);
+}
+
+/* True when a record of this actor from `from` must be refused. */
+static bool import_fenced(lmz_repl_t *r, const uint8_t *prefix, size_t plen,
+                          uint64_t from) {
+  struct rimport *im = lmz_hmap_get(&r->imports, prefix, plen);
+  if (!im)
+    return false;
+  struct lmz_dir_placement p;
+  bool moved = lmz_dir_placement_get(r->o.dir, im->name, im->blen,
+                                     im->name + im->blen, im->ilen, &p) == 0 &&
+               p.node_id != im->from;
+  if (moved || r->o.ops.now_ms(r->o.ops.ctx) >= im->until_ms) {
+    lmz_hmap_del(&r->imports, im->prefix, im->plen);
+    free(im);
+    return false;
+  }
+  return im->from == from;
 }
 
 /* A fresh stream state for (node, gen), replacing any older one. */
@@ -179,6 +239,10 @@ static int add_record(lmz_repl_t *r, uint64_t from, const Lmz__ReplRecord *m,
       (m->kind != LMZ_REPL_KIND_OPS && m->kind != LMZ_REPL_KIND_FILL)) {
     lmz__errmsg_printf(err, "malformed record (name, epoch, kind or size)");
     return LMZ_EBADMSG;
+  }
+  if (import_fenced(r, prefix, (size_t)pl, from)) {
+    lmz__errmsg_printf(err, "record of an actor a drain imported here");
+    return LMZ_ESTALE;
   }
   int rv = check_epoch(r, from, m, err);
   if (rv)

@@ -159,6 +159,7 @@ struct lmz_repl_s {
   struct rfill **fills;
   size_t n_fills, cap_fills;
   lmz_hmap fill_by_actor;
+  lmz_hmap imports; /* actor prefix -> struct rimport (repl_backup.c) */
   uint64_t next_fill_id;
   uint64_t next_barrier_id, scan_barrier;
   size_t fill_bytes_inflight;
@@ -243,6 +244,18 @@ void lmz__repl_resume_tick(lmz_repl_t *r);
 /* Creates a CATCHING fill (repl_fill.c) for a resumed actor. */
 int lmz__repl_fill_resume(lmz_repl_t *r, struct ostream *s,
                           const struct rresume *a);
+
+/* An actor this node imported from a drain (lmz_repl_imported): records of
+ * it from `from` are refused until the directory shows the move. */
+struct rimport {
+  uint64_t from, until_ms;
+  size_t plen;
+  uint8_t prefix[LMZ_KEY_PREFIX_MAX]; /* hmap key */
+  size_t blen, ilen;
+  char name[]; /* binding then instance */
+};
+#define LMZ__REPL_IMPORT_FENCE_MS 60000u
+#define LMZ__REPL_MAX_IMPORTS 65536u
 
 /* ---- repl_backup.c ------------------------------------------------------- */
 void lmz__repl_commit_done(lmz_repl_t *r, struct rpending *p, int status);

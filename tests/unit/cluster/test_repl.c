@@ -768,6 +768,37 @@ static void test_epoch_owner_rule(void **state) {
   world_free(w);
 }
 
+/* A drain imported actor a on node 2 from node 1: until the directory shows
+ * the move (or the fence expires), node 1's records of a are refused, so an
+ * older record resent after the import cannot overwrite the imported state;
+ * other actors' records still apply. */
+static void test_import_fences_old_owner(void **state) {
+  (void)state;
+  struct world *w = world_new(2, 2);
+  uint64_t b2[] = {2};
+  claim(w, "a", 1, b2, 1);
+  claim(w, "b", 1, b2, 1);
+  uint64_t ea = placement(w, 2, "a").epoch, eb = placement(w, 2, "b").epoch;
+  lmz_buf da = LMZ_BUF_INIT, db = LMZ_BUF_INIT;
+  ops_data(&da, "a", "k");
+  ops_data(&db, "b", "k");
+  lmz_repl_imported(w->nodes[2].r, "C", "a", 1);
+  struct ack k = append1(w, 5, 1, "a", ea, LMZ_REPL_KIND_OPS, da.data, da.len);
+  assert_int_equal(k.status, LMZ_ESTALE);
+  assert_non_null(strstr(k.detail, "drain"));
+  assert_null(read_key(w, 2, "a", "k"));
+  k = append1(w, 6, 1, "b", eb, LMZ_REPL_KIND_OPS, db.data, db.len);
+  assert_int_equal(k.status, 0); /* only a is fenced */
+  /* the fence lapses: a drain that never moved a */
+  w->now += 60000; /* LMZ__REPL_IMPORT_FENCE_MS (cluster/repl_int.h) */
+  k = append1(w, 7, 1, "a", ea, LMZ_REPL_KIND_OPS, da.data, da.len);
+  assert_int_equal(k.status, 0);
+  assert_non_null(read_key(w, 2, "a", "k"));
+  lmz_buf_free(&da);
+  lmz_buf_free(&db);
+  world_free(w);
+}
+
 /* ---- tests: refill ------------------------------------------------------- */
 
 /* An actor with one backup of two wanted: node 3 is filled (its data
@@ -1442,6 +1473,7 @@ int main(void) {
       cmocka_unit_test(test_backup_disk_error),
       cmocka_unit_test(test_refusals_apply_nothing),
       cmocka_unit_test(test_epoch_owner_rule),
+      cmocka_unit_test(test_import_fences_old_owner),
       cmocka_unit_test(test_refill_under_replicated),
       cmocka_unit_test(test_pair_out_then_refill),
       cmocka_unit_test(test_refill_budget),
