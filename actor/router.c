@@ -512,11 +512,26 @@ void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
   }
 }
 
+/* A drain is moving (binding, instance) away (lmz__router_set_moving). */
+static bool is_moving(lmz_router *r, const char *binding, const char *instance) {
+  if (!r->moving.n)
+    return false;
+  char key[LMZ_DIR_BINDING_MAX + LMZ_DIR_INSTANCE_MAX + 2];
+  size_t bl = strlen(binding), il = strlen(instance);
+  if (bl > LMZ_DIR_BINDING_MAX || il > LMZ_DIR_INSTANCE_MAX)
+    return false;
+  memcpy(key, binding, bl + 1);
+  memcpy(key + bl + 1, instance, il);
+  return lmz_hmap_get(&r->moving, key, bl + 1 + il) != NULL;
+}
+
 int lmz_router_owns(lmz_router *r, const char *binding, const char *instance) {
   uint64_t owner = 0, epoch = 0;
   if (lmz_dir_lookup(lmz_cluster_dir(r->c), binding, strlen(binding), instance,
                      strlen(instance), &owner, &epoch) || owner != self_id(r))
     return LMZ_EMOVED;
+  if (is_moving(r, binding, instance))
+    return LMZ_EUNAVAILABLE; /* a drain exported it: not now */
   return lmz_cluster_lease_valid(r->c, now_ms(r)) ? 0 : LMZ_EUNAVAILABLE;
 }
 
@@ -537,6 +552,9 @@ int lmz_router_check_owner(lmz_router *r, const char *binding,
     return LMZ_EMOVED;
   if (!lmz_cluster_lease_valid(r->c, now_ms(r)))
     return LMZ_EUNAVAILABLE;
+  if (is_moving(r, binding, instance))
+    return LMZ_EMOVED; /* a drain exported it: the sender routes again once
+                          the move settled (a turn here would be lost) */
   r->st.forwarded_in++;
   return 0;
 }

@@ -64,14 +64,16 @@ void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn,
 void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
                               int status);
 /* Ownership check for a call forwarded to us: 0 = ours (run it),
- * LMZ_EMOVED (*epoch = our view, 0 = unknown), LMZ_EUNAVAILABLE (our lease
- * is not valid). */
+ * LMZ_EMOVED (*epoch = our view, 0 = unknown; also while a drain moves it
+ * away: the sender routes again once the move settled), LMZ_EUNAVAILABLE
+ * (our lease is not valid). */
 int lmz_router_check_owner(lmz_router *r, const char *binding,
                            const char *instance, uint64_t epoch,
                            uint64_t *cur_epoch);
 /* May this node run (binding, instance) now (its alarms)? 0 = the
  * directory names us the owner and our lease is valid; LMZ_EMOVED (another
- * owner, or not placed); LMZ_EUNAVAILABLE (no valid lease). */
+ * owner, or not placed); LMZ_EUNAVAILABLE (no valid lease, or a drain is
+ * moving it away). */
 int lmz_router_owns(lmz_router *r, const char *binding, const char *instance);
 void lmz_router_get_stats(lmz_router *r, struct lmz_router_stats *st);
 /* Status JSON (lmz status): the cluster's view (cluster/cluster.h). */
