@@ -13,17 +13,15 @@
 #     two other nodes.
 # Skipped (77) unless the cluster replicates (tests/lib/repl_lib.sh).
 #
-# KNOWN PROBLEMS (why it is skipped unless LMZ_TEST_DRAIN=1): under load
-# the history check still finds a few acknowledged increments lost on moved
-# counters, and once in a few runs the drained node stops (no log line
-# after "drain: moving N actors"; the operator's connection closes). One
-# cause is fixed: an older record of an actor, resent on the old owner's
-# stream after the target imported it, overwrote the import; the target
-# now refuses such records until the move is applied (repl.h
-# lmz_repl_imported; the node logs "record of an actor a drain imported
-# here"). The logs show the old owner still shipping turns of an actor after
-# its export, so the next suspect is the drain's quiesce letting a turn run
-# between the export and the move.
+# KNOWN PROBLEM (why it is skipped unless LMZ_TEST_DRAIN=1): in about one
+# run of three under load, the history check still finds a few acknowledged
+# increments lost on one or two moved counters. Two causes are fixed: a
+# call forwarded to the old owner between the export and the move ran there
+# (now refused MOVED while the actor is moving: router.c), and an older
+# record resent on the old owner's stream after the import overwrote it
+# (now refused by the target: repl.h lmz_repl_imported). Earlier runs also
+# saw the drained node stop once (no log line after "drain: moving N
+# actors"); not seen since these fixes.
 if [ "${LMZ_TEST_DRAIN:-0}" != 1 ]; then
   echo "skipped: drain vs replication stream race (set LMZ_TEST_DRAIN=1 to run)"
   exit 77
