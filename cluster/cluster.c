@@ -89,19 +89,21 @@ static bool is_connected(void *ctx, uint64_t id) {
   return conn && lmz_conn_is_up(conn);
 }
 
-static size_t candidates(void *ctx, uint64_t now, uint64_t *out, size_t cap) {
-  lmz_cluster_t *c = ctx;
+size_t lmz__cluster_candidates(lmz_cluster_t *c, uint64_t now,
+                               bool include_self, uint64_t *out, size_t cap) {
   struct lmz_placement_view v = {c->dir, c->o.node_id, now, is_connected, c};
-  return lmz_placement_candidates(&v, true, out, cap);
+  return lmz_placement_candidates(&v, include_self, out, cap);
+}
+
+static size_t candidates(void *ctx, uint64_t now, uint64_t *out, size_t cap) {
+  return lmz__cluster_candidates(ctx, now, true, out, cap);
 }
 
 uint64_t lmz_cluster_choose(lmz_cluster_t *c, const char *binding,
                             const char *instance, bool include_self) {
   uint64_t cand[LMZ_DIR_MAX_NODES], out = 0;
-  struct lmz_placement_view v = {c->dir, c->o.node_id, lmz_cluster_now_ms(c),
-                                 is_connected, c};
-  size_t k = lmz_placement_candidates(&v, include_self, cand,
-                                      LMZ_DIR_MAX_NODES);
+  size_t k = lmz__cluster_candidates(c, lmz_cluster_now_ms(c), include_self,
+                                     cand, LMZ_DIR_MAX_NODES);
   if (!k || lmz_placement_choose(LMZ_PLACEMENT_HASH, cand, k, 0, binding,
                                  strlen(binding), instance, strlen(instance),
                                  &out))

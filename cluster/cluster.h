@@ -201,7 +201,10 @@ void lmz_cluster_on_repl_ack(lmz_cluster_t *c, lmz_conn_t *conn,
  * good (member.h lmz_member_stop_serving), so its actors fail over to
  * their backups; logged with the reason. */
 void lmz_cluster_stop_serving(lmz_cluster_t *c, const char *why);
-/* Internal to cluster.c and cluster_repl.c. */
+/* Internal to cluster.c and cluster_repl.c. The placement candidate set
+ * (placement.h) as this node sees it at now (its links). */
+size_t lmz__cluster_candidates(lmz_cluster_t *c, uint64_t now,
+                               bool include_self, uint64_t *out, size_t cap);
 void lmz__cluster_repl_tick(lmz_cluster_t *c);
 void lmz__cluster_repl_close(lmz_cluster_t *c);
 

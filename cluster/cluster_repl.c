@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "cluster/cluster.h"
-#include "cluster/placement.h"
 #include "cluster/repl.h"
 #include "core/log.h"
 
@@ -76,17 +75,9 @@ static int glue_propose(void *ctx, const lmz_buf *cmd,
   return 0;
 }
 
-static bool glue_connected(void *ctx, uint64_t id) {
-  lmz_cluster_t *c = ctx;
-  lmz_conn_t *conn = c->t ? lmz_transport_peer(c->t, id) : NULL;
-  return conn && lmz_conn_is_up(conn);
-}
-
 static size_t glue_candidates(void *ctx, uint64_t *out, size_t cap) {
   lmz_cluster_t *c = ctx;
-  struct lmz_placement_view v = {c->dir, c->o.node_id, lmz_cluster_now_ms(c),
-                                 glue_connected, c};
-  return lmz_placement_candidates(&v, false, out, cap);
+  return lmz__cluster_candidates(c, lmz_cluster_now_ms(c), false, out, cap);
 }
 
 static void flush_cb(uv_prepare_t *h) {

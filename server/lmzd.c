@@ -422,9 +422,13 @@ static void on_conn_state(lmz_conn_t *conn, int state, int status, void *data) {
 
 #define COPIES_MARKER "copies.registered"
 
+static int copies_key(uint8_t k[LMZ_KEY_MAX]) {
+  return lmz_key_node(k, COPIES_MARKER, strlen(COPIES_MARKER));
+}
+
 static bool store_has_copies(struct lmzd *d) {
   uint8_t k[LMZ_KEY_MAX];
-  int kl = lmz_key_node(k, COPIES_MARKER, strlen(COPIES_MARKER));
+  int kl = copies_key(k);
   lmz_buf v = LMZ_BUF_INIT;
   int rv = kl < 0 ? kl : lmz_store_get(lmz_node_store(d->node), k, (size_t)kl, &v);
   lmz_buf_free(&v);
@@ -434,7 +438,7 @@ static bool store_has_copies(struct lmzd *d) {
 static void record_copies(void *arg) {
   struct lmzd *d = arg;
   uint8_t k[LMZ_KEY_MAX];
-  int kl = lmz_key_node(k, COPIES_MARKER, strlen(COPIES_MARKER));
+  int kl = copies_key(k);
   lmz_batch *b = kl < 0 ? NULL : lmz_batch_new();
   if (!b || lmz_batch_put(b, k, (size_t)kl, "1", 1) ||
       lmz_store_commit(lmz_node_store(d->node), b, NULL, NULL)) {
