@@ -666,15 +666,12 @@ uint64_t lmz_dir_owner_changes(const lmz_dir *d) { return d->owner_changes; }
 int lmz_dir_lookup(const lmz_dir *d, const void *binding, size_t blen,
                    const void *instance, size_t ilen, uint64_t *node_id,
                    uint64_t *epoch) {
-  uint8_t k[KEY_MAX];
-  size_t kl = lmz__dir_key_build(k, binding, blen, instance, ilen);
-  if (!kl)
-    return LMZ_EINVAL;
-  const struct dir_actor *a = lmz_hmap_get(&d->st.actors, k, kl);
-  if (!a)
-    return LMZ_ENOTFOUND;
-  *node_id = a->node_id;
-  *epoch = a->epoch;
+  struct lmz_dir_placement p;
+  int rv = lmz_dir_placement_get(d, binding, blen, instance, ilen, &p);
+  if (rv)
+    return rv;
+  *node_id = p.node_id;
+  *epoch = p.epoch;
   return 0;
 }
 
@@ -1278,19 +1275,21 @@ int lmz_dir_encode_pair_out(lmz_buf *out, uint64_t owner, uint64_t backup,
   return pack_cmd(out, &cmd);
 }
 
+/* lmz_dir_foreach_actor is the placement walk without the backups. */
+struct actor_walk {
+  lmz_dir_actor_fn fn;
+  void *arg;
+};
+
+static int actor_of_placement(const char *binding, size_t blen,
+                              const char *instance, size_t ilen,
+                              const struct lmz_dir_placement *p, void *arg) {
+  const struct actor_walk *w = arg;
+  return w->fn(binding, blen, instance, ilen, p->node_id, p->epoch, w->arg);
+}
+
 int lmz_dir_foreach_actor(const lmz_dir *d, uint64_t node_id,
                           lmz_dir_actor_fn fn, void *arg) {
-  size_t it = 0;
-  void *v;
-  while (lmz_hmap_next(&d->st.actors, &it, NULL, NULL, &v)) {
-    const struct dir_actor *a = v;
-    if (node_id && a->node_id != node_id)
-      continue;
-    uint8_t blen = a->key[0];
-    int rv = fn((const char *)a->key + 1, blen, (const char *)a->key + 1 + blen,
-                (size_t)a->klen - 1 - blen, a->node_id, a->epoch, arg);
-    if (rv)
-      return rv;
-  }
-  return 0;
+  struct actor_walk w = {fn, arg};
+  return lmz_dir_foreach_placement(d, node_id, actor_of_placement, &w);
 }
