@@ -13,10 +13,6 @@
 . "$(dirname "$0")/../lib/repl_lib.sh"
 dc_setup
 dc_start
-ok "3-node cluster starts"
-s=$(st 1)
-repl_gate "$s"
-echo "  $(grep -o '"replication":{[^}]*}' <<<"$s" || echo 'no replication in lmz status')"
 
 load_start --callers 8 --seed "${LMZ_REPL_SEED:-2}"
 check "the load is acknowledged (300 increments)" wait_oks 300 30

@@ -29,9 +29,6 @@ fi
 . "$(dirname "$0")/../lib/repl_lib.sh"
 dc_setup
 dc_start
-ok "3-node cluster starts"
-s=$(st 1)
-repl_gate "$s"
 
 load_start --callers 8 --timeout-ms 4000 --retry-s 2 --seed "${LMZ_REPL_SEED:-5}"
 check "the load is acknowledged (300 increments)" wait_oks 300 30

@@ -20,10 +20,6 @@ echo "  seed $SEED (LMZ_REPL_SEED=$SEED replays this fault schedule), ${DURATION
 RANDOM=$SEED
 dc_setup
 dc_start
-ok "3-node cluster starts"
-s=$(st 1)
-repl_gate "$s"
-echo "  $(grep -o '"replication":{[^}]*}' <<<"$s" || echo 'no replication in lmz status')"
 
 load_start --callers 6 --seed "$SEED"
 check "the load is acknowledged (200 increments)" wait_oks 200 30

@@ -82,7 +82,6 @@ ok "$NODES nodes in $NODES network namespaces"
 st() { "$BIN/lmz" status --node "$NET.$1:7100" --key-file "$KEY"; }
 s=$(st 1)
 repl_gate "$s"
-echo "  $(grep -o '"replication":{[^}]*}' <<<"$s" || echo 'no replication in lmz status')"
 
 load_start --callers 8 --timeout-ms 4000 --retry-s 2 --seed "${LMZ_REPL_SEED:-4}"
 check "the load is acknowledged (300 increments)" wait_oks 300 30

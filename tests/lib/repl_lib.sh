@@ -9,7 +9,7 @@
 #   repl_gate STATUS_JSON   exit 77 (skipped) unless the cluster replicates:
 #                           LMZ_REPL_TESTS=1 runs anyway (to see what R = 1
 #                           does), =0 always skips; unset: run when `lmz
-#                           status` has a "replication" member.
+#                           status` has a "replication" member. Prints it.
 #   load_start [ARGS]       the load driver in the background (history $HIST)
 #   load_stop               ends it (stop file) and waits for it
 #   final_check VIA         final totals + activations through the nodes VIA
@@ -17,7 +17,7 @@
 #   owners [ARGS]           `locate` of every counter -> $T/owners lines
 #                           "owner I NODE BACKUPS" (BACKUPS "-" when none)
 # Loopback clusters (deploy/dev-cluster.sh, ephemeral ports): dc_setup,
-# then port/st/loc/leader_of/dc_alive. Every wait has a deadline.
+# dc_start (which runs repl_gate), then port/st/loc/leader_of/dc_alive. Every wait has a deadline.
 . "$(dirname "${BASH_SOURCE[0]}")/it_lib.sh"
 ROOT=${LMZ_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 TESTBIN=${LMZ_TEST_BIN_DIR:-$BIN/../tests}
@@ -50,6 +50,7 @@ repl_gate() {
        exit 77
      fi ;;
   esac
+  echo "  $(grep -o '"replication":{[^}]*}' <<<"$1" || echo 'no replication in lmz status')"
 }
 
 # ---- the load driver -----------------------------------------------------------
@@ -135,8 +136,11 @@ dc_teardown() { # a stopped process ignores SIGTERM: resume every node first
   "$DC" stop >/dev/null 2>&1
   for n in 1 2 3; do "$DC" kill "$n" >/dev/null 2>&1; done
 }
+# dc_start [NOTE]: the cluster starts (a check), then repl_gate on its status
 dc_start() {
   "$DC" start >"$T/start.log" 2>&1 || { cat "$T/start.log"; bad "3-node cluster starts"; finish; exit 1; }
+  ok "3-node cluster starts${1:-}"
+  repl_gate "$(st 1)"
 }
 port() { "$DC" port "$1"; }
 st() { "$BIN/lmz" status --node "127.0.0.1:$(port "$1")" --key-file "$KEY"; }
