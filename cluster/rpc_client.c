@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "cluster/secure.h"
+#include "lmz/lmz.h"
 #include "proto/frame.h"
 
 struct lmz_rpc_client {
@@ -417,6 +418,30 @@ int lmz_rpc_send(lmz_rpc_client *c, const Lmz__Frame *f) {
   if (c->dead)
     return c->dead;
   return send_frame(c, f, mono_ms() + c->timeout_ms);
+}
+
+int lmz_rpc_send_call(lmz_rpc_client *c, uint64_t call_id, const char *binding,
+                      const char *instance, const void *chain,
+                      size_t chain_len, const void *state, size_t state_len) {
+  Lmz__Identity callee = LMZ__IDENTITY__INIT;
+  callee.type = instance ? LMZ_NODE_DO : LMZ_NODE_WORKER;
+  callee.binding = (char *)binding;
+  callee.instance = (char *)(instance ? instance : "");
+  callee.has_instance = instance != NULL;
+  Lmz__CallContext ctx = LMZ__CALL_CONTEXT__INIT;
+  ctx.state.data = (uint8_t *)state;
+  ctx.state.len = state ? state_len : 0;
+  Lmz__Call call = LMZ__CALL__INIT;
+  call.call_id = call_id;
+  call.version = 1;
+  call.callee = &callee;
+  call.chain.data = (uint8_t *)chain;
+  call.chain.len = chain_len;
+  call.ctx = &ctx;
+  Lmz__Frame f = LMZ__FRAME__INIT;
+  f.body_case = LMZ__FRAME__BODY_CALL;
+  f.call = &call;
+  return lmz_rpc_send(c, &f);
 }
 
 int lmz_rpc_recv(lmz_rpc_client *c, Lmz__Frame **out, int timeout_ms) {

@@ -52,6 +52,14 @@ int lmz_rpc_connect(lmz_rpc_client **out, const char *hostport,
  * LMZ_ECLOSED (connection gone), LMZ_ENOMEM. */
 int lmz_rpc_send(lmz_rpc_client *c, const Lmz__Frame *f);
 
+/* Sends a Call frame as `lmz call` does: to (binding, instance) - a durable
+ * object, or a worker when instance is NULL - with the encoded operation
+ * chain and, when state is not NULL, that call-context state (binary
+ * value). Returns as lmz_rpc_send. Borrowed for the call. */
+int lmz_rpc_send_call(lmz_rpc_client *c, uint64_t call_id, const char *binding,
+                      const char *instance, const void *chain,
+                      size_t chain_len, const void *state, size_t state_len);
+
 /* Waits up to `timeout_ms` (< 0: the connect timeout) for the next
  * application frame. On 0, *out is the caller's (free with lmz_frame_free()).
  * Returns 0, LMZ_ETIMEOUT (the connection stays usable), LMZ_ECLOSED,

@@ -168,25 +168,8 @@ static lmz_value *make_chain(lmz_arena *a, const char *method, lmz_value *args) 
 
 static int send_call(lmz_rpc_client *rc, const struct call_args *c,
                      const lmz_buf *chain, const lmz_buf *state) {
-  Lmz__Identity callee = LMZ__IDENTITY__INIT;
-  callee.type = c->instance ? LMZ_NODE_DO : LMZ_NODE_WORKER;
-  callee.binding = (char *)c->binding;
-  callee.instance = (char *)(c->instance ? c->instance : "");
-  callee.has_instance = c->instance != NULL;
-  Lmz__CallContext ctx = LMZ__CALL_CONTEXT__INIT;
-  ctx.state.data = state->data;
-  ctx.state.len = state->len;
-  Lmz__Call call = LMZ__CALL__INIT;
-  call.call_id = 1;
-  call.version = 1;
-  call.callee = &callee;
-  call.chain.data = chain->data;
-  call.chain.len = chain->len;
-  call.ctx = &ctx;
-  Lmz__Frame f = LMZ__FRAME__INIT;
-  f.body_case = LMZ__FRAME__BODY_CALL;
-  f.call = &call;
-  return lmz_rpc_send(rc, &f);
+  return lmz_rpc_send_call(rc, 1, c->binding, c->instance, chain->data,
+                           chain->len, state->data, state->len);
 }
 
 /* Waits for Result 1 and prints it. Returns the exit status. */

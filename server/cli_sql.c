@@ -191,23 +191,8 @@ static int print_scjson(const lmz_value *v) {
 
 static int send_and_wait(lmz_rpc_client *rc, const struct sql_args *s,
                          const lmz_buf *chain, lmz_arena *a) {
-  Lmz__Identity callee = LMZ__IDENTITY__INIT;
-  callee.type = LMZ_NODE_DO;
-  callee.binding = (char *)s->binding;
-  callee.instance = (char *)s->instance;
-  callee.has_instance = true;
-  Lmz__CallContext ctx = LMZ__CALL_CONTEXT__INIT;
-  Lmz__Call call = LMZ__CALL__INIT;
-  call.call_id = 1;
-  call.version = 1;
-  call.callee = &callee;
-  call.chain.data = chain->data;
-  call.chain.len = chain->len;
-  call.ctx = &ctx;
-  Lmz__Frame f = LMZ__FRAME__INIT;
-  f.body_case = LMZ__FRAME__BODY_CALL;
-  f.call = &call;
-  if (lmz_rpc_send(rc, &f)) {
+  if (lmz_rpc_send_call(rc, 1, s->binding, s->instance, chain->data,
+                        chain->len, NULL, 0)) {
     fprintf(stderr, "lmz sql: send failed: %s\n", lmz_rpc_errmsg(rc));
     return CLI_EXIT_USAGE;
   }

@@ -176,23 +176,8 @@ static int make_chain(lmz_buf *out, const char *method, const double *arg) {
 
 static int send_call(lmz_rpc_client *rc, uint64_t id, const char *instance,
                      const lmz_buf *chain) {
-  Lmz__Identity callee = LMZ__IDENTITY__INIT;
-  callee.type = LMZ_NODE_DO;
-  callee.binding = "COUNTER_DO";
-  callee.instance = (char *)instance;
-  callee.has_instance = true;
-  Lmz__CallContext ctx = LMZ__CALL_CONTEXT__INIT;
-  Lmz__Call call = LMZ__CALL__INIT;
-  call.call_id = id;
-  call.version = 1;
-  call.callee = &callee;
-  call.chain.data = chain->data;
-  call.chain.len = chain->len;
-  call.ctx = &ctx;
-  Lmz__Frame f = LMZ__FRAME__INIT;
-  f.body_case = LMZ__FRAME__BODY_CALL;
-  f.call = &call;
-  return lmz_rpc_send(rc, &f);
+  return lmz_rpc_send_call(rc, id, "COUNTER_DO", instance, chain->data,
+                           chain->len, NULL, 0);
 }
 
 /* A Result as an answer: a value, or the name of what went wrong. */
