@@ -201,6 +201,9 @@ join)
   ;;
 restart)
   n=${2:?node number}
+  # a node just SIGKILLed may still be exiting (a large process takes a
+  # while under load): wait for it (bounded) rather than call it running
+  for _ in $(seq 250); do alive "$n" || break; sleep 0.02; done
   start_node "$n"
   wait_ready "$n"
   ;;
