@@ -10,6 +10,18 @@
  *     within IMPORT_TIMEOUT_MS: the actor stays (the target's copy is
  *     unused: the directory still names us);
  *  5. the move is refused by the directory: the actor stays;
+ *  5a. the move's outcome is unknown (the leader changed or did not answer:
+ *     LMZ_ENOTLEADER, LMZ_ETIMEOUT): unless our replica shows it within
+ *     UNKNOWN_RETRY_MS, it is proposed again, up to MOVE_TRIES times (the
+ *     expected epoch makes a repeat harmless: a move that did commit makes
+ *     the repeat LMZ_ESTALE). Resuming at once on an unknown outcome would
+ *     run turns that the new owner never sees;
+ *  5b. the leader's verdict reaches us before our own replica applied it
+ *     (followers learn a commit with the next append): the actor stays
+ *     marked moving until this node's directory no longer names it at the
+ *     old epoch (PH_SETTLING). Unmarking at the verdict let a call through
+ *     in that window, run here on a dropped state and be acknowledged -
+ *     the "drain loses acknowledged increments" of issue 9;
  *  6. an ImportRequest for a malformed dump: answered with the error,
  *     nothing written (migrate.c);
  *  7. the router closes (SIGTERM) during the drain: lmz__drain_cancel stops
@@ -29,6 +41,14 @@ static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.drain");
 #define DRAIN_IDLE_TIMEOUT_MS 5000
 #define DRAIN_POLL_MS 5
 #define IMPORT_TIMEOUT_MS 1500
+/* Proposals of one move whose outcome stayed unknown (5a). */
+#define MOVE_TRIES 4
+/* An unknown outcome: how long our replica may take to show the move
+ * before it is proposed again (after MOVE_TRIES, the actor resumes here).
+ * A committed move waits for our replica without a bound (the actor is not
+ * ours: serving it would lose turns), warning every SETTLE_WARN_MS. */
+#define UNKNOWN_RETRY_MS 1000
+#define SETTLE_WARN_MS 5000
 /* After the moves: how long (and how often) the drain waits for the owners
  * to take this node off their backup lists (cluster/repl.h: they fill a
  * replacement first, then PAIR_OUT). */
@@ -45,6 +65,7 @@ enum drain_phase {
   PH_IDLE_WAIT,
   PH_IMPORTING,
   PH_MOVING,
+  PH_SETTLING, /* the move's verdict is in: waiting for our replica */
   PH_BACKUPS, /* every actor moved or failed: waiting for the backup roles */
   PH_DONE
 };
@@ -55,6 +76,8 @@ struct lmz_drain {
   struct drain_item *items;
   size_t n, cap, next, moved, failed;
   uint64_t target, wait_since, import_id;
+  unsigned move_tries;
+  bool move_committed; /* the leader said the move applied */
   char key[LMZ_DIR_BINDING_MAX + LMZ_DIR_INSTANCE_MAX + 2];
   size_t klen;
   enum drain_phase phase;
@@ -143,7 +166,7 @@ void lmz__drain_cancel(struct lmz_drain *d) {
   d->cancelled = true;
   uv_timer_stop(&d->timer);
   if (d->phase == PH_IDLE_WAIT || d->phase == PH_IMPORTING ||
-      d->phase == PH_MOVING)
+      d->phase == PH_MOVING || d->phase == PH_SETTLING)
     lmz__router_set_moving(d->r, d->key, d->klen, false);
   d->phase = PH_DONE;
   lmz__router_set_drain(d->r, NULL);
@@ -162,30 +185,88 @@ static void drain_finish(struct lmz_drain *d) {
   uv_close((uv_handle_t *)&d->timer, drain_timer_closed);
 }
 
+static void propose_move(struct lmz_drain *d);
+
+/* Our replica's view: true once it no longer names us as the owner; a new
+ * epoch of ours (released, then claimed here again) sets *again. */
+static bool left_us(struct lmz_drain *d, const struct drain_item *it,
+                    uint64_t *owner, bool *again) {
+  uint64_t epoch = 0, self = lmz_cluster_node_id(d->c);
+  *owner = 0;
+  int rv = lmz_dir_lookup(lmz_cluster_dir(d->c), it->binding,
+                          strlen(it->binding), it->instance,
+                          strlen(it->instance), owner, &epoch);
+  *again = rv == 0 && *owner == self && epoch != it->epoch;
+  return rv == LMZ_ENOTFOUND || (rv == 0 && *owner != self);
+}
+
+static void settled(struct lmz_drain *d, bool gone, uint64_t owner) {
+  struct drain_item *it = &d->items[d->next];
+  uv_timer_stop(&d->timer);
+  if (!gone) {
+    drain_item_done(d, false, "its move did not apply");
+    return;
+  }
+  /* not ours any more: our copy is dead weight */
+  lmz__node_drop_actor(lmz__router_node(d->r), it->binding, it->instance);
+  drain_item_done(d, owner == d->target,
+                  owner == d->target ? NULL : "the directory placed it elsewhere");
+}
+
+static void settle_poll(uv_timer_t *t) {
+  struct lmz_drain *d = t->data;
+  uint64_t owner;
+  bool again;
+  if (left_us(d, &d->items[d->next], &owner, &again) || again) {
+    settled(d, !again, owner);
+    return;
+  }
+  uint64_t waited = lmz_cluster_now_ms(d->c) - d->wait_since;
+  if (!d->move_committed && waited > UNKNOWN_RETRY_MS) {
+    uv_timer_stop(t);
+    if (d->move_tries < MOVE_TRIES)
+      propose_move(d); /* the repeat's verdict tells */
+    else
+      settled(d, false, 0);
+    return;
+  }
+  if (d->move_committed && waited > SETTLE_WARN_MS) {
+    LMZ_LOG_WARN(&log_ns, "drain: the move of %s/%s committed but this "
+                 "node's directory has not applied it yet; its calls wait",
+                 d->items[d->next].binding, d->items[d->next].instance);
+    d->wait_since = lmz_cluster_now_ms(d->c);
+  }
+}
+
+/* The verdict is in (committed: wait for our replica, without a bound) or
+ * stays unknown (wait a little, then propose again): meanwhile the actor
+ * stays marked moving (failure modes 5a, 5b). */
+static void settle_wait(struct lmz_drain *d, bool committed) {
+  d->phase = PH_SETTLING;
+  d->move_committed = committed;
+  d->wait_since = lmz_cluster_now_ms(d->c);
+  uv_timer_start(&d->timer, settle_poll, 0, DRAIN_POLL_MS);
+}
+
 static void move_done(lmz_dirclient_req_t *req, int status,
                       const struct lmz_dir_item *item) {
   (void)item;
   struct lmz_drain *d = req->data;
   if (!req_back(d))
     return;
-  struct drain_item *it = &d->items[d->next];
-  if (status < 0) {
+  if (status >= 0 || status == LMZ_ESTALE) /* stale: an earlier try
+      committed, or a failover moved it; either way it is not ours */
+    settle_wait(d, true);
+  else if (status == LMZ_ENOTLEADER || status == LMZ_ETIMEOUT)
+    settle_wait(d, false);
+  else
     drain_item_done(d, false, lmz_strerror(status));
-    return;
-  }
-  /* the move is committed: our copy is dead weight now */
-  lmz__node_drop_actor(lmz__router_node(d->r), it->binding, it->instance);
-  drain_item_done(d, true, NULL);
 }
 
-static void import_done(struct lmz_drain *d, int status) {
+static void propose_move(struct lmz_drain *d) {
   struct drain_item *it = &d->items[d->next];
-  uv_timer_stop(&d->timer);
-  if (status < 0) {
-    drain_item_done(d, false, "the target could not import the state");
-    return;
-  }
   d->phase = PH_MOVING;
+  d->move_tries++;
   lmz_buf cmd = LMZ_BUF_INIT;
   struct lmz_dir_move mv = {it->binding, strlen(it->binding), it->instance,
                             strlen(it->instance), lmz_cluster_node_id(d->c),
@@ -196,8 +277,20 @@ static void import_done(struct lmz_drain *d, int status) {
     rv = lmz_cluster_propose(d->c, &d->req, &cmd, move_done);
   d->req_flight = rv == 0;
   lmz_buf_free(&cmd);
-  if (rv)
+  if (rv && d->move_tries > 1)
+    settle_wait(d, false); /* an earlier try may have committed: find out */
+  else if (rv)
     drain_item_done(d, false, "cannot propose the move");
+}
+
+static void import_done(struct lmz_drain *d, int status) {
+  uv_timer_stop(&d->timer);
+  if (status < 0) {
+    drain_item_done(d, false, "the target could not import the state");
+    return;
+  }
+  d->move_tries = 0;
+  propose_move(d);
 }
 
 static void import_timeout(uv_timer_t *t) {
@@ -209,10 +302,9 @@ static int send_import(struct lmz_drain *d, const struct drain_item *it) {
   lmz_buf dump = LMZ_BUF_INIT;
   int rv = lmz__node_export_actor(lmz__router_node(d->r), it->binding,
                                   it->instance, &dump);
-  lmz_conn_t *c = rv < 0 ? NULL : lmz_cluster_peer_conn(d->c, d->target);
-  if (!c || !lmz_conn_is_up(c)) {
+  if (rv < 0) {
     lmz_buf_free(&dump);
-    return rv < 0 ? rv : LMZ_EUNAVAILABLE;
+    return rv;
   }
   Lmz__ImportRequest q = LMZ__IMPORT_REQUEST__INIT;
   q.request_id = d->import_id = lmz_cluster_next_id(d->c);
@@ -223,7 +315,7 @@ static int send_import(struct lmz_drain *d, const struct drain_item *it) {
   Lmz__Frame f = LMZ__FRAME__INIT;
   f.body_case = LMZ__FRAME__BODY_IMPORT_REQUEST;
   f.import_request = &q;
-  rv = lmz_conn_send(c, &f);
+  rv = lmz_cluster_send(d->c, d->target, &f);
   lmz_buf_free(&dump);
   if (!rv) {
     d->phase = PH_IMPORTING;

@@ -9,9 +9,13 @@
  *   3. export its key range (storage/store.h dump) and send it to the target
  *      node as an ImportRequest (proto/lmz.proto); the target imports it in
  *      one batch, re-indexes its alarms and answers ImportResponse;
- *   4. commit the move (epoch + 1, graceful) through the leader;
- *   5. delete the local range, drop the activation, unmark: the parked calls
- *      route to the new owner.
+ *   4. commit the move (epoch + 1, graceful) through the leader; a move
+ *      whose outcome is unknown (leader change, timeout) is proposed again;
+ *   5. wait until this node's own directory replica applied the move (the
+ *      leader answers before a follower learns the commit: unmarking then
+ *      let a call run here on the dropped state), then delete the local
+ *      range, drop the activation, unmark: the parked calls route to the
+ *      new owner.
  * A step that fails leaves the actor here (unmarked) and counts it failed;
  * the node is DRAINING in the directory from the start, so nothing new is
  * placed on it. Once every actor was handled, the drain also waits

@@ -83,8 +83,19 @@ lmz_conn_t *lmz_cluster_peer_conn(lmz_cluster_t *c, uint64_t id) {
   return conn;
 }
 
+int lmz_cluster_send(lmz_cluster_t *c, uint64_t id, const Lmz__Frame *f) {
+  if (!c->t) /* simulated */
+    return c->dc.o.ops.send(c->dc.o.ops_ctx, id, f);
+  lmz_conn_t *conn = lmz_cluster_peer_conn(c, id);
+  if (!conn || !lmz_conn_is_up(conn))
+    return LMZ_EUNAVAILABLE;
+  return lmz_conn_send(conn, f);
+}
+
 static bool is_connected(void *ctx, uint64_t id) {
   lmz_cluster_t *c = ctx;
+  if (!c->t)
+    return c->sim_connected && c->sim_connected(c->dc.o.ops_ctx, id);
   lmz_conn_t *conn = c->t ? lmz_transport_peer(c->t, id) : NULL;
   return conn && lmz_conn_is_up(conn);
 }
@@ -467,6 +478,7 @@ int lmz_cluster_init_sim(lmz_cluster_t *c, const struct lmz_cluster_sim *s) {
   c->o.clock_ctx = s->clock_ctx;
   c->o.lease_ms = s->lease_ms;
   c->dir = s->dir;
+  c->sim_connected = s->connected;
   struct lmz_dirclient_options dco = {
       .node_id = s->node_id, .ops = s->ops, .ops_ctx = s->ops_ctx};
   lmz_dirclient_init(&c->dc, &dco);

@@ -104,6 +104,7 @@ struct lmz_cluster_s {
   char *strings;                   /* the copied addresses */
   lmz_raftnode_t rn;
   const lmz_dir *dir;     /* rn.dir, or the test's replica (init_sim) */
+  bool (*sim_connected)(void *ops_ctx, uint64_t peer); /* init_sim only */
   lmz_raftbridge *bridge; /* Raft over the node transport, or NULL */
   lmz_dirclient_t dc;
   lmz_relq rq; /* placements to release (release.h) */
@@ -144,7 +145,9 @@ void lmz_cluster_set_hooks(lmz_cluster_t *c, lmz_cluster_wake_cb wake,
  * directory replica and the way to the leader (dirclient.h ops) are the
  * test's (tests/unit/cluster/simdir.h); the test drives
  * lmz_cluster_tick() and lmz_cluster_leader_changed(). Peers have no
- * links (lmz_cluster_peer_conn returns NULL). Close: lmz_cluster_close_sim
+ * links (lmz_cluster_peer_conn returns NULL): lmz_cluster_send goes through
+ * ops.send, and a peer counts as connected when `connected` (may be NULL:
+ * never) says so. Close: lmz_cluster_close_sim
  * (synchronous). */
 struct lmz_cluster_sim {
   uint64_t node_id;
@@ -154,6 +157,7 @@ struct lmz_cluster_sim {
   struct lmz_dirclient_ops ops;
   void *ops_ctx;
   uint32_t lease_ms;
+  bool (*connected)(void *ops_ctx, uint64_t peer);
 };
 int lmz_cluster_init_sim(lmz_cluster_t *c, const struct lmz_cluster_sim *s);
 void lmz_cluster_close_sim(lmz_cluster_t *c);
@@ -227,6 +231,10 @@ bool lmz_cluster_had_lease(const lmz_cluster_t *c);
 /* The link to node `id`, dialed now from its directory (or voter) address
  * if there is none; NULL when no address is known. */
 lmz_conn_t *lmz_cluster_peer_conn(lmz_cluster_t *c, uint64_t id);
+/* Sends a frame to node `id` over its link: 0, LMZ_EUNAVAILABLE when the
+ * link is not up (no address, not connected yet), or lmz_conn_send's error.
+ * On a simulated cluster it goes through the test's ops.send. */
+int lmz_cluster_send(lmz_cluster_t *c, uint64_t id, const Lmz__Frame *f);
 /* Claims / proposes through the leader (dirclient.h). */
 int lmz_cluster_claim(lmz_cluster_t *c, lmz_dirclient_req_t *req,
                       const char *binding, const char *instance,

@@ -49,12 +49,25 @@ struct spend { /* a local request on the leader, not committed yet */
   lmz_buf cmd;
 };
 
+struct slag { /* a committed command a lagging replica applies later */
+  struct slag *next;
+  uint64_t at_ms;
+  lmz_buf cmd;
+};
+
 struct sim {
   lmz_simnet_t net;
   struct snode n[SIM_MAXN];
   size_t count;
   uint64_t leader;
   struct spend *pend;
+  /* apply_lag_ms[i]: node i+1's replica applies commits this much later
+   * (a follower learns a commit with the next append); 0 = at once */
+  uint64_t apply_lag_ms[SIM_MAXN];
+  struct slag *lag[SIM_MAXN];
+  /* frames other than directory ones, to the test (may be NULL) */
+  void (*frame_hook)(struct snode *n, uint64_t from, const Lmz__Frame *f);
+  void *hook_data;
   struct lmz_lease_config lease;
   uint64_t commits;
 };
@@ -121,7 +134,31 @@ static int ops_send(void *ctx, uint64_t peer, const Lmz__Frame *f) {
 
 static uint64_t ops_now(void *ctx) { return ((struct snode *)ctx)->s->net.now_ms; }
 
-/* Commits the leader's due requests: every replica applies them. */
+/* Node i's replica will apply `cmd` lag ms from now (in order). */
+static void sim_lag_push(struct sim *s, size_t i, const lmz_buf *cmd) {
+  struct slag *l = calloc(1, sizeof *l), **pp = &s->lag[i];
+  assert_non_null(l);
+  l->at_ms = s->net.now_ms + s->apply_lag_ms[i];
+  assert_int_equal(lmz_buf_append(&l->cmd, cmd->data, cmd->len), 0);
+  while (*pp)
+    pp = &(*pp)->next;
+  *pp = l;
+}
+
+/* Applies what a lagging replica has due (all of it when `all`). */
+static void sim_lag_apply(struct sim *s, size_t i, uint64_t now, bool all) {
+  while (s->lag[i] && (all || s->lag[i]->at_ms <= now)) {
+    struct slag *l = s->lag[i];
+    s->lag[i] = l->next;
+    const struct lmz_dir_result *r;
+    assert_int_equal(lmz_dir_apply(s->n[i].dir, l->cmd.data, l->cmd.len, &r), 0);
+    lmz_buf_free(&l->cmd);
+    free(l);
+  }
+}
+
+/* Commits the leader's due requests: every replica applies them (a lagging
+ * one later, and never the leader's own). */
 static void sim_commit(struct sim *s, uint64_t now) {
   while (s->pend && s->pend->at_ms <= now) {
     struct spend *p = s->pend;
@@ -129,6 +166,10 @@ static void sim_commit(struct sim *s, uint64_t now) {
     const struct lmz_dir_result *res = NULL;
     for (size_t i = 0; i < s->count; i++) {
       const struct lmz_dir_result *r;
+      if (s->apply_lag_ms[i] && s->n[i].id != s->leader) {
+        sim_lag_push(s, i, &p->cmd);
+        continue;
+      }
       assert_int_equal(lmz_dir_apply(s->n[i].dir, p->cmd.data, p->cmd.len, &r), 0);
       if (&s->n[i] == p->on)
         res = r;
@@ -144,6 +185,7 @@ static void sim_commit(struct sim *s, uint64_t now) {
 
 static void on_tick(void *ctx, uint64_t now) {
   struct snode *n = ctx;
+  sim_lag_apply(n->s, (size_t)(n - n->s->n), now, false);
   if (n->s->leader == n->id)
     sim_commit(n->s, now);
   if (n->cl && n->member_on) {
@@ -157,11 +199,12 @@ static void on_tick(void *ctx, uint64_t now) {
 
 static void on_frame(void *ctx, uint64_t from, const Lmz__Frame *f) {
   struct snode *n = ctx;
-  (void)from;
   if (f->body_case == LMZ__FRAME__BODY_DIR_REQUEST)
     lmz_dirclient_on_request(n->dcp, f->dir_request);
   else if (f->body_case == LMZ__FRAME__BODY_DIR_RESPONSE)
     lmz_dirclient_on_response(n->dcp, f->dir_response);
+  else if (n->s->frame_hook)
+    n->s->frame_hook(n, from, f);
 }
 
 static void on_down(void *ctx, uint64_t peer) {
@@ -231,7 +274,7 @@ static inline void sim_attach_cluster(struct sim *s, size_t i, lmz_cluster_t *c,
   struct lmz_cluster_sim cs = {.node_id = n->id, .now_ms = sim_now,
                                .clock_ctx = s, .dir = n->dir,
                                .ops = n->dc.o.ops, .ops_ctx = n,
-                               .lease_ms = lease_ms};
+                               .lease_ms = lease_ms, .connected = sim_connected};
   assert_int_equal(lmz_cluster_init_sim(c, &cs), 0);
   n->dcp = &c->dc;
   n->mbp = &c->mb;
@@ -252,8 +295,10 @@ static void sim_free(struct sim *s) {
     lmz_dirclient_close(s->n[i].dcp);
   }
   sim_set_leader(s, 0); /* fails what the leader still holds */
-  for (size_t i = 0; i < s->count; i++)
+  for (size_t i = 0; i < s->count; i++) {
+    sim_lag_apply(s, i, 0, true);
     lmz_dir_free(s->n[i].dir);
+  }
   lmz_simnet_close(&s->net);
   free(s);
 }
