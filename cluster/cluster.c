@@ -333,7 +333,17 @@ static void on_lost_data_told(lmz_member_t *m) {
     c->o.lost_data_told(c->o.lost_data_arg);
 }
 
+static void start_raft_due(lmz_cluster_t *c, uint64_t now) {
+  if (!c->raft_start_at || now < c->raft_start_at || c->closing)
+    return;
+  c->raft_start_at = 0;
+  LMZ_LOG_INFO(&log_ns, "raft: starting on fresh state after the vote hold");
+  if (lmz_raftnode_start(&c->rn))
+    LMZ_LOG_ERROR(&log_ns, "raft start: %s", c->rn.errmsg);
+}
+
 void lmz_cluster_tick(lmz_cluster_t *c, uint64_t now) {
+  start_raft_due(c, now);
   lmz_dirclient_tick(&c->dc, now);
   lmz_member_tick(&c->mb, now);
   lmz_relq_tick(&c->rq);
@@ -424,6 +434,17 @@ static int init_raft(lmz_cluster_t *c, char *errmsg) {
   return rv;
 }
 
+/* A voter whose Raft state is fresh - a first start, or a disk wiped and
+ * the node started again with the same id - may have voted in the current
+ * term before the wipe and would vote again: two leaders in one term. It
+ * stays out of elections until any term it could have voted in is over: a
+ * candidate gives up its term within two election timeouts (raft picks its
+ * timeout in [T, 2T]), plus a margin. One-voter clusters have no one to
+ * confuse and start at once. */
+static uint64_t fresh_vote_hold_ms(const lmz_cluster_t *c) {
+  return (uint64_t)c->rn.opts.election_timeout_ms * 5 / 2;
+}
+
 static int start_raft(lmz_cluster_t *c, char *errmsg) {
   struct lmz_raftnode_server self = {c->o.node_id, c->o.raft_address,
                                      RAFT_VOTER};
@@ -439,6 +460,14 @@ static int start_raft(lmz_cluster_t *c, char *errmsg) {
   if (rv && rv != LMZ_EEXIST) {
     lmz__errmsg_printf(errmsg, "raft bootstrap: %s", c->rn.errmsg);
     return rv;
+  }
+  /* join: fresh or not, holding costs a joiner nothing */
+  if (c->o.join || (rv == 0 && n > 1)) {
+    c->raft_start_at = lmz_cluster_now_ms(c) + fresh_vote_hold_ms(c);
+    LMZ_LOG_INFO(&log_ns, "raft: fresh state; out of elections for %llu ms "
+                 "(a wiped voter must not vote twice in a term)",
+                 (unsigned long long)fresh_vote_hold_ms(c));
+    return 0;
   }
   if ((rv = lmz_raftnode_start(&c->rn))) {
     lmz__errmsg_printf(errmsg, "raft start: %s", c->rn.errmsg);

@@ -105,6 +105,7 @@ struct lmz_cluster_s {
   lmz_raftnode_t rn;
   const lmz_dir *dir;     /* rn.dir, or the test's replica (init_sim) */
   bool (*sim_connected)(void *ops_ctx, uint64_t peer); /* init_sim only */
+  uint64_t raft_start_at; /* fresh Raft state: start it then (0 = started) */
   lmz_raftbridge *bridge; /* Raft over the node transport, or NULL */
   lmz_dirclient_t dc;
   lmz_relq rq; /* placements to release (release.h) */
