@@ -1,8 +1,9 @@
 /* gateway/gw_int.h - private: the gateway object shared by gateway.c (init,
  * close, HTTP dispatch, status, metrics, dev token), clientgw.c (client
  * gateway actors), frames.c (JSON helpers), routes.c (paths, binding
- * matching, CORS, actor routing) and static.c (files). Only those files and
- * the gateway's unit tests include it. */
+ * matching, CORS, actor routing), access.c (tokens on actor routes, public
+ * bindings, per-subject limits, origin auth) and static.c (files). Only
+ * those files and the gateway's unit tests include it. */
 #ifndef LMZ_GATEWAY_GW_INT_H
 #define LMZ_GATEWAY_GW_INT_H
 
