@@ -15,8 +15,25 @@
 
 /* ---- a class with an HTTP handler ---------------------------------------- */
 
+/* WEB_DO.record(): stores the caller's origin-auth sub and chain length. */
+static int web_record(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                      lmz_value **result) {
+  (void)args, (void)nargs;
+  lmz_arena *a = lmz_turn_arena(ctx);
+  lmz_value *oa = lmz_origin_auth(ctx);
+  lmz_value *sub = oa ? lmz_object_getc(oa, "sub") : NULL;
+  int rv = lmz_kv_put(ctx, "seen", sub ? sub : lmz_cstring(a, "-"));
+  if (!rv)
+    rv = lmz_kv_put(ctx, "chain", lmz_number(a, (double)lmz_call_chain_len(ctx)));
+  *result = lmz_undefined();
+  return rv;
+}
+
 static int web_request(lmz_ctx *ctx, const struct lmz_request *req,
                        struct lmz_response *res) {
+  if (strstr(req->path, "/relay")) /* a call from the handler: WEB_DO/rec */
+    return lmz_call(ctx, "WEB_DO", "rec", lmz_ctn_call(lmz_ctn_new(ctx), "record", 0),
+                    NULL, NULL);
   if (strstr(req->path, "/throw"))
     return lmz_throwf(ctx, "Error", "handler blew up");
   if (strstr(req->path, "/badstatus")) {
@@ -45,7 +62,8 @@ static int web_request(lmz_ctx *ctx, const struct lmz_request *req,
   return rv ? rv : lmz_response_text(ctx, res, 201, "text/plain", body);
 }
 
-static const lmz_method web_methods[] = {LMZ_END};
+static const lmz_method web_methods[] = {LMZ_MESH("record", web_record, NULL),
+                                         LMZ_END};
 static const struct lmz_class_opts web_opts = {.on_request = web_request};
 
 static int web_module_init(lmz_registry *r) {
@@ -374,6 +392,26 @@ static void test_http_needs_a_token(void **state) {
   wc_resp_free(&r);
 }
 
+/* The handler's own calls carry the token's origin auth on (chain: the
+ * handler's actor). */
+static void test_http_origin_auth_carried(void **state) {
+  (void)state;
+  expect("GET", "/api/web-do/x/relay", AUTH, 200, NULL);
+  lmz_arena *a = lmz_arena_new();
+  lmz_value *seen = NULL, *chain = NULL;
+  uint64_t end = tl_now_ms() + WC_DEADLINE_MS; /* a hang guard */
+  while (!seen && tl_now_ms() < end) {
+    wc_pump(10);
+    lmz_arena_reset(a);
+    lmz_node_kv_peek(F->node, "WEB_DO", "rec", "seen", a, &seen);
+  }
+  assert_non_null(seen);
+  assert_string_equal(lmz_get_str(seen, NULL), "alice");
+  assert_int_equal(lmz_node_kv_peek(F->node, "WEB_DO", "rec", "chain", a, &chain), 0);
+  assert_true(lmz_get_number(chain) == 1);
+  lmz_arena_free(a);
+}
+
 /* A token whose issuer differs: minted by hand (build_claims always sets
  * the default iss). */
 static void test_http_wrong_issuer(void **state) {
@@ -642,6 +680,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_status_and_metrics, setup, teardown),
       cmocka_unit_test_setup_teardown(test_http_needs_a_token, setup, teardown),
       cmocka_unit_test_setup_teardown(test_http_wrong_issuer, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_http_origin_auth_carried, setup, teardown),
       cmocka_unit_test_setup_teardown(test_public_binding, setup_public, teardown),
       cmocka_unit_test_setup_teardown(test_no_public_by_default, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rate_limits, setup_limits, teardown),
