@@ -330,10 +330,14 @@ int lmz__http_run(lmz_ctx *ctx);
  * entry node encodes the request (router.c; marks the message forwarded,
  * so its Result value is decoded as the response); the owner runs the
  * decoded request (remote.c: hostile bytes, bounded and checked, errmsg on
- * refusal) and encodes the response into arena `a` (NULL = no memory). */
+ * refusal) and encodes the response into arena `a` (NULL = no memory).
+ * The origin auth travels in the Call's context like a mesh call's (the
+ * entry node's gateway verified the token; peers are mutually
+ * authenticated): `origin_auth` is the decoded value, NULL for none. */
 int lmz__http_encode_request(lmz_msg *m, lmz_buf *out);
 int lmz__http_run_forwarded(lmz_node *n, const char *binding,
                             const char *instance, const lmz_value *req,
+                            const lmz_value *origin_auth,
                             lmz_node_http_cb cb, void *arg, char *errmsg);
 lmz_value *lmz__http_response_value(lmz_arena *a, const struct lmz_response *res);
 

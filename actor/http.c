@@ -3,7 +3,8 @@
  * hooks an application registers (lmz_register_gateway_hooks).
  *
  * Happy path: lmz_node_http copies the request into a fresh message arena
- * (method, path, query, headers, body) -> the message is delivered like a
+ * (method, path, query, headers, body; the gateway's origin auth, if the
+ * request carried a verified token: lmz_node_http_auth) -> the message is delivered like a
  * call (activation, mailbox, run queue; in a cluster the router claims the
  * actor) -> its turn calls the class's on_request with a preset 200
  * response -> the turn ends like any other (writes committed, outputs held
@@ -170,6 +171,27 @@ static int copy_request(lmz_arena *a, const struct lmz_request *in,
 int lmz_node_http(lmz_node *n, const char *binding, const char *instance,
                   const struct lmz_request *req, lmz_node_http_cb cb,
                   void *arg, char *errmsg) {
+  return lmz_node_http_auth(n, binding, instance, req, NULL, cb, arg, errmsg);
+}
+
+/* The turn's call context: none (a public route), or the gateway's origin
+ * auth with an empty chain (present, so lmz_origin_auth sees it and the
+ * handler's own calls carry it on, as a client's calls do). */
+static int http_cctx(lmz_msg *m, const lmz_value *origin_auth) {
+  m->cctx.state = lmz_object(m->arena);
+  if (!m->cctx.state)
+    return LMZ_ENOMEM;
+  if (!origin_auth)
+    return 0; /* no mesh context: present = false */
+  if (!(m->cctx.origin_auth = lmz_value_copy(m->arena, origin_auth)))
+    return LMZ_ENOMEM;
+  m->cctx.present = true;
+  return 0;
+}
+
+int lmz_node_http_auth(lmz_node *n, const char *binding, const char *instance,
+                       const struct lmz_request *req, const lmz_value *origin_auth,
+                       lmz_node_http_cb cb, void *arg, char *errmsg) {
   struct lmz_binding *b = binding ? lmz__binding_get(n, binding) : NULL;
   if (n->closing) {
     lmz__errmsg_printf(errmsg, "node is shutting down");
@@ -206,6 +228,8 @@ int lmz_node_http(lmz_node *n, const char *binding, const char *instance,
   }
   if (!rv && !(m->instance = lmz_arena_strndup(m->arena, instance, strlen(instance))))
     rv = LMZ_ENOMEM;
+  if (!rv)
+    rv = http_cctx(m, origin_auth);
   if (rv) {
     lmz__msg_free(n, m);
     return rv;
@@ -216,7 +240,6 @@ int lmz_node_http(lmz_node *n, const char *binding, const char *instance,
   m->rkind = LMZ_REPLY_CB;
   m->cb = http_reply;
   m->cb_arg = t;
-  m->cctx.state = lmz_object(m->arena); /* no mesh context: present = false */
   if ((rv = lmz__deliver(n, m))) {
     lmz__msg_free(n, m);
     lmz__errmsg_printf(errmsg, "%s", lmz_strerror(rv));
@@ -333,6 +356,7 @@ static int body_from_value(const lmz_value *v, const uint8_t **body, size_t *len
 
 int lmz__http_run_forwarded(lmz_node *n, const char *binding,
                             const char *instance, const lmz_value *v,
+                            const lmz_value *origin_auth,
                             lmz_node_http_cb cb, void *arg, char *errmsg) {
   lmz_arena *a = lmz_arena_new();
   if (!a)
@@ -356,8 +380,8 @@ int lmz__http_run_forwarded(lmz_node *n, const char *binding,
   if (rv == LMZ_EBADMSG)
     lmz__errmsg_printf(errmsg, "malformed forwarded HTTP request");
   else if (!rv)
-    rv = lmz_node_http(n, binding, instance, &q, cb, arg, errmsg);
-  lmz_arena_free(a); /* lmz_node_http copied what it keeps */
+    rv = lmz_node_http_auth(n, binding, instance, &q, origin_auth, cb, arg, errmsg);
+  lmz_arena_free(a); /* lmz_node_http_auth copied what it keeps */
   return rv;
 }
 

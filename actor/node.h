@@ -197,6 +197,14 @@ typedef void (*lmz_node_http_cb)(void *arg, int status,
 int lmz_node_http(lmz_node *n, const char *binding, const char *instance,
                   const struct lmz_request *req, lmz_node_http_cb cb,
                   void *arg, char *errmsg);
+/* The same with the origin auth of a verified token ({sub, claims}, copied;
+ * NULL = none, as lmz_node_http): the turn's lmz_origin_auth, carried on by
+ * the calls its handler makes and, when the actor lives on another node,
+ * in the forwarded Call's context. Only the gateway mints it, after
+ * verifying the request's token (gateway/access.c). */
+int lmz_node_http_auth(lmz_node *n, const char *binding, const char *instance,
+                       const struct lmz_request *req, const lmz_value *origin_auth,
+                       lmz_node_http_cb cb, void *arg, char *errmsg);
 /* The hooks a module registered with lmz_register_gateway_hooks, or NULL. */
 const struct lmz_gateway_hooks *lmz_node_gateway_hooks(lmz_node *n);
 

@@ -374,14 +374,18 @@ static void on_http(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c) {
   }
   lmz_arena *a = lmz_node_arena_get(r->node);
   struct pending_reply *p = malloc(sizeof *p);
-  lmz_value *req = NULL;
+  lmz_value *req = NULL, *oa = NULL;
   int rv = a && p ? decode_value(a, c->chain, &req, "HTTP request", msg, sizeof msg)
                   : LMZ_ENOMEM;
+  /* the entry node's gateway verified the token: its origin auth rides in
+   * the context as a mesh call's does (none for a public binding) */
+  if (!rv && c->ctx && c->ctx->origin_auth.len)
+    rv = decode_value(a, c->ctx->origin_auth, &oa, "originAuth", msg, sizeof msg);
   if (!rv) {
     *p = (struct pending_reply){ref, c->call_id};
     ref->outstanding++;
     rv = lmz__http_run_forwarded(r->node, c->callee->binding, c->callee->instance,
-                                 req, http_reply_cb, p, msg);
+                                 req, oa, http_reply_cb, p, msg);
     if (!rv) {
       r->stats.calls++;
       lmz_node_arena_put(r->node, a); /* lmz_node_http copied the request */

@@ -19,7 +19,9 @@
  * Failure modes:
  *  1. no token, bad token, wrong iss/aud, no sub, not approved: 401 / 403
  *     with the original's bodies (jwt.h answers); identity mismatch, bad
- *     instance format: 403 texts of the original; hook refusal: its answer;
+ *     instance format: 403 texts of the original; the subject over its
+ *     connection limit (opts.ws_rate): 429 with Retry-After; hook refusal:
+ *     its answer;
  *  2. a second socket for the instance: the old one is closed with 4409
  *     "Superseded by new connection" (no grace period follows) and the
  *     calls relayed to it fail with ClientDisconnectedError at once;
@@ -378,16 +380,13 @@ static void attach(struct gw_client *c, struct gw_conn *k) {
 /* ---- the upgrade (sections 1.10 and 2.2) --------------------------------- */
 
 static void reject(lmz_gateway *gw, lmz_http_conn_t *conn, int status,
-                   const char *origin, const char *instance) {
-  struct lmz_jwt_answer ans;
-  lmz_jwt_answer(status, &ans);
-  struct lmz_http_header h = {"WWW-Authenticate", 16, ans.www_authenticate,
-                              ans.www_authenticate ? strlen(ans.www_authenticate) : 0};
+                   const char *origin, const char *instance, uint32_t retry_s) {
   gw->stats.rejected++;
+  if (status == LMZ_JWT_ERATE)
+    gw->stats.ws_rate_limited++;
   LMZ_LOG_INFO(&lmz__gw_log, "client %s refused: %s", instance,
                lmz_jwt_status_name(status));
-  lmz__gw_respond(conn, ans.http_status, ans.content_type, ans.body,
-                  strlen(ans.body), origin, &h, ans.www_authenticate ? 1 : 0);
+  lmz__gw_refuse(conn, status, origin, retry_s);
 }
 
 /* Runs on_before_accept; merges its extra claims into k's claims. Returns
@@ -419,25 +418,21 @@ static int accept_hook(lmz_gateway *gw, lmz_http_conn_t *conn,
   return 0;
 }
 
-/* Verifies the token and the identity; fills k->info. 0 or a jwt status. */
+/* Verifies the token and the identity, then takes one connection from the
+ * subject's bucket; fills k->info. 0 or a jwt status (*retry_s with
+ * LMZ_JWT_ERATE). */
 static int check_token(lmz_gateway *gw, const struct lmz_http_request *req,
                        struct gw_conn *k, const char *instance,
-                       lmz_value **payload) {
+                       lmz_value **payload, uint32_t *retry_s) {
   const char *tok;
   size_t tl;
   if (!lmz_ws_protocol_token(req, &tok, &tl, NULL))
     return LMZ_JWT_EMISSING_WS;
-  struct lmz_jwt_expect ex = {gw->iss, gw->aud,
-                              (int64_t)(lmz_node_now_ms(gw->node) / 1000.0), 0};
   struct lmz_jwt_claims cl;
-  char why[LMZ_ERRMSG_LEN];
-  int st = lmz_jwt_verify(tok, tl, &gw->keys, &ex, k->arena, &cl, why);
-  if (st) {
-    LMZ_LOG_DEBUG(&lmz__gw_log, "token refused: %s", why);
-    return st;
-  }
-  if ((st = lmz_jwt_gate(&cl)) ||
-      (st = lmz_jwt_check_instance(cl.sub, cl.sub_len, instance, strlen(instance))))
+  int st = lmz__gw_verify(gw, tok, tl, k->arena, &cl);
+  if (st ||
+      (st = lmz_jwt_check_instance(cl.sub, cl.sub_len, instance, strlen(instance))) ||
+      (st = lmz__gw_limit(gw, &gw->ws_rate, cl.sub, cl.sub_len, retry_s)))
     return st;
   lmz_value *claims = lmz__gw_json_to_value(k->arena, cl.payload);
   /* the claims the hooks and originAuth see: a copy the hook may extend */
@@ -468,9 +463,11 @@ void lmz__gw_upgrade(lmz_gateway *gw, lmz_http_conn_t *conn,
                      const char *origin) {
   struct gw_conn *k = conn_new(gw);
   lmz_value *payload = NULL;
-  int st = k ? check_token(gw, req, k, instance, &payload) : LMZ_JWT_EINTERNAL;
+  uint32_t retry_s = 0;
+  int st = k ? check_token(gw, req, k, instance, &payload, &retry_s)
+             : LMZ_JWT_EINTERNAL;
   if (st) {
-    reject(gw, conn, st, origin, instance);
+    reject(gw, conn, st, origin, instance, retry_s);
     if (k)
       conn_unref(k);
     return;

@@ -227,10 +227,10 @@ static int build_call(struct gw_conn *k, const lmz_json *msg, lmz_arena *a,
     return rv;
   if (!call->state)
     call->state = lmz_object(a);
-  lmz_value *oa = lmz_object(a); /* {sub, claims} from the verified token */
-  if (!oa || !call->state ||
-      lmz_object_setc(oa, "sub", lmz_cstring(a, k->info.sub)) ||
-      lmz_object_setc(oa, "claims", lmz_value_copy(a, k->info.claims)))
+  /* {sub, claims} from the verified token, as for HTTP (access.c) */
+  lmz_value *oa = lmz__gw_origin_auth(a, k->info.sub,
+                                      lmz_value_copy(a, k->info.claims));
+  if (!oa || !call->state)
     return refuse(why, whylen, "out of memory", LMZ_ENOMEM);
   call->origin_auth = oa;
   return 0;

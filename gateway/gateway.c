@@ -147,6 +147,11 @@ static int metrics_text(lmz_gateway *gw, lmz_buf *b) {
       {"lmz_gateway_incoming_timeouts_total", "counter", "Client call timeouts", g->incoming_timeouts},
       {"lmz_gateway_not_connected_total", "counter", "Calls to absent clients", g->not_connected},
       {"lmz_gateway_grace_expired_total", "counter", "Grace periods ended", g->grace_expired},
+      {"lmz_gateway_http_unauthorized_total", "counter", "Actor requests refused 401 (no or bad token)", g->http_unauthorized},
+      {"lmz_gateway_http_forbidden_total", "counter", "Actor requests refused 403 (access gate)", g->http_forbidden},
+      {"lmz_gateway_http_rate_limited_total", "counter", "Actor requests refused 429 (per-subject limit)", g->http_rate_limited},
+      {"lmz_gateway_http_public_total", "counter", "Actor requests to public bindings", g->http_public},
+      {"lmz_gateway_ws_rate_limited_total", "counter", "Upgrades refused 429 (per-subject limit)", g->ws_rate_limited},
       {"lmz_http_connections_open", "gauge", "HTTP connections open", hm.conns_open},
       {"lmz_http_requests_total", "counter", "HTTP requests", hm.requests},
       {"lmz_http_responses_4xx_total", "counter", "HTTP 4xx answers", hm.responses_4xx},
@@ -372,9 +377,18 @@ static int copy_opts(lmz_gateway *gw, const struct lmz_gateway_opts *o,
   for (size_t i = 0; gw->cors && i < o->n_cors_origins; i++, gw->n_cors++)
     if (!(gw->cors[i] = dup_str(o->cors_origins[i])))
       return LMZ_ENOMEM;
+  gw->public_bindings = o->n_public_bindings
+                            ? calloc(o->n_public_bindings, sizeof *gw->public_bindings)
+                            : NULL;
+  for (size_t i = 0; gw->public_bindings && i < o->n_public_bindings; i++, gw->n_public++)
+    if (!(gw->public_bindings[i] = dup_str(o->public_bindings[i])))
+      return LMZ_ENOMEM;
   if (!gw->binding || !gw->prefix || !gw->iss || !gw->aud ||
-      (o->n_cors_origins && !gw->cors))
+      (o->n_cors_origins && !gw->cors) ||
+      (o->n_public_bindings && !gw->public_bindings))
     return LMZ_ENOMEM;
+  lmz_rate_init(&gw->http_rate, &o->http_rate);
+  lmz_rate_init(&gw->ws_rate, &o->ws_rate);
   if (!*gw->binding) {
     lmz__errmsg_printf(errmsg, "gateway: empty binding name");
     return LMZ_EINVAL;
@@ -411,6 +425,11 @@ static void free_parts(lmz_gateway *gw) {
   for (size_t i = 0; i < gw->n_cors; i++)
     free(gw->cors[i]);
   free(gw->cors);
+  for (size_t i = 0; i < gw->n_public; i++)
+    free(gw->public_bindings[i]);
+  free(gw->public_bindings);
+  lmz_rate_free(&gw->http_rate);
+  lmz_rate_free(&gw->ws_rate);
   free(gw->binding);
   free(gw->prefix);
   free(gw->iss);

@@ -12,7 +12,15 @@
  *        sections 1.10 and 2.2-2.7); a plain request -> 426
  *   /{prefix}/{binding}/{instance}[/...]   on_request of that durable object
  *        (lmz/http.h): 404 unknown binding, 400 missing instance, 501 no
- *        handler, 500 handler failure, 503 overloaded / shutting down
+ *        handler, 500 handler failure, 503 overloaded / shutting down.
+ *        Authenticated like a WebSocket (access.c): unless the binding is
+ *        in opts.public_bindings, "Authorization: Bearer <jwt>" is verified
+ *        (signature, exp, iss, aud, sub, access gate) and the subject's
+ *        bucket (opts.http_rate) taken BEFORE anything is delivered or
+ *        claimed: 401 / 403 / 429 (+Retry-After) with the original's bodies
+ *        (jwt.h). The turn's origin auth is {sub, claims} of the token (a
+ *        public binding's turn has none); a request forwarded to the
+ *        owner node carries it in the Call's context like any mesh call
  *   GET/HEAD {static_mount_prefix}/...  a file under opts.static_mount_dir
  *   GET/HEAD anything else     a file under opts.static_dir, else 404
  * CORS (when an allow-list is set) applies to the gateway and actor routes
@@ -56,6 +64,7 @@
 
 #include "actor/node.h"
 #include "gateway/jwt.h"
+#include "gateway/ratelimit.h"
 
 #define LMZ_GATEWAY_BINDING "LUMENIZE_CLIENT_GATEWAY"
 #define LMZ_GATEWAY_CLASS "LumenizeClientGateway"
@@ -128,6 +137,14 @@ struct lmz_gateway_opts {
   const struct lmz_gateway_key *public_keys;
   size_t n_public_keys;
   bool dev; /* serve /_lmz/dev-token (needs a key with its secret part) */
+  /* Durable-object bindings whose actor routes need no token (webhooks and
+   * the like): their turns run with no origin auth. Exact binding names as
+   * bound on the node ("WEBHOOK_DO"); none by default. */
+  const char *const *public_bindings;
+  size_t n_public_bindings;
+  /* Per-subject token buckets (ratelimit.h; per_minute 0 = no limit, the
+   * default): authenticated actor requests, WebSocket connections. */
+  struct lmz_rate_opts http_rate, ws_rate;
 };
 
 /* Counters since init; *_open are gauges. */
@@ -145,6 +162,10 @@ struct lmz_gateway_stats {
   uint64_t incoming_calls, incoming_ok, incoming_failed, incoming_timeouts,
       incoming_held, grace_expired, not_connected;
   uint64_t http_routed, http_static, http_404;
+  /* actor routes refused before anything ran: 401, 403, 429 */
+  uint64_t http_unauthorized, http_forbidden, http_rate_limited;
+  uint64_t http_public;      /* requests to public bindings (no token) */
+  uint64_t ws_rate_limited;  /* upgrades refused 429 */
 };
 
 /* Starts the HTTP server, loads the key set, registers the class

@@ -1,8 +1,9 @@
 /* gateway/gw_int.h - private: the gateway object shared by gateway.c (init,
  * close, HTTP dispatch, status, metrics, dev token), clientgw.c (client
  * gateway actors), frames.c (JSON helpers), routes.c (paths, binding
- * matching, CORS, actor routing) and static.c (files). Only those files and
- * the gateway's unit tests include it. */
+ * matching, CORS, actor routing), access.c (tokens on actor routes, public
+ * bindings, per-subject limits, origin auth) and static.c (files). Only
+ * those files and the gateway's unit tests include it. */
 #ifndef LMZ_GATEWAY_GW_INT_H
 #define LMZ_GATEWAY_GW_INT_H
 
@@ -15,6 +16,7 @@
 #include "core/log.h"
 #include "gateway/gateway.h"
 #include "gateway/http.h"
+#include "gateway/ratelimit.h"
 #include "gateway/ws.h"
 #include "lmz/gateway.h"
 #include "lmz/http.h"
@@ -104,6 +106,10 @@ struct lmz_gateway {
   size_t n_cors;
   char *iss, *aud;
   struct lmz_jwt_keyset keys;
+  char **public_bindings; /* reachable over HTTP without a token */
+  size_t n_public;
+  lmz_rate http_rate; /* per subject: authenticated actor requests */
+  lmz_rate ws_rate;   /* per subject: WebSocket connections */
   bool dev;
   uint32_t grace_ms, call_timeout_ms;
   size_t max_message;
@@ -180,6 +186,32 @@ bool lmz__gw_route(lmz_gateway *gw, lmz_http_conn_t *conn,
 int lmz__gw_respond(lmz_http_conn_t *conn, int status, const char *ctype,
                     const void *body, size_t len, const char *origin,
                     const struct lmz_http_header *extra, size_t n_extra);
+
+/* ---- access.c ------------------------------------------------------------ */
+
+/* Verifies a token (signature, exp, iss, aud, sub: jwt.h) on the node's
+ * clock, then the access gate. LMZ_JWT_OK with *cl in `a`, or the status. */
+int lmz__gw_verify(lmz_gateway *gw, const char *tok, size_t len, lmz_arena *a,
+                   struct lmz_jwt_claims *cl);
+/* The origin auth a turn gets from a verified token: {sub, claims}, in `a`;
+ * `claims` (a value already in `a`, not copied) NULL or out of memory: NULL. */
+lmz_value *lmz__gw_origin_auth(lmz_arena *a, const char *sub, lmz_value *claims);
+/* One token from sub's bucket of `r` on the gateway's clock: LMZ_JWT_OK or
+ * LMZ_JWT_ERATE with *retry_after_s set. */
+int lmz__gw_limit(lmz_gateway *gw, lmz_rate *r, const char *sub, size_t len,
+                  uint32_t *retry_after_s);
+/* Answers a jwt.h status the original's way (lmz_jwt_answer), with
+ * WWW-Authenticate on 401s and Retry-After on 429. */
+void lmz__gw_refuse(lmz_http_conn_t *conn, int status, const char *origin,
+                    uint32_t retry_after_s);
+/* Whether `binding` (a resolved binding name) is declared public. */
+bool lmz__gw_is_public(const lmz_gateway *gw, const char *binding);
+/* The access check of an actor request, before anything runs: 0 = go on,
+ * with *origin_auth (in `a`) for the turn, NULL for a public binding; else
+ * the request was answered (401 / 403 / 429 / 500). */
+int lmz__gw_http_access(lmz_gateway *gw, lmz_http_conn_t *conn,
+                        const struct lmz_http_request *req, const char *binding,
+                        const char *origin, lmz_arena *a, lmz_value **origin_auth);
 
 /* ---- static.c ------------------------------------------------------------ */
 

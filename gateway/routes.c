@@ -5,7 +5,8 @@
  * Happy path: /{prefix}/{binding}/{instance}[/...] -> the binding segment
  * is matched against the node's durable-object bindings (a kebab-case
  * segment tries the case variants of getDONamespaceFromPathSegment, any
- * other segment matches exactly) -> CORS -> lmz_node_http -> the handler's
+ * other segment matches exactly) -> CORS -> access (access.c: bearer token
+ * or public binding) -> lmz_node_http_auth -> the handler's
  * response (with CORS headers for an allowed origin). /gateway/{binding}/
  * {instance} goes the same way to the client gateway (clientgw.c).
  * Failure modes (answers):
@@ -15,6 +16,11 @@
  *  3. a binding but no instance segment: 400 MissingInstanceNameError;
  *  4. CORS allow-list set and the Origin is not on it: 403 "Forbidden:
  *     Origin not allowed" (OPTIONS with any Origin: 204);
+ *  4b. the binding is not public and the request has no valid bearer token,
+ *     the access gate refuses it or its subject is over its limit: 401 /
+ *     403 / 429 (access.c), before the actor is claimed or anything runs
+ *     (the order of the original's routeDORequest: binding, CORS, then the
+ *     onBeforeRequest auth hook);
  *  5. the class has no on_request: 501 "Not Implemented: override
  *     onRequest() to handle HTTP requests";
  *  6. the handler throws / fails, a response the HTTP layer refuses
@@ -338,13 +344,19 @@ static int to_request(lmz_gateway *gw, const struct lmz_http_request *req,
 static void to_actor(lmz_gateway *gw, lmz_http_conn_t *conn,
                      const struct lmz_http_request *req, const char *binding,
                      const char *instance, const char *origin) {
+  lmz_value *oa;
+  if (lmz__gw_http_access(gw, conn, req, binding, origin, gw->scratch, &oa)) {
+    lmz_arena_reset(gw->scratch); /* answered: nothing delivered, nothing claimed */
+    return;
+  }
   struct gw_pending_http *p = lmz__gw_pending_new(gw, conn);
   struct lmz_request r;
   char errmsg[LMZ_ERRMSG_LEN] = "";
   int rv = p ? to_request(gw, req, &r) : LMZ_ENOMEM;
   if (!rv) {
     snprintf(p->origin, sizeof p->origin, "%s", origin);
-    rv = lmz_node_http(gw->node, binding, instance, &r, actor_reply, p, errmsg);
+    rv = lmz_node_http_auth(gw->node, binding, instance, &r, oa, actor_reply, p,
+                            errmsg);
   }
   lmz_arena_reset(gw->scratch);
   if (!rv) {

@@ -674,7 +674,11 @@ static int start_gateway(struct lmzd *d) {
                                .iss = g->iss, .aud = g->aud,
                                .public_keys = keys, .n_public_keys = g->n_keys,
                                .dev_key_dir = d->cfg.dev || g->dev_keys ? d->cfg.data_dir : NULL,
-                               .dev = d->cfg.dev};
+                               .dev = d->cfg.dev,
+                               .public_bindings = g->public_bindings,
+                               .n_public_bindings = g->n_public,
+                               .http_rate = {g->http_per_minute, g->http_burst, 0},
+                               .ws_rate = {g->ws_per_minute, g->ws_burst, 0}};
   if (d->cfg.dev && !o.static_dir)
     o.static_dir = dev_dir(d->arena, "examples/editor/web", "editor");
   if (d->cfg.dev && (o.static_mount_dir = dev_dir(d->arena, "clients/js/src", "client")))

@@ -403,6 +403,82 @@ static int parse_jwt(lmz_arena *a, struct lmzd_config *c, const lmz_json *g,
   return 0;
 }
 
+/* An optional integer `section.key` in [lo, hi]. */
+static int parse_u32(const struct lmzd_config *c, const lmz_json *l,
+                     const char *section, const char *key, uint32_t lo,
+                     uint32_t hi, uint32_t *out, char *errmsg) {
+  const lmz_json *v = lmz_json_get(l, key);
+  if (!v)
+    return 0;
+  if (v->type != LMZ_JSON_NUMBER || v->u.num < lo || v->u.num > hi ||
+      v->u.num != (double)(uint32_t)v->u.num) {
+    lmz_config_errorf(errmsg, &c->file, v, "%s.%s must be an integer %u..%u",
+                      section, key, lo, hi);
+    return LMZ_EBADCONFIG;
+  }
+  *out = (uint32_t)v->u.num;
+  return 0;
+}
+
+/* gateway.public_bindings: names of durable-object bindings declared
+ * above (durable_objects.bindings); anything else is a mistake worth a
+ * startup error, not a silently public or silently private route. */
+static int parse_public(lmz_arena *a, struct lmzd_config *c, const lmz_json *g,
+                        char *errmsg) {
+  int rv = 0;
+  const lmz_json *pb = get_typed(c, g, "public_bindings", LMZ_JSON_ARRAY,
+                                 "an array of binding names", errmsg, &rv);
+  if (rv || !pb)
+    return rv;
+  c->gw.public_bindings = lmz_arena_alloc(a, (pb->n ? pb->n : 1) * sizeof(char *));
+  if (!c->gw.public_bindings)
+    return LMZ_ENOMEM;
+  for (uint32_t i = 0; i < pb->n; i++) {
+    const lmz_json *v = pb->u.items[i];
+    bool found = false;
+    for (size_t j = 0; v->type == LMZ_JSON_STRING && j < c->n_bindings; j++)
+      found |= c->bindings[j].kind == LMZ_NODE_DO &&
+               !strcmp(c->bindings[j].name, v->u.str.p);
+    if (!found) {
+      lmz_config_errorf(errmsg, &c->file, v, "gateway.public_bindings: each "
+                        "must name a durable_objects binding");
+      return LMZ_EBADCONFIG;
+    }
+    c->gw.public_bindings[c->gw.n_public++] = v->u.str.p;
+  }
+  return 0;
+}
+
+/* gateway.rate_limits.{http,connections}: {"per_minute": N, "burst": B}. */
+static int parse_rate(const struct lmzd_config *c, const lmz_json *rl,
+                      const char *key, uint32_t *per_minute, uint32_t *burst,
+                      char *errmsg) {
+  int rv = 0;
+  const lmz_json *r = get_typed(c, rl, key, LMZ_JSON_OBJECT, "an object", errmsg, &rv);
+  if (rv || !r)
+    return rv;
+  const char *sec = !strcmp(key, "http") ? "gateway.rate_limits.http"
+                                         : "gateway.rate_limits.connections";
+  if (!lmz_json_get(r, "per_minute")) {
+    lmz_config_errorf(errmsg, &c->file, r, "%s needs \"per_minute\"", sec);
+    return LMZ_EBADCONFIG;
+  }
+  rv = parse_u32(c, r, sec, "per_minute", 1, LMZ_RATE_MAX_PER_MINUTE, per_minute, errmsg);
+  return rv ? rv : parse_u32(c, r, sec, "burst", 1, LMZ_RATE_MAX_BURST, burst, errmsg);
+}
+
+static int parse_rate_limits(const struct lmzd_config *c, const lmz_json *g,
+                             struct lmzd_gateway *gw, char *errmsg) {
+  int rv = 0;
+  const lmz_json *rl = get_typed(c, g, "rate_limits", LMZ_JSON_OBJECT, "an object",
+                                 errmsg, &rv);
+  if (rv || !rl)
+    return rv;
+  rv = parse_rate(c, rl, "http", &gw->http_per_minute, &gw->http_burst, errmsg);
+  return rv ? rv : parse_rate(c, rl, "connections", &gw->ws_per_minute,
+                              &gw->ws_burst, errmsg);
+}
+
 static int parse_gateway(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
   int rv = 0;
   const lmz_json *g = get_typed(c, c->file.root, "gateway", LMZ_JSON_OBJECT,
@@ -428,27 +504,14 @@ static int parse_gateway(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
     rv = parse_ms(c, g, "client_call_timeout_ms", &c->gw.call_timeout_ms, errmsg);
   if (!rv)
     rv = parse_max_message(c, g, errmsg);
+  if (!rv)
+    rv = parse_public(a, c, g, errmsg);
+  if (!rv)
+    rv = parse_rate_limits(c, g, &c->gw, errmsg);
   return rv ? rv : parse_jwt(a, c, g, errmsg);
 }
 
 /* ---- limits (overload bounds) ------------------------------------------- */
-
-/* An optional integer `section.key` in [lo, hi]. */
-static int parse_u32(const struct lmzd_config *c, const lmz_json *l,
-                     const char *section, const char *key, uint32_t lo,
-                     uint32_t hi, uint32_t *out, char *errmsg) {
-  const lmz_json *v = lmz_json_get(l, key);
-  if (!v)
-    return 0;
-  if (v->type != LMZ_JSON_NUMBER || v->u.num < lo || v->u.num > hi ||
-      v->u.num != (double)(uint32_t)v->u.num) {
-    lmz_config_errorf(errmsg, &c->file, v, "%s.%s must be an integer %u..%u",
-                      section, key, lo, hi);
-    return LMZ_EBADCONFIG;
-  }
-  *out = (uint32_t)v->u.num;
-  return 0;
-}
 
 static int parse_limit(const struct lmzd_config *c, const lmz_json *l,
                        const char *key, uint32_t *out, char *errmsg) {

@@ -26,6 +26,14 @@
  *                  "route_prefix": "/api", "cors_origins": ["https://a.b"],
  *                  "grace_period_ms": 5000, "client_call_timeout_ms": 30000,
  *                  "max_message_bytes": 33554432,  // 1024..67108864
+ *                  // actor routes reachable WITHOUT a token (none by
+ *                  // default; each must be a durable_objects binding)
+ *                  "public_bindings": ["WEBHOOK_DO"],
+ *                  // per-subject token buckets (off unless set):
+ *                  // authenticated actor requests and WebSocket upgrades
+ *                  "rate_limits": { "http": { "per_minute": 600, "burst": 100 },
+ *                                   "connections": { "per_minute": 60,
+ *                                                    "burst": 20 } },
  *                  "jwt": { "issuer": "https://lumenize.local",
  *                           "audience": "https://lumenize.local",
  *                           "public_keys": { "BLUE": "<PEM or base64url>" },
@@ -80,6 +88,11 @@ struct lmzd_gateway {
   struct lmzd_key *keys;
   size_t n_keys;
   bool dev_keys; /* trust DATA/jwt-keys.json (always on in --dev) */
+  const char **public_bindings; /* gateway.public_bindings */
+  size_t n_public;
+  /* gateway.rate_limits.{http,connections}: per subject; 0 = off */
+  uint32_t http_per_minute, http_burst;
+  uint32_t ws_per_minute, ws_burst;
 };
 
 struct lmzd_config {

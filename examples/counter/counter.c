@@ -16,7 +16,8 @@
  *   noteGet(id) -> text or null (a point SELECT by primary key)
  * CounterHttpDO: the same methods and state, plus HTTP (on_request, e.g.
  *   /api/http-counter-do/{instance}): GET -> text "total=T node=N
- *   activation=A" (header X-Echo echoes the request's), POST with a decimal
+ *   activation=A" (header X-Echo echoes the request's, X-Origin-Sub is the
+ *   sub of the request's verified token or "-"), POST with a decimal
  *   body -> increments by it, same answer. (CounterDO has no on_request: a
  *   class without one answers 501.)
  * ECHO_WORKER (class EchoWorker), a worker: echo(x), whereami() -> node id. */
@@ -253,6 +254,13 @@ static int counter_http(lmz_ctx *ctx, const struct lmz_request *req,
   }
   const char *echo = lmz_request_header(req, "X-Echo");
   if (echo && lmz_response_header(ctx, res, "X-Echo", echo))
+    return -1;
+  /* who the gateway verified the request's token for (none: a public
+   * binding); tests read it to see the token's subject reach the turn */
+  lmz_value *oa = lmz_origin_auth(ctx);
+  lmz_value *sub = oa ? lmz_object_getc(oa, "sub") : NULL;
+  const char *s = sub && lmz_typeof(sub) == LMZ_T_STRING ? lmz_get_str(sub, NULL) : "-";
+  if (lmz_response_header(ctx, res, "X-Origin-Sub", s))
     return -1;
   double at;
   char text[256];

@@ -17,8 +17,15 @@
  *     return lmz_response_text(ctx, res, 200, "application/json", "{\"ok\":1}");
  *   }
  *
- * The handler runs with no call context (an HTTP request is not a mesh
- * call: empty chain, no origin auth); calls it makes start a new chain.
+ * Authentication happens before the handler runs: unless the binding is
+ * declared public (lmzd config gateway.public_bindings), the gateway
+ * verifies "Authorization: Bearer <jwt>" (signature, exp, iss, aud, sub,
+ * access gate) and answers 401 / 403 / 429 itself, so an unauthenticated
+ * request never reaches the actor (nor claims it). The handler's
+ * lmz_origin_auth(ctx) is then {sub, claims} of that token, as for a call
+ * from a WebSocket client; the call chain is empty, and calls it makes
+ * start a chain that carries that origin auth. A public binding's handler
+ * runs with no call context (no origin auth).
  * It may not defer (lmz_defer returns NULL): answer within the turn.
  * Returning a negative code or throwing answers 500 "Internal Server Error"
  * (the error is logged, never sent to the client).

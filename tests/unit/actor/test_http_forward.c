@@ -12,6 +12,7 @@
 struct http_reply {
   int n, status, http_status;
   char body[128];
+  char origin_sub[64]; /* the handler's X-Origin-Sub header */
 };
 
 static void on_http(void *arg, int status, const struct lmz_response *res,
@@ -24,6 +25,9 @@ static void on_http(void *arg, int status, const struct lmz_response *res,
     r->http_status = res->status;
     snprintf(r->body, sizeof r->body, "%.*s", (int)res->body_len,
              (const char *)res->body);
+    for (size_t i = 0; i < res->n_headers; i++)
+      if (!strcmp(res->headers[i].name, "X-Origin-Sub"))
+        snprintf(r->origin_sub, sizeof r->origin_sub, "%s", res->headers[i].value);
   }
 }
 
@@ -56,7 +60,8 @@ static void forwarded_request_runs_on_request(void **state) {
   struct http_reply r = {0};
   char err[LMZ_ERRMSG_LEN] = "";
   assert_int_equal(lmz__http_run_forwarded(f.n, "HTTP_COUNTER_DO", "a",
-                                           request(a, "POST", "7"), on_http, &r, err), 0);
+                                           request(a, "POST", "7"), NULL, on_http,
+                                           &r, err), 0);
   uint64_t deadline = tl_now_ms() + 30000; /* a hang guard, not a bound */
   while (r.n < 1 && tl_now_ms() < deadline)
     uv_run(&f.loop, UV_RUN_ONCE);
@@ -64,6 +69,7 @@ static void forwarded_request_runs_on_request(void **state) {
   assert_int_equal(r.status, 0);
   assert_int_equal(r.http_status, 200);
   assert_true(!strncmp(r.body, "total=7 node=lmz-httpfwd activation=", 36));
+  assert_string_equal(r.origin_sub, "-"); /* no origin auth: none seen */
   /* the response travels back as a value: status, type, headers, body */
   struct lmz_header h = {"X-Echo", "hi"};
   struct lmz_response res = {201, "text/plain", "ok", 2, &h, 1};
@@ -73,6 +79,32 @@ static void forwarded_request_runs_on_request(void **state) {
   assert_string_equal(lmz_get_str(lmz_object_getc(v, "contentType"), NULL), "text/plain");
   assert_int_equal(lmz_len(lmz_object_getc(v, "headers")), 2);
   assert_int_equal(lmz_len(lmz_object_getc(v, "body")), 2);
+  lmz_arena_free(a);
+  cf_stop(&f);
+}
+
+/* The origin auth the entry node's gateway verified travels with the
+ * request: the handler sees its sub (lmz_origin_auth). */
+static void forwarded_origin_auth_reaches_the_turn(void **state) {
+  (void)state;
+  struct counterfix f;
+  start(&f);
+  lmz_arena *a = lmz_arena_new();
+  lmz_value *oa = lmz_object(a), *claims = lmz_object(a);
+  lmz_object_setc(claims, "sub", lmz_cstring(a, "alice"));
+  lmz_object_setc(oa, "sub", lmz_cstring(a, "alice"));
+  lmz_object_setc(oa, "claims", claims);
+  struct http_reply r = {0};
+  char err[LMZ_ERRMSG_LEN] = "";
+  assert_int_equal(lmz__http_run_forwarded(f.n, "HTTP_COUNTER_DO", "a",
+                                           request(a, "GET", ""), oa, on_http,
+                                           &r, err), 0);
+  uint64_t deadline = tl_now_ms() + 30000; /* a hang guard, not a bound */
+  while (r.n < 1 && tl_now_ms() < deadline)
+    uv_run(&f.loop, UV_RUN_ONCE);
+  assert_int_equal(r.n, 1);
+  assert_int_equal(r.http_status, 200);
+  assert_string_equal(r.origin_sub, "alice");
   lmz_arena_free(a);
   cf_stop(&f);
 }
@@ -110,7 +142,7 @@ static void hostile_requests_are_refused(void **state) {
     char err[LMZ_ERRMSG_LEN] = "";
     assert_non_null(bad[i]);
     assert_int_equal(lmz__http_run_forwarded(f.n, "HTTP_COUNTER_DO", "a", bad[i],
-                                             on_http, &r, err), LMZ_EBADMSG);
+                                             NULL, on_http, &r, err), LMZ_EBADMSG);
     assert_string_equal(err, "malformed forwarded HTTP request");
   }
   run_turns(&f.loop, f.n);
@@ -122,6 +154,7 @@ static void hostile_requests_are_refused(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(forwarded_request_runs_on_request),
+      cmocka_unit_test(forwarded_origin_auth_reaches_the_turn),
       cmocka_unit_test(hostile_requests_are_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

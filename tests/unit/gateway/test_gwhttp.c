@@ -1,7 +1,10 @@
 /* The gateway's plain HTTP side over real loopback sockets: routing to
  * on_request handlers (binding-name matching and the original's status
- * codes, lumenize-behaviour section 6), CORS, static files (traversal
- * rejected), the dev token (dev only), /_lmz/status and /metrics. */
+ * codes, lumenize-behaviour section 6), bearer tokens on the actor routes
+ * (401 / 403 before anything runs, origin auth in the turn), public
+ * bindings, per-subject rate limits on fake time (429 + Retry-After), CORS,
+ * static files (traversal rejected), the dev token (dev only),
+ * /_lmz/status and /metrics. */
 #include "gwfix.h"
 
 #include <sys/stat.h>
@@ -12,8 +15,25 @@
 
 /* ---- a class with an HTTP handler ---------------------------------------- */
 
+/* WEB_DO.record(): stores the caller's origin-auth sub and chain length. */
+static int web_record(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                      lmz_value **result) {
+  (void)args, (void)nargs;
+  lmz_arena *a = lmz_turn_arena(ctx);
+  lmz_value *oa = lmz_origin_auth(ctx);
+  lmz_value *sub = oa ? lmz_object_getc(oa, "sub") : NULL;
+  int rv = lmz_kv_put(ctx, "seen", sub ? sub : lmz_cstring(a, "-"));
+  if (!rv)
+    rv = lmz_kv_put(ctx, "chain", lmz_number(a, (double)lmz_call_chain_len(ctx)));
+  *result = lmz_undefined();
+  return rv;
+}
+
 static int web_request(lmz_ctx *ctx, const struct lmz_request *req,
                        struct lmz_response *res) {
+  if (strstr(req->path, "/relay")) /* a call from the handler: WEB_DO/rec */
+    return lmz_call(ctx, "WEB_DO", "rec", lmz_ctn_call(lmz_ctn_new(ctx), "record", 0),
+                    NULL, NULL);
   if (strstr(req->path, "/throw"))
     return lmz_throwf(ctx, "Error", "handler blew up");
   if (strstr(req->path, "/badstatus")) {
@@ -24,11 +44,17 @@ static int web_request(lmz_ctx *ctx, const struct lmz_request *req,
   double hits = (h ? lmz_get_number(h) : 0) + 1;
   int rv = lmz_kv_put(ctx, "hits", lmz_number(lmz_turn_arena(ctx), hits));
   const char *x = lmz_request_header(req, "x-test");
+  lmz_value *oa = lmz_origin_auth(ctx);
+  lmz_value *sub = oa ? lmz_object_getc(oa, "sub") : NULL;
+  lmz_value *claims = oa ? lmz_object_getc(oa, "claims") : NULL;
+  lmz_value *csub = claims ? lmz_object_getc(claims, "sub") : NULL;
   char body[512];
-  snprintf(body, sizeof body, "%s %s %s %s q=%s hits=%.0f body=%.*s x=%s chain=%zu",
+  snprintf(body, sizeof body, "%s %s %s %s q=%s hits=%.0f body=%.*s x=%s chain=%zu "
+           "sub=%s claims.sub=%s",
            req->method, req->binding, req->instance, req->path, req->query, hits,
            (int)req->body_len, req->body ? (const char *)req->body : "",
-           x ? x : "-", lmz_call_chain_len(ctx));
+           x ? x : "-", lmz_call_chain_len(ctx), sub ? lmz_get_str(sub, NULL) : "-",
+           csub ? lmz_get_str(csub, NULL) : "-");
   if (!rv)
     rv = lmz_response_header(ctx, res, "X-Web", "yes");
   if (!rv)
@@ -36,7 +62,8 @@ static int web_request(lmz_ctx *ctx, const struct lmz_request *req,
   return rv ? rv : lmz_response_text(ctx, res, 201, "text/plain", body);
 }
 
-static const lmz_method web_methods[] = {LMZ_END};
+static const lmz_method web_methods[] = {LMZ_MESH("record", web_record, NULL),
+                                         LMZ_END};
 static const struct lmz_class_opts web_opts = {.on_request = web_request};
 
 static int web_module_init(lmz_registry *r) {
@@ -79,8 +106,20 @@ static char *make_static(void) {
 }
 
 static char *static_root;
+/* "Authorization: Bearer <alice's token>\r\n", set by start() */
+static char AUTH[4096];
 
-static void start(const char *prefix, bool dev) {
+/* AUTH followed by more header lines (one static buffer: use at once). */
+static const char *auth_and(const char *more) {
+  static char h[8192];
+  snprintf(h, sizeof h, "%s%s", AUTH, more);
+  return h;
+}
+
+static const char *const public_list[] = {"PUBLIC_DO"};
+
+static void start_ex(const char *prefix, bool dev,
+                     const struct lmz_gateway_opts *more) {
   static_root = make_static();
   struct fx_opts o = {
       .modules = {lmz_module_init, web_module_init},
@@ -90,12 +129,24 @@ static void start(const char *prefix, bool dev) {
                 {"MULTI_DO", "WebDO", "do"},
                 {"multi_do", "WebDO", "do"},
                 {"MyDO", "WebDO", "do"},
-                {"chatRoom", "WebDO", "do"}},
+                {"chatRoom", "WebDO", "do"},
+                {"PUBLIC_DO", "WebDO", "do"}},
       .gw = {.route_prefix = prefix, .static_dir = web_dir, .dev = dev,
              .cors_origins = good_origins, .n_cors_origins = 1},
   };
+  if (more) {
+    o.gw.public_bindings = more->public_bindings;
+    o.gw.n_public_bindings = more->n_public_bindings;
+    o.gw.http_rate = more->http_rate;
+    o.gw.ws_rate = more->ws_rate;
+  }
   fx_start(&o);
+  char *tok = fx_token("alice");
+  snprintf(AUTH, sizeof AUTH, "Authorization: Bearer %s\r\n", tok);
+  free(tok);
 }
+
+static void start(const char *prefix, bool dev) { start_ex(prefix, dev, NULL); }
 
 static int setup(void **state) {
   (void)state;
@@ -106,6 +157,23 @@ static int setup(void **state) {
 static int setup_noprefix_nodev(void **state) {
   (void)state;
   start("/", false);
+  return 0;
+}
+
+static int setup_public(void **state) {
+  (void)state;
+  struct lmz_gateway_opts more = {.public_bindings = public_list,
+                                  .n_public_bindings = 1};
+  start_ex(NULL, true, &more);
+  return 0;
+}
+
+/* HTTP: 2 at once, then 1 a second; connections: 1 at once, 1 a second. */
+static int setup_limits(void **state) {
+  (void)state;
+  struct lmz_gateway_opts more = {.http_rate = {.per_minute = 60, .burst = 2},
+                                  .ws_rate = {.per_minute = 60, .burst = 1}};
+  start_ex(NULL, true, &more);
   return 0;
 }
 
@@ -132,17 +200,18 @@ static void expect(const char *method, const char *target, const char *headers,
 
 static void test_route_to_on_request(void **state) {
   (void)state;
-  struct wc_resp r = wc_http("GET", "/api/web-do/a/more/path?x=1", "X-Test: hello\r\n");
+  struct wc_resp r = wc_http("GET", "/api/web-do/a/more/path?x=1", auth_and("X-Test: hello\r\n"));
   assert_int_equal(r.status, 201);
-  assert_string_equal(r.body, "GET WEB_DO a /api/web-do/a/more/path q=x=1 hits=1 body= x=hello chain=0");
+  assert_string_equal(r.body, "GET WEB_DO a /api/web-do/a/more/path q=x=1 hits=1 body= "
+                              "x=hello chain=0 sub=alice claims.sub=alice");
   assert_string_equal(wc_header(r.head, "X-Web"), "yes");
   assert_string_equal(wc_header(r.head, "Content-Type"), "text/plain");
   wc_resp_free(&r);
   /* storage persists across requests; exact binding names work too */
-  r = wc_http_body("POST", "/api/WEB_DO/a", NULL, "abc");
+  r = wc_http_body("POST", "/api/WEB_DO/a", AUTH, "abc");
   assert_non_null(strstr(r.body, "POST WEB_DO a /api/WEB_DO/a q= hits=2 body=abc"));
   wc_resp_free(&r);
-  r = wc_http("GET", "/api/WEB_DO/a", NULL);
+  r = wc_http("GET", "/api/WEB_DO/a", AUTH);
   assert_non_null(strstr(r.body, "hits=3"));
   wc_resp_free(&r);
   lmz_arena *a = lmz_arena_new();
@@ -151,10 +220,10 @@ static void test_route_to_on_request(void **state) {
   assert_true(lmz_get_number(hits) == 3);
   lmz_arena_free(a);
   /* binding-name variants of the original's smart matching */
-  r = wc_http("GET", "/api/my-do/z", NULL);
+  r = wc_http("GET", "/api/my-do/z", AUTH);
   assert_non_null(strstr(r.body, "GET MyDO z"));
   wc_resp_free(&r);
-  r = wc_http("GET", "/api/chat-room/1", NULL);
+  r = wc_http("GET", "/api/chat-room/1", AUTH);
   assert_non_null(strstr(r.body, "GET chatRoom 1"));
   wc_resp_free(&r);
   struct lmz_gateway_stats st;
@@ -167,10 +236,13 @@ static void test_route_to_on_request(void **state) {
 static void test_keepalive_pipelined(void **state) {
   (void)state;
   int fd = wc_connect();
-  const char *reqs = "GET /api/web-do/k HTTP/1.1\r\nHost: x\r\n\r\n"
-                     "GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n"
-                     "GET /api/web-do/k HTTP/1.1\r\nHost: x\r\n\r\n";
-  wc_send(fd, reqs, strlen(reqs));
+  lmz_buf reqs = LMZ_BUF_INIT;
+  lmz_buf_printf(&reqs, "GET /api/web-do/k HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                        "GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n"
+                        "GET /api/web-do/k HTTP/1.1\r\nHost: x\r\n%s\r\n",
+                 AUTH, AUTH);
+  wc_send(fd, reqs.data, reqs.len);
+  lmz_buf_free(&reqs);
   lmz_buf in = LMZ_BUF_INIT;
   struct wc_resp r = wc_read_resp(fd, &in, false);
   assert_non_null(strstr(r.body, "hits=1"));
@@ -189,7 +261,7 @@ static void test_route_statuses(void **state) {
   (void)state;
   expect("GET", "/api/nope-do/a", NULL, 404, "Not Found");
   expect("GET", "/api/echo-worker/a", NULL, 404, NULL); /* workers: not routed */
-  expect("GET", "/api/counter-do/a", NULL, 501,
+  expect("GET", "/api/counter-do/a", AUTH, 501,
          "Not Implemented: override onRequest() to handle HTTP requests");
   struct wc_resp r = wc_http("GET", "/api/web-do", NULL);
   assert_int_equal(r.status, 400);
@@ -202,8 +274,8 @@ static void test_route_statuses(void **state) {
   assert_non_null(strstr(r.body, "\"code\":\"MULTIPLE_BINDINGS_FOUND\""));
   assert_non_null(strstr(r.body, "\"matchedBindings\":[\"MULTI_DO\",\"multi_do\"]"));
   wc_resp_free(&r);
-  expect("GET", "/api/web-do/a/throw", NULL, 500, "Internal Server Error");
-  expect("GET", "/api/web-do/a/badstatus", NULL, 500, "Internal Server Error");
+  expect("GET", "/api/web-do/a/throw", AUTH, 500, "Internal Server Error");
+  expect("GET", "/api/web-do/a/badstatus", AUTH, 500, "Internal Server Error");
   /* the prefix matches whole segments; the gateway is not under it */
   expect("GET", "/apix/web-do/a", NULL, 404, NULL);
   expect("GET", "/api/lumenize-client-gateway/a.b", NULL, 404, NULL);
@@ -212,12 +284,230 @@ static void test_route_statuses(void **state) {
 
 static void test_no_prefix(void **state) {
   (void)state;
-  struct wc_resp r = wc_http("GET", "/web-do/a", NULL);
+  struct wc_resp r = wc_http("GET", "/web-do/a", AUTH);
   assert_int_equal(r.status, 201);
   assert_non_null(strstr(r.body, "GET WEB_DO a /web-do/a"));
   wc_resp_free(&r);
   expect("GET", "/", NULL, 200, "<h1>editor</h1>"); /* static still served */
   expect("GET", "/_lmz/dev-token", NULL, 404, NULL); /* not dev */
+}
+
+/* ---- access: tokens, public bindings, rate limits ------------------------ */
+
+/* A refused actor request: status, body substring, WWW-Authenticate. */
+static void expect_refused(const char *headers, int status, const char *body_has,
+                           bool www) {
+  struct wc_resp r = wc_http("GET", "/api/web-do/victim", headers);
+  if (r.status != status || !strstr(r.body, body_has))
+    fprintf(stderr, "-> %d %s\n", r.status, r.body);
+  assert_int_equal(r.status, status);
+  assert_non_null(strstr(r.body, body_has));
+  assert_string_equal(wc_header(r.head, "Content-Type"), "application/json");
+  if (www)
+    assert_non_null(wc_header(r.head, "WWW-Authenticate"));
+  else
+    assert_null(wc_header(r.head, "WWW-Authenticate"));
+  wc_resp_free(&r);
+}
+
+static char *bearer(const char *tok) {
+  char *h = malloc(strlen(tok) + 64);
+  assert_non_null(h);
+  sprintf(h, "Authorization: Bearer %s\r\n", tok);
+  return h;
+}
+
+/* {"alg":"none"} with a valid token's payload and no signature. */
+static char *alg_none(const char *tok) {
+  const char *hdr = "{\"alg\":\"none\",\"typ\":\"JWT\"}";
+  char b64[128];
+  sodium_bin2base64(b64, sizeof b64, (const unsigned char *)hdr, strlen(hdr),
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  const char *p = strchr(tok, '.'), *q = strrchr(tok, '.');
+  char *out = malloc(strlen(b64) + (size_t)(q - p) + 4);
+  sprintf(out, "%s%.*s.", b64, (int)(q - p), p);
+  return out;
+}
+
+/* Every kind of missing or bad credential is refused with the original's
+ * answer, and nothing runs: no turn, no activation, no storage. */
+static void test_http_needs_a_token(void **state) {
+  (void)state;
+  const char *inv = "\"error\":\"invalid_token\"";
+  expect_refused(NULL, 401, "Missing Authorization header with Bearer token", true);
+  expect_refused("Authorization: Basic YTpi\r\n", 401, "\"error\":\"invalid_request\"", true);
+  expect_refused("Authorization: Bearer\r\n", 401, "invalid_request", true);
+  expect_refused("Authorization: Bearer a.b.c\r\n", 401, inv, true);
+  char *good = fx_token("mallory");
+  char *forged = strdup(good);
+  char *sig = strrchr(forged, '.') + 5;
+  *sig = *sig == 'A' ? 'B' : 'A'; /* one signature byte changed */
+  char *h = bearer(forged);
+  expect_refused(h, 401, "Token is invalid or expired", true);
+  free(h);
+  char *none = alg_none(good);
+  h = bearer(none);
+  expect_refused(h, 401, "Token is invalid or expired", true);
+  free(h);
+  char *expired = fx_token_ex("mallory", -10, NULL, NULL);
+  h = bearer(expired);
+  expect_refused(h, 401, "Token is invalid or expired", true);
+  free(h);
+  char *aud = fx_token_ex("mallory", 3600, NULL, "https://elsewhere");
+  h = bearer(aud);
+  expect_refused(h, 401, "Token audience mismatch", true);
+  free(h);
+  /* a wrong issuer: test_http_wrong_issuer */
+  char *denied = fx_token_ex("mallory", 3600, "{\"adminApproved\":false}", NULL);
+  h = bearer(denied);
+  expect_refused(h, 403, "\"error\":\"access_denied\"", false);
+  free(h);
+  free(good), free(forged), free(none), free(expired), free(aud), free(denied);
+  /* nothing ran for any of them */
+  struct lmz_node_stats ns;
+  lmz_node_get_stats(F->node, &ns);
+  assert_int_equal(ns.turns, 0);
+  assert_int_equal(ns.activations, 0);
+  struct lmz_gateway_stats st;
+  lmz_gateway_get_stats(F->gw, &st);
+  assert_int_equal(st.http_routed, 0);
+  assert_int_equal(st.http_unauthorized, 8);
+  assert_int_equal(st.http_forbidden, 1);
+  /* the original's order: unknown binding and missing instance are
+   * answered before the token is looked at (routeDORequest, then hooks) */
+  expect("GET", "/api/nope-do/a", NULL, 404, "Not Found");
+  struct wc_resp r = wc_http("GET", "/api/web-do", NULL);
+  assert_int_equal(r.status, 400);
+  wc_resp_free(&r);
+  /* a 401 to an allowed origin keeps the CORS headers */
+  r = wc_http("GET", "/api/web-do/a", "Origin: https://good.example\r\n");
+  assert_int_equal(r.status, 401);
+  assert_string_equal(wc_header(r.head, "Access-Control-Allow-Origin"), "https://good.example");
+  wc_resp_free(&r);
+  /* and with a good token the same URL runs, as alice */
+  r = wc_http("GET", "/api/web-do/victim", AUTH);
+  assert_int_equal(r.status, 201);
+  assert_non_null(strstr(r.body, "hits=1 "));
+  assert_non_null(strstr(r.body, "sub=alice"));
+  wc_resp_free(&r);
+}
+
+/* The handler's own calls carry the token's origin auth on (chain: the
+ * handler's actor). */
+static void test_http_origin_auth_carried(void **state) {
+  (void)state;
+  expect("GET", "/api/web-do/x/relay", AUTH, 200, NULL);
+  lmz_arena *a = lmz_arena_new();
+  lmz_value *seen = NULL, *chain = NULL;
+  uint64_t end = tl_now_ms() + WC_DEADLINE_MS; /* a hang guard */
+  while (!seen && tl_now_ms() < end) {
+    wc_pump(10);
+    lmz_arena_reset(a);
+    lmz_node_kv_peek(F->node, "WEB_DO", "rec", "seen", a, &seen);
+  }
+  assert_non_null(seen);
+  assert_string_equal(lmz_get_str(seen, NULL), "alice");
+  assert_int_equal(lmz_node_kv_peek(F->node, "WEB_DO", "rec", "chain", a, &chain), 0);
+  assert_true(lmz_get_number(chain) == 1);
+  lmz_arena_free(a);
+}
+
+/* A token whose issuer differs: minted by hand (build_claims always sets
+ * the default iss). */
+static void test_http_wrong_issuer(void **state) {
+  (void)state;
+  lmz_buf tok = LMZ_BUF_INIT;
+  char claims[512];
+  snprintf(claims, sizeof claims,
+           "{\"iss\":\"https://evil.example\",\"aud\":\"%s\",\"sub\":\"m\","
+           "\"exp\":%lld,\"emailVerified\":true,\"adminApproved\":true}",
+           LMZ_JWT_DEFAULT_AUD, (long long)(F->now_ms / 1000) + 3600);
+  assert_int_equal(lmz_jwt_mint(&F->ks, NULL, claims, strlen(claims), &tok), 0);
+  lmz_buf_putc(&tok, 0);
+  char *h = bearer((const char *)tok.data);
+  expect_refused(h, 401, "Token issuer mismatch", true);
+  free(h);
+  lmz_buf_free(&tok);
+}
+
+/* A public binding runs without a token and without origin auth; the
+ * others still need one. */
+static void test_public_binding(void **state) {
+  (void)state;
+  struct wc_resp r = wc_http("POST", "/api/public-do/hook", NULL);
+  assert_int_equal(r.status, 201);
+  assert_non_null(strstr(r.body, "POST PUBLIC_DO hook"));
+  assert_non_null(strstr(r.body, "chain=0 sub=- claims.sub=-"));
+  wc_resp_free(&r);
+  /* a token sent anyway is not looked at: still no origin auth */
+  r = wc_http("GET", "/api/public-do/hook", "Authorization: Bearer junk\r\n");
+  assert_int_equal(r.status, 201);
+  wc_resp_free(&r);
+  expect_refused(NULL, 401, "invalid_request", true);
+  struct lmz_gateway_stats st;
+  lmz_gateway_get_stats(F->gw, &st);
+  assert_int_equal(st.http_public, 2);
+}
+
+/* Nothing is public by default. */
+static void test_no_public_by_default(void **state) {
+  (void)state;
+  expect_refused(NULL, 401, "invalid_request", true);
+  struct wc_resp r = wc_http("GET", "/api/public-do/hook", NULL);
+  assert_int_equal(r.status, 401);
+  wc_resp_free(&r);
+}
+
+/* Per-subject buckets on the gateway's (fake) clock: 429 + Retry-After,
+ * other subjects unaffected, a token back after 1 s. */
+static void test_rate_limits(void **state) {
+  (void)state;
+  expect("GET", "/api/web-do/r", AUTH, 201, NULL);
+  expect("GET", "/api/web-do/r", AUTH, 201, NULL);
+  struct wc_resp r = wc_http("GET", "/api/web-do/r", AUTH);
+  assert_int_equal(r.status, 429);
+  assert_non_null(strstr(r.body, "\"error\":\"rate_limited\""));
+  assert_string_equal(wc_header(r.head, "Retry-After"), "1");
+  wc_resp_free(&r);
+  char *bob = fx_token("bob");
+  char *h = bearer(bob);
+  expect("GET", "/api/web-do/r", h, 201, NULL);
+  free(h);
+  free(bob);
+  F->now_ms += 999;
+  r = wc_http("GET", "/api/web-do/r", AUTH);
+  assert_int_equal(r.status, 429);
+  wc_resp_free(&r);
+  F->now_ms += 1;
+  expect("GET", "/api/web-do/r", AUTH, 201, NULL);
+  /* the refused requests never ran: 4 hits (alice 3, bob 1) */
+  r = wc_http("GET", "/api/web-do/r", AUTH);
+  assert_int_equal(r.status, 429);
+  wc_resp_free(&r);
+  lmz_arena *a = lmz_arena_new();
+  lmz_value *hits = NULL;
+  assert_int_equal(lmz_node_kv_peek(F->node, "WEB_DO", "r", "hits", a, &hits), 0);
+  assert_true(lmz_get_number(hits) == 4);
+  lmz_arena_free(a);
+  /* WebSocket connections: one, then 429 for the same subject */
+  char *tok = fx_token("carol");
+  struct wc_ws *w = wc_client("carol.t1", tok);
+  assert_int_equal(w->resp.status, 101);
+  wc_ws_free(w);
+  w = wc_client("carol.t2", tok);
+  assert_int_equal(w->resp.status, 429);
+  assert_string_equal(wc_header(w->resp.head, "Retry-After"), "1");
+  assert_non_null(strstr(w->resp.body, "rate_limited"));
+  wc_ws_free(w);
+  F->now_ms += 1000;
+  w = wc_client("carol.t3", tok);
+  assert_int_equal(w->resp.status, 101);
+  wc_ws_free(w);
+  free(tok);
+  struct lmz_gateway_stats st;
+  lmz_gateway_get_stats(F->gw, &st);
+  assert_int_equal(st.http_rate_limited, 3);
+  assert_int_equal(st.ws_rate_limited, 1);
 }
 
 /* ---- CORS ---------------------------------------------------------------- */
@@ -235,12 +525,12 @@ static void test_cors(void **state) {
   wc_resp_free(&r);
   expect("GET", "/api/web-do/a", "Origin: https://evil.example\r\n", 403,
          "Forbidden: Origin not allowed");
-  r = wc_http("GET", "/api/web-do/a", "Origin: https://good.example\r\n");
+  r = wc_http("GET", "/api/web-do/a", auth_and("Origin: https://good.example\r\n"));
   assert_int_equal(r.status, 201);
   assert_string_equal(wc_header(r.head, "Access-Control-Allow-Origin"), "https://good.example");
   assert_string_equal(wc_header(r.head, "Vary"), "Origin");
   wc_resp_free(&r);
-  r = wc_http("GET", "/api/web-do/a", NULL); /* no Origin: no CORS at all */
+  r = wc_http("GET", "/api/web-do/a", AUTH); /* no Origin: no CORS at all */
   assert_int_equal(r.status, 201);
   assert_null(wc_header(r.head, "Access-Control-Allow-Origin"));
   wc_resp_free(&r);
@@ -356,7 +646,7 @@ static void test_dev_token(void **state) {
 
 static void test_status_and_metrics(void **state) {
   (void)state;
-  expect("GET", "/api/web-do/s", NULL, 201, NULL);
+  expect("GET", "/api/web-do/s", AUTH, 201, NULL);
   struct wc_resp r = wc_http("GET", "/_lmz/status", NULL);
   assert_int_equal(r.status, 200);
   lmz_arena *a = lmz_arena_new();
@@ -388,6 +678,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_static_traversal, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dev_token, setup, teardown),
       cmocka_unit_test_setup_teardown(test_status_and_metrics, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_http_needs_a_token, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_http_wrong_issuer, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_http_origin_auth_carried, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_public_binding, setup_public, teardown),
+      cmocka_unit_test_setup_teardown(test_no_public_by_default, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_rate_limits, setup_limits, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
