@@ -31,13 +31,14 @@
 #include <string.h>
 
 #include "actor/actor_int.h"
+#include "core/json.h"
 #include "core/utf8.h"
 
 struct lmz__fetch {
   lmz_node *node;
   struct lmz_net_request q; /* strings and body in the message's arena */
   lmz_deferred *d;          /* answer the deferred call, or NULL (handler) */
-  bool binary;
+  bool binary, json;
 };
 
 static const char *code_name(int code) {
@@ -56,6 +57,8 @@ static const char *code_name(int code) {
     return "EINVAL";
   case LMZ_ENOMEM:
     return "ENOMEM";
+  case LMZ_ESYNTAX:
+    return "ESYNTAX";
   default:
     return "EIO";
   }
@@ -74,9 +77,25 @@ static int throw_fetch(lmz_ctx *ctx, int code, const char *msg) {
   return e ? lmz_throw(ctx, e) : LMZ_ENOMEM;
 }
 
-/* {status, headers, body, url} in `a`; NULL on out of memory. */
+/* The body parsed as JSON (bounded: the response cap, depth 64), or a
+ * FetchError ESYNTAX in *err. */
+static lmz_value *json_body(lmz_arena *a, const struct lmz_net_response *r,
+                            lmz_value **err) {
+  struct lmz_json_opts o = {.max_depth = 64};
+  struct lmz_codec_error ce = {0};
+  lmz_json *j = NULL;
+  int rv = lmz_json_parse(a, (const char *)r->body, r->body_len, &o, &j, &ce);
+  lmz_value *v = rv ? NULL : lmz_json_to_value(a, j, 64);
+  if (!v)
+    *err = fetch_error(a, rv == LMZ_ENOMEM ? rv : LMZ_ESYNTAX,
+                       "response body is not JSON");
+  return v;
+}
+
+/* {status, headers, body, url} in `a`; NULL on out of memory, or with the
+ * error in *err. */
 static lmz_value *response_value(lmz_arena *a, const struct lmz_net_response *r,
-                                 bool binary) {
+                                 const struct lmz__fetch *f, lmz_value **err) {
   lmz_value *o = lmz_object(a), *h = lmz_headers(a);
   if (!o || !h)
     return NULL;
@@ -84,9 +103,12 @@ static lmz_value *response_value(lmz_arena *a, const struct lmz_net_response *r,
     if (lmz_headers_append(h, r->headers[i].name, strlen(r->headers[i].name),
                            r->headers[i].value, strlen(r->headers[i].value)))
       return NULL;
-  bool text = !binary && lmz__wtf8_is_wellformed((const char *)r->body, r->body_len);
-  lmz_value *body = text ? lmz_string(a, (const char *)r->body, r->body_len)
-                         : lmz_arraybuffer(a, r->body, r->body_len);
+  bool text = !f->binary && lmz__wtf8_is_wellformed((const char *)r->body, r->body_len);
+  lmz_value *body = f->json ? json_body(a, r, err)
+                    : text  ? lmz_string(a, (const char *)r->body, r->body_len)
+                            : lmz_arraybuffer(a, r->body, r->body_len);
+  if (*err)
+    return NULL;
   lmz_value *st = lmz_number(a, (double)r->status);
   lmz_value *url = lmz_cstring(a, r->url);
   if (!body || !st || !url || lmz_object_setc(o, "status", st) ||
@@ -121,9 +143,12 @@ static void net_cb(void *ud, int status, const struct lmz_net_response *res,
                    const char *errmsg) {
   lmz_msg *m = ud;
   struct lmz__fetch *f = m->fetch;
+  lmz_value *err = NULL;
   lmz_value *v = status ? fetch_error(m->arena, status, errmsg)
-                        : response_value(m->arena, res, f->binary);
-  complete(f->node, m, status == 0, v);
+                        : response_value(m->arena, res, f, &err);
+  if (err)
+    v = err;
+  complete(f->node, m, status == 0 && !err, v);
 }
 
 void lmz__fetch_release(lmz_node *n, lmz_msg *m) {
@@ -156,6 +181,7 @@ static int copy_req(lmz_arena *a, struct lmz__fetch *f, const struct lmz_fetch_r
                                 .body_len = r->body_len,
                                 .timeout_ms = r->timeout_ms};
   f->binary = r->binary;
+  f->json = r->json;
   if (!(q->url = lmz_arena_strndup(a, r->url, strlen(r->url))))
     return LMZ_ENOMEM;
   if (r->method && !(q->method = lmz_arena_strndup(a, r->method, strlen(r->method))))

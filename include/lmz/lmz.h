@@ -286,7 +286,8 @@ void *lmz_uv_loop(lmz_ctx *ctx);
  * The response is {status, headers, body, url}: status a number, headers a
  * Headers value (names lowercased), body a string (UTF-8; an ArrayBuffer
  * when `binary` is set or the bytes are not UTF-8), url the final URL after
- * redirects. A failure is an Error named FetchError whose `code` property
+ * redirects (with `json`, body is the parsed value). A failure is an Error
+ * named FetchError whose `code` property
  * is "ETIMEOUT", "ETOOBIG", "ELOOP" (too many redirects), "EACCESS" (a
  * redirect to a host not on the allow-list), "ECANCELED" (node shutting
  * down) or "EIO" (DNS, connection, TLS). Any HTTP status is a response.
@@ -308,6 +309,9 @@ struct lmz_fetch_req {
   size_t body_len;
   uint32_t timeout_ms;        /* 0 = fetch.timeout_ms */
   bool binary;                /* body as an ArrayBuffer */
+  bool json;                  /* body parsed as JSON (depth <= 64); a body
+                                 that is not JSON is a FetchError, code
+                                 "ESYNTAX" */
 };
 int lmz_fetch(lmz_ctx *ctx, const struct lmz_fetch_req *req, lmz_ctn *handler);
 
