@@ -490,10 +490,13 @@ static int parse_limits(struct lmzd_config *c, char *errmsg) {
 /* fetch.allow: host names, "*.suffix" or "*" (net/fetch.h). */
 static int parse_allow(lmz_arena *a, struct lmzd_config *c, const lmz_json *f,
                        char *errmsg) {
-  int rv = 0;
-  const lmz_json *l = get_typed(c, f, "allow", LMZ_JSON_ARRAY, "an array", errmsg, &rv);
-  if (rv || !l)
-    return rv;
+  const lmz_json *l = lmz_json_get(f, "allow");
+  if (!l)
+    return 0;
+  if (l->type != LMZ_JSON_ARRAY) {
+    lmz_config_errorf(errmsg, &c->file, l, "fetch.allow must be an array of host names");
+    return LMZ_EBADCONFIG;
+  }
   const char **hosts = lmz_arena_alloc(a, (l->n ? l->n : 1) * sizeof *hosts);
   if (!hosts)
     return LMZ_ENOMEM;
