@@ -278,6 +278,8 @@ struct lmz_node {
   const struct lmz_gateway_hooks *gw_hooks; /* lmz_register_gateway_hooks */
   struct lmz_net *net; /* outbound HTTP (lmz_fetch), NULL when fetch.allow is
                           empty; closed by lmz_node_close (fetch.c) */
+  uint32_t fetches; /* lmz_fetch requests queued or in flight; bounded by
+                       the client's max_inflight (fetch.c) */
 };
 
 /* ---- internal functions (lmz__*) ----------------------------------------- */

@@ -59,6 +59,8 @@ static const char *code_name(int code) {
     return "ENOMEM";
   case LMZ_ESYNTAX:
     return "ESYNTAX";
+  case LMZ_EOVERLOAD:
+    return "EOVERLOAD";
   default:
     return "EIO";
   }
@@ -122,6 +124,7 @@ static lmz_value *response_value(lmz_arena *a, const struct lmz_net_response *r,
 static void complete(lmz_node *n, lmz_msg *m, bool ok, lmz_value *v) {
   struct lmz__fetch *f = m->fetch;
   m->fetch = NULL;
+  n->fetches--;
   if (!v) {
     ok = false;
     v = lmz_error(m->arena, "FetchError", "out of memory");
@@ -167,6 +170,7 @@ void lmz__fetch_fail(lmz_node *n, lmz_msg *m, lmz_value *err) {
 void lmz__fetch_drop(lmz_actor *a, lmz_msg *m) {
   struct lmz__fetch *f = m->fetch;
   m->fetch = NULL;
+  a->node->fetches--;
   if (f->d) { /* the call is answered with the turn's error instead */
     a->n_deferred--;
     free(f->d);
@@ -219,6 +223,8 @@ static int check(lmz_ctx *ctx, const struct lmz_fetch_req *r, lmz_ctn *handler) 
   for (size_t i = 0; i < r->n_headers; i++)
     if (!r->headers || !r->headers[i])
       return throw_fetch(ctx, LMZ_EINVAL, "lmz_fetch: NULL header");
+  if (n->fetches >= lmz_net_max_inflight(n->net))
+    return throw_fetch(ctx, LMZ_EOVERLOAD, "too many fetches queued or in flight on this node");
   struct lmz_net_request q = {r->url, r->method, r->headers, r->n_headers,
                               r->body, r->body_len, r->timeout_ms};
   int rv = lmz_net_check(n->net, &q, err);
@@ -255,6 +261,7 @@ int lmz_fetch(lmz_ctx *ctx, const struct lmz_fetch_req *req, lmz_ctn *handler) {
   }
   f->node = n;
   m->fetch = f;
+  n->fetches++;
   m->caller = ctx->actor->self;
   /* held in the turn's outbox until the turn's writes are durable */
   if (ctx->out_tail)

@@ -44,7 +44,7 @@ struct lmz_net {
   size_t n_allow;
   uint32_t timeout_ms;
   uint64_t max_response, max_request;
-  uint32_t max_redirects;
+  uint32_t max_redirects, max_inflight;
   char *user_agent;
   size_t n_active;
   bool closing;
@@ -537,6 +537,10 @@ int lmz_net_fetch(lmz_net *n, const struct lmz_net_request *q,
                   lmz_net_fetch_cb cb, void *ud, char *errmsg) {
   if (n->closing)
     return LMZ_ECANCELED;
+  if (n->n_active >= n->max_inflight) {
+    lmz__errmsg_printf(errmsg, "%u requests in flight (the limit)", n->max_inflight);
+    return LMZ_EOVERLOAD;
+  }
   int rv = lmz_net_check(n, q, errmsg);
   if (rv)
     return rv;
@@ -582,6 +586,7 @@ static int copy_opts(lmz_net *n, const struct lmz_net_opts *o) {
                                         : LMZ_NET_DEFAULT_MAX_REQUEST;
   n->max_redirects = o->redirects_default ? LMZ_NET_DEFAULT_MAX_REDIRECTS
                                           : o->max_redirects;
+  n->max_inflight = o->max_inflight ? o->max_inflight : LMZ_NET_DEFAULT_MAX_INFLIGHT;
   n->user_agent = strdup(o->user_agent ? o->user_agent : "lmz/" LMZ_VERSION);
   if (!n->user_agent)
     return LMZ_ENOMEM;
@@ -615,6 +620,7 @@ int lmz_net_new(uv_loop_t *loop, const struct lmz_net_opts *opts,
 }
 
 size_t lmz_net_active(const lmz_net *n) { return n->n_active; }
+uint32_t lmz_net_max_inflight(const lmz_net *n) { return n->max_inflight; }
 bool lmz_net_is_closing(const lmz_net *n) { return n->closing; }
 
 static void curlm_closed(void *ud) {

@@ -16,7 +16,8 @@
  *    (LMZ_ETOOBIG);
  *  - max_redirects: hops followed (301/302/303/307/308 with a Location);
  *    one more ends the request with UV_ELOOP ("too many redirects");
- *  - max_request_bytes: request body (LMZ_EINVAL at start).
+ *  - max_request_bytes: request body (LMZ_EINVAL at start);
+ *  - max_inflight: requests at once (LMZ_EOVERLOAD at start).
  * Redirects follow the fetch standard: 303 (and 301/302 after a POST)
  * become a GET without body; 307/308 keep method and body. Authorization
  * and Cookie headers are dropped when a redirect changes the host.
@@ -49,6 +50,7 @@
 #define LMZ_NET_DEFAULT_MAX_RESPONSE (1024u * 1024u)
 #define LMZ_NET_DEFAULT_MAX_REQUEST (1024u * 1024u)
 #define LMZ_NET_DEFAULT_MAX_REDIRECTS 5u
+#define LMZ_NET_DEFAULT_MAX_INFLIGHT 1024u
 
 typedef struct lmz_net lmz_net;
 
@@ -63,6 +65,7 @@ struct lmz_net_opts {
   uint64_t max_request_bytes;  /* request body cap */
   uint32_t max_redirects;
   bool redirects_default; /* max_redirects = LMZ_NET_DEFAULT_MAX_REDIRECTS */
+  uint32_t max_inflight;  /* requests at once; past it LMZ_EOVERLOAD */
   const char *user_agent; /* NULL = "lmz/<version>" */
 };
 
@@ -109,10 +112,12 @@ int lmz_net_new(uv_loop_t *loop, const struct lmz_net_opts *opts,
 int lmz_net_check(const lmz_net *n, const struct lmz_net_request *req,
                   char *errmsg);
 /* Starts a request. Errors (cb will not run): those of lmz_net_check,
- * LMZ_ECANCELED (closing), LMZ_ENOMEM, LMZ_EIO. */
+ * LMZ_EOVERLOAD (max_inflight), LMZ_ECANCELED (closing), LMZ_ENOMEM,
+ * LMZ_EIO. */
 int lmz_net_fetch(lmz_net *n, const struct lmz_net_request *req,
                   lmz_net_fetch_cb cb, void *ud, char *errmsg);
 size_t lmz_net_active(const lmz_net *n);
+uint32_t lmz_net_max_inflight(const lmz_net *n);
 bool lmz_net_is_closing(const lmz_net *n);
 /* Cancels every request, then close_cb (may be NULL); frees the client. */
 void lmz_net_close(lmz_net *n, lmz_net_close_cb close_cb, void *ud);

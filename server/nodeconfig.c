@@ -533,6 +533,8 @@ static int parse_fetch(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
     rv = parse_u32(c, f, "fetch", "max_response_bytes", 1, 1u << 30, &resp, errmsg);
   if (!rv)
     rv = parse_u32(c, f, "fetch", "max_request_bytes", 1, 1u << 30, &req, errmsg);
+  if (!rv)
+    rv = parse_u32(c, f, "fetch", "max_inflight", 1, 1000000, &c->fetch.max_inflight, errmsg);
   if (!rv && lmz_json_get(f, "max_redirects")) {
     c->fetch.redirects_default = false;
     rv = parse_u32(c, f, "fetch", "max_redirects", 0, 20, &c->fetch.max_redirects, errmsg);

@@ -16,7 +16,8 @@
  *                 "pending_calls_max": 200000 },  // calls unanswered per node
  *     "fetch": { "allow": ["api.example.com", "*.svc.example"], // lmz_fetch
  *                "timeout_ms": 10000, "max_response_bytes": 1048576,
- *                "max_request_bytes": 1048576, "max_redirects": 5 },
+ *                "max_request_bytes": 1048576, "max_redirects": 5,
+ *                "max_inflight": 1024 },        // requests at once, per node
  *     "log": { "level": "info", "debug": "lmz.cluster.*" },
  *     "cluster": { "id": 1, "raft": "10.0.0.1:7201", "lease_ms": 3000,
  *                  "join": false,   // true for a node added by `lmz node add`

@@ -290,7 +290,9 @@ void *lmz_uv_loop(lmz_ctx *ctx);
  * named FetchError whose `code` property
  * is "ETIMEOUT", "ETOOBIG", "ELOOP" (too many redirects), "EACCESS" (a
  * redirect to a host not on the allow-list), "ECANCELED" (node shutting
- * down) or "EIO" (DNS, connection, TLS). Any HTTP status is a response.
+ * down), "ESYNTAX" (with `json`) or "EIO" (DNS, connection, TLS). Any HTTP
+ * status is a response. lmz_fetch throws FetchError "EOVERLOAD" when the
+ * node already has fetch.max_inflight requests queued or in flight.
  *
  * The egress allow-list (config fetch.allow) is off by default: with it
  * empty every lmz_fetch throws. lmz_fetch throws at once (FetchError, code

@@ -89,6 +89,20 @@ static int d_get(lmz_ctx *ctx, lmz_value *const *a, size_t n, lmz_value **r) {
   return rv;
 }
 
+/* many(url, n): n fetches in one turn */
+static int d_many(lmz_ctx *ctx, lmz_value *const *a, size_t n, lmz_value **r) {
+  (void)r;
+  struct lmz_fetch_req q = {.url = n ? lmz_get_str(a[0], NULL) : NULL};
+  int count = n > 1 ? (int)lmz_get_number(a[1]) : 0;
+  for (int i = 0; i < count; i++) {
+    lmz_ctn *h = lmz_ctn_call(lmz_ctn_new(ctx), "onResponse", 1, lmz_ctn_result(ctx));
+    int rv = lmz_fetch(ctx, &q, h);
+    if (rv)
+      return rv;
+  }
+  return 0;
+}
+
 static int d_get_throw(lmz_ctx *ctx, lmz_value *const *a, size_t n, lmz_value **r) {
   int rv = d_get(ctx, a, n, r);
   return rv ? rv : lmz_throwf(ctx, "Error", "changed my mind");
@@ -113,7 +127,8 @@ static int d_ping(lmz_ctx *ctx, lmz_value *const *a, size_t n, lmz_value **r) {
 static const lmz_method worker_methods[] = {LMZ_MESH("get", w_get, NULL), LMZ_END};
 static const lmz_method do_methods[] = {
     LMZ_MESH("get", d_get, NULL), LMZ_MESH("getThrow", d_get_throw, NULL),
-    LMZ_MESH("ping", d_ping, NULL), LMZ_LOCAL("onResponse", d_on_response), LMZ_END};
+    LMZ_MESH("ping", d_ping, NULL), LMZ_MESH("many", d_many, NULL),
+    LMZ_LOCAL("onResponse", d_on_response), LMZ_END};
 
 static int app_init(lmz_registry *r) {
   int rv = lmz_register_worker(r, "FetchWorker", worker_methods, NULL);
@@ -143,7 +158,7 @@ static void env_open(struct env *e, size_t n_allow, uint32_t timeout_ms) {
   struct lmz_node_opts o = {
       .node_id = "fetch", .data_dir = e->dir,
       .fetch = {.allow = local, .n_allow = n_allow, .timeout_ms = timeout_ms,
-                .max_response_bytes = 65536, .max_redirects = 3}};
+                .max_response_bytes = 65536, .max_redirects = 3, .max_inflight = 3}};
   assert_int_equal(lmz_node_new(&e->node, &e->loop, &o, err), 0);
   assert_int_equal(lmz_node_register_module(e->node, "fetch", app_init, err), 0);
   assert_int_equal(lmz_node_bind(e->node, "W", "FetchWorker", LMZ_NODE_WORKER, err), 0);
@@ -185,8 +200,16 @@ static void on_reply(void *arg, int status, bool ok, const lmz_value *v) {
   record(v, &G.reply_status, G.reply_body, G.reply_code);
 }
 
+static void call_n(struct env *e, const char *binding, const char *instance,
+                   const char *method, const char *path, int count);
+
 static void call(struct env *e, const char *binding, const char *instance,
                  const char *method, const char *path) {
+  call_n(e, binding, instance, method, path, -1);
+}
+
+static void call_n(struct env *e, const char *binding, const char *instance,
+                   const char *method, const char *path, int count) {
   lmz_arena *a = lmz_node_arena_get(e->node);
   assert_non_null(a);
   char url[256];
@@ -194,6 +217,8 @@ static void call(struct env *e, const char *binding, const char *instance,
   lmz_value *chain = lmz_array(a, 2), *get = lmz_object(a), *ap = lmz_object(a);
   lmz_value *args = lmz_array(a, 1);
   assert_int_equal(lmz_array_push(args, lmz_cstring(a, url)), 0);
+  if (count >= 0)
+    assert_int_equal(lmz_array_push(args, lmz_number(a, count)), 0);
   assert_int_equal(lmz_object_setc(get, "type", lmz_cstring(a, "get")), 0);
   assert_int_equal(lmz_object_setc(get, "key", lmz_cstring(a, method)), 0);
   assert_int_equal(lmz_object_setc(ap, "type", lmz_cstring(a, "apply")), 0);
@@ -288,6 +313,29 @@ static void host_not_allowed(void **state) {
   env_close(&e);
 }
 
+/* fetch.max_inflight (3 here) bounds what one node queues: a turn asking
+ * for a 4th throws EOVERLOAD (and, having thrown, queues none); the count
+ * comes back as fetches complete. */
+static void inflight_bound(void **state) {
+  (void)state;
+  struct env e;
+  env_open(&e, 1, 5000);
+  call_n(&e, "D", "f", "many", "/hello", 4);
+  run_until(&e, &G.replies, 1);
+  assert_false(G.reply_ok);
+  assert_string_equal(G.reply_code, "EOVERLOAD");
+  call_n(&e, "D", "f", "many", "/hello", 3);
+  run_until(&e, &G.replies, 2);
+  assert_true(G.reply_ok);
+  run_until(&e, &G.handled, 3);
+  call_n(&e, "D", "f", "many", "/hello", 3); /* the bound is free again */
+  run_until(&e, &G.replies, 3);
+  assert_true(G.reply_ok);
+  run_until(&e, &G.handled, 6);
+  assert_int_equal(fakehttp_count(e.srv), 6);
+  env_close(&e);
+}
+
 static void throwing_turn_sends_nothing(void **state) {
   (void)state;
   struct env e;
@@ -327,6 +375,7 @@ int main(void) {
       cmocka_unit_test(limits),
       cmocka_unit_test(host_not_allowed),
       cmocka_unit_test(throwing_turn_sends_nothing),
+      cmocka_unit_test(inflight_bound),
       cmocka_unit_test(shutdown_with_fetch_in_flight),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -273,6 +273,26 @@ static void test_bad_requests(void **state) {
   fx_free(f);
 }
 
+static void test_max_inflight(void **state) {
+  (void)state;
+  struct lmz_net_opts o = local_opts;
+  o.max_inflight = 2;
+  struct fx *f = fx_new(&o);
+  char url[256], err[LMZ_ERRMSG_LEN] = "";
+  snprintf(url, sizeof url, "%s/hello", f->base);
+  struct lmz_net_request q = {.url = url};
+  struct result r[3] = {{0}};
+  assert_int_equal(lmz_net_fetch(f->net, &q, fetch_cb, &r[0], err), 0);
+  assert_int_equal(lmz_net_fetch(f->net, &q, fetch_cb, &r[1], err), 0);
+  assert_int_equal(lmz_net_fetch(f->net, &q, fetch_cb, &r[2], err), LMZ_EOVERLOAD);
+  run_until(&f->loop, &r[1].done);
+  run_until(&f->loop, &r[0].done);
+  assert_int_equal(lmz_net_fetch(f->net, &q, fetch_cb, &r[2], err), 0);
+  run_until(&f->loop, &r[2].done);
+  assert_int_equal(r[2].status, 0);
+  fx_free(f);
+}
+
 static void test_close_in_flight(void **state) {
   (void)state;
   struct fx *f = fx_new(&local_opts);
@@ -345,6 +365,7 @@ int main(void) {
       cmocka_unit_test(test_redirect_limit),
       cmocka_unit_test(test_host_not_allowed),
       cmocka_unit_test(test_bad_requests),
+      cmocka_unit_test(test_max_inflight),
       cmocka_unit_test(test_close_in_flight),
       cmocka_unit_test(test_close_cancels_callbacks),
   };
