@@ -179,7 +179,8 @@ int lmz__mail_http_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
     struct lmz_net_opts o = {.allow = allow, .n_allow = 1,
                              .timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 30000,
                              .max_response_bytes = 64 * 1024,
-                             .max_request_bytes = 2 * LMZ_MAIL_BODY_MAX,
+                             /* JSON escapes may grow a body 6x */
+                             .max_request_bytes = 8 * LMZ_MAIL_BODY_MAX,
                              .max_redirects = 0};
     rv = lmz_net_new(loop, &o, &a->net, errmsg);
   }
