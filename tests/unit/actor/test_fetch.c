@@ -60,6 +60,8 @@ static void handler(void *ud, const struct fakehttp_req *q, struct fakehttp_repl
 
 /* ---- the application ------------------------------------------------------- */
 
+static bool G_body_binary;
+
 static void record(const lmz_value *v, double *status, char *body, char *code) {
   if (lmz_typeof(v) == LMZ_T_ERROR) {
     const lmz_value *c = lmz_error_prop(v, "code");
@@ -68,6 +70,7 @@ static void record(const lmz_value *v, double *status, char *body, char *code) {
   }
   const lmz_value *s = lmz_object_getc(v, "status"), *b = lmz_object_getc(v, "body");
   *status = s ? lmz_get_number(s) : -1;
+  G_body_binary = b && lmz_typeof(b) == LMZ_T_ARRAYBUFFER;
   snprintf(body, 128, "%s", b && lmz_typeof(b) == LMZ_T_STRING ? lmz_get_str(b, NULL) : "?");
 }
 
@@ -75,6 +78,13 @@ static int w_get(lmz_ctx *ctx, lmz_value *const *a, size_t n, lmz_value **r) {
   (void)r;
   struct lmz_fetch_req q = {.url = n ? lmz_get_str(a[0], NULL) : NULL};
   return lmz_fetch(ctx, &q, NULL); /* the call is answered by the fetch */
+}
+
+/* getBin(url): the body as an ArrayBuffer; answers with its byteLength */
+static int w_get_bin(lmz_ctx *ctx, lmz_value *const *a, size_t n, lmz_value **r) {
+  (void)r;
+  struct lmz_fetch_req q = {.url = n ? lmz_get_str(a[0], NULL) : NULL, .binary = true};
+  return lmz_fetch(ctx, &q, NULL);
 }
 
 static int d_get(lmz_ctx *ctx, lmz_value *const *a, size_t n, lmz_value **r) {
@@ -124,10 +134,12 @@ static int d_ping(lmz_ctx *ctx, lmz_value *const *a, size_t n, lmz_value **r) {
   return 0;
 }
 
-static const lmz_method worker_methods[] = {LMZ_MESH("get", w_get, NULL), LMZ_END};
+static const lmz_method worker_methods[] = {
+    LMZ_MESH("get", w_get, NULL), LMZ_MESH("getBin", w_get_bin, NULL), LMZ_END};
 static const lmz_method do_methods[] = {
     LMZ_MESH("get", d_get, NULL), LMZ_MESH("getThrow", d_get_throw, NULL),
     LMZ_MESH("ping", d_ping, NULL), LMZ_MESH("many", d_many, NULL),
+    LMZ_MESH("getDeferred", w_get, NULL), /* a durable object may defer too */
     LMZ_LOCAL("onResponse", d_on_response), LMZ_END};
 
 static int app_init(lmz_registry *r) {
@@ -246,6 +258,15 @@ static void worker_answers_with_fetch(void **state) {
   run_until(&e, &G.replies, 2);
   assert_true(G.reply_ok); /* an HTTP error status is still a response */
   assert_true(G.reply_status == 404);
+  call(&e, "W", NULL, "getBin", "/hello");
+  run_until(&e, &G.replies, 3);
+  assert_true(G.reply_ok);
+  assert_true(G_body_binary);
+  call(&e, "D", "z", "getDeferred", "/hello");
+  run_until(&e, &G.replies, 4);
+  assert_true(G.reply_ok);
+  assert_false(G_body_binary);
+  assert_string_equal(G.reply_body, "hello");
   env_close(&e);
 }
 
