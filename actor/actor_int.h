@@ -120,6 +120,8 @@ typedef struct lmz_msg {
   uint64_t epoch; /* placement epoch it was routed with */
   uint64_t route_deadline_ms; /* parked by the router until then (0 = no) */
   bool counted;  /* counts in the node's calls_pending until freed */
+  struct lmz__fetch *fetch; /* an outbound HTTP request (fetch.c): an output
+                               released like a call, then sent */
 } lmz_msg;
 
 struct lmz_pending {
@@ -274,6 +276,10 @@ struct lmz_node {
   struct lmz_router *router; /* cluster routing (actor/router.c), or NULL */
   struct lmz_node_replicator repl; /* lmz_node_set_replicator; ship NULL = none */
   const struct lmz_gateway_hooks *gw_hooks; /* lmz_register_gateway_hooks */
+  struct lmz_net *net; /* outbound HTTP (lmz_fetch), NULL when fetch.allow is
+                          empty; closed by lmz_node_close (fetch.c) */
+  uint32_t fetches; /* lmz_fetch requests queued or in flight; bounded by
+                       the client's max_inflight (fetch.c) */
 };
 
 /* ---- internal functions (lmz__*) ----------------------------------------- */
@@ -340,6 +346,22 @@ int lmz__http_run_forwarded(lmz_node *n, const char *binding,
                             const lmz_value *origin_auth,
                             lmz_node_http_cb cb, void *arg, char *errmsg);
 lmz_value *lmz__http_response_value(lmz_arena *a, const struct lmz_response *res);
+
+/* scheduler.c: a pending call (handler continuation) of the running turn */
+int lmz__make_pending(lmz_ctx *ctx, lmz_ctn *handler,
+                      const struct lmz_call_opts *opts,
+                      struct lmz_pending **out);
+
+/* fetch.c: lmz_fetch's outputs (see fetch.c). release = the turn's outputs
+ * leave: send it; fail = its turn's commit failed: the handler or deferred
+ * reply gets `err`; drop = its turn threw: nothing is sent (the deferred
+ * reply is the turn's error). Node lifecycle: net_open at lmz_node_new,
+ * net_close at lmz_node_close (cancels requests in flight). */
+void lmz__fetch_release(lmz_node *n, lmz_msg *m);
+void lmz__fetch_fail(lmz_node *n, lmz_msg *m, lmz_value *err);
+void lmz__fetch_drop(lmz_actor *a, lmz_msg *m);
+int lmz__fetch_net_open(lmz_node *n, char *errmsg);
+void lmz__fetch_net_close(lmz_node *n);
 
 /* turn.c */
 /* Fails a message that could not be delivered: its sender gets `err` (an

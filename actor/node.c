@@ -60,6 +60,8 @@ int lmz_node_new(lmz_node **out, uv_loop_t *loop,
            (unsigned long long)(r & 0xffffffffu));
   int rv = n->id ? open_store(n, opts->data_dir ? opts->data_dir : ".", errmsg)
                  : LMZ_ENOMEM;
+  if (!rv && (rv = lmz__fetch_net_open(n, errmsg)))
+    lmz_store_close(n->store); /* nothing else is open yet */
   if (rv) {
     free(n->id);
     free(n);
@@ -149,8 +151,9 @@ static void finish_close(lmz_node *n) {
 
 static void drain_check(uv_timer_t *t) {
   lmz_node *n = t->data;
-  if (n->rq_head || n->queued || n->rej_head)
-    return; /* turns or refusals queued: the idle handle is running them */
+  if (n->rq_head || n->queued || n->rej_head || n->net)
+    return; /* turns or refusals queued: the idle handle is running them;
+               or fetches being canceled: their handlers are still to run */
   uv_timer_stop(t);
   finish_close(n);
 }
@@ -162,6 +165,7 @@ void lmz_node_close(lmz_node *n, lmz_node_close_cb cb, void *arg) {
   uv_timer_stop(&n->alarm_timer);
   uv_timer_stop(&n->evict_timer);
   uv_ref((uv_handle_t *)&n->evict_timer);
+  lmz__fetch_net_close(n); /* requests in flight fail with a cancel error */
   /* the evict timer doubles as the drain poller: commits and turns finish
    * through the loop; we check every millisecond until the queue is empty */
   uv_timer_start(&n->evict_timer, drain_check, 0, 1);

@@ -22,6 +22,7 @@
 #include "core/err.h"
 #include "lmz/lmz.h"
 #include "lmz/sql.h"
+#include "net/fetch.h"
 
 typedef struct lmz_node lmz_node;
 
@@ -42,6 +43,10 @@ struct lmz_node_opts {
   void *clock_data;
   bool manual_alarms;       /* test kit: alarms fire only in lmz_node_poll_alarms */
   struct lmz_sql_opts sql;  /* SQL limits and caches (zeros = defaults) */
+  /* Outbound HTTP for lmz_fetch (net/fetch.h): the egress allow-list
+   * (fetch.allow; empty = lmz_fetch is off), timeout, size caps, redirects.
+   * Borrowed until lmz_node_new returns (copied). */
+  struct lmz_net_opts fetch;
 };
 
 /* Creates a node and opens its store. Returns 0 or an error with errmsg

@@ -438,9 +438,9 @@ static int validate_target(lmz_node *n, const char *binding,
 
 /* ---- calls from handlers (lmz/lmz.h) ------------------------------------ */
 
-static int make_pending(lmz_ctx *ctx, lmz_ctn *handler,
-                        const struct lmz_call_opts *opts,
-                        struct lmz_pending **out) {
+int lmz__make_pending(lmz_ctx *ctx, lmz_ctn *handler,
+                      const struct lmz_call_opts *opts,
+                      struct lmz_pending **out) {
   lmz_node *n = ctx->node;
   lmz_arena *pa = lmz_node_arena_get(n);
   if (!pa)
@@ -486,7 +486,7 @@ int lmz_call(lmz_ctx *ctx, const char *binding, const char *instance,
   if ((rv = lmz__cctx_outgoing(ctx, m->arena, opts, &m->cctx)))
     goto err;
   if (handler) {
-    if ((rv = make_pending(ctx, handler, opts, &m->pending)))
+    if ((rv = lmz__make_pending(ctx, handler, opts, &m->pending)))
       goto err;
     m->rkind = LMZ_REPLY_PENDING;
     ctx->actor->n_pending++;

@@ -102,6 +102,10 @@ static void deliver_to_pending(lmz_node *n, lmz_msg *m) {
 }
 
 void lmz__release_output(lmz_node *n, lmz_msg *m) {
+  if (m->fetch) { /* an outbound HTTP request: it leaves now */
+    lmz__fetch_release(n, m);
+    return;
+  }
   if (m->binding) { /* an outgoing call */
     n->stats.calls_local++;
     int rv = lmz__deliver(n, m);
@@ -196,6 +200,12 @@ static void fail_outputs(lmz_node *n, lmz_msg *m) {
   while (m) {
     lmz_msg *next = m->next;
     m->next = NULL;
+    if (m->fetch) {
+      lmz__fetch_fail(n, m, lmz__error_value(m->arena, "StorageError",
+                                             "the turn's writes could not be made durable"));
+      m = next;
+      continue;
+    }
     if (m->binding) {
       fail_call(n, m, LMZ_ESTORAGE);
     } else {
@@ -284,6 +294,8 @@ static void drop_outbox(lmz_ctx *ctx) {
   lmz_msg *m = ctx->out_head;
   while (m) {
     lmz_msg *next = m->next;
+    if (m->fetch)
+      lmz__fetch_drop(ctx->actor, m); /* never sent */
     if (m->pending) {
       ctx->actor->n_pending--;
       lmz_node_arena_put(ctx->node, m->pending->arena);

@@ -94,7 +94,7 @@ set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libc6 (>= 2.34), libuv1 (>= 1.44), libraft2 (>= 0.15), librocksdb7.8, libsodium23, libprotobuf-c1, libnettle8, libwslay1, libhttp-parser2.9, libsqlite3-0")
+    "libc6 (>= 2.34), libuv1 (>= 1.44), libraft2 (>= 0.15), librocksdb7.8, libsodium23, libprotobuf-c1, libnettle8, libwslay1, libhttp-parser2.9, libsqlite3-0, libcurl4 (>= 7.87)")
 # Building applications (lmz init) needs a compiler, CMake and pkg-config.
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "cmake, make, pkg-config, gcc | clang")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_SOURCE_DIR}/deploy/debian/postinst)

@@ -19,6 +19,7 @@ PKGS=(
   libuv1-dev libraft-dev librocksdb-dev libsodium-dev
   libprotobuf-c-dev protobuf-c-compiler
   libwslay-dev libhttp-parser-dev nettle-dev libsqlite3-dev
+  libcurl4-openssl-dev
   libcmocka-dev libjansson-dev
   clang libclang-rt-14-dev
   iproute2 procps curl

@@ -212,7 +212,8 @@ static int start_node(struct lmzd *d) {
                             .idle_evict_ms = d->cfg.idle_evict_ms,
                             .sql = d->cfg.sql,
                             .max_queue = d->cfg.mailbox_max,
-                            .max_pending = d->cfg.pending_calls_max};
+                            .max_pending = d->cfg.pending_calls_max,
+                            .fetch = d->cfg.fetch};
   if (lmz_node_new(&d->node, &d->loop, &o, err)) {
     fprintf(stderr, "lmzd: %s\n", err);
     return 1;

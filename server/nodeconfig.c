@@ -548,6 +548,65 @@ static int parse_limits(struct lmzd_config *c, char *errmsg) {
   return rv ? rv : parse_limit(c, l, "pending_calls_max", &c->pending_calls_max, errmsg);
 }
 
+/* ---- fetch (lmz_fetch's egress) ------------------------------------------- */
+
+/* fetch.allow: host names, "*.suffix" or "*" (net/fetch.h). */
+static int parse_allow(lmz_arena *a, struct lmzd_config *c, const lmz_json *f,
+                       char *errmsg) {
+  const lmz_json *l = lmz_json_get(f, "allow");
+  if (!l)
+    return 0;
+  if (l->type != LMZ_JSON_ARRAY) {
+    lmz_config_errorf(errmsg, &c->file, l, "fetch.allow must be an array of host names");
+    return LMZ_EBADCONFIG;
+  }
+  const char **hosts = lmz_arena_alloc(a, (l->n ? l->n : 1) * sizeof *hosts);
+  if (!hosts)
+    return LMZ_ENOMEM;
+  for (uint32_t i = 0; i < l->n; i++) {
+    const lmz_json *h = l->u.items[i];
+    if (h->type != LMZ_JSON_STRING || h->u.str.len == 0 || h->u.str.len > 255 ||
+        strcspn(h->u.str.p, " \t\r\n/@?#") != h->u.str.len) {
+      lmz_config_errorf(errmsg, &c->file, h,
+                        "fetch.allow entries must be host names, \"*.suffix\" or \"*\"");
+      return LMZ_EBADCONFIG;
+    }
+    hosts[i] = h->u.str.p;
+  }
+  c->fetch.allow = hosts;
+  c->fetch.n_allow = l->n;
+  return 0;
+}
+
+/* "fetch": {"allow": [...], "timeout_ms", "max_response_bytes",
+ * "max_request_bytes", "max_redirects"}; absent = the net/fetch.h
+ * defaults with nothing allowed. */
+static int parse_fetch(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
+  int rv = 0;
+  c->fetch = (struct lmz_net_opts){.redirects_default = true};
+  const lmz_json *f = get_typed(c, c->file.root, "fetch", LMZ_JSON_OBJECT,
+                                "an object", errmsg, &rv);
+  if (rv || !f)
+    return rv;
+  uint32_t resp = 0, req = 0;
+  rv = parse_allow(a, c, f, errmsg);
+  if (!rv)
+    rv = parse_u32(c, f, "fetch", "timeout_ms", 1, 600000, &c->fetch.timeout_ms, errmsg);
+  if (!rv)
+    rv = parse_u32(c, f, "fetch", "max_response_bytes", 1, 1u << 30, &resp, errmsg);
+  if (!rv)
+    rv = parse_u32(c, f, "fetch", "max_request_bytes", 1, 1u << 30, &req, errmsg);
+  if (!rv)
+    rv = parse_u32(c, f, "fetch", "max_inflight", 1, 1000000, &c->fetch.max_inflight, errmsg);
+  if (!rv && lmz_json_get(f, "max_redirects")) {
+    c->fetch.redirects_default = false;
+    rv = parse_u32(c, f, "fetch", "max_redirects", 0, 20, &c->fetch.max_redirects, errmsg);
+  }
+  c->fetch.max_response_bytes = resp;
+  c->fetch.max_request_bytes = req;
+  return rv;
+}
+
 static int interpret(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
   c->node_id = "node-1";
   c->data_dir = "./lmz-data";
@@ -574,6 +633,8 @@ static int interpret(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
     rv = parse_gateway(a, c, errmsg);
   if (!rv)
     rv = parse_limits(c, errmsg);
+  if (!rv)
+    rv = parse_fetch(a, c, errmsg);
   return rv;
 }
 

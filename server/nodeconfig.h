@@ -14,6 +14,10 @@
  *     "sql": { "max_db_bytes": 10000000000, "cache_kib": 1024 },
  *     "limits": { "mailbox_max": 100000,          // calls queued per actor
  *                 "pending_calls_max": 200000 },  // calls unanswered per node
+ *     "fetch": { "allow": ["api.example.com", "*.svc.example"], // lmz_fetch
+ *                "timeout_ms": 10000, "max_response_bytes": 1048576,
+ *                "max_request_bytes": 1048576, "max_redirects": 5,
+ *                "max_inflight": 1024 },        // requests at once, per node
  *     "log": { "level": "info", "debug": "lmz.cluster.*" },
  *     "cluster": { "id": 1, "raft": "10.0.0.1:7201", "lease_ms": 3000,
  *                  "join": false,   // true for a node added by `lmz node add`
@@ -54,6 +58,7 @@
 #include "core/config.h"
 #include "lmz/lmz.h"
 #include "lmz/sql.h"
+#include "net/fetch.h"
 
 struct lmzd_binding {
   const char *name;
@@ -136,6 +141,9 @@ struct lmzd_config {
    * 0 = the node's default */
   uint32_t mailbox_max;       /* limits.mailbox_max */
   uint32_t pending_calls_max; /* limits.pending_calls_max */
+  /* "fetch": outbound HTTP for lmz_fetch (net/fetch.h). Off by default: an
+   * empty fetch.allow reaches no host. Strings live in the config arena. */
+  struct lmz_net_opts fetch;
 };
 
 #define LMZD_DEFAULT_REPL_FACTOR 3

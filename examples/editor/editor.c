@@ -12,6 +12,12 @@
  * SPELLCHECK_WORKER (class SpellCheckWorker): check(content, clientId,
  *   documentId) flags "teh" and sends the findings straight to the client
  *   that made the edit ("direct delivery", not back through the document).
+ *   With the config var SPELLCHECK_URL set, it asks that HTTP service
+ *   instead (lmz_fetch, so its host must be on fetch.allow): POST the
+ *   content as text/plain, the answer is JSON {"findings": [{"word",
+ *   "position", "suggestions"}]}; the findings arrive in a later turn of
+ *   the worker (onSpellResponse). A failed or malformed answer falls back
+ *   to the local check.
  * Clients are reached through the gateway binding LUMENIZE_CLIENT_GATEWAY,
  * instance "{sub}.{tabId}". */
 #include <ctype.h>
@@ -161,27 +167,86 @@ static int find_teh(lmz_arena *a, const char *s, size_t n, lmz_value *out) {
   return 0;
 }
 
+/* Sends findings (if any) to the client that made the edit. */
+static int deliver_findings(lmz_ctx *ctx, lmz_value *client, lmz_value *doc,
+                            lmz_value *findings) {
+  if (lmz_len(findings) == 0)
+    return 0;
+  lmz_ctn *c = lmz_ctn_call(lmz_ctn_new(ctx), "handleSpellFindings", 2, doc, findings);
+  return lmz_call(ctx, GATEWAY, lmz_get_str(client, NULL), c, NULL, NULL);
+}
+
+static lmz_value *local_findings(lmz_ctx *ctx, lmz_value *content) {
+  lmz_arena *a = lmz_turn_arena(ctx);
+  size_t n;
+  const char *s = lmz_get_str(content, &n);
+  lmz_value *findings = lmz_array(a, 0);
+  return findings && !find_teh(a, s, n, findings) ? findings : NULL;
+}
+
+/* The service's findings: objects with a string "word", at most 100; NULL
+ * when the answer is not a 2xx with {"findings": [...]}. Hostile input:
+ * anything else is ignored, never trusted. */
+static lmz_value *remote_findings(lmz_arena *a, const lmz_value *res) {
+  const lmz_value *st = lmz_object_getc(res, "status");
+  const lmz_value *body = lmz_object_getc(res, "body");
+  const lmz_value *list = body ? lmz_object_getc(body, "findings") : NULL;
+  double code = st ? lmz_get_number(st) : 0;
+  if (code < 200 || code > 299 || !list || lmz_typeof(list) != LMZ_T_ARRAY)
+    return NULL;
+  lmz_value *out = lmz_array(a, 0);
+  for (size_t i = 0; out && i < lmz_len(list) && lmz_len(out) < 100; i++) {
+    lmz_value *f = lmz_array_get(list, i);
+    const lmz_value *w = f ? lmz_object_getc(f, "word") : NULL;
+    if (w && lmz_typeof(w) == LMZ_T_STRING && lmz_array_push(out, f))
+      return NULL;
+  }
+  return out;
+}
+
+/* onSpellResponse(content, clientId, documentId, response or Error). */
+static int spell_on_response(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                             lmz_value **result) {
+  (void)result;
+  if (nargs < 4)
+    return lmz_throwf(ctx, "TypeError", "onSpellResponse: 4 arguments");
+  lmz_value *findings = lmz_typeof(args[3]) == LMZ_T_ERROR
+                            ? NULL : remote_findings(lmz_turn_arena(ctx), args[3]);
+  if (!findings && !(findings = local_findings(ctx, args[0])))
+    return -1;
+  return deliver_findings(ctx, args[1], args[2], findings);
+}
+
+static int remote_check(lmz_ctx *ctx, const char *url, lmz_value *const *args) {
+  size_t n;
+  const char *s = lmz_get_str(args[0], &n);
+  static const char *const hs[] = {"Content-Type: text/plain; charset=utf-8",
+                                   "Accept: application/json"};
+  struct lmz_fetch_req q = {.url = url, .method = "POST", .headers = hs,
+                            .n_headers = 2, .body = s, .body_len = n, .json = true};
+  lmz_ctn *h = lmz_ctn_call(lmz_ctn_new(ctx), "onSpellResponse", 4, args[0],
+                            args[1], args[2], lmz_ctn_result(ctx));
+  return lmz_fetch(ctx, &q, h);
+}
+
 static int spell_check(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
                        lmz_value **result) {
   if (nargs < 3 || lmz_typeof(args[0]) != LMZ_T_STRING ||
       lmz_typeof(args[1]) != LMZ_T_STRING)
     return lmz_throwf(ctx, "TypeError", "check(content, clientId, documentId)");
-  lmz_arena *a = lmz_turn_arena(ctx);
-  size_t n;
-  const char *s = lmz_get_str(args[0], &n);
-  lmz_value *findings = lmz_array(a, 0);
-  if (!findings || find_teh(a, s, n, findings))
+  const char *url = lmz_var(ctx, "SPELLCHECK_URL");
+  if (url && *url)
+    return remote_check(ctx, url, args);
+  lmz_value *findings = local_findings(ctx, args[0]);
+  if (!findings)
     return -1;
   *result = findings;
-  if (lmz_len(findings) == 0)
-    return 0;
-  lmz_ctn *c = lmz_ctn_call(lmz_ctn_new(ctx), "handleSpellFindings", 2, args[2],
-                            findings);
-  return lmz_call(ctx, GATEWAY, lmz_get_str(args[1], NULL), c, NULL, NULL);
+  return deliver_findings(ctx, args[1], args[2], findings);
 }
 
 static const lmz_method spell_methods[] = {
     LMZ_MESH("check", spell_check, NULL),
+    LMZ_LOCAL("onSpellResponse", spell_on_response),
     LMZ_END,
 };
 

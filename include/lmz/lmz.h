@@ -268,6 +268,55 @@ void lmz_deferred_reject(lmz_deferred *d, const lmz_value *error);
 /* The node's libuv loop (a uv_loop_t *), for outside I/O in workers. */
 void *lmz_uv_loop(lmz_ctx *ctx);
 
+/* ---- outbound HTTP (lmz_fetch) ------------------------------------------ */
+/* An HTTP(S) request to the outside world that never holds the actor: the
+ * request leaves with the turn's outputs (after its writes are durable;
+ * nothing is sent if the turn throws), the node's loop waits for the
+ * response (libcurl, asynchronous), and the result comes back later:
+ *
+ *  - handler != NULL (durable objects and workers): the handler
+ *    continuation runs as a LATER turn of this actor with the response (or
+ *    the Error) in place of $result, like lmz_call's handler (the
+ *    original's "two one-way calls"). Other calls are served meanwhile.
+ *  - handler == NULL, inside a mesh call: the call is deferred and answered
+ *    with the response (or rejected with the Error) when it arrives; the
+ *    method's *result is ignored. This is how a worker answers a call with
+ *    a fetch (only one deferral per call: a second one throws).
+ *
+ * The response is {status, headers, body, url}: status a number, headers a
+ * Headers value (names lowercased), body a string (UTF-8; an ArrayBuffer
+ * when `binary` is set or the bytes are not UTF-8), url the final URL after
+ * redirects (with `json`, body is the parsed value). A failure is an Error
+ * named FetchError whose `code` property
+ * is "ETIMEOUT", "ETOOBIG", "ELOOP" (too many redirects), "EACCESS" (a
+ * redirect to a host not on the allow-list), "ECANCELED" (node shutting
+ * down), "ESYNTAX" (with `json`) or "EIO" (DNS, connection, TLS). Any HTTP
+ * status is a response. lmz_fetch throws FetchError "EOVERLOAD" when the
+ * node already has fetch.max_inflight requests queued or in flight.
+ *
+ * The egress allow-list (config fetch.allow) is off by default: with it
+ * empty every lmz_fetch throws. lmz_fetch throws at once (FetchError, code
+ * "EACCESS" or "EINVAL") for a host not on the list, a scheme other than
+ * http/https, a malformed URL, method or header (CR/LF refused), or a body
+ * above fetch.max_request_bytes. Limits: fetch.timeout_ms (whole request,
+ * redirects included; req->timeout_ms may only lower it),
+ * fetch.max_response_bytes, fetch.max_redirects (each hop's host is checked
+ * against the list before it is connected to). */
+struct lmz_fetch_req {
+  const char *url;
+  const char *method;         /* NULL = "GET" */
+  const char *const *headers; /* "Name: value" lines */
+  size_t n_headers;
+  const void *body;           /* copied; may be NULL */
+  size_t body_len;
+  uint32_t timeout_ms;        /* 0 = fetch.timeout_ms */
+  bool binary;                /* body as an ArrayBuffer */
+  bool json;                  /* body parsed as JSON (depth <= 64); a body
+                                 that is not JSON is a FetchError, code
+                                 "ESYNTAX" */
+};
+int lmz_fetch(lmz_ctx *ctx, const struct lmz_fetch_req *req, lmz_ctn *handler);
+
 /* ---- alarms (durable objects) --------------------------------------------- */
 /* Durable schedules that run a continuation on this actor (locally, no mesh
  * check, no call context). At least once: a run that throws is retried with
