@@ -120,6 +120,8 @@ typedef struct lmz_msg {
   uint64_t epoch; /* placement epoch it was routed with */
   uint64_t route_deadline_ms; /* parked by the router until then (0 = no) */
   bool counted;  /* counts in the node's calls_pending until freed */
+  struct lmz__bcast *bcast; /* an lmz_broadcast output (broadcast.c): never
+                               queued; released, it routes its targets */
 } lmz_msg;
 
 struct lmz_pending {
