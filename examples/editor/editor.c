@@ -3,7 +3,8 @@
  * DOCUMENT_DO (class DocumentDO): a collaboratively edited document.
  *   subscribe() -> content; remembers the calling client (callChain[0])
  *   update(content) -> stores it, pushes it to every subscriber (a new chain,
- *       so clients do not see who edited) and asks SPELLCHECK_WORKER to check
+ *       so clients do not see who edited; one lmz_broadcast) and asks
+ *       SPELLCHECK_WORKER to check
  *       it; guarded: only subscribers may edit. Every update is also one
  *       row of the document's SQL table `revisions` (lmz/sql.h), created in
  *       on_start, indexed on revision.
@@ -42,14 +43,29 @@ static int subscribers_only(lmz_ctx *ctx) {
   return 0;
 }
 
+/* Pushes the content to every subscriber with one lmz_broadcast: grouped
+ * by the node holding each client's socket, one node-port frame per node.
+ * The config var EDITOR_FANOUT = "loop" makes it one lmz_call per
+ * subscriber instead (the naive fan-out, kept for the broadcast bench). */
 static int broadcast(lmz_ctx *ctx, const lmz_value *content) {
   lmz_arena *a = lmz_turn_arena(ctx);
   lmz_value *subs = subscribers(ctx);
+  size_t n = lmz_len(subs);
   lmz_value *doc = lmz_cstring(a, lmz_instance_name(ctx));
+  lmz_ctn *remote = lmz_ctn_call(lmz_ctn_new(ctx), "handleContentUpdate", 2,
+                                 doc, (lmz_value *)content);
+  const char *mode = lmz_var(ctx, "EDITOR_FANOUT");
+  if (!mode || strcmp(mode, "loop")) {
+    const char **names = lmz_arena_alloc(a, (n ? n : 1) * sizeof *names);
+    if (!names)
+      return -1;
+    for (size_t i = 0; i < n; i++)
+      names[i] = lmz_get_str(lmz_set_item(subs, i), NULL);
+    struct lmz_broadcast_opts bo = {.new_chain = true};
+    return lmz_broadcast(ctx, GATEWAY, names, n, remote, &bo);
+  }
   struct lmz_call_opts opts = {.new_chain = true};
-  for (size_t i = 0; i < lmz_len(subs); i++) {
-    lmz_ctn *remote = lmz_ctn_call(lmz_ctn_new(ctx), "handleContentUpdate", 2,
-                                   doc, (lmz_value *)content);
+  for (size_t i = 0; i < n; i++) {
     int rv = lmz_call(ctx, GATEWAY, lmz_get_str(lmz_set_item(subs, i), NULL),
                       remote, NULL, &opts);
     if (rv)
