@@ -12,7 +12,8 @@
  *                              a handler that records the result
  *   lastOtherResult() -> what that handler recorded
  *   broadcast(instances, by, all) -> n: increment(by) on every listed
- *       counter with one lmz_broadcast; its on_result handler appends each
+ *       counter with one lmz_broadcast (n is stored as lastBroadcastSize,
+ *       in the same turn); its on_result handler appends each
  *       outcome {instance, ok, result|error} (failures only, or all when
  *       `all` is true) to the list broadcastResults() returns
  *   note(text) -> id: a row in the SQL table notes (lmz/sql.h)
@@ -196,9 +197,12 @@ static int counter_broadcast(lmz_ctx *ctx, lmz_value *const *args,
       .on_result = lmz_ctn_call(lmz_ctn_new(ctx), "recordBroadcast", 1,
                                 lmz_ctn_result(ctx)),
       .all_results = nargs > 2 && lmz_get_bool(args[2])};
+  lmz_value *size = lmz_number(a, (double)n);
   int rv = lmz_broadcast(ctx, "COUNTER_DO", names, n, remote, &o);
   if (!rv)
-    *result = lmz_number(a, (double)n);
+    rv = lmz_kv_put(ctx, "lastBroadcastSize", size);
+  if (!rv)
+    *result = size;
   return rv;
 }
 

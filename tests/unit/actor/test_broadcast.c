@@ -11,6 +11,8 @@
  *     moved to this node, so it runs here), the others are not resent;
  *   - per-target outcomes reach the on_result handler, one per target;
  *   - a group over LMZ_BROADCAST_FRAME_TARGETS goes out in several frames;
+ *   - the broadcasting turn's commit fails: nothing is sent, every target's
+ *     outcome is that StorageError;
  *   - receiving: owned targets run, the others are answered MOVED per
  *     target, outcomes come back with `final`; an operator's frame is
  *     refused whole. */
@@ -20,6 +22,7 @@
 #include "actor/router.h"
 #include "core/codec.h"
 #include "lmz/testing.h"
+#include "storage/store_int.h" /* lmz__store_fail_writes */
 #include "examples/counter/counter.c"
 
 #include "unit/actor/routerfix.h"
@@ -357,6 +360,36 @@ static void test_big_group_split(void **state) {
   teardown(&x);
 }
 
+/* The broadcasting turn writes (lastBroadcastSize); its commit fails. */
+static void test_commit_failure_fails_every_target(void **state) {
+  (void)state;
+  struct fx x;
+  setup3(&x);
+  static const char *const names[] = {"a2", "a1"};
+  static const uint64_t nodes[] = {2, 1};
+  place(&x, names, nodes, 2);
+  struct reply rp;
+  lmz__store_fail_writes(x.node->store, 1); /* the next group write fails */
+  broadcast(&x, names, 2, 4, false, &rp);
+  steps(&x, 5);
+  assert_true(rp.done && !rp.ok);
+  assert_int_equal(C.n, 0); /* no frame left */
+  assert_true(total(&x, "a2") == -1); /* nothing ran */
+  lmz_arena *a = lmz_arena_new();
+  lmz_value *list = NULL;
+  assert_int_equal(lmz_node_kv_peek(x.node, "COUNTER_DO", "bc", "broadcastResults",
+                                    a, &list), 0);
+  assert_int_equal(lmz_len(list), 2);
+  for (size_t i = 0; i < 2; i++) {
+    lmz_value *o = lmz_array_get(list, i);
+    assert_false(lmz_get_bool(lmz_object_getc(o, "ok")));
+    /* as an lmz_call of a failed turn: "call could not be delivered: storage error" */
+    assert_non_null(strstr(lmz_error_message(lmz_object_getc(o, "error")), "storage error"));
+  }
+  lmz_arena_free(a);
+  teardown(&x);
+}
+
 /* A Broadcast frame from node 1 (results: all) for a2 (ours), a1 (node
  * 1's) and b2 at a stale epoch. */
 static void receive(struct fx *x, uint64_t peer, uint64_t batch) {
@@ -457,6 +490,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_one_frame_per_owner_moved_and_results),
       cmocka_unit_test(test_big_group_split),
+      cmocka_unit_test(test_commit_failure_fails_every_target),
       cmocka_unit_test(test_receive_runs_owned_moved_others),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
