@@ -496,26 +496,39 @@ static void send_groups(lmz_router *r, struct lmz__bcast *b, struct group *gs,
   lmz_buf_free(&e.auth);
 }
 
+/* Other nodes' frames go first and are written at once: this node's own
+ * targets are turns the loop runs next, and the transport would otherwise
+ * write only after them (its flush is once per loop iteration), leaving
+ * the other nodes idle meanwhile. */
 void lmz__bcast_start(lmz_node *n, lmz_msg *m) {
   struct lmz__bcast *b = m->bcast;
   lmz_router *r = n->router;
   struct group *gs = NULL;
-  size_t ng = 0;
+  size_t ng = 0, n_alone = 0;
+  uint32_t *alone = malloc((b->n ? b->n : 1) * sizeof *alone);
   b->waiting = 1 + (b->handler ? b->n : 0); /* 1: held until routed */
   for (uint32_t i = 0; i < b->n; i++) {
     uint64_t owner = 0, epoch = 0;
-    if (r && lmz__router_bcast_owner(r, b->binding, b->inst[i], &owner, &epoch) &&
+    if (r && alone &&
+        lmz__router_bcast_owner(r, b->binding, b->inst[i], &owner, &epoch) &&
         group_add(&gs, &ng, owner, i, epoch) == 0)
       continue;
-    send_single(b, i);
+    if (alone)
+      alone[n_alone++] = i;
+    else /* no memory for the list: at once, in order */
+      send_single(b, i);
   }
   if (ng)
     send_groups(r, b, gs, ng);
   for (size_t i = 0; i < ng; i++) {
+    lmz__router_flush(r, gs[i].owner);
     free(gs[i].idx);
     free(gs[i].epoch);
   }
   free(gs);
+  for (size_t i = 0; i < n_alone; i++)
+    send_single(b, alone[i]);
+  free(alone);
   unwait(b);
 }
 

@@ -103,6 +103,8 @@ void lmz__router_moved(lmz_router *r, lmz_msg *m, uint64_t peer);
 /* Sends a frame to `peer` over its link (a test hook may take it instead:
  * lmz__router_set_send_hook). LMZ_EUNAVAILABLE when the link is not up. */
 int lmz__router_send(lmz_router *r, uint64_t peer, const Lmz__Frame *f);
+/* Writes what was queued for `peer` now (lmz_conn_flush). */
+void lmz__router_flush(lmz_router *r, uint64_t peer);
 /* Tests: frames the router sends to peers go to fn instead. */
 typedef int (*lmz__router_send_fn)(void *arg, uint64_t peer,
                                    const Lmz__Frame *f);

@@ -635,6 +635,12 @@ int lmz__router_send(lmz_router *r, uint64_t peer, const Lmz__Frame *f) {
   return c && lmz_conn_is_up(c) ? lmz_conn_send(c, f) : LMZ_EUNAVAILABLE;
 }
 
+void lmz__router_flush(lmz_router *r, uint64_t peer) {
+  lmz_conn_t *c = r->send_hook ? NULL : lmz_cluster_peer_conn(r->c, peer);
+  if (c)
+    lmz_conn_flush(c);
+}
+
 /* A target goes in a frame only when a single call to it would be
  * forwarded at once (forward(): a live owner with its link up); every other
  * case (ours, unplaced, parked, down) is the single call's business. */
