@@ -15,7 +15,8 @@
  *     outcome is that StorageError;
  *   - receiving: owned targets run, the others are answered MOVED per
  *     target, outcomes come back with `final`; an operator's frame is
- *     refused whole. */
+ *     refused whole, and so is a hostile one (bad version, undecodable
+ *     chain, unknown binding, empty instance name per target). */
 #include "unit/cluster/simdir.h"
 
 #include "actor/broadcast_int.h"
@@ -392,7 +393,9 @@ static void test_commit_failure_fails_every_target(void **state) {
 
 /* A Broadcast frame from node 1 (results: all) for a2 (ours), a1 (node
  * 1's) and b2 at a stale epoch. */
-static void receive(struct fx *x, uint64_t peer, uint64_t batch) {
+enum { H_NONE, H_VERSION, H_CHAIN, H_BINDING, H_EMPTY_NAME };
+
+static void receive_ex(struct fx *x, uint64_t peer, uint64_t batch, int hostile) {
   lmz_arena *a = lmz_arena_new();
   lmz_value *chain = lmz_array(a, 2), *get = lmz_object(a), *ap = lmz_object(a);
   lmz_value *args = lmz_array(a, 1);
@@ -429,10 +432,57 @@ static void receive(struct fx *x, uint64_t peer, uint64_t batch) {
   b.chain = (ProtobufCBinaryData){cb.len, cb.data};
   b.ctx = &ctx;
   b.results = 2;
+  static const uint8_t junk[] = {0xff, 0x13, 0x37};
+  if (hostile == H_VERSION)
+    b.version = 2;
+  if (hostile == H_CHAIN)
+    b.chain = (ProtobufCBinaryData){sizeof junk, (uint8_t *)junk};
+  if (hostile == H_BINDING)
+    b.binding = "NOPE_DO";
+  if (hostile == H_EMPTY_NAME)
+    t[0].instance = "";
   lmz__bcast_on_frame(lmz__router_bcast_rt(x->r), NULL, peer, &b);
   lmz_buf_free(&cb);
   lmz_buf_free(&sb);
   lmz_arena_free(a);
+}
+
+static void receive(struct fx *x, uint64_t peer, uint64_t batch) {
+  receive_ex(x, peer, batch, H_NONE);
+}
+
+/* Hostile frames: every target refused in one final answer, nothing runs
+ * (an empty name refuses that target only). */
+static void test_receive_hostile(void **state) {
+  (void)state;
+  struct fx x;
+  setup3(&x);
+  static const char *const names[] = {"a2", "a1", "b2"};
+  static const uint64_t nodes[] = {2, 1, 2};
+  place(&x, names, nodes, 3);
+  static const int kinds[] = {H_VERSION, H_CHAIN, H_BINDING};
+  static const int codes[] = {LMZ_EINVAL, LMZ_EBADMSG, LMZ_EINVAL};
+  for (int k = 0; k < 3; k++) {
+    cap_reset();
+    receive_ex(&x, 1, 90 + (uint64_t)k, kinds[k]);
+    assert_int_equal(C.n, 1);
+    const Lmz__BroadcastResult *r = C.f[0]->broadcast_result;
+    assert_true(r->final);
+    assert_int_equal(r->n_outcomes, 3);
+    for (int i = 0; i < 3; i++)
+      assert_int_equal(r->outcomes[i]->code, codes[k]);
+  }
+  cap_reset();
+  receive_ex(&x, 1, 99, H_EMPTY_NAME); /* target 0 has no name */
+  int first = cap_find(LMZ__FRAME__BODY_BROADCAST_RESULT, 1, 0);
+  assert_true(first >= 0);
+  const Lmz__BroadcastResult *r = C.f[first]->broadcast_result;
+  bool named0 = false;
+  for (size_t i = 0; i < r->n_outcomes; i++)
+    named0 = named0 || (r->outcomes[i]->index == 0 && r->outcomes[i]->code == LMZ_EINVAL);
+  assert_true(named0);
+  cap_reset();
+  teardown(&x);
 }
 
 static void test_receive_runs_owned_moved_others(void **state) {
@@ -492,6 +542,7 @@ int main(void) {
       cmocka_unit_test(test_big_group_split),
       cmocka_unit_test(test_commit_failure_fails_every_target),
       cmocka_unit_test(test_receive_runs_owned_moved_others),
+      cmocka_unit_test(test_receive_hostile),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
