@@ -122,6 +122,8 @@ typedef struct lmz_msg {
   bool counted;  /* counts in the node's calls_pending until freed */
   struct lmz__fetch *fetch; /* an outbound HTTP request (fetch.c): an output
                                released like a call, then sent */
+  struct lmz__bcast *bcast; /* an lmz_broadcast output (broadcast.c): never
+                               queued; released, it routes its targets */
 } lmz_msg;
 
 struct lmz_pending {

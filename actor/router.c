@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actor/broadcast_int.h"
 #include "actor/router_int.h"
 #include "core/codec.h"
 #include "proto/frame.h"
@@ -75,6 +76,10 @@ struct lmz_router {
   lmz_hmap moving; /* actor key -> drain: being moved away */
   struct lmz_drain *drain; /* the drain in progress, or NULL */
   uint64_t next_id;
+  struct lmz__bcast_rt *bc; /* broadcast flights and inbound batches */
+  lmz__router_send_fn send_hook; /* tests: frames to peers go here */
+  void *send_arg;
+  int handles_open; /* retry + the broadcast flush, at close */
   bool closing;
   lmz_router_close_cb close_cb;
   void *close_arg;
@@ -500,6 +505,7 @@ void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
   if (state != LMZ_CONN_DOWN)
     return;
   uint64_t peer = lmz_conn_peer_id(conn);
+  lmz__bcast_rt_peer_down(r->bc, peer);
   struct fwd *fw = r->fwd_head;
   while (fw) {
     struct fwd *next = fw->next;
@@ -582,6 +588,7 @@ static void tick_cb(lmz_cluster_t *c, uint64_t now, void *arg) {
   lmz_router *r = arg;
   lmz_cluster_take_acquired(c, adopt, r); /* failovers made them ours */
   expire_fwds(r, now);
+  lmz__bcast_rt_tick(r->bc, now);
   if (r->parked_head && !r->closing)
     retry_parked(r);
 }
@@ -610,6 +617,68 @@ int lmz__router_set_moving(lmz_router *r, const char *key, size_t klen, bool on)
   return lmz_hmap_put(&r->moving, key, klen, r, NULL);
 }
 
+/* ---- for broadcasts (broadcast_int.h) ---------------------------------------- */
+
+struct lmz__bcast_rt *lmz__router_bcast_rt(lmz_router *r) { return r->bc; }
+uint64_t lmz__router_now_ms(lmz_router *r) { return now_ms(r); }
+bool lmz__router_closing(lmz_router *r) { return r->closing; }
+
+void lmz__router_set_send_hook(lmz_router *r, lmz__router_send_fn fn, void *arg) {
+  r->send_hook = fn;
+  r->send_arg = arg;
+}
+
+int lmz__router_send(lmz_router *r, uint64_t peer, const Lmz__Frame *f) {
+  if (r->send_hook)
+    return r->send_hook(r->send_arg, peer, f);
+  lmz_conn_t *c = lmz_cluster_peer_conn(r->c, peer);
+  return c && lmz_conn_is_up(c) ? lmz_conn_send(c, f) : LMZ_EUNAVAILABLE;
+}
+
+void lmz__router_flush(lmz_router *r, uint64_t peer) {
+  lmz_conn_t *c = r->send_hook ? NULL : lmz_cluster_peer_conn(r->c, peer);
+  if (c)
+    lmz_conn_flush(c);
+}
+
+/* A target goes in a frame only when a single call to it would be
+ * forwarded at once (forward(): a live owner with its link up); every other
+ * case (ours, unplaced, parked, down) is the single call's business. */
+int lmz__router_bcast_owner(lmz_router *r, const struct lmz_binding *b,
+                            const char *instance, uint64_t *owner,
+                            uint64_t *epoch) {
+  if (r->closing || lmz_dir_lookup(lmz_cluster_dir(r->c), b->name, b->name_len,
+                                   instance, strlen(instance), owner, epoch) ||
+      *owner == self_id(r))
+    return 0;
+  const struct lmz_dir_node *dn = lmz_dir_node_get(lmz_cluster_dir(r->c), *owner);
+  if (!dn || dn->state == LMZ_DIR_DOWN)
+    return 0;
+  if (r->send_hook)
+    return 1;
+  lmz_conn_t *c = lmz_cluster_peer_conn(r->c, *owner);
+  return c && lmz_conn_is_up(c);
+}
+
+void lmz__router_moved(lmz_router *r, lmz_msg *m, uint64_t peer) {
+  r->st.moved++;
+  if (m->hops > MAX_HOPS) {
+    fail_msg(r, m, peer, "it keeps moving (directory not converging)");
+    return;
+  }
+  park(r, m); /* our directory catches up, then we route it again */
+}
+
+void lmz_router_on_broadcast(lmz_router *r, lmz_conn_t *conn,
+                             const Lmz__Frame *f) {
+  lmz__bcast_on_frame(r->bc, conn, lmz_conn_peer_id(conn), f->broadcast);
+}
+
+void lmz_router_on_broadcast_result(lmz_router *r, lmz_conn_t *conn,
+                                    const Lmz__Frame *f) {
+  lmz__bcast_on_result(r->bc, lmz_conn_peer_id(conn), f->broadcast_result);
+}
+
 /* ---- setup and teardown -------------------------------------------------- */
 
 int lmz_router_init(lmz_router **out, lmz_node *n, lmz_cluster_t *c,
@@ -624,6 +693,11 @@ int lmz_router_init(lmz_router **out, lmz_node *n, lmz_cluster_t *c,
   r->o = *o;
   if (!r->o.park_timeout_ms)
     r->o.park_timeout_ms = 10000;
+  if (lmz__bcast_rt_new(r, n->loop, &r->bc)) {
+    free(r);
+    lmz__errmsg_printf(errmsg, "router: out of memory");
+    return LMZ_ENOMEM;
+  }
   uv_check_init(n->loop, &r->retry);
   r->retry.data = r;
   lmz_cluster_set_hooks(c, wake_cb, tick_cb, r);
@@ -644,6 +718,7 @@ void lmz_router_get_stats(lmz_router *r, struct lmz_router_stats *st) {
   st->role = cs.role;
   st->term = cs.term;
   st->forwards_pending = r->fwds.n;
+  lmz__bcast_rt_stats(r->bc, st);
   st->repl_under_replicated = cs.repl.under_replicated;
   st->repl_shipped = cs.repl.shipped;
   st->repl_pending = cs.repl.pending_tokens;
@@ -661,11 +736,14 @@ int lmz_router_status_json(lmz_router *r, lmz_buf *out) {
   return lmz_cluster_status_json(r->c, out);
 }
 
-static void retry_closed(uv_handle_t *h) {
-  lmz_router *r = h->data;
-  if (r->close_cb)
+static void handle_closed(lmz_router *r) {
+  if (--r->handles_open == 0 && r->close_cb)
     r->close_cb(r, r->close_arg);
 }
+
+static void retry_closed(uv_handle_t *h) { handle_closed(h->data); }
+
+static void bcast_closed(void *arg) { handle_closed(arg); }
 
 void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg) {
   r->closing = true;
@@ -682,6 +760,8 @@ void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg) {
     fail_msg(r, fw->m, fw->peer, "the node is shutting down");
     free(fw);
   }
+  r->handles_open = 2;
+  lmz__bcast_rt_close(r->bc, bcast_closed, r); /* its flights fail */
   uv_close((uv_handle_t *)&r->retry, retry_closed);
 }
 
@@ -693,5 +773,6 @@ void lmz_router_free(lmz_router *r) {
   lmz_hmap_free(&r->claims);
   lmz_hmap_free(&r->moving);
   lmz_hmap_free(&r->fwds);
+  lmz__bcast_rt_free(r->bc);
   free(r);
 }

@@ -50,6 +50,12 @@ struct lmz_router_stats {
   uint64_t repl_under_replicated, repl_shipped, repl_pending, repl_pair_outs,
       repl_fills, repl_applied, repl_refused, repl_in_sync, repl_out_of_sync,
       repl_max_lag_ms, repl_lag_bytes;
+  /* broadcast (actor/broadcast.c): Broadcast frames sent and the targets
+   * they carried; targets answered MOVED/UNAVAILABLE by their receiver (and
+   * routed again alone); frames and targets received; targets this node
+   * refused (not its own) */
+  uint64_t bcast_frames_out, bcast_targets_out, bcast_moved, bcast_frames_in,
+      bcast_targets_in, bcast_refused;
 };
 
 /* Routes node `n`'s durable-object calls through cluster `c` (borrowed; it
@@ -61,6 +67,11 @@ int lmz_router_init(lmz_router **out, lmz_node *n, lmz_cluster_t *c,
  * dropped fail at once). */
 void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn,
                           const Lmz__Frame *f);
+/* Broadcast and BroadcastResult frames (lmz_broadcast, actor/broadcast.c). */
+void lmz_router_on_broadcast(lmz_router *r, lmz_conn_t *conn,
+                             const Lmz__Frame *f);
+void lmz_router_on_broadcast_result(lmz_router *r, lmz_conn_t *conn,
+                                    const Lmz__Frame *f);
 void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
                               int status);
 /* Ownership check for a call forwarded to us: 0 = ours (run it),

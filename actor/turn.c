@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "actor/actor_int.h"
+#include "actor/broadcast_int.h"
 #include "storage/store.h"
 
 _Static_assert(LMZ_ETHROWN == LMZ__ERR_BASE - 12, "LMZ_ETHROWN mismatch");
@@ -59,6 +60,10 @@ static void release_list(lmz_node *n, lmz_msg *m) {
 }
 
 void lmz__msg_fail(lmz_node *n, lmz_msg *m, lmz_value *err) {
+  if (m->bcast) { /* a broadcast that cannot leave: every target fails */
+    lmz__bcast_fail(n, m, err);
+    return;
+  }
   m->binding = NULL; /* now a reply */
   m->next = NULL;
   m->reply_ok = false;
@@ -104,6 +109,10 @@ static void deliver_to_pending(lmz_node *n, lmz_msg *m) {
 void lmz__release_output(lmz_node *n, lmz_msg *m) {
   if (m->fetch) { /* an outbound HTTP request: it leaves now */
     lmz__fetch_release(n, m);
+    return;
+  }
+  if (m->bcast) { /* a broadcast: it routes its targets (broadcast.c) */
+    lmz__bcast_start(n, m);
     return;
   }
   if (m->binding) { /* an outgoing call */
@@ -294,6 +303,11 @@ static void drop_outbox(lmz_ctx *ctx) {
   lmz_msg *m = ctx->out_head;
   while (m) {
     lmz_msg *next = m->next;
+    if (m->bcast) {
+      lmz__bcast_drop(ctx->node, m);
+      m = next;
+      continue;
+    }
     if (m->fetch)
       lmz__fetch_drop(ctx->actor, m); /* never sent */
     if (m->pending) {

@@ -246,6 +246,11 @@ lmz_conn_t *lmz_transport_peer(lmz_transport_t *t, uint64_t peer_id);
  *   LMZ_ECANCELED  conn or transport closing;
  *   LMZ_ENOMEM. */
 int lmz_conn_send(lmz_conn_t *conn, const Lmz__Frame *f);
+/* Writes the frames queued on conn now (one sealed record, one write)
+ * instead of at the end of this loop iteration: for a sender that is about
+ * to keep the loop busy (a broadcast fanning out locally after sending its
+ * frames to other nodes). No-op when nothing is queued or it is not up. */
+void lmz_conn_flush(lmz_conn_t *conn);
 /* Stops a conn: a managed one stops redialing; its connection(s) close,
  * queued frames are dropped. DOWN (LMZ_ECANCELED) is reported if it was UP,
  * then the conn is freed (do not use it after this call). Idempotent. */

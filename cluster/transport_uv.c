@@ -1257,6 +1257,11 @@ int lmz_conn_send(lmz_conn_t *c, const Lmz__Frame *f) {
   return 0;
 }
 
+void lmz_conn_flush(lmz_conn_t *c) {
+  if (!c->closing && !P(c->t)->closing)
+    flush_conn(c); /* still on the dirty list: on_flush finds it empty */
+}
+
 void lmz_conn_close(lmz_conn_t *c) {
   if (c->closing)
     return;

@@ -369,6 +369,15 @@ static void on_repl_ack(struct lmzd *d, lmz_conn_t *conn, const Lmz__Frame *f) {
   lmz_cluster_on_repl_ack(&d->cluster, conn, f);
 }
 
+static void on_broadcast(struct lmzd *d, lmz_conn_t *conn, const Lmz__Frame *f) {
+  lmz_router_on_broadcast(d->router, conn, f);
+}
+
+static void on_broadcast_result(struct lmzd *d, lmz_conn_t *conn,
+                                const Lmz__Frame *f) {
+  lmz_router_on_broadcast_result(d->router, conn, f);
+}
+
 typedef void (*frame_fn)(struct lmzd *d, lmz_conn_t *conn, const Lmz__Frame *f);
 
 struct frame_route {
@@ -390,6 +399,8 @@ static const struct frame_route frame_routes[] = {
     [LMZ__FRAME__BODY_IMPORT_RESPONSE] = {on_import_response, true},
     [LMZ__FRAME__BODY_REPL_APPEND] = {on_repl_append, true},
     [LMZ__FRAME__BODY_REPL_ACK] = {on_repl_ack, true},
+    [LMZ__FRAME__BODY_BROADCAST] = {on_broadcast, true},
+    [LMZ__FRAME__BODY_BROADCAST_RESULT] = {on_broadcast_result, true},
 };
 
 static void on_frame(lmz_conn_t *conn, const Lmz__Frame *f, void *data) {

@@ -272,6 +272,8 @@ struct gb_pool {
   struct gb_conn *v;
   int n;
   int n_connected, n_failed, n_closed, n_disconnected, next;
+  const char *const *urls; /* NULL: gb_srv.url; else client i -> urls[i % n_urls] */
+  int n_urls;
 };
 
 static void gb_pool_connect_next(struct gb_pool *p);
@@ -308,7 +310,8 @@ static void gb_pool_connect_next(struct gb_pool *p) {
   if (p->next >= p->n)
     return;
   struct gb_conn *k = &p->v[p->next++];
-  struct lmzc_options o = {.url = gb_srv.url, .instance = k->instance, .token = p->token,
+  const char *url = p->urls ? p->urls[k->idx % p->n_urls] : gb_srv.url;
+  struct lmzc_options o = {.url = url, .instance = k->instance, .token = p->token,
                            .on_disconnect = gb_on_disc, .data = k,
                            .heartbeat_ms = -1, .max_queued = 100000};
   char err[LMZ_ERRMSG_LEN] = "";
@@ -322,9 +325,12 @@ static bool gb_pool_all_connected(void *arg) {
 }
 
 /* Opens n clients "<sub>.<prefix><i>"; dies unless all connect. */
-static void gb_pool_open(struct gb_pool *p, uv_loop_t *loop, int n,
-                         const struct gb_token *tok, const char *prefix) {
+static void gb_pool_open_urls(struct gb_pool *p, uv_loop_t *loop, int n,
+                              const struct gb_token *tok, const char *prefix,
+                              const char *const *urls, int n_urls) {
   memset(p, 0, sizeof *p);
+  p->urls = urls; /* client i on urls[i % n_urls] (NULL: gb_srv.url) */
+  p->n_urls = n_urls;
   p->loop = loop;
   p->n = n;
   p->v = calloc((size_t)n, sizeof *p->v);
@@ -338,8 +344,13 @@ static void gb_pool_open(struct gb_pool *p, uv_loop_t *loop, int n,
   p->token = tok->token;
   for (int i = 0; i < 128 && i < n; i++)
     gb_pool_connect_next(p);
-  if (!gb_run_until(loop, gb_pool_all_connected, p, 60) || p->n_failed)
+  if (!gb_run_until(loop, gb_pool_all_connected, p, 60 + n / 100) || p->n_failed)
     gb_die("%d of %d clients connected", p->n_connected, n);
+}
+
+static inline void gb_pool_open(struct gb_pool *p, uv_loop_t *loop, int n,
+                                const struct gb_token *tok, const char *prefix) {
+  gb_pool_open_urls(p, loop, n, tok, prefix, NULL, 0);
 }
 
 static bool gb_pool_all_closed(void *arg) {

@@ -11,6 +11,11 @@
  *   callOther(instance, by) -> increments another counter with lmz_call and
  *                              a handler that records the result
  *   lastOtherResult() -> what that handler recorded
+ *   broadcast(instances, by, all) -> n: increment(by) on every listed
+ *       counter with one lmz_broadcast (n is stored as lastBroadcastSize,
+ *       in the same turn); its on_result handler appends each
+ *       outcome {instance, ok, result|error} (failures only, or all when
+ *       `all` is true) to the list broadcastResults() returns
  *   note(text) -> id: a row in the SQL table notes (lmz/sql.h)
  *   notes(n) -> the last n notes [{id, text}], newest first
  *   noteGet(id) -> text or null (a point SELECT by primary key)
@@ -176,6 +181,52 @@ static int counter_last_other(lmz_ctx *ctx, lmz_value *const *args,
   return 0;
 }
 
+static int counter_broadcast(lmz_ctx *ctx, lmz_value *const *args,
+                             size_t nargs, lmz_value **result) {
+  lmz_arena *a = lmz_turn_arena(ctx);
+  if (nargs < 1 || lmz_typeof(args[0]) != LMZ_T_ARRAY)
+    return lmz_throwf(ctx, "TypeError", "broadcast(instances, by, all): instances must be an array");
+  size_t n = lmz_len(args[0]);
+  const char **names = lmz_arena_alloc(a, (n ? n : 1) * sizeof *names);
+  if (!names)
+    return -1;
+  for (size_t i = 0; i < n; i++)
+    names[i] = lmz_get_str(lmz_array_get(args[0], i), NULL); /* NULL: throws */
+  lmz_ctn *remote = lmz_ctn_call(lmz_ctn_new(ctx), "increment", 1,
+                                 lmz_number(a, arg_number(args, nargs, 1, 1)));
+  struct lmz_broadcast_opts o = {
+      .on_result = lmz_ctn_call(lmz_ctn_new(ctx), "recordBroadcast", 1,
+                                lmz_ctn_result(ctx)),
+      .all_results = nargs > 2 && lmz_get_bool(args[2])};
+  lmz_value *size = lmz_number(a, (double)n);
+  int rv = lmz_broadcast(ctx, "COUNTER_DO", names, n, remote, &o);
+  if (!rv)
+    rv = lmz_kv_put(ctx, "lastBroadcastSize", size);
+  if (!rv)
+    *result = size;
+  return rv;
+}
+
+/* Local handler: one broadcast outcome. */
+static int counter_record_broadcast(lmz_ctx *ctx, lmz_value *const *args,
+                                    size_t nargs, lmz_value **result) {
+  (void)result;
+  lmz_value *list = lmz_kv_get(ctx, "broadcastResults");
+  if (!list || lmz_typeof(list) != LMZ_T_ARRAY)
+    list = lmz_array(lmz_turn_arena(ctx), 1);
+  if (!list || lmz_array_push(list, nargs ? args[0] : lmz_undefined()))
+    return -1;
+  return lmz_kv_put(ctx, "broadcastResults", list);
+}
+
+static int counter_broadcast_results(lmz_ctx *ctx, lmz_value *const *args,
+                                     size_t nargs, lmz_value **result) {
+  (void)args, (void)nargs;
+  lmz_value *v = lmz_kv_get(ctx, "broadcastResults");
+  *result = v ? v : lmz_array(lmz_turn_arena(ctx), 0);
+  return 0;
+}
+
 /* ---- SQL: a tiny notes table (created on first use, so counters that
  * never take a note never open a database) ---- */
 
@@ -232,6 +283,9 @@ static const lmz_method counter_methods[] = {
     LMZ_MESH("callOther", counter_call_other, NULL),
     LMZ_LOCAL("recordOther", counter_record_other),
     LMZ_MESH("lastOtherResult", counter_last_other, NULL),
+    LMZ_MESH("broadcast", counter_broadcast, NULL),
+    LMZ_LOCAL("recordBroadcast", counter_record_broadcast),
+    LMZ_MESH("broadcastResults", counter_broadcast_results, NULL),
     LMZ_MESH("note", counter_note, NULL),
     LMZ_MESH("notes", counter_notes, NULL),
     LMZ_MESH("noteGet", counter_note_get, NULL),

@@ -1,9 +1,11 @@
 /* examples/editor - the getting-started tutorial's server side, in C.
  *
  * DOCUMENT_DO (class DocumentDO): a collaboratively edited document.
- *   subscribe() -> content; remembers the calling client (callChain[0])
+ *   subscribe() -> content; remembers the calling client (callChain[0]),
+ *       one storage key per subscriber ("sub:<client>")
  *   update(content) -> stores it, pushes it to every subscriber (a new chain,
- *       so clients do not see who edited) and asks SPELLCHECK_WORKER to check
+ *       so clients do not see who edited; one lmz_broadcast) and asks
+ *       SPELLCHECK_WORKER to check
  *       it; guarded: only subscribers may edit. Every update is also one
  *       row of the document's SQL table `revisions` (lmz/sql.h), created in
  *       on_start, indexed on revision.
@@ -35,33 +37,62 @@ static const char *origin_client(lmz_ctx *ctx) {
   return o && o->type == LMZ_NODE_CLIENT ? o->instance : NULL;
 }
 
-static lmz_value *subscribers(lmz_ctx *ctx) {
-  lmz_value *s = lmz_kv_get(ctx, "subscribers");
-  return s && lmz_typeof(s) == LMZ_T_SET ? s : lmz_set(lmz_turn_arena(ctx));
+/* Subscribers are one key each, "sub:<client>" (a subscribe writes a few
+ * bytes, however many there are; the push lists the prefix). */
+#define SUB_PREFIX "sub:"
+
+static char *sub_key(lmz_ctx *ctx, const char *client, size_t *klen) {
+  size_t cl = strlen(client);
+  char *k = lmz_arena_alloc(lmz_turn_arena(ctx), sizeof SUB_PREFIX + cl);
+  if (k) {
+    memcpy(k, SUB_PREFIX, sizeof SUB_PREFIX - 1);
+    memcpy(k + sizeof SUB_PREFIX - 1, client, cl + 1);
+    *klen = sizeof SUB_PREFIX - 1 + cl;
+  }
+  return k;
 }
 
 static int subscribers_only(lmz_ctx *ctx) {
   const char *client = origin_client(ctx);
-  lmz_value *subs = subscribers(ctx);
-  if (!client || !lmz_set_has(subs, lmz_cstring(lmz_turn_arena(ctx), client)))
+  size_t kl = 0;
+  char *key = client ? sub_key(ctx, client, &kl) : NULL;
+  lmz_value *v = NULL;
+  if (!key || lmz_kv_get_ex(ctx, key, kl, &v) || !v)
     return lmz_throwf(ctx, "Error", "Must be subscribed to edit");
   return 0;
 }
 
+/* Pushes the content to every subscriber with one lmz_broadcast: grouped
+ * by the node holding each client's socket, one node-port frame per node.
+ * The config var EDITOR_FANOUT = "loop" makes it one lmz_call per
+ * subscriber instead (the naive fan-out, kept for the broadcast bench). */
 static int broadcast(lmz_ctx *ctx, const lmz_value *content) {
   lmz_arena *a = lmz_turn_arena(ctx);
-  lmz_value *subs = subscribers(ctx);
-  lmz_value *doc = lmz_cstring(a, lmz_instance_name(ctx));
-  struct lmz_call_opts opts = {.new_chain = true};
-  for (size_t i = 0; i < lmz_len(subs); i++) {
-    lmz_ctn *remote = lmz_ctn_call(lmz_ctn_new(ctx), "handleContentUpdate", 2,
-                                   doc, (lmz_value *)content);
-    int rv = lmz_call(ctx, GATEWAY, lmz_get_str(lmz_set_item(subs, i), NULL),
-                      remote, NULL, &opts);
-    if (rv)
-      return rv;
+  lmz_value *subs = NULL;
+  struct lmz_kv_list_opts lo = {.prefix = SUB_PREFIX};
+  int rv = lmz_kv_list(ctx, &lo, &subs);
+  if (rv)
+    return rv;
+  size_t n = lmz_len(subs);
+  const char **names = lmz_arena_alloc(a, (n ? n : 1) * sizeof *names);
+  if (!names)
+    return -1;
+  for (size_t i = 0; i < n; i++) { /* keys are "sub:<client>" */
+    const char *k = lmz_get_str(lmz_map_key(subs, i), NULL);
+    names[i] = k ? k + sizeof SUB_PREFIX - 1 : NULL;
   }
-  return 0;
+  lmz_value *doc = lmz_cstring(a, lmz_instance_name(ctx));
+  lmz_ctn *remote = lmz_ctn_call(lmz_ctn_new(ctx), "handleContentUpdate", 2,
+                                 doc, (lmz_value *)content);
+  const char *mode = lmz_var(ctx, "EDITOR_FANOUT");
+  if (!mode || strcmp(mode, "loop")) {
+    struct lmz_broadcast_opts bo = {.new_chain = true};
+    return lmz_broadcast(ctx, GATEWAY, names, n, remote, &bo);
+  }
+  struct lmz_call_opts opts = {.new_chain = true};
+  for (size_t i = 0; i < n && !rv; i++)
+    rv = lmz_call(ctx, GATEWAY, names[i], remote, NULL, &opts);
+  return rv;
 }
 
 /* Schema: runs before any call of a new activation. */
@@ -110,11 +141,10 @@ static int document_subscribe(lmz_ctx *ctx, lmz_value *const *args,
   (void)args, (void)nargs;
   lmz_arena *a = lmz_turn_arena(ctx);
   const char *client = origin_client(ctx);
-  if (client) {
-    lmz_value *subs = subscribers(ctx);
-    int rv = lmz_set_add(subs, lmz_cstring(a, client));
-    if (!rv)
-      rv = lmz_kv_put(ctx, "subscribers", subs);
+  if (client) { /* remembered once: a repeat writes nothing new */
+    size_t kl = 0;
+    char *key = sub_key(ctx, client, &kl);
+    int rv = key ? lmz_kv_put_ex(ctx, key, kl, lmz_bool(true)) : -1;
     if (rv)
       return rv;
   }

@@ -256,6 +256,64 @@ int lmz_call(lmz_ctx *ctx, const char *binding, const char *instance,
              lmz_ctn *remote, lmz_ctn *handler,
              const struct lmz_call_opts *opts);
 
+/* ---- broadcast ------------------------------------------------------------ */
+/* The original's svc.broadcast(targets, remoteCtn, {onResult}): one
+ * continuation to many durable objects or clients of one binding.
+ *
+ *   const char *subs[] = {"alice.t1", "bob.t7", ...};
+ *   lmz_ctn *push = lmz_ctn_call(lmz_ctn_new(ctx), "handleContentUpdate", 1, v);
+ *   struct lmz_broadcast_opts o = {.new_chain = true,
+ *       .on_result = lmz_ctn_call(lmz_ctn_new(ctx), "onPushFailed", 1,
+ *                                 lmz_ctn_result(ctx))};
+ *   rv = lmz_broadcast(ctx, "LUMENIZE_CLIENT_GATEWAY", subs, n, push, &o);
+ *
+ * Each listed instance gets one call of `remote` (a listed twice instance
+ * gets two), with the call context lmz_call would give it (opts as
+ * lmz_call_opts: new_chain, state). Like lmz_call's calls, the broadcast
+ * leaves after this turn's writes are durable (output gate), and a turn
+ * that throws sends none of it.
+ *
+ * Routing: targets are grouped by their owner node in this node's placement
+ * directory; each other owner gets ONE node-port frame carrying the chain
+ * and the context once and the list of its targets (several frames when
+ * the list exceeds LMZ_BROADCAST_FRAME_TARGETS or the frame cap). Targets
+ * this node owns run here; targets not placed yet (claimed first), or
+ * whose owner is unreachable or down, go the way a single lmz_call goes. A
+ * target the receiving node no longer owns (its placement moved) is
+ * answered MOVED by that node, and only that target is routed again, alone,
+ * once this node's directory caught up (bounded, as calls are). Gateway
+ * clients (binding LUMENIZE_CLIENT_GATEWAY, instance "{sub}.{tabId}") are
+ * reached on the node that holds their socket.
+ *
+ * Outcomes: with opts->on_result set, that handler continuation runs on
+ * this actor, as its own turn (no mesh check, under the context captured
+ * now), once per target whose outcome it wants: by default only for
+ * targets that failed (the original's errors-only onResult), with
+ * all_results for every target. In place of $result (or appended as the
+ * last argument) it gets {instance, ok: true, result} or
+ * {instance, ok: false, error}. Outcomes from one remote node arrive
+ * coalesced (one frame per loop iteration of that node). Without on_result
+ * the broadcast is fire-and-forget: failures are logged.
+ *
+ * Bounds: n <= LMZ_BROADCAST_MAX; each instance a non-empty name of at most
+ * 1024 bytes. Throws (LMZ_ETHROWN) on a bad binding (unknown, or a worker
+ * binding: broadcast targets durable objects and clients), a bad instance,
+ * n over the bound, or an invalid continuation. `instances` is copied
+ * before returning. */
+#define LMZ_BROADCAST_MAX 100000
+#define LMZ_BROADCAST_FRAME_TARGETS 16384 /* targets per node-port frame */
+
+struct lmz_broadcast_opts {
+  bool new_chain;    /* as lmz_call_opts */
+  lmz_value *state;  /* as lmz_call_opts */
+  lmz_ctn *on_result; /* per-target outcome handler, or NULL */
+  bool all_results;  /* on_result for every target, not only failures */
+};
+
+int lmz_broadcast(lmz_ctx *ctx, const char *binding,
+                  const char *const *instances, size_t n, lmz_ctn *remote,
+                  const struct lmz_broadcast_opts *opts);
+
 /* ---- workers: replying later ---------------------------------------------- */
 
 /* Inside a method: the call will be answered later (after outside I/O). The
