@@ -140,6 +140,18 @@ wait_ready() { # every node answers a call
   done
 }
 
+wait_leased() { # each node is registered and holds a valid lease (a placement candidate)
+  local n deadline=$(( $(date +%s) + 30 ))
+  for n in "$@"; do
+    until "$BIN/lmz" status --node "127.0.0.1:$(node_port "$n")" --key-file "$DIR/cluster.key" \
+        2>/dev/null | grep -q '"lease":{"valid":true'; do
+      if ! alive "$n"; then echo "node $n died; see $DIR/node$n.log" >&2; tail -5 "$DIR/node$n.log" >&2; return 1; fi
+      [ "$(date +%s)" -ge "$deadline" ] && { echo "node $n holds no lease after 30 s" >&2; return 1; }
+      sleep 0.1
+    done
+  done
+}
+
 cmd=${1:-}
 case "$cmd" in
 start)
@@ -156,7 +168,7 @@ start)
   for _ in $(seq 300); do [ -f "$DIR/node1/jwt-keys.json" ] && break; sleep 0.05; done
   [ -f "$DIR/jwt-keys.json" ] || install -m 600 "$DIR/node1/jwt-keys.json" "$DIR/jwt-keys.json"
   for n in "${NODES[@]}"; do [ "$n" = 1 ] || start_node "$n"; done
-  wait_ready "${NODES[@]}"
+  wait_ready "${NODES[@]}" && wait_leased "${NODES[@]}" || exit 1
   echo "cluster up: try  $BIN/lmz call --node 127.0.0.1:$(node_port 1) --key-file $DIR/cluster.key COUNTER_DO a increment 1"
   ;;
 stop)
