@@ -5,7 +5,7 @@
 #   core -> proto -> storage -> cluster -> actor -> gateway -> server
 # A module may only link modules that come before it; anything else stops the
 # configure step. tests/deps_check.sh checks the same rule on #include lines.
-set(LMZ_MODULE_ORDER core proto storage cluster actor gateway client server examples)
+set(LMZ_MODULE_ORDER core proto storage cluster actor gateway auth client server examples)
 
 function(lmz_module NAME)
   cmake_parse_arguments(M "" "" "SOURCES;DEPS;EXTERNAL" ${ARGN})

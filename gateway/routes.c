@@ -375,6 +375,12 @@ bool lmz__gw_route(lmz_gateway *gw, lmz_http_conn_t *conn,
   size_t rest;
   struct segs s;
   char bind[512], inst[512], origin[256];
+  if (gw->auth_prefix && *gw->auth_prefix &&
+      under(req->path, req->path_len, gw->auth_prefix, &rest)) {
+    if (!lmz__gw_cors(gw, conn, req, origin)) /* the auth service's routes */
+      to_actor(gw, conn, req, LMZ_GATEWAY_AUTH_BINDING, LMZ_GATEWAY_AUTH_INSTANCE, origin);
+    return true;
+  }
   bool gateway = under(req->path, req->path_len, "/gateway", &rest);
   if (!gateway && !under(req->path, req->path_len, gw->prefix, &rest))
     return false;

@@ -29,7 +29,8 @@
  *                  "jwt": { "issuer": "https://lumenize.local",
  *                           "audience": "https://lumenize.local",
  *                           "public_keys": { "BLUE": "<PEM or base64url>" },
- *                           "dev_keys": false } }   // DATA/jwt-keys.json
+ *                           "dev_keys": false } },  // DATA/jwt-keys.json
+ *     "auth": { "prefix": "/auth", ... }   // auth/auth.h, README "Logging in"
  *   }
  *
  * Keys wrangler uses that lmz does not (name, main, compatibility_date,
@@ -43,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/auth.h"
 #include "core/config.h"
 #include "lmz/lmz.h"
 #include "lmz/sql.h"
@@ -123,6 +125,9 @@ struct lmzd_config {
    * 0 = the node's default */
   uint32_t mailbox_max;       /* limits.mailbox_max */
   uint32_t pending_calls_max; /* limits.pending_calls_max */
+  /* "auth": the auth service (auth/auth.h documents the block); --dev
+   * enables it with the dev mail outbox */
+  struct lmz_auth_config auth;
 };
 
 #define LMZD_DEFAULT_REPL_FACTOR 3
