@@ -1,0 +1,216 @@
+/* tests/unit/auth/test_auth_service.c - the auth service's state machine
+ * (auth/login.c, admin.c, invite.c) on a real node with a fake clock:
+ * login, single use, rotation, reuse detection, logout, expiry of each
+ * token kind, bootstrap admin, subject admin, invites, delegation, rate
+ * limits (429 + Retry-After, refill after time passes), hostile input. */
+#include "authfix.h"
+
+static void verify_access(struct fx *f, const char *tok, const char *sub,
+                          bool approved) {
+  struct lmz_jwt_claims c;
+  struct lmz_jwt_expect ex = {LMZ_JWT_DEFAULT_ISS, LMZ_JWT_DEFAULT_AUD,
+                              (int64_t)(f->now / 1000), 0};
+  char why[LMZ_ERRMSG_LEN] = "";
+  assert_int_equal(lmz_jwt_verify(tok, strlen(tok), &f->ks, &ex, f->a, &c, why), LMZ_JWT_OK);
+  if (sub)
+    assert_string_equal(c.sub, sub);
+  assert_true(c.email_verified);
+  assert_int_equal(c.admin_approved, approved);
+  assert_true(c.exp == (double)((int64_t)(f->now / 1000) + 900));
+}
+
+static void login_flow(void **state) {
+  (void)state;
+  struct fx f;
+  fx_start(&f);
+  const char *tok = fx_magic_token(&f, " Alice@Example.COM ");
+  char target[200], t1[256], t2[256], access[4096], sub[64];
+  snprintf(target, sizeof target, "/auth/magic-link?one_time_token=%s", tok);
+  struct resp r = fx_do(&f, &(struct fx_req){.method = "GET", .target = target});
+  assert_int_equal(r.status, 302);
+  assert_string_equal(r.location, "/");
+  assert_non_null(strstr(r.set_cookie, "; Path=/auth; HttpOnly; Secure; SameSite=Strict; Max-Age=2592000"));
+  snprintf(t1, sizeof t1, "%s", r.cookie);
+  /* single use */
+  r = fx_do(&f, &(struct fx_req){.method = "GET", .target = target});
+  assert_int_equal(r.status, 302);
+  assert_string_equal(r.location, "/?error=token_used");
+  /* refresh: a JWT with the subject, and a rotated cookie */
+  r = fx_refresh(&f, t1, t2, access);
+  assert_int_equal(r.status, 200);
+  assert_string_not_equal(t1, t2);
+  snprintf(sub, sizeof sub, "%s", fx_json_str(&f, r.body, "sub"));
+  assert_non_null(strstr(r.body, "\"token_type\":\"Bearer\",\"expires_in\":900"));
+  verify_access(&f, access, sub, false);
+  /* the sub is stable across logins */
+  r = fx_refresh(&f, fx_login(&f, "alice@example.com"), NULL, NULL);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(fx_json_str(&f, r.body, "sub"), sub);
+  fx_stop(&f);
+}
+
+static void reuse_revokes_family(void **state) {
+  (void)state;
+  struct fx f;
+  fx_start(&f);
+  char t1[256], t2[256], t3[256];
+  snprintf(t1, sizeof t1, "%s", fx_login(&f, "bob@example.com"));
+  const char *other = fx_login(&f, "bob@example.com"); /* a second family */
+  char t_other[256];
+  snprintf(t_other, sizeof t_other, "%s", other);
+  assert_int_equal(fx_refresh(&f, t1, t2, NULL).status, 200);
+  /* t1 again: someone replays a rotated token -> the family is revoked */
+  struct resp r = fx_refresh(&f, t1, NULL, NULL);
+  assert_int_equal(r.status, 401);
+  assert_string_equal(fx_json_str(&f, r.body, "error"), "token_revoked");
+  r = fx_refresh(&f, t2, NULL, NULL); /* the legitimate holder's too */
+  assert_int_equal(r.status, 401);
+  assert_string_equal(fx_json_str(&f, r.body, "error"), "token_revoked");
+  /* the other login (another family) is untouched */
+  assert_int_equal(fx_refresh(&f, t_other, t3, NULL).status, 200);
+  fx_stop(&f);
+}
+
+static void logout_revokes(void **state) {
+  (void)state;
+  struct fx f;
+  fx_start(&f);
+  char t1[256];
+  snprintf(t1, sizeof t1, "%s", fx_login(&f, "carol@example.com"));
+  struct resp r = fx_do(&f, &(struct fx_req){.method = "POST", .target = "/auth/logout", .cookie = t1});
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "{\"message\":\"Logged out\"}");
+  assert_non_null(strstr(r.set_cookie, "refresh-token=; Path=/auth;"));
+  assert_non_null(strstr(r.set_cookie, "Max-Age=0"));
+  r = fx_refresh(&f, t1, NULL, NULL);
+  assert_int_equal(r.status, 401);
+  /* without a cookie: still 200 */
+  assert_int_equal(fx_do(&f, &(struct fx_req){.method = "POST", .target = "/auth/logout"}).status, 200);
+  fx_stop(&f);
+}
+
+static void expiry_on_fake_time(void **state) {
+  (void)state;
+  struct fx f;
+  fx_start(&f);
+  /* magic link: valid at 30 min, expired one second later */
+  char target[200], t1[256], t2[256], access[4096];
+  snprintf(target, sizeof target, "/auth/magic-link?one_time_token=%s",
+           fx_magic_token(&f, "dan@example.com"));
+  f.now += 1800 * 1000.0 + 1000;
+  struct resp r = fx_do(&f, &(struct fx_req){.method = "GET", .target = target});
+  assert_string_equal(r.location, "/?error=token_expired");
+  /* refresh token: 30 days */
+  snprintf(t1, sizeof t1, "%s", fx_login(&f, "dan@example.com"));
+  f.now += 2592000 * 1000.0 - 1000;
+  assert_int_equal(fx_refresh(&f, t1, t2, access).status, 200);
+  /* the access token: 900 s */
+  struct lmz_jwt_claims c;
+  struct lmz_jwt_expect ex = {NULL, NULL, (int64_t)(f.now / 1000) + 901, 0};
+  assert_int_equal(lmz_jwt_verify(access, strlen(access), &f.ks, &ex, f.a, &c, NULL),
+                   LMZ_JWT_EEXPIRED);
+  f.now += 2592000 * 1000.0 + 1000;
+  r = fx_refresh(&f, t2, NULL, NULL);
+  assert_int_equal(r.status, 401);
+  assert_string_equal(fx_json_str(&f, r.body, "error"), "token_expired");
+  fx_stop(&f);
+}
+
+static void rate_limits(void **state) {
+  (void)state;
+  struct fx f;
+  fx_start(&f);
+  const char *body = "{\"email\":\"eve@example.com\"}";
+  struct fx_req q = {.method = "POST", .target = "/auth/email-magic-link", .body = body, .remote = "10.1.1.1:9"};
+  for (int i = 0; i < 5; i++) /* burst 5 per address */
+    assert_int_equal(fx_do(&f, &q).status, 200);
+  q.remote = "10.1.1.2:9"; /* another IP does not help: per address */
+  struct resp r = fx_do(&f, &q);
+  assert_int_equal(r.status, 429);
+  assert_string_equal(r.retry_after, "360"); /* 10 per hour */
+  assert_string_equal(fx_json_str(&f, r.body, "error"), "rate_limited");
+  f.now += 359 * 1000.0;
+  assert_int_equal(fx_do(&f, &q).status, 429);
+  f.now += 1000.0;
+  assert_int_equal(fx_do(&f, &q).status, 200);
+  /* per IP: 20 in a burst, whatever the addresses */
+  char b[100];
+  struct fx_req p = {.method = "POST", .target = "/auth/email-magic-link", .body = b, .remote = "[::1]:7"};
+  for (int i = 0; i < 20; i++) {
+    snprintf(b, sizeof b, "{\"email\":\"u%d@example.com\"}", i);
+    assert_int_equal(fx_do(&f, &p).status, 200);
+  }
+  snprintf(b, sizeof b, "{\"email\":\"u99@example.com\"}");
+  r = fx_do(&f, &p);
+  assert_int_equal(r.status, 429);
+  assert_string_equal(r.retry_after, "60");
+  /* token guessing on the magic-link endpoint: limited per IP too */
+  struct fx_req g = {.method = "GET", .target = "/auth/magic-link?one_time_token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                     .remote = "10.7.7.7:1"};
+  for (int i = 0; i < 20; i++)
+    assert_string_equal(fx_do(&f, &g).location, "/?error=invalid_token");
+  assert_int_equal(fx_do(&f, &g).status, 429);
+  fx_stop(&f);
+}
+
+static void hostile_input(void **state) {
+  (void)state;
+  struct fx f;
+  fx_start(&f);
+  static const char *const bad[] = {
+      "{", "[]", "\"x\"", "{\"email\":5}", "{\"email\":\"nope\"}", "{\"email\":\"a@b\"}",
+      "{\"email\":\"a@b.com\\r\\nBcc: evil@x.com\"}", "{\"email\":\"a@b.com,evil@x.com\"}",
+      "{\"email\":\"<a@b.com>\"}", "{\"email\":\"a@@b.com\"}", "{\"email\":\"a\\u0000@b.com\"}"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    struct resp r = fx_do(&f, &(struct fx_req){.method = "POST", .target = "/auth/email-magic-link",
+                                               .body = bad[i], .remote = "10.2.0.1:1"});
+    assert_int_equal(r.status, 400);
+    assert_string_equal(fx_json_str(&f, r.body, "error"), "invalid_request");
+  }
+  char *big = calloc(1, LMZ_AUTH_MAX_BODY + 100);
+  memset(big, ' ', LMZ_AUTH_MAX_BODY + 50);
+  big[0] = '{';
+  big[LMZ_AUTH_MAX_BODY + 50] = '}';
+  assert_int_equal(fx_do(&f, &(struct fx_req){.method = "POST", .target = "/auth/email-magic-link", .body = big,
+                                              .remote = "10.2.0.2:1"}).status, 413);
+  free(big);
+  assert_int_equal(fx_do(&f, &(struct fx_req){.method = "GET", .target = "/auth/nothing"}).status, 404);
+  assert_int_equal(fx_do(&f, &(struct fx_req){.method = "GET", .target = "/auth/email-magic-link"}).status, 404);
+  assert_int_equal(fx_do(&f, &(struct fx_req){.method = "GET", .target = "/auth/magic-link"}).status, 400);
+  /* malformed tokens: never looked up, same answer as unknown ones */
+  static const char *const toks[] = {"x", "%00", "AAAA%0d%0aSet-Cookie:%20a=b",
+                                     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB"};
+  for (size_t i = 0; i < sizeof toks / sizeof *toks; i++) {
+    char t[200];
+    snprintf(t, sizeof t, "/auth/magic-link?one_time_token=%s", toks[i]);
+    struct resp r = fx_do(&f, &(struct fx_req){.method = "GET", .target = t, .remote = "10.2.0.3:1"});
+    assert_true(r.status == 302 || r.status == 400);
+    assert_null(strchr(r.location, '\n'));
+  }
+  /* cookies: none, garbage, another cookie of the same name later, quoted */
+  const char *t1 = fx_login(&f, "frank@example.com");
+  char hdr[400];
+  snprintf(hdr, sizeof hdr, "refresh-token=garbage; refresh-token=%s", t1);
+  assert_int_equal(fx_do(&f, &(struct fx_req){.method = "POST", .target = "/auth/refresh-token",
+                                              .cookie = hdr}).status, 401);
+  snprintf(hdr, sizeof hdr, "other=1; refresh-token=\"%s\"", t1);
+  assert_int_equal(fx_do(&f, &(struct fx_req){.method = "POST", .target = "/auth/refresh-token",
+                                              .cookie = hdr}).status, 200);
+  assert_int_equal(fx_do(&f, &(struct fx_req){.method = "POST", .target = "/auth/refresh-token"}).status, 401);
+  /* a Host that is not loopback never names the origin of a link */
+  struct resp r = fx_do(&f, &(struct fx_req){.method = "POST", .target = "/auth/email-magic-link?_test=true",
+                                             .body = "{\"email\":\"g@example.com\"}",
+                                             .host = "evil.example", .remote = "10.2.0.4:1"});
+  assert_int_equal(strncmp(fx_json_str(&f, r.body, "magic_link"),
+                           "http://127.0.0.1:8787/auth/magic-link?", 38), 0);
+  fx_stop(&f);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(login_flow),         cmocka_unit_test(reuse_revokes_family),
+      cmocka_unit_test(logout_revokes),     cmocka_unit_test(expiry_on_fake_time),
+      cmocka_unit_test(rate_limits),        cmocka_unit_test(hostile_input),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
