@@ -223,6 +223,9 @@ static int start_auth(struct lmzd *d) {
   lmz_jwt_keyset_wipe(&dev);
   if (rv)
     fprintf(stderr, "lmzd: %s\n", err);
+  else if (!d->cfg.dev && !d->cfg.auth.mail_set)
+    LMZ_LOG_WARN(&log_ns, "auth: no \"email\" sender configured: login links go to "
+                          "the dev outbox %s/outbox only", d->cfg.data_dir);
   return rv;
 }
 
