@@ -27,7 +27,8 @@
  * hash is compared in constant time. Refresh tokens rotate on every use
  * and belong to a family (one login); presenting a token that was already
  * rotated revokes its whole family (reuse detection; the original has
- * none). Access tokens are Ed25519 JWTs (gateway/jwt.h) signed with the
+ * none), except within reuse_grace_s of its rotation (tabs refreshing at
+ * the same moment with the same cookie). Access tokens are Ed25519 JWTs (gateway/jwt.h) signed with the
  * key set's primary key.
  *
  * Threads: the node's loop thread. */
@@ -66,7 +67,8 @@
  *             "access_token_ttl_s": 900, "refresh_token_ttl_s": 2592000,
  *             "magic_link_ttl_s": 1800, "invite_ttl_s": 604800,
  *             "bootstrap_admin": "you@example.com",
- *             "test_mode": false,
+ *             "test_mode": false, "auto_approve": false,
+ *             "refresh_reuse_grace_s": 10,
  *             "hash_key": "<43 chars base64url>",   // else DATA/auth-hash.key
  *             "primary": "BLUE",
  *             "private_keys": { "BLUE": "<PEM or 43 chars>", "GREEN": ... },
@@ -86,6 +88,12 @@ struct lmz_auth_config {
   uint32_t access_ttl_s, refresh_ttl_s, magic_link_ttl_s, invite_ttl_s;
   const char *bootstrap_admin; /* normalised email or NULL */
   bool test_mode;              /* ?_test=true answers carry the links */
+  bool auto_approve;           /* new subjects start adminApproved (--dev) */
+  /* A rotated refresh token presented again within this many seconds of its
+   * rotation is a concurrent refresh (two tabs at once), answered with a new
+   * token of the same family; later it is reuse and revokes the family.
+   * 0 = strict (every reuse revokes). */
+  uint32_t reuse_grace_s;
   const char *hash_key;        /* base64url text or NULL */
   const char *primary;         /* kid minted with; NULL = the key set's */
   struct lmz_auth_key_text *private_keys;

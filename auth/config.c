@@ -149,6 +149,8 @@ static int member(lmz_arena *a, struct cfgctx *c, const struct lmz_json_member *
   const char *k = m->key;
   if (!strcmp(k, "enabled")) return flag(c, v, &o->enabled);
   if (!strcmp(k, "test_mode")) return flag(c, v, &o->test_mode);
+  if (!strcmp(k, "auto_approve")) return flag(c, v, &o->auto_approve);
+  if (!strcmp(k, "refresh_reuse_grace_s")) return u32(c, v, 0, 300, &o->reuse_grace_s);
   if (!strcmp(k, "prefix")) {
     if (str(c, v, &o->prefix))
       return LMZ_EBADCONFIG;
@@ -193,6 +195,7 @@ int lmz_auth_config_parse(lmz_arena *a, const lmz_config *file,
       .refresh_ttl_s = LMZ_AUTH_REFRESH_TTL_S,
       .magic_link_ttl_s = LMZ_AUTH_MAGIC_LINK_TTL_S,
       .invite_ttl_s = LMZ_AUTH_INVITE_TTL_S,
+      .reuse_grace_s = 10,
       .per_address = {5, 10},
       .per_ip = {20, 60},
       .mail = {.kind = LMZ_MAIL_DEV, .from = "Lumenize <no-reply@localhost>"}};

@@ -12,7 +12,8 @@
  *  3. POST /refresh-token: no or unknown cookie, subject gone -> 401
  *     invalid_token; revoked family -> 401 token_revoked; expired -> 401
  *     token_expired; + a rotated token presented again -> its whole family
- *     is revoked, 401 token_revoked (logged as a security event);
+ *     is revoked, 401 token_revoked (logged as a security event), unless
+ *     within reuse_grace_s of its rotation (concurrent tabs: answered);
  *  4. POST /logout: always 200; a valid cookie's family is revoked. */
 #include <stdio.h>
 #include <string.h>
@@ -180,6 +181,14 @@ lmz_value *lmz__auth_family(struct areq *r, const lmz_value *rec) {
   return lmz_kv_get(r->ctx, key);
 }
 
+/* A rotated token again within the grace period: two tabs refreshed with
+ * the same cookie at once (the browser shares it); both get a token. */
+static bool concurrent(struct areq *r, const lmz_value *rec) {
+  lmz_value *at = lmz_object_getc(rec, "rotatedAt");
+  return at && r->auth->cfg.reuse_grace_s > 0 &&
+         r->now_ms - lmz_get_number(at) <= 1000.0 * r->auth->cfg.reuse_grace_s;
+}
+
 int lmz__auth_refresh(struct areq *r) {
   struct tok t;
   int rv = 0;
@@ -191,7 +200,8 @@ int lmz__auth_refresh(struct areq *r) {
   lmz_value *fam = lmz__auth_family(r, rec);
   if (!fam || lmz__auth_flag(fam, "revoked"))
     return lmz__auth_error(r, 401, "token_revoked", "Refresh token has been revoked");
-  if (lmz__auth_flag(rec, "rotated")) { /* reuse: someone else has the family */
+  if (lmz__auth_flag(rec, "rotated") && !concurrent(r, rec)) {
+    /* reuse: someone else holds a token of this family */
     LMZ_LOG_WARN(&lmz__auth_log, "auth.LumenizeAuth.token.reuse refresh token of "
                  "subject %s presented after rotation: family revoked",
                  lmz__auth_sget(rec, "sub"));
@@ -203,7 +213,10 @@ int lmz__auth_refresh(struct areq *r) {
   lmz_value *s = lmz__auth_subject(r, lmz__auth_sget(rec, "sub"));
   if (!s)
     return lmz__auth_error(r, 401, "invalid_token", "Invalid refresh token");
-  lmz_object_setc(rec, "rotated", lmz_bool(true)); /* kept: reuse detection */
+  if (!lmz__auth_flag(rec, "rotated")) { /* kept: reuse detection */
+    lmz_object_setc(rec, "rotated", lmz_bool(true));
+    lmz_object_setc(rec, "rotatedAt", lmz_number(r->a, r->now_ms));
+  }
   struct tok next;
   lmz_buf jwt = LMZ_BUF_INIT, b = LMZ_BUF_INIT;
   if ((rv = lmz_kv_put(r->ctx, t.key, rec)) ||

@@ -44,7 +44,7 @@ lmz_value *lmz__auth_subject_create(struct areq *r, const char *email) {
   if (!s || lmz_object_setc(s, "sub", lmz_cstring(r->a, sub)) ||
       lmz_object_setc(s, "email", lmz_cstring(r->a, email)) ||
       lmz_object_setc(s, "emailVerified", lmz_bool(false)) ||
-      lmz_object_setc(s, "adminApproved", lmz_bool(false)) ||
+      lmz_object_setc(s, "adminApproved", lmz_bool(r->auth->cfg.auto_approve)) ||
       lmz_object_setc(s, "isAdmin", lmz_bool(false)) ||
       lmz_object_setc(s, "createdAt", lmz_number(r->a, r->now_ms)) ||
       lmz_object_setc(s, "lastLoginAt", lmz_null()))

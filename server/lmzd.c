@@ -184,7 +184,7 @@ static int load_config(struct lmzd *d, const struct lmzd_args *args) {
   if (args->dev) /* --dev --config: the user's modules, dev conveniences */
     d->cfg.dev = true;
   if (args->dev && !lmz_json_get(d->cfg.file.root, "auth"))
-    d->cfg.auth.enabled = true; /* the dev outbox login, unless configured */
+    d->cfg.auth.enabled = d->cfg.auth.auto_approve = true; /* as --dev alone */
   if (lmz_log_configure(d->cfg.log_level, d->cfg.log_debug, NULL)) {
     fprintf(stderr, "lmzd: %s: unknown log level '%s'\n", d->cfg.file.name,
             d->cfg.log_level);

@@ -540,7 +540,8 @@ int lmzd_config_dev(lmz_arena *a, const char *lib_dir, struct lmzd_config *c,
   c->base_dir = lib_dir;
   c->dev = true;
   rv = interpret(a, c, errmsg);
-  c->auth.enabled = true; /* --dev: log in by email with the dev outbox */
+  c->auth.enabled = true; /* --dev: log in by email with the dev outbox, */
+  c->auth.auto_approve = true; /* and a new user may use the example at once */
   c->repl_factor = 1; /* --dev: one node, one copy, as before replication */
   return rv;
 }

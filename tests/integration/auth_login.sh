@@ -24,6 +24,7 @@ cat >"$T/node.jsonc" <<JSON
   "auth": {
     "test_mode": true,
     "bootstrap_admin": "Boss@Example.com",
+    "refresh_reuse_grace_s": 0,
     "rate_limits": {"magic_link_per_address": {"burst": 3, "per_hour": 2}}
   }
 }

@@ -60,6 +60,7 @@ static void reuse_revokes_family(void **state) {
   snprintf(t_other, sizeof t_other, "%s", other);
   assert_int_equal(fx_refresh(&f, t1, t2, NULL).status, 200);
   /* t1 again: someone replays a rotated token -> the family is revoked */
+  f.now += 10 * 1000.0 + 1; /* past the concurrent-refresh grace */
   struct resp r = fx_refresh(&f, t1, NULL, NULL);
   assert_int_equal(r.status, 401);
   assert_string_equal(fx_json_str(&f, r.body, "error"), "token_revoked");
@@ -68,6 +69,41 @@ static void reuse_revokes_family(void **state) {
   assert_string_equal(fx_json_str(&f, r.body, "error"), "token_revoked");
   /* the other login (another family) is untouched */
   assert_int_equal(fx_refresh(&f, t_other, t3, NULL).status, 200);
+  fx_stop(&f);
+}
+
+/* Two tabs refresh with the same cookie at once: both are answered (same
+ * family) within the grace period; a replay after it still revokes all. */
+static void concurrent_refresh_grace(void **state) {
+  (void)state;
+  struct fx f;
+  fx_start(&f);
+  char t1[256], a[256], b[256];
+  snprintf(t1, sizeof t1, "%s", fx_login(&f, "tabs@example.com"));
+  assert_int_equal(fx_refresh(&f, t1, a, NULL).status, 200);
+  f.now += 10 * 1000.0; /* the other tab, 10 s later: still concurrent */
+  assert_int_equal(fx_refresh(&f, t1, b, NULL).status, 200);
+  assert_string_not_equal(a, b);
+  f.now += 1;
+  assert_int_equal(fx_refresh(&f, t1, NULL, NULL).status, 401); /* now a replay */
+  assert_int_equal(fx_refresh(&f, a, NULL, NULL).status, 401);
+  assert_int_equal(fx_refresh(&f, b, NULL, NULL).status, 401);
+  fx_stop(&f);
+}
+
+static void strict_reuse_and_auto_approve(void **state) {
+  (void)state;
+  struct fx f;
+  struct lmz_auth_config c;
+  fx_default_cfg(&c);
+  c.reuse_grace_s = 0;
+  c.auto_approve = true;
+  fx_start_cfg(&f, &c);
+  char t1[256], access[4096];
+  snprintf(t1, sizeof t1, "%s", fx_login(&f, "new@example.com"));
+  assert_int_equal(fx_refresh(&f, t1, NULL, access).status, 200);
+  verify_access(&f, access, NULL, true); /* approved from the first login */
+  assert_int_equal(fx_refresh(&f, t1, NULL, NULL).status, 401); /* same instant */
   fx_stop(&f);
 }
 
@@ -209,6 +245,8 @@ static void hostile_input(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(login_flow),         cmocka_unit_test(reuse_revokes_family),
+      cmocka_unit_test(concurrent_refresh_grace),
+      cmocka_unit_test(strict_reuse_and_auto_approve),
       cmocka_unit_test(logout_revokes),     cmocka_unit_test(expiry_on_fake_time),
       cmocka_unit_test(rate_limits),        cmocka_unit_test(hostile_input),
   };
