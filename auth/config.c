@@ -85,11 +85,8 @@ static int keys(lmz_arena *a, struct cfgctx *c, const lmz_json *v,
     return LMZ_ENOMEM;
   for (uint32_t i = 0; i < v->n; i++) {
     const struct lmz_json_member *m = &v->u.members[i];
-    const char *t;
-    if (str(c, m->val, &t) && m->val->type != LMZ_JSON_STRING)
-      return LMZ_EBADCONFIG;
-    if (m->val->type != LMZ_JSON_STRING)
-      return bad(c, m->val, "a private key must be a string");
+    if (m->val->type != LMZ_JSON_STRING || memchr(m->val->u.str.p, '\0', m->val->u.str.len))
+      return bad(c, m->val, "a private key is a string (PEM or 43 base64url chars)");
     o->private_keys[o->n_private_keys++] =
         (struct lmz_auth_key_text){m->key, m->val->u.str.p};
   }
