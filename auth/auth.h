@@ -43,6 +43,7 @@
 #include "actor/node.h"
 #include "auth/mail.h"
 #include "auth/ratelimit.h"
+#include "auth/templates.h"
 #include "core/config.h"
 #include "gateway/jwt.h"
 
@@ -74,7 +75,11 @@
  *             "private_keys": { "BLUE": "<PEM or 43 chars>", "GREEN": ... },
  *             "rate_limits": { "magic_link_per_address": {"burst": 5, "per_hour": 10},
  *                              "magic_link_per_ip": {"burst": 20, "per_hour": 60} },
- *             "email": { "kind": "dev"|"smtp"|"http", "from": "...", ... } } */
+ *             "email": { "kind": "dev"|"smtp"|"http", "from": "...",
+ *                        "app_name": "Lumenize",
+ *                        "templates": { "magic-link": {"subject", "text",
+ *                                       "html"}, ... },   // auth/templates.h
+ *                        ...kind's settings (auth/mail.h) } } */
 struct lmz_auth_key_text {
   const char *kid, *text;
 };
@@ -100,6 +105,8 @@ struct lmz_auth_config {
   size_t n_private_keys;
   struct lmz_auth_bucket_cfg per_address, per_ip;
   struct lmz_mail_config mail; /* outbox_dir filled by lmzd for dev */
+  const char *app_name;        /* {{app}} in messages; NULL = "Lumenize" */
+  struct lmz_auth_template templates[LMZ_AUTH_MAIL_N]; /* NULL parts = default */
   bool mail_set;               /* an "email" block was given */
 };
 

@@ -76,9 +76,11 @@ const char *lmz__auth_param(struct areq *r, const char *name);
 bool lmz__auth_test_request(struct areq *r);
 /* "{origin}{prefix}{path}" in the turn arena. */
 const char *lmz__auth_url(struct areq *r, const char *path);
-/* Sends a message (failures are logged, never reported to the client). */
-void lmz__auth_mail(struct areq *r, const char *to, const char *subject,
-                    const char *text);
+/* Sends a message of `type` to `to`, rendered from its template with
+ * {{url}} = url and {{email}} = email (failures are logged, never reported
+ * to the client). */
+void lmz__auth_mail(struct areq *r, enum lmz_auth_mail_type type, const char *to,
+                    const char *url, const char *email);
 
 /* ---- tokens (tokens.c) --------------------------------------------------- */
 enum tok_kind { TOK_MAGIC = 'm', TOK_INVITE = 'i', TOK_REFRESH = 'r' };

@@ -93,6 +93,37 @@ static int keys(lmz_arena *a, struct cfgctx *c, const lmz_json *v,
   return 0;
 }
 
+/* Message bodies may have line breaks (never NUL); subjects may not. */
+static int body_text(struct cfgctx *c, const lmz_json *v, const char **out) {
+  if (v->type != LMZ_JSON_STRING || memchr(v->u.str.p, '\0', v->u.str.len))
+    return bad(c, v, "a template part must be a string");
+  *out = v->u.str.p;
+  return 0;
+}
+
+static int templates(struct cfgctx *c, const lmz_json *v, struct lmz_auth_config *o) {
+  if (v->type != LMZ_JSON_OBJECT)
+    return bad(c, v, "templates must be an object {TYPE: {subject, text, html}}");
+  for (uint32_t i = 0; i < v->n; i++) {
+    const struct lmz_json_member *m = &v->u.members[i];
+    int t = lmz_auth_mail_type_from_name(m->key);
+    if (t < 0 || m->val->type != LMZ_JSON_OBJECT)
+      return bad(c, m->val, "templates: a type is magic-link, admin-notification, "
+                            "approval-confirmation, invite-existing or invite-new");
+    struct lmz_auth_template *tp = &o->templates[t];
+    for (uint32_t k = 0; k < m->val->n; k++) {
+      const struct lmz_json_member *f = &m->val->u.members[k];
+      int rv = !strcmp(f->key, "subject") ? str(c, f->val, &tp->subject)
+             : !strcmp(f->key, "text")    ? body_text(c, f->val, &tp->text)
+             : !strcmp(f->key, "html")    ? body_text(c, f->val, &tp->html)
+             : bad(c, f->val, "a template has subject, text and html");
+      if (rv)
+        return rv;
+    }
+  }
+  return 0;
+}
+
 static int mail_kind(struct cfgctx *c, const lmz_json *v, enum lmz_mail_kind *k) {
   const char *s;
   if (str(c, v, &s))
@@ -108,7 +139,8 @@ static int mail_kind(struct cfgctx *c, const lmz_json *v, enum lmz_mail_kind *k)
   return 0;
 }
 
-static int email(struct cfgctx *c, const lmz_json *v, struct lmz_mail_config *m) {
+static int email(struct cfgctx *c, const lmz_json *v, struct lmz_auth_config *o) {
+  struct lmz_mail_config *m = &o->mail;
   if (v->type != LMZ_JSON_OBJECT)
     return bad(c, v, "email must be an object");
   static const char *const names[] = {"from", "outbox", "smtp_url", "smtp_user",
@@ -120,6 +152,10 @@ static int email(struct cfgctx *c, const lmz_json *v, struct lmz_mail_config *m)
     int rv = LMZ_EBADCONFIG;
     if (!strcmp(mm->key, "kind"))
       rv = mail_kind(c, mm->val, &m->kind);
+    else if (!strcmp(mm->key, "app_name"))
+      rv = str(c, mm->val, &o->app_name);
+    else if (!strcmp(mm->key, "templates"))
+      rv = templates(c, mm->val, o);
     else if (!strcmp(mm->key, "timeout_ms"))
       rv = u32(c, mm->val, 1, 600000, &m->timeout_ms);
     else if (!strcmp(mm->key, "smtp_starttls")) {
@@ -171,7 +207,7 @@ static int member(lmz_arena *a, struct cfgctx *c, const struct lmz_json_member *
   if (!strcmp(k, "private_keys")) return keys(a, c, v, o);
   if (!strcmp(k, "email")) {
     o->mail_set = true;
-    return email(c, v, &o->mail);
+    return email(c, v, o);
   }
   if (!strcmp(k, "bootstrap_admin")) {
     char *e = lmz_arena_alloc(a, LMZ_MAIL_ADDR_MAX + 1);

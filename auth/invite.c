@@ -27,8 +27,7 @@ static int invite_one(struct areq *r, const char *email, lmz_buf *links, bool te
   if (verified) {
     url = "(already verified)";
     if (!test)
-      lmz__auth_mail(r, email, "You've been invited",
-                     "You have been given access. Log in as usual.\n");
+      lmz__auth_mail(r, LMZ_AUTH_MAIL_INVITE_EXISTING, email, lmz__auth_url(r, ""), email);
   } else {
     struct tok t;
     lmz__auth_tok_new(r, TOK_INVITE, &t);
@@ -38,12 +37,8 @@ static int invite_one(struct areq *r, const char *email, lmz_buf *links, bool te
     if (!rec || lmz_object_setc(rec, "email", lmz_cstring(r->a, email)) ||
         (rv = lmz_kv_put(r->ctx, t.key, rec)) || !(url = lmz__auth_url(r, path)))
       return rv ? rv : LMZ_ENOMEM;
-    lmz_buf text = LMZ_BUF_INIT;
-    lmz_buf_printf(&text, "You've been invited. Accept: %s\n", url);
-    lmz_buf_putc(&text, '\0');
-    if (text.data && !test)
-      lmz__auth_mail(r, email, "You've been invited", (const char *)text.data);
-    lmz_buf_free(&text);
+    if (!test)
+      lmz__auth_mail(r, LMZ_AUTH_MAIL_INVITE_NEW, email, url, email);
   }
   if (links->len > 1)
     lmz_buf_putc(links, ',');
@@ -102,8 +97,6 @@ int lmz__auth_invite(struct areq *r) {
 int lmz__auth_approve(struct areq *r) {
   struct caller c;
   int rv = 0;
-  bool bad = false;
-  (void)bad;
   if (!lmz_request_header(r->req, "Authorization") && !lmz__auth_cookie_token(r, &(struct tok){0}))
     return lmz__auth_redirect(r, "login_required");
   if (!lmz__auth_admin(r, &c, &rv))
@@ -115,16 +108,10 @@ int lmz__auth_approve(struct areq *r) {
   lmz__auth_set_flag(r, s, "adminApproved", true);
   if ((rv = lmz__auth_subject_save(r, s)))
     return rv;
-  if (!was) {
-    lmz_buf text = LMZ_BUF_INIT;
-    lmz_buf_printf(&text, "Your account has been approved. Log in: %s\n",
-                   lmz__auth_url(r, "") ? lmz__auth_url(r, "") : "");
-    lmz_buf_putc(&text, '\0');
-    if (text.data)
-      lmz__auth_mail(r, lmz__auth_sget(s, "email"), "Your account has been approved",
-                     (const char *)text.data);
-    lmz_buf_free(&text);
-  }
+  if (!was)
+    lmz__auth_mail(r, LMZ_AUTH_MAIL_APPROVAL_CONFIRMATION, lmz__auth_sget(s, "email"),
+                   r->auth->cfg.public_url ? r->auth->cfg.public_url : lmz__auth_url(r, ""),
+                   lmz__auth_sget(s, "email"));
   return lmz__auth_redirect(r, NULL);
 }
 

@@ -40,14 +40,8 @@ static int send_magic_link(struct areq *r, const char *email, const char **url) 
   snprintf(path, sizeof path, "/magic-link?one_time_token=%s", t.text);
   if (!(*url = lmz__auth_url(r, path)))
     return LMZ_ENOMEM;
-  lmz_buf text = LMZ_BUF_INIT;
-  lmz_buf_printf(&text, "Click to log in (valid %u minutes, once):\n\n%s\n\n"
-                        "If you did not ask for this, ignore this message.\n",
-                 r->auth->cfg.magic_link_ttl_s / 60, *url);
-  lmz_buf_putc(&text, '\0');
-  if (text.data && !lmz__auth_test_request(r))
-    lmz__auth_mail(r, email, "Your login link", (const char *)text.data);
-  lmz_buf_free(&text);
+  if (!lmz__auth_test_request(r))
+    lmz__auth_mail(r, LMZ_AUTH_MAIL_MAGIC_LINK, email, *url, email);
   return 0;
 }
 

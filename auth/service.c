@@ -147,13 +147,29 @@ static void mail_done(void *ud, int status, const char *errmsg) {
     LMZ_LOG_WARN(&lmz__auth_log, "mail not sent: %s", errmsg ? errmsg : lmz_strerror(status));
 }
 
-void lmz__auth_mail(struct areq *r, const char *to, const char *subject,
-                    const char *text) {
-  struct lmz_mail_msg m = {to, subject, text, NULL};
-  int rv = r->auth->mail ? lmz_mail_send(r->auth->mail, &m, mail_done, r->auth)
-                         : LMZ_ECANCELED;
+void lmz__auth_mail(struct areq *r, enum lmz_auth_mail_type type, const char *to,
+                    const char *url, const char *email) {
+  const struct lmz_auth_config *c = &r->auth->cfg;
+  const struct lmz_auth_template *t = &c->templates[type];
+  struct lmz_auth_vars v = {url ? url : "", email ? email : "", c->app_name,
+                            c->magic_link_ttl_s / 60};
+  lmz_buf subj = LMZ_BUF_INIT, text = LMZ_BUF_INIT, html = LMZ_BUF_INIT;
+  int rv = lmz_auth_render(t->subject, &v, 0, &subj);
+  if (!rv) rv = lmz_buf_putc(&subj, '\0');
+  if (!rv) rv = lmz_auth_render(t->text, &v, 0, &text);
+  if (!rv) rv = lmz_buf_putc(&text, '\0');
+  if (!rv) rv = lmz_auth_render(t->html, &v, 1, &html);
+  if (!rv) rv = lmz_buf_putc(&html, '\0');
+  struct lmz_mail_msg m = {to, (const char *)subj.data, (const char *)text.data,
+                           (const char *)html.data};
+  if (!rv)
+    rv = r->auth->mail ? lmz_mail_send(r->auth->mail, &m, mail_done, r->auth) : LMZ_ECANCELED;
   if (rv)
-    LMZ_LOG_WARN(&lmz__auth_log, "mail \"%s\" not sent: %s", subject, lmz_strerror(rv));
+    LMZ_LOG_WARN(&lmz__auth_log, "mail %s not sent: %s", lmz_auth_mail_type_name(type),
+                 lmz_strerror(rv));
+  lmz_buf_free(&subj);
+  lmz_buf_free(&text);
+  lmz_buf_free(&html);
 }
 
 /* ---- the endpoint table -------------------------------------------------- */

@@ -38,6 +38,15 @@ int lmz__auth_copy_config(lmz_auth *au, const struct lmz_auth_config *cfg) {
   m->smtp_password = dup_or(a, cfg->mail.smtp_password, NULL);
   m->http_url = dup_or(a, cfg->mail.http_url, NULL);
   m->http_api_key = dup_or(a, cfg->mail.http_api_key, NULL);
+  c->app_name = dup_or(a, cfg->app_name, "Lumenize");
+  for (int t = 0; t < LMZ_AUTH_MAIL_N; t++) { /* a part not set: the default */
+    const struct lmz_auth_template *d = lmz_auth_template_default(t);
+    c->templates[t].subject = dup_or(a, cfg->templates[t].subject, d->subject);
+    c->templates[t].text = dup_or(a, cfg->templates[t].text, d->text);
+    c->templates[t].html = dup_or(a, cfg->templates[t].html, d->html);
+    if (!c->templates[t].subject || !c->templates[t].text || !c->templates[t].html)
+      return LMZ_ENOMEM;
+  }
   if (!c->access_ttl_s) c->access_ttl_s = LMZ_AUTH_ACCESS_TTL_S;
   if (!c->refresh_ttl_s) c->refresh_ttl_s = LMZ_AUTH_REFRESH_TTL_S;
   if (!c->magic_link_ttl_s) c->magic_link_ttl_s = LMZ_AUTH_MAGIC_LINK_TTL_S;

@@ -105,21 +105,15 @@ static void notify_admins(struct areq *r, const lmz_value *s) {
   struct lmz_kv_list_opts o = {.prefix = "s:", .limit = 10000};
   if (lmz_kv_list(r->ctx, &o, &map))
     return;
-  char path[400], subject[400];
+  char path[400];
   const char *email = lmz__auth_sget(s, "email");
   snprintf(path, sizeof path, "/approve/%s", lmz__auth_sget(s, "sub"));
-  snprintf(subject, sizeof subject, "New signup: %s", email);
   const char *url = lmz__auth_url(r, path);
-  lmz_buf text = LMZ_BUF_INIT;
-  lmz_buf_printf(&text, "%s signed up and waits for your approval.\n\n"
-                        "Approve: %s\n", email, url ? url : "");
-  lmz_buf_putc(&text, '\0');
-  for (size_t i = 0; text.data && i < lmz_len(map); i++) {
+  for (size_t i = 0; url && i < lmz_len(map); i++) {
     const lmz_value *a = lmz_map_val(map, i);
     if (lmz__auth_flag(a, "isAdmin") && lmz__auth_sget(a, "email"))
-      lmz__auth_mail(r, lmz__auth_sget(a, "email"), subject, (const char *)text.data);
+      lmz__auth_mail(r, LMZ_AUTH_MAIL_ADMIN_NOTIFICATION, lmz__auth_sget(a, "email"), url, email);
   }
-  lmz_buf_free(&text);
 }
 
 void lmz__auth_login_flags(struct areq *r, lmz_value *s) {

@@ -33,7 +33,8 @@ static void defaults_and_values(void **state) {
       " \"bootstrap_admin\": \" Boss@Example.COM\", \"primary\": \"GREEN\","
       " \"private_keys\": {\"GREEN\": \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"},"
       " \"rate_limits\": {\"magic_link_per_ip\": {\"burst\": 2, \"per_hour\": 3}},"
-      " \"email\": {\"kind\": \"smtp\", \"from\": \"a@b.test\", \"smtp_url\": \"smtp://h:25\"}}}",
+      " \"email\": {\"kind\": \"smtp\", \"from\": \"a@b.test\", \"smtp_url\": \"smtp://h:25\","
+      "  \"app_name\": \"Ed\", \"templates\": {\"invite-new\": {\"text\": \"a\\nb {{url}}\"}}}}}",
       &c, err), 0);
   assert_true(c.enabled);
   assert_string_equal(c.prefix, "/login");
@@ -43,6 +44,9 @@ static void defaults_and_values(void **state) {
   assert_true(c.per_ip.burst == 2 && c.per_ip.per_hour == 3);
   assert_int_equal(c.mail.kind, LMZ_MAIL_SMTP);
   assert_true(c.mail_set);
+  assert_string_equal(c.app_name, "Ed");
+  assert_string_equal(c.templates[LMZ_AUTH_MAIL_INVITE_NEW].text, "a\nb {{url}}");
+  assert_null(c.templates[LMZ_AUTH_MAIL_INVITE_NEW].subject);
   lmz_arena_free(a);
 }
 
@@ -64,6 +68,9 @@ static void mistakes(void **state) {
       "{\"auth\": {\"rate_limits\": {\"magic_link_per_ip\": {\"burst\": -1}}}}",
       "{\"auth\": {\"email\": {\"kind\": \"pigeon\"}}}",
       "{\"auth\": {\"email\": {\"smtp_pass\": \"x\"}}}",
+      "{\"auth\": {\"email\": {\"templates\": {\"magic\": {}}}}}",
+      "{\"auth\": {\"email\": {\"templates\": {\"magic-link\": {\"subject\": \"a\\nBcc: x\"}}}}}",
+      "{\"auth\": {\"email\": {\"templates\": {\"magic-link\": {\"body\": \"x\"}}}}}",
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     lmz_arena *a = lmz_arena_new();

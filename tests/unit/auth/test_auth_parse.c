@@ -9,6 +9,7 @@
 #include "auth/mail.h"
 #include "auth/parse.h"
 #include "auth/ratelimit.h"
+#include "auth/templates.h"
 #include "core/err.h"
 
 static void cookies(void **state) {
@@ -118,10 +119,29 @@ static void buckets(void **state) {
   lmz_auth_limiter_free(&l);
 }
 
+static void templates_render(void **state) {
+  (void)state;
+  struct lmz_auth_vars v = {"http://x/a?b=1&c=2", "a@b.test", "A<B>", 30};
+  lmz_buf b = LMZ_BUF_INIT;
+  assert_int_equal(lmz_auth_render("{{app}}: {{url}} {{email}} {{minutes}} {{other}} {{", &v, 0, &b), 0);
+  lmz_buf_putc(&b, '\0');
+  assert_string_equal((char *)b.data, "A<B>: http://x/a?b=1&c=2 a@b.test 30 {{other}} {{");
+  lmz_buf_reset(&b);
+  assert_int_equal(lmz_auth_render("<a href=\"{{url}}\">{{app}}</a>", &v, 1, &b), 0);
+  lmz_buf_putc(&b, '\0');
+  assert_string_equal((char *)b.data, "<a href=\"http://x/a?b=1&amp;c=2\">A&lt;B&gt;</a>");
+  lmz_buf_free(&b);
+  assert_int_equal(lmz_auth_mail_type_from_name("invite-new"), LMZ_AUTH_MAIL_INVITE_NEW);
+  assert_int_equal(lmz_auth_mail_type_from_name("nope"), -1);
+  assert_string_equal(lmz_auth_template_default(LMZ_AUTH_MAIL_MAGIC_LINK)->subject, "Your login link");
+  assert_string_equal(lmz_auth_template_default(LMZ_AUTH_MAIL_ADMIN_NOTIFICATION)->subject,
+                      "New signup: {{email}}");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(cookies), cmocka_unit_test(params), cmocka_unit_test(emails),
-      cmocka_unit_test(tokens),  cmocka_unit_test(buckets),
+      cmocka_unit_test(tokens),  cmocka_unit_test(buckets), cmocka_unit_test(templates_render),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

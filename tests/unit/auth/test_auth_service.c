@@ -5,6 +5,8 @@
  * limits (429 + Retry-After, refill after time passes), hostile input. */
 #include "authfix.h"
 
+#include <dirent.h>
+
 static void verify_access(struct fx *f, const char *tok, const char *sub,
                           bool approved) {
   struct lmz_jwt_claims c;
@@ -189,6 +191,54 @@ static void rate_limits(void **state) {
   fx_stop(&f);
 }
 
+/* The newest outbox file's text (polled: the dev sender writes on the
+ * thread pool), or NULL after the hang guard. */
+static char *outbox_text(struct fx *f, int want_files) {
+  char dir[600];
+  snprintf(dir, sizeof dir, "%s/outbox", f->dir);
+  uint64_t deadline = tl_now_ms() + 30000; /* a hang guard, not a bound */
+  for (;;) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    char last[300] = "";
+    for (struct dirent *e; d && (e = readdir(d));)
+      if (e->d_name[0] != '.' && ++n && strcmp(e->d_name, last) > 0)
+        snprintf(last, sizeof last, "%s", e->d_name);
+    if (d)
+      closedir(d);
+    if (n >= want_files) {
+      char path[1000];
+      snprintf(path, sizeof path, "%s/%s", dir, last);
+      return tl_read_file(path, NULL);
+    }
+    if (tl_now_ms() > deadline)
+      return NULL;
+    uv_run(&f->loop, UV_RUN_ONCE);
+  }
+}
+
+static void mail_templates(void **state) {
+  (void)state;
+  struct fx f;
+  struct lmz_auth_config c;
+  fx_default_cfg(&c);
+  c.app_name = "Ed & Co";
+  c.templates[LMZ_AUTH_MAIL_MAGIC_LINK].subject = "Sign in to {{app}}";
+  c.templates[LMZ_AUTH_MAIL_MAGIC_LINK].html = "<b>{{app}}</b> <a href=\"{{url}}\">go</a>";
+  fx_start_cfg(&f, &c);
+  struct resp r = fx_do(&f, &(struct fx_req){.method = "POST", .target = "/auth/email-magic-link",
+                                             .body = "{\"email\":\"m@example.com\"}"});
+  assert_int_equal(r.status, 200);
+  char *text = outbox_text(&f, 1);
+  assert_non_null(text);
+  assert_non_null(strstr(text, "To: m@example.com\r\nSubject: Sign in to Ed & Co\r\n"));
+  assert_non_null(strstr(text, "Click to log in to Ed & Co (valid 30 minutes, once):\n\n"
+                               "http://127.0.0.1:8787/auth/magic-link?one_time_token="));
+  assert_non_null(strstr(text, "<b>Ed &amp; Co</b> <a href=\"http://127.0.0.1:8787/auth/magic-link?"));
+  free(text);
+  fx_stop(&f);
+}
+
 static void hostile_input(void **state) {
   (void)state;
   struct fx f;
@@ -249,6 +299,7 @@ int main(void) {
       cmocka_unit_test(strict_reuse_and_auto_approve),
       cmocka_unit_test(logout_revokes),     cmocka_unit_test(expiry_on_fake_time),
       cmocka_unit_test(rate_limits),        cmocka_unit_test(hostile_input),
+      cmocka_unit_test(mail_templates),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
