@@ -9,7 +9,8 @@
 // same document; typing in one shows up in the other; the tab that typed
 // "teh" lists the spell finding; the other tab's edits come back; a tab
 // opened later loads the stored text; the document id lives in the URL
-// hash; the dev-mode note is shown; logging out shows the form again and
+// hash; the dev-mode note is shown; a bare clients/js LmzClient gets its
+// token with its default refresh; logging out shows the form again and
 // ends the login; "use a dev token" still connects without a login.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -107,6 +108,29 @@ describe('the editor page in Chromium', () => {
     assert.match(await page.locator('#instance').textContent(), /^[0-9a-f-]{36}\.[0-9a-f]{8}$/);
     assert.ok(await page.locator('#logout').isVisible());
     await shot(page, 'logged-in');
+    await page.close();
+  });
+
+  test("clients/js with no token and no refresh option logs in with its default refresh (the cookie)", async () => {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+    await page.goto(`${HTTP}/style.css`); // same origin, no app running
+    const name = await page.evaluate(async (wait) => {
+      const { LmzClient } = await import('/lmz-client/index.js');
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve('timed out'), wait);
+        const c = new LmzClient({
+          onConnectionStateChange: (st) => {
+            if (st !== 'connected') return;
+            clearTimeout(timer);
+            resolve(c.lmz.instanceName);
+            c.disconnect();
+          },
+          onLoginRequired: (e) => resolve(`login required: ${e.message}`),
+        });
+      });
+    }, WAIT);
+    assert.match(name, /^[0-9a-f-]{36}\.[0-9a-f]{8}$/);
     await page.close();
   });
 
