@@ -8,7 +8,7 @@
  * the turn (its storage writes commit with the turn; the answer leaves
  * once they are durable).
  * Failure modes:
- *  1. no route: 404 {"error":"not_found"...} as the original's "Not Found";
+ *  1. no route: 404 text/plain "Not Found", as the original;
  *  2. a body over LMZ_AUTH_MAX_BODY: 413; malformed JSON: 400
  *     invalid_request (lmz__auth_body);
  *  3. an endpoint fails (out of memory, storage): the turn throws, nothing
