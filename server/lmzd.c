@@ -214,6 +214,13 @@ static int cluster_key(struct lmzd *d, uint8_t key[32]) {
  * dev key file, which the gateway trusts too. */
 static int start_auth(struct lmzd *d) {
   char err[LMZ_ERRMSG_LEN] = "";
+  if ((d->cfg.n_voters > 1 || d->cfg.join) && !d->cfg.auth.hash_key) {
+    /* each node would hash tokens with its own DATA/auth-hash.key: after
+     * the auth actor moves, every login would be unknown */
+    fprintf(stderr, "lmzd: %s: auth.hash_key is required in a cluster (the same "
+                    "32 bytes, hex or base64, on every node)\n", d->cfg.file.name);
+    return 2;
+  }
   struct lmz_jwt_keyset dev = {0};
   bool use_dev = !d->cfg.auth.n_private_keys && (d->cfg.dev || d->cfg.gw.dev_keys);
   int rv = use_dev ? lmz_keys_dev_load_or_create(d->cfg.data_dir, &dev, NULL, err) : 0;

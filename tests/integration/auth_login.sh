@@ -8,7 +8,8 @@
 #   invites + accept, delegation (act claim), the per-address limit (429 +
 #   Retry-After), and hostile input (malformed JSON, oversized body, header
 #   injection in the address, unknown paths, a path that only starts like
-#   the prefix). Expiry is tested on fake time in tests/unit/auth.
+#   the prefix), and a cluster config without auth.hash_key refused at
+#   start. Expiry is tested on fake time in tests/unit/auth.
 # Prints "N passed, M failed".
 . "$(dirname "$0")/../lib/it_lib.sh"
 command -v curl >/dev/null || { echo "curl not installed: skipped"; exit 77; }
@@ -140,5 +141,16 @@ req GET /authx/magic-link
 check "a path that only starts like the prefix is not routed there" test "$S" = 404
 req GET '/auth/magic-link?one_time_token=%0d%0aSet-Cookie:%20x=y'
 check "an injected token: refused, no header injected" bash -c "! grep -qi '^x=y' '$T/h' && [ $S = 302 -o $S = 400 ]"
+
+# ---- configuration ---------------------------------------------------------
+cat >"$T/cl.jsonc" <<JSON
+{"cluster": {"id": 1, "voters": [{"id": 1, "node": "127.0.0.1:1", "raft": "127.0.0.1:2"},
+                                 {"id": 2, "node": "127.0.0.1:3", "raft": "127.0.0.1:4"}]},
+ "auth": {"test_mode": true}}
+JSON
+timeout 60 "$BIN/lmzd" --config "$T/cl.jsonc" --data "$T/cl" --listen 127.0.0.1:0 --http 127.0.0.1:0 >"$T/cl.log" 2>&1
+rc=$?
+check "a cluster node without auth.hash_key refuses to start" \
+  bash -c "[ $rc = 2 ] && grep -q 'auth.hash_key is required in a cluster' '$T/cl.log'"
 
 finish
