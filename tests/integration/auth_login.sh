@@ -22,6 +22,7 @@ cat >"$T/node.jsonc" <<JSON
   "modules": ["$LIB/libcounter.so"],
   "durable_objects": {"bindings": [{"name": "COUNTER_DO", "class_name": "CounterDO"}]},
   "services": [{"binding": "ECHO_WORKER", "entrypoint": "EchoWorker"}],
+  "gateway": {"cors_origins": ["https://app.example"]},
   "auth": {
     "test_mode": true,
     "bootstrap_admin": "Boss@Example.com",
@@ -141,6 +142,13 @@ req GET /authx/magic-link
 check "a path that only starts like the prefix is not routed there" test "$S" = 404
 req GET '/auth/magic-link?one_time_token=%0d%0aSet-Cookie:%20x=y'
 check "an injected token: refused, no header injected" bash -c "! grep -qi '^x=y' '$T/h' && [ $S = 302 -o $S = 400 ]"
+
+# ---- CORS: the gateway's allow-list applies to the auth routes too ---------
+req POST /auth/logout -H "Origin: https://evil.example"
+check "a disallowed Origin: 403" test "$S" = 403
+req POST /auth/logout -H "Origin: https://app.example"
+check "an allowed Origin: answered with Access-Control-Allow-Origin" \
+  test "$S" = 200 -a "$(hdr Access-Control-Allow-Origin)" = https://app.example
 
 # ---- configuration ---------------------------------------------------------
 cat >"$T/cl.jsonc" <<JSON
