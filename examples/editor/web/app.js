@@ -363,6 +363,14 @@ async function start() {
   const t = await fetchLoginToken().catch(() => null);
   if (t === 'none') return renewClient();
   if (!t) return showLogin();
+  // The gateway's access gate (isAdmin, or emailVerified and adminApproved):
+  // an account not approved yet would only see its sockets refused.
+  const c = claims(t.access_token);
+  if (!c.isAdmin && !(c.emailVerified && c.adminApproved)) {
+    showLogin('logged in, but an admin has not approved this account yet');
+    ui.logout.hidden = false;
+    return;
+  }
   token = t;
   startClient();
 }
