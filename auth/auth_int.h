@@ -10,7 +10,8 @@
  *   m:H                  magic link {h, email, expiresAt, used}
  *   i:H                  invite {h, email, expiresAt} (reusable)
  *   r:H                  refresh token {h, sub, fam, expiresAt, rotated}
- *   f:<fam>              token family {sub, revoked}
+ *   f:<fam>              token family {sub, revoked, expiresAt (its newest
+ *                        token's)}
  *   F:<sub>:<fam>        the subject's families (to revoke them all) */
 #ifndef LMZ_AUTH_AUTH_INT_H
 #define LMZ_AUTH_AUTH_INT_H

@@ -239,10 +239,12 @@ static int on_request(lmz_ctx *ctx, const struct lmz_request *req,
   return lmz_response_text(ctx, res, 404, "text/plain", "Not Found");
 }
 
-/* Deletes expired magic links, invites and refresh tokens once per
- * activation, as the original does on each wake (bounded per kind). */
+/* Deletes expired magic links, invites, refresh tokens and token families
+ * once per activation, as the original does on each wake (bounded per
+ * kind; what is left waits for the next activation). A family goes with
+ * its index entry F:<sub>:<fam>. */
 static int on_start(lmz_ctx *ctx) {
-  static const char *const prefixes[] = {"m:", "i:", "r:"};
+  static const char *const prefixes[] = {"m:", "i:", "r:", "f:"};
   double now = lmz_now_ms(ctx);
   for (size_t k = 0; k < LMZ_ARRAY_SIZE(prefixes); k++) {
     lmz_value *map = NULL;
@@ -250,11 +252,17 @@ static int on_start(lmz_ctx *ctx) {
     if (lmz_kv_list(ctx, &o, &map))
       return 0; /* cleanup is best effort */
     for (size_t i = 0; i < lmz_len(map); i++) {
-      lmz_value *exp = lmz_object_getc(lmz_map_val(map, i), "expiresAt");
-      size_t kl;
-      const char *key = lmz_get_str(lmz_map_key(map, i), &kl);
-      if (exp && lmz_get_number(exp) < now && key)
-        lmz_kv_delete(ctx, key);
+      lmz_value *rec = lmz_map_val(map, i), *exp = lmz_object_getc(rec, "expiresAt");
+      const char *key = lmz_get_str(lmz_map_key(map, i), NULL);
+      if (!exp || lmz_get_number(exp) >= now || !key)
+        continue;
+      lmz_kv_delete(ctx, key);
+      lmz_value *sub = lmz_object_getc(rec, "sub");
+      if (key[0] == 'f' && sub && lmz_typeof(sub) == LMZ_T_STRING) {
+        char idx[400];
+        snprintf(idx, sizeof idx, "F:%s:%s", lmz_get_str(sub, NULL), key + 2);
+        lmz_kv_delete(ctx, idx);
+      }
     }
   }
   return 0;

@@ -15,6 +15,7 @@
  * the same family. Presenting a rotated token means two parties hold the
  * family's tokens: the whole family is revoked (RFC 6819 §5.2.2.3). */
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,23 +74,43 @@ lmz_value *lmz__auth_tok_record(struct areq *r, const struct tok *t,
   return o;
 }
 
+/* Creates or extends family `fam`: its expiresAt follows its newest token,
+ * so an expired family (swept by on_start) has no live token left. */
+static int family_touch(struct areq *r, const char *sub, const char *fam, bool fresh,
+                        double exp) {
+  char key[400];
+  lmz_arena *a = r->a;
+  snprintf(key, sizeof key, "f:%s", fam);
+  lmz_value *f = fresh ? lmz_object(a) : lmz_kv_get(r->ctx, key);
+  if (!f || lmz_typeof(f) != LMZ_T_OBJECT)
+    return fresh ? LMZ_ENOMEM : 0; /* swept meanwhile: nothing to extend */
+  if (fresh && (lmz_object_setc(f, "sub", lmz_cstring(a, sub)) ||
+                lmz_object_setc(f, "revoked", lmz_bool(false))))
+    return LMZ_ENOMEM;
+  if (lmz_object_setc(f, "expiresAt", lmz_number(a, exp)))
+    return LMZ_ENOMEM;
+  int rv = lmz_kv_put(r->ctx, key, f);
+  if (!rv && fresh) { /* indexed under its subject, to revoke them all */
+    snprintf(key, sizeof key, "F:%s:%s", sub, fam);
+    rv = lmz_kv_put(r->ctx, key, lmz_bool(true));
+  }
+  return rv;
+}
+
 int lmz__auth_refresh_issue(struct areq *r, const char *sub, const char *fam,
                             struct tok *t) {
-  char fid[37], key[400];
+  char fid[37];
   lmz_arena *a = r->a;
-  if (!fam) { /* a new login: a new family, indexed under its subject */
+  bool fresh = !fam; /* a new login: a new family */
+  if (fresh) {
     lmz__auth_uuid(fid);
     fam = fid;
-    lmz_value *f = lmz_object(a);
-    if (!f || lmz_object_setc(f, "sub", lmz_cstring(a, sub)) ||
-        lmz_object_setc(f, "revoked", lmz_bool(false)) ||
-        lmz_kv_put(r->ctx, (snprintf(key, sizeof key, "f:%s", fam), key), f) ||
-        lmz_kv_put(r->ctx, (snprintf(key, sizeof key, "F:%s:%s", sub, fam), key),
-                   lmz_bool(true)))
-      return LMZ_ENOMEM;
   }
-  lmz__auth_tok_new(r, TOK_REFRESH, t);
   double exp = r->now_ms + 1000.0 * r->auth->cfg.refresh_ttl_s;
+  int rv = family_touch(r, sub, fam, fresh, exp);
+  if (rv)
+    return rv;
+  lmz__auth_tok_new(r, TOK_REFRESH, t);
   lmz_value *rec = lmz__auth_tok_record(r, t, exp);
   if (!rec || lmz_object_setc(rec, "sub", lmz_cstring(a, sub)) ||
       lmz_object_setc(rec, "fam", lmz_cstring(a, fam)) ||

@@ -7,6 +7,8 @@
 
 #include <dirent.h>
 
+#include "cluster/keyfile.h"
+
 static void verify_access(struct fx *f, const char *tok, const char *sub,
                           bool approved) {
   struct lmz_jwt_claims c;
@@ -239,6 +241,60 @@ static void mail_templates(void **state) {
   fx_stop(&f);
 }
 
+/* The storage key of a token ("r:<hex of 16 hash bytes>"), computed as the
+ * service does from its hash key file. */
+static void token_key(struct fx *f, char kind, const char *text, char out[40]) {
+  char path[600], err[LMZ_ERRMSG_LEN];
+  uint8_t key[32], raw[32], h[32];
+  snprintf(path, sizeof path, "%s/" LMZ_AUTH_HASH_KEY_FILE, f->dir);
+  assert_int_equal(lmz_keyfile_load(path, key, err), 0);
+  assert_int_equal(sodium_base642bin(raw, sizeof raw, text, strlen(text), NULL, NULL, NULL,
+                                     sodium_base64_VARIANT_URLSAFE_NO_PADDING), 0);
+  crypto_generichash(h, sizeof h, raw, sizeof raw, key, sizeof key);
+  char hex[33];
+  sodium_bin2hex(hex, sizeof hex, h, 16);
+  snprintf(out, 40, "%c:%s", kind, hex);
+}
+
+static bool stored(struct fx *f, const char *key, lmz_value **v) {
+  int rv = lmz_node_kv_peek(f->n, LMZ_AUTH_BINDING, LMZ_AUTH_INSTANCE, key, f->a, v);
+  assert_true(rv == 0 || rv == LMZ_ENOTFOUND);
+  return rv == 0;
+}
+
+/* Expired links, refresh tokens and token families are deleted when the
+ * actor next starts (fake time, eviction by the node's clock); live ones
+ * stay. Only keyed hashes are stored: the token text appears nowhere. */
+static void expired_records_swept(void **state) {
+  (void)state;
+  struct fx f;
+  fx_start(&f);
+  char t1[256], rkey[40], mkey[40], fkey[80], idx[200], sub[64];
+  snprintf(t1, sizeof t1, "%s", fx_login(&f, "old@example.com"));
+  struct resp r = fx_refresh(&f, t1, t1, NULL); /* t1 := the rotated-to token */
+  snprintf(sub, sizeof sub, "%s", fx_json_str(&f, r.body, "sub"));
+  token_key(&f, 'r', t1, rkey);
+  token_key(&f, 'm', fx_magic_token(&f, "old@example.com"), mkey);
+  lmz_value *rec = NULL, *fam = NULL;
+  assert_true(stored(&f, rkey, &rec));
+  assert_null(lmz_object_getc(rec, "text"));
+  snprintf(fkey, sizeof fkey, "f:%s", lmz_get_str(lmz_object_getc(rec, "fam"), NULL));
+  snprintf(idx, sizeof idx, "F:%s:%s", sub, fkey + 2);
+  assert_true(stored(&f, fkey, &fam) && stored(&f, idx, &fam) && stored(&f, mkey, &fam));
+  /* a month and a day later the actor is evicted, and its next start sweeps */
+  f.now += (2592000.0 + 86400) * 1000;
+  assert_int_equal(lmz_node_evict_idle(f.n), 1);
+  const char *t2 = fx_login(&f, "new@example.com"); /* activates it again */
+  assert_false(stored(&f, rkey, &rec));
+  assert_false(stored(&f, fkey, &rec));
+  assert_false(stored(&f, idx, &rec));
+  assert_false(stored(&f, mkey, &rec));
+  char k2[40];
+  token_key(&f, 'r', t2, k2);
+  assert_true(stored(&f, k2, &rec)); /* the new login's token stays */
+  fx_stop(&f);
+}
+
 static void hostile_input(void **state) {
   (void)state;
   struct fx f;
@@ -299,7 +355,7 @@ int main(void) {
       cmocka_unit_test(strict_reuse_and_auto_approve),
       cmocka_unit_test(logout_revokes),     cmocka_unit_test(expiry_on_fake_time),
       cmocka_unit_test(rate_limits),        cmocka_unit_test(hostile_input),
-      cmocka_unit_test(mail_templates),
+      cmocka_unit_test(mail_templates),     cmocka_unit_test(expired_records_swept),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
