@@ -277,7 +277,15 @@ static void expired_records_swept(void **state) {
   token_key(&f, 'm', fx_magic_token(&f, "old@example.com"), mkey);
   lmz_value *rec = NULL, *fam = NULL;
   assert_true(stored(&f, rkey, &rec));
-  assert_null(lmz_object_getc(rec, "text"));
+  /* the record: the keyed hash and metadata, never the token or its bytes */
+  static const char *const fields[] = {"h", "expiresAt", "sub", "fam", "rotated"};
+  assert_int_equal(lmz_len(rec), 5);
+  for (size_t i = 0; i < 5; i++)
+    assert_non_null(lmz_object_getc(rec, fields[i]));
+  uint8_t raw[32];
+  assert_int_equal(sodium_base642bin(raw, sizeof raw, t1, strlen(t1), NULL, NULL, NULL,
+                                     sodium_base64_VARIANT_URLSAFE_NO_PADDING), 0);
+  assert_memory_not_equal(lmz_arraybuffer_data(lmz_object_getc(rec, "h")), raw, 32);
   snprintf(fkey, sizeof fkey, "f:%s", lmz_get_str(lmz_object_getc(rec, "fam"), NULL));
   snprintf(idx, sizeof idx, "F:%s:%s", sub, fkey + 2);
   assert_true(stored(&f, fkey, &fam) && stored(&f, idx, &fam) && stored(&f, mkey, &fam));
