@@ -62,6 +62,8 @@ int lmz__auth_redirect(struct areq *r, const char *code) {
                   : LMZ_ENOMEM;
   lmz_buf_free(&b);
   r->res->status = 302;
+  if (!rv) /* it may carry a new refresh cookie */
+    rv = lmz_response_header(r->ctx, r->res, "Cache-Control", "no-store");
   return rv;
 }
 

@@ -21,6 +21,17 @@ mkdir -p "$D"
 "$BIN/lmz" keys generate --kid BLUE >"$T/blue" && "$BIN/lmz" keys generate --kid GREEN --pem >"$T/green"
 check "lmz keys generate prints a key" grep -q '"BLUE": "[A-Za-z0-9_-]\{43\}"' "$T/blue"
 check "--pem prints PKCS#8" grep -q '"GREEN": "-----BEGIN PRIVATE KEY-----\\n' "$T/green"
+"$BIN/lmz" keys generate --kid 'a b' >"$T/o" 2>"$T/e"; rc=$?
+check "a bad --kid: exit 2, nothing on stdout" test "$rc" = 2 -a ! -s "$T/o"
+"$BIN/lmz" keys generate --kid BLUE --primary GREEN >"$T/o" 2>"$T/e"; rc=$?
+check "--primary not generated: exit 2" test "$rc" = 2 -a ! -s "$T/o"
+"$BIN/lmz" keys >"$T/o" 2>"$T/e"; rc=$?
+check "no action: usage, exit 2" test "$rc" = 2
+if command -v openssl >/dev/null; then # the PEM is what openssl reads
+  sed -nE 's/.*"GREEN": "([^"]*)".*/\1/p' "$T/green" | sed 's/\\n/\n/g' >"$T/green.pem"
+  check "openssl reads the --pem private key as Ed25519" \
+    bash -c "openssl pkey -in '$T/green.pem' -noout -text 2>/dev/null | grep -q 'ED25519 Private-Key'"
+fi
 BLUE=$(grep '"BLUE": "' "$T/blue" | sed -E 's/.*"BLUE": "([^"]*)".*/\1/')
 GREEN=$(grep '"GREEN": "' "$T/green" | sed -E 's/.*"GREEN": "([^"]*)".*/\1/')
 
