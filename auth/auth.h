@@ -50,6 +50,10 @@
 #define LMZ_AUTH_BINDING "LUMENIZE_AUTH"
 #define LMZ_AUTH_CLASS "LumenizeAuth"
 #define LMZ_AUTH_INSTANCE "default"
+/* The worker that sends the service's mail (auth/mailer.c): only the
+ * LUMENIZE_AUTH actor may call it. */
+#define LMZ_AUTH_MAILER_BINDING "LUMENIZE_AUTH_MAILER"
+#define LMZ_AUTH_MAILER_CLASS "LumenizeAuthMailer"
 #define LMZ_AUTH_DEFAULT_PREFIX "/auth"
 #define LMZ_AUTH_COOKIE "refresh-token"
 #define LMZ_AUTH_HASH_KEY_FILE "auth-hash.key"
@@ -123,8 +127,9 @@ typedef struct lmz_auth lmz_auth;
 /* Creates the service: copies the config, builds the signing key set (the
  * config's private keys, else `dev_keys` copied: lmzd passes the dev key
  * file's), loads or creates the hash key (DATA/auth-hash.key, 0600, when the
- * config has none), starts the mail sender, registers class LumenizeAuth
- * and binds LUMENIZE_AUTH on `node` (before lmz_node_start). Errors
+ * config has none), starts the mail sender, registers classes LumenizeAuth
+ * and LumenizeAuthMailer and binds LUMENIZE_AUTH and LUMENIZE_AUTH_MAILER
+ * on `node` (before lmz_node_start). Errors
  * (errmsg): LMZ_EBADCONFIG (no signing key, bad key text, primary unknown,
  * bad hash key, mail config), LMZ_EEXIST (binding taken), LMZ_EIO,
  * LMZ_ENOMEM. On error nothing is left to close. */

@@ -78,10 +78,15 @@ bool lmz__auth_test_request(struct areq *r);
 /* "{origin}{prefix}{path}" in the turn arena. */
 const char *lmz__auth_url(struct areq *r, const char *path);
 /* Sends a message of `type` to `to`, rendered from its template with
- * {{url}} = url and {{email}} = email (failures are logged, never reported
- * to the client). */
+ * {{url}} = url and {{email}} = email, once this turn's writes are durable
+ * (failures are logged, never reported to the client). */
 void lmz__auth_mail(struct areq *r, enum lmz_auth_mail_type type, const char *to,
                     const char *url, const char *email);
+
+/* ---- the mailer worker (mailer.c) -------------------------------------- */
+/* Its method table: send(type, to, url, email), guarded so that only the
+ * LUMENIZE_AUTH actor may call it. */
+extern const lmz_method lmz__auth_mailer_methods[];
 
 /* ---- tokens (tokens.c) --------------------------------------------------- */
 enum tok_kind { TOK_MAGIC = 'm', TOK_INVITE = 'i', TOK_REFRESH = 'r' };

@@ -14,9 +14,9 @@
  *  3. an endpoint fails (out of memory, storage): the turn throws, nothing
  *     is committed, the gateway answers 500;
  *  4. a mail send fails: logged only (the answer never says, so whether an
- *     address exists does not leak). A mail leaves before its turn's
- *     writes are durable; a link in it that arrives first finds no record
- *     and answers invalid_token (harmless, and a person is slower). */
+ *     address exists does not leak). Mails leave only after their turn's
+ *     writes are durable (a call to the mailer worker, held by the output
+ *     gate); a turn that fails sends none. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,40 +138,20 @@ const char *lmz__auth_url(struct areq *r, const char *path) {
   return s;
 }
 
-static void mail_done(void *ud, int status, const char *errmsg) {
-  lmz_auth *au = ud;
-  if (status == 0) {
-    au->mails_sent++;
-    return;
-  }
-  au->mails_failed++;
-  if (status != LMZ_ECANCELED)
-    LMZ_LOG_WARN(&lmz__auth_log, "mail not sent: %s", errmsg ? errmsg : lmz_strerror(status));
-}
-
+/* Mail leaves through the mailer worker (auth/mailer.c) as a mesh call, so
+ * the output gate holds it until this turn's writes are durable: a mail
+ * never carries a token that a failed turn did not store. */
 void lmz__auth_mail(struct areq *r, enum lmz_auth_mail_type type, const char *to,
                     const char *url, const char *email) {
-  const struct lmz_auth_config *c = &r->auth->cfg;
-  const struct lmz_auth_template *t = &c->templates[type];
-  struct lmz_auth_vars v = {url ? url : "", email ? email : "", c->app_name,
-                            c->magic_link_ttl_s / 60};
-  lmz_buf subj = LMZ_BUF_INIT, text = LMZ_BUF_INIT, html = LMZ_BUF_INIT;
-  int rv = lmz_auth_render(t->subject, &v, 0, &subj);
-  if (!rv) rv = lmz_buf_putc(&subj, '\0');
-  if (!rv) rv = lmz_auth_render(t->text, &v, 0, &text);
-  if (!rv) rv = lmz_buf_putc(&text, '\0');
-  if (!rv) rv = lmz_auth_render(t->html, &v, 1, &html);
-  if (!rv) rv = lmz_buf_putc(&html, '\0');
-  struct lmz_mail_msg m = {to, (const char *)subj.data, (const char *)text.data,
-                           (const char *)html.data};
-  if (!rv)
-    rv = r->auth->mail ? lmz_mail_send(r->auth->mail, &m, mail_done, r->auth) : LMZ_ECANCELED;
+  lmz_arena *a = r->a;
+  lmz_ctn *c = lmz_ctn_call(lmz_ctn_new(r->ctx), "send", 4,
+                            lmz_cstring(a, lmz_auth_mail_type_name(type)),
+                            lmz_cstring(a, to), lmz_cstring(a, url ? url : ""),
+                            lmz_cstring(a, email ? email : ""));
+  int rv = c ? lmz_call(r->ctx, LMZ_AUTH_MAILER_BINDING, NULL, c, NULL, NULL) : LMZ_ENOMEM;
   if (rv)
-    LMZ_LOG_WARN(&lmz__auth_log, "mail %s not sent: %s", lmz_auth_mail_type_name(type),
+    LMZ_LOG_WARN(&lmz__auth_log, "mail %s not queued: %s", lmz_auth_mail_type_name(type),
                  lmz_strerror(rv));
-  lmz_buf_free(&subj);
-  lmz_buf_free(&text);
-  lmz_buf_free(&html);
 }
 
 /* ---- the endpoint table -------------------------------------------------- */
@@ -279,7 +259,10 @@ static struct lmz_class_opts registering;
 
 static int module_init(lmz_registry *reg) {
   static const lmz_method none[] = {LMZ_END};
-  return lmz_register_do(reg, LMZ_AUTH_CLASS, none, &registering);
+  int rv = lmz_register_do(reg, LMZ_AUTH_CLASS, none, &registering);
+  struct lmz_class_opts mailer = {.data = registering.data};
+  return rv ? rv : lmz_register_worker(reg, LMZ_AUTH_MAILER_CLASS, lmz__auth_mailer_methods,
+                                       &mailer);
 }
 
 static int start_parts(lmz_auth *au, const struct lmz_auth_config *cfg,
@@ -323,6 +306,9 @@ int lmz_auth_new(uv_loop_t *loop, lmz_node *node,
     rv = lmz_node_register_module(node, "auth", module_init, errmsg);
     if (!rv)
       rv = lmz_node_bind(node, LMZ_AUTH_BINDING, LMZ_AUTH_CLASS, LMZ_NODE_DO, errmsg);
+    if (!rv)
+      rv = lmz_node_bind(node, LMZ_AUTH_MAILER_BINDING, LMZ_AUTH_MAILER_CLASS,
+                         LMZ_NODE_WORKER, errmsg);
     registering = (struct lmz_class_opts){0};
   }
   if (rv) {

@@ -303,6 +303,62 @@ static void expired_records_swept(void **state) {
   fx_stop(&f);
 }
 
+struct call_reply {
+  int n;
+  bool ok;
+  char err[200];
+};
+
+static void on_reply(void *arg, int status, bool ok, const lmz_value *v) {
+  struct call_reply *r = arg;
+  r->n++;
+  r->ok = status == 0 && ok;
+  if (lmz_typeof(v) == LMZ_T_ERROR)
+    snprintf(r->err, sizeof r->err, "%s", lmz_error_message(v));
+}
+
+/* The mailer worker sends only for the auth actor: a call from anyone else
+ * (here the CLI; a browser client is the same) is refused, nothing sent. */
+static void mailer_refuses_others(void **state) {
+  (void)state;
+  struct fx f;
+  fx_start(&f);
+  lmz_arena *a = lmz_node_arena_get(f.n);
+  lmz_value *chain = lmz_array(a, 2), *get = lmz_object(a), *ap = lmz_object(a);
+  lmz_value *args = lmz_array(a, 4);
+  const char *argv[] = {"magic-link", "victim@example.com", "http://evil/", "x"};
+  for (int i = 0; i < 4; i++)
+    lmz_array_push(args, lmz_cstring(a, argv[i]));
+  lmz_object_setc(get, "type", lmz_cstring(a, "get"));
+  lmz_object_setc(get, "key", lmz_cstring(a, "send"));
+  lmz_object_setc(ap, "type", lmz_cstring(a, "apply"));
+  lmz_object_setc(ap, "args", args);
+  lmz_array_push(chain, get);
+  lmz_array_push(chain, ap);
+  static const lmz_identity cli = {LMZ_NODE_CLI, "test", NULL};
+  struct lmz_node_call c = {.binding = LMZ_AUTH_MAILER_BINDING, .chain = chain,
+                            .call_chain = &cli, .call_chain_len = 1, .arena = a};
+  struct call_reply r = {0};
+  char err[LMZ_ERRMSG_LEN];
+  assert_int_equal(lmz_node_call(f.n, &c, on_reply, &r, err), 0);
+  uint64_t deadline = tl_now_ms() + 30000; /* a hang guard, not a bound */
+  while (r.n < 1 && tl_now_ms() < deadline)
+    uv_run(&f.loop, UV_RUN_ONCE);
+  assert_int_equal(r.n, 1);
+  assert_false(r.ok);
+  assert_non_null(strstr(r.err, "may only be called by LUMENIZE_AUTH"));
+  char dir[600];
+  snprintf(dir, sizeof dir, "%s/outbox", f.dir);
+  DIR *d = opendir(dir);
+  int files = 0;
+  for (struct dirent *e; d && (e = readdir(d));)
+    files += e->d_name[0] != '.';
+  if (d)
+    closedir(d);
+  assert_int_equal(files, 0);
+  fx_stop(&f);
+}
+
 static void hostile_input(void **state) {
   (void)state;
   struct fx f;
@@ -364,6 +420,7 @@ int main(void) {
       cmocka_unit_test(logout_revokes),     cmocka_unit_test(expiry_on_fake_time),
       cmocka_unit_test(rate_limits),        cmocka_unit_test(hostile_input),
       cmocka_unit_test(mail_templates),     cmocka_unit_test(expired_records_swept),
+      cmocka_unit_test(mailer_refuses_others),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
