@@ -95,6 +95,13 @@ refresh "not-a-token"
 check "a garbage cookie: 401 invalid_token" bash -c "[ $S = 401 ] && grep -q invalid_token '$T/b'"
 req POST /auth/refresh-token
 check "no cookie: 401" test "$S" = 401
+# cookies of another path: a browser sends the longest Path first (RFC 6265
+# 5.4), so the first refresh-token is the one set for /auth; others are ignored
+login carol@example.com; C4=$C
+req POST /auth/refresh-token -H "Cookie: refresh-token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; refresh-token=$C4"
+check "a cookie of another path first: 401 (never tried past the first)" test "$S" = 401
+req POST /auth/refresh-token -H "Cookie: theme=dark; refresh-token=$C4; refresh-token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+check "the /auth cookie first: 200" test "$S" = 200
 
 # ---- bootstrap admin, admin endpoints, invites, delegation ---------------
 login boss@example.com; refresh "$C"; BOSS=$A; BSUB=$(jget sub)
