@@ -8,7 +8,9 @@
 #   invites + accept, delegation (act claim), the per-address limit (429 +
 #   Retry-After), and hostile input (malformed JSON, oversized body, header
 #   injection in the address, unknown paths, a path that only starts like
-#   the prefix), and a cluster config without auth.hash_key refused at
+#   the prefix), token guessing (429 per IP), the CORS allow-list on the
+#   auth routes, cookies of another path, and a cluster config without
+#   auth.hash_key refused at
 #   start. Expiry is tested on fake time in tests/unit/auth.
 # Prints "N passed, M failed".
 . "$(dirname "$0")/../lib/it_lib.sh"
@@ -149,6 +151,16 @@ req GET /authx/magic-link
 check "a path that only starts like the prefix is not routed there" test "$S" = 404
 req GET '/auth/magic-link?one_time_token=%0d%0aSet-Cookie:%20x=y'
 check "an injected token: refused, no header injected" bash -c "! grep -qi '^x=y' '$T/h' && [ $S = 302 -o $S = 400 ]"
+
+# ---- token guessing: unknown tokens count against the client's IP ----------
+n=0
+while [ $n -lt 25 ]; do
+  n=$((n + 1))
+  req GET "/auth/magic-link?one_time_token=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-43)"
+  [ "$S" = 429 ] && break
+done
+check "guessing magic-link tokens: 429 within 21 tries (got $S after $n)" test "$S" = 429 -a "$n" -le 21
+check "... with Retry-After" test -n "$(hdr Retry-After)"
 
 # ---- CORS: the gateway's allow-list applies to the auth routes too ---------
 req POST /auth/logout -H "Origin: https://evil.example"
