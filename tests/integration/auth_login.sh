@@ -10,8 +10,8 @@
 #   injection in the address, unknown paths, a path that only starts like
 #   the prefix), token guessing (429 per IP), the CORS allow-list on the
 #   auth routes, cookies of another path, and a cluster config without
-#   auth.hash_key refused at
-#   start. Expiry is tested on fake time in tests/unit/auth.
+#   auth.hash_key refused at start. Expiry is tested on fake time in
+#   tests/unit/auth.
 # Prints "N passed, M failed".
 . "$(dirname "$0")/../lib/it_lib.sh"
 command -v curl >/dev/null || { echo "curl not installed: skipped"; exit 77; }
