@@ -7,7 +7,8 @@
  * endpoint's host and which follows no redirect (an API key never leaves
  * for another host). A 2xx answer is success.
  * Failure modes:
- *  1. bad config (URL not http/https, key with CR/LF, bad From): LMZ_EINVAL
+ *  1. bad config (URL not http/https, key with CR/LF, bad From):
+ *     LMZ_EBADCONFIG (auth/mail.h)
  *     at new; nothing opened;
  *  2. a refused address or subject: LMZ_EINVAL at send, cb never runs;
  *  3. a non-2xx answer: cb gets LMZ_EIO "mail API HOST: HTTP 422" (the
@@ -149,15 +150,15 @@ static int api_config(struct api *a, const struct lmz_mail_config *c, char *errm
   char addr[LMZ_MAIL_ADDR_MAX + 1];
   if (endpoint_host(c->http_url, &a->host)) {
     lmz__errmsg_printf(errmsg, "mail.http.url must be an http(s) URL");
-    return LMZ_EINVAL;
+    return LMZ_EBADCONFIG;
   }
   if (!c->http_api_key || !*c->http_api_key || strpbrk(c->http_api_key, "\r\n")) {
     lmz__errmsg_printf(errmsg, "mail.http.api_key missing or contains CR/LF");
-    return LMZ_EINVAL;
+    return LMZ_EBADCONFIG;
   }
   if (lmz__mail_from_addr(c->from, addr, sizeof addr)) {
     lmz__errmsg_printf(errmsg, "mail.from must be \"addr\" or \"Name <addr>\"");
-    return LMZ_EINVAL;
+    return LMZ_EBADCONFIG;
   }
   size_t hl = strlen(c->http_api_key) + 32;
   if (!(a->from = strdup(c->from)) || !(a->url = strdup(c->http_url)) ||

@@ -479,16 +479,16 @@ static int smtp_config(struct smtp *s, const struct lmz_mail_config *c, char *er
   if (!c->smtp_url || (strncmp(c->smtp_url, "smtp://", 7) && strncmp(c->smtp_url, "smtps://", 8)) ||
       strpbrk(c->smtp_url, "\r\n") || url_host(c->smtp_url, &s->host)) {
     lmz__errmsg_printf(errmsg, "mail.smtp.url must be smtp://HOST:PORT or smtps://HOST:PORT");
-    return LMZ_EINVAL;
+    return LMZ_EBADCONFIG;
   }
   if (lmz__mail_from_addr(c->from, s->from_addr, sizeof s->from_addr)) {
     lmz__errmsg_printf(errmsg, "mail.from must be \"addr\" or \"Name <addr>\"");
-    return LMZ_EINVAL;
+    return LMZ_EBADCONFIG;
   }
   if ((c->smtp_user && strpbrk(c->smtp_user, "\r\n")) ||
       (c->smtp_password && strpbrk(c->smtp_password, "\r\n"))) {
     lmz__errmsg_printf(errmsg, "mail.smtp user/password contain CR or LF");
-    return LMZ_EINVAL;
+    return LMZ_EBADCONFIG;
   }
   if (!curl_has_smtp()) {
     lmz__errmsg_printf(errmsg, "mail: this libcurl has no SMTP support");

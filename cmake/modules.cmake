@@ -2,10 +2,10 @@
 #
 # Declares one module (one folder = one static library lmz_<NAME>) and checks
 # the dependency direction of DESIGN.md section 1:
-#   core -> proto -> storage -> cluster -> net -> actor -> gateway -> server
+#   core -> proto -> storage -> cluster -> net -> actor -> gateway -> auth -> server
 # A module may only link modules that come before it; anything else stops the
 # configure step. tests/deps_check.sh checks the same rule on #include lines.
-set(LMZ_MODULE_ORDER core proto storage cluster net actor gateway client server examples)
+set(LMZ_MODULE_ORDER core proto storage cluster net actor gateway auth client server examples)
 
 function(lmz_module NAME)
   cmake_parse_arguments(M "" "" "SOURCES;DEPS;EXTERNAL" ${ARGN})

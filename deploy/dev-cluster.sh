@@ -27,6 +27,8 @@
 # LMZ_REPL_MAX_LAG_MS=MS writes cluster.replication.max_lag_ms (how far a
 # backup may fall behind before it leaves the in-sync set). Both are read
 # whenever a node's config is written (start, restart, join).
+# LMZ_AUTH_JSON='{...}' adds that "auth" block (the auth service, README
+# "Logging in"; set its hash_key: the same on every node).
 # All nodes share one cluster key (./lmz-cluster/cluster.key, made on first
 # start); `lmz call --node 127.0.0.1:710N --key-file ./lmz-cluster/cluster.key`
 # (or --data ./lmz-cluster/nodeN) talks to node N. Browser and Node.js
@@ -75,6 +77,8 @@ replication_json() {
 write_config() { # write_config N [join]
   local n=$1 join=${2:-false} voters="" i repl
   repl=$(replication_json) || return 1
+  local auth=""
+  [ -z "${LMZ_AUTH_JSON:-}" ] || auth=$'\n'"  \"auth\": $LMZ_AUTH_JSON,"
   for i in "${NODES[@]}"; do
     voters+="${voters:+,}
       {\"id\": $i, \"node\": \"127.0.0.1:$(peer_port "$i")\", \"raft\": \"127.0.0.1:$(raft_port "$i")\"}"
@@ -93,7 +97,7 @@ write_config() { # write_config N [join]
     {"binding": "ECHO_WORKER", "entrypoint": "EchoWorker"},
     {"binding": "SPELLCHECK_WORKER", "entrypoint": "SpellCheckWorker"}],
   "storage": {"sync": true},
-  "gateway": {"jwt": {"dev_keys": true}},
+  "gateway": {"jwt": {"dev_keys": true}},$auth
   "cluster": {"id": $n, "raft": "127.0.0.1:$(raft_port "$n")", "join": $join,
               ${repl}"voters": [$voters]}
 }

@@ -377,6 +377,8 @@ static int copy_opts(lmz_gateway *gw, const struct lmz_gateway_opts *o,
                      char *errmsg) {
   gw->binding = strdup(o->binding ? o->binding : LMZ_GATEWAY_BINDING);
   gw->prefix = norm_prefix(o->route_prefix);
+  if (o->auth_prefix && !(gw->auth_prefix = norm_prefix(o->auth_prefix)))
+    return LMZ_ENOMEM;
   gw->iss = strdup(o->iss ? o->iss : LMZ_JWT_DEFAULT_ISS);
   gw->aud = strdup(o->aud ? o->aud : LMZ_JWT_DEFAULT_AUD);
   gw->cors = o->n_cors_origins ? calloc(o->n_cors_origins, sizeof *gw->cors) : NULL;
@@ -438,6 +440,7 @@ static void free_parts(lmz_gateway *gw) {
   lmz_rate_free(&gw->ws_rate);
   free(gw->binding);
   free(gw->prefix);
+  free(gw->auth_prefix);
   free(gw->iss);
   free(gw->aud);
   free(gw->static_dir);

@@ -10,6 +10,8 @@
  *   /gateway/{binding}/{sub}.{tabId}
  *        WebSocket upgrade -> the client's gateway actor (lumenize-behaviour
  *        sections 1.10 and 2.2-2.7); a plain request -> 426
+ *   {auth_prefix}[/...]        on_request of LUMENIZE_AUTH "default" (the
+ *                              auth service, auth/auth.h), when set
  *   /{prefix}/{binding}/{instance}[/...]   on_request of that durable object
  *        (lmz/http.h): 404 unknown binding, 400 missing instance, 501 no
  *        handler, 500 handler failure, 503 overloaded / shutting down.
@@ -69,6 +71,8 @@
 #define LMZ_GATEWAY_BINDING "LUMENIZE_CLIENT_GATEWAY"
 #define LMZ_GATEWAY_CLASS "LumenizeClientGateway"
 #define LMZ_GATEWAY_DEFAULT_PREFIX "/api"
+#define LMZ_GATEWAY_AUTH_BINDING "LUMENIZE_AUTH" /* auth/auth.h */
+#define LMZ_GATEWAY_AUTH_INSTANCE "default"
 #define LMZ_GATEWAY_GRACE_MS 5000u
 #define LMZ_GATEWAY_CALL_TIMEOUT_MS 30000u
 /* The cap on one client message (a WebSocket message, fragments summed, and
@@ -113,6 +117,11 @@ struct lmz_gateway_opts {
   /* Actor routes live under this prefix. NULL = LMZ_GATEWAY_DEFAULT_PREFIX
    * ("/api"); "" or "/" = no prefix (every /{binding}/{instance} path). */
   const char *route_prefix;
+  /* The auth service's prefix ("/auth"; NULL = none): every request under
+   * it goes to on_request of (LMZ_GATEWAY_AUTH_BINDING, "default"), on
+   * this node or forwarded to its owner, with no token check (the service
+   * authenticates its own callers). */
+  const char *auth_prefix;
   const char *static_dir; /* NULL = no static files */
   /* One more folder, served under a URL prefix with static_dir's rules
    * (GET {prefix}/a.js -> {dir}/a.js); both NULL = none. lmzd --dev mounts

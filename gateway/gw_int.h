@@ -100,6 +100,7 @@ struct lmz_gateway {
   bool http_up;
   char *binding;
   char *prefix;     /* normalized: "" (none) or "/x[/y]" without trailing / */
+  char *auth_prefix; /* "/auth" or NULL: routed to LUMENIZE_AUTH/default */
   char *static_dir; /* realpath, or NULL */
   char *mount_prefix, *mount_dir; /* "/x" and a realpath, or both NULL */
   char **cors;

@@ -341,11 +341,14 @@ static int to_request(lmz_gateway *gw, const struct lmz_http_request *req,
   return out->path ? 0 : LMZ_ENOMEM;
 }
 
+/* `own_auth`: the auth service's routes, which authenticate their callers
+ * themselves (a login has no token yet): no bearer check, no origin auth. */
 static void to_actor(lmz_gateway *gw, lmz_http_conn_t *conn,
                      const struct lmz_http_request *req, const char *binding,
-                     const char *instance, const char *origin) {
-  lmz_value *oa;
-  if (lmz__gw_http_access(gw, conn, req, binding, origin, gw->scratch, &oa)) {
+                     const char *instance, const char *origin, bool own_auth) {
+  lmz_value *oa = NULL;
+  if (!own_auth &&
+      lmz__gw_http_access(gw, conn, req, binding, origin, gw->scratch, &oa)) {
     lmz_arena_reset(gw->scratch); /* answered: nothing delivered, nothing claimed */
     return;
   }
@@ -387,6 +390,13 @@ bool lmz__gw_route(lmz_gateway *gw, lmz_http_conn_t *conn,
   size_t rest;
   struct segs s;
   char bind[512], inst[512], origin[256];
+  if (gw->auth_prefix && *gw->auth_prefix &&
+      under(req->path, req->path_len, gw->auth_prefix, &rest)) {
+    if (!lmz__gw_cors(gw, conn, req, origin)) /* the auth service's routes */
+      to_actor(gw, conn, req, LMZ_GATEWAY_AUTH_BINDING, LMZ_GATEWAY_AUTH_INSTANCE,
+               origin, true);
+    return true;
+  }
   bool gateway = under(req->path, req->path_len, "/gateway", &rest);
   if (!gateway && !under(req->path, req->path_len, gw->prefix, &rest))
     return false;
@@ -400,7 +410,7 @@ bool lmz__gw_route(lmz_gateway *gw, lmz_http_conn_t *conn,
   if (lmz__gw_cors(gw, conn, req, origin))
     return true;
   if (!gateway) {
-    to_actor(gw, conn, req, bind, inst, origin);
+    to_actor(gw, conn, req, bind, inst, origin, false);
   } else if (!upgrade) { /* section 1.10 check 1 */
     lmz__gw_respond(conn, 426, "text/plain", "Expected WebSocket upgrade", 26,
                     origin, NULL, 0);

@@ -43,6 +43,7 @@ static const struct cli_cmd cli_cmds[] = {
     {"node", cli_node_main, "cluster membership and moves: node drain|add|remove"},
     {"sql", cli_sql_main, "run one SQL statement as a turn of a durable object"},
     {"token", cli_token_main, "mint (or verify) a dev access token for clients"},
+    {"keys", cli_keys_main, "generate signing keys for the auth service"},
     {"init", cli_init_main, "a new application: lmz init DIR [--name NAME]"},
 };
 

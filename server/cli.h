@@ -42,6 +42,8 @@ int cli_node_main(int argc, char **argv);
 int cli_sql_main(int argc, char **argv);
 /* `lmz token mint|verify`: server/cli_token.c. */
 int cli_token_main(int argc, char **argv);
+/* `lmz keys generate`: server/cli_keys.c. */
+int cli_keys_main(int argc, char **argv);
 /* `lmz init DIR [--name NAME]`: server/cli_init.c. */
 int cli_init_main(int argc, char **argv);
 

@@ -31,7 +31,9 @@
 #include "cluster/keyfile.h"
 #include "cluster/transport.h"
 #include "core/log.h"
+#include "auth/auth.h"
 #include "gateway/gateway.h"
+#include "gateway/keys.h"
 #include "proto/frame.h"
 #include "storage/keys.h"
 #include "storage/store.h"
@@ -50,6 +52,7 @@ struct lmzd {
   bool cluster_up;
   lmz_router *router;
   lmz_gateway *gateway; /* the HTTP/WebSocket port */
+  lmz_auth *auth;       /* the auth service, or NULL (auth/auth.h) */
   lmz_transport_t transport;
   bool transport_up;
   uv_signal_t sigint, sigterm;
@@ -180,6 +183,8 @@ static int load_config(struct lmzd *d, const struct lmzd_args *args) {
     d->cfg.gw.static_dir = args->static_dir;
   if (args->dev) /* --dev --config: the user's modules, dev conveniences */
     d->cfg.dev = true;
+  if (args->dev && !lmz_json_get(d->cfg.file.root, "auth"))
+    d->cfg.auth.enabled = d->cfg.auth.auto_approve = true; /* as --dev alone */
   if (lmz_log_configure(d->cfg.log_level, d->cfg.log_debug, NULL)) {
     fprintf(stderr, "lmzd: %s: unknown log level '%s'\n", d->cfg.file.name,
             d->cfg.log_level);
@@ -202,6 +207,33 @@ static int cluster_key(struct lmzd *d, uint8_t key[32]) {
   if (rv)
     fprintf(stderr, "lmzd: cluster key %s: %s\n", path, err);
   return rv ? 1 : 0;
+}
+
+/* The auth service's class, on every node (before lmz_node_start). Its
+ * signing keys: auth.private_keys, else (--dev, gateway.jwt.dev_keys) the
+ * dev key file, which the gateway trusts too. */
+static int start_auth(struct lmzd *d) {
+  char err[LMZ_ERRMSG_LEN] = "";
+  if ((d->cfg.n_voters > 1 || d->cfg.join) && !d->cfg.auth.hash_key) {
+    /* each node would hash tokens with its own DATA/auth-hash.key: after
+     * the auth actor moves, every login would be unknown */
+    fprintf(stderr, "lmzd: %s: auth.hash_key is required in a cluster (the same "
+                    "32 bytes, hex or base64, on every node)\n", d->cfg.file.name);
+    return 2;
+  }
+  struct lmz_jwt_keyset dev = {0};
+  bool use_dev = !d->cfg.auth.n_private_keys && (d->cfg.dev || d->cfg.gw.dev_keys);
+  int rv = use_dev ? lmz_keys_dev_load_or_create(d->cfg.data_dir, &dev, NULL, err) : 0;
+  if (!rv)
+    rv = lmz_auth_new(&d->loop, d->node, &d->cfg.auth, use_dev ? &dev : NULL,
+                      d->cfg.data_dir, &d->auth, err);
+  lmz_jwt_keyset_wipe(&dev);
+  if (rv)
+    fprintf(stderr, "lmzd: %s\n", err);
+  else if (!d->cfg.dev && !d->cfg.auth.mail_set)
+    LMZ_LOG_WARN(&log_ns, "auth: no \"email\" sender configured: login links go to "
+                          "the dev outbox %s/outbox only", d->cfg.data_dir);
+  return rv;
 }
 
 static int start_node(struct lmzd *d) {
@@ -234,6 +266,8 @@ static int start_node(struct lmzd *d) {
   }
   for (size_t i = 0; i < d->cfg.n_vars; i++)
     lmz_node_set_var(d->node, d->cfg.vars[i].name, d->cfg.vars[i].value);
+  if (d->cfg.auth.enabled && start_auth(d))
+    return 2;
   return lmz_node_start(d->node) ? 1 : 0;
 }
 
@@ -691,6 +725,11 @@ static int start_gateway(struct lmzd *d) {
                                .n_public_bindings = g->n_public,
                                .http_rate = {g->http_per_minute, g->http_burst, 0},
                                .ws_rate = {g->ws_per_minute, g->ws_burst, 0}};
+  if (d->auth) { /* its prefix is routed; tokens it signs are accepted */
+    o.auth_prefix = lmz_auth_prefix(d->auth);
+    if (d->cfg.auth.n_private_keys) /* else they are the dev keys, loaded anyway */
+      o.keyset = lmz_auth_keyset(d->auth);
+  }
   if (d->cfg.dev && !o.static_dir)
     o.static_dir = dev_dir(d->arena, "examples/editor/web", "editor");
   if (d->cfg.dev && (o.static_mount_dir = dev_dir(d->arena, "clients/js/src", "client")))
@@ -703,6 +742,13 @@ static int start_gateway(struct lmzd *d) {
   if (lmz_gateway_init(&d->loop, &d->gateway, d->node, &o, err)) {
     fprintf(stderr, "lmzd: %s\n", err);
     return 1;
+  }
+  if (d->auth) { /* links fall back to this node's own address */
+    char origin[300];
+    bool any = !strcmp(o.host, "0.0.0.0") || !strcmp(o.host, "::");
+    snprintf(origin, sizeof origin, strchr(o.host, ':') && !any ? "http://[%s]:%d" : "http://%s:%d",
+             any ? "127.0.0.1" : o.host, lmz_gateway_port(d->gateway));
+    lmz_auth_set_origin(d->auth, origin);
   }
   if (d->cfg.dev)
     LMZ_LOG_WARN(&log_ns, "--dev: GET /_lmz/dev-token hands out signed tokens to "
@@ -768,6 +814,9 @@ static void stop_rest(struct lmzd *d) {
 
 static void gateway_closed(lmz_gateway *gw, void *arg) {
   (void)gw;
+  struct lmzd *d = arg;
+  if (d->auth) /* its mail sender; turns still finishing log "not sent" */
+    lmz_auth_close(d->auth, NULL, NULL);
   stop_rest(arg);
 }
 
@@ -840,6 +889,7 @@ int main(int argc, char **argv) {
   lmz_remote_free(d.remote);
   lmz_router_free(d.router);
   lmz_gateway_free(d.gateway); /* after the node: it may call the gateway */
+  lmz_auth_free(d.auth);       /* after the node too: its class data */
   uv_loop_close(&d.loop);
   lmz_arena_free(d.arena);
   return rv;

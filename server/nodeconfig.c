@@ -635,6 +635,9 @@ static int interpret(lmz_arena *a, struct lmzd_config *c, char *errmsg) {
     rv = parse_limits(c, errmsg);
   if (!rv)
     rv = parse_fetch(a, c, errmsg);
+  if (!rv) /* the auth service (auth/auth.h): its own parser and checks */
+    rv = lmz_auth_config_parse(a, &c->file, lmz_json_get(c->file.root, "auth"),
+                               &c->auth, errmsg);
   return rv;
 }
 
@@ -661,6 +664,8 @@ int lmzd_config_dev(lmz_arena *a, const char *lib_dir, struct lmzd_config *c,
   c->base_dir = lib_dir;
   c->dev = true;
   rv = interpret(a, c, errmsg);
+  c->auth.enabled = true; /* --dev: log in by email with the dev outbox, */
+  c->auth.auto_approve = true; /* and a new user may use the example at once */
   c->repl_factor = 1; /* --dev: one node, one copy, as before replication */
   return rv;
 }

@@ -41,7 +41,8 @@
  *                  "jwt": { "issuer": "https://lumenize.local",
  *                           "audience": "https://lumenize.local",
  *                           "public_keys": { "BLUE": "<PEM or base64url>" },
- *                           "dev_keys": false } }   // DATA/jwt-keys.json
+ *                           "dev_keys": false } },  // DATA/jwt-keys.json
+ *     "auth": { "prefix": "/auth", ... }   // auth/auth.h, README "Logging in"
  *   }
  *
  * Keys wrangler uses that lmz does not (name, main, compatibility_date,
@@ -55,6 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/auth.h"
 #include "core/config.h"
 #include "lmz/lmz.h"
 #include "lmz/sql.h"
@@ -144,6 +146,9 @@ struct lmzd_config {
   /* "fetch": outbound HTTP for lmz_fetch (net/fetch.h). Off by default: an
    * empty fetch.allow reaches no host. Strings live in the config arena. */
   struct lmz_net_opts fetch;
+  /* "auth": the auth service (auth/auth.h documents the block); --dev
+   * enables it with the dev mail outbox */
+  struct lmz_auth_config auth;
 };
 
 #define LMZD_DEFAULT_REPL_FACTOR 3

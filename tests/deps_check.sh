@@ -3,7 +3,7 @@
 # order (DESIGN.md section 1), or another module's private *_int.h header.
 set -u
 root=${1:-.}
-order=(core proto storage cluster net actor gateway server)
+order=(core proto storage cluster net actor gateway auth server)
 rank() { local i; for i in "${!order[@]}"; do [ "${order[$i]}" = "$1" ] && { echo "$i"; return; }; done; echo -1; }
 bad=0
 for mod in "${order[@]}"; do

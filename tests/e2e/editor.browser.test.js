@@ -4,17 +4,21 @@
 // (started by tests/integration/editor_e2e.sh, which also kills every
 // browser process at exit). No browser is downloaded.
 //
-// Happy path checked: two tabs open the same document; typing in one shows
-// up in the other; the tab that typed "teh" lists the spell finding; the
-// other tab's edits come back; a tab opened later loads the stored text; the
-// document id lives in the URL hash; the dev-mode note is shown.
+// Happy path checked: a new user logs in by email (the page's form, the link
+// from the dev outbox DATA/outbox/, the refresh cookie); two tabs open the
+// same document; typing in one shows up in the other; the tab that typed
+// "teh" lists the spell finding; the other tab's edits come back; a tab
+// opened later loads the stored text; the document id lives in the URL
+// hash; the dev-mode note is shown; a bare clients/js LmzClient gets its
+// token with its default refresh; logging out shows the form again and
+// ends the login; "use a dev token" still connects without a login.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { HTTP } from './lib/harness.js';
+import { DATA, HTTP } from './lib/harness.js';
 
 const CHROMIUM = process.env.LMZ_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.LMZ_E2E_SCREENSHOTS; // a folder: screenshots for a person to look at
@@ -44,11 +48,33 @@ after(async () => {
 async function openTab(hash) {
   const page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`${page.url()}: console: ${m.text()}`); });
+  page.on('console', (m) => {
+    // the logout test's own refresh is refused on purpose
+    if (m.type() === 'error' && !/status of 401/.test(m.text())) pageErrors.push(`${page.url()}: console: ${m.text()}`);
+  });
   await page.goto(`${HTTP}/#${hash}`);
   await page.waitForSelector('body[data-subscribed="true"][data-state="connected"]');
   return page;
 }
+
+// The newest dev-outbox message to `email`: its link (polled, bounded).
+async function outboxLink(email, after) {
+  const dir = path.join(DATA, 'outbox');
+  const deadline = Date.now() + WAIT;
+  for (;;) {
+    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.eml')).sort() : [];
+    for (const f of files.reverse()) {
+      if (after.has(f)) continue;
+      const text = fs.readFileSync(path.join(dir, f), 'utf8');
+      const link = text.includes(`To: ${email}\r\n`) && text.match(/http:\/\/\S+magic-link\?one_time_token=[A-Za-z0-9_-]{43}/);
+      if (link) return link[0];
+    }
+    assert.ok(Date.now() < deadline, `no mail to ${email} in ${dir}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const outboxNow = () => new Set(fs.existsSync(path.join(DATA, 'outbox')) ? fs.readdirSync(path.join(DATA, 'outbox')) : []);
 
 const valueOf = (page) => page.locator('#content').inputValue();
 
@@ -65,6 +91,49 @@ describe('the editor page in Chromium', () => {
   let a;
   let b;
 
+  test('a new user logs in by email: the form, the dev outbox link, the refresh cookie', async () => {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+    await page.goto(`${HTTP}/#${doc}`);
+    await page.waitForSelector('body[data-login="true"] #login-form');
+    const email = `e2e-${crypto.randomBytes(3).toString('hex')}@example.com`;
+    const before = outboxNow();
+    await page.locator('#login-email').fill(email);
+    await page.locator('#login-form button').click();
+    await page.waitForFunction(() => document.getElementById('login-status').dataset.ok === 'true');
+    assert.match(await page.locator('#login-status').textContent(), /^Check your email for the magic link/);
+    const link = await outboxLink(email, before);
+    await page.goto(link.replace(/^http:\/\/[^/]+/, HTTP)); // 302 to / with the cookie
+    await page.waitForSelector('body[data-subscribed="true"][data-state="connected"]');
+    assert.match(await page.locator('#instance').textContent(), /^[0-9a-f-]{36}\.[0-9a-f]{8}$/);
+    assert.ok(await page.locator('#logout').isVisible());
+    await shot(page, 'logged-in');
+    await page.close();
+  });
+
+  test("clients/js with no token and no refresh option logs in with its default refresh (the cookie)", async () => {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+    await page.goto(`${HTTP}/style.css`); // same origin, no app running
+    const name = await page.evaluate(async (wait) => {
+      const { LmzClient } = await import('/lmz-client/index.js');
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve('timed out'), wait);
+        const c = new LmzClient({
+          onConnectionStateChange: (st) => {
+            if (st !== 'connected') return;
+            clearTimeout(timer);
+            resolve(c.lmz.instanceName);
+            c.disconnect();
+          },
+          onLoginRequired: (e) => resolve(`login required: ${e.message}`),
+        });
+      });
+    }, WAIT);
+    assert.match(name, /^[0-9a-f-]{36}\.[0-9a-f]{8}$/);
+    await page.close();
+  });
+
   test('two tabs open the same document from the URL hash; the dev note and the state are shown', async () => {
     a = await openTab(doc);
     b = await openTab(doc);
@@ -73,9 +142,9 @@ describe('the editor page in Chromium', () => {
       assert.equal(await p.locator('#state').textContent(), 'connected');
       assert.equal(await valueOf(p), '');
       assert.equal((await p.locator('#dev-note').textContent()).trim(),
-        'dev mode: this page uses a development token; never enable --dev in production');
+        "dev mode: login links only go to lmzd's log and outbox, and dev tokens are handed out; never enable --dev in production");
       assert.ok(await p.locator('#dev-note').isVisible());
-      assert.match(await p.locator('#instance').textContent(), /^dev-[0-9a-f]{12}\.[0-9a-f]{8}$/);
+      assert.match(await p.locator('#instance').textContent(), /^[0-9a-f-]{36}\.[0-9a-f]{8}$/);
     }
     assert.notEqual(await a.locator('#instance').textContent(), await b.locator('#instance').textContent());
   });
@@ -128,6 +197,29 @@ describe('the editor page in Chromium', () => {
     assert.equal(await valueOf(a), 'fix the typo and the rest');
     await a.locator('#content').fill('after reload');
     await waitForValue(b, 'after reload');
+  });
+
+  test('logging out shows the login form and ends the login in every tab', async () => {
+    await a.locator('#logout').click();
+    await a.waitForSelector('body[data-login="true"] #login-form');
+    assert.equal(await a.locator('#login-status').textContent(), 'logged out');
+    const status = await b.evaluate(async () => (await fetch('/auth/refresh-token', { method: 'POST' })).status);
+    assert.equal(status, 401);
+  });
+
+  test('without a login, "use a dev token" still connects', async () => {
+    const other = await browser.newContext(); // no cookie
+    try {
+      const page = await other.newPage();
+      page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+      await page.goto(`${HTTP}/#${doc}`);
+      await page.locator('#dev-token').click();
+      await page.waitForSelector('body[data-subscribed="true"][data-state="connected"]', { timeout: WAIT });
+      assert.match(await page.locator('#instance').textContent(), /^dev-[0-9a-f]{12}\.[0-9a-f]{8}$/);
+      assert.ok(await page.locator('#logout').isHidden());
+    } finally {
+      await other.close();
+    }
   });
 
   test('no page errors', () => {

@@ -667,7 +667,7 @@ describe('what --dev serves', () => {
     assert.equal(page.status, 200);
     assert.match(page.headers.get('content-type'), /^text\/html/);
     const html = await page.text();
-    assert.match(html, /dev mode: this page uses a development token; never enable --dev in production/);
+    assert.match(html, /dev mode: login links only go to lmzd's log and outbox, and dev tokens are handed out; never enable --dev in production/);
     for (const [p, type] of [['/app.js', /^text\/javascript/], ['/style.css', /^text\/css/],
       ['/lmz-client/index.js', /^text\/javascript/], ['/lmz-client/client.js', /^text\/javascript/],
       ['/lmz-client/structured-clone.js', /^text\/javascript/]]) {

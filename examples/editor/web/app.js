@@ -1,6 +1,12 @@
 // The editor page: the tutorial's EditorClient (Step 3) plus the DOM glue.
 //
-// Happy path: GET /_lmz/dev-token -> an EditorClient ({sub}.{tabId}) connects
+// Logging in: POST /auth/refresh-token with the page's refresh cookie -> a
+// token for the logged-in user; without a login the page shows "log in with
+// email" (POST /auth/email-magic-link; with --dev the link is in lmzd's log
+// and DATA/outbox/; following it sets the cookie and comes back here), or
+// "use a dev token" (the old way). Without an auth service (/auth answers
+// 404) the page falls back to the dev token by itself.
+// Happy path: a token -> an EditorClient ({sub}.{tabId}) connects
 // to the gateway of the page's own origin -> openDocument(id from the URL
 // hash, default "doc-1") subscribes (DOCUMENT_DO.subscribe() -> the content)
 // -> typing saves, debounced, with DOCUMENT_DO.update(content) -> the
@@ -8,6 +14,8 @@
 // checker sends handleSpellFindings to the tab that typed.
 // Failure modes, as the page shows them:
 //   - no dev token (lmzd without --dev): an error line, nothing connects;
+//   - the login expires or is revoked (the client's refresh gets 401):
+//     onLoginRequired shows the login form again;
 //   - the socket drops: the state badge says reconnecting; the client queues
 //     edits and re-subscribes when the gateway asks (onSubscriptionRequired);
 //   - a save refused ("Must be subscribed to edit") or failed: shown in the
@@ -83,9 +91,12 @@ const ui = {
   state: $('state'), instance: $('instance'), content: $('content'),
   saveStatus: $('save-status'), findings: $('findings'), findingsEmpty: $('findings-empty'),
   docForm: $('doc-form'), docId: $('doc-id'), error: $('error'),
+  login: $('login'), loginForm: $('login-form'), loginEmail: $('login-email'),
+  loginStatus: $('login-status'), devToken: $('dev-token'), logout: $('logout'),
 };
+const AUTH = '/auth';
 
-let token = null; // {access_token, exp}
+let token = null; // {access_token, exp, login: true when from the auth service}
 let client = null;
 let doc = null; // {id, handle}
 let saveTimer = null;
@@ -112,6 +123,57 @@ function docIdFromHash() {
   return id || 'doc-1';
 }
 
+function claims(jwt) {
+  return JSON.parse(atob(jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+}
+
+// The logged-in user's token (the refresh cookie is sent to /auth only),
+// null when nobody is logged in, 'none' when there is no auth service.
+async function fetchLoginToken() {
+  const res = await fetch(`${AUTH}/refresh-token`, { method: 'POST', credentials: 'same-origin', cache: 'no-store' });
+  if (res.status === 404) return 'none';
+  if (!res.ok) return null;
+  const body = await res.json();
+  return { access_token: body.access_token, exp: claims(body.access_token).exp, login: true };
+}
+
+function showLogin(message = '') {
+  document.body.dataset.login = 'true';
+  ui.login.hidden = false;
+  ui.logout.hidden = true;
+  ui.loginStatus.textContent = message;
+  setState('disconnected');
+}
+
+ui.loginForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  ui.loginStatus.textContent = 'sending…';
+  const res = await fetch(`${AUTH}/email-magic-link`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email: ui.loginEmail.value }),
+  }).catch(() => null);
+  const body = await res?.json().catch(() => ({}));
+  ui.loginStatus.textContent = res?.ok ? `${body.message}: follow the link in it to come back logged in.`
+    : res?.status === 429 ? `too many requests: try again in ${res.headers.get('Retry-After')} s`
+    : `could not send the link: ${body?.error_description ?? `HTTP ${res?.status ?? 'error'}`}`;
+  ui.loginStatus.dataset.ok = String(!!res?.ok);
+});
+
+ui.devToken.addEventListener('click', () => { hideLogin(); renewClient(); });
+
+ui.logout.addEventListener('click', async () => {
+  clearTimeout(renewTimer);
+  client?.disconnect();
+  client = null;
+  await fetch(`${AUTH}/logout`, { method: 'POST', credentials: 'same-origin' }).catch(() => {});
+  showLogin('logged out');
+});
+
+function hideLogin() {
+  document.body.dataset.login = 'false';
+  ui.login.hidden = true;
+}
+
 async function fetchDevToken() {
   const res = await fetch('/_lmz/dev-token', { cache: 'no-store' });
   if (!res.ok) {
@@ -120,8 +182,7 @@ async function fetchDevToken() {
       : `dev token request failed: HTTP ${res.status}`);
   }
   const body = await res.json();
-  const payload = JSON.parse(atob(body.access_token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
-  return { access_token: body.access_token, exp: payload.exp };
+  return { access_token: body.access_token, exp: claims(body.access_token).exp };
 }
 
 // -- content sync -----------------------------------------------------------
@@ -232,23 +293,34 @@ function openDocument(id) {
 function startClient() {
   clearTimeout(renewTimer);
   client?.disconnect();
+  hideLogin();
+  ui.logout.hidden = !token.login;
   client = new EditorClient({
     accessToken: token.access_token,
-    // The page's token stays valid until renewClient replaces the client; a
-    // new dev token would carry another sub (and so another instance name),
-    // so a refresh asked for near the expiry starts the new client instead.
-    refresh: async () => {
+    // A login refreshes with the client's default (a credentialed POST
+    // /auth/refresh-token, as the original LumenizeClient). A dev token's
+    // page keeps its token until renewClient replaces the client: a new dev
+    // token would carry another sub (and so another instance name), so a
+    // refresh asked for near the expiry starts the new client instead.
+    refresh: token.login ? undefined : async () => {
       if (token.exp - Date.now() / 1000 < RENEW_AHEAD_S / 2) setTimeout(renewClient, 0);
       return { access_token: token.access_token };
     },
     onConnectionStateChange: (state) => {
+      if (!client) return;
       setState(state);
       if (state === 'connected') ui.instance.textContent = client.lmz.instanceName;
     },
-    onLoginRequired: (err) => showError(`login required: ${err.message}`),
+    onLoginRequired: (err) => {
+      if (!token.login) return showError(`login required: ${err.message}`);
+      client?.disconnect();
+      client = null;
+      return showLogin('your login ended: log in again');
+    },
     onConnectionError: (err) => console.warn('lmz:', err.message),
   });
   openDocument(doc?.id ?? docIdFromHash());
+  if (token.login) return; // the client refreshes the login itself
   const renewInS = token.exp - RENEW_AHEAD_S - Date.now() / 1000;
   renewTimer = setTimeout(renewClient, Math.max(renewInS, 5) * 1000);
 }
@@ -283,7 +355,24 @@ window.addEventListener('hashchange', () => {
 // Leaving closes the socket (the gateway keeps the instance for its grace
 // period); a page restored from the back/forward cache starts over.
 window.addEventListener('pagehide', () => client?.disconnect());
-window.addEventListener('pageshow', (ev) => { if (ev.persisted) renewClient(); });
+window.addEventListener('pageshow', (ev) => { if (ev.persisted) start(); });
 
-setState('connecting');
-renewClient();
+// A login first; else the login form (or, without an auth service, a dev token).
+async function start() {
+  setState('connecting');
+  const t = await fetchLoginToken().catch(() => null);
+  if (t === 'none') return renewClient();
+  if (!t) return showLogin();
+  // The gateway's access gate (isAdmin, or emailVerified and adminApproved):
+  // an account not approved yet would only see its sockets refused.
+  const c = claims(t.access_token);
+  if (!c.isAdmin && !(c.emailVerified && c.adminApproved)) {
+    showLogin('logged in, but an admin has not approved this account yet');
+    ui.logout.hidden = false;
+    return;
+  }
+  token = t;
+  startClient();
+}
+
+start();

@@ -153,10 +153,10 @@ static void header_injection_refused(void **state) {
                               .smtp_url = "smtp://127.0.0.1:25"};
   lmz_mail_sender *s = NULL;
   char err[LMZ_ERRMSG_LEN] = "";
-  assert_int_equal(lmz__mail_smtp_new(&loop, &c, &s, err), LMZ_EINVAL);
+  assert_int_equal(lmz__mail_smtp_new(&loop, &c, &s, err), LMZ_EBADCONFIG);
   c.from = "x@y.test";
   c.smtp_url = "http://127.0.0.1:25";
-  assert_int_equal(lmz__mail_smtp_new(&loop, &c, &s, err), LMZ_EINVAL);
+  assert_int_equal(lmz__mail_smtp_new(&loop, &c, &s, err), LMZ_EBADCONFIG);
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 

@@ -152,10 +152,10 @@ static void injection_refused(void **state) {
   struct lmz_mail_config c = {.kind = LMZ_MAIL_HTTP, .from = "a@b.test",
                               .http_url = "http://127.0.0.1:1/emails",
                               .http_api_key = "k\r\nX-Evil: 1"};
-  assert_int_equal(lmz__mail_http_new(&loop, &c, &s, err), LMZ_EINVAL);
+  assert_int_equal(lmz__mail_http_new(&loop, &c, &s, err), LMZ_EBADCONFIG);
   c.http_api_key = "k";
   c.http_url = "ftp://127.0.0.1/emails";
-  assert_int_equal(lmz__mail_http_new(&loop, &c, &s, err), LMZ_EINVAL);
+  assert_int_equal(lmz__mail_http_new(&loop, &c, &s, err), LMZ_EBADCONFIG);
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
