@@ -113,7 +113,7 @@ typedef struct lmz_msg {
   int reply_status;
   lmz_identity caller; /* for logs */
   struct lmz_alarm_run *alarm;
-  bool deferred; /* the method called lmz_defer */
+  struct lmz_deferred *defer; /* the method called lmz_defer: its handle */
   struct lmz__http_turn *http; /* LMZ_MSG_HTTP: request and response */
   bool routed;   /* arrived from the owner check: never forwarded again */
   uint32_t hops; /* MOVED answers seen while routing */
@@ -229,8 +229,11 @@ struct lmz_ctx {
 struct lmz_deferred {
   lmz_node *node;
   lmz_actor *actor;
-  lmz_msg *msg;
+  lmz_msg *msg; /* NULL once cancelled: settling it only frees it */
 };
+/* The turn of m threw after lmz_defer: the call is answered with the error
+ * now; the handle stays the method's to settle, which then only frees it. */
+void lmz__defer_cancel(lmz_msg *m);
 
 /* ---- the node ------------------------------------------------------------ */
 

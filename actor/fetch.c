@@ -172,7 +172,8 @@ void lmz__fetch_drop(lmz_actor *a, lmz_msg *m) {
   m->fetch = NULL;
   a->node->fetches--;
   if (f->d) { /* the call is answered with the turn's error instead */
-    a->n_deferred--;
+    if (f->d->msg)
+      lmz__defer_cancel(f->d->msg);
     free(f->d);
   }
 }
@@ -230,7 +231,7 @@ static int check(lmz_ctx *ctx, const struct lmz_fetch_req *r, lmz_ctn *handler) 
   int rv = lmz_net_check(n->net, &q, err);
   if (rv)
     return throw_fetch(ctx, rv, err);
-  if (!handler && (ctx->msg->kind != LMZ_MSG_CALL || ctx->msg->deferred))
+  if (!handler && (ctx->msg->kind != LMZ_MSG_CALL || ctx->msg->defer))
     return lmz_throwf(ctx, "Error",
                       "lmz_fetch without a handler answers the current mesh "
                       "call: only inside one, and only once");

@@ -420,7 +420,9 @@ void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m) {
   }
   /* collect the outputs: outgoing calls first, then the reply */
   lmz_msg *head = ctx.out_head, *tail = ctx.out_tail;
-  bool keep_msg = m->deferred && !rv;
+  if (rv)
+    lmz__defer_cancel(m);
+  bool keep_msg = m->defer != NULL;
   if (rv && m->rkind == LMZ_REPLY_NONE && m->kind == LMZ_MSG_CALL)
     log_unhandled(a, ctx.thrown);
   if (!keep_msg && m->rkind != LMZ_REPLY_NONE) {
@@ -447,20 +449,33 @@ void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m) {
 /* ---- deferred replies ---------------------------------------------------- */
 
 lmz_deferred *lmz_defer(lmz_ctx *ctx) {
-  if (ctx->msg->deferred || ctx->msg->kind != LMZ_MSG_CALL)
+  if (ctx->msg->defer || ctx->msg->kind != LMZ_MSG_CALL)
     return NULL;
   lmz_deferred *d = malloc(sizeof *d);
   if (!d)
     return NULL;
   *d = (lmz_deferred){ctx->node, ctx->actor, ctx->msg};
-  ctx->msg->deferred = true;
+  ctx->msg->defer = d;
   ctx->actor->n_deferred++;
   return d;
+}
+
+void lmz__defer_cancel(lmz_msg *m) {
+  lmz_deferred *d = m->defer;
+  if (!d)
+    return;
+  m->defer = NULL;
+  d->msg = NULL;
+  d->actor->n_deferred--;
 }
 
 static void settle(lmz_deferred *d, bool ok, const lmz_value *v) {
   lmz_msg *m = d->msg;
   lmz_node *n = d->node;
+  if (!m) { /* cancelled: its turn threw and answered the call */
+    free(d);
+    return;
+  }
   m->reply_ok = ok;
   m->reply_value = v ? lmz_value_copy(m->arena, v) : lmz_undefined();
   if (!m->reply_value) {
@@ -468,6 +483,7 @@ static void settle(lmz_deferred *d, bool ok, const lmz_value *v) {
     m->reply_value = lmz_error(m->arena, "Error", "out of memory");
   }
   d->actor->n_deferred--;
+  m->defer = NULL;
   free(d);
   m->next = NULL;
   lmz__release_output(n, m);

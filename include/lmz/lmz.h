@@ -319,7 +319,9 @@ int lmz_broadcast(lmz_ctx *ctx, const char *binding,
 /* Inside a method: the call will be answered later (after outside I/O). The
  * method returns 0 (its *result is ignored). Resolve or reject exactly once,
  * on the loop thread; values are copied. Call from workers (durable objects
- * may too, but their turns stay atomic: the reply is not part of the turn). */
+ * may too, but their turns stay atomic: the reply is not part of the turn).
+ * A method that throws after lmz_defer is answered with its error at once;
+ * the handle must still be settled, which then only frees it. */
 lmz_deferred *lmz_defer(lmz_ctx *ctx);
 void lmz_deferred_resolve(lmz_deferred *d, const lmz_value *result);
 void lmz_deferred_reject(lmz_deferred *d, const lmz_value *error);
