@@ -1,7 +1,7 @@
 # lmz - two commands on a fresh machine:
 #   make run    install missing Debian packages, build, start the main job
 #   make test   install missing packages, build, run every test (ctest)
-# and what CI runs after `make test` (.ci/run):
+# and, by hand for now (too slow for CI on 2 cores: .ci/run says why):
 #   make check  the unit, integration and cluster tests under ASan+UBSan
 #               (build-asan/) and then under TSan (build-tsan/); any
 #               sanitizer report fails it
