@@ -277,6 +277,10 @@ static int decode_call(const Lmz__Call *c, bool from_operator, lmz_arena *a,
   int rv = decode_value(a, c->chain, &call->chain, "chain", msg, msglen);
   if (rv)
     return rv;
+  if (c->ctx) { /* validated by lmz_node_call (a bad one is replaced) */
+    call->trace_id = c->ctx->trace_id;
+    call->call_id = c->ctx->call_id;
+  }
   if (from_operator) { /* operators never speak for anyone but themselves */
     call->call_chain = &cli_identity;
     call->call_chain_len = 1;
@@ -381,11 +385,13 @@ static void on_http(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c) {
    * the context as a mesh call's does (none for a public binding) */
   if (!rv && c->ctx && c->ctx->origin_auth.len)
     rv = decode_value(a, c->ctx->origin_auth, &oa, "originAuth", msg, sizeof msg);
+  const char *ids[2] = {c->ctx ? c->ctx->trace_id : NULL,
+                       c->ctx ? c->ctx->call_id : NULL};
   if (!rv) {
     *p = (struct pending_reply){ref, c->call_id};
     ref->outstanding++;
     rv = lmz__http_run_forwarded(r->node, c->callee->binding, c->callee->instance,
-                                 req, oa, http_reply_cb, p, msg);
+                                 req, oa, ids, http_reply_cb, p, msg);
     if (!rv) {
       r->stats.calls++;
       lmz_node_arena_put(r->node, a); /* lmz_node_http copied the request */

@@ -273,6 +273,8 @@ static int encode_call(lmz_router *r, lmz_msg *m, uint64_t call_id,
   ctx->call_chain = ids;
   ctx->state = (ProtobufCBinaryData){bufs[1].len, bufs[1].data};
   ctx->origin_auth = (ProtobufCBinaryData){bufs[2].len, bufs[2].data};
+  ctx->trace_id = m->cctx.trace_id; /* "" = the protobuf-c default */
+  ctx->call_id = m->cctx.call_id;
   callee->type = LMZ_NODE_DO;
   callee->binding = (char *)m->binding->name;
   callee->instance = m->instance;

@@ -60,7 +60,7 @@ static void forwarded_request_runs_on_request(void **state) {
   struct http_reply r = {0};
   char err[LMZ_ERRMSG_LEN] = "";
   assert_int_equal(lmz__http_run_forwarded(f.n, "HTTP_COUNTER_DO", "a",
-                                           request(a, "POST", "7"), NULL, on_http,
+                                           request(a, "POST", "7"), NULL, NULL, on_http,
                                            &r, err), 0);
   uint64_t deadline = tl_now_ms() + 30000; /* a hang guard, not a bound */
   while (r.n < 1 && tl_now_ms() < deadline)
@@ -97,7 +97,7 @@ static void forwarded_origin_auth_reaches_the_turn(void **state) {
   struct http_reply r = {0};
   char err[LMZ_ERRMSG_LEN] = "";
   assert_int_equal(lmz__http_run_forwarded(f.n, "HTTP_COUNTER_DO", "a",
-                                           request(a, "GET", ""), oa, on_http,
+                                           request(a, "GET", ""), oa, NULL, on_http,
                                            &r, err), 0);
   uint64_t deadline = tl_now_ms() + 30000; /* a hang guard, not a bound */
   while (r.n < 1 && tl_now_ms() < deadline)
@@ -141,7 +141,7 @@ static void hostile_requests_are_refused(void **state) {
   for (size_t i = 0; i < LMZ_ARRAY_SIZE(bad); i++) {
     char err[LMZ_ERRMSG_LEN] = "";
     assert_non_null(bad[i]);
-    assert_int_equal(lmz__http_run_forwarded(f.n, "HTTP_COUNTER_DO", "a", bad[i],
+    assert_int_equal(lmz__http_run_forwarded(f.n, "HTTP_COUNTER_DO", "a", bad[i], NULL,
                                              NULL, on_http, &r, err), LMZ_EBADMSG);
     assert_string_equal(err, "malformed forwarded HTTP request");
   }
