@@ -271,6 +271,9 @@ lmz_msg *lmz__bcast_target_msg(lmz_node *n, struct lmz_binding *bd,
     lmz__msg_free(n, m);
     return NULL;
   }
+  /* the broadcast's trace goes on; each target's call is its own chain
+   * entry, so it gets its own call id (minted by the node delivering it) */
+  lmz__cctx_trace(n, &m->cctx, NULL, NULL);
   if (m->cctx.n)
     m->caller = m->cctx.chain[m->cctx.n - 1];
   return m;
@@ -363,6 +366,8 @@ static int encode_ctx(const struct lmz__bcast *b, struct enc_ctx *e) {
   e->ctx.call_chain = e->ids;
   e->ctx.state = (ProtobufCBinaryData){e->state.len, e->state.data};
   e->ctx.origin_auth = (ProtobufCBinaryData){e->auth.len, e->auth.data};
+  e->ctx.trace_id = (char *)c->trace_id; /* b outlives the frame's encoding */
+  e->ctx.call_id = (char *)c->call_id;
   return 0;
 }
 

@@ -243,6 +243,10 @@ static int decode_template(const Lmz__Broadcast *b, lmz_arena *a,
     return LMZ_EBADMSG;
   }
   *cc = (struct lmz_cctx){.present = true, .n = c->n_call_chain};
+  /* hostile: kept only when valid, else each target starts a trace */
+  if (c->trace_id &&
+      lmz_trace_id_valid(c->trace_id, strnlen(c->trace_id, LMZ_TRACE_ID_LEN + 1)))
+    memcpy(cc->trace_id, c->trace_id, LMZ_TRACE_ID_LEN + 1);
   cc->chain = lmz_arena_alloc(a, (cc->n ? cc->n : 1) * sizeof *cc->chain);
   if (!cc->chain)
     return LMZ_ENOMEM;
