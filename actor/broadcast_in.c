@@ -217,8 +217,10 @@ static void target_done(void *arg, int status, bool ok, const lmz_value *v) {
 /* Every target refused with `code` (nothing runs), in one final frame. */
 static void refuse_all(struct lmz__bcast_rt *rt, uint64_t peer,
                        const Lmz__Broadcast *b, int code, const char *why) {
-  LMZ_LOG_WARN(&log_ns, "broadcast %llu from node %llu refused: %s",
-               (unsigned long long)b->batch_id, (unsigned long long)peer, why);
+  const char *t = b->ctx ? b->ctx->trace_id : NULL; /* hostile: checked */
+  LMZ_LOG_WARN(&log_ns, "broadcast %llu from node %llu refused: %s trace=%s",
+               (unsigned long long)b->batch_id, (unsigned long long)peer, why,
+               t && lmz_trace_id_valid(t, strnlen(t, LMZ_TRACE_ID_LEN + 1)) ? t : "");
   struct lmz__bin bn = {.rt = rt, .peer = peer, .batch_id = b->batch_id};
   size_t n = b->n_targets <= LMZ_BROADCAST_MAX ? b->n_targets : 0;
   for (size_t i = 0; i < n; i++)

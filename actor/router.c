@@ -108,6 +108,12 @@ static lmz_value *unavailable(lmz_arena *a, const char *binding,
 
 static void fail_msg(lmz_router *r, lmz_msg *m, uint64_t owner, const char *why) {
   r->st.unavailable++;
+  /* debug: the caller gets the error; `why` may be a peer's text (the log
+   * escapes control bytes) */
+  LMZ_LOG_DEBUG(&log_ns, "call to %s/%s unavailable (owner %llu): %s"
+                LMZ__TRACE_FMT, m->binding ? m->binding->name : "?",
+                m->instance ? m->instance : "-", (unsigned long long)owner, why,
+                LMZ__TRACE_ARGS(&m->cctx));
   lmz_value *e = unavailable(m->arena, m->binding ? m->binding->name : "?",
                              m->instance, owner, why);
   lmz__msg_fail(r->node, m, e);
@@ -477,6 +483,9 @@ void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn, const Lmz__Frame *f) 
   free(fw);
   if (res->code == LMZ_EMOVED || (res->code == LMZ_EUNAVAILABLE && !res->value.len)) {
     r->st.moved++;
+    LMZ_LOG_DEBUG(&log_ns, "call to %s/%s moved away from node %llu; rerouting"
+                  LMZ__TRACE_FMT, m->binding->name, m->instance ? m->instance : "-",
+                  (unsigned long long)peer, LMZ__TRACE_ARGS(&m->cctx));
     if (++m->hops > MAX_HOPS) {
       fail_msg(r, m, peer, "it keeps moving (directory not converging)");
       return;
@@ -495,6 +504,12 @@ void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn, const Lmz__Frame *f) 
     fail_msg(r, m, peer, res->detail && *res->detail ? res->detail : "bad reply");
     return;
   }
+  if (!res->ok) /* the callee threw: its node logged it under the same trace */
+    LMZ_LOG_DEBUG(&log_ns, "forwarded call to %s/%s: node %llu answered an error: %s"
+                  LMZ__TRACE_FMT, m->binding->name, m->instance ? m->instance : "-",
+                  (unsigned long long)peer,
+                  lmz_typeof(v) == LMZ_T_ERROR ? lmz_error_message(v) : "(non-Error)",
+                  LMZ__TRACE_ARGS(&m->cctx));
   m->binding = NULL; /* it is a reply now */
   m->reply_ok = res->ok;
   m->reply_value = v;

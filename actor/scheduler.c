@@ -286,9 +286,11 @@ static void refuse(lmz_node *n, lmz_msg *m, lmz_value *err) {
   idle_start(n);
   uint64_t total = n->stats.overloaded_mailbox + n->stats.overloaded_node;
   if (total % 10000 == 1) /* the first, then one line per 10,000 */
-    LMZ_LOG_WARN(&lmz__actor_log, "overloaded: %llu calls refused so far (%s)",
-                 (unsigned long long)total,
-                 err ? lmz_error_message(err) : "out of memory");
+    LMZ_LOG_WARN(&lmz__actor_log,
+                 "overloaded: %llu calls refused so far (%s; this one:"
+                 LMZ__TRACE_FMT ")", (unsigned long long)total,
+                 err ? lmz_error_message(err) : "out of memory",
+                 LMZ__TRACE_ARGS(&m->cctx));
 }
 
 void lmz__flush_refused(lmz_node *n) {
