@@ -290,7 +290,6 @@ struct lmz_node {
                           empty; closed by lmz_node_close (fetch.c) */
   uint32_t fetches; /* lmz_fetch requests queued or in flight; bounded by
                        the client's max_inflight (fetch.c) */
-  uint32_t call_seq; /* call id counter (lmz_call_id_mint) */
 };
 
 /* ---- internal functions (lmz__*) ----------------------------------------- */
@@ -403,8 +402,8 @@ int lmz__cctx_outgoing(lmz_ctx *ctx, lmz_arena *a,
 lmz_value *lmz__cctx_value(lmz_arena *a, const struct lmz_cctx *c);
 /* Gives `c` its tracing ids: trace_id (NUL-terminated, hostile) is kept when
  * valid, else c keeps a valid trace id it already has, else one is minted;
- * call_id likewise is kept when valid, else a fresh one of node n. */
-void lmz__cctx_trace(lmz_node *n, struct lmz_cctx *c, const char *trace_id,
+ * call_id likewise is kept when valid, else a fresh one is minted. */
+void lmz__cctx_trace(struct lmz_cctx *c, const char *trace_id,
                      const char *call_id);
 /* " trace=<id> call=<id>" for log lines about m ("" parts when unset):
  * ids are validated hex, safe unescaped. */

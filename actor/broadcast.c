@@ -274,7 +274,7 @@ lmz_msg *lmz__bcast_target_msg(lmz_node *n, struct lmz_binding *bd,
   }
   /* the broadcast's trace goes on; each target's call is its own chain
    * entry, so it gets its own call id (minted by the node delivering it) */
-  lmz__cctx_trace(n, &m->cctx, NULL, NULL);
+  lmz__cctx_trace(&m->cctx, NULL, NULL);
   if (m->cctx.n)
     m->caller = m->cctx.chain[m->cctx.n - 1];
   return m;

@@ -80,7 +80,7 @@ int lmz__cctx_outgoing(lmz_ctx *ctx, lmz_arena *a,
   *out = (struct lmz_cctx){.present = true};
   /* the trace goes on through new_chain too: the call is still caused by
    * this turn (a turn always has one: lmz__run_turn mints it) */
-  lmz__cctx_trace(ctx->node, out, cur ? cur->trace_id : NULL, NULL);
+  lmz__cctx_trace(out, cur ? cur->trace_id : NULL, NULL);
   out->chain = lmz_arena_alloc(a, (keep + 1) * sizeof *out->chain);
   if (!out->chain)
     return LMZ_ENOMEM;
@@ -110,7 +110,7 @@ int lmz__cctx_outgoing(lmz_ctx *ctx, lmz_arena *a,
   return 0;
 }
 
-void lmz__cctx_trace(lmz_node *n, struct lmz_cctx *c, const char *trace_id,
+void lmz__cctx_trace(struct lmz_cctx *c, const char *trace_id,
                      const char *call_id) {
   size_t tl = trace_id ? strnlen(trace_id, LMZ_TRACE_ID_LEN + 1) : 0;
   size_t cl = call_id ? strnlen(call_id, LMZ_CALL_ID_LEN + 1) : 0;
@@ -121,7 +121,7 @@ void lmz__cctx_trace(lmz_node *n, struct lmz_cctx *c, const char *trace_id,
   if (lmz_call_id_valid(call_id, cl))
     memcpy(c->call_id, call_id, LMZ_CALL_ID_LEN + 1);
   else
-    lmz_call_id_mint(&n->call_seq, c->call_id);
+    lmz_call_id_mint(c->call_id);
 }
 
 static lmz_value *identity_value(lmz_arena *a, const lmz_identity *id) {

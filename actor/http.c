@@ -180,14 +180,14 @@ int lmz_node_http(lmz_node *n, const char *binding, const char *instance,
  * entry node's ids for a forwarded request (`fwd`), else the trace id of a
  * valid W3C traceparent header (hostile: parsed strictly), else a fresh
  * one: an HTTP request starts a trace. */
-static int http_cctx(lmz_node *n, lmz_msg *m, const struct lmz_request *req,
+static int http_cctx(lmz_msg *m, const struct lmz_request *req,
                      const lmz_value *origin_auth, const char *const *fwd) {
   char tp[LMZ_TRACE_ID_LEN + 1];
   const char *h = fwd ? NULL : lmz_request_header(req, "traceparent");
   if (fwd)
-    lmz__cctx_trace(n, &m->cctx, fwd[0], fwd[1]);
+    lmz__cctx_trace(&m->cctx, fwd[0], fwd[1]);
   else
-    lmz__cctx_trace(n, &m->cctx,
+    lmz__cctx_trace(&m->cctx,
                     h && !lmz_traceparent_parse(h, strlen(h), tp) ? tp : NULL,
                     NULL);
   m->cctx.state = lmz_object(m->arena);
@@ -254,7 +254,7 @@ static int http_submit(lmz_node *n, const char *binding, const char *instance,
   if (!rv && !(m->instance = lmz_arena_strndup(m->arena, instance, strlen(instance))))
     rv = LMZ_ENOMEM;
   if (!rv)
-    rv = http_cctx(n, m, req, origin_auth, fwd);
+    rv = http_cctx(m, req, origin_auth, fwd);
   if (rv) {
     lmz__msg_free(n, m);
     return rv;

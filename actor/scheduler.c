@@ -553,7 +553,7 @@ int lmz_node_call(lmz_node *n, const struct lmz_node_call *c,
   int rv = copy_chain_ids(m->arena, c, &m->cctx);
   if (rv)
     return rv;
-  lmz__cctx_trace(n, &m->cctx, c->trace_id, c->call_id);
+  lmz__cctx_trace(&m->cctx, c->trace_id, c->call_id);
   m->cctx.origin_auth = c->origin_auth;
   m->cctx.state = c->state ? c->state : lmz_object(m->arena);
   if (!m->cctx.state)

@@ -409,7 +409,7 @@ void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m) {
    * continuation, an untraced HTTP request) starts one: every call it makes
    * then carries it (core/trace.h) */
   if (!m->cctx.trace_id[0])
-    lmz__cctx_trace(n, &m->cctx, NULL, NULL);
+    lmz__cctx_trace(&m->cctx, NULL, NULL);
   int rv = run_body(&ctx, &result);
   if (rv && !ctx.thrown)
     lmz_throwf(&ctx, "Error", "%s", lmz_strerror(rv));

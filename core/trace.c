@@ -6,6 +6,7 @@
 #include "core/trace.h"
 
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
@@ -47,6 +48,7 @@ void lmz_trace_id_mint(char out[LMZ_TRACE_ID_LEN + 1]) {
 
 static uv_once_t prefix_once = UV_ONCE_INIT;
 static uint32_t prefix;
+static _Atomic uint32_t seq;
 
 static void prefix_draw(void) {
   do
@@ -54,9 +56,10 @@ static void prefix_draw(void) {
   while (prefix == 0); /* so that no id is ever zero */
 }
 
-void lmz_call_id_mint(uint32_t *seq, char out[LMZ_CALL_ID_LEN + 1]) {
+void lmz_call_id_mint(char out[LMZ_CALL_ID_LEN + 1]) {
   uv_once(&prefix_once, prefix_draw);
-  uint64_t id = ((uint64_t)prefix << 32) | ++*seq;
+  uint32_t low = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed) + 1;
+  uint64_t id = ((uint64_t)prefix << 32) | low;
   snprintf(out, LMZ_CALL_ID_LEN + 1, "%016llx", (unsigned long long)id);
 }
 

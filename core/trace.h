@@ -10,7 +10,7 @@
  *
  *   trace id  32 hex chars (128 random bits), never all zeros
  *   call id   16 hex chars (64 bits: a per-process random prefix in the high
- *             32 bits, a per-generator counter in the low 32), never zero
+ *             32 bits, a per-process counter in the low 32), never zero
  *
  * Input ids (peers, clients, HTTP headers) are hostile: only an exact-length
  * lowercase-hex non-zero string is accepted, so an accepted id is safe to
@@ -30,10 +30,11 @@
 /* Writes a fresh random trace id and its NUL into out[33]. */
 void lmz_trace_id_mint(char out[LMZ_TRACE_ID_LEN + 1]);
 
-/* Writes a fresh call id and its NUL into out[17]; *seq is the caller's
- * counter (a node's), advanced. Ids of one counter never repeat before 2^32
- * calls; ids of different counters differ by their random prefix. */
-void lmz_call_id_mint(uint32_t *seq, char out[LMZ_CALL_ID_LEN + 1]);
+/* Writes a fresh call id and its NUL into out[17]. Ids of one process (so
+ * of one node, or of every node of an in-process test) never repeat before
+ * 2^32 calls; other processes' ids differ by their random prefix (a
+ * collision needs equal 32-bit random prefixes). */
+void lmz_call_id_mint(char out[LMZ_CALL_ID_LEN + 1]);
 
 /* True when s[0..len) is a valid trace id (32 lowercase hex, not all 0). */
 bool lmz_trace_id_valid(const char *s, size_t len);
