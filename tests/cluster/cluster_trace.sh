@@ -21,8 +21,8 @@ c() { # c NODE ARGS...: lmz call through NODE
   local n=$1; shift
   "$BIN/lmz" call --node "127.0.0.1:$("$DC" port "$n")" --key-file "$KEY" --timeout 10000 "$@"
 }
-owner() { # the node owning COUNTER_DO/$1
-  "$BIN/lmz" locate --node "127.0.0.1:$("$DC" port 1)" --key-file "$KEY" COUNTER_DO "$1" |
+owner() { # owner INSTANCE [BINDING]: the node owning it
+  "$BIN/lmz" locate --node "127.0.0.1:$("$DC" port 1)" --key-file "$KEY" "${2:-COUNTER_DO}" "$1" |
     sed -nE 's/.*"placed":true,"node":([0-9]+).*/\1/p'
 }
 log() { echo "$LMZ_CLUSTER_DIR/node$1.log"; }
@@ -71,4 +71,21 @@ check "--trace-id $mine: found on both nodes" wait_until 10 bash -c \
 c "$entry" --trace-id 0AF7651916CD43DD8448EB211C80319C COUNTER_DO tr1 fail '"third"' >/dev/null 2>"$T/err3"; rc=$?
 check "an upper-case --trace-id is refused (exit $rc)" test "$rc" = 2
 check "and says why" grep -q 'trace-id must be 32 lowercase hex' "$T/err3"
+# 4. HTTP through a non-owner: a valid W3C traceparent's trace id reaches
+# the owner's turn (CounterHttpDO answers it as X-Trace-Id); a malformed
+# one is replaced by a fresh id
+TOKEN=$("$BIN/lmz" token mint --data "$LMZ_CLUSTER_DIR/node1" --sub alice)
+hurl() { echo "http://127.0.0.1:$("$DC" http-port "$1")/api/http-counter-do/$2"; }
+hget() { curl -sS --max-time 15 -D - -o /dev/null -H "Authorization: Bearer $TOKEN" "$@" | tr -d '\r'; }
+hget "$(hurl 1 trh)" >/dev/null
+oh=$(owner trh HTTP_COUNTER_DO); eh=$(( ${oh:-1} % 3 + 1 ))
+check "HTTP_COUNTER_DO/trh is placed ($oh)" bash -c '[[ "$1" =~ ^[1-3]$ ]]' _ "$oh"
+tp=4bf92f3577b34da6a3ce929d0e0e4736
+h=$(hget -H "traceparent: 00-$tp-00f067aa0ba902b7-01" "$(hurl "$eh" trh)")
+check "through non-owner $eh: the owner's turn ran under the traceparent's trace" \
+  grep -q "^X-Trace-Id: $tp$" <<<"$h"
+h=$(hget -H "traceparent: 00-${tp^^}-00f067aa0ba902b7-01" "$(hurl "$eh" trh)")
+got=$(sed -nE 's/^X-Trace-Id: ([0-9a-f]{32})$/\1/p' <<<"$h")
+check "a malformed traceparent is replaced by a fresh trace id ($got)" \
+  bash -c 'is() { [[ "$1" =~ ^[0-9a-f]{32}$ ]]; }; is "$1" && [ "$1" != "$2" ]' _ "$got" "$tp"
 finish
