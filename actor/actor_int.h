@@ -25,6 +25,7 @@
 #include "core/buf.h"
 #include "core/hmap.h"
 #include "core/log.h"
+#include "core/trace.h"
 #include "lmz/lmz.h"
 
 struct lmz_store;
@@ -72,6 +73,13 @@ struct lmz_cctx {
   lmz_value *origin_auth; /* NULL = none */
   lmz_value *state;       /* plain object, never NULL once set up */
   bool present;           /* false for alarms / on_start: no mesh context */
+  /* Tracing (core/trace.h): the origin's trace id, inherited by every call
+   * made from a turn running under this context, and this call's id (kept
+   * across forwarding hops). Both valid ids or "" (then the turn mints:
+   * lmz__cctx_trace). Values from the wire are validated before landing
+   * here, so they print safely in logs. */
+  char trace_id[LMZ_TRACE_ID_LEN + 1];
+  char call_id[LMZ_CALL_ID_LEN + 1];
 };
 
 /* ---- messages ------------------------------------------------------------ */
@@ -344,11 +352,13 @@ int lmz__http_run(lmz_ctx *ctx);
  * refusal) and encodes the response into arena `a` (NULL = no memory).
  * The origin auth travels in the Call's context like a mesh call's (the
  * entry node's gateway verified the token; peers are mutually
- * authenticated): `origin_auth` is the decoded value, NULL for none. */
+ * authenticated): `origin_auth` is the decoded value, NULL for none.
+ * `ids` = {trace id, call id} from the Call's context (hostile, NUL-ended,
+ * replaced when invalid), so the request keeps the entry node's trace. */
 int lmz__http_encode_request(lmz_msg *m, lmz_buf *out);
 int lmz__http_run_forwarded(lmz_node *n, const char *binding,
                             const char *instance, const lmz_value *req,
-                            const lmz_value *origin_auth,
+                            const lmz_value *origin_auth, const char *const *ids,
                             lmz_node_http_cb cb, void *arg, char *errmsg);
 lmz_value *lmz__http_response_value(lmz_arena *a, const struct lmz_response *res);
 
@@ -393,6 +403,15 @@ int lmz__cctx_outgoing(lmz_ctx *ctx, lmz_arena *a,
                        const struct lmz_call_opts *opts,
                        struct lmz_cctx *out);
 lmz_value *lmz__cctx_value(lmz_arena *a, const struct lmz_cctx *c);
+/* Gives `c` its tracing ids: trace_id (NUL-terminated, hostile) is kept when
+ * valid, else c keeps a valid trace id it already has, else one is minted;
+ * call_id likewise is kept when valid, else a fresh one is minted. */
+void lmz__cctx_trace(struct lmz_cctx *c, const char *trace_id,
+                     const char *call_id);
+/* " trace=<id> call=<id>" for log lines about m ("" parts when unset):
+ * ids are validated hex, safe unescaped. */
+#define LMZ__TRACE_FMT " trace=%s call=%s"
+#define LMZ__TRACE_ARGS(c) (c)->trace_id, (c)->call_id
 const char *lmz__identity_type_name(lmz_node_type t);
 lmz_value *lmz__error_value(lmz_arena *a, const char *name, const char *fmt,
                             ...) __attribute__((format(printf, 3, 4)));

@@ -388,14 +388,16 @@ void lmz__alarm_turn_done(lmz_ctx *ctx, int rv) {
   }
   double retries = rec_num(rec, "retries") + 1, maxr = rec_num(rec, "maxRetries");
   if (retries > maxr) {
-    LMZ_LOG_ERROR(&lmz__actor_log, "alarm %s of %s failed %g times; dropped",
-                  run->id, ctx->actor->key, retries);
+    LMZ_LOG_ERROR(&lmz__actor_log, "alarm %s of %s failed %g times; dropped"
+                  LMZ__TRACE_FMT, run->id, ctx->actor->key, retries,
+                  LMZ__TRACE_ARGS(ctx->cctx));
     add_op(ctx, run->id, run->time, NULL, -1);
     goto done;
   }
   double delay = fmin(1000.0 * pow(2.0, retries - 1), 3600000.0);
-  LMZ_LOG_WARN(&lmz__actor_log, "alarm %s of %s failed; retry %g in %.0f ms",
-               run->id, ctx->actor->key, retries, delay);
+  LMZ_LOG_WARN(&lmz__actor_log, "alarm %s of %s failed; retry %g in %.0f ms"
+               LMZ__TRACE_FMT, run->id, ctx->actor->key, retries, delay,
+               LMZ__TRACE_ARGS(ctx->cctx));
   rec_set_num(a, rec, "retries", retries);
   rec_set_num(a, rec, "time", now + delay);
   add_op(ctx, run->id, run->time, rec, now + delay);

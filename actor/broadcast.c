@@ -211,8 +211,8 @@ static void run_handler(struct lmz__bcast *b, uint32_t idx, bool ok,
     memset(h, 0, sizeof *h);
   if (!out || lmz__cctx_copy(a, &h->cctx, &b->hctx, true) ||
       lmz__ocan_substitute(a, chain, out)) {
-    LMZ_LOG_ERROR(&log_ns, "out of memory delivering a broadcast outcome to %s",
-                  b->caller->key);
+    LMZ_LOG_ERROR(&log_ns, "out of memory delivering a broadcast outcome to %s"
+                  LMZ__TRACE_FMT, b->caller->key, LMZ__TRACE_ARGS(&b->cctx));
     lmz_node_arena_put(n, a);
     return;
   }
@@ -237,8 +237,9 @@ static void outcome(struct lmz__bcast *b, uint32_t idx, bool ok,
 static void outcome_error(struct lmz__bcast *b, uint32_t idx, const char *name,
                           const char *why) {
   if (!b->handler) {
-    LMZ_LOG_WARN(&log_ns, "broadcast to %s/%s failed with no handler: %s",
-                 b->binding->name, b->inst[idx], why);
+    LMZ_LOG_WARN(&log_ns, "broadcast to %s/%s failed with no handler: %s"
+                 LMZ__TRACE_FMT, b->binding->name, b->inst[idx], why,
+                 LMZ__TRACE_ARGS(&b->cctx));
     return;
   }
   lmz_arena *a = lmz_arena_new();
@@ -271,6 +272,9 @@ lmz_msg *lmz__bcast_target_msg(lmz_node *n, struct lmz_binding *bd,
     lmz__msg_free(n, m);
     return NULL;
   }
+  /* the broadcast's trace goes on; each target's call is its own chain
+   * entry, so it gets its own call id (minted by the node delivering it) */
+  lmz__cctx_trace(&m->cctx, NULL, NULL);
   if (m->cctx.n)
     m->caller = m->cctx.chain[m->cctx.n - 1];
   return m;
@@ -363,6 +367,8 @@ static int encode_ctx(const struct lmz__bcast *b, struct enc_ctx *e) {
   e->ctx.call_chain = e->ids;
   e->ctx.state = (ProtobufCBinaryData){e->state.len, e->state.data};
   e->ctx.origin_auth = (ProtobufCBinaryData){e->auth.len, e->auth.data};
+  e->ctx.trace_id = (char *)c->trace_id; /* b outlives the frame's encoding */
+  e->ctx.call_id = (char *)c->call_id;
   return 0;
 }
 
@@ -537,9 +543,10 @@ void lmz__bcast_fail(lmz_node *n, lmz_msg *m, lmz_value *err) {
   struct lmz__bcast *b = m->bcast;
   b->waiting = 1 + (b->handler ? b->n : 0);
   if (!b->handler)
-    LMZ_LOG_WARN(&log_ns, "broadcast to %u %s actors not sent: %s", b->n,
-                 b->binding->name,
-                 err && lmz_typeof(err) == LMZ_T_ERROR ? lmz_error_message(err) : "?");
+    LMZ_LOG_WARN(&log_ns, "broadcast to %u %s actors not sent: %s" LMZ__TRACE_FMT,
+                 b->n, b->binding->name,
+                 err && lmz_typeof(err) == LMZ_T_ERROR ? lmz_error_message(err) : "?",
+                 LMZ__TRACE_ARGS(&b->cctx));
   for (uint32_t i = 0; b->handler && i < b->n; i++)
     outcome(b, i, false, err);
   unwait(b);
@@ -574,8 +581,8 @@ static void flight_finish(struct lmz__bcast_rt *rt, struct flight *fl,
   }
   if (failed) /* fire-and-forget: one line per frame, not per target */
     LMZ_LOG_WARN(&log_ns, "broadcast to %u %s actors on node %llu: %s (they may "
-                 "or may not have run)", failed, b->binding->name,
-                 (unsigned long long)fl->peer, why);
+                 "or may not have run)" LMZ__TRACE_FMT, failed, b->binding->name,
+                 (unsigned long long)fl->peer, why, LMZ__TRACE_ARGS(&b->cctx));
   flight_free(fl);
   unwait(b);
 }

@@ -217,8 +217,10 @@ static void target_done(void *arg, int status, bool ok, const lmz_value *v) {
 /* Every target refused with `code` (nothing runs), in one final frame. */
 static void refuse_all(struct lmz__bcast_rt *rt, uint64_t peer,
                        const Lmz__Broadcast *b, int code, const char *why) {
-  LMZ_LOG_WARN(&log_ns, "broadcast %llu from node %llu refused: %s",
-               (unsigned long long)b->batch_id, (unsigned long long)peer, why);
+  const char *t = b->ctx ? b->ctx->trace_id : NULL; /* hostile: checked */
+  LMZ_LOG_WARN(&log_ns, "broadcast %llu from node %llu refused: %s trace=%s",
+               (unsigned long long)b->batch_id, (unsigned long long)peer, why,
+               t && lmz_trace_id_valid(t, strnlen(t, LMZ_TRACE_ID_LEN + 1)) ? t : "");
   struct lmz__bin bn = {.rt = rt, .peer = peer, .batch_id = b->batch_id};
   size_t n = b->n_targets <= LMZ_BROADCAST_MAX ? b->n_targets : 0;
   for (size_t i = 0; i < n; i++)
@@ -243,6 +245,10 @@ static int decode_template(const Lmz__Broadcast *b, lmz_arena *a,
     return LMZ_EBADMSG;
   }
   *cc = (struct lmz_cctx){.present = true, .n = c->n_call_chain};
+  /* hostile: kept only when valid, else each target starts a trace */
+  if (c->trace_id &&
+      lmz_trace_id_valid(c->trace_id, strnlen(c->trace_id, LMZ_TRACE_ID_LEN + 1)))
+    memcpy(cc->trace_id, c->trace_id, LMZ_TRACE_ID_LEN + 1);
   cc->chain = lmz_arena_alloc(a, (cc->n ? cc->n : 1) * sizeof *cc->chain);
   if (!cc->chain)
     return LMZ_ENOMEM;

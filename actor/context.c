@@ -51,6 +51,8 @@ int lmz__cctx_copy(lmz_arena *a, struct lmz_cctx *dst,
   (void)copy_state_shallow;
   *dst = (struct lmz_cctx){0};
   dst->present = src->present;
+  memcpy(dst->trace_id, src->trace_id, sizeof dst->trace_id);
+  memcpy(dst->call_id, src->call_id, sizeof dst->call_id);
   if (src->n) {
     dst->chain = lmz_arena_alloc(a, src->n * sizeof *dst->chain);
     if (!dst->chain)
@@ -76,6 +78,9 @@ int lmz__cctx_outgoing(lmz_ctx *ctx, lmz_arena *a,
     return lmz_throwf(ctx, "Error", "call chain too long: %zu > %d", keep + 1,
                       LMZ_MAX_CALL_CHAIN);
   *out = (struct lmz_cctx){.present = true};
+  /* the trace goes on through new_chain too: the call is still caused by
+   * this turn (a turn always has one: lmz__run_turn mints it) */
+  lmz__cctx_trace(out, cur ? cur->trace_id : NULL, NULL);
   out->chain = lmz_arena_alloc(a, (keep + 1) * sizeof *out->chain);
   if (!out->chain)
     return LMZ_ENOMEM;
@@ -105,6 +110,20 @@ int lmz__cctx_outgoing(lmz_ctx *ctx, lmz_arena *a,
   return 0;
 }
 
+void lmz__cctx_trace(struct lmz_cctx *c, const char *trace_id,
+                     const char *call_id) {
+  size_t tl = trace_id ? strnlen(trace_id, LMZ_TRACE_ID_LEN + 1) : 0;
+  size_t cl = call_id ? strnlen(call_id, LMZ_CALL_ID_LEN + 1) : 0;
+  if (lmz_trace_id_valid(trace_id, tl))
+    memcpy(c->trace_id, trace_id, LMZ_TRACE_ID_LEN + 1);
+  else if (!lmz_trace_id_valid(c->trace_id, strlen(c->trace_id)))
+    lmz_trace_id_mint(c->trace_id);
+  if (lmz_call_id_valid(call_id, cl))
+    memcpy(c->call_id, call_id, LMZ_CALL_ID_LEN + 1);
+  else
+    lmz_call_id_mint(c->call_id);
+}
+
 static lmz_value *identity_value(lmz_arena *a, const lmz_identity *id) {
   lmz_value *o = lmz_object(a);
   if (!o || lmz_object_setc(o, "type", lmz_cstring(a, lmz__identity_type_name(id->type))) ||
@@ -130,6 +149,12 @@ lmz_value *lmz__cctx_value(lmz_arena *a, const struct lmz_cctx *c) {
   if (c->origin_auth && lmz_object_setc(o, "originAuth", c->origin_auth))
     return NULL;
   if (lmz_object_setc(o, "state", c->state ? c->state : lmz_object(a)))
+    return NULL;
+  /* Extra fields beyond the original's {callChain, originAuth?, state}: its
+   * clients read only those three, so these are harmless to them. */
+  if (c->trace_id[0] && lmz_object_setc(o, "traceId", lmz_cstring(a, c->trace_id)))
+    return NULL;
+  if (c->call_id[0] && lmz_object_setc(o, "callId", lmz_cstring(a, c->call_id)))
     return NULL;
   return o;
 }
@@ -185,6 +210,14 @@ lmz_value *lmz_origin_auth(lmz_ctx *ctx) {
   return ctx->cctx && ctx->cctx->present ? ctx->cctx->origin_auth : NULL;
 }
 
+const char *lmz_trace_id(lmz_ctx *ctx) {
+  return ctx->cctx ? ctx->cctx->trace_id : "";
+}
+
+const char *lmz_call_id(lmz_ctx *ctx) {
+  return ctx->cctx ? ctx->cctx->call_id : "";
+}
+
 lmz_value *lmz_state(lmz_ctx *ctx) {
   if (!ctx->cctx->state)
     ctx->cctx->state = lmz_object(ctx->arena);
@@ -194,8 +227,13 @@ lmz_value *lmz_state(lmz_ctx *ctx) {
 lmz_value *lmz_call_context_value(lmz_ctx *ctx) {
   struct lmz_cctx empty = {0};
   const struct lmz_cctx *c = ctx->cctx && ctx->cctx->present ? ctx->cctx : &empty;
-  if (c == &empty)
+  if (c == &empty) {
     empty.state = lmz_object(ctx->arena);
+    if (ctx->cctx) { /* an alarm's or on_start's own trace */
+      memcpy(empty.trace_id, ctx->cctx->trace_id, sizeof empty.trace_id);
+      memcpy(empty.call_id, ctx->cctx->call_id, sizeof empty.call_id);
+    }
+  }
   return lmz__cctx_value(ctx->arena, c);
 }
 

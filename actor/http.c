@@ -176,8 +176,20 @@ int lmz_node_http(lmz_node *n, const char *binding, const char *instance,
 
 /* The turn's call context: none (a public route), or the gateway's origin
  * auth with an empty chain (present, so lmz_origin_auth sees it and the
- * handler's own calls carry it on, as a client's calls do). */
-static int http_cctx(lmz_msg *m, const lmz_value *origin_auth) {
+ * handler's own calls carry it on, as a client's calls do). Its trace: the
+ * entry node's ids for a forwarded request (`fwd`), else the trace id of a
+ * valid W3C traceparent header (hostile: parsed strictly), else a fresh
+ * one: an HTTP request starts a trace. */
+static int http_cctx(lmz_msg *m, const struct lmz_request *req,
+                     const lmz_value *origin_auth, const char *const *fwd) {
+  char tp[LMZ_TRACE_ID_LEN + 1];
+  const char *h = fwd ? NULL : lmz_request_header(req, "traceparent");
+  if (fwd)
+    lmz__cctx_trace(&m->cctx, fwd[0], fwd[1]);
+  else
+    lmz__cctx_trace(&m->cctx,
+                    h && !lmz_traceparent_parse(h, strlen(h), tp) ? tp : NULL,
+                    NULL);
   m->cctx.state = lmz_object(m->arena);
   if (!m->cctx.state)
     return LMZ_ENOMEM;
@@ -189,8 +201,21 @@ static int http_cctx(lmz_msg *m, const lmz_value *origin_auth) {
   return 0;
 }
 
+static int http_submit(lmz_node *n, const char *binding, const char *instance,
+                       const struct lmz_request *req,
+                       const lmz_value *origin_auth, const char *const *fwd,
+                       lmz_node_http_cb cb, void *arg, char *errmsg);
+
 int lmz_node_http_auth(lmz_node *n, const char *binding, const char *instance,
                        const struct lmz_request *req, const lmz_value *origin_auth,
+                       lmz_node_http_cb cb, void *arg, char *errmsg) {
+  return http_submit(n, binding, instance, req, origin_auth, NULL, cb, arg,
+                     errmsg);
+}
+
+static int http_submit(lmz_node *n, const char *binding, const char *instance,
+                       const struct lmz_request *req,
+                       const lmz_value *origin_auth, const char *const *fwd,
                        lmz_node_http_cb cb, void *arg, char *errmsg) {
   struct lmz_binding *b = binding ? lmz__binding_get(n, binding) : NULL;
   if (n->closing) {
@@ -229,7 +254,7 @@ int lmz_node_http_auth(lmz_node *n, const char *binding, const char *instance,
   if (!rv && !(m->instance = lmz_arena_strndup(m->arena, instance, strlen(instance))))
     rv = LMZ_ENOMEM;
   if (!rv)
-    rv = http_cctx(m, origin_auth);
+    rv = http_cctx(m, req, origin_auth, fwd);
   if (rv) {
     lmz__msg_free(n, m);
     return rv;
@@ -356,7 +381,7 @@ static int body_from_value(const lmz_value *v, const uint8_t **body, size_t *len
 
 int lmz__http_run_forwarded(lmz_node *n, const char *binding,
                             const char *instance, const lmz_value *v,
-                            const lmz_value *origin_auth,
+                            const lmz_value *origin_auth, const char *const *ids,
                             lmz_node_http_cb cb, void *arg, char *errmsg) {
   lmz_arena *a = lmz_arena_new();
   if (!a)
@@ -380,8 +405,8 @@ int lmz__http_run_forwarded(lmz_node *n, const char *binding,
   if (rv == LMZ_EBADMSG)
     lmz__errmsg_printf(errmsg, "malformed forwarded HTTP request");
   else if (!rv)
-    rv = lmz_node_http_auth(n, binding, instance, &q, origin_auth, cb, arg, errmsg);
-  lmz_arena_free(a); /* lmz_node_http_auth copied what it keeps */
+    rv = http_submit(n, binding, instance, &q, origin_auth, ids, cb, arg, errmsg);
+  lmz_arena_free(a); /* http_submit copied what it keeps */
   return rv;
 }
 

@@ -168,6 +168,12 @@ struct lmz_node_call {
   bool routed;      /* already routed here by its sender (the owner check
                        passed): run locally, never forward */
   uint64_t epoch;   /* placement epoch it was routed with (0 = none) */
+  /* Tracing (core/trace.h), NUL-terminated, borrowed for the call: the
+   * origin's trace id and this call's id, as a forwarding peer or a client
+   * sent them. NULL or invalid (hostile input) = a fresh one is minted: the
+   * call then starts a trace here. */
+  const char *trace_id;
+  const char *call_id;
 };
 
 /* Runs a mesh call (mesh exposure enforced). On 0 the arena belongs to the

@@ -54,7 +54,14 @@ struct peer_ref {
 struct pending_reply {
   struct peer_ref *ref;
   uint64_t call_id;
+  char trace_id[LMZ_TRACE_ID_LEN + 1]; /* the call's trace, for logs */
 };
+
+/* The frame's trace id when valid (hostile input), else "": safe to log. */
+static const char *frame_trace(const Lmz__Call *c) {
+  const char *t = c->ctx ? c->ctx->trace_id : NULL;
+  return t && lmz_trace_id_valid(t, strnlen(t, LMZ_TRACE_ID_LEN + 1)) ? t : "";
+}
 
 lmz_remote *lmz_remote_new(lmz_node *node) {
   lmz_remote *r = calloc(1, sizeof *r);
@@ -155,7 +162,8 @@ static int send_instead(struct peer_ref *ref, uint64_t call_id, int why,
 }
 
 static void send_result(struct peer_ref *ref, uint64_t call_id, bool ok,
-                        const lmz_value *v, int code, const char *detail) {
+                        const lmz_value *v, int code, const char *detail,
+                        const char *trace) {
   if (!ref->conn) {
     ref->r->stats.replies_dropped++;
     return;
@@ -164,14 +172,14 @@ static void send_result(struct peer_ref *ref, uint64_t call_id, bool ok,
   int rv = send_result_frame(ref, call_id, ok, v, code, detail, &frame_len);
   if (rv == LMZ_ETOOBIG || (rv == LMZ_EOVERLOAD && frame_len > 4096)) {
     LMZ_LOG_WARN(&log_ns, "reply %llu (%zu bytes) not sent: %s; answered with "
-                 "an error", (unsigned long long)call_id, frame_len,
-                 lmz_strerror(rv));
+                 "an error trace=%s", (unsigned long long)call_id, frame_len,
+                 lmz_strerror(rv), trace);
     rv = send_instead(ref, call_id, rv, frame_len);
   }
   if (rv) {
     ref->r->stats.replies_dropped++;
-    LMZ_LOG_WARN(&log_ns, "reply %llu not sent: %s", (unsigned long long)call_id,
-                 lmz_strerror(rv));
+    LMZ_LOG_WARN(&log_ns, "reply %llu not sent: %s trace=%s",
+                 (unsigned long long)call_id, lmz_strerror(rv), trace);
   }
 }
 
@@ -210,19 +218,20 @@ static void reply_cb(void *arg, int status, bool ok, const lmz_value *value) {
   struct peer_ref *ref = p->ref;
   if (p->call_id)
     send_result(ref, p->call_id, status == 0 && ok, value, status,
-                status ? lmz_strerror(status) : NULL);
+                status ? lmz_strerror(status) : NULL, p->trace_id);
   if (--ref->outstanding == 0 && !ref->conn)
     free(ref);
   free(p);
 }
 
 /* An error reply for a call that never reached the runtime. */
-static void reply_error(struct peer_ref *ref, uint64_t call_id,
+static void reply_error(struct peer_ref *ref, const Lmz__Call *c,
                         const char *name, const char *msg) {
   lmz_arena *a = lmz_arena_new();
   lmz_value *e = a ? lmz_error(a, name, msg) : NULL;
-  if (call_id)
-    send_result(ref, call_id, false, e, e ? 0 : LMZ_ENOMEM, e ? NULL : msg);
+  if (c->call_id)
+    send_result(ref, c->call_id, false, e, e ? 0 : LMZ_ENOMEM, e ? NULL : msg,
+                frame_trace(c));
   lmz_arena_free(a);
   ref->r->stats.rejected++;
 }
@@ -277,6 +286,10 @@ static int decode_call(const Lmz__Call *c, bool from_operator, lmz_arena *a,
   int rv = decode_value(a, c->chain, &call->chain, "chain", msg, msglen);
   if (rv)
     return rv;
+  if (c->ctx) { /* validated by lmz_node_call (a bad one is replaced) */
+    call->trace_id = c->ctx->trace_id;
+    call->call_id = c->ctx->call_id;
+  }
   if (from_operator) { /* operators never speak for anyone but themselves */
     call->call_chain = &cli_identity;
     call->call_chain_len = 1;
@@ -309,7 +322,7 @@ static void on_call(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c,
     snprintf(msg, sizeof msg,
              "Unsupported RPC envelope version: %u. This version of lmz only "
              "supports v1 envelopes.", c->version);
-    reply_error(ref, c->call_id, "Error", msg);
+    reply_error(ref, c, "Error", msg);
     return;
   }
   if (!from_operator && owner_check(r, ref, c))
@@ -321,7 +334,10 @@ static void on_call(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c,
   int rv = a && p ? decode_call(c, from_operator, a, &call, msg, sizeof msg)
                   : LMZ_ENOMEM;
   if (!rv) {
-    *p = (struct pending_reply){ref, c->call_id};
+    *p = (struct pending_reply){ref, c->call_id, ""};
+    /* the call's trace: the sender's when valid, else it starts here */
+    lmz_trace_id_adopt(call.trace_id, p->trace_id);
+    call.trace_id = p->trace_id;
     ref->outstanding++;
     rv = lmz_node_call(r->node, &call, reply_cb, p, msg);
     if (!rv) {
@@ -337,10 +353,11 @@ static void on_call(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c,
   if (rv == LMZ_ECANCELED || rv == LMZ_ENOMEM) {
     r->stats.rejected++;
     if (c->call_id)
-      send_result(ref, c->call_id, false, NULL, rv, lmz_strerror(rv));
+      send_result(ref, c->call_id, false, NULL, rv, lmz_strerror(rv),
+                  frame_trace(c));
     return;
   }
-  reply_error(ref, c->call_id, "Error", msg);
+  reply_error(ref, c, "Error", msg);
 }
 
 /* ---- HTTP requests forwarded by the entry node (Call kind 1) ------------- */
@@ -356,7 +373,7 @@ static void http_reply_cb(void *arg, int status, const struct lmz_response *res,
                                 : lmz_error(a, "Error", lmz_strerror(status));
   if (p->call_id)
     send_result(ref, p->call_id, status == 0 && v, v, v ? 0 : LMZ_ENOMEM,
-                v ? NULL : "cannot encode the response");
+                v ? NULL : "cannot encode the response", p->trace_id);
   lmz_arena_free(a);
   if (--ref->outstanding == 0 && !ref->conn)
     free(ref);
@@ -369,7 +386,7 @@ static void http_reply_cb(void *arg, int status, const struct lmz_response *res,
 static void on_http(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c) {
   char msg[LMZ_ERRMSG_LEN] = "";
   if (!c->callee || !c->callee->binding || !c->callee->has_instance) {
-    reply_error(ref, c->call_id, "Error", "Missing callee in envelope.");
+    reply_error(ref, c, "Error", "Missing callee in envelope.");
     return;
   }
   lmz_arena *a = lmz_node_arena_get(r->node);
@@ -381,11 +398,14 @@ static void on_http(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c) {
    * the context as a mesh call's does (none for a public binding) */
   if (!rv && c->ctx && c->ctx->origin_auth.len)
     rv = decode_value(a, c->ctx->origin_auth, &oa, "originAuth", msg, sizeof msg);
+  const char *ids[2] = {c->ctx ? c->ctx->trace_id : NULL,
+                       c->ctx ? c->ctx->call_id : NULL};
   if (!rv) {
-    *p = (struct pending_reply){ref, c->call_id};
+    *p = (struct pending_reply){ref, c->call_id, ""};
+    snprintf(p->trace_id, sizeof p->trace_id, "%s", frame_trace(c));
     ref->outstanding++;
     rv = lmz__http_run_forwarded(r->node, c->callee->binding, c->callee->instance,
-                                 req, oa, http_reply_cb, p, msg);
+                                 req, oa, ids, http_reply_cb, p, msg);
     if (!rv) {
       r->stats.calls++;
       lmz_node_arena_put(r->node, a); /* lmz_node_http copied the request */
@@ -396,7 +416,7 @@ static void on_http(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c) {
   free(p);
   if (a)
     lmz_node_arena_put(r->node, a);
-  reply_error(ref, c->call_id, rv == LMZ_EOVERLOAD ? "MeshOverloadedError" : "Error",
+  reply_error(ref, c, rv == LMZ_EOVERLOAD ? "MeshOverloadedError" : "Error",
               msg[0] ? msg : lmz_strerror(rv));
 }
 
@@ -411,7 +431,7 @@ void lmz_remote_on_call(lmz_remote *r, lmz_conn_t *conn, const Lmz__Frame *f) {
     return;
   }
   if (c->kind != 1 || from_operator || c->version != 1) {
-    reply_error(ref, c->call_id, "Error", "unsupported call kind from this sender");
+    reply_error(ref, c, "Error", "unsupported call kind from this sender");
     return;
   }
   if (!owner_check(r, ref, c))

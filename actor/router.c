@@ -108,6 +108,12 @@ static lmz_value *unavailable(lmz_arena *a, const char *binding,
 
 static void fail_msg(lmz_router *r, lmz_msg *m, uint64_t owner, const char *why) {
   r->st.unavailable++;
+  /* debug: the caller gets the error; `why` may be a peer's text (the log
+   * escapes control bytes) */
+  LMZ_LOG_DEBUG(&log_ns, "call to %s/%s unavailable (owner %llu): %s"
+                LMZ__TRACE_FMT, m->binding ? m->binding->name : "?",
+                m->instance ? m->instance : "-", (unsigned long long)owner, why,
+                LMZ__TRACE_ARGS(&m->cctx));
   lmz_value *e = unavailable(m->arena, m->binding ? m->binding->name : "?",
                              m->instance, owner, why);
   lmz__msg_fail(r->node, m, e);
@@ -273,6 +279,8 @@ static int encode_call(lmz_router *r, lmz_msg *m, uint64_t call_id,
   ctx->call_chain = ids;
   ctx->state = (ProtobufCBinaryData){bufs[1].len, bufs[1].data};
   ctx->origin_auth = (ProtobufCBinaryData){bufs[2].len, bufs[2].data};
+  ctx->trace_id = m->cctx.trace_id; /* "" = the protobuf-c default */
+  ctx->call_id = m->cctx.call_id;
   callee->type = LMZ_NODE_DO;
   callee->binding = (char *)m->binding->name;
   callee->instance = m->instance;
@@ -291,12 +299,13 @@ static int encode_call(lmz_router *r, lmz_msg *m, uint64_t call_id,
 }
 
 static void forward(lmz_router *r, lmz_msg *m, uint64_t owner, uint64_t epoch) {
-  lmz_conn_t *c = lmz_cluster_peer_conn(r->c, owner);
-  if (!c) {
+  /* tests with a send hook (lmz__router_set_send_hook) have no links */
+  lmz_conn_t *c = r->send_hook ? NULL : lmz_cluster_peer_conn(r->c, owner);
+  if (!c && !r->send_hook) {
     fail_msg(r, m, owner, "no address for its owner node");
     return;
   }
-  if (!lmz_conn_is_up(c)) {
+  if (c && !lmz_conn_is_up(c)) {
     /* not connected (yet, or it crashed): wait, bounded, for the link or for
      * the directory to mark the owner DOWN once its lease surely expired */
     park(r, m);
@@ -315,7 +324,9 @@ static void forward(lmz_router *r, lmz_msg *m, uint64_t owner, uint64_t epoch) {
   size_t frame_len = 0;
   if (!rv) {
     frame_len = lmz_frame_encoded_len(&f) - LMZ_FRAME_HDR_LEN;
-    rv = frame_len > LMZ_FRAME_MAX_DEFAULT ? LMZ_ETOOBIG : lmz_conn_send(c, &f);
+    rv = frame_len > LMZ_FRAME_MAX_DEFAULT ? LMZ_ETOOBIG
+         : c                               ? lmz_conn_send(c, &f)
+                                           : r->send_hook(r->send_arg, owner, &f);
   }
   for (int i = 0; i < 3; i++)
     lmz_buf_free(&bufs[i]);
@@ -475,6 +486,9 @@ void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn, const Lmz__Frame *f) 
   free(fw);
   if (res->code == LMZ_EMOVED || (res->code == LMZ_EUNAVAILABLE && !res->value.len)) {
     r->st.moved++;
+    LMZ_LOG_DEBUG(&log_ns, "call to %s/%s moved away from node %llu; rerouting"
+                  LMZ__TRACE_FMT, m->binding->name, m->instance ? m->instance : "-",
+                  (unsigned long long)peer, LMZ__TRACE_ARGS(&m->cctx));
     if (++m->hops > MAX_HOPS) {
       fail_msg(r, m, peer, "it keeps moving (directory not converging)");
       return;
@@ -493,6 +507,12 @@ void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn, const Lmz__Frame *f) 
     fail_msg(r, m, peer, res->detail && *res->detail ? res->detail : "bad reply");
     return;
   }
+  if (!res->ok) /* the callee threw: its node logged it under the same trace */
+    LMZ_LOG_DEBUG(&log_ns, "forwarded call to %s/%s: node %llu answered an error: %s"
+                  LMZ__TRACE_FMT, m->binding->name, m->instance ? m->instance : "-",
+                  (unsigned long long)peer,
+                  lmz_typeof(v) == LMZ_T_ERROR ? lmz_error_message(v) : "(non-Error)",
+                  LMZ__TRACE_ARGS(&m->cctx));
   m->binding = NULL; /* it is a reply now */
   m->reply_ok = res->ok;
   m->reply_value = v;

@@ -286,9 +286,11 @@ static void refuse(lmz_node *n, lmz_msg *m, lmz_value *err) {
   idle_start(n);
   uint64_t total = n->stats.overloaded_mailbox + n->stats.overloaded_node;
   if (total % 10000 == 1) /* the first, then one line per 10,000 */
-    LMZ_LOG_WARN(&lmz__actor_log, "overloaded: %llu calls refused so far (%s)",
-                 (unsigned long long)total,
-                 err ? lmz_error_message(err) : "out of memory");
+    LMZ_LOG_WARN(&lmz__actor_log,
+                 "overloaded: %llu calls refused so far (%s; this one:"
+                 LMZ__TRACE_FMT ")", (unsigned long long)total,
+                 err ? lmz_error_message(err) : "out of memory",
+                 LMZ__TRACE_ARGS(&m->cctx));
 }
 
 void lmz__flush_refused(lmz_node *n) {
@@ -551,6 +553,7 @@ int lmz_node_call(lmz_node *n, const struct lmz_node_call *c,
   int rv = copy_chain_ids(m->arena, c, &m->cctx);
   if (rv)
     return rv;
+  lmz__cctx_trace(&m->cctx, c->trace_id, c->call_id);
   m->cctx.origin_auth = c->origin_auth;
   m->cctx.state = c->state ? c->state : lmz_object(m->arena);
   if (!m->cctx.state)

@@ -87,8 +87,8 @@ static void deliver_to_pending(lmz_node *n, lmz_msg *m) {
                                 : lmz_undefined();
   lmz_msg *h = v ? lmz_arena_alloc(p->arena, sizeof *h) : NULL;
   if (!h || lmz__ocan_substitute(p->arena, p->handler, v)) {
-    LMZ_LOG_ERROR(&lmz__actor_log, "out of memory delivering a reply to %s",
-                  caller->key);
+    LMZ_LOG_ERROR(&lmz__actor_log, "out of memory delivering a reply to %s"
+                  LMZ__TRACE_FMT, caller->key, LMZ__TRACE_ARGS(&p->cctx));
     caller->n_pending--;
     lmz_node_arena_put(n, p->arena);
     return;
@@ -137,9 +137,11 @@ void lmz__release_output(lmz_node *n, lmz_msg *m) {
     break;
   case LMZ_REPLY_NONE:
     if (!m->reply_ok) /* a fire-and-forget call that could not be delivered */
-      LMZ_LOG_WARN(&lmz__actor_log, "fire-and-forget call failed with no handler: %s",
+      LMZ_LOG_WARN(&lmz__actor_log,
+                   "fire-and-forget call failed with no handler: %s" LMZ__TRACE_FMT,
                    m->reply_value && lmz_typeof(m->reply_value) == LMZ_T_ERROR
-                       ? lmz_error_message(m->reply_value) : "(non-Error)");
+                       ? lmz_error_message(m->reply_value) : "(non-Error)",
+                   LMZ__TRACE_ARGS(&m->cctx));
     break;
   }
   lmz__msg_free(n, m);
@@ -147,12 +149,25 @@ void lmz__release_output(lmz_node *n, lmz_msg *m) {
 
 /* A fire-and-forget call failed on its callee: nobody will hear of it but
  * the log (lumenize-behaviour.md 1.3, step 5). */
-static void log_unhandled(lmz_actor *a, const lmz_value *err) {
+static void log_unhandled(lmz_actor *a, const lmz_msg *m, const lmz_value *err) {
   LMZ_LOG_WARN(&lmz__actor_log,
-               "fire-and-forget call to %s/%s failed with no handler: %s",
+               "fire-and-forget call to %s/%s failed with no handler: %s"
+               LMZ__TRACE_FMT,
                a->self.binding, a->self.instance ? a->self.instance : "-",
                err && lmz_typeof(err) == LMZ_T_ERROR ? lmz_error_message(err)
-                                                     : "(non-Error)");
+                                                     : "(non-Error)",
+               LMZ__TRACE_ARGS(&m->cctx));
+}
+
+/* A call whose callee threw (its caller gets the error): debug level, as a
+ * thrown error is an ordinary answer; the trace ties it to the caller's
+ * lines on other nodes. */
+static void log_thrown(lmz_actor *a, const lmz_msg *m, const lmz_value *err) {
+  LMZ_LOG_DEBUG(&lmz__actor_log, "call to %s/%s threw: %s" LMZ__TRACE_FMT,
+                a->self.binding, a->self.instance ? a->self.instance : "-",
+                err && lmz_typeof(err) == LMZ_T_ERROR ? lmz_error_message(err)
+                                                      : "(non-Error)",
+                LMZ__TRACE_ARGS(&m->cctx));
 }
 
 /* ---- commits ------------------------------------------------------------- */
@@ -326,9 +341,10 @@ static void start_failed(lmz_ctx *ctx) {
   if (!a->err_arena)
     a->err_arena = lmz_arena_new();
   a->start_error = a->err_arena ? lmz_value_copy(a->err_arena, ctx->thrown) : NULL;
-  LMZ_LOG_WARN(&lmz__actor_log, "on_start of %s/%s failed: %s", a->self.binding,
-               a->self.instance ? a->self.instance : "-",
-               lmz_typeof(ctx->thrown) == LMZ_T_ERROR ? lmz_error_message(ctx->thrown) : "?");
+  LMZ_LOG_WARN(&lmz__actor_log, "on_start of %s/%s failed: %s" LMZ__TRACE_FMT,
+               a->self.binding, a->self.instance ? a->self.instance : "-",
+               lmz_typeof(ctx->thrown) == LMZ_T_ERROR ? lmz_error_message(ctx->thrown) : "?",
+               LMZ__TRACE_ARGS(ctx->cctx));
 }
 
 static int run_body(lmz_ctx *ctx, lmz_value **result) {
@@ -389,6 +405,11 @@ void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m) {
   lmz_value *result = NULL;
   if (m->kind == LMZ_MSG_START)
     m->cctx = (struct lmz_cctx){0};
+  /* a turn with no inherited trace (an alarm, on_start, a local
+   * continuation, an untraced HTTP request) starts one: every call it makes
+   * then carries it (core/trace.h) */
+  if (!m->cctx.trace_id[0])
+    lmz__cctx_trace(&m->cctx, NULL, NULL);
   int rv = run_body(&ctx, &result);
   if (rv && !ctx.thrown)
     lmz_throwf(&ctx, "Error", "%s", lmz_strerror(rv));
@@ -424,7 +445,9 @@ void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m) {
     lmz__defer_cancel(m);
   bool keep_msg = m->defer != NULL;
   if (rv && m->rkind == LMZ_REPLY_NONE && m->kind == LMZ_MSG_CALL)
-    log_unhandled(a, ctx.thrown);
+    log_unhandled(a, m, ctx.thrown);
+  else if (rv && m->kind == LMZ_MSG_CALL)
+    log_thrown(a, m, ctx.thrown);
   if (!keep_msg && m->rkind != LMZ_REPLY_NONE) {
     m->reply_ok = rv == 0;
     m->reply_value = rv ? ctx.thrown : (result ? result : lmz_undefined());

@@ -423,6 +423,15 @@ int lmz_rpc_send(lmz_rpc_client *c, const Lmz__Frame *f) {
 int lmz_rpc_send_call(lmz_rpc_client *c, uint64_t call_id, const char *binding,
                       const char *instance, const void *chain,
                       size_t chain_len, const void *state, size_t state_len) {
+  return lmz_rpc_send_call_traced(c, call_id, binding, instance, chain,
+                                  chain_len, state, state_len, NULL);
+}
+
+int lmz_rpc_send_call_traced(lmz_rpc_client *c, uint64_t call_id,
+                             const char *binding, const char *instance,
+                             const void *chain, size_t chain_len,
+                             const void *state, size_t state_len,
+                             const char *trace_id) {
   Lmz__Identity callee = LMZ__IDENTITY__INIT;
   callee.type = instance ? LMZ_NODE_DO : LMZ_NODE_WORKER;
   callee.binding = (char *)binding;
@@ -431,6 +440,8 @@ int lmz_rpc_send_call(lmz_rpc_client *c, uint64_t call_id, const char *binding,
   Lmz__CallContext ctx = LMZ__CALL_CONTEXT__INIT;
   ctx.state.data = (uint8_t *)state;
   ctx.state.len = state ? state_len : 0;
+  if (trace_id)
+    ctx.trace_id = (char *)trace_id;
   Lmz__Call call = LMZ__CALL__INIT;
   call.call_id = call_id;
   call.version = 1;

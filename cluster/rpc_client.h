@@ -59,6 +59,13 @@ int lmz_rpc_send(lmz_rpc_client *c, const Lmz__Frame *f);
 int lmz_rpc_send_call(lmz_rpc_client *c, uint64_t call_id, const char *binding,
                       const char *instance, const void *chain,
                       size_t chain_len, const void *state, size_t state_len);
+/* The same with the call's trace id (core/trace.h; NULL = none: the node
+ * starts a trace). The node keeps it only when valid. */
+int lmz_rpc_send_call_traced(lmz_rpc_client *c, uint64_t call_id,
+                             const char *binding, const char *instance,
+                             const void *chain, size_t chain_len,
+                             const void *state, size_t state_len,
+                             const char *trace_id);
 
 /* Waits up to `timeout_ms` (< 0: the connect timeout) for the next
  * application frame. On 0, *out is the caller's (free with lmz_frame_free()).

@@ -268,8 +268,8 @@ void lmz__gw_timer_run(lmz_gateway *gw) {
     lmz__gw_list_remove(&gw->sent_q, l);
     lmz_hmap_del(&ic->conn->calls, ic->call_id, 36);
     gw->stats.incoming_timeouts++;
-    LMZ_LOG_INFO(&lmz__gw_log, "client %s did not answer call %s in time",
-                 ic->instance, ic->call_id);
+    LMZ_LOG_INFO(&lmz__gw_log, "client %s did not answer call %s in time trace=%s",
+                 ic->instance, ic->call_id, ic->trace_id);
     incall_fail(gw, ic, "Client call timed out");
   }
   while ((l = lmz__gw_list_first(&gw->grace_q)) &&
@@ -538,11 +538,26 @@ static int write_identity(lmz_buf *b, const lmz_identity *id) {
   return rv ? rv : lmz_buf_putc(b, '}');
 }
 
+/* Appends ,"traceId":"..","callId":".." (lmz additions to the callContext;
+ * the original's client reads only callChain, originAuth and state, so
+ * they are harmless to it). The ids are validated hex: no escaping. */
+static int write_trace(lmz_buf *b, lmz_ctx *ctx) {
+  int rv = lmz_buf_append_str(b, ",\"traceId\":\"");
+  if (!rv)
+    rv = lmz_buf_append_str(b, lmz_trace_id(ctx));
+  if (!rv)
+    rv = lmz_buf_append_str(b, "\",\"callId\":\"");
+  if (!rv)
+    rv = lmz_buf_append_str(b, lmz_call_id(ctx));
+  return rv ? rv : lmz_buf_putc(b, '"');
+}
+
 /* {"type":"incoming_call","callId":..,"chain":SC,"callContext":{"callChain":
- * [plain...],"originAuth":plain,"state":SC}} (section 2.3). */
+ * [plain...],"originAuth":plain,"state":SC,"traceId":..,"callId":..}}
+ * (section 2.3; the outer callId is the gateway's, the inner the mesh's). */
 static int build_incoming(lmz_buf *b, const char *call_id, const lmz_value *chain,
-                          const lmz_identity *ids, size_t n,
-                          const lmz_value *origin_auth, const lmz_value *state) {
+                          const lmz_identity *ids, size_t n, lmz_ctx *ctx) {
+  const lmz_value *origin_auth = lmz_origin_auth(ctx);
   int rv = lmz_buf_append_str(b, "{\"type\":\"incoming_call\",\"callId\":\"");
   if (!rv)
     rv = lmz_buf_append_str(b, call_id);
@@ -568,7 +583,9 @@ static int build_incoming(lmz_buf *b, const char *call_id, const lmz_value *chai
   if (!rv)
     rv = lmz_buf_append_str(b, ",\"state\":");
   if (!rv)
-    rv = lmz__gw_write_sc(b, state) < 0 ? LMZ_ENOMEM : 0;
+    rv = lmz__gw_write_sc(b, lmz_state(ctx)) < 0 ? LMZ_ENOMEM : 0;
+  if (!rv)
+    rv = write_trace(b, ctx);
   return rv ? rv : lmz_buf_append_str(b, "}}");
 }
 
@@ -616,8 +633,9 @@ int lmz__gw_raw_call(lmz_ctx *ctx, lmz_value *chain, lmz_value **result) {
   if ((rv = client_hook(ctx, gw, c, ids, n)))
     return rv;
   struct gw_incall *ic = incall_new(c->instance);
-  if (!ic || build_incoming(&ic->frame, ic->call_id, chain, ids, n,
-                            lmz_origin_auth(ctx), lmz_state(ctx)) ||
+  if (ic)
+    snprintf(ic->trace_id, sizeof ic->trace_id, "%s", lmz_trace_id(ctx));
+  if (!ic || build_incoming(&ic->frame, ic->call_id, chain, ids, n, ctx) ||
       !(ic->d = lmz_defer(ctx))) {
     if (ic)
       incall_free(ic);

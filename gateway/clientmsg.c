@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "core/codec.h"
+#include "core/trace.h"
 #include "gateway/gw_int.h"
 
 #define MAX_CALL_ID 128
@@ -37,6 +38,7 @@
 /* A client call running in the mesh. */
 struct gw_outcall {
   struct gw_conn *k; /* holds a reference */
+  char trace_id[LMZ_TRACE_ID_LEN + 1]; /* the call's trace (core/trace.h) */
   size_t id_len;
   char call_id[];
 };
@@ -45,11 +47,12 @@ struct gw_outcall {
 
 /* An answer larger than the socket's output cap: the call fails with
  * Error("Message is too large") instead of never being answered. */
-static int send_too_big(struct gw_conn *k, const char *id, size_t id_len) {
+static int send_too_big(struct gw_conn *k, const char *id, size_t id_len,
+                        const char *trace) {
   lmz_buf *b = &k->gw->out;
   b->len = 0;
-  LMZ_LOG_INFO(&lmz__gw_log, "client %s: answer to call %.*s too large",
-               k->info.instance, (int)id_len, id);
+  LMZ_LOG_INFO(&lmz__gw_log, "client %s: answer to call %.*s too large trace=%s",
+               k->info.instance, (int)id_len, id, trace);
   lmz_arena *a = lmz_arena_new();
   lmz_value *e = a ? lmz_error(a, "Error", LMZ_WS_TOO_BIG_REASON) : NULL;
   int rv = e ? lmz_buf_append_str(b, "{\"type\":\"call_response\",\"callId\":")
@@ -66,8 +69,12 @@ static int send_too_big(struct gw_conn *k, const char *id, size_t id_len) {
   return rv ? rv : lmz_ws_send_text(k->ws, b->data, b->len);
 }
 
+/* {"type":"call_response","callId":..,"success":..,"result"|"error":SC
+ * [,"traceId":".."]}: traceId is an lmz addition (the call's trace, for
+ * the client's logs); the original's client ignores unknown fields.
+ * `trace` is a valid trace id or "" (a call refused before it had one). */
 static void send_response(struct gw_conn *k, const char *id, size_t id_len,
-                          bool ok, const lmz_value *v) {
+                          bool ok, const lmz_value *v, const char *trace) {
   lmz_gateway *gw = k->gw;
   lmz_buf *b = &gw->out;
   b->len = 0;
@@ -85,15 +92,22 @@ static void send_response(struct gw_conn *k, const char *id, size_t id_len,
     memcpy(b->data + at, no, sizeof no - 1);
   if (sc < 0)
     rv = sc;
+  if (!rv && trace[0]) {
+    rv = lmz_buf_append_str(b, ",\"traceId\":\"");
+    if (!rv)
+      rv = lmz_buf_append_str(b, trace);
+    if (!rv)
+      rv = lmz_buf_putc(b, '"');
+  }
   if (!rv)
     rv = lmz_buf_putc(b, '}');
   if (!rv)
     rv = lmz_ws_send_text(k->ws, b->data, b->len);
   if (rv == LMZ_ETOOBIG) /* the answer, not the socket, is the problem */
-    rv = send_too_big(k, id, id_len);
+    rv = send_too_big(k, id, id_len, trace);
   if (rv)
-    LMZ_LOG_WARN(&lmz__gw_log, "client %s: call_response not sent: %s",
-                 k->info.instance, lmz_strerror(rv));
+    LMZ_LOG_WARN(&lmz__gw_log, "client %s: call_response not sent: %s trace=%s",
+                 k->info.instance, lmz_strerror(rv), trace);
 }
 
 static void respond_error(struct gw_conn *k, const char *id, size_t id_len,
@@ -101,7 +115,7 @@ static void respond_error(struct gw_conn *k, const char *id, size_t id_len,
   lmz_arena *a = lmz_arena_new();
   lmz_value *e = a ? lmz_error(a, "Error", msg) : NULL;
   k->gw->stats.client_calls_failed++;
-  send_response(k, id, id_len, false, e ? e : lmz_null());
+  send_response(k, id, id_len, false, e ? e : lmz_null(), "");
   lmz_arena_free(a);
 }
 
@@ -111,11 +125,12 @@ static void outcall_reply(void *arg, int status, bool ok, const lmz_value *v) {
   if (k->ws) {
     if (status || !ok)
       k->gw->stats.client_calls_failed++;
-    send_response(k, oc->call_id, oc->id_len, status == 0 && ok, v);
+    send_response(k, oc->call_id, oc->id_len, status == 0 && ok, v, oc->trace_id);
   } else { /* DESIGN.md section 9: the socket dropped; the client re-issues */
     k->gw->stats.client_replies_dropped++;
-    LMZ_LOG_INFO(&lmz__gw_log, "client %s disconnected: answer to call %.*s dropped",
-                 k->info.instance, (int)oc->id_len, oc->call_id);
+    LMZ_LOG_INFO(&lmz__gw_log,
+                 "client %s disconnected: answer to call %.*s dropped trace=%s",
+                 k->info.instance, (int)oc->id_len, oc->call_id, oc->trace_id);
   }
   free(oc);
   lmz__gw_conn_unref(k);
@@ -225,6 +240,10 @@ static int build_call(struct gw_conn *k, const lmz_json *msg, lmz_arena *a,
     snprintf(why, whylen, "%s", w ? w : "out of memory");
   if (rv)
     return rv;
+  /* optional callContext.traceId (an lmz addition; the original's client
+   * never sends it): validated when the call is dispatched */
+  if (cc && cc->type == LMZ_JSON_OBJECT)
+    call->trace_id = dup_in(a, lmz__gw_str(cc, "traceId", NULL));
   if (!call->state)
     call->state = lmz_object(a);
   /* {sub, claims} from the verified token, as for HTTP (access.c) */
@@ -269,6 +288,10 @@ static void dispatch(struct gw_conn *k, const char *id, size_t id_len,
     oc->id_len = id_len;
     memcpy(oc->call_id, id, id_len);
     oc->call_id[id_len] = '\0';
+    /* a client's call starts a trace here, unless the client sent a valid
+     * callContext.traceId (hostile: kept only when valid) */
+    lmz_trace_id_adopt(call->trace_id, oc->trace_id);
+    call->trace_id = oc->trace_id;
     k->refs++;
     rv = lmz_node_call(gw->node, call, outcall_reply, oc, errmsg);
   }
@@ -301,7 +324,7 @@ static void on_call(struct gw_conn *k, const lmz_json *msg) {
   lmz_value *err = NULL;
   if (!rv && mesh_hook(k, id, &call, a, &err)) {
     gw->stats.client_calls_failed++;
-    send_response(k, id, id_len, false, err);
+    send_response(k, id, id_len, false, err, "");
     lmz_node_arena_put(gw->node, a);
     return;
   }

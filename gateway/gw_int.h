@@ -81,6 +81,7 @@ struct gw_incall {
   uint64_t deadline;        /* lmz__gw_now ms (sent, fail_q) */
   const char *fail_msg;     /* fail_q: the ClientDisconnectedError text */
   char call_id[37];
+  char trace_id[33];        /* the mesh call's trace, for logs (core/trace.h) */
   lmz_buf frame;            /* the incoming_call frame (until sent) */
   char instance[];          /* the client's instance name */
 };

@@ -1,7 +1,8 @@
 /* lmz call - an operator's call to any actor, over the node port.
  *
  *   lmz call [--node HOST:PORT] [--data DIR | --key-file F] [--timeout MS]
- *            [--state JSON] [--scjson FILE] BINDING INSTANCE|- METHOD [ARG...]
+ *            [--state JSON] [--scjson FILE] [--trace-id HEX] [--show-trace]
+ *            BINDING INSTANCE|- METHOD [ARG...]
  *
  * Options may come anywhere (before, between or after the positionals);
  * `--` ends them, so an ARG starting with '-' goes after it:
@@ -11,7 +12,10 @@
  * --scjson FILE the arguments are a JSON array of SC-JSON {json, meta}
  * values (for rich values). INSTANCE "-" calls a worker (no instance).
  * The call's origin is the CLI; no origin auth is sent (the node would
- * ignore it anyway).
+ * ignore it anyway). The call starts a trace (README "Tracing a call"):
+ * its id is minted here, or given with --trace-id (32 lowercase hex), and
+ * printed on stderr as "trace=<id>" with --show-trace, so that the log
+ * lines of every node the call crosses can be found.
  *
  * Exit: 0 and the result as SC-JSON on stdout; 3 and the error as SC-JSON
  * on stdout when the callee threw; 2 with one line on stderr for bad usage,
@@ -24,6 +28,7 @@
 #include "cluster/rpc_client.h"
 #include "core/codec.h"
 #include "core/json.h"
+#include "core/trace.h"
 #include "lmz/lmz.h"
 #include "server/cli.h"
 
@@ -32,6 +37,8 @@
 
 struct call_args {
   const char *node, *data, *key_file, *state, *scjson;
+  char trace_id[LMZ_TRACE_ID_LEN + 1];
+  bool show_trace;
   int timeout_ms;
   const char *binding, *instance, *method;
   char **argv;
@@ -47,6 +54,8 @@ static void call_usage(FILE *f) {
           "  INSTANCE -   call a worker (workers have no instance name)\n"
           "  --scjson F   arguments as a JSON array of SC-JSON values (rich values)\n"
           "  --state J    call-context state (a JSON object)\n"
+          "  --trace-id T the call's trace id (32 lowercase hex; default: a\n"
+          "               fresh one); --show-trace prints trace=<id> on stderr\n"
           "  --node       default 127.0.0.1:7100; key from DIR/cluster.key\n"
           "               (default ./lmz-data) unless --key-file is given\n"
           "options may come anywhere; -- ends them, so an ARG that starts\n"
@@ -55,7 +64,8 @@ static void call_usage(FILE *f) {
           "      2 usage / unreachable node / missing key\n");
 }
 
-enum { OPT_NODE = 256, OPT_DATA, OPT_KEY_FILE, OPT_STATE, OPT_SCJSON, OPT_TIMEOUT };
+enum { OPT_NODE = 256, OPT_DATA, OPT_KEY_FILE, OPT_STATE, OPT_SCJSON, OPT_TIMEOUT,
+       OPT_TRACE_ID, OPT_SHOW_TRACE };
 static const struct option call_opts[] = {
     {"help", no_argument, NULL, 'h'},
     {"node", required_argument, NULL, OPT_NODE},
@@ -64,6 +74,8 @@ static const struct option call_opts[] = {
     {"state", required_argument, NULL, OPT_STATE},
     {"scjson", required_argument, NULL, OPT_SCJSON},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"trace-id", required_argument, NULL, OPT_TRACE_ID},
+    {"show-trace", no_argument, NULL, OPT_SHOW_TRACE},
     {NULL, 0, NULL, 0}};
 
 /* Returns -1 to go on, or the exit status (0 after --help). */
@@ -81,6 +93,15 @@ static int parse(int argc, char **argv, struct call_args *a) {
     case OPT_STATE: a->state = optarg; break;
     case OPT_SCJSON: a->scjson = optarg; break;
     case OPT_TIMEOUT: a->timeout_ms = atoi(optarg); break;
+    case OPT_SHOW_TRACE: a->show_trace = true; break;
+    case OPT_TRACE_ID:
+      if (!lmz_trace_id_valid(optarg, strlen(optarg))) {
+        fprintf(stderr, "lmz call: --trace-id must be 32 lowercase hex digits, "
+                        "not all zero\n");
+        return CLI_EXIT_USAGE;
+      }
+      memcpy(a->trace_id, optarg, sizeof a->trace_id);
+      break;
     default: return cli_getopt_error("lmz call", "call", c, argv);
     }
   }
@@ -95,6 +116,8 @@ static int parse(int argc, char **argv, struct call_args *a) {
   a->argc = g.npos - 3;
   if (a->timeout_ms <= 0)
     a->timeout_ms = 30000;
+  if (!a->trace_id[0])
+    lmz_trace_id_mint(a->trace_id);
   return -1;
 }
 
@@ -168,8 +191,11 @@ static lmz_value *make_chain(lmz_arena *a, const char *method, lmz_value *args) 
 
 static int send_call(lmz_rpc_client *rc, const struct call_args *c,
                      const lmz_buf *chain, const lmz_buf *state) {
-  return lmz_rpc_send_call(rc, 1, c->binding, c->instance, chain->data,
-                           chain->len, state->data, state->len);
+  if (c->show_trace)
+    fprintf(stderr, "trace=%s\n", c->trace_id);
+  return lmz_rpc_send_call_traced(rc, 1, c->binding, c->instance, chain->data,
+                                  chain->len, state->data, state->len,
+                                  c->trace_id);
 }
 
 /* Waits for Result 1 and prints it. Returns the exit status. */

@@ -22,7 +22,8 @@
  * CounterHttpDO: the same methods and state, plus HTTP (on_request, e.g.
  *   /api/http-counter-do/{instance}): GET -> text "total=T node=N
  *   activation=A" (header X-Echo echoes the request's, X-Origin-Sub is the
- *   sub of the request's verified token or "-"), POST with a decimal
+ *   sub of the request's verified token or "-", X-Trace-Id the request's
+ *   trace id: README "Tracing a call"), POST with a decimal
  *   body -> increments by it, same answer. (CounterDO has no on_request: a
  *   class without one answers 501.)
  * ECHO_WORKER (class EchoWorker), a worker: echo(x), whereami() -> node id. */
@@ -315,6 +316,9 @@ static int counter_http(lmz_ctx *ctx, const struct lmz_request *req,
   lmz_value *sub = oa ? lmz_object_getc(oa, "sub") : NULL;
   const char *s = sub && lmz_typeof(sub) == LMZ_T_STRING ? lmz_get_str(sub, NULL) : "-";
   if (lmz_response_header(ctx, res, "X-Origin-Sub", s))
+    return -1;
+  /* the request's trace (its W3C traceparent's, or minted for it) */
+  if (lmz_response_header(ctx, res, "X-Trace-Id", lmz_trace_id(ctx)))
     return -1;
   double at;
   char text[256];

@@ -165,8 +165,24 @@ const lmz_identity *lmz_call_chain_at(lmz_ctx *ctx, size_t i);
 lmz_value *lmz_origin_auth(lmz_ctx *ctx);
 /* The mutable state object; outgoing calls of this turn carry it. */
 lmz_value *lmz_state(lmz_ctx *ctx);
-/* {callChain:[{type,bindingName,instanceName?}...], originAuth?, state} as a
- * value in the turn arena. */
+/* Tracing (README "Tracing a call"). The trace id names the causal tree
+ * this turn belongs to: minted where a chain starts (a client's call at the
+ * gateway, `lmz call`, an alarm, an HTTP request unless it carries a valid
+ * W3C `traceparent`, on_start, a turn with no inherited context) and
+ * inherited by every call, handler continuation and broadcast this turn
+ * makes, on any node. The call id names the call being run (its chain
+ * entry); it is the same on every node a forwarded call crosses, and each
+ * outgoing call gets a fresh one. A handler continuation runs under its
+ * caller's context, so it sees the caller's trace and call ids.
+ * trace id: 32 lowercase hex chars; call id: 16 lowercase hex chars (W3C
+ * trace-id and parent-id formats). Never NULL, never empty inside a turn;
+ * valid until the turn ends (copy to keep). Call from the turn's own
+ * handler (its loop thread), like every ctx accessor. */
+const char *lmz_trace_id(lmz_ctx *ctx);
+const char *lmz_call_id(lmz_ctx *ctx);
+/* {callChain:[{type,bindingName,instanceName?}...], originAuth?, state,
+ * traceId, callId} as a value in the turn arena (traceId and callId are
+ * lmz additions the original's shape tolerates: its readers ignore them). */
 lmz_value *lmz_call_context_value(lmz_ctx *ctx);
 
 /* ---- errors --------------------------------------------------------------- */

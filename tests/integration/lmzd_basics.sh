@@ -22,7 +22,11 @@ check "worker echo" test "$(lcall "$D" ECHO_WORKER - echo '{"a":[1,2]}')" = '{"j
 check "worker whereami" test "$(lcall "$D" ECHO_WORKER - whereami)" = '{"json":"node-1","meta":{}}'
 printf '[{"json":{"$type":"map","entries":[["k",{"$type":"date","iso":"2026-01-01T00:00:00.000Z"}]]},"meta":{}}]' >"$T/args.json"
 check "rich values via --scjson round-trip" test "$(lcall "$D" --scjson "$T/args.json" COUNTER_DO a echo)" = '{"json":{"$type":"map","entries":[["k",{"$type":"date","iso":"2026-01-01T00:00:00.000Z"}]]},"meta":{}}'
-check "whoami: origin is the CLI, no origin auth" test "$(lcall "$D" COUNTER_DO a whoami)" = '{"json":{"callChain":[{"type":"LmzCli","bindingName":"lmz-cli"}],"state":{}},"meta":{}}'
+who=$(lcall "$D" COUNTER_DO a whoami)
+check "whoami: origin is the CLI, no origin auth, the call's trace and call ids ($who)" \
+  grep -Eq '^\{"json":\{"callChain":\[\{"type":"LmzCli","bindingName":"lmz-cli"\}\],"state":\{\},"traceId":"[0-9a-f]{32}","callId":"[0-9a-f]{16}"\},"meta":\{\}\}$' <<<"$who"
+who=$(lcall "$D" --trace-id 0af7651916cd43dd8448eb211c80319c COUNTER_DO a whoami)
+check "whoami: lmz call --trace-id sets the trace" grep -q '"traceId":"0af7651916cd43dd8448eb211c80319c"' <<<"$who"
 err=$(lcall "$D" NOPE x get 2>&1); rc=$?
 check "unknown binding: error names it" bash -c '[ "$1" = 3 ] && grep -q "no binding named '"'"'NOPE'"'"'" <<<"$2"' _ "$rc" "$err"
 err=$("$BIN/lmz" call --node 127.0.0.1:1 --data "$D" COUNTER_DO a get 2>&1); rc=$?

@@ -40,6 +40,10 @@ import {
 } from './ocan.js';
 import { getOrCreateTabId, randomTabId } from './tab-id.js';
 
+// trace and call ids as lmz nodes send them (W3C trace-id / parent-id form)
+const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/;
+const CALL_ID = /^(?!0{16})[0-9a-f]{16}$/;
+
 const DEFAULT_GATEWAY_BINDING = 'LUMENIZE_CLIENT_GATEWAY';
 const DEFAULT_REFRESH = '/auth/refresh-token';
 const TOKEN_PREFIX = 'lmz.access-token.';
@@ -395,7 +399,7 @@ export class LmzClient {
 
   #snapshotContext() {
     const c = this.#currentCallContext;
-    return c ? { callChain: [...c.callChain], originAuth: c.originAuth, state: { ...c.state } } : null;
+    return c ? { callChain: [...c.callChain], originAuth: c.originAuth, state: { ...c.state }, traceId: c.traceId } : null;
   }
 
   #call(binding, instance, remote, handler, options) {
@@ -465,6 +469,9 @@ export class LmzClient {
           callContext: { callChain: null, state: preprocess(state) },
         },
       };
+      // a call made while handling an incoming one continues its trace (the
+      // gateway validates it; lmz addition, README "Tracing a call")
+      if (parent?.traceId) entry.frame.callContext.traceId = parent.traceId;
       options?.onSent?.(callId);
       const ws = this.#ws;
       if (ws && ws.readyState === WS_OPEN) {
@@ -560,6 +567,9 @@ export class LmzClient {
         callChain: Array.isArray(cc.callChain) ? cc.callChain : [],
         originAuth: cc.originAuth,
         state: cc.state === undefined ? {} : postprocess(cc.state),
+        // lmz additions (README "Tracing a call"): kept only when well-formed
+        traceId: typeof cc.traceId === 'string' && TRACE_ID.test(cc.traceId) ? cc.traceId : undefined,
+        callId: typeof cc.callId === 'string' && CALL_ID.test(cc.callId) ? cc.callId : undefined,
       };
       let result;
       this.#currentCallContext = context;

@@ -28,6 +28,11 @@ export interface CallContext {
   originAuth?: OriginAuth;
   /** Mutable state carried along the chain. */
   state: Record<string, unknown>;
+  /** lmz addition: the trace this call belongs to (32 hex chars); calls made
+   * while handling it carry it on. Absent from a gateway that does not send it. */
+  traceId?: string;
+  /** lmz addition: this call's id in the mesh (16 hex chars). */
+  callId?: string;
 }
 
 export interface CallOptions {

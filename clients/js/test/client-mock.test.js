@@ -573,6 +573,31 @@ describe('incoming calls', () => {
     assert.equal(r.error.json.message, 'handler failed');
   });
 
+  test('tracing: callContext.traceId/callId are exposed and carried by calls made from the handler', async () => {
+    class Relay extends LmzClient {
+      static meshMethods = ['relay'];
+      seen = null;
+      relay() {
+        this.seen = this.lmz.callContext;
+        this.lmz.call('B', 'b', ctn().f());
+        return 1;
+      }
+    }
+    const { client, ws } = make({}, Relay);
+    ws().accept();
+    const T = '4bf92f3577b34da6a3ce929d0e0e4736';
+    ws().receive(incoming('t1', ctn().relay(), { traceId: T, callId: '00f067aa0ba902b7' }));
+    await flush();
+    assert.equal(client.seen.traceId, T);
+    assert.equal(client.seen.callId, '00f067aa0ba902b7');
+    assert.equal(ws().frames('call')[0].callContext.traceId, T);
+    ws().receive(incoming('t2', ctn().relay(), { traceId: T.toUpperCase(), callId: 'x' }));
+    await flush();
+    assert.equal(client.seen.traceId, undefined); // malformed: dropped
+    assert.equal(client.seen.callId, undefined);
+    assert.equal(ws().frames('call')[1].callContext.traceId, undefined);
+  });
+
   test('an unmarked method is refused', async () => {
     const { ws } = make({}, Editor);
     ws().accept();

@@ -6,7 +6,9 @@
  * the router makes reads the fake clock; the loop only runs the turns. */
 #include "unit/cluster/simdir.h"
 
+#include "actor/broadcast_int.h" /* lmz__router_set_send_hook */
 #include "actor/router.h"
+#include "core/trace.h"
 #include "lmz/testing.h"
 #include "examples/counter/counter.c"
 
@@ -154,12 +156,99 @@ static void test_leader_change_mid_claim(void **state) {
   teardown(&x);
 }
 
+/* ---- tracing across the node port (issue 13 item 6) ---------------------- */
+
+struct seen_call {
+  int n;
+  char trace_id[64], call_id[64];
+};
+static struct seen_call seen;
+
+/* The router's send hook (what node 2 puts on its link to node 1). */
+static int grab_call(void *arg, uint64_t peer, const Lmz__Frame *f) {
+  (void)arg;
+  if (f->body_case != LMZ__FRAME__BODY_CALL || peer != 1 || !f->call->ctx)
+    return 0;
+  seen.n++;
+  snprintf(seen.trace_id, sizeof seen.trace_id, "%s", f->call->ctx->trace_id);
+  snprintf(seen.call_id, sizeof seen.call_id, "%s", f->call->ctx->call_id);
+  return 0;
+}
+
+/* lmz_node_call with the given tracing ids (NULL = none). */
+static void call_traced(struct fx *x, const char *instance, const char *trace,
+                        const char *call_id, struct reply *rp) {
+  memset(rp, 0, sizeof *rp);
+  rp->x = x;
+  lmz_arena *a = lmz_node_arena_get(x->node);
+  lmz_value *chain = lmz_array(a, 2), *get = lmz_object(a), *ap = lmz_object(a);
+  lmz_object_setc(get, "type", lmz_cstring(a, "get"));
+  lmz_object_setc(get, "key", lmz_cstring(a, "increment"));
+  lmz_object_setc(ap, "type", lmz_cstring(a, "apply"));
+  lmz_object_setc(ap, "args", lmz_array(a, 0));
+  lmz_array_push(chain, get);
+  lmz_array_push(chain, ap);
+  static const lmz_identity cli = {LMZ_NODE_CLI, "test", NULL};
+  struct lmz_node_call c = {.binding = "COUNTER_DO", .instance = instance,
+                            .chain = chain, .call_chain = &cli,
+                            .call_chain_len = 1, .arena = a,
+                            .trace_id = trace, .call_id = call_id};
+  char err[LMZ_ERRMSG_LEN];
+  assert_int_equal(lmz_node_call(x->node, &c, reply_cb, rp, err), 0);
+}
+
+/* Steps until node 1 saw `want` Call frames (bounded in fake time). */
+static void until_seen(struct fx *x, int want) {
+  uint64_t end = x->s->net.now_ms + 1000;
+  while (seen.n < want && x->s->net.now_ms < end)
+    step(x);
+  assert_int_equal(seen.n, want);
+}
+
+/* A call entering node 2 for an actor node 1 owns is forwarded with its
+ * trace id and call id in the Call's context: a valid incoming trace id is
+ * kept, and so is the call id (the same call on every hop); a hostile one
+ * (wrong length, upper case, non-hex, all zeros, a log-forging newline)
+ * never leaves the node: the frame carries a fresh valid trace id. */
+static void test_forward_keeps_trace(void **state) {
+  (void)state;
+  struct fx x;
+  setup(&x, true);
+  memset(&seen, 0, sizeof seen);
+  lmz__router_set_send_hook(x.r, grab_call, NULL);
+  char inst[32];
+  instance_on(1, "far", inst, sizeof inst);
+  const char *T = "4bf92f3577b34da6a3ce929d0e0e4736", *C = "00f067aa0ba902b7";
+  struct reply rp[6];
+  call_traced(&x, inst, T, C, &rp[0]);
+  until_seen(&x, 1);
+  assert_string_equal(seen.trace_id, T);
+  assert_string_equal(seen.call_id, C);
+  call_traced(&x, inst, T, NULL, &rp[1]); /* no call id: minted here */
+  until_seen(&x, 2);
+  assert_string_equal(seen.trace_id, T);
+  assert_true(lmz_call_id_valid(seen.call_id, strlen(seen.call_id)));
+  assert_string_not_equal(seen.call_id, C);
+  static const char *const bad[] = {
+      "4BF92F3577B34DA6A3CE929D0E0E4736", "4bf92f3577b34da6a3ce929d0e0e473",
+      "00000000000000000000000000000000", "4bf92f3577b34da6a3ce929d0e0e4736\ntrace"};
+  for (int i = 0; i < 4; i++) {
+    call_traced(&x, inst, bad[i], "zz", &rp[2 + i]);
+    until_seen(&x, 3 + i);
+    assert_true(lmz_trace_id_valid(seen.trace_id, strlen(seen.trace_id)));
+    assert_true(lmz_call_id_valid(seen.call_id, strlen(seen.call_id)));
+    assert_string_not_equal(seen.trace_id, T);
+  }
+  teardown(&x); /* the unanswered calls fail at close */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_claim_then_run),
       cmocka_unit_test(test_parked_until_first_lease),
       cmocka_unit_test(test_lease_lost_while_parked),
       cmocka_unit_test(test_leader_change_mid_claim),
+      cmocka_unit_test(test_forward_keeps_trace),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -450,6 +450,69 @@ static void test_client_call_context(void **state) {
   wc_ws_free(w);
 }
 
+static bool is_hex_id(const char *s, size_t n) {
+  if (!s || strlen(s) != n)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!strchr("0123456789abcdef", s[i]))
+      return false;
+  return true;
+}
+
+/* Tracing (issue 13 item 6): a client's call starts a trace at the gateway,
+ * or keeps a well-formed callContext.traceId the client sent (a malformed
+ * one is replaced); call_response names it (traceId, an lmz addition), the
+ * callee's context value has it, and a call the callee makes to a client
+ * arrives with it in the incoming_call's callContext. */
+static void test_client_call_trace(void **state) {
+  (void)state;
+  struct wc_ws *w = connect_ok("alice", "alice.tab1", true);
+  lmz_arena *a = lmz_arena_new();
+  static const char *const T = "4bf92f3577b34da6a3ce929d0e0e4736";
+#define WHOAMI(id, cc)                                                          \
+  "{\"type\":\"call\",\"callId\":\"" id "\",\"binding\":\"COUNTER_DO\","            \
+  "\"instance\":\"x\",\"chain\":{\"json\":[{\"type\":\"get\",\"key\":\"whoami\"},"  \
+  "{\"type\":\"apply\",\"args\":[]}],\"meta\":{}}" cc "}"
+  lmz_json *m = client_call(w, a, WHOAMI("t1", ",\"callContext\":{\"traceId\":"
+                                               "\"4bf92f3577b34da6a3ce929d0e0e4736\"}"));
+  assert_true(jtrue(m, "success"));
+  assert_string_equal(jstr(m, "traceId"), T);
+  assert_string_equal(jstr(m, "result.json.traceId"), T);
+  assert_true(is_hex_id(jstr(m, "result.json.callId"), 16));
+  /* hostile: upper case, then a log-forging newline: replaced */
+  static const char *const bad[] = {
+      WHOAMI("t2", ",\"callContext\":{\"traceId\":\"4BF92F3577B34DA6A3CE929D0E0E4736\"}"),
+      WHOAMI("t3", ",\"callContext\":{\"traceId\":\"4bf92f3577b34da6a3ce929d0e0e4736\\n\"}"),
+      WHOAMI("t4", ",\"callContext\":{\"traceId\":7}"),
+      WHOAMI("t5", "")};
+  char prev[40] = "";
+  for (int i = 0; i < 4; i++) {
+    m = client_call(w, a, bad[i]);
+    assert_true(jtrue(m, "success"));
+    const char *t = jstr(m, "traceId");
+    assert_true(is_hex_id(t, 32));
+    assert_string_not_equal(t, T);
+    assert_string_not_equal(t, prev);
+    assert_string_equal(jstr(m, "result.json.traceId"), t);
+    snprintf(prev, sizeof prev, "%s", t);
+  }
+#undef WHOAMI
+  /* client -> PUSHER_DO -> back to the client: one trace */
+  m = client_call(w, a,
+      "{\"type\":\"call\",\"callId\":\"push\",\"binding\":\"PUSHER_DO\",\"instance\":\"p\","
+      "\"chain\":{\"json\":[{\"type\":\"get\",\"key\":\"push\"},{\"type\":\"apply\",\"args\":"
+      "[\"alice.tab1\",\"hello\"]}],\"meta\":{}},\"callContext\":{\"traceId\":"
+      "\"0af7651916cd43dd8448eb211c80319c\"}}");
+  assert_string_equal(jstr(m, "traceId"), "0af7651916cd43dd8448eb211c80319c");
+  m = wc_ws_json(w, a);
+  assert_string_equal(jstr(m, "type"), "incoming_call");
+  assert_string_equal(jstr(m, "callContext.traceId"), "0af7651916cd43dd8448eb211c80319c");
+  assert_true(is_hex_id(jstr(m, "callContext.callId"), 16));
+  answer(w, jstr(m, "callId"), "ack");
+  lmz_arena_free(a);
+  wc_ws_free(w);
+}
+
 static void test_client_call_outcomes(void **state) {
   (void)state;
   struct wc_ws *w = connect_ok("alice", "alice.tab1", true);
@@ -903,6 +966,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_ping_and_ignored_frames, setup, teardown),
       cmocka_unit_test_setup_teardown(test_supersession, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_call_context, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_call_trace, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_call_outcomes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_token_expiry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mesh_to_client, setup, teardown),
