@@ -226,6 +226,11 @@ int lmz_sqlvfs_decode_page(const uint8_t *val, size_t len, uint8_t *out) {
 #define DELTA_TAG 0x02
 #define RUN_HDR 4
 
+static uint64_t blockdiff(const uint8_t *a, const uint8_t *b) {
+  return (word(a) ^ word(b)) | (word(a + 8) ^ word(b + 8)) |
+         (word(a + 16) ^ word(b + 16)) | (word(a + 24) ^ word(b + 24));
+}
+
 size_t lmz_sqlvfs_encode_delta(const uint8_t *old, const uint8_t *page,
                                uint8_t *out, size_t cap) {
   size_t n = 1, i = 0;
@@ -233,8 +238,8 @@ size_t lmz_sqlvfs_encode_delta(const uint8_t *old, const uint8_t *page,
     return 0;
   out[0] = DELTA_TAG;
   while (i < PAGE) {
-    if (i % 8 == 0 && word(old + i) == word(page + i)) {
-      i += 8; /* a word at a time: most of a page is unchanged */
+    if (i % 32 == 0 && !blockdiff(old + i, page + i)) {
+      i += 32; /* 32 bytes at a time: most of a page is unchanged */
       continue;
     }
     if (old[i] == page[i]) {
@@ -560,6 +565,11 @@ static int put_chunk(lmz_sqlstore *ss, struct chunk *c, lmz_batch *b) {
   size_t room = prev && nd < LMZ_SQLVFS_DELTA_MAX && c->dbytes < PAGE / 2
                     ? PAGE / 2 - c->dbytes : 0;
   size_t vl = room ? lmz_sqlvfs_encode_delta(prev, c->turn, enc, room) : 0;
+  if (vl == 1) { /* rewritten unchanged: nothing to store */
+    c->pend_ndelta = c->ndelta;
+    c->pend_dbytes = c->dbytes;
+    return 0;
+  }
   if (vl) {
     kl = lmz_sqlvfs_delta_key(key, ss->prefix, ss->prefix_len, c->idx, ++nd);
     if (kl < 0 || (rv = lmz_batch_put(b, key, (size_t)kl, enc, vl)))

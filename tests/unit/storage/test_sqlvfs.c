@@ -340,6 +340,8 @@ static size_t commit_turn_bytes(struct fx *f, lmz_sqlstore *ss) {
   lmz_batch *b = lmz_batch_new();
   assert_int_equal(lmz_sqlstore_add_to_batch(ss, b), 0);
   size_t bytes = lmz_batch_bytes(b);
+  if (getenv("SQLVFS_TEST_VERBOSE"))
+    fprintf(stderr, "batch: %zu ops\n", lmz_batch_count(b));
   int status = 1;
   assert_int_equal(lmz_store_commit(f->s, b, on_commit, &status), 0);
   lmz_sqlstore_turn_commit(ss, ++f->seq);
