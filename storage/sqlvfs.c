@@ -237,9 +237,13 @@ size_t lmz_sqlvfs_encode_delta(const uint8_t *old, const uint8_t *page,
   if (cap < 1)
     return 0;
   out[0] = DELTA_TAG;
-  while (i < PAGE) {
+  while (i < PAGE) { /* most of a page is unchanged: skip it in big steps */
+    if (i % 256 == 0 && !memcmp(old + i, page + i, 256)) {
+      i += 256;
+      continue;
+    }
     if (i % 32 == 0 && !blockdiff(old + i, page + i)) {
-      i += 32; /* 32 bytes at a time: most of a page is unchanged */
+      i += 32;
       continue;
     }
     if (old[i] == page[i]) {
