@@ -60,7 +60,7 @@ struct lmz_sqlstore {
   bool failed;
   bool connected;
   size_t mem;
-  uint64_t pages_read, pages_written, deltas_written;
+  uint64_t pages_read, pages_written;
   uint64_t last_seq; /* of the last committed turn */
   char errmsg[LMZ_ERRMSG_LEN];
 };
@@ -580,7 +580,6 @@ static int put_chunk(lmz_sqlstore *ss, struct chunk *c, lmz_batch *b) {
       return kl < 0 ? kl : rv;
     c->pend_ndelta = nd;
     c->pend_dbytes = c->dbytes + (uint32_t)vl;
-    ss->deltas_written++;
     return 0;
   }
   for (; nd > 0; nd--) { /* the old chain: point deletes (no range
