@@ -23,6 +23,7 @@
 #include "storage/sqlvfs.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -39,6 +40,11 @@ struct chunk {
   uint8_t *committed; /* committed, maybe not durable yet, or NULL */
   uint64_t seq;       /* commit sequence of `committed` */
   struct chunk *next_dirty; /* chunks with `turn` set, in write order */
+  /* Deltas stored after the base once every committed batch is applied;
+   * valid while `committed` is set (it is then the page they add up to). */
+  uint16_t ndelta, pend_ndelta; /* pend_*: what this turn's batch makes it */
+  uint32_t dbytes, pend_dbytes; /* their value bytes */
+  bool ref; /* `committed` is durable, kept as the base of the next delta */
 };
 
 struct lmz_sqlstore {
@@ -55,6 +61,7 @@ struct lmz_sqlstore {
   bool connected;
   size_t mem;
   uint64_t pages_read, pages_written;
+  uint64_t last_seq; /* of the last committed turn */
   char errmsg[LMZ_ERRMSG_LEN];
 };
 
@@ -107,14 +114,39 @@ int lmz_sqlvfs_page_key(uint8_t *out, const uint8_t *prefix,
                       sizeof k);
 }
 
-int lmz_sqlvfs_parse_page_key(const uint8_t *user_key, size_t len,
-                              uint32_t *idx) {
-  if (!user_key || len != LMZ_SQLVFS_KEY_PREFIX_LEN + 4 ||
+int lmz_sqlvfs_delta_key(uint8_t *out, const uint8_t *prefix,
+                         size_t prefix_len, uint32_t idx, uint16_t n) {
+  uint8_t k[LMZ_SQLVFS_KEY_PREFIX_LEN + 6];
+  memcpy(k, LMZ_SQLVFS_KEY_PREFIX, LMZ_SQLVFS_KEY_PREFIX_LEN);
+  for (int i = 0; i < 4; i++)
+    k[LMZ_SQLVFS_KEY_PREFIX_LEN + (unsigned)i] = (uint8_t)(idx >> (24 - 8 * i));
+  k[LMZ_SQLVFS_KEY_PREFIX_LEN + 4] = (uint8_t)(n >> 8);
+  k[LMZ_SQLVFS_KEY_PREFIX_LEN + 5] = (uint8_t)n;
+  return lmz_key_join(out, prefix, prefix_len, LMZ_KEY_SPACE_FRAMEWORK, k,
+                      sizeof k);
+}
+
+int lmz_sqlvfs_parse_chunk_key(const uint8_t *user_key, size_t len,
+                               uint32_t *idx, uint16_t *n) {
+  if (!user_key || (len != LMZ_SQLVFS_KEY_PREFIX_LEN + 4 &&
+                    len != LMZ_SQLVFS_KEY_PREFIX_LEN + 6) ||
       memcmp(user_key, LMZ_SQLVFS_KEY_PREFIX, LMZ_SQLVFS_KEY_PREFIX_LEN))
     return LMZ_EINVAL;
   const uint8_t *p = user_key + LMZ_SQLVFS_KEY_PREFIX_LEN;
+  uint16_t d = len == LMZ_SQLVFS_KEY_PREFIX_LEN + 6 ? (uint16_t)(p[4] << 8 | p[5]) : 0;
+  if (len == LMZ_SQLVFS_KEY_PREFIX_LEN + 6 && d == 0)
+    return LMZ_EINVAL; /* delta numbers start at 1; 0 is the base */
   *idx = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+  *n = d;
   return 0;
+}
+
+int lmz_sqlvfs_parse_page_key(const uint8_t *user_key, size_t len,
+                              uint32_t *idx) {
+  uint16_t n;
+  if (len != LMZ_SQLVFS_KEY_PREFIX_LEN + 4)
+    return LMZ_EINVAL;
+  return lmz_sqlvfs_parse_chunk_key(user_key, len, idx, &n);
 }
 
 /* ---- page encoding (sqlvfs.h) --------------------------------------------- */
@@ -123,22 +155,42 @@ int lmz_sqlvfs_parse_page_key(const uint8_t *user_key, size_t len,
 #define HOLE_HDR 3
 #define HOLE_MIN 32 /* shorter runs are not worth a decode */
 
-size_t lmz_sqlvfs_encode_page(const uint8_t *page, uint8_t *out) {
+static uint64_t word(const uint8_t *p) {
+  uint64_t w;
+  memcpy(&w, p, sizeof w);
+  return w;
+}
+
+/* The longest run of zero words, widened by the zero bytes around it (a
+ * word at a time: this runs for every page of every turn). Any zero run
+ * decodes; the longest one is merely the smallest value. */
+static size_t zero_run(const uint8_t *page, size_t *off) {
   size_t best = 0, best_off = 0;
-  for (size_t i = 0; i < PAGE;) { /* the longest run of zeros */
-    if (page[i]) {
-      i++;
+  for (size_t i = 0; i < PAGE; i += 8) {
+    if (word(page + i))
       continue;
-    }
-    size_t j = i;
-    while (j < PAGE && !page[j])
-      j++;
+    size_t j = i + 8;
+    while (j < PAGE && !word(page + j))
+      j += 8;
     if (j - i > best) {
       best = j - i;
       best_off = i;
     }
     i = j;
   }
+  if (!best)
+    return 0;
+  size_t end = best_off + best;
+  while (best_off > 0 && !page[best_off - 1])
+    best_off--;
+  while (end < PAGE && !page[end])
+    end++;
+  *off = best_off;
+  return end - best_off;
+}
+
+size_t lmz_sqlvfs_encode_page(const uint8_t *page, uint8_t *out) {
+  size_t best_off = 0, best = zero_run(page, &best_off);
   if (best < HOLE_MIN) {
     memcpy(out, page, PAGE);
     return PAGE;
@@ -168,6 +220,78 @@ int lmz_sqlvfs_decode_page(const uint8_t *val, size_t len, uint8_t *out) {
   return 0;
 }
 
+/* Delta values (sqlvfs.h): DELTA_TAG, then runs of (offset u16 BE, length
+ * u16 BE, bytes). Unchanged gaps shorter than a run header are sent as
+ * data (one run is cheaper than two). */
+#define DELTA_TAG 0x02
+#define RUN_HDR 4
+
+static uint64_t blockdiff(const uint8_t *a, const uint8_t *b) {
+  return (word(a) ^ word(b)) | (word(a + 8) ^ word(b + 8)) |
+         (word(a + 16) ^ word(b + 16)) | (word(a + 24) ^ word(b + 24));
+}
+
+size_t lmz_sqlvfs_encode_delta(const uint8_t *old, const uint8_t *page,
+                               uint8_t *out, size_t cap) {
+  size_t n = 1, i = 0;
+  if (cap < 1)
+    return 0;
+  out[0] = DELTA_TAG;
+  while (i < PAGE) { /* most of a page is unchanged: skip it in big steps */
+    if (i % 256 == 0 && !memcmp(old + i, page + i, 256)) {
+      i += 256;
+      continue;
+    }
+    if (i % 32 == 0 && !blockdiff(old + i, page + i)) {
+      i += 32;
+      continue;
+    }
+    if (old[i] == page[i]) {
+      i++;
+      continue;
+    }
+    size_t start = i, end = i + 1, same = 0;
+    for (size_t j = end; j < PAGE && same <= RUN_HDR; j++) {
+      same = old[j] == page[j] ? same + 1 : 0;
+      if (!same)
+        end = j + 1;
+    }
+    size_t len = end - start;
+    if (n + RUN_HDR + len > cap)
+      return 0;
+    out[n] = (uint8_t)(start >> 8);
+    out[n + 1] = (uint8_t)start;
+    out[n + 2] = (uint8_t)(len >> 8);
+    out[n + 3] = (uint8_t)len;
+    memcpy(out + n + RUN_HDR, page + start, len);
+    n += RUN_HDR + len;
+    i = end;
+  }
+  return n;
+}
+
+int lmz_sqlvfs_apply_delta(const uint8_t *val, size_t len, uint8_t *page) {
+  if (!val || len < 1 || val[0] != DELTA_TAG)
+    return LMZ_EBADMSG;
+  size_t n = 1;
+  while (n < len) { /* check every run before touching the page */
+    if (len - n < RUN_HDR)
+      return LMZ_EBADMSG;
+    size_t off = (size_t)val[n] << 8 | val[n + 1];
+    size_t rl = (size_t)val[n + 2] << 8 | val[n + 3];
+    if (rl == 0 || off > PAGE || rl > PAGE - off || rl > len - n - RUN_HDR)
+      return LMZ_EBADMSG;
+    n += RUN_HDR + rl;
+  }
+  for (n = 1; n < len;) {
+    size_t off = (size_t)val[n] << 8 | val[n + 1];
+    size_t rl = (size_t)val[n + 2] << 8 | val[n + 3];
+    memcpy(page + off, val + n + RUN_HDR, rl);
+    n += RUN_HDR + rl;
+  }
+  return 0;
+}
+
 /* ---- the store --------------------------------------------------------------- */
 
 struct last_key {
@@ -180,9 +304,10 @@ static int last_cb(const uint8_t *key, size_t klen, const uint8_t *val,
                    size_t vlen, void *arg) {
   struct last_key *l = arg;
   (void)val, (void)vlen;
+  uint16_t n;
   if (klen > l->skip &&
-      !lmz_sqlvfs_parse_page_key(key + l->skip, klen - l->skip, &l->idx))
-    l->found = true;
+      !lmz_sqlvfs_parse_chunk_key(key + l->skip, klen - l->skip, &l->idx, &n))
+    l->found = true; /* a delta key sorts after its page's base */
   return 1; /* one is enough */
 }
 
@@ -228,10 +353,37 @@ int lmz_sqlstore_new(lmz_sqlstore **out, lmz_store *s, const uint8_t *prefix,
   return 0;
 }
 
-static void chunk_free(lmz_sqlstore *ss, struct chunk *c) {
-  ss->mem -= sizeof *c + (c->turn ? PAGE : 0) + (c->committed ? PAGE : 0);
-  page_free(c->turn);
+/* Reference pages (durable `committed` versions kept as delta bases) of
+ * all stores, bounded process-wide so that many actors that each wrote a
+ * little cannot pin much memory; past the bound, a page's next write reads
+ * its base back from RocksDB instead. */
+#define REF_PER_STORE 4
+#define REF_BUDGET (64u << 20)
+static _Atomic size_t ref_total;
+
+static bool ref_take(void) {
+  size_t cur = atomic_load(&ref_total);
+  while (cur + PAGE <= REF_BUDGET)
+    if (atomic_compare_exchange_weak(&ref_total, &cur, cur + PAGE))
+      return true;
+  return false;
+}
+
+static void committed_drop(lmz_sqlstore *ss, struct chunk *c) {
+  if (!c->committed)
+    return;
+  if (c->ref)
+    atomic_fetch_sub(&ref_total, PAGE);
   page_free(c->committed);
+  c->committed = NULL;
+  c->ref = false;
+  ss->mem -= PAGE;
+}
+
+static void chunk_free(lmz_sqlstore *ss, struct chunk *c) {
+  committed_drop(ss, c);
+  ss->mem -= sizeof *c + (c->turn ? PAGE : 0);
+  page_free(c->turn);
   free(c);
 }
 
@@ -284,6 +436,68 @@ static void chunk_drop_if_empty(lmz_sqlstore *ss, struct chunk *c) {
   chunk_free(ss, c);
 }
 
+struct load {
+  uint8_t *buf;
+  size_t skip; /* prefix + space */
+  uint32_t idx;
+  uint16_t ndelta;
+  uint32_t dbytes;
+  bool base, bad;
+};
+
+/* Base first, then deltas 1, 2, ... in key order, each applied in turn. */
+static int load_cb(const uint8_t *key, size_t klen, const uint8_t *val,
+                   size_t vlen, void *arg) {
+  struct load *l = arg;
+  uint32_t idx;
+  uint16_t n;
+  if (klen <= l->skip ||
+      lmz_sqlvfs_parse_chunk_key(key + l->skip, klen - l->skip, &idx, &n) ||
+      idx != l->idx || n != (l->base ? l->ndelta + 1 : 0) ||
+      n > LMZ_SQLVFS_DELTA_MAX ||
+      (n ? lmz_sqlvfs_apply_delta(val, vlen, l->buf)
+         : lmz_sqlvfs_decode_page(val, vlen, l->buf))) {
+    l->bad = true;
+    return 1;
+  }
+  if (n) {
+    l->ndelta = n;
+    l->dbytes += (uint32_t)vlen;
+  }
+  l->base = true;
+  return 0;
+}
+
+/* Reads chunk idx from RocksDB (base and deltas) into buf. 0, or an
+ * SQLITE_IOERR_* code (the store is then failed). */
+static int load_stored(lmz_sqlstore *ss, uint32_t idx, uint8_t *buf,
+                       struct load *l) {
+  uint8_t lo[LMZ_KEY_MAX], hi[LMZ_KEY_MAX];
+  int ll = lmz_sqlvfs_page_key(lo, ss->prefix, ss->prefix_len, idx);
+  int hl = idx == UINT32_MAX
+               ? lmz_key_join(hi, ss->prefix, ss->prefix_len,
+                              LMZ_KEY_SPACE_FRAMEWORK, "sql;", 4)
+               : lmz_sqlvfs_page_key(hi, ss->prefix, ss->prefix_len, idx + 1);
+  *l = (struct load){.buf = buf, .skip = ss->prefix_len + 1, .idx = idx};
+  memset(buf, 0, PAGE); /* a hole SQLite never wrote (cannot happen for a
+                           page below its own size; zeros are safe) */
+  int rv = ll < 0 || hl < 0 ? LMZ_EINVAL
+                            : lmz_store_scan(ss->store, lo, (size_t)ll, hi,
+                                             (size_t)hl, 0, false, load_cb, l);
+  ss->pages_read++;
+  if (rv >= 0 && !l->bad)
+    return 0;
+  if (l->bad)
+    lmz__errmsg_printf(ss->errmsg, "SQL page %u: its stored %s %u is neither "
+                       "a page nor an encoded page", (unsigned)idx,
+                       l->base ? "delta" : "base", l->base ? l->ndelta + 1u : 0u);
+  else
+    lmz__errmsg_printf(ss->errmsg, "SQL page %u: %s", (unsigned)idx,
+                       ss->store->errmsg);
+  ss->failed = true;
+  return rv == LMZ_ENOMEM ? SQLITE_IOERR_NOMEM : SQLITE_IOERR_READ;
+}
+
 /* Copies chunk idx as the turn sees it into buf (PAGE bytes). Chunks at or
  * beyond the file size are zeros. 0 or an SQLITE_IOERR_* code. */
 static int chunk_read(lmz_sqlstore *ss, uint32_t idx, uint8_t *buf) {
@@ -297,30 +511,8 @@ static int chunk_read(lmz_sqlstore *ss, uint32_t idx, uint8_t *buf) {
     memcpy(buf, src, PAGE);
     return 0;
   }
-  uint8_t key[LMZ_KEY_MAX];
-  int kl = lmz_sqlvfs_page_key(key, ss->prefix, ss->prefix_len, idx);
-  lmz_buf val = LMZ_BUF_INIT;
-  int rv = kl < 0 ? kl : lmz_store_get(ss->store, key, (size_t)kl, &val);
-  ss->pages_read++;
-  if (rv == LMZ_ENOTFOUND) { /* a hole SQLite never wrote (cannot happen for
-                                a page below its own size; zeros are safe) */
-    memset(buf, 0, PAGE);
-    rv = 0;
-  } else if (rv == 0 && lmz_sqlvfs_decode_page(val.data, val.len, buf)) {
-    lmz__errmsg_printf(ss->errmsg, "SQL page %u: a stored value of %zu bytes "
-                       "is neither a page nor an encoded page", (unsigned)idx,
-                       val.len);
-    rv = LMZ_ESTORAGE;
-  } else if (rv) {
-    lmz__errmsg_printf(ss->errmsg, "SQL page %u: %s", (unsigned)idx,
-                       ss->store->errmsg);
-  }
-  lmz_buf_free(&val);
-  if (rv) {
-    ss->failed = true;
-    return rv == LMZ_ENOMEM ? SQLITE_IOERR_NOMEM : SQLITE_IOERR_READ;
-  }
-  return 0;
+  struct load l;
+  return load_stored(ss, idx, buf, &l);
 }
 
 /* Makes `data` (PAGE bytes, malloc'd, ownership taken) the turn's version. */
@@ -343,12 +535,76 @@ static int chunk_set(lmz_sqlstore *ss, uint32_t idx, uint8_t *data) {
 
 /* ---- turn boundaries ------------------------------------------------------- */
 
+/* The page as stored before this turn (its base plus deltas) into *prev,
+ * with the chain's length in c->ndelta / c->dbytes; *prev = NULL for a
+ * page that did not exist before the turn (or was truncated in it). */
+static int stored_version(lmz_sqlstore *ss, struct chunk *c, uint8_t *buf,
+                          const uint8_t **prev) {
+  *prev = NULL;
+  if ((uint64_t)c->idx * PAGE >= ss->committed_size ||
+      (ss->truncated && c->idx >= ss->trunc_chunks))
+    return 0;
+  if (c->committed) {
+    *prev = c->committed;
+    return 0;
+  }
+  struct load l;
+  if (load_stored(ss, c->idx, buf, &l))
+    return LMZ_ESTORAGE;
+  c->ndelta = l.ndelta;
+  c->dbytes = l.dbytes;
+  *prev = buf;
+  return 0;
+}
+
+/* One dirty chunk into b: a delta against the stored version while the
+ * chain is short, else the whole (hole-encoded) page, whose deltas then go. */
+static int put_chunk(lmz_sqlstore *ss, struct chunk *c, lmz_batch *b) {
+  uint8_t key[LMZ_KEY_MAX], enc[PAGE], old[PAGE];
+  const uint8_t *prev;
+  int rv = stored_version(ss, c, old, &prev), kl;
+  if (rv)
+    return rv;
+  uint16_t nd = prev ? c->ndelta : 0;
+  size_t room = prev && nd < LMZ_SQLVFS_DELTA_MAX && c->dbytes < PAGE / 2
+                    ? PAGE / 2 - c->dbytes : 0;
+  size_t vl = room ? lmz_sqlvfs_encode_delta(prev, c->turn, enc, room) : 0;
+  if (vl == 1) { /* rewritten unchanged: nothing to store */
+    c->pend_ndelta = c->ndelta;
+    c->pend_dbytes = c->dbytes;
+    return 0;
+  }
+  if (vl) {
+    kl = lmz_sqlvfs_delta_key(key, ss->prefix, ss->prefix_len, c->idx, ++nd);
+    if (kl < 0 || (rv = lmz_batch_put(b, key, (size_t)kl, enc, vl)))
+      return kl < 0 ? kl : rv;
+    c->pend_ndelta = nd;
+    c->pend_dbytes = c->dbytes + (uint32_t)vl;
+    return 0;
+  }
+  for (; nd > 0; nd--) { /* the old chain: point deletes (no range
+                            tombstones for the reads to skip) */
+    kl = lmz_sqlvfs_delta_key(key, ss->prefix, ss->prefix_len, c->idx, nd);
+    if (kl < 0 || (rv = lmz_batch_delete(b, key, (size_t)kl)))
+      return kl < 0 ? kl : rv;
+  }
+  kl = lmz_sqlvfs_page_key(key, ss->prefix, ss->prefix_len, c->idx);
+  vl = lmz_sqlvfs_encode_page(c->turn, enc);
+  if (kl < 0 || (rv = lmz_batch_put(b, key, (size_t)kl, enc, vl)))
+    return kl < 0 ? kl : rv;
+  c->pend_ndelta = 0;
+  c->pend_dbytes = 0;
+  ss->pages_written++;
+  return 0;
+}
+
 int lmz_sqlstore_add_to_batch(lmz_sqlstore *ss, lmz_batch *b) {
-  uint8_t key[LMZ_KEY_MAX], hi[LMZ_KEY_MAX], enc[PAGE];
+  uint8_t key[LMZ_KEY_MAX], hi[LMZ_KEY_MAX];
   int rv;
   if (ss->truncated && ss->trunc_chunks <= UINT32_MAX) {
-    /* delete every chunk from the lowest truncation point on; chunks written
-     * after it in this turn are put below (later operations win) */
+    /* delete every chunk (and its deltas) from the lowest truncation point
+     * on; chunks written after it in this turn are put below (later
+     * operations win) */
     int kl = lmz_sqlvfs_page_key(key, ss->prefix, ss->prefix_len,
                                  (uint32_t)ss->trunc_chunks);
     int hl = lmz_key_join(hi, ss->prefix, ss->prefix_len,
@@ -359,15 +615,12 @@ int lmz_sqlstore_add_to_batch(lmz_sqlstore *ss, lmz_batch *b) {
       return rv;
   }
   for (struct chunk *c = ss->dirty; c; c = c->next_dirty) {
+    c->pend_ndelta = 0;
+    c->pend_dbytes = 0;
     if ((uint64_t)c->idx * PAGE >= ss->size)
       continue; /* written, then truncated away in the same turn */
-    int kl = lmz_sqlvfs_page_key(key, ss->prefix, ss->prefix_len, c->idx);
-    if (kl < 0)
-      return kl;
-    size_t vl = lmz_sqlvfs_encode_page(c->turn, enc);
-    if ((rv = lmz_batch_put(b, key, (size_t)kl, enc, vl)))
+    if ((rv = put_chunk(ss, c, b)))
       return rv;
-    ss->pages_written++;
   }
   return 0;
 }
@@ -376,17 +629,17 @@ void lmz_sqlstore_turn_commit(lmz_sqlstore *ss, uint64_t seq) {
   for (struct chunk *c = ss->dirty, *nx; c; c = nx) {
     nx = c->next_dirty;
     c->next_dirty = NULL;
-    if (c->committed) {
-      page_free(c->committed);
-      ss->mem -= PAGE;
-    }
+    committed_drop(ss, c);
     c->committed = c->turn; /* beyond the size: never read, trimmed later */
     c->turn = NULL;
     c->seq = seq;
+    c->ndelta = c->pend_ndelta;
+    c->dbytes = c->pend_dbytes;
   }
   ss->dirty = NULL;
   ss->truncated = false;
   ss->committed_size = ss->size;
+  ss->last_seq = seq;
 }
 
 void lmz_sqlstore_turn_abort(lmz_sqlstore *ss) {
@@ -404,17 +657,24 @@ void lmz_sqlstore_turn_abort(lmz_sqlstore *ss) {
   ss->failed = false;
 }
 
+/* Durable committed versions are freed, but for up to REF_PER_STORE pages
+ * of the last committed turn (the pages a busy actor writes again next):
+ * they stay as the bases of the next deltas, saving a RocksDB read each. */
 void lmz_sqlstore_trim(lmz_sqlstore *ss, uint64_t durable_seq) {
-  size_t it = 0;
+  size_t it = 0, kept = 0;
   void *v;
   while (lmz_hmap_next(&ss->chunks, &it, NULL, NULL, &v)) {
     struct chunk *c = v;
-    if (c->committed && c->seq <= durable_seq) {
-      page_free(c->committed);
-      c->committed = NULL;
-      ss->mem -= PAGE;
-      chunk_drop_if_empty(ss, c);
+    if (!c->committed || c->seq > durable_seq)
+      continue;
+    if (c->seq == ss->last_seq && kept < REF_PER_STORE &&
+        (uint64_t)c->idx * PAGE < ss->committed_size &&
+        (c->ref || (c->ref = ref_take()))) {
+      kept++;
+      continue;
     }
+    committed_drop(ss, c);
+    chunk_drop_if_empty(ss, c);
   }
 }
 

@@ -28,6 +28,21 @@
  *   is stored raw. This keeps a turn that adds one row to a half-empty page
  *   from writing 4 KiB to the WAL.
  *
+ * DELTAS. A page rewritten by a turn is usually stored as a delta against
+ * its stored version, under the base key followed by the delta's number
+ * n = 1, 2, ... (u16 BE), so it sorts right after its base:
+ *
+ *   key:   actor prefix | 0x00 | "sql:" | chunk index u32 BE | n u16 BE
+ *   value: | 0x02 | runs of ( offset u16 BE | length u16 BE | bytes ) |
+ *
+ * The page is its base with deltas 1..N applied in order (one scan of the
+ * chunk's key range). A one-row INSERT changes ~150 bytes of its leaf page
+ * and 8 bytes of page 1 (SQLite's change counters), so its turn writes
+ * ~200 bytes instead of two whole pages. When a chain would reach
+ * LMZ_SQLVFS_DELTA_MAX deltas or PAGE/2 delta bytes, the turn stores the
+ * whole page again and deletes the chain (point deletes) in the same batch.
+ * Databases written before deltas existed (bases only) read unchanged.
+ *
  * The file size is not stored: it is (last chunk index + 1) * page, found
  * with one reverse scan when the store is created; truncation deletes the
  * chunks beyond the end in the same batch. Because the pages are ordinary
@@ -79,6 +94,8 @@
 #define LMZ_SQLVFS_KEY_PREFIX_LEN 4u
 /* A temporary (in-memory) file may not grow past this. */
 #define LMZ_SQLVFS_TEMP_MAX (256u * 1024 * 1024)
+/* Deltas stored after one page's base at most (reading applies them all). */
+#define LMZ_SQLVFS_DELTA_MAX 32u
 
 typedef struct lmz_sqlstore lmz_sqlstore;
 
@@ -90,11 +107,19 @@ int lmz_sqlvfs_register(void);
  * (LMZ_KEY_MAX bytes). Returns its length or LMZ_EINVAL. */
 int lmz_sqlvfs_page_key(uint8_t *out, const uint8_t *prefix,
                         size_t prefix_len, uint32_t idx);
+/* Writes the key of delta n (>= 1) of chunk idx (DELTAS above). Returns its
+ * length or LMZ_EINVAL. */
+int lmz_sqlvfs_delta_key(uint8_t *out, const uint8_t *prefix,
+                         size_t prefix_len, uint32_t idx, uint16_t n);
 /* Parses a chunk key's user part (the bytes after the space byte): returns
  * 0 and *idx, or LMZ_EINVAL when it is not "sql:" + 4 bytes. Hostile input
  * is fine. */
 int lmz_sqlvfs_parse_page_key(const uint8_t *user_key, size_t len,
                               uint32_t *idx);
+/* The same for a base or a delta key: 0 with *idx and *n (0 = the base,
+ * else the delta's number), or LMZ_EINVAL. Hostile input is fine. */
+int lmz_sqlvfs_parse_chunk_key(const uint8_t *user_key, size_t len,
+                               uint32_t *idx, uint16_t *n);
 
 /* Encodes page (LMZ_SQLVFS_PAGE bytes) into out (LMZ_SQLVFS_PAGE bytes):
  * returns the value's length (PAGE = raw copy, less = zero run removed). */
@@ -102,6 +127,15 @@ size_t lmz_sqlvfs_encode_page(const uint8_t *page, uint8_t *out);
 /* Decodes a stored value into out (LMZ_SQLVFS_PAGE bytes). Hostile input is
  * fine: returns 0, or LMZ_EBADMSG (wrong tag, lengths that do not add up). */
 int lmz_sqlvfs_decode_page(const uint8_t *val, size_t len, uint8_t *out);
+
+/* Encodes the changes from old to page (PAGE bytes each) as a delta value
+ * into out: returns its length, or 0 when it would exceed cap bytes. */
+size_t lmz_sqlvfs_encode_delta(const uint8_t *old, const uint8_t *page,
+                               uint8_t *out, size_t cap);
+/* Applies a delta value to page (PAGE bytes). Hostile input is fine: 0, or
+ * LMZ_EBADMSG (wrong tag, a run outside the page or the value) with page
+ * untouched. */
+int lmz_sqlvfs_apply_delta(const uint8_t *val, size_t len, uint8_t *page);
 
 /* Creates the store of one actor over `s` (borrowed: must outlive it).
  * `prefix` is copied. Reads the current file size from RocksDB. Returns 0,
@@ -136,12 +170,15 @@ int lmz_sqlstore_add_to_batch(lmz_sqlstore *ss, lmz_batch *b);
 void lmz_sqlstore_turn_commit(lmz_sqlstore *ss, uint64_t seq);
 /* Drops the turn's versions and restores the size before the turn. */
 void lmz_sqlstore_turn_abort(lmz_sqlstore *ss);
-/* Frees the committed versions with seq <= durable_seq (RocksDB has them). */
+/* Frees the committed versions with seq <= durable_seq (RocksDB has them),
+ * but keeps up to 4 pages of the last committed turn as the bases of the
+ * next deltas (bounded to 64 MiB per process). */
 void lmz_sqlstore_trim(lmz_sqlstore *ss, uint64_t durable_seq);
 /* Bytes of page versions held in memory (not SQLite's own cache). */
 size_t lmz_sqlstore_mem(const lmz_sqlstore *ss);
 
-/* Counters since creation: chunks read from RocksDB, chunks put in batches. */
+/* Counters since creation: chunks read from RocksDB, whole chunks put in
+ * batches (deltas not counted). */
 void lmz_sqlstore_counters(const lmz_sqlstore *ss, uint64_t *pages_read,
                            uint64_t *pages_written);
 

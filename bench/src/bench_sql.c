@@ -34,6 +34,7 @@
 
 static double g_deadline;
 static uint64_t g_sent, g_done;
+static uint64_t g_max; /* > 0: stop after this many turns (profiling mode) */
 static const char *g_target, *g_method; /* what the driver calls */
 static char g_row[BULK_ROW_BYTES + 1];
 
@@ -134,9 +135,13 @@ static int send_one(lmz_ctx *ctx) {
   return lmz_call(ctx, g_target, actor_name(g_sent++), op, ack, NULL);
 }
 
+static bool more(void) {
+  return g_max ? g_sent < g_max : now_s() < g_deadline;
+}
+
 static int driver_start(lmz_ctx *ctx, lmz_value *const *a, size_t n, lmz_value **r) {
   (void)a, (void)n, (void)r;
-  for (int i = 0; i < WINDOW; i++) {
+  for (int i = 0; i < WINDOW && (!g_max || g_sent < g_max); i++) {
     int rv = send_one(ctx);
     if (rv)
       return rv;
@@ -151,7 +156,7 @@ static int driver_ack(lmz_ctx *ctx, lmz_value *const *a, size_t n, lmz_value **r
     exit(1);
   }
   g_done++;
-  return now_s() < g_deadline ? send_one(ctx) : 0;
+  return more() ? send_one(ctx) : 0;
 }
 
 static const lmz_method sql_methods[] = {
@@ -261,6 +266,40 @@ static double lmz_bulk(struct bench_node *b, int iters) {
   return total / iters;
 }
 
+/* Bytes in the RocksDB write-ahead logs of the bench's store (*.log files):
+ * what the turns wrote, with their batch framing. */
+static double wal_bytes(const char *dir) {
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "cat %s/store/*.log 2>/dev/null | wc -c", dir);
+  FILE *f = popen(cmd, "r");
+  double v = 0;
+  if (f) {
+    if (fscanf(f, "%lf", &v) != 1)
+      v = 0;
+    pclose(f);
+  }
+  return v;
+}
+
+/* BENCH_SQL_ONLY=insert|kvinsert|select|kvselect (not for bench/run): one
+ * phase alone, for a profiler. With BENCH_SQL_TURNS=N it runs exactly N
+ * turns (seeding exactly one turn per actor) instead of a time budget, so
+ * that two runs under callgrind with different N give the instructions of
+ * one turn by difference; it also prints the WAL bytes per turn. */
+static void profile_one(struct bench_node *b, const char *only, double secs) {
+  const char *turns = getenv("BENCH_SQL_TURNS");
+  bool kv = !strcmp(only, "kvinsert") || !strcmp(only, "kvselect");
+  g_max = turns ? ACTORS : 0;
+  drive(b, kv ? "KV" : "SQL", "seed", secs / 10);
+  bench_node_run(b);
+  double w0 = wal_bytes(b->dir);
+  g_max = turns ? strtoull(turns, NULL, 10) : 0;
+  double r = drive(b, kv ? "KV" : "SQL", strstr(only, "insert") ? "insert" : "select", secs);
+  bench_node_run(b);
+  fprintf(stderr, "%s: %llu turns, %.0f turns/s, %.0f WAL bytes/turn\n", only,
+          (unsigned long long)g_done, r, (wal_bytes(b->dir) - w0) / (double)g_done);
+}
+
 /* ---- memory ------------------------------------------------------------- */
 
 static double rss_bytes(void) {
@@ -287,7 +326,6 @@ static void idle_memory(struct bench_node *b, int n, double *rss, double *heap) 
 }
 
 int main(int argc, char **argv) {
-  /* BENCH_SQL_ONLY=insert|select: profile one phase (not for bench/run) */
   const char *only = getenv("BENCH_SQL_ONLY");
   double secs = bench_seconds(argc, argv, 3.0,
                               "usage: bench_sql [--quick] [--seconds S]\n");
@@ -300,6 +338,11 @@ int main(int argc, char **argv) {
   bench_node_bind(&b, "KV", "KvDO", LMZ_NODE_DO);
   bench_node_bind(&b, "DRIVER", "DriverDO", LMZ_NODE_DO);
 
+  if (only) {
+    profile_one(&b, only, secs);
+    bench_node_close(&b);
+    return 0;
+  }
   /* (d) first, on a fresh heap: later phases leave freed memory behind
    * that new allocations reuse, which would hide the growth */
   double rss, heap;
@@ -307,13 +350,6 @@ int main(int argc, char **argv) {
   /* activate and seed every actor of both kinds (not measured) */
   drive(&b, "SQL", "seed", secs / 10);
   drive(&b, "KV", "seed", secs / 10);
-  if (only) {
-    double r = drive(&b, !strcmp(only, "kvinsert") || !strcmp(only, "kvselect") ? "KV" : "SQL",
-                     strstr(only, "insert") ? "insert" : "select", secs);
-    fprintf(stderr, "%s: %.0f turns/s\n", only, r);
-    bench_node_close(&b);
-    return 0;
-  }
   double kv_put = drive(&b, "KV", "insert", secs);
   double sql_ins = drive(&b, "SQL", "insert", secs);
   double kv_get = drive(&b, "KV", "select", secs);

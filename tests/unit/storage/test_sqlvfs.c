@@ -92,9 +92,18 @@ static void commit_turn(struct fx *f, lmz_sqlstore *ss) {
   lmz_sqlstore_trim(ss, f->seq);
 }
 
+/* Counts the pages' bases (a delta is checked, not counted). */
 static int count_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg) {
-  (void)k, (void)kl;
-  uint8_t page[LMZ_SQLVFS_PAGE];
+  struct lmz_key_parts p;
+  uint32_t idx;
+  uint16_t n;
+  uint8_t page[LMZ_SQLVFS_PAGE] = {0};
+  assert_int_equal(lmz_key_parse(k, kl, &p), 0);
+  assert_int_equal(lmz_sqlvfs_parse_chunk_key(p.key, p.key_len, &idx, &n), 0);
+  if (n) {
+    assert_int_equal(lmz_sqlvfs_apply_delta(v, vl, page), 0);
+    return 0;
+  }
   assert_int_equal(lmz_sqlvfs_decode_page(v, vl, page), 0);
   ++*(int *)arg;
   return 0;
@@ -141,7 +150,8 @@ static void pages_reach_rocksdb_only_through_the_batch(void **state) {
   commit_turn(f, ss);
   assert_false(lmz_sqlstore_dirty(ss));
   assert_int_equal(chunks_on_disk(f), 2);
-  assert_int_equal(lmz_sqlstore_mem(ss), 0); /* durable: nothing kept */
+  /* durable: only the turn's pages kept as delta bases (at most 4) */
+  assert_true(lmz_sqlstore_mem(ss) <= 4 * (LMZ_SQLVFS_PAGE + 64));
   /* a turn that is aborted leaves RocksDB and the size alone */
   uint64_t size = lmz_sqlstore_size(ss);
   exec_ok(db, "BEGIN; CREATE TABLE u(y); COMMIT");
@@ -179,7 +189,7 @@ static void committed_versions_serve_reads_until_durable(void **state) {
   lmz_sqlstore_trim(ss, 0);
   assert_true(lmz_sqlstore_mem(ss) > 0); /* seq 1 is not durable yet */
   lmz_sqlstore_trim(ss, 1);
-  assert_int_equal(lmz_sqlstore_mem(ss), 0);
+  assert_true(lmz_sqlstore_mem(ss) <= 4 * (LMZ_SQLVFS_PAGE + 64)); /* delta bases */
   sqlite3_close(db);
   lmz_sqlstore_free(ss);
 }
@@ -325,6 +335,257 @@ static void database_moves_with_the_actor_dump(void **state) {
   lmz_buf_free(&dump);
 }
 
+/* Like commit_turn, and returns the batch's bytes. */
+static size_t commit_turn_bytes(struct fx *f, lmz_sqlstore *ss) {
+  lmz_batch *b = lmz_batch_new();
+  assert_int_equal(lmz_sqlstore_add_to_batch(ss, b), 0);
+  size_t bytes = lmz_batch_bytes(b);
+  if (getenv("SQLVFS_TEST_VERBOSE"))
+    fprintf(stderr, "batch: %zu ops\n", lmz_batch_count(b));
+  int status = 1;
+  assert_int_equal(lmz_store_commit(f->s, b, on_commit, &status), 0);
+  lmz_sqlstore_turn_commit(ss, ++f->seq);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(status, 0);
+  lmz_sqlstore_trim(ss, f->seq);
+  return bytes;
+}
+
+static int deltas_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, void *arg) {
+  (void)v, (void)vl;
+  struct lmz_key_parts p;
+  uint32_t idx;
+  uint16_t n;
+  assert_int_equal(lmz_key_parse(k, kl, &p), 0);
+  assert_int_equal(lmz_sqlvfs_parse_chunk_key(p.key, p.key_len, &idx, &n), 0);
+  *(int *)arg += n > 0;
+  return 0;
+}
+
+static int deltas_on_disk(struct fx *f) {
+  lmz_key_range r;
+  assert_int_equal(lmz_key_list_range(&r, f->prefix, f->plen, LMZ_KEY_SPACE_FRAMEWORK,
+                                      LMZ_SQLVFS_KEY_PREFIX, LMZ_SQLVFS_KEY_PREFIX_LEN), 0);
+  int n = 0;
+  assert_true(lmz_store_scan(f->s, r.lower, r.lower_len, r.upper, r.upper_len, 0, false,
+                             deltas_cb, &n) >= 0);
+  return n;
+}
+
+static void insert_row(sqlite3 *db, int i) {
+  char sql[256];
+  snprintf(sql, sizeof sql, "BEGIN; INSERT INTO t(v) VALUES (printf('%%0100d', %d)); COMMIT", i);
+  exec_ok(db, sql);
+}
+
+/* A one-row INSERT turn stores deltas of the pages it changed, not the
+ * pages: a few hundred bytes instead of two pages (before deltas: ~2-4 KiB).
+ * Chains are rewritten as whole pages before LMZ_SQLVFS_DELTA_MAX, and a
+ * cold store (no page in memory) reads every row back. */
+static void one_row_turns_write_deltas(void **state) {
+  struct fx *f = *state;
+  lmz_sqlstore *ss;
+  sqlite3 *db = open_db(f, &ss);
+  exec_ok(db, "BEGIN; CREATE TABLE t(id INTEGER PRIMARY KEY, v); COMMIT");
+  commit_turn(f, ss);
+  size_t total = 0, turns = 3 * LMZ_SQLVFS_DELTA_MAX;
+  for (size_t i = 0; i < turns; i++) {
+    insert_row(db, (int)i);
+    size_t bytes = commit_turn_bytes(f, ss);
+    assert_true(bytes < 2 * LMZ_SQLVFS_PAGE); /* one whole page at most */
+    if (getenv("SQLVFS_TEST_VERBOSE"))
+      fprintf(stderr, "turn %zu: %zu bytes\n", i, bytes);
+    total += bytes;
+    assert_true(deltas_on_disk(f) <= 2 * (int)LMZ_SQLVFS_DELTA_MAX);
+  }
+  assert_true(total / turns < 600); /* ~110 bytes of row + runs + rewrites */
+  assert_true(deltas_on_disk(f) > 0);
+  sqlite3_close(db);
+  lmz_sqlstore_free(ss);
+  db = open_db(f, &ss); /* cold: bases plus deltas from RocksDB */
+  assert_int_equal(scalar(db, "SELECT count(*) FROM t"), (long long)turns);
+  assert_int_equal(scalar(db, "SELECT count(*) FROM t WHERE v = printf('%0100d', id - 1)"),
+                   (long long)turns);
+  exec_ok(db, "PRAGMA integrity_check");
+  insert_row(db, (int)turns); /* the next delta numbers follow on from disk */
+  commit_turn(f, ss);
+  sqlite3_close(db);
+  lmz_sqlstore_free(ss);
+  db = open_db(f, &ss);
+  assert_int_equal(scalar(db, "SELECT count(*) FROM t"), (long long)turns + 1);
+  sqlite3_close(db);
+  lmz_sqlstore_free(ss);
+}
+
+/* An aborted turn's deltas never count: the next turn's delta takes the
+ * number the aborted one would have had, and the data is the committed. */
+static void aborted_turn_leaves_the_chain_alone(void **state) {
+  struct fx *f = *state;
+  lmz_sqlstore *ss;
+  sqlite3 *db = open_db(f, &ss);
+  exec_ok(db, "BEGIN; CREATE TABLE t(id INTEGER PRIMARY KEY, v); COMMIT");
+  commit_turn(f, ss);
+  insert_row(db, 0);
+  commit_turn(f, ss);
+  int before = deltas_on_disk(f);
+  insert_row(db, 1);
+  lmz_batch *b = lmz_batch_new();
+  assert_int_equal(lmz_sqlstore_add_to_batch(ss, b), 0); /* built, then dropped */
+  lmz_batch_free(b);
+  lmz_sqlstore_turn_abort(ss);
+  sqlite3_close(db); /* its cache holds the aborted pages */
+  char err[LMZ_ERRMSG_LEN];
+  assert_int_equal(lmz_sqlstore_connect(ss, &db, err), 0);
+  assert_int_equal(deltas_on_disk(f), before);
+  insert_row(db, 2);
+  commit_turn(f, ss);
+  sqlite3_close(db);
+  lmz_sqlstore_free(ss);
+  db = open_db(f, &ss);
+  assert_int_equal(scalar(db, "SELECT count(*) FROM t"), 2);
+  assert_int_equal(scalar(db, "SELECT count(*) FROM t WHERE v = printf('%0100d', 1)"), 0);
+  exec_ok(db, "PRAGMA integrity_check");
+  sqlite3_close(db);
+  lmz_sqlstore_free(ss);
+}
+
+/* A database in the format before deltas (every page a base: raw or
+ * hole-encoded) opens, reads, and takes delta writes on top. The pages are
+ * those of a real SQLite database (sqlite3_serialize), stored the way the
+ * code before deltas stored them. */
+static void database_without_deltas_still_opens(void **state) {
+  struct fx *f = *state;
+  sqlite3 *mem;
+  assert_int_equal(sqlite3_open(":memory:", &mem), SQLITE_OK);
+  exec_ok(mem, "PRAGMA page_size=4096; VACUUM; CREATE TABLE t(id INTEGER PRIMARY KEY, v);"
+               "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300) "
+               "INSERT INTO t(v) SELECT printf('%0100d', i) FROM c");
+  sqlite3_int64 len = 0;
+  unsigned char *img = sqlite3_serialize(mem, "main", &len, 0);
+  assert_non_null(img);
+  assert_true(len > 4 * LMZ_SQLVFS_PAGE && len % LMZ_SQLVFS_PAGE == 0);
+  img[18] = img[19] = 1; /* legacy (rollback journal) file format, as the VFS keeps */
+  lmz_batch *b = lmz_batch_new();
+  uint8_t k[LMZ_KEY_MAX], enc[LMZ_SQLVFS_PAGE];
+  for (sqlite3_int64 i = 0; i < len / LMZ_SQLVFS_PAGE; i++) {
+    int kl = lmz_sqlvfs_page_key(k, f->prefix, f->plen, (uint32_t)i);
+    size_t vl = i % 2 ? lmz_sqlvfs_encode_page(img + i * LMZ_SQLVFS_PAGE, enc)
+                      : LMZ_SQLVFS_PAGE; /* raw and hole-encoded bases */
+    assert_int_equal(lmz_batch_put(b, k, (size_t)kl,
+                                   vl == LMZ_SQLVFS_PAGE ? img + i * LMZ_SQLVFS_PAGE : enc, vl), 0);
+  }
+  sqlite3_free(img);
+  sqlite3_close(mem);
+  int status = 1;
+  assert_int_equal(lmz_store_commit(f->s, b, on_commit, &status), 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(status, 0);
+  lmz_sqlstore *ss;
+  sqlite3 *db = open_db(f, &ss);
+  assert_int_equal(lmz_sqlstore_size(ss), (uint64_t)len);
+  assert_int_equal(scalar(db, "SELECT count(*) FROM t"), 300);
+  insert_row(db, 300);
+  commit_turn(f, ss);
+  assert_true(deltas_on_disk(f) > 0);
+  sqlite3_close(db);
+  lmz_sqlstore_free(ss);
+  db = open_db(f, &ss);
+  assert_int_equal(scalar(db, "SELECT count(*) FROM t"), 301);
+  exec_ok(db, "PRAGMA integrity_check");
+  sqlite3_close(db);
+  lmz_sqlstore_free(ss);
+}
+
+/* Hostile deltas in RocksDB (a corrupt import) fail the read with an error;
+ * a delta without its base, or with a gap in the numbering, too. */
+static void corrupt_delta_is_an_error_not_a_crash(void **state) {
+  struct fx *f = *state;
+  lmz_sqlstore *ss;
+  sqlite3 *db = open_db(f, &ss);
+  exec_ok(db, "BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES (1); COMMIT");
+  commit_turn(f, ss);
+  sqlite3_close(db);
+  lmz_sqlstore_free(ss);
+  static const uint8_t bad[][8] = {
+      {0x02, 0x0f, 0xff, 0x00, 0x02, 1, 2, 0}, /* run past the page's end */
+      {0x02, 0x00, 0x00, 0x00, 0x09, 1, 2, 3}, /* run past the value */
+      {0x01, 0x00, 0x00, 0x00, 0x01, 1, 0, 0}, /* not a delta */
+  };
+  for (size_t i = 0; i <= LMZ_ARRAY_SIZE(bad); i++) {
+    uint8_t k[LMZ_KEY_MAX];
+    /* the last case: a well-formed delta 2 with no delta 1 (a gap) */
+    int kl = lmz_sqlvfs_delta_key(k, f->prefix, f->plen, 1, i < LMZ_ARRAY_SIZE(bad) ? 1 : 2);
+    lmz_batch *b = lmz_batch_new();
+    if (i == LMZ_ARRAY_SIZE(bad)) {
+      uint8_t k1[LMZ_KEY_MAX];
+      int k1l = lmz_sqlvfs_delta_key(k1, f->prefix, f->plen, 1, 1);
+      assert_int_equal(lmz_batch_delete(b, k1, (size_t)k1l), 0);
+    }
+    const uint8_t ok[] = {0x02, 0x00, 0x20, 0x00, 0x01, 7};
+    assert_int_equal(i < LMZ_ARRAY_SIZE(bad) ? lmz_batch_put(b, k, (size_t)kl, bad[i], 8)
+                                             : lmz_batch_put(b, k, (size_t)kl, ok, sizeof ok), 0);
+    int status = 1;
+    assert_int_equal(lmz_store_commit(f->s, b, on_commit, &status), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    db = open_db(f, &ss);
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, "SELECT x FROM t", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_step(st);
+      sqlite3_finalize(st);
+    }
+    assert_int_equal(rc & 0xff, SQLITE_IOERR);
+    assert_true(lmz_sqlstore_failed(ss));
+    assert_non_null(strstr(lmz_sqlstore_errmsg(ss), "neither a page nor an encoded page"));
+    sqlite3_close(db);
+    lmz_sqlstore_free(ss);
+  }
+}
+
+static void delta_encoding(void **state) {
+  (void)state;
+  uint8_t old[LMZ_SQLVFS_PAGE], page[LMZ_SQLVFS_PAGE], enc[LMZ_SQLVFS_PAGE];
+  for (size_t i = 0; i < sizeof old; i++)
+    old[i] = (uint8_t)(i * 7);
+  memcpy(page, old, sizeof page);
+  page[3] ^= 1;
+  page[6] ^= 1; /* 2 equal bytes between: one run 3..6 */
+  memset(page + 4000, 0xee, 20);
+  page[LMZ_SQLVFS_PAGE - 1] ^= 0xff;
+  size_t n = lmz_sqlvfs_encode_delta(old, page, enc, sizeof enc);
+  assert_int_equal(n, 1 + (4 + 4) + (4 + 20) + (4 + 1));
+  uint8_t back[LMZ_SQLVFS_PAGE];
+  memcpy(back, old, sizeof back);
+  assert_int_equal(lmz_sqlvfs_apply_delta(enc, n, back), 0);
+  assert_memory_equal(back, page, sizeof page);
+  assert_int_equal(lmz_sqlvfs_encode_delta(old, page, enc, n - 1), 0); /* too big */
+  assert_int_equal(lmz_sqlvfs_encode_delta(old, old, enc, sizeof enc), 1); /* no change */
+  memcpy(back, old, sizeof back);
+  assert_int_equal(lmz_sqlvfs_encode_delta(old, page, enc, sizeof enc), n);
+  enc[n - 5] = 0x10; /* the last run now starts past the page */
+  assert_int_equal(lmz_sqlvfs_apply_delta(enc, n, back), LMZ_EBADMSG);
+  assert_memory_equal(back, old, sizeof back); /* untouched */
+  assert_int_equal(lmz_sqlvfs_apply_delta(enc, 0, back), LMZ_EBADMSG);
+  uint8_t k[LMZ_KEY_MAX], prefix[LMZ_KEY_PREFIX_MAX];
+  int pl = lmz_key_actor_prefix(prefix, "D", 1, "i", 1);
+  int kl = lmz_sqlvfs_delta_key(k, prefix, (size_t)pl, 0x01020304, 0x0506);
+  assert_int_equal(kl, pl + 1 + 10);
+  uint32_t idx;
+  uint16_t d;
+  const uint8_t *user = k + pl + 1;
+  assert_int_equal(lmz_sqlvfs_parse_chunk_key(user, 10, &idx, &d), 0);
+  assert_int_equal(idx, 0x01020304);
+  assert_int_equal(d, 0x0506);
+  assert_int_equal(lmz_sqlvfs_parse_page_key(user, 10, &idx), LMZ_EINVAL);
+  uint8_t base[LMZ_KEY_MAX]; /* a delta sorts after its base, before the next page */
+  int bl = lmz_sqlvfs_page_key(base, prefix, (size_t)pl, 0x01020304);
+  assert_true(memcmp(base, k, (size_t)bl) == 0 && kl > bl);
+  bl = lmz_sqlvfs_page_key(base, prefix, (size_t)pl, 0x01020305);
+  assert_true(memcmp(k, base, (size_t)bl) < 0);
+  assert_int_equal(lmz_sqlvfs_parse_chunk_key((const uint8_t *)"sql:abcd\0\0", 10, &idx, &d),
+                   LMZ_EINVAL); /* delta 0 does not exist */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(page_keys, fx_setup, fx_teardown),
@@ -335,6 +596,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(corrupt_chunk_is_an_error_not_a_crash, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(no_second_database_file, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(database_moves_with_the_actor_dump, fx_setup, fx_teardown),
+      cmocka_unit_test(delta_encoding),
+      cmocka_unit_test_setup_teardown(one_row_turns_write_deltas, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(aborted_turn_leaves_the_chain_alone, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(database_without_deltas_still_opens, fx_setup, fx_teardown),
+      cmocka_unit_test_setup_teardown(corrupt_delta_is_an_error_not_a_crash, fx_setup, fx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
