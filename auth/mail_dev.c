@@ -91,9 +91,16 @@ static int build(struct dev_req *r, const struct lmz_mail_msg *m) {
 
 /* ---- the thread pool's part ---------------------------------------------- */
 
+/* Written under a temporary name and renamed, so a reader of the outbox
+ * (a user, a test) never sees a partly written message. */
 static void write_file(uv_work_t *w) {
   struct dev_req *r = w->data;
-  int fd = open(r->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp", r->path) >= (int)sizeof tmp) {
+    r->status = LMZ_EIO;
+    return;
+  }
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     r->status = LMZ_EIO;
     return;
@@ -107,9 +114,10 @@ static void write_file(uv_work_t *w) {
       break;
     off += (size_t)k;
   }
-  r->status = off == r->len && close(fd) == 0 ? 0 : LMZ_EIO;
-  if (off != r->len)
-    close(fd);
+  int closed = close(fd);
+  r->status = off == r->len && closed == 0 && rename(tmp, r->path) == 0 ? 0 : LMZ_EIO;
+  if (r->status)
+    unlink(tmp);
 }
 
 /* ---- back on the loop ---------------------------------------------------- */
