@@ -729,6 +729,13 @@ static int start_gateway(struct lmzd *d) {
     o.auth_prefix = lmz_auth_prefix(d->auth);
     if (d->cfg.auth.n_private_keys) /* else they are the dev keys, loaded anyway */
       o.keyset = lmz_auth_keyset(d->auth);
+    o.auth_max_body = LMZ_AUTH_MAX_BODY;
+    if (d->cfg.auth.bot_secret && d->cfg.auth.test_mode)
+      LMZ_LOG_WARN(&log_ns, "auth.test_mode: the bot check is off");
+    else
+      o.bot_check = (struct lmz_gateway_bot_check){d->cfg.auth.bot_secret,
+                                                   d->cfg.auth.bot_endpoint,
+                                                   d->cfg.auth.bot_timeout_ms};
   }
   if (d->cfg.dev && !o.static_dir)
     o.static_dir = dev_dir(d->arena, "examples/editor/web", "editor");
