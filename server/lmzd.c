@@ -161,6 +161,37 @@ static char *exe_lib_dir(lmz_arena *a) {
   return lmz_arena_strndup(a, path, strlen(path));
 }
 
+/* Whether path prefix a is b or under it (whole segments). */
+static bool seg_under(const char *a, const char *b) {
+  size_t n = strlen(b);
+  return !strncmp(a, b, n) && (a[n] == '\0' || a[n] == '/');
+}
+
+/* The auth prefix must not share paths with the actor routes or the
+ * gateway's own: one of the two would silently shadow the other. */
+static bool prefixes_overlap(struct lmzd *d) {
+  const char *ap = d->cfg.auth.prefix ? d->cfg.auth.prefix : LMZ_AUTH_DEFAULT_PREFIX;
+  const char *rp = d->cfg.gw.route_prefix ? d->cfg.gw.route_prefix : LMZ_GATEWAY_DEFAULT_PREFIX;
+  while (*rp == '/') /* as the gateway normalizes it: "/x[/y]", or "" */
+    rp++;
+  size_t rl = strlen(rp);
+  while (rl && rp[rl - 1] == '/')
+    rl--;
+  char r[512];
+  snprintf(r, sizeof r, "/%.*s", (int)rl, rp);
+  const char *clash = rl && (seg_under(ap, r) || seg_under(r, ap))
+                          ? "gateway.route_prefix"
+                      : seg_under(ap, "/gateway") || seg_under(ap, "/_lmz") ||
+                              seg_under(ap, "/metrics")
+                          ? "the gateway's own routes"
+                          : NULL;
+  if (clash)
+    fprintf(stderr, "lmzd: %s: auth.prefix \"%s\" overlaps %s (\"%s\"): choose "
+                    "prefixes that share no path\n", d->cfg.file.name, ap, clash,
+            clash[0] == 'g' ? r : "/gateway, /_lmz, /metrics");
+  return clash != NULL;
+}
+
 static int load_config(struct lmzd *d, const struct lmzd_args *args) {
   char err[LMZ_ERRMSG_LEN] = "";
   int rv = args->config ? lmzd_config_load(d->arena, args->config, &d->cfg, err)
@@ -185,6 +216,8 @@ static int load_config(struct lmzd *d, const struct lmzd_args *args) {
     d->cfg.dev = true;
   if (args->dev && !lmz_json_get(d->cfg.file.root, "auth"))
     d->cfg.auth.enabled = d->cfg.auth.auto_approve = true; /* as --dev alone */
+  if (d->cfg.auth.enabled && prefixes_overlap(d))
+    return 2;
   if (lmz_log_configure(d->cfg.log_level, d->cfg.log_debug, NULL)) {
     fprintf(stderr, "lmzd: %s: unknown log level '%s'\n", d->cfg.file.name,
             d->cfg.log_level);

@@ -9,7 +9,9 @@
 # (secret, response, remoteip), and that the actor is not held while a
 # check is in flight (another auth request answers meanwhile). Also the
 # auth routes' gateway rules: Access-Control-Allow-Credentials for an
-# allowed origin, 413 for an oversized body before the actor sees it.
+# allowed origin, 413 for an oversized body before the actor sees it, and
+# an auth.prefix overlapping gateway.route_prefix (or the gateway's own
+# routes) refused at start, exit 2.
 # Prints "N passed, M failed".
 . "$(dirname "$0")/../lib/it_lib.sh"
 command -v curl >/dev/null || { echo "curl not installed: skipped"; exit 77; }
@@ -116,4 +118,18 @@ req POST /auth/logout --data-binary @"$T/big"
 R1=$(routed)
 check "an oversized body under the prefix: 413, never forwarded" bash -c \
   "[ $S = 413 ] && grep -q 'Request body too large' '$T/b' && [ -n '$R0' ] && [ '$R1' = '$R0' ]"
+# overlap CONFIG_GATEWAY_AND_AUTH: lmzd must refuse it (exit 2, clear error)
+overlap() {
+  printf '{%s}' "$1" >"$T/ov.jsonc"
+  timeout 20 "$BIN/lmzd" --dev --config "$T/ov.jsonc" --data "$T/ov" \
+    --listen 127.0.0.1:0 --http 127.0.0.1:0 >"$T/ov.log" 2>&1
+  local rc=$?
+  check "refused at start, exit 2: $1" bash -c \
+    "[ $rc = 2 ] && grep -q 'auth.prefix .* overlaps' '$T/ov.log'"
+}
+overlap '"gateway": {"route_prefix": "/auth"}, "auth": {}'
+overlap '"gateway": {"route_prefix": "auth/"}, "auth": {}'
+overlap '"gateway": {"route_prefix": "/api"}, "auth": {"prefix": "/api/login"}'
+overlap '"gateway": {"route_prefix": "/auth/v1"}'
+overlap '"auth": {"prefix": "/gateway"}'
 finish
