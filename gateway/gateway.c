@@ -463,6 +463,7 @@ static int start_http(lmz_gateway *gw, const struct lmz_gateway_opts *o,
   struct lmz_http_options ho = {.host = o->host, .port = o->port,
                                 .on_request = on_request, .on_upgrade = on_upgrade,
                                 .on_conn_close = on_conn_close,
+                                .on_init_failed = free_after_http_close,
                                 .max_body = gw->max_message};
   gw->http.data = gw;
   int rv = lmz_http_server_init(gw->loop, &gw->http, &ho);
@@ -501,7 +502,8 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway **out, lmz_node *node,
   if (rv) {
     if (gw->bot.net) /* frees itself on the loop; holds nothing of gw */
       lmz_net_close(gw->bot.net, NULL, NULL);
-    free_parts(gw);
+    if (!lmz_http_server_init_closing(&gw->http)) /* else freed once closed */
+      free_parts(gw);
     return rv;
   }
   rv = lmz_node_register_raw_class(node, LMZ_GATEWAY_CLASS, lmz__gw_raw_call, gw);

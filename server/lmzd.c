@@ -58,6 +58,7 @@ struct lmzd {
   uv_signal_t sigint, sigterm;
   int exit_code;
   bool stopping;
+  bool signals_up; /* sigint/sigterm initialized (closed by node_closed) */
   lmz_conn_t *drain_conn; /* the operator waiting for a drain, or NULL */
   uint64_t drain_request;
   lmz_conn_t *member_conn; /* the operator waiting for a membership change */
@@ -808,8 +809,10 @@ static int start_gateway(struct lmzd *d) {
 static void node_closed(lmz_node *n, void *arg) {
   (void)n;
   struct lmzd *d = arg;
-  uv_close((uv_handle_t *)&d->sigint, NULL);
-  uv_close((uv_handle_t *)&d->sigterm, NULL);
+  if (d->signals_up) {
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+  }
 }
 
 static void transport_closed(lmz_transport_t *t) {
@@ -873,6 +876,23 @@ static void on_signal(uv_signal_t *s, int signum) {
     stop_rest(d);
 }
 
+/* A start that failed half way: what was started closes in the stop's
+ * order (gateway, the auth service's mail sender, router, cluster,
+ * transport, node) and the loop runs until it is empty, so nothing is
+ * left on it (uv_loop_close clean) and no send is abandoned mid-way. */
+static void abort_start(struct lmzd *d) {
+  d->stopping = true;
+  if (d->gateway) {
+    lmz_gateway_close(d->gateway, gateway_closed, d);
+  } else {
+    if (d->auth)
+      lmz_auth_close(d->auth, NULL, NULL);
+    if (d->node)
+      stop_rest(d);
+  }
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+}
+
 static int run(struct lmzd *d) {
   uint8_t key[32];
   if (make_dirs(d->cfg.data_dir)) {
@@ -890,10 +910,13 @@ static int run(struct lmzd *d) {
   if (!rv) /* last: client calls must go through the router */
     rv = start_gateway(d);
   sodium_memzero(key, sizeof key);
-  if (rv)
+  if (rv) {
+    abort_start(d);
     return rv;
+  }
   uv_signal_init(&d->loop, &d->sigint);
   uv_signal_init(&d->loop, &d->sigterm);
+  d->signals_up = true;
   d->sigint.data = d->sigterm.data = d;
   uv_signal_start(&d->sigint, on_signal, SIGINT);
   uv_signal_start(&d->sigterm, on_signal, SIGTERM);
@@ -930,7 +953,8 @@ int main(int argc, char **argv) {
   lmz_router_free(d.router);
   lmz_gateway_free(d.gateway); /* after the node: it may call the gateway */
   lmz_auth_free(d.auth);       /* after the node too: its class data */
-  uv_loop_close(&d.loop);
+  if (uv_loop_close(&d.loop)) /* a close path forgot something: say so */
+    fprintf(stderr, "lmzd: handles left open on the loop at exit\n");
   lmz_arena_free(d.arena);
   return rv;
 }

@@ -11,7 +11,9 @@
 # auth routes' gateway rules: Access-Control-Allow-Credentials for an
 # allowed origin, 413 for an oversized body before the actor sees it, and
 # an auth.prefix overlapping gateway.route_prefix (or the gateway's own
-# routes) refused at start, exit 2.
+# routes) refused at start, exit 2; a start that fails after the auth
+# service, its mail sender and the bot check's client were created closes
+# them all (lmzd leaves nothing on its loop).
 # Prints "N passed, M failed".
 . "$(dirname "$0")/../lib/it_lib.sh"
 command -v curl >/dev/null || { echo "curl not installed: skipped"; exit 77; }
@@ -132,4 +134,16 @@ overlap '"gateway": {"route_prefix": "auth/"}, "auth": {}'
 overlap '"gateway": {"route_prefix": "/api"}, "auth": {"prefix": "/api/login"}'
 overlap '"gateway": {"route_prefix": "/auth/v1"}'
 overlap '"auth": {"prefix": "/gateway"}'
+
+# the HTTP port is taken (by the fake siteverify): start fails late
+cat >"$T/late.jsonc" <<JSON
+{"auth": {"bot_check": {"secret": "x", "endpoint": "http://127.0.0.1:9/v"},
+          "email": {"kind": "http", "from": "a@b.test", "http_url": "http://127.0.0.1:9/e",
+                    "http_api_key": "k"}}}
+JSON
+timeout 20 "$BIN/lmzd" --dev --config "$T/late.jsonc" --data "$T/late" \
+  --listen 127.0.0.1:0 --http "127.0.0.1:$(cat "$T/sv.port")" >"$T/late.log" 2>&1
+rc=$?
+check "a late start failure: exit 1, the loop left empty" bash -c \
+  "[ $rc = 1 ] && grep -q 'address already in use' '$T/late.log' && ! grep -q 'left open' '$T/late.log'"
 finish
