@@ -11,7 +11,10 @@
  *        WebSocket upgrade -> the client's gateway actor (lumenize-behaviour
  *        sections 1.10 and 2.2-2.7); a plain request -> 426
  *   {auth_prefix}[/...]        on_request of LUMENIZE_AUTH "default" (the
- *                              auth service, auth/auth.h), when set
+ *                              auth service, auth/auth.h), when set; bodies
+ *                              over auth_max_body 413 here, the bot check
+ *                              (botcheck.c) first on the magic-link POST,
+ *                              allowed origins get Allow-Credentials
  *   /{prefix}/{binding}/{instance}[/...]   on_request of that durable object
  *        (lmz/http.h): 404 unknown binding, 400 missing instance, 501 no
  *        handler, 500 handler failure, 503 overloaded / shutting down.
