@@ -77,6 +77,8 @@
  *             "hash_key": "<43 chars base64url>",   // else DATA/auth-hash.key
  *             "primary": "BLUE",
  *             "private_keys": { "BLUE": "<PEM or 43 chars>", "GREEN": ... },
+ *             "bot_check": { "secret": "...", "endpoint": "https://...",
+ *                            "timeout_ms": 10000 },
  *             "rate_limits": { "magic_link_per_address": {"burst": 5, "per_hour": 10},
  *                              "magic_link_per_ip": {"burst": 20, "per_hour": 60} },
  *             "email": { "kind": "dev"|"smtp"|"http", "from": "...",
@@ -108,6 +110,11 @@ struct lmz_auth_config {
   struct lmz_auth_key_text *private_keys;
   size_t n_private_keys;
   struct lmz_auth_bucket_cfg per_address, per_ip;
+  /* "bot_check": the gateway's Turnstile-compatible check on the magic-link
+   * POST (gateway/gateway.h, struct lmz_gateway_bot_check); secret NULL =
+   * off; endpoint NULL = Cloudflare's; off in test mode, as the original. */
+  const char *bot_secret, *bot_endpoint;
+  uint32_t bot_timeout_ms;
   struct lmz_mail_config mail; /* outbox_dir filled by lmzd for dev */
   const char *app_name;        /* {{app}} in messages; NULL = "Lumenize" */
   struct lmz_auth_template templates[LMZ_AUTH_MAIL_N]; /* NULL parts = default */

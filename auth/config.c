@@ -175,6 +175,29 @@ static int email(struct cfgctx *c, const lmz_json *v, struct lmz_auth_config *o)
   return 0;
 }
 
+/* "bot_check": {secret, endpoint, timeout_ms} (gateway.h, the check). */
+static int bot_check(struct cfgctx *c, const lmz_json *v, struct lmz_auth_config *o) {
+  if (v->type != LMZ_JSON_OBJECT)
+    return bad(c, v, "bot_check must be an object {secret, endpoint, timeout_ms}");
+  for (uint32_t i = 0; i < v->n; i++) {
+    const struct lmz_json_member *m = &v->u.members[i];
+    int rv;
+    if (!strcmp(m->key, "secret"))
+      rv = str(c, m->val, &o->bot_secret);
+    else if (!strcmp(m->key, "endpoint"))
+      rv = str(c, m->val, &o->bot_endpoint);
+    else if (!strcmp(m->key, "timeout_ms"))
+      rv = u32(c, m->val, 1, 60000, &o->bot_timeout_ms);
+    else
+      rv = bad(c, m->val, "unknown bot_check setting (secret, endpoint, timeout_ms)");
+    if (rv)
+      return rv;
+  }
+  if (!o->bot_secret || !*o->bot_secret)
+    return bad(c, v, "bot_check needs a secret");
+  return 0;
+}
+
 /* One member of the block. */
 static int member(lmz_arena *a, struct cfgctx *c, const struct lmz_json_member *m,
                   struct lmz_auth_config *o) {
@@ -204,6 +227,7 @@ static int member(lmz_arena *a, struct cfgctx *c, const struct lmz_json_member *
   if (!strcmp(k, "magic_link_ttl_s")) return u32(c, v, 1, 86400 * 7, &o->magic_link_ttl_s);
   if (!strcmp(k, "invite_ttl_s")) return u32(c, v, 1, 86400 * 365, &o->invite_ttl_s);
   if (!strcmp(k, "rate_limits")) return limits(c, v, o);
+  if (!strcmp(k, "bot_check")) return bot_check(c, v, o);
   if (!strcmp(k, "private_keys")) return keys(a, c, v, o);
   if (!strcmp(k, "email")) {
     o->mail_set = true;

@@ -379,6 +379,7 @@ static int copy_opts(lmz_gateway *gw, const struct lmz_gateway_opts *o,
   gw->prefix = norm_prefix(o->route_prefix);
   if (o->auth_prefix && !(gw->auth_prefix = norm_prefix(o->auth_prefix)))
     return LMZ_ENOMEM;
+  gw->auth_max_body = o->auth_max_body ? o->auth_max_body : LMZ_GATEWAY_AUTH_MAX_BODY;
   gw->iss = strdup(o->iss ? o->iss : LMZ_JWT_DEFAULT_ISS);
   gw->aud = strdup(o->aud ? o->aud : LMZ_JWT_DEFAULT_AUD);
   gw->cors = o->n_cors_origins ? calloc(o->n_cors_origins, sizeof *gw->cors) : NULL;
@@ -441,6 +442,8 @@ static void free_parts(lmz_gateway *gw) {
   free(gw->binding);
   free(gw->prefix);
   free(gw->auth_prefix);
+  free(gw->bot.secret);
+  free(gw->bot.url);
   free(gw->iss);
   free(gw->aud);
   free(gw->static_dir);
@@ -460,6 +463,7 @@ static int start_http(lmz_gateway *gw, const struct lmz_gateway_opts *o,
   struct lmz_http_options ho = {.host = o->host, .port = o->port,
                                 .on_request = on_request, .on_upgrade = on_upgrade,
                                 .on_conn_close = on_conn_close,
+                                .on_init_failed = free_after_http_close,
                                 .max_body = gw->max_message};
   gw->http.data = gw;
   int rv = lmz_http_server_init(gw->loop, &gw->http, &ho);
@@ -492,9 +496,14 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway **out, lmz_node *node,
     rv = LMZ_EEXIST;
   }
   if (!rv)
+    rv = lmz__gw_bot_init(gw, &opts->bot_check, errmsg);
+  if (!rv)
     rv = start_http(gw, opts, errmsg);
   if (rv) {
-    free_parts(gw);
+    if (gw->bot.net) /* frees itself on the loop; holds nothing of gw */
+      lmz_net_close(gw->bot.net, NULL, NULL);
+    if (!lmz_http_server_init_closing(&gw->http)) /* else freed once closed */
+      free_parts(gw);
     return rv;
   }
   rv = lmz_node_register_raw_class(node, LMZ_GATEWAY_CLASS, lmz__gw_raw_call, gw);
@@ -502,6 +511,8 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway **out, lmz_node *node,
     rv = lmz_node_bind(node, gw->binding, LMZ_GATEWAY_CLASS, LMZ_NODE_DO, errmsg);
   if (rv) { /* the class may stay registered: it was never bound */
     lmz__errmsg_wrapf(errmsg, "gateway: register %s", LMZ_GATEWAY_CLASS);
+    if (gw->bot.net)
+      lmz_net_close(gw->bot.net, NULL, NULL);
     lmz_http_server_close(&gw->http, free_after_http_close);
     return rv;
   }
@@ -546,6 +557,7 @@ void lmz_gateway_close(lmz_gateway *gw, lmz_gateway_close_cb cb, void *arg) {
   gw->close_arg = arg;
   lmz__gw_clients_shutdown(gw);
   gw->n_waits += 2;
+  lmz__gw_bot_close(gw); /* checks in flight: their requests are dropped */
   lmz_http_server_close(&gw->http, http_closed);
   uv_close((uv_handle_t *)&gw->timer, timer_closed);
 }

@@ -11,7 +11,10 @@
  *        WebSocket upgrade -> the client's gateway actor (lumenize-behaviour
  *        sections 1.10 and 2.2-2.7); a plain request -> 426
  *   {auth_prefix}[/...]        on_request of LUMENIZE_AUTH "default" (the
- *                              auth service, auth/auth.h), when set
+ *                              auth service, auth/auth.h), when set; bodies
+ *                              over auth_max_body 413 here, the bot check
+ *                              (botcheck.c) first on the magic-link POST,
+ *                              allowed origins get Allow-Credentials
  *   /{prefix}/{binding}/{instance}[/...]   on_request of that durable object
  *        (lmz/http.h): 404 unknown binding, 400 missing instance, 501 no
  *        handler, 500 handler failure, 503 overloaded / shutting down.
@@ -110,6 +113,27 @@ struct lmz_gateway_key {
   const char *public_key; /* NUL-terminated */
 };
 
+#define LMZ_GATEWAY_AUTH_MAX_BODY 16384u
+#define LMZ_GATEWAY_BOT_ENDPOINT \
+  "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+#define LMZ_GATEWAY_BOT_TIMEOUT_MS 10000u
+
+/* A Turnstile-compatible bot check (the original's createAuthRoutes does it
+ * for the magic-link POST; gateway/botcheck.c). The client's token is the
+ * JSON body's "cf-turnstile-response"; the gateway POSTs the form
+ * {secret, response, remoteip} to `endpoint` (its host is the only one this
+ * check may reach, whatever fetch.allow says) without holding any actor, and
+ * forwards the request only when the answer is {"success": true}. Answers
+ * otherwise: 400 invalid_request (body not a JSON object), 403
+ * turnstile_required (no token), 403 turnstile_failed with error_codes
+ * (refused, timed out, unreachable, or an answer that is not the JSON
+ * expected); the actor never sees the request, no mail is sent. */
+struct lmz_gateway_bot_check {
+  const char *secret;   /* NULL = no check */
+  const char *endpoint; /* NULL = LMZ_GATEWAY_BOT_ENDPOINT */
+  uint32_t timeout_ms;  /* 0 = LMZ_GATEWAY_BOT_TIMEOUT_MS */
+};
+
 struct lmz_gateway_opts {
   const char *host;    /* listen address; NULL = "127.0.0.1" */
   int port;            /* 0 = ephemeral (lmz_gateway_port) */
@@ -154,6 +178,11 @@ struct lmz_gateway_opts {
   /* Per-subject token buckets (ratelimit.h; per_minute 0 = no limit, the
    * default): authenticated actor requests, WebSocket connections. */
   struct lmz_rate_opts http_rate, ws_rate;
+  /* Bodies of requests under auth_prefix above this many bytes are refused
+   * here, 413, before they are forwarded; 0 = LMZ_GATEWAY_AUTH_MAX_BODY. */
+  size_t auth_max_body;
+  /* The bot check on POST {auth_prefix}/email-magic-link; secret NULL = off. */
+  struct lmz_gateway_bot_check bot_check;
 };
 
 /* Counters since init; *_open are gauges. */

@@ -20,6 +20,7 @@
 #include "gateway/ws.h"
 #include "lmz/gateway.h"
 #include "lmz/http.h"
+#include "net/fetch.h"
 
 extern lmz_log_ns lmz__gw_log;
 
@@ -86,12 +87,20 @@ struct gw_incall {
   char instance[];          /* the client's instance name */
 };
 
+/* The bot check (botcheck.c): net NULL = off. */
+struct gw_bot {
+  lmz_net *net; /* allow-list: the endpoint's host only */
+  char *secret, *url;
+  uint32_t timeout_ms;
+};
+
 /* An HTTP request answered later (actor route, static file). */
 struct gw_pending_http {
   lmz_gateway *gw;
   lmz_http_conn_t *conn; /* NULL once the connection is gone */
   char origin[256];      /* allowed CORS origin to echo, or "" */
   bool head;
+  bool credentials; /* auth routes: Access-Control-Allow-Credentials too */
 };
 
 struct lmz_gateway {
@@ -102,6 +111,8 @@ struct lmz_gateway {
   char *binding;
   char *prefix;     /* normalized: "" (none) or "/x[/y]" without trailing / */
   char *auth_prefix; /* "/auth" or NULL: routed to LUMENIZE_AUTH/default */
+  size_t auth_max_body; /* bodies under auth_prefix; larger: 413 here */
+  struct gw_bot bot;    /* the bot check on the magic-link POST (botcheck.c) */
   char *static_dir; /* realpath, or NULL */
   char *mount_prefix, *mount_dir; /* "/x" and a realpath, or both NULL */
   char **cors;
@@ -180,6 +191,13 @@ int lmz__gw_match_binding(lmz_gateway *gw, const char *seg, size_t len,
  * or "" when none), else the request was answered (403 / 204). */
 int lmz__gw_cors(lmz_gateway *gw, lmz_http_conn_t *conn,
                  const struct lmz_http_request *req, char origin[256]);
+/* The same; `credentials`: an allowed origin also gets
+ * Access-Control-Allow-Credentials: true (the auth routes, whose refresh
+ * cookie a page on another allowed origin sends; the original sets none on
+ * actor routes, and neither do we). */
+int lmz__gw_cors_cred(lmz_gateway *gw, lmz_http_conn_t *conn,
+                      const struct lmz_http_request *req, char origin[256],
+                      bool credentials);
 /* Tries the /gateway and actor routes. Returns true if it answered (or
  * will answer) the request. */
 bool lmz__gw_route(lmz_gateway *gw, lmz_http_conn_t *conn,
@@ -188,6 +206,24 @@ bool lmz__gw_route(lmz_gateway *gw, lmz_http_conn_t *conn,
 int lmz__gw_respond(lmz_http_conn_t *conn, int status, const char *ctype,
                     const void *body, size_t len, const char *origin,
                     const struct lmz_http_header *extra, size_t n_extra);
+
+/* ---- botcheck.c ---------------------------------------------------------- */
+
+/* Starts the check's client when o->secret is set (else 0, off). 0,
+ * LMZ_EINVAL (bad endpoint or secret), LMZ_ENOMEM, LMZ_EIO; errmsg. */
+int lmz__gw_bot_init(lmz_gateway *gw, const struct lmz_gateway_bot_check *o,
+                     char *errmsg);
+/* Cancels checks in flight (their requests are dropped); one close wait. */
+void lmz__gw_bot_close(lmz_gateway *gw);
+/* A request under the auth prefix (`rest`: the path after it): when it is
+ * the magic-link POST and the check is on, takes it (answers it, or holds
+ * it until siteverify answers, then forwards it) and returns true. */
+bool lmz__gw_bot_hold(lmz_gateway *gw, lmz_http_conn_t *conn,
+                      const struct lmz_http_request *req, const char *rest,
+                      size_t rest_len, const char *origin);
+/* Sends a request to the auth service's actor (routes.c). */
+void lmz__gw_to_auth(lmz_gateway *gw, lmz_http_conn_t *conn,
+                     const struct lmz_http_request *req, const char *origin);
 
 /* ---- access.c ------------------------------------------------------------ */
 

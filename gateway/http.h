@@ -143,6 +143,10 @@ struct lmz_http_options {
    * for the rest. A test kit installs a fake clock and calls
    * lmz_http_server_clock_moved() after moving it. */
   lmz_http_now_fn now_ms;
+  /* A failed init whose listener was already created closes it (it needs a
+   * loop iteration): this runs once it is closed; `srv` may be freed then.
+   * Optional (without it, keep srv until the next uv_run has run). */
+  lmz_http_close_cb on_init_failed;
   void *clock_data; /* passed to now_ms */
 };
 
@@ -193,9 +197,13 @@ struct lmz_http_server_s {
 /* Binds and listens. Returns 0, LMZ_EINVAL (no on_request, bad host; see
  * srv->errmsg), LMZ_ENOMEM, or a libuv error from bind/listen
  * (UV_EADDRINUSE...; errmsg names the address). On error nothing needs
- * closing. On success close with lmz_http_server_close(). */
+ * closing, but the listener may still be closing: then
+ * lmz_http_server_init_closing() is true and on_init_failed runs later;
+ * srv must live until then. On success close with lmz_http_server_close(). */
 int lmz_http_server_init(uv_loop_t *loop, lmz_http_server_t *srv,
                          const struct lmz_http_options *opts);
+/* Right after a failed init: whether on_init_failed is still to come. */
+bool lmz_http_server_init_closing(const lmz_http_server_t *srv);
 /* The bound port (useful with port 0). */
 int lmz_http_server_port(const lmz_http_server_t *srv);
 /* Stops listening and closes every connection (WebSockets get a best-effort

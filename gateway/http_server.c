@@ -1098,7 +1098,15 @@ static int bind_listen(lmz_http_server_t *srv) {
   return 0;
 }
 
-static void on_init_failed_closed(uv_handle_t *h) { (void)h; }
+static void on_init_failed_closed(uv_handle_t *h) {
+  lmz_http_server_t *srv = h->data;
+  if (srv->priv.opts.on_init_failed)
+    srv->priv.opts.on_init_failed(srv);
+}
+
+bool lmz_http_server_init_closing(const lmz_http_server_t *srv) {
+  return uv_is_closing((const uv_handle_t *)&srv->priv.listener) != 0;
+}
 
 int lmz_http_server_init(uv_loop_t *loop, lmz_http_server_t *srv,
                          const struct lmz_http_options *opts) {

@@ -70,6 +70,12 @@ static int respond_json(lmz_http_conn_t *conn, int status, lmz_buf *b,
 
 int lmz__gw_cors(lmz_gateway *gw, lmz_http_conn_t *conn,
                  const struct lmz_http_request *req, char origin[256]) {
+  return lmz__gw_cors_cred(gw, conn, req, origin, false);
+}
+
+int lmz__gw_cors_cred(lmz_gateway *gw, lmz_http_conn_t *conn,
+                      const struct lmz_http_request *req, char origin[256],
+                      bool credentials) {
   origin[0] = '\0';
   size_t ol;
   const char *o = gw->n_cors ? lmz_http_header_get(req, "Origin", &ol) : NULL;
@@ -83,7 +89,9 @@ int lmz__gw_cors(lmz_gateway *gw, lmz_http_conn_t *conn,
     origin[ol] = '\0';
   }
   if (!strcmp(req->method, "OPTIONS")) { /* never forwarded */
-    lmz__gw_respond(conn, 204, NULL, NULL, 0, origin, NULL, 0);
+    struct lmz_http_header cred = {"Access-Control-Allow-Credentials", 32, "true", 4};
+    lmz__gw_respond(conn, 204, NULL, NULL, 0, origin, &cred,
+                    credentials && origin[0] ? 1 : 0);
     return 1;
   }
   if (!origin[0]) {
@@ -298,10 +306,13 @@ static void actor_reply(void *arg, int status, const struct lmz_response *res,
   int rv = -1;
   if (status == 0) {
     struct lmz_http_header hs[32];
-    size_t n = res->n_headers < LMZ_ARRAY_SIZE(hs) ? res->n_headers : LMZ_ARRAY_SIZE(hs);
+    size_t n = res->n_headers < LMZ_ARRAY_SIZE(hs) - 1 ? res->n_headers
+                                                       : LMZ_ARRAY_SIZE(hs) - 1;
     for (size_t i = 0; i < n; i++)
       hs[i] = (struct lmz_http_header){res->headers[i].name, strlen(res->headers[i].name),
                                        res->headers[i].value, strlen(res->headers[i].value)};
+    if (p->credentials && p->origin[0]) /* the auth routes' cookie crosses origins */
+      hs[n++] = (struct lmz_http_header){"Access-Control-Allow-Credentials", 32, "true", 4};
     if (res->status >= 100 && res->status <= 599 && res->status != 101)
       rv = lmz__gw_respond(p->conn, res->status, res->content_type, res->body,
                            res->body_len, p->origin, hs, n);
@@ -358,6 +369,7 @@ static void to_actor(lmz_gateway *gw, lmz_http_conn_t *conn,
   int rv = p ? to_request(gw, req, &r) : LMZ_ENOMEM;
   if (!rv) {
     snprintf(p->origin, sizeof p->origin, "%s", origin);
+    p->credentials = own_auth;
     rv = lmz_node_http_auth(gw->node, binding, instance, &r, oa, actor_reply, p,
                             errmsg);
   }
@@ -383,6 +395,32 @@ static void to_actor(lmz_gateway *gw, lmz_http_conn_t *conn,
   }
 }
 
+void lmz__gw_to_auth(lmz_gateway *gw, lmz_http_conn_t *conn,
+                     const struct lmz_http_request *req, const char *origin) {
+  to_actor(gw, conn, req, LMZ_GATEWAY_AUTH_BINDING, LMZ_GATEWAY_AUTH_INSTANCE,
+           origin, true);
+}
+
+/* The auth service's routes: CORS (an allowed origin may send the refresh
+ * cookie: Allow-Credentials), the body limit (refused here, never
+ * forwarded), the bot check, then the service's actor. */
+static void auth_route(lmz_gateway *gw, lmz_http_conn_t *conn,
+                       const struct lmz_http_request *req, size_t rest) {
+  char origin[256];
+  if (lmz__gw_cors_cred(gw, conn, req, origin, true))
+    return;
+  if (req->body_len > gw->auth_max_body) {
+    static const char t[] = "{\"error\":\"invalid_request\","
+                            "\"error_description\":\"Request body too large\"}";
+    struct lmz_http_header cred = {"Access-Control-Allow-Credentials", 32, "true", 4};
+    lmz__gw_respond(conn, 413, "application/json", t, sizeof t - 1, origin, &cred,
+                    origin[0] ? 1 : 0);
+    return;
+  }
+  if (!lmz__gw_bot_hold(gw, conn, req, req->path + rest, req->path_len - rest, origin))
+    lmz__gw_to_auth(gw, conn, req, origin);
+}
+
 /* ---- the two route families ---------------------------------------------- */
 
 bool lmz__gw_route(lmz_gateway *gw, lmz_http_conn_t *conn,
@@ -392,9 +430,7 @@ bool lmz__gw_route(lmz_gateway *gw, lmz_http_conn_t *conn,
   char bind[512], inst[512], origin[256];
   if (gw->auth_prefix && *gw->auth_prefix &&
       under(req->path, req->path_len, gw->auth_prefix, &rest)) {
-    if (!lmz__gw_cors(gw, conn, req, origin)) /* the auth service's routes */
-      to_actor(gw, conn, req, LMZ_GATEWAY_AUTH_BINDING, LMZ_GATEWAY_AUTH_INSTANCE,
-               origin, true);
+    auth_route(gw, conn, req, rest);
     return true;
   }
   bool gateway = under(req->path, req->path_len, "/gateway", &rest);

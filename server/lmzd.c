@@ -58,6 +58,7 @@ struct lmzd {
   uv_signal_t sigint, sigterm;
   int exit_code;
   bool stopping;
+  bool signals_up; /* sigint/sigterm initialized (closed by node_closed) */
   lmz_conn_t *drain_conn; /* the operator waiting for a drain, or NULL */
   uint64_t drain_request;
   lmz_conn_t *member_conn; /* the operator waiting for a membership change */
@@ -161,6 +162,37 @@ static char *exe_lib_dir(lmz_arena *a) {
   return lmz_arena_strndup(a, path, strlen(path));
 }
 
+/* Whether path prefix a is b or under it (whole segments). */
+static bool seg_under(const char *a, const char *b) {
+  size_t n = strlen(b);
+  return !strncmp(a, b, n) && (a[n] == '\0' || a[n] == '/');
+}
+
+/* The auth prefix must not share paths with the actor routes or the
+ * gateway's own: one of the two would silently shadow the other. */
+static bool prefixes_overlap(struct lmzd *d) {
+  const char *ap = d->cfg.auth.prefix ? d->cfg.auth.prefix : LMZ_AUTH_DEFAULT_PREFIX;
+  const char *rp = d->cfg.gw.route_prefix ? d->cfg.gw.route_prefix : LMZ_GATEWAY_DEFAULT_PREFIX;
+  while (*rp == '/') /* as the gateway normalizes it: "/x[/y]", or "" */
+    rp++;
+  size_t rl = strlen(rp);
+  while (rl && rp[rl - 1] == '/')
+    rl--;
+  char r[512];
+  snprintf(r, sizeof r, "/%.*s", (int)rl, rp);
+  const char *clash = rl && (seg_under(ap, r) || seg_under(r, ap))
+                          ? "gateway.route_prefix"
+                      : seg_under(ap, "/gateway") || seg_under(ap, "/_lmz") ||
+                              seg_under(ap, "/metrics")
+                          ? "the gateway's own routes"
+                          : NULL;
+  if (clash)
+    fprintf(stderr, "lmzd: %s: auth.prefix \"%s\" overlaps %s (\"%s\"): choose "
+                    "prefixes that share no path\n", d->cfg.file.name, ap, clash,
+            clash[0] == 'g' ? r : "/gateway, /_lmz, /metrics");
+  return clash != NULL;
+}
+
 static int load_config(struct lmzd *d, const struct lmzd_args *args) {
   char err[LMZ_ERRMSG_LEN] = "";
   int rv = args->config ? lmzd_config_load(d->arena, args->config, &d->cfg, err)
@@ -185,6 +217,8 @@ static int load_config(struct lmzd *d, const struct lmzd_args *args) {
     d->cfg.dev = true;
   if (args->dev && !lmz_json_get(d->cfg.file.root, "auth"))
     d->cfg.auth.enabled = d->cfg.auth.auto_approve = true; /* as --dev alone */
+  if (d->cfg.auth.enabled && prefixes_overlap(d))
+    return 2;
   if (lmz_log_configure(d->cfg.log_level, d->cfg.log_debug, NULL)) {
     fprintf(stderr, "lmzd: %s: unknown log level '%s'\n", d->cfg.file.name,
             d->cfg.log_level);
@@ -729,6 +763,13 @@ static int start_gateway(struct lmzd *d) {
     o.auth_prefix = lmz_auth_prefix(d->auth);
     if (d->cfg.auth.n_private_keys) /* else they are the dev keys, loaded anyway */
       o.keyset = lmz_auth_keyset(d->auth);
+    o.auth_max_body = LMZ_AUTH_MAX_BODY;
+    if (d->cfg.auth.bot_secret && d->cfg.auth.test_mode)
+      LMZ_LOG_WARN(&log_ns, "auth.test_mode: the bot check is off");
+    else
+      o.bot_check = (struct lmz_gateway_bot_check){d->cfg.auth.bot_secret,
+                                                   d->cfg.auth.bot_endpoint,
+                                                   d->cfg.auth.bot_timeout_ms};
   }
   if (d->cfg.dev && !o.static_dir)
     o.static_dir = dev_dir(d->arena, "examples/editor/web", "editor");
@@ -768,8 +809,10 @@ static int start_gateway(struct lmzd *d) {
 static void node_closed(lmz_node *n, void *arg) {
   (void)n;
   struct lmzd *d = arg;
-  uv_close((uv_handle_t *)&d->sigint, NULL);
-  uv_close((uv_handle_t *)&d->sigterm, NULL);
+  if (d->signals_up) {
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+  }
 }
 
 static void transport_closed(lmz_transport_t *t) {
@@ -833,6 +876,23 @@ static void on_signal(uv_signal_t *s, int signum) {
     stop_rest(d);
 }
 
+/* A start that failed half way: what was started closes in the stop's
+ * order (gateway, the auth service's mail sender, router, cluster,
+ * transport, node) and the loop runs until it is empty, so nothing is
+ * left on it (uv_loop_close clean) and no send is abandoned mid-way. */
+static void abort_start(struct lmzd *d) {
+  d->stopping = true;
+  if (d->gateway) {
+    lmz_gateway_close(d->gateway, gateway_closed, d);
+  } else {
+    if (d->auth)
+      lmz_auth_close(d->auth, NULL, NULL);
+    if (d->node)
+      stop_rest(d);
+  }
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+}
+
 static int run(struct lmzd *d) {
   uint8_t key[32];
   if (make_dirs(d->cfg.data_dir)) {
@@ -850,10 +910,13 @@ static int run(struct lmzd *d) {
   if (!rv) /* last: client calls must go through the router */
     rv = start_gateway(d);
   sodium_memzero(key, sizeof key);
-  if (rv)
+  if (rv) {
+    abort_start(d);
     return rv;
+  }
   uv_signal_init(&d->loop, &d->sigint);
   uv_signal_init(&d->loop, &d->sigterm);
+  d->signals_up = true;
   d->sigint.data = d->sigterm.data = d;
   uv_signal_start(&d->sigint, on_signal, SIGINT);
   uv_signal_start(&d->sigterm, on_signal, SIGTERM);
@@ -890,7 +953,8 @@ int main(int argc, char **argv) {
   lmz_router_free(d.router);
   lmz_gateway_free(d.gateway); /* after the node: it may call the gateway */
   lmz_auth_free(d.auth);       /* after the node too: its class data */
-  uv_loop_close(&d.loop);
+  if (uv_loop_close(&d.loop)) /* a close path forgot something: say so */
+    fprintf(stderr, "lmzd: handles left open on the loop at exit\n");
   lmz_arena_free(d.arena);
   return rv;
 }

@@ -107,9 +107,17 @@ static inline void fx_closed(lmz_node *n, void *arg) {
   *(bool *)arg = true;
 }
 
+static inline void fx_auth_closed(void *arg) { *(bool *)arg = true; }
+
+/* The auth service's mail sender closes first (its cancelled sends call
+ * back into the node's requests), then the node, as lmzd does. */
 static inline void fx_stop(struct fx *f) {
-  bool done = false;
-  lmz_auth_close(f->au, NULL, NULL);
+  bool done = false, auth_done = false;
+  lmz_auth_close(f->au, fx_auth_closed, &auth_done);
+  uint64_t end = tl_now_ms() + 5000;
+  while (!auth_done && tl_now_ms() < end)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_true(auth_done);
   lmz_node_close(f->n, fx_closed, &done);
   while (!done)
     uv_run(&f->loop, UV_RUN_ONCE);

@@ -47,6 +47,13 @@ static void defaults_and_values(void **state) {
   assert_string_equal(c.app_name, "Ed");
   assert_string_equal(c.templates[LMZ_AUTH_MAIL_INVITE_NEW].text, "a\nb {{url}}");
   assert_null(c.templates[LMZ_AUTH_MAIL_INVITE_NEW].subject);
+  assert_null(c.bot_secret);
+  assert_int_equal(parse(a,
+      "{\"auth\": {\"bot_check\": {\"secret\": \"x\", \"endpoint\": \"http://h/v\","
+      " \"timeout_ms\": 500}}}", &c, err), 0);
+  assert_string_equal(c.bot_secret, "x");
+  assert_string_equal(c.bot_endpoint, "http://h/v");
+  assert_int_equal(c.bot_timeout_ms, 500);
   lmz_arena_free(a);
 }
 
@@ -55,6 +62,10 @@ static void mistakes(void **state) {
   static const char *const bad[] = {
       "{\"auth\": 1}",
       "{\"auth\": {\"prefixx\": \"/auth\"}}",
+      "{\"auth\": {\"bot_check\": {\"endpoint\": \"http://h/v\"}}}",
+      "{\"auth\": {\"bot_check\": {\"secret\": \"x\", \"timeout\": 5}}}",
+      "{\"auth\": {\"bot_check\": {\"secret\": \"x\", \"timeout_ms\": 0}}}",
+      "{\"auth\": {\"bot_check\": true}}",
       "{\"auth\": {\"prefix\": \"auth\"}}",
       "{\"auth\": {\"prefix\": \"/auth/\"}}",
       "{\"auth\": {\"access_token_ttl_s\": 0}}",
