@@ -1,5 +1,6 @@
 /* tests/lib/fakesmtp.c - see fakesmtp.h. */
 #include "lib/fakesmtp.h"
+#include "lib/fakelisten.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,22 +220,12 @@ int fakesmtp_start(uv_loop_t *loop, const struct fakesmtp_opts *o,
   s->loop = loop;
   if (o)
     s->o = *o;
-  uv_tcp_init(loop, &s->listener);
+  int rv = fake_listen(loop, &s->listener, accept_cb, port);
   s->listener.data = s;
-  struct sockaddr_in a;
-  uv_ip4_addr("127.0.0.1", 0, &a);
-  int rv = uv_tcp_bind(&s->listener, (struct sockaddr *)&a, 0);
-  if (!rv)
-    rv = uv_listen((uv_stream_t *)&s->listener, 64, accept_cb);
-  struct sockaddr_storage ss;
-  int sl = sizeof ss;
-  if (!rv)
-    rv = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &sl);
   if (rv) {
     fakesmtp_close(s);
     return rv;
   }
-  *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
   *out = s;
   return 0;
 }
