@@ -5,7 +5,10 @@
  *                              the `--dev` default, so a new user logs in
  *                              with no email setup.
  *   smtp   (auth/mail_smtp.c)  SMTP (optionally STARTTLS / smtps) with
- *                              libcurl's multi interface on the node's loop.
+ *                              libcurl, each send on one of the sender's two
+ *                              threads (libcurl 7.88 blocks in SMTP's done
+ *                              phase even under its multi interface); the
+ *                              loop only hands sends over and gets results.
  *   http   (auth/mail_http.c)  a Resend-compatible JSON API (POST
  *                              {from,to,subject,html,text} with
  *                              "Authorization: Bearer KEY"), libcurl too.
