@@ -58,17 +58,7 @@ static void conn_close(struct conn *c) {
 static void alloc_cb(uv_handle_t *h, size_t sz, uv_buf_t *b) {
   struct conn *c = h->data;
   (void)sz;
-  if (c->cap - c->len < 65536) {
-    size_t ncap = c->cap ? c->cap * 2 : 131072;
-    char *nb = realloc(c->buf, ncap + 1);
-    if (!nb) {
-      *b = uv_buf_init(NULL, 0);
-      return;
-    }
-    c->buf = nb;
-    c->cap = ncap;
-  }
-  *b = uv_buf_init(c->buf + c->len, (unsigned)(c->cap - c->len));
+  fake_read_buf(&c->buf, c->len, &c->cap, b);
 }
 
 struct wr {

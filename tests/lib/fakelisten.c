@@ -2,6 +2,7 @@
 #include "lib/fakelisten.h"
 
 #include <arpa/inet.h>
+#include <stdlib.h>
 
 int fake_listen(uv_loop_t *loop, uv_tcp_t *l, uv_connection_cb cb, int *port) {
   uv_tcp_init(loop, l);
@@ -17,4 +18,18 @@ int fake_listen(uv_loop_t *loop, uv_tcp_t *l, uv_connection_cb cb, int *port) {
   if (!rv)
     *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
   return rv;
+}
+
+void fake_read_buf(char **buf, size_t len, size_t *cap, uv_buf_t *b) {
+  if (*cap - len < 65536) {
+    size_t ncap = *cap ? *cap * 2 : 131072;
+    char *nb = realloc(*buf, ncap + 1);
+    if (!nb) {
+      *b = uv_buf_init(NULL, 0);
+      return;
+    }
+    *buf = nb;
+    *cap = ncap;
+  }
+  *b = uv_buf_init(*buf + len, (unsigned)(*cap - len));
 }

@@ -11,4 +11,10 @@
  * error. */
 int fake_listen(uv_loop_t *loop, uv_tcp_t *l, uv_connection_cb cb, int *port);
 
+/* A connection's read buffer for its alloc_cb: *buf holds len bytes and has
+ * room for *cap + 1 (a NUL); grown (doubling, from 128 KiB) while less than
+ * 64 KiB are free. Sets *b to the free part, or to an empty buffer when out
+ * of memory (libuv then reports UV_ENOBUFS). */
+void fake_read_buf(char **buf, size_t len, size_t *cap, uv_buf_t *b);
+
 #endif
