@@ -52,8 +52,19 @@ int lmz_member_init(lmz_member_t *m, const struct lmz_member_options *o) {
 
 void lmz_member_close(lmz_member_t *m) { m->closing = true; }
 
+/* Valid only once our own replica applied the grant. The router decides
+ * "ours" from that replica: a node back from a crash or a pause gets the
+ * leader's answer before its replica caught up, and that replica may still
+ * name it the owner of actors that failed over while it was away. Every
+ * placement change committed before the grant is in the replica once the
+ * grant is; after it, none of our placements moves until the lease
+ * expires (MarkDown) or we move it (drain). */
 bool lmz_member_lease_valid(const lmz_member_t *m, uint64_t now_ms) {
-  return lmz_lease_holder_is_valid(&m->lease, now_ms);
+  if (!lmz_lease_holder_is_valid(&m->lease, now_ms))
+    return false;
+  const struct lmz_dir_node *self = lmz_dir_node_get(m->o.dir, m->o.node_id);
+  return self && self->state != LMZ_DIR_DOWN &&
+         self->lease_seq >= m->lease.granted_seq;
 }
 
 bool lmz_member_had_lease(const lmz_member_t *m) {
@@ -84,6 +95,14 @@ static void upsert_done(lmz_dirclient_req_t *req, int status,
   }
 }
 
+/* on_lease_valid, once per change from not valid to valid. */
+static void tell_valid(lmz_member_t *m, uint64_t now) {
+  bool valid = lmz_member_lease_valid(m, now);
+  if (valid && !m->told_valid && m->o.on_lease_valid)
+    m->o.on_lease_valid(m);
+  m->told_valid = valid;
+}
+
 static void renew_done(lmz_dirclient_req_t *req, int status,
                        const struct lmz_dir_item *item) {
   lmz_member_t *m = req->data;
@@ -92,11 +111,9 @@ static void renew_done(lmz_dirclient_req_t *req, int status,
     return;
   uint64_t now = m->o.dc->o.ops.now_ms(m->o.dc->o.ops_ctx);
   if (status >= 0 && item) {
-    bool was_valid = lmz_lease_holder_is_valid(&m->lease, now);
     lmz_lease_holder_granted(&m->lease, &m->o.lease, m->lease_t_req,
                              item->epoch);
-    if (!was_valid && m->o.on_lease_valid)
-      m->o.on_lease_valid(m);
+    tell_valid(m, now); /* or from the tick, once our replica applied it */
   } else if (status == LMZ_EUNAVAILABLE || status == LMZ_ENOTFOUND) {
     /* fenced (marked DOWN) or unknown: stop serving, register again */
     LMZ_LOG_WARN(&log_ns, "lease refused (%s): re-registering",
@@ -203,6 +220,7 @@ void lmz_member_tick(lmz_member_t *m, uint64_t now) {
   if (m->closing)
     return;
   holder_step(m, now);
+  tell_valid(m, now);
   if (now >= m->next_watch_ms) {
     uint32_t every = m->o.lease.margin_ms / 2 ? m->o.lease.margin_ms / 2 : 1;
     m->next_watch_ms = now + every;

@@ -25,7 +25,8 @@
 
 typedef struct lmz_member_s lmz_member_t;
 
-/* The lease became valid after it was not (parked calls may run now). */
+/* The lease became valid after it was not (parked calls may run now):
+ * from the grant's answer, or from a tick once the replica applied it. */
 typedef void (*lmz_member_lease_cb)(lmz_member_t *m);
 typedef void (*lmz_member_change_cb)(lmz_member_t *m, int status, void *arg);
 
@@ -56,6 +57,7 @@ struct lmz_member_s {
   bool registered, upsert_flight, renew_flight, markdown_flight;
   bool closing;
   bool stopped; /* lmz_member_stop_serving */
+  bool told_valid; /* on_lease_valid ran since the lease last lapsed */
   bool lost_data_told; /* a registration with lost_data succeeded */
   uint64_t markdown_silent_ms; /* for the log: how long it was silent */
   lmz_dirclient_req_t upsert, renew, markdown;
@@ -77,6 +79,9 @@ void lmz_member_close(lmz_member_t *m);
 /* Registration, renewal and (leader) the lease watch, at now_ms. */
 void lmz_member_tick(lmz_member_t *m, uint64_t now_ms);
 
+/* The lease is granted, not expired, AND this node's replica has applied
+ * the grant (so it shows every placement change committed before it: an
+ * actor that failed over while the node was away is not "ours" there). */
 bool lmz_member_lease_valid(const lmz_member_t *m, uint64_t now_ms);
 /* True once a lease was ever granted (a lost lease then means "cut off",
  * not "still starting"). */

@@ -53,6 +53,33 @@ static void test_lease_lost_when_cut_off(void **state) {
   sim_free(s);
 }
 
+/* A grant counts only once the node's own replica applied it: the router
+ * routes by that replica, and a node back from a crash that took the
+ * leader's answer at face value would still see itself owning actors that
+ * failed over while it was away (they ran there on a stale copy). */
+static void test_lease_waits_for_own_replica(void **state) {
+  (void)state;
+  enum { LAG = 300 };
+  struct sim *s = sim_new(3, L);
+  s->apply_lag_ms[2] = LAG; /* node 3's replica applies commits late */
+  for (size_t i = 0; i < 3; i++)
+    s->n[i].member_on = true;
+  struct lmz_member_s *m = &s->n[2].mb;
+  uint64_t end = s->net.now_ms + 2000, answered = 0;
+  while (!lmz_member_lease_valid(m, s->net.now_ms)) {
+    assert_true(s->net.now_ms < end);
+    if (!answered && lmz_lease_holder_is_valid(&m->lease, s->net.now_ms))
+      answered = s->net.now_ms; /* the leader's grant arrived */
+    sim_run(s, s->net.now_ms + 1);
+  }
+  assert_true(answered > 0);
+  assert_true(s->net.now_ms - answered >= LAG / 2);
+  const struct lmz_dir_node *self = lmz_dir_node_get(s->n[2].dir, 3);
+  assert_non_null(self);
+  assert_true(self->lease_seq >= m->lease.granted_seq);
+  sim_free(s);
+}
+
 static bool is_down(struct sim *s, uint64_t id) {
   const struct lmz_dir_node *dn = lmz_dir_node_get(s->n[0].dir, id);
   return dn && dn->state == LMZ_DIR_DOWN;
@@ -165,6 +192,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_register_and_renew),
       cmocka_unit_test(test_lease_lost_when_cut_off),
+      cmocka_unit_test(test_lease_waits_for_own_replica),
       cmocka_unit_test(test_watch_fences_silent_node),
       cmocka_unit_test(test_no_placement_on_paused_node),
       cmocka_unit_test(test_stop_serving),
