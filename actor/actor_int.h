@@ -198,6 +198,7 @@ typedef struct lmz_actor {
   lmz_commit *last_commit; /* latest commit not durable yet */
   struct lmz_chain *chain;  /* storage chain of its batches (turn.c), or NULL */
   double last_active_ms;
+  uint64_t epoch; /* placement epoch it was activated under (0: unplaced) */
   char activation_id[48];
   double activated_at_ms;
   lmz_hmap cache; /* key -> struct lmz_cache_ent * (malloc'd) */
@@ -325,6 +326,20 @@ struct lmz_router;
  * or failed). */
 int lmz__router_route(struct lmz_router *r, lmz_msg *m);
 int lmz__deliver_local(lmz_node *n, lmz_msg *m);
+/* The current placement epoch of (binding, instance) when this node owns
+ * it, else 0. */
+uint64_t lmz__router_epoch(struct lmz_router *r, const char *binding,
+                           const char *instance);
+/* The activation of a durable object placed here under `epoch` (0: not
+ * placed through a directory), created if there is none. One made under
+ * another epoch is stale and replaced (LMZ_EUNAVAILABLE while it is still
+ * busy with old work). scheduler.c */
+int lmz__actor_for_epoch(lmz_node *n, struct lmz_binding *b,
+                         const char *instance, uint64_t epoch,
+                         lmz_actor **out);
+/* Anything still holds the activation (queued or running work, replies
+ * awaited, a commit not durable yet): it may not be freed. node.c */
+bool lmz__actor_pinned(const lmz_actor *a);
 int lmz__router_route_relay(struct lmz_router *r, lmz_msg *m);
 void lmz__router_claim_local(struct lmz_router *r, const char *binding,
                              const char *instance);

@@ -453,8 +453,9 @@ static int fire_one(lmz_node *n, const uint8_t *k, size_t kl, double time,
   if (!m)
     return LMZ_ENOMEM;
   struct lmz_alarm_run *run = lmz_arena_alloc(m->arena, sizeof *run + kl);
-  lmz_actor *a = lmz__actor_get(n, b, instance, true);
-  int rv = run && a ? 0 : LMZ_ENOMEM;
+  lmz_actor *a = NULL;
+  uint64_t epoch = n->router ? lmz__router_epoch(n->router, binding, instance) : 0;
+  int rv = run ? lmz__actor_for_epoch(n, b, instance, epoch, &a) : LMZ_ENOMEM;
   uint8_t rk[LMZ_KEY_MAX];
   lmz_buf enc = LMZ_BUF_INIT;
   if (!rv) {
@@ -483,8 +484,12 @@ static int fire_one(lmz_node *n, const uint8_t *k, size_t kl, double time,
     lmz__mailbox_push(n, a, m);
     return 0;
   }
-  LMZ_LOG_ERROR(&lmz__actor_log, "alarm %.*s of %s/%s is unreadable (%s)",
-                (int)idlen, id, binding, instance, lmz_strerror(rv));
+  if (rv == LMZ_EUNAVAILABLE) /* a stale activation still busy: next poll */
+    LMZ_LOG_DEBUG(&lmz__actor_log, "alarm %.*s of %s/%s waits for the old "
+                  "activation to finish", (int)idlen, id, binding, instance);
+  else
+    LMZ_LOG_ERROR(&lmz__actor_log, "alarm %.*s of %s/%s is unreadable (%s)",
+                  (int)idlen, id, binding, instance, lmz_strerror(rv));
   lmz__msg_free(n, m);
   return rv;
 }

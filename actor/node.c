@@ -87,7 +87,7 @@ int lmz_node_start(lmz_node *n) {
 
 /* ---- eviction ------------------------------------------------------------ */
 
-static bool pinned(const lmz_actor *a) {
+bool lmz__actor_pinned(const lmz_actor *a) {
   return a->q_head || a->running || a->in_runq || a->n_pending ||
          a->n_deferred || a->last_commit;
 }
@@ -119,7 +119,7 @@ int lmz_node_evict_idle(lmz_node *n) {
   void *v;
   while (lmz_hmap_next(&n->actors, &it, &k, &kl, &v)) {
     lmz_actor *a = v;
-    if (pinned(a) || now - a->last_active_ms < (double)n->opts.idle_evict_ms)
+    if (lmz__actor_pinned(a) || now - a->last_active_ms < (double)n->opts.idle_evict_ms)
       continue;
     lmz_hmap_del(&n->actors, k, kl);
     LMZ_LOG_DEBUG(&lmz__actor_log, "evicted %s", a->key);

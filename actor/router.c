@@ -64,6 +64,7 @@ struct relay_claim { /* claim_local: a relay actor follows its socket */
 
 struct lmz_router {
   lmz_node *node;
+  uint64_t relay_claims; /* claims proposed for relay actors (metrics) */
   lmz_cluster_t *c;
   struct lmz_router_opts o;
   uv_check_t retry; /* one retry pass per loop iteration, however many
@@ -433,7 +434,8 @@ void lmz__router_claim_local(lmz_router *r, const char *binding,
   if (rv == 0 && owner == self)
     return;
   lmz_buf cmd = LMZ_BUF_INIT;
-  if (rv == LMZ_ENOTFOUND) {
+  bool claim = rv == LMZ_ENOTFOUND; /* else a move here */
+  if (claim) {
     struct lmz_dir_claim cl = {binding, strlen(binding), instance,
                                strlen(instance), self, lmz_cluster_next_id(r->c),
                                LMZ_DIR_CLAIM_REPLACE_DOWN, 0, NULL};
@@ -448,6 +450,7 @@ void lmz__router_claim_local(lmz_router *r, const char *binding,
     rv = LMZ_ENOMEM;
   if (!rv && (rv = lmz_cluster_propose(r->c, &rc->req, &cmd, claim_local_done)))
     free(rc);
+  r->relay_claims += claim && rv == 0; /* counted as claims made */
   lmz_buf_free(&cmd);
   if (rv)
     LMZ_LOG_DEBUG(&log_ns, "claim_local %s/%s: %s", binding, instance, lmz_strerror(rv));
@@ -559,6 +562,15 @@ int lmz_router_owns(lmz_router *r, const char *binding, const char *instance) {
   if (is_moving(r, binding, instance))
     return LMZ_EUNAVAILABLE; /* a drain exported it: not now */
   return lmz_cluster_lease_valid(r->c, now_ms(r)) ? 0 : LMZ_EUNAVAILABLE;
+}
+
+uint64_t lmz__router_epoch(lmz_router *r, const char *binding,
+                           const char *instance) {
+  uint64_t owner = 0, epoch = 0;
+  if (lmz_dir_lookup(lmz_cluster_dir(r->c), binding, strlen(binding), instance,
+                     strlen(instance), &owner, &epoch) || owner != self_id(r))
+    return 0;
+  return epoch;
 }
 
 int lmz_router_check_owner(lmz_router *r, const char *binding,
@@ -730,7 +742,7 @@ void lmz_router_get_stats(lmz_router *r, struct lmz_router_stats *st) {
   struct lmz_cluster_stats cs;
   lmz_cluster_get_stats(r->c, &cs);
   *st = r->st;
-  st->claims = cs.claims;
+  st->claims = cs.claims + r->relay_claims;
   st->claims_remote = cs.claims_remote;
   st->lease_valid = cs.lease_valid;
   st->lease_remaining_ms = cs.lease_remaining_ms;

@@ -362,6 +362,46 @@ void lmz_node_release_placement(lmz_node *n, const char *binding,
                   instance, lmz_strerror(rv));
 }
 
+/* Why an epoch: between two placements here the actor lived elsewhere (a
+ * failover while this node was away or cut off, a move), and writes made
+ * there reach our store through a backup stream or an import, never
+ * through the old activation's memory (KV cache, SQL pages, the instance's
+ * own fields). Serving from it would run on a copy that missed them. Idle,
+ * it is dropped and the new activation reads the store; still finishing
+ * old work, the caller retries. */
+int lmz__actor_for_epoch(lmz_node *n, struct lmz_binding *b,
+                         const char *instance, uint64_t epoch,
+                         lmz_actor **out) {
+  lmz_actor *a = lmz__actor_get(n, b, instance, false);
+  if (a && epoch && a->epoch && a->epoch != epoch) {
+    if (lmz__actor_pinned(a))
+      return LMZ_EUNAVAILABLE;
+    LMZ_LOG_INFO(&lmz__actor_log, "%s/%s: dropping its activation of "
+                 "placement epoch %llu, now placed here under epoch %llu",
+                 b->name, instance, (unsigned long long)a->epoch,
+                 (unsigned long long)epoch);
+    lmz_hmap_del(&n->actors, a->key, a->key_len);
+    lmz__actor_free(a);
+    a = NULL;
+  }
+  if (!a && !(a = lmz__actor_get(n, b, instance, true)))
+    return LMZ_ENOMEM;
+  if (epoch)
+    a->epoch = epoch;
+  *out = a;
+  return 0;
+}
+
+/* The epoch a durable object's message runs under here: the one it was
+ * routed with, else (a forwarded call that named none) the directory's. */
+static uint64_t epoch_of(lmz_node *n, const lmz_msg *m) {
+  if (!n->router || m->binding->kind != LMZ_NODE_DO || m->binding->cls->raw ||
+      !m->instance)
+    return 0;
+  return m->epoch ? m->epoch
+                  : lmz__router_epoch(n->router, m->binding->name, m->instance);
+}
+
 /* A durable object about to be activated here: a release of its placement
  * may be queued (dropped now) or in flight (then the call is refused,
  * retryable: once the release settled the call claims it afresh, so it
@@ -388,9 +428,20 @@ int lmz__deliver_local(lmz_node *n, lmz_msg *m) {
     refuse(n, m, e);
     return 0;
   }
-  lmz_actor *a = lmz__actor_get(n, m->binding, m->instance, true);
-  if (!a)
-    return LMZ_ENOMEM;
+  lmz_actor *a;
+  int rv = lmz__actor_for_epoch(n, m->binding, m->instance, epoch_of(n, m), &a);
+  if (rv == LMZ_EUNAVAILABLE && m->kind != LMZ_MSG_HTTP) {
+    lmz_value *e = lmz__error_value(m->arena, "ActorUnavailableError",
+                                    "actor %s/%s is unavailable: its previous "
+                                    "activation here is still finishing; retry",
+                                    m->binding->name, m->instance);
+    if (e)
+      lmz_error_set_prop(e, "retryable", 9, lmz_bool(true));
+    refuse(n, m, e);
+    return 0;
+  }
+  if (rv)
+    return rv;
   if (a->q_len >= n->opts.max_queue) {
     n->stats.overloaded_mailbox++;
     if (m->kind == LMZ_MSG_HTTP)

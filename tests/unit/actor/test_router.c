@@ -10,6 +10,9 @@
 #include "actor/router.h"
 #include "core/trace.h"
 #include "lmz/testing.h"
+#include "core/codec.h"
+#include "storage/keys.h"
+#include "storage/store.h"
 #include "examples/counter/counter.c"
 
 
@@ -242,6 +245,72 @@ static void test_forward_keeps_trace(void **state) {
   teardown(&x); /* the unanswered calls fail at close */
 }
 
+static void move_actor(struct fx *x, const char *inst, uint64_t to) {
+  static uint64_t req = 9000;
+  uint64_t from = 0, e = 0;
+  assert_int_equal(lmz_dir_lookup(lmz_cluster_dir(&x->c), "COUNTER_DO", 10,
+                                  inst, strlen(inst), &from, &e), 0);
+  struct lmz_dir_move mv = {"COUNTER_DO", 10, inst, strlen(inst), from, to, e,
+                            ++req, true};
+  lmz_buf cmd = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_moves(&cmd, &mv, 1), 0);
+  propose_on_leader(x, &cmd);
+  lmz_buf_free(&cmd);
+}
+
+static void store_done(lmz_store *st, int status, void *arg) {
+  (void)st;
+  *(int *)arg = status ? status : 1;
+}
+
+/* Writes the counter's total into node 2's store behind its activation's
+ * back, as the new owner's replication stream does on a backup. */
+static void stream_total(struct fx *x, const char *inst, double total) {
+  uint8_t k[LMZ_KEY_MAX];
+  int kl = lmz_key_actor(k, "COUNTER_DO", 10, inst, strlen(inst),
+                         LMZ_KEY_SPACE_USER, "total", 5);
+  assert_true(kl > 0);
+  lmz_arena *a = lmz_arena_new();
+  lmz_buf enc = LMZ_BUF_INIT;
+  assert_int_equal(lmz_bin_encode(lmz_number(a, total), &enc, NULL), 0);
+  lmz_batch *b = lmz_batch_new();
+  assert_int_equal(lmz_batch_put(b, k, (size_t)kl, enc.data, enc.len), 0);
+  int done = 0;
+  assert_int_equal(lmz_store_commit(lmz_node_store(x->node), b, store_done, &done), 0);
+  while (!done)
+    uv_run(&x->loop, UV_RUN_ONCE);
+  assert_int_equal(done, 1);
+  lmz_buf_free(&enc);
+  lmz_arena_free(a);
+}
+
+/* An actor placed here, then elsewhere, then here again: the activation of
+ * its first placement still holds the state of then (its KV cache), while
+ * the store has what the other owner wrote (replicated here). A call under
+ * the new placement runs on a fresh activation that reads the store -
+ * never on the old one, which would lose the other owner's writes. */
+static void test_stale_activation_replaced(void **state) {
+  (void)state;
+  struct fx x;
+  setup(&x, true);
+  char inst[32];
+  instance_on(2, "back", inst, sizeof inst);
+  struct reply rp;
+  call(&x, inst, "increment", &rp);
+  run_for(&x, &rp, 500);
+  assert_true(rp.ok);
+  assert_true(rp.number == 1.0);
+  move_actor(&x, inst, 1);  /* failed over to node 1 ... */
+  stream_total(&x, inst, 7); /* ... which counted on to 7 */
+  move_actor(&x, inst, 2);  /* and back here */
+  call(&x, inst, "increment", &rp);
+  run_for(&x, &rp, 500);
+  assert_true(rp.done);
+  assert_true(rp.ok);
+  assert_true(rp.number == 8.0);
+  teardown(&x);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_claim_then_run),
@@ -249,6 +318,7 @@ int main(void) {
       cmocka_unit_test(test_lease_lost_while_parked),
       cmocka_unit_test(test_leader_change_mid_claim),
       cmocka_unit_test(test_forward_keeps_trace),
+      cmocka_unit_test(test_stale_activation_replaced),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
