@@ -33,7 +33,7 @@ cat >"$T/node.jsonc" <<CFG
   "services": [{"binding": "ECHO_WORKER", "entrypoint": "EchoWorker"}],
   "gateway": {
     "public_bindings": ["WEBHOOK_DO"],
-    "rate_limits": {"http": {"per_minute": 60, "burst": 5},
+    "rate_limits": {"http": {"per_minute": 1, "burst": 5},
                     "connections": {"per_minute": 60, "burst": 1}}
   }
 }

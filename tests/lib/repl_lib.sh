@@ -95,8 +95,10 @@ final_check() { # final_check VIA: totals, activations, then the history check
   sed 's/^/  /' "$T/check.out"
   check "history: every acknowledged increment reflected exactly once, one activation per counter" \
     test "$crc" = 0
-  if [ "$crc" != 0 ] && cp "$HIST" "${TMPDIR:-/tmp}/lmz-repl-history.$$"; then
-    echo "  (history kept in ${TMPDIR:-/tmp}/lmz-repl-history.$$)"
+  local keep=${TMPDIR:-/tmp}/lmz-repl-failed.$$
+  if [ "$crc" != 0 ] && mkdir -p "$keep" && cp "$HIST" "$keep/history"; then
+    cp "$LMZ_CLUSTER_DIR"/node*.log "$keep/" 2>/dev/null
+    echo "  (history and node logs kept in $keep)"
   fi
 }
 
