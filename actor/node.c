@@ -28,7 +28,7 @@ static void node_defaults(struct lmz_node_opts *o) {
     o->max_pending = 200000;
 }
 
-static int open_store(lmz_node *n, const char *data_dir, char *errmsg) {
+static int open_store(lmz_node_t *n, const char *data_dir, char *errmsg) {
   size_t len = strlen(data_dir) + 16;
   char *path = malloc(len);
   if (!path)
@@ -44,9 +44,9 @@ static int open_store(lmz_node *n, const char *data_dir, char *errmsg) {
   return rv;
 }
 
-int lmz_node_new(lmz_node **out, uv_loop_t *loop,
+int lmz_node_new(lmz_node_t **out, uv_loop_t *loop,
                  const struct lmz_node_opts *opts, char *errmsg) {
-  lmz_node *n = calloc(1, sizeof *n);
+  lmz_node_t *n = calloc(1, sizeof *n);
   if (!n)
     return LMZ_ENOMEM;
   n->loop = loop;
@@ -79,7 +79,7 @@ int lmz_node_new(lmz_node **out, uv_loop_t *loop,
   return 0;
 }
 
-int lmz_node_start(lmz_node *n) {
+int lmz_node_start(lmz_node_t *n) {
   uint64_t period = n->opts.idle_evict_ms / 2 ? n->opts.idle_evict_ms / 2 : 1;
   uv_timer_start(&n->evict_timer, evict_cb, period, period);
   return lmz__alarms_recover(n);
@@ -98,7 +98,7 @@ static void evict_cb(uv_timer_t *t) { lmz_node_evict_idle(t->data); }
  * alarm, no SQL page) holds no state: its placement is released so the
  * directory does not keep every actor ever touched. Any doubt (a storage
  * error) keeps the placement. */
-static void release_if_stateless(lmz_node *n, const lmz_actor *a) {
+static void release_if_stateless(lmz_node_t *n, const lmz_actor *a) {
   if (!n->router || !n->store || a->binding->kind != LMZ_NODE_DO ||
       a->binding->cls->raw || !a->self.instance || !a->prefix)
     return;
@@ -110,7 +110,7 @@ static void release_if_stateless(lmz_node *n, const lmz_actor *a) {
   lmz_node_release_placement(n, a->binding->name, a->self.instance);
 }
 
-int lmz_node_evict_idle(lmz_node *n) {
+int lmz_node_evict_idle(lmz_node_t *n) {
   double now = lmz_node_now_ms(n);
   int evicted = 0;
   size_t it = 0;
@@ -134,12 +134,12 @@ int lmz_node_evict_idle(lmz_node *n) {
 /* ---- close --------------------------------------------------------------- */
 
 static void handle_closed(uv_handle_t *h) {
-  lmz_node *n = h->data;
+  lmz_node_t *n = h->data;
   if (--n->n_handles_open == 0 && n->close_cb)
     n->close_cb(n, n->close_arg);
 }
 
-static void finish_close(lmz_node *n) {
+static void finish_close(lmz_node_t *n) {
   lmz_store_close(n->store); /* runs the remaining commit callbacks */
   n->store = NULL;
   lmz_node_set_replicator(n, NULL); /* fails turns still waiting for backups */
@@ -150,7 +150,7 @@ static void finish_close(lmz_node *n) {
 }
 
 static void drain_check(uv_timer_t *t) {
-  lmz_node *n = t->data;
+  lmz_node_t *n = t->data;
   if (n->rq_head || n->queued || n->rej_head || n->net)
     return; /* turns or refusals queued: the idle handle is running them;
                or fetches being canceled: their handlers are still to run */
@@ -158,7 +158,7 @@ static void drain_check(uv_timer_t *t) {
   finish_close(n);
 }
 
-void lmz_node_close(lmz_node *n, lmz_node_close_cb cb, void *arg) {
+void lmz_node_close(lmz_node_t *n, lmz_node_close_cb cb, void *arg) {
   n->closing = true;
   n->close_cb = cb;
   n->close_arg = arg;
@@ -171,7 +171,7 @@ void lmz_node_close(lmz_node *n, lmz_node_close_cb cb, void *arg) {
   uv_timer_start(&n->evict_timer, drain_check, 0, 1);
 }
 
-void lmz_node_free(lmz_node *n) {
+void lmz_node_free(lmz_node_t *n) {
   if (!n)
     return;
   size_t it = 0;
@@ -206,7 +206,9 @@ void lmz_node_free(lmz_node *n) {
   free(n);
 }
 
-struct lmz_store *lmz_node_store(lmz_node *n) { return n->store; }
+struct lmz_store_s *lmz_node_store(lmz_node_t *n) {
+  return n->store;
+}
 
 /* ---- storage access outside turns (test kit, operators) ------------------ */
 
@@ -217,7 +219,7 @@ static int actor_key(const char *binding, const char *instance, const char *key,
                        strlen(key));
 }
 
-int lmz_node_kv_peek(lmz_node *n, const char *binding, const char *instance,
+int lmz_node_kv_peek(lmz_node_t *n, const char *binding, const char *instance,
                      const char *key, lmz_arena *a, lmz_value **out) {
   uint8_t fk[LMZ_KEY_MAX];
   int fl = actor_key(binding, instance, key, fk);
@@ -236,14 +238,14 @@ struct seed_wait {
   int status;
 };
 
-static void seed_done(lmz_store *s, int status, void *arg) {
+static void seed_done(lmz_store_t *s, int status, void *arg) {
   (void)s;
   struct seed_wait *w = arg;
   w->done = true;
   w->status = status;
 }
 
-int lmz_node_kv_seed(lmz_node *n, const char *binding, const char *instance,
+int lmz_node_kv_seed(lmz_node_t *n, const char *binding, const char *instance,
                      const char *key, const lmz_value *v) {
   struct lmz_binding *b = lmz__binding_get(n, binding);
   if (!b || b->kind != LMZ_NODE_DO || !instance)

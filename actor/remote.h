@@ -21,7 +21,7 @@
 #include "actor/node.h"
 #include "cluster/transport.h"
 
-typedef struct lmz_remote lmz_remote;
+typedef struct lmz_remote_s lmz_remote_t;
 
 struct lmz_remote_stats {
   uint64_t calls;          /* Call frames accepted */
@@ -30,18 +30,18 @@ struct lmz_remote_stats {
 };
 
 /* Creates the handler for `node`. NULL on out of memory. */
-lmz_remote *lmz_remote_new(lmz_node *node);
+lmz_remote_t *lmz_remote_new(lmz_node_t *node);
 /* Frees it; connections still referencing it drop their replies. */
-void lmz_remote_free(lmz_remote *r);
+void lmz_remote_free(lmz_remote_t *r);
 /* Node-port hooks (server/lmzd.c's frame table): a Call frame; connection
  * states. */
-void lmz_remote_on_call(lmz_remote *r, lmz_conn_t *conn, const Lmz__Frame *f);
-void lmz_remote_on_conn_state(lmz_remote *r, lmz_conn_t *conn, int state,
+void lmz_remote_on_call(lmz_remote_t *r, lmz_conn_t *conn, const Lmz__Frame *f);
+void lmz_remote_on_conn_state(lmz_remote_t *r, lmz_conn_t *conn, int state,
                               int status);
-void lmz_remote_get_stats(lmz_remote *r, struct lmz_remote_stats *st);
-struct lmz_router;
+void lmz_remote_get_stats(lmz_remote_t *r, struct lmz_remote_stats *st);
+struct lmz_router_s;
 /* In a cluster: calls from peers are checked against the directory (this
  * node must own the actor at the call's epoch, else MOVED). */
-void lmz_remote_set_router(lmz_remote *r, struct lmz_router *router);
+void lmz_remote_set_router(lmz_remote_t *r, struct lmz_router_s *router);
 
 #endif

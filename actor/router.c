@@ -53,7 +53,7 @@ struct fwd { /* a call forwarded to its owner, waiting for the Result */
 
 struct claim_flight { /* at most one claim in flight per actor */
   lmz_dirclient_req_t req;
-  lmz_router *r;
+  lmz_router_t *r;
   size_t klen;
   char key[];
 };
@@ -62,8 +62,8 @@ struct relay_claim { /* claim_local: a relay actor follows its socket */
   lmz_dirclient_req_t req;
 };
 
-struct lmz_router {
-  lmz_node *node;
+struct lmz_router_s {
+  lmz_node_t *node;
   lmz_cluster_t *c;
   struct lmz_router_opts o;
   uv_check_t retry; /* one retry pass per loop iteration, however many
@@ -86,9 +86,13 @@ struct lmz_router {
   struct lmz_router_stats st;
 };
 
-static uint64_t now_ms(const lmz_router *r) { return lmz_cluster_now_ms(r->c); }
+static uint64_t now_ms(const lmz_router_t *r) {
+  return lmz_cluster_now_ms(r->c);
+}
 
-static uint64_t self_id(const lmz_router *r) { return lmz_cluster_node_id(r->c); }
+static uint64_t self_id(const lmz_router_t *r) {
+  return lmz_cluster_node_id(r->c);
+}
 
 /* ---- failing messages ---------------------------------------------------- */
 
@@ -106,7 +110,8 @@ static lmz_value *unavailable(lmz_arena *a, const char *binding,
   return e;
 }
 
-static void fail_msg(lmz_router *r, lmz_msg *m, uint64_t owner, const char *why) {
+static void fail_msg(lmz_router_t *r, lmz_msg *m, uint64_t owner,
+                     const char *why) {
   r->st.unavailable++;
   /* debug: the caller gets the error; `why` may be a peer's text (the log
    * escapes control bytes) */
@@ -122,7 +127,7 @@ static void fail_msg(lmz_router *r, lmz_msg *m, uint64_t owner, const char *why)
 /* A forwarded call could not be queued: a full queue is a retryable
  * MeshOverloadedError, a call over the frame cap an Error naming the sizes
  * (retrying cannot help), anything else the owner being unreachable. */
-static void fail_send(lmz_router *r, lmz_msg *m, uint64_t owner, int rv,
+static void fail_send(lmz_router_t *r, lmz_msg *m, uint64_t owner, int rv,
                       size_t frame_len) {
   lmz_value *e;
   if (rv == LMZ_EOVERLOAD) {
@@ -141,7 +146,7 @@ static void fail_send(lmz_router *r, lmz_msg *m, uint64_t owner, int rv,
   lmz__msg_fail(r->node, m, e);
 }
 
-static void park(lmz_router *r, lmz_msg *m) {
+static void park(lmz_router_t *r, lmz_msg *m) {
   if (!m->route_deadline_ms)
     m->route_deadline_ms = now_ms(r) + r->o.park_timeout_ms;
   m->next = NULL;
@@ -156,7 +161,7 @@ static void park(lmz_router *r, lmz_msg *m) {
 /* Forwarded calls wait in a hash by call id (for their Result) and in a
  * FIFO by send time, which is deadline order (one FWD_TIMEOUT_MS for all):
  * expiry looks at the head only. */
-static int fwd_add(lmz_router *r, struct fwd *fw) {
+static int fwd_add(lmz_router_t *r, struct fwd *fw) {
   int rv = lmz_hmap_put(&r->fwds, &fw->call_id, sizeof fw->call_id, fw, NULL);
   if (rv)
     return rv;
@@ -170,7 +175,7 @@ static int fwd_add(lmz_router *r, struct fwd *fw) {
   return 0;
 }
 
-static void fwd_remove(lmz_router *r, struct fwd *fw) {
+static void fwd_remove(lmz_router_t *r, struct fwd *fw) {
   lmz_hmap_del(&r->fwds, &fw->call_id, sizeof fw->call_id);
   if (fw->prev)
     fw->prev->next = fw->next;
@@ -193,10 +198,10 @@ static void key_of(const lmz_msg *m, char *buf, size_t cap, size_t *len) {
   }
 }
 
-static void retry_parked(lmz_router *r);
+static void retry_parked(lmz_router_t *r);
 
 static void retry_check_cb(uv_check_t *h) {
-  lmz_router *r = h->data;
+  lmz_router_t *r = h->data;
   uv_check_stop(h);
   r->retry_armed = false;
   if (!r->closing)
@@ -204,7 +209,7 @@ static void retry_check_cb(uv_check_t *h) {
 }
 
 /* Routes the parked calls again at the end of this loop iteration. */
-static void retry_soon(lmz_router *r) {
+static void retry_soon(lmz_router_t *r) {
   if (r->retry_armed || !r->parked_head || r->closing)
     return;
   r->retry_armed = true;
@@ -214,7 +219,7 @@ static void retry_soon(lmz_router *r) {
 static void claim_done(lmz_dirclient_req_t *req, int status,
                        const struct lmz_dir_item *item) {
   struct claim_flight *cf = lmz_container_of(req, struct claim_flight, req);
-  lmz_router *r = cf->r;
+  lmz_router_t *r = cf->r;
   (void)item;
   lmz_hmap_del(&r->claims, cf->key, cf->klen);
   free(cf);
@@ -224,7 +229,7 @@ static void claim_done(lmz_dirclient_req_t *req, int status,
     retry_soon(r);
 }
 
-static void start_claim(lmz_router *r, const lmz_msg *m) {
+static void start_claim(lmz_router_t *r, const lmz_msg *m) {
   char key[LMZ_DIR_BINDING_MAX + LMZ_DIR_INSTANCE_MAX + 2];
   size_t kl;
   key_of(m, key, sizeof key, &kl);
@@ -254,7 +259,7 @@ err_after_alloc:
 
 /* ---- forwarding ------------------------------------------------------------- */
 
-static int encode_call(lmz_router *r, lmz_msg *m, uint64_t call_id,
+static int encode_call(lmz_router_t *r, lmz_msg *m, uint64_t call_id,
                        uint64_t epoch, lmz_buf bufs[3], Lmz__Frame *f,
                        Lmz__Call *call, Lmz__CallContext *ctx,
                        Lmz__Identity *callee, Lmz__Identity **ids,
@@ -298,7 +303,8 @@ static int encode_call(lmz_router *r, lmz_msg *m, uint64_t call_id,
   return 0;
 }
 
-static void forward(lmz_router *r, lmz_msg *m, uint64_t owner, uint64_t epoch) {
+static void forward(lmz_router_t *r, lmz_msg *m, uint64_t owner,
+                    uint64_t epoch) {
   /* tests with a send hook (lmz__router_set_send_hook) have no links */
   lmz_conn_t *c = r->send_hook ? NULL : lmz_cluster_peer_conn(r->c, owner);
   if (!c && !r->send_hook) {
@@ -344,7 +350,7 @@ static void forward(lmz_router *r, lmz_msg *m, uint64_t owner, uint64_t epoch) {
 
 /* The decision for one message (see the file comment). Returns 1 to deliver
  * locally, 0 when the router took the message. */
-int lmz__router_route(lmz_router *r, lmz_msg *m) {
+int lmz__router_route(lmz_router_t *r, lmz_msg *m) {
   uint64_t owner = 0, epoch = 0, now = now_ms(r);
   if (r->closing) {
     fail_msg(r, m, 0, "the node is shutting down");
@@ -401,7 +407,7 @@ int lmz__router_route(lmz_router *r, lmz_msg *m) {
  * placed with the LOCAL policy when the client connects (claim_local), never
  * claimed by a call. A call goes to the placed owner when that is another
  * live node, else it runs here (where "not connected" is the answer). */
-int lmz__router_route_relay(lmz_router *r, lmz_msg *m) {
+int lmz__router_route_relay(lmz_router_t *r, lmz_msg *m) {
   uint64_t owner = 0, epoch = 0;
   if (r->closing || !m->instance ||
       lmz_dir_lookup(lmz_cluster_dir(r->c), m->binding->name, m->binding->name_len,
@@ -425,7 +431,7 @@ static void claim_local_done(lmz_dirclient_req_t *req, int status,
 }
 
 /* A relay actor follows its socket: claim it here, or move it here. */
-void lmz__router_claim_local(lmz_router *r, const char *binding,
+void lmz__router_claim_local(lmz_router_t *r, const char *binding,
                              const char *instance) {
   uint64_t owner = 0, epoch = 0, self = self_id(r);
   int rv = lmz_dir_lookup(lmz_cluster_dir(r->c), binding, strlen(binding),
@@ -453,7 +459,7 @@ void lmz__router_claim_local(lmz_router *r, const char *binding,
     LMZ_LOG_DEBUG(&log_ns, "claim_local %s/%s: %s", binding, instance, lmz_strerror(rv));
 }
 
-static void retry_parked(lmz_router *r) {
+static void retry_parked(lmz_router_t *r) {
   lmz_msg *m = r->parked_head;
   r->parked_head = r->parked_tail = NULL;
   r->st.parked_now = 0;
@@ -473,7 +479,8 @@ static void retry_parked(lmz_router *r) {
 
 /* ---- frames from peers --------------------------------------------------- */
 
-void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn, const Lmz__Frame *f) {
+void lmz_router_on_result(lmz_router_t *r, lmz_conn_t *conn,
+                          const Lmz__Frame *f) {
   (void)conn;
   const Lmz__Result *res = f->result;
   uint64_t id = res->call_id;
@@ -519,7 +526,7 @@ void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn, const Lmz__Frame *f) 
   lmz__release_output(r->node, m);
 }
 
-void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
+void lmz_router_on_conn_state(lmz_router_t *r, lmz_conn_t *conn, int state,
                               int status) {
   (void)status;
   if (state != LMZ_CONN_DOWN)
@@ -539,7 +546,8 @@ void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
 }
 
 /* A drain is moving (binding, instance) away (lmz__router_set_moving). */
-static bool is_moving(lmz_router *r, const char *binding, const char *instance) {
+static bool is_moving(lmz_router_t *r, const char *binding,
+                      const char *instance) {
   if (!r->moving.n)
     return false;
   char key[LMZ_DIR_BINDING_MAX + LMZ_DIR_INSTANCE_MAX + 2];
@@ -551,7 +559,8 @@ static bool is_moving(lmz_router *r, const char *binding, const char *instance) 
   return lmz_hmap_get(&r->moving, key, bl + 1 + il) != NULL;
 }
 
-int lmz_router_owns(lmz_router *r, const char *binding, const char *instance) {
+int lmz_router_owns(lmz_router_t *r, const char *binding,
+                    const char *instance) {
   uint64_t owner = 0, epoch = 0;
   if (lmz_dir_lookup(lmz_cluster_dir(r->c), binding, strlen(binding), instance,
                      strlen(instance), &owner, &epoch) || owner != self_id(r))
@@ -561,7 +570,7 @@ int lmz_router_owns(lmz_router *r, const char *binding, const char *instance) {
   return lmz_cluster_lease_valid(r->c, now_ms(r)) ? 0 : LMZ_EUNAVAILABLE;
 }
 
-int lmz_router_check_owner(lmz_router *r, const char *binding,
+int lmz_router_check_owner(lmz_router_t *r, const char *binding,
                            const char *instance, uint64_t epoch,
                            uint64_t *cur_epoch) {
   uint64_t owner = 0, cur = 0;
@@ -589,7 +598,7 @@ int lmz_router_check_owner(lmz_router *r, const char *binding,
 
 /* A forwarded call whose owner never answers (a half-open link the dead-peer
  * timer has not caught yet) fails after FWD_TIMEOUT_MS rather than hang. */
-static void expire_fwds(lmz_router *r, uint64_t now) {
+static void expire_fwds(lmz_router_t *r, uint64_t now) {
   while (r->fwd_head && now - r->fwd_head->sent_ms >= FWD_TIMEOUT_MS) {
     struct fwd *fw = r->fwd_head;
     fwd_remove(r, fw);
@@ -600,12 +609,12 @@ static void expire_fwds(lmz_router *r, uint64_t now) {
 
 /* The cluster's tick (its clock, every TICK_MS). */
 static void adopt(void *arg, const char *binding, const char *instance) {
-  lmz_router *r = arg;
+  lmz_router_t *r = arg;
   lmz_node_adopt_actor(r->node, binding, instance);
 }
 
 static void tick_cb(lmz_cluster_t *c, uint64_t now, void *arg) {
-  lmz_router *r = arg;
+  lmz_router_t *r = arg;
   lmz_cluster_take_acquired(c, adopt, r); /* failovers made them ours */
   expire_fwds(r, now);
   lmz__bcast_rt_tick(r->bc, now);
@@ -616,20 +625,25 @@ static void tick_cb(lmz_cluster_t *c, uint64_t now, void *arg) {
 /* The cluster says parked calls may get further now. */
 static void wake_cb(lmz_cluster_t *c, void *arg) {
   (void)c;
-  lmz_router *r = arg;
+  lmz_router_t *r = arg;
   if (r->parked_head && !r->closing)
     retry_parked(r);
 }
 
 /* ---- for the drain (router_int.h) ------------------------------------------ */
 
-lmz_node *lmz__router_node(lmz_router *r) { return r->node; }
-lmz_cluster_t *lmz_router_cluster(lmz_router *r) { return r->c; }
-struct lmz_drain *lmz__router_drain(lmz_router *r) { return r->drain; }
-void lmz__router_set_drain(lmz_router *r, struct lmz_drain *d) { r->drain = d; }
-void lmz__router_retry_parked(lmz_router *r) { retry_parked(r); }
+lmz_node_t *lmz__router_node(lmz_router_t *r) { return r->node; }
+lmz_cluster_t *lmz_router_cluster(lmz_router_t *r) { return r->c; }
+struct lmz_drain *lmz__router_drain(lmz_router_t *r) {
+  return r->drain;
+}
+void lmz__router_set_drain(lmz_router_t *r, struct lmz_drain *d) {
+  r->drain = d;
+}
+void lmz__router_retry_parked(lmz_router_t *r) { retry_parked(r); }
 
-int lmz__router_set_moving(lmz_router *r, const char *key, size_t klen, bool on) {
+int lmz__router_set_moving(lmz_router_t *r, const char *key, size_t klen,
+                           bool on) {
   if (!on) {
     lmz_hmap_del(&r->moving, key, klen);
     return 0;
@@ -639,23 +653,26 @@ int lmz__router_set_moving(lmz_router *r, const char *key, size_t klen, bool on)
 
 /* ---- for broadcasts (broadcast_int.h) ---------------------------------------- */
 
-struct lmz__bcast_rt *lmz__router_bcast_rt(lmz_router *r) { return r->bc; }
-uint64_t lmz__router_now_ms(lmz_router *r) { return now_ms(r); }
-bool lmz__router_closing(lmz_router *r) { return r->closing; }
+struct lmz__bcast_rt *lmz__router_bcast_rt(lmz_router_t *r) {
+  return r->bc;
+}
+uint64_t lmz__router_now_ms(lmz_router_t *r) { return now_ms(r); }
+bool lmz__router_closing(lmz_router_t *r) { return r->closing; }
 
-void lmz__router_set_send_hook(lmz_router *r, lmz__router_send_fn fn, void *arg) {
+void lmz__router_set_send_hook(lmz_router_t *r, lmz__router_send_fn fn,
+                               void *arg) {
   r->send_hook = fn;
   r->send_arg = arg;
 }
 
-int lmz__router_send(lmz_router *r, uint64_t peer, const Lmz__Frame *f) {
+int lmz__router_send(lmz_router_t *r, uint64_t peer, const Lmz__Frame *f) {
   if (r->send_hook)
     return r->send_hook(r->send_arg, peer, f);
   lmz_conn_t *c = lmz_cluster_peer_conn(r->c, peer);
   return c && lmz_conn_is_up(c) ? lmz_conn_send(c, f) : LMZ_EUNAVAILABLE;
 }
 
-void lmz__router_flush(lmz_router *r, uint64_t peer) {
+void lmz__router_flush(lmz_router_t *r, uint64_t peer) {
   lmz_conn_t *c = r->send_hook ? NULL : lmz_cluster_peer_conn(r->c, peer);
   if (c)
     lmz_conn_flush(c);
@@ -664,7 +681,7 @@ void lmz__router_flush(lmz_router *r, uint64_t peer) {
 /* A target goes in a frame only when a single call to it would be
  * forwarded at once (forward(): a live owner with its link up); every other
  * case (ours, unplaced, parked, down) is the single call's business. */
-int lmz__router_bcast_owner(lmz_router *r, const struct lmz_binding *b,
+int lmz__router_bcast_owner(lmz_router_t *r, const struct lmz_binding *b,
                             const char *instance, uint64_t *owner,
                             uint64_t *epoch) {
   if (r->closing || lmz_dir_lookup(lmz_cluster_dir(r->c), b->name, b->name_len,
@@ -680,7 +697,7 @@ int lmz__router_bcast_owner(lmz_router *r, const struct lmz_binding *b,
   return c && lmz_conn_is_up(c);
 }
 
-void lmz__router_moved(lmz_router *r, lmz_msg *m, uint64_t peer) {
+void lmz__router_moved(lmz_router_t *r, lmz_msg *m, uint64_t peer) {
   r->st.moved++;
   if (m->hops > MAX_HOPS) {
     fail_msg(r, m, peer, "it keeps moving (directory not converging)");
@@ -689,21 +706,21 @@ void lmz__router_moved(lmz_router *r, lmz_msg *m, uint64_t peer) {
   park(r, m); /* our directory catches up, then we route it again */
 }
 
-void lmz_router_on_broadcast(lmz_router *r, lmz_conn_t *conn,
+void lmz_router_on_broadcast(lmz_router_t *r, lmz_conn_t *conn,
                              const Lmz__Frame *f) {
   lmz__bcast_on_frame(r->bc, conn, lmz_conn_peer_id(conn), f->broadcast);
 }
 
-void lmz_router_on_broadcast_result(lmz_router *r, lmz_conn_t *conn,
+void lmz_router_on_broadcast_result(lmz_router_t *r, lmz_conn_t *conn,
                                     const Lmz__Frame *f) {
   lmz__bcast_on_result(r->bc, lmz_conn_peer_id(conn), f->broadcast_result);
 }
 
 /* ---- setup and teardown -------------------------------------------------- */
 
-int lmz_router_init(lmz_router **out, lmz_node *n, lmz_cluster_t *c,
+int lmz_router_init(lmz_router_t **out, lmz_node_t *n, lmz_cluster_t *c,
                     const struct lmz_router_opts *o, char *errmsg) {
-  lmz_router *r = calloc(1, sizeof *r);
+  lmz_router_t *r = calloc(1, sizeof *r);
   if (!r) {
     lmz__errmsg_printf(errmsg, "router: out of memory");
     return LMZ_ENOMEM;
@@ -726,7 +743,7 @@ int lmz_router_init(lmz_router **out, lmz_node *n, lmz_cluster_t *c,
   return 0;
 }
 
-void lmz_router_get_stats(lmz_router *r, struct lmz_router_stats *st) {
+void lmz_router_get_stats(lmz_router_t *r, struct lmz_router_stats *st) {
   struct lmz_cluster_stats cs;
   lmz_cluster_get_stats(r->c, &cs);
   *st = r->st;
@@ -752,11 +769,11 @@ void lmz_router_get_stats(lmz_router *r, struct lmz_router_stats *st) {
   st->repl_lag_bytes = cs.repl.lag_bytes;
 }
 
-int lmz_router_status_json(lmz_router *r, lmz_buf *out) {
+int lmz_router_status_json(lmz_router_t *r, lmz_buf *out) {
   return lmz_cluster_status_json(r->c, out);
 }
 
-static void handle_closed(lmz_router *r) {
+static void handle_closed(lmz_router_t *r) {
   if (--r->handles_open == 0 && r->close_cb)
     r->close_cb(r, r->close_arg);
 }
@@ -765,7 +782,7 @@ static void retry_closed(uv_handle_t *h) { handle_closed(h->data); }
 
 static void bcast_closed(void *arg) { handle_closed(arg); }
 
-void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg) {
+void lmz_router_close(lmz_router_t *r, lmz_router_close_cb cb, void *arg) {
   r->closing = true;
   r->close_cb = cb;
   r->close_arg = arg;
@@ -787,7 +804,7 @@ void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg) {
 
 /* Claims still in flight complete (cancelled) when the cluster closes,
  * after the router's close: they are freed there (claim_done). */
-void lmz_router_free(lmz_router *r) {
+void lmz_router_free(lmz_router_t *r) {
   if (!r)
     return;
   lmz_hmap_free(&r->claims);

@@ -26,7 +26,7 @@
 #include "actor/node.h"
 #include "core/buf.h"
 
-typedef struct lmz_router lmz_router;
+typedef struct lmz_router_s lmz_router_t;
 /* Opaque here: the router's API names no cluster, Raft or protobuf
  * internals. */
 typedef struct lmz_cluster_s lmz_cluster_t; /* cluster/cluster.h */
@@ -60,41 +60,41 @@ struct lmz_router_stats {
 
 /* Routes node `n`'s durable-object calls through cluster `c` (borrowed; it
  * must outlive the router's close). Returns 0 or LMZ_ENOMEM with errmsg. */
-int lmz_router_init(lmz_router **out, lmz_node *n, lmz_cluster_t *c,
+int lmz_router_init(lmz_router_t **out, lmz_node_t *n, lmz_cluster_t *c,
                     const struct lmz_router_opts *o, char *errmsg);
 /* Node-port hooks (server/lmzd.c's frame table): a Result frame for a
  * forwarded call; connection states (calls in flight to a peer whose link
  * dropped fail at once). */
-void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn,
+void lmz_router_on_result(lmz_router_t *r, lmz_conn_t *conn,
                           const Lmz__Frame *f);
 /* Broadcast and BroadcastResult frames (lmz_broadcast, actor/broadcast.c). */
-void lmz_router_on_broadcast(lmz_router *r, lmz_conn_t *conn,
+void lmz_router_on_broadcast(lmz_router_t *r, lmz_conn_t *conn,
                              const Lmz__Frame *f);
-void lmz_router_on_broadcast_result(lmz_router *r, lmz_conn_t *conn,
+void lmz_router_on_broadcast_result(lmz_router_t *r, lmz_conn_t *conn,
                                     const Lmz__Frame *f);
-void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
+void lmz_router_on_conn_state(lmz_router_t *r, lmz_conn_t *conn, int state,
                               int status);
 /* Ownership check for a call forwarded to us: 0 = ours (run it),
  * LMZ_EMOVED (*epoch = our view, 0 = unknown; also while a drain moves it
  * away: the sender routes again once the move settled), LMZ_EUNAVAILABLE
  * (our lease is not valid). */
-int lmz_router_check_owner(lmz_router *r, const char *binding,
+int lmz_router_check_owner(lmz_router_t *r, const char *binding,
                            const char *instance, uint64_t epoch,
                            uint64_t *cur_epoch);
 /* May this node run (binding, instance) now (its alarms)? 0 = the
  * directory names us the owner and our lease is valid; LMZ_EMOVED (another
  * owner, or not placed); LMZ_EUNAVAILABLE (no valid lease, or a drain is
  * moving it away). */
-int lmz_router_owns(lmz_router *r, const char *binding, const char *instance);
-void lmz_router_get_stats(lmz_router *r, struct lmz_router_stats *st);
+int lmz_router_owns(lmz_router_t *r, const char *binding, const char *instance);
+void lmz_router_get_stats(lmz_router_t *r, struct lmz_router_stats *st);
 /* Status JSON (lmz status): the cluster's view (cluster/cluster.h). */
-int lmz_router_status_json(lmz_router *r, lmz_buf *out);
-lmz_cluster_t *lmz_router_cluster(lmz_router *r);
-typedef void (*lmz_router_close_cb)(lmz_router *r, void *arg);
+int lmz_router_status_json(lmz_router_t *r, lmz_buf *out);
+lmz_cluster_t *lmz_router_cluster(lmz_router_t *r);
+typedef void (*lmz_router_close_cb)(lmz_router_t *r, void *arg);
 /* Fails parked and forwarded calls (LMZ_ECANCELED), cancels a drain in
  * progress, closes the router's handles; cb after. The cluster is not
  * closed (its owner closes it after this). */
-void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg);
-void lmz_router_free(lmz_router *r);
+void lmz_router_close(lmz_router_t *r, lmz_router_close_cb cb, void *arg);
+void lmz_router_free(lmz_router_t *r);
 
 #endif

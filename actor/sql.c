@@ -56,7 +56,7 @@ struct cached_stmt {
 
 /* Per actor, while its database is open. */
 struct lmz__sql {
-  lmz_sqlstore *store;
+  lmz_sqlstore_t *store;
   sqlite3 *db;
   bool user;          /* the authorizer applies the user rules */
   const char *denied; /* why the authorizer refused (static text) */
@@ -90,7 +90,7 @@ struct lmz_sql_cursor {
 
 /* ---- settings -------------------------------------------------------------- */
 
-static struct lmz_sql_opts opts_of(lmz_node *n) {
+static struct lmz_sql_opts opts_of(lmz_node_t *n) {
   struct lmz_sql_opts o = n->opts.sql;
   if (!o.max_sql_bytes)
     o.max_sql_bytes = DEF_MAX_SQL;
@@ -232,7 +232,7 @@ static int prepare_internal(struct lmz__sql *s) {
   return rc;
 }
 
-static int configure(lmz_node *n, struct lmz__sql *s) {
+static int configure(lmz_node_t *n, struct lmz__sql *s) {
   struct lmz_sql_opts o = opts_of(n);
   sqlite3 *db = s->db;
   sqlite3_soft_heap_limit64((sqlite3_int64)o.node_cache_bytes);

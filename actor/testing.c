@@ -18,7 +18,7 @@
 
 struct lmz_testenv {
   uv_loop_t loop;
-  lmz_node *node;
+  lmz_node_t *node;
   double now_ms;
   char *tmpdir; /* removed on free when we created it */
   lmz_arena *arena;
@@ -75,7 +75,7 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f) 
   return remove(p);
 }
 
-static void closed_cb(lmz_node *n, void *arg) {
+static void closed_cb(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }

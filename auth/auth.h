@@ -129,7 +129,7 @@ int lmz_auth_config_parse(lmz_arena *a, const lmz_config *file,
                           const lmz_json *obj, struct lmz_auth_config *out,
                           char *errmsg);
 
-typedef struct lmz_auth lmz_auth;
+typedef struct lmz_auth_s lmz_auth_t;
 
 /* Creates the service: copies the config, builds the signing key set (the
  * config's private keys, else `dev_keys` copied: lmzd passes the dev key
@@ -140,22 +140,22 @@ typedef struct lmz_auth lmz_auth;
  * (errmsg): LMZ_EBADCONFIG (no signing key, bad key text, primary unknown,
  * bad hash key, mail config), LMZ_EEXIST (binding taken), LMZ_EIO,
  * LMZ_ENOMEM. On error nothing is left to close. */
-int lmz_auth_new(uv_loop_t *loop, lmz_node *node,
+int lmz_auth_new(uv_loop_t *loop, lmz_node_t *node,
                  const struct lmz_auth_config *cfg,
                  const struct lmz_jwt_keyset *dev_keys, const char *data_dir,
-                 lmz_auth **out, char *errmsg);
+                 lmz_auth_t **out, char *errmsg);
 /* The public keys of the signing set (for the gateway's verification). */
-const struct lmz_jwt_keyset *lmz_auth_keyset(const lmz_auth *auth);
+const struct lmz_jwt_keyset *lmz_auth_keyset(const lmz_auth_t *auth);
 /* The origin links fall back to when no public_url is configured and the
  * request's Host is not a loopback name ("http://127.0.0.1:8787"); copied. */
-int lmz_auth_set_origin(lmz_auth *auth, const char *origin);
-const char *lmz_auth_prefix(const lmz_auth *auth);
+int lmz_auth_set_origin(lmz_auth_t *auth, const char *origin);
+const char *lmz_auth_prefix(const lmz_auth_t *auth);
 
 typedef void (*lmz_auth_close_cb)(void *arg);
 /* Closes the mail sender (pending sends cancelled); cb (may be NULL) runs
  * later. The class stays registered on the node: free only after the node
  * is closed. */
-void lmz_auth_close(lmz_auth *auth, lmz_auth_close_cb cb, void *arg);
-void lmz_auth_free(lmz_auth *auth);
+void lmz_auth_close(lmz_auth_t *auth, lmz_auth_close_cb cb, void *arg);
+void lmz_auth_free(lmz_auth_t *auth);
 
 #endif

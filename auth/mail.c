@@ -46,7 +46,7 @@ static bool has_crlf(const char *s) {
 }
 
 int lmz_mail_sender_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                        lmz_mail_sender **out, char *errmsg) {
+                        lmz_mail_sender_t **out, char *errmsg) {
   *out = NULL;
   if (!loop || !cfg) {
     lmz__errmsg_printf(errmsg, "mail: no loop or config");
@@ -68,7 +68,7 @@ int lmz_mail_sender_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
   return LMZ_EBADCONFIG;
 }
 
-int lmz_mail_send(lmz_mail_sender *s, const struct lmz_mail_msg *m,
+int lmz_mail_send(lmz_mail_sender_t *s, const struct lmz_mail_msg *m,
                   lmz_mail_cb cb, void *ud) {
   if (!s || !m || !m->to || lmz_mail_check_addr(m->to, strlen(m->to)))
     return LMZ_EINVAL;
@@ -80,7 +80,7 @@ int lmz_mail_send(lmz_mail_sender *s, const struct lmz_mail_msg *m,
   return s->ops->send(s, m, cb, ud);
 }
 
-void lmz_mail_sender_close(lmz_mail_sender *s, lmz_mail_close_cb close_cb,
+void lmz_mail_sender_close(lmz_mail_sender_t *s, lmz_mail_close_cb close_cb,
                            void *ud) {
   if (s)
     s->ops->close(s, close_cb, ud);

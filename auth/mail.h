@@ -64,13 +64,13 @@ struct lmz_mail_msg {
   const char *html;    /* HTML body (may be NULL); one of the two required */
 };
 
-typedef struct lmz_mail_sender lmz_mail_sender;
+typedef struct lmz_mail_sender_s lmz_mail_sender_t;
 typedef void (*lmz_mail_cb)(void *ud, int status, const char *errmsg);
 typedef void (*lmz_mail_close_cb)(void *ud);
 struct lmz_mail_ops;
 
 /* The common head every kind embeds first (its struct starts with this). */
-struct lmz_mail_sender {
+struct lmz_mail_sender_s {
   const struct lmz_mail_ops *ops;
   uv_loop_t *loop;
 };
@@ -79,16 +79,16 @@ struct lmz_mail_sender {
  * field; e.g. smtp when libcurl lacks SMTP), LMZ_ENOMEM, LMZ_EIO (outbox not creatable). On failure nothing is
  * left on the loop. */
 int lmz_mail_sender_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                        lmz_mail_sender **out, char *errmsg);
+                        lmz_mail_sender_t **out, char *errmsg);
 
 /* Queues one message (copied). Returns 0 (cb will run), or LMZ_EINVAL
  * (address/subject/body refused; cb will NOT run), LMZ_ENOMEM. */
-int lmz_mail_send(lmz_mail_sender *s, const struct lmz_mail_msg *m,
+int lmz_mail_send(lmz_mail_sender_t *s, const struct lmz_mail_msg *m,
                   lmz_mail_cb cb, void *ud);
 
 /* Cancels pending sends (their cb gets LMZ_ECANCELED), releases everything,
  * then calls close_cb (may be NULL) on a later loop iteration. */
-void lmz_mail_sender_close(lmz_mail_sender *s, lmz_mail_close_cb close_cb,
+void lmz_mail_sender_close(lmz_mail_sender_t *s, lmz_mail_close_cb close_cb,
                            void *ud);
 
 /* Address check used by lmz_mail_send (exposed for the service and fuzzing).
@@ -99,16 +99,16 @@ int lmz_mail_check_addr(const char *addr, size_t len);
 
 /* Each kind implements this vtable; mail.c owns the common checks. */
 struct lmz_mail_ops {
-  int (*send)(lmz_mail_sender *s, const struct lmz_mail_msg *m, lmz_mail_cb cb,
-              void *ud);
-  void (*close)(lmz_mail_sender *s, lmz_mail_close_cb cb, void *ud);
+  int (*send)(lmz_mail_sender_t *s, const struct lmz_mail_msg *m,
+              lmz_mail_cb cb, void *ud);
+  void (*close)(lmz_mail_sender_t *s, lmz_mail_close_cb cb, void *ud);
 };
 
 int lmz__mail_dev_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                      lmz_mail_sender **out, char *errmsg);
+                      lmz_mail_sender_t **out, char *errmsg);
 int lmz__mail_smtp_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                       lmz_mail_sender **out, char *errmsg);
+                       lmz_mail_sender_t **out, char *errmsg);
 int lmz__mail_http_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                       lmz_mail_sender **out, char *errmsg);
+                       lmz_mail_sender_t **out, char *errmsg);
 
 #endif

@@ -31,7 +31,7 @@
 static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.auth.mail");
 
 struct dev_sender {
-  struct lmz_mail_sender base; /* first: mail.c sees this */
+  struct lmz_mail_sender_s base; /* first: mail.c sees this */
   char *dir, *from;
   uint64_t seq;
   unsigned pending; /* sends whose after_work has not run yet */
@@ -159,7 +159,7 @@ static void after_write(uv_work_t *w, int status) {
     uv_close((uv_handle_t *)&s->defer, defer_closed);
 }
 
-static int dev_send(lmz_mail_sender *base, const struct lmz_mail_msg *m,
+static int dev_send(lmz_mail_sender_t *base, const struct lmz_mail_msg *m,
                     lmz_mail_cb cb, void *ud) {
   struct dev_sender *s = (struct dev_sender *)base;
   if (s->closing)
@@ -182,7 +182,7 @@ static int dev_send(lmz_mail_sender *base, const struct lmz_mail_msg *m,
   return 0;
 }
 
-static void dev_close(lmz_mail_sender *base, lmz_mail_close_cb cb, void *ud) {
+static void dev_close(lmz_mail_sender_t *base, lmz_mail_close_cb cb, void *ud) {
   struct dev_sender *s = (struct dev_sender *)base;
   if (s->closing)
     return;
@@ -197,7 +197,7 @@ static void dev_close(lmz_mail_sender *base, lmz_mail_close_cb cb, void *ud) {
 static const struct lmz_mail_ops dev_ops = {dev_send, dev_close};
 
 int lmz__mail_dev_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                      lmz_mail_sender **out, char *errmsg) {
+                      lmz_mail_sender_t **out, char *errmsg) {
   *out = NULL;
   if (!cfg->outbox_dir || !*cfg->outbox_dir) {
     lmz__errmsg_printf(errmsg, "mail: the dev sender needs outbox_dir");

@@ -31,8 +31,8 @@
 #include "net/fetch.h"
 
 struct api {
-  struct lmz_mail_sender base; /* first (auth/mail.h) */
-  lmz_net *net;
+  struct lmz_mail_sender_s base; /* first (auth/mail.h) */
+  lmz_net_t *net;
   char *from, *url, *auth_header, *host;
   lmz_mail_close_cb close_cb;
   void *close_ud;
@@ -78,7 +78,7 @@ static void fetch_cb(void *ud, int status, const struct lmz_net_response *res,
   free(x);
 }
 
-static int api_send(lmz_mail_sender *base, const struct lmz_mail_msg *m,
+static int api_send(lmz_mail_sender_t *base, const struct lmz_mail_msg *m,
                     lmz_mail_cb cb, void *ud) {
   struct api *a = (struct api *)base;
   if (lmz__mail_msg_check(m))
@@ -121,7 +121,7 @@ static void net_closed(void *ud) {
   api_free(a);
 }
 
-static void api_close(lmz_mail_sender *base, lmz_mail_close_cb cb, void *ud) {
+static void api_close(lmz_mail_sender_t *base, lmz_mail_close_cb cb, void *ud) {
   struct api *a = (struct api *)base;
   a->close_cb = cb;
   a->close_ud = ud;
@@ -169,11 +169,11 @@ static int api_config(struct api *a, const struct lmz_mail_config *c, char *errm
 }
 
 int lmz__mail_http_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                       lmz_mail_sender **out, char *errmsg) {
+                       lmz_mail_sender_t **out, char *errmsg) {
   struct api *a = calloc(1, sizeof *a);
   if (!a)
     return LMZ_ENOMEM;
-  a->base = (struct lmz_mail_sender){&api_ops, loop};
+  a->base = (struct lmz_mail_sender_s){&api_ops, loop};
   int rv = api_config(a, cfg, errmsg);
   if (!rv) {
     const char *allow[] = {a->host};

@@ -67,7 +67,7 @@ struct send {
 };
 
 struct smtp {
-  struct lmz_mail_sender base; /* first (auth/mail.h) */
+  struct lmz_mail_sender_s base; /* first (auth/mail.h) */
   char *from_hdr; /* From: as configured ("Name <addr>" or "addr") */
   char from_addr[LMZ_MAIL_ADDR_MAX + 1];
   char *url, *user, *password, *host;
@@ -386,7 +386,7 @@ static int setup(struct send *x, const struct lmz_mail_msg *m) {
   return 0;
 }
 
-static int smtp_send(lmz_mail_sender *base, const struct lmz_mail_msg *m,
+static int smtp_send(lmz_mail_sender_t *base, const struct lmz_mail_msg *m,
                      lmz_mail_cb cb, void *ud) {
   struct smtp *s = (struct smtp *)base;
   if (s->closing)
@@ -435,7 +435,8 @@ static void stop_threads(struct smtp *s) {
   uv_mutex_unlock(&s->mu);
 }
 
-static void smtp_close(lmz_mail_sender *base, lmz_mail_close_cb cb, void *ud) {
+static void smtp_close(lmz_mail_sender_t *base, lmz_mail_close_cb cb,
+                       void *ud) {
   struct smtp *s = (struct smtp *)base;
   s->closing = true;
   s->close_cb = cb;
@@ -539,11 +540,11 @@ static int start_threads(struct smtp *s, uv_loop_t *loop, char *errmsg) {
 }
 
 int lmz__mail_smtp_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                       lmz_mail_sender **out, char *errmsg) {
+                       lmz_mail_sender_t **out, char *errmsg) {
   struct smtp *s = calloc(1, sizeof *s);
   if (!s)
     return LMZ_ENOMEM;
-  s->base = (struct lmz_mail_sender){&smtp_ops, loop};
+  s->base = (struct lmz_mail_sender_s){&smtp_ops, loop};
   atomic_init(&s->stop, false);
   int rv = smtp_config(s, cfg, errmsg);
   if (rv) {

@@ -123,7 +123,7 @@ static bool loopback_host(const char *h) {
 }
 
 const char *lmz__auth_url(struct areq *r, const char *path) {
-  const lmz_auth *au = r->auth;
+  const lmz_auth_t *au = r->auth;
   const char *host = lmz_request_header(r->req, "Host");
   lmz_buf b = LMZ_BUF_INIT;
   if (au->cfg.public_url)
@@ -206,7 +206,7 @@ static const char *client_ip(lmz_arena *a, const char *remote) {
 
 static int on_request(lmz_ctx *ctx, const struct lmz_request *req,
                       struct lmz_response *res) {
-  lmz_auth *au = lmz_class_data(ctx);
+  lmz_auth_t *au = lmz_class_data(ctx);
   size_t pl = strlen(au->cfg.prefix);
   const char *rest = req->path;
   if (!strncmp(rest, au->cfg.prefix, pl) && (rest[pl] == '/' || !rest[pl]))
@@ -265,7 +265,7 @@ static int module_init(lmz_registry *reg) {
                                        &mailer);
 }
 
-static int start_parts(lmz_auth *au, const struct lmz_auth_config *cfg,
+static int start_parts(lmz_auth_t *au, const struct lmz_auth_config *cfg,
                        const struct lmz_jwt_keyset *dev, const char *data_dir,
                        char *errmsg) {
   int rv = lmz__auth_copy_config(au, cfg);
@@ -287,12 +287,12 @@ static int start_parts(lmz_auth *au, const struct lmz_auth_config *cfg,
   return lmz_mail_sender_new(au->loop, &mc, &au->mail, errmsg);
 }
 
-int lmz_auth_new(uv_loop_t *loop, lmz_node *node,
+int lmz_auth_new(uv_loop_t *loop, lmz_node_t *node,
                  const struct lmz_auth_config *cfg,
                  const struct lmz_jwt_keyset *dev_keys, const char *data_dir,
-                 lmz_auth **out, char *errmsg) {
+                 lmz_auth_t **out, char *errmsg) {
   *out = NULL;
-  lmz_auth *au = calloc(1, sizeof *au);
+  lmz_auth_t *au = calloc(1, sizeof *au);
   if (!au || !(au->arena = lmz_arena_new())) {
     free(au);
     return LMZ_ENOMEM;
@@ -326,10 +326,12 @@ int lmz_auth_new(uv_loop_t *loop, lmz_node *node,
   return 0;
 }
 
-const struct lmz_jwt_keyset *lmz_auth_keyset(const lmz_auth *au) { return &au->ks; }
-const char *lmz_auth_prefix(const lmz_auth *au) { return au->cfg.prefix; }
+const struct lmz_jwt_keyset *lmz_auth_keyset(const lmz_auth_t *au) {
+  return &au->ks;
+}
+const char *lmz_auth_prefix(const lmz_auth_t *au) { return au->cfg.prefix; }
 
-int lmz_auth_set_origin(lmz_auth *au, const char *origin) {
+int lmz_auth_set_origin(lmz_auth_t *au, const char *origin) {
   char *o = strdup(origin);
   if (!o)
     return LMZ_ENOMEM;
@@ -339,15 +341,15 @@ int lmz_auth_set_origin(lmz_auth *au, const char *origin) {
 }
 
 static void mail_closed(void *arg) {
-  lmz_auth *au = arg;
+  lmz_auth_t *au = arg;
   if (au->close_cb)
     au->close_cb(au->close_arg);
 }
 
-void lmz_auth_close(lmz_auth *au, lmz_auth_close_cb cb, void *arg) {
+void lmz_auth_close(lmz_auth_t *au, lmz_auth_close_cb cb, void *arg) {
   au->close_cb = cb;
   au->close_arg = arg;
-  lmz_mail_sender *m = au->mail;
+  lmz_mail_sender_t *m = au->mail;
   au->mail = NULL; /* later turns log "not sent" instead of using it */
   if (m)
     lmz_mail_sender_close(m, mail_closed, au);
@@ -355,7 +357,7 @@ void lmz_auth_close(lmz_auth *au, lmz_auth_close_cb cb, void *arg) {
     cb(arg);
 }
 
-void lmz_auth_free(lmz_auth *au) {
+void lmz_auth_free(lmz_auth_t *au) {
   if (!au)
     return;
   lmz_jwt_keyset_wipe(&au->ks);

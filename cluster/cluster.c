@@ -39,7 +39,7 @@ uint64_t lmz_cluster_now_ms(const lmz_cluster_t *c) {
 
 uint64_t lmz_cluster_node_id(const lmz_cluster_t *c) { return c->o.node_id; }
 
-const lmz_dir *lmz_cluster_dir(const lmz_cluster_t *c) { return c->dir; }
+const lmz_dir_t *lmz_cluster_dir(const lmz_cluster_t *c) { return c->dir; }
 
 bool lmz_cluster_lease_valid(const lmz_cluster_t *c, uint64_t now_ms) {
   return lmz_member_lease_valid(&c->mb, now_ms);
@@ -740,7 +740,7 @@ int lmz_cluster_status_json(lmz_cluster_t *c, lmz_buf *out) {
   struct lmz_cluster_stats st;
   lmz_cluster_get_stats(c, &st);
   uint64_t now = lmz_cluster_now_ms(c);
-  const lmz_dir *dir = c->dir;
+  const lmz_dir_t *dir = c->dir;
   int rv = lmz_buf_printf(
       out,
       "{\"node\":%llu,\"leader\":%llu,\"term\":%llu,\"role\":%d,"

@@ -215,8 +215,8 @@ static void pb_free(void *ctx, void *p) {
   (void)p; /* released with the arena */
 }
 
-int lmz_dir_new(lmz_dir **out) {
-  lmz_dir *d = calloc(1, sizeof *d);
+int lmz_dir_new(lmz_dir_t **out) {
+  lmz_dir_t *d = calloc(1, sizeof *d);
   if (!d)
     return LMZ_ENOMEM;
   d->pb = lmz_arena_new();
@@ -231,7 +231,7 @@ int lmz_dir_new(lmz_dir **out) {
   return 0;
 }
 
-void lmz_dir_free(lmz_dir *d) {
+void lmz_dir_free(lmz_dir_t *d) {
   if (!d)
     return;
   state_free(&d->st);
@@ -240,7 +240,7 @@ void lmz_dir_free(lmz_dir *d) {
   free(d);
 }
 
-void lmz_dir_set_clock(lmz_dir *d, lmz_dir_clock_fn fn, void *ctx) {
+void lmz_dir_set_clock(lmz_dir_t *d, lmz_dir_clock_fn fn, void *ctx) {
   d->clock = fn ? fn : default_clock;
   d->clock_ctx = fn ? ctx : NULL;
 }
@@ -270,7 +270,7 @@ void lmz__dir_actor_move(struct dir_state *s, struct dir_actor *a,
   }
 }
 
-void lmz_dir_set_move_hook(lmz_dir *d, lmz_dir_move_fn fn, void *ctx) {
+void lmz_dir_set_move_hook(lmz_dir_t *d, lmz_dir_move_fn fn, void *ctx) {
   d->st.on_move = fn;
   d->st.on_move_ctx = ctx;
 }
@@ -338,7 +338,7 @@ static int claim_one(struct dir_state *s, const Lmz__DirClaim *c,
   return 0;
 }
 
-static int items_reserve(lmz_dir *d, size_t n) {
+static int items_reserve(lmz_dir_t *d, size_t n) {
   if (n <= d->cap_items)
     return 0;
   size_t ncap = d->cap_items ? d->cap_items : 16;
@@ -352,7 +352,7 @@ static int items_reserve(lmz_dir *d, size_t n) {
   return 0;
 }
 
-static int apply_claims(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_claims(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirClaimBatch *b = cmd->claims;
   for (size_t i = 0; i < b->n_claims; i++) {
     int rv = claim_one(&d->st, b->claims[i], &d->items[i]);
@@ -376,7 +376,7 @@ static void address_set(char *dst, ProtobufCBinaryData a) {
   dst[a.len] = 0;
 }
 
-static int apply_node_upsert(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_node_upsert(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirNodeUpsert *u = cmd->node_upsert;
   struct lmz_dir_item *it = &d->items[0];
   d->res.n = 1;
@@ -409,7 +409,7 @@ static int apply_node_upsert(lmz_dir *d, const Lmz__DirCommand *cmd) {
   return 0;
 }
 
-static int apply_lease_renew(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_lease_renew(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirLeaseRenew *l = cmd->lease_renew;
   struct lmz_dir_item *it = &d->items[0];
   d->res.n = 1;
@@ -430,7 +430,7 @@ static int apply_lease_renew(lmz_dir *d, const Lmz__DirCommand *cmd) {
   return 0;
 }
 
-static int apply_mark_down(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_mark_down(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirMarkDown *m = cmd->mark_down;
   struct lmz_dir_item *it = &d->items[0];
   d->res.n = 1;
@@ -467,7 +467,7 @@ static void actor_drop(struct dir_state *s, struct dir_actor *a) {
   s->dead_bytes += sz;
 }
 
-static int apply_node_remove(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_node_remove(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirNodeRemove *r = cmd->node_remove;
   struct lmz_dir_item *it = &d->items[0];
   d->res.n = 1;
@@ -533,7 +533,7 @@ static struct lmz_dir_item move_one(struct dir_state *s, const Lmz__DirMove *m) 
   return (struct lmz_dir_item){LMZ_DIR_PLACED, rid, a->node_id, a->epoch};
 }
 
-static int apply_moves(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_moves(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirMoveBatch *b = cmd->moves;
   for (size_t i = 0; i < b->n_moves; i++)
     d->items[i] = move_one(&d->st, b->moves[i]);
@@ -559,7 +559,7 @@ static struct lmz_dir_item release_one(struct dir_state *s,
   return it;
 }
 
-static int apply_releases(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_releases(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirReleaseBatch *b = cmd->releases;
   for (size_t i = 0; i < b->n_releases; i++)
     d->items[i] = release_one(&d->st, b->releases[i]);
@@ -570,7 +570,7 @@ static int apply_releases(lmz_dir *d, const Lmz__DirCommand *cmd) {
 
 /* ---- apply: dispatch ------------------------------------------------------ */
 
-typedef int (*apply_fn)(lmz_dir *d, const Lmz__DirCommand *cmd);
+typedef int (*apply_fn)(lmz_dir_t *d, const Lmz__DirCommand *cmd);
 
 static const struct {
   Lmz__DirCommand__BodyCase body;
@@ -614,14 +614,14 @@ static size_t cmd_items(const Lmz__DirCommand *c) {
  * ~170 bytes per item (a claim with LMZ_DIR_MAX_BACKUPS backups, measured by
  * test_max_batch_with_backups), and items are capped at LMZ_DIR_MAX_BATCH. A claim with thousands of backups (packed
  * varints unpack to 8 bytes each) hits the limit: LMZ_EBADMSG. */
-static Lmz__DirCommand *cmd_unpack(lmz_dir *d, const void *buf, size_t len) {
+static Lmz__DirCommand *cmd_unpack(lmz_dir_t *d, const void *buf, size_t len) {
   lmz_arena_reset(d->pb);
   lmz_arena_set_limit(d->pb, 2 * len + (size_t)LMZ_DIR_MAX_BATCH * 256 +
                                  (1u << 16));
   return lmz__dir_command__unpack(&d->pba, len, buf);
 }
 
-static int apply_decoded(lmz_dir *d, const Lmz__DirCommand *c) {
+static int apply_decoded(lmz_dir_t *d, const Lmz__DirCommand *c) {
   if (c->version != 1)
     return LMZ_EBADVERSION;
   for (size_t i = 0; i < LMZ_ARRAY_SIZE(handlers); i++) {
@@ -638,7 +638,7 @@ static int apply_decoded(lmz_dir *d, const Lmz__DirCommand *c) {
   return LMZ_EBADMSG; /* no body, or a body this version does not know */
 }
 
-int lmz_dir_apply(lmz_dir *d, const void *cmd, size_t len,
+int lmz_dir_apply(lmz_dir_t *d, const void *cmd, size_t len,
                   const struct lmz_dir_result **res) {
   d->res = (struct lmz_dir_result){0};
   d->res.items = d->items;
@@ -659,11 +659,11 @@ int lmz_dir_apply(lmz_dir *d, const void *cmd, size_t len,
   return rv;
 }
 
-uint64_t lmz_dir_owner_changes(const lmz_dir *d) { return d->owner_changes; }
+uint64_t lmz_dir_owner_changes(const lmz_dir_t *d) { return d->owner_changes; }
 
 /* ---- reads ---------------------------------------------------------------- */
 
-int lmz_dir_lookup(const lmz_dir *d, const void *binding, size_t blen,
+int lmz_dir_lookup(const lmz_dir_t *d, const void *binding, size_t blen,
                    const void *instance, size_t ilen, uint64_t *node_id,
                    uint64_t *epoch) {
   struct lmz_dir_placement p;
@@ -675,21 +675,21 @@ int lmz_dir_lookup(const lmz_dir *d, const void *binding, size_t blen,
   return 0;
 }
 
-const struct lmz_dir_node *lmz_dir_node_get(const lmz_dir *d, uint64_t id) {
+const struct lmz_dir_node *lmz_dir_node_get(const lmz_dir_t *d, uint64_t id) {
   return lmz__dir_node_find(&d->st, id);
 }
 
-size_t lmz_dir_n_nodes(const lmz_dir *d) { return d->st.n_nodes; }
+size_t lmz_dir_n_nodes(const lmz_dir_t *d) { return d->st.n_nodes; }
 
-const struct lmz_dir_node *lmz_dir_node_at(const lmz_dir *d, size_t i) {
+const struct lmz_dir_node *lmz_dir_node_at(const lmz_dir_t *d, size_t i) {
   return i < d->st.n_nodes ? &d->st.nodes[i] : NULL;
 }
 
-uint64_t lmz_dir_n_actors(const lmz_dir *d) { return d->st.actors.n; }
+uint64_t lmz_dir_n_actors(const lmz_dir_t *d) { return d->st.actors.n; }
 
-uint64_t lmz_dir_epoch_seq(const lmz_dir *d) { return d->st.epoch_seq; }
+uint64_t lmz_dir_epoch_seq(const lmz_dir_t *d) { return d->st.epoch_seq; }
 
-size_t lmz_dir_live_nodes(const lmz_dir *d, uint64_t now_ms, uint64_t *out,
+size_t lmz_dir_live_nodes(const lmz_dir_t *d, uint64_t now_ms, uint64_t *out,
                           size_t cap) {
   size_t n = 0;
   for (size_t i = 0; i < d->st.n_nodes; i++) {
@@ -704,7 +704,7 @@ size_t lmz_dir_live_nodes(const lmz_dir *d, uint64_t now_ms, uint64_t *out,
   return n;
 }
 
-void lmz_dir_stats(const lmz_dir *d, struct lmz_dir_stats *out) {
+void lmz_dir_stats(const lmz_dir_t *d, struct lmz_dir_stats *out) {
   *out = (struct lmz_dir_stats){d->st.live_bytes, d->st.dead_bytes,
                                 d->st.compactions, d->st.actors.cap};
 }
@@ -717,7 +717,7 @@ static bool node_equal(const struct lmz_dir_node *a,
          !strcmp(a->raft_address, b->raft_address);
 }
 
-bool lmz_dir_equal(const lmz_dir *a, const lmz_dir *b) {
+bool lmz_dir_equal(const lmz_dir_t *a, const lmz_dir_t *b) {
   if (a->st.epoch_seq != b->st.epoch_seq || a->st.n_nodes != b->st.n_nodes ||
       a->st.actors.n != b->st.actors.n)
     return false;
@@ -815,7 +815,7 @@ static uint8_t *snapshot_actors(const struct dir_state *s, uint8_t *p) {
   return p;
 }
 
-int lmz_dir_snapshot(const lmz_dir *d, void *(*alloc)(size_t), void **out,
+int lmz_dir_snapshot(const lmz_dir_t *d, void *(*alloc)(size_t), void **out,
                      size_t *len) {
   const struct dir_state *s = &d->st;
   size_t n = snapshot_size(s);
@@ -1001,7 +1001,7 @@ static int restore_parse(struct dir_state *s, const uint8_t *buf, size_t len,
   return r.p == r.end ? 0 : LMZ_EBADMSG;
 }
 
-int lmz_dir_restore(lmz_dir *d, const void *buf, size_t len) {
+int lmz_dir_restore(lmz_dir_t *d, const void *buf, size_t len) {
   struct dir_state s = {0};
   lmz_hmap_init(&s.actors);
   int rv = buf ? restore_parse(&s, buf, len, d->clock(d->clock_ctx))
@@ -1288,7 +1288,7 @@ static int actor_of_placement(const char *binding, size_t blen,
   return w->fn(binding, blen, instance, ilen, p->node_id, p->epoch, w->arg);
 }
 
-int lmz_dir_foreach_actor(const lmz_dir *d, uint64_t node_id,
+int lmz_dir_foreach_actor(const lmz_dir_t *d, uint64_t node_id,
                           lmz_dir_actor_fn fn, void *arg) {
   struct actor_walk w = {fn, arg};
   return lmz_dir_foreach_placement(d, node_id, actor_of_placement, &w);

@@ -140,17 +140,17 @@ struct lmz_dir_result {
   const struct lmz_dir_item *items;
 };
 
-typedef struct lmz_dir lmz_dir;
+typedef struct lmz_dir_s lmz_dir_t;
 typedef uint64_t (*lmz_dir_clock_fn)(void *ctx);
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
 /* New empty directory. Its clock (for heard_ms) defaults to uv_hrtime() in
  * milliseconds. Returns 0 or LMZ_ENOMEM. Free with lmz_dir_free(). */
-int lmz_dir_new(lmz_dir **out);
-void lmz_dir_free(lmz_dir *d); /* NULL allowed */
+int lmz_dir_new(lmz_dir_t **out);
+void lmz_dir_free(lmz_dir_t *d); /* NULL allowed */
 /* Replaces the clock used for heard_ms (tests inject fake time). */
-void lmz_dir_set_clock(lmz_dir *d, lmz_dir_clock_fn fn, void *ctx);
+void lmz_dir_set_clock(lmz_dir_t *d, lmz_dir_clock_fn fn, void *ctx);
 
 /* ---- the state machine --------------------------------------------------- */
 
@@ -164,37 +164,37 @@ void lmz_dir_set_clock(lmz_dir *d, lmz_dir_clock_fn fn, void *ctx);
  * *res is always set; it points into the directory and stays valid until the
  * next apply/restore/free. Cost: O(items), no allocation per item except
  * table growth (amortized). */
-int lmz_dir_apply(lmz_dir *d, const void *cmd, size_t len,
+int lmz_dir_apply(lmz_dir_t *d, const void *cmd, size_t len,
                   const struct lmz_dir_result **res);
 
 /* Serializes the replicated state (format above) into a fresh malloc'd
  * buffer, or with `alloc` when non-NULL (the Raft glue passes raft_malloc).
  * Returns 0 (*out, *len set; the caller frees) or LMZ_ENOMEM. */
-int lmz_dir_snapshot(const lmz_dir *d, void *(*alloc)(size_t), void **out,
+int lmz_dir_snapshot(const lmz_dir_t *d, void *(*alloc)(size_t), void **out,
                      size_t *len);
 /* Replaces the state with a snapshot (borrowed). Returns 0, LMZ_EBADMSG,
  * LMZ_EBADVERSION or LMZ_ENOMEM; on error the directory is unchanged.
  * Every node's heard_ms becomes now. */
-int lmz_dir_restore(lmz_dir *d, const void *buf, size_t len);
+int lmz_dir_restore(lmz_dir_t *d, const void *buf, size_t len);
 
 /* ---- reads (local, O(1) lookups) ----------------------------------------- */
 
 /* Placement of (binding, instance). Returns 0 (*node_id, *epoch set),
  * LMZ_ENOTFOUND, or LMZ_EINVAL for lengths over the limits. */
-int lmz_dir_lookup(const lmz_dir *d, const void *binding, size_t blen,
+int lmz_dir_lookup(const lmz_dir_t *d, const void *binding, size_t blen,
                    const void *instance, size_t ilen, uint64_t *node_id,
                    uint64_t *epoch);
 /* The node with this id, or NULL. Valid until the next apply/restore. */
-const struct lmz_dir_node *lmz_dir_node_get(const lmz_dir *d, uint64_t id);
+const struct lmz_dir_node *lmz_dir_node_get(const lmz_dir_t *d, uint64_t id);
 /* Nodes by ascending id: i in [0, lmz_dir_n_nodes()). */
-size_t lmz_dir_n_nodes(const lmz_dir *d);
-const struct lmz_dir_node *lmz_dir_node_at(const lmz_dir *d, size_t i);
-uint64_t lmz_dir_n_actors(const lmz_dir *d);
-uint64_t lmz_dir_epoch_seq(const lmz_dir *d);
+size_t lmz_dir_n_nodes(const lmz_dir_t *d);
+const struct lmz_dir_node *lmz_dir_node_at(const lmz_dir_t *d, size_t i);
+uint64_t lmz_dir_n_actors(const lmz_dir_t *d);
+uint64_t lmz_dir_epoch_seq(const lmz_dir_t *d);
 /* Ids of the nodes eligible for placement at now_ms: UP and lease live
  * (lmz_lease_is_live on heard_ms). Writes up to cap ids (ascending) into
  * out and returns how many there are in total. */
-size_t lmz_dir_live_nodes(const lmz_dir *d, uint64_t now_ms, uint64_t *out,
+size_t lmz_dir_live_nodes(const lmz_dir_t *d, uint64_t now_ms, uint64_t *out,
                           size_t cap);
 /* Visits every actor placed on node_id (every actor when 0), in no
  * particular order; stops when fn returns non-zero and returns that. The
@@ -202,7 +202,7 @@ size_t lmz_dir_live_nodes(const lmz_dir *d, uint64_t now_ms, uint64_t *out,
 typedef int (*lmz_dir_actor_fn)(const char *binding, size_t blen,
                                 const char *instance, size_t ilen,
                                 uint64_t node_id, uint64_t epoch, void *arg);
-int lmz_dir_foreach_actor(const lmz_dir *d, uint64_t node_id,
+int lmz_dir_foreach_actor(const lmz_dir_t *d, uint64_t node_id,
                           lmz_dir_actor_fn fn, void *arg);
 /* ---- replica sets (DESIGN.md 4.1) ------------------------------------------
  *
@@ -261,7 +261,7 @@ struct lmz_dir_placement {
 
 /* Placement of (binding, instance) with its backups. Returns 0 (*out set),
  * LMZ_ENOTFOUND, or LMZ_EINVAL for lengths over the limits. */
-int lmz_dir_placement_get(const lmz_dir *d, const void *binding, size_t blen,
+int lmz_dir_placement_get(const lmz_dir_t *d, const void *binding, size_t blen,
                           const void *instance, size_t ilen,
                           struct lmz_dir_placement *out);
 /* As lmz_dir_foreach_actor, with the whole placement. */
@@ -269,11 +269,11 @@ typedef int (*lmz_dir_placement_fn)(const char *binding, size_t blen,
                                     const char *instance, size_t ilen,
                                     const struct lmz_dir_placement *p,
                                     void *arg);
-int lmz_dir_foreach_placement(const lmz_dir *d, uint64_t node_id,
+int lmz_dir_foreach_placement(const lmz_dir_t *d, uint64_t node_id,
                               lmz_dir_placement_fn fn, void *arg);
 /* Actors placed on node_id (0 = all) with fewer than `want` backups
  * (want capped at LMZ_DIR_MAX_BACKUPS). O(actors). */
-uint64_t lmz_dir_count_under_replicated(const lmz_dir *d, uint64_t node_id,
+uint64_t lmz_dir_count_under_replicated(const lmz_dir_t *d, uint64_t node_id,
                                         uint32_t want);
 
 /* LOCAL: called from apply for every placement that changed owner (a
@@ -283,13 +283,13 @@ uint64_t lmz_dir_count_under_replicated(const lmz_dir *d, uint64_t node_id,
 typedef void (*lmz_dir_move_fn)(void *ctx, const char *binding, size_t blen,
                                 const char *instance, size_t ilen,
                                 uint64_t new_owner, uint64_t epoch);
-void lmz_dir_set_move_hook(lmz_dir *d, lmz_dir_move_fn fn, void *ctx);
+void lmz_dir_set_move_hook(lmz_dir_t *d, lmz_dir_move_fn fn, void *ctx);
 
 /* LOCAL (not replicated): bumped by every applied command that may have
  * given actors a new owner (mark_down, moves, node_upsert) and by
  * restore. A node compares it with the value it saw to learn that actors
  * may have become its own (their alarms need indexing there). */
-uint64_t lmz_dir_owner_changes(const lmz_dir *d);
+uint64_t lmz_dir_owner_changes(const lmz_dir_t *d);
 
 /* Memory of the actor table, for metrics. */
 struct lmz_dir_stats {
@@ -298,9 +298,9 @@ struct lmz_dir_stats {
   uint64_t compactions;
   size_t map_slots;    /* hash map capacity */
 };
-void lmz_dir_stats(const lmz_dir *d, struct lmz_dir_stats *out);
+void lmz_dir_stats(const lmz_dir_t *d, struct lmz_dir_stats *out);
 /* True when both hold the same replicated state (not heard_ms). O(actors). */
-bool lmz_dir_equal(const lmz_dir *a, const lmz_dir *b);
+bool lmz_dir_equal(const lmz_dir_t *a, const lmz_dir_t *b);
 
 /* ---- command encoders (for proposers and tests) -------------------------- */
 

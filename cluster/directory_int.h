@@ -44,7 +44,7 @@ struct dir_state {
   void *on_move_ctx;
 };
 
-struct lmz_dir {
+struct lmz_dir_s {
   struct dir_state st;
   uint64_t owner_changes; /* LOCAL: lmz_dir_owner_changes */
   lmz_dir_clock_fn clock;
@@ -83,7 +83,7 @@ bool lmz__dir_list_remove(struct dir_actor *a, uint64_t id);
  * n_to log n_to). */
 uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down,
                            const uint64_t *to, size_t n_to);
-int lmz__dir_apply_backups_add(lmz_dir *d, const Lmz__DirCommand *cmd);
-int lmz__dir_apply_pair_out(lmz_dir *d, const Lmz__DirCommand *cmd);
+int lmz__dir_apply_backups_add(lmz_dir_t *d, const Lmz__DirCommand *cmd);
+int lmz__dir_apply_pair_out(lmz_dir_t *d, const Lmz__DirCommand *cmd);
 
 #endif

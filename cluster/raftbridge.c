@@ -36,7 +36,7 @@ struct key {
 
 struct stream {
   struct key k;
-  lmz_raftbridge *b;
+  lmz_raftbridge_t *b;
   uv_pipe_t pipe; /* our end of the socketpair */
   bool closing;
   struct stream *next_closing;
@@ -49,7 +49,7 @@ struct pending_connect { /* raft's connect callback, run on the next turn */
   int status;
 };
 
-struct lmz_raftbridge {
+struct lmz_raftbridge_s {
   struct raft_uv_transport t; /* first: raft hands it back to us */
   uv_loop_t *loop;
   lmz_transport_t *tr;
@@ -65,7 +65,7 @@ struct lmz_raftbridge {
 
 /* ---- streams ------------------------------------------------------------- */
 
-static void send_frame(lmz_raftbridge *b, const struct key *k, bool open,
+static void send_frame(lmz_raftbridge_t *b, const struct key *k, bool open,
                        bool close, const void *data, size_t len) {
   lmz_conn_t *c = lmz_transport_peer(b->tr, k->peer);
   if (!c)
@@ -86,7 +86,7 @@ static void send_frame(lmz_raftbridge *b, const struct key *k, bool open,
 
 static void stream_closed(uv_handle_t *h) {
   struct stream *s = h->data;
-  lmz_raftbridge *b = s->b;
+  lmz_raftbridge_t *b = s->b;
   free(s);
   if (--b->open_handles == 0 && b->closing && b->close_cb)
     b->close_cb(&b->t);
@@ -148,7 +148,8 @@ static void write_cb(uv_write_t *w, int status) {
 
 /* A socketpair: raft's end (a uv_pipe_t from raft_malloc: raft frees it
  * after uv_close) and ours, registered under `k`. */
-static int stream_new(lmz_raftbridge *b, const struct key *k, uv_pipe_t **raft_end) {
+static int stream_new(lmz_raftbridge_t *b, const struct key *k,
+                      uv_pipe_t **raft_end) {
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds))
     return RAFT_NOCONNECTION;
@@ -182,14 +183,14 @@ static int stream_new(lmz_raftbridge *b, const struct key *k, uv_pipe_t **raft_e
 /* ---- the raft_uv_transport interface -------------------------------------- */
 
 static int tr_init(struct raft_uv_transport *t, raft_id id, const char *address) {
-  lmz_raftbridge *b = (lmz_raftbridge *)t;
+  lmz_raftbridge_t *b = (lmz_raftbridge_t *)t;
   b->id = id;
   snprintf(b->address, sizeof b->address, "%s", address);
   return 0;
 }
 
 static int tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb) {
-  ((lmz_raftbridge *)t)->accept_cb = cb;
+  ((lmz_raftbridge_t *)t)->accept_cb = cb;
   return 0;
 }
 
@@ -202,7 +203,7 @@ static void connect_fire(uv_timer_t *h) {
 static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
                       raft_id id, const char *address, raft_uv_connect_cb cb) {
   (void)address;
-  lmz_raftbridge *b = (lmz_raftbridge *)t;
+  lmz_raftbridge_t *b = (lmz_raftbridge_t *)t;
   lmz_conn_t *c = lmz_transport_peer(b->tr, id);
   if (b->closing || !c || !lmz_conn_is_up(c))
     return RAFT_NOCONNECTION;
@@ -225,7 +226,7 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
 }
 
 static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb) {
-  lmz_raftbridge *b = (lmz_raftbridge *)t;
+  lmz_raftbridge_t *b = (lmz_raftbridge_t *)t;
   b->closing = true;
   b->close_cb = cb;
   size_t it = 0;
@@ -238,7 +239,8 @@ static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 
 /* ---- frames from peers ---------------------------------------------------- */
 
-static void on_open(lmz_raftbridge *b, uint64_t peer, const Lmz__RaftData *d) {
+static void on_open(lmz_raftbridge_t *b, uint64_t peer,
+                    const Lmz__RaftData *d) {
   struct key k = {peer, d->stream, 0};
   uv_pipe_t *raft_end;
   if (b->closing || !b->accept_cb || lmz_hmap_get(&b->streams, &k, sizeof k) ||
@@ -252,7 +254,7 @@ static void on_open(lmz_raftbridge *b, uint64_t peer, const Lmz__RaftData *d) {
                (uv_stream_t *)raft_end);
 }
 
-void lmz_raftbridge_on_frame(lmz_raftbridge *b, lmz_conn_t *conn,
+void lmz_raftbridge_on_frame(lmz_raftbridge_t *b, lmz_conn_t *conn,
                              const Lmz__Frame *f) {
   if (f->body_case != LMZ__FRAME__BODY_RAFT_DATA)
     return;
@@ -291,7 +293,7 @@ void lmz_raftbridge_on_frame(lmz_raftbridge *b, lmz_conn_t *conn,
   }
 }
 
-void lmz_raftbridge_on_conn_state(lmz_raftbridge *b, lmz_conn_t *conn,
+void lmz_raftbridge_on_conn_state(lmz_raftbridge_t *b, lmz_conn_t *conn,
                                   int state) {
   if (state != LMZ_CONN_DOWN)
     return;
@@ -305,8 +307,8 @@ void lmz_raftbridge_on_conn_state(lmz_raftbridge *b, lmz_conn_t *conn,
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-lmz_raftbridge *lmz_raftbridge_new(uv_loop_t *loop, lmz_transport_t *t) {
-  lmz_raftbridge *b = calloc(1, sizeof *b);
+lmz_raftbridge_t *lmz_raftbridge_new(uv_loop_t *loop, lmz_transport_t *t) {
+  lmz_raftbridge_t *b = calloc(1, sizeof *b);
   if (!b)
     return NULL;
   b->loop = loop;
@@ -319,12 +321,12 @@ lmz_raftbridge *lmz_raftbridge_new(uv_loop_t *loop, lmz_transport_t *t) {
   return b;
 }
 
-struct raft_uv_transport *lmz_raftbridge_transport(lmz_raftbridge *b) {
+struct raft_uv_transport *lmz_raftbridge_transport(lmz_raftbridge_t *b) {
   return &b->t;
 }
 
 void lmz_raftbridge_free(struct raft_uv_transport *t) {
-  lmz_raftbridge *b = (lmz_raftbridge *)t;
+  lmz_raftbridge_t *b = (lmz_raftbridge_t *)t;
   if (!b)
     return;
   lmz_hmap_free(&b->streams);

@@ -29,19 +29,19 @@
 
 #include "cluster/transport.h"
 
-typedef struct lmz_raftbridge lmz_raftbridge;
+typedef struct lmz_raftbridge_s lmz_raftbridge_t;
 
 /* Creates a bridge over `t` (which must outlive it). Returns NULL on out of
  * memory. The transport interface raft_uv_init() takes: */
-lmz_raftbridge *lmz_raftbridge_new(uv_loop_t *loop, lmz_transport_t *t);
-struct raft_uv_transport *lmz_raftbridge_transport(lmz_raftbridge *b);
+lmz_raftbridge_t *lmz_raftbridge_new(uv_loop_t *loop, lmz_transport_t *t);
+struct raft_uv_transport *lmz_raftbridge_transport(lmz_raftbridge_t *b);
 /* Frees the bridge after raft closed it (raft_uv calls its close). */
 void lmz_raftbridge_free(struct raft_uv_transport *t);
 /* Hooks for the node transport's callbacks: RaftData frames and conn
  * states. Frames of other kinds are ignored. */
-void lmz_raftbridge_on_frame(lmz_raftbridge *b, lmz_conn_t *conn,
+void lmz_raftbridge_on_frame(lmz_raftbridge_t *b, lmz_conn_t *conn,
                              const Lmz__Frame *f);
-void lmz_raftbridge_on_conn_state(lmz_raftbridge *b, lmz_conn_t *conn,
+void lmz_raftbridge_on_conn_state(lmz_raftbridge_t *b, lmz_conn_t *conn,
                                   int state);
 
 #endif

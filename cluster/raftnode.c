@@ -183,7 +183,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf) {
   return 0;
 }
 
-void lmz_raftnode_fsm_init(struct raft_fsm *fsm, lmz_dir *dir) {
+void lmz_raftnode_fsm_init(struct raft_fsm *fsm, lmz_dir_t *dir) {
   *fsm = (struct raft_fsm){.version = 2,
                            .data = dir,
                            .apply = fsm_apply,

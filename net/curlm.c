@@ -40,11 +40,11 @@ struct xfer {
 struct sock {
   uv_poll_t poll;
   curl_socket_t fd;
-  lmz_curlm *m;
+  lmz_curlm_t *m;
   struct sock *prev, *next;
 };
 
-struct lmz_curlm {
+struct lmz_curlm_s {
   uv_loop_t *loop;
   CURLM *multi;
   uv_timer_t timer;
@@ -58,7 +58,7 @@ struct lmz_curlm {
   void *close_ud;
 };
 
-static void finish_close(lmz_curlm *m) {
+static void finish_close(lmz_curlm_t *m) {
   struct xfer *x = m->canceled;
   m->canceled = NULL;
   while (x) {
@@ -72,7 +72,7 @@ static void finish_close(lmz_curlm *m) {
   free(m);
 }
 
-static void handle_closed(lmz_curlm *m) {
+static void handle_closed(lmz_curlm_t *m) {
   if (--m->n_handles == 0 && m->closing)
     finish_close(m);
 }
@@ -81,12 +81,12 @@ static void timer_closed(uv_handle_t *h) { handle_closed(h->data); }
 
 static void sock_closed(uv_handle_t *h) {
   struct sock *s = h->data;
-  lmz_curlm *m = s->m;
+  lmz_curlm_t *m = s->m;
   free(s);
   handle_closed(m);
 }
 
-static void sock_close(lmz_curlm *m, struct sock *s) {
+static void sock_close(lmz_curlm_t *m, struct sock *s) {
   if (s->prev)
     s->prev->next = s->next;
   else
@@ -117,7 +117,7 @@ static void xfer_push(struct xfer **head, struct xfer *x) {
 /* Reports finished transfers. A callback may add transfers (fine: the
  * multi handle is not inside a libcurl call here) or close the driver
  * (then the multi handle is gone and we stop). */
-static void drain_done(lmz_curlm *m) {
+static void drain_done(lmz_curlm_t *m) {
   CURLMsg *msg;
   int left;
   while (!m->closing && (msg = curl_multi_info_read(m->multi, &left))) {
@@ -138,7 +138,7 @@ static void drain_done(lmz_curlm *m) {
 }
 
 static void timer_cb(uv_timer_t *t) {
-  lmz_curlm *m = t->data;
+  lmz_curlm_t *m = t->data;
   int running;
   curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   drain_done(m);
@@ -146,7 +146,7 @@ static void timer_cb(uv_timer_t *t) {
 
 static void poll_cb(uv_poll_t *p, int status, int events) {
   struct sock *s = p->data;
-  lmz_curlm *m = s->m;
+  lmz_curlm_t *m = s->m;
   int flags = 0;
   if (status < 0)
     flags = CURL_CSELECT_ERR;
@@ -165,7 +165,7 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
 /* CURLMOPT_TIMERFUNCTION: -1 = no timeout; else fire once after ms. Never
  * runs socket_action inline (libcurl forbids it from this callback). */
 static int timer_fn(CURLM *multi, long timeout_ms, void *userp) {
-  lmz_curlm *m = userp;
+  lmz_curlm_t *m = userp;
   (void)multi;
   if (m->closing)
     return 0;
@@ -176,7 +176,7 @@ static int timer_fn(CURLM *multi, long timeout_ms, void *userp) {
   return 0;
 }
 
-static struct sock *sock_open(lmz_curlm *m, curl_socket_t fd) {
+static struct sock *sock_open(lmz_curlm_t *m, curl_socket_t fd) {
   struct sock *s = calloc(1, sizeof *s);
   if (!s)
     return NULL;
@@ -200,7 +200,7 @@ static struct sock *sock_open(lmz_curlm *m, curl_socket_t fd) {
  * (libcurl says REMOVE before it closes the socket). */
 static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp,
                      void *socketp) {
-  lmz_curlm *m = userp;
+  lmz_curlm_t *m = userp;
   struct sock *s = socketp;
   (void)easy;
   if (what == CURL_POLL_REMOVE) {
@@ -222,7 +222,7 @@ static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp,
   return uv_poll_start(&s->poll, ev, poll_cb) == 0 ? 0 : -1;
 }
 
-int lmz_curlm_new(uv_loop_t *loop, lmz_curlm **out, char *errmsg) {
+int lmz_curlm_new(uv_loop_t *loop, lmz_curlm_t **out, char *errmsg) {
   static bool global_done;
   if (!global_done) {
     CURLcode gc = curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -232,7 +232,7 @@ int lmz_curlm_new(uv_loop_t *loop, lmz_curlm **out, char *errmsg) {
     }
     global_done = true;
   }
-  lmz_curlm *m = calloc(1, sizeof *m);
+  lmz_curlm_t *m = calloc(1, sizeof *m);
   if (!m)
     return LMZ_ENOMEM;
   m->loop = loop;
@@ -252,7 +252,7 @@ int lmz_curlm_new(uv_loop_t *loop, lmz_curlm **out, char *errmsg) {
   return 0;
 }
 
-int lmz_curlm_add(lmz_curlm *m, CURL *easy, lmz_curlm_done_cb cb, void *ud) {
+int lmz_curlm_add(lmz_curlm_t *m, CURL *easy, lmz_curlm_done_cb cb, void *ud) {
   if (m->closing)
     return LMZ_ECANCELED;
   struct xfer *x = calloc(1, sizeof *x);
@@ -272,9 +272,9 @@ int lmz_curlm_add(lmz_curlm *m, CURL *easy, lmz_curlm_done_cb cb, void *ud) {
   return 0;
 }
 
-size_t lmz_curlm_active(const lmz_curlm *m) { return m->n_active; }
+size_t lmz_curlm_active(const lmz_curlm_t *m) { return m->n_active; }
 
-void lmz_curlm_close(lmz_curlm *m, lmz_curlm_close_cb close_cb, void *ud) {
+void lmz_curlm_close(lmz_curlm_t *m, lmz_curlm_close_cb close_cb, void *ud) {
   m->closing = true;
   m->close_cb = close_cb;
   m->close_ud = ud;

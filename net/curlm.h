@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-typedef struct lmz_curlm lmz_curlm;
+typedef struct lmz_curlm_s lmz_curlm_t;
 
 /* status 0: the transfer ended and `code` says how (CURLE_OK or an error);
  * status LMZ_ECANCELED: the driver closed before it ended (code is
@@ -39,14 +39,14 @@ typedef void (*lmz_curlm_done_cb)(void *ud, CURL *easy, int status,
 typedef void (*lmz_curlm_close_cb)(void *ud);
 
 /* Returns 0 and *out, LMZ_ENOMEM or LMZ_EIO (libcurl refused; errmsg). */
-int lmz_curlm_new(uv_loop_t *loop, lmz_curlm **out, char *errmsg);
+int lmz_curlm_new(uv_loop_t *loop, lmz_curlm_t **out, char *errmsg);
 /* Starts a transfer (see above). Errors: LMZ_ECANCELED (closing),
  * LMZ_ENOMEM, LMZ_EIO (libcurl refused the handle). */
-int lmz_curlm_add(lmz_curlm *m, CURL *easy, lmz_curlm_done_cb cb, void *ud);
+int lmz_curlm_add(lmz_curlm_t *m, CURL *easy, lmz_curlm_done_cb cb, void *ud);
 /* Transfers in flight. */
-size_t lmz_curlm_active(const lmz_curlm *m);
+size_t lmz_curlm_active(const lmz_curlm_t *m);
 /* Cancels everything (see above) and frees the driver after close_cb (which
  * may be NULL). Call once. */
-void lmz_curlm_close(lmz_curlm *m, lmz_curlm_close_cb close_cb, void *ud);
+void lmz_curlm_close(lmz_curlm_t *m, lmz_curlm_close_cb close_cb, void *ud);
 
 #endif

@@ -37,9 +37,9 @@
 #include "core/err.h"
 #include "net/curlm.h"
 
-struct lmz_net {
+struct lmz_net_s {
   uv_loop_t *loop;
-  lmz_curlm *cm;
+  lmz_curlm_t *cm;
   char **allow;
   size_t n_allow;
   uint32_t timeout_ms;
@@ -53,7 +53,7 @@ struct lmz_net {
 };
 
 struct req {
-  lmz_net *net;
+  lmz_net_t *net;
   CURL *easy;
   CURLU *url;
   char *method;
@@ -130,7 +130,7 @@ static bool scheme_ok(CURLU *u) {
 }
 
 /* The host of `u` is on the allow-list? errmsg names it if not. */
-static int host_check(const lmz_net *n, CURLU *u, char *errmsg) {
+static int host_check(const lmz_net_t *n, CURLU *u, char *errmsg) {
   char *host = NULL;
   if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host) {
     lmz__errmsg_printf(errmsg, "URL has no host");
@@ -146,7 +146,7 @@ static int host_check(const lmz_net *n, CURLU *u, char *errmsg) {
 }
 
 /* Parses `url` into *out (NULL to only check). Relative to `base` if set. */
-static int parse_url(const lmz_net *n, CURLU *base, const char *url,
+static int parse_url(const lmz_net_t *n, CURLU *base, const char *url,
                      CURLU **out, char *errmsg) {
   if (!url || strnlen(url, LMZ_NET_MAX_URL + 1) > LMZ_NET_MAX_URL) {
     lmz__errmsg_printf(errmsg, "URL missing or longer than %u bytes", LMZ_NET_MAX_URL);
@@ -173,7 +173,7 @@ static int parse_url(const lmz_net *n, CURLU *base, const char *url,
   return rv;
 }
 
-int lmz_net_check(const lmz_net *n, const struct lmz_net_request *req,
+int lmz_net_check(const lmz_net_t *n, const struct lmz_net_request *req,
                   char *errmsg) {
   if (req->method && !is_token(req->method, 32)) {
     lmz__errmsg_printf(errmsg, "bad HTTP method");
@@ -342,7 +342,7 @@ static void setup_method(struct req *r) {
 
 /* Configures the easy handle for the current hop (fresh or reset). */
 static int setup_easy(struct req *r) {
-  lmz_net *n = r->net;
+  lmz_net_t *n = r->net;
   uint64_t now = uv_now(n->loop);
   if (now >= r->deadline)
     return LMZ_ETIMEOUT;
@@ -428,7 +428,7 @@ static bool same_host(CURLU *a, CURLU *b) {
 }
 
 static void redirect(struct req *r, long code, const char *location) {
-  lmz_net *n = r->net;
+  lmz_net_t *n = r->net;
   char msg[LMZ_ERRMSG_LEN];
   if (r->hops >= n->max_redirects)
     return failf(r, UV_ELOOP, "too many redirects (limit %u)", n->max_redirects);
@@ -533,7 +533,7 @@ static int copy_request(struct req *r, const struct lmz_net_request *q) {
   return 0;
 }
 
-int lmz_net_fetch(lmz_net *n, const struct lmz_net_request *q,
+int lmz_net_fetch(lmz_net_t *n, const struct lmz_net_request *q,
                   lmz_net_fetch_cb cb, void *ud, char *errmsg) {
   if (n->closing)
     return LMZ_ECANCELED;
@@ -570,7 +570,7 @@ int lmz_net_fetch(lmz_net *n, const struct lmz_net_request *q,
 
 /* ---- the client ----------------------------------------------------------- */
 
-static void net_free(lmz_net *n) {
+static void net_free(lmz_net_t *n) {
   for (size_t i = 0; i < n->n_allow; i++)
     free(n->allow[i]);
   free(n->allow);
@@ -578,7 +578,7 @@ static void net_free(lmz_net *n) {
   free(n);
 }
 
-static int copy_opts(lmz_net *n, const struct lmz_net_opts *o) {
+static int copy_opts(lmz_net_t *n, const struct lmz_net_opts *o) {
   n->timeout_ms = o->timeout_ms ? o->timeout_ms : LMZ_NET_DEFAULT_TIMEOUT_MS;
   n->max_response = o->max_response_bytes ? o->max_response_bytes
                                           : LMZ_NET_DEFAULT_MAX_RESPONSE;
@@ -600,9 +600,9 @@ static int copy_opts(lmz_net *n, const struct lmz_net_opts *o) {
 }
 
 int lmz_net_new(uv_loop_t *loop, const struct lmz_net_opts *opts,
-                lmz_net **out, char *errmsg) {
+                lmz_net_t **out, char *errmsg) {
   static const struct lmz_net_opts none = {.redirects_default = true};
-  lmz_net *n = calloc(1, sizeof *n);
+  lmz_net_t *n = calloc(1, sizeof *n);
   if (!n)
     return LMZ_ENOMEM;
   n->loop = loop;
@@ -619,18 +619,18 @@ int lmz_net_new(uv_loop_t *loop, const struct lmz_net_opts *opts,
   return 0;
 }
 
-size_t lmz_net_active(const lmz_net *n) { return n->n_active; }
-uint32_t lmz_net_max_inflight(const lmz_net *n) { return n->max_inflight; }
-bool lmz_net_is_closing(const lmz_net *n) { return n->closing; }
+size_t lmz_net_active(const lmz_net_t *n) { return n->n_active; }
+uint32_t lmz_net_max_inflight(const lmz_net_t *n) { return n->max_inflight; }
+bool lmz_net_is_closing(const lmz_net_t *n) { return n->closing; }
 
 static void curlm_closed(void *ud) {
-  lmz_net *n = ud;
+  lmz_net_t *n = ud;
   if (n->close_cb)
     n->close_cb(n->close_ud);
   net_free(n);
 }
 
-void lmz_net_close(lmz_net *n, lmz_net_close_cb close_cb, void *ud) {
+void lmz_net_close(lmz_net_t *n, lmz_net_close_cb close_cb, void *ud) {
   n->closing = true;
   n->close_cb = close_cb;
   n->close_ud = ud;

@@ -1,6 +1,6 @@
 /* net/fetch.h - outbound HTTP(S) requests on the node's loop, with limits.
  *
- * lmz_net is the client behind lmz_fetch (lmz/lmz.h) and the HTTP-API mail
+ * lmz_net_t is the client behind lmz_fetch (lmz/lmz.h) and the HTTP-API mail
  * sender. One request: URL checked (http/https only, host on the egress
  * allow-list), sent with libcurl on the loop (net/curlm.h), its response
  * read within the limits below, redirects followed here, by us, so that
@@ -52,7 +52,7 @@
 #define LMZ_NET_DEFAULT_MAX_REDIRECTS 5u
 #define LMZ_NET_DEFAULT_MAX_INFLIGHT 1024u
 
-typedef struct lmz_net lmz_net;
+typedef struct lmz_net_s lmz_net_t;
 
 /* Borrowed for lmz_net_new only (copied). Zeros are the defaults above,
  * except max_redirects, taken as is (0 = no redirect followed) unless
@@ -105,22 +105,22 @@ typedef void (*lmz_net_close_cb)(void *ud);
 
 /* Returns 0 and *out, or LMZ_ENOMEM / LMZ_EIO / LMZ_EINVAL (errmsg). */
 int lmz_net_new(uv_loop_t *loop, const struct lmz_net_opts *opts,
-                lmz_net **out, char *errmsg);
+                lmz_net_t **out, char *errmsg);
 /* Checks a request without sending it (URL, scheme, host allowed, method,
  * headers, body size). Returns 0, LMZ_EINVAL or LMZ_EACCESS (host not on
  * the allow-list), with errmsg. lmz_net_fetch runs the same check. */
-int lmz_net_check(const lmz_net *n, const struct lmz_net_request *req,
+int lmz_net_check(const lmz_net_t *n, const struct lmz_net_request *req,
                   char *errmsg);
 /* Starts a request. Errors (cb will not run): those of lmz_net_check,
  * LMZ_EOVERLOAD (max_inflight), LMZ_ECANCELED (closing), LMZ_ENOMEM,
  * LMZ_EIO. */
-int lmz_net_fetch(lmz_net *n, const struct lmz_net_request *req,
+int lmz_net_fetch(lmz_net_t *n, const struct lmz_net_request *req,
                   lmz_net_fetch_cb cb, void *ud, char *errmsg);
-size_t lmz_net_active(const lmz_net *n);
-uint32_t lmz_net_max_inflight(const lmz_net *n);
-bool lmz_net_is_closing(const lmz_net *n);
+size_t lmz_net_active(const lmz_net_t *n);
+uint32_t lmz_net_max_inflight(const lmz_net_t *n);
+bool lmz_net_is_closing(const lmz_net_t *n);
 /* Cancels every request, then close_cb (may be NULL); frees the client. */
-void lmz_net_close(lmz_net *n, lmz_net_close_cb close_cb, void *ud);
+void lmz_net_close(lmz_net_t *n, lmz_net_close_cb close_cb, void *ud);
 
 /* Pure: is `host` (as in a URL, lowercase or not) on the list? */
 bool lmz_net_host_allowed(const char *const *allow, size_t n_allow,

@@ -46,13 +46,13 @@ struct lmzd {
   uv_loop_t loop;
   lmz_arena *arena;
   struct lmzd_config cfg;
-  lmz_node *node;
-  lmz_remote *remote;
+  lmz_node_t *node;
+  lmz_remote_t *remote;
   lmz_cluster_t cluster;
   bool cluster_up;
-  lmz_router *router;
-  lmz_gateway *gateway; /* the HTTP/WebSocket port */
-  lmz_auth *auth;       /* the auth service, or NULL (auth/auth.h) */
+  lmz_router_t *router;
+  lmz_gateway_t *gateway; /* the HTTP/WebSocket port */
+  lmz_auth_t *auth;       /* the auth service, or NULL (auth/auth.h) */
   lmz_transport_t transport;
   bool transport_up;
   uv_signal_t sigint, sigterm;
@@ -316,7 +316,7 @@ static void send_status(lmz_conn_t *conn, uint64_t id, int rv, const char *json)
   lmz_conn_send(conn, &f);
 }
 
-static void drain_done(lmz_router *r, int moved, int failed, void *arg) {
+static void drain_done(lmz_router_t *r, int moved, int failed, void *arg) {
   (void)r;
   struct lmzd *d = arg;
   char json[96];
@@ -806,7 +806,7 @@ static int start_gateway(struct lmzd *d) {
 
 /* ---- shutdown ------------------------------------------------------------ */
 
-static void node_closed(lmz_node *n, void *arg) {
+static void node_closed(lmz_node_t *n, void *arg) {
   (void)n;
   struct lmzd *d = arg;
   if (d->signals_up) {
@@ -835,7 +835,7 @@ static void cluster_closed(lmz_cluster_t *c) {
 
 /* The router first (parked and forwarded calls fail, a drain stops), then
  * the cluster (directory requests cancelled, Raft closed). */
-static void router_closed(lmz_router *r, void *arg) {
+static void router_closed(lmz_router_t *r, void *arg) {
   (void)r;
   struct lmzd *d = arg;
   d->cluster.data = d;
@@ -855,7 +855,7 @@ static void stop_rest(struct lmzd *d) {
   }
 }
 
-static void gateway_closed(lmz_gateway *gw, void *arg) {
+static void gateway_closed(lmz_gateway_t *gw, void *arg) {
   (void)gw;
   struct lmzd *d = arg;
   if (d->auth) /* its mail sender; turns still finishing log "not sent" */

@@ -290,7 +290,7 @@ static void on_async(uv_async_t *h) {
   deliver(s);
 }
 
-int lmz_store_commit(lmz_store *pub, lmz_batch *b, lmz_store_commit_cb cb,
+int lmz_store_commit(lmz_store_t *pub, lmz_batch *b, lmz_store_commit_cb cb,
                      void *arg) {
   if (!pub || !b)
     return LMZ_EINVAL;
@@ -357,22 +357,22 @@ void lmz__commit_stop(struct lmz__store *s) {
   uv_mutex_destroy(&s->mu);
 }
 
-uint64_t lmz_store_commit_count(const lmz_store *pub) {
+uint64_t lmz_store_commit_count(const lmz_store_t *pub) {
   return atomic_load(&((const struct lmz__store *)pub)->commit_count);
 }
 
-uint64_t lmz_store_sync_count(const lmz_store *pub) {
+uint64_t lmz_store_sync_count(const lmz_store_t *pub) {
   return atomic_load(&((const struct lmz__store *)pub)->sync_count);
 }
 
-size_t lmz_store_queued(const lmz_store *pub, size_t *bytes) {
+size_t lmz_store_queued(const lmz_store_t *pub, size_t *bytes) {
   const struct lmz__store *s = (const struct lmz__store *)pub;
   if (bytes)
     *bytes = s->inflight_bytes;
   return s->inflight;
 }
 
-void lmz__store_pause(lmz_store *pub, bool paused) {
+void lmz__store_pause(lmz_store_t *pub, bool paused) {
   struct lmz__store *s = lmz__store(pub);
   uv_mutex_lock(&s->mu);
   s->paused = paused;
@@ -380,14 +380,14 @@ void lmz__store_pause(lmz_store *pub, bool paused) {
   uv_mutex_unlock(&s->mu);
 }
 
-void lmz__store_fail_writes(lmz_store *pub, int n) {
+void lmz__store_fail_writes(lmz_store_t *pub, int n) {
   struct lmz__store *s = lmz__store(pub);
   uv_mutex_lock(&s->mu);
   s->fail_writes = n;
   uv_mutex_unlock(&s->mu);
 }
 
-void lmz__store_set_max_batch(lmz_store *pub, size_t bytes) {
+void lmz__store_set_max_batch(lmz_store_t *pub, size_t bytes) {
   struct lmz__store *s = lmz__store(pub);
   uv_mutex_lock(&s->mu); /* take_group reads it under mu */
   s->max_batch_bytes = bytes;

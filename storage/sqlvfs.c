@@ -47,8 +47,8 @@ struct chunk {
   bool ref; /* `committed` is durable, kept as the base of the next delta */
 };
 
-struct lmz_sqlstore {
-  lmz_store *store;
+struct lmz_sqlstore_s {
+  lmz_store_t *store;
   uint8_t prefix[LMZ_KEY_PREFIX_MAX];
   size_t prefix_len;
   lmz_hmap chunks; /* idx -> struct chunk * */
@@ -312,7 +312,7 @@ static int last_cb(const uint8_t *key, size_t klen, const uint8_t *val,
 }
 
 /* Size = (last chunk + 1) * PAGE: a reverse scan of the chunk range. */
-static int read_size(lmz_sqlstore *ss) {
+static int read_size(lmz_sqlstore_t *ss) {
   uint8_t lo[LMZ_KEY_MAX], hi[LMZ_KEY_MAX];
   int ll = lmz_sqlvfs_page_key(lo, ss->prefix, ss->prefix_len, 0);
   int hl = lmz_key_join(hi, ss->prefix, ss->prefix_len, LMZ_KEY_SPACE_FRAMEWORK,
@@ -331,12 +331,12 @@ static int read_size(lmz_sqlstore *ss) {
   return 0;
 }
 
-int lmz_sqlstore_new(lmz_sqlstore **out, lmz_store *s, const uint8_t *prefix,
-                     size_t prefix_len, char *errmsg) {
+int lmz_sqlstore_new(lmz_sqlstore_t **out, lmz_store_t *s,
+                     const uint8_t *prefix, size_t prefix_len, char *errmsg) {
   *out = NULL;
   if (!s || !prefix || prefix_len == 0 || prefix_len > LMZ_KEY_PREFIX_MAX)
     return LMZ_EINVAL;
-  lmz_sqlstore *ss = calloc(1, sizeof *ss);
+  lmz_sqlstore_t *ss = calloc(1, sizeof *ss);
   if (!ss)
     return LMZ_ENOMEM;
   ss->store = s;
@@ -369,7 +369,7 @@ static bool ref_take(void) {
   return false;
 }
 
-static void committed_drop(lmz_sqlstore *ss, struct chunk *c) {
+static void committed_drop(lmz_sqlstore_t *ss, struct chunk *c) {
   if (!c->committed)
     return;
   if (c->ref)
@@ -380,14 +380,14 @@ static void committed_drop(lmz_sqlstore *ss, struct chunk *c) {
   ss->mem -= PAGE;
 }
 
-static void chunk_free(lmz_sqlstore *ss, struct chunk *c) {
+static void chunk_free(lmz_sqlstore_t *ss, struct chunk *c) {
   committed_drop(ss, c);
   ss->mem -= sizeof *c + (c->turn ? PAGE : 0);
   page_free(c->turn);
   free(c);
 }
 
-void lmz_sqlstore_free(lmz_sqlstore *ss) {
+void lmz_sqlstore_free(lmz_sqlstore_t *ss) {
   if (!ss)
     return;
   size_t it = 0;
@@ -398,15 +398,15 @@ void lmz_sqlstore_free(lmz_sqlstore *ss) {
   free(ss);
 }
 
-uint64_t lmz_sqlstore_size(const lmz_sqlstore *ss) { return ss->size; }
-bool lmz_sqlstore_dirty(const lmz_sqlstore *ss) {
+uint64_t lmz_sqlstore_size(const lmz_sqlstore_t *ss) { return ss->size; }
+bool lmz_sqlstore_dirty(const lmz_sqlstore_t *ss) {
   return ss->dirty || ss->truncated;
 }
-bool lmz_sqlstore_failed(const lmz_sqlstore *ss) { return ss->failed; }
-const char *lmz_sqlstore_errmsg(const lmz_sqlstore *ss) { return ss->errmsg; }
-size_t lmz_sqlstore_mem(const lmz_sqlstore *ss) { return ss->mem; }
+bool lmz_sqlstore_failed(const lmz_sqlstore_t *ss) { return ss->failed; }
+const char *lmz_sqlstore_errmsg(const lmz_sqlstore_t *ss) { return ss->errmsg; }
+size_t lmz_sqlstore_mem(const lmz_sqlstore_t *ss) { return ss->mem; }
 
-void lmz_sqlstore_counters(const lmz_sqlstore *ss, uint64_t *pages_read,
+void lmz_sqlstore_counters(const lmz_sqlstore_t *ss, uint64_t *pages_read,
                            uint64_t *pages_written) {
   *pages_read = ss->pages_read;
   *pages_written = ss->pages_written;
@@ -414,7 +414,7 @@ void lmz_sqlstore_counters(const lmz_sqlstore *ss, uint64_t *pages_read,
 
 /* ---- chunk versions -------------------------------------------------------- */
 
-static struct chunk *chunk_get(lmz_sqlstore *ss, uint32_t idx, bool create) {
+static struct chunk *chunk_get(lmz_sqlstore_t *ss, uint32_t idx, bool create) {
   struct chunk *c = lmz_hmap_get(&ss->chunks, &idx, sizeof idx);
   if (c || !create)
     return c;
@@ -429,7 +429,7 @@ static struct chunk *chunk_get(lmz_sqlstore *ss, uint32_t idx, bool create) {
   return c;
 }
 
-static void chunk_drop_if_empty(lmz_sqlstore *ss, struct chunk *c) {
+static void chunk_drop_if_empty(lmz_sqlstore_t *ss, struct chunk *c) {
   if (c->turn || c->committed)
     return;
   lmz_hmap_del(&ss->chunks, &c->idx, sizeof c->idx);
@@ -470,7 +470,7 @@ static int load_cb(const uint8_t *key, size_t klen, const uint8_t *val,
 
 /* Reads chunk idx from RocksDB (base and deltas) into buf. 0, or an
  * SQLITE_IOERR_* code (the store is then failed). */
-static int load_stored(lmz_sqlstore *ss, uint32_t idx, uint8_t *buf,
+static int load_stored(lmz_sqlstore_t *ss, uint32_t idx, uint8_t *buf,
                        struct load *l) {
   uint8_t lo[LMZ_KEY_MAX], hi[LMZ_KEY_MAX];
   int ll = lmz_sqlvfs_page_key(lo, ss->prefix, ss->prefix_len, idx);
@@ -500,7 +500,7 @@ static int load_stored(lmz_sqlstore *ss, uint32_t idx, uint8_t *buf,
 
 /* Copies chunk idx as the turn sees it into buf (PAGE bytes). Chunks at or
  * beyond the file size are zeros. 0 or an SQLITE_IOERR_* code. */
-static int chunk_read(lmz_sqlstore *ss, uint32_t idx, uint8_t *buf) {
+static int chunk_read(lmz_sqlstore_t *ss, uint32_t idx, uint8_t *buf) {
   if ((uint64_t)idx * PAGE >= ss->size) {
     memset(buf, 0, PAGE);
     return 0;
@@ -516,7 +516,7 @@ static int chunk_read(lmz_sqlstore *ss, uint32_t idx, uint8_t *buf) {
 }
 
 /* Makes `data` (PAGE bytes, malloc'd, ownership taken) the turn's version. */
-static int chunk_set(lmz_sqlstore *ss, uint32_t idx, uint8_t *data) {
+static int chunk_set(lmz_sqlstore_t *ss, uint32_t idx, uint8_t *data) {
   struct chunk *c = chunk_get(ss, idx, true);
   if (!c) {
     page_free(data);
@@ -538,7 +538,7 @@ static int chunk_set(lmz_sqlstore *ss, uint32_t idx, uint8_t *data) {
 /* The page as stored before this turn (its base plus deltas) into *prev,
  * with the chain's length in c->ndelta / c->dbytes; *prev = NULL for a
  * page that did not exist before the turn (or was truncated in it). */
-static int stored_version(lmz_sqlstore *ss, struct chunk *c, uint8_t *buf,
+static int stored_version(lmz_sqlstore_t *ss, struct chunk *c, uint8_t *buf,
                           const uint8_t **prev) {
   *prev = NULL;
   if ((uint64_t)c->idx * PAGE >= ss->committed_size ||
@@ -559,7 +559,7 @@ static int stored_version(lmz_sqlstore *ss, struct chunk *c, uint8_t *buf,
 
 /* One dirty chunk into b: a delta against the stored version while the
  * chain is short, else the whole (hole-encoded) page, whose deltas then go. */
-static int put_chunk(lmz_sqlstore *ss, struct chunk *c, lmz_batch *b) {
+static int put_chunk(lmz_sqlstore_t *ss, struct chunk *c, lmz_batch *b) {
   uint8_t key[LMZ_KEY_MAX], enc[PAGE], old[PAGE];
   const uint8_t *prev;
   int rv = stored_version(ss, c, old, &prev), kl;
@@ -598,7 +598,7 @@ static int put_chunk(lmz_sqlstore *ss, struct chunk *c, lmz_batch *b) {
   return 0;
 }
 
-int lmz_sqlstore_add_to_batch(lmz_sqlstore *ss, lmz_batch *b) {
+int lmz_sqlstore_add_to_batch(lmz_sqlstore_t *ss, lmz_batch *b) {
   uint8_t key[LMZ_KEY_MAX], hi[LMZ_KEY_MAX];
   int rv;
   if (ss->truncated && ss->trunc_chunks <= UINT32_MAX) {
@@ -625,7 +625,7 @@ int lmz_sqlstore_add_to_batch(lmz_sqlstore *ss, lmz_batch *b) {
   return 0;
 }
 
-void lmz_sqlstore_turn_commit(lmz_sqlstore *ss, uint64_t seq) {
+void lmz_sqlstore_turn_commit(lmz_sqlstore_t *ss, uint64_t seq) {
   for (struct chunk *c = ss->dirty, *nx; c; c = nx) {
     nx = c->next_dirty;
     c->next_dirty = NULL;
@@ -642,7 +642,7 @@ void lmz_sqlstore_turn_commit(lmz_sqlstore *ss, uint64_t seq) {
   ss->last_seq = seq;
 }
 
-void lmz_sqlstore_turn_abort(lmz_sqlstore *ss) {
+void lmz_sqlstore_turn_abort(lmz_sqlstore_t *ss) {
   for (struct chunk *c = ss->dirty, *nx; c; c = nx) {
     nx = c->next_dirty;
     c->next_dirty = NULL;
@@ -660,7 +660,7 @@ void lmz_sqlstore_turn_abort(lmz_sqlstore *ss) {
 /* Durable committed versions are freed, but for up to REF_PER_STORE pages
  * of the last committed turn (the pages a busy actor writes again next):
  * they stay as the bases of the next deltas, saving a RocksDB read each. */
-void lmz_sqlstore_trim(lmz_sqlstore *ss, uint64_t durable_seq) {
+void lmz_sqlstore_trim(lmz_sqlstore_t *ss, uint64_t durable_seq) {
   size_t it = 0, kept = 0;
   void *v;
   while (lmz_hmap_next(&ss->chunks, &it, NULL, NULL, &v)) {
@@ -682,7 +682,7 @@ void lmz_sqlstore_trim(lmz_sqlstore *ss, uint64_t durable_seq) {
 
 struct dbfile {
   sqlite3_file base;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
 };
 
 static int db_close(sqlite3_file *f) {
@@ -693,7 +693,7 @@ static int db_close(sqlite3_file *f) {
 }
 
 static int db_read(sqlite3_file *f, void *out, int amt, sqlite3_int64 off) {
-  lmz_sqlstore *ss = ((struct dbfile *)f)->ss;
+  lmz_sqlstore_t *ss = ((struct dbfile *)f)->ss;
   if (amt < 0 || off < 0)
     return SQLITE_IOERR_READ;
   uint8_t page[PAGE], *dst = out;
@@ -719,7 +719,7 @@ static int db_read(sqlite3_file *f, void *out, int amt, sqlite3_int64 off) {
 /* A write starting past the end: the chunks in between become zeros of
  * this turn, so no stale chunk (truncated, delete not durable yet) can ever
  * reappear inside the file. */
-static int fill_gap(lmz_sqlstore *ss, uint64_t pos) {
+static int fill_gap(lmz_sqlstore_t *ss, uint64_t pos) {
   for (uint64_t idx = ss->size / PAGE; idx < pos / PAGE; idx++) {
     if (idx > UINT32_MAX)
       return SQLITE_FULL;
@@ -737,7 +737,7 @@ static int fill_gap(lmz_sqlstore *ss, uint64_t pos) {
 
 static int db_write(sqlite3_file *f, const void *src, int amt,
                     sqlite3_int64 off) {
-  lmz_sqlstore *ss = ((struct dbfile *)f)->ss;
+  lmz_sqlstore_t *ss = ((struct dbfile *)f)->ss;
   if (amt < 0 || off < 0)
     return SQLITE_IOERR_WRITE;
   const uint8_t *p = src;
@@ -773,7 +773,7 @@ static int db_write(sqlite3_file *f, const void *src, int amt,
 }
 
 static int db_truncate(sqlite3_file *f, sqlite3_int64 size) {
-  lmz_sqlstore *ss = ((struct dbfile *)f)->ss;
+  lmz_sqlstore_t *ss = ((struct dbfile *)f)->ss;
   if (size < 0)
     return SQLITE_IOERR_TRUNCATE;
   uint64_t chunks = ((uint64_t)size + PAGE - 1) / PAGE;
@@ -823,7 +823,7 @@ static int no_reserved(sqlite3_file *f, int *out) {
 
 static int db_fcntl(sqlite3_file *f, int op, void *arg) {
   (void)arg;
-  lmz_sqlstore *ss = ((struct dbfile *)f)->ss;
+  lmz_sqlstore_t *ss = ((struct dbfile *)f)->ss;
   switch (op) {
   case SQLITE_FCNTL_BEGIN_ATOMIC_WRITE:
   case SQLITE_FCNTL_COMMIT_ATOMIC_WRITE:
@@ -955,7 +955,7 @@ static const sqlite3_io_methods mem_methods = {
 
 /* The store lmz_sqlstore_connect() is opening on this thread: the only main
  * database xOpen will accept (so ATTACH / VACUUM INTO cannot open files). */
-static _Thread_local lmz_sqlstore *connecting;
+static _Thread_local lmz_sqlstore_t *connecting;
 static sqlite3_vfs *base_vfs;
 
 union anyfile {
@@ -968,7 +968,7 @@ static int vfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
   (void)vfs, (void)name;
   memset(f, 0, sizeof(union anyfile));
   if (flags & SQLITE_OPEN_MAIN_DB) {
-    lmz_sqlstore *ss = connecting;
+    lmz_sqlstore_t *ss = connecting;
     if (!ss || ss->connected)
       return SQLITE_CANTOPEN;
     ss->connected = true;
@@ -1058,7 +1058,7 @@ int lmz_sqlvfs_register(void) {
   return register_rc == SQLITE_OK ? 0 : LMZ_EIO;
 }
 
-int lmz_sqlstore_connect(lmz_sqlstore *ss, sqlite3 **db, char *errmsg) {
+int lmz_sqlstore_connect(lmz_sqlstore_t *ss, sqlite3 **db, char *errmsg) {
   *db = NULL;
   if (lmz_sqlvfs_register()) {
     lmz__errmsg_printf(errmsg, "cannot register the SQLite VFS");

@@ -1,7 +1,7 @@
 /* storage/sqlvfs.h - SQLite databases whose pages are keys in an actor's own
  * key range (DESIGN.md section 3.1).
  *
- * One lmz_sqlstore per durable object that uses SQL. It is the "file" of a
+ * One lmz_sqlstore_t per durable object that uses SQL. It is the "file" of a
  * SQLite connection opened on the "lmz" VFS (lmz_sqlstore_connect). The file
  * is cut into fixed 4 KiB chunks (SQLite's page size is pinned to the same
  * value, so one chunk = one page); chunk i is one RocksDB key in the actor's
@@ -97,7 +97,7 @@
 /* Deltas stored after one page's base at most (reading applies them all). */
 #define LMZ_SQLVFS_DELTA_MAX 32u
 
-typedef struct lmz_sqlstore lmz_sqlstore;
+typedef struct lmz_sqlstore_s lmz_sqlstore_t;
 
 /* Registers the "lmz" VFS with SQLite (not as the default). Idempotent and
  * thread-safe. Returns 0 or LMZ_EIO. */
@@ -140,46 +140,46 @@ int lmz_sqlvfs_apply_delta(const uint8_t *val, size_t len, uint8_t *page);
 /* Creates the store of one actor over `s` (borrowed: must outlive it).
  * `prefix` is copied. Reads the current file size from RocksDB. Returns 0,
  * LMZ_ENOMEM, LMZ_EINVAL, LMZ_ESTORAGE (errmsg). */
-int lmz_sqlstore_new(lmz_sqlstore **out, lmz_store *s, const uint8_t *prefix,
-                     size_t prefix_len, char *errmsg);
+int lmz_sqlstore_new(lmz_sqlstore_t **out, lmz_store_t *s,
+                     const uint8_t *prefix, size_t prefix_len, char *errmsg);
 /* Frees the store; its connection must be closed already. NULL ignored. */
-void lmz_sqlstore_free(lmz_sqlstore *ss);
+void lmz_sqlstore_free(lmz_sqlstore_t *ss);
 
 /* Opens a SQLite connection whose main database is this store (at most one
  * open connection per store; SQLITE_OPEN_NOMUTEX: use it on one thread at a
  * time). Runs nothing on it. Returns 0 and *db, or
  * LMZ_EIO / LMZ_ENOMEM (errmsg); on error *db is NULL. */
-int lmz_sqlstore_connect(lmz_sqlstore *ss, sqlite3 **db, char *errmsg);
+int lmz_sqlstore_connect(lmz_sqlstore_t *ss, sqlite3 **db, char *errmsg);
 
 /* The file size as the current turn sees it, in bytes. */
-uint64_t lmz_sqlstore_size(const lmz_sqlstore *ss);
+uint64_t lmz_sqlstore_size(const lmz_sqlstore_t *ss);
 /* True when the current turn wrote or truncated anything. */
-bool lmz_sqlstore_dirty(const lmz_sqlstore *ss);
+bool lmz_sqlstore_dirty(const lmz_sqlstore_t *ss);
 /* True when something made the turn's SQL state untrustworthy (a RocksDB
  * read error, SQLite rolled back an atomic batch): the turn must fail. */
-bool lmz_sqlstore_failed(const lmz_sqlstore *ss);
+bool lmz_sqlstore_failed(const lmz_sqlstore_t *ss);
 /* Text of the last error of this store. */
-const char *lmz_sqlstore_errmsg(const lmz_sqlstore *ss);
+const char *lmz_sqlstore_errmsg(const lmz_sqlstore_t *ss);
 
 /* Appends the turn's page writes (and a delete_range for a truncation) to
  * b. Returns 0, or the lmz_batch_* error (b may then hold some of them:
  * the caller frees it). */
-int lmz_sqlstore_add_to_batch(lmz_sqlstore *ss, lmz_batch *b);
+int lmz_sqlstore_add_to_batch(lmz_sqlstore_t *ss, lmz_batch *b);
 /* The batch was accepted as commit `seq`: the turn's versions become the
  * committed-not-yet-durable versions. Cannot fail. */
-void lmz_sqlstore_turn_commit(lmz_sqlstore *ss, uint64_t seq);
+void lmz_sqlstore_turn_commit(lmz_sqlstore_t *ss, uint64_t seq);
 /* Drops the turn's versions and restores the size before the turn. */
-void lmz_sqlstore_turn_abort(lmz_sqlstore *ss);
+void lmz_sqlstore_turn_abort(lmz_sqlstore_t *ss);
 /* Frees the committed versions with seq <= durable_seq (RocksDB has them),
  * but keeps up to 4 pages of the last committed turn as the bases of the
  * next deltas (bounded to 64 MiB per process). */
-void lmz_sqlstore_trim(lmz_sqlstore *ss, uint64_t durable_seq);
+void lmz_sqlstore_trim(lmz_sqlstore_t *ss, uint64_t durable_seq);
 /* Bytes of page versions held in memory (not SQLite's own cache). */
-size_t lmz_sqlstore_mem(const lmz_sqlstore *ss);
+size_t lmz_sqlstore_mem(const lmz_sqlstore_t *ss);
 
 /* Counters since creation: chunks read from RocksDB, whole chunks put in
  * batches (deltas not counted). */
-void lmz_sqlstore_counters(const lmz_sqlstore *ss, uint64_t *pages_read,
+void lmz_sqlstore_counters(const lmz_sqlstore_t *ss, uint64_t *pages_read,
                            uint64_t *pages_written);
 
 #endif

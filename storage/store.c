@@ -130,7 +130,7 @@ static int open_rocksdb(struct lmz__store *s, const struct lmz_store_opts *o,
   return 0;
 }
 
-int lmz_store_open(lmz_store **out, uv_loop_t *loop,
+int lmz_store_open(lmz_store_t **out, uv_loop_t *loop,
                    const struct lmz_store_opts *opts, char *errmsg) {
   char scratch[LMZ_ERRMSG_LEN];
   if (!errmsg)
@@ -170,7 +170,7 @@ static void on_closed(uv_handle_t *h) {
   free(lmz_container_of((uv_async_t *)h, struct lmz__store, async));
 }
 
-void lmz_store_close(lmz_store *pub) {
+void lmz_store_close(lmz_store_t *pub) {
   if (!pub)
     return;
   struct lmz__store *s = lmz__store(pub);
@@ -180,7 +180,8 @@ void lmz_store_close(lmz_store *pub) {
   uv_close((uv_handle_t *)&s->async, on_closed);
 }
 
-int lmz_store_get(lmz_store *pub, const void *key, size_t klen, lmz_buf *out) {
+int lmz_store_get(lmz_store_t *pub, const void *key, size_t klen,
+                  lmz_buf *out) {
   struct lmz__store *s = lmz__store(pub);
   if (!s->db)
     return LMZ_ECANCELED;
@@ -235,14 +236,14 @@ static int stop_at_first(const uint8_t *key, size_t klen, const uint8_t *val,
   return 1;
 }
 
-int lmz_store_range_empty(lmz_store *s, const void *lower, size_t lower_len,
+int lmz_store_range_empty(lmz_store_t *s, const void *lower, size_t lower_len,
                           const void *upper, size_t upper_len) {
   int n = lmz_store_scan(s, lower, lower_len, upper, upper_len, 1, false,
                          stop_at_first, NULL);
   return n < 0 ? n : n == 0;
 }
 
-int lmz_store_scan(lmz_store *pub, const void *lower, size_t lower_len,
+int lmz_store_scan(lmz_store_t *pub, const void *lower, size_t lower_len,
                    const void *upper, size_t upper_len, size_t limit,
                    bool reverse, lmz_store_scan_cb cb, void *arg) {
   struct lmz__store *s = lmz__store(pub);

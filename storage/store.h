@@ -60,12 +60,12 @@
 #define LMZ_STORE_VALUE_MAX (64u * 1024 * 1024)
 #define LMZ_BATCH_MAX_BYTES (512u * 1024 * 1024)
 
-typedef struct lmz_store lmz_store;
+typedef struct lmz_store_s lmz_store_t;
 typedef struct lmz_batch lmz_batch;
 typedef struct lmz_chain lmz_chain;
 
 /* The public part of the store handle (the rest is private, store_int.h). */
-struct lmz_store {
+struct lmz_store_s {
   void *data;                  /* public: for the user */
   uv_loop_t *loop;             /* read-only */
   char errmsg[LMZ_ERRMSG_LEN]; /* read-only: text of the last error */
@@ -93,7 +93,7 @@ void lmz_store_opts_init(struct lmz_store_opts *o, const char *path);
  * LMZ_ESTORAGE (RocksDB refused: corrupt, locked by another process, ...),
  * a libuv code (mkdir, thread). On error nothing needs closing.
  * Loop thread. */
-int lmz_store_open(lmz_store **out, uv_loop_t *loop,
+int lmz_store_open(lmz_store_t **out, uv_loop_t *loop,
                    const struct lmz_store_opts *opts, char *errmsg);
 
 /* Closes the store, synchronously, on the loop thread:
@@ -110,13 +110,13 @@ int lmz_store_open(lmz_store **out, uv_loop_t *loop,
  * loop next runs its close phase (the store's uv_async_t is closed with
  * uv_close), so run the loop once more before uv_loop_close(). May be called
  * from inside a commit callback. NULL is ignored. */
-void lmz_store_close(lmz_store *s);
+void lmz_store_close(lmz_store_t *s);
 
 /* Reads `key`. On success replaces out's content with the value (out->len =
  * value length; capacity kept) and returns 0. Returns LMZ_ENOTFOUND (out
  * unchanged), LMZ_ESTORAGE (s->errmsg), LMZ_ENOMEM, LMZ_ECANCELED (closed).
  * `key` is borrowed for the call. Loop thread. */
-int lmz_store_get(lmz_store *s, const void *key, size_t klen, lmz_buf *out);
+int lmz_store_get(lmz_store_t *s, const void *key, size_t klen, lmz_buf *out);
 
 /* Called for each key/value of a scan. Both pointers are valid only during
  * the call. Return 0 to continue, non-zero to stop the scan. The callback may
@@ -131,7 +131,7 @@ typedef int (*lmz_store_scan_cb)(const uint8_t *key, size_t klen,
  * for the call. Returns the number of entries passed to `cb` (>= 0), or
  * LMZ_ESTORAGE (s->errmsg), LMZ_EINVAL (cb NULL), LMZ_ECANCELED (closed).
  * Loop thread. */
-int lmz_store_scan(lmz_store *s, const void *lower, size_t lower_len,
+int lmz_store_scan(lmz_store_t *s, const void *lower, size_t lower_len,
                    const void *upper, size_t upper_len, size_t limit,
                    bool reverse, lmz_store_scan_cb cb, void *arg);
 
@@ -139,7 +139,7 @@ int lmz_store_scan(lmz_store *s, const void *lower, size_t lower_len,
  * most one entry. Returns 1 (empty), 0 (a key exists), or a scan error:
  * callers that act on "empty" (releasing an actor's placement) must treat
  * an error as "not empty". Loop thread. */
-int lmz_store_range_empty(lmz_store *s, const void *lower, size_t lower_len,
+int lmz_store_range_empty(lmz_store_t *s, const void *lower, size_t lower_len,
                           const void *upper, size_t upper_len);
 
 /* --- Batches ------------------------------------------------------------ */
@@ -227,13 +227,13 @@ void lmz_batch_set_chain(lmz_batch *b, lmz_chain *c);
  * LMZ_ESTORAGE (the group's write failed, or an earlier batch of the
  * batch's chain failed and it was not written; s->errmsg holds the text
  * during the callback). Never called from inside lmz_store_commit(). */
-typedef void (*lmz_store_commit_cb)(lmz_store *s, int status, void *arg);
+typedef void (*lmz_store_commit_cb)(lmz_store_t *s, int status, void *arg);
 
 /* Queues `b` for the storage thread. On 0 the store owns `b` (it frees it
  * after the callback) and `cb` (may be NULL) will run exactly once. On error
  * the caller still owns `b` and `cb` never runs: LMZ_EINVAL (s or b NULL),
  * LMZ_ECANCELED (close has started). Loop thread. */
-int lmz_store_commit(lmz_store *s, lmz_batch *b, lmz_store_commit_cb cb,
+int lmz_store_commit(lmz_store_t *s, lmz_batch *b, lmz_store_commit_cb cb,
                      void *arg);
 
 /* Statistics (loop thread). commit_count: commits the storage thread has
@@ -241,11 +241,11 @@ int lmz_store_commit(lmz_store *s, lmz_batch *b, lmz_store_commit_cb cb,
  * rocksdb_write calls made for them (each one a WAL fsync when opts.sync;
  * groups made only of empty batches need none). commit_count / sync_count
  * is the average group size. */
-uint64_t lmz_store_commit_count(const lmz_store *s);
-uint64_t lmz_store_sync_count(const lmz_store *s);
+uint64_t lmz_store_commit_count(const lmz_store_t *s);
+uint64_t lmz_store_sync_count(const lmz_store_t *s);
 /* Commits queued or being written whose callbacks have not run yet, and
  * their total lmz_batch_bytes(); for backpressure. Loop thread. */
-size_t lmz_store_queued(const lmz_store *s, size_t *bytes);
+size_t lmz_store_queued(const lmz_store_t *s, size_t *bytes);
 
 /* --- Actor export / import (migration) ---------------------------------- */
 
@@ -263,7 +263,7 @@ size_t lmz_store_queued(const lmz_store *s, size_t *bytes);
  * LMZ_EINVAL (names beyond keys.h limits), LMZ_ESTORAGE, LMZ_ENOMEM,
  * LMZ_ETOOBIG (out->max reached), LMZ_ECANCELED. On error `out` may hold a
  * partial dump; discard it. Loop thread. */
-int lmz_store_export_actor(lmz_store *s, const char *binding,
+int lmz_store_export_actor(lmz_store_t *s, const char *binding,
                            size_t binding_len, const char *instance,
                            size_t instance_len, lmz_buf *out);
 
@@ -276,7 +276,8 @@ int lmz_store_export_actor(lmz_store *s, const char *binding,
  * LMZ_EBADVERSION, LMZ_ENOMEM, LMZ_ETOOBIG, with the reason in s->errmsg.
  * On error `b` is left as it was. `data` is borrowed for the call.
  * Loop thread (uses s->errmsg only). */
-int lmz_store_import(lmz_store *s, const void *data, size_t len, lmz_batch *b);
+int lmz_store_import(lmz_store_t *s, const void *data, size_t len,
+                     lmz_batch *b);
 
 /* Reads the actor named by a dump's header without validating the rest.
  * The name pointers borrow from `data`. Returns 0 or LMZ_EBADMSG /

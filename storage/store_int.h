@@ -50,7 +50,7 @@ struct lmz__bqueue {
 };
 
 struct lmz__store {
-  lmz_store pub; /* first: lmz_store * and struct lmz__store * convert */
+  lmz_store_t pub; /* first: lmz_store_t * and struct lmz__store * convert */
 
   /* RocksDB; db is NULL once closed. Read-only after open except in close. */
   rocksdb_t *db;
@@ -84,7 +84,7 @@ struct lmz__store {
   bool cancel; /* close started: commits get LMZ_ECANCELED */
 };
 
-static inline struct lmz__store *lmz__store(lmz_store *s) {
+static inline struct lmz__store *lmz__store(lmz_store_t *s) {
   return (struct lmz__store *)s;
 }
 
@@ -127,9 +127,9 @@ void lmz__batch_truncate(lmz_batch *b, size_t bytes, size_t count);
  * storage thread takes no new batch, so a test can queue a deterministic
  * group. fail_writes makes the next n group writes fail with LMZ_ESTORAGE
  * as if RocksDB had returned an I/O error. */
-void lmz__store_pause(lmz_store *s, bool paused);
-void lmz__store_fail_writes(lmz_store *s, int n);
+void lmz__store_pause(lmz_store_t *s, bool paused);
+void lmz__store_fail_writes(lmz_store_t *s, int n);
 /* Sets max_batch_bytes of an open store (1 = every group is one batch). */
-void lmz__store_set_max_batch(lmz_store *s, size_t bytes);
+void lmz__store_set_max_batch(lmz_store_t *s, size_t bytes);
 
 #endif

@@ -34,10 +34,10 @@
 
 #include "floor.h"
 
-/* --- group commit through lmz_store ------------------------------------- */
+/* --- group commit through lmz_store_t ------------------------------------- */
 
 struct gc {
-  lmz_store *s;
+  lmz_store_t *s;
   double deadline;
   uint64_t next_key;
   uint64_t done;
@@ -46,7 +46,7 @@ struct gc {
 
 static void gc_commit(struct gc *g);
 
-static void gc_on_commit(lmz_store *s, int status, void *arg) {
+static void gc_on_commit(lmz_store_t *s, int status, void *arg) {
   struct gc *g = arg;
   if (status) {
     fprintf(stderr, "bench_durable_floor: commit: %s\n", s->errmsg);

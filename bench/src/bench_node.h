@@ -16,7 +16,7 @@
 
 struct bench_node {
   uv_loop_t loop;
-  lmz_node *node;
+  lmz_node_t *node;
   char *dir;
 };
 
@@ -46,7 +46,7 @@ static void bench_node_run(struct bench_node *b) {
     uv_run(&b->loop, UV_RUN_ONCE);
 }
 
-static void bench_closed(lmz_node *n, void *arg) {
+static void bench_closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }

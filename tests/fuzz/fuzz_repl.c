@@ -64,8 +64,8 @@ static void check_batch(const uint8_t *data, size_t size) {
 /* ---- append mode --------------------------------------------------------- */
 
 static uv_loop_t loop;
-static lmz_store *store;
-static lmz_dir *dir;
+static lmz_store_t *store;
+static lmz_dir_t *dir;
 static lmz_repl_t *repl;
 static unsigned runs;
 static int n_acks, last_status;

@@ -13,10 +13,10 @@
 struct fx {
   uv_loop_t loop;
   char *dir;
-  lmz_node *node;
+  lmz_node_t *node;
   struct sim *s;
   lmz_cluster_t c;
-  lmz_router *r;
+  lmz_router_t *r;
   double wall_ms; /* the node's fake wall clock (eviction) */
 };
 
@@ -124,12 +124,12 @@ static inline void setup_ex(struct fx *x, bool registered, uint32_t evict_ms) {
     sim_register_all(x->s);
 }
 
-static inline void node_closed(lmz_node *n, void *arg) {
+static inline void node_closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }
 
-static inline void router_closed(lmz_router *r, void *arg) {
+static inline void router_closed(lmz_router_t *r, void *arg) {
   (void)r;
   *(bool *)arg = true;
 }

@@ -20,10 +20,10 @@ static const uint8_t key[32] = {7, 7, 7};
 struct fix {
   uv_loop_t loop;
   char *dir;
-  lmz_node *node;
+  lmz_node_t *node;
   lmz_transport_t t1, t2;
   lmz_cluster_t c;
-  lmz_router *r;
+  lmz_router_t *r;
   int imports_seen;
   int drain_cbs;
   bool router_closed, cluster_closed, node_closed;
@@ -122,12 +122,12 @@ static void setup(struct fix *x) {
   assert_true(lmz_conn_is_up(conn));
 }
 
-static void drain_cb(lmz_router *r, int moved, int failed, void *arg) {
+static void drain_cb(lmz_router_t *r, int moved, int failed, void *arg) {
   (void)r, (void)moved, (void)failed;
   ((struct fix *)arg)->drain_cbs++;
 }
 
-static void node_closed(lmz_node *n, void *arg) {
+static void node_closed(lmz_node_t *n, void *arg) {
   (void)n;
   ((struct fix *)arg)->node_closed = true;
 }
@@ -146,7 +146,7 @@ static void cluster_closed(lmz_cluster_t *c) {
   lmz_transport_close(&x->t2, transport_closed);
 }
 
-static void router_closed(lmz_router *r, void *arg) {
+static void router_closed(lmz_router_t *r, void *arg) {
   (void)r;
   struct fix *x = arg;
   x->router_closed = true;

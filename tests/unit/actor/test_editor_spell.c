@@ -62,7 +62,7 @@ static int fake_gw_init(lmz_registry *r) {
 
 struct env {
   uv_loop_t loop;
-  lmz_node *node;
+  lmz_node_t *node;
   fakehttp *srv;
   char *dir;
 };
@@ -92,7 +92,7 @@ static void env_open(struct env *e, bool remote, int mode) {
   assert_int_equal(lmz_node_start(e->node), 0);
 }
 
-static void closed(lmz_node *n, void *arg) {
+static void closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }

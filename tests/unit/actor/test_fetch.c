@@ -151,7 +151,7 @@ static int app_init(lmz_registry *r) {
 
 struct env {
   uv_loop_t loop;
-  lmz_node *node;
+  lmz_node_t *node;
   fakehttp *srv;
   char *dir;
 };
@@ -178,7 +178,7 @@ static void env_open(struct env *e, size_t n_allow, uint32_t timeout_ms) {
   assert_int_equal(lmz_node_start(e->node), 0);
 }
 
-static void closed(lmz_node *n, void *arg) {
+static void closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }

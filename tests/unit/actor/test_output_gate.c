@@ -18,7 +18,7 @@
 #define CALLS 400
 
 struct gate {
-  lmz_node *node;
+  lmz_node_t *node;
   int replies, violations, errors;
   lmz_arena *peek;
 };
@@ -60,7 +60,7 @@ static void send_call(struct gate *g, struct call_ctx *c, const char *method) {
   assert_int_equal(lmz_node_call(g->node, &call, reply_cb, c, err), 0);
 }
 
-static void closed(lmz_node *n, void *arg) {
+static void closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }

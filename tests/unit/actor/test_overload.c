@@ -121,7 +121,7 @@ static int app_init(lmz_registry *r) {
 
 struct env {
   uv_loop_t loop;
-  lmz_node *node;
+  lmz_node_t *node;
   char *dir;
 };
 
@@ -142,7 +142,7 @@ static void env_open(struct env *e, uint32_t max_queue, uint32_t max_pending) {
   assert_int_equal(lmz_node_start(e->node), 0);
 }
 
-static void closed(lmz_node *n, void *arg) {
+static void closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }

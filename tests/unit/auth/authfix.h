@@ -24,8 +24,8 @@
 struct fx {
   char *dir;
   uv_loop_t loop;
-  lmz_node *n;
-  lmz_auth *au;
+  lmz_node_t *n;
+  lmz_auth_t *au;
   double now;
   struct lmz_jwt_keyset ks;
   lmz_arena *a; /* answers' parsed bodies */
@@ -102,7 +102,7 @@ static inline void fx_start(struct fx *f) {
   fx_start_cfg(f, &c);
 }
 
-static inline void fx_closed(lmz_node *n, void *arg) {
+static inline void fx_closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }

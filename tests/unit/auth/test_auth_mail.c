@@ -31,10 +31,10 @@ static void on_sent(void *ud, int status, const char *errmsg) {
 
 static void on_closed(void *ud) { ((struct sent *)ud)->closed = true; }
 
-static lmz_mail_sender *dev_sender(uv_loop_t *loop, const char *dir) {
+static lmz_mail_sender_t *dev_sender(uv_loop_t *loop, const char *dir) {
   struct lmz_mail_config c = {.kind = LMZ_MAIL_DEV, .from = "App <no-reply@app.test>",
                               .outbox_dir = dir};
-  lmz_mail_sender *s = NULL;
+  lmz_mail_sender_t *s = NULL;
   char err[LMZ_ERRMSG_LEN] = "";
   assert_int_equal(lmz_mail_sender_new(loop, &c, &s, err), 0);
   return s;
@@ -57,7 +57,7 @@ static void dev_writes_a_file(void **state) {
   snprintf(dir, sizeof dir, "%s/outbox", tmp);
   uv_loop_t loop;
   uv_loop_init(&loop);
-  lmz_mail_sender *s = dev_sender(&loop, dir);
+  lmz_mail_sender_t *s = dev_sender(&loop, dir);
   struct sent r = {0};
   struct lmz_mail_msg m = {"a@b.test", "Your login link",
                            "Click: http://127.0.0.1:1/auth/magic-link?one_time_token=x\n", NULL};
@@ -110,7 +110,7 @@ static void close_cancels_pending(void **state) {
   char *tmp = tl_mkdtemp("lmz-mail");
   uv_loop_t loop;
   uv_loop_init(&loop);
-  lmz_mail_sender *s = dev_sender(&loop, tmp);
+  lmz_mail_sender_t *s = dev_sender(&loop, tmp);
   struct sent r = {0};
   struct lmz_mail_msg m = {"a@b.test", "s", "t", "<p>t</p>"};
   for (int i = 0; i < 3; i++)
@@ -130,7 +130,7 @@ static void bad_configs(void **state) {
   (void)state;
   uv_loop_t loop;
   uv_loop_init(&loop);
-  lmz_mail_sender *s = NULL;
+  lmz_mail_sender_t *s = NULL;
   char err[LMZ_ERRMSG_LEN] = "";
   struct lmz_mail_config c = {.kind = LMZ_MAIL_DEV, .from = "x@y.test"};
   assert_int_equal(lmz_mail_sender_new(&loop, &c, &s, err), LMZ_EBADCONFIG); /* no outbox */

@@ -43,7 +43,7 @@ static void closed_cb(void *ud) { *(bool *)ud = true; }
 struct fx {
   uv_loop_t loop;
   fakehttp *srv;
-  lmz_mail_sender *s;
+  lmz_mail_sender_t *s;
   char url[96];
 };
 
@@ -147,7 +147,7 @@ static void injection_refused(void **state) {
   fx_close(&f);
   uv_loop_t loop;
   uv_loop_init(&loop);
-  lmz_mail_sender *s = NULL;
+  lmz_mail_sender_t *s = NULL;
   char err[LMZ_ERRMSG_LEN];
   struct lmz_mail_config c = {.kind = LMZ_MAIL_HTTP, .from = "a@b.test",
                               .http_url = "http://127.0.0.1:1/emails",

@@ -32,7 +32,7 @@ static void closed_cb(void *ud) { *(bool *)ud = true; }
 struct fx {
   uv_loop_t loop;
   fakesmtp *srv;
-  lmz_mail_sender *s;
+  lmz_mail_sender_t *s;
   char url[64];
 };
 
@@ -151,7 +151,7 @@ static void header_injection_refused(void **state) {
   uv_loop_init(&loop);
   struct lmz_mail_config c = {.kind = LMZ_MAIL_SMTP, .from = "x@y.test\r\nBcc: z@evil.test",
                               .smtp_url = "smtp://127.0.0.1:25"};
-  lmz_mail_sender *s = NULL;
+  lmz_mail_sender_t *s = NULL;
   char err[LMZ_ERRMSG_LEN] = "";
   assert_int_equal(lmz__mail_smtp_new(&loop, &c, &s, err), LMZ_EBADCONFIG);
   c.from = "x@y.test";

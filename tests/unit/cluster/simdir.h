@@ -30,7 +30,7 @@ struct sim;
 struct snode {
   uint64_t id;
   struct sim *s;
-  lmz_dir *dir;
+  lmz_dir_t *dir;
   lmz_dirclient_t dc;
   lmz_member_t mb;
   lmz_dirclient_t *dcp; /* &dc, or a cluster's (test_router.c) */

@@ -22,7 +22,7 @@
 struct fx {
   struct raft_fixture f;
   struct raft_fsm fsms[RAFT_FIXTURE_MAX_SERVERS];
-  lmz_dir *dirs[RAFT_FIXTURE_MAX_SERVERS];
+  lmz_dir_t *dirs[RAFT_FIXTURE_MAX_SERVERS];
   unsigned n;
   unsigned restores[RAFT_FIXTURE_MAX_SERVERS];
   int (*orig_restore)(struct raft_fsm *, struct raft_buffer *);
@@ -187,7 +187,7 @@ static void encode_claims(lmz_buf *b, const char *prefix, int count,
   free(names);
 }
 
-static void assert_lookup(lmz_dir *d, const char *inst, uint64_t node,
+static void assert_lookup(lmz_dir_t *d, const char *inst, uint64_t node,
                           uint64_t epoch) {
   uint64_t n, e;
   assert_int_equal(lmz_dir_lookup(d, "DOC", 3, inst, strlen(inst), &n, &e), 0);
@@ -307,7 +307,7 @@ static void test_partition_minority_cannot_commit(void **state) {
   unsigned old = leader(x);
   assert_int_equal(old, 0);
   wait_applied(x, 31, raft_last_index(raft_fixture_get(&x->f, 0)));
-  lmz_dir *before = NULL;
+  lmz_dir_t *before = NULL;
   {
     void *snap;
     size_t len;
@@ -423,7 +423,7 @@ static void test_lease_fencing(void **state) {
   assert_int_equal(lmz_dir_encode_claims(&b, &c, 1), 0);
   assert_int_equal(commit(x, &b)->items[0].epoch, 1);
   unsigned l = leader(x);
-  lmz_dir *ld = x->dirs[l];
+  lmz_dir_t *ld = x->dirs[l];
   const struct lmz_dir_node *n3 = lmz_dir_node_get(ld, 3);
   uint64_t heard = n3->heard_ms;
   uint64_t seq = n3->lease_seq;

@@ -24,7 +24,7 @@
 struct node {
   lmz_raftnode_t rn;
   lmz_transport_t t;
-  lmz_raftbridge *bridge; /* while raft runs */
+  lmz_raftbridge_t *bridge; /* while raft runs */
   bool t_open, t_closed;
   char *dir;
   char addr[32];

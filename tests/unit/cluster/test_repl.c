@@ -2,7 +2,7 @@
  * the batch wire format (storage/store.h), under a fake clock.
  *
  * Each test builds a small world: 2 or 3 nodes, each with a real RocksDB
- * store in a temporary directory, a real directory replica (lmz_dir, every
+ * store in a temporary directory, a real directory replica (lmz_dir_t, every
  * command applied to every replica) and a replicator. ops.send packs the
  * frame with the real framing (proto/frame.h) into a queue the test
  * delivers by hand (unpacking it again), ops.propose queues the encoded
@@ -46,8 +46,8 @@ struct world;
 struct node {
   struct world *w;
   uint64_t id;
-  lmz_dir *dir;
-  lmz_store *store;
+  lmz_dir_t *dir;
+  lmz_store_t *store;
   char *path;
   lmz_repl_t *r;
   int progress;

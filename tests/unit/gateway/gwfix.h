@@ -40,8 +40,8 @@
 struct fx {
   uv_loop_t loop;
   char *dir;
-  lmz_node *node;
-  lmz_gateway *gw;
+  lmz_node_t *node;
+  lmz_gateway_t *gw;
   int port;
   double now_ms; /* the node's (fake) wall clock */
   struct lmz_jwt_keyset ks;
@@ -120,12 +120,12 @@ static inline void wc_pump(int ms) {
     wc_step(-1);
 }
 
-static inline void fx_gw_closed(lmz_gateway *gw, void *arg) {
+static inline void fx_gw_closed(lmz_gateway_t *gw, void *arg) {
   (void)gw;
   ((struct fx *)arg)->gw_closed = true;
 }
 
-static inline void fx_node_closed(lmz_node *n, void *arg) {
+static inline void fx_node_closed(lmz_node_t *n, void *arg) {
   (void)n;
   ((struct fx *)arg)->node_closed = true;
 }

@@ -27,7 +27,7 @@ struct fx {
   uv_loop_t loop;
   fakehttp *srv;
   int port;
-  lmz_net *net;
+  lmz_net_t *net;
   char base[64];
 };
 

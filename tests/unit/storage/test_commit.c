@@ -15,7 +15,7 @@
 struct fx {
   uv_loop_t loop;
   char *dir;
-  lmz_store *s;
+  lmz_store_t *s;
   /* callback log */
   int order[N_MAX];
   int status[N_MAX];
@@ -74,7 +74,7 @@ static void reopen(struct fx *f, bool sync) {
   open_store(f, sync, 0);
 }
 
-static void on_commit(lmz_store *s, int status, void *arg) {
+static void on_commit(lmz_store_t *s, int status, void *arg) {
   struct tag *t = arg;
   struct fx *f = t->f;
   assert_true(f->n_done < N_MAX);
@@ -90,7 +90,7 @@ static void on_commit(lmz_store *s, int status, void *arg) {
 }
 
 /* Used during close: commits are refused, reads still work. */
-static void on_commit_during_close(lmz_store *s, int status, void *arg) {
+static void on_commit_during_close(lmz_store_t *s, int status, void *arg) {
   struct tag *t = arg;
   struct fx *f = t->f;
   if (f->n_done == 0) {

@@ -28,7 +28,7 @@
 /* --- child -------------------------------------------------------------- */
 
 struct child {
-  lmz_store *s;
+  lmz_store_t *s;
   int fd;
   uint32_t next;
 };
@@ -40,7 +40,7 @@ static void fill_value(uint8_t *v, uint32_t seq) {
 
 static void child_commit(struct child *c);
 
-static void child_on_commit(lmz_store *s, int status, void *arg) {
+static void child_on_commit(lmz_store_t *s, int status, void *arg) {
   struct child *c = s->data;
   uint32_t seq = (uint32_t)(uintptr_t)arg;
   if (status != 0) {
@@ -125,7 +125,7 @@ static uint32_t read_acks(int fd, uint32_t have, uint32_t want) {
 struct verify {
   uint32_t n_k;
   uint32_t max_seq;
-  lmz_store *s;
+  lmz_store_t *s;
 };
 
 /* Every k key has its p key and the right value (no half batch). */

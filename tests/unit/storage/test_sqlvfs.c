@@ -16,7 +16,7 @@
 struct fx {
   uv_loop_t loop;
   char *dir;
-  lmz_store *s;
+  lmz_store_t *s;
   uint8_t prefix[LMZ_KEY_PREFIX_MAX];
   size_t plen;
   uint64_t seq;
@@ -50,12 +50,12 @@ static int fx_teardown(void **state) {
   return 0;
 }
 
-static void on_commit(lmz_store *s, int status, void *arg) {
+static void on_commit(lmz_store_t *s, int status, void *arg) {
   (void)s;
   *(int *)arg = status;
 }
 
-static sqlite3 *open_db(struct fx *f, lmz_sqlstore **ss) {
+static sqlite3 *open_db(struct fx *f, lmz_sqlstore_t **ss) {
   char err[LMZ_ERRMSG_LEN];
   assert_int_equal(lmz_sqlstore_new(ss, f->s, f->prefix, f->plen, err), 0);
   sqlite3 *db;
@@ -81,7 +81,7 @@ static long long scalar(sqlite3 *db, const char *sql) {
 }
 
 /* The turn's pages go into one batch; commit it and wait until durable. */
-static void commit_turn(struct fx *f, lmz_sqlstore *ss) {
+static void commit_turn(struct fx *f, lmz_sqlstore_t *ss) {
   lmz_batch *b = lmz_batch_new();
   assert_int_equal(lmz_sqlstore_add_to_batch(ss, b), 0);
   int status = 1;
@@ -142,7 +142,7 @@ static void page_keys(void **state) {
 
 static void pages_reach_rocksdb_only_through_the_batch(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES (1), (2); COMMIT");
   assert_true(lmz_sqlstore_dirty(ss));
@@ -174,7 +174,7 @@ static void pages_reach_rocksdb_only_through_the_batch(void **state) {
 
 static void committed_versions_serve_reads_until_durable(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES (7); COMMIT");
   lmz_batch *b = lmz_batch_new();
@@ -196,7 +196,7 @@ static void committed_versions_serve_reads_until_durable(void **state) {
 
 static void vacuum_truncates_with_a_range_delete(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE big(b); "
               "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 200) "
@@ -224,7 +224,7 @@ static void vacuum_truncates_with_a_range_delete(void **state) {
 
 static void corrupt_chunk_is_an_error_not_a_crash(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES (1); COMMIT");
   commit_turn(f, ss);
@@ -253,7 +253,7 @@ static void corrupt_chunk_is_an_error_not_a_crash(void **state) {
 
 static void no_second_database_file(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   /* no authorizer here: the VFS itself refuses any other main database */
   assert_int_not_equal(sqlite3_exec(db, "ATTACH 'x.db' AS x; CREATE TABLE x.t(a)",
@@ -302,7 +302,7 @@ static void page_encoding(void **state) {
  * the same database. */
 static void database_moves_with_the_actor_dump(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES (40), (2); COMMIT");
   commit_turn(f, ss);
@@ -315,7 +315,7 @@ static void database_moves_with_the_actor_dump(void **state) {
   lmz_store_opts_init(&o, dir2);
   o.sync = false;
   char err[LMZ_ERRMSG_LEN];
-  lmz_store *s2;
+  lmz_store_t *s2;
   assert_int_equal(lmz_store_open(&s2, &f->loop, &o, err), 0);
   lmz_batch *b = lmz_batch_new();
   assert_true(lmz_store_import(s2, dump.data, dump.len, b) >= 2);
@@ -336,7 +336,7 @@ static void database_moves_with_the_actor_dump(void **state) {
 }
 
 /* Like commit_turn, and returns the batch's bytes. */
-static size_t commit_turn_bytes(struct fx *f, lmz_sqlstore *ss) {
+static size_t commit_turn_bytes(struct fx *f, lmz_sqlstore_t *ss) {
   lmz_batch *b = lmz_batch_new();
   assert_int_equal(lmz_sqlstore_add_to_batch(ss, b), 0);
   size_t bytes = lmz_batch_bytes(b);
@@ -384,7 +384,7 @@ static void insert_row(sqlite3 *db, int i) {
  * cold store (no page in memory) reads every row back. */
 static void one_row_turns_write_deltas(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(id INTEGER PRIMARY KEY, v); COMMIT");
   commit_turn(f, ss);
@@ -421,7 +421,7 @@ static void one_row_turns_write_deltas(void **state) {
  * number the aborted one would have had, and the data is the committed. */
 static void aborted_turn_leaves_the_chain_alone(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(id INTEGER PRIMARY KEY, v); COMMIT");
   commit_turn(f, ss);
@@ -480,7 +480,7 @@ static void database_without_deltas_still_opens(void **state) {
   assert_int_equal(lmz_store_commit(f->s, b, on_commit, &status), 0);
   uv_run(&f->loop, UV_RUN_DEFAULT);
   assert_int_equal(status, 0);
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   assert_int_equal(lmz_sqlstore_size(ss), (uint64_t)len);
   assert_int_equal(scalar(db, "SELECT count(*) FROM t"), 300);
@@ -500,7 +500,7 @@ static void database_without_deltas_still_opens(void **state) {
  * a delta without its base, or with a gap in the numbering, too. */
 static void corrupt_delta_is_an_error_not_a_crash(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES (1); COMMIT");
   commit_turn(f, ss);

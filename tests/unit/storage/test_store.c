@@ -16,7 +16,7 @@
 struct fx {
   uv_loop_t loop;
   char *dir;
-  lmz_store *s;
+  lmz_store_t *s;
 };
 
 static int fx_setup(void **state) {
@@ -44,7 +44,7 @@ static int fx_teardown(void **state) {
   return 0;
 }
 
-static void on_commit(lmz_store *s, int status, void *arg) {
+static void on_commit(lmz_store_t *s, int status, void *arg) {
   (void)s;
   *(int *)arg = status;
 }
@@ -107,7 +107,7 @@ static const char *scan_str(struct fx *f, const char *lo, const char *hi,
 static void open_errors(void **state) {
   struct fx *f = *state;
   char err[LMZ_ERRMSG_LEN];
-  lmz_store *s2 = NULL;
+  lmz_store_t *s2 = NULL;
   struct lmz_store_opts o;
   /* the same directory is locked by the open store */
   lmz_store_opts_init(&o, f->dir);
