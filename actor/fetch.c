@@ -277,18 +277,24 @@ int lmz_fetch(lmz_ctx *ctx, const struct lmz_fetch_req *req, lmz_ctn *handler) {
 
 int lmz__fetch_net_open(lmz_node_t *n, char *errmsg) {
   struct lmz_net_opts o = n->opts.fetch;
-  n->opts.fetch.allow = NULL; /* borrowed until now: copied by lmz_net_new */
+  n->opts.fetch.allow = NULL; /* borrowed until now: copied by lmz_net_init */
   n->opts.fetch.n_allow = 0;
   if (!o.n_allow)
     return 0; /* egress is opt-in: no list, no client, lmz_fetch throws */
-  int rv = lmz_net_new(n->loop, &o, &n->net, errmsg);
-  if (rv)
+  if (!(n->net = malloc(sizeof *n->net)))
+    return LMZ_ENOMEM;
+  int rv = lmz_net_init(n->net, n->loop, &o, errmsg);
+  if (rv) {
+    free(n->net); /* nothing of it is on the loop */
+    n->net = NULL;
     lmz__errmsg_wrapf(errmsg, "fetch client");
+  }
   return rv;
 }
 
 static void net_closed(void *ud) {
   lmz_node_t *n = ud;
+  free(n->net);
   n->net = NULL; /* the node's drain waits for this */
 }
 

@@ -32,7 +32,7 @@
 
 struct api {
   struct lmz_mail_sender_s base; /* first (auth/mail.h) */
-  lmz_net_t *net;
+  lmz_net_t net;                 /* embedded: closed before a is freed */
   char *from, *url, *auth_header, *host;
   lmz_mail_close_cb close_cb;
   void *close_ud;
@@ -95,7 +95,7 @@ static int api_send(lmz_mail_sender_t *base, const struct lmz_mail_msg *m,
                               .n_headers = 3, .body = body.data,
                               .body_len = body.len};
   if (!rv)
-    rv = lmz_net_fetch(a->net, &q, fetch_cb, x, NULL);
+    rv = lmz_net_fetch(&a->net, &q, fetch_cb, x, NULL);
   lmz_buf_free(&body); /* copied by lmz_net_fetch */
   if (rv)
     free(x);
@@ -125,7 +125,7 @@ static void api_close(lmz_mail_sender_t *base, lmz_mail_close_cb cb, void *ud) {
   struct api *a = (struct api *)base;
   a->close_cb = cb;
   a->close_ud = ud;
-  lmz_net_close(a->net, net_closed, a);
+  lmz_net_close(&a->net, net_closed, a);
 }
 
 static const struct lmz_mail_ops api_ops = {api_send, api_close};
@@ -183,7 +183,7 @@ int lmz__mail_http_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
                              /* JSON escapes may grow a body 6x */
                              .max_request_bytes = 8 * LMZ_MAIL_BODY_MAX,
                              .max_redirects = 0};
-    rv = lmz_net_new(loop, &o, &a->net, errmsg);
+    rv = lmz_net_init(&a->net, loop, &o, errmsg);
   }
   if (rv) {
     api_free(a);

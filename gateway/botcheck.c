@@ -67,19 +67,31 @@ int lmz__gw_bot_init(lmz_gateway_t *gw, const struct lmz_gateway_bot_check *o,
                             .max_response_bytes = 16 * 1024,
                             .max_request_bytes = 16 * 1024,
                             .max_redirects = 0, .max_inflight = 256};
-  int rv = gw->bot.secret && gw->bot.url ? lmz_net_new(gw->loop, &no, &gw->bot.net, errmsg)
-                                         : LMZ_ENOMEM;
+  int rv = gw->bot.secret && gw->bot.url &&
+                   (gw->bot.net = malloc(sizeof *gw->bot.net))
+               ? lmz_net_init(gw->bot.net, gw->loop, &no, errmsg)
+               : LMZ_ENOMEM;
+  if (rv) {
+    free(gw->bot.net); /* nothing of it is on the loop */
+    gw->bot.net = NULL;
+  }
   free(host);
   return rv;
 }
 
-static void bot_closed(void *ud) { lmz__gw_wait_done(ud); }
+static void bot_closed(void *ud) {
+  lmz_net_t *net = ud;
+  lmz_gateway_t *gw = net->data;
+  free(net);
+  lmz__gw_wait_done(gw);
+}
 
 void lmz__gw_bot_close(lmz_gateway_t *gw) {
   if (!gw->bot.net)
     return;
   gw->n_waits++;
-  lmz_net_close(gw->bot.net, bot_closed, gw);
+  gw->bot.net->data = gw;
+  lmz_net_close(gw->bot.net, bot_closed, gw->bot.net);
   gw->bot.net = NULL;
 }
 

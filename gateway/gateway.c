@@ -500,8 +500,8 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway_t **out, lmz_node_t *node,
   if (!rv)
     rv = start_http(gw, opts, errmsg);
   if (rv) {
-    if (gw->bot.net) /* frees itself on the loop; holds nothing of gw */
-      lmz_net_close(gw->bot.net, NULL, NULL);
+    if (gw->bot.net) /* freed once closed; holds nothing of gw */
+      lmz_net_close(gw->bot.net, free, gw->bot.net);
     if (!lmz_http_server_init_closing(&gw->http)) /* else freed once closed */
       free_parts(gw);
     return rv;
@@ -512,7 +512,7 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway_t **out, lmz_node_t *node,
   if (rv) { /* the class may stay registered: it was never bound */
     lmz__errmsg_wrapf(errmsg, "gateway: register %s", LMZ_GATEWAY_CLASS);
     if (gw->bot.net)
-      lmz_net_close(gw->bot.net, NULL, NULL);
+      lmz_net_close(gw->bot.net, free, gw->bot.net);
     lmz_http_server_close(&gw->http, free_after_http_close);
     return rv;
   }

@@ -37,21 +37,6 @@
 #include "core/err.h"
 #include "net/curlm.h"
 
-struct lmz_net_s {
-  uv_loop_t *loop;
-  lmz_curlm_t *cm;
-  char **allow;
-  size_t n_allow;
-  uint32_t timeout_ms;
-  uint64_t max_response, max_request;
-  uint32_t max_redirects, max_inflight;
-  char *user_agent;
-  size_t n_active;
-  bool closing;
-  lmz_net_close_cb close_cb;
-  void *close_ud;
-};
-
 struct req {
   lmz_net_t *net;
   CURL *easy;
@@ -376,7 +361,7 @@ static void done_cb(void *ud, CURL *easy, int status, CURLcode code);
 static int start_hop(struct req *r) {
   r->errbuf[0] = 0;
   int rv = setup_easy(r);
-  return rv ? rv : lmz_curlm_add(r->net->cm, r->easy, done_cb, r);
+  return rv ? rv : lmz_curlm_add(&r->net->cm, r->easy, done_cb, r);
 }
 
 static void drop_headers(struct req *r, const char *const *names, size_t nn) {
@@ -575,7 +560,9 @@ static void net_free(lmz_net_t *n) {
     free(n->allow[i]);
   free(n->allow);
   free(n->user_agent);
-  free(n);
+  n->allow = NULL;
+  n->n_allow = 0;
+  n->user_agent = NULL;
 }
 
 static int copy_opts(lmz_net_t *n, const struct lmz_net_opts *o) {
@@ -599,24 +586,18 @@ static int copy_opts(lmz_net_t *n, const struct lmz_net_opts *o) {
   return 0;
 }
 
-int lmz_net_new(uv_loop_t *loop, const struct lmz_net_opts *opts,
-                lmz_net_t **out, char *errmsg) {
+int lmz_net_init(lmz_net_t *n, uv_loop_t *loop, const struct lmz_net_opts *opts,
+                 char *errmsg) {
   static const struct lmz_net_opts none = {.redirects_default = true};
-  lmz_net_t *n = calloc(1, sizeof *n);
-  if (!n)
-    return LMZ_ENOMEM;
-  n->loop = loop;
+  *n = (lmz_net_t){.data = n->data, .loop = loop};
   int rv = copy_opts(n, opts ? opts : &none);
   if (rv == LMZ_EINVAL)
     lmz__errmsg_printf(errmsg, "fetch allow-list entry is NULL");
   if (!rv)
-    rv = lmz_curlm_new(loop, &n->cm, errmsg);
-  if (rv) {
+    rv = lmz_curlm_init(&n->cm, loop, errmsg);
+  if (rv)
     net_free(n);
-    return rv;
-  }
-  *out = n;
-  return 0;
+  return rv;
 }
 
 size_t lmz_net_active(const lmz_net_t *n) { return n->n_active; }
@@ -625,14 +606,14 @@ bool lmz_net_is_closing(const lmz_net_t *n) { return n->closing; }
 
 static void curlm_closed(void *ud) {
   lmz_net_t *n = ud;
-  if (n->close_cb)
-    n->close_cb(n->close_ud);
   net_free(n);
+  if (n->close_cb)
+    n->close_cb(n->close_ud); /* n is the caller's again */
 }
 
 void lmz_net_close(lmz_net_t *n, lmz_net_close_cb close_cb, void *ud) {
   n->closing = true;
   n->close_cb = close_cb;
   n->close_ud = ud;
-  lmz_curlm_close(n->cm, curlm_closed, n);
+  lmz_curlm_close(&n->cm, curlm_closed, n);
 }
