@@ -106,7 +106,8 @@ struct lmz_cluster_s {
   const lmz_dir_t *dir; /* rn.dir, or the test's replica (init_sim) */
   bool (*sim_connected)(void *ops_ctx, uint64_t peer); /* init_sim only */
   uint64_t raft_start_at; /* fresh Raft state: start it then (0 = started) */
-  lmz_raftbridge_t *bridge; /* Raft over the node transport, or NULL */
+  lmz_raftbridge_t bridge_mem; /* Raft over the node transport ... */
+  lmz_raftbridge_t *bridge;    /* ... &bridge_mem while Raft uses it, or NULL */
   lmz_dirclient_t dc;
   lmz_relq rq; /* placements to release (release.h) */
   lmz_member_t mb;

@@ -27,7 +27,7 @@
 
 static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.raftbridge");
 
-struct key {
+struct lmz__raftbridge_key {
   uint64_t peer;   /* the other node */
   uint64_t sid;    /* stream number, chosen by the initiator */
   uint64_t mine;   /* 1 when we initiated it (a full word: no padding in
@@ -35,7 +35,7 @@ struct key {
 };
 
 struct stream {
-  struct key k;
+  struct lmz__raftbridge_key k;
   lmz_raftbridge_t *b;
   uv_pipe_t pipe; /* our end of the socketpair */
   bool closing;
@@ -49,24 +49,10 @@ struct pending_connect { /* raft's connect callback, run on the next turn */
   int status;
 };
 
-struct lmz_raftbridge_s {
-  struct raft_uv_transport t; /* first: raft hands it back to us */
-  uv_loop_t *loop;
-  lmz_transport_t *tr;
-  raft_id id;
-  char address[256];
-  raft_uv_accept_cb accept_cb;
-  lmz_hmap streams; /* struct key -> struct stream */
-  uint64_t next_sid;
-  bool closing;
-  unsigned open_handles;
-  raft_uv_transport_close_cb close_cb;
-};
-
 /* ---- streams ------------------------------------------------------------- */
 
-static void send_frame(lmz_raftbridge_t *b, const struct key *k, bool open,
-                       bool close, const void *data, size_t len) {
+static void send_frame(lmz_raftbridge_t *b, const struct lmz__raftbridge_key *k,
+                       bool open, bool close, const void *data, size_t len) {
   lmz_conn_t *c = lmz_transport_peer(b->tr, k->peer);
   if (!c)
     return;
@@ -148,7 +134,7 @@ static void write_cb(uv_write_t *w, int status) {
 
 /* A socketpair: raft's end (a uv_pipe_t from raft_malloc: raft frees it
  * after uv_close) and ours, registered under `k`. */
-static int stream_new(lmz_raftbridge_t *b, const struct key *k,
+static int stream_new(lmz_raftbridge_t *b, const struct lmz__raftbridge_key *k,
                       uv_pipe_t **raft_end) {
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds))
@@ -210,7 +196,7 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
   struct pending_connect *pc = calloc(1, sizeof *pc);
   if (!pc)
     return RAFT_NOMEM;
-  struct key k = {id, ++b->next_sid, 1};
+  struct lmz__raftbridge_key k = {id, ++b->next_sid, 1};
   int rv = stream_new(b, &k, &pc->raft_end);
   if (rv) {
     free(pc);
@@ -241,7 +227,7 @@ static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 
 static void on_open(lmz_raftbridge_t *b, uint64_t peer,
                     const Lmz__RaftData *d) {
-  struct key k = {peer, d->stream, 0};
+  struct lmz__raftbridge_key k = {peer, d->stream, 0};
   uv_pipe_t *raft_end;
   if (b->closing || !b->accept_cb || lmz_hmap_get(&b->streams, &k, sizeof k) ||
       stream_new(b, &k, &raft_end)) {
@@ -266,7 +252,7 @@ void lmz_raftbridge_on_frame(lmz_raftbridge_t *b, lmz_conn_t *conn,
     on_open(b, peer, d);
     return;
   }
-  struct key k = {peer, d->stream, d->initiator ? 0 : 1};
+  struct lmz__raftbridge_key k = {peer, d->stream, d->initiator ? 0 : 1};
   struct stream *s = lmz_hmap_get(&b->streams, &k, sizeof k);
   if (!s) {
     if (!d->close)
@@ -307,28 +293,24 @@ void lmz_raftbridge_on_conn_state(lmz_raftbridge_t *b, lmz_conn_t *conn,
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-lmz_raftbridge_t *lmz_raftbridge_new(uv_loop_t *loop, lmz_transport_t *t) {
-  lmz_raftbridge_t *b = calloc(1, sizeof *b);
-  if (!b)
-    return NULL;
-  b->loop = loop;
-  b->tr = t;
+int lmz_raftbridge_init(lmz_raftbridge_t *b, uv_loop_t *loop,
+                        lmz_transport_t *t) {
+  *b = (lmz_raftbridge_t){.loop = loop, .tr = t};
   b->t.impl = b;
   b->t.init = tr_init;
   b->t.listen = tr_listen;
   b->t.connect = tr_connect;
   b->t.close = tr_close;
-  return b;
+  return 0;
 }
 
 struct raft_uv_transport *lmz_raftbridge_transport(lmz_raftbridge_t *b) {
   return &b->t;
 }
 
-void lmz_raftbridge_free(struct raft_uv_transport *t) {
+void lmz_raftbridge_close(struct raft_uv_transport *t) {
   lmz_raftbridge_t *b = (lmz_raftbridge_t *)t;
   if (!b)
     return;
-  lmz_hmap_free(&b->streams);
-  free(b);
+  lmz_hmap_free(&b->streams); /* b itself is the caller's */
 }
