@@ -37,12 +37,22 @@ static int open_store(lmz_node_t *n, const char *data_dir, char *errmsg) {
   struct lmz_store_opts so;
   lmz_store_opts_init(&so, path);
   so.sync = n->opts.sync;
-  int rv = lmz_store_open(&n->store, n->loop, &so, errmsg);
+  n->store = malloc(sizeof *n->store);
+  int rv =
+      n->store ? lmz_store_init(n->store, n->loop, &so, errmsg) : LMZ_ENOMEM;
+  if (rv) {
+    free(n->store); /* nothing of it is on the loop */
+    n->store = NULL;
+  }
   if (rv && errmsg)
     lmz__errmsg_wrapf(errmsg, "open store %s", path);
   free(path);
   return rv;
 }
+
+/* The store's memory outlives the node's close: it is freed in the loop's
+ * close phase, whenever that runs (as uv_close'd memory is). */
+static void store_closed(lmz_store_t *s) { free(s); }
 
 int lmz_node_new(lmz_node_t **out, uv_loop_t *loop,
                  const struct lmz_node_opts *opts, char *errmsg) {
@@ -61,7 +71,7 @@ int lmz_node_new(lmz_node_t **out, uv_loop_t *loop,
   int rv = n->id ? open_store(n, opts->data_dir ? opts->data_dir : ".", errmsg)
                  : LMZ_ENOMEM;
   if (!rv && (rv = lmz__fetch_net_open(n, errmsg)))
-    lmz_store_close(n->store); /* nothing else is open yet */
+    lmz_store_close(n->store, store_closed); /* nothing else is open yet */
   if (rv) {
     free(n->id);
     free(n);
@@ -140,7 +150,8 @@ static void handle_closed(uv_handle_t *h) {
 }
 
 static void finish_close(lmz_node_t *n) {
-  lmz_store_close(n->store); /* runs the remaining commit callbacks */
+  lmz_store_close(n->store, store_closed); /* runs the remaining commit
+                                              callbacks */
   n->store = NULL;
   lmz_node_set_replicator(n, NULL); /* fails turns still waiting for backups */
   lmz__flush_refused(n); /* calls those outputs made that were refused */

@@ -34,35 +34,18 @@
 #define PAGE LMZ_SQLVFS_PAGE
 
 /* One version of a chunk: data (PAGE bytes) or "absent" when NULL. */
-struct chunk {
+struct lmz__sqlstore_chunk {
   uint32_t idx; /* also the hmap key */
   uint8_t *turn;      /* the current turn's version, or NULL */
   uint8_t *committed; /* committed, maybe not durable yet, or NULL */
   uint64_t seq;       /* commit sequence of `committed` */
-  struct chunk *next_dirty; /* chunks with `turn` set, in write order */
+  struct lmz__sqlstore_chunk
+      *next_dirty; /* chunks with `turn` set, in write order */
   /* Deltas stored after the base once every committed batch is applied;
    * valid while `committed` is set (it is then the page they add up to). */
   uint16_t ndelta, pend_ndelta; /* pend_*: what this turn's batch makes it */
   uint32_t dbytes, pend_dbytes; /* their value bytes */
   bool ref; /* `committed` is durable, kept as the base of the next delta */
-};
-
-struct lmz_sqlstore_s {
-  lmz_store_t *store;
-  uint8_t prefix[LMZ_KEY_PREFIX_MAX];
-  size_t prefix_len;
-  lmz_hmap chunks; /* idx -> struct chunk * */
-  struct chunk *dirty;
-  uint64_t size;           /* current size (the turn's view) */
-  uint64_t committed_size; /* size after the last committed turn */
-  uint64_t trunc_chunks;   /* chunks after the turn's lowest truncation */
-  bool truncated;          /* the turn truncated (trunc_chunks is valid) */
-  bool failed;
-  bool connected;
-  size_t mem;
-  uint64_t pages_read, pages_written;
-  uint64_t last_seq; /* of the last committed turn */
-  char errmsg[LMZ_ERRMSG_LEN];
 };
 
 /* ---- page buffers ----------------------------------------------------------- */
@@ -331,26 +314,16 @@ static int read_size(lmz_sqlstore_t *ss) {
   return 0;
 }
 
-int lmz_sqlstore_new(lmz_sqlstore_t **out, lmz_store_t *s,
-                     const uint8_t *prefix, size_t prefix_len, char *errmsg) {
-  *out = NULL;
+int lmz_sqlstore_init(lmz_sqlstore_t *ss, lmz_store_t *s, const uint8_t *prefix,
+                      size_t prefix_len, char *errmsg) {
   if (!s || !prefix || prefix_len == 0 || prefix_len > LMZ_KEY_PREFIX_MAX)
     return LMZ_EINVAL;
-  lmz_sqlstore_t *ss = calloc(1, sizeof *ss);
-  if (!ss)
-    return LMZ_ENOMEM;
-  ss->store = s;
+  *ss = (lmz_sqlstore_t){.store = s, .prefix_len = prefix_len};
   memcpy(ss->prefix, prefix, prefix_len);
-  ss->prefix_len = prefix_len;
   int rv = read_size(ss);
-  if (rv) {
-    if (errmsg)
-      lmz__errmsg_printf(errmsg, "%s", ss->errmsg);
-    free(ss);
-    return rv;
-  }
-  *out = ss;
-  return 0;
+  if (rv && errmsg)
+    lmz__errmsg_printf(errmsg, "%s", ss->errmsg);
+  return rv; /* on error ss holds nothing (no chunk read yet) */
 }
 
 /* Reference pages (durable `committed` versions kept as delta bases) of
@@ -369,7 +342,7 @@ static bool ref_take(void) {
   return false;
 }
 
-static void committed_drop(lmz_sqlstore_t *ss, struct chunk *c) {
+static void committed_drop(lmz_sqlstore_t *ss, struct lmz__sqlstore_chunk *c) {
   if (!c->committed)
     return;
   if (c->ref)
@@ -380,22 +353,21 @@ static void committed_drop(lmz_sqlstore_t *ss, struct chunk *c) {
   ss->mem -= PAGE;
 }
 
-static void chunk_free(lmz_sqlstore_t *ss, struct chunk *c) {
+static void chunk_free(lmz_sqlstore_t *ss, struct lmz__sqlstore_chunk *c) {
   committed_drop(ss, c);
   ss->mem -= sizeof *c + (c->turn ? PAGE : 0);
   page_free(c->turn);
   free(c);
 }
 
-void lmz_sqlstore_free(lmz_sqlstore_t *ss) {
+void lmz_sqlstore_close(lmz_sqlstore_t *ss) {
   if (!ss)
     return;
   size_t it = 0;
   void *v;
   while (lmz_hmap_next(&ss->chunks, &it, NULL, NULL, &v))
     chunk_free(ss, v);
-  lmz_hmap_free(&ss->chunks);
-  free(ss);
+  lmz_hmap_free(&ss->chunks); /* ss itself is the caller's */
 }
 
 uint64_t lmz_sqlstore_size(const lmz_sqlstore_t *ss) { return ss->size; }
@@ -414,8 +386,9 @@ void lmz_sqlstore_counters(const lmz_sqlstore_t *ss, uint64_t *pages_read,
 
 /* ---- chunk versions -------------------------------------------------------- */
 
-static struct chunk *chunk_get(lmz_sqlstore_t *ss, uint32_t idx, bool create) {
-  struct chunk *c = lmz_hmap_get(&ss->chunks, &idx, sizeof idx);
+static struct lmz__sqlstore_chunk *chunk_get(lmz_sqlstore_t *ss, uint32_t idx,
+                                             bool create) {
+  struct lmz__sqlstore_chunk *c = lmz_hmap_get(&ss->chunks, &idx, sizeof idx);
   if (c || !create)
     return c;
   if (!(c = calloc(1, sizeof *c)))
@@ -429,7 +402,8 @@ static struct chunk *chunk_get(lmz_sqlstore_t *ss, uint32_t idx, bool create) {
   return c;
 }
 
-static void chunk_drop_if_empty(lmz_sqlstore_t *ss, struct chunk *c) {
+static void chunk_drop_if_empty(lmz_sqlstore_t *ss,
+                                struct lmz__sqlstore_chunk *c) {
   if (c->turn || c->committed)
     return;
   lmz_hmap_del(&ss->chunks, &c->idx, sizeof c->idx);
@@ -505,7 +479,7 @@ static int chunk_read(lmz_sqlstore_t *ss, uint32_t idx, uint8_t *buf) {
     memset(buf, 0, PAGE);
     return 0;
   }
-  struct chunk *c = chunk_get(ss, idx, false);
+  struct lmz__sqlstore_chunk *c = chunk_get(ss, idx, false);
   const uint8_t *src = c ? (c->turn ? c->turn : c->committed) : NULL;
   if (src) {
     memcpy(buf, src, PAGE);
@@ -517,7 +491,7 @@ static int chunk_read(lmz_sqlstore_t *ss, uint32_t idx, uint8_t *buf) {
 
 /* Makes `data` (PAGE bytes, malloc'd, ownership taken) the turn's version. */
 static int chunk_set(lmz_sqlstore_t *ss, uint32_t idx, uint8_t *data) {
-  struct chunk *c = chunk_get(ss, idx, true);
+  struct lmz__sqlstore_chunk *c = chunk_get(ss, idx, true);
   if (!c) {
     page_free(data);
     return SQLITE_IOERR_NOMEM;
@@ -538,8 +512,8 @@ static int chunk_set(lmz_sqlstore_t *ss, uint32_t idx, uint8_t *data) {
 /* The page as stored before this turn (its base plus deltas) into *prev,
  * with the chain's length in c->ndelta / c->dbytes; *prev = NULL for a
  * page that did not exist before the turn (or was truncated in it). */
-static int stored_version(lmz_sqlstore_t *ss, struct chunk *c, uint8_t *buf,
-                          const uint8_t **prev) {
+static int stored_version(lmz_sqlstore_t *ss, struct lmz__sqlstore_chunk *c,
+                          uint8_t *buf, const uint8_t **prev) {
   *prev = NULL;
   if ((uint64_t)c->idx * PAGE >= ss->committed_size ||
       (ss->truncated && c->idx >= ss->trunc_chunks))
@@ -559,7 +533,8 @@ static int stored_version(lmz_sqlstore_t *ss, struct chunk *c, uint8_t *buf,
 
 /* One dirty chunk into b: a delta against the stored version while the
  * chain is short, else the whole (hole-encoded) page, whose deltas then go. */
-static int put_chunk(lmz_sqlstore_t *ss, struct chunk *c, lmz_batch *b) {
+static int put_chunk(lmz_sqlstore_t *ss, struct lmz__sqlstore_chunk *c,
+                     lmz_batch *b) {
   uint8_t key[LMZ_KEY_MAX], enc[PAGE], old[PAGE];
   const uint8_t *prev;
   int rv = stored_version(ss, c, old, &prev), kl;
@@ -614,7 +589,7 @@ int lmz_sqlstore_add_to_batch(lmz_sqlstore_t *ss, lmz_batch *b) {
     if ((rv = lmz_batch_delete_range(b, key, (size_t)kl, hi, (size_t)hl)))
       return rv;
   }
-  for (struct chunk *c = ss->dirty; c; c = c->next_dirty) {
+  for (struct lmz__sqlstore_chunk *c = ss->dirty; c; c = c->next_dirty) {
     c->pend_ndelta = 0;
     c->pend_dbytes = 0;
     if ((uint64_t)c->idx * PAGE >= ss->size)
@@ -626,7 +601,7 @@ int lmz_sqlstore_add_to_batch(lmz_sqlstore_t *ss, lmz_batch *b) {
 }
 
 void lmz_sqlstore_turn_commit(lmz_sqlstore_t *ss, uint64_t seq) {
-  for (struct chunk *c = ss->dirty, *nx; c; c = nx) {
+  for (struct lmz__sqlstore_chunk *c = ss->dirty, *nx; c; c = nx) {
     nx = c->next_dirty;
     c->next_dirty = NULL;
     committed_drop(ss, c);
@@ -643,7 +618,7 @@ void lmz_sqlstore_turn_commit(lmz_sqlstore_t *ss, uint64_t seq) {
 }
 
 void lmz_sqlstore_turn_abort(lmz_sqlstore_t *ss) {
-  for (struct chunk *c = ss->dirty, *nx; c; c = nx) {
+  for (struct lmz__sqlstore_chunk *c = ss->dirty, *nx; c; c = nx) {
     nx = c->next_dirty;
     c->next_dirty = NULL;
     page_free(c->turn);
@@ -664,7 +639,7 @@ void lmz_sqlstore_trim(lmz_sqlstore_t *ss, uint64_t durable_seq) {
   size_t it = 0, kept = 0;
   void *v;
   while (lmz_hmap_next(&ss->chunks, &it, NULL, NULL, &v)) {
-    struct chunk *c = v;
+    struct lmz__sqlstore_chunk *c = v;
     if (!c->committed || c->seq > durable_seq)
       continue;
     if (c->seq == ss->last_seq && kept < REF_PER_STORE &&

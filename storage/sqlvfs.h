@@ -86,6 +86,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/hmap.h"
+#include "storage/keys.h"
 #include "storage/store.h"
 
 #define LMZ_SQLVFS_NAME "lmz"
@@ -137,13 +139,36 @@ size_t lmz_sqlvfs_encode_delta(const uint8_t *old, const uint8_t *page,
  * untouched. */
 int lmz_sqlvfs_apply_delta(const uint8_t *val, size_t len, uint8_t *page);
 
-/* Creates the store of one actor over `s` (borrowed: must outlive it).
- * `prefix` is copied. Reads the current file size from RocksDB. Returns 0,
- * LMZ_ENOMEM, LMZ_EINVAL, LMZ_ESTORAGE (errmsg). */
-int lmz_sqlstore_new(lmz_sqlstore_t **out, lmz_store_t *s,
-                     const uint8_t *prefix, size_t prefix_len, char *errmsg);
-/* Frees the store; its connection must be closed already. NULL ignored. */
-void lmz_sqlstore_free(lmz_sqlstore_t *ss);
+/* A handle (README "Code conventions"), caller-allocated (actor/sql.c
+ * embeds it); the fields are private to sqlvfs.c. */
+struct lmz__sqlstore_chunk;
+struct lmz_sqlstore_s {
+  lmz_store_t *store;
+  uint8_t prefix[LMZ_KEY_PREFIX_MAX];
+  size_t prefix_len;
+  lmz_hmap chunks; /* idx -> struct lmz__sqlstore_chunk * */
+  struct lmz__sqlstore_chunk *dirty;
+  uint64_t size;           /* current size (the turn's view) */
+  uint64_t committed_size; /* size after the last committed turn */
+  uint64_t trunc_chunks;   /* chunks after the turn's lowest truncation */
+  bool truncated;          /* the turn truncated (trunc_chunks is valid) */
+  bool failed;
+  bool connected;
+  size_t mem;
+  uint64_t pages_read, pages_written;
+  uint64_t last_seq; /* of the last committed turn */
+  char errmsg[LMZ_ERRMSG_LEN];
+};
+
+/* Initializes the caller's `ss` as the store of one actor over `s`
+ * (borrowed: must outlive it). `prefix` is copied. Reads the current file
+ * size from RocksDB. Returns 0, LMZ_EINVAL, LMZ_ESTORAGE (errmsg); on error
+ * `ss` holds nothing and may be freed at once. */
+int lmz_sqlstore_init(lmz_sqlstore_t *ss, lmz_store_t *s, const uint8_t *prefix,
+                      size_t prefix_len, char *errmsg);
+/* Releases what the store holds (synchronous); its connection must be
+ * closed already. The memory is the caller's again. NULL ignored. */
+void lmz_sqlstore_close(lmz_sqlstore_t *ss);
 
 /* Opens a SQLite connection whose main database is this store (at most one
  * open connection per store; SQLITE_OPEN_NOMUTEX: use it on one thread at a

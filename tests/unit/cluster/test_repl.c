@@ -12,6 +12,7 @@
  * runs the loop until every store is idle - bounded by real completions,
  * never by sleeping. */
 #include "lib/testlib.h"
+#include "lib/tl_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,7 +160,7 @@ static void world_node(struct world *w, uint64_t id) {
   struct lmz_store_opts so;
   lmz_store_opts_init(&so, n->path);
   char err[LMZ_ERRMSG_LEN];
-  assert_int_equal(lmz_store_open(&n->store, &w->loop, &so, err), 0);
+  assert_int_equal(tl_store_open(&n->store, &w->loop, &so, err), 0);
 }
 
 static void world_repl(struct world *w, uint64_t id) {
@@ -348,7 +349,7 @@ static void world_free(struct world *w) {
   }
   for (uint64_t id = 1; id <= w->n; id++) {
     struct node *n = &w->nodes[id];
-    lmz_store_close(n->store);
+    tl_store_close(n->store);
     lmz_dir_free(n->dir);
   }
   assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
@@ -1191,7 +1192,7 @@ static void test_catchup_retention_exceeded(void **state) {
 static void restart_backup(struct world *w, bool wipe) {
   struct node *n = &w->nodes[2];
   lmz_repl_free(n->r);
-  lmz_store_close(n->store);
+  tl_store_close(n->store);
   assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
   if (wipe) {
     tl_rmtree(n->path);
@@ -1202,7 +1203,7 @@ static void restart_backup(struct world *w, bool wipe) {
   struct lmz_store_opts so;
   lmz_store_opts_init(&so, n->path);
   char err[LMZ_ERRMSG_LEN];
-  assert_int_equal(lmz_store_open(&n->store, &w->loop, &so, err), 0);
+  assert_int_equal(tl_store_open(&n->store, &w->loop, &so, err), 0);
   world_repl(w, 2);
 }
 

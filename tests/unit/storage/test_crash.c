@@ -10,6 +10,7 @@
  * checks that every acknowledged batch is present, whole, and that no batch
  * is half-applied. */
 #include "lib/testlib.h"
+#include "lib/tl_store.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -72,7 +73,7 @@ static int crash_child(const char *dir, int fd) {
   lmz_store_opts_init(&o, dir);
   char err[LMZ_ERRMSG_LEN];
   struct child c = {NULL, fd, 0};
-  if (lmz_store_open(&c.s, &loop, &o, err)) {
+  if (tl_store_open(&c.s, &loop, &o, err)) {
     fprintf(stderr, "crash child: open: %s\n", err);
     return 2;
   }
@@ -182,7 +183,7 @@ static void crash_trial(uint32_t threshold) {
   lmz_store_opts_init(&o, dir);
   struct verify x = {0, 0, NULL};
   char err[LMZ_ERRMSG_LEN];
-  int rv = lmz_store_open(&x.s, &loop, &o, err);
+  int rv = tl_store_open(&x.s, &loop, &o, err);
   if (rv)
     fail_msg("reopen after SIGKILL: %s", err);
   int n = lmz_store_scan(x.s, "k", 1, "l", 1, 0, false, verify_cb, &x);
@@ -195,7 +196,7 @@ static void crash_trial(uint32_t threshold) {
   assert_true(x.n_k >= acked);
   assert_true(x.n_k <= acked + INFLIGHT);
   assert_int_equal(x.max_seq + 1, x.n_k); /* no holes: a prefix of commits */
-  lmz_store_close(x.s);
+  tl_store_close(x.s);
   assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(uv_loop_close(&loop), 0);
   tl_rmtree(dir);
