@@ -76,7 +76,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "core/buf.h"
+#include "core/hmap.h"
+#include "lmz/value.h" /* lmz_arena */
 
 #define LMZ_DIR_BINDING_MAX 255
 #define LMZ_DIR_INSTANCE_MAX 1024
@@ -142,13 +146,48 @@ struct lmz_dir_result {
 
 typedef struct lmz_dir_s lmz_dir_t;
 typedef uint64_t (*lmz_dir_clock_fn)(void *ctx);
+typedef void (*lmz_dir_move_fn)(void *ctx, const char *binding, size_t blen,
+                                const char *instance, size_t ilen,
+                                uint64_t new_owner, uint64_t epoch);
+
+struct lmz__dir_ent_chunk;
+
+struct lmz__dir_state {
+  struct lmz_dir_node *nodes; /* sorted by id */
+  size_t n_nodes, cap_nodes;
+  lmz_hmap actors;
+  struct lmz__dir_ent_chunk *chunks; /* head = the one being filled */
+  size_t live_bytes, dead_bytes;
+  uint64_t compactions;
+  uint64_t epoch_seq;
+  /* LOCAL: lmz_dir_set_move_hook (kept across restore) */
+  lmz_dir_move_fn on_move;
+  void *on_move_ctx;
+};
+
+/* The directory (README "Code conventions"): the caller allocates it; the
+ * fields are private to directory.c and directory_replicas.c. */
+struct lmz_dir_s {
+  struct lmz__dir_state st;
+  uint64_t owner_changes; /* LOCAL: lmz_dir_owner_changes */
+  lmz_dir_clock_fn clock;
+  void *clock_ctx;
+  lmz_arena *pb; /* protobuf-c unpack arena, reset per apply */
+  ProtobufCAllocator pba;
+  struct lmz_dir_item *items;
+  size_t cap_items;
+  struct lmz_dir_result res;
+};
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-/* New empty directory. Its clock (for heard_ms) defaults to uv_hrtime() in
- * milliseconds. Returns 0 or LMZ_ENOMEM. Free with lmz_dir_free(). */
-int lmz_dir_new(lmz_dir_t **out);
-void lmz_dir_free(lmz_dir_t *d); /* NULL allowed */
+/* Initializes the caller's `d` as an empty directory. Its clock (for
+ * heard_ms) defaults to uv_hrtime() in milliseconds. Returns 0 or
+ * LMZ_ENOMEM (then `d` holds nothing). Close with lmz_dir_close(). */
+int lmz_dir_init(lmz_dir_t *d);
+/* Releases what the directory holds (synchronous; it owns memory only).
+ * The memory of `d` is the caller's again. NULL allowed. */
+void lmz_dir_close(lmz_dir_t *d);
 /* Replaces the clock used for heard_ms (tests inject fake time). */
 void lmz_dir_set_clock(lmz_dir_t *d, lmz_dir_clock_fn fn, void *ctx);
 
@@ -280,9 +319,6 @@ uint64_t lmz_dir_count_under_replicated(const lmz_dir_t *d, uint64_t node_id,
  * failover promotion, a move, a stateless re-placement), after the change;
  * the names are valid during the call only. It must not touch the
  * directory. A restore calls nothing (see lmz_dir_owner_changes). */
-typedef void (*lmz_dir_move_fn)(void *ctx, const char *binding, size_t blen,
-                                const char *instance, size_t ilen,
-                                uint64_t new_owner, uint64_t epoch);
 void lmz_dir_set_move_hook(lmz_dir_t *d, lmz_dir_move_fn fn, void *ctx);
 
 /* LOCAL (not replicated): bumped by every applied command that may have

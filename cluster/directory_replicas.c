@@ -47,7 +47,7 @@ bool lmz__dir_list_remove(struct dir_actor *a, uint64_t id) {
   return false;
 }
 
-void lmz__dir_claim_backups(const struct dir_state *s, struct dir_actor *a,
+void lmz__dir_claim_backups(const struct lmz__dir_state *s, struct dir_actor *a,
                             const Lmz__DirClaim *c) {
   a->n_backups = 0;
   if (c->flags & LMZ_DIR_CLAIM_REPLACE_DOWN)
@@ -71,7 +71,7 @@ static bool in_set(const uint64_t *to, size_t n, uint64_t id) {
 
 /* The first listed backup that is not DOWN and, with a set, in it; or
  * NULL. */
-static struct lmz_dir_node *first_alive(const struct dir_state *s,
+static struct lmz_dir_node *first_alive(const struct lmz__dir_state *s,
                                         const struct dir_actor *a,
                                         const uint64_t *to, size_t n_to) {
   for (uint8_t i = 0; i < a->n_backups; i++) {
@@ -82,7 +82,7 @@ static struct lmz_dir_node *first_alive(const struct dir_state *s,
   return NULL;
 }
 
-uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down,
+uint64_t lmz__dir_failover(struct lmz__dir_state *s, uint64_t down,
                            const uint64_t *to, size_t n_to) {
   uint64_t promoted = 0;
   size_t it = 0;
@@ -106,7 +106,7 @@ uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down,
 
 /* ---- BACKUPS_ADD --------------------------------------------------------- */
 
-static struct lmz_dir_item backup_add_one(struct dir_state *s,
+static struct lmz_dir_item backup_add_one(struct lmz__dir_state *s,
                                           const Lmz__DirBackupAdd *m) {
   struct lmz_dir_item it = {.request_id = m->request_id};
   uint8_t k[KEY_MAX];

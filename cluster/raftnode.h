@@ -152,6 +152,7 @@ struct lmz_raftnode_pending; /* private */
 struct lmz_raftnode_s {
   void *data;                  /* public */
   uv_loop_t *loop;             /* read-only */
+  lmz_dir_t dir_mem;           /* private: what dir points to */
   lmz_dir_t *dir;              /* read-only: local lookups at any time */
   char errmsg[LMZ_ERRMSG_LEN]; /* read-only: context of the last error */
   /* private: raft state must not move after init (raft keeps pointers) */

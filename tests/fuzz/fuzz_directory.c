@@ -66,8 +66,8 @@ static void check_round_trip(const lmz_dir_t *d) {
   size_t len;
   if (lmz_dir_snapshot(d, NULL, &buf, &len))
     abort();
-  lmz_dir_t *c;
-  if (lmz_dir_new(&c))
+  lmz_dir_t c_mem, *c = &c_mem;
+  if (lmz_dir_init(c))
     abort();
   lmz_dir_set_clock(c, clock_fn, NULL);
   if (lmz_dir_restore(c, buf, len) || !lmz_dir_equal(d, c) ||
@@ -82,7 +82,7 @@ static void check_round_trip(const lmz_dir_t *d) {
   check_invariants(c);
   free(buf);
   free(buf2);
-  lmz_dir_free(c);
+  lmz_dir_close(c);
 }
 
 static void apply(lmz_dir_t *d, const void *cmd, size_t len) {
@@ -137,8 +137,8 @@ static void run_commands(lmz_dir_t *d, const uint8_t *p, size_t n) {
 
 static void run_snapshot(lmz_dir_t *d, const uint8_t *p, size_t n) {
   seed_state(d);
-  lmz_dir_t *before;
-  if (lmz_dir_new(&before))
+  lmz_dir_t before_mem, *before = &before_mem;
+  if (lmz_dir_init(before))
     abort();
   seed_state(before);
   if (lmz_dir_restore(d, p, n) != 0) {
@@ -155,20 +155,20 @@ static void run_snapshot(lmz_dir_t *d, const uint8_t *p, size_t n) {
     check_invariants(d);
     lmz_buf_free(&b);
   }
-  lmz_dir_free(before);
+  lmz_dir_close(before);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1)
     return 0;
-  lmz_dir_t *d;
-  if (lmz_dir_new(&d))
+  lmz_dir_t d_mem, *d = &d_mem;
+  if (lmz_dir_init(d))
     return 0;
   lmz_dir_set_clock(d, clock_fn, NULL);
   if (data[0] & 1)
     run_snapshot(d, data + 1, size - 1);
   else
     run_commands(d, data + 1, size - 1);
-  lmz_dir_free(d);
+  lmz_dir_close(d);
   return 0;
 }

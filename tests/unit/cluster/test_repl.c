@@ -47,7 +47,7 @@ struct world;
 struct node {
   struct world *w;
   uint64_t id;
-  lmz_dir_t *dir;
+  lmz_dir_t dir_mem, *dir; /* dir = &dir_mem once initialized */
   lmz_store_t *store;
   char *path;
   lmz_repl_t *r;
@@ -154,7 +154,7 @@ static void world_node(struct world *w, uint64_t id) {
   struct node *n = &w->nodes[id];
   n->w = w;
   n->id = id;
-  assert_int_equal(lmz_dir_new(&n->dir), 0);
+  assert_int_equal(lmz_dir_init(n->dir = &n->dir_mem), 0);
   n->path = tl_mkdtemp("lmz-repl");
   assert_non_null(n->path);
   struct lmz_store_opts so;
@@ -350,7 +350,7 @@ static void world_free(struct world *w) {
   for (uint64_t id = 1; id <= w->n; id++) {
     struct node *n = &w->nodes[id];
     tl_store_close(n->store);
-    lmz_dir_free(n->dir);
+    lmz_dir_close(n->dir);
   }
   assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(uv_loop_close(&w->loop), 0);
