@@ -245,55 +245,7 @@ void lmz__defer_cancel(lmz_msg *m);
 
 /* ---- the node ------------------------------------------------------------ */
 
-struct lmz_node_s {
-  uv_loop_t *loop;
-  char *id;
-  char errmsg[LMZ_ERRMSG_LEN];
-  struct lmz_node_opts opts;
-  lmz_hmap classes;  /* name -> struct lmz_class * */
-  lmz_hmap bindings; /* name -> struct lmz_binding * */
-  lmz_hmap vars;     /* name -> char * ("name\0value") */
-  lmz_hmap actors;   /* key -> lmz_actor * */
-  void **dl_handles;
-  size_t n_dl;
-  struct lmz_store_s *store;
-  /* run queue */
-  lmz_actor *rq_head, *rq_tail;
-  uv_idle_t idle;
-  bool idle_active;
-  /* commits in flight (oldest first) */
-  lmz_commit *c_head, *c_tail;
-  uint64_t next_seq;
-  uint64_t durable_seq;
-  /* arena pool */
-  lmz_arena **pool;
-  size_t pool_n, pool_cap;
-  /* timers */
-  uv_timer_t evict_timer;
-  uv_timer_t alarm_timer;
-  double alarm_next_ms; /* earliest known future alarm, or 0 */
-  bool alarm_rearm;     /* a turn scheduled an earlier alarm */
-  lmz_hmap alarms_inflight; /* index key -> struct inflight */
-  uint64_t activation_counter;
-  char boot_id[17];
-  bool closing;
-  lmz_node_close_cb close_cb;
-  void *close_arg;
-  int n_handles_open;
-  struct lmz_node_stats stats;
-  uint64_t queued;
-  /* overload (scheduler.c): calls accepted and not answered yet, and the
-   * refused ones whose error replies leave on the next loop iteration */
-  uint64_t calls_pending;
-  lmz_msg *rej_head, *rej_tail;
-  struct lmz_router_s *router; /* cluster routing (actor/router.c), or NULL */
-  struct lmz_node_replicator repl; /* lmz_node_set_replicator; ship NULL = none */
-  const struct lmz_gateway_hooks *gw_hooks; /* lmz_register_gateway_hooks */
-  struct lmz_net_s *net; /* outbound HTTP (lmz_fetch), NULL when fetch.allow is
-                          empty; closed by lmz_node_close (fetch.c) */
-  uint32_t fetches; /* lmz_fetch requests queued or in flight; bounded by
-                       the client's max_inflight (fetch.c) */
-};
+/* struct lmz_node_s is in actor/node.h (the caller allocates the node). */
 
 /* ---- internal functions (lmz__*) ----------------------------------------- */
 
@@ -374,7 +326,7 @@ int lmz__make_pending(lmz_ctx *ctx, lmz_ctn *handler,
 /* fetch.c: lmz_fetch's outputs (see fetch.c). release = the turn's outputs
  * leave: send it; fail = its turn's commit failed: the handler or deferred
  * reply gets `err`; drop = its turn threw: nothing is sent (the deferred
- * reply is the turn's error). Node lifecycle: net_open at lmz_node_new,
+ * reply is the turn's error). Node lifecycle: net_open at lmz_node_init,
  * net_close at lmz_node_close (cancels requests in flight). */
 void lmz__fetch_release(lmz_node_t *n, lmz_msg *m);
 void lmz__fetch_fail(lmz_node_t *n, lmz_msg *m, lmz_value *err);

@@ -54,12 +54,9 @@ static int open_store(lmz_node_t *n, const char *data_dir, char *errmsg) {
  * close phase, whenever that runs (as uv_close'd memory is). */
 static void store_closed(lmz_store_t *s) { free(s); }
 
-int lmz_node_new(lmz_node_t **out, uv_loop_t *loop,
-                 const struct lmz_node_opts *opts, char *errmsg) {
-  lmz_node_t *n = calloc(1, sizeof *n);
-  if (!n)
-    return LMZ_ENOMEM;
-  n->loop = loop;
+int lmz_node_init(lmz_node_t *n, uv_loop_t *loop,
+                  const struct lmz_node_opts *opts, char *errmsg) {
+  *n = (lmz_node_t){.loop = loop};
   n->opts = *opts;
   node_defaults(&n->opts);
   n->id = strdup(opts->node_id ? opts->node_id : "node-1");
@@ -74,7 +71,7 @@ int lmz_node_new(lmz_node_t **out, uv_loop_t *loop,
     lmz_store_close(n->store, store_closed); /* nothing else is open yet */
   if (rv) {
     free(n->id);
-    free(n);
+    n->id = NULL;
     return rv;
   }
   uv_idle_init(loop, &n->idle);
@@ -85,7 +82,6 @@ int lmz_node_new(lmz_node_t **out, uv_loop_t *loop,
   n->alarm_timer.data = n;
   uv_unref((uv_handle_t *)&n->evict_timer);
   n->n_handles_open = 3;
-  *out = n;
   return 0;
 }
 
@@ -182,7 +178,7 @@ void lmz_node_close(lmz_node_t *n, lmz_node_close_cb cb, void *arg) {
   uv_timer_start(&n->evict_timer, drain_check, 0, 1);
 }
 
-void lmz_node_free(lmz_node_t *n) {
+void lmz_node_release(lmz_node_t *n) {
   if (!n)
     return;
   size_t it = 0;
@@ -214,7 +210,7 @@ void lmz_node_free(lmz_node_t *n) {
    * code that has not returned yet (dlclose is not worth that risk) */
   free(n->dl_handles);
   free(n->id);
-  free(n);
+  n->dl_handles = NULL, n->id = NULL; /* n itself is the caller's */
 }
 
 struct lmz_store_s *lmz_node_store(lmz_node_t *n) {

@@ -6,10 +6,10 @@
  * run queue, the node's store (RocksDB, group commit) and its alarms.
  * Applications never see this header: they use lmz/lmz.h.
  *
- * Threading: everything runs on the loop thread given to lmz_node_new().
+ * Threading: everything runs on the loop thread given to lmz_node_init().
  *
  * Lifecycle:
- *   lmz_node_new -> lmz_node_load_module / lmz_node_register_module ->
+ *   lmz_node_init -> lmz_node_load_module / lmz_node_register_module ->
  *   lmz_node_bind ... -> lmz_node_start -> (calls) -> lmz_node_close(cb)
  */
 #ifndef LMZ_ACTOR_NODE_H
@@ -20,11 +20,13 @@
 #include <uv.h>
 
 #include "core/err.h"
+#include "core/hmap.h"
 #include "lmz/lmz.h"
 #include "lmz/sql.h"
 #include "net/fetch.h"
 
 typedef struct lmz_node_s lmz_node_t;
+typedef void (*lmz_node_close_cb)(lmz_node_t *n, void *arg);
 
 /* Wall clock in Unix milliseconds. The test kit installs a fake one. */
 typedef double (*lmz_clock_fn)(void *data);
@@ -45,14 +47,15 @@ struct lmz_node_opts {
   struct lmz_sql_opts sql;  /* SQL limits and caches (zeros = defaults) */
   /* Outbound HTTP for lmz_fetch (net/fetch.h): the egress allow-list
    * (fetch.allow; empty = lmz_fetch is off), timeout, size caps, redirects.
-   * Borrowed until lmz_node_new returns (copied). */
+   * Borrowed until lmz_node_init returns (copied). */
   struct lmz_net_opts fetch;
 };
 
-/* Creates a node and opens its store. Returns 0 or an error with errmsg
- * (LMZ_ERRMSG_LEN) saying what failed ("open store /x: ..."). */
-int lmz_node_new(lmz_node_t **out, uv_loop_t *loop,
-                 const struct lmz_node_opts *opts, char *errmsg);
+/* Initializes the caller's `n` and opens its store. Returns 0 or an error
+ * with errmsg (LMZ_ERRMSG_LEN) saying what failed ("open store /x: ...");
+ * on error `n` may be freed at once. */
+int lmz_node_init(lmz_node_t *n, uv_loop_t *loop,
+                  const struct lmz_node_opts *opts, char *errmsg);
 
 /* Loads an application shared object (dlopen) and runs its
  * lmz_module_init. Errors: LMZ_ENOTFOUND (file or symbol), LMZ_EBADCONFIG
@@ -280,12 +283,71 @@ int lmz_node_kv_peek(lmz_node_t *n, const char *binding, const char *instance,
 int lmz_node_kv_seed(lmz_node_t *n, const char *binding, const char *instance,
                      const char *key, const lmz_value *v);
 
+/* The node handle (README "Code conventions"): the caller allocates it;
+ * the fields are private to actor/ (actor_int.h). */
+struct lmz_actor;
+struct lmz_msg;
+struct lmz_commit;
+struct lmz_gateway_hooks;
+struct lmz_router_s;
+struct lmz_node_s {
+  uv_loop_t *loop;
+  char *id;
+  char errmsg[LMZ_ERRMSG_LEN];
+  struct lmz_node_opts opts;
+  lmz_hmap classes;  /* name -> struct lmz_class * */
+  lmz_hmap bindings; /* name -> struct lmz_binding * */
+  lmz_hmap vars;     /* name -> char * ("name\0value") */
+  lmz_hmap actors;   /* key -> struct lmz_actor * */
+  void **dl_handles;
+  size_t n_dl;
+  struct lmz_store_s *store;
+  /* run queue */
+  struct lmz_actor *rq_head, *rq_tail;
+  uv_idle_t idle;
+  bool idle_active;
+  /* commits in flight (oldest first) */
+  struct lmz_commit *c_head, *c_tail;
+  uint64_t next_seq;
+  uint64_t durable_seq;
+  /* arena pool */
+  lmz_arena **pool;
+  size_t pool_n, pool_cap;
+  /* timers */
+  uv_timer_t evict_timer;
+  uv_timer_t alarm_timer;
+  double alarm_next_ms;     /* earliest known future alarm, or 0 */
+  bool alarm_rearm;         /* a turn scheduled an earlier alarm */
+  lmz_hmap alarms_inflight; /* index key -> struct inflight */
+  uint64_t activation_counter;
+  char boot_id[17];
+  bool closing;
+  lmz_node_close_cb close_cb;
+  void *close_arg;
+  int n_handles_open;
+  struct lmz_node_stats stats;
+  uint64_t queued;
+  /* overload (scheduler.c): calls accepted and not answered yet, and the
+   * refused ones whose error replies leave on the next loop iteration */
+  uint64_t calls_pending;
+  struct lmz_msg *rej_head, *rej_tail;
+  struct lmz_router_s *router; /* cluster routing (actor/router.c), or NULL */
+  struct lmz_node_replicator
+      repl; /* lmz_node_set_replicator; ship NULL = none */
+  const struct lmz_gateway_hooks *gw_hooks; /* lmz_register_gateway_hooks */
+  struct lmz_net_s *net; /* outbound HTTP (lmz_fetch), NULL when fetch.allow is
+                          empty; closed by lmz_node_close (fetch.c) */
+  uint32_t fetches;      /* lmz_fetch requests queued or in flight; bounded by
+                            the client's max_inflight (fetch.c) */
+};
+
 /* Graceful shutdown: refuses new calls (LMZ_ECANCELED), lets running and
  * queued turns finish, flushes the storage queue, closes the store and the
  * node's handles; then cb runs. Free nothing before cb. */
-typedef void (*lmz_node_close_cb)(lmz_node_t *n, void *arg);
 void lmz_node_close(lmz_node_t *n, lmz_node_close_cb cb, void *arg);
-/* Frees the node's memory; only after the close callback. */
-void lmz_node_free(lmz_node_t *n);
+/* Releases what the node still holds (actors, classes, bindings; its
+ * modules stay loaded); only after the close callback. The memory of `n` is
+ * then the caller's. NULL is ignored. */
+void lmz_node_release(lmz_node_t *n);
 
 #endif

@@ -34,12 +34,6 @@
 
 static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.actor.remote");
 
-struct lmz_remote_s {
-  lmz_node_t *node;
-  struct lmz_router_s *router;
-  struct lmz_remote_stats stats;
-};
-
 /* Per connection, from its first call to its DOWN: detached then (the
  * caller's router fails its forwarded calls on DOWN, so a reply has nobody
  * waiting for it after a reconnect) and freed once no reply is outstanding.
@@ -63,14 +57,12 @@ static const char *frame_trace(const Lmz__Call *c) {
   return t && lmz_trace_id_valid(t, strnlen(t, LMZ_TRACE_ID_LEN + 1)) ? t : "";
 }
 
-lmz_remote_t *lmz_remote_new(lmz_node_t *node) {
-  lmz_remote_t *r = calloc(1, sizeof *r);
-  if (r)
-    r->node = node;
-  return r;
+int lmz_remote_init(lmz_remote_t *r, lmz_node_t *node) {
+  *r = (lmz_remote_t){.node = node};
+  return 0;
 }
 
-void lmz_remote_free(lmz_remote_t *r) { free(r); }
+void lmz_remote_close(lmz_remote_t *r) { r->router = NULL; }
 
 void lmz_remote_set_router(lmz_remote_t *r, struct lmz_router_s *router) {
   r->router = router;

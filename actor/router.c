@@ -43,12 +43,13 @@ static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.router");
 #define MAX_HOPS 8
 #define FWD_TIMEOUT_MS 15000
 
-struct fwd { /* a call forwarded to its owner, waiting for the Result */
+struct lmz__router_fwd { /* a call forwarded to its owner, waiting for the
+                            Result */
   uint64_t call_id;
   uint64_t peer;
   lmz_msg *m;
   uint64_t sent_ms;
-  struct fwd *prev, *next; /* the FIFO by sent_ms (= by deadline) */
+  struct lmz__router_fwd *prev, *next; /* the FIFO by sent_ms (= by deadline) */
 };
 
 struct claim_flight { /* at most one claim in flight per actor */
@@ -60,30 +61,6 @@ struct claim_flight { /* at most one claim in flight per actor */
 
 struct relay_claim { /* claim_local: a relay actor follows its socket */
   lmz_dirclient_req_t req;
-};
-
-struct lmz_router_s {
-  lmz_node_t *node;
-  lmz_cluster_t *c;
-  struct lmz_router_opts o;
-  uv_check_t retry; /* one retry pass per loop iteration, however many
-                       claims completed in it (no O(claims x parked)) */
-  bool retry_armed;
-  lmz_msg *parked_head, *parked_tail;
-  lmz_hmap claims; /* actor key -> struct claim_flight */
-  lmz_hmap fwds;   /* call id -> struct fwd */
-  struct fwd *fwd_head, *fwd_tail; /* the same, oldest first */
-  lmz_hmap moving; /* actor key -> drain: being moved away */
-  struct lmz_drain *drain; /* the drain in progress, or NULL */
-  uint64_t next_id;
-  struct lmz__bcast_rt *bc; /* broadcast flights and inbound batches */
-  lmz__router_send_fn send_hook; /* tests: frames to peers go here */
-  void *send_arg;
-  int handles_open; /* retry + the broadcast flush, at close */
-  bool closing;
-  lmz_router_close_cb close_cb;
-  void *close_arg;
-  struct lmz_router_stats st;
 };
 
 static uint64_t now_ms(const lmz_router_t *r) {
@@ -161,7 +138,7 @@ static void park(lmz_router_t *r, lmz_msg *m) {
 /* Forwarded calls wait in a hash by call id (for their Result) and in a
  * FIFO by send time, which is deadline order (one FWD_TIMEOUT_MS for all):
  * expiry looks at the head only. */
-static int fwd_add(lmz_router_t *r, struct fwd *fw) {
+static int fwd_add(lmz_router_t *r, struct lmz__router_fwd *fw) {
   int rv = lmz_hmap_put(&r->fwds, &fw->call_id, sizeof fw->call_id, fw, NULL);
   if (rv)
     return rv;
@@ -175,7 +152,7 @@ static int fwd_add(lmz_router_t *r, struct fwd *fw) {
   return 0;
 }
 
-static void fwd_remove(lmz_router_t *r, struct fwd *fw) {
+static void fwd_remove(lmz_router_t *r, struct lmz__router_fwd *fw) {
   lmz_hmap_del(&r->fwds, &fw->call_id, sizeof fw->call_id);
   if (fw->prev)
     fw->prev->next = fw->next;
@@ -317,7 +294,7 @@ static void forward(lmz_router_t *r, lmz_msg *m, uint64_t owner,
     park(r, m);
     return;
   }
-  struct fwd *fw = malloc(sizeof *fw);
+  struct lmz__router_fwd *fw = malloc(sizeof *fw);
   Lmz__Frame f = LMZ__FRAME__INIT;
   Lmz__Call call = LMZ__CALL__INIT;
   Lmz__CallContext ctx = LMZ__CALL_CONTEXT__INIT;
@@ -337,7 +314,8 @@ static void forward(lmz_router_t *r, lmz_msg *m, uint64_t owner,
   for (int i = 0; i < 3; i++)
     lmz_buf_free(&bufs[i]);
   if (!rv) {
-    *fw = (struct fwd){call.call_id, owner, m, now_ms(r), NULL, NULL};
+    *fw =
+        (struct lmz__router_fwd){call.call_id, owner, m, now_ms(r), NULL, NULL};
     rv = fwd_add(r, fw);
   }
   if (rv) {
@@ -484,7 +462,7 @@ void lmz_router_on_result(lmz_router_t *r, lmz_conn_t *conn,
   (void)conn;
   const Lmz__Result *res = f->result;
   uint64_t id = res->call_id;
-  struct fwd *fw = lmz_hmap_get(&r->fwds, &id, sizeof id);
+  struct lmz__router_fwd *fw = lmz_hmap_get(&r->fwds, &id, sizeof id);
   if (!fw)
     return;
   fwd_remove(r, fw);
@@ -533,9 +511,9 @@ void lmz_router_on_conn_state(lmz_router_t *r, lmz_conn_t *conn, int state,
     return;
   uint64_t peer = lmz_conn_peer_id(conn);
   lmz__bcast_rt_peer_down(r->bc, peer);
-  struct fwd *fw = r->fwd_head;
+  struct lmz__router_fwd *fw = r->fwd_head;
   while (fw) {
-    struct fwd *next = fw->next;
+    struct lmz__router_fwd *next = fw->next;
     if (fw->peer == peer) {
       fwd_remove(r, fw);
       fail_msg(r, fw->m, peer, "the connection to its owner was lost");
@@ -600,7 +578,7 @@ int lmz_router_check_owner(lmz_router_t *r, const char *binding,
  * timer has not caught yet) fails after FWD_TIMEOUT_MS rather than hang. */
 static void expire_fwds(lmz_router_t *r, uint64_t now) {
   while (r->fwd_head && now - r->fwd_head->sent_ms >= FWD_TIMEOUT_MS) {
-    struct fwd *fw = r->fwd_head;
+    struct lmz__router_fwd *fw = r->fwd_head;
     fwd_remove(r, fw);
     fail_msg(r, fw->m, fw->peer, "its owner did not answer");
     free(fw);
@@ -718,20 +696,12 @@ void lmz_router_on_broadcast_result(lmz_router_t *r, lmz_conn_t *conn,
 
 /* ---- setup and teardown -------------------------------------------------- */
 
-int lmz_router_init(lmz_router_t **out, lmz_node_t *n, lmz_cluster_t *c,
+int lmz_router_init(lmz_router_t *r, lmz_node_t *n, lmz_cluster_t *c,
                     const struct lmz_router_opts *o, char *errmsg) {
-  lmz_router_t *r = calloc(1, sizeof *r);
-  if (!r) {
-    lmz__errmsg_printf(errmsg, "router: out of memory");
-    return LMZ_ENOMEM;
-  }
-  r->node = n;
-  r->c = c;
-  r->o = *o;
+  *r = (lmz_router_t){.node = n, .c = c, .o = *o};
   if (!r->o.park_timeout_ms)
     r->o.park_timeout_ms = 10000;
   if (lmz__bcast_rt_new(r, n->loop, &r->bc)) {
-    free(r);
     lmz__errmsg_printf(errmsg, "router: out of memory");
     return LMZ_ENOMEM;
   }
@@ -739,7 +709,6 @@ int lmz_router_init(lmz_router_t **out, lmz_node_t *n, lmz_cluster_t *c,
   r->retry.data = r;
   lmz_cluster_set_hooks(c, wake_cb, tick_cb, r);
   lmz__node_set_router(n, r);
-  *out = r;
   return 0;
 }
 
@@ -792,7 +761,7 @@ void lmz_router_close(lmz_router_t *r, lmz_router_close_cb cb, void *arg) {
     lmz__drain_cancel(r->drain);
   retry_parked(r); /* fails them: closing */
   while (r->fwd_head) {
-    struct fwd *fw = r->fwd_head;
+    struct lmz__router_fwd *fw = r->fwd_head;
     fwd_remove(r, fw);
     fail_msg(r, fw->m, fw->peer, "the node is shutting down");
     free(fw);
@@ -804,12 +773,12 @@ void lmz_router_close(lmz_router_t *r, lmz_router_close_cb cb, void *arg) {
 
 /* Claims still in flight complete (cancelled) when the cluster closes,
  * after the router's close: they are freed there (claim_done). */
-void lmz_router_free(lmz_router_t *r) {
+void lmz_router_release(lmz_router_t *r) {
   if (!r)
     return;
   lmz_hmap_free(&r->claims);
   lmz_hmap_free(&r->moving);
   lmz_hmap_free(&r->fwds);
   lmz__bcast_rt_free(r->bc);
-  free(r);
+  r->bc = NULL; /* r itself is the caller's */
 }

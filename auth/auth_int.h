@@ -25,21 +25,6 @@
 
 extern lmz_log_ns lmz__auth_log;
 
-struct lmz_auth_s {
-  uv_loop_t *loop;
-  lmz_node_t *node;
-  lmz_arena *arena; /* the config's copied strings */
-  struct lmz_auth_config cfg;
-  struct lmz_jwt_keyset ks;
-  uint8_t hash_key[32];
-  lmz_mail_sender_t *mail;
-  struct lmz_auth_limiter per_addr, per_ip, bad_token_ip;
-  char *origin;
-  lmz_auth_close_cb close_cb;
-  void *close_arg;
-  uint64_t mails_sent, mails_failed;
-};
-
 /* One request being handled (lives for the turn). */
 struct areq {
   lmz_auth_t *auth;

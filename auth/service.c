@@ -1,7 +1,7 @@
 /* auth/service.c - the LUMENIZE_AUTH durable object: its lifecycle on the
  * node, the endpoint table, and the answers every endpoint shares.
  *
- * Happy path: lmzd calls lmz_auth_new before lmz_node_start (class
+ * Happy path: lmzd calls lmz_auth_init before lmz_node_start (class
  * registered, binding bound); the gateway routes {prefix}/... to
  * (LUMENIZE_AUTH, default); on_request strips the prefix, finds the
  * endpoint by method and path in `routes`, and the endpoint answers within
@@ -253,7 +253,7 @@ static int on_start(lmz_ctx *ctx) {
 /* ---- lifecycle ----------------------------------------------------------- */
 
 /* lmz_node_register_module takes no user data: the class opts (which carry
- * `data`) are built by lmz_auth_new just before and read here, all within
+ * `data`) are built by lmz_auth_init just before and read here, all within
  * that one synchronous call on the loop thread. */
 static struct lmz_class_opts registering;
 
@@ -287,18 +287,13 @@ static int start_parts(lmz_auth_t *au, const struct lmz_auth_config *cfg,
   return lmz_mail_sender_new(au->loop, &mc, &au->mail, errmsg);
 }
 
-int lmz_auth_new(uv_loop_t *loop, lmz_node_t *node,
-                 const struct lmz_auth_config *cfg,
-                 const struct lmz_jwt_keyset *dev_keys, const char *data_dir,
-                 lmz_auth_t **out, char *errmsg) {
-  *out = NULL;
-  lmz_auth_t *au = calloc(1, sizeof *au);
-  if (!au || !(au->arena = lmz_arena_new())) {
-    free(au);
+int lmz_auth_init(lmz_auth_t *au, uv_loop_t *loop, lmz_node_t *node,
+                  const struct lmz_auth_config *cfg,
+                  const struct lmz_jwt_keyset *dev_keys, const char *data_dir,
+                  char *errmsg) {
+  *au = (lmz_auth_t){.loop = loop, .node = node};
+  if (!(au->arena = lmz_arena_new()))
     return LMZ_ENOMEM;
-  }
-  au->loop = loop;
-  au->node = node;
   int rv = start_parts(au, cfg, dev_keys, data_dir, errmsg);
   if (!rv) {
     registering = (struct lmz_class_opts){.on_start = on_start,
@@ -316,13 +311,14 @@ int lmz_auth_new(uv_loop_t *loop, lmz_node_t *node,
     if (au->mail) /* nothing was sent: its close finishes on the loop */
       lmz_mail_sender_close(au->mail, NULL, NULL);
     au->mail = NULL;
-    lmz_auth_free(au);
+    lmz_auth_release(au);
     return rv;
   }
-  LMZ_LOG_INFO(&lmz__auth_log, "auth service at %s (%s mail, keys: %u, primary %s)",
-               au->cfg.prefix, au->cfg.mail.kind == LMZ_MAIL_DEV ? "dev outbox" : "remote",
+  LMZ_LOG_INFO(&lmz__auth_log,
+               "auth service at %s (%s mail, keys: %u, primary %s)",
+               au->cfg.prefix,
+               au->cfg.mail.kind == LMZ_MAIL_DEV ? "dev outbox" : "remote",
                au->ks.n, au->ks.keys[au->ks.primary].kid);
-  *out = au;
   return 0;
 }
 
@@ -357,7 +353,7 @@ void lmz_auth_close(lmz_auth_t *au, lmz_auth_close_cb cb, void *arg) {
     cb(arg);
 }
 
-void lmz_auth_free(lmz_auth_t *au) {
+void lmz_auth_release(lmz_auth_t *au) {
   if (!au)
     return;
   lmz_jwt_keyset_wipe(&au->ks);
@@ -367,5 +363,5 @@ void lmz_auth_free(lmz_auth_t *au) {
   lmz_auth_limiter_free(&au->bad_token_ip);
   lmz_arena_free(au->arena);
   free(au->origin);
-  free(au);
+  au->arena = NULL, au->origin = NULL; /* au itself is the caller's */
 }

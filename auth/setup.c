@@ -1,4 +1,4 @@
-/* auth/setup.c - what lmz_auth_new needs before the class is registered:
+/* auth/setup.c - what lmz_auth_init needs before the class is registered:
  * a private copy of the config, the signing key set and the token hash key.
  * Failure modes: a private key that does not parse, a primary naming no
  * key, no key at all, a malformed hash key or an unreadable/too-open hash
@@ -76,7 +76,7 @@ int lmz__auth_keys(lmz_auth_t *au, const struct lmz_auth_config *cfg,
       return rv;
   }
   if (!cfg->n_private_keys && dev) {
-    au->ks = *dev; /* copied; wiped by lmz_auth_free */
+    au->ks = *dev; /* copied; wiped by lmz_auth_release */
     for (unsigned i = 0; i < au->ks.n; i++)
       if (!au->ks.keys[i].has_sk)
         au->ks.keys[i] = au->ks.keys[--au->ks.n]; /* verify-only: useless here */

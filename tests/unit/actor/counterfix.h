@@ -28,7 +28,7 @@ struct reply {
 struct counterfix {
   char *dir;
   uv_loop_t loop;
-  lmz_node_t *n;
+  lmz_node_t n_mem, *n; /* n = &n_mem once initialized */
 };
 
 static inline void reply_cb(void *arg, int status, bool ok, const lmz_value *v) {
@@ -101,7 +101,7 @@ static inline void cf_start(struct counterfix *f, const char *name) {
   uv_loop_init(&f->loop);
   char err[LMZ_ERRMSG_LEN];
   struct lmz_node_opts o = {.node_id = name, .data_dir = f->dir, .sync = true};
-  assert_int_equal(lmz_node_new(&f->n, &f->loop, &o, err), 0);
+  assert_int_equal(lmz_node_init(f->n = &f->n_mem, &f->loop, &o, err), 0);
   assert_int_equal(lmz_node_register_module(f->n, "counter", lmz_module_init, err), 0);
   assert_int_equal(lmz_node_bind(f->n, "COUNTER_DO", "CounterDO", LMZ_NODE_DO, err), 0);
   lmz_node_start(f->n);
@@ -117,7 +117,7 @@ static inline void cf_stop(struct counterfix *f) {
   lmz_node_close(f->n, cf_closed, &done);
   while (!done)
     uv_run(&f->loop, UV_RUN_ONCE);
-  lmz_node_free(f->n);
+  lmz_node_release(f->n);
   uv_run(&f->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&f->loop), 0);
   tl_rmtree(f->dir);
