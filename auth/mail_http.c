@@ -31,7 +31,6 @@
 #include "net/fetch.h"
 
 struct api {
-  struct lmz_mail_sender_s base; /* first (auth/mail.h) */
   lmz_net_t net;                 /* embedded: closed before a is freed */
   char *from, *url, *auth_header, *host;
   lmz_mail_close_cb close_cb;
@@ -80,7 +79,7 @@ static void fetch_cb(void *ud, int status, const struct lmz_net_response *res,
 
 static int api_send(lmz_mail_sender_t *base, const struct lmz_mail_msg *m,
                     lmz_mail_cb cb, void *ud) {
-  struct api *a = (struct api *)base;
+  struct api *a = base->impl;
   if (lmz__mail_msg_check(m))
     return LMZ_EINVAL;
   struct send *x = malloc(sizeof *x);
@@ -122,7 +121,7 @@ static void net_closed(void *ud) {
 }
 
 static void api_close(lmz_mail_sender_t *base, lmz_mail_close_cb cb, void *ud) {
-  struct api *a = (struct api *)base;
+  struct api *a = base->impl;
   a->close_cb = cb;
   a->close_ud = ud;
   lmz_net_close(&a->net, net_closed, a);
@@ -168,12 +167,11 @@ static int api_config(struct api *a, const struct lmz_mail_config *c, char *errm
   return 0;
 }
 
-int lmz__mail_http_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                       lmz_mail_sender_t **out, char *errmsg) {
+int lmz__mail_http_init(lmz_mail_sender_t *h, const struct lmz_mail_config *cfg,
+                        char *errmsg) {
   struct api *a = calloc(1, sizeof *a);
   if (!a)
     return LMZ_ENOMEM;
-  a->base = (struct lmz_mail_sender_s){&api_ops, loop};
   int rv = api_config(a, cfg, errmsg);
   if (!rv) {
     const char *allow[] = {a->host};
@@ -183,12 +181,13 @@ int lmz__mail_http_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
                              /* JSON escapes may grow a body 6x */
                              .max_request_bytes = 8 * LMZ_MAIL_BODY_MAX,
                              .max_redirects = 0};
-    rv = lmz_net_init(&a->net, loop, &o, errmsg);
+    rv = lmz_net_init(&a->net, h->loop, &o, errmsg);
   }
   if (rv) {
     api_free(a);
     return rv;
   }
-  *out = &a->base;
+  h->ops = &api_ops;
+  h->impl = a;
   return 0;
 }

@@ -284,7 +284,14 @@ static int start_parts(lmz_auth_t *au, const struct lmz_auth_config *cfg,
     snprintf(outbox, sizeof outbox, "%s/outbox", data_dir);
     mc.outbox_dir = outbox;
   }
-  return lmz_mail_sender_new(au->loop, &mc, &au->mail, errmsg);
+  if (!(au->mail = malloc(sizeof *au->mail)))
+    return LMZ_ENOMEM;
+  rv = lmz_mail_sender_init(au->mail, au->loop, &mc, errmsg);
+  if (rv) {
+    free(au->mail); /* nothing of it is on the loop */
+    au->mail = NULL;
+  }
+  return rv;
 }
 
 int lmz_auth_init(lmz_auth_t *au, uv_loop_t *loop, lmz_node_t *node,
@@ -309,7 +316,7 @@ int lmz_auth_init(lmz_auth_t *au, uv_loop_t *loop, lmz_node_t *node,
   if (rv) {
     lmz__errmsg_wrapf(errmsg, "auth service");
     if (au->mail) /* nothing was sent: its close finishes on the loop */
-      lmz_mail_sender_close(au->mail, NULL, NULL);
+      lmz_mail_sender_close(au->mail, free, au->mail); /* freed once closed */
     au->mail = NULL;
     lmz_auth_release(au);
     return rv;
@@ -337,7 +344,9 @@ int lmz_auth_set_origin(lmz_auth_t *au, const char *origin) {
 }
 
 static void mail_closed(void *arg) {
-  lmz_auth_t *au = arg;
+  lmz_mail_sender_t *m = arg;
+  lmz_auth_t *au = m->data;
+  free(m);
   if (au->close_cb)
     au->close_cb(au->close_arg);
 }
@@ -347,9 +356,10 @@ void lmz_auth_close(lmz_auth_t *au, lmz_auth_close_cb cb, void *arg) {
   au->close_arg = arg;
   lmz_mail_sender_t *m = au->mail;
   au->mail = NULL; /* later turns log "not sent" instead of using it */
-  if (m)
-    lmz_mail_sender_close(m, mail_closed, au);
-  else if (cb) /* closed twice: the first close's cb already ran or will */
+  if (m) {
+    m->data = au;
+    lmz_mail_sender_close(m, mail_closed, m);
+  } else if (cb) /* closed twice: the first close's cb already ran or will */
     cb(arg);
 }
 
