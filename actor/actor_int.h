@@ -28,7 +28,7 @@
 #include "core/trace.h"
 #include "lmz/lmz.h"
 
-struct lmz_store;
+struct lmz_store_s;
 struct lmz_batch;
 
 #define LMZ_MAX_CHAIN_OPS 50
@@ -52,7 +52,7 @@ struct lmz_class {
 };
 
 struct lmz_registry {
-  lmz_node *node;
+  lmz_node_t *node;
   const char *module;
   int failed; /* first registration error */
   char *errmsg;
@@ -150,7 +150,7 @@ typedef struct lmz_commit {
   lmz_msg *outputs; /* released when durable (FIFO: head..tail) */
   lmz_msg *outputs_tail;
   struct lmz_actor *actor; /* its latest commit points here, or NULL */
-  lmz_node *node;
+  lmz_node_t *node;
   struct lmz_chain *chain; /* the batch's chain (borrowed: the batch holds
                               a reference until after the callback) */
   uint64_t token;  /* replication token (0 = no backup waits); node.h */
@@ -176,7 +176,7 @@ struct lmz_cache_ent {
 };
 
 typedef struct lmz_actor {
-  lmz_node *node;
+  lmz_node_t *node;
   struct lmz_binding *binding;
   char *instance; /* NULL for workers */
   char *key;      /* binding '\0' instance: activation table key */
@@ -217,7 +217,7 @@ struct lmz_kv_write {
 };
 
 struct lmz_ctx {
-  lmz_node *node;
+  lmz_node_t *node;
   lmz_actor *actor;
   lmz_msg *msg;
   lmz_arena *arena;
@@ -236,7 +236,7 @@ struct lmz_ctx {
 };
 
 struct lmz_deferred {
-  lmz_node *node;
+  lmz_node_t *node;
   lmz_actor *actor;
   lmz_msg *msg; /* NULL once cancelled: settling it only frees it */
 };
@@ -246,117 +246,72 @@ void lmz__defer_cancel(lmz_msg *m);
 
 /* ---- the node ------------------------------------------------------------ */
 
-struct lmz_node {
-  uv_loop_t *loop;
-  char *id;
-  char errmsg[LMZ_ERRMSG_LEN];
-  struct lmz_node_opts opts;
-  lmz_hmap classes;  /* name -> struct lmz_class * */
-  lmz_hmap bindings; /* name -> struct lmz_binding * */
-  lmz_hmap vars;     /* name -> char * ("name\0value") */
-  lmz_hmap actors;   /* key -> lmz_actor * */
-  void **dl_handles;
-  size_t n_dl;
-  struct lmz_store *store;
-  /* run queue */
-  lmz_actor *rq_head, *rq_tail;
-  uv_idle_t idle;
-  bool idle_active;
-  /* commits in flight (oldest first) */
-  lmz_commit *c_head, *c_tail;
-  uint64_t next_seq;
-  uint64_t durable_seq;
-  /* arena pool */
-  lmz_arena **pool;
-  size_t pool_n, pool_cap;
-  /* timers */
-  uv_timer_t evict_timer;
-  uv_timer_t alarm_timer;
-  double alarm_next_ms; /* earliest known future alarm, or 0 */
-  bool alarm_rearm;     /* a turn scheduled an earlier alarm */
-  lmz_hmap alarms_inflight; /* index key -> struct inflight */
-  uint64_t activation_counter;
-  char boot_id[17];
-  bool closing;
-  lmz_node_close_cb close_cb;
-  void *close_arg;
-  int n_handles_open;
-  struct lmz_node_stats stats;
-  uint64_t queued;
-  /* overload (scheduler.c): calls accepted and not answered yet, and the
-   * refused ones whose error replies leave on the next loop iteration */
-  uint64_t calls_pending;
-  lmz_msg *rej_head, *rej_tail;
-  struct lmz_router *router; /* cluster routing (actor/router.c), or NULL */
-  struct lmz_node_replicator repl; /* lmz_node_set_replicator; ship NULL = none */
-  const struct lmz_gateway_hooks *gw_hooks; /* lmz_register_gateway_hooks */
-  struct lmz_net *net; /* outbound HTTP (lmz_fetch), NULL when fetch.allow is
-                          empty; closed by lmz_node_close (fetch.c) */
-  uint32_t fetches; /* lmz_fetch requests queued or in flight; bounded by
-                       the client's max_inflight (fetch.c) */
-};
+/* struct lmz_node_s is in actor/node.h (the caller allocates the node). */
 
 /* ---- internal functions (lmz__*) ----------------------------------------- */
 
 /* registry.c */
 const lmz_method *lmz__class_method(const struct lmz_class *c,
                                     const char *name, size_t len);
-struct lmz_binding *lmz__binding_get(lmz_node *n, const char *name);
+struct lmz_binding *lmz__binding_get(lmz_node_t *n, const char *name);
 
 /* scheduler.c */
-int lmz__deliver(lmz_node *n, lmz_msg *m);
-lmz_actor *lmz__actor_get(lmz_node *n, struct lmz_binding *b,
+int lmz__deliver(lmz_node_t *n, lmz_msg *m);
+lmz_actor *lmz__actor_get(lmz_node_t *n, struct lmz_binding *b,
                           const char *instance, bool create);
-void lmz__schedule(lmz_node *n, lmz_actor *a);
+void lmz__schedule(lmz_node_t *n, lmz_actor *a);
 /* Appends `m` to a's mailbox (m->next cleared), counts it (a->q_len,
  * n->queued) and schedules a. No bound check: callers that must respect
  * max_queue check a->q_len first (replies and alarms must not be lost). */
-void lmz__mailbox_push(lmz_node *n, lmz_actor *a, lmz_msg *m);
+void lmz__mailbox_push(lmz_node_t *n, lmz_actor *a, lmz_msg *m);
 /* Sends the error replies of refused calls (the idle handle does, before
  * running turns; node close does after the last commits). */
-void lmz__flush_refused(lmz_node *n);
-lmz_msg *lmz__msg_new(lmz_node *n);
+void lmz__flush_refused(lmz_node_t *n);
+lmz_msg *lmz__msg_new(lmz_node_t *n);
 /* Frees m (its arena); a counted message leaves calls_pending. */
-void lmz__msg_free(lmz_node *n, lmz_msg *m);
+void lmz__msg_free(lmz_node_t *n, lmz_msg *m);
 void lmz__actor_free(lmz_actor *a);
 
 /* router.c / scheduler.c */
-struct lmz_router;
+struct lmz_router_s;
 /* 1 = deliver locally; 0 = the router took the message (forwarded, parked
  * or failed). */
-int lmz__router_route(struct lmz_router *r, lmz_msg *m);
-int lmz__deliver_local(lmz_node *n, lmz_msg *m);
+int lmz__router_route(struct lmz_router_s *r, lmz_msg *m);
+int lmz__deliver_local(lmz_node_t *n, lmz_msg *m);
 /* The current placement epoch of (binding, instance) when this node owns
  * it, else 0. */
-uint64_t lmz__router_epoch(struct lmz_router *r, const char *binding,
+uint64_t lmz__router_epoch(struct lmz_router_s *r, const char *binding,
                            const char *instance);
 /* The activation of a durable object placed here under `epoch` (0: not
  * placed through a directory), created if there is none. One made under
  * another epoch is stale and replaced (LMZ_EUNAVAILABLE while it is still
  * busy with old work). scheduler.c */
-int lmz__actor_for_epoch(lmz_node *n, struct lmz_binding *b,
+int lmz__actor_for_epoch(lmz_node_t *n, struct lmz_binding *b,
                          const char *instance, uint64_t epoch,
                          lmz_actor **out);
 /* Anything still holds the activation (queued or running work, replies
  * awaited, a commit not durable yet): it may not be freed. node.c */
 bool lmz__actor_pinned(const lmz_actor *a);
-int lmz__router_route_relay(struct lmz_router *r, lmz_msg *m);
-void lmz__router_claim_local(struct lmz_router *r, const char *binding,
+int lmz__router_route_relay(struct lmz_router_s *r, lmz_msg *m);
+void lmz__router_claim_local(struct lmz_router_s *r, const char *binding,
                              const char *instance);
-void lmz__node_set_router(lmz_node *n, struct lmz_router *r);
+void lmz__node_set_router(lmz_node_t *n, struct lmz_router_s *r);
 
 /* migrate.c: moving an actor's whole state between nodes */
-bool lmz__node_actor_idle(lmz_node *n, const char *binding, const char *instance);
-int lmz__node_export_actor(lmz_node *n, const char *binding,
+bool lmz__node_actor_idle(lmz_node_t *n, const char *binding,
+                          const char *instance);
+int lmz__node_export_actor(lmz_node_t *n, const char *binding,
                            const char *instance, lmz_buf *out);
-typedef void (*lmz__import_cb)(lmz_node *n, int status, void *arg);
-int lmz__node_import_actor(lmz_node *n, const char *binding,
+typedef void (*lmz__import_cb)(lmz_node_t *n, int status, void *arg);
+int lmz__node_import_actor(lmz_node_t *n, const char *binding,
                            const char *instance, const void *dump, size_t len,
                            lmz__import_cb cb, void *arg);
-void lmz__node_drop_actor(lmz_node *n, const char *binding, const char *instance);
+void lmz__node_drop_actor(lmz_node_t *n, const char *binding,
+                          const char *instance);
 /* alarms.c: the node index entries of one actor's alarms */
-int lmz__alarms_index_actor(lmz_node *n, const char *binding,
-                            const char *instance, struct lmz_batch *b, bool put);
+int lmz__alarms_index_actor(lmz_node_t *n, const char *binding,
+                            const char *instance, struct lmz_batch *b,
+                            bool put);
 
 /* http.c: runs on_request for an LMZ_MSG_HTTP message (0 or thrown) */
 int lmz__http_run(lmz_ctx *ctx);
@@ -371,10 +326,11 @@ int lmz__http_run(lmz_ctx *ctx);
  * `ids` = {trace id, call id} from the Call's context (hostile, NUL-ended,
  * replaced when invalid), so the request keeps the entry node's trace. */
 int lmz__http_encode_request(lmz_msg *m, lmz_buf *out);
-int lmz__http_run_forwarded(lmz_node *n, const char *binding,
+int lmz__http_run_forwarded(lmz_node_t *n, const char *binding,
                             const char *instance, const lmz_value *req,
-                            const lmz_value *origin_auth, const char *const *ids,
-                            lmz_node_http_cb cb, void *arg, char *errmsg);
+                            const lmz_value *origin_auth,
+                            const char *const *ids, lmz_node_http_cb cb,
+                            void *arg, char *errmsg);
 lmz_value *lmz__http_response_value(lmz_arena *a, const struct lmz_response *res);
 
 /* scheduler.c: a pending call (handler continuation) of the running turn */
@@ -385,21 +341,21 @@ int lmz__make_pending(lmz_ctx *ctx, lmz_ctn *handler,
 /* fetch.c: lmz_fetch's outputs (see fetch.c). release = the turn's outputs
  * leave: send it; fail = its turn's commit failed: the handler or deferred
  * reply gets `err`; drop = its turn threw: nothing is sent (the deferred
- * reply is the turn's error). Node lifecycle: net_open at lmz_node_new,
+ * reply is the turn's error). Node lifecycle: net_open at lmz_node_init,
  * net_close at lmz_node_close (cancels requests in flight). */
-void lmz__fetch_release(lmz_node *n, lmz_msg *m);
-void lmz__fetch_fail(lmz_node *n, lmz_msg *m, lmz_value *err);
+void lmz__fetch_release(lmz_node_t *n, lmz_msg *m);
+void lmz__fetch_fail(lmz_node_t *n, lmz_msg *m, lmz_value *err);
 void lmz__fetch_drop(lmz_actor *a, lmz_msg *m);
-int lmz__fetch_net_open(lmz_node *n, char *errmsg);
-void lmz__fetch_net_close(lmz_node *n);
+int lmz__fetch_net_open(lmz_node_t *n, char *errmsg);
+void lmz__fetch_net_close(lmz_node_t *n);
 
 /* turn.c */
 /* Fails a message that could not be delivered: its sender gets `err` (an
  * Error value in m->arena; NULL = a generic one) as the reply. */
-void lmz__msg_fail(lmz_node *n, lmz_msg *m, lmz_value *err);
-void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m);
-void lmz__release_output(lmz_node *n, lmz_msg *m);
-void lmz__commit_done(lmz_node *n, lmz_commit *c, int status);
+void lmz__msg_fail(lmz_node_t *n, lmz_msg *m, lmz_value *err);
+void lmz__run_turn(lmz_node_t *n, lmz_actor *a, lmz_msg *m);
+void lmz__release_output(lmz_node_t *n, lmz_msg *m);
+void lmz__commit_done(lmz_node_t *n, lmz_commit *c, int status);
 
 /* ocan.c */
 int lmz__ocan_validate(lmz_ctx *ctx, const lmz_value *chain);
@@ -453,9 +409,9 @@ int lmz__sql_admin(lmz_ctx *ctx, const lmz_value *chain, lmz_value **result);
 
 /* alarms.c */
 int lmz__alarms_add_to_batch(lmz_ctx *ctx, struct lmz_batch *b);
-int lmz__alarms_recover(lmz_node *n);
-void lmz__alarms_arm(lmz_node *n);
+int lmz__alarms_recover(lmz_node_t *n);
+void lmz__alarms_arm(lmz_node_t *n);
 void lmz__alarm_turn_done(lmz_ctx *ctx, int rv);
-void lmz__alarms_free(lmz_node *n);
+void lmz__alarms_free(lmz_node_t *n);
 
 #endif

@@ -322,7 +322,7 @@ int lmz_alarm_list(lmz_ctx *ctx, lmz_value **out) {
 
 /* ---- applying a turn's alarm changes ------------------------------------ */
 
-static int apply_op(lmz_node *n, lmz_actor *a, struct lmz_alarm_op *op,
+static int apply_op(lmz_node_t *n, lmz_actor *a, struct lmz_alarm_op *op,
                     lmz_batch *b) {
   uint8_t k[LMZ_KEY_MAX];
   int kl;
@@ -362,7 +362,7 @@ int lmz__alarms_add_to_batch(lmz_ctx *ctx, lmz_batch *b) {
 /* Bookkeeping for a finished alarm turn (see the file comment). The user's
  * own alarm changes of a failed turn were dropped by the caller. */
 void lmz__alarm_turn_done(lmz_ctx *ctx, int rv) {
-  lmz_node *n = ctx->node;
+  lmz_node_t *n = ctx->node;
   struct lmz_alarm_run *run = ctx->msg->alarm;
   lmz_arena *a = ctx->arena;
   lmz_value *rec = lmz_value_copy(a, run->record);
@@ -411,7 +411,7 @@ done:;
 /* ---- firing -------------------------------------------------------------- */
 
 struct fire_acc {
-  lmz_node *n;
+  lmz_node_t *n;
   int fired;
   int skipped; /* due, but not ours to run now (another owner, no lease) */
   double first_future; /* time of the first entry not fired, or -1 */
@@ -441,7 +441,7 @@ static int parse_index(const uint8_t *k, size_t kl, double *time,
   return 0;
 }
 
-static int fire_one(lmz_node *n, const uint8_t *k, size_t kl, double time,
+static int fire_one(lmz_node_t *n, const uint8_t *k, size_t kl, double time,
                     const char *binding, const char *instance, const char *id,
                     size_t idlen) {
   struct lmz_binding *b = lmz__binding_get(n, binding);
@@ -498,7 +498,7 @@ static int poll_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
                    void *arg) {
   (void)v, (void)vl;
   struct fire_acc *acc = arg;
-  lmz_node *n = acc->n;
+  lmz_node_t *n = acc->n;
   if (lmz_hmap_get(&n->alarms_inflight, k, kl))
     return 0;
   double time;
@@ -534,7 +534,7 @@ static int poll_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
   return 0;
 }
 
-static void clean_inflight(lmz_node *n) {
+static void clean_inflight(lmz_node_t *n) {
   size_t it = 0;
   const void *k;
   size_t kl;
@@ -552,7 +552,7 @@ static void alarm_timer_cb(uv_timer_t *t) {
   lmz_node_poll_alarms(t->data);
 }
 
-int lmz_node_poll_alarms(lmz_node *n) {
+int lmz_node_poll_alarms(lmz_node_t *n) {
   if (n->closing || !n->store)
     return 0;
   clean_inflight(n);
@@ -581,20 +581,20 @@ int lmz_node_poll_alarms(lmz_node *n) {
   return acc.fired;
 }
 
-void lmz__alarms_arm(lmz_node *n) {
+void lmz__alarms_arm(lmz_node_t *n) {
   if (!n->alarm_rearm || n->opts.manual_alarms || n->closing)
     return;
   n->alarm_rearm = false;
   uv_timer_start(&n->alarm_timer, alarm_timer_cb, 0, 0);
 }
 
-int lmz__alarms_recover(lmz_node *n) {
+int lmz__alarms_recover(lmz_node_t *n) {
   if (!n->opts.manual_alarms)
     uv_timer_start(&n->alarm_timer, alarm_timer_cb, 0, 0);
   return 0;
 }
 
-void lmz__alarms_free(lmz_node *n) {
+void lmz__alarms_free(lmz_node_t *n) {
   size_t it = 0;
   void *v;
   while (lmz_hmap_next(&n->alarms_inflight, &it, NULL, NULL, &v))
@@ -602,7 +602,7 @@ void lmz__alarms_free(lmz_node *n) {
   lmz_hmap_free(&n->alarms_inflight);
 }
 
-double lmz_node_next_alarm_ms(lmz_node *n) { return n->alarm_next_ms; }
+double lmz_node_next_alarm_ms(lmz_node_t *n) { return n->alarm_next_ms; }
 
 /* ---- moving an actor: its alarms' node index entries --------------------- */
 
@@ -633,7 +633,7 @@ static int index_cb(const uint8_t *key, size_t klen, const uint8_t *val,
   return acc->err;
 }
 
-int lmz__alarms_index_actor(lmz_node *n, const char *binding,
+int lmz__alarms_index_actor(lmz_node_t *n, const char *binding,
                             const char *instance, lmz_batch *b, bool put) {
   uint8_t prefix[LMZ_KEY_PREFIX_MAX];
   int pl = lmz_key_actor_prefix(prefix, binding, strlen(binding), instance,

@@ -41,7 +41,7 @@ struct target_ref { /* a single-path target's reply argument */
 };
 
 struct lmz__bcast {
-  lmz_node *node;
+  lmz_node_t *node;
   lmz_msg *m; /* owns the arena everything below lives in */
   struct lmz_binding *binding;
   const char **inst; /* n names */
@@ -202,7 +202,7 @@ static lmz_value *outcome_value(lmz_arena *a, const char *inst, bool ok,
 /* The handler turn for one target's outcome, on the (pinned) caller. */
 static void run_handler(struct lmz__bcast *b, uint32_t idx, bool ok,
                         const lmz_value *v) {
-  lmz_node *n = b->node;
+  lmz_node_t *n = b->node;
   lmz_arena *a = lmz_node_arena_get(n);
   lmz_msg *h = a ? lmz_arena_alloc(a, sizeof *h) : NULL;
   lmz_value *chain = h ? lmz_value_copy(a, b->handler) : NULL;
@@ -258,7 +258,7 @@ static void single_done(void *arg, int status, bool ok, const lmz_value *v) {
 
 /* ---- targets routed alone ------------------------------------------------ */
 
-lmz_msg *lmz__bcast_target_msg(lmz_node *n, struct lmz_binding *bd,
+lmz_msg *lmz__bcast_target_msg(lmz_node_t *n, struct lmz_binding *bd,
                                const char *instance, const lmz_value *chain,
                                const struct lmz_cctx *cctx) {
   lmz_msg *m = lmz__msg_new(n);
@@ -474,7 +474,7 @@ static void send_group(struct lmz__bcast_rt *rt, struct lmz__bcast *b,
   }
 }
 
-static void send_groups(lmz_router *r, struct lmz__bcast *b, struct group *gs,
+static void send_groups(lmz_router_t *r, struct lmz__bcast *b, struct group *gs,
                         size_t ng) {
   struct enc_ctx e;
   memset(&e, 0, sizeof e); /* empty buffers (LMZ_BUF_INIT is all zeros) */
@@ -506,9 +506,9 @@ static void send_groups(lmz_router *r, struct lmz__bcast *b, struct group *gs,
  * targets are turns the loop runs next, and the transport would otherwise
  * write only after them (its flush is once per loop iteration), leaving
  * the other nodes idle meanwhile. */
-void lmz__bcast_start(lmz_node *n, lmz_msg *m) {
+void lmz__bcast_start(lmz_node_t *n, lmz_msg *m) {
   struct lmz__bcast *b = m->bcast;
-  lmz_router *r = n->router;
+  lmz_router_t *r = n->router;
   struct group *gs = NULL;
   size_t ng = 0, n_alone = 0;
   uint32_t *alone = malloc((b->n ? b->n : 1) * sizeof *alone);
@@ -538,7 +538,7 @@ void lmz__bcast_start(lmz_node *n, lmz_msg *m) {
   unwait(b);
 }
 
-void lmz__bcast_fail(lmz_node *n, lmz_msg *m, lmz_value *err) {
+void lmz__bcast_fail(lmz_node_t *n, lmz_msg *m, lmz_value *err) {
   (void)n;
   struct lmz__bcast *b = m->bcast;
   b->waiting = 1 + (b->handler ? b->n : 0);
@@ -552,7 +552,7 @@ void lmz__bcast_fail(lmz_node *n, lmz_msg *m, lmz_value *err) {
   unwait(b);
 }
 
-void lmz__bcast_drop(lmz_node *n, lmz_msg *m) {
+void lmz__bcast_drop(lmz_node_t *n, lmz_msg *m) {
   struct lmz__bcast *b = m->bcast;
   if (b->handler)
     b->caller->n_pending--;

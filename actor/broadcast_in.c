@@ -283,8 +283,8 @@ static int decode_template(const Lmz__Broadcast *b, lmz_arena *a,
 static void start_target(struct lmz__bin *bn, struct lmz_binding *bd,
                          const Lmz__BroadcastTarget *t, uint32_t i,
                          const lmz_value *chain, const struct lmz_cctx *cc) {
-  lmz_router *r = bn->rt->r;
-  lmz_node *n = lmz__router_node(r);
+  lmz_router_t *r = bn->rt->r;
+  lmz_node_t *n = lmz__router_node(r);
   size_t il = t->instance ? strlen(t->instance) : 0;
   uint64_t cur = 0;
   int rv = !il || il > LMZ_KEY_INSTANCE_MAX ? LMZ_EINVAL
@@ -368,7 +368,7 @@ void lmz__bcast_on_frame(struct lmz__bcast_rt *rt, lmz_conn_t *conn,
 
 /* ---- the router's broadcast state ------------------------------------------ */
 
-int lmz__bcast_rt_new(lmz_router *r, uv_loop_t *loop,
+int lmz__bcast_rt_new(lmz_router_t *r, uv_loop_t *loop,
                       struct lmz__bcast_rt **out) {
   struct lmz__bcast_rt *rt = calloc(1, sizeof *rt);
   if (!rt)

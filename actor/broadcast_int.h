@@ -32,7 +32,7 @@ struct lmz__bin;   /* one Broadcast frame received (broadcast_in.c) */
 /* The router's broadcast state: its flights (sending side) and the inbound
  * batches with outcomes to send back (receiving side). */
 struct lmz__bcast_rt {
-  lmz_router *r;
+  lmz_router_t *r;
   lmz_hmap flights;                /* id -> struct flight */
   struct flight *head, *tail;      /* the same, oldest first */
   uint64_t next_id;
@@ -50,22 +50,22 @@ struct lmz__bcast_rt {
 
 /* The broadcast's output message was released by the output gate: route
  * every target. m is the broadcast's own (never queued) message. */
-void lmz__bcast_start(lmz_node *n, lmz_msg *m);
+void lmz__bcast_start(lmz_node_t *n, lmz_msg *m);
 /* The broadcast cannot leave (its turn's commit failed): every target's
  * outcome is `err`. */
-void lmz__bcast_fail(lmz_node *n, lmz_msg *m, lmz_value *err);
+void lmz__bcast_fail(lmz_node_t *n, lmz_msg *m, lmz_value *err);
 /* The turn threw: the broadcast is dropped unsent, silently. */
-void lmz__bcast_drop(lmz_node *n, lmz_msg *m);
+void lmz__bcast_drop(lmz_node_t *n, lmz_msg *m);
 
 /* A call message for one target: a copy of `chain` and `cctx` in a new
  * arena, kind CALL, rkind NONE. NULL on out of memory. */
-lmz_msg *lmz__bcast_target_msg(lmz_node *n, struct lmz_binding *b,
+lmz_msg *lmz__bcast_target_msg(lmz_node_t *n, struct lmz_binding *b,
                                const char *instance, const lmz_value *chain,
                                const struct lmz_cctx *cctx);
 
 /* ---- the router's side (router.c calls these) ----------------------------- */
 
-int lmz__bcast_rt_new(lmz_router *r, uv_loop_t *loop,
+int lmz__bcast_rt_new(lmz_router_t *r, uv_loop_t *loop,
                       struct lmz__bcast_rt **out);
 /* Flights past LMZ_BCAST_TIMEOUT_MS fail their remaining targets. */
 void lmz__bcast_rt_tick(struct lmz__bcast_rt *rt, uint64_t now_ms);
@@ -94,25 +94,25 @@ void lmz__bcast_on_frame(struct lmz__bcast_rt *rt, lmz_conn_t *conn,
 /* Where does a broadcast target go? 1 = in a frame to *owner (another live
  * node whose link is up; *epoch = the placement's), 0 = alone, the way a
  * call goes (ours, unplaced, owner down or unreachable, router closing). */
-int lmz__router_bcast_owner(lmz_router *r, const struct lmz_binding *b,
+int lmz__router_bcast_owner(lmz_router_t *r, const struct lmz_binding *b,
                             const char *instance, uint64_t *owner,
                             uint64_t *epoch);
 /* A target `peer` answered MOVED: m (a call message) is parked and routed
  * again once the directory caught up; past the hop bound it fails. */
-void lmz__router_moved(lmz_router *r, lmz_msg *m, uint64_t peer);
+void lmz__router_moved(lmz_router_t *r, lmz_msg *m, uint64_t peer);
 /* Sends a frame to `peer` over its link (a test hook may take it instead:
  * lmz__router_set_send_hook). LMZ_EUNAVAILABLE when the link is not up. */
-int lmz__router_send(lmz_router *r, uint64_t peer, const Lmz__Frame *f);
+int lmz__router_send(lmz_router_t *r, uint64_t peer, const Lmz__Frame *f);
 /* Writes what was queued for `peer` now (lmz_conn_flush). */
-void lmz__router_flush(lmz_router *r, uint64_t peer);
+void lmz__router_flush(lmz_router_t *r, uint64_t peer);
 /* Tests: frames the router sends to peers go to fn instead. */
 typedef int (*lmz__router_send_fn)(void *arg, uint64_t peer,
                                    const Lmz__Frame *f);
-void lmz__router_set_send_hook(lmz_router *r, lmz__router_send_fn fn,
+void lmz__router_set_send_hook(lmz_router_t *r, lmz__router_send_fn fn,
                                void *arg);
-struct lmz__bcast_rt *lmz__router_bcast_rt(lmz_router *r);
-lmz_node *lmz__router_node(lmz_router *r);
-uint64_t lmz__router_now_ms(lmz_router *r);
-bool lmz__router_closing(lmz_router *r);
+struct lmz__bcast_rt *lmz__router_bcast_rt(lmz_router_t *r);
+lmz_node_t *lmz__router_node(lmz_router_t *r);
+uint64_t lmz__router_now_ms(lmz_router_t *r);
+bool lmz__router_closing(lmz_router_t *r);
 
 #endif

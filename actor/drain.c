@@ -71,7 +71,7 @@ enum drain_phase {
 };
 
 struct lmz_drain {
-  lmz_router *r;
+  lmz_router_t *r;
   lmz_cluster_t *c;
   struct drain_item *items;
   size_t n, cap, next, moved, failed;
@@ -431,7 +431,7 @@ static void draining_done(lmz_dirclient_req_t *req, int status,
   drain_next(d);
 }
 
-int lmz_drain_start(lmz_router *r, lmz_drain_cb cb, void *arg) {
+int lmz_drain_start(lmz_router_t *r, lmz_drain_cb cb, void *arg) {
   if (lmz__router_drain(r))
     return LMZ_EBUSY;
   struct lmz_drain *d = calloc(1, sizeof *d);
@@ -456,7 +456,7 @@ int lmz_drain_start(lmz_router *r, lmz_drain_cb cb, void *arg) {
   return 0;
 }
 
-void lmz_drain_on_import_response(lmz_router *r, lmz_conn_t *conn,
+void lmz_drain_on_import_response(lmz_router_t *r, lmz_conn_t *conn,
                                   const Lmz__Frame *f) {
   (void)conn;
   struct lmz_drain *d = lmz__router_drain(r);
@@ -486,14 +486,14 @@ static void send_import_response(lmz_transport_t *t, uint64_t to, uint64_t id,
   lmz_conn_send(c, &f);
 }
 
-static void import_commit_cb(lmz_node *n, int status, void *arg) {
+static void import_commit_cb(lmz_node_t *n, int status, void *arg) {
   struct import_reply *ir = arg;
   (void)n;
   send_import_response(ir->t, ir->from, ir->request_id, status);
   free(ir);
 }
 
-void lmz_drain_on_import_request(lmz_router *r, lmz_conn_t *conn,
+void lmz_drain_on_import_request(lmz_router_t *r, lmz_conn_t *conn,
                                  const Lmz__Frame *f) {
   const Lmz__ImportRequest *q = f->import_request;
   lmz_transport_t *t = lmz_conn_transport(conn);

@@ -32,14 +32,14 @@
 /* cb gets the counts; it is not called when the router closes first (the
  * drain is cancelled then). Returns 0, LMZ_EBUSY (a drain runs) or an
  * error from proposing DRAINING. */
-typedef void (*lmz_drain_cb)(lmz_router *r, int moved, int failed, void *arg);
-int lmz_drain_start(lmz_router *r, lmz_drain_cb cb, void *arg);
+typedef void (*lmz_drain_cb)(lmz_router_t *r, int moved, int failed, void *arg);
+int lmz_drain_start(lmz_router_t *r, lmz_drain_cb cb, void *arg);
 
 /* Node-port hooks (server/lmzd.c's frame table): an ImportRequest from a
  * draining peer (we are its target), and the ImportResponse to ours. */
-void lmz_drain_on_import_request(lmz_router *r, lmz_conn_t *conn,
+void lmz_drain_on_import_request(lmz_router_t *r, lmz_conn_t *conn,
                                  const Lmz__Frame *f);
-void lmz_drain_on_import_response(lmz_router *r, lmz_conn_t *conn,
+void lmz_drain_on_import_response(lmz_router_t *r, lmz_conn_t *conn,
                                   const Lmz__Frame *f);
 
 #endif

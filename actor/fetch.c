@@ -35,7 +35,7 @@
 #include "core/utf8.h"
 
 struct lmz__fetch {
-  lmz_node *node;
+  lmz_node_t *node;
   struct lmz_net_request q; /* strings and body in the message's arena */
   lmz_deferred *d;          /* answer the deferred call, or NULL (handler) */
   bool binary, json;
@@ -121,7 +121,7 @@ static lmz_value *response_value(lmz_arena *a, const struct lmz_net_response *r,
 }
 
 /* Hands the outcome to whoever waits: the deferred call or the handler. */
-static void complete(lmz_node *n, lmz_msg *m, bool ok, lmz_value *v) {
+static void complete(lmz_node_t *n, lmz_msg *m, bool ok, lmz_value *v) {
   struct lmz__fetch *f = m->fetch;
   m->fetch = NULL;
   n->fetches--;
@@ -154,7 +154,7 @@ static void net_cb(void *ud, int status, const struct lmz_net_response *res,
   complete(f->node, m, status == 0 && !err, v);
 }
 
-void lmz__fetch_release(lmz_node *n, lmz_msg *m) {
+void lmz__fetch_release(lmz_node_t *n, lmz_msg *m) {
   char err[LMZ_ERRMSG_LEN] = "";
   int rv = n->net ? lmz_net_fetch(n->net, &m->fetch->q, net_cb, m, err)
                   : LMZ_ECANCELED;
@@ -163,7 +163,7 @@ void lmz__fetch_release(lmz_node *n, lmz_msg *m) {
              fetch_error(m->arena, rv, rv == LMZ_ECANCELED ? "node shutting down" : err));
 }
 
-void lmz__fetch_fail(lmz_node *n, lmz_msg *m, lmz_value *err) {
+void lmz__fetch_fail(lmz_node_t *n, lmz_msg *m, lmz_value *err) {
   complete(n, m, false, err);
 }
 
@@ -212,7 +212,7 @@ static int copy_req(lmz_arena *a, struct lmz__fetch *f, const struct lmz_fetch_r
 
 /* Refusals that throw at once, before anything is queued. */
 static int check(lmz_ctx *ctx, const struct lmz_fetch_req *r, lmz_ctn *handler) {
-  lmz_node *n = ctx->node;
+  lmz_node_t *n = ctx->node;
   char err[LMZ_ERRMSG_LEN] = "";
   if (!r || !r->url)
     return throw_fetch(ctx, LMZ_EINVAL, "lmz_fetch: no URL");
@@ -244,7 +244,7 @@ int lmz_fetch(lmz_ctx *ctx, const struct lmz_fetch_req *req, lmz_ctn *handler) {
   int rv = check(ctx, req, handler);
   if (rv)
     return rv;
-  lmz_node *n = ctx->node;
+  lmz_node_t *n = ctx->node;
   lmz_msg *m = lmz__msg_new(n);
   if (!m)
     return LMZ_ENOMEM;
@@ -275,24 +275,30 @@ int lmz_fetch(lmz_ctx *ctx, const struct lmz_fetch_req *req, lmz_ctn *handler) {
 
 /* ---- the node's client ---------------------------------------------------- */
 
-int lmz__fetch_net_open(lmz_node *n, char *errmsg) {
+int lmz__fetch_net_open(lmz_node_t *n, char *errmsg) {
   struct lmz_net_opts o = n->opts.fetch;
-  n->opts.fetch.allow = NULL; /* borrowed until now: copied by lmz_net_new */
+  n->opts.fetch.allow = NULL; /* borrowed until now: copied by lmz_net_init */
   n->opts.fetch.n_allow = 0;
   if (!o.n_allow)
     return 0; /* egress is opt-in: no list, no client, lmz_fetch throws */
-  int rv = lmz_net_new(n->loop, &o, &n->net, errmsg);
-  if (rv)
+  if (!(n->net = malloc(sizeof *n->net)))
+    return LMZ_ENOMEM;
+  int rv = lmz_net_init(n->net, n->loop, &o, errmsg);
+  if (rv) {
+    free(n->net); /* nothing of it is on the loop */
+    n->net = NULL;
     lmz__errmsg_wrapf(errmsg, "fetch client");
+  }
   return rv;
 }
 
 static void net_closed(void *ud) {
-  lmz_node *n = ud;
+  lmz_node_t *n = ud;
+  free(n->net);
   n->net = NULL; /* the node's drain waits for this */
 }
 
-void lmz__fetch_net_close(lmz_node *n) {
+void lmz__fetch_net_close(lmz_node_t *n) {
   if (n->net && !lmz_net_is_closing(n->net))
     lmz_net_close(n->net, net_closed, n);
 }

@@ -168,9 +168,9 @@ static int copy_request(lmz_arena *a, const struct lmz_request *in,
   return 0;
 }
 
-int lmz_node_http(lmz_node *n, const char *binding, const char *instance,
-                  const struct lmz_request *req, lmz_node_http_cb cb,
-                  void *arg, char *errmsg) {
+int lmz_node_http(lmz_node_t *n, const char *binding, const char *instance,
+                  const struct lmz_request *req, lmz_node_http_cb cb, void *arg,
+                  char *errmsg) {
   return lmz_node_http_auth(n, binding, instance, req, NULL, cb, arg, errmsg);
 }
 
@@ -201,19 +201,20 @@ static int http_cctx(lmz_msg *m, const struct lmz_request *req,
   return 0;
 }
 
-static int http_submit(lmz_node *n, const char *binding, const char *instance,
+static int http_submit(lmz_node_t *n, const char *binding, const char *instance,
                        const struct lmz_request *req,
                        const lmz_value *origin_auth, const char *const *fwd,
                        lmz_node_http_cb cb, void *arg, char *errmsg);
 
-int lmz_node_http_auth(lmz_node *n, const char *binding, const char *instance,
-                       const struct lmz_request *req, const lmz_value *origin_auth,
-                       lmz_node_http_cb cb, void *arg, char *errmsg) {
+int lmz_node_http_auth(lmz_node_t *n, const char *binding, const char *instance,
+                       const struct lmz_request *req,
+                       const lmz_value *origin_auth, lmz_node_http_cb cb,
+                       void *arg, char *errmsg) {
   return http_submit(n, binding, instance, req, origin_auth, NULL, cb, arg,
                      errmsg);
 }
 
-static int http_submit(lmz_node *n, const char *binding, const char *instance,
+static int http_submit(lmz_node_t *n, const char *binding, const char *instance,
                        const struct lmz_request *req,
                        const lmz_value *origin_auth, const char *const *fwd,
                        lmz_node_http_cb cb, void *arg, char *errmsg) {
@@ -289,7 +290,7 @@ int lmz_register_gateway_hooks(lmz_registry *r,
   return 0;
 }
 
-const struct lmz_gateway_hooks *lmz_node_gateway_hooks(lmz_node *n) {
+const struct lmz_gateway_hooks *lmz_node_gateway_hooks(lmz_node_t *n) {
   return n->gw_hooks;
 }
 
@@ -379,10 +380,11 @@ static int body_from_value(const lmz_value *v, const uint8_t **body, size_t *len
   return 0;
 }
 
-int lmz__http_run_forwarded(lmz_node *n, const char *binding,
+int lmz__http_run_forwarded(lmz_node_t *n, const char *binding,
                             const char *instance, const lmz_value *v,
-                            const lmz_value *origin_auth, const char *const *ids,
-                            lmz_node_http_cb cb, void *arg, char *errmsg) {
+                            const lmz_value *origin_auth,
+                            const char *const *ids, lmz_node_http_cb cb,
+                            void *arg, char *errmsg) {
   lmz_arena *a = lmz_arena_new();
   if (!a)
     return LMZ_ENOMEM;

@@ -24,7 +24,7 @@
 #include "storage/keys.h"
 #include "storage/store.h"
 
-bool lmz__node_actor_idle(lmz_node *n, const char *binding,
+bool lmz__node_actor_idle(lmz_node_t *n, const char *binding,
                           const char *instance) {
   struct lmz_binding *b = lmz__binding_get(n, binding);
   lmz_actor *a = b ? lmz__actor_get(n, b, instance, false) : NULL;
@@ -32,13 +32,13 @@ bool lmz__node_actor_idle(lmz_node *n, const char *binding,
                 !a->n_deferred && !a->last_commit);
 }
 
-int lmz__node_export_actor(lmz_node *n, const char *binding,
+int lmz__node_export_actor(lmz_node_t *n, const char *binding,
                            const char *instance, lmz_buf *out) {
   return lmz_store_export_actor(n->store, binding, strlen(binding), instance,
                                 strlen(instance), out);
 }
 
-static void forget_activation(lmz_node *n, const char *binding,
+static void forget_activation(lmz_node_t *n, const char *binding,
                               const char *instance) {
   struct lmz_binding *b = lmz__binding_get(n, binding);
   lmz_actor *a = b ? lmz__actor_get(n, b, instance, false) : NULL;
@@ -49,7 +49,7 @@ static void forget_activation(lmz_node *n, const char *binding,
 }
 
 struct import_op {
-  lmz_node *n;
+  lmz_node_t *n;
   char *binding, *instance;
   lmz__import_cb cb;
   void *arg;
@@ -63,7 +63,7 @@ static void import_finish(struct import_op *op, int status) {
   free(op);
 }
 
-static void import_committed(lmz_store *s, int status, void *arg) {
+static void import_committed(lmz_store_t *s, int status, void *arg) {
   (void)s;
   struct import_op *op = arg;
   if (status || op->indexed) {
@@ -85,7 +85,7 @@ static void import_committed(lmz_store *s, int status, void *arg) {
   }
 }
 
-int lmz__node_import_actor(lmz_node *n, const char *binding,
+int lmz__node_import_actor(lmz_node_t *n, const char *binding,
                            const char *instance, const void *dump, size_t len,
                            lmz__import_cb cb, void *arg) {
   struct lmz_binding *bd = lmz__binding_get(n, binding);
@@ -120,8 +120,8 @@ int lmz__node_import_actor(lmz_node *n, const char *binding,
   return rv;
 }
 
-static void adopt_committed(lmz_store *s, int status, void *arg) {
-  lmz_node *n = arg;
+static void adopt_committed(lmz_store_t *s, int status, void *arg) {
+  lmz_node_t *n = arg;
   if (status)
     LMZ_LOG_ERROR(&lmz__actor_log, "indexing an adopted actor's alarms "
                   "failed: %s", s->errmsg);
@@ -129,7 +129,7 @@ static void adopt_committed(lmz_store *s, int status, void *arg) {
     lmz__alarms_arm(n);
 }
 
-int lmz_node_adopt_actor(lmz_node *n, const char *binding,
+int lmz_node_adopt_actor(lmz_node_t *n, const char *binding,
                          const char *instance) {
   struct lmz_binding *bd = lmz__binding_get(n, binding);
   if (!bd || bd->kind != LMZ_NODE_DO || n->closing || !n->store)
@@ -154,13 +154,13 @@ int lmz_node_adopt_actor(lmz_node *n, const char *binding,
   return rv;
 }
 
-static void drop_committed(lmz_store *s, int status, void *arg) {
+static void drop_committed(lmz_store_t *s, int status, void *arg) {
   (void)arg;
   if (status)
     LMZ_LOG_ERROR(&lmz__actor_log, "dropping a moved actor failed: %s", s->errmsg);
 }
 
-void lmz__node_drop_actor(lmz_node *n, const char *binding,
+void lmz__node_drop_actor(lmz_node_t *n, const char *binding,
                           const char *instance) {
   forget_activation(n, binding, instance);
   uint8_t prefix[LMZ_KEY_PREFIX_MAX];

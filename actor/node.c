@@ -28,7 +28,7 @@ static void node_defaults(struct lmz_node_opts *o) {
     o->max_pending = 200000;
 }
 
-static int open_store(lmz_node *n, const char *data_dir, char *errmsg) {
+static int open_store(lmz_node_t *n, const char *data_dir, char *errmsg) {
   size_t len = strlen(data_dir) + 16;
   char *path = malloc(len);
   if (!path)
@@ -37,19 +37,26 @@ static int open_store(lmz_node *n, const char *data_dir, char *errmsg) {
   struct lmz_store_opts so;
   lmz_store_opts_init(&so, path);
   so.sync = n->opts.sync;
-  int rv = lmz_store_open(&n->store, n->loop, &so, errmsg);
+  n->store = malloc(sizeof *n->store);
+  int rv =
+      n->store ? lmz_store_init(n->store, n->loop, &so, errmsg) : LMZ_ENOMEM;
+  if (rv) {
+    free(n->store); /* nothing of it is on the loop */
+    n->store = NULL;
+  }
   if (rv && errmsg)
     lmz__errmsg_wrapf(errmsg, "open store %s", path);
   free(path);
   return rv;
 }
 
-int lmz_node_new(lmz_node **out, uv_loop_t *loop,
-                 const struct lmz_node_opts *opts, char *errmsg) {
-  lmz_node *n = calloc(1, sizeof *n);
-  if (!n)
-    return LMZ_ENOMEM;
-  n->loop = loop;
+/* The store's memory outlives the node's close: it is freed in the loop's
+ * close phase, whenever that runs (as uv_close'd memory is). */
+static void store_closed(lmz_store_t *s) { free(s); }
+
+int lmz_node_init(lmz_node_t *n, uv_loop_t *loop,
+                  const struct lmz_node_opts *opts, char *errmsg) {
+  *n = (lmz_node_t){.loop = loop};
   n->opts = *opts;
   node_defaults(&n->opts);
   n->id = strdup(opts->node_id ? opts->node_id : "node-1");
@@ -61,10 +68,10 @@ int lmz_node_new(lmz_node **out, uv_loop_t *loop,
   int rv = n->id ? open_store(n, opts->data_dir ? opts->data_dir : ".", errmsg)
                  : LMZ_ENOMEM;
   if (!rv && (rv = lmz__fetch_net_open(n, errmsg)))
-    lmz_store_close(n->store); /* nothing else is open yet */
+    lmz_store_close(n->store, store_closed); /* nothing else is open yet */
   if (rv) {
     free(n->id);
-    free(n);
+    n->id = NULL;
     return rv;
   }
   uv_idle_init(loop, &n->idle);
@@ -75,11 +82,10 @@ int lmz_node_new(lmz_node **out, uv_loop_t *loop,
   n->alarm_timer.data = n;
   uv_unref((uv_handle_t *)&n->evict_timer);
   n->n_handles_open = 3;
-  *out = n;
   return 0;
 }
 
-int lmz_node_start(lmz_node *n) {
+int lmz_node_start(lmz_node_t *n) {
   uint64_t period = n->opts.idle_evict_ms / 2 ? n->opts.idle_evict_ms / 2 : 1;
   uv_timer_start(&n->evict_timer, evict_cb, period, period);
   return lmz__alarms_recover(n);
@@ -98,7 +104,7 @@ static void evict_cb(uv_timer_t *t) { lmz_node_evict_idle(t->data); }
  * alarm, no SQL page) holds no state: its placement is released so the
  * directory does not keep every actor ever touched. Any doubt (a storage
  * error) keeps the placement. */
-static void release_if_stateless(lmz_node *n, const lmz_actor *a) {
+static void release_if_stateless(lmz_node_t *n, const lmz_actor *a) {
   if (!n->router || !n->store || a->binding->kind != LMZ_NODE_DO ||
       a->binding->cls->raw || !a->self.instance || !a->prefix)
     return;
@@ -110,7 +116,7 @@ static void release_if_stateless(lmz_node *n, const lmz_actor *a) {
   lmz_node_release_placement(n, a->binding->name, a->self.instance);
 }
 
-int lmz_node_evict_idle(lmz_node *n) {
+int lmz_node_evict_idle(lmz_node_t *n) {
   double now = lmz_node_now_ms(n);
   int evicted = 0;
   size_t it = 0;
@@ -134,13 +140,14 @@ int lmz_node_evict_idle(lmz_node *n) {
 /* ---- close --------------------------------------------------------------- */
 
 static void handle_closed(uv_handle_t *h) {
-  lmz_node *n = h->data;
+  lmz_node_t *n = h->data;
   if (--n->n_handles_open == 0 && n->close_cb)
     n->close_cb(n, n->close_arg);
 }
 
-static void finish_close(lmz_node *n) {
-  lmz_store_close(n->store); /* runs the remaining commit callbacks */
+static void finish_close(lmz_node_t *n) {
+  lmz_store_close(n->store, store_closed); /* runs the remaining commit
+                                              callbacks */
   n->store = NULL;
   lmz_node_set_replicator(n, NULL); /* fails turns still waiting for backups */
   lmz__flush_refused(n); /* calls those outputs made that were refused */
@@ -150,7 +157,7 @@ static void finish_close(lmz_node *n) {
 }
 
 static void drain_check(uv_timer_t *t) {
-  lmz_node *n = t->data;
+  lmz_node_t *n = t->data;
   if (n->rq_head || n->queued || n->rej_head || n->net)
     return; /* turns or refusals queued: the idle handle is running them;
                or fetches being canceled: their handlers are still to run */
@@ -158,7 +165,7 @@ static void drain_check(uv_timer_t *t) {
   finish_close(n);
 }
 
-void lmz_node_close(lmz_node *n, lmz_node_close_cb cb, void *arg) {
+void lmz_node_close(lmz_node_t *n, lmz_node_close_cb cb, void *arg) {
   n->closing = true;
   n->close_cb = cb;
   n->close_arg = arg;
@@ -171,7 +178,7 @@ void lmz_node_close(lmz_node *n, lmz_node_close_cb cb, void *arg) {
   uv_timer_start(&n->evict_timer, drain_check, 0, 1);
 }
 
-void lmz_node_free(lmz_node *n) {
+void lmz_node_release(lmz_node_t *n) {
   if (!n)
     return;
   size_t it = 0;
@@ -203,10 +210,12 @@ void lmz_node_free(lmz_node *n) {
    * code that has not returned yet (dlclose is not worth that risk) */
   free(n->dl_handles);
   free(n->id);
-  free(n);
+  n->dl_handles = NULL, n->id = NULL; /* n itself is the caller's */
 }
 
-struct lmz_store *lmz_node_store(lmz_node *n) { return n->store; }
+struct lmz_store_s *lmz_node_store(lmz_node_t *n) {
+  return n->store;
+}
 
 /* ---- storage access outside turns (test kit, operators) ------------------ */
 
@@ -217,7 +226,7 @@ static int actor_key(const char *binding, const char *instance, const char *key,
                        strlen(key));
 }
 
-int lmz_node_kv_peek(lmz_node *n, const char *binding, const char *instance,
+int lmz_node_kv_peek(lmz_node_t *n, const char *binding, const char *instance,
                      const char *key, lmz_arena *a, lmz_value **out) {
   uint8_t fk[LMZ_KEY_MAX];
   int fl = actor_key(binding, instance, key, fk);
@@ -236,14 +245,14 @@ struct seed_wait {
   int status;
 };
 
-static void seed_done(lmz_store *s, int status, void *arg) {
+static void seed_done(lmz_store_t *s, int status, void *arg) {
   (void)s;
   struct seed_wait *w = arg;
   w->done = true;
   w->status = status;
 }
 
-int lmz_node_kv_seed(lmz_node *n, const char *binding, const char *instance,
+int lmz_node_kv_seed(lmz_node_t *n, const char *binding, const char *instance,
                      const char *key, const lmz_value *v) {
   struct lmz_binding *b = lmz__binding_get(n, binding);
   if (!b || b->kind != LMZ_NODE_DO || !instance)

@@ -6,10 +6,10 @@
  * run queue, the node's store (RocksDB, group commit) and its alarms.
  * Applications never see this header: they use lmz/lmz.h.
  *
- * Threading: everything runs on the loop thread given to lmz_node_new().
+ * Threading: everything runs on the loop thread given to lmz_node_init().
  *
  * Lifecycle:
- *   lmz_node_new -> lmz_node_load_module / lmz_node_register_module ->
+ *   lmz_node_init -> lmz_node_load_module / lmz_node_register_module ->
  *   lmz_node_bind ... -> lmz_node_start -> (calls) -> lmz_node_close(cb)
  */
 #ifndef LMZ_ACTOR_NODE_H
@@ -20,11 +20,13 @@
 #include <uv.h>
 
 #include "core/err.h"
+#include "core/hmap.h"
 #include "lmz/lmz.h"
 #include "lmz/sql.h"
 #include "net/fetch.h"
 
-typedef struct lmz_node lmz_node;
+typedef struct lmz_node_s lmz_node_t;
+typedef void (*lmz_node_close_cb)(lmz_node_t *n, void *arg);
 
 /* Wall clock in Unix milliseconds. The test kit installs a fake one. */
 typedef double (*lmz_clock_fn)(void *data);
@@ -45,28 +47,29 @@ struct lmz_node_opts {
   struct lmz_sql_opts sql;  /* SQL limits and caches (zeros = defaults) */
   /* Outbound HTTP for lmz_fetch (net/fetch.h): the egress allow-list
    * (fetch.allow; empty = lmz_fetch is off), timeout, size caps, redirects.
-   * Borrowed until lmz_node_new returns (copied). */
+   * Borrowed until lmz_node_init returns (copied). */
   struct lmz_net_opts fetch;
 };
 
-/* Creates a node and opens its store. Returns 0 or an error with errmsg
- * (LMZ_ERRMSG_LEN) saying what failed ("open store /x: ..."). */
-int lmz_node_new(lmz_node **out, uv_loop_t *loop,
-                 const struct lmz_node_opts *opts, char *errmsg);
+/* Initializes the caller's `n` and opens its store. Returns 0 or an error
+ * with errmsg (LMZ_ERRMSG_LEN) saying what failed ("open store /x: ...");
+ * on error `n` may be freed at once. */
+int lmz_node_init(lmz_node_t *n, uv_loop_t *loop,
+                  const struct lmz_node_opts *opts, char *errmsg);
 
 /* Loads an application shared object (dlopen) and runs its
  * lmz_module_init. Errors: LMZ_ENOTFOUND (file or symbol), LMZ_EBADCONFIG
  * (init failed or registered a duplicate class), with errmsg. */
-int lmz_node_load_module(lmz_node *n, const char *path, char *errmsg);
+int lmz_node_load_module(lmz_node_t *n, const char *path, char *errmsg);
 /* Same for an init function linked into the process (tests, embedding). */
-int lmz_node_register_module(lmz_node *n, const char *name,
+int lmz_node_register_module(lmz_node_t *n, const char *name,
                              lmz_module_init_fn init, char *errmsg);
 
 /* Binds a name (COUNTER_DO) to a registered class. A durable-object class
  * needs kind LMZ_NODE_DO, a worker class LMZ_NODE_WORKER. Errors:
  * LMZ_ENOTFOUND (unknown class), LMZ_EEXIST (binding taken), LMZ_EINVAL
  * (kind does not match the class). */
-int lmz_node_bind(lmz_node *n, const char *binding, const char *class_name,
+int lmz_node_bind(lmz_node_t *n, const char *binding, const char *class_name,
                   lmz_node_type kind, char *errmsg);
 /* A built-in class whose mesh calls bypass the operation-chain executor:
  * `fn` receives the raw chain (exposure rules are its own business) and
@@ -75,21 +78,22 @@ int lmz_node_bind(lmz_node *n, const char *binding, const char *class_name,
  * module's class (kind LMZ_NODE_DO), then bound with lmz_node_bind. */
 typedef int (*lmz_raw_call_fn)(lmz_ctx *ctx, lmz_value *chain,
                                lmz_value **result);
-int lmz_node_register_raw_class(lmz_node *n, const char *class_name,
+int lmz_node_register_raw_class(lmz_node_t *n, const char *class_name,
                                 lmz_raw_call_fn fn, void *data);
 /* In a cluster: places (binding, instance) of a relay class on this node,
  * moving it here if another node held it (a client reconnected here). Calls
  * from other nodes are then forwarded here. Asynchronous; no-op alone. */
-void lmz_node_claim_local(lmz_node *n, const char *binding, const char *instance);
+void lmz_node_claim_local(lmz_node_t *n, const char *binding,
+                          const char *instance);
 /* In a cluster: forgets the directory placement of (binding, instance) if
  * this node owns it, fenced by the placement's current epoch (batched;
  * cluster/release.h). Only for an actor that is not active here and holds
  * no state (a client gone past its grace period, an evicted durable object
  * whose key range is empty). No-op alone. */
-void lmz_node_release_placement(lmz_node *n, const char *binding,
+void lmz_node_release_placement(lmz_node_t *n, const char *binding,
                                 const char *instance);
 /* The node's cluster router (actor/router.h), or NULL before it starts. */
-struct lmz_router *lmz_node_router(lmz_node *n);
+struct lmz_router_s *lmz_node_router(lmz_node_t *n);
 
 /* Replication of durable turns (cluster/repl.h, DESIGN.md 4.1). With a
  * replicator set, every committed turn batch of a durable object is handed
@@ -114,26 +118,27 @@ struct lmz_node_replicator {
   void (*on_local_failure)(void *ctx, int status);
   void *ctx;
 };
-void lmz_node_set_replicator(lmz_node *n, const struct lmz_node_replicator *r);
+void lmz_node_set_replicator(lmz_node_t *n,
+                             const struct lmz_node_replicator *r);
 /* An actor that became this node's own without an import (a failover
  * promoted this node, which held its range as a backup): its alarms are
  * entered in this node's alarm index so they fire here. Idempotent.
  * Returns 0 or an error (logged). */
-int lmz_node_adopt_actor(lmz_node *n, const char *binding,
+int lmz_node_adopt_actor(lmz_node_t *n, const char *binding,
                          const char *instance);
 /* The node's store (storage/store.h), for the replicator: backups apply
  * their streams to it. */
-struct lmz_store *lmz_node_store(lmz_node *n);
-void lmz_node_repl_progress(lmz_node *n);
+struct lmz_store_s *lmz_node_store(lmz_node_t *n);
+void lmz_node_repl_progress(lmz_node_t *n);
 
 /* A config `vars` entry; copied. */
-int lmz_node_set_var(lmz_node *n, const char *name, const char *value);
+int lmz_node_set_var(lmz_node_t *n, const char *name, const char *value);
 /* True if `binding` exists; *kind gets its kind. */
-bool lmz_node_binding_kind(lmz_node *n, const char *binding,
+bool lmz_node_binding_kind(lmz_node_t *n, const char *binding,
                            lmz_node_type *kind);
 
 /* Recovers alarms from storage and starts timers. */
-int lmz_node_start(lmz_node *n);
+int lmz_node_start(lmz_node_t *n);
 
 /* ---- calls entering the node (network, CLI, gateway, test kit) ------------ */
 
@@ -182,7 +187,7 @@ struct lmz_node_call {
  * nothing was taken: errors are LMZ_EINVAL (bad target: the message in
  * errmsg is the original's target-validation text), LMZ_ECANCELED
  * (closing), LMZ_ENOMEM. */
-int lmz_node_call(lmz_node *n, const struct lmz_node_call *call,
+int lmz_node_call(lmz_node_t *n, const struct lmz_node_call *call,
                   lmz_node_reply_cb cb, void *arg, char *errmsg);
 
 /* ---- HTTP requests for on_request (the gateway's routing) ---------------- */
@@ -205,40 +210,41 @@ typedef void (*lmz_node_http_cb)(void *arg, int status,
  * has no on_request), LMZ_ECANCELED (closing), LMZ_EOVERLOAD (the actor's
  * mailbox or the node's pending calls are at their bound: the gateway
  * answers 503), LMZ_ENOMEM. */
-int lmz_node_http(lmz_node *n, const char *binding, const char *instance,
-                  const struct lmz_request *req, lmz_node_http_cb cb,
-                  void *arg, char *errmsg);
+int lmz_node_http(lmz_node_t *n, const char *binding, const char *instance,
+                  const struct lmz_request *req, lmz_node_http_cb cb, void *arg,
+                  char *errmsg);
 /* The same with the origin auth of a verified token ({sub, claims}, copied;
  * NULL = none, as lmz_node_http): the turn's lmz_origin_auth, carried on by
  * the calls its handler makes and, when the actor lives on another node,
  * in the forwarded Call's context. Only the gateway mints it, after
  * verifying the request's token (gateway/access.c). */
-int lmz_node_http_auth(lmz_node *n, const char *binding, const char *instance,
-                       const struct lmz_request *req, const lmz_value *origin_auth,
-                       lmz_node_http_cb cb, void *arg, char *errmsg);
+int lmz_node_http_auth(lmz_node_t *n, const char *binding, const char *instance,
+                       const struct lmz_request *req,
+                       const lmz_value *origin_auth, lmz_node_http_cb cb,
+                       void *arg, char *errmsg);
 /* The hooks a module registered with lmz_register_gateway_hooks, or NULL. */
-const struct lmz_gateway_hooks *lmz_node_gateway_hooks(lmz_node *n);
+const struct lmz_gateway_hooks *lmz_node_gateway_hooks(lmz_node_t *n);
 
 /* Arena pool: arenas for calls entering the node. */
-lmz_arena *lmz_node_arena_get(lmz_node *n);
-void lmz_node_arena_put(lmz_node *n, lmz_arena *a);
+lmz_arena *lmz_node_arena_get(lmz_node_t *n);
+void lmz_node_arena_put(lmz_node_t *n, lmz_arena *a);
 
 /* ---- time and alarms ----------------------------------------------------- */
 
-double lmz_node_now_ms(lmz_node *n);
+double lmz_node_now_ms(lmz_node_t *n);
 /* Runs every alarm due at the node's current clock (test kit). Returns the
  * number of alarms started. */
-int lmz_node_poll_alarms(lmz_node *n);
+int lmz_node_poll_alarms(lmz_node_t *n);
 /* Due time of the earliest alarm not yet started, as of the last poll
  * (0 = none known). */
-double lmz_node_next_alarm_ms(lmz_node *n);
+double lmz_node_next_alarm_ms(lmz_node_t *n);
 
 /* Evicts every actor idle for idle_evict_ms (by the node's clock) that is
  * not pinned: no queued or running turn, no pending handler continuation,
  * no deferred reply, no commit in flight. The node's timer calls it every
  * idle_evict_ms/2; the test kit calls it after moving its clock. Returns the
  * number evicted. */
-int lmz_node_evict_idle(lmz_node *n);
+int lmz_node_evict_idle(lmz_node_t *n);
 
 /* ---- state for tests and operators --------------------------------------- */
 
@@ -261,28 +267,87 @@ struct lmz_node_stats {
   uint64_t overloaded_mailbox;  /* calls refused: the actor's mailbox full */
   uint64_t overloaded_node;     /* calls refused: max_pending reached */
 };
-void lmz_node_get_stats(lmz_node *n, struct lmz_node_stats *st);
-const char *lmz_node_get_id(lmz_node *n);
-uv_loop_t *lmz_node_loop(lmz_node *n);
+void lmz_node_get_stats(lmz_node_t *n, struct lmz_node_stats *st);
+const char *lmz_node_get_id(lmz_node_t *n);
+uv_loop_t *lmz_node_loop(lmz_node_t *n);
 /* True when no turn is queued or running and no output or commit is pending
  * (the test kit runs the loop until this holds). */
-bool lmz_node_is_quiet(lmz_node *n);
+bool lmz_node_is_quiet(lmz_node_t *n);
 
 /* Reads a durable object's stored value (test kit / operators); *out in `a`.
  * 0, LMZ_ENOTFOUND. Sees only durable data. */
-int lmz_node_kv_peek(lmz_node *n, const char *binding, const char *instance,
+int lmz_node_kv_peek(lmz_node_t *n, const char *binding, const char *instance,
                      const char *key, lmz_arena *a, lmz_value **out);
 /* Writes a value durably outside any turn (test kit seeding); the actor must
  * not be active. cb-less: returns after the write is durable. */
-int lmz_node_kv_seed(lmz_node *n, const char *binding, const char *instance,
+int lmz_node_kv_seed(lmz_node_t *n, const char *binding, const char *instance,
                      const char *key, const lmz_value *v);
+
+/* The node handle (README "Code conventions"): the caller allocates it;
+ * the fields are private to actor/ (actor_int.h). */
+struct lmz_actor;
+struct lmz_msg;
+struct lmz_commit;
+struct lmz_gateway_hooks;
+struct lmz_router_s;
+struct lmz_node_s {
+  uv_loop_t *loop;
+  char *id;
+  char errmsg[LMZ_ERRMSG_LEN];
+  struct lmz_node_opts opts;
+  lmz_hmap classes;  /* name -> struct lmz_class * */
+  lmz_hmap bindings; /* name -> struct lmz_binding * */
+  lmz_hmap vars;     /* name -> char * ("name\0value") */
+  lmz_hmap actors;   /* key -> struct lmz_actor * */
+  void **dl_handles;
+  size_t n_dl;
+  struct lmz_store_s *store;
+  /* run queue */
+  struct lmz_actor *rq_head, *rq_tail;
+  uv_idle_t idle;
+  bool idle_active;
+  /* commits in flight (oldest first) */
+  struct lmz_commit *c_head, *c_tail;
+  uint64_t next_seq;
+  uint64_t durable_seq;
+  /* arena pool */
+  lmz_arena **pool;
+  size_t pool_n, pool_cap;
+  /* timers */
+  uv_timer_t evict_timer;
+  uv_timer_t alarm_timer;
+  double alarm_next_ms;     /* earliest known future alarm, or 0 */
+  bool alarm_rearm;         /* a turn scheduled an earlier alarm */
+  lmz_hmap alarms_inflight; /* index key -> struct inflight */
+  uint64_t activation_counter;
+  char boot_id[17];
+  bool closing;
+  lmz_node_close_cb close_cb;
+  void *close_arg;
+  int n_handles_open;
+  struct lmz_node_stats stats;
+  uint64_t queued;
+  /* overload (scheduler.c): calls accepted and not answered yet, and the
+   * refused ones whose error replies leave on the next loop iteration */
+  uint64_t calls_pending;
+  struct lmz_msg *rej_head, *rej_tail;
+  struct lmz_router_s *router; /* cluster routing (actor/router.c), or NULL */
+  struct lmz_node_replicator
+      repl; /* lmz_node_set_replicator; ship NULL = none */
+  const struct lmz_gateway_hooks *gw_hooks; /* lmz_register_gateway_hooks */
+  struct lmz_net_s *net; /* outbound HTTP (lmz_fetch), NULL when fetch.allow is
+                          empty; closed by lmz_node_close (fetch.c) */
+  uint32_t fetches;      /* lmz_fetch requests queued or in flight; bounded by
+                            the client's max_inflight (fetch.c) */
+};
 
 /* Graceful shutdown: refuses new calls (LMZ_ECANCELED), lets running and
  * queued turns finish, flushes the storage queue, closes the store and the
  * node's handles; then cb runs. Free nothing before cb. */
-typedef void (*lmz_node_close_cb)(lmz_node *n, void *arg);
-void lmz_node_close(lmz_node *n, lmz_node_close_cb cb, void *arg);
-/* Frees the node's memory; only after the close callback. */
-void lmz_node_free(lmz_node *n);
+void lmz_node_close(lmz_node_t *n, lmz_node_close_cb cb, void *arg);
+/* Releases what the node still holds (actors, classes, bindings; its
+ * modules stay loaded); only after the close callback. The memory of `n` is
+ * then the caller's. NULL is ignored. */
+void lmz_node_release(lmz_node_t *n);
 
 #endif

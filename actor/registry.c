@@ -20,7 +20,7 @@ static int register_class(lmz_registry *r, const char *name,
                           lmz_node_type kind) {
   if (!r || !name || !*name || !methods)
     return LMZ_EINVAL;
-  lmz_node *n = r->node;
+  lmz_node_t *n = r->node;
   if (lmz_hmap_get(&n->classes, name, strlen(name))) {
     if (r->errmsg)
       lmz__errmsg_printf(r->errmsg, "class '%s' is registered twice", name);
@@ -64,7 +64,7 @@ int lmz_register_worker(lmz_registry *r, const char *class_name,
   return register_class(r, class_name, methods, opts, LMZ_NODE_WORKER);
 }
 
-int lmz_node_register_raw_class(lmz_node *n, const char *class_name,
+int lmz_node_register_raw_class(lmz_node_t *n, const char *class_name,
                                 lmz_raw_call_fn fn, void *data) {
   static const lmz_method none[] = {LMZ_END};
   struct lmz_class_opts o = {.data = data};
@@ -82,7 +82,7 @@ const lmz_method *lmz__class_method(const struct lmz_class *c,
   return lmz_hmap_get(&c->by_name, name, len);
 }
 
-int lmz_node_register_module(lmz_node *n, const char *name,
+int lmz_node_register_module(lmz_node_t *n, const char *name,
                              lmz_module_init_fn init, char *errmsg) {
   lmz_registry r = {n, name, 0, errmsg};
   int rv = init(&r);
@@ -96,7 +96,7 @@ int lmz_node_register_module(lmz_node *n, const char *name,
   return LMZ_EBADCONFIG;
 }
 
-int lmz_node_load_module(lmz_node *n, const char *path, char *errmsg) {
+int lmz_node_load_module(lmz_node_t *n, const char *path, char *errmsg) {
   void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     lmz__errmsg_printf(errmsg, "cannot load module %s: %s", path, dlerror());
@@ -120,7 +120,7 @@ int lmz_node_load_module(lmz_node *n, const char *path, char *errmsg) {
   return lmz_node_register_module(n, path, init, errmsg);
 }
 
-int lmz_node_bind(lmz_node *n, const char *binding, const char *class_name,
+int lmz_node_bind(lmz_node_t *n, const char *binding, const char *class_name,
                   lmz_node_type kind, char *errmsg) {
   struct lmz_class *c = lmz_hmap_get(&n->classes, class_name, strlen(class_name));
   if (!c) {
@@ -150,11 +150,11 @@ int lmz_node_bind(lmz_node *n, const char *binding, const char *class_name,
   return lmz_hmap_put(&n->bindings, b->name, b->name_len, b, NULL);
 }
 
-struct lmz_binding *lmz__binding_get(lmz_node *n, const char *name) {
+struct lmz_binding *lmz__binding_get(lmz_node_t *n, const char *name) {
   return lmz_hmap_get(&n->bindings, name, strlen(name));
 }
 
-bool lmz_node_binding_kind(lmz_node *n, const char *binding,
+bool lmz_node_binding_kind(lmz_node_t *n, const char *binding,
                            lmz_node_type *kind) {
   struct lmz_binding *b = lmz__binding_get(n, binding);
   if (b && kind)
@@ -162,7 +162,7 @@ bool lmz_node_binding_kind(lmz_node *n, const char *binding,
   return b != NULL;
 }
 
-int lmz_node_set_var(lmz_node *n, const char *name, const char *value) {
+int lmz_node_set_var(lmz_node_t *n, const char *name, const char *value) {
   size_t nl = strlen(name), vl = strlen(value);
   char *e = malloc(nl + vl + 2);
   if (!e)

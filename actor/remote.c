@@ -34,19 +34,13 @@
 
 static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.actor.remote");
 
-struct lmz_remote {
-  lmz_node *node;
-  struct lmz_router *router;
-  struct lmz_remote_stats stats;
-};
-
 /* Per connection, from its first call to its DOWN: detached then (the
  * caller's router fails its forwarded calls on DOWN, so a reply has nobody
  * waiting for it after a reconnect) and freed once no reply is outstanding.
  * Managed conns too: they outlive DOWN, but the transport frees them at
  * close after reporting DOWN, so a ref still attached would leak. */
 struct peer_ref {
-  lmz_remote *r;
+  lmz_remote_t *r;
   lmz_conn_t *conn; /* NULL once the connection is gone */
   uint32_t outstanding;
 };
@@ -63,21 +57,20 @@ static const char *frame_trace(const Lmz__Call *c) {
   return t && lmz_trace_id_valid(t, strnlen(t, LMZ_TRACE_ID_LEN + 1)) ? t : "";
 }
 
-lmz_remote *lmz_remote_new(lmz_node *node) {
-  lmz_remote *r = calloc(1, sizeof *r);
-  if (r)
-    r->node = node;
-  return r;
+int lmz_remote_init(lmz_remote_t *r, lmz_node_t *node) {
+  *r = (lmz_remote_t){.node = node};
+  return 0;
 }
 
-void lmz_remote_free(lmz_remote *r) { free(r); }
+void lmz_remote_close(lmz_remote_t *r) { r->router = NULL; }
 
-void lmz_remote_set_router(lmz_remote *r, struct lmz_router *router) {
+void lmz_remote_set_router(lmz_remote_t *r, struct lmz_router_s *router) {
   r->router = router;
 }
 
 /* A call a peer routed to us: are we (still) the owner? */
-static int owner_check(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c) {
+static int owner_check(lmz_remote_t *r, struct peer_ref *ref,
+                       const Lmz__Call *c) {
   if (!r->router || !c->callee || !c->callee->has_instance || !c->callee->binding)
     return 0;
   lmz_node_type kind;
@@ -102,11 +95,11 @@ static int owner_check(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c) 
   return rv;
 }
 
-void lmz_remote_get_stats(lmz_remote *r, struct lmz_remote_stats *st) {
+void lmz_remote_get_stats(lmz_remote_t *r, struct lmz_remote_stats *st) {
   *st = r->stats;
 }
 
-static struct peer_ref *ref_of(lmz_remote *r, lmz_conn_t *conn) {
+static struct peer_ref *ref_of(lmz_remote_t *r, lmz_conn_t *conn) {
   struct peer_ref *ref = lmz_conn_get_data(conn);
   if (ref)
     return ref;
@@ -118,7 +111,7 @@ static struct peer_ref *ref_of(lmz_remote *r, lmz_conn_t *conn) {
   return ref;
 }
 
-void lmz_remote_on_conn_state(lmz_remote *r, lmz_conn_t *conn, int state,
+void lmz_remote_on_conn_state(lmz_remote_t *r, lmz_conn_t *conn, int state,
                               int status) {
   (void)r, (void)status;
   if (state != LMZ_CONN_DOWN)
@@ -315,7 +308,7 @@ static int decode_call(const Lmz__Call *c, bool from_operator, lmz_arena *a,
   return 0;
 }
 
-static void on_call(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c,
+static void on_call(lmz_remote_t *r, struct peer_ref *ref, const Lmz__Call *c,
                     bool from_operator) {
   char msg[LMZ_ERRMSG_LEN];
   if (c->version != 1) {
@@ -383,7 +376,7 @@ static void http_reply_cb(void *arg, int status, const struct lmz_response *res,
 /* Runs a forwarded HTTP request here (the owner was checked): the request
  * is decoded like any hostile input (http.c), the response goes back as the
  * Result's value. Only peers forward HTTP; operators cannot. */
-static void on_http(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c) {
+static void on_http(lmz_remote_t *r, struct peer_ref *ref, const Lmz__Call *c) {
   char msg[LMZ_ERRMSG_LEN] = "";
   if (!c->callee || !c->callee->binding || !c->callee->has_instance) {
     reply_error(ref, c, "Error", "Missing callee in envelope.");
@@ -420,7 +413,8 @@ static void on_http(lmz_remote *r, struct peer_ref *ref, const Lmz__Call *c) {
               msg[0] ? msg : lmz_strerror(rv));
 }
 
-void lmz_remote_on_call(lmz_remote *r, lmz_conn_t *conn, const Lmz__Frame *f) {
+void lmz_remote_on_call(lmz_remote_t *r, lmz_conn_t *conn,
+                        const Lmz__Frame *f) {
   struct peer_ref *ref = ref_of(r, conn);
   if (!ref)
     return;

@@ -21,7 +21,8 @@
 #include "actor/node.h"
 #include "cluster/transport.h"
 
-typedef struct lmz_remote lmz_remote;
+typedef struct lmz_remote_s lmz_remote_t;
+struct lmz_router_s;
 
 struct lmz_remote_stats {
   uint64_t calls;          /* Call frames accepted */
@@ -29,19 +30,28 @@ struct lmz_remote_stats {
   uint64_t replies_dropped; /* the connection was gone */
 };
 
-/* Creates the handler for `node`. NULL on out of memory. */
-lmz_remote *lmz_remote_new(lmz_node *node);
-/* Frees it; connections still referencing it drop their replies. */
-void lmz_remote_free(lmz_remote *r);
+/* A handle (README "Code conventions"), caller-allocated (server/lmzd.c
+ * embeds it); the fields are private to remote.c. */
+struct lmz_remote_s {
+  lmz_node_t *node;
+  struct lmz_router_s *router;
+  struct lmz_remote_stats stats;
+};
+
+/* Initializes the caller's `r` as the handler for `node`. Allocates nothing
+ * and cannot fail (returns 0). */
+int lmz_remote_init(lmz_remote_t *r, lmz_node_t *node);
+/* Synchronous; holds nothing to release. Call it after the node port is
+ * closed: replies still owed then are dropped with their connections. */
+void lmz_remote_close(lmz_remote_t *r);
 /* Node-port hooks (server/lmzd.c's frame table): a Call frame; connection
  * states. */
-void lmz_remote_on_call(lmz_remote *r, lmz_conn_t *conn, const Lmz__Frame *f);
-void lmz_remote_on_conn_state(lmz_remote *r, lmz_conn_t *conn, int state,
+void lmz_remote_on_call(lmz_remote_t *r, lmz_conn_t *conn, const Lmz__Frame *f);
+void lmz_remote_on_conn_state(lmz_remote_t *r, lmz_conn_t *conn, int state,
                               int status);
-void lmz_remote_get_stats(lmz_remote *r, struct lmz_remote_stats *st);
-struct lmz_router;
+void lmz_remote_get_stats(lmz_remote_t *r, struct lmz_remote_stats *st);
 /* In a cluster: calls from peers are checked against the directory (this
  * node must own the actor at the call's epoch, else MOVED). */
-void lmz_remote_set_router(lmz_remote *r, struct lmz_router *router);
+void lmz_remote_set_router(lmz_remote_t *r, struct lmz_router_s *router);
 
 #endif

@@ -43,17 +43,18 @@ static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.router");
 #define MAX_HOPS 8
 #define FWD_TIMEOUT_MS 15000
 
-struct fwd { /* a call forwarded to its owner, waiting for the Result */
+struct lmz__router_fwd { /* a call forwarded to its owner, waiting for the
+                            Result */
   uint64_t call_id;
   uint64_t peer;
   lmz_msg *m;
   uint64_t sent_ms;
-  struct fwd *prev, *next; /* the FIFO by sent_ms (= by deadline) */
+  struct lmz__router_fwd *prev, *next; /* the FIFO by sent_ms (= by deadline) */
 };
 
 struct claim_flight { /* at most one claim in flight per actor */
   lmz_dirclient_req_t req;
-  lmz_router *r;
+  lmz_router_t *r;
   size_t klen;
   char key[];
 };
@@ -62,34 +63,13 @@ struct relay_claim { /* claim_local: a relay actor follows its socket */
   lmz_dirclient_req_t req;
 };
 
-struct lmz_router {
-  lmz_node *node;
-  uint64_t relay_claims; /* claims proposed for relay actors (metrics) */
-  lmz_cluster_t *c;
-  struct lmz_router_opts o;
-  uv_check_t retry; /* one retry pass per loop iteration, however many
-                       claims completed in it (no O(claims x parked)) */
-  bool retry_armed;
-  lmz_msg *parked_head, *parked_tail;
-  lmz_hmap claims; /* actor key -> struct claim_flight */
-  lmz_hmap fwds;   /* call id -> struct fwd */
-  struct fwd *fwd_head, *fwd_tail; /* the same, oldest first */
-  lmz_hmap moving; /* actor key -> drain: being moved away */
-  struct lmz_drain *drain; /* the drain in progress, or NULL */
-  uint64_t next_id;
-  struct lmz__bcast_rt *bc; /* broadcast flights and inbound batches */
-  lmz__router_send_fn send_hook; /* tests: frames to peers go here */
-  void *send_arg;
-  int handles_open; /* retry + the broadcast flush, at close */
-  bool closing;
-  lmz_router_close_cb close_cb;
-  void *close_arg;
-  struct lmz_router_stats st;
-};
+static uint64_t now_ms(const lmz_router_t *r) {
+  return lmz_cluster_now_ms(r->c);
+}
 
-static uint64_t now_ms(const lmz_router *r) { return lmz_cluster_now_ms(r->c); }
-
-static uint64_t self_id(const lmz_router *r) { return lmz_cluster_node_id(r->c); }
+static uint64_t self_id(const lmz_router_t *r) {
+  return lmz_cluster_node_id(r->c);
+}
 
 /* ---- failing messages ---------------------------------------------------- */
 
@@ -107,7 +87,8 @@ static lmz_value *unavailable(lmz_arena *a, const char *binding,
   return e;
 }
 
-static void fail_msg(lmz_router *r, lmz_msg *m, uint64_t owner, const char *why) {
+static void fail_msg(lmz_router_t *r, lmz_msg *m, uint64_t owner,
+                     const char *why) {
   r->st.unavailable++;
   /* debug: the caller gets the error; `why` may be a peer's text (the log
    * escapes control bytes) */
@@ -123,7 +104,7 @@ static void fail_msg(lmz_router *r, lmz_msg *m, uint64_t owner, const char *why)
 /* A forwarded call could not be queued: a full queue is a retryable
  * MeshOverloadedError, a call over the frame cap an Error naming the sizes
  * (retrying cannot help), anything else the owner being unreachable. */
-static void fail_send(lmz_router *r, lmz_msg *m, uint64_t owner, int rv,
+static void fail_send(lmz_router_t *r, lmz_msg *m, uint64_t owner, int rv,
                       size_t frame_len) {
   lmz_value *e;
   if (rv == LMZ_EOVERLOAD) {
@@ -142,7 +123,7 @@ static void fail_send(lmz_router *r, lmz_msg *m, uint64_t owner, int rv,
   lmz__msg_fail(r->node, m, e);
 }
 
-static void park(lmz_router *r, lmz_msg *m) {
+static void park(lmz_router_t *r, lmz_msg *m) {
   if (!m->route_deadline_ms)
     m->route_deadline_ms = now_ms(r) + r->o.park_timeout_ms;
   m->next = NULL;
@@ -157,7 +138,7 @@ static void park(lmz_router *r, lmz_msg *m) {
 /* Forwarded calls wait in a hash by call id (for their Result) and in a
  * FIFO by send time, which is deadline order (one FWD_TIMEOUT_MS for all):
  * expiry looks at the head only. */
-static int fwd_add(lmz_router *r, struct fwd *fw) {
+static int fwd_add(lmz_router_t *r, struct lmz__router_fwd *fw) {
   int rv = lmz_hmap_put(&r->fwds, &fw->call_id, sizeof fw->call_id, fw, NULL);
   if (rv)
     return rv;
@@ -171,7 +152,7 @@ static int fwd_add(lmz_router *r, struct fwd *fw) {
   return 0;
 }
 
-static void fwd_remove(lmz_router *r, struct fwd *fw) {
+static void fwd_remove(lmz_router_t *r, struct lmz__router_fwd *fw) {
   lmz_hmap_del(&r->fwds, &fw->call_id, sizeof fw->call_id);
   if (fw->prev)
     fw->prev->next = fw->next;
@@ -194,10 +175,10 @@ static void key_of(const lmz_msg *m, char *buf, size_t cap, size_t *len) {
   }
 }
 
-static void retry_parked(lmz_router *r);
+static void retry_parked(lmz_router_t *r);
 
 static void retry_check_cb(uv_check_t *h) {
-  lmz_router *r = h->data;
+  lmz_router_t *r = h->data;
   uv_check_stop(h);
   r->retry_armed = false;
   if (!r->closing)
@@ -205,7 +186,7 @@ static void retry_check_cb(uv_check_t *h) {
 }
 
 /* Routes the parked calls again at the end of this loop iteration. */
-static void retry_soon(lmz_router *r) {
+static void retry_soon(lmz_router_t *r) {
   if (r->retry_armed || !r->parked_head || r->closing)
     return;
   r->retry_armed = true;
@@ -215,7 +196,7 @@ static void retry_soon(lmz_router *r) {
 static void claim_done(lmz_dirclient_req_t *req, int status,
                        const struct lmz_dir_item *item) {
   struct claim_flight *cf = lmz_container_of(req, struct claim_flight, req);
-  lmz_router *r = cf->r;
+  lmz_router_t *r = cf->r;
   (void)item;
   lmz_hmap_del(&r->claims, cf->key, cf->klen);
   free(cf);
@@ -225,7 +206,7 @@ static void claim_done(lmz_dirclient_req_t *req, int status,
     retry_soon(r);
 }
 
-static void start_claim(lmz_router *r, const lmz_msg *m) {
+static void start_claim(lmz_router_t *r, const lmz_msg *m) {
   char key[LMZ_DIR_BINDING_MAX + LMZ_DIR_INSTANCE_MAX + 2];
   size_t kl;
   key_of(m, key, sizeof key, &kl);
@@ -255,7 +236,7 @@ err_after_alloc:
 
 /* ---- forwarding ------------------------------------------------------------- */
 
-static int encode_call(lmz_router *r, lmz_msg *m, uint64_t call_id,
+static int encode_call(lmz_router_t *r, lmz_msg *m, uint64_t call_id,
                        uint64_t epoch, lmz_buf bufs[3], Lmz__Frame *f,
                        Lmz__Call *call, Lmz__CallContext *ctx,
                        Lmz__Identity *callee, Lmz__Identity **ids,
@@ -299,7 +280,8 @@ static int encode_call(lmz_router *r, lmz_msg *m, uint64_t call_id,
   return 0;
 }
 
-static void forward(lmz_router *r, lmz_msg *m, uint64_t owner, uint64_t epoch) {
+static void forward(lmz_router_t *r, lmz_msg *m, uint64_t owner,
+                    uint64_t epoch) {
   /* tests with a send hook (lmz__router_set_send_hook) have no links */
   lmz_conn_t *c = r->send_hook ? NULL : lmz_cluster_peer_conn(r->c, owner);
   if (!c && !r->send_hook) {
@@ -312,7 +294,7 @@ static void forward(lmz_router *r, lmz_msg *m, uint64_t owner, uint64_t epoch) {
     park(r, m);
     return;
   }
-  struct fwd *fw = malloc(sizeof *fw);
+  struct lmz__router_fwd *fw = malloc(sizeof *fw);
   Lmz__Frame f = LMZ__FRAME__INIT;
   Lmz__Call call = LMZ__CALL__INIT;
   Lmz__CallContext ctx = LMZ__CALL_CONTEXT__INIT;
@@ -332,7 +314,8 @@ static void forward(lmz_router *r, lmz_msg *m, uint64_t owner, uint64_t epoch) {
   for (int i = 0; i < 3; i++)
     lmz_buf_free(&bufs[i]);
   if (!rv) {
-    *fw = (struct fwd){call.call_id, owner, m, now_ms(r), NULL, NULL};
+    *fw =
+        (struct lmz__router_fwd){call.call_id, owner, m, now_ms(r), NULL, NULL};
     rv = fwd_add(r, fw);
   }
   if (rv) {
@@ -345,7 +328,7 @@ static void forward(lmz_router *r, lmz_msg *m, uint64_t owner, uint64_t epoch) {
 
 /* The decision for one message (see the file comment). Returns 1 to deliver
  * locally, 0 when the router took the message. */
-int lmz__router_route(lmz_router *r, lmz_msg *m) {
+int lmz__router_route(lmz_router_t *r, lmz_msg *m) {
   uint64_t owner = 0, epoch = 0, now = now_ms(r);
   if (r->closing) {
     fail_msg(r, m, 0, "the node is shutting down");
@@ -402,7 +385,7 @@ int lmz__router_route(lmz_router *r, lmz_msg *m) {
  * placed with the LOCAL policy when the client connects (claim_local), never
  * claimed by a call. A call goes to the placed owner when that is another
  * live node, else it runs here (where "not connected" is the answer). */
-int lmz__router_route_relay(lmz_router *r, lmz_msg *m) {
+int lmz__router_route_relay(lmz_router_t *r, lmz_msg *m) {
   uint64_t owner = 0, epoch = 0;
   if (r->closing || !m->instance ||
       lmz_dir_lookup(lmz_cluster_dir(r->c), m->binding->name, m->binding->name_len,
@@ -426,7 +409,7 @@ static void claim_local_done(lmz_dirclient_req_t *req, int status,
 }
 
 /* A relay actor follows its socket: claim it here, or move it here. */
-void lmz__router_claim_local(lmz_router *r, const char *binding,
+void lmz__router_claim_local(lmz_router_t *r, const char *binding,
                              const char *instance) {
   uint64_t owner = 0, epoch = 0, self = self_id(r);
   int rv = lmz_dir_lookup(lmz_cluster_dir(r->c), binding, strlen(binding),
@@ -456,7 +439,7 @@ void lmz__router_claim_local(lmz_router *r, const char *binding,
     LMZ_LOG_DEBUG(&log_ns, "claim_local %s/%s: %s", binding, instance, lmz_strerror(rv));
 }
 
-static void retry_parked(lmz_router *r) {
+static void retry_parked(lmz_router_t *r) {
   lmz_msg *m = r->parked_head;
   r->parked_head = r->parked_tail = NULL;
   r->st.parked_now = 0;
@@ -476,11 +459,12 @@ static void retry_parked(lmz_router *r) {
 
 /* ---- frames from peers --------------------------------------------------- */
 
-void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn, const Lmz__Frame *f) {
+void lmz_router_on_result(lmz_router_t *r, lmz_conn_t *conn,
+                          const Lmz__Frame *f) {
   (void)conn;
   const Lmz__Result *res = f->result;
   uint64_t id = res->call_id;
-  struct fwd *fw = lmz_hmap_get(&r->fwds, &id, sizeof id);
+  struct lmz__router_fwd *fw = lmz_hmap_get(&r->fwds, &id, sizeof id);
   if (!fw)
     return;
   fwd_remove(r, fw);
@@ -522,16 +506,16 @@ void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn, const Lmz__Frame *f) 
   lmz__release_output(r->node, m);
 }
 
-void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
+void lmz_router_on_conn_state(lmz_router_t *r, lmz_conn_t *conn, int state,
                               int status) {
   (void)status;
   if (state != LMZ_CONN_DOWN)
     return;
   uint64_t peer = lmz_conn_peer_id(conn);
   lmz__bcast_rt_peer_down(r->bc, peer);
-  struct fwd *fw = r->fwd_head;
+  struct lmz__router_fwd *fw = r->fwd_head;
   while (fw) {
-    struct fwd *next = fw->next;
+    struct lmz__router_fwd *next = fw->next;
     if (fw->peer == peer) {
       fwd_remove(r, fw);
       fail_msg(r, fw->m, peer, "the connection to its owner was lost");
@@ -542,7 +526,8 @@ void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
 }
 
 /* A drain is moving (binding, instance) away (lmz__router_set_moving). */
-static bool is_moving(lmz_router *r, const char *binding, const char *instance) {
+static bool is_moving(lmz_router_t *r, const char *binding,
+                      const char *instance) {
   if (!r->moving.n)
     return false;
   char key[LMZ_DIR_BINDING_MAX + LMZ_DIR_INSTANCE_MAX + 2];
@@ -554,7 +539,8 @@ static bool is_moving(lmz_router *r, const char *binding, const char *instance) 
   return lmz_hmap_get(&r->moving, key, bl + 1 + il) != NULL;
 }
 
-int lmz_router_owns(lmz_router *r, const char *binding, const char *instance) {
+int lmz_router_owns(lmz_router_t *r, const char *binding,
+                    const char *instance) {
   uint64_t owner = 0, epoch = 0;
   if (lmz_dir_lookup(lmz_cluster_dir(r->c), binding, strlen(binding), instance,
                      strlen(instance), &owner, &epoch) || owner != self_id(r))
@@ -564,7 +550,7 @@ int lmz_router_owns(lmz_router *r, const char *binding, const char *instance) {
   return lmz_cluster_lease_valid(r->c, now_ms(r)) ? 0 : LMZ_EUNAVAILABLE;
 }
 
-uint64_t lmz__router_epoch(lmz_router *r, const char *binding,
+uint64_t lmz__router_epoch(lmz_router_t *r, const char *binding,
                            const char *instance) {
   uint64_t owner = 0, epoch = 0;
   if (lmz_dir_lookup(lmz_cluster_dir(r->c), binding, strlen(binding), instance,
@@ -573,7 +559,7 @@ uint64_t lmz__router_epoch(lmz_router *r, const char *binding,
   return epoch;
 }
 
-int lmz_router_check_owner(lmz_router *r, const char *binding,
+int lmz_router_check_owner(lmz_router_t *r, const char *binding,
                            const char *instance, uint64_t epoch,
                            uint64_t *cur_epoch) {
   uint64_t owner = 0, cur = 0;
@@ -601,9 +587,9 @@ int lmz_router_check_owner(lmz_router *r, const char *binding,
 
 /* A forwarded call whose owner never answers (a half-open link the dead-peer
  * timer has not caught yet) fails after FWD_TIMEOUT_MS rather than hang. */
-static void expire_fwds(lmz_router *r, uint64_t now) {
+static void expire_fwds(lmz_router_t *r, uint64_t now) {
   while (r->fwd_head && now - r->fwd_head->sent_ms >= FWD_TIMEOUT_MS) {
-    struct fwd *fw = r->fwd_head;
+    struct lmz__router_fwd *fw = r->fwd_head;
     fwd_remove(r, fw);
     fail_msg(r, fw->m, fw->peer, "its owner did not answer");
     free(fw);
@@ -612,12 +598,12 @@ static void expire_fwds(lmz_router *r, uint64_t now) {
 
 /* The cluster's tick (its clock, every TICK_MS). */
 static void adopt(void *arg, const char *binding, const char *instance) {
-  lmz_router *r = arg;
+  lmz_router_t *r = arg;
   lmz_node_adopt_actor(r->node, binding, instance);
 }
 
 static void tick_cb(lmz_cluster_t *c, uint64_t now, void *arg) {
-  lmz_router *r = arg;
+  lmz_router_t *r = arg;
   lmz_cluster_take_acquired(c, adopt, r); /* failovers made them ours */
   expire_fwds(r, now);
   lmz__bcast_rt_tick(r->bc, now);
@@ -628,20 +614,25 @@ static void tick_cb(lmz_cluster_t *c, uint64_t now, void *arg) {
 /* The cluster says parked calls may get further now. */
 static void wake_cb(lmz_cluster_t *c, void *arg) {
   (void)c;
-  lmz_router *r = arg;
+  lmz_router_t *r = arg;
   if (r->parked_head && !r->closing)
     retry_parked(r);
 }
 
 /* ---- for the drain (router_int.h) ------------------------------------------ */
 
-lmz_node *lmz__router_node(lmz_router *r) { return r->node; }
-lmz_cluster_t *lmz_router_cluster(lmz_router *r) { return r->c; }
-struct lmz_drain *lmz__router_drain(lmz_router *r) { return r->drain; }
-void lmz__router_set_drain(lmz_router *r, struct lmz_drain *d) { r->drain = d; }
-void lmz__router_retry_parked(lmz_router *r) { retry_parked(r); }
+lmz_node_t *lmz__router_node(lmz_router_t *r) { return r->node; }
+lmz_cluster_t *lmz_router_cluster(lmz_router_t *r) { return r->c; }
+struct lmz_drain *lmz__router_drain(lmz_router_t *r) {
+  return r->drain;
+}
+void lmz__router_set_drain(lmz_router_t *r, struct lmz_drain *d) {
+  r->drain = d;
+}
+void lmz__router_retry_parked(lmz_router_t *r) { retry_parked(r); }
 
-int lmz__router_set_moving(lmz_router *r, const char *key, size_t klen, bool on) {
+int lmz__router_set_moving(lmz_router_t *r, const char *key, size_t klen,
+                           bool on) {
   if (!on) {
     lmz_hmap_del(&r->moving, key, klen);
     return 0;
@@ -651,23 +642,26 @@ int lmz__router_set_moving(lmz_router *r, const char *key, size_t klen, bool on)
 
 /* ---- for broadcasts (broadcast_int.h) ---------------------------------------- */
 
-struct lmz__bcast_rt *lmz__router_bcast_rt(lmz_router *r) { return r->bc; }
-uint64_t lmz__router_now_ms(lmz_router *r) { return now_ms(r); }
-bool lmz__router_closing(lmz_router *r) { return r->closing; }
+struct lmz__bcast_rt *lmz__router_bcast_rt(lmz_router_t *r) {
+  return r->bc;
+}
+uint64_t lmz__router_now_ms(lmz_router_t *r) { return now_ms(r); }
+bool lmz__router_closing(lmz_router_t *r) { return r->closing; }
 
-void lmz__router_set_send_hook(lmz_router *r, lmz__router_send_fn fn, void *arg) {
+void lmz__router_set_send_hook(lmz_router_t *r, lmz__router_send_fn fn,
+                               void *arg) {
   r->send_hook = fn;
   r->send_arg = arg;
 }
 
-int lmz__router_send(lmz_router *r, uint64_t peer, const Lmz__Frame *f) {
+int lmz__router_send(lmz_router_t *r, uint64_t peer, const Lmz__Frame *f) {
   if (r->send_hook)
     return r->send_hook(r->send_arg, peer, f);
   lmz_conn_t *c = lmz_cluster_peer_conn(r->c, peer);
   return c && lmz_conn_is_up(c) ? lmz_conn_send(c, f) : LMZ_EUNAVAILABLE;
 }
 
-void lmz__router_flush(lmz_router *r, uint64_t peer) {
+void lmz__router_flush(lmz_router_t *r, uint64_t peer) {
   lmz_conn_t *c = r->send_hook ? NULL : lmz_cluster_peer_conn(r->c, peer);
   if (c)
     lmz_conn_flush(c);
@@ -676,7 +670,7 @@ void lmz__router_flush(lmz_router *r, uint64_t peer) {
 /* A target goes in a frame only when a single call to it would be
  * forwarded at once (forward(): a live owner with its link up); every other
  * case (ours, unplaced, parked, down) is the single call's business. */
-int lmz__router_bcast_owner(lmz_router *r, const struct lmz_binding *b,
+int lmz__router_bcast_owner(lmz_router_t *r, const struct lmz_binding *b,
                             const char *instance, uint64_t *owner,
                             uint64_t *epoch) {
   if (r->closing || lmz_dir_lookup(lmz_cluster_dir(r->c), b->name, b->name_len,
@@ -692,7 +686,7 @@ int lmz__router_bcast_owner(lmz_router *r, const struct lmz_binding *b,
   return c && lmz_conn_is_up(c);
 }
 
-void lmz__router_moved(lmz_router *r, lmz_msg *m, uint64_t peer) {
+void lmz__router_moved(lmz_router_t *r, lmz_msg *m, uint64_t peer) {
   r->st.moved++;
   if (m->hops > MAX_HOPS) {
     fail_msg(r, m, peer, "it keeps moving (directory not converging)");
@@ -701,32 +695,24 @@ void lmz__router_moved(lmz_router *r, lmz_msg *m, uint64_t peer) {
   park(r, m); /* our directory catches up, then we route it again */
 }
 
-void lmz_router_on_broadcast(lmz_router *r, lmz_conn_t *conn,
+void lmz_router_on_broadcast(lmz_router_t *r, lmz_conn_t *conn,
                              const Lmz__Frame *f) {
   lmz__bcast_on_frame(r->bc, conn, lmz_conn_peer_id(conn), f->broadcast);
 }
 
-void lmz_router_on_broadcast_result(lmz_router *r, lmz_conn_t *conn,
+void lmz_router_on_broadcast_result(lmz_router_t *r, lmz_conn_t *conn,
                                     const Lmz__Frame *f) {
   lmz__bcast_on_result(r->bc, lmz_conn_peer_id(conn), f->broadcast_result);
 }
 
 /* ---- setup and teardown -------------------------------------------------- */
 
-int lmz_router_init(lmz_router **out, lmz_node *n, lmz_cluster_t *c,
+int lmz_router_init(lmz_router_t *r, lmz_node_t *n, lmz_cluster_t *c,
                     const struct lmz_router_opts *o, char *errmsg) {
-  lmz_router *r = calloc(1, sizeof *r);
-  if (!r) {
-    lmz__errmsg_printf(errmsg, "router: out of memory");
-    return LMZ_ENOMEM;
-  }
-  r->node = n;
-  r->c = c;
-  r->o = *o;
+  *r = (lmz_router_t){.node = n, .c = c, .o = *o};
   if (!r->o.park_timeout_ms)
     r->o.park_timeout_ms = 10000;
   if (lmz__bcast_rt_new(r, n->loop, &r->bc)) {
-    free(r);
     lmz__errmsg_printf(errmsg, "router: out of memory");
     return LMZ_ENOMEM;
   }
@@ -734,11 +720,10 @@ int lmz_router_init(lmz_router **out, lmz_node *n, lmz_cluster_t *c,
   r->retry.data = r;
   lmz_cluster_set_hooks(c, wake_cb, tick_cb, r);
   lmz__node_set_router(n, r);
-  *out = r;
   return 0;
 }
 
-void lmz_router_get_stats(lmz_router *r, struct lmz_router_stats *st) {
+void lmz_router_get_stats(lmz_router_t *r, struct lmz_router_stats *st) {
   struct lmz_cluster_stats cs;
   lmz_cluster_get_stats(r->c, &cs);
   *st = r->st;
@@ -764,11 +749,11 @@ void lmz_router_get_stats(lmz_router *r, struct lmz_router_stats *st) {
   st->repl_lag_bytes = cs.repl.lag_bytes;
 }
 
-int lmz_router_status_json(lmz_router *r, lmz_buf *out) {
+int lmz_router_status_json(lmz_router_t *r, lmz_buf *out) {
   return lmz_cluster_status_json(r->c, out);
 }
 
-static void handle_closed(lmz_router *r) {
+static void handle_closed(lmz_router_t *r) {
   if (--r->handles_open == 0 && r->close_cb)
     r->close_cb(r, r->close_arg);
 }
@@ -777,7 +762,7 @@ static void retry_closed(uv_handle_t *h) { handle_closed(h->data); }
 
 static void bcast_closed(void *arg) { handle_closed(arg); }
 
-void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg) {
+void lmz_router_close(lmz_router_t *r, lmz_router_close_cb cb, void *arg) {
   r->closing = true;
   r->close_cb = cb;
   r->close_arg = arg;
@@ -787,7 +772,7 @@ void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg) {
     lmz__drain_cancel(r->drain);
   retry_parked(r); /* fails them: closing */
   while (r->fwd_head) {
-    struct fwd *fw = r->fwd_head;
+    struct lmz__router_fwd *fw = r->fwd_head;
     fwd_remove(r, fw);
     fail_msg(r, fw->m, fw->peer, "the node is shutting down");
     free(fw);
@@ -799,12 +784,12 @@ void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg) {
 
 /* Claims still in flight complete (cancelled) when the cluster closes,
  * after the router's close: they are freed there (claim_done). */
-void lmz_router_free(lmz_router *r) {
+void lmz_router_release(lmz_router_t *r) {
   if (!r)
     return;
   lmz_hmap_free(&r->claims);
   lmz_hmap_free(&r->moving);
   lmz_hmap_free(&r->fwds);
   lmz__bcast_rt_free(r->bc);
-  free(r);
+  r->bc = NULL; /* r itself is the caller's */
 }

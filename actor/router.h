@@ -25,8 +25,10 @@
 
 #include "actor/node.h"
 #include "core/buf.h"
+#include "core/hmap.h"
 
-typedef struct lmz_router lmz_router;
+typedef struct lmz_router_s lmz_router_t;
+typedef void (*lmz_router_close_cb)(lmz_router_t *r, void *arg);
 /* Opaque here: the router's API names no cluster, Raft or protobuf
  * internals. */
 typedef struct lmz_cluster_s lmz_cluster_t; /* cluster/cluster.h */
@@ -58,43 +60,80 @@ struct lmz_router_stats {
       bcast_targets_in, bcast_refused;
 };
 
+/* The router handle (README "Code conventions"): the caller allocates it;
+ * the fields are private to router.c. */
+struct lmz_msg;
+struct lmz__router_fwd;
+struct lmz_drain;
+struct lmz__bcast_rt;
+struct lmz_router_s {
+  lmz_node_t *node;
+  uint64_t relay_claims; /* claims proposed for relay actors (metrics) */
+  lmz_cluster_t *c;
+  struct lmz_router_opts o;
+  uv_check_t retry; /* one retry pass per loop iteration, however many
+                       claims completed in it (no O(claims x parked)) */
+  bool retry_armed;
+  struct lmz_msg *parked_head, *parked_tail;
+  lmz_hmap claims; /* actor key -> struct claim_flight */
+  lmz_hmap fwds;   /* call id -> struct lmz__router_fwd */
+  struct lmz__router_fwd *fwd_head, *fwd_tail; /* the same, oldest first */
+  lmz_hmap moving;         /* actor key -> drain: being moved away */
+  struct lmz_drain *drain; /* the drain in progress, or NULL */
+  uint64_t next_id;
+  struct lmz__bcast_rt *bc; /* broadcast flights and inbound batches */
+  /* tests: frames to peers go here (lmz__router_send_fn) */
+  int (*send_hook)(void *arg, uint64_t peer, const Lmz__Frame *f);
+  void *send_arg;
+  int handles_open; /* retry + the broadcast flush, at close */
+  bool closing;
+  lmz_router_close_cb close_cb;
+  void *close_arg;
+  struct lmz_router_stats st;
+};
+
 /* Routes node `n`'s durable-object calls through cluster `c` (borrowed; it
- * must outlive the router's close). Returns 0 or LMZ_ENOMEM with errmsg. */
-int lmz_router_init(lmz_router **out, lmz_node *n, lmz_cluster_t *c,
+ * must outlive the router's close), in the caller's `r`. Returns 0 or
+ * LMZ_ENOMEM with errmsg; on error nothing is left on the loop and `r` may
+ * be freed at once. */
+int lmz_router_init(lmz_router_t *r, lmz_node_t *n, lmz_cluster_t *c,
                     const struct lmz_router_opts *o, char *errmsg);
 /* Node-port hooks (server/lmzd.c's frame table): a Result frame for a
  * forwarded call; connection states (calls in flight to a peer whose link
  * dropped fail at once). */
-void lmz_router_on_result(lmz_router *r, lmz_conn_t *conn,
+void lmz_router_on_result(lmz_router_t *r, lmz_conn_t *conn,
                           const Lmz__Frame *f);
 /* Broadcast and BroadcastResult frames (lmz_broadcast, actor/broadcast.c). */
-void lmz_router_on_broadcast(lmz_router *r, lmz_conn_t *conn,
+void lmz_router_on_broadcast(lmz_router_t *r, lmz_conn_t *conn,
                              const Lmz__Frame *f);
-void lmz_router_on_broadcast_result(lmz_router *r, lmz_conn_t *conn,
+void lmz_router_on_broadcast_result(lmz_router_t *r, lmz_conn_t *conn,
                                     const Lmz__Frame *f);
-void lmz_router_on_conn_state(lmz_router *r, lmz_conn_t *conn, int state,
+void lmz_router_on_conn_state(lmz_router_t *r, lmz_conn_t *conn, int state,
                               int status);
 /* Ownership check for a call forwarded to us: 0 = ours (run it),
  * LMZ_EMOVED (*epoch = our view, 0 = unknown; also while a drain moves it
  * away: the sender routes again once the move settled), LMZ_EUNAVAILABLE
  * (our lease is not valid). */
-int lmz_router_check_owner(lmz_router *r, const char *binding,
+int lmz_router_check_owner(lmz_router_t *r, const char *binding,
                            const char *instance, uint64_t epoch,
                            uint64_t *cur_epoch);
 /* May this node run (binding, instance) now (its alarms)? 0 = the
  * directory names us the owner and our lease is valid; LMZ_EMOVED (another
  * owner, or not placed); LMZ_EUNAVAILABLE (no valid lease, or a drain is
  * moving it away). */
-int lmz_router_owns(lmz_router *r, const char *binding, const char *instance);
-void lmz_router_get_stats(lmz_router *r, struct lmz_router_stats *st);
+int lmz_router_owns(lmz_router_t *r, const char *binding, const char *instance);
+void lmz_router_get_stats(lmz_router_t *r, struct lmz_router_stats *st);
 /* Status JSON (lmz status): the cluster's view (cluster/cluster.h). */
-int lmz_router_status_json(lmz_router *r, lmz_buf *out);
-lmz_cluster_t *lmz_router_cluster(lmz_router *r);
-typedef void (*lmz_router_close_cb)(lmz_router *r, void *arg);
+int lmz_router_status_json(lmz_router_t *r, lmz_buf *out);
+lmz_cluster_t *lmz_router_cluster(lmz_router_t *r);
 /* Fails parked and forwarded calls (LMZ_ECANCELED), cancels a drain in
  * progress, closes the router's handles; cb after. The cluster is not
  * closed (its owner closes it after this). */
-void lmz_router_close(lmz_router *r, lmz_router_close_cb cb, void *arg);
-void lmz_router_free(lmz_router *r);
+void lmz_router_close(lmz_router_t *r, lmz_router_close_cb cb, void *arg);
+/* After the close callback AND the cluster's close (claims still in flight
+ * complete, cancelled, at the cluster's close and still reach the router):
+ * releases what the router holds. The memory of `r` is then the caller's.
+ * NULL is ignored. */
+void lmz_router_release(lmz_router_t *r);
 
 #endif

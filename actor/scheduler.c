@@ -35,13 +35,13 @@ lmz_log_ns lmz__actor_log = LMZ_LOG_NS("lmz.actor");
 
 /* ---- arenas and messages ------------------------------------------------- */
 
-lmz_arena *lmz_node_arena_get(lmz_node *n) {
+lmz_arena *lmz_node_arena_get(lmz_node_t *n) {
   if (n->pool_n)
     return n->pool[--n->pool_n];
   return lmz_arena_new();
 }
 
-void lmz_node_arena_put(lmz_node *n, lmz_arena *a) {
+void lmz_node_arena_put(lmz_node_t *n, lmz_arena *a) {
   if (!a)
     return;
   if (n->pool_n == n->pool_cap && n->pool_cap < POOL_MAX) {
@@ -61,7 +61,7 @@ void lmz_node_arena_put(lmz_node *n, lmz_arena *a) {
   }
 }
 
-lmz_msg *lmz__msg_new(lmz_node *n) {
+lmz_msg *lmz__msg_new(lmz_node_t *n) {
   lmz_arena *a = lmz_node_arena_get(n);
   if (!a)
     return NULL;
@@ -75,7 +75,7 @@ lmz_msg *lmz__msg_new(lmz_node *n) {
   return m;
 }
 
-void lmz__msg_free(lmz_node *n, lmz_msg *m) {
+void lmz__msg_free(lmz_node_t *n, lmz_msg *m) {
   if (!m)
     return;
   if (m->counted) {
@@ -87,7 +87,7 @@ void lmz__msg_free(lmz_node *n, lmz_msg *m) {
 
 /* ---- clock --------------------------------------------------------------- */
 
-double lmz_node_now_ms(lmz_node *n) {
+double lmz_node_now_ms(lmz_node_t *n) {
   if (n->opts.clock)
     return n->opts.clock(n->opts.clock_data);
   struct timeval tv;
@@ -135,7 +135,7 @@ void lmz__actor_free(lmz_actor *a) {
   free(a);
 }
 
-static int enqueue_start(lmz_node *n, lmz_actor *a) {
+static int enqueue_start(lmz_node_t *n, lmz_actor *a) {
   lmz_msg *m = lmz__msg_new(n);
   if (!m)
     return LMZ_ENOMEM;
@@ -145,7 +145,7 @@ static int enqueue_start(lmz_node *n, lmz_actor *a) {
   return 0;
 }
 
-lmz_actor *lmz__actor_get(lmz_node *n, struct lmz_binding *b,
+lmz_actor *lmz__actor_get(lmz_node_t *n, struct lmz_binding *b,
                           const char *instance, bool create) {
   char stack[512];
   size_t bl = b->name_len, il = instance ? strlen(instance) : 0;
@@ -197,9 +197,9 @@ const char *lmz_activation_id(lmz_ctx *ctx, double *activated_at) {
 /* ---- run queue ----------------------------------------------------------- */
 
 static void idle_cb(uv_idle_t *h);
-static void idle_start(lmz_node *n);
+static void idle_start(lmz_node_t *n);
 
-void lmz__mailbox_push(lmz_node *n, lmz_actor *a, lmz_msg *m) {
+void lmz__mailbox_push(lmz_node_t *n, lmz_actor *a, lmz_msg *m) {
   m->next = NULL;
   if (a->q_tail)
     a->q_tail->next = m;
@@ -211,7 +211,7 @@ void lmz__mailbox_push(lmz_node *n, lmz_actor *a, lmz_msg *m) {
   lmz__schedule(n, a);
 }
 
-void lmz__schedule(lmz_node *n, lmz_actor *a) {
+void lmz__schedule(lmz_node_t *n, lmz_actor *a) {
   if (a->in_runq || a->running || !a->q_head)
     return;
   a->in_runq = true;
@@ -224,7 +224,7 @@ void lmz__schedule(lmz_node *n, lmz_actor *a) {
   idle_start(n);
 }
 
-static void idle_start(lmz_node *n) {
+static void idle_start(lmz_node_t *n) {
   if (!n->idle_active) {
     uv_idle_start(&n->idle, idle_cb);
     n->idle_active = true;
@@ -232,7 +232,7 @@ static void idle_start(lmz_node *n) {
 }
 
 static void idle_cb(uv_idle_t *h) {
-  lmz_node *n = h->data;
+  lmz_node_t *n = h->data;
   /* refusals first: an overloaded caller hears it before the queue moves */
   if (n->rej_head)
     lmz__flush_refused(n);
@@ -267,13 +267,15 @@ static void idle_cb(uv_idle_t *h) {
 
 /* ---- delivery ------------------------------------------------------------ */
 
-void lmz__node_set_router(lmz_node *n, struct lmz_router *r) { n->router = r; }
+void lmz__node_set_router(lmz_node_t *n, struct lmz_router_s *r) {
+  n->router = r;
+}
 
 /* ---- overload ------------------------------------------------------------ */
 
 /* Refuses m: its error reply (err; NULL = out of memory, a generic error)
  * leaves on the next loop iteration, never from inside lmz_node_call. */
-static void refuse(lmz_node *n, lmz_msg *m, lmz_value *err) {
+static void refuse(lmz_node_t *n, lmz_msg *m, lmz_value *err) {
   m->binding = NULL; /* a reply from now on */
   m->reply_ok = false;
   m->reply_value = err;
@@ -293,7 +295,7 @@ static void refuse(lmz_node *n, lmz_msg *m, lmz_value *err) {
                  LMZ__TRACE_ARGS(&m->cctx));
 }
 
-void lmz__flush_refused(lmz_node *n) {
+void lmz__flush_refused(lmz_node_t *n) {
   lmz_msg *m = n->rej_head;
   n->rej_head = n->rej_tail = NULL; /* replies may refuse more: next time */
   while (m) {
@@ -311,7 +313,7 @@ void lmz__flush_refused(lmz_node *n) {
  * always run on the node that has the call. A call counts in calls_pending
  * from here until its message is freed (answered, or its handler turn has
  * run); 0 = taken (delivered, routed or refused), else nothing was taken. */
-int lmz__deliver(lmz_node *n, lmz_msg *m) {
+int lmz__deliver(lmz_node_t *n, lmz_msg *m) {
   if (n->calls_pending >= n->opts.max_pending) {
     n->stats.overloaded_node++;
     if (m->kind == LMZ_MSG_HTTP)
@@ -335,9 +337,12 @@ int lmz__deliver(lmz_node *n, lmz_msg *m) {
   return rv;
 }
 
-struct lmz_router *lmz_node_router(lmz_node *n) { return n->router; }
+struct lmz_router_s *lmz_node_router(lmz_node_t *n) {
+  return n->router;
+}
 
-void lmz_node_claim_local(lmz_node *n, const char *binding, const char *instance) {
+void lmz_node_claim_local(lmz_node_t *n, const char *binding,
+                          const char *instance) {
   if (!n->router || !binding || !instance)
     return;
   /* a release in flight is followed by a claim here (revive) */
@@ -346,7 +351,7 @@ void lmz_node_claim_local(lmz_node *n, const char *binding, const char *instance
     lmz__router_claim_local(n->router, binding, instance);
 }
 
-void lmz_node_release_placement(lmz_node *n, const char *binding,
+void lmz_node_release_placement(lmz_node_t *n, const char *binding,
                                 const char *instance) {
   if (!n->router || !binding || !instance)
     return;
@@ -369,7 +374,7 @@ void lmz_node_release_placement(lmz_node *n, const char *binding,
  * own fields). Serving from it would run on a copy that missed them. Idle,
  * it is dropped and the new activation reads the store; still finishing
  * old work, the caller retries. */
-int lmz__actor_for_epoch(lmz_node *n, struct lmz_binding *b,
+int lmz__actor_for_epoch(lmz_node_t *n, struct lmz_binding *b,
                          const char *instance, uint64_t epoch,
                          lmz_actor **out) {
   lmz_actor *a = lmz__actor_get(n, b, instance, false);
@@ -394,7 +399,7 @@ int lmz__actor_for_epoch(lmz_node *n, struct lmz_binding *b,
 
 /* The epoch a durable object's message runs under here: the one it was
  * routed with, else (a forwarded call that named none) the directory's. */
-static uint64_t epoch_of(lmz_node *n, const lmz_msg *m) {
+static uint64_t epoch_of(lmz_node_t *n, const lmz_msg *m) {
   if (!n->router || m->binding->kind != LMZ_NODE_DO || m->binding->cls->raw ||
       !m->instance)
     return 0;
@@ -406,7 +411,7 @@ static uint64_t epoch_of(lmz_node *n, const lmz_msg *m) {
  * may be queued (dropped now) or in flight (then the call is refused,
  * retryable: once the release settled the call claims it afresh, so it
  * never runs on a node that no longer owns it). */
-static bool release_in_flight(lmz_node *n, const lmz_msg *m) {
+static bool release_in_flight(lmz_node_t *n, const lmz_msg *m) {
   if (!n->router || m->binding->kind != LMZ_NODE_DO || m->binding->cls->raw ||
       !m->instance || lmz__actor_get(n, m->binding, m->instance, false))
     return false;
@@ -415,7 +420,7 @@ static bool release_in_flight(lmz_node *n, const lmz_msg *m) {
                                     false) == LMZ_EBUSY;
 }
 
-int lmz__deliver_local(lmz_node *n, lmz_msg *m) {
+int lmz__deliver_local(lmz_node_t *n, lmz_msg *m) {
   if (release_in_flight(n, m)) {
     if (m->kind == LMZ_MSG_HTTP)
       return LMZ_EUNAVAILABLE;
@@ -458,7 +463,7 @@ int lmz__deliver_local(lmz_node *n, lmz_msg *m) {
 }
 
 /* Target validation (lumenize-behaviour.md 1.3), texts as the original. */
-static int validate_target(lmz_node *n, const char *binding,
+static int validate_target(lmz_node_t *n, const char *binding,
                            const char *instance, struct lmz_binding **out,
                            char *msg, size_t msglen) {
   struct lmz_binding *b = binding ? lmz__binding_get(n, binding) : NULL;
@@ -494,7 +499,7 @@ static int validate_target(lmz_node *n, const char *binding,
 int lmz__make_pending(lmz_ctx *ctx, lmz_ctn *handler,
                       const struct lmz_call_opts *opts,
                       struct lmz_pending **out) {
-  lmz_node *n = ctx->node;
+  lmz_node_t *n = ctx->node;
   lmz_arena *pa = lmz_node_arena_get(n);
   if (!pa)
     return LMZ_ENOMEM;
@@ -515,7 +520,7 @@ int lmz__make_pending(lmz_ctx *ctx, lmz_ctn *handler,
 int lmz_call(lmz_ctx *ctx, const char *binding, const char *instance,
              lmz_ctn *remote, lmz_ctn *handler,
              const struct lmz_call_opts *opts) {
-  lmz_node *n = ctx->node;
+  lmz_node_t *n = ctx->node;
   char msg[512];
   struct lmz_binding *b;
   if (!remote || !lmz_ctn_chain(remote))
@@ -573,7 +578,7 @@ static int copy_chain_ids(lmz_arena *a, const struct lmz_node_call *c,
   return 0;
 }
 
-int lmz_node_call(lmz_node *n, const struct lmz_node_call *c,
+int lmz_node_call(lmz_node_t *n, const struct lmz_node_call *c,
                   lmz_node_reply_cb cb, void *arg, char *errmsg) {
   char msg[512];
   struct lmz_binding *b;
@@ -621,16 +626,16 @@ int lmz_node_call(lmz_node *n, const struct lmz_node_call *c,
 
 /* ---- stats --------------------------------------------------------------- */
 
-void lmz_node_get_stats(lmz_node *n, struct lmz_node_stats *st) {
+void lmz_node_get_stats(lmz_node_t *n, struct lmz_node_stats *st) {
   *st = n->stats;
   st->active_actors = n->actors.n;
   st->queued_msgs = n->queued;
   st->calls_pending = n->calls_pending;
 }
 
-const char *lmz_node_get_id(lmz_node *n) { return n->id; }
-uv_loop_t *lmz_node_loop(lmz_node *n) { return n->loop; }
+const char *lmz_node_get_id(lmz_node_t *n) { return n->id; }
+uv_loop_t *lmz_node_loop(lmz_node_t *n) { return n->loop; }
 
-bool lmz_node_is_quiet(lmz_node *n) {
+bool lmz_node_is_quiet(lmz_node_t *n) {
   return !n->rq_head && !n->c_head && n->queued == 0 && !n->rej_head;
 }

@@ -56,7 +56,7 @@ struct cached_stmt {
 
 /* Per actor, while its database is open. */
 struct lmz__sql {
-  lmz_sqlstore *store;
+  lmz_sqlstore_t store; /* embedded: closed with this struct */
   sqlite3 *db;
   bool user;          /* the authorizer applies the user rules */
   const char *denied; /* why the authorizer refused (static text) */
@@ -90,7 +90,7 @@ struct lmz_sql_cursor {
 
 /* ---- settings -------------------------------------------------------------- */
 
-static struct lmz_sql_opts opts_of(lmz_node *n) {
+static struct lmz_sql_opts opts_of(lmz_node_t *n) {
   struct lmz_sql_opts o = n->opts.sql;
   if (!o.max_sql_bytes)
     o.max_sql_bytes = DEF_MAX_SQL;
@@ -232,7 +232,7 @@ static int prepare_internal(struct lmz__sql *s) {
   return rc;
 }
 
-static int configure(lmz_node *n, struct lmz__sql *s) {
+static int configure(lmz_node_t *n, struct lmz__sql *s) {
   struct lmz_sql_opts o = opts_of(n);
   sqlite3 *db = s->db;
   sqlite3_soft_heap_limit64((sqlite3_int64)o.node_cache_bytes);
@@ -261,7 +261,7 @@ static int configure(lmz_node *n, struct lmz__sql *s) {
 
 static void count_size(lmz_actor *a) {
   struct lmz__sql *s = a->sql;
-  uint64_t now = lmz_sqlstore_size(s->store);
+  uint64_t now = lmz_sqlstore_size(&s->store);
   a->node->stats.sql_db_bytes += now - s->counted_bytes; /* wraps right */
   s->counted_bytes = now;
 }
@@ -289,7 +289,7 @@ void lmz__sql_close(lmz_actor *a) {
   a->node->stats.sql_db_bytes -= s->counted_bytes;
   if (a->node->stats.sql_open_dbs)
     a->node->stats.sql_open_dbs--;
-  lmz_sqlstore_free(s->store);
+  lmz_sqlstore_close(&s->store);
   free(s);
   a->sql = NULL;
 }
@@ -304,8 +304,8 @@ static int open_db(lmz_ctx *ctx) {
     struct lmz__sql *s = calloc(1, sizeof *s);
     if (!s)
       return LMZ_ENOMEM;
-    int rv = lmz_sqlstore_new(&s->store, ctx->node->store, a->prefix,
-                              a->prefix_len, err);
+    int rv = lmz_sqlstore_init(&s->store, ctx->node->store, a->prefix,
+                               a->prefix_len, err);
     if (rv) {
       free(s);
       return lmz_throwf(ctx, "StorageError", "cannot open the SQL database: %s", err);
@@ -318,7 +318,7 @@ static int open_db(lmz_ctx *ctx) {
   struct lmz__sql *s = a->sql;
   if (s->db)
     return 0;
-  int rv = lmz_sqlstore_connect(s->store, &s->db, err);
+  int rv = lmz_sqlstore_connect(&s->store, &s->db, err);
   if (!rv && configure(ctx->node, s) != SQLITE_OK) {
     lmz__errmsg_printf(err, "configure: %s", sqlite3_errmsg(s->db));
     close_db(s);
@@ -355,7 +355,7 @@ static int turn_begin(lmz_ctx *ctx) {
     return 0;
   if ((rv = open_db(ctx)))
     return rv;
-  lmz_sqlstore_trim(ctx->actor->sql->store, ctx->node->durable_seq);
+  lmz_sqlstore_trim(&ctx->actor->sql->store, ctx->node->durable_seq);
   return 0;
 }
 
@@ -363,7 +363,7 @@ static int turn_begin(lmz_ctx *ctx) {
 static int txn_begin(lmz_ctx *ctx) {
   if (ctx->sql->began)
     return 0;
-  lmz_sqlstore_trim(ctx->actor->sql->store, ctx->node->durable_seq);
+  lmz_sqlstore_trim(&ctx->actor->sql->store, ctx->node->durable_seq);
   int rc = step_internal(ctx->actor->sql, ctx->actor->sql->begin);
   if (rc != SQLITE_OK)
     return throw_db(ctx, rc);
@@ -411,10 +411,10 @@ int lmz__sql_turn_end(lmz_ctx *ctx, int rv) {
   if (!t->began && !t->broken)
     return rv; /* only reads, in autocommit mode: nothing to end */
   t->began = false;
-  if (rv == 0 && (t->broken || lmz_sqlstore_failed(s->store)))
+  if (rv == 0 && (t->broken || lmz_sqlstore_failed(&s->store)))
     rv = lmz_throwf(ctx, "StorageError", "the SQL transaction failed: %s",
                     t->broken ? "rolled back by an error"
-                              : lmz_sqlstore_errmsg(s->store));
+                              : lmz_sqlstore_errmsg(&s->store));
   if (rv == 0) {
     int rc = step_internal(s, s->commit);
     if (rc == SQLITE_OK)
@@ -423,10 +423,10 @@ int lmz__sql_turn_end(lmz_ctx *ctx, int rv) {
                     sqlite3_errmsg(s->db));
   }
   bool wrote = sqlite3_txn_state(s->db, NULL) == SQLITE_TXN_WRITE ||
-               lmz_sqlstore_dirty(s->store) || t->broken;
+               lmz_sqlstore_dirty(&s->store) || t->broken;
   if (!sqlite3_get_autocommit(s->db))
     step_internal(s, s->rollback);
-  lmz_sqlstore_turn_abort(s->store);
+  lmz_sqlstore_turn_abort(&s->store);
   if (wrote)
     close_db(s); /* SQLite's cache must not keep a page of this turn */
   return rv;
@@ -434,28 +434,28 @@ int lmz__sql_turn_end(lmz_ctx *ctx, int rv) {
 
 int lmz__sql_add_to_batch(lmz_ctx *ctx, struct lmz_batch **b) {
   lmz_actor *a = ctx->actor;
-  if (!ctx->sql || !a->sql || !lmz_sqlstore_dirty(a->sql->store))
+  if (!ctx->sql || !a->sql || !lmz_sqlstore_dirty(&a->sql->store))
     return 0;
   if (!*b && !(*b = lmz_batch_new()))
     return LMZ_ENOMEM;
-  return lmz_sqlstore_add_to_batch(a->sql->store, *b);
+  return lmz_sqlstore_add_to_batch(&a->sql->store, *b);
 }
 
 void lmz__sql_turn_applied(lmz_ctx *ctx, uint64_t seq) {
   lmz_actor *a = ctx->actor;
-  if (!ctx->sql || !a->sql || !lmz_sqlstore_dirty(a->sql->store))
+  if (!ctx->sql || !a->sql || !lmz_sqlstore_dirty(&a->sql->store))
     return;
-  lmz_sqlstore_turn_commit(a->sql->store, seq);
-  lmz_sqlstore_trim(a->sql->store, ctx->node->durable_seq);
+  lmz_sqlstore_turn_commit(&a->sql->store, seq);
+  lmz_sqlstore_trim(&a->sql->store, ctx->node->durable_seq);
   count_size(a);
 }
 
 void lmz__sql_turn_cleanup(lmz_ctx *ctx) {
   lmz_actor *a = ctx->actor;
-  if (!ctx->sql || !a->sql || !lmz_sqlstore_dirty(a->sql->store))
+  if (!ctx->sql || !a->sql || !lmz_sqlstore_dirty(&a->sql->store))
     return;
   /* committed by SQLite but the batch never left: forget both */
-  lmz_sqlstore_turn_abort(a->sql->store);
+  lmz_sqlstore_turn_abort(&a->sql->store);
   close_db(a->sql);
 }
 
@@ -787,7 +787,7 @@ void lmz_sql_close(lmz_sql_cursor *c) {
 int64_t lmz_sql_database_size(lmz_ctx *ctx) {
   if (turn_begin(ctx))
     return -1;
-  return (int64_t)lmz_sqlstore_size(ctx->actor->sql->store);
+  return (int64_t)lmz_sqlstore_size(&ctx->actor->sql->store);
 }
 
 /* ---- transactionSync ------------------------------------------------------ */
@@ -897,9 +897,11 @@ static int admin_result(lmz_ctx *ctx, lmz_sql_cursor *c, lmz_value **result) {
     return rv;
   if (lmz_object_setc(r, "columns", cols) || lmz_object_setc(r, "rows", rows) ||
       lmz_object_setc(r, "rowsRead", lmz_number(a, (double)c->rows_read)) ||
-      lmz_object_setc(r, "rowsWritten", lmz_number(a, (double)c->rows_written)) ||
-      lmz_object_setc(r, "databaseSize",
-                      lmz_number(a, (double)lmz_sqlstore_size(ctx->actor->sql->store))))
+      lmz_object_setc(r, "rowsWritten",
+                      lmz_number(a, (double)c->rows_written)) ||
+      lmz_object_setc(
+          r, "databaseSize",
+          lmz_number(a, (double)lmz_sqlstore_size(&ctx->actor->sql->store))))
     return LMZ_ENOMEM;
   *result = r;
   return 0;

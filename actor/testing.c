@@ -18,7 +18,8 @@
 
 struct lmz_testenv {
   uv_loop_t loop;
-  lmz_node *node;
+  lmz_node_t node_mem;
+  lmz_node_t *node; /* &node_mem while initialized */
   double now_ms;
   char *tmpdir; /* removed on free when we created it */
   lmz_arena *arena;
@@ -58,7 +59,8 @@ lmz_testenv *lmz_testenv_new(const struct lmz_testenv_opts *opts, char *errmsg) 
       .idle_evict_ms = o.idle_evict_ms ? o.idle_evict_ms : 60000,
       .sql = o.sql,
   };
-  int rv = lmz_node_new(&env->node, &env->loop, &no, env->errmsg);
+  env->node = &env->node_mem;
+  int rv = lmz_node_init(env->node, &env->loop, &no, env->errmsg);
   if (!rv)
     rv = lmz_node_start(env->node);
   if (rv) {
@@ -75,7 +77,7 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f) 
   return remove(p);
 }
 
-static void closed_cb(lmz_node *n, void *arg) {
+static void closed_cb(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }
@@ -88,7 +90,7 @@ void lmz_testenv_free(lmz_testenv *env) {
     lmz_node_close(env->node, closed_cb, &closed);
     while (!closed)
       uv_run(&env->loop, UV_RUN_ONCE);
-    lmz_node_free(env->node);
+    lmz_node_release(env->node);
   }
   uv_run(&env->loop, UV_RUN_DEFAULT); /* let closed handles finish */
   uv_loop_close(&env->loop);

@@ -37,7 +37,7 @@
 
 _Static_assert(LMZ_ETHROWN == LMZ__ERR_BASE - 12, "LMZ_ETHROWN mismatch");
 
-static void store_commit_cb(lmz_store *s, int status, void *arg);
+static void store_commit_cb(lmz_store_t *s, int status, void *arg);
 
 /* ---- outputs ------------------------------------------------------------- */
 
@@ -50,7 +50,7 @@ static void push_output(lmz_msg **head, lmz_msg **tail, lmz_msg *m) {
   *tail = m;
 }
 
-static void release_list(lmz_node *n, lmz_msg *m) {
+static void release_list(lmz_node_t *n, lmz_msg *m) {
   while (m) {
     lmz_msg *next = m->next;
     m->next = NULL;
@@ -59,7 +59,7 @@ static void release_list(lmz_node *n, lmz_msg *m) {
   }
 }
 
-void lmz__msg_fail(lmz_node *n, lmz_msg *m, lmz_value *err) {
+void lmz__msg_fail(lmz_node_t *n, lmz_msg *m, lmz_value *err) {
   if (m->bcast) { /* a broadcast that cannot leave: every target fails */
     lmz__bcast_fail(n, m, err);
     return;
@@ -72,7 +72,7 @@ void lmz__msg_fail(lmz_node *n, lmz_msg *m, lmz_value *err) {
 }
 
 /* Turns a failed outgoing call into an error reply to its own sender. */
-static void fail_call(lmz_node *n, lmz_msg *m, int status) {
+static void fail_call(lmz_node_t *n, lmz_msg *m, int status) {
   lmz__msg_fail(n, m, status == LMZ_EOVERLOAD
                           ? lmz__overloaded_error(m->arena, "call could not be delivered: %s",
                                                   lmz_strerror(status))
@@ -80,7 +80,7 @@ static void fail_call(lmz_node *n, lmz_msg *m, int status) {
                                              lmz_strerror(status)));
 }
 
-static void deliver_to_pending(lmz_node *n, lmz_msg *m) {
+static void deliver_to_pending(lmz_node_t *n, lmz_msg *m) {
   struct lmz_pending *p = m->pending;
   lmz_actor *caller = p->actor;
   lmz_value *v = m->reply_value ? lmz_value_copy(p->arena, m->reply_value)
@@ -106,7 +106,7 @@ static void deliver_to_pending(lmz_node *n, lmz_msg *m) {
   lmz__mailbox_push(n, caller, h);
 }
 
-void lmz__release_output(lmz_node *n, lmz_msg *m) {
+void lmz__release_output(lmz_node_t *n, lmz_msg *m) {
   if (m->fetch) { /* an outbound HTTP request: it leaves now */
     lmz__fetch_release(n, m);
     return;
@@ -174,7 +174,7 @@ static void log_thrown(lmz_actor *a, const lmz_msg *m, const lmz_value *err) {
 
 /* Hands a durable object's batch to the replicator before the local
  * commit: a batch that could not be shipped is never written either. */
-static int ship_batch(lmz_node *n, lmz_actor *a, const struct lmz_batch *b,
+static int ship_batch(lmz_node_t *n, lmz_actor *a, const struct lmz_batch *b,
                       uint64_t *token) {
   *token = 0;
   if (!n->repl.ship || a->binding->kind != LMZ_NODE_DO)
@@ -184,7 +184,7 @@ static int ship_batch(lmz_node *n, lmz_actor *a, const struct lmz_batch *b,
 }
 
 static int start_commit(lmz_ctx *ctx, struct lmz_batch *b) {
-  lmz_node *n = ctx->node;
+  lmz_node_t *n = ctx->node;
   lmz_commit *c = calloc(1, sizeof *c);
   if (!c)
     return LMZ_ENOMEM;
@@ -220,7 +220,7 @@ static int start_commit(lmz_ctx *ctx, struct lmz_batch *b) {
   return 0;
 }
 
-static void fail_outputs(lmz_node *n, lmz_msg *m) {
+static void fail_outputs(lmz_node_t *n, lmz_msg *m) {
   while (m) {
     lmz_msg *next = m->next;
     m->next = NULL;
@@ -244,7 +244,7 @@ static void fail_outputs(lmz_node *n, lmz_msg *m) {
 
 /* Releases (or fails) the outputs of the oldest commit, which is settled:
  * durable here and, when replicated, on every in-sync backup. */
-static void commit_settle(lmz_node *n, lmz_commit *c, int status) {
+static void commit_settle(lmz_node_t *n, lmz_commit *c, int status) {
   n->c_head = c->next;
   if (!n->c_head)
     n->c_tail = NULL;
@@ -273,7 +273,7 @@ static void commit_settle(lmz_node *n, lmz_commit *c, int status) {
  * once the store reported it and its backups acknowledged it (or can no
  * longer: then it fails). With no replicator left (close), a commit still
  * waiting for backups fails. */
-static void gate_advance(lmz_node *n) {
+static void gate_advance(lmz_node_t *n) {
   lmz_commit *c;
   while ((c = n->c_head) && c->local_done) {
     int status = c->status;
@@ -288,7 +288,7 @@ static void gate_advance(lmz_node *n) {
   }
 }
 
-void lmz__commit_done(lmz_node *n, lmz_commit *c, int status) {
+void lmz__commit_done(lmz_node_t *n, lmz_commit *c, int status) {
   c->local_done = true;
   c->status = status;
   if (status && c->token && n->repl.on_local_failure)
@@ -296,7 +296,8 @@ void lmz__commit_done(lmz_node *n, lmz_commit *c, int status) {
   gate_advance(n);
 }
 
-void lmz_node_set_replicator(lmz_node *n, const struct lmz_node_replicator *r) {
+void lmz_node_set_replicator(lmz_node_t *n,
+                             const struct lmz_node_replicator *r) {
   if (r)
     n->repl = *r;
   else
@@ -304,9 +305,9 @@ void lmz_node_set_replicator(lmz_node *n, const struct lmz_node_replicator *r) {
   gate_advance(n);
 }
 
-void lmz_node_repl_progress(lmz_node *n) { gate_advance(n); }
+void lmz_node_repl_progress(lmz_node_t *n) { gate_advance(n); }
 
-static void store_commit_cb(lmz_store *s, int status, void *arg) {
+static void store_commit_cb(lmz_store_t *s, int status, void *arg) {
   lmz_commit *c = arg;
   (void)s;
   lmz__commit_done(c->node, c, status);
@@ -399,7 +400,7 @@ static int commit_turn(lmz_ctx *ctx, int rv) {
   return err;
 }
 
-void lmz__run_turn(lmz_node *n, lmz_actor *a, lmz_msg *m) {
+void lmz__run_turn(lmz_node_t *n, lmz_actor *a, lmz_msg *m) {
   lmz_ctx ctx = {.node = n, .actor = a, .msg = m, .arena = m->arena,
                  .cctx = &m->cctx};
   lmz_value *result = NULL;
@@ -494,7 +495,7 @@ void lmz__defer_cancel(lmz_msg *m) {
 
 static void settle(lmz_deferred *d, bool ok, const lmz_value *v) {
   lmz_msg *m = d->msg;
-  lmz_node *n = d->node;
+  lmz_node_t *n = d->node;
   if (!m) { /* cancelled: its turn threw and answered the call */
     free(d);
     return;

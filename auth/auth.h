@@ -129,33 +129,54 @@ int lmz_auth_config_parse(lmz_arena *a, const lmz_config *file,
                           const lmz_json *obj, struct lmz_auth_config *out,
                           char *errmsg);
 
-typedef struct lmz_auth lmz_auth;
+typedef struct lmz_auth_s lmz_auth_t;
+typedef void (*lmz_auth_close_cb)(void *arg);
 
-/* Creates the service: copies the config, builds the signing key set (the
- * config's private keys, else `dev_keys` copied: lmzd passes the dev key
- * file's), loads or creates the hash key (DATA/auth-hash.key, 0600, when the
- * config has none), starts the mail sender, registers classes LumenizeAuth
- * and LumenizeAuthMailer and binds LUMENIZE_AUTH and LUMENIZE_AUTH_MAILER
- * on `node` (before lmz_node_start). Errors
- * (errmsg): LMZ_EBADCONFIG (no signing key, bad key text, primary unknown,
- * bad hash key, mail config), LMZ_EEXIST (binding taken), LMZ_EIO,
- * LMZ_ENOMEM. On error nothing is left to close. */
-int lmz_auth_new(uv_loop_t *loop, lmz_node *node,
-                 const struct lmz_auth_config *cfg,
-                 const struct lmz_jwt_keyset *dev_keys, const char *data_dir,
-                 lmz_auth **out, char *errmsg);
+/* The service handle (README "Code conventions"): the caller allocates it;
+ * the fields are private to auth/. */
+struct lmz_auth_s {
+  uv_loop_t *loop;
+  lmz_node_t *node;
+  lmz_arena *arena; /* the config's copied strings */
+  struct lmz_auth_config cfg;
+  struct lmz_jwt_keyset ks;
+  uint8_t hash_key[32];
+  lmz_mail_sender_t *mail;
+  struct lmz_auth_limiter per_addr, per_ip, bad_token_ip;
+  char *origin;
+  lmz_auth_close_cb close_cb;
+  void *close_arg;
+  uint64_t mails_sent, mails_failed;
+};
+
+/* Initializes the caller's `au` as the service: copies the config, builds the
+ * signing key set (the config's private keys, else `dev_keys` copied: lmzd
+ * passes the dev key file's), loads or creates the hash key
+ * (DATA/auth-hash.key, 0600, when the config has none), starts the mail sender,
+ * registers classes LumenizeAuth and LumenizeAuthMailer and binds LUMENIZE_AUTH
+ * and LUMENIZE_AUTH_MAILER on `node` (before lmz_node_start). Errors (errmsg):
+ * LMZ_EBADCONFIG (no signing key, bad key text, primary unknown, bad hash key,
+ * mail config), LMZ_EEXIST (binding taken), LMZ_EIO, LMZ_ENOMEM. On error
+ * nothing is left to close (a mail sender already started finishes its close on
+ * the loop by itself) and `au` may be freed. */
+int lmz_auth_init(lmz_auth_t *au, uv_loop_t *loop, lmz_node_t *node,
+                  const struct lmz_auth_config *cfg,
+                  const struct lmz_jwt_keyset *dev_keys, const char *data_dir,
+                  char *errmsg);
 /* The public keys of the signing set (for the gateway's verification). */
-const struct lmz_jwt_keyset *lmz_auth_keyset(const lmz_auth *auth);
+const struct lmz_jwt_keyset *lmz_auth_keyset(const lmz_auth_t *auth);
 /* The origin links fall back to when no public_url is configured and the
  * request's Host is not a loopback name ("http://127.0.0.1:8787"); copied. */
-int lmz_auth_set_origin(lmz_auth *auth, const char *origin);
-const char *lmz_auth_prefix(const lmz_auth *auth);
+int lmz_auth_set_origin(lmz_auth_t *auth, const char *origin);
+const char *lmz_auth_prefix(const lmz_auth_t *auth);
 
-typedef void (*lmz_auth_close_cb)(void *arg);
 /* Closes the mail sender (pending sends cancelled); cb (may be NULL) runs
- * later. The class stays registered on the node: free only after the node
- * is closed. */
-void lmz_auth_close(lmz_auth *auth, lmz_auth_close_cb cb, void *arg);
-void lmz_auth_free(lmz_auth *auth);
+ * later. The class stays registered on the node: release only after the
+ * node is closed. */
+void lmz_auth_close(lmz_auth_t *auth, lmz_auth_close_cb cb, void *arg);
+/* Releases what the service holds (keys wiped); after the close callback
+ * and the node's close. The memory of `auth` is then the caller's. NULL is
+ * ignored. */
+void lmz_auth_release(lmz_auth_t *auth);
 
 #endif

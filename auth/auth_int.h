@@ -25,24 +25,9 @@
 
 extern lmz_log_ns lmz__auth_log;
 
-struct lmz_auth {
-  uv_loop_t *loop;
-  lmz_node *node;
-  lmz_arena *arena; /* the config's copied strings */
-  struct lmz_auth_config cfg;
-  struct lmz_jwt_keyset ks;
-  uint8_t hash_key[32];
-  lmz_mail_sender *mail;
-  struct lmz_auth_limiter per_addr, per_ip, bad_token_ip;
-  char *origin;
-  lmz_auth_close_cb close_cb;
-  void *close_arg;
-  uint64_t mails_sent, mails_failed;
-};
-
 /* One request being handled (lives for the turn). */
 struct areq {
-  lmz_auth *auth;
+  lmz_auth_t *auth;
   lmz_ctx *ctx;
   const struct lmz_request *req;
   struct lmz_response *res;
@@ -54,12 +39,12 @@ struct areq {
 
 /* ---- setup (setup.c) ---------------------------------------------------- */
 /* Copies the config's strings into au->arena and fills defaults. */
-int lmz__auth_copy_config(lmz_auth *au, const struct lmz_auth_config *cfg);
+int lmz__auth_copy_config(lmz_auth_t *au, const struct lmz_auth_config *cfg);
 /* The signing key set: the config's private keys, else the dev keys. */
-int lmz__auth_keys(lmz_auth *au, const struct lmz_auth_config *cfg,
+int lmz__auth_keys(lmz_auth_t *au, const struct lmz_auth_config *cfg,
                    const struct lmz_jwt_keyset *dev, char *errmsg);
 /* The token hash key: config, else DATA/auth-hash.key (created 0600). */
-int lmz__auth_hash_key(lmz_auth *au, const char *text, const char *data_dir,
+int lmz__auth_hash_key(lmz_auth_t *au, const char *text, const char *data_dir,
                        char *errmsg);
 
 /* ---- answers (service.c) ------------------------------------------------- */

@@ -1,7 +1,7 @@
 /* auth/mail.c - the common half of the email senders (auth/mail.h): the
  * checks every kind relies on, and dispatch to the kind's constructor.
  *
- * Happy path: lmz_mail_sender_new picks the kind's constructor from the
+ * Happy path: lmz_mail_sender_init picks the kind's constructor from the
  * config; lmz_mail_send checks the message (address, subject, bodies) and
  * hands it to the kind's send; lmz_mail_sender_close hands over to the
  * kind's close.
@@ -45,9 +45,9 @@ static bool has_crlf(const char *s) {
   return s && (strchr(s, '\r') || strchr(s, '\n'));
 }
 
-int lmz_mail_sender_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                        lmz_mail_sender **out, char *errmsg) {
-  *out = NULL;
+int lmz_mail_sender_init(lmz_mail_sender_t *s, uv_loop_t *loop,
+                         const struct lmz_mail_config *cfg, char *errmsg) {
+  *s = (lmz_mail_sender_t){.data = s->data, .loop = loop};
   if (!loop || !cfg) {
     lmz__errmsg_printf(errmsg, "mail: no loop or config");
     return LMZ_EINVAL;
@@ -58,17 +58,17 @@ int lmz_mail_sender_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
   }
   switch (cfg->kind) {
   case LMZ_MAIL_DEV:
-    return lmz__mail_dev_new(loop, cfg, out, errmsg);
+    return lmz__mail_dev_init(s, cfg, errmsg);
   case LMZ_MAIL_SMTP:
-    return lmz__mail_smtp_new(loop, cfg, out, errmsg);
+    return lmz__mail_smtp_init(s, cfg, errmsg);
   case LMZ_MAIL_HTTP:
-    return lmz__mail_http_new(loop, cfg, out, errmsg);
+    return lmz__mail_http_init(s, cfg, errmsg);
   }
   lmz__errmsg_printf(errmsg, "mail: unknown sender kind %d", (int)cfg->kind);
   return LMZ_EBADCONFIG;
 }
 
-int lmz_mail_send(lmz_mail_sender *s, const struct lmz_mail_msg *m,
+int lmz_mail_send(lmz_mail_sender_t *s, const struct lmz_mail_msg *m,
                   lmz_mail_cb cb, void *ud) {
   if (!s || !m || !m->to || lmz_mail_check_addr(m->to, strlen(m->to)))
     return LMZ_EINVAL;
@@ -80,7 +80,7 @@ int lmz_mail_send(lmz_mail_sender *s, const struct lmz_mail_msg *m,
   return s->ops->send(s, m, cb, ud);
 }
 
-void lmz_mail_sender_close(lmz_mail_sender *s, lmz_mail_close_cb close_cb,
+void lmz_mail_sender_close(lmz_mail_sender_t *s, lmz_mail_close_cb close_cb,
                            void *ud) {
   if (s)
     s->ops->close(s, close_cb, ud);

@@ -14,7 +14,7 @@
  *                              "Authorization: Bearer KEY"), libcurl too.
  *
  * Model (libuv style): the caller owns the sender (created by
- * lmz_mail_sender_new from config, closed by lmz_mail_sender_close). A send
+ * lmz_mail_sender_init from config, closed by lmz_mail_sender_close). A send
  * copies the message, returns at once and later calls `cb` exactly once on
  * the loop thread (never synchronously from lmz_mail_send): status 0 =
  * handed to the server / written, else a core/err.h code with a one-line
@@ -43,7 +43,7 @@
 
 enum lmz_mail_kind { LMZ_MAIL_DEV = 0, LMZ_MAIL_SMTP, LMZ_MAIL_HTTP };
 
-/* Plain config, borrowed for lmz_mail_sender_new only (copied). */
+/* Plain config, borrowed for lmz_mail_sender_init only (copied). */
 struct lmz_mail_config {
   enum lmz_mail_kind kind;
   const char *from;      /* "Name <addr>" allowed here only (operator's) */
@@ -64,31 +64,37 @@ struct lmz_mail_msg {
   const char *html;    /* HTML body (may be NULL); one of the two required */
 };
 
-typedef struct lmz_mail_sender lmz_mail_sender;
+typedef struct lmz_mail_sender_s lmz_mail_sender_t;
 typedef void (*lmz_mail_cb)(void *ud, int status, const char *errmsg);
 typedef void (*lmz_mail_close_cb)(void *ud);
 struct lmz_mail_ops;
 
-/* The common head every kind embeds first (its struct starts with this). */
-struct lmz_mail_sender {
-  const struct lmz_mail_ops *ops;
-  uv_loop_t *loop;
+/* The sender handle (README "Code conventions"): the caller allocates it;
+ * the kind's own state (its size depends on the kind the config names) is
+ * the kind's, behind impl. */
+struct lmz_mail_sender_s {
+  void *data;                     /* public: for the user */
+  uv_loop_t *loop;                /* read-only */
+  const struct lmz_mail_ops *ops; /* private: the kind's functions */
+  void *impl;                     /* private: the kind's state */
 };
 
-/* Returns 0 and *out, or LMZ_EINVAL / LMZ_EBADCONFIG (errmsg says which
- * field; e.g. smtp when libcurl lacks SMTP), LMZ_ENOMEM, LMZ_EIO (outbox not creatable). On failure nothing is
- * left on the loop. */
-int lmz_mail_sender_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                        lmz_mail_sender **out, char *errmsg);
+/* Initializes the caller's `s`. Returns 0, or LMZ_EINVAL / LMZ_EBADCONFIG
+ * (errmsg says which field; e.g. smtp when libcurl lacks SMTP), LMZ_ENOMEM,
+ * LMZ_EIO (outbox not creatable). On failure nothing is left on the loop
+ * and `s` may be freed at once. */
+int lmz_mail_sender_init(lmz_mail_sender_t *s, uv_loop_t *loop,
+                         const struct lmz_mail_config *cfg, char *errmsg);
 
 /* Queues one message (copied). Returns 0 (cb will run), or LMZ_EINVAL
  * (address/subject/body refused; cb will NOT run), LMZ_ENOMEM. */
-int lmz_mail_send(lmz_mail_sender *s, const struct lmz_mail_msg *m,
+int lmz_mail_send(lmz_mail_sender_t *s, const struct lmz_mail_msg *m,
                   lmz_mail_cb cb, void *ud);
 
 /* Cancels pending sends (their cb gets LMZ_ECANCELED), releases everything,
- * then calls close_cb (may be NULL) on a later loop iteration. */
-void lmz_mail_sender_close(lmz_mail_sender *s, lmz_mail_close_cb close_cb,
+ * then calls close_cb (may be NULL) on a later loop iteration; from then on
+ * the memory of `s` is the caller's. */
+void lmz_mail_sender_close(lmz_mail_sender_t *s, lmz_mail_close_cb close_cb,
                            void *ud);
 
 /* Address check used by lmz_mail_send (exposed for the service and fuzzing).
@@ -99,16 +105,17 @@ int lmz_mail_check_addr(const char *addr, size_t len);
 
 /* Each kind implements this vtable; mail.c owns the common checks. */
 struct lmz_mail_ops {
-  int (*send)(lmz_mail_sender *s, const struct lmz_mail_msg *m, lmz_mail_cb cb,
-              void *ud);
-  void (*close)(lmz_mail_sender *s, lmz_mail_close_cb cb, void *ud);
+  int (*send)(lmz_mail_sender_t *s, const struct lmz_mail_msg *m,
+              lmz_mail_cb cb, void *ud);
+  void (*close)(lmz_mail_sender_t *s, lmz_mail_close_cb cb, void *ud);
 };
 
-int lmz__mail_dev_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                      lmz_mail_sender **out, char *errmsg);
-int lmz__mail_smtp_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                       lmz_mail_sender **out, char *errmsg);
-int lmz__mail_http_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                       lmz_mail_sender **out, char *errmsg);
+/* Each sets s->ops and s->impl (s->loop is set) or fails leaving nothing. */
+int lmz__mail_dev_init(lmz_mail_sender_t *s, const struct lmz_mail_config *cfg,
+                       char *errmsg);
+int lmz__mail_smtp_init(lmz_mail_sender_t *s, const struct lmz_mail_config *cfg,
+                        char *errmsg);
+int lmz__mail_http_init(lmz_mail_sender_t *s, const struct lmz_mail_config *cfg,
+                        char *errmsg);
 
 #endif

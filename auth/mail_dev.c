@@ -31,7 +31,6 @@
 static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.auth.mail");
 
 struct dev_sender {
-  struct lmz_mail_sender base; /* first: mail.c sees this */
   char *dir, *from;
   uint64_t seq;
   unsigned pending; /* sends whose after_work has not run yet */
@@ -159,9 +158,9 @@ static void after_write(uv_work_t *w, int status) {
     uv_close((uv_handle_t *)&s->defer, defer_closed);
 }
 
-static int dev_send(lmz_mail_sender *base, const struct lmz_mail_msg *m,
+static int dev_send(lmz_mail_sender_t *base, const struct lmz_mail_msg *m,
                     lmz_mail_cb cb, void *ud) {
-  struct dev_sender *s = (struct dev_sender *)base;
+  struct dev_sender *s = base->impl;
   if (s->closing)
     return LMZ_ECANCELED;
   struct dev_req *r = calloc(1, sizeof *r);
@@ -182,8 +181,8 @@ static int dev_send(lmz_mail_sender *base, const struct lmz_mail_msg *m,
   return 0;
 }
 
-static void dev_close(lmz_mail_sender *base, lmz_mail_close_cb cb, void *ud) {
-  struct dev_sender *s = (struct dev_sender *)base;
+static void dev_close(lmz_mail_sender_t *base, lmz_mail_close_cb cb, void *ud) {
+  struct dev_sender *s = base->impl;
   if (s->closing)
     return;
   s->closing = true;
@@ -196,9 +195,8 @@ static void dev_close(lmz_mail_sender *base, lmz_mail_close_cb cb, void *ud) {
 
 static const struct lmz_mail_ops dev_ops = {dev_send, dev_close};
 
-int lmz__mail_dev_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                      lmz_mail_sender **out, char *errmsg) {
-  *out = NULL;
+int lmz__mail_dev_init(lmz_mail_sender_t *h, const struct lmz_mail_config *cfg,
+                       char *errmsg) {
   if (!cfg->outbox_dir || !*cfg->outbox_dir) {
     lmz__errmsg_printf(errmsg, "mail: the dev sender needs outbox_dir");
     return LMZ_EBADCONFIG;
@@ -215,10 +213,9 @@ int lmz__mail_dev_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
     free(s);
     return LMZ_ENOMEM;
   }
-  s->base.ops = &dev_ops;
-  s->base.loop = loop;
-  uv_timer_init(loop, &s->defer);
+  h->ops = &dev_ops;
+  h->impl = s;
+  uv_timer_init(h->loop, &s->defer);
   s->defer.data = s;
-  *out = &s->base;
   return 0;
 }

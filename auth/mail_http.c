@@ -31,8 +31,7 @@
 #include "net/fetch.h"
 
 struct api {
-  struct lmz_mail_sender base; /* first (auth/mail.h) */
-  lmz_net *net;
+  lmz_net_t net;                 /* embedded: closed before a is freed */
   char *from, *url, *auth_header, *host;
   lmz_mail_close_cb close_cb;
   void *close_ud;
@@ -78,9 +77,9 @@ static void fetch_cb(void *ud, int status, const struct lmz_net_response *res,
   free(x);
 }
 
-static int api_send(lmz_mail_sender *base, const struct lmz_mail_msg *m,
+static int api_send(lmz_mail_sender_t *base, const struct lmz_mail_msg *m,
                     lmz_mail_cb cb, void *ud) {
-  struct api *a = (struct api *)base;
+  struct api *a = base->impl;
   if (lmz__mail_msg_check(m))
     return LMZ_EINVAL;
   struct send *x = malloc(sizeof *x);
@@ -95,7 +94,7 @@ static int api_send(lmz_mail_sender *base, const struct lmz_mail_msg *m,
                               .n_headers = 3, .body = body.data,
                               .body_len = body.len};
   if (!rv)
-    rv = lmz_net_fetch(a->net, &q, fetch_cb, x, NULL);
+    rv = lmz_net_fetch(&a->net, &q, fetch_cb, x, NULL);
   lmz_buf_free(&body); /* copied by lmz_net_fetch */
   if (rv)
     free(x);
@@ -121,11 +120,11 @@ static void net_closed(void *ud) {
   api_free(a);
 }
 
-static void api_close(lmz_mail_sender *base, lmz_mail_close_cb cb, void *ud) {
-  struct api *a = (struct api *)base;
+static void api_close(lmz_mail_sender_t *base, lmz_mail_close_cb cb, void *ud) {
+  struct api *a = base->impl;
   a->close_cb = cb;
   a->close_ud = ud;
-  lmz_net_close(a->net, net_closed, a);
+  lmz_net_close(&a->net, net_closed, a);
 }
 
 static const struct lmz_mail_ops api_ops = {api_send, api_close};
@@ -168,12 +167,11 @@ static int api_config(struct api *a, const struct lmz_mail_config *c, char *errm
   return 0;
 }
 
-int lmz__mail_http_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                       lmz_mail_sender **out, char *errmsg) {
+int lmz__mail_http_init(lmz_mail_sender_t *h, const struct lmz_mail_config *cfg,
+                        char *errmsg) {
   struct api *a = calloc(1, sizeof *a);
   if (!a)
     return LMZ_ENOMEM;
-  a->base = (struct lmz_mail_sender){&api_ops, loop};
   int rv = api_config(a, cfg, errmsg);
   if (!rv) {
     const char *allow[] = {a->host};
@@ -183,12 +181,13 @@ int lmz__mail_http_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
                              /* JSON escapes may grow a body 6x */
                              .max_request_bytes = 8 * LMZ_MAIL_BODY_MAX,
                              .max_redirects = 0};
-    rv = lmz_net_new(loop, &o, &a->net, errmsg);
+    rv = lmz_net_init(&a->net, h->loop, &o, errmsg);
   }
   if (rv) {
     api_free(a);
     return rv;
   }
-  *out = &a->base;
+  h->ops = &api_ops;
+  h->impl = a;
   return 0;
 }

@@ -12,7 +12,7 @@
  * timeout_ms per send.
  *
  * Happy path:
- *  1. lmz__mail_smtp_new checks the config (smtp:// or smtps:// URL, a
+ *  1. lmz__mail_smtp_init checks the config (smtp:// or smtps:// URL, a
  *     From whose address is sane, libcurl built with SMTP) and starts the
  *     threads;
  *  2. send checks the message again (mail_remote_int.h: no header
@@ -67,7 +67,6 @@ struct send {
 };
 
 struct smtp {
-  struct lmz_mail_sender base; /* first (auth/mail.h) */
   char *from_hdr; /* From: as configured ("Name <addr>" or "addr") */
   char from_addr[LMZ_MAIL_ADDR_MAX + 1];
   char *url, *user, *password, *host;
@@ -386,9 +385,9 @@ static int setup(struct send *x, const struct lmz_mail_msg *m) {
   return 0;
 }
 
-static int smtp_send(lmz_mail_sender *base, const struct lmz_mail_msg *m,
+static int smtp_send(lmz_mail_sender_t *base, const struct lmz_mail_msg *m,
                      lmz_mail_cb cb, void *ud) {
-  struct smtp *s = (struct smtp *)base;
+  struct smtp *s = base->impl;
   if (s->closing)
     return LMZ_ECANCELED;
   if (lmz__mail_msg_check(m))
@@ -435,8 +434,9 @@ static void stop_threads(struct smtp *s) {
   uv_mutex_unlock(&s->mu);
 }
 
-static void smtp_close(lmz_mail_sender *base, lmz_mail_close_cb cb, void *ud) {
-  struct smtp *s = (struct smtp *)base;
+static void smtp_close(lmz_mail_sender_t *base, lmz_mail_close_cb cb,
+                       void *ud) {
+  struct smtp *s = base->impl;
   s->closing = true;
   s->close_cb = cb;
   s->close_ud = ud;
@@ -538,20 +538,20 @@ static int start_threads(struct smtp *s, uv_loop_t *loop, char *errmsg) {
   return rv;
 }
 
-int lmz__mail_smtp_new(uv_loop_t *loop, const struct lmz_mail_config *cfg,
-                       lmz_mail_sender **out, char *errmsg) {
+int lmz__mail_smtp_init(lmz_mail_sender_t *h, const struct lmz_mail_config *cfg,
+                        char *errmsg) {
   struct smtp *s = calloc(1, sizeof *s);
   if (!s)
     return LMZ_ENOMEM;
-  s->base = (struct lmz_mail_sender){&smtp_ops, loop};
   atomic_init(&s->stop, false);
   int rv = smtp_config(s, cfg, errmsg);
   if (rv) {
     smtp_free(s);
     return rv;
   }
-  if ((rv = start_threads(s, loop, errmsg)))
-    return rv;
-  *out = &s->base;
+  if ((rv = start_threads(s, h->loop, errmsg)))
+    return rv; /* s is freed on the loop; nothing of h is used */
+  h->ops = &smtp_ops;
+  h->impl = s;
   return 0;
 }

@@ -28,7 +28,7 @@ static int only_auth(lmz_ctx *ctx) {
 }
 
 static void mail_done(void *ud, int status, const char *errmsg) {
-  lmz_auth *au = ud;
+  lmz_auth_t *au = ud;
   if (status == 0) {
     au->mails_sent++;
     return;
@@ -43,7 +43,7 @@ static const char *arg_str(lmz_value *const *args, size_t nargs, size_t i) {
 }
 
 /* Renders the three parts of `type` into NUL-terminated buffers. */
-static int render(const lmz_auth *au, int type, const struct lmz_auth_vars *v,
+static int render(const lmz_auth_t *au, int type, const struct lmz_auth_vars *v,
                   lmz_buf out[3]) {
   const struct lmz_auth_template *t = &au->cfg.templates[type];
   const char *parts[3] = {t->subject, t->text, t->html};
@@ -60,7 +60,7 @@ static int render(const lmz_auth *au, int type, const struct lmz_auth_vars *v,
 static int mailer_send(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
                        lmz_value **result) {
   (void)result;
-  lmz_auth *au = lmz_class_data(ctx);
+  lmz_auth_t *au = lmz_class_data(ctx);
   const char *tname = arg_str(args, nargs, 0), *to = arg_str(args, nargs, 1);
   const char *url = arg_str(args, nargs, 2), *email = arg_str(args, nargs, 3);
   int type = tname ? lmz_auth_mail_type_from_name(tname) : -1;

@@ -1,7 +1,7 @@
 /* auth/service.c - the LUMENIZE_AUTH durable object: its lifecycle on the
  * node, the endpoint table, and the answers every endpoint shares.
  *
- * Happy path: lmzd calls lmz_auth_new before lmz_node_start (class
+ * Happy path: lmzd calls lmz_auth_init before lmz_node_start (class
  * registered, binding bound); the gateway routes {prefix}/... to
  * (LUMENIZE_AUTH, default); on_request strips the prefix, finds the
  * endpoint by method and path in `routes`, and the endpoint answers within
@@ -123,7 +123,7 @@ static bool loopback_host(const char *h) {
 }
 
 const char *lmz__auth_url(struct areq *r, const char *path) {
-  const lmz_auth *au = r->auth;
+  const lmz_auth_t *au = r->auth;
   const char *host = lmz_request_header(r->req, "Host");
   lmz_buf b = LMZ_BUF_INIT;
   if (au->cfg.public_url)
@@ -206,7 +206,7 @@ static const char *client_ip(lmz_arena *a, const char *remote) {
 
 static int on_request(lmz_ctx *ctx, const struct lmz_request *req,
                       struct lmz_response *res) {
-  lmz_auth *au = lmz_class_data(ctx);
+  lmz_auth_t *au = lmz_class_data(ctx);
   size_t pl = strlen(au->cfg.prefix);
   const char *rest = req->path;
   if (!strncmp(rest, au->cfg.prefix, pl) && (rest[pl] == '/' || !rest[pl]))
@@ -253,7 +253,7 @@ static int on_start(lmz_ctx *ctx) {
 /* ---- lifecycle ----------------------------------------------------------- */
 
 /* lmz_node_register_module takes no user data: the class opts (which carry
- * `data`) are built by lmz_auth_new just before and read here, all within
+ * `data`) are built by lmz_auth_init just before and read here, all within
  * that one synchronous call on the loop thread. */
 static struct lmz_class_opts registering;
 
@@ -265,7 +265,7 @@ static int module_init(lmz_registry *reg) {
                                        &mailer);
 }
 
-static int start_parts(lmz_auth *au, const struct lmz_auth_config *cfg,
+static int start_parts(lmz_auth_t *au, const struct lmz_auth_config *cfg,
                        const struct lmz_jwt_keyset *dev, const char *data_dir,
                        char *errmsg) {
   int rv = lmz__auth_copy_config(au, cfg);
@@ -284,21 +284,23 @@ static int start_parts(lmz_auth *au, const struct lmz_auth_config *cfg,
     snprintf(outbox, sizeof outbox, "%s/outbox", data_dir);
     mc.outbox_dir = outbox;
   }
-  return lmz_mail_sender_new(au->loop, &mc, &au->mail, errmsg);
+  if (!(au->mail = malloc(sizeof *au->mail)))
+    return LMZ_ENOMEM;
+  rv = lmz_mail_sender_init(au->mail, au->loop, &mc, errmsg);
+  if (rv) {
+    free(au->mail); /* nothing of it is on the loop */
+    au->mail = NULL;
+  }
+  return rv;
 }
 
-int lmz_auth_new(uv_loop_t *loop, lmz_node *node,
-                 const struct lmz_auth_config *cfg,
-                 const struct lmz_jwt_keyset *dev_keys, const char *data_dir,
-                 lmz_auth **out, char *errmsg) {
-  *out = NULL;
-  lmz_auth *au = calloc(1, sizeof *au);
-  if (!au || !(au->arena = lmz_arena_new())) {
-    free(au);
+int lmz_auth_init(lmz_auth_t *au, uv_loop_t *loop, lmz_node_t *node,
+                  const struct lmz_auth_config *cfg,
+                  const struct lmz_jwt_keyset *dev_keys, const char *data_dir,
+                  char *errmsg) {
+  *au = (lmz_auth_t){.loop = loop, .node = node};
+  if (!(au->arena = lmz_arena_new()))
     return LMZ_ENOMEM;
-  }
-  au->loop = loop;
-  au->node = node;
   int rv = start_parts(au, cfg, dev_keys, data_dir, errmsg);
   if (!rv) {
     registering = (struct lmz_class_opts){.on_start = on_start,
@@ -314,22 +316,25 @@ int lmz_auth_new(uv_loop_t *loop, lmz_node *node,
   if (rv) {
     lmz__errmsg_wrapf(errmsg, "auth service");
     if (au->mail) /* nothing was sent: its close finishes on the loop */
-      lmz_mail_sender_close(au->mail, NULL, NULL);
+      lmz_mail_sender_close(au->mail, free, au->mail); /* freed once closed */
     au->mail = NULL;
-    lmz_auth_free(au);
+    lmz_auth_release(au);
     return rv;
   }
-  LMZ_LOG_INFO(&lmz__auth_log, "auth service at %s (%s mail, keys: %u, primary %s)",
-               au->cfg.prefix, au->cfg.mail.kind == LMZ_MAIL_DEV ? "dev outbox" : "remote",
+  LMZ_LOG_INFO(&lmz__auth_log,
+               "auth service at %s (%s mail, keys: %u, primary %s)",
+               au->cfg.prefix,
+               au->cfg.mail.kind == LMZ_MAIL_DEV ? "dev outbox" : "remote",
                au->ks.n, au->ks.keys[au->ks.primary].kid);
-  *out = au;
   return 0;
 }
 
-const struct lmz_jwt_keyset *lmz_auth_keyset(const lmz_auth *au) { return &au->ks; }
-const char *lmz_auth_prefix(const lmz_auth *au) { return au->cfg.prefix; }
+const struct lmz_jwt_keyset *lmz_auth_keyset(const lmz_auth_t *au) {
+  return &au->ks;
+}
+const char *lmz_auth_prefix(const lmz_auth_t *au) { return au->cfg.prefix; }
 
-int lmz_auth_set_origin(lmz_auth *au, const char *origin) {
+int lmz_auth_set_origin(lmz_auth_t *au, const char *origin) {
   char *o = strdup(origin);
   if (!o)
     return LMZ_ENOMEM;
@@ -339,23 +344,26 @@ int lmz_auth_set_origin(lmz_auth *au, const char *origin) {
 }
 
 static void mail_closed(void *arg) {
-  lmz_auth *au = arg;
+  lmz_mail_sender_t *m = arg;
+  lmz_auth_t *au = m->data;
+  free(m);
   if (au->close_cb)
     au->close_cb(au->close_arg);
 }
 
-void lmz_auth_close(lmz_auth *au, lmz_auth_close_cb cb, void *arg) {
+void lmz_auth_close(lmz_auth_t *au, lmz_auth_close_cb cb, void *arg) {
   au->close_cb = cb;
   au->close_arg = arg;
-  lmz_mail_sender *m = au->mail;
+  lmz_mail_sender_t *m = au->mail;
   au->mail = NULL; /* later turns log "not sent" instead of using it */
-  if (m)
-    lmz_mail_sender_close(m, mail_closed, au);
-  else if (cb) /* closed twice: the first close's cb already ran or will */
+  if (m) {
+    m->data = au;
+    lmz_mail_sender_close(m, mail_closed, m);
+  } else if (cb) /* closed twice: the first close's cb already ran or will */
     cb(arg);
 }
 
-void lmz_auth_free(lmz_auth *au) {
+void lmz_auth_release(lmz_auth_t *au) {
   if (!au)
     return;
   lmz_jwt_keyset_wipe(&au->ks);
@@ -365,5 +373,5 @@ void lmz_auth_free(lmz_auth *au) {
   lmz_auth_limiter_free(&au->bad_token_ip);
   lmz_arena_free(au->arena);
   free(au->origin);
-  free(au);
+  au->arena = NULL, au->origin = NULL; /* au itself is the caller's */
 }

@@ -1,4 +1,4 @@
-/* auth/setup.c - what lmz_auth_new needs before the class is registered:
+/* auth/setup.c - what lmz_auth_init needs before the class is registered:
  * a private copy of the config, the signing key set and the token hash key.
  * Failure modes: a private key that does not parse, a primary naming no
  * key, no key at all, a malformed hash key or an unreadable/too-open hash
@@ -17,7 +17,7 @@ static const char *dup_or(lmz_arena *a, const char *s, const char *dflt) {
   return v ? lmz_arena_strndup(a, v, strlen(v)) : NULL;
 }
 
-int lmz__auth_copy_config(lmz_auth *au, const struct lmz_auth_config *cfg) {
+int lmz__auth_copy_config(lmz_auth_t *au, const struct lmz_auth_config *cfg) {
   lmz_arena *a = au->arena;
   struct lmz_auth_config *c = &au->cfg;
   *c = *cfg;
@@ -54,7 +54,7 @@ int lmz__auth_copy_config(lmz_auth *au, const struct lmz_auth_config *cfg) {
   return c->prefix && c->redirect && c->iss && c->aud && m->from ? 0 : LMZ_ENOMEM;
 }
 
-static int add_private(lmz_auth *au, const struct lmz_auth_key_text *k,
+static int add_private(lmz_auth_t *au, const struct lmz_auth_key_text *k,
                        char *errmsg) {
   uint8_t seed[LMZ_JWT_SEED_LEN];
   int rv = lmz_keys_parse_private(k->text, strlen(k->text), seed, errmsg);
@@ -68,15 +68,15 @@ static int add_private(lmz_auth *au, const struct lmz_auth_key_text *k,
   return 0;
 }
 
-int lmz__auth_keys(lmz_auth *au, const struct lmz_auth_config *cfg,
-                        const struct lmz_jwt_keyset *dev, char *errmsg) {
+int lmz__auth_keys(lmz_auth_t *au, const struct lmz_auth_config *cfg,
+                   const struct lmz_jwt_keyset *dev, char *errmsg) {
   for (size_t i = 0; i < cfg->n_private_keys; i++) {
     int rv = add_private(au, &cfg->private_keys[i], errmsg);
     if (rv)
       return rv;
   }
   if (!cfg->n_private_keys && dev) {
-    au->ks = *dev; /* copied; wiped by lmz_auth_free */
+    au->ks = *dev; /* copied; wiped by lmz_auth_release */
     for (unsigned i = 0; i < au->ks.n; i++)
       if (!au->ks.keys[i].has_sk)
         au->ks.keys[i] = au->ks.keys[--au->ks.n]; /* verify-only: useless here */
@@ -99,8 +99,8 @@ int lmz__auth_keys(lmz_auth *au, const struct lmz_auth_config *cfg,
   return 0;
 }
 
-int lmz__auth_hash_key(lmz_auth *au, const char *text, const char *data_dir,
-                            char *errmsg) {
+int lmz__auth_hash_key(lmz_auth_t *au, const char *text, const char *data_dir,
+                       char *errmsg) {
   if (text) {
     int rv = lmz_keyfile_parse(text, strlen(text), au->hash_key, errmsg);
     if (rv)

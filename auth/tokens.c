@@ -32,7 +32,7 @@ void lmz__auth_uuid(char out[37]) {
            b[11], b[12], b[13], b[14], b[15]);
 }
 
-static void tok_key(const lmz_auth *au, enum tok_kind kind,
+static void tok_key(const lmz_auth_t *au, enum tok_kind kind,
                     const uint8_t raw[LMZ_AUTH_TOKEN_BYTES], struct tok *t) {
   crypto_generichash(t->hash, sizeof t->hash, raw, LMZ_AUTH_TOKEN_BYTES,
                      au->hash_key, sizeof au->hash_key);

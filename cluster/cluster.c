@@ -39,7 +39,7 @@ uint64_t lmz_cluster_now_ms(const lmz_cluster_t *c) {
 
 uint64_t lmz_cluster_node_id(const lmz_cluster_t *c) { return c->o.node_id; }
 
-const lmz_dir *lmz_cluster_dir(const lmz_cluster_t *c) { return c->dir; }
+const lmz_dir_t *lmz_cluster_dir(const lmz_cluster_t *c) { return c->dir; }
 
 bool lmz_cluster_lease_valid(const lmz_cluster_t *c, uint64_t now_ms) {
   return lmz_member_lease_valid(&c->mb, now_ms);
@@ -262,7 +262,7 @@ void lmz_cluster_on_dir_response(lmz_cluster_t *c, lmz_conn_t *conn,
 void lmz_cluster_on_conn_state(lmz_cluster_t *c, lmz_conn_t *conn, int state,
                                int status) {
   (void)status;
-  if (c->closing) /* the bridge is freed while closing; dc is closed */
+  if (c->closing) /* the bridge is closed while closing; dc is closed */
     return;
   if (c->bridge)
     lmz_raftbridge_on_conn_state(c->bridge, conn, state);
@@ -415,10 +415,10 @@ static int init_raft(lmz_cluster_t *c, char *errmsg) {
                                     .replication_factor =
                                         c->o.replication_factor};
   if (!c->o.raft_tcp) { /* no port of raft's own: it rides the node port */
-    if (!(c->bridge = lmz_raftbridge_new(c->loop, c->t)))
-      return LMZ_ENOMEM;
+    c->bridge = &c->bridge_mem;
+    lmz_raftbridge_init(c->bridge, c->loop, c->t); /* cannot fail */
     ro.custom_transport = lmz_raftbridge_transport(c->bridge);
-    ro.transport_free = lmz_raftbridge_free;
+    ro.transport_free = lmz_raftbridge_close;
   }
   c->rn.data = c;
   int rv = lmz_raftnode_init(c->loop, &c->rn, &ro);
@@ -428,7 +428,7 @@ static int init_raft(lmz_cluster_t *c, char *errmsg) {
   if (rv) {
     lmz__errmsg_printf(errmsg, "raft: %s", c->rn.errmsg);
     if (c->bridge)
-      lmz_raftbridge_free(lmz_raftbridge_transport(c->bridge));
+      lmz_raftbridge_close(lmz_raftbridge_transport(c->bridge));
     c->bridge = NULL;
   }
   return rv;
@@ -598,7 +598,7 @@ err_after_options:
 
 static void raft_closed(lmz_raftnode_t *rn) {
   lmz_cluster_t *c = rn->data;
-  c->bridge = NULL; /* raft freed it: nothing may reach it from now on */
+  c->bridge = NULL; /* raft closed it: nothing may reach it from now on */
   free_options(c);
   lmz_buf_free(&c->acquired);
   if (c->close_cb)
@@ -740,7 +740,7 @@ int lmz_cluster_status_json(lmz_cluster_t *c, lmz_buf *out) {
   struct lmz_cluster_stats st;
   lmz_cluster_get_stats(c, &st);
   uint64_t now = lmz_cluster_now_ms(c);
-  const lmz_dir *dir = c->dir;
+  const lmz_dir_t *dir = c->dir;
   int rv = lmz_buf_printf(
       out,
       "{\"node\":%llu,\"leader\":%llu,\"term\":%llu,\"role\":%d,"

@@ -103,10 +103,11 @@ struct lmz_cluster_s {
   struct lmz_cluster_peer *voters; /* copied */
   char *strings;                   /* the copied addresses */
   lmz_raftnode_t rn;
-  const lmz_dir *dir;     /* rn.dir, or the test's replica (init_sim) */
+  const lmz_dir_t *dir; /* rn.dir, or the test's replica (init_sim) */
   bool (*sim_connected)(void *ops_ctx, uint64_t peer); /* init_sim only */
   uint64_t raft_start_at; /* fresh Raft state: start it then (0 = started) */
-  lmz_raftbridge *bridge; /* Raft over the node transport, or NULL */
+  lmz_raftbridge_t bridge_mem; /* Raft over the node transport ... */
+  lmz_raftbridge_t *bridge;    /* ... &bridge_mem while Raft uses it, or NULL */
   lmz_dirclient_t dc;
   lmz_relq rq; /* placements to release (release.h) */
   lmz_member_t mb;
@@ -154,7 +155,7 @@ struct lmz_cluster_sim {
   uint64_t node_id;
   lmz_cluster_clock_fn now_ms;
   void *clock_ctx;
-  const lmz_dir *dir;
+  const lmz_dir_t *dir;
   struct lmz_dirclient_ops ops;
   void *ops_ctx;
   uint32_t lease_ms;
@@ -192,7 +193,7 @@ struct lmz_cluster_repl_options {
 /* Starts the replicator over the node's `store` (borrowed; it must outlive
  * the cluster's close). The cluster closes it (lmz_cluster_close). Returns
  * 0 or an error with errmsg. */
-int lmz_cluster_repl_start(lmz_cluster_t *c, lmz_store *store,
+int lmz_cluster_repl_start(lmz_cluster_t *c, lmz_store_t *store,
                            const struct lmz_cluster_repl_options *o,
                            char *errmsg);
 /* The replicator, or NULL (not started, or closing). */
@@ -226,7 +227,7 @@ void lmz_cluster_take_acquired(lmz_cluster_t *c,
 uint64_t lmz_cluster_now_ms(const lmz_cluster_t *c);
 uint64_t lmz_cluster_node_id(const lmz_cluster_t *c);
 /* The local directory replica (read-only; valid until close). */
-const lmz_dir *lmz_cluster_dir(const lmz_cluster_t *c);
+const lmz_dir_t *lmz_cluster_dir(const lmz_cluster_t *c);
 bool lmz_cluster_lease_valid(const lmz_cluster_t *c, uint64_t now_ms);
 bool lmz_cluster_had_lease(const lmz_cluster_t *c);
 /* The link to node `id`, dialed now from its directory (or voter) address

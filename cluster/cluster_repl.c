@@ -86,7 +86,7 @@ static void flush_cb(uv_prepare_t *h) {
     lmz_repl_flush(c->repl);
 }
 
-int lmz_cluster_repl_start(lmz_cluster_t *c, lmz_store *store,
+int lmz_cluster_repl_start(lmz_cluster_t *c, lmz_store_t *store,
                            const struct lmz_cluster_repl_options *o,
                            char *errmsg) {
   struct lmz_repl_options ro = {

@@ -38,8 +38,8 @@
 #define CHUNK_SIZE (256u * 1024)
 #define COMPACT_MIN (1u << 20)
 
-struct ent_chunk {
-  struct ent_chunk *next;
+struct lmz__dir_ent_chunk {
+  struct lmz__dir_ent_chunk *next;
   size_t used, cap;
   alignas(8) unsigned char data[];
 };
@@ -50,9 +50,9 @@ static size_t actor_size(size_t klen) {
   return (offsetof(struct dir_actor, key) + klen + 7) & ~(size_t)7;
 }
 
-static struct dir_actor *actor_alloc(struct dir_state *s, size_t klen) {
+static struct dir_actor *actor_alloc(struct lmz__dir_state *s, size_t klen) {
   size_t sz = actor_size(klen);
-  struct ent_chunk *c = s->chunks;
+  struct lmz__dir_ent_chunk *c = s->chunks;
   if (!c || c->cap - c->used < sz) {
     c = malloc(sizeof *c + CHUNK_SIZE);
     if (!c)
@@ -68,15 +68,15 @@ static struct dir_actor *actor_alloc(struct dir_state *s, size_t klen) {
   return a;
 }
 
-static void chunks_free(struct ent_chunk *c) {
+static void chunks_free(struct lmz__dir_ent_chunk *c) {
   while (c) {
-    struct ent_chunk *n = c->next;
+    struct lmz__dir_ent_chunk *n = c->next;
     free(c);
     c = n;
   }
 }
 
-static void state_free(struct dir_state *s) {
+static void state_free(struct lmz__dir_state *s) {
   free(s->nodes);
   lmz_hmap_free(&s->actors);
   chunks_free(s->chunks);
@@ -86,8 +86,8 @@ static void state_free(struct dir_state *s) {
 /* Copies every live entry into fresh chunks and repoints the map at them
  * (lmz_hmap_put on an existing key only swaps the key pointer: no rehash,
  * cannot fail). Skipped when memory is short: the holes just stay. */
-static void state_compact(struct dir_state *s) {
-  struct dir_state fresh = {0};
+static void state_compact(struct lmz__dir_state *s) {
+  struct lmz__dir_state fresh = {0};
   size_t it = 0;
   void *v;
   while (lmz_hmap_next(&s->actors, &it, NULL, NULL, &v)) {
@@ -98,14 +98,14 @@ static void state_compact(struct dir_state *s) {
     }
   }
   /* Second pass fills the chunks in the same order they were sized. */
-  struct ent_chunk *order = NULL;
+  struct lmz__dir_ent_chunk *order = NULL;
   while (fresh.chunks) { /* reverse: allocation order */
-    struct ent_chunk *c = fresh.chunks;
+    struct lmz__dir_ent_chunk *c = fresh.chunks;
     fresh.chunks = c->next;
     c->next = order;
     order = c;
   }
-  struct ent_chunk *c = order;
+  struct lmz__dir_ent_chunk *c = order;
   size_t off = 0;
   it = 0;
   while (lmz_hmap_next(&s->actors, &it, NULL, NULL, &v)) {
@@ -120,9 +120,9 @@ static void state_compact(struct dir_state *s) {
     off += sz;
     LMZ_ASSERT(lmz_hmap_put(&s->actors, b->key, b->klen, b, NULL) == 0);
   }
-  struct ent_chunk *rev = NULL; /* back to newest-first */
+  struct lmz__dir_ent_chunk *rev = NULL; /* back to newest-first */
   while (order) {
-    struct ent_chunk *n = order->next;
+    struct lmz__dir_ent_chunk *n = order->next;
     order->next = rev;
     rev = order;
     order = n;
@@ -134,7 +134,7 @@ static void state_compact(struct dir_state *s) {
   s->compactions++;
 }
 
-static void maybe_compact(struct dir_state *s) {
+static void maybe_compact(struct lmz__dir_state *s) {
   if (s->dead_bytes > COMPACT_MIN && s->dead_bytes > s->live_bytes)
     state_compact(s);
 }
@@ -142,7 +142,8 @@ static void maybe_compact(struct dir_state *s) {
 /* ---- nodes ---------------------------------------------------------------- */
 
 /* Index of id in the sorted array, or of where it would go (*found = 0). */
-static size_t node_pos(const struct dir_state *s, uint64_t id, bool *found) {
+static size_t node_pos(const struct lmz__dir_state *s, uint64_t id,
+                       bool *found) {
   size_t lo = 0, hi = s->n_nodes;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
@@ -155,7 +156,7 @@ static size_t node_pos(const struct dir_state *s, uint64_t id, bool *found) {
   return lo;
 }
 
-struct lmz_dir_node *lmz__dir_node_find(const struct dir_state *s,
+struct lmz_dir_node *lmz__dir_node_find(const struct lmz__dir_state *s,
                                         uint64_t id) {
   bool found;
   size_t i = node_pos(s, id, &found);
@@ -163,7 +164,7 @@ struct lmz_dir_node *lmz__dir_node_find(const struct dir_state *s,
 }
 
 /* Inserts a zeroed node with `id` (absent). NULL on LMZ_ENOMEM. */
-static struct lmz_dir_node *node_insert(struct dir_state *s, uint64_t id) {
+static struct lmz_dir_node *node_insert(struct lmz__dir_state *s, uint64_t id) {
   bool found;
   size_t i = node_pos(s, id, &found);
   if (s->n_nodes == s->cap_nodes) {
@@ -215,32 +216,27 @@ static void pb_free(void *ctx, void *p) {
   (void)p; /* released with the arena */
 }
 
-int lmz_dir_new(lmz_dir **out) {
-  lmz_dir *d = calloc(1, sizeof *d);
-  if (!d)
-    return LMZ_ENOMEM;
+int lmz_dir_init(lmz_dir_t *d) {
+  *d = (lmz_dir_t){0};
   d->pb = lmz_arena_new();
-  if (!d->pb) {
-    free(d);
+  if (!d->pb)
     return LMZ_ENOMEM;
-  }
   d->pba = (ProtobufCAllocator){pb_alloc, pb_free, d->pb};
   lmz_hmap_init(&d->st.actors);
   d->clock = default_clock;
-  *out = d;
   return 0;
 }
 
-void lmz_dir_free(lmz_dir *d) {
+void lmz_dir_close(lmz_dir_t *d) {
   if (!d)
     return;
   state_free(&d->st);
   lmz_arena_free(d->pb);
   free(d->items);
-  free(d);
+  d->pb = NULL, d->items = NULL; /* d itself is the caller's */
 }
 
-void lmz_dir_set_clock(lmz_dir *d, lmz_dir_clock_fn fn, void *ctx) {
+void lmz_dir_set_clock(lmz_dir_t *d, lmz_dir_clock_fn fn, void *ctx) {
   d->clock = fn ? fn : default_clock;
   d->clock_ctx = fn ? ctx : NULL;
 }
@@ -251,7 +247,7 @@ static struct lmz_dir_item item_err(int32_t st, uint64_t rid) {
   return (struct lmz_dir_item){.status = st, .request_id = rid};
 }
 
-void lmz__dir_actor_move(struct dir_state *s, struct dir_actor *a,
+void lmz__dir_actor_move(struct lmz__dir_state *s, struct dir_actor *a,
                          struct lmz_dir_node *to) {
   struct lmz_dir_node *from = lmz__dir_node_find(s, a->node_id);
   LMZ_ASSERT(from && from->n_actors > 0);
@@ -270,12 +266,12 @@ void lmz__dir_actor_move(struct dir_state *s, struct dir_actor *a,
   }
 }
 
-void lmz_dir_set_move_hook(lmz_dir *d, lmz_dir_move_fn fn, void *ctx) {
+void lmz_dir_set_move_hook(lmz_dir_t *d, lmz_dir_move_fn fn, void *ctx) {
   d->st.on_move = fn;
   d->st.on_move_ctx = ctx;
 }
 
-static struct lmz_dir_item claim_existing(struct dir_state *s,
+static struct lmz_dir_item claim_existing(struct lmz__dir_state *s,
                                           struct dir_actor *a,
                                           const Lmz__DirClaim *c) {
   struct lmz_dir_node *owner = lmz__dir_node_find(s, a->node_id);
@@ -295,7 +291,7 @@ static struct lmz_dir_item claim_existing(struct dir_state *s,
 }
 
 /* One claim. Returns LMZ_ENOMEM (command-level) or 0 with *it filled. */
-static int claim_one(struct dir_state *s, const Lmz__DirClaim *c,
+static int claim_one(struct lmz__dir_state *s, const Lmz__DirClaim *c,
                      struct lmz_dir_item *it) {
   uint8_t k[KEY_MAX];
   size_t kl = lmz__dir_key_build(k, c->binding.data, c->binding.len,
@@ -338,7 +334,7 @@ static int claim_one(struct dir_state *s, const Lmz__DirClaim *c,
   return 0;
 }
 
-static int items_reserve(lmz_dir *d, size_t n) {
+static int items_reserve(lmz_dir_t *d, size_t n) {
   if (n <= d->cap_items)
     return 0;
   size_t ncap = d->cap_items ? d->cap_items : 16;
@@ -352,7 +348,7 @@ static int items_reserve(lmz_dir *d, size_t n) {
   return 0;
 }
 
-static int apply_claims(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_claims(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirClaimBatch *b = cmd->claims;
   for (size_t i = 0; i < b->n_claims; i++) {
     int rv = claim_one(&d->st, b->claims[i], &d->items[i]);
@@ -376,7 +372,7 @@ static void address_set(char *dst, ProtobufCBinaryData a) {
   dst[a.len] = 0;
 }
 
-static int apply_node_upsert(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_node_upsert(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirNodeUpsert *u = cmd->node_upsert;
   struct lmz_dir_item *it = &d->items[0];
   d->res.n = 1;
@@ -409,7 +405,7 @@ static int apply_node_upsert(lmz_dir *d, const Lmz__DirCommand *cmd) {
   return 0;
 }
 
-static int apply_lease_renew(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_lease_renew(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirLeaseRenew *l = cmd->lease_renew;
   struct lmz_dir_item *it = &d->items[0];
   d->res.n = 1;
@@ -430,7 +426,7 @@ static int apply_lease_renew(lmz_dir *d, const Lmz__DirCommand *cmd) {
   return 0;
 }
 
-static int apply_mark_down(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_mark_down(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirMarkDown *m = cmd->mark_down;
   struct lmz_dir_item *it = &d->items[0];
   d->res.n = 1;
@@ -457,7 +453,7 @@ static int apply_mark_down(lmz_dir *d, const Lmz__DirCommand *cmd) {
 }
 
 /* Drops a placement from the map (its bytes become a hole). */
-static void actor_drop(struct dir_state *s, struct dir_actor *a) {
+static void actor_drop(struct lmz__dir_state *s, struct dir_actor *a) {
   struct lmz_dir_node *owner = lmz__dir_node_find(s, a->node_id);
   LMZ_ASSERT(owner && owner->n_actors > 0);
   owner->n_actors--;
@@ -467,7 +463,7 @@ static void actor_drop(struct dir_state *s, struct dir_actor *a) {
   s->dead_bytes += sz;
 }
 
-static int apply_node_remove(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_node_remove(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirNodeRemove *r = cmd->node_remove;
   struct lmz_dir_item *it = &d->items[0];
   d->res.n = 1;
@@ -504,7 +500,8 @@ static int apply_node_remove(lmz_dir *d, const Lmz__DirCommand *cmd) {
 
 /* ---- apply: moves and releases ------------------------------------------- */
 
-static struct lmz_dir_item move_one(struct dir_state *s, const Lmz__DirMove *m) {
+static struct lmz_dir_item move_one(struct lmz__dir_state *s,
+                                    const Lmz__DirMove *m) {
   uint64_t rid = m->request_id;
   if (m->from_node == 0 || m->to_node == 0 || m->from_node == m->to_node)
     return item_err(LMZ_EINVAL, rid);
@@ -533,7 +530,7 @@ static struct lmz_dir_item move_one(struct dir_state *s, const Lmz__DirMove *m) 
   return (struct lmz_dir_item){LMZ_DIR_PLACED, rid, a->node_id, a->epoch};
 }
 
-static int apply_moves(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_moves(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirMoveBatch *b = cmd->moves;
   for (size_t i = 0; i < b->n_moves; i++)
     d->items[i] = move_one(&d->st, b->moves[i]);
@@ -541,7 +538,7 @@ static int apply_moves(lmz_dir *d, const Lmz__DirCommand *cmd) {
   return 0;
 }
 
-static struct lmz_dir_item release_one(struct dir_state *s,
+static struct lmz_dir_item release_one(struct lmz__dir_state *s,
                                        const Lmz__DirRelease *r) {
   uint64_t rid = r->request_id;
   uint8_t k[KEY_MAX];
@@ -559,7 +556,7 @@ static struct lmz_dir_item release_one(struct dir_state *s,
   return it;
 }
 
-static int apply_releases(lmz_dir *d, const Lmz__DirCommand *cmd) {
+static int apply_releases(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirReleaseBatch *b = cmd->releases;
   for (size_t i = 0; i < b->n_releases; i++)
     d->items[i] = release_one(&d->st, b->releases[i]);
@@ -570,7 +567,7 @@ static int apply_releases(lmz_dir *d, const Lmz__DirCommand *cmd) {
 
 /* ---- apply: dispatch ------------------------------------------------------ */
 
-typedef int (*apply_fn)(lmz_dir *d, const Lmz__DirCommand *cmd);
+typedef int (*apply_fn)(lmz_dir_t *d, const Lmz__DirCommand *cmd);
 
 static const struct {
   Lmz__DirCommand__BodyCase body;
@@ -614,14 +611,14 @@ static size_t cmd_items(const Lmz__DirCommand *c) {
  * ~170 bytes per item (a claim with LMZ_DIR_MAX_BACKUPS backups, measured by
  * test_max_batch_with_backups), and items are capped at LMZ_DIR_MAX_BATCH. A claim with thousands of backups (packed
  * varints unpack to 8 bytes each) hits the limit: LMZ_EBADMSG. */
-static Lmz__DirCommand *cmd_unpack(lmz_dir *d, const void *buf, size_t len) {
+static Lmz__DirCommand *cmd_unpack(lmz_dir_t *d, const void *buf, size_t len) {
   lmz_arena_reset(d->pb);
   lmz_arena_set_limit(d->pb, 2 * len + (size_t)LMZ_DIR_MAX_BATCH * 256 +
                                  (1u << 16));
   return lmz__dir_command__unpack(&d->pba, len, buf);
 }
 
-static int apply_decoded(lmz_dir *d, const Lmz__DirCommand *c) {
+static int apply_decoded(lmz_dir_t *d, const Lmz__DirCommand *c) {
   if (c->version != 1)
     return LMZ_EBADVERSION;
   for (size_t i = 0; i < LMZ_ARRAY_SIZE(handlers); i++) {
@@ -638,7 +635,7 @@ static int apply_decoded(lmz_dir *d, const Lmz__DirCommand *c) {
   return LMZ_EBADMSG; /* no body, or a body this version does not know */
 }
 
-int lmz_dir_apply(lmz_dir *d, const void *cmd, size_t len,
+int lmz_dir_apply(lmz_dir_t *d, const void *cmd, size_t len,
                   const struct lmz_dir_result **res) {
   d->res = (struct lmz_dir_result){0};
   d->res.items = d->items;
@@ -659,11 +656,11 @@ int lmz_dir_apply(lmz_dir *d, const void *cmd, size_t len,
   return rv;
 }
 
-uint64_t lmz_dir_owner_changes(const lmz_dir *d) { return d->owner_changes; }
+uint64_t lmz_dir_owner_changes(const lmz_dir_t *d) { return d->owner_changes; }
 
 /* ---- reads ---------------------------------------------------------------- */
 
-int lmz_dir_lookup(const lmz_dir *d, const void *binding, size_t blen,
+int lmz_dir_lookup(const lmz_dir_t *d, const void *binding, size_t blen,
                    const void *instance, size_t ilen, uint64_t *node_id,
                    uint64_t *epoch) {
   struct lmz_dir_placement p;
@@ -675,21 +672,21 @@ int lmz_dir_lookup(const lmz_dir *d, const void *binding, size_t blen,
   return 0;
 }
 
-const struct lmz_dir_node *lmz_dir_node_get(const lmz_dir *d, uint64_t id) {
+const struct lmz_dir_node *lmz_dir_node_get(const lmz_dir_t *d, uint64_t id) {
   return lmz__dir_node_find(&d->st, id);
 }
 
-size_t lmz_dir_n_nodes(const lmz_dir *d) { return d->st.n_nodes; }
+size_t lmz_dir_n_nodes(const lmz_dir_t *d) { return d->st.n_nodes; }
 
-const struct lmz_dir_node *lmz_dir_node_at(const lmz_dir *d, size_t i) {
+const struct lmz_dir_node *lmz_dir_node_at(const lmz_dir_t *d, size_t i) {
   return i < d->st.n_nodes ? &d->st.nodes[i] : NULL;
 }
 
-uint64_t lmz_dir_n_actors(const lmz_dir *d) { return d->st.actors.n; }
+uint64_t lmz_dir_n_actors(const lmz_dir_t *d) { return d->st.actors.n; }
 
-uint64_t lmz_dir_epoch_seq(const lmz_dir *d) { return d->st.epoch_seq; }
+uint64_t lmz_dir_epoch_seq(const lmz_dir_t *d) { return d->st.epoch_seq; }
 
-size_t lmz_dir_live_nodes(const lmz_dir *d, uint64_t now_ms, uint64_t *out,
+size_t lmz_dir_live_nodes(const lmz_dir_t *d, uint64_t now_ms, uint64_t *out,
                           size_t cap) {
   size_t n = 0;
   for (size_t i = 0; i < d->st.n_nodes; i++) {
@@ -704,7 +701,7 @@ size_t lmz_dir_live_nodes(const lmz_dir *d, uint64_t now_ms, uint64_t *out,
   return n;
 }
 
-void lmz_dir_stats(const lmz_dir *d, struct lmz_dir_stats *out) {
+void lmz_dir_stats(const lmz_dir_t *d, struct lmz_dir_stats *out) {
   *out = (struct lmz_dir_stats){d->st.live_bytes, d->st.dead_bytes,
                                 d->st.compactions, d->st.actors.cap};
 }
@@ -717,7 +714,7 @@ static bool node_equal(const struct lmz_dir_node *a,
          !strcmp(a->raft_address, b->raft_address);
 }
 
-bool lmz_dir_equal(const lmz_dir *a, const lmz_dir *b) {
+bool lmz_dir_equal(const lmz_dir_t *a, const lmz_dir_t *b) {
   if (a->st.epoch_seq != b->st.epoch_seq || a->st.n_nodes != b->st.n_nodes ||
       a->st.actors.n != b->st.actors.n)
     return false;
@@ -768,7 +765,7 @@ static uint8_t *put_str8(uint8_t *p, const char *s) {
   return p + n;
 }
 
-static size_t snapshot_size(const struct dir_state *s) {
+static size_t snapshot_size(const struct lmz__dir_state *s) {
   size_t n = SNAP_HEADER + 8;
   for (size_t i = 0; i < s->n_nodes; i++)
     n += SNAP_NODE_MIN + strlen(s->nodes[i].address) +
@@ -783,7 +780,7 @@ static size_t snapshot_size(const struct dir_state *s) {
   return n;
 }
 
-static uint8_t *snapshot_nodes(const struct dir_state *s, uint8_t *p) {
+static uint8_t *snapshot_nodes(const struct lmz__dir_state *s, uint8_t *p) {
   for (size_t i = 0; i < s->n_nodes; i++) {
     const struct lmz_dir_node *n = &s->nodes[i];
     p = put_u64(p, n->id);
@@ -796,7 +793,7 @@ static uint8_t *snapshot_nodes(const struct dir_state *s, uint8_t *p) {
   return p;
 }
 
-static uint8_t *snapshot_actors(const struct dir_state *s, uint8_t *p) {
+static uint8_t *snapshot_actors(const struct lmz__dir_state *s, uint8_t *p) {
   size_t it = 0;
   void *v;
   while (lmz_hmap_next(&s->actors, &it, NULL, NULL, &v)) {
@@ -815,9 +812,9 @@ static uint8_t *snapshot_actors(const struct dir_state *s, uint8_t *p) {
   return p;
 }
 
-int lmz_dir_snapshot(const lmz_dir *d, void *(*alloc)(size_t), void **out,
+int lmz_dir_snapshot(const lmz_dir_t *d, void *(*alloc)(size_t), void **out,
                      size_t *len) {
-  const struct dir_state *s = &d->st;
+  const struct lmz__dir_state *s = &d->st;
   size_t n = snapshot_size(s);
   uint8_t *buf = (alloc ? alloc : malloc)(n);
   if (!buf)
@@ -893,7 +890,7 @@ static bool get_str8(struct rd *r, char *dst) {
 }
 
 /* Nodes must come in strictly ascending id order (so no duplicates). */
-static int restore_nodes(struct dir_state *s, struct rd *r, uint32_t n,
+static int restore_nodes(struct lmz__dir_state *s, struct rd *r, uint32_t n,
                          uint64_t now) {
   if (n > LMZ_DIR_MAX_NODES || (size_t)(r->end - r->p) / SNAP_NODE_MIN < n)
     return LMZ_EBADMSG;
@@ -922,7 +919,7 @@ static int restore_nodes(struct dir_state *s, struct rd *r, uint32_t n,
 }
 
 /* A version 2 backup list: bounded, known ids, not the owner, no repeats. */
-static bool restore_backups(const struct dir_state *s, struct rd *r,
+static bool restore_backups(const struct lmz__dir_state *s, struct rd *r,
                             uint64_t owner, uint8_t *n, uint64_t *ids) {
   if (!get_u8(r, n) || *n > LMZ_DIR_MAX_BACKUPS)
     return false;
@@ -937,7 +934,8 @@ static bool restore_backups(const struct dir_state *s, struct rd *r,
   return true;
 }
 
-static int restore_actor(struct dir_state *s, struct rd *r, uint16_t version) {
+static int restore_actor(struct lmz__dir_state *s, struct rd *r,
+                         uint16_t version) {
   uint64_t node_id, epoch, backups[LMZ_DIR_MAX_BACKUPS];
   uint8_t blen, n_backups = 0;
   uint16_t ilen;
@@ -970,8 +968,8 @@ static int restore_actor(struct dir_state *s, struct rd *r, uint16_t version) {
   return 0;
 }
 
-static int restore_parse(struct dir_state *s, const uint8_t *buf, size_t len,
-                         uint64_t now) {
+static int restore_parse(struct lmz__dir_state *s, const uint8_t *buf,
+                         size_t len, uint64_t now) {
   if (len < SNAP_HEADER + 8 || memcmp(buf, SNAP_MAGIC, 4) != 0)
     return LMZ_EBADMSG;
   struct rd r = {buf + 4, buf + len - 8};
@@ -1001,8 +999,8 @@ static int restore_parse(struct dir_state *s, const uint8_t *buf, size_t len,
   return r.p == r.end ? 0 : LMZ_EBADMSG;
 }
 
-int lmz_dir_restore(lmz_dir *d, const void *buf, size_t len) {
-  struct dir_state s = {0};
+int lmz_dir_restore(lmz_dir_t *d, const void *buf, size_t len) {
+  struct lmz__dir_state s = {0};
   lmz_hmap_init(&s.actors);
   int rv = buf ? restore_parse(&s, buf, len, d->clock(d->clock_ctx))
                : LMZ_EBADMSG;
@@ -1288,7 +1286,7 @@ static int actor_of_placement(const char *binding, size_t blen,
   return w->fn(binding, blen, instance, ilen, p->node_id, p->epoch, w->arg);
 }
 
-int lmz_dir_foreach_actor(const lmz_dir *d, uint64_t node_id,
+int lmz_dir_foreach_actor(const lmz_dir_t *d, uint64_t node_id,
                           lmz_dir_actor_fn fn, void *arg) {
   struct actor_walk w = {fn, arg};
   return lmz_dir_foreach_placement(d, node_id, actor_of_placement, &w);

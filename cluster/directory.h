@@ -76,7 +76,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "core/buf.h"
+#include "core/hmap.h"
+#include "lmz/value.h" /* lmz_arena */
 
 #define LMZ_DIR_BINDING_MAX 255
 #define LMZ_DIR_INSTANCE_MAX 1024
@@ -140,17 +144,52 @@ struct lmz_dir_result {
   const struct lmz_dir_item *items;
 };
 
-typedef struct lmz_dir lmz_dir;
+typedef struct lmz_dir_s lmz_dir_t;
 typedef uint64_t (*lmz_dir_clock_fn)(void *ctx);
+typedef void (*lmz_dir_move_fn)(void *ctx, const char *binding, size_t blen,
+                                const char *instance, size_t ilen,
+                                uint64_t new_owner, uint64_t epoch);
+
+struct lmz__dir_ent_chunk;
+
+struct lmz__dir_state {
+  struct lmz_dir_node *nodes; /* sorted by id */
+  size_t n_nodes, cap_nodes;
+  lmz_hmap actors;
+  struct lmz__dir_ent_chunk *chunks; /* head = the one being filled */
+  size_t live_bytes, dead_bytes;
+  uint64_t compactions;
+  uint64_t epoch_seq;
+  /* LOCAL: lmz_dir_set_move_hook (kept across restore) */
+  lmz_dir_move_fn on_move;
+  void *on_move_ctx;
+};
+
+/* The directory (README "Code conventions"): the caller allocates it; the
+ * fields are private to directory.c and directory_replicas.c. */
+struct lmz_dir_s {
+  struct lmz__dir_state st;
+  uint64_t owner_changes; /* LOCAL: lmz_dir_owner_changes */
+  lmz_dir_clock_fn clock;
+  void *clock_ctx;
+  lmz_arena *pb; /* protobuf-c unpack arena, reset per apply */
+  ProtobufCAllocator pba;
+  struct lmz_dir_item *items;
+  size_t cap_items;
+  struct lmz_dir_result res;
+};
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-/* New empty directory. Its clock (for heard_ms) defaults to uv_hrtime() in
- * milliseconds. Returns 0 or LMZ_ENOMEM. Free with lmz_dir_free(). */
-int lmz_dir_new(lmz_dir **out);
-void lmz_dir_free(lmz_dir *d); /* NULL allowed */
+/* Initializes the caller's `d` as an empty directory. Its clock (for
+ * heard_ms) defaults to uv_hrtime() in milliseconds. Returns 0 or
+ * LMZ_ENOMEM (then `d` holds nothing). Close with lmz_dir_close(). */
+int lmz_dir_init(lmz_dir_t *d);
+/* Releases what the directory holds (synchronous; it owns memory only).
+ * The memory of `d` is the caller's again. NULL allowed. */
+void lmz_dir_close(lmz_dir_t *d);
 /* Replaces the clock used for heard_ms (tests inject fake time). */
-void lmz_dir_set_clock(lmz_dir *d, lmz_dir_clock_fn fn, void *ctx);
+void lmz_dir_set_clock(lmz_dir_t *d, lmz_dir_clock_fn fn, void *ctx);
 
 /* ---- the state machine --------------------------------------------------- */
 
@@ -164,37 +203,37 @@ void lmz_dir_set_clock(lmz_dir *d, lmz_dir_clock_fn fn, void *ctx);
  * *res is always set; it points into the directory and stays valid until the
  * next apply/restore/free. Cost: O(items), no allocation per item except
  * table growth (amortized). */
-int lmz_dir_apply(lmz_dir *d, const void *cmd, size_t len,
+int lmz_dir_apply(lmz_dir_t *d, const void *cmd, size_t len,
                   const struct lmz_dir_result **res);
 
 /* Serializes the replicated state (format above) into a fresh malloc'd
  * buffer, or with `alloc` when non-NULL (the Raft glue passes raft_malloc).
  * Returns 0 (*out, *len set; the caller frees) or LMZ_ENOMEM. */
-int lmz_dir_snapshot(const lmz_dir *d, void *(*alloc)(size_t), void **out,
+int lmz_dir_snapshot(const lmz_dir_t *d, void *(*alloc)(size_t), void **out,
                      size_t *len);
 /* Replaces the state with a snapshot (borrowed). Returns 0, LMZ_EBADMSG,
  * LMZ_EBADVERSION or LMZ_ENOMEM; on error the directory is unchanged.
  * Every node's heard_ms becomes now. */
-int lmz_dir_restore(lmz_dir *d, const void *buf, size_t len);
+int lmz_dir_restore(lmz_dir_t *d, const void *buf, size_t len);
 
 /* ---- reads (local, O(1) lookups) ----------------------------------------- */
 
 /* Placement of (binding, instance). Returns 0 (*node_id, *epoch set),
  * LMZ_ENOTFOUND, or LMZ_EINVAL for lengths over the limits. */
-int lmz_dir_lookup(const lmz_dir *d, const void *binding, size_t blen,
+int lmz_dir_lookup(const lmz_dir_t *d, const void *binding, size_t blen,
                    const void *instance, size_t ilen, uint64_t *node_id,
                    uint64_t *epoch);
 /* The node with this id, or NULL. Valid until the next apply/restore. */
-const struct lmz_dir_node *lmz_dir_node_get(const lmz_dir *d, uint64_t id);
+const struct lmz_dir_node *lmz_dir_node_get(const lmz_dir_t *d, uint64_t id);
 /* Nodes by ascending id: i in [0, lmz_dir_n_nodes()). */
-size_t lmz_dir_n_nodes(const lmz_dir *d);
-const struct lmz_dir_node *lmz_dir_node_at(const lmz_dir *d, size_t i);
-uint64_t lmz_dir_n_actors(const lmz_dir *d);
-uint64_t lmz_dir_epoch_seq(const lmz_dir *d);
+size_t lmz_dir_n_nodes(const lmz_dir_t *d);
+const struct lmz_dir_node *lmz_dir_node_at(const lmz_dir_t *d, size_t i);
+uint64_t lmz_dir_n_actors(const lmz_dir_t *d);
+uint64_t lmz_dir_epoch_seq(const lmz_dir_t *d);
 /* Ids of the nodes eligible for placement at now_ms: UP and lease live
  * (lmz_lease_is_live on heard_ms). Writes up to cap ids (ascending) into
  * out and returns how many there are in total. */
-size_t lmz_dir_live_nodes(const lmz_dir *d, uint64_t now_ms, uint64_t *out,
+size_t lmz_dir_live_nodes(const lmz_dir_t *d, uint64_t now_ms, uint64_t *out,
                           size_t cap);
 /* Visits every actor placed on node_id (every actor when 0), in no
  * particular order; stops when fn returns non-zero and returns that. The
@@ -202,7 +241,7 @@ size_t lmz_dir_live_nodes(const lmz_dir *d, uint64_t now_ms, uint64_t *out,
 typedef int (*lmz_dir_actor_fn)(const char *binding, size_t blen,
                                 const char *instance, size_t ilen,
                                 uint64_t node_id, uint64_t epoch, void *arg);
-int lmz_dir_foreach_actor(const lmz_dir *d, uint64_t node_id,
+int lmz_dir_foreach_actor(const lmz_dir_t *d, uint64_t node_id,
                           lmz_dir_actor_fn fn, void *arg);
 /* ---- replica sets (DESIGN.md 4.1) ------------------------------------------
  *
@@ -261,7 +300,7 @@ struct lmz_dir_placement {
 
 /* Placement of (binding, instance) with its backups. Returns 0 (*out set),
  * LMZ_ENOTFOUND, or LMZ_EINVAL for lengths over the limits. */
-int lmz_dir_placement_get(const lmz_dir *d, const void *binding, size_t blen,
+int lmz_dir_placement_get(const lmz_dir_t *d, const void *binding, size_t blen,
                           const void *instance, size_t ilen,
                           struct lmz_dir_placement *out);
 /* As lmz_dir_foreach_actor, with the whole placement. */
@@ -269,27 +308,24 @@ typedef int (*lmz_dir_placement_fn)(const char *binding, size_t blen,
                                     const char *instance, size_t ilen,
                                     const struct lmz_dir_placement *p,
                                     void *arg);
-int lmz_dir_foreach_placement(const lmz_dir *d, uint64_t node_id,
+int lmz_dir_foreach_placement(const lmz_dir_t *d, uint64_t node_id,
                               lmz_dir_placement_fn fn, void *arg);
 /* Actors placed on node_id (0 = all) with fewer than `want` backups
  * (want capped at LMZ_DIR_MAX_BACKUPS). O(actors). */
-uint64_t lmz_dir_count_under_replicated(const lmz_dir *d, uint64_t node_id,
+uint64_t lmz_dir_count_under_replicated(const lmz_dir_t *d, uint64_t node_id,
                                         uint32_t want);
 
 /* LOCAL: called from apply for every placement that changed owner (a
  * failover promotion, a move, a stateless re-placement), after the change;
  * the names are valid during the call only. It must not touch the
  * directory. A restore calls nothing (see lmz_dir_owner_changes). */
-typedef void (*lmz_dir_move_fn)(void *ctx, const char *binding, size_t blen,
-                                const char *instance, size_t ilen,
-                                uint64_t new_owner, uint64_t epoch);
-void lmz_dir_set_move_hook(lmz_dir *d, lmz_dir_move_fn fn, void *ctx);
+void lmz_dir_set_move_hook(lmz_dir_t *d, lmz_dir_move_fn fn, void *ctx);
 
 /* LOCAL (not replicated): bumped by every applied command that may have
  * given actors a new owner (mark_down, moves, node_upsert) and by
  * restore. A node compares it with the value it saw to learn that actors
  * may have become its own (their alarms need indexing there). */
-uint64_t lmz_dir_owner_changes(const lmz_dir *d);
+uint64_t lmz_dir_owner_changes(const lmz_dir_t *d);
 
 /* Memory of the actor table, for metrics. */
 struct lmz_dir_stats {
@@ -298,9 +334,9 @@ struct lmz_dir_stats {
   uint64_t compactions;
   size_t map_slots;    /* hash map capacity */
 };
-void lmz_dir_stats(const lmz_dir *d, struct lmz_dir_stats *out);
+void lmz_dir_stats(const lmz_dir_t *d, struct lmz_dir_stats *out);
 /* True when both hold the same replicated state (not heard_ms). O(actors). */
-bool lmz_dir_equal(const lmz_dir *a, const lmz_dir *b);
+bool lmz_dir_equal(const lmz_dir_t *a, const lmz_dir_t *b);
 
 /* ---- command encoders (for proposers and tests) -------------------------- */
 

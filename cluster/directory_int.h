@@ -29,36 +29,12 @@ struct dir_actor {
   uint8_t key[];
 };
 
-struct ent_chunk;
-
-struct dir_state {
-  struct lmz_dir_node *nodes; /* sorted by id */
-  size_t n_nodes, cap_nodes;
-  lmz_hmap actors;
-  struct ent_chunk *chunks; /* head = the one being filled */
-  size_t live_bytes, dead_bytes;
-  uint64_t compactions;
-  uint64_t epoch_seq;
-  /* LOCAL: lmz_dir_set_move_hook (kept across restore) */
-  lmz_dir_move_fn on_move;
-  void *on_move_ctx;
-};
-
-struct lmz_dir {
-  struct dir_state st;
-  uint64_t owner_changes; /* LOCAL: lmz_dir_owner_changes */
-  lmz_dir_clock_fn clock;
-  void *clock_ctx;
-  lmz_arena *pb; /* protobuf-c unpack arena, reset per apply */
-  ProtobufCAllocator pba;
-  struct lmz_dir_item *items;
-  size_t cap_items;
-  struct lmz_dir_result res;
-};
+/* struct lmz__dir_state and struct lmz_dir_s are in directory.h (the
+ * caller allocates the directory). */
 
 /* ---- directory.c --------------------------------------------------------- */
 
-struct lmz_dir_node *lmz__dir_node_find(const struct dir_state *s,
+struct lmz_dir_node *lmz__dir_node_find(const struct lmz__dir_state *s,
                                         uint64_t id);
 /* [u8 blen][binding][instance] into k (KEY_MAX bytes): its length, or 0 when
  * a length is out of range. */
@@ -66,13 +42,13 @@ size_t lmz__dir_key_build(uint8_t *k, const void *b, size_t blen,
                           const void *i, size_t ilen);
 /* Moves a placement to `to` with epoch + 1 and an empty backup list (the new
  * owner refills it); counts and epoch_seq follow. epoch < UINT64_MAX. */
-void lmz__dir_actor_move(struct dir_state *s, struct dir_actor *a,
+void lmz__dir_actor_move(struct lmz__dir_state *s, struct dir_actor *a,
                          struct lmz_dir_node *to);
 
 /* ---- directory_replicas.c ------------------------------------------------ */
 
 /* A new placement's list from a claim's backups (directory.h). */
-void lmz__dir_claim_backups(const struct dir_state *s, struct dir_actor *a,
+void lmz__dir_claim_backups(const struct lmz__dir_state *s, struct dir_actor *a,
                             const Lmz__DirClaim *c);
 /* Removes id from a's list, keeping the order; true when it was listed. */
 bool lmz__dir_list_remove(struct dir_actor *a, uint64_t id);
@@ -81,9 +57,9 @@ bool lmz__dir_list_remove(struct dir_actor *a, uint64_t id);
  * n_to > 0, is one of to[] (the nodes the leader heard from), and drops it
  * from the other lists. Returns how many actors were promoted. O(actors +
  * n_to log n_to). */
-uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down,
+uint64_t lmz__dir_failover(struct lmz__dir_state *s, uint64_t down,
                            const uint64_t *to, size_t n_to);
-int lmz__dir_apply_backups_add(lmz_dir *d, const Lmz__DirCommand *cmd);
-int lmz__dir_apply_pair_out(lmz_dir *d, const Lmz__DirCommand *cmd);
+int lmz__dir_apply_backups_add(lmz_dir_t *d, const Lmz__DirCommand *cmd);
+int lmz__dir_apply_pair_out(lmz_dir_t *d, const Lmz__DirCommand *cmd);
 
 #endif

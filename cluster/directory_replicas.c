@@ -47,7 +47,7 @@ bool lmz__dir_list_remove(struct dir_actor *a, uint64_t id) {
   return false;
 }
 
-void lmz__dir_claim_backups(const struct dir_state *s, struct dir_actor *a,
+void lmz__dir_claim_backups(const struct lmz__dir_state *s, struct dir_actor *a,
                             const Lmz__DirClaim *c) {
   a->n_backups = 0;
   if (c->flags & LMZ_DIR_CLAIM_REPLACE_DOWN)
@@ -71,7 +71,7 @@ static bool in_set(const uint64_t *to, size_t n, uint64_t id) {
 
 /* The first listed backup that is not DOWN and, with a set, in it; or
  * NULL. */
-static struct lmz_dir_node *first_alive(const struct dir_state *s,
+static struct lmz_dir_node *first_alive(const struct lmz__dir_state *s,
                                         const struct dir_actor *a,
                                         const uint64_t *to, size_t n_to) {
   for (uint8_t i = 0; i < a->n_backups; i++) {
@@ -82,7 +82,7 @@ static struct lmz_dir_node *first_alive(const struct dir_state *s,
   return NULL;
 }
 
-uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down,
+uint64_t lmz__dir_failover(struct lmz__dir_state *s, uint64_t down,
                            const uint64_t *to, size_t n_to) {
   uint64_t promoted = 0;
   size_t it = 0;
@@ -106,7 +106,7 @@ uint64_t lmz__dir_failover(struct dir_state *s, uint64_t down,
 
 /* ---- BACKUPS_ADD --------------------------------------------------------- */
 
-static struct lmz_dir_item backup_add_one(struct dir_state *s,
+static struct lmz_dir_item backup_add_one(struct lmz__dir_state *s,
                                           const Lmz__DirBackupAdd *m) {
   struct lmz_dir_item it = {.request_id = m->request_id};
   uint8_t k[KEY_MAX];
@@ -137,7 +137,7 @@ static struct lmz_dir_item backup_add_one(struct dir_state *s,
   return it;
 }
 
-int lmz__dir_apply_backups_add(lmz_dir *d, const Lmz__DirCommand *cmd) {
+int lmz__dir_apply_backups_add(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirBackupAddBatch *b = cmd->backups_add;
   for (size_t i = 0; i < b->n_items; i++)
     d->items[i] = backup_add_one(&d->st, b->items[i]);
@@ -147,7 +147,7 @@ int lmz__dir_apply_backups_add(lmz_dir *d, const Lmz__DirCommand *cmd) {
 
 /* ---- PAIR_OUT ------------------------------------------------------------ */
 
-int lmz__dir_apply_pair_out(lmz_dir *d, const Lmz__DirCommand *cmd) {
+int lmz__dir_apply_pair_out(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   const Lmz__DirPairOut *p = cmd->pair_out;
   struct lmz_dir_item *it = &d->items[0];
   d->res.n = 1;
@@ -182,7 +182,7 @@ static void placement_of(const struct dir_actor *a,
   memcpy(out->backups, a->backups, a->n_backups * sizeof a->backups[0]);
 }
 
-int lmz_dir_placement_get(const lmz_dir *d, const void *binding, size_t blen,
+int lmz_dir_placement_get(const lmz_dir_t *d, const void *binding, size_t blen,
                           const void *instance, size_t ilen,
                           struct lmz_dir_placement *out) {
   uint8_t k[KEY_MAX];
@@ -196,7 +196,7 @@ int lmz_dir_placement_get(const lmz_dir *d, const void *binding, size_t blen,
   return 0;
 }
 
-int lmz_dir_foreach_placement(const lmz_dir *d, uint64_t node_id,
+int lmz_dir_foreach_placement(const lmz_dir_t *d, uint64_t node_id,
                               lmz_dir_placement_fn fn, void *arg) {
   size_t it = 0;
   void *v;
@@ -215,7 +215,7 @@ int lmz_dir_foreach_placement(const lmz_dir *d, uint64_t node_id,
   return 0;
 }
 
-uint64_t lmz_dir_count_under_replicated(const lmz_dir *d, uint64_t node_id,
+uint64_t lmz_dir_count_under_replicated(const lmz_dir_t *d, uint64_t node_id,
                                         uint32_t want) {
   if (want > LMZ_DIR_MAX_BACKUPS)
     want = LMZ_DIR_MAX_BACKUPS;

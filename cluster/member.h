@@ -36,7 +36,7 @@ struct lmz_member_options {
   const char *raft_address; /* copied */
   struct lmz_lease_config lease;
   lmz_dirclient_t *dc;      /* borrowed: requests go through it */
-  const lmz_dir *dir;       /* borrowed: the local replica */
+  const lmz_dir_t *dir;     /* borrowed: the local replica */
   lmz_raftnode_t *rn;       /* borrowed: membership changes; NULL = none */
   bool no_auto_mark_down;   /* tests: the watch never fences */
   bool lost_data;           /* the node started on a fresh store: its first

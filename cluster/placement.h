@@ -78,7 +78,7 @@ size_t lmz_placement_rank(const uint64_t *nodes, size_t n, uint64_t exclude,
 typedef bool (*lmz_placement_connected_fn)(void *ctx, uint64_t node_id);
 
 struct lmz_placement_view {
-  const lmz_dir *dir;
+  const lmz_dir_t *dir;
   uint64_t self_id;                    /* the asking node */
   uint64_t now_ms;                     /* the caller's monotonic clock */
   lmz_placement_connected_fn connected; /* NULL = every node connected */

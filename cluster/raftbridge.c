@@ -27,7 +27,7 @@
 
 static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.raftbridge");
 
-struct key {
+struct lmz__raftbridge_key {
   uint64_t peer;   /* the other node */
   uint64_t sid;    /* stream number, chosen by the initiator */
   uint64_t mine;   /* 1 when we initiated it (a full word: no padding in
@@ -35,8 +35,8 @@ struct key {
 };
 
 struct stream {
-  struct key k;
-  lmz_raftbridge *b;
+  struct lmz__raftbridge_key k;
+  lmz_raftbridge_t *b;
   uv_pipe_t pipe; /* our end of the socketpair */
   bool closing;
   struct stream *next_closing;
@@ -49,24 +49,10 @@ struct pending_connect { /* raft's connect callback, run on the next turn */
   int status;
 };
 
-struct lmz_raftbridge {
-  struct raft_uv_transport t; /* first: raft hands it back to us */
-  uv_loop_t *loop;
-  lmz_transport_t *tr;
-  raft_id id;
-  char address[256];
-  raft_uv_accept_cb accept_cb;
-  lmz_hmap streams; /* struct key -> struct stream */
-  uint64_t next_sid;
-  bool closing;
-  unsigned open_handles;
-  raft_uv_transport_close_cb close_cb;
-};
-
 /* ---- streams ------------------------------------------------------------- */
 
-static void send_frame(lmz_raftbridge *b, const struct key *k, bool open,
-                       bool close, const void *data, size_t len) {
+static void send_frame(lmz_raftbridge_t *b, const struct lmz__raftbridge_key *k,
+                       bool open, bool close, const void *data, size_t len) {
   lmz_conn_t *c = lmz_transport_peer(b->tr, k->peer);
   if (!c)
     return;
@@ -86,7 +72,7 @@ static void send_frame(lmz_raftbridge *b, const struct key *k, bool open,
 
 static void stream_closed(uv_handle_t *h) {
   struct stream *s = h->data;
-  lmz_raftbridge *b = s->b;
+  lmz_raftbridge_t *b = s->b;
   free(s);
   if (--b->open_handles == 0 && b->closing && b->close_cb)
     b->close_cb(&b->t);
@@ -148,7 +134,8 @@ static void write_cb(uv_write_t *w, int status) {
 
 /* A socketpair: raft's end (a uv_pipe_t from raft_malloc: raft frees it
  * after uv_close) and ours, registered under `k`. */
-static int stream_new(lmz_raftbridge *b, const struct key *k, uv_pipe_t **raft_end) {
+static int stream_new(lmz_raftbridge_t *b, const struct lmz__raftbridge_key *k,
+                      uv_pipe_t **raft_end) {
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds))
     return RAFT_NOCONNECTION;
@@ -182,14 +169,14 @@ static int stream_new(lmz_raftbridge *b, const struct key *k, uv_pipe_t **raft_e
 /* ---- the raft_uv_transport interface -------------------------------------- */
 
 static int tr_init(struct raft_uv_transport *t, raft_id id, const char *address) {
-  lmz_raftbridge *b = (lmz_raftbridge *)t;
+  lmz_raftbridge_t *b = (lmz_raftbridge_t *)t;
   b->id = id;
   snprintf(b->address, sizeof b->address, "%s", address);
   return 0;
 }
 
 static int tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb) {
-  ((lmz_raftbridge *)t)->accept_cb = cb;
+  ((lmz_raftbridge_t *)t)->accept_cb = cb;
   return 0;
 }
 
@@ -202,14 +189,14 @@ static void connect_fire(uv_timer_t *h) {
 static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
                       raft_id id, const char *address, raft_uv_connect_cb cb) {
   (void)address;
-  lmz_raftbridge *b = (lmz_raftbridge *)t;
+  lmz_raftbridge_t *b = (lmz_raftbridge_t *)t;
   lmz_conn_t *c = lmz_transport_peer(b->tr, id);
   if (b->closing || !c || !lmz_conn_is_up(c))
     return RAFT_NOCONNECTION;
   struct pending_connect *pc = calloc(1, sizeof *pc);
   if (!pc)
     return RAFT_NOMEM;
-  struct key k = {id, ++b->next_sid, 1};
+  struct lmz__raftbridge_key k = {id, ++b->next_sid, 1};
   int rv = stream_new(b, &k, &pc->raft_end);
   if (rv) {
     free(pc);
@@ -225,7 +212,7 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
 }
 
 static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb) {
-  lmz_raftbridge *b = (lmz_raftbridge *)t;
+  lmz_raftbridge_t *b = (lmz_raftbridge_t *)t;
   b->closing = true;
   b->close_cb = cb;
   size_t it = 0;
@@ -238,8 +225,9 @@ static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 
 /* ---- frames from peers ---------------------------------------------------- */
 
-static void on_open(lmz_raftbridge *b, uint64_t peer, const Lmz__RaftData *d) {
-  struct key k = {peer, d->stream, 0};
+static void on_open(lmz_raftbridge_t *b, uint64_t peer,
+                    const Lmz__RaftData *d) {
+  struct lmz__raftbridge_key k = {peer, d->stream, 0};
   uv_pipe_t *raft_end;
   if (b->closing || !b->accept_cb || lmz_hmap_get(&b->streams, &k, sizeof k) ||
       stream_new(b, &k, &raft_end)) {
@@ -252,7 +240,7 @@ static void on_open(lmz_raftbridge *b, uint64_t peer, const Lmz__RaftData *d) {
                (uv_stream_t *)raft_end);
 }
 
-void lmz_raftbridge_on_frame(lmz_raftbridge *b, lmz_conn_t *conn,
+void lmz_raftbridge_on_frame(lmz_raftbridge_t *b, lmz_conn_t *conn,
                              const Lmz__Frame *f) {
   if (f->body_case != LMZ__FRAME__BODY_RAFT_DATA)
     return;
@@ -264,7 +252,7 @@ void lmz_raftbridge_on_frame(lmz_raftbridge *b, lmz_conn_t *conn,
     on_open(b, peer, d);
     return;
   }
-  struct key k = {peer, d->stream, d->initiator ? 0 : 1};
+  struct lmz__raftbridge_key k = {peer, d->stream, d->initiator ? 0 : 1};
   struct stream *s = lmz_hmap_get(&b->streams, &k, sizeof k);
   if (!s) {
     if (!d->close)
@@ -291,7 +279,7 @@ void lmz_raftbridge_on_frame(lmz_raftbridge *b, lmz_conn_t *conn,
   }
 }
 
-void lmz_raftbridge_on_conn_state(lmz_raftbridge *b, lmz_conn_t *conn,
+void lmz_raftbridge_on_conn_state(lmz_raftbridge_t *b, lmz_conn_t *conn,
                                   int state) {
   if (state != LMZ_CONN_DOWN)
     return;
@@ -305,28 +293,24 @@ void lmz_raftbridge_on_conn_state(lmz_raftbridge *b, lmz_conn_t *conn,
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-lmz_raftbridge *lmz_raftbridge_new(uv_loop_t *loop, lmz_transport_t *t) {
-  lmz_raftbridge *b = calloc(1, sizeof *b);
-  if (!b)
-    return NULL;
-  b->loop = loop;
-  b->tr = t;
+int lmz_raftbridge_init(lmz_raftbridge_t *b, uv_loop_t *loop,
+                        lmz_transport_t *t) {
+  *b = (lmz_raftbridge_t){.loop = loop, .tr = t};
   b->t.impl = b;
   b->t.init = tr_init;
   b->t.listen = tr_listen;
   b->t.connect = tr_connect;
   b->t.close = tr_close;
-  return b;
+  return 0;
 }
 
-struct raft_uv_transport *lmz_raftbridge_transport(lmz_raftbridge *b) {
+struct raft_uv_transport *lmz_raftbridge_transport(lmz_raftbridge_t *b) {
   return &b->t;
 }
 
-void lmz_raftbridge_free(struct raft_uv_transport *t) {
-  lmz_raftbridge *b = (lmz_raftbridge *)t;
+void lmz_raftbridge_close(struct raft_uv_transport *t) {
+  lmz_raftbridge_t *b = (lmz_raftbridge_t *)t;
   if (!b)
     return;
-  lmz_hmap_free(&b->streams);
-  free(b);
+  lmz_hmap_free(&b->streams); /* b itself is the caller's */
 }

@@ -28,20 +28,43 @@
 #include <raft/uv.h>
 
 #include "cluster/transport.h"
+#include "core/hmap.h"
 
-typedef struct lmz_raftbridge lmz_raftbridge;
+typedef struct lmz_raftbridge_s lmz_raftbridge_t;
 
-/* Creates a bridge over `t` (which must outlive it). Returns NULL on out of
- * memory. The transport interface raft_uv_init() takes: */
-lmz_raftbridge *lmz_raftbridge_new(uv_loop_t *loop, lmz_transport_t *t);
-struct raft_uv_transport *lmz_raftbridge_transport(lmz_raftbridge *b);
-/* Frees the bridge after raft closed it (raft_uv calls its close). */
-void lmz_raftbridge_free(struct raft_uv_transport *t);
+/* A handle (README "Code conventions"), caller-allocated; the fields are
+ * private to raftbridge.c. */
+struct lmz_raftbridge_s {
+  struct raft_uv_transport t; /* first: raft hands it back to us */
+  uv_loop_t *loop;
+  lmz_transport_t *tr;
+  raft_id id;
+  char address[256];
+  raft_uv_accept_cb accept_cb;
+  lmz_hmap streams; /* struct lmz__raftbridge_key -> struct stream */
+  uint64_t next_sid;
+  bool closing;
+  unsigned open_handles;
+  raft_uv_transport_close_cb close_cb;
+};
+
+/* Initializes the caller's `b` over `t` (which must outlive it). Allocates
+ * nothing and cannot fail (returns 0); until raft_uv_init() takes
+ * lmz_raftbridge_transport(b) the memory may simply be freed. */
+int lmz_raftbridge_init(lmz_raftbridge_t *b, uv_loop_t *loop,
+                        lmz_transport_t *t);
+/* The transport interface raft_uv_init() takes. */
+struct raft_uv_transport *lmz_raftbridge_transport(lmz_raftbridge_t *b);
+/* Synchronous second half of raft's close: releases what the bridge holds
+ * once raft closed it (raft_uv calls the transport's close first); pass it
+ * as the raftnode's transport_free. The memory is the caller's again. NULL
+ * is ignored. */
+void lmz_raftbridge_close(struct raft_uv_transport *t);
 /* Hooks for the node transport's callbacks: RaftData frames and conn
  * states. Frames of other kinds are ignored. */
-void lmz_raftbridge_on_frame(lmz_raftbridge *b, lmz_conn_t *conn,
+void lmz_raftbridge_on_frame(lmz_raftbridge_t *b, lmz_conn_t *conn,
                              const Lmz__Frame *f);
-void lmz_raftbridge_on_conn_state(lmz_raftbridge *b, lmz_conn_t *conn,
+void lmz_raftbridge_on_conn_state(lmz_raftbridge_t *b, lmz_conn_t *conn,
                                   int state);
 
 #endif

@@ -183,7 +183,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf) {
   return 0;
 }
 
-void lmz_raftnode_fsm_init(struct raft_fsm *fsm, lmz_dir *dir) {
+void lmz_raftnode_fsm_init(struct raft_fsm *fsm, lmz_dir_t *dir) {
   *fsm = (struct raft_fsm){.version = 2,
                            .data = dir,
                            .apply = fsm_apply,
@@ -666,7 +666,7 @@ static void handle_closed(uv_handle_t *h) {
   free(p->live);
   free(p);
   rn->pend = NULL;
-  lmz_dir_free(rn->dir);
+  lmz_dir_close(rn->dir);
   rn->dir = NULL;
   if (rn->close_cb)
     rn->close_cb(rn);
@@ -788,7 +788,7 @@ static void init_undo(lmz_raftnode_t *rn) {
     free(rn->pend);
     rn->pend = NULL;
   }
-  lmz_dir_free(rn->dir);
+  lmz_dir_close(rn->dir);
   rn->dir = NULL;
 }
 
@@ -863,7 +863,9 @@ int lmz_raftnode_init(uv_loop_t *loop, lmz_raftnode_t *rn,
   memcpy(rn->address, opts->address, strlen(opts->address) + 1);
   const char *bind = opts->bind_address, *dir = opts->data_dir;
   rn->opts.address = rn->opts.bind_address = rn->opts.data_dir = NULL;
-  if ((rv = lmz_dir_new(&rn->dir)) || (rv = pend_new(rn))) {
+  if ((rv = lmz_dir_init(&rn->dir_mem)) == 0)
+    rn->dir = &rn->dir_mem;
+  if (rv || (rv = pend_new(rn))) {
     lmz__errmsg_printf(rn->errmsg, "raftnode: out of memory");
     init_undo(rn);
     return rv;

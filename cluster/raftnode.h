@@ -152,7 +152,8 @@ struct lmz_raftnode_pending; /* private */
 struct lmz_raftnode_s {
   void *data;                  /* public */
   uv_loop_t *loop;             /* read-only */
-  lmz_dir *dir;                /* read-only: local lookups at any time */
+  lmz_dir_t dir_mem;           /* private: what dir points to */
+  lmz_dir_t *dir;              /* read-only: local lookups at any time */
   char errmsg[LMZ_ERRMSG_LEN]; /* read-only: context of the last error */
   /* private: raft state must not move after init (raft keeps pointers) */
   struct raft raft;
@@ -251,7 +252,7 @@ int lmz_raftnode_remove(lmz_raftnode_t *rn, lmz_raftnode_change_t *req,
  * `const struct lmz_dir_result *` valid until the next apply. Entries use
  * the lmz_raftnode_entry_encode() format; a malformed one is skipped with
  * result status LMZ_EBADMSG (the directory is unchanged). */
-void lmz_raftnode_fsm_init(struct raft_fsm *fsm, lmz_dir *dir);
+void lmz_raftnode_fsm_init(struct raft_fsm *fsm, lmz_dir_t *dir);
 
 /* Wraps a command into a Raft entry (raft_malloc'd; ownership to the
  * caller, then to raft_apply):

@@ -175,8 +175,8 @@ struct lmz_repl_options {
    * return; 0 = LMZ_REPL_DEFAULT_RETENTION_BYTES, UINT64_MAX = no retention
    * (every return is a refill). */
   uint64_t retention_bytes;
-  const lmz_dir *dir; /* the local directory replica (borrowed) */
-  lmz_store *store;   /* the node's store (borrowed) */
+  const lmz_dir_t *dir; /* the local directory replica (borrowed) */
+  lmz_store_t *store;   /* the node's store (borrowed) */
   struct lmz_repl_ops ops;
   /* acked_through advanced (the node releases outputs behind the gate). */
   void (*on_progress)(void *arg);

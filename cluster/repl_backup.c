@@ -255,7 +255,7 @@ static int add_record(lmz_repl_t *r, uint64_t from, const Lmz__ReplRecord *m,
   return rv < 0 ? rv : 0;
 }
 
-static void commit_cb(lmz_store *st, int status, void *arg) {
+static void commit_cb(lmz_store_t *st, int status, void *arg) {
   (void)st;
   struct rpending *p = arg;
   if (p->r)

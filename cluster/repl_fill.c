@@ -332,7 +332,7 @@ void lmz__repl_barrier_done(lmz_repl_t *r, uint64_t barrier, int status) {
   }
 }
 
-static void barrier_cb(lmz_store *st, int status, void *arg) {
+static void barrier_cb(lmz_store_t *st, int status, void *arg) {
   (void)st;
   struct rpending *p = arg;
   lmz_repl_t *r = p->r;

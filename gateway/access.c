@@ -33,7 +33,7 @@ lmz_value *lmz__gw_origin_auth(lmz_arena *a, const char *sub,
   return oa;
 }
 
-int lmz__gw_verify(lmz_gateway *gw, const char *tok, size_t len, lmz_arena *a,
+int lmz__gw_verify(lmz_gateway_t *gw, const char *tok, size_t len, lmz_arena *a,
                    struct lmz_jwt_claims *cl) {
   struct lmz_jwt_expect ex = {gw->iss, gw->aud,
                               (int64_t)(lmz_node_now_ms(gw->node) / 1000.0), 0};
@@ -64,20 +64,20 @@ void lmz__gw_refuse(lmz_http_conn_t *conn, int status, const char *origin,
                   strlen(ans.body), origin, hs, n);
 }
 
-int lmz__gw_limit(lmz_gateway *gw, lmz_rate *r, const char *sub, size_t len,
+int lmz__gw_limit(lmz_gateway_t *gw, lmz_rate *r, const char *sub, size_t len,
                   uint32_t *retry_after_s) {
   return lmz_rate_take(r, sub, len, lmz__gw_now(gw), retry_after_s) ? LMZ_JWT_ERATE
                                                                     : LMZ_JWT_OK;
 }
 
-bool lmz__gw_is_public(const lmz_gateway *gw, const char *binding) {
+bool lmz__gw_is_public(const lmz_gateway_t *gw, const char *binding) {
   for (size_t i = 0; i < gw->n_public; i++)
     if (!strcmp(gw->public_bindings[i], binding))
       return true;
   return false;
 }
 
-static void count_refusal(lmz_gateway *gw, int st) {
+static void count_refusal(lmz_gateway_t *gw, int st) {
   if (st == LMZ_JWT_ERATE)
     gw->stats.http_rate_limited++;
   else if (st == LMZ_JWT_EDENIED)
@@ -87,7 +87,7 @@ static void count_refusal(lmz_gateway *gw, int st) {
 }
 
 /* The token's checks and the subject's bucket; claims in `a`. */
-static int check_bearer(lmz_gateway *gw, const struct lmz_http_request *req,
+static int check_bearer(lmz_gateway_t *gw, const struct lmz_http_request *req,
                         lmz_arena *a, struct lmz_jwt_claims *cl,
                         uint32_t *retry_after_s) {
   size_t hl;
@@ -102,9 +102,10 @@ static int check_bearer(lmz_gateway *gw, const struct lmz_http_request *req,
   return st;
 }
 
-int lmz__gw_http_access(lmz_gateway *gw, lmz_http_conn_t *conn,
+int lmz__gw_http_access(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                         const struct lmz_http_request *req, const char *binding,
-                        const char *origin, lmz_arena *a, lmz_value **origin_auth) {
+                        const char *origin, lmz_arena *a,
+                        lmz_value **origin_auth) {
   *origin_auth = NULL;
   if (lmz__gw_is_public(gw, binding)) {
     gw->stats.http_public++;

@@ -46,7 +46,7 @@ static char *endpoint_host(const char *url) {
   return out;
 }
 
-int lmz__gw_bot_init(lmz_gateway *gw, const struct lmz_gateway_bot_check *o,
+int lmz__gw_bot_init(lmz_gateway_t *gw, const struct lmz_gateway_bot_check *o,
                      char *errmsg) {
   if (!o->secret)
     return 0;
@@ -67,19 +67,31 @@ int lmz__gw_bot_init(lmz_gateway *gw, const struct lmz_gateway_bot_check *o,
                             .max_response_bytes = 16 * 1024,
                             .max_request_bytes = 16 * 1024,
                             .max_redirects = 0, .max_inflight = 256};
-  int rv = gw->bot.secret && gw->bot.url ? lmz_net_new(gw->loop, &no, &gw->bot.net, errmsg)
-                                         : LMZ_ENOMEM;
+  int rv = gw->bot.secret && gw->bot.url &&
+                   (gw->bot.net = malloc(sizeof *gw->bot.net))
+               ? lmz_net_init(gw->bot.net, gw->loop, &no, errmsg)
+               : LMZ_ENOMEM;
+  if (rv) {
+    free(gw->bot.net); /* nothing of it is on the loop */
+    gw->bot.net = NULL;
+  }
   free(host);
   return rv;
 }
 
-static void bot_closed(void *ud) { lmz__gw_wait_done(ud); }
+static void bot_closed(void *ud) {
+  lmz_net_t *net = ud;
+  lmz_gateway_t *gw = net->data;
+  free(net);
+  lmz__gw_wait_done(gw);
+}
 
-void lmz__gw_bot_close(lmz_gateway *gw) {
+void lmz__gw_bot_close(lmz_gateway_t *gw) {
   if (!gw->bot.net)
     return;
   gw->n_waits++;
-  lmz_net_close(gw->bot.net, bot_closed, gw);
+  gw->bot.net->data = gw;
+  lmz_net_close(gw->bot.net, bot_closed, gw->bot.net);
   gw->bot.net = NULL;
 }
 
@@ -135,7 +147,7 @@ static void on_verify(void *ud, int status, const struct lmz_net_response *res,
                       const char *errmsg) {
   struct bot_req *br = ud;
   struct gw_pending_http *p = br->p;
-  lmz_gateway *gw = p->gw;
+  lmz_gateway_t *gw = p->gw;
   lmz_http_conn_t *conn = p->conn;
   char origin[256];
   memcpy(origin, p->origin, sizeof origin);
@@ -155,7 +167,7 @@ static void on_verify(void *ud, int status, const struct lmz_net_response *res,
 }
 
 /* The form {secret, response, remoteip}, URL-encoded, into b. */
-static int form(lmz_gateway *gw, const struct lmz_http_request *req,
+static int form(lmz_gateway_t *gw, const struct lmz_http_request *req,
                 const lmz_json *tok, lmz_buf *b) {
   char ip[64];
   const char *r = req->remote ? req->remote : "";
@@ -172,7 +184,7 @@ static int form(lmz_gateway *gw, const struct lmz_http_request *req,
   return rv;
 }
 
-static int start(lmz_gateway *gw, lmz_http_conn_t *conn,
+static int start(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                  const struct lmz_http_request *req, const lmz_json *tok,
                  const char *origin) {
   lmz_buf b = LMZ_BUF_INIT;
@@ -200,7 +212,7 @@ static int start(lmz_gateway *gw, lmz_http_conn_t *conn,
   return rv;
 }
 
-bool lmz__gw_bot_hold(lmz_gateway *gw, lmz_http_conn_t *conn,
+bool lmz__gw_bot_hold(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                       const struct lmz_http_request *req, const char *rest,
                       size_t rest_len, const char *origin) {
   static const char path[] = "/email-magic-link";

@@ -57,7 +57,7 @@ static void conn_unref(struct gw_conn *k) {
   free(k);
 }
 
-static struct gw_client *client_get(lmz_gateway *gw, const char *inst,
+static struct gw_client *client_get(lmz_gateway_t *gw, const char *inst,
                                     size_t len, bool create) {
   struct gw_client *c = lmz_hmap_get(&gw->clients, inst, len);
   if (c || !create)
@@ -95,7 +95,7 @@ static void set_last(struct gw_client *c, struct gw_conn *k) {
 static void client_maybe_free(struct gw_client *c) {
   if (c->conn || c->in_grace || c->held.n)
     return;
-  lmz_gateway *gw = c->gw;
+  lmz_gateway_t *gw = c->gw;
   set_last(c, NULL);
   if (!gw->closing) /* gone past its grace period: its relay actor's
                        placement goes too (issue 15 item 5) */
@@ -137,7 +137,8 @@ static void incall_free(struct gw_incall *ic) {
 }
 
 /* Rejects with ClientDisconnectedError(msg) and frees. */
-static void incall_fail(lmz_gateway *gw, struct gw_incall *ic, const char *msg) {
+static void incall_fail(lmz_gateway_t *gw, struct gw_incall *ic,
+                        const char *msg) {
   lmz_arena *a = lmz_arena_new();
   lmz_value *e = a ? lmz__gw_disconnected(a, msg, ic->instance) : NULL;
   lmz_deferred_reject(ic->d, e ? e : lmz_null());
@@ -147,7 +148,7 @@ static void incall_fail(lmz_gateway *gw, struct gw_incall *ic, const char *msg) 
 }
 
 /* Settles a relayed call with the client's answer (`v` may be NULL). */
-void lmz__gw_incall_settle(lmz_gateway *gw, struct gw_incall *ic, bool ok,
+void lmz__gw_incall_settle(lmz_gateway_t *gw, struct gw_incall *ic, bool ok,
                            const lmz_value *v) {
   if (ok) {
     lmz_deferred_resolve(ic->d, v ? v : lmz_undefined());
@@ -161,7 +162,7 @@ void lmz__gw_incall_settle(lmz_gateway *gw, struct gw_incall *ic, bool ok,
 
 /* Fails on the next timer run: a deferred reply must not be settled from
  * inside the turn that deferred it. */
-static void incall_fail_soon(lmz_gateway *gw, struct gw_incall *ic,
+static void incall_fail_soon(lmz_gateway_t *gw, struct gw_incall *ic,
                              const char *msg) {
   ic->fail_msg = msg;
   lmz__gw_list_push(&gw->fail_q, &ic->link);
@@ -170,7 +171,7 @@ static void incall_fail_soon(lmz_gateway *gw, struct gw_incall *ic,
 
 /* Relays `ic` on socket `k` and starts its answer deadline. */
 static void incall_send(struct gw_conn *k, struct gw_incall *ic) {
-  lmz_gateway *gw = k->gw;
+  lmz_gateway_t *gw = k->gw;
   int rv = lmz_hmap_put(&k->calls, ic->call_id, 36, ic, NULL);
   if (!rv)
     rv = lmz_ws_send_text(k->ws, ic->frame.data, ic->frame.len);
@@ -190,7 +191,7 @@ static void incall_send(struct gw_conn *k, struct gw_incall *ic) {
 
 /* Every call relayed on `k` fails now (its answer can no longer come). */
 static void fail_conn_calls(struct gw_conn *k, const char *msg) {
-  lmz_gateway *gw = k->gw;
+  lmz_gateway_t *gw = k->gw;
   struct gw_list local;
   lmz__gw_list_init(&local);
   size_t it = 0;
@@ -223,12 +224,12 @@ static void fail_held(struct gw_client *c, const char *msg) {
  * the deadline by that clock re-arms for the rest. */
 static void timer_cb(uv_timer_t *t) { lmz__gw_timer_run(t->data); }
 
-void lmz_gateway_clock_moved(lmz_gateway *gw) {
+void lmz_gateway_clock_moved(lmz_gateway_t *gw) {
   if (!gw->closing) /* on the next loop iteration, never from this call */
     uv_timer_start(&gw->timer, timer_cb, 0, 0);
 }
 
-void lmz__gw_timer_arm(lmz_gateway *gw) {
+void lmz__gw_timer_arm(lmz_gateway_t *gw) {
   if (gw->closing)
     return;
   uint64_t now = lmz__gw_now(gw), due = UINT64_MAX;
@@ -254,7 +255,7 @@ static void grace_end(struct gw_client *c) {
   c->in_grace = false;
 }
 
-void lmz__gw_timer_run(lmz_gateway *gw) {
+void lmz__gw_timer_run(lmz_gateway_t *gw) {
   uint64_t now = lmz__gw_now(gw);
   struct gw_link *l;
   while ((l = lmz__gw_list_first(&gw->fail_q))) {
@@ -285,7 +286,7 @@ void lmz__gw_timer_run(lmz_gateway *gw) {
   lmz__gw_timer_arm(gw);
 }
 
-void lmz__gw_clients_shutdown(lmz_gateway *gw) {
+void lmz__gw_clients_shutdown(lmz_gateway_t *gw) {
   struct gw_link *l;
   while ((l = lmz__gw_list_first(&gw->fail_q))) {
     lmz__gw_list_remove(&gw->fail_q, l);
@@ -310,7 +311,7 @@ void lmz__gw_clients_shutdown(lmz_gateway *gw) {
 static void on_close(lmz_ws_t *ws, int code, const char *reason,
                      size_t reason_len) {
   struct gw_conn *k = lmz_ws_data(ws);
-  lmz_gateway *gw = k->gw;
+  lmz_gateway_t *gw = k->gw;
   k->ws = NULL;
   gw->stats.sockets_open--;
   LMZ_LOG_DEBUG(&lmz__gw_log, "client %s: socket closed (%d %.*s)",
@@ -356,7 +357,7 @@ static void send_status(struct gw_conn *k, bool subscription_required) {
 
 /* Makes `k` the client's socket (the upgrade is accepted). */
 static void attach(struct gw_client *c, struct gw_conn *k) {
-  lmz_gateway *gw = c->gw;
+  lmz_gateway_t *gw = c->gw;
   bool sub_required = !c->conn && !c->in_grace;
   if (c->conn)
     supersede(c->conn);
@@ -379,7 +380,7 @@ static void attach(struct gw_client *c, struct gw_conn *k) {
 
 /* ---- the upgrade (sections 1.10 and 2.2) --------------------------------- */
 
-static void reject(lmz_gateway *gw, lmz_http_conn_t *conn, int status,
+static void reject(lmz_gateway_t *gw, lmz_http_conn_t *conn, int status,
                    const char *origin, const char *instance, uint32_t retry_s) {
   gw->stats.rejected++;
   if (status == LMZ_JWT_ERATE)
@@ -391,7 +392,7 @@ static void reject(lmz_gateway *gw, lmz_http_conn_t *conn, int status,
 
 /* Runs on_before_accept; merges its extra claims into k's claims. Returns
  * 0, or non-zero when it refused (the request is then answered). */
-static int accept_hook(lmz_gateway *gw, lmz_http_conn_t *conn,
+static int accept_hook(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                        struct gw_conn *k, const lmz_value *payload,
                        const char *origin) {
   const struct lmz_gateway_hooks *h = lmz_node_gateway_hooks(gw->node);
@@ -421,7 +422,7 @@ static int accept_hook(lmz_gateway *gw, lmz_http_conn_t *conn,
 /* Verifies the token and the identity, then takes one connection from the
  * subject's bucket; fills k->info. 0 or a jwt status (*retry_s with
  * LMZ_JWT_ERATE). */
-static int check_token(lmz_gateway *gw, const struct lmz_http_request *req,
+static int check_token(lmz_gateway_t *gw, const struct lmz_http_request *req,
                        struct gw_conn *k, const char *instance,
                        lmz_value **payload, uint32_t *retry_s) {
   const char *tok;
@@ -446,7 +447,7 @@ static int check_token(lmz_gateway *gw, const struct lmz_http_request *req,
   return mine && k->info.binding && k->info.instance ? 0 : LMZ_JWT_EINTERNAL;
 }
 
-static struct gw_conn *conn_new(lmz_gateway *gw) {
+static struct gw_conn *conn_new(lmz_gateway_t *gw) {
   struct gw_conn *k = calloc(1, sizeof *k);
   if (!k || !(k->arena = lmz_arena_new())) {
     free(k);
@@ -458,7 +459,7 @@ static struct gw_conn *conn_new(lmz_gateway *gw) {
   return k;
 }
 
-void lmz__gw_upgrade(lmz_gateway *gw, lmz_http_conn_t *conn,
+void lmz__gw_upgrade(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                      const struct lmz_http_request *req, const char *instance,
                      const char *origin) {
   struct gw_conn *k = conn_new(gw);
@@ -590,7 +591,7 @@ static int build_incoming(lmz_buf *b, const char *call_id, const lmz_value *chai
 }
 
 /* on_before_call_to_client; 0 or thrown. */
-static int client_hook(lmz_ctx *ctx, lmz_gateway *gw, struct gw_client *c,
+static int client_hook(lmz_ctx *ctx, lmz_gateway_t *gw, struct gw_client *c,
                        const lmz_identity *ids, size_t n) {
   const struct lmz_gateway_hooks *h = lmz_node_gateway_hooks(gw->node);
   struct gw_conn *k = c->conn ? c->conn : c->last;
@@ -606,7 +607,7 @@ static int client_hook(lmz_ctx *ctx, lmz_gateway *gw, struct gw_client *c,
 
 /* Checks done before relaying (items 3-6 of section 1.10's mesh-to-client
  * path); 0, or thrown. */
-static int precheck(lmz_ctx *ctx, lmz_gateway *gw, struct gw_client **out) {
+static int precheck(lmz_ctx *ctx, lmz_gateway_t *gw, struct gw_client **out) {
   const char *inst = lmz_instance_name(ctx);
   struct gw_client *c = gw->closing ? NULL : client_get(gw, inst, strlen(inst), false);
   if (!c || (!c->conn && !c->in_grace)) {
@@ -623,7 +624,7 @@ static int precheck(lmz_ctx *ctx, lmz_gateway *gw, struct gw_client **out) {
 
 int lmz__gw_raw_call(lmz_ctx *ctx, lmz_value *chain, lmz_value **result) {
   (void)result;
-  lmz_gateway *gw = lmz_class_data(ctx);
+  lmz_gateway_t *gw = lmz_class_data(ctx);
   struct gw_client *c;
   int rv = precheck(ctx, gw, &c);
   size_t n;

@@ -75,7 +75,7 @@ static int send_too_big(struct gw_conn *k, const char *id, size_t id_len,
  * `trace` is a valid trace id or "" (a call refused before it had one). */
 static void send_response(struct gw_conn *k, const char *id, size_t id_len,
                           bool ok, const lmz_value *v, const char *trace) {
-  lmz_gateway *gw = k->gw;
+  lmz_gateway_t *gw = k->gw;
   lmz_buf *b = &gw->out;
   b->len = 0;
   static const char yes[] = ",\"success\":true,\"result\":";
@@ -197,7 +197,7 @@ static int refuse(char *why, size_t whylen, const char *msg, int rv) {
   return rv;
 }
 
-static int decode_sc(lmz_gateway *gw, lmz_arena *a, const lmz_json *j,
+static int decode_sc(lmz_gateway_t *gw, lmz_arena *a, const lmz_json *j,
                      lmz_value **out, char *why, size_t whylen,
                      const char *what) {
   struct lmz_codec_limits lim;
@@ -213,7 +213,7 @@ static int decode_sc(lmz_gateway *gw, lmz_arena *a, const lmz_json *j,
 /* Fills `call` from the frame. 0, or an error with `why` set. */
 static int build_call(struct gw_conn *k, const lmz_json *msg, lmz_arena *a,
                       struct lmz_node_call *call, char *why, size_t whylen) {
-  lmz_gateway *gw = k->gw;
+  lmz_gateway_t *gw = k->gw;
   const char *w = NULL;
   const lmz_json *inst = lmz_json_get(msg, "instance");
   const lmz_json *chain = lmz_json_get(msg, "chain");
@@ -279,7 +279,7 @@ static int mesh_hook(struct gw_conn *k, const char *id,
 /* Hands the call to the node; replies at once when it cannot start. */
 static void dispatch(struct gw_conn *k, const char *id, size_t id_len,
                      struct lmz_node_call *call) {
-  lmz_gateway *gw = k->gw;
+  lmz_gateway_t *gw = k->gw;
   char errmsg[LMZ_ERRMSG_LEN] = "";
   struct gw_outcall *oc = malloc(sizeof *oc + id_len + 1);
   int rv = oc ? 0 : LMZ_ENOMEM;
@@ -308,7 +308,7 @@ static void dispatch(struct gw_conn *k, const char *id, size_t id_len,
 }
 
 static void on_call(struct gw_conn *k, const lmz_json *msg) {
-  lmz_gateway *gw = k->gw;
+  lmz_gateway_t *gw = k->gw;
   size_t id_len;
   const char *id = lmz__gw_str(msg, "callId", &id_len);
   if (!id || !id_len || id_len > MAX_CALL_ID) {
@@ -349,7 +349,7 @@ static lmz_value *as_error(lmz_arena *a, lmz_value *v) {
 }
 
 static void on_incall_response(struct gw_conn *k, const lmz_json *msg) {
-  lmz_gateway *gw = k->gw;
+  lmz_gateway_t *gw = k->gw;
   size_t id_len;
   const char *id = lmz__gw_str(msg, "callId", &id_len);
   struct gw_incall *ic = id ? lmz__gw_take_call(k, id, id_len) : NULL;
@@ -378,7 +378,7 @@ static void on_incall_response(struct gw_conn *k, const lmz_json *msg) {
 void lmz__gw_on_message(lmz_ws_t *ws, bool is_text, const uint8_t *data,
                         size_t len) {
   struct gw_conn *k = lmz_ws_data(ws);
-  lmz_gateway *gw = k->gw;
+  lmz_gateway_t *gw = k->gw;
   gw->stats.frames_in++;
   if (!is_text) {
     gw->stats.frames_ignored++;

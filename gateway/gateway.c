@@ -27,7 +27,7 @@
 
 /* ---- pending HTTP answers ------------------------------------------------ */
 
-struct gw_pending_http *lmz__gw_pending_new(lmz_gateway *gw,
+struct gw_pending_http *lmz__gw_pending_new(lmz_gateway_t *gw,
                                             lmz_http_conn_t *conn) {
   struct gw_pending_http *p = calloc(1, sizeof *p);
   if (!p)
@@ -54,7 +54,7 @@ static void on_conn_close(lmz_http_server_t *srv, lmz_http_conn_t *conn,
 
 /* ---- /_lmz/status and /metrics ------------------------------------------- */
 
-static int status_json(lmz_gateway *gw, lmz_buf *b) {
+static int status_json(lmz_gateway_t *gw, lmz_buf *b) {
   struct lmz_node_stats ns;
   struct lmz_http_metrics hm;
   const struct lmz_gateway_stats *g = &gw->stats;
@@ -86,7 +86,7 @@ static int status_json(lmz_gateway *gw, lmz_buf *b) {
         (unsigned long long)g->incoming_calls, (unsigned long long)g->incoming_timeouts,
         (unsigned long long)hm.conns_open, (unsigned long long)hm.requests,
         (unsigned long long)g->http_routed);
-  struct lmz_router *r = lmz_node_router(gw->node);
+  struct lmz_router_s *r = lmz_node_router(gw->node);
   if (!rv && r) { /* the cluster's view: nodes, leader, term, leases */
     b->len--; /* reopen the object: replace its closing brace */
     rv = lmz_buf_append_str(b, ",\"cluster\":");
@@ -103,7 +103,7 @@ struct metric {
   uint64_t value;
 };
 
-static int metrics_text(lmz_gateway *gw, lmz_buf *b) {
+static int metrics_text(lmz_gateway_t *gw, lmz_buf *b) {
   struct lmz_router_stats rs = {0};
   if (lmz_node_router(gw->node))
     lmz_router_get_stats(lmz_node_router(gw->node), &rs);
@@ -202,7 +202,7 @@ static int metrics_text(lmz_gateway *gw, lmz_buf *b) {
 
 /* ---- the dev token ------------------------------------------------------- */
 
-static void dev_token(lmz_gateway *gw, lmz_http_conn_t *conn) {
+static void dev_token(lmz_gateway_t *gw, lmz_http_conn_t *conn) {
   uint8_t r[6];
   char sub[32];
   randombytes_buf(r, sizeof r);
@@ -241,7 +241,7 @@ static bool path_is(const struct lmz_http_request *req, const char *p) {
   return req->path_len == strlen(p) && !memcmp(req->path, p, req->path_len);
 }
 
-static bool builtin(lmz_gateway *gw, lmz_http_conn_t *conn,
+static bool builtin(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                     const struct lmz_http_request *req) {
   bool get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
   lmz_buf b = LMZ_BUF_INIT;
@@ -262,7 +262,7 @@ static bool builtin(lmz_gateway *gw, lmz_http_conn_t *conn,
 
 static void dispatch(lmz_http_server_t *srv, lmz_http_conn_t *conn,
                      const struct lmz_http_request *req, bool upgrade) {
-  lmz_gateway *gw = srv->data;
+  lmz_gateway_t *gw = srv->data;
   if ((!upgrade && builtin(gw, conn, req)) || lmz__gw_route(gw, conn, req, upgrade) ||
       (!upgrade && lmz__gw_static(gw, conn, req)))
     return;
@@ -316,7 +316,7 @@ static int add_keys(struct lmz_jwt_keyset *dst, const struct lmz_jwt_keyset *src
   return 0;
 }
 
-static int load_keys(lmz_gateway *gw, const struct lmz_gateway_opts *o,
+static int load_keys(lmz_gateway_t *gw, const struct lmz_gateway_opts *o,
                      char *errmsg) {
   int rv = o->keyset ? add_keys(&gw->keys, o->keyset) : 0;
   if (o->keyset)
@@ -349,7 +349,7 @@ static int load_keys(lmz_gateway *gw, const struct lmz_gateway_opts *o,
 
 /* The extra static folder: a prefix "/x[/y]" (normalized like route_prefix)
  * and an existing folder, or neither. */
-static int copy_mount(lmz_gateway *gw, const struct lmz_gateway_opts *o,
+static int copy_mount(lmz_gateway_t *gw, const struct lmz_gateway_opts *o,
                       char *errmsg) {
   if (!o->static_mount_prefix && !o->static_mount_dir)
     return 0;
@@ -373,7 +373,7 @@ static int copy_mount(lmz_gateway *gw, const struct lmz_gateway_opts *o,
   return 0;
 }
 
-static int copy_opts(lmz_gateway *gw, const struct lmz_gateway_opts *o,
+static int copy_opts(lmz_gateway_t *gw, const struct lmz_gateway_opts *o,
                      char *errmsg) {
   gw->binding = strdup(o->binding ? o->binding : LMZ_GATEWAY_BINDING);
   gw->prefix = norm_prefix(o->route_prefix);
@@ -430,7 +430,7 @@ static int copy_opts(lmz_gateway *gw, const struct lmz_gateway_opts *o,
   return 0;
 }
 
-static void free_parts(lmz_gateway *gw) {
+static void free_parts(lmz_gateway_t *gw) {
   for (size_t i = 0; i < gw->n_cors; i++)
     free(gw->cors[i]);
   free(gw->cors);
@@ -458,7 +458,7 @@ static void free_parts(lmz_gateway *gw) {
 
 static void free_after_http_close(lmz_http_server_t *srv) { free_parts(srv->data); }
 
-static int start_http(lmz_gateway *gw, const struct lmz_gateway_opts *o,
+static int start_http(lmz_gateway_t *gw, const struct lmz_gateway_opts *o,
                       char *errmsg) {
   struct lmz_http_options ho = {.host = o->host, .port = o->port,
                                 .on_request = on_request, .on_upgrade = on_upgrade,
@@ -473,9 +473,9 @@ static int start_http(lmz_gateway *gw, const struct lmz_gateway_opts *o,
   return rv;
 }
 
-int lmz_gateway_init(uv_loop_t *loop, lmz_gateway **out, lmz_node *node,
+int lmz_gateway_init(uv_loop_t *loop, lmz_gateway_t **out, lmz_node_t *node,
                      const struct lmz_gateway_opts *opts, char *errmsg) {
-  lmz_gateway *gw = calloc(1, sizeof *gw);
+  lmz_gateway_t *gw = calloc(1, sizeof *gw);
   if (!gw)
     return LMZ_ENOMEM;
   gw->loop = loop;
@@ -500,8 +500,8 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway **out, lmz_node *node,
   if (!rv)
     rv = start_http(gw, opts, errmsg);
   if (rv) {
-    if (gw->bot.net) /* frees itself on the loop; holds nothing of gw */
-      lmz_net_close(gw->bot.net, NULL, NULL);
+    if (gw->bot.net) /* freed once closed; holds nothing of gw */
+      lmz_net_close(gw->bot.net, free, gw->bot.net);
     if (!lmz_http_server_init_closing(&gw->http)) /* else freed once closed */
       free_parts(gw);
     return rv;
@@ -512,7 +512,7 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway **out, lmz_node *node,
   if (rv) { /* the class may stay registered: it was never bound */
     lmz__errmsg_wrapf(errmsg, "gateway: register %s", LMZ_GATEWAY_CLASS);
     if (gw->bot.net)
-      lmz_net_close(gw->bot.net, NULL, NULL);
+      lmz_net_close(gw->bot.net, free, gw->bot.net);
     lmz_http_server_close(&gw->http, free_after_http_close);
     return rv;
   }
@@ -529,17 +529,18 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway **out, lmz_node *node,
   return 0;
 }
 
-int lmz_gateway_port(const lmz_gateway *gw) {
+int lmz_gateway_port(const lmz_gateway_t *gw) {
   return lmz_http_server_port(&gw->http);
 }
 
-void lmz_gateway_get_stats(const lmz_gateway *gw, struct lmz_gateway_stats *st) {
+void lmz_gateway_get_stats(const lmz_gateway_t *gw,
+                           struct lmz_gateway_stats *st) {
   *st = gw->stats;
 }
 
 /* ---- close --------------------------------------------------------------- */
 
-void lmz__gw_wait_done(lmz_gateway *gw) {
+void lmz__gw_wait_done(lmz_gateway_t *gw) {
   LMZ_ASSERT(gw->n_waits > 0);
   if (--gw->n_waits == 0 && gw->closing && gw->close_cb)
     gw->close_cb(gw, gw->close_arg);
@@ -549,7 +550,7 @@ static void http_closed(lmz_http_server_t *srv) { lmz__gw_wait_done(srv->data); 
 
 static void timer_closed(uv_handle_t *h) { lmz__gw_wait_done(h->data); }
 
-void lmz_gateway_close(lmz_gateway *gw, lmz_gateway_close_cb cb, void *arg) {
+void lmz_gateway_close(lmz_gateway_t *gw, lmz_gateway_close_cb cb, void *arg) {
   if (gw->closing)
     return;
   gw->closing = true;
@@ -562,7 +563,7 @@ void lmz_gateway_close(lmz_gateway *gw, lmz_gateway_close_cb cb, void *arg) {
   uv_close((uv_handle_t *)&gw->timer, timer_closed);
 }
 
-void lmz_gateway_free(lmz_gateway *gw) {
+void lmz_gateway_free(lmz_gateway_t *gw) {
   if (!gw)
     return;
   size_t it = 0;

@@ -104,7 +104,7 @@
 #define LMZ_GATEWAY_MAX_MESSAGE_MIN 1024u
 #define LMZ_GATEWAY_MAX_MESSAGE_LIMIT (64u << 20)
 
-typedef struct lmz_gateway lmz_gateway;
+typedef struct lmz_gateway_s lmz_gateway_t;
 
 /* A verification key given as text (gateway/keys.h formats: PEM or 43
  * base64url characters). */
@@ -214,28 +214,29 @@ struct lmz_gateway_stats {
  * (bad options), LMZ_EEXIST (binding or class taken), key loading errors
  * (gateway/keys.h: LMZ_EACCESS, LMZ_EBADCONFIG, LMZ_EIO), libuv errors of
  * bind/listen (UV_EADDRINUSE ...), LMZ_ENOMEM. */
-int lmz_gateway_init(uv_loop_t *loop, lmz_gateway **out, lmz_node *node,
+int lmz_gateway_init(uv_loop_t *loop, lmz_gateway_t **out, lmz_node_t *node,
                      const struct lmz_gateway_opts *opts, char *errmsg);
 /* The bound HTTP port. */
-int lmz_gateway_port(const lmz_gateway *gw);
+int lmz_gateway_port(const lmz_gateway_t *gw);
 /* Call timeouts (client_call_timeout_ms) and grace periods are measured on
  * the node's clock (lmz_node_now_ms; lmz_node_opts.clock). A test kit that
  * moves a fake clock calls this: whatever is due by it is handled on the
  * next loop iteration (never from this call). */
-void lmz_gateway_clock_moved(lmz_gateway *gw);
+void lmz_gateway_clock_moved(lmz_gateway_t *gw);
 
-typedef void (*lmz_gateway_close_cb)(lmz_gateway *gw, void *arg);
+typedef void (*lmz_gateway_close_cb)(lmz_gateway_t *gw, void *arg);
 /* Stops listening, closes every socket (1001 going away) and connection,
  * fails held and relayed mesh calls with ClientDisconnectedError, waits for
  * static-file reads; then cb (may be NULL) runs. Later mesh calls to the
  * gateway binding fail with ClientDisconnectedError('Client is not
  * connected'). Calling it twice is a no-op. */
-void lmz_gateway_close(lmz_gateway *gw, lmz_gateway_close_cb cb, void *arg);
+void lmz_gateway_close(lmz_gateway_t *gw, lmz_gateway_close_cb cb, void *arg);
 /* Frees the gateway: only after its close callback AND after the node has
  * closed (the node keeps the class, whose calls still reach the gateway's
  * memory until then). NULL is ignored. */
-void lmz_gateway_free(lmz_gateway *gw);
+void lmz_gateway_free(lmz_gateway_t *gw);
 
-void lmz_gateway_get_stats(const lmz_gateway *gw, struct lmz_gateway_stats *st);
+void lmz_gateway_get_stats(const lmz_gateway_t *gw,
+                           struct lmz_gateway_stats *st);
 
 #endif

@@ -45,7 +45,7 @@ struct gw_conn;
 /* One client instance ("{sub}.{tabId}") with any state: a socket, a grace
  * period, or calls held for its reconnect. Freed when it has none. */
 struct gw_client {
-  lmz_gateway *gw;
+  lmz_gateway_t *gw;
   char *instance; /* NUL-terminated; the hmap key */
   size_t instance_len;
   struct gw_conn *conn;  /* the open socket, or NULL */
@@ -60,7 +60,7 @@ struct gw_client {
  * call still running in the mesh, being its client's `last`, and short pins
  * while callbacks run each hold one; freed at zero. */
 struct gw_conn {
-  lmz_gateway *gw;
+  lmz_gateway_t *gw;
   struct gw_link all;       /* gw->conns */
   uint32_t refs;
   lmz_ws_t *ws;             /* NULL once closed */
@@ -89,23 +89,23 @@ struct gw_incall {
 
 /* The bot check (botcheck.c): net NULL = off. */
 struct gw_bot {
-  lmz_net *net; /* allow-list: the endpoint's host only */
+  lmz_net_t *net; /* allow-list: the endpoint's host only */
   char *secret, *url;
   uint32_t timeout_ms;
 };
 
 /* An HTTP request answered later (actor route, static file). */
 struct gw_pending_http {
-  lmz_gateway *gw;
+  lmz_gateway_t *gw;
   lmz_http_conn_t *conn; /* NULL once the connection is gone */
   char origin[256];      /* allowed CORS origin to echo, or "" */
   bool head;
   bool credentials; /* auth routes: Access-Control-Allow-Credentials too */
 };
 
-struct lmz_gateway {
+struct lmz_gateway_s {
   uv_loop_t *loop;
-  lmz_node *node;
+  lmz_node_t *node;
   lmz_http_server_t http;
   bool http_up;
   char *binding;
@@ -147,7 +147,7 @@ struct lmz_gateway {
 
 /* The clock of call timeouts and grace periods: the node's (injected by a
  * test kit; lmz_gateway_clock_moved tells the gateway it moved). */
-static inline uint64_t lmz__gw_now(lmz_gateway *gw) {
+static inline uint64_t lmz__gw_now(lmz_gateway_t *gw) {
   double t = lmz_node_now_ms(gw->node);
   return t > 0 ? (uint64_t)t : 0;
 }
@@ -155,22 +155,22 @@ static inline uint64_t lmz__gw_now(lmz_gateway *gw) {
 /* The raw class function of LumenizeClientGateway. */
 int lmz__gw_raw_call(lmz_ctx *ctx, lmz_value *chain, lmz_value **result);
 /* An upgrade request on /gateway/... whose binding resolved to ours. */
-void lmz__gw_upgrade(lmz_gateway *gw, lmz_http_conn_t *conn,
+void lmz__gw_upgrade(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                      const struct lmz_http_request *req, const char *instance,
                      const char *origin);
 /* The deadline timer fired: fail what is due, re-arm. */
-void lmz__gw_timer_run(lmz_gateway *gw);
+void lmz__gw_timer_run(lmz_gateway_t *gw);
 /* (Re)arms the timer for the earliest deadline. */
-void lmz__gw_timer_arm(lmz_gateway *gw);
+void lmz__gw_timer_arm(lmz_gateway_t *gw);
 /* Close: fail every held and relayed call, drop grace periods. */
-void lmz__gw_clients_shutdown(lmz_gateway *gw);
+void lmz__gw_clients_shutdown(lmz_gateway_t *gw);
 
 /* Helpers for clientmsg.c. */
 bool lmz__gw_conn_expired(struct gw_conn *k); /* closes with 4401 if so */
 void lmz__gw_conn_unref(struct gw_conn *k);
 struct gw_incall *lmz__gw_take_call(struct gw_conn *k, const char *id,
                                     size_t len);
-void lmz__gw_incall_settle(lmz_gateway *gw, struct gw_incall *ic, bool ok,
+void lmz__gw_incall_settle(lmz_gateway_t *gw, struct gw_incall *ic, bool ok,
                            const lmz_value *v);
 
 /* ---- clientmsg.c --------------------------------------------------------- */
@@ -185,22 +185,22 @@ void lmz__gw_on_message(lmz_ws_t *ws, bool is_text, const uint8_t *data,
  * getDONamespaceFromPathSegment (durable-object bindings only). Returns
  * how many matched; their names, joined by ", ", go into names (cap
  * bytes; one match = the binding name). */
-int lmz__gw_match_binding(lmz_gateway *gw, const char *seg, size_t len,
+int lmz__gw_match_binding(lmz_gateway_t *gw, const char *seg, size_t len,
                           char *names, size_t cap);
 /* CORS decision for a request: 0 = go on (*origin set to the origin to echo,
  * or "" when none), else the request was answered (403 / 204). */
-int lmz__gw_cors(lmz_gateway *gw, lmz_http_conn_t *conn,
+int lmz__gw_cors(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                  const struct lmz_http_request *req, char origin[256]);
 /* The same; `credentials`: an allowed origin also gets
  * Access-Control-Allow-Credentials: true (the auth routes, whose refresh
  * cookie a page on another allowed origin sends; the original sets none on
  * actor routes, and neither do we). */
-int lmz__gw_cors_cred(lmz_gateway *gw, lmz_http_conn_t *conn,
+int lmz__gw_cors_cred(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                       const struct lmz_http_request *req, char origin[256],
                       bool credentials);
 /* Tries the /gateway and actor routes. Returns true if it answered (or
  * will answer) the request. */
-bool lmz__gw_route(lmz_gateway *gw, lmz_http_conn_t *conn,
+bool lmz__gw_route(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                    const struct lmz_http_request *req, bool upgrade);
 /* Adds the CORS headers for `origin` (if not "") and responds. */
 int lmz__gw_respond(lmz_http_conn_t *conn, int status, const char *ctype,
@@ -211,50 +211,51 @@ int lmz__gw_respond(lmz_http_conn_t *conn, int status, const char *ctype,
 
 /* Starts the check's client when o->secret is set (else 0, off). 0,
  * LMZ_EINVAL (bad endpoint or secret), LMZ_ENOMEM, LMZ_EIO; errmsg. */
-int lmz__gw_bot_init(lmz_gateway *gw, const struct lmz_gateway_bot_check *o,
+int lmz__gw_bot_init(lmz_gateway_t *gw, const struct lmz_gateway_bot_check *o,
                      char *errmsg);
 /* Cancels checks in flight (their requests are dropped); one close wait. */
-void lmz__gw_bot_close(lmz_gateway *gw);
+void lmz__gw_bot_close(lmz_gateway_t *gw);
 /* A request under the auth prefix (`rest`: the path after it): when it is
  * the magic-link POST and the check is on, takes it (answers it, or holds
  * it until siteverify answers, then forwards it) and returns true. */
-bool lmz__gw_bot_hold(lmz_gateway *gw, lmz_http_conn_t *conn,
+bool lmz__gw_bot_hold(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                       const struct lmz_http_request *req, const char *rest,
                       size_t rest_len, const char *origin);
 /* Sends a request to the auth service's actor (routes.c). */
-void lmz__gw_to_auth(lmz_gateway *gw, lmz_http_conn_t *conn,
+void lmz__gw_to_auth(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                      const struct lmz_http_request *req, const char *origin);
 
 /* ---- access.c ------------------------------------------------------------ */
 
 /* Verifies a token (signature, exp, iss, aud, sub: jwt.h) on the node's
  * clock, then the access gate. LMZ_JWT_OK with *cl in `a`, or the status. */
-int lmz__gw_verify(lmz_gateway *gw, const char *tok, size_t len, lmz_arena *a,
+int lmz__gw_verify(lmz_gateway_t *gw, const char *tok, size_t len, lmz_arena *a,
                    struct lmz_jwt_claims *cl);
 /* The origin auth a turn gets from a verified token: {sub, claims}, in `a`;
  * `claims` (a value already in `a`, not copied) NULL or out of memory: NULL. */
 lmz_value *lmz__gw_origin_auth(lmz_arena *a, const char *sub, lmz_value *claims);
 /* One token from sub's bucket of `r` on the gateway's clock: LMZ_JWT_OK or
  * LMZ_JWT_ERATE with *retry_after_s set. */
-int lmz__gw_limit(lmz_gateway *gw, lmz_rate *r, const char *sub, size_t len,
+int lmz__gw_limit(lmz_gateway_t *gw, lmz_rate *r, const char *sub, size_t len,
                   uint32_t *retry_after_s);
 /* Answers a jwt.h status the original's way (lmz_jwt_answer), with
  * WWW-Authenticate on 401s and Retry-After on 429. */
 void lmz__gw_refuse(lmz_http_conn_t *conn, int status, const char *origin,
                     uint32_t retry_after_s);
 /* Whether `binding` (a resolved binding name) is declared public. */
-bool lmz__gw_is_public(const lmz_gateway *gw, const char *binding);
+bool lmz__gw_is_public(const lmz_gateway_t *gw, const char *binding);
 /* The access check of an actor request, before anything runs: 0 = go on,
  * with *origin_auth (in `a`) for the turn, NULL for a public binding; else
  * the request was answered (401 / 403 / 429 / 500). */
-int lmz__gw_http_access(lmz_gateway *gw, lmz_http_conn_t *conn,
+int lmz__gw_http_access(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                         const struct lmz_http_request *req, const char *binding,
-                        const char *origin, lmz_arena *a, lmz_value **origin_auth);
+                        const char *origin, lmz_arena *a,
+                        lmz_value **origin_auth);
 
 /* ---- static.c ------------------------------------------------------------ */
 
 /* GET/HEAD of a file under static_dir. Returns true if it will answer. */
-bool lmz__gw_static(lmz_gateway *gw, lmz_http_conn_t *conn,
+bool lmz__gw_static(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                     const struct lmz_http_request *req);
 /* "text/html; charset=utf-8" etc. for a file name. */
 const char *lmz__gw_content_type(const char *name);
@@ -267,11 +268,11 @@ int lmz__gw_safe_path(const char *path, size_t len, char *out, size_t cap);
 
 /* A pending HTTP request: tracks the connection until answered. NULL on
  * out of memory. Must end with lmz__gw_pending_done. */
-struct gw_pending_http *lmz__gw_pending_new(lmz_gateway *gw,
+struct gw_pending_http *lmz__gw_pending_new(lmz_gateway_t *gw,
                                             lmz_http_conn_t *conn);
 void lmz__gw_pending_done(struct gw_pending_http *p);
 /* Close bookkeeping: one outstanding thing finished. */
-void lmz__gw_wait_done(lmz_gateway *gw);
+void lmz__gw_wait_done(lmz_gateway_t *gw);
 
 /* ---- frames.c ------------------------------------------------------------ */
 

@@ -68,12 +68,12 @@ static int respond_json(lmz_http_conn_t *conn, int status, lmz_buf *b,
 
 /* ---- CORS (section 6 table) ---------------------------------------------- */
 
-int lmz__gw_cors(lmz_gateway *gw, lmz_http_conn_t *conn,
+int lmz__gw_cors(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                  const struct lmz_http_request *req, char origin[256]) {
   return lmz__gw_cors_cred(gw, conn, req, origin, false);
 }
 
-int lmz__gw_cors_cred(lmz_gateway *gw, lmz_http_conn_t *conn,
+int lmz__gw_cors_cred(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                       const struct lmz_http_request *req, char origin[256],
                       bool credentials) {
   origin[0] = '\0';
@@ -177,7 +177,7 @@ static size_t variants(const char *s, size_t n, char out[MAX_VARIANTS][MAX_SEG +
   return k;
 }
 
-int lmz__gw_match_binding(lmz_gateway *gw, const char *seg, size_t len,
+int lmz__gw_match_binding(lmz_gateway_t *gw, const char *seg, size_t len,
                           char *names, size_t cap) {
   names[0] = '\0';
   if (!len || len > MAX_SEG)
@@ -270,8 +270,8 @@ static void multiple(lmz_http_conn_t *conn, lmz_buf *b, const char *seg,
 
 /* Resolves binding and instance of segments s. Returns 1 (resolved: *bind,
  * instance copied into inst), 0 (not ours), -1 (answered). */
-static int resolve(lmz_gateway *gw, lmz_http_conn_t *conn, const struct segs *s,
-                   char bind[512], char inst[512]) {
+static int resolve(lmz_gateway_t *gw, lmz_http_conn_t *conn,
+                   const struct segs *s, char bind[512], char inst[512]) {
   if (s->count == 0)
     return 0;
   int m = lmz__gw_match_binding(gw, s->p[0], s->n[0], bind, 512);
@@ -337,7 +337,7 @@ static void actor_reply(void *arg, int status, const struct lmz_response *res,
 
 /* The request as the handler sees it (strings in the gateway's scratch
  * arena; lmz_node_http copies them). */
-static int to_request(lmz_gateway *gw, const struct lmz_http_request *req,
+static int to_request(lmz_gateway_t *gw, const struct lmz_http_request *req,
                       struct lmz_request *out) {
   lmz_arena *a = gw->scratch;
   struct lmz_header *h = lmz_arena_alloc(a, (req->n_headers + 1) * sizeof *h);
@@ -354,7 +354,7 @@ static int to_request(lmz_gateway *gw, const struct lmz_http_request *req,
 
 /* `own_auth`: the auth service's routes, which authenticate their callers
  * themselves (a login has no token yet): no bearer check, no origin auth. */
-static void to_actor(lmz_gateway *gw, lmz_http_conn_t *conn,
+static void to_actor(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                      const struct lmz_http_request *req, const char *binding,
                      const char *instance, const char *origin, bool own_auth) {
   lmz_value *oa = NULL;
@@ -395,7 +395,7 @@ static void to_actor(lmz_gateway *gw, lmz_http_conn_t *conn,
   }
 }
 
-void lmz__gw_to_auth(lmz_gateway *gw, lmz_http_conn_t *conn,
+void lmz__gw_to_auth(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                      const struct lmz_http_request *req, const char *origin) {
   to_actor(gw, conn, req, LMZ_GATEWAY_AUTH_BINDING, LMZ_GATEWAY_AUTH_INSTANCE,
            origin, true);
@@ -404,7 +404,7 @@ void lmz__gw_to_auth(lmz_gateway *gw, lmz_http_conn_t *conn,
 /* The auth service's routes: CORS (an allowed origin may send the refresh
  * cookie: Allow-Credentials), the body limit (refused here, never
  * forwarded), the bot check, then the service's actor. */
-static void auth_route(lmz_gateway *gw, lmz_http_conn_t *conn,
+static void auth_route(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                        const struct lmz_http_request *req, size_t rest) {
   char origin[256];
   if (lmz__gw_cors_cred(gw, conn, req, origin, true))
@@ -423,7 +423,7 @@ static void auth_route(lmz_gateway *gw, lmz_http_conn_t *conn,
 
 /* ---- the two route families ---------------------------------------------- */
 
-bool lmz__gw_route(lmz_gateway *gw, lmz_http_conn_t *conn,
+bool lmz__gw_route(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                    const struct lmz_http_request *req, bool upgrade) {
   size_t rest;
   struct segs s;

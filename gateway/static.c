@@ -178,7 +178,7 @@ static void work_cb(uv_work_t *w) {
 static void after_cb(uv_work_t *w, int status) {
   struct static_job *j = lmz_container_of(w, struct static_job, work);
   struct gw_pending_http *p = j->p;
-  lmz_gateway *gw = p->gw;
+  lmz_gateway_t *gw = p->gw;
   if (p->conn && status == 0 && j->status == 200) {
     struct lmz_http_header h = {"Cache-Control", 13, "no-cache", 8};
     lmz__gw_respond(p->conn, 200, lmz__gw_content_type(j->final), j->data,
@@ -196,8 +196,8 @@ static void after_cb(uv_work_t *w, int status) {
 
 /* The folder a path is served from: the mount when the path is its prefix
  * followed by '/' (*skip = the prefix length), else static_dir (or NULL). */
-static char *root_of(const lmz_gateway *gw, const struct lmz_http_request *req,
-                     size_t *skip) {
+static char *root_of(const lmz_gateway_t *gw,
+                     const struct lmz_http_request *req, size_t *skip) {
   size_t pl = gw->mount_prefix ? strlen(gw->mount_prefix) : 0;
   *skip = 0;
   if (pl && req->path_len > pl && req->path[pl] == '/' &&
@@ -208,7 +208,7 @@ static char *root_of(const lmz_gateway *gw, const struct lmz_http_request *req,
   return gw->static_dir;
 }
 
-bool lmz__gw_static(lmz_gateway *gw, lmz_http_conn_t *conn,
+bool lmz__gw_static(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                     const struct lmz_http_request *req) {
   size_t skip;
   char *root = root_of(gw, req, &skip);

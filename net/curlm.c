@@ -17,7 +17,8 @@
  *     (libcurl closes their connections and says CURL_POLL_REMOVE), the
  *     multi handle is cleaned up, remaining polls and the timer are closed;
  *     when the last handle's close callback ran, every canceled transfer's
- *     callback runs with LMZ_ECANCELED, then close_cb, then we free.
+ *     callback runs with LMZ_ECANCELED, then close_cb (the memory is the
+ *     caller's again).
  *  4. a user callback closes the driver: the info loop stops at once (the
  *     multi handle is gone; the rest are canceled transfers).
  * libcurl never calls back into us outside socket_action, add, remove and
@@ -30,49 +31,34 @@
 
 #include "core/err.h"
 
-struct xfer {
+struct lmz__curlm_xfer {
   CURL *easy;
   lmz_curlm_done_cb cb;
   void *ud;
-  struct xfer *prev, *next;
+  struct lmz__curlm_xfer *prev, *next;
 };
 
-struct sock {
+struct lmz__curlm_sock {
   uv_poll_t poll;
   curl_socket_t fd;
-  lmz_curlm *m;
-  struct sock *prev, *next;
+  lmz_curlm_t *m;
+  struct lmz__curlm_sock *prev, *next;
 };
 
-struct lmz_curlm {
-  uv_loop_t *loop;
-  CURLM *multi;
-  uv_timer_t timer;
-  struct xfer *xfers;    /* in flight (in the multi handle) */
-  struct xfer *canceled; /* removed by close, callbacks not run yet */
-  struct sock *socks;    /* polls open (not closing) */
-  size_t n_active;
-  int n_handles; /* uv handles initialized and not closed yet */
-  bool closing;
-  lmz_curlm_close_cb close_cb;
-  void *close_ud;
-};
-
-static void finish_close(lmz_curlm *m) {
-  struct xfer *x = m->canceled;
+static void finish_close(lmz_curlm_t *m) {
+  struct lmz__curlm_xfer *x = m->canceled;
   m->canceled = NULL;
   while (x) {
-    struct xfer *next = x->next;
+    struct lmz__curlm_xfer *next = x->next;
     x->cb(x->ud, x->easy, LMZ_ECANCELED, CURLE_ABORTED_BY_CALLBACK);
     free(x);
     x = next;
   }
   if (m->close_cb)
-    m->close_cb(m->close_ud);
-  free(m);
+    m->close_cb(m->close_ud); /* m is the caller's again */
 }
 
-static void handle_closed(lmz_curlm *m) {
+static void handle_closed(lmz_curlm_t *m) {
   if (--m->n_handles == 0 && m->closing)
     finish_close(m);
 }
@@ -80,13 +66,13 @@ static void handle_closed(lmz_curlm *m) {
 static void timer_closed(uv_handle_t *h) { handle_closed(h->data); }
 
 static void sock_closed(uv_handle_t *h) {
-  struct sock *s = h->data;
-  lmz_curlm *m = s->m;
+  struct lmz__curlm_sock *s = h->data;
+  lmz_curlm_t *m = s->m;
   free(s);
   handle_closed(m);
 }
 
-static void sock_close(lmz_curlm *m, struct sock *s) {
+static void sock_close(lmz_curlm_t *m, struct lmz__curlm_sock *s) {
   if (s->prev)
     s->prev->next = s->next;
   else
@@ -96,7 +82,8 @@ static void sock_close(lmz_curlm *m, struct sock *s) {
   uv_close((uv_handle_t *)&s->poll, sock_closed);
 }
 
-static void xfer_unlink(struct xfer **head, struct xfer *x) {
+static void xfer_unlink(struct lmz__curlm_xfer **head,
+                        struct lmz__curlm_xfer *x) {
   if (x->prev)
     x->prev->next = x->next;
   else
@@ -106,7 +93,8 @@ static void xfer_unlink(struct xfer **head, struct xfer *x) {
   x->prev = x->next = NULL;
 }
 
-static void xfer_push(struct xfer **head, struct xfer *x) {
+static void xfer_push(struct lmz__curlm_xfer **head,
+                      struct lmz__curlm_xfer *x) {
   x->prev = NULL;
   x->next = *head;
   if (*head)
@@ -117,7 +105,7 @@ static void xfer_push(struct xfer **head, struct xfer *x) {
 /* Reports finished transfers. A callback may add transfers (fine: the
  * multi handle is not inside a libcurl call here) or close the driver
  * (then the multi handle is gone and we stop). */
-static void drain_done(lmz_curlm *m) {
+static void drain_done(lmz_curlm_t *m) {
   CURLMsg *msg;
   int left;
   while (!m->closing && (msg = curl_multi_info_read(m->multi, &left))) {
@@ -125,7 +113,7 @@ static void drain_done(lmz_curlm *m) {
       continue;
     CURL *easy = msg->easy_handle;
     CURLcode code = msg->data.result;
-    struct xfer *x = NULL;
+    struct lmz__curlm_xfer *x = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
     curl_multi_remove_handle(m->multi, easy);
     if (!x)
@@ -138,15 +126,15 @@ static void drain_done(lmz_curlm *m) {
 }
 
 static void timer_cb(uv_timer_t *t) {
-  lmz_curlm *m = t->data;
+  lmz_curlm_t *m = t->data;
   int running;
   curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   drain_done(m);
 }
 
 static void poll_cb(uv_poll_t *p, int status, int events) {
-  struct sock *s = p->data;
-  lmz_curlm *m = s->m;
+  struct lmz__curlm_sock *s = p->data;
+  lmz_curlm_t *m = s->m;
   int flags = 0;
   if (status < 0)
     flags = CURL_CSELECT_ERR;
@@ -165,7 +153,7 @@ static void poll_cb(uv_poll_t *p, int status, int events) {
 /* CURLMOPT_TIMERFUNCTION: -1 = no timeout; else fire once after ms. Never
  * runs socket_action inline (libcurl forbids it from this callback). */
 static int timer_fn(CURLM *multi, long timeout_ms, void *userp) {
-  lmz_curlm *m = userp;
+  lmz_curlm_t *m = userp;
   (void)multi;
   if (m->closing)
     return 0;
@@ -176,8 +164,8 @@ static int timer_fn(CURLM *multi, long timeout_ms, void *userp) {
   return 0;
 }
 
-static struct sock *sock_open(lmz_curlm *m, curl_socket_t fd) {
-  struct sock *s = calloc(1, sizeof *s);
+static struct lmz__curlm_sock *sock_open(lmz_curlm_t *m, curl_socket_t fd) {
+  struct lmz__curlm_sock *s = calloc(1, sizeof *s);
   if (!s)
     return NULL;
   if (uv_poll_init_socket(m->loop, &s->poll, fd) != 0) {
@@ -200,8 +188,8 @@ static struct sock *sock_open(lmz_curlm *m, curl_socket_t fd) {
  * (libcurl says REMOVE before it closes the socket). */
 static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp,
                      void *socketp) {
-  lmz_curlm *m = userp;
-  struct sock *s = socketp;
+  lmz_curlm_t *m = userp;
+  struct lmz__curlm_sock *s = socketp;
   (void)easy;
   if (what == CURL_POLL_REMOVE) {
     if (s) {
@@ -222,7 +210,7 @@ static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp,
   return uv_poll_start(&s->poll, ev, poll_cb) == 0 ? 0 : -1;
 }
 
-int lmz_curlm_new(uv_loop_t *loop, lmz_curlm **out, char *errmsg) {
+int lmz_curlm_init(lmz_curlm_t *m, uv_loop_t *loop, char *errmsg) {
   static bool global_done;
   if (!global_done) {
     CURLcode gc = curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -232,12 +220,8 @@ int lmz_curlm_new(uv_loop_t *loop, lmz_curlm **out, char *errmsg) {
     }
     global_done = true;
   }
-  lmz_curlm *m = calloc(1, sizeof *m);
-  if (!m)
-    return LMZ_ENOMEM;
-  m->loop = loop;
+  *m = (lmz_curlm_t){.loop = loop};
   if (!(m->multi = curl_multi_init())) {
-    free(m);
     lmz__errmsg_printf(errmsg, "curl_multi_init failed");
     return LMZ_ENOMEM;
   }
@@ -248,17 +232,16 @@ int lmz_curlm_new(uv_loop_t *loop, lmz_curlm **out, char *errmsg) {
   uv_timer_init(loop, &m->timer);
   m->timer.data = m;
   m->n_handles = 1;
-  *out = m;
   return 0;
 }
 
-int lmz_curlm_add(lmz_curlm *m, CURL *easy, lmz_curlm_done_cb cb, void *ud) {
+int lmz_curlm_add(lmz_curlm_t *m, CURL *easy, lmz_curlm_done_cb cb, void *ud) {
   if (m->closing)
     return LMZ_ECANCELED;
-  struct xfer *x = calloc(1, sizeof *x);
+  struct lmz__curlm_xfer *x = calloc(1, sizeof *x);
   if (!x)
     return LMZ_ENOMEM;
-  *x = (struct xfer){.easy = easy, .cb = cb, .ud = ud};
+  *x = (struct lmz__curlm_xfer){.easy = easy, .cb = cb, .ud = ud};
   curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)x);
   /* never join a resolver thread on the loop (removal while resolving) */
   curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
@@ -272,13 +255,13 @@ int lmz_curlm_add(lmz_curlm *m, CURL *easy, lmz_curlm_done_cb cb, void *ud) {
   return 0;
 }
 
-size_t lmz_curlm_active(const lmz_curlm *m) { return m->n_active; }
+size_t lmz_curlm_active(const lmz_curlm_t *m) { return m->n_active; }
 
-void lmz_curlm_close(lmz_curlm *m, lmz_curlm_close_cb close_cb, void *ud) {
+void lmz_curlm_close(lmz_curlm_t *m, lmz_curlm_close_cb close_cb, void *ud) {
   m->closing = true;
   m->close_cb = close_cb;
   m->close_ud = ud;
-  struct xfer *x;
+  struct lmz__curlm_xfer *x;
   while ((x = m->xfers)) {
     xfer_unlink(&m->xfers, x);
     curl_multi_remove_handle(m->multi, x->easy);

@@ -37,23 +37,8 @@
 #include "core/err.h"
 #include "net/curlm.h"
 
-struct lmz_net {
-  uv_loop_t *loop;
-  lmz_curlm *cm;
-  char **allow;
-  size_t n_allow;
-  uint32_t timeout_ms;
-  uint64_t max_response, max_request;
-  uint32_t max_redirects, max_inflight;
-  char *user_agent;
-  size_t n_active;
-  bool closing;
-  lmz_net_close_cb close_cb;
-  void *close_ud;
-};
-
 struct req {
-  lmz_net *net;
+  lmz_net_t *net;
   CURL *easy;
   CURLU *url;
   char *method;
@@ -130,7 +115,7 @@ static bool scheme_ok(CURLU *u) {
 }
 
 /* The host of `u` is on the allow-list? errmsg names it if not. */
-static int host_check(const lmz_net *n, CURLU *u, char *errmsg) {
+static int host_check(const lmz_net_t *n, CURLU *u, char *errmsg) {
   char *host = NULL;
   if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host) {
     lmz__errmsg_printf(errmsg, "URL has no host");
@@ -146,7 +131,7 @@ static int host_check(const lmz_net *n, CURLU *u, char *errmsg) {
 }
 
 /* Parses `url` into *out (NULL to only check). Relative to `base` if set. */
-static int parse_url(const lmz_net *n, CURLU *base, const char *url,
+static int parse_url(const lmz_net_t *n, CURLU *base, const char *url,
                      CURLU **out, char *errmsg) {
   if (!url || strnlen(url, LMZ_NET_MAX_URL + 1) > LMZ_NET_MAX_URL) {
     lmz__errmsg_printf(errmsg, "URL missing or longer than %u bytes", LMZ_NET_MAX_URL);
@@ -173,7 +158,7 @@ static int parse_url(const lmz_net *n, CURLU *base, const char *url,
   return rv;
 }
 
-int lmz_net_check(const lmz_net *n, const struct lmz_net_request *req,
+int lmz_net_check(const lmz_net_t *n, const struct lmz_net_request *req,
                   char *errmsg) {
   if (req->method && !is_token(req->method, 32)) {
     lmz__errmsg_printf(errmsg, "bad HTTP method");
@@ -342,7 +327,7 @@ static void setup_method(struct req *r) {
 
 /* Configures the easy handle for the current hop (fresh or reset). */
 static int setup_easy(struct req *r) {
-  lmz_net *n = r->net;
+  lmz_net_t *n = r->net;
   uint64_t now = uv_now(n->loop);
   if (now >= r->deadline)
     return LMZ_ETIMEOUT;
@@ -376,7 +361,7 @@ static void done_cb(void *ud, CURL *easy, int status, CURLcode code);
 static int start_hop(struct req *r) {
   r->errbuf[0] = 0;
   int rv = setup_easy(r);
-  return rv ? rv : lmz_curlm_add(r->net->cm, r->easy, done_cb, r);
+  return rv ? rv : lmz_curlm_add(&r->net->cm, r->easy, done_cb, r);
 }
 
 static void drop_headers(struct req *r, const char *const *names, size_t nn) {
@@ -428,7 +413,7 @@ static bool same_host(CURLU *a, CURLU *b) {
 }
 
 static void redirect(struct req *r, long code, const char *location) {
-  lmz_net *n = r->net;
+  lmz_net_t *n = r->net;
   char msg[LMZ_ERRMSG_LEN];
   if (r->hops >= n->max_redirects)
     return failf(r, UV_ELOOP, "too many redirects (limit %u)", n->max_redirects);
@@ -533,7 +518,7 @@ static int copy_request(struct req *r, const struct lmz_net_request *q) {
   return 0;
 }
 
-int lmz_net_fetch(lmz_net *n, const struct lmz_net_request *q,
+int lmz_net_fetch(lmz_net_t *n, const struct lmz_net_request *q,
                   lmz_net_fetch_cb cb, void *ud, char *errmsg) {
   if (n->closing)
     return LMZ_ECANCELED;
@@ -570,15 +555,17 @@ int lmz_net_fetch(lmz_net *n, const struct lmz_net_request *q,
 
 /* ---- the client ----------------------------------------------------------- */
 
-static void net_free(lmz_net *n) {
+static void net_free(lmz_net_t *n) {
   for (size_t i = 0; i < n->n_allow; i++)
     free(n->allow[i]);
   free(n->allow);
   free(n->user_agent);
-  free(n);
+  n->allow = NULL;
+  n->n_allow = 0;
+  n->user_agent = NULL;
 }
 
-static int copy_opts(lmz_net *n, const struct lmz_net_opts *o) {
+static int copy_opts(lmz_net_t *n, const struct lmz_net_opts *o) {
   n->timeout_ms = o->timeout_ms ? o->timeout_ms : LMZ_NET_DEFAULT_TIMEOUT_MS;
   n->max_response = o->max_response_bytes ? o->max_response_bytes
                                           : LMZ_NET_DEFAULT_MAX_RESPONSE;
@@ -599,40 +586,34 @@ static int copy_opts(lmz_net *n, const struct lmz_net_opts *o) {
   return 0;
 }
 
-int lmz_net_new(uv_loop_t *loop, const struct lmz_net_opts *opts,
-                lmz_net **out, char *errmsg) {
+int lmz_net_init(lmz_net_t *n, uv_loop_t *loop, const struct lmz_net_opts *opts,
+                 char *errmsg) {
   static const struct lmz_net_opts none = {.redirects_default = true};
-  lmz_net *n = calloc(1, sizeof *n);
-  if (!n)
-    return LMZ_ENOMEM;
-  n->loop = loop;
+  *n = (lmz_net_t){.data = n->data, .loop = loop};
   int rv = copy_opts(n, opts ? opts : &none);
   if (rv == LMZ_EINVAL)
     lmz__errmsg_printf(errmsg, "fetch allow-list entry is NULL");
   if (!rv)
-    rv = lmz_curlm_new(loop, &n->cm, errmsg);
-  if (rv) {
+    rv = lmz_curlm_init(&n->cm, loop, errmsg);
+  if (rv)
     net_free(n);
-    return rv;
-  }
-  *out = n;
-  return 0;
+  return rv;
 }
 
-size_t lmz_net_active(const lmz_net *n) { return n->n_active; }
-uint32_t lmz_net_max_inflight(const lmz_net *n) { return n->max_inflight; }
-bool lmz_net_is_closing(const lmz_net *n) { return n->closing; }
+size_t lmz_net_active(const lmz_net_t *n) { return n->n_active; }
+uint32_t lmz_net_max_inflight(const lmz_net_t *n) { return n->max_inflight; }
+bool lmz_net_is_closing(const lmz_net_t *n) { return n->closing; }
 
 static void curlm_closed(void *ud) {
-  lmz_net *n = ud;
-  if (n->close_cb)
-    n->close_cb(n->close_ud);
+  lmz_net_t *n = ud;
   net_free(n);
+  if (n->close_cb)
+    n->close_cb(n->close_ud); /* n is the caller's again */
 }
 
-void lmz_net_close(lmz_net *n, lmz_net_close_cb close_cb, void *ud) {
+void lmz_net_close(lmz_net_t *n, lmz_net_close_cb close_cb, void *ud) {
   n->closing = true;
   n->close_cb = close_cb;
   n->close_ud = ud;
-  lmz_curlm_close(n->cm, curlm_closed, n);
+  lmz_curlm_close(&n->cm, curlm_closed, n);
 }

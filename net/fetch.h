@@ -1,6 +1,6 @@
 /* net/fetch.h - outbound HTTP(S) requests on the node's loop, with limits.
  *
- * lmz_net is the client behind lmz_fetch (lmz/lmz.h) and the HTTP-API mail
+ * lmz_net_t is the client behind lmz_fetch (lmz/lmz.h) and the HTTP-API mail
  * sender. One request: URL checked (http/https only, host on the egress
  * allow-list), sent with libcurl on the loop (net/curlm.h), its response
  * read within the limits below, redirects followed here, by us, so that
@@ -41,6 +41,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "net/curlm.h"
+
 #define LMZ_NET_MAX_HEADERS 100u           /* request and response */
 #define LMZ_NET_MAX_HEADER_LINE 8192u      /* bytes, one header line */
 #define LMZ_NET_MAX_HEAD_BYTES (64u * 1024u) /* response head, all lines */
@@ -52,9 +54,9 @@
 #define LMZ_NET_DEFAULT_MAX_REDIRECTS 5u
 #define LMZ_NET_DEFAULT_MAX_INFLIGHT 1024u
 
-typedef struct lmz_net lmz_net;
+typedef struct lmz_net_s lmz_net_t;
 
-/* Borrowed for lmz_net_new only (copied). Zeros are the defaults above,
+/* Borrowed for lmz_net_init only (copied). Zeros are the defaults above,
  * except max_redirects, taken as is (0 = no redirect followed) unless
  * redirects_default is set. */
 struct lmz_net_opts {
@@ -103,24 +105,45 @@ typedef void (*lmz_net_fetch_cb)(void *ud, int status,
                                  const char *errmsg);
 typedef void (*lmz_net_close_cb)(void *ud);
 
-/* Returns 0 and *out, or LMZ_ENOMEM / LMZ_EIO / LMZ_EINVAL (errmsg). */
-int lmz_net_new(uv_loop_t *loop, const struct lmz_net_opts *opts,
-                lmz_net **out, char *errmsg);
+/* A handle (README "Code conventions"): the caller allocates it; all fields
+ * are private to fetch.c. */
+struct lmz_net_s {
+  void *data; /* public: for the user */
+  uv_loop_t *loop;
+  lmz_curlm_t cm;
+  char **allow;
+  size_t n_allow;
+  uint32_t timeout_ms;
+  uint64_t max_response, max_request;
+  uint32_t max_redirects, max_inflight;
+  char *user_agent;
+  size_t n_active;
+  bool closing;
+  lmz_net_close_cb close_cb;
+  void *close_ud;
+};
+
+/* Initializes the caller's `n`. Returns 0, or LMZ_ENOMEM / LMZ_EIO /
+ * LMZ_EINVAL (errmsg); on error nothing is left on the loop and `n` may be
+ * freed at once. */
+int lmz_net_init(lmz_net_t *n, uv_loop_t *loop, const struct lmz_net_opts *opts,
+                 char *errmsg);
 /* Checks a request without sending it (URL, scheme, host allowed, method,
  * headers, body size). Returns 0, LMZ_EINVAL or LMZ_EACCESS (host not on
  * the allow-list), with errmsg. lmz_net_fetch runs the same check. */
-int lmz_net_check(const lmz_net *n, const struct lmz_net_request *req,
+int lmz_net_check(const lmz_net_t *n, const struct lmz_net_request *req,
                   char *errmsg);
 /* Starts a request. Errors (cb will not run): those of lmz_net_check,
  * LMZ_EOVERLOAD (max_inflight), LMZ_ECANCELED (closing), LMZ_ENOMEM,
  * LMZ_EIO. */
-int lmz_net_fetch(lmz_net *n, const struct lmz_net_request *req,
+int lmz_net_fetch(lmz_net_t *n, const struct lmz_net_request *req,
                   lmz_net_fetch_cb cb, void *ud, char *errmsg);
-size_t lmz_net_active(const lmz_net *n);
-uint32_t lmz_net_max_inflight(const lmz_net *n);
-bool lmz_net_is_closing(const lmz_net *n);
-/* Cancels every request, then close_cb (may be NULL); frees the client. */
-void lmz_net_close(lmz_net *n, lmz_net_close_cb close_cb, void *ud);
+size_t lmz_net_active(const lmz_net_t *n);
+uint32_t lmz_net_max_inflight(const lmz_net_t *n);
+bool lmz_net_is_closing(const lmz_net_t *n);
+/* Cancels every request, releases what the client holds, then calls
+ * close_cb (may be NULL): from then on the memory of `n` is the caller's. */
+void lmz_net_close(lmz_net_t *n, lmz_net_close_cb close_cb, void *ud);
 
 /* Pure: is `host` (as in a URL, lowercase or not) on the list? */
 bool lmz_net_host_allowed(const char *const *allow, size_t n_allow,

@@ -46,13 +46,16 @@ struct lmzd {
   uv_loop_t loop;
   lmz_arena *arena;
   struct lmzd_config cfg;
-  lmz_node *node;
-  lmz_remote *remote;
+  lmz_node_t node_mem;
+  lmz_node_t *node; /* &node_mem once initialized */
+  lmz_remote_t remote;
   lmz_cluster_t cluster;
   bool cluster_up;
-  lmz_router *router;
-  lmz_gateway *gateway; /* the HTTP/WebSocket port */
-  lmz_auth *auth;       /* the auth service, or NULL (auth/auth.h) */
+  lmz_router_t router_mem;
+  lmz_router_t *router;   /* &router_mem in a cluster, else NULL */
+  lmz_gateway_t *gateway; /* the HTTP/WebSocket port */
+  lmz_auth_t auth_mem;
+  lmz_auth_t *auth; /* &auth_mem once initialized, or NULL (auth/auth.h) */
   lmz_transport_t transport;
   bool transport_up;
   uv_signal_t sigint, sigterm;
@@ -259,9 +262,11 @@ static int start_auth(struct lmzd *d) {
   bool use_dev = !d->cfg.auth.n_private_keys && (d->cfg.dev || d->cfg.gw.dev_keys);
   int rv = use_dev ? lmz_keys_dev_load_or_create(d->cfg.data_dir, &dev, NULL, err) : 0;
   if (!rv)
-    rv = lmz_auth_new(&d->loop, d->node, &d->cfg.auth, use_dev ? &dev : NULL,
-                      d->cfg.data_dir, &d->auth, err);
+    rv = lmz_auth_init(&d->auth_mem, &d->loop, d->node, &d->cfg.auth,
+                       use_dev ? &dev : NULL, d->cfg.data_dir, err);
   lmz_jwt_keyset_wipe(&dev);
+  if (!rv)
+    d->auth = &d->auth_mem;
   if (rv)
     fprintf(stderr, "lmzd: %s\n", err);
   else if (!d->cfg.dev && !d->cfg.auth.mail_set)
@@ -280,10 +285,11 @@ static int start_node(struct lmzd *d) {
                             .max_queue = d->cfg.mailbox_max,
                             .max_pending = d->cfg.pending_calls_max,
                             .fetch = d->cfg.fetch};
-  if (lmz_node_new(&d->node, &d->loop, &o, err)) {
+  if (lmz_node_init(&d->node_mem, &d->loop, &o, err)) {
     fprintf(stderr, "lmzd: %s\n", err);
     return 1;
   }
+  d->node = &d->node_mem;
   for (size_t i = 0; i < d->cfg.n_modules; i++)
     if (lmz_node_load_module(d->node, d->cfg.modules[i], err)) {
       fprintf(stderr, "lmzd: %s: %s\n", d->cfg.file.name, err);
@@ -316,7 +322,7 @@ static void send_status(lmz_conn_t *conn, uint64_t id, int rv, const char *json)
   lmz_conn_send(conn, &f);
 }
 
-static void drain_done(lmz_router *r, int moved, int failed, void *arg) {
+static void drain_done(lmz_router_t *r, int moved, int failed, void *arg) {
   (void)r;
   struct lmzd *d = arg;
   char json[96];
@@ -391,7 +397,7 @@ static void on_status_request(struct lmzd *d, lmz_conn_t *conn,
 /* ---- the node port: one handler per frame type --------------------------- */
 
 static void on_call(struct lmzd *d, lmz_conn_t *conn, const Lmz__Frame *f) {
-  lmz_remote_on_call(d->remote, conn, f);
+  lmz_remote_on_call(&d->remote, conn, f);
 }
 
 static void on_status(struct lmzd *d, lmz_conn_t *conn, const Lmz__Frame *f) {
@@ -491,7 +497,7 @@ static void on_conn_state(lmz_conn_t *conn, int state, int status, void *data) {
     lmz_cluster_on_conn_state(&d->cluster, conn, state, status);
   if (d->router)
     lmz_router_on_conn_state(d->router, conn, state, status);
-  lmz_remote_on_conn_state(d->remote, conn, state, status);
+  lmz_remote_on_conn_state(&d->remote, conn, state, status);
 }
 
 /* ---- the store's copies and the directory -------------------------------
@@ -571,8 +577,7 @@ static int start_replication(struct lmzd *d, char *err) {
 }
 
 static int start_node_port(struct lmzd *d, const uint8_t key[32]) {
-  if (!(d->remote = lmz_remote_new(d->node)))
-    return 1;
+  lmz_remote_init(&d->remote, d->node); /* cannot fail */
   struct lmz_transport_options o = {.key = key,
                                     .node_id = d->cfg.cluster_id,
                                     .name = d->cfg.node_id,
@@ -682,11 +687,12 @@ static int start_router(struct lmzd *d) {
   }
   d->cluster_up = true;
   struct lmz_router_opts ro = {0};
-  if (lmz_router_init(&d->router, d->node, &d->cluster, &ro, err)) {
+  if (lmz_router_init(&d->router_mem, d->node, &d->cluster, &ro, err)) {
     fprintf(stderr, "lmzd: cluster: %s\n", err);
     return 1;
   }
-  lmz_remote_set_router(d->remote, d->router);
+  d->router = &d->router_mem;
+  lmz_remote_set_router(&d->remote, d->router);
   if (start_replication(d, err)) {
     fprintf(stderr, "lmzd: cluster: %s\n", err);
     return 1;
@@ -806,7 +812,7 @@ static int start_gateway(struct lmzd *d) {
 
 /* ---- shutdown ------------------------------------------------------------ */
 
-static void node_closed(lmz_node *n, void *arg) {
+static void node_closed(lmz_node_t *n, void *arg) {
   (void)n;
   struct lmzd *d = arg;
   if (d->signals_up) {
@@ -835,7 +841,7 @@ static void cluster_closed(lmz_cluster_t *c) {
 
 /* The router first (parked and forwarded calls fail, a drain stops), then
  * the cluster (directory requests cancelled, Raft closed). */
-static void router_closed(lmz_router *r, void *arg) {
+static void router_closed(lmz_router_t *r, void *arg) {
   (void)r;
   struct lmzd *d = arg;
   d->cluster.data = d;
@@ -855,7 +861,7 @@ static void stop_rest(struct lmzd *d) {
   }
 }
 
-static void gateway_closed(lmz_gateway *gw, void *arg) {
+static void gateway_closed(lmz_gateway_t *gw, void *arg) {
   (void)gw;
   struct lmzd *d = arg;
   if (d->auth) /* its mail sender; turns still finishing log "not sent" */
@@ -948,11 +954,11 @@ int main(int argc, char **argv) {
   if (!rv)
     rv = run(&d);
   if (d.node)
-    lmz_node_free(d.node);
-  lmz_remote_free(d.remote);
-  lmz_router_free(d.router);
+    lmz_node_release(d.node);
+  lmz_remote_close(&d.remote);
+  lmz_router_release(d.router);
   lmz_gateway_free(d.gateway); /* after the node: it may call the gateway */
-  lmz_auth_free(d.auth);       /* after the node too: its class data */
+  lmz_auth_release(d.auth);    /* after the node too: its class data */
   if (uv_loop_close(&d.loop)) /* a close path forgot something: say so */
     fprintf(stderr, "lmzd: handles left open on the loop at exit\n");
   lmz_arena_free(d.arena);

@@ -181,7 +181,7 @@ static void replay(rocksdb_writebatch_t *wb, const lmz_batch *b) {
 
 /* Detaches the oldest pending batches whose total size fits max_batch_bytes
  * (at least one). Called with mu held. */
-static lmz_batch *take_group(struct lmz__store *s) {
+static lmz_batch *take_group(lmz_store_t *s) {
   lmz_batch *head = s->pending.head, *last = head;
   size_t bytes = head->ops.len;
   while (last->next && bytes <= s->max_batch_bytes &&
@@ -201,7 +201,7 @@ static lmz_batch *take_group(struct lmz__store *s) {
 /* Writes one group with a single rocksdb_write and records the result in
  * every batch of it; batches of broken chains are skipped (failure mode 1).
  * Runs without the mutex. */
-static void write_group(struct lmz__store *s, rocksdb_writebatch_t *wb,
+static void write_group(lmz_store_t *s, rocksdb_writebatch_t *wb,
                         lmz_batch *group, bool inject_failure) {
   size_t n = 0, ops = 0;
   for (lmz_batch *b = group; b; b = b->next) {
@@ -233,7 +233,7 @@ static void write_group(struct lmz__store *s, rocksdb_writebatch_t *wb,
 }
 
 static void storage_thread(void *arg) {
-  struct lmz__store *s = arg;
+  lmz_store_t *s = arg;
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
   uv_mutex_lock(&s->mu);
   for (;;) {
@@ -263,7 +263,7 @@ static void storage_thread(void *arg) {
 
 /* Runs the callbacks of `ready` in order. Re-entrant: a callback may commit
  * (goes to pending) or close the store (which delivers the rest itself). */
-static void deliver(struct lmz__store *s) {
+static void deliver(lmz_store_t *s) {
   lmz_batch *b;
   while ((b = s->ready.head) != NULL) {
     s->ready.head = b->next;
@@ -272,10 +272,10 @@ static void deliver(struct lmz__store *s) {
     s->inflight--;
     s->inflight_bytes -= b->ops.len;
     if (b->status)
-      lmz__errmsg_printf(s->pub.errmsg, "commit: %s",
+      lmz__errmsg_printf(s->errmsg, "commit: %s",
                          b->errmsg ? b->errmsg : "RocksDB write failed");
     if (b->cb)
-      b->cb(&s->pub, b->status, b->arg);
+      b->cb(s, b->status, b->arg);
     lmz_batch_free(b);
   }
   if (s->inflight == 0 && !s->cancel)
@@ -283,18 +283,17 @@ static void deliver(struct lmz__store *s) {
 }
 
 static void on_async(uv_async_t *h) {
-  struct lmz__store *s = lmz_container_of(h, struct lmz__store, async);
+  lmz_store_t *s = lmz_container_of(h, lmz_store_t, async);
   uv_mutex_lock(&s->mu);
   lmz__bqueue_splice(&s->ready, &s->done);
   uv_mutex_unlock(&s->mu);
   deliver(s);
 }
 
-int lmz_store_commit(lmz_store *pub, lmz_batch *b, lmz_store_commit_cb cb,
+int lmz_store_commit(lmz_store_t *s, lmz_batch *b, lmz_store_commit_cb cb,
                      void *arg) {
-  if (!pub || !b)
+  if (!s || !b)
     return LMZ_EINVAL;
-  struct lmz__store *s = lmz__store(pub);
   if (s->cancel)
     return LMZ_ECANCELED;
   b->cb = cb;
@@ -312,7 +311,7 @@ int lmz_store_commit(lmz_store *pub, lmz_batch *b, lmz_store_commit_cb cb,
   return 0;
 }
 
-int lmz__commit_start(struct lmz__store *s) {
+int lmz__commit_start(lmz_store_t *s) {
   int rv = uv_mutex_init(&s->mu);
   if (rv)
     return rv;
@@ -325,7 +324,7 @@ int lmz__commit_start(struct lmz__store *s) {
   rv = uv_thread_create(&s->thread, storage_thread, s);
   if (rv)
     goto err_after_cond;
-  rv = uv_async_init(s->pub.loop, &s->async, on_async);
+  rv = uv_async_init(s->loop, &s->async, on_async);
   if (rv)
     goto err_after_thread;
   uv_unref((uv_handle_t *)&s->async);
@@ -344,7 +343,7 @@ err_after_mutex:
   return rv;
 }
 
-void lmz__commit_stop(struct lmz__store *s) {
+void lmz__commit_stop(lmz_store_t *s) {
   s->cancel = true;
   uv_mutex_lock(&s->mu);
   s->closing = true;
@@ -357,38 +356,34 @@ void lmz__commit_stop(struct lmz__store *s) {
   uv_mutex_destroy(&s->mu);
 }
 
-uint64_t lmz_store_commit_count(const lmz_store *pub) {
-  return atomic_load(&((const struct lmz__store *)pub)->commit_count);
+uint64_t lmz_store_commit_count(const lmz_store_t *s) {
+  return atomic_load(&s->commit_count);
 }
 
-uint64_t lmz_store_sync_count(const lmz_store *pub) {
-  return atomic_load(&((const struct lmz__store *)pub)->sync_count);
+uint64_t lmz_store_sync_count(const lmz_store_t *s) {
+  return atomic_load(&s->sync_count);
 }
 
-size_t lmz_store_queued(const lmz_store *pub, size_t *bytes) {
-  const struct lmz__store *s = (const struct lmz__store *)pub;
+size_t lmz_store_queued(const lmz_store_t *s, size_t *bytes) {
   if (bytes)
     *bytes = s->inflight_bytes;
   return s->inflight;
 }
 
-void lmz__store_pause(lmz_store *pub, bool paused) {
-  struct lmz__store *s = lmz__store(pub);
+void lmz__store_pause(lmz_store_t *s, bool paused) {
   uv_mutex_lock(&s->mu);
   s->paused = paused;
   uv_cond_signal(&s->cond);
   uv_mutex_unlock(&s->mu);
 }
 
-void lmz__store_fail_writes(lmz_store *pub, int n) {
-  struct lmz__store *s = lmz__store(pub);
+void lmz__store_fail_writes(lmz_store_t *s, int n) {
   uv_mutex_lock(&s->mu);
   s->fail_writes = n;
   uv_mutex_unlock(&s->mu);
 }
 
-void lmz__store_set_max_batch(lmz_store *pub, size_t bytes) {
-  struct lmz__store *s = lmz__store(pub);
+void lmz__store_set_max_batch(lmz_store_t *s, size_t bytes) {
   uv_mutex_lock(&s->mu); /* take_group reads it under mu */
   s->max_batch_bytes = bytes;
   uv_mutex_unlock(&s->mu);

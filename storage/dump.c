@@ -75,7 +75,7 @@ static int export_header(lmz_buf *out, const char *binding, size_t binding_len,
   return rv;
 }
 
-int lmz_store_export_actor(lmz_store *s, const char *binding,
+int lmz_store_export_actor(lmz_store_t *s, const char *binding,
                            size_t binding_len, const char *instance,
                            size_t instance_len, lmz_buf *out) {
   uint8_t prefix[LMZ_KEY_PREFIX_MAX];
@@ -197,7 +197,8 @@ bad:
   return LMZ_EBADMSG;
 }
 
-int lmz_store_import(lmz_store *s, const void *data, size_t len, lmz_batch *b) {
+int lmz_store_import(lmz_store_t *s, const void *data, size_t len,
+                     lmz_batch *b) {
   if (!b)
     return LMZ_EINVAL;
   static const uint8_t none[1];

@@ -34,35 +34,18 @@
 #define PAGE LMZ_SQLVFS_PAGE
 
 /* One version of a chunk: data (PAGE bytes) or "absent" when NULL. */
-struct chunk {
+struct lmz__sqlstore_chunk {
   uint32_t idx; /* also the hmap key */
   uint8_t *turn;      /* the current turn's version, or NULL */
   uint8_t *committed; /* committed, maybe not durable yet, or NULL */
   uint64_t seq;       /* commit sequence of `committed` */
-  struct chunk *next_dirty; /* chunks with `turn` set, in write order */
+  struct lmz__sqlstore_chunk
+      *next_dirty; /* chunks with `turn` set, in write order */
   /* Deltas stored after the base once every committed batch is applied;
    * valid while `committed` is set (it is then the page they add up to). */
   uint16_t ndelta, pend_ndelta; /* pend_*: what this turn's batch makes it */
   uint32_t dbytes, pend_dbytes; /* their value bytes */
   bool ref; /* `committed` is durable, kept as the base of the next delta */
-};
-
-struct lmz_sqlstore {
-  lmz_store *store;
-  uint8_t prefix[LMZ_KEY_PREFIX_MAX];
-  size_t prefix_len;
-  lmz_hmap chunks; /* idx -> struct chunk * */
-  struct chunk *dirty;
-  uint64_t size;           /* current size (the turn's view) */
-  uint64_t committed_size; /* size after the last committed turn */
-  uint64_t trunc_chunks;   /* chunks after the turn's lowest truncation */
-  bool truncated;          /* the turn truncated (trunc_chunks is valid) */
-  bool failed;
-  bool connected;
-  size_t mem;
-  uint64_t pages_read, pages_written;
-  uint64_t last_seq; /* of the last committed turn */
-  char errmsg[LMZ_ERRMSG_LEN];
 };
 
 /* ---- page buffers ----------------------------------------------------------- */
@@ -312,7 +295,7 @@ static int last_cb(const uint8_t *key, size_t klen, const uint8_t *val,
 }
 
 /* Size = (last chunk + 1) * PAGE: a reverse scan of the chunk range. */
-static int read_size(lmz_sqlstore *ss) {
+static int read_size(lmz_sqlstore_t *ss) {
   uint8_t lo[LMZ_KEY_MAX], hi[LMZ_KEY_MAX];
   int ll = lmz_sqlvfs_page_key(lo, ss->prefix, ss->prefix_len, 0);
   int hl = lmz_key_join(hi, ss->prefix, ss->prefix_len, LMZ_KEY_SPACE_FRAMEWORK,
@@ -331,26 +314,16 @@ static int read_size(lmz_sqlstore *ss) {
   return 0;
 }
 
-int lmz_sqlstore_new(lmz_sqlstore **out, lmz_store *s, const uint8_t *prefix,
-                     size_t prefix_len, char *errmsg) {
-  *out = NULL;
+int lmz_sqlstore_init(lmz_sqlstore_t *ss, lmz_store_t *s, const uint8_t *prefix,
+                      size_t prefix_len, char *errmsg) {
   if (!s || !prefix || prefix_len == 0 || prefix_len > LMZ_KEY_PREFIX_MAX)
     return LMZ_EINVAL;
-  lmz_sqlstore *ss = calloc(1, sizeof *ss);
-  if (!ss)
-    return LMZ_ENOMEM;
-  ss->store = s;
+  *ss = (lmz_sqlstore_t){.store = s, .prefix_len = prefix_len};
   memcpy(ss->prefix, prefix, prefix_len);
-  ss->prefix_len = prefix_len;
   int rv = read_size(ss);
-  if (rv) {
-    if (errmsg)
-      lmz__errmsg_printf(errmsg, "%s", ss->errmsg);
-    free(ss);
-    return rv;
-  }
-  *out = ss;
-  return 0;
+  if (rv && errmsg)
+    lmz__errmsg_printf(errmsg, "%s", ss->errmsg);
+  return rv; /* on error ss holds nothing (no chunk read yet) */
 }
 
 /* Reference pages (durable `committed` versions kept as delta bases) of
@@ -369,7 +342,7 @@ static bool ref_take(void) {
   return false;
 }
 
-static void committed_drop(lmz_sqlstore *ss, struct chunk *c) {
+static void committed_drop(lmz_sqlstore_t *ss, struct lmz__sqlstore_chunk *c) {
   if (!c->committed)
     return;
   if (c->ref)
@@ -380,33 +353,32 @@ static void committed_drop(lmz_sqlstore *ss, struct chunk *c) {
   ss->mem -= PAGE;
 }
 
-static void chunk_free(lmz_sqlstore *ss, struct chunk *c) {
+static void chunk_free(lmz_sqlstore_t *ss, struct lmz__sqlstore_chunk *c) {
   committed_drop(ss, c);
   ss->mem -= sizeof *c + (c->turn ? PAGE : 0);
   page_free(c->turn);
   free(c);
 }
 
-void lmz_sqlstore_free(lmz_sqlstore *ss) {
+void lmz_sqlstore_close(lmz_sqlstore_t *ss) {
   if (!ss)
     return;
   size_t it = 0;
   void *v;
   while (lmz_hmap_next(&ss->chunks, &it, NULL, NULL, &v))
     chunk_free(ss, v);
-  lmz_hmap_free(&ss->chunks);
-  free(ss);
+  lmz_hmap_free(&ss->chunks); /* ss itself is the caller's */
 }
 
-uint64_t lmz_sqlstore_size(const lmz_sqlstore *ss) { return ss->size; }
-bool lmz_sqlstore_dirty(const lmz_sqlstore *ss) {
+uint64_t lmz_sqlstore_size(const lmz_sqlstore_t *ss) { return ss->size; }
+bool lmz_sqlstore_dirty(const lmz_sqlstore_t *ss) {
   return ss->dirty || ss->truncated;
 }
-bool lmz_sqlstore_failed(const lmz_sqlstore *ss) { return ss->failed; }
-const char *lmz_sqlstore_errmsg(const lmz_sqlstore *ss) { return ss->errmsg; }
-size_t lmz_sqlstore_mem(const lmz_sqlstore *ss) { return ss->mem; }
+bool lmz_sqlstore_failed(const lmz_sqlstore_t *ss) { return ss->failed; }
+const char *lmz_sqlstore_errmsg(const lmz_sqlstore_t *ss) { return ss->errmsg; }
+size_t lmz_sqlstore_mem(const lmz_sqlstore_t *ss) { return ss->mem; }
 
-void lmz_sqlstore_counters(const lmz_sqlstore *ss, uint64_t *pages_read,
+void lmz_sqlstore_counters(const lmz_sqlstore_t *ss, uint64_t *pages_read,
                            uint64_t *pages_written) {
   *pages_read = ss->pages_read;
   *pages_written = ss->pages_written;
@@ -414,8 +386,9 @@ void lmz_sqlstore_counters(const lmz_sqlstore *ss, uint64_t *pages_read,
 
 /* ---- chunk versions -------------------------------------------------------- */
 
-static struct chunk *chunk_get(lmz_sqlstore *ss, uint32_t idx, bool create) {
-  struct chunk *c = lmz_hmap_get(&ss->chunks, &idx, sizeof idx);
+static struct lmz__sqlstore_chunk *chunk_get(lmz_sqlstore_t *ss, uint32_t idx,
+                                             bool create) {
+  struct lmz__sqlstore_chunk *c = lmz_hmap_get(&ss->chunks, &idx, sizeof idx);
   if (c || !create)
     return c;
   if (!(c = calloc(1, sizeof *c)))
@@ -429,7 +402,8 @@ static struct chunk *chunk_get(lmz_sqlstore *ss, uint32_t idx, bool create) {
   return c;
 }
 
-static void chunk_drop_if_empty(lmz_sqlstore *ss, struct chunk *c) {
+static void chunk_drop_if_empty(lmz_sqlstore_t *ss,
+                                struct lmz__sqlstore_chunk *c) {
   if (c->turn || c->committed)
     return;
   lmz_hmap_del(&ss->chunks, &c->idx, sizeof c->idx);
@@ -470,7 +444,7 @@ static int load_cb(const uint8_t *key, size_t klen, const uint8_t *val,
 
 /* Reads chunk idx from RocksDB (base and deltas) into buf. 0, or an
  * SQLITE_IOERR_* code (the store is then failed). */
-static int load_stored(lmz_sqlstore *ss, uint32_t idx, uint8_t *buf,
+static int load_stored(lmz_sqlstore_t *ss, uint32_t idx, uint8_t *buf,
                        struct load *l) {
   uint8_t lo[LMZ_KEY_MAX], hi[LMZ_KEY_MAX];
   int ll = lmz_sqlvfs_page_key(lo, ss->prefix, ss->prefix_len, idx);
@@ -500,12 +474,12 @@ static int load_stored(lmz_sqlstore *ss, uint32_t idx, uint8_t *buf,
 
 /* Copies chunk idx as the turn sees it into buf (PAGE bytes). Chunks at or
  * beyond the file size are zeros. 0 or an SQLITE_IOERR_* code. */
-static int chunk_read(lmz_sqlstore *ss, uint32_t idx, uint8_t *buf) {
+static int chunk_read(lmz_sqlstore_t *ss, uint32_t idx, uint8_t *buf) {
   if ((uint64_t)idx * PAGE >= ss->size) {
     memset(buf, 0, PAGE);
     return 0;
   }
-  struct chunk *c = chunk_get(ss, idx, false);
+  struct lmz__sqlstore_chunk *c = chunk_get(ss, idx, false);
   const uint8_t *src = c ? (c->turn ? c->turn : c->committed) : NULL;
   if (src) {
     memcpy(buf, src, PAGE);
@@ -516,8 +490,8 @@ static int chunk_read(lmz_sqlstore *ss, uint32_t idx, uint8_t *buf) {
 }
 
 /* Makes `data` (PAGE bytes, malloc'd, ownership taken) the turn's version. */
-static int chunk_set(lmz_sqlstore *ss, uint32_t idx, uint8_t *data) {
-  struct chunk *c = chunk_get(ss, idx, true);
+static int chunk_set(lmz_sqlstore_t *ss, uint32_t idx, uint8_t *data) {
+  struct lmz__sqlstore_chunk *c = chunk_get(ss, idx, true);
   if (!c) {
     page_free(data);
     return SQLITE_IOERR_NOMEM;
@@ -538,8 +512,8 @@ static int chunk_set(lmz_sqlstore *ss, uint32_t idx, uint8_t *data) {
 /* The page as stored before this turn (its base plus deltas) into *prev,
  * with the chain's length in c->ndelta / c->dbytes; *prev = NULL for a
  * page that did not exist before the turn (or was truncated in it). */
-static int stored_version(lmz_sqlstore *ss, struct chunk *c, uint8_t *buf,
-                          const uint8_t **prev) {
+static int stored_version(lmz_sqlstore_t *ss, struct lmz__sqlstore_chunk *c,
+                          uint8_t *buf, const uint8_t **prev) {
   *prev = NULL;
   if ((uint64_t)c->idx * PAGE >= ss->committed_size ||
       (ss->truncated && c->idx >= ss->trunc_chunks))
@@ -559,7 +533,8 @@ static int stored_version(lmz_sqlstore *ss, struct chunk *c, uint8_t *buf,
 
 /* One dirty chunk into b: a delta against the stored version while the
  * chain is short, else the whole (hole-encoded) page, whose deltas then go. */
-static int put_chunk(lmz_sqlstore *ss, struct chunk *c, lmz_batch *b) {
+static int put_chunk(lmz_sqlstore_t *ss, struct lmz__sqlstore_chunk *c,
+                     lmz_batch *b) {
   uint8_t key[LMZ_KEY_MAX], enc[PAGE], old[PAGE];
   const uint8_t *prev;
   int rv = stored_version(ss, c, old, &prev), kl;
@@ -598,7 +573,7 @@ static int put_chunk(lmz_sqlstore *ss, struct chunk *c, lmz_batch *b) {
   return 0;
 }
 
-int lmz_sqlstore_add_to_batch(lmz_sqlstore *ss, lmz_batch *b) {
+int lmz_sqlstore_add_to_batch(lmz_sqlstore_t *ss, lmz_batch *b) {
   uint8_t key[LMZ_KEY_MAX], hi[LMZ_KEY_MAX];
   int rv;
   if (ss->truncated && ss->trunc_chunks <= UINT32_MAX) {
@@ -614,7 +589,7 @@ int lmz_sqlstore_add_to_batch(lmz_sqlstore *ss, lmz_batch *b) {
     if ((rv = lmz_batch_delete_range(b, key, (size_t)kl, hi, (size_t)hl)))
       return rv;
   }
-  for (struct chunk *c = ss->dirty; c; c = c->next_dirty) {
+  for (struct lmz__sqlstore_chunk *c = ss->dirty; c; c = c->next_dirty) {
     c->pend_ndelta = 0;
     c->pend_dbytes = 0;
     if ((uint64_t)c->idx * PAGE >= ss->size)
@@ -625,8 +600,8 @@ int lmz_sqlstore_add_to_batch(lmz_sqlstore *ss, lmz_batch *b) {
   return 0;
 }
 
-void lmz_sqlstore_turn_commit(lmz_sqlstore *ss, uint64_t seq) {
-  for (struct chunk *c = ss->dirty, *nx; c; c = nx) {
+void lmz_sqlstore_turn_commit(lmz_sqlstore_t *ss, uint64_t seq) {
+  for (struct lmz__sqlstore_chunk *c = ss->dirty, *nx; c; c = nx) {
     nx = c->next_dirty;
     c->next_dirty = NULL;
     committed_drop(ss, c);
@@ -642,8 +617,8 @@ void lmz_sqlstore_turn_commit(lmz_sqlstore *ss, uint64_t seq) {
   ss->last_seq = seq;
 }
 
-void lmz_sqlstore_turn_abort(lmz_sqlstore *ss) {
-  for (struct chunk *c = ss->dirty, *nx; c; c = nx) {
+void lmz_sqlstore_turn_abort(lmz_sqlstore_t *ss) {
+  for (struct lmz__sqlstore_chunk *c = ss->dirty, *nx; c; c = nx) {
     nx = c->next_dirty;
     c->next_dirty = NULL;
     page_free(c->turn);
@@ -660,11 +635,11 @@ void lmz_sqlstore_turn_abort(lmz_sqlstore *ss) {
 /* Durable committed versions are freed, but for up to REF_PER_STORE pages
  * of the last committed turn (the pages a busy actor writes again next):
  * they stay as the bases of the next deltas, saving a RocksDB read each. */
-void lmz_sqlstore_trim(lmz_sqlstore *ss, uint64_t durable_seq) {
+void lmz_sqlstore_trim(lmz_sqlstore_t *ss, uint64_t durable_seq) {
   size_t it = 0, kept = 0;
   void *v;
   while (lmz_hmap_next(&ss->chunks, &it, NULL, NULL, &v)) {
-    struct chunk *c = v;
+    struct lmz__sqlstore_chunk *c = v;
     if (!c->committed || c->seq > durable_seq)
       continue;
     if (c->seq == ss->last_seq && kept < REF_PER_STORE &&
@@ -682,7 +657,7 @@ void lmz_sqlstore_trim(lmz_sqlstore *ss, uint64_t durable_seq) {
 
 struct dbfile {
   sqlite3_file base;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
 };
 
 static int db_close(sqlite3_file *f) {
@@ -693,7 +668,7 @@ static int db_close(sqlite3_file *f) {
 }
 
 static int db_read(sqlite3_file *f, void *out, int amt, sqlite3_int64 off) {
-  lmz_sqlstore *ss = ((struct dbfile *)f)->ss;
+  lmz_sqlstore_t *ss = ((struct dbfile *)f)->ss;
   if (amt < 0 || off < 0)
     return SQLITE_IOERR_READ;
   uint8_t page[PAGE], *dst = out;
@@ -719,7 +694,7 @@ static int db_read(sqlite3_file *f, void *out, int amt, sqlite3_int64 off) {
 /* A write starting past the end: the chunks in between become zeros of
  * this turn, so no stale chunk (truncated, delete not durable yet) can ever
  * reappear inside the file. */
-static int fill_gap(lmz_sqlstore *ss, uint64_t pos) {
+static int fill_gap(lmz_sqlstore_t *ss, uint64_t pos) {
   for (uint64_t idx = ss->size / PAGE; idx < pos / PAGE; idx++) {
     if (idx > UINT32_MAX)
       return SQLITE_FULL;
@@ -737,7 +712,7 @@ static int fill_gap(lmz_sqlstore *ss, uint64_t pos) {
 
 static int db_write(sqlite3_file *f, const void *src, int amt,
                     sqlite3_int64 off) {
-  lmz_sqlstore *ss = ((struct dbfile *)f)->ss;
+  lmz_sqlstore_t *ss = ((struct dbfile *)f)->ss;
   if (amt < 0 || off < 0)
     return SQLITE_IOERR_WRITE;
   const uint8_t *p = src;
@@ -773,7 +748,7 @@ static int db_write(sqlite3_file *f, const void *src, int amt,
 }
 
 static int db_truncate(sqlite3_file *f, sqlite3_int64 size) {
-  lmz_sqlstore *ss = ((struct dbfile *)f)->ss;
+  lmz_sqlstore_t *ss = ((struct dbfile *)f)->ss;
   if (size < 0)
     return SQLITE_IOERR_TRUNCATE;
   uint64_t chunks = ((uint64_t)size + PAGE - 1) / PAGE;
@@ -823,7 +798,7 @@ static int no_reserved(sqlite3_file *f, int *out) {
 
 static int db_fcntl(sqlite3_file *f, int op, void *arg) {
   (void)arg;
-  lmz_sqlstore *ss = ((struct dbfile *)f)->ss;
+  lmz_sqlstore_t *ss = ((struct dbfile *)f)->ss;
   switch (op) {
   case SQLITE_FCNTL_BEGIN_ATOMIC_WRITE:
   case SQLITE_FCNTL_COMMIT_ATOMIC_WRITE:
@@ -955,7 +930,7 @@ static const sqlite3_io_methods mem_methods = {
 
 /* The store lmz_sqlstore_connect() is opening on this thread: the only main
  * database xOpen will accept (so ATTACH / VACUUM INTO cannot open files). */
-static _Thread_local lmz_sqlstore *connecting;
+static _Thread_local lmz_sqlstore_t *connecting;
 static sqlite3_vfs *base_vfs;
 
 union anyfile {
@@ -968,7 +943,7 @@ static int vfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
   (void)vfs, (void)name;
   memset(f, 0, sizeof(union anyfile));
   if (flags & SQLITE_OPEN_MAIN_DB) {
-    lmz_sqlstore *ss = connecting;
+    lmz_sqlstore_t *ss = connecting;
     if (!ss || ss->connected)
       return SQLITE_CANTOPEN;
     ss->connected = true;
@@ -1058,7 +1033,7 @@ int lmz_sqlvfs_register(void) {
   return register_rc == SQLITE_OK ? 0 : LMZ_EIO;
 }
 
-int lmz_sqlstore_connect(lmz_sqlstore *ss, sqlite3 **db, char *errmsg) {
+int lmz_sqlstore_connect(lmz_sqlstore_t *ss, sqlite3 **db, char *errmsg) {
   *db = NULL;
   if (lmz_sqlvfs_register()) {
     lmz__errmsg_printf(errmsg, "cannot register the SQLite VFS");

@@ -1,7 +1,7 @@
 /* storage/sqlvfs.h - SQLite databases whose pages are keys in an actor's own
  * key range (DESIGN.md section 3.1).
  *
- * One lmz_sqlstore per durable object that uses SQL. It is the "file" of a
+ * One lmz_sqlstore_t per durable object that uses SQL. It is the "file" of a
  * SQLite connection opened on the "lmz" VFS (lmz_sqlstore_connect). The file
  * is cut into fixed 4 KiB chunks (SQLite's page size is pinned to the same
  * value, so one chunk = one page); chunk i is one RocksDB key in the actor's
@@ -86,6 +86,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/hmap.h"
+#include "storage/keys.h"
 #include "storage/store.h"
 
 #define LMZ_SQLVFS_NAME "lmz"
@@ -97,7 +99,7 @@
 /* Deltas stored after one page's base at most (reading applies them all). */
 #define LMZ_SQLVFS_DELTA_MAX 32u
 
-typedef struct lmz_sqlstore lmz_sqlstore;
+typedef struct lmz_sqlstore_s lmz_sqlstore_t;
 
 /* Registers the "lmz" VFS with SQLite (not as the default). Idempotent and
  * thread-safe. Returns 0 or LMZ_EIO. */
@@ -137,49 +139,72 @@ size_t lmz_sqlvfs_encode_delta(const uint8_t *old, const uint8_t *page,
  * untouched. */
 int lmz_sqlvfs_apply_delta(const uint8_t *val, size_t len, uint8_t *page);
 
-/* Creates the store of one actor over `s` (borrowed: must outlive it).
- * `prefix` is copied. Reads the current file size from RocksDB. Returns 0,
- * LMZ_ENOMEM, LMZ_EINVAL, LMZ_ESTORAGE (errmsg). */
-int lmz_sqlstore_new(lmz_sqlstore **out, lmz_store *s, const uint8_t *prefix,
-                     size_t prefix_len, char *errmsg);
-/* Frees the store; its connection must be closed already. NULL ignored. */
-void lmz_sqlstore_free(lmz_sqlstore *ss);
+/* A handle (README "Code conventions"), caller-allocated (actor/sql.c
+ * embeds it); the fields are private to sqlvfs.c. */
+struct lmz__sqlstore_chunk;
+struct lmz_sqlstore_s {
+  lmz_store_t *store;
+  uint8_t prefix[LMZ_KEY_PREFIX_MAX];
+  size_t prefix_len;
+  lmz_hmap chunks; /* idx -> struct lmz__sqlstore_chunk * */
+  struct lmz__sqlstore_chunk *dirty;
+  uint64_t size;           /* current size (the turn's view) */
+  uint64_t committed_size; /* size after the last committed turn */
+  uint64_t trunc_chunks;   /* chunks after the turn's lowest truncation */
+  bool truncated;          /* the turn truncated (trunc_chunks is valid) */
+  bool failed;
+  bool connected;
+  size_t mem;
+  uint64_t pages_read, pages_written;
+  uint64_t last_seq; /* of the last committed turn */
+  char errmsg[LMZ_ERRMSG_LEN];
+};
+
+/* Initializes the caller's `ss` as the store of one actor over `s`
+ * (borrowed: must outlive it). `prefix` is copied. Reads the current file
+ * size from RocksDB. Returns 0, LMZ_EINVAL, LMZ_ESTORAGE (errmsg); on error
+ * `ss` holds nothing and may be freed at once. */
+int lmz_sqlstore_init(lmz_sqlstore_t *ss, lmz_store_t *s, const uint8_t *prefix,
+                      size_t prefix_len, char *errmsg);
+/* Releases what the store holds (synchronous); its connection must be
+ * closed already. The memory is the caller's again. NULL ignored. */
+void lmz_sqlstore_close(lmz_sqlstore_t *ss);
 
 /* Opens a SQLite connection whose main database is this store (at most one
  * open connection per store; SQLITE_OPEN_NOMUTEX: use it on one thread at a
  * time). Runs nothing on it. Returns 0 and *db, or
  * LMZ_EIO / LMZ_ENOMEM (errmsg); on error *db is NULL. */
-int lmz_sqlstore_connect(lmz_sqlstore *ss, sqlite3 **db, char *errmsg);
+int lmz_sqlstore_connect(lmz_sqlstore_t *ss, sqlite3 **db, char *errmsg);
 
 /* The file size as the current turn sees it, in bytes. */
-uint64_t lmz_sqlstore_size(const lmz_sqlstore *ss);
+uint64_t lmz_sqlstore_size(const lmz_sqlstore_t *ss);
 /* True when the current turn wrote or truncated anything. */
-bool lmz_sqlstore_dirty(const lmz_sqlstore *ss);
+bool lmz_sqlstore_dirty(const lmz_sqlstore_t *ss);
 /* True when something made the turn's SQL state untrustworthy (a RocksDB
  * read error, SQLite rolled back an atomic batch): the turn must fail. */
-bool lmz_sqlstore_failed(const lmz_sqlstore *ss);
+bool lmz_sqlstore_failed(const lmz_sqlstore_t *ss);
 /* Text of the last error of this store. */
-const char *lmz_sqlstore_errmsg(const lmz_sqlstore *ss);
+const char *lmz_sqlstore_errmsg(const lmz_sqlstore_t *ss);
 
 /* Appends the turn's page writes (and a delete_range for a truncation) to
  * b. Returns 0, or the lmz_batch_* error (b may then hold some of them:
  * the caller frees it). */
-int lmz_sqlstore_add_to_batch(lmz_sqlstore *ss, lmz_batch *b);
+int lmz_sqlstore_add_to_batch(lmz_sqlstore_t *ss, lmz_batch *b);
 /* The batch was accepted as commit `seq`: the turn's versions become the
  * committed-not-yet-durable versions. Cannot fail. */
-void lmz_sqlstore_turn_commit(lmz_sqlstore *ss, uint64_t seq);
+void lmz_sqlstore_turn_commit(lmz_sqlstore_t *ss, uint64_t seq);
 /* Drops the turn's versions and restores the size before the turn. */
-void lmz_sqlstore_turn_abort(lmz_sqlstore *ss);
+void lmz_sqlstore_turn_abort(lmz_sqlstore_t *ss);
 /* Frees the committed versions with seq <= durable_seq (RocksDB has them),
  * but keeps up to 4 pages of the last committed turn as the bases of the
  * next deltas (bounded to 64 MiB per process). */
-void lmz_sqlstore_trim(lmz_sqlstore *ss, uint64_t durable_seq);
+void lmz_sqlstore_trim(lmz_sqlstore_t *ss, uint64_t durable_seq);
 /* Bytes of page versions held in memory (not SQLite's own cache). */
-size_t lmz_sqlstore_mem(const lmz_sqlstore *ss);
+size_t lmz_sqlstore_mem(const lmz_sqlstore_t *ss);
 
 /* Counters since creation: chunks read from RocksDB, whole chunks put in
  * batches (deltas not counted). */
-void lmz_sqlstore_counters(const lmz_sqlstore *ss, uint64_t *pages_read,
+void lmz_sqlstore_counters(const lmz_sqlstore_t *ss, uint64_t *pages_read,
                            uint64_t *pages_written);
 
 #endif

@@ -1,12 +1,12 @@
 /* storage/store.c - open/close of the node's RocksDB, synchronous reads.
  *
- * Happy path: lmz_store_open() creates the directory, opens RocksDB with the
+ * Happy path: lmz_store_init() creates the directory, opens RocksDB with the
  * options of c-deps-guide §3 (lz4, zstd bottommost, full bloom filters,
  * LRU block cache holding index and filter blocks), then starts the storage
  * thread (commit.c). Gets and scans run directly on the loop thread.
  * lmz_store_close() drains the commit queue, runs the remaining callbacks,
  * closes RocksDB and uv_close()s the async handle; the handle's close
- * callback frees the memory.
+ * callback runs the caller's close_cb, which owns the memory again.
  *
  * Failure modes:
  *  1. mkdir fails (permissions, a file in the way): its errno as a libuv
@@ -74,7 +74,7 @@ static int mkdir_p(const char *path, char *errmsg) {
 
 /* Options per c-deps-guide §3. Keeps the cache and table options in `s` so
  * they can be destroyed after the db (the cache must outlive it). */
-static void make_options(struct lmz__store *s, const struct lmz_store_opts *o) {
+static void make_options(lmz_store_t *s, const struct lmz_store_opts *o) {
   rocksdb_options_t *opt = rocksdb_options_create();
   rocksdb_options_set_create_if_missing(opt, 1);
   rocksdb_options_increase_parallelism(opt, 2);
@@ -93,7 +93,7 @@ static void make_options(struct lmz__store *s, const struct lmz_store_opts *o) {
   s->options = opt;
 }
 
-static void destroy_rocksdb(struct lmz__store *s) {
+static void destroy_rocksdb(lmz_store_t *s) {
   if (s->db)
     rocksdb_close(s->db);
   s->db = NULL;
@@ -110,7 +110,7 @@ static void destroy_rocksdb(struct lmz__store *s) {
   s->ro = NULL, s->wo = NULL, s->options = NULL, s->bbt = NULL, s->cache = NULL;
 }
 
-static int open_rocksdb(struct lmz__store *s, const struct lmz_store_opts *o,
+static int open_rocksdb(lmz_store_t *s, const struct lmz_store_opts *o,
                         char *errmsg) {
   make_options(s, o);
   char *err = NULL;
@@ -130,58 +130,50 @@ static int open_rocksdb(struct lmz__store *s, const struct lmz_store_opts *o,
   return 0;
 }
 
-int lmz_store_open(lmz_store **out, uv_loop_t *loop,
+int lmz_store_init(lmz_store_t *s, uv_loop_t *loop,
                    const struct lmz_store_opts *opts, char *errmsg) {
   char scratch[LMZ_ERRMSG_LEN];
   if (!errmsg)
     errmsg = scratch;
   errmsg[0] = '\0';
-  if (!out || !loop || !opts || !opts->path) {
-    lmz__errmsg_printf(errmsg, "store: missing loop, options or path");
+  if (!s || !loop || !opts || !opts->path) {
+    lmz__errmsg_printf(errmsg, "store: missing store, loop, options or path");
     return LMZ_EINVAL;
   }
+  *s = (lmz_store_t){.data = s->data, .loop = loop};
   int rv = mkdir_p(opts->path, errmsg);
   if (rv)
     return rv;
-  struct lmz__store *s = calloc(1, sizeof *s);
-  if (!s) {
-    lmz__errmsg_printf(errmsg, "store: out of memory");
-    return LMZ_ENOMEM;
-  }
-  s->pub.loop = loop;
   rv = open_rocksdb(s, opts, errmsg);
   if (rv)
-    goto err_after_alloc;
+    goto err_after_open;
   rv = lmz__commit_start(s);
   if (rv) {
     lmz__errmsg_printf(errmsg, "store: storage thread: %s", uv_strerror(rv));
-    goto err_after_alloc;
+    goto err_after_open;
   }
-  *out = &s->pub;
   return 0;
 
-err_after_alloc:
+err_after_open:
   destroy_rocksdb(s);
-  free(s);
   return rv;
 }
 
 static void on_closed(uv_handle_t *h) {
-  free(lmz_container_of((uv_async_t *)h, struct lmz__store, async));
+  lmz_store_t *s = lmz_container_of((uv_async_t *)h, lmz_store_t, async);
+  if (s->close_cb)
+    s->close_cb(s); /* s is the caller's again */
 }
 
-void lmz_store_close(lmz_store *pub) {
-  if (!pub)
-    return;
-  struct lmz__store *s = lmz__store(pub);
+void lmz_store_close(lmz_store_t *s, lmz_store_close_cb cb) {
   LMZ_ASSERT(!s->cancel); /* closing twice is a bug in the caller */
-  lmz__commit_stop(s);    /* drains the queue, runs remaining callbacks */
+  s->close_cb = cb;
+  lmz__commit_stop(s); /* drains the queue, runs remaining callbacks */
   destroy_rocksdb(s);
   uv_close((uv_handle_t *)&s->async, on_closed);
 }
 
-int lmz_store_get(lmz_store *pub, const void *key, size_t klen, lmz_buf *out) {
-  struct lmz__store *s = lmz__store(pub);
+int lmz_store_get(lmz_store_t *s, const void *key, size_t klen, lmz_buf *out) {
   if (!s->db)
     return LMZ_ECANCELED;
   if (!key && klen)
@@ -191,7 +183,7 @@ int lmz_store_get(lmz_store *pub, const void *key, size_t klen, lmz_buf *out) {
   rocksdb_pinnableslice_t *ps =
       rocksdb_get_pinned(s->db, s->ro, key, klen, &err);
   if (err)
-    return lmz__err_from_rocksdb(err, s->pub.errmsg, "get");
+    return lmz__err_from_rocksdb(err, s->errmsg, "get");
   if (!ps)
     return LMZ_ENOTFOUND;
   size_t vlen;
@@ -206,7 +198,7 @@ int lmz_store_get(lmz_store *pub, const void *key, size_t klen, lmz_buf *out) {
 }
 
 /* Iterates an already positioned iterator; returns the count or an error. */
-static int scan_run(struct lmz__store *s, rocksdb_iterator_t *it, size_t limit,
+static int scan_run(lmz_store_t *s, rocksdb_iterator_t *it, size_t limit,
                     bool reverse, lmz_store_scan_cb cb, void *arg) {
   int n = 0;
   while (rocksdb_iter_valid(it) && (limit == 0 || (size_t)n < limit) &&
@@ -225,7 +217,7 @@ static int scan_run(struct lmz__store *s, rocksdb_iterator_t *it, size_t limit,
   char *err = NULL;
   rocksdb_iter_get_error(it, &err);
   if (err)
-    return lmz__err_from_rocksdb(err, s->pub.errmsg, "scan");
+    return lmz__err_from_rocksdb(err, s->errmsg, "scan");
   return n;
 }
 
@@ -235,17 +227,16 @@ static int stop_at_first(const uint8_t *key, size_t klen, const uint8_t *val,
   return 1;
 }
 
-int lmz_store_range_empty(lmz_store *s, const void *lower, size_t lower_len,
+int lmz_store_range_empty(lmz_store_t *s, const void *lower, size_t lower_len,
                           const void *upper, size_t upper_len) {
   int n = lmz_store_scan(s, lower, lower_len, upper, upper_len, 1, false,
                          stop_at_first, NULL);
   return n < 0 ? n : n == 0;
 }
 
-int lmz_store_scan(lmz_store *pub, const void *lower, size_t lower_len,
+int lmz_store_scan(lmz_store_t *s, const void *lower, size_t lower_len,
                    const void *upper, size_t upper_len, size_t limit,
                    bool reverse, lmz_store_scan_cb cb, void *arg) {
-  struct lmz__store *s = lmz__store(pub);
   if (!s->db)
     return LMZ_ECANCELED;
   if (!cb)

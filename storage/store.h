@@ -34,10 +34,10 @@
  * broken; its owner starts a new one after it has dropped what it derived
  * from the lost writes (actor/turn.c drops the actor's cache).
  *
- * LIFETIME. lmz_store_open() allocates the store; lmz_store_close() ends it
- * (see there). The store keeps `loop` alive (uv_ref) only while commits are
- * in flight, so uv_run(loop, UV_RUN_DEFAULT) returns once they have all been
- * reported.
+ * LIFETIME. The caller allocates the store; lmz_store_init() opens it,
+ * lmz_store_close() ends it (see there). The store keeps `loop` alive (uv_ref)
+ * only while commits are in flight, so uv_run(loop, UV_RUN_DEFAULT) returns
+ * once they have all been reported.
  *
  * ERRORS (core/err.h): LMZ_ESTORAGE for RocksDB failures (text in
  * s->errmsg), LMZ_EINVAL / LMZ_ETOOBIG for bad arguments, LMZ_ENOMEM,
@@ -60,15 +60,56 @@
 #define LMZ_STORE_VALUE_MAX (64u * 1024 * 1024)
 #define LMZ_BATCH_MAX_BYTES (512u * 1024 * 1024)
 
-typedef struct lmz_store lmz_store;
+typedef struct lmz_store_s lmz_store_t;
 typedef struct lmz_batch lmz_batch;
 typedef struct lmz_chain lmz_chain;
+typedef void (*lmz_store_close_cb)(lmz_store_t *s);
 
-/* The public part of the store handle (the rest is private, store_int.h). */
-struct lmz_store {
+/* A FIFO of batches linked through `next` (private to storage/). */
+struct lmz__bqueue {
+  struct lmz_batch *head;
+  struct lmz_batch *tail;
+};
+
+/* The store handle (README "Code conventions"): the caller allocates it.
+ * The first three fields are public; the rest is private to storage/
+ * (store.c, commit.c; RocksDB's types are only named here, not included). */
+struct lmz_store_s {
   void *data;                  /* public: for the user */
   uv_loop_t *loop;             /* read-only */
   char errmsg[LMZ_ERRMSG_LEN]; /* read-only: text of the last error */
+
+  /* RocksDB; db is NULL once closed. Read-only after open except in close. */
+  struct rocksdb_t *db;
+  struct rocksdb_options_t *options;
+  struct rocksdb_block_based_table_options_t *bbt;
+  struct rocksdb_cache_t *cache;
+  struct rocksdb_readoptions_t *ro;  /* gets (loop thread) */
+  struct rocksdb_writeoptions_t *wo; /* storage thread */
+  bool sync;
+  size_t max_batch_bytes;
+
+  /* Shared with the storage thread, guarded by mu. */
+  uv_mutex_t mu;
+  uv_cond_t cond;             /* signalled on new pending work / closing */
+  struct lmz__bqueue pending; /* queued, not yet taken by the thread */
+  struct lmz__bqueue done;    /* written, callbacks not yet run */
+  bool closing;               /* set once by close; the thread drains, exits */
+  bool paused;                /* test hook: thread takes nothing while set */
+  int fail_writes;            /* test hook: fail the next n group writes */
+
+  /* Written by the storage thread, read anywhere. */
+  _Atomic uint64_t commit_count;
+  _Atomic uint64_t sync_count;
+
+  /* Loop thread only. */
+  uv_async_t async; /* storage thread -> loop: "done is not empty" */
+  uv_thread_t thread;
+  struct lmz__bqueue ready; /* taken from done, callbacks being run */
+  size_t inflight;          /* committed, callback not yet run */
+  size_t inflight_bytes;
+  bool cancel; /* close started: commits get LMZ_ECANCELED */
+  lmz_store_close_cb close_cb;
 };
 
 /* Start from lmz_store_opts_init(): a zeroed struct would mean sync = false. */
@@ -84,19 +125,19 @@ struct lmz_store_opts {
 };
 
 /* Fills `o` with the defaults above for `path` (borrowed: it must stay valid
- * until lmz_store_open() returns). */
+ * until lmz_store_init() returns). */
 void lmz_store_opts_init(struct lmz_store_opts *o, const char *path);
 
-/* Opens (creating if needed) the store at opts->path and starts its storage
- * thread. `errmsg` (LMZ_ERRMSG_LEN bytes, may be NULL) receives the reason on
- * failure. Returns 0 and sets *out, or LMZ_EINVAL (no path), LMZ_ENOMEM,
- * LMZ_ESTORAGE (RocksDB refused: corrupt, locked by another process, ...),
- * a libuv code (mkdir, thread). On error nothing needs closing.
- * Loop thread. */
-int lmz_store_open(lmz_store **out, uv_loop_t *loop,
+/* Opens (creating if needed) the store at opts->path into the caller's `s`
+ * and starts its storage thread. `errmsg` (LMZ_ERRMSG_LEN bytes, may be
+ * NULL) receives the reason on failure. Returns 0, or LMZ_EINVAL (no path),
+ * LMZ_ENOMEM, LMZ_ESTORAGE (RocksDB refused: corrupt, locked by another
+ * process, ...), a libuv code (mkdir, thread). On error nothing needs
+ * closing and `s` may be freed at once. Loop thread. */
+int lmz_store_init(lmz_store_t *s, uv_loop_t *loop,
                    const struct lmz_store_opts *opts, char *errmsg);
 
-/* Closes the store, synchronously, on the loop thread:
+/* Closes the store, on the loop thread; steps 1-4 run before it returns:
  *  1. new commits are refused with LMZ_ECANCELED from now on;
  *  2. the storage thread writes every commit already queued (normal group
  *     commit) and exits;
@@ -106,17 +147,18 @@ int lmz_store_open(lmz_store **out, uv_loop_t *loop,
  *     dropped. Reads still work inside those callbacks; commits get
  *     LMZ_ECANCELED;
  *  4. RocksDB is closed (its memtable stays in the WAL, nothing is lost).
- * `s` must not be used after close returns. Its memory is released when the
- * loop next runs its close phase (the store's uv_async_t is closed with
- * uv_close), so run the loop once more before uv_loop_close(). May be called
- * from inside a commit callback. NULL is ignored. */
-void lmz_store_close(lmz_store *s);
+ * `s` must not be used after close returns. Its memory is the caller's again
+ * when `cb` (may be NULL) runs, in the loop's next close phase (the store's
+ * uv_async_t is closed with uv_close), so run the loop once more before
+ * uv_loop_close() or freeing `s`. May be called from inside a commit
+ * callback. Call once. */
+void lmz_store_close(lmz_store_t *s, lmz_store_close_cb cb);
 
 /* Reads `key`. On success replaces out's content with the value (out->len =
  * value length; capacity kept) and returns 0. Returns LMZ_ENOTFOUND (out
  * unchanged), LMZ_ESTORAGE (s->errmsg), LMZ_ENOMEM, LMZ_ECANCELED (closed).
  * `key` is borrowed for the call. Loop thread. */
-int lmz_store_get(lmz_store *s, const void *key, size_t klen, lmz_buf *out);
+int lmz_store_get(lmz_store_t *s, const void *key, size_t klen, lmz_buf *out);
 
 /* Called for each key/value of a scan. Both pointers are valid only during
  * the call. Return 0 to continue, non-zero to stop the scan. The callback may
@@ -131,7 +173,7 @@ typedef int (*lmz_store_scan_cb)(const uint8_t *key, size_t klen,
  * for the call. Returns the number of entries passed to `cb` (>= 0), or
  * LMZ_ESTORAGE (s->errmsg), LMZ_EINVAL (cb NULL), LMZ_ECANCELED (closed).
  * Loop thread. */
-int lmz_store_scan(lmz_store *s, const void *lower, size_t lower_len,
+int lmz_store_scan(lmz_store_t *s, const void *lower, size_t lower_len,
                    const void *upper, size_t upper_len, size_t limit,
                    bool reverse, lmz_store_scan_cb cb, void *arg);
 
@@ -139,7 +181,7 @@ int lmz_store_scan(lmz_store *s, const void *lower, size_t lower_len,
  * most one entry. Returns 1 (empty), 0 (a key exists), or a scan error:
  * callers that act on "empty" (releasing an actor's placement) must treat
  * an error as "not empty". Loop thread. */
-int lmz_store_range_empty(lmz_store *s, const void *lower, size_t lower_len,
+int lmz_store_range_empty(lmz_store_t *s, const void *lower, size_t lower_len,
                           const void *upper, size_t upper_len);
 
 /* --- Batches ------------------------------------------------------------ */
@@ -227,13 +269,13 @@ void lmz_batch_set_chain(lmz_batch *b, lmz_chain *c);
  * LMZ_ESTORAGE (the group's write failed, or an earlier batch of the
  * batch's chain failed and it was not written; s->errmsg holds the text
  * during the callback). Never called from inside lmz_store_commit(). */
-typedef void (*lmz_store_commit_cb)(lmz_store *s, int status, void *arg);
+typedef void (*lmz_store_commit_cb)(lmz_store_t *s, int status, void *arg);
 
 /* Queues `b` for the storage thread. On 0 the store owns `b` (it frees it
  * after the callback) and `cb` (may be NULL) will run exactly once. On error
  * the caller still owns `b` and `cb` never runs: LMZ_EINVAL (s or b NULL),
  * LMZ_ECANCELED (close has started). Loop thread. */
-int lmz_store_commit(lmz_store *s, lmz_batch *b, lmz_store_commit_cb cb,
+int lmz_store_commit(lmz_store_t *s, lmz_batch *b, lmz_store_commit_cb cb,
                      void *arg);
 
 /* Statistics (loop thread). commit_count: commits the storage thread has
@@ -241,11 +283,11 @@ int lmz_store_commit(lmz_store *s, lmz_batch *b, lmz_store_commit_cb cb,
  * rocksdb_write calls made for them (each one a WAL fsync when opts.sync;
  * groups made only of empty batches need none). commit_count / sync_count
  * is the average group size. */
-uint64_t lmz_store_commit_count(const lmz_store *s);
-uint64_t lmz_store_sync_count(const lmz_store *s);
+uint64_t lmz_store_commit_count(const lmz_store_t *s);
+uint64_t lmz_store_sync_count(const lmz_store_t *s);
 /* Commits queued or being written whose callbacks have not run yet, and
  * their total lmz_batch_bytes(); for backpressure. Loop thread. */
-size_t lmz_store_queued(const lmz_store *s, size_t *bytes);
+size_t lmz_store_queued(const lmz_store_t *s, size_t *bytes);
 
 /* --- Actor export / import (migration) ---------------------------------- */
 
@@ -263,7 +305,7 @@ size_t lmz_store_queued(const lmz_store *s, size_t *bytes);
  * LMZ_EINVAL (names beyond keys.h limits), LMZ_ESTORAGE, LMZ_ENOMEM,
  * LMZ_ETOOBIG (out->max reached), LMZ_ECANCELED. On error `out` may hold a
  * partial dump; discard it. Loop thread. */
-int lmz_store_export_actor(lmz_store *s, const char *binding,
+int lmz_store_export_actor(lmz_store_t *s, const char *binding,
                            size_t binding_len, const char *instance,
                            size_t instance_len, lmz_buf *out);
 
@@ -276,7 +318,8 @@ int lmz_store_export_actor(lmz_store *s, const char *binding,
  * LMZ_EBADVERSION, LMZ_ENOMEM, LMZ_ETOOBIG, with the reason in s->errmsg.
  * On error `b` is left as it was. `data` is borrowed for the call.
  * Loop thread (uses s->errmsg only). */
-int lmz_store_import(lmz_store *s, const void *data, size_t len, lmz_batch *b);
+int lmz_store_import(lmz_store_t *s, const void *data, size_t len,
+                     lmz_batch *b);
 
 /* Reads the actor named by a dump's header without validating the rest.
  * The name pointers borrow from `data`. Returns 0 or LMZ_EBADMSG /

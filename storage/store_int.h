@@ -43,51 +43,6 @@ struct lmz_chain {
   bool broken;
 };
 
-/* A FIFO of batches linked through `next`. */
-struct lmz__bqueue {
-  struct lmz_batch *head;
-  struct lmz_batch *tail;
-};
-
-struct lmz__store {
-  lmz_store pub; /* first: lmz_store * and struct lmz__store * convert */
-
-  /* RocksDB; db is NULL once closed. Read-only after open except in close. */
-  rocksdb_t *db;
-  rocksdb_options_t *options;
-  rocksdb_block_based_table_options_t *bbt;
-  rocksdb_cache_t *cache;
-  rocksdb_readoptions_t *ro;  /* gets (loop thread) */
-  rocksdb_writeoptions_t *wo; /* storage thread */
-  bool sync;
-  size_t max_batch_bytes;
-
-  /* Shared with the storage thread, guarded by mu. */
-  uv_mutex_t mu;
-  uv_cond_t cond;             /* signalled on new pending work / closing */
-  struct lmz__bqueue pending; /* queued, not yet taken by the thread */
-  struct lmz__bqueue done;    /* written, callbacks not yet run */
-  bool closing;               /* set once by close; the thread drains, exits */
-  bool paused;                /* test hook: thread takes nothing while set */
-  int fail_writes;            /* test hook: fail the next n group writes */
-
-  /* Written by the storage thread, read anywhere. */
-  _Atomic uint64_t commit_count;
-  _Atomic uint64_t sync_count;
-
-  /* Loop thread only. */
-  uv_async_t async; /* storage thread -> loop: "done is not empty" */
-  uv_thread_t thread;
-  struct lmz__bqueue ready; /* taken from done, callbacks being run */
-  size_t inflight;          /* committed, callback not yet run */
-  size_t inflight_bytes;
-  bool cancel; /* close started: commits get LMZ_ECANCELED */
-};
-
-static inline struct lmz__store *lmz__store(lmz_store *s) {
-  return (struct lmz__store *)s;
-}
-
 static inline void lmz__bqueue_push(struct lmz__bqueue *q,
                                     struct lmz_batch *b) {
   b->next = NULL;
@@ -116,9 +71,9 @@ static inline void lmz__bqueue_splice(struct lmz__bqueue *to,
 int lmz__err_from_rocksdb(char *err, char *errmsg, const char *what);
 
 /* commit.c: the storage thread side, used by store.c's open and close. */
-int lmz__commit_start(struct lmz__store *s);
+int lmz__commit_start(lmz_store_t *s);
 /* Stops accepting commits, drains the thread, runs every remaining callback. */
-void lmz__commit_stop(struct lmz__store *s);
+void lmz__commit_stop(lmz_store_t *s);
 
 /* Batch internals shared with the import code. */
 void lmz__batch_truncate(lmz_batch *b, size_t bytes, size_t count);
@@ -127,9 +82,9 @@ void lmz__batch_truncate(lmz_batch *b, size_t bytes, size_t count);
  * storage thread takes no new batch, so a test can queue a deterministic
  * group. fail_writes makes the next n group writes fail with LMZ_ESTORAGE
  * as if RocksDB had returned an I/O error. */
-void lmz__store_pause(lmz_store *s, bool paused);
-void lmz__store_fail_writes(lmz_store *s, int n);
+void lmz__store_pause(lmz_store_t *s, bool paused);
+void lmz__store_fail_writes(lmz_store_t *s, int n);
 /* Sets max_batch_bytes of an open store (1 = every group is one batch). */
-void lmz__store_set_max_batch(lmz_store *s, size_t bytes);
+void lmz__store_set_max_batch(lmz_store_t *s, size_t bytes);
 
 #endif

@@ -34,10 +34,10 @@
 
 #include "floor.h"
 
-/* --- group commit through lmz_store ------------------------------------- */
+/* --- group commit through lmz_store_t ------------------------------------- */
 
 struct gc {
-  lmz_store *s;
+  lmz_store_t *s;
   double deadline;
   uint64_t next_key;
   uint64_t done;
@@ -46,7 +46,7 @@ struct gc {
 
 static void gc_commit(struct gc *g);
 
-static void gc_on_commit(lmz_store *s, int status, void *arg) {
+static void gc_on_commit(lmz_store_t *s, int status, void *arg) {
   struct gc *g = arg;
   if (status) {
     fprintf(stderr, "bench_durable_floor: commit: %s\n", s->errmsg);
@@ -82,8 +82,10 @@ static double run_group_commit(double seconds, int inflight, double *per_sync) {
   lmz_store_opts_init(&o, dir);
   char err[LMZ_ERRMSG_LEN];
   struct gc g = {0};
-  if (lmz_store_open(&g.s, &loop, &o, err))
-    die("lmz_store_open", err);
+  lmz_store_t store;
+  g.s = &store;
+  if (lmz_store_init(g.s, &loop, &o, err))
+    die("lmz_store_init", err);
   double t0 = now_s();
   g.deadline = t0 + seconds;
   for (int i = 0; i < inflight; i++)
@@ -91,8 +93,8 @@ static double run_group_commit(double seconds, int inflight, double *per_sync) {
   uv_run(&loop, UV_RUN_DEFAULT); /* returns when the last commit reported */
   double t = now_s();
   uint64_t syncs = lmz_store_sync_count(g.s);
-  lmz_store_close(g.s);
-  uv_run(&loop, UV_RUN_DEFAULT);
+  lmz_store_close(g.s, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT); /* the store's close phase */
   uv_loop_close(&loop);
   drop_dir(dir);
   if (g.failed)

@@ -18,14 +18,14 @@
  * Then lmz's node port (the secure channel other nodes and `lmz call`
  * use): 2 connections x 256 increments in flight on the same actor,
  * pipelined (cluster_bench.h's client), and one in flight for p50/p99
- * (lmz_node.w512.*).
+ * (lmz_node_t.w512.*).
  * Metrics: floor.fsync_p50_ms (one fdatasync of a 128-byte append in
  * $TMPDIR, measured first: the disk's floor for any durable answer),
  * <sys>.<load>.rate / .p50_ms / .p99_ms with server_cpu and
  * generator_cpu fields; lmz.best_rate (the best load, gateway or node
- * port; target >= 100,000 calls/s = 100x a Cloudflare Durable Object's documented soft limit of
- * about 1,000 requests/s) and lmz_vs_workerd = lmz.best_rate /
- * workerd.best_rate (target >= 40).
+ * port; target >= 100,000 calls/s = 100x a Cloudflare Durable Object's
+ * documented soft limit of about 1,000 requests/s) and lmz_vs_workerd =
+ * lmz.best_rate / workerd.best_rate (target >= 40).
  *
  * --seconds S: each measurement counts S seconds (default 3; --quick 0.3)
  * after a warm-up of S/5. workerd not installed: skipped, said on stderr. */

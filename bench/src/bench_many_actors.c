@@ -108,7 +108,7 @@ static void open_node(struct bench_node *b) {
   struct lmz_node_opts o = {.node_id = "bench", .data_dir = b->dir, .sync = false,
                             .idle_evict_ms = 60000, .max_queue = 1u << 24,
                             .max_pending = 1u << 24, .clock = fake_clock};
-  if (lmz_node_new(&b->node, &b->loop, &o, err) ||
+  if (lmz_node_init(b->node = &b->node_mem, &b->loop, &o, err) ||
       lmz_node_register_module(b->node, "bench", bench_init, err))
     die("node", err);
   lmz_node_start(b->node);

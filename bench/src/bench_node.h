@@ -16,7 +16,7 @@
 
 struct bench_node {
   uv_loop_t loop;
-  lmz_node *node;
+  lmz_node_t node_mem, *node; /* node = &node_mem once initialized */
   char *dir;
 };
 
@@ -28,7 +28,7 @@ static inline void bench_node_open(struct bench_node *b, bool sync,
   uv_loop_init(&b->loop);
   struct lmz_node_opts o = {.node_id = "bench", .data_dir = b->dir, .sync = sync,
                             .max_queue = 1u << 24};
-  if (lmz_node_new(&b->node, &b->loop, &o, err) ||
+  if (lmz_node_init(b->node = &b->node_mem, &b->loop, &o, err) ||
       lmz_node_register_module(b->node, "bench", init, err))
     die("node", err);
   lmz_node_start(b->node);
@@ -46,7 +46,7 @@ static void bench_node_run(struct bench_node *b) {
     uv_run(&b->loop, UV_RUN_ONCE);
 }
 
-static void bench_closed(lmz_node *n, void *arg) {
+static void bench_closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }
@@ -56,7 +56,7 @@ static void bench_node_close(struct bench_node *b) {
   lmz_node_close(b->node, bench_closed, &closed);
   while (!closed)
     uv_run(&b->loop, UV_RUN_ONCE);
-  lmz_node_free(b->node);
+  lmz_node_release(b->node);
   uv_run(&b->loop, UV_RUN_DEFAULT);
   uv_loop_close(&b->loop);
   drop_dir(b->dir);

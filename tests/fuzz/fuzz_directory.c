@@ -33,7 +33,7 @@ static uint64_t clock_fn(void *ctx) {
 
 static int check_list(const char *b, size_t blen, const char *i, size_t ilen,
                       const struct lmz_dir_placement *p, void *arg) {
-  const lmz_dir *d = arg;
+  const lmz_dir_t *d = arg;
   (void)b, (void)blen, (void)i, (void)ilen;
   if (p->n_backups > LMZ_DIR_MAX_BACKUPS || !lmz_dir_node_get(d, p->node_id))
     abort();
@@ -47,7 +47,7 @@ static int check_list(const char *b, size_t blen, const char *i, size_t ilen,
   return 0;
 }
 
-static void check_invariants(const lmz_dir *d) {
+static void check_invariants(const lmz_dir_t *d) {
   lmz_dir_foreach_placement(d, 0, check_list, (void *)(uintptr_t)d);
   uint64_t sum = 0;
   for (size_t i = 0; i < lmz_dir_n_nodes(d); i++) {
@@ -61,13 +61,13 @@ static void check_invariants(const lmz_dir *d) {
 }
 
 /* snapshot -> restore must give an equal directory (twice). */
-static void check_round_trip(const lmz_dir *d) {
+static void check_round_trip(const lmz_dir_t *d) {
   void *buf;
   size_t len;
   if (lmz_dir_snapshot(d, NULL, &buf, &len))
     abort();
-  lmz_dir *c;
-  if (lmz_dir_new(&c))
+  lmz_dir_t c_mem, *c = &c_mem;
+  if (lmz_dir_init(c))
     abort();
   lmz_dir_set_clock(c, clock_fn, NULL);
   if (lmz_dir_restore(c, buf, len) || !lmz_dir_equal(d, c) ||
@@ -82,10 +82,10 @@ static void check_round_trip(const lmz_dir *d) {
   check_invariants(c);
   free(buf);
   free(buf2);
-  lmz_dir_free(c);
+  lmz_dir_close(c);
 }
 
-static void apply(lmz_dir *d, const void *cmd, size_t len) {
+static void apply(lmz_dir_t *d, const void *cmd, size_t len) {
   const struct lmz_dir_result *r;
   int rv = lmz_dir_apply(d, cmd, len, &r);
   if (r->status != rv || r->n > LMZ_DIR_MAX_BATCH)
@@ -95,7 +95,7 @@ static void apply(lmz_dir *d, const void *cmd, size_t len) {
       abort();
 }
 
-static void seed_state(lmz_dir *d) {
+static void seed_state(lmz_dir_t *d) {
   lmz_buf b = LMZ_BUF_INIT;
   for (uint64_t id = 1; id <= 3; id++) {
     lmz_dir_encode_node_upsert(&b, id, LMZ_DIR_UP, "127.0.0.1:7000", NULL, 0);
@@ -114,7 +114,7 @@ static void seed_state(lmz_dir *d) {
   lmz_buf_free(&b);
 }
 
-static void run_commands(lmz_dir *d, const uint8_t *p, size_t n) {
+static void run_commands(lmz_dir_t *d, const uint8_t *p, size_t n) {
   seed_state(d);
   int steps = 0;
   while (n > 0 && steps++ < 64) {
@@ -135,10 +135,10 @@ static void run_commands(lmz_dir *d, const uint8_t *p, size_t n) {
   check_round_trip(d);
 }
 
-static void run_snapshot(lmz_dir *d, const uint8_t *p, size_t n) {
+static void run_snapshot(lmz_dir_t *d, const uint8_t *p, size_t n) {
   seed_state(d);
-  lmz_dir *before;
-  if (lmz_dir_new(&before))
+  lmz_dir_t before_mem, *before = &before_mem;
+  if (lmz_dir_init(before))
     abort();
   seed_state(before);
   if (lmz_dir_restore(d, p, n) != 0) {
@@ -155,20 +155,20 @@ static void run_snapshot(lmz_dir *d, const uint8_t *p, size_t n) {
     check_invariants(d);
     lmz_buf_free(&b);
   }
-  lmz_dir_free(before);
+  lmz_dir_close(before);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1)
     return 0;
-  lmz_dir *d;
-  if (lmz_dir_new(&d))
+  lmz_dir_t d_mem, *d = &d_mem;
+  if (lmz_dir_init(d))
     return 0;
   lmz_dir_set_clock(d, clock_fn, NULL);
   if (data[0] & 1)
     run_snapshot(d, data + 1, size - 1);
   else
     run_commands(d, data + 1, size - 1);
-  lmz_dir_free(d);
+  lmz_dir_close(d);
   return 0;
 }

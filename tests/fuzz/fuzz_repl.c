@@ -64,8 +64,8 @@ static void check_batch(const uint8_t *data, size_t size) {
 /* ---- append mode --------------------------------------------------------- */
 
 static uv_loop_t loop;
-static lmz_store *store;
-static lmz_dir *dir;
+static lmz_store_t *store;
+static lmz_dir_t dir_mem, *dir; /* &dir_mem once initialized */
 static lmz_repl_t *repl;
 static unsigned runs;
 static int n_acks, last_status;
@@ -112,7 +112,9 @@ static void store_open(void) {
   lmz_store_opts_init(&so, tmpdir);
   so.sync = false;
   so.cache_bytes = 4u << 20;
-  if (lmz_store_open(&store, &loop, &so, NULL))
+  static lmz_store_t store_mem;
+  store = &store_mem;
+  if (lmz_store_init(store, &loop, &so, NULL))
     abort();
 }
 
@@ -121,7 +123,7 @@ static void store_open(void) {
 static void store_drop(void) {
   lmz_repl_free(repl);
   repl = NULL;
-  lmz_store_close(store);
+  lmz_store_close(store, NULL); /* static memory: nothing to free */
   store = NULL;
   uv_run(&loop, UV_RUN_DEFAULT);
   nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -130,14 +132,14 @@ static void store_drop(void) {
 static void world_end(void) {
   store_drop();
   uv_loop_close(&loop);
-  lmz_dir_free(dir);
+  lmz_dir_close(dir);
 }
 
 static void world_init(void) {
   lmz_log_configure("off", "", ""); /* a refusal logs a warning per input */
   if (uv_loop_init(&loop))
     abort();
-  if (!mkdtemp(tmpdir) || lmz_dir_new(&dir))
+  if (!mkdtemp(tmpdir) || lmz_dir_init(dir = &dir_mem))
     abort();
   store_open();
   lmz_buf b = LMZ_BUF_INIT;

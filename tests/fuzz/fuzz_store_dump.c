@@ -1,7 +1,7 @@
 /* tests/fuzz/fuzz_store_dump.c - hostile actor dumps and keys.
  *
  * lmz_store_import() validates a migration dump (store.h) and touches only
- * the public s->errmsg of the store, so a bare struct lmz_store stands in
+ * the public s->errmsg of the store, so a bare struct lmz_store_s stands in
  * for an open store. Invariants checked on every input:
  *  - import either fails and leaves the batch as it was, or returns n >= 0
  *    with exactly n + 1 operations added (delete_range + n puts), and then
@@ -16,7 +16,7 @@
 #include "storage/store.h"
 
 static void check_import(const uint8_t *data, size_t size) {
-  struct lmz_store s;
+  struct lmz_store_s s;
   memset(&s, 0, sizeof s);
   lmz_batch *b = lmz_batch_new();
   if (!b)

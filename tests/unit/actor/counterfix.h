@@ -28,7 +28,7 @@ struct reply {
 struct counterfix {
   char *dir;
   uv_loop_t loop;
-  lmz_node *n;
+  lmz_node_t n_mem, *n; /* n = &n_mem once initialized */
 };
 
 static inline void reply_cb(void *arg, int status, bool ok, const lmz_value *v) {
@@ -42,7 +42,8 @@ static inline void reply_cb(void *arg, int status, bool ok, const lmz_value *v) 
 }
 
 /* Calls COUNTER_DO "a" `method` (with one number argument when arg >= 0). */
-static inline void call(lmz_node *n, const char *method, double arg, struct reply *r) {
+static inline void call(lmz_node_t *n, const char *method, double arg,
+                        struct reply *r) {
   lmz_arena *a = lmz_node_arena_get(n);
   lmz_value *chain = lmz_array(a, 2), *get = lmz_object(a), *ap = lmz_object(a);
   lmz_value *args = lmz_array(a, 1);
@@ -64,7 +65,7 @@ static inline void call(lmz_node *n, const char *method, double arg, struct repl
 
 /* Runs the loop until the node has no turn left to run (bounded: a turn
  * needs one idle pass). */
-static inline void run_turns(uv_loop_t *loop, lmz_node *n) {
+static inline void run_turns(uv_loop_t *loop, lmz_node_t *n) {
   for (int i = 0; i < 100 && n->rq_head; i++)
     uv_run(loop, UV_RUN_NOWAIT);
   assert_null(n->rq_head);
@@ -78,14 +79,14 @@ static inline void run_until_replies(uv_loop_t *loop, struct reply *r, int want)
 }
 
 /* Runs the loop until every commit the store holds has been reported. */
-static inline void run_until_stored(uv_loop_t *loop, lmz_node *n) {
+static inline void run_until_stored(uv_loop_t *loop, lmz_node_t *n) {
   uint64_t deadline = tl_now_ms() + 30000; /* a hang guard, not a bound */
   while (lmz_store_queued(n->store, NULL) && tl_now_ms() < deadline)
     uv_run(loop, UV_RUN_ONCE);
   assert_int_equal(lmz_store_queued(n->store, NULL), 0);
 }
 
-static inline double stored_total(lmz_node *n) {
+static inline double stored_total(lmz_node_t *n) {
   lmz_arena *a = lmz_arena_new();
   lmz_value *v = NULL;
   int rv = lmz_node_kv_peek(n, "COUNTER_DO", "a", "total", a, &v);
@@ -100,13 +101,13 @@ static inline void cf_start(struct counterfix *f, const char *name) {
   uv_loop_init(&f->loop);
   char err[LMZ_ERRMSG_LEN];
   struct lmz_node_opts o = {.node_id = name, .data_dir = f->dir, .sync = true};
-  assert_int_equal(lmz_node_new(&f->n, &f->loop, &o, err), 0);
+  assert_int_equal(lmz_node_init(f->n = &f->n_mem, &f->loop, &o, err), 0);
   assert_int_equal(lmz_node_register_module(f->n, "counter", lmz_module_init, err), 0);
   assert_int_equal(lmz_node_bind(f->n, "COUNTER_DO", "CounterDO", LMZ_NODE_DO, err), 0);
   lmz_node_start(f->n);
 }
 
-static inline void cf_closed(lmz_node *n, void *arg) {
+static inline void cf_closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }
@@ -116,7 +117,7 @@ static inline void cf_stop(struct counterfix *f) {
   lmz_node_close(f->n, cf_closed, &done);
   while (!done)
     uv_run(&f->loop, UV_RUN_ONCE);
-  lmz_node_free(f->n);
+  lmz_node_release(f->n);
   uv_run(&f->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&f->loop), 0);
   tl_rmtree(f->dir);

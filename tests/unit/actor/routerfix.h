@@ -13,10 +13,10 @@
 struct fx {
   uv_loop_t loop;
   char *dir;
-  lmz_node *node;
+  lmz_node_t node_mem, *node; /* node = &node_mem once initialized */
   struct sim *s;
   lmz_cluster_t c;
-  lmz_router *r;
+  lmz_router_t r_mem, *r; /* r = &r_mem once initialized */
   double wall_ms; /* the node's fake wall clock (eviction) */
 };
 
@@ -112,24 +112,26 @@ static inline void setup_ex(struct fx *x, bool registered, uint32_t evict_ms) {
   struct lmz_node_opts no = {.node_id = "n2", .data_dir = x->dir,
                             .idle_evict_ms = evict_ms,
                             .clock = evict_ms ? wall : NULL, .clock_data = x};
-  assert_int_equal(lmz_node_new(&x->node, &x->loop, &no, err), 0);
+  assert_int_equal(lmz_node_init(x->node = &x->node_mem, &x->loop, &no, err),
+                   0);
   assert_int_equal(lmz_node_register_module(x->node, "counter", lmz_module_init, err), 0);
   assert_int_equal(lmz_node_bind(x->node, "COUNTER_DO", "CounterDO", LMZ_NODE_DO, err), 0);
   assert_int_equal(lmz_node_start(x->node), 0);
   x->s = sim_new(2, RL);
   sim_attach_cluster(x->s, 1, &x->c, RL);
   struct lmz_router_opts ro = {.park_timeout_ms = 3000};
-  assert_int_equal(lmz_router_init(&x->r, x->node, &x->c, &ro, err), 0);
+  x->r = &x->r_mem;
+  assert_int_equal(lmz_router_init(x->r, x->node, &x->c, &ro, err), 0);
   if (registered)
     sim_register_all(x->s);
 }
 
-static inline void node_closed(lmz_node *n, void *arg) {
+static inline void node_closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }
 
-static inline void router_closed(lmz_router *r, void *arg) {
+static inline void router_closed(lmz_router_t *r, void *arg) {
   (void)r;
   *(bool *)arg = true;
 }
@@ -148,8 +150,8 @@ static inline void teardown(struct fx *x) {
     uv_run(&x->loop, UV_RUN_ONCE);
   assert_true(nclosed);
   assert_int_equal(uv_loop_close(&x->loop), 0);
-  lmz_router_free(x->r);
-  lmz_node_free(x->node);
+  lmz_router_release(x->r);
+  lmz_node_release(x->node);
   tl_rmtree(x->dir);
   free(x->dir);
 }

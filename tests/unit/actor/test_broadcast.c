@@ -121,14 +121,16 @@ static void setup3(struct fx *x) {
   x->dir = tl_mkdtemp("lmz-bcast");
   char err[LMZ_ERRMSG_LEN] = "";
   struct lmz_node_opts no = {.node_id = "n2", .data_dir = x->dir};
-  assert_int_equal(lmz_node_new(&x->node, &x->loop, &no, err), 0);
+  assert_int_equal(lmz_node_init(x->node = &x->node_mem, &x->loop, &no, err),
+                   0);
   assert_int_equal(lmz_node_register_module(x->node, "counter", lmz_module_init, err), 0);
   assert_int_equal(lmz_node_bind(x->node, "COUNTER_DO", "CounterDO", LMZ_NODE_DO, err), 0);
   assert_int_equal(lmz_node_start(x->node), 0);
   x->s = sim_new(3, RL);
   sim_attach_cluster(x->s, 1, &x->c, RL);
   struct lmz_router_opts ro = {.park_timeout_ms = 3000};
-  assert_int_equal(lmz_router_init(&x->r, x->node, &x->c, &ro, err), 0);
+  x->r = &x->r_mem;
+  assert_int_equal(lmz_router_init(x->r, x->node, &x->c, &ro, err), 0);
   sim_register_all(x->s);
   lmz__router_set_send_hook(x->r, capture, NULL);
   cap_reset();

@@ -18,7 +18,7 @@ static void no_turn_commits_on_lost_writes(void **state) {
   (void)state;
   struct counterfix f;
   cf_start(&f, "lmz-cfail");
-  lmz_node *n = f.n;
+  lmz_node_t *n = f.n;
   uv_loop_t *loop = &f.loop;
 
   struct reply r = {0};

@@ -20,10 +20,10 @@ static const uint8_t key[32] = {7, 7, 7};
 struct fix {
   uv_loop_t loop;
   char *dir;
-  lmz_node *node;
+  lmz_node_t node_mem, *node; /* node = &node_mem once initialized */
   lmz_transport_t t1, t2;
   lmz_cluster_t c;
-  lmz_router *r;
+  lmz_router_t r_mem, *r; /* r = &r_mem once initialized */
   int imports_seen;
   int drain_cbs;
   bool router_closed, cluster_closed, node_closed;
@@ -81,7 +81,8 @@ static void setup(struct fix *x) {
   x->dir = tl_mkdtemp("lmz-drain");
   char err[LMZ_ERRMSG_LEN] = "", raft_dir[512], addr1[64], addr2[64];
   struct lmz_node_opts no = {.node_id = "n1", .data_dir = x->dir};
-  assert_int_equal(lmz_node_new(&x->node, &x->loop, &no, err), 0);
+  assert_int_equal(lmz_node_init(x->node = &x->node_mem, &x->loop, &no, err),
+                   0);
   struct lmz_transport_options o1 = {.key = key, .node_id = 1, .name = "n1",
                                      .listen = "127.0.0.1:0", .on_frame = t1_frame,
                                      .on_conn_state = t1_state, .data = x};
@@ -98,7 +99,8 @@ static void setup(struct fix *x) {
                                    .raft_dir = raft_dir};
   assert_int_equal(lmz_cluster_init(&x->loop, &x->c, &x->t1, &co, err), 0);
   struct lmz_router_opts ro = {0};
-  assert_int_equal(lmz_router_init(&x->r, x->node, &x->c, &ro, err), 0);
+  x->r = &x->r_mem;
+  assert_int_equal(lmz_router_init(x->r, x->node, &x->c, &ro, err), 0);
   uint64_t end = tl_now_ms() + 10000;
   while (!lmz_cluster_lease_valid(&x->c, lmz_cluster_now_ms(&x->c)) &&
          tl_now_ms() < end)
@@ -122,12 +124,12 @@ static void setup(struct fix *x) {
   assert_true(lmz_conn_is_up(conn));
 }
 
-static void drain_cb(lmz_router *r, int moved, int failed, void *arg) {
+static void drain_cb(lmz_router_t *r, int moved, int failed, void *arg) {
   (void)r, (void)moved, (void)failed;
   ((struct fix *)arg)->drain_cbs++;
 }
 
-static void node_closed(lmz_node *n, void *arg) {
+static void node_closed(lmz_node_t *n, void *arg) {
   (void)n;
   ((struct fix *)arg)->node_closed = true;
 }
@@ -146,7 +148,7 @@ static void cluster_closed(lmz_cluster_t *c) {
   lmz_transport_close(&x->t2, transport_closed);
 }
 
-static void router_closed(lmz_router *r, void *arg) {
+static void router_closed(lmz_router_t *r, void *arg) {
   (void)r;
   struct fix *x = arg;
   x->router_closed = true;
@@ -173,8 +175,8 @@ static void test_close_during_drain(void **state) {
   assert_int_equal(x->drain_cbs, 0); /* cancelled, not reported */
   /* nothing of the drain (its timer) is left on the loop */
   assert_int_equal(uv_loop_close(&x->loop), 0);
-  lmz_router_free(x->r);
-  lmz_node_free(x->node);
+  lmz_router_release(x->r);
+  lmz_node_release(x->node);
   tl_rmtree(x->dir);
   free(x->dir);
   free(x);
@@ -195,8 +197,8 @@ static void test_close_before_draining(void **state) {
   assert_int_equal(x->drain_cbs, 0);
   assert_int_equal(x->imports_seen, 0);
   assert_int_equal(uv_loop_close(&x->loop), 0);
-  lmz_router_free(x->r);
-  lmz_node_free(x->node);
+  lmz_router_release(x->r);
+  lmz_node_release(x->node);
   tl_rmtree(x->dir);
   free(x->dir);
   free(x);

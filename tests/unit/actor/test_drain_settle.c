@@ -45,7 +45,7 @@ static void hook(struct snode *n, uint64_t from, const Lmz__Frame *f) {
   }
 }
 
-static void drain_cb(lmz_router *r, int moved, int failed, void *arg) {
+static void drain_cb(lmz_router_t *r, int moved, int failed, void *arg) {
   (void)r;
   struct drained *d = arg;
   *d = (struct drained){true, moved, failed};

@@ -62,7 +62,7 @@ static int fake_gw_init(lmz_registry *r) {
 
 struct env {
   uv_loop_t loop;
-  lmz_node *node;
+  lmz_node_t node_mem, *node; /* node = &node_mem once initialized */
   fakehttp *srv;
   char *dir;
 };
@@ -80,7 +80,7 @@ static void env_open(struct env *e, bool remote, int mode) {
   char err[LMZ_ERRMSG_LEN], url[96];
   struct lmz_node_opts o = {.node_id = "spell", .data_dir = e->dir,
                             .fetch = {.allow = local, .n_allow = 1, .timeout_ms = 5000}};
-  assert_int_equal(lmz_node_new(&e->node, &e->loop, &o, err), 0);
+  assert_int_equal(lmz_node_init(e->node = &e->node_mem, &e->loop, &o, err), 0);
   assert_int_equal(lmz_node_register_module(e->node, "editor", lmz_module_init, err), 0);
   assert_int_equal(lmz_node_register_module(e->node, "fakegw", fake_gw_init, err), 0);
   assert_int_equal(lmz_node_bind(e->node, "SPELLCHECK_WORKER", "SpellCheckWorker",
@@ -92,7 +92,7 @@ static void env_open(struct env *e, bool remote, int mode) {
   assert_int_equal(lmz_node_start(e->node), 0);
 }
 
-static void closed(lmz_node *n, void *arg) {
+static void closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }
@@ -104,7 +104,7 @@ static void env_close(struct env *e) {
   while (!done && tl_now_ms() < end)
     uv_run(&e->loop, UV_RUN_ONCE);
   assert_true(done);
-  lmz_node_free(e->node);
+  lmz_node_release(e->node);
   fakehttp_close(e->srv);
   uv_run(&e->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&e->loop), 0);

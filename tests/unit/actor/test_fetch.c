@@ -151,7 +151,7 @@ static int app_init(lmz_registry *r) {
 
 struct env {
   uv_loop_t loop;
-  lmz_node *node;
+  lmz_node_t node_mem, *node; /* node = &node_mem once initialized */
   fakehttp *srv;
   char *dir;
 };
@@ -171,14 +171,14 @@ static void env_open(struct env *e, size_t n_allow, uint32_t timeout_ms) {
       .node_id = "fetch", .data_dir = e->dir,
       .fetch = {.allow = local, .n_allow = n_allow, .timeout_ms = timeout_ms,
                 .max_response_bytes = 65536, .max_redirects = 3, .max_inflight = 3}};
-  assert_int_equal(lmz_node_new(&e->node, &e->loop, &o, err), 0);
+  assert_int_equal(lmz_node_init(e->node = &e->node_mem, &e->loop, &o, err), 0);
   assert_int_equal(lmz_node_register_module(e->node, "fetch", app_init, err), 0);
   assert_int_equal(lmz_node_bind(e->node, "W", "FetchWorker", LMZ_NODE_WORKER, err), 0);
   assert_int_equal(lmz_node_bind(e->node, "D", "FetchDO", LMZ_NODE_DO, err), 0);
   assert_int_equal(lmz_node_start(e->node), 0);
 }
 
-static void closed(lmz_node *n, void *arg) {
+static void closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }
@@ -197,7 +197,7 @@ static void env_close(struct env *e) {
   while (!done && tl_now_ms() < end)
     uv_run(&e->loop, UV_RUN_ONCE);
   assert_true(done);
-  lmz_node_free(e->node);
+  lmz_node_release(e->node);
   fakehttp_close(e->srv);
   uv_run(&e->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&e->loop), 0); /* nothing left on the loop */

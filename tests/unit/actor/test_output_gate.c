@@ -18,7 +18,7 @@
 #define CALLS 400
 
 struct gate {
-  lmz_node *node;
+  lmz_node_t node_mem, *node; /* node = &node_mem once initialized */
   int replies, violations, errors;
   lmz_arena *peek;
 };
@@ -60,7 +60,7 @@ static void send_call(struct gate *g, struct call_ctx *c, const char *method) {
   assert_int_equal(lmz_node_call(g->node, &call, reply_cb, c, err), 0);
 }
 
-static void closed(lmz_node *n, void *arg) {
+static void closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }
@@ -73,7 +73,7 @@ static void replies_never_precede_their_durable_writes(void **state) {
   char err[LMZ_ERRMSG_LEN];
   struct gate g = {.peek = lmz_arena_new()};
   struct lmz_node_opts o = {.node_id = "gate", .data_dir = dir, .sync = true};
-  assert_int_equal(lmz_node_new(&g.node, &loop, &o, err), 0);
+  assert_int_equal(lmz_node_init(g.node = &g.node_mem, &loop, &o, err), 0);
   assert_int_equal(lmz_node_register_module(g.node, "counter", lmz_module_init, err), 0);
   assert_int_equal(lmz_node_bind(g.node, "COUNTER_DO", "CounterDO", LMZ_NODE_DO, err), 0);
   lmz_node_start(g.node);
@@ -100,7 +100,7 @@ static void replies_never_precede_their_durable_writes(void **state) {
   lmz_node_close(g.node, closed, &done);
   while (!done)
     uv_run(&loop, UV_RUN_ONCE);
-  lmz_node_free(g.node);
+  lmz_node_release(g.node);
   uv_run(&loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&loop), 0);
   lmz_arena_free(g.peek);

@@ -121,7 +121,7 @@ static int app_init(lmz_registry *r) {
 
 struct env {
   uv_loop_t loop;
-  lmz_node *node;
+  lmz_node_t node_mem, *node; /* node = &node_mem once initialized */
   char *dir;
 };
 
@@ -135,14 +135,14 @@ static void env_open(struct env *e, uint32_t max_queue, uint32_t max_pending) {
   struct lmz_node_opts o = {.node_id = "ovl", .data_dir = e->dir,
                             .max_queue = max_queue, .max_pending = max_pending,
                             .clock = fake_clock};
-  assert_int_equal(lmz_node_new(&e->node, &e->loop, &o, err), 0);
+  assert_int_equal(lmz_node_init(e->node = &e->node_mem, &e->loop, &o, err), 0);
   assert_int_equal(lmz_node_register_module(e->node, "ovl", app_init, err), 0);
   assert_int_equal(lmz_node_bind(e->node, "SLOW", "SlowDO", LMZ_NODE_DO, err), 0);
   assert_int_equal(lmz_node_bind(e->node, "CALLER", "CallerDO", LMZ_NODE_DO, err), 0);
   assert_int_equal(lmz_node_start(e->node), 0);
 }
 
-static void closed(lmz_node *n, void *arg) {
+static void closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }
@@ -153,7 +153,7 @@ static void env_close(struct env *e) {
   for (int i = 0; !done && i < 100000; i++)
     uv_run(&e->loop, UV_RUN_ONCE);
   assert_true(done);
-  lmz_node_free(e->node);
+  lmz_node_release(e->node);
   uv_run(&e->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&e->loop), 0);
   tl_rmtree(e->dir);

@@ -48,7 +48,7 @@ static void test_churn_leaves_directory_at_start(void **state) {
   struct fx x;
   setup_ex(&x, true, EVICT_MS);
   x.wall_ms = 1e12;
-  const lmz_dir *d = lmz_cluster_dir(&x.c);
+  const lmz_dir_t *d = lmz_cluster_dir(&x.c);
   char keep[32];
   instance_on(2, "keep", keep, sizeof keep);
   struct reply one;

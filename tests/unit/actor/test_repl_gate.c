@@ -45,7 +45,7 @@ static void fake_local_failure(void *ctx, int status) {
   ((struct fake_repl *)ctx)->local_failures++;
 }
 
-static void install(lmz_node *n, struct fake_repl *f) {
+static void install(lmz_node_t *n, struct fake_repl *f) {
   struct lmz_node_replicator r = {fake_ship, fake_token_state, fake_local_failure, f};
   lmz_node_set_replicator(n, &r);
 }

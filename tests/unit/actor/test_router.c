@@ -258,7 +258,7 @@ static void move_actor(struct fx *x, const char *inst, uint64_t to) {
   lmz_buf_free(&cmd);
 }
 
-static void store_done(lmz_store *st, int status, void *arg) {
+static void store_done(lmz_store_t *st, int status, void *arg) {
   (void)st;
   *(int *)arg = status ? status : 1;
 }

@@ -24,8 +24,8 @@
 struct fx {
   char *dir;
   uv_loop_t loop;
-  lmz_node *n;
-  lmz_auth *au;
+  lmz_node_t n_mem, *n;   /* n = &n_mem once initialized */
+  lmz_auth_t au_mem, *au; /* au = &au_mem once initialized */
   double now;
   struct lmz_jwt_keyset ks;
   lmz_arena *a; /* answers' parsed bodies */
@@ -76,13 +76,14 @@ static inline void fx_start_cfg(struct fx *f, struct lmz_auth_config *cfg) {
   char err[LMZ_ERRMSG_LEN] = "";
   struct lmz_node_opts o = {.node_id = "auth-test", .data_dir = f->dir,
                             .clock = fx_clock, .clock_data = f};
-  assert_int_equal(lmz_node_new(&f->n, &f->loop, &o, err), 0);
+  assert_int_equal(lmz_node_init(f->n = &f->n_mem, &f->loop, &o, err), 0);
   uint8_t seed[32];
   randombytes_buf(seed, sizeof seed);
   assert_int_equal(lmz_jwt_keyset_add(&f->ks, "BLUE", NULL, seed), 0);
-  int rv = lmz_auth_new(&f->loop, f->n, cfg, &f->ks, f->dir, &f->au, err);
+  int rv = lmz_auth_init(f->au = &f->au_mem, &f->loop, f->n, cfg, &f->ks,
+                         f->dir, err);
   if (rv)
-    fprintf(stderr, "lmz_auth_new: %s\n", err);
+    fprintf(stderr, "lmz_auth_init: %s\n", err);
   assert_int_equal(rv, 0);
   lmz_auth_set_origin(f->au, "http://127.0.0.1:8787");
   assert_int_equal(lmz_node_start(f->n), 0);
@@ -102,7 +103,7 @@ static inline void fx_start(struct fx *f) {
   fx_start_cfg(f, &c);
 }
 
-static inline void fx_closed(lmz_node *n, void *arg) {
+static inline void fx_closed(lmz_node_t *n, void *arg) {
   (void)n;
   *(bool *)arg = true;
 }
@@ -121,8 +122,8 @@ static inline void fx_stop(struct fx *f) {
   lmz_node_close(f->n, fx_closed, &done);
   while (!done)
     uv_run(&f->loop, UV_RUN_ONCE);
-  lmz_node_free(f->n);
-  lmz_auth_free(f->au);
+  lmz_node_release(f->n);
+  lmz_auth_release(f->au);
   uv_run(&f->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&f->loop), 0);
   lmz_jwt_keyset_wipe(&f->ks);

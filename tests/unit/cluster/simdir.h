@@ -30,7 +30,7 @@ struct sim;
 struct snode {
   uint64_t id;
   struct sim *s;
-  lmz_dir *dir;
+  lmz_dir_t dir_mem, *dir; /* dir = &dir_mem once initialized */
   lmz_dirclient_t dc;
   lmz_member_t mb;
   lmz_dirclient_t *dcp; /* &dc, or a cluster's (test_router.c) */
@@ -225,7 +225,7 @@ static struct sim *sim_new(size_t count, uint32_t lease_ms) {
     n->known_leader = 1;
     n->dcp = &n->dc;
     n->mbp = &n->mb;
-    assert_int_equal(lmz_dir_new(&n->dir), 0);
+    assert_int_equal(lmz_dir_init(n->dir = &n->dir_mem), 0);
     lmz_dir_set_clock(n->dir, sim_now, s);
     struct lmz_dirclient_options o = {
         .node_id = n->id,
@@ -297,7 +297,7 @@ static void sim_free(struct sim *s) {
   sim_set_leader(s, 0); /* fails what the leader still holds */
   for (size_t i = 0; i < s->count; i++) {
     sim_lag_apply(s, i, 0, true);
-    lmz_dir_free(s->n[i].dir);
+    lmz_dir_close(s->n[i].dir);
   }
   lmz_simnet_close(&s->net);
   free(s);

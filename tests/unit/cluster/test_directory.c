@@ -19,22 +19,30 @@ static uint64_t fake_clock(void *ctx) {
   return fake_now;
 }
 
-static lmz_dir *new_dir(void) {
-  lmz_dir *d;
-  assert_int_equal(lmz_dir_new(&d), 0);
+/* A directory on the heap: new_dir() allocates and initializes it,
+ * free_dir() closes and frees it. */
+static lmz_dir_t *new_dir(void) {
+  lmz_dir_t *d = malloc(sizeof *d);
+  assert_non_null(d);
+  assert_int_equal(lmz_dir_init(d), 0);
   lmz_dir_set_clock(d, fake_clock, NULL);
   return d;
 }
 
+static void free_dir(lmz_dir_t *d) {
+  lmz_dir_close(d);
+  free(d);
+}
+
 /* Applies an encoded command and returns its result. */
-static const struct lmz_dir_result *run(lmz_dir *d, lmz_buf *b) {
+static const struct lmz_dir_result *run(lmz_dir_t *d, lmz_buf *b) {
   const struct lmz_dir_result *r;
   lmz_dir_apply(d, b->data, b->len, &r);
   lmz_buf_reset(b);
   return r;
 }
 
-static void upsert(lmz_dir *d, uint64_t id, enum lmz_dir_node_state st) {
+static void upsert(lmz_dir_t *d, uint64_t id, enum lmz_dir_node_state st) {
   lmz_buf b = LMZ_BUF_INIT;
   char addr[32], raddr[32];
   snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)(7000 + id));
@@ -47,7 +55,7 @@ static void upsert(lmz_dir *d, uint64_t id, enum lmz_dir_node_state st) {
   lmz_buf_free(&b);
 }
 
-static const struct lmz_dir_item *claim1(lmz_dir *d, const char *binding,
+static const struct lmz_dir_item *claim1(lmz_dir_t *d, const char *binding,
                                          const char *inst, uint64_t node,
                                          uint32_t flags) {
   lmz_buf b = LMZ_BUF_INIT;
@@ -63,7 +71,7 @@ static const struct lmz_dir_item *claim1(lmz_dir *d, const char *binding,
   return &r->items[0];
 }
 
-static const struct lmz_dir_item *move1(lmz_dir *d, const char *inst,
+static const struct lmz_dir_item *move1(lmz_dir_t *d, const char *inst,
                                         uint64_t from, uint64_t to,
                                         uint64_t epoch, bool graceful) {
   lmz_buf b = LMZ_BUF_INIT;
@@ -77,14 +85,14 @@ static const struct lmz_dir_item *move1(lmz_dir *d, const char *inst,
   return &r->items[0];
 }
 
-static const struct lmz_dir_item *single(lmz_dir *d, lmz_buf *b) {
+static const struct lmz_dir_item *single(lmz_dir_t *d, lmz_buf *b) {
   const struct lmz_dir_result *r = run(d, b);
   assert_int_equal(r->status, 0);
   assert_int_equal(r->n, 1);
   return &r->items[0];
 }
 
-static void assert_placed(lmz_dir *d, const char *b, const char *i,
+static void assert_placed(lmz_dir_t *d, const char *b, const char *i,
                           uint64_t node, uint64_t epoch) {
   uint64_t n, e;
   assert_int_equal(lmz_dir_lookup(d, b, strlen(b), i, strlen(i), &n, &e), 0);
@@ -93,11 +101,11 @@ static void assert_placed(lmz_dir *d, const char *b, const char *i,
 }
 
 /* Snapshot a into a fresh directory and return it. */
-static lmz_dir *clone_dir(const lmz_dir *a) {
+static lmz_dir_t *clone_dir(const lmz_dir_t *a) {
   void *buf;
   size_t len;
   assert_int_equal(lmz_dir_snapshot(a, NULL, &buf, &len), 0);
-  lmz_dir *b = new_dir();
+  lmz_dir_t *b = new_dir();
   assert_int_equal(lmz_dir_restore(b, buf, len), 0);
   free(buf);
   return b;
@@ -107,7 +115,7 @@ static lmz_dir *clone_dir(const lmz_dir *a) {
 
 static void test_claims_place_and_lookup(void **state) {
   (void)state;
-  lmz_dir *d = new_dir();
+  lmz_dir_t *d = new_dir();
   upsert(d, 1, LMZ_DIR_UP);
   upsert(d, 2, LMZ_DIR_UP);
   lmz_buf b = LMZ_BUF_INIT;
@@ -140,12 +148,12 @@ static void test_claims_place_and_lookup(void **state) {
   assert_int_equal(lmz_dir_node_get(d, 1)->n_actors, 1);
   assert_int_equal(lmz_dir_node_get(d, 2)->n_actors, 2);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 static void test_claims_idempotent(void **state) {
   (void)state;
-  lmz_dir *d = new_dir();
+  lmz_dir_t *d = new_dir();
   upsert(d, 1, LMZ_DIR_UP);
   upsert(d, 2, LMZ_DIR_UP);
   const struct lmz_dir_item *it = claim1(d, "DOC", "x", 1, 0);
@@ -171,18 +179,18 @@ static void test_claims_idempotent(void **state) {
   assert_int_equal(lmz_dir_n_actors(d), 2);
   /* Re-applying the very same entry (Raft replay) changes nothing. */
   assert_int_equal(lmz_dir_encode_claims(&b, c, 2), 0);
-  lmz_dir *before = clone_dir(d);
+  lmz_dir_t *before = clone_dir(d);
   r = run(d, &b);
   assert_int_equal(r->items[0].status, LMZ_DIR_EXISTING);
   assert_true(lmz_dir_equal(d, before));
-  lmz_dir_free(before);
+  free_dir(before);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 static void test_claims_refused(void **state) {
   (void)state;
-  lmz_dir *d = new_dir();
+  lmz_dir_t *d = new_dir();
   upsert(d, 1, LMZ_DIR_UP);
   upsert(d, 2, LMZ_DIR_JOINING);
   upsert(d, 3, LMZ_DIR_DRAINING);
@@ -205,14 +213,14 @@ static void test_claims_refused(void **state) {
   assert_int_equal(run(d, &b)->items[0].status, LMZ_DIR_PLACED);
   assert_int_equal(lmz_dir_encode_claims(&b, &c, 0), LMZ_EINVAL);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 /* ---- moves and fencing --------------------------------------------------- */
 
 static void test_moves(void **state) {
   (void)state;
-  lmz_dir *d = new_dir();
+  lmz_dir_t *d = new_dir();
   upsert(d, 1, LMZ_DIR_UP);
   upsert(d, 2, LMZ_DIR_UP);
   upsert(d, 3, LMZ_DIR_JOINING);
@@ -244,12 +252,12 @@ static void test_moves(void **state) {
   assert_int_equal(it->epoch, 3);
   assert_int_equal(lmz_dir_epoch_seq(d), 3);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 static void test_leases_and_mark_down(void **state) {
   (void)state;
-  lmz_dir *d = new_dir();
+  lmz_dir_t *d = new_dir();
   fake_now = 1000;
   upsert(d, 1, LMZ_DIR_UP);
   upsert(d, 2, LMZ_DIR_UP);
@@ -311,12 +319,12 @@ static void test_leases_and_mark_down(void **state) {
   assert_string_equal(lmz_dir_node_get(d, 1)->address, "127.0.0.1:7001");
   assert_int_equal(lmz_dir_node_get(d, 1)->state, LMZ_DIR_DRAINING);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 static void test_replace_down(void **state) {
   (void)state;
-  lmz_dir *d = new_dir();
+  lmz_dir_t *d = new_dir();
   upsert(d, 1, LMZ_DIR_UP);
   upsert(d, 2, LMZ_DIR_UP);
   assert_int_equal(claim1(d, "GW", "s", 1, 0)->epoch, 1);
@@ -339,12 +347,12 @@ static void test_replace_down(void **state) {
   assert_int_equal(lmz_dir_node_get(d, 1)->n_actors, 0);
   assert_int_equal(lmz_dir_node_get(d, 2)->n_actors, 1);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 static void test_release_and_reclaim(void **state) {
   (void)state;
-  lmz_dir *d = new_dir();
+  lmz_dir_t *d = new_dir();
   upsert(d, 1, LMZ_DIR_UP);
   assert_int_equal(claim1(d, "W", "r", 1, 0)->epoch, 1);
   assert_int_equal(claim1(d, "W", "q", 1, 0)->epoch, 2);
@@ -367,7 +375,7 @@ static void test_release_and_reclaim(void **state) {
   assert_int_equal(it->status, LMZ_DIR_PLACED);
   assert_int_equal(it->epoch, 3);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 /* One releases command, item by item: only the placement that still has
@@ -376,7 +384,7 @@ static void test_release_and_reclaim(void **state) {
  * restores to an equal directory that keeps epochs increasing. */
 static void test_release_batch_fenced(void **state) {
   (void)state;
-  lmz_dir *d = new_dir();
+  lmz_dir_t *d = new_dir();
   upsert(d, 1, LMZ_DIR_UP);
   upsert(d, 2, LMZ_DIR_UP);
   void *snap0;
@@ -428,18 +436,18 @@ static void test_release_batch_fenced(void **state) {
   assert_int_equal(lmz_dir_snapshot(d, NULL, &snap1, &len1), 0);
   free(snap1);
   assert_int_equal(len1, len0);
-  lmz_dir *c = clone_dir(d);
+  lmz_dir_t *c = clone_dir(d);
   assert_true(lmz_dir_equal(c, d));
   assert_int_equal(lmz_dir_epoch_seq(c), 5);
   assert_int_equal(claim1(c, "W", "a", 1, 0)->epoch, 6); /* never reused */
-  lmz_dir_free(c);
+  free_dir(c);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 static void test_node_remove(void **state) {
   (void)state;
-  lmz_dir *d = new_dir();
+  lmz_dir_t *d = new_dir();
   upsert(d, 1, LMZ_DIR_UP);
   upsert(d, 2, LMZ_DIR_UP);
   upsert(d, 3, LMZ_DIR_UP);
@@ -470,14 +478,14 @@ static void test_node_remove(void **state) {
   assert_int_equal(lmz_dir_lookup(d, "W", 1, "i1", 2, &n, &e), 0);
   assert_int_equal(n, 2);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 /* ---- snapshots ----------------------------------------------------------- */
 
 /* A directory with some of everything in it. */
-static lmz_dir *busy_dir(void) {
-  lmz_dir *d = new_dir();
+static lmz_dir_t *busy_dir(void) {
+  lmz_dir_t *d = new_dir();
   for (uint64_t id = 1; id <= 4; id++)
     upsert(d, id * 10, LMZ_DIR_UP);
   lmz_buf b = LMZ_BUF_INIT;
@@ -502,12 +510,12 @@ static lmz_dir *busy_dir(void) {
 
 static void test_snapshot_round_trip(void **state) {
   (void)state;
-  lmz_dir *a = busy_dir();
+  lmz_dir_t *a = busy_dir();
   void *buf;
   size_t len;
   assert_int_equal(lmz_dir_snapshot(a, NULL, &buf, &len), 0);
   fake_now = 123456;
-  lmz_dir *b = new_dir();
+  lmz_dir_t *b = new_dir();
   assert_int_equal(lmz_dir_restore(b, buf, len), 0);
   assert_true(lmz_dir_equal(a, b));
   assert_true(lmz_dir_equal(b, a));
@@ -524,7 +532,7 @@ static void test_snapshot_round_trip(void **state) {
   size_t len2;
   assert_int_equal(lmz_dir_snapshot(b, NULL, &buf2, &len2), 0);
   assert_int_equal(len, len2);
-  lmz_dir *c = new_dir();
+  lmz_dir_t *c = new_dir();
   assert_int_equal(lmz_dir_restore(c, buf2, len2), 0);
   assert_true(lmz_dir_equal(a, c));
   /* after one more claim they differ; restoring over a non-empty directory
@@ -534,7 +542,7 @@ static void test_snapshot_round_trip(void **state) {
   assert_int_equal(lmz_dir_restore(b, buf, len), 0);
   assert_true(lmz_dir_equal(a, b));
   /* an empty directory round-trips too */
-  lmz_dir *e = new_dir(), *f = new_dir();
+  lmz_dir_t *e = new_dir(), *f = new_dir();
   void *eb;
   size_t el;
   assert_int_equal(lmz_dir_snapshot(e, NULL, &eb, &el), 0);
@@ -545,11 +553,11 @@ static void test_snapshot_round_trip(void **state) {
   free(eb);
   free(buf);
   free(buf2);
-  lmz_dir_free(a);
-  lmz_dir_free(b);
-  lmz_dir_free(c);
-  lmz_dir_free(e);
-  lmz_dir_free(f);
+  free_dir(a);
+  free_dir(b);
+  free_dir(c);
+  free_dir(e);
+  free_dir(f);
 }
 
 static void put64(uint8_t *p, uint64_t v) {
@@ -564,8 +572,8 @@ static void reseal(uint8_t *buf, size_t len) {
 
 static void test_snapshot_hostile(void **state) {
   (void)state;
-  lmz_dir *a = busy_dir();
-  lmz_dir *keep = clone_dir(a);
+  lmz_dir_t *a = busy_dir();
+  lmz_dir_t *keep = clone_dir(a);
   uint8_t *buf;
   size_t len;
   assert_int_equal(lmz_dir_snapshot(a, NULL, (void **)&buf, &len), 0);
@@ -640,16 +648,16 @@ static void test_snapshot_hostile(void **state) {
   assert_true(lmz_dir_equal(a, keep));
   free(m);
   free(buf);
-  lmz_dir_free(a);
-  lmz_dir_free(keep);
+  free_dir(a);
+  free_dir(keep);
 }
 
 /* ---- hostile commands ---------------------------------------------------- */
 
 static void test_command_hostile(void **state) {
   (void)state;
-  lmz_dir *d = busy_dir();
-  lmz_dir *keep = clone_dir(d);
+  lmz_dir_t *d = busy_dir();
+  lmz_dir_t *keep = clone_dir(d);
   const struct lmz_dir_result *r;
   static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x99};
   assert_int_equal(lmz_dir_apply(d, junk, sizeof junk, &r), LMZ_EBADMSG);
@@ -685,15 +693,15 @@ static void test_command_hostile(void **state) {
   assert_int_equal(r->items[0].status, LMZ_EINVAL);
   assert_true(lmz_dir_equal(d, keep));
   lmz_buf_free(&b);
-  lmz_dir_free(d);
-  lmz_dir_free(keep);
+  free_dir(d);
+  free_dir(keep);
 }
 
 /* ---- scale: big batches, releases and compaction ------------------------- */
 
 static void test_big_batch_and_compaction(void **state) {
   (void)state;
-  lmz_dir *d = new_dir();
+  lmz_dir_t *d = new_dir();
   upsert(d, 1, LMZ_DIR_UP);
   upsert(d, 2, LMZ_DIR_UP);
   enum { N = 8192, ROUNDS = 8 };
@@ -749,21 +757,21 @@ static void test_big_batch_and_compaction(void **state) {
     assert_placed(d, "WORKER", inst, (uint64_t)(1 + (i & 1)),
                   (uint64_t)(ROUNDS - 1) * N + (uint64_t)i + 1);
   }
-  lmz_dir *copy = clone_dir(d);
+  lmz_dir_t *copy = clone_dir(d);
   assert_true(lmz_dir_equal(d, copy));
-  lmz_dir_free(copy);
+  free_dir(copy);
   free(c);
   free(rl);
   free(names);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 
 /* ---- replica sets (directory.h "replica sets", DESIGN 4.1) --------------- */
 
 /* Claims (binding "R", instance inst) on owner with the given backups. */
-static const struct lmz_dir_item *claim_bk(lmz_dir *d, const char *inst,
+static const struct lmz_dir_item *claim_bk(lmz_dir_t *d, const char *inst,
                                            uint64_t owner, const uint64_t *bk,
                                            uint32_t n, uint32_t flags) {
   lmz_buf b = LMZ_BUF_INIT;
@@ -776,7 +784,7 @@ static const struct lmz_dir_item *claim_bk(lmz_dir *d, const char *inst,
 }
 
 /* Asserts the placement of ("R", inst): owner, epoch and the exact list. */
-static void assert_set(lmz_dir *d, const char *inst, uint64_t owner,
+static void assert_set(lmz_dir_t *d, const char *inst, uint64_t owner,
                        uint64_t epoch, const uint64_t *bk, uint32_t n) {
   struct lmz_dir_placement p;
   assert_int_equal(lmz_dir_placement_get(d, "R", 1, inst, strlen(inst), &p), 0);
@@ -787,7 +795,7 @@ static void assert_set(lmz_dir *d, const char *inst, uint64_t owner,
     assert_int_equal(p.backups[i], bk[i]);
 }
 
-static const struct lmz_dir_item *backup_add1(lmz_dir *d, const char *inst,
+static const struct lmz_dir_item *backup_add1(lmz_dir_t *d, const char *inst,
                                               uint64_t owner, uint64_t epoch,
                                               uint64_t backup) {
   lmz_buf b = LMZ_BUF_INIT;
@@ -803,7 +811,7 @@ static const struct lmz_dir_item *backup_add1(lmz_dir *d, const char *inst,
   return &r->items[0];
 }
 
-static const struct lmz_dir_item *pair_out1(lmz_dir *d, uint64_t owner,
+static const struct lmz_dir_item *pair_out1(lmz_dir_t *d, uint64_t owner,
                                             uint64_t backup) {
   lmz_buf b = LMZ_BUF_INIT;
   assert_int_equal(lmz_dir_encode_pair_out(&b, owner, backup, 41), 0);
@@ -816,7 +824,7 @@ static const struct lmz_dir_item *pair_out1(lmz_dir *d, uint64_t owner,
   return &r->items[0];
 }
 
-static const struct lmz_dir_item *mark_down1(lmz_dir *d, uint64_t id) {
+static const struct lmz_dir_item *mark_down1(lmz_dir_t *d, uint64_t id) {
   lmz_buf b = LMZ_BUF_INIT;
   uint64_t seq = lmz_dir_node_get(d, id)->lease_seq;
   assert_int_equal(lmz_dir_encode_mark_down(&b, id, seq, 51), 0);
@@ -827,8 +835,8 @@ static const struct lmz_dir_item *mark_down1(lmz_dir *d, uint64_t id) {
 }
 
 /* Nodes 1..n UP. */
-static lmz_dir *nodes_dir(uint64_t n) {
-  lmz_dir *d = new_dir();
+static lmz_dir_t *nodes_dir(uint64_t n) {
+  lmz_dir_t *d = new_dir();
   for (uint64_t id = 1; id <= n; id++)
     upsert(d, id, LMZ_DIR_UP);
   return d;
@@ -836,7 +844,7 @@ static lmz_dir *nodes_dir(uint64_t n) {
 
 /* A claim of ("R", inst) packed by hand, so that it may carry more backups
  * than the encoder accepts. */
-static const struct lmz_dir_item *raw_claim(lmz_dir *d, const char *inst,
+static const struct lmz_dir_item *raw_claim(lmz_dir_t *d, const char *inst,
                                             uint64_t owner, uint64_t *bk,
                                             size_t n) {
   Lmz__DirClaim m = LMZ__DIR_CLAIM__INIT;
@@ -864,7 +872,7 @@ static const struct lmz_dir_item *raw_claim(lmz_dir *d, const char *inst,
 
 static void test_claims_with_backups(void **state) {
   (void)state;
-  lmz_dir *d = nodes_dir(7);
+  lmz_dir_t *d = nodes_dir(7);
   upsert(d, 8, LMZ_DIR_JOINING);
   upsert(d, 9, LMZ_DIR_DRAINING);
   /* kept in order: UP, not the owner, not repeated, known; the rest go
@@ -914,7 +922,7 @@ static void test_claims_with_backups(void **state) {
   assert_int_equal(lmz_dir_count_under_replicated(d, 1, 4), 2);
   assert_int_equal(lmz_dir_count_under_replicated(d, 2, 4), 1);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 struct walk {
@@ -935,7 +943,7 @@ static int walk_fn(const char *b, size_t blen, const char *i, size_t ilen,
 
 static void test_foreach_placement(void **state) {
   (void)state;
-  lmz_dir *d = nodes_dir(3);
+  lmz_dir_t *d = nodes_dir(3);
   claim_bk(d, "a", 1, (uint64_t[]){2, 3}, 2, 0);
   claim_bk(d, "b", 1, (uint64_t[]){3}, 1, 0);
   claim_bk(d, "c", 2, (uint64_t[]){1}, 1, 0);
@@ -950,12 +958,12 @@ static void test_foreach_placement(void **state) {
   w = (struct walk){99, 0}; /* the callback's non-zero stops the walk */
   assert_int_equal(lmz_dir_foreach_placement(d, 0, walk_fn, &w), 7);
   assert_int_equal(w.n, 100);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 static void test_backups_add(void **state) {
   (void)state;
-  lmz_dir *d = nodes_dir(6);
+  lmz_dir_t *d = nodes_dir(6);
   upsert(d, 7, LMZ_DIR_JOINING);
   claim_bk(d, "a", 1, (uint64_t[]){2}, 1, 0);
   /* appended at the end, epoch unchanged */
@@ -1015,12 +1023,12 @@ static void test_backups_add(void **state) {
   assert_int_equal(backup_add1(d, "a", 1, 1, 2)->status, LMZ_ESTALE);
   assert_int_equal(backup_add1(d, "a", 6, 2, 2)->status, LMZ_DIR_PLACED);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 static void test_pair_out(void **state) {
   (void)state;
-  lmz_dir *d = nodes_dir(4);
+  lmz_dir_t *d = nodes_dir(4);
   claim_bk(d, "a", 1, (uint64_t[]){2, 3, 4}, 3, 0);
   claim_bk(d, "b", 1, (uint64_t[]){3, 2}, 2, 0);
   claim_bk(d, "c", 1, (uint64_t[]){4}, 1, 0);
@@ -1034,7 +1042,7 @@ static void test_pair_out(void **state) {
   assert_set(d, "c", 1, 3, (uint64_t[]){4}, 1);
   assert_set(d, "d", 2, 4, (uint64_t[]){3, 1}, 2); /* not owned by 1 */
   /* idempotent: the same command again changes nothing */
-  lmz_dir *before = clone_dir(d);
+  lmz_dir_t *before = clone_dir(d);
   it = pair_out1(d, 1, 3);
   assert_int_equal(it->status, LMZ_DIR_PLACED);
   assert_int_equal(it->epoch, 0);
@@ -1048,8 +1056,8 @@ static void test_pair_out(void **state) {
   assert_int_equal(pair_out1(d, 0, 3)->status, LMZ_EINVAL);
   assert_int_equal(pair_out1(d, 1, 0)->status, LMZ_EINVAL);
   assert_true(lmz_dir_equal(d, before));
-  lmz_dir_free(before);
-  lmz_dir_free(d);
+  free_dir(before);
+  free_dir(d);
 }
 
 /* MarkDown promotes each actor of the dead node to its first backup that is
@@ -1057,7 +1065,7 @@ static void test_pair_out(void **state) {
  * and leaves actors without such a backup on the DOWN owner. */
 static void test_failover(void **state) {
   (void)state;
-  lmz_dir *d = nodes_dir(5);
+  lmz_dir_t *d = nodes_dir(5);
   upsert(d, 6, LMZ_DIR_UP);
   claim_bk(d, "a", 1, (uint64_t[]){2, 3}, 2, 0);    /* epoch 1 -> 2 */
   claim_bk(d, "b", 1, (uint64_t[]){3, 2}, 2, 0);    /* epoch 2 -> 3 */
@@ -1091,7 +1099,7 @@ static void test_failover(void **state) {
   assert_int_equal(lmz_dir_node_get(d, 3)->n_actors, 2);
   assert_int_equal(lmz_dir_node_get(d, 5)->n_actors, 1);
   /* a retry changes nothing */
-  lmz_dir *before = clone_dir(d);
+  lmz_dir_t *before = clone_dir(d);
   assert_int_equal(mark_down1(d, 1)->epoch, 0);
   assert_true(lmz_dir_equal(d, before));
   /* a new claim still gets a fresh epoch above all of them */
@@ -1113,15 +1121,15 @@ static void test_failover(void **state) {
   assert_int_equal(single(d, &b)->status, LMZ_ESTALE);
   assert_set(d, "e", 2, 5, (uint64_t[]){3}, 1);
   lmz_buf_free(&b);
-  lmz_dir_free(before);
-  lmz_dir_free(d);
+  free_dir(before);
+  free_dir(d);
 }
 
 /* A DOWN node can only sit in a list through a restored snapshot (MarkDown
  * takes it out of every list); failover skips it all the same. */
 static void test_failover_skips_down(void **state) {
   (void)state;
-  lmz_dir *a = nodes_dir(4);
+  lmz_dir_t *a = nodes_dir(4);
   claim_bk(a, "x", 1, (uint64_t[]){2, 3, 4}, 3, 0);
   claim_bk(a, "y", 1, (uint64_t[]){2}, 1, 0);
   uint8_t *buf;
@@ -1133,22 +1141,22 @@ static void test_failover_skips_down(void **state) {
   assert_int_equal(buf[28 + 51 + 8], LMZ_DIR_UP);
   buf[28 + 51 + 8] = LMZ_DIR_DOWN;
   reseal(buf, len);
-  lmz_dir *d = new_dir();
+  lmz_dir_t *d = new_dir();
   assert_int_equal(lmz_dir_restore(d, buf, len), 0);
   assert_int_equal(lmz_dir_node_get(d, 2)->state, LMZ_DIR_DOWN);
   assert_int_equal(mark_down1(d, 1)->epoch, 1);
   assert_set(d, "x", 3, 2, NULL, 0); /* 2 skipped */
   assert_set(d, "y", 1, 2, (uint64_t[]){2}, 1); /* only 2: stays */
   free(buf);
-  lmz_dir_free(a);
-  lmz_dir_free(d);
+  free_dir(a);
+  free_dir(d);
 }
 
 /* The leader names the nodes it hears from: a backup cut off together with
  * its owner is skipped (it would be fenced next, its new actors stuck). */
 static void test_failover_promote_to(void **state) {
   (void)state;
-  lmz_dir *d = nodes_dir(4);
+  lmz_dir_t *d = nodes_dir(4);
   claim_bk(d, "x", 1, (uint64_t[]){2, 3}, 2, 0);
   claim_bk(d, "y", 1, (uint64_t[]){2}, 1, 0);
   lmz_buf b = LMZ_BUF_INIT;
@@ -1162,14 +1170,14 @@ static void test_failover_promote_to(void **state) {
   assert_set(d, "y", 1, 2, (uint64_t[]){2}, 1); /* only 2: stays */
   assert_int_equal(lmz_dir_encode_mark_down_to(&b, 2, 0, NULL, 1, 7), LMZ_EINVAL);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 /* A node that lost its store registers with lost_data: its actors fail
  * over and it leaves every list, before it may renew a lease. */
 static void test_lost_data_registration(void **state) {
   (void)state;
-  lmz_dir *d = nodes_dir(3);
+  lmz_dir_t *d = nodes_dir(3);
   claim_bk(d, "x", 1, (uint64_t[]){2, 3}, 2, 0);
   claim_bk(d, "y", 2, (uint64_t[]){1, 3}, 2, 0);
   claim_bk(d, "z", 1, NULL, 0, 0);
@@ -1189,12 +1197,12 @@ static void test_lost_data_registration(void **state) {
   assert_int_equal(single(d, &b)->epoch, 0);
   assert_set(d, "x", 2, 2, NULL, 0);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 static void test_node_remove_lists(void **state) {
   (void)state;
-  lmz_dir *d = nodes_dir(4);
+  lmz_dir_t *d = nodes_dir(4);
   claim_bk(d, "a", 1, (uint64_t[]){3, 2}, 2, 0);
   claim_bk(d, "b", 2, (uint64_t[]){3}, 1, 0);
   claim_bk(d, "c", 3, (uint64_t[]){1}, 1, 0);
@@ -1232,11 +1240,11 @@ static void test_node_remove_lists(void **state) {
   assert_int_equal(lmz_dir_placement_get(d, "R", 1, "b", 1, &p),
                    LMZ_ENOTFOUND);
   assert_set(d, "a", 1, 1, NULL, 0);
-  lmz_dir *c = clone_dir(d); /* every list names known nodes only */
+  lmz_dir_t *c = clone_dir(d); /* every list names known nodes only */
   assert_true(lmz_dir_equal(c, d));
-  lmz_dir_free(c);
+  free_dir(c);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 
@@ -1244,7 +1252,7 @@ static void test_node_remove_lists(void **state) {
  * unpack arena's limit (cmd_unpack): hostile bounds do not refuse it. */
 static void test_max_batch_with_backups(void **state) {
   (void)state;
-  lmz_dir *d = nodes_dir(5);
+  lmz_dir_t *d = nodes_dir(5);
   enum { N = LMZ_DIR_MAX_BATCH };
   struct lmz_dir_claim *c = calloc(N, sizeof *c);
   char(*names)[16] = calloc(N, 16);
@@ -1264,12 +1272,12 @@ static void test_max_batch_with_backups(void **state) {
   free(c);
   free(names);
   lmz_buf_free(&b);
-  lmz_dir_free(d);
+  free_dir(d);
 }
 
 /* A directory with replica sets: six nodes, 300 actors with lists. */
-static lmz_dir *replicated_dir(void) {
-  lmz_dir *d = nodes_dir(6);
+static lmz_dir_t *replicated_dir(void) {
+  lmz_dir_t *d = nodes_dir(6);
   lmz_buf b = LMZ_BUF_INIT;
   struct lmz_dir_claim c[300];
   char names[300][12];
@@ -1290,9 +1298,9 @@ static lmz_dir *replicated_dir(void) {
 
 static void test_snapshot_v2_and_equal(void **state) {
   (void)state;
-  lmz_dir *a = replicated_dir();
+  lmz_dir_t *a = replicated_dir();
   assert_int_equal(lmz_dir_count_under_replicated(a, 0, 3), 225);
-  lmz_dir *b = clone_dir(a);
+  lmz_dir_t *b = clone_dir(a);
   assert_true(lmz_dir_equal(a, b));
   assert_int_equal(lmz_dir_count_under_replicated(b, 0, 3), 225);
   struct lmz_dir_placement p, q;
@@ -1319,8 +1327,8 @@ static void test_snapshot_v2_and_equal(void **state) {
   assert_true(lmz_dir_equal(a, b)); /* both [3] now, the rest alike too */
   assert_int_equal(backup_add1(a, "x", 1, 301, 4)->status, LMZ_DIR_PLACED);
   assert_false(lmz_dir_equal(a, b));
-  lmz_dir_free(a);
-  lmz_dir_free(b);
+  free_dir(a);
+  free_dir(b);
 }
 
 /* Turns a version 2 snapshot without lists into version 1: drops each
@@ -1345,14 +1353,14 @@ static size_t to_v1(const uint8_t *v2, size_t len, uint32_t n_nodes_bytes,
 
 static void test_snapshot_v1_restore(void **state) {
   (void)state;
-  lmz_dir *a = busy_dir(); /* no lists */
+  lmz_dir_t *a = busy_dir(); /* no lists */
   uint8_t *buf;
   size_t len;
   assert_int_equal(lmz_dir_snapshot(a, NULL, (void **)&buf, &len), 0);
   uint8_t *v1 = malloc(len);
   size_t l1 = to_v1(buf, len, 4 * 51, v1);
   assert_int_equal(l1, len - 500); /* one byte per actor less */
-  lmz_dir *b = new_dir();
+  lmz_dir_t *b = new_dir();
   assert_int_equal(lmz_dir_restore(b, v1, l1), 0);
   assert_true(lmz_dir_equal(a, b));
   assert_int_equal(lmz_dir_count_under_replicated(b, 0, 1), 500);
@@ -1363,17 +1371,17 @@ static void test_snapshot_v1_restore(void **state) {
   assert_true(lmz_dir_equal(a, b));
   free(v1);
   free(buf);
-  lmz_dir_free(a);
-  lmz_dir_free(b);
+  free_dir(a);
+  free_dir(b);
 }
 
 /* Every validation of a restored list, each next to a control edit of the
  * same bytes that is accepted (so each refusal is that check's). */
 static void test_snapshot_hostile_lists(void **state) {
   (void)state;
-  lmz_dir *a = nodes_dir(6);
+  lmz_dir_t *a = nodes_dir(6);
   claim_bk(a, "x", 1, (uint64_t[]){2, 3, 4, 5}, 4, 0);
-  lmz_dir *keep = clone_dir(a);
+  lmz_dir_t *keep = clone_dir(a);
   uint8_t *buf;
   size_t len;
   assert_int_equal(lmz_dir_snapshot(a, NULL, (void **)&buf, &len), 0);
@@ -1418,8 +1426,8 @@ static void test_snapshot_hostile_lists(void **state) {
   assert_true(lmz_dir_equal(a, keep));
   free(m);
   free(buf);
-  lmz_dir_free(a);
-  lmz_dir_free(keep);
+  free_dir(a);
+  free_dir(keep);
 }
 
 /* Two replicas that apply the same commands end equal, even when one of
@@ -1427,8 +1435,8 @@ static void test_snapshot_hostile_lists(void **state) {
  * and they report the same items. */
 static void test_replicas_deterministic(void **state) {
   (void)state;
-  lmz_dir *a = replicated_dir();
-  lmz_dir *b = clone_dir(a);
+  lmz_dir_t *a = replicated_dir();
+  lmz_dir_t *b = clone_dir(a);
   lmz_buf cmds[8];
   for (int i = 0; i < 8; i++)
     cmds[i] = (lmz_buf)LMZ_BUF_INIT;
@@ -1467,11 +1475,11 @@ static void test_replicas_deterministic(void **state) {
   assert_true(promoted > 0);
   assert_null(lmz_dir_node_get(a, 3));
   assert_true(lmz_dir_n_actors(a) < 300);
-  lmz_dir *c = clone_dir(a);
+  lmz_dir_t *c = clone_dir(a);
   assert_true(lmz_dir_equal(a, c));
-  lmz_dir_free(c);
-  lmz_dir_free(a);
-  lmz_dir_free(b);
+  free_dir(c);
+  free_dir(a);
+  free_dir(b);
 }
 
 int main(void) {

@@ -22,7 +22,8 @@
 struct fx {
   struct raft_fixture f;
   struct raft_fsm fsms[RAFT_FIXTURE_MAX_SERVERS];
-  lmz_dir *dirs[RAFT_FIXTURE_MAX_SERVERS];
+  lmz_dir_t dir_mem[RAFT_FIXTURE_MAX_SERVERS];
+  lmz_dir_t *dirs[RAFT_FIXTURE_MAX_SERVERS]; /* &dir_mem[i] once initialized */
   unsigned n;
   unsigned restores[RAFT_FIXTURE_MAX_SERVERS];
   int (*orig_restore)(struct raft_fsm *, struct raft_buffer *);
@@ -54,7 +55,7 @@ static int restore_wrap(struct raft_fsm *fsm, struct raft_buffer *buf) {
 
 static void add_server(struct fx *x, unsigned threshold) {
   unsigned i = x->n;
-  assert_int_equal(lmz_dir_new(&x->dirs[i]), 0);
+  assert_int_equal(lmz_dir_init(x->dirs[i] = &x->dir_mem[i]), 0);
   lmz_dir_set_clock(x->dirs[i], fx_clock, &x->f);
   lmz_raftnode_fsm_init(&x->fsms[i], x->dirs[i]);
   x->orig_restore = x->fsms[i].restore;
@@ -87,7 +88,7 @@ static struct fx *fx_new(unsigned n, unsigned threshold) {
 static void fx_free(struct fx *x) {
   raft_fixture_close(&x->f); /* FSMs must outlive it */
   for (unsigned i = 0; i < x->n; i++)
-    lmz_dir_free(x->dirs[i]);
+    lmz_dir_close(x->dirs[i]);
   free(x);
 }
 
@@ -187,7 +188,7 @@ static void encode_claims(lmz_buf *b, const char *prefix, int count,
   free(names);
 }
 
-static void assert_lookup(lmz_dir *d, const char *inst, uint64_t node,
+static void assert_lookup(lmz_dir_t *d, const char *inst, uint64_t node,
                           uint64_t epoch) {
   uint64_t n, e;
   assert_int_equal(lmz_dir_lookup(d, "DOC", 3, inst, strlen(inst), &n, &e), 0);
@@ -307,12 +308,12 @@ static void test_partition_minority_cannot_commit(void **state) {
   unsigned old = leader(x);
   assert_int_equal(old, 0);
   wait_applied(x, 31, raft_last_index(raft_fixture_get(&x->f, 0)));
-  lmz_dir *before = NULL;
+  lmz_dir_t before_mem, *before = NULL;
   {
     void *snap;
     size_t len;
     assert_int_equal(lmz_dir_snapshot(x->dirs[0], NULL, &snap, &len), 0);
-    assert_int_equal(lmz_dir_new(&before), 0);
+    assert_int_equal(lmz_dir_init(before = &before_mem), 0);
     assert_int_equal(lmz_dir_restore(before, snap, len), 0);
     free(snap);
   }
@@ -346,7 +347,7 @@ static void test_partition_minority_cannot_commit(void **state) {
   assert_int_equal(lmz_dir_lookup(x->dirs[0], "DOC", 3, "lost0", 5, &n, &e),
                    LMZ_ENOTFOUND);
   assert_int_equal(lmz_dir_n_actors(x->dirs[0]), 120);
-  lmz_dir_free(before);
+  lmz_dir_close(before);
   lmz_buf_free(&b);
   fx_free(x);
 }
@@ -423,7 +424,7 @@ static void test_lease_fencing(void **state) {
   assert_int_equal(lmz_dir_encode_claims(&b, &c, 1), 0);
   assert_int_equal(commit(x, &b)->items[0].epoch, 1);
   unsigned l = leader(x);
-  lmz_dir *ld = x->dirs[l];
+  lmz_dir_t *ld = x->dirs[l];
   const struct lmz_dir_node *n3 = lmz_dir_node_get(ld, 3);
   uint64_t heard = n3->heard_ms;
   uint64_t seq = n3->lease_seq;

@@ -24,7 +24,8 @@
 struct node {
   lmz_raftnode_t rn;
   lmz_transport_t t;
-  lmz_raftbridge *bridge; /* while raft runs */
+  lmz_raftbridge_t bridge_mem;
+  lmz_raftbridge_t *bridge; /* &bridge_mem while raft runs */
   bool t_open, t_closed;
   char *dir;
   char addr[32];
@@ -105,10 +106,10 @@ static void node_open(struct cl *c, unsigned i) {
       .on_role = on_role,
       .replication_factor = replication,
   };
-  n->bridge = lmz_raftbridge_new(&c->loop, &n->t);
-  assert_non_null(n->bridge);
+  n->bridge = &n->bridge_mem;
+  assert_int_equal(lmz_raftbridge_init(n->bridge, &c->loop, &n->t), 0);
   o.custom_transport = lmz_raftbridge_transport(n->bridge);
-  o.transport_free = lmz_raftbridge_free;
+  o.transport_free = lmz_raftbridge_close;
   n->rn.data = n;
   n->closed = false;
   int rv = lmz_raftnode_init(&c->loop, &n->rn, &o);
@@ -152,7 +153,7 @@ static void on_closed(lmz_raftnode_t *rn) {
 }
 
 static void node_close(struct node *n) {
-  n->bridge = NULL; /* raft frees it while closing: feed it nothing more */
+  n->bridge = NULL; /* raft closes it while closing: feed it nothing more */
   if (n->open)
     lmz_raftnode_close(&n->rn, on_closed);
   n->open = false;

@@ -2,7 +2,7 @@
  * the batch wire format (storage/store.h), under a fake clock.
  *
  * Each test builds a small world: 2 or 3 nodes, each with a real RocksDB
- * store in a temporary directory, a real directory replica (lmz_dir, every
+ * store in a temporary directory, a real directory replica (lmz_dir_t, every
  * command applied to every replica) and a replicator. ops.send packs the
  * frame with the real framing (proto/frame.h) into a queue the test
  * delivers by hand (unpacking it again), ops.propose queues the encoded
@@ -12,6 +12,7 @@
  * runs the loop until every store is idle - bounded by real completions,
  * never by sleeping. */
 #include "lib/testlib.h"
+#include "lib/tl_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +47,8 @@ struct world;
 struct node {
   struct world *w;
   uint64_t id;
-  lmz_dir *dir;
-  lmz_store *store;
+  lmz_dir_t dir_mem, *dir; /* dir = &dir_mem once initialized */
+  lmz_store_t *store;
   char *path;
   lmz_repl_t *r;
   int progress;
@@ -153,13 +154,13 @@ static void world_node(struct world *w, uint64_t id) {
   struct node *n = &w->nodes[id];
   n->w = w;
   n->id = id;
-  assert_int_equal(lmz_dir_new(&n->dir), 0);
+  assert_int_equal(lmz_dir_init(n->dir = &n->dir_mem), 0);
   n->path = tl_mkdtemp("lmz-repl");
   assert_non_null(n->path);
   struct lmz_store_opts so;
   lmz_store_opts_init(&so, n->path);
   char err[LMZ_ERRMSG_LEN];
-  assert_int_equal(lmz_store_open(&n->store, &w->loop, &so, err), 0);
+  assert_int_equal(tl_store_open(&n->store, &w->loop, &so, err), 0);
 }
 
 static void world_repl(struct world *w, uint64_t id) {
@@ -348,8 +349,8 @@ static void world_free(struct world *w) {
   }
   for (uint64_t id = 1; id <= w->n; id++) {
     struct node *n = &w->nodes[id];
-    lmz_store_close(n->store);
-    lmz_dir_free(n->dir);
+    tl_store_close(n->store);
+    lmz_dir_close(n->dir);
   }
   assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(uv_loop_close(&w->loop), 0);
@@ -1191,7 +1192,7 @@ static void test_catchup_retention_exceeded(void **state) {
 static void restart_backup(struct world *w, bool wipe) {
   struct node *n = &w->nodes[2];
   lmz_repl_free(n->r);
-  lmz_store_close(n->store);
+  tl_store_close(n->store);
   assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
   if (wipe) {
     tl_rmtree(n->path);
@@ -1202,7 +1203,7 @@ static void restart_backup(struct world *w, bool wipe) {
   struct lmz_store_opts so;
   lmz_store_opts_init(&so, n->path);
   char err[LMZ_ERRMSG_LEN];
-  assert_int_equal(lmz_store_open(&n->store, &w->loop, &so, err), 0);
+  assert_int_equal(tl_store_open(&n->store, &w->loop, &so, err), 0);
   world_repl(w, 2);
 }
 

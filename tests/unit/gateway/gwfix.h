@@ -40,8 +40,8 @@
 struct fx {
   uv_loop_t loop;
   char *dir;
-  lmz_node *node;
-  lmz_gateway *gw;
+  lmz_node_t node_mem, *node; /* node = &node_mem once initialized */
+  lmz_gateway_t *gw;
   int port;
   double now_ms; /* the node's (fake) wall clock */
   struct lmz_jwt_keyset ks;
@@ -70,7 +70,8 @@ static inline void fx_start(const struct fx_opts *o) {
   char err[LMZ_ERRMSG_LEN] = "";
   struct lmz_node_opts no = {.node_id = "test-node", .data_dir = F->dir,
                              .clock = fx_clock, .clock_data = F};
-  assert_int_equal(lmz_node_new(&F->node, &F->loop, &no, err), 0);
+  assert_int_equal(lmz_node_init(F->node = &F->node_mem, &F->loop, &no, err),
+                   0);
   for (int i = 0; i < 3 && o->modules[i]; i++)
     assert_int_equal(lmz_node_register_module(F->node, "test", o->modules[i], err), 0);
   for (int i = 0; i < 8 && o->binds[i][0]; i++) {
@@ -120,12 +121,12 @@ static inline void wc_pump(int ms) {
     wc_step(-1);
 }
 
-static inline void fx_gw_closed(lmz_gateway *gw, void *arg) {
+static inline void fx_gw_closed(lmz_gateway_t *gw, void *arg) {
   (void)gw;
   ((struct fx *)arg)->gw_closed = true;
 }
 
-static inline void fx_node_closed(lmz_node *n, void *arg) {
+static inline void fx_node_closed(lmz_node_t *n, void *arg) {
   (void)n;
   ((struct fx *)arg)->node_closed = true;
 }
@@ -136,7 +137,7 @@ static inline void fx_stop(void) {
   lmz_node_close(F->node, fx_node_closed, F);
   assert_true(wc_wait(&F->node_closed, WC_DEADLINE_MS));
   lmz_gateway_free(F->gw);
-  lmz_node_free(F->node);
+  lmz_node_release(F->node);
   for (int i = 0; i < 1000 && uv_loop_alive(&F->loop); i++)
     uv_run(&F->loop, UV_RUN_NOWAIT);
   int rv = uv_loop_close(&F->loop);

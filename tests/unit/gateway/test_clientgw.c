@@ -896,7 +896,7 @@ static void test_max_message_bounds(void **state) {
   for (size_t i = 0; i < 2; i++) {
     struct lmz_gateway_opts go = {.binding = "OTHER_GW", .max_message = bad[i],
                                   .keyset = &F->ks};
-    lmz_gateway *gw = NULL;
+    lmz_gateway_t *gw = NULL;
     char err[LMZ_ERRMSG_LEN] = "";
     assert_int_equal(lmz_gateway_init(&F->loop, &gw, F->node, &go, err), LMZ_EINVAL);
     assert_null(gw);

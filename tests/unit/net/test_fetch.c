@@ -27,7 +27,7 @@ struct fx {
   uv_loop_t loop;
   fakehttp *srv;
   int port;
-  lmz_net *net;
+  lmz_net_t *net, net_mem;
   char base[64];
 };
 
@@ -103,7 +103,8 @@ static struct fx *fx_new(const struct lmz_net_opts *o) {
   assert_int_equal(fakehttp_start(&f->loop, handler, f, &f->srv, &f->port), 0);
   snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", f->port);
   char err[LMZ_ERRMSG_LEN] = "";
-  assert_int_equal(lmz_net_new(&f->loop, o, &f->net, err), 0);
+  f->net = &f->net_mem;
+  assert_int_equal(lmz_net_init(f->net, &f->loop, o, err), 0);
   return f;
 }
 

@@ -2,6 +2,7 @@
  * against a real RocksDB: ordering, grouping, max_batch_bytes, write errors,
  * barriers, close semantics, durability across reopen, sync = false. */
 #include "lib/testlib.h"
+#include "lib/tl_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@
 struct fx {
   uv_loop_t loop;
   char *dir;
-  lmz_store *s;
+  lmz_store_t *s;
   /* callback log */
   int order[N_MAX];
   int status[N_MAX];
@@ -39,7 +40,7 @@ static void open_store(struct fx *f, bool sync, size_t max_batch) {
   o.sync = sync;
   o.max_batch_bytes = max_batch;
   char err[LMZ_ERRMSG_LEN];
-  int rv = lmz_store_open(&f->s, &f->loop, &o, err);
+  int rv = tl_store_open(&f->s, &f->loop, &o, err);
   if (rv)
     fail_msg("open: %s", err);
 }
@@ -58,7 +59,7 @@ static int fx_setup(void **state) {
 
 static int fx_teardown(void **state) {
   struct fx *f = *state;
-  lmz_store_close(f->s); /* NULL when a test closed it already */
+  tl_store_close(f->s); /* NULL when a test closed it already */
   assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(uv_loop_close(&f->loop), 0);
   tl_rmtree(f->dir);
@@ -68,13 +69,13 @@ static int fx_teardown(void **state) {
 }
 
 static void reopen(struct fx *f, bool sync) {
-  lmz_store_close(f->s);
+  tl_store_close(f->s);
   f->s = NULL;
   assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
   open_store(f, sync, 0);
 }
 
-static void on_commit(lmz_store *s, int status, void *arg) {
+static void on_commit(lmz_store_t *s, int status, void *arg) {
   struct tag *t = arg;
   struct fx *f = t->f;
   assert_true(f->n_done < N_MAX);
@@ -84,13 +85,13 @@ static void on_commit(lmz_store *s, int status, void *arg) {
     snprintf(f->errmsg, sizeof f->errmsg, "%s", s->errmsg);
   f->n_done++;
   if (t->seq == f->close_at) {
-    lmz_store_close(s);
+    tl_store_close(s);
     f->s = NULL;
   }
 }
 
 /* Used during close: commits are refused, reads still work. */
-static void on_commit_during_close(lmz_store *s, int status, void *arg) {
+static void on_commit_during_close(lmz_store_t *s, int status, void *arg) {
   struct tag *t = arg;
   struct fx *f = t->f;
   if (f->n_done == 0) {
@@ -177,7 +178,7 @@ static void paused_queue_is_one_write(void **state) {
 /* max_batch_bytes caps a group: 10 batches of 500 bytes, cap 1000 -> 5. */
 static void max_batch_bytes_splits_groups(void **state) {
   struct fx *f = *state;
-  lmz_store_close(f->s);
+  tl_store_close(f->s);
   assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
   open_store(f, true, 1000);
   lmz__store_pause(f->s, true);
@@ -199,7 +200,7 @@ static void max_batch_bytes_splits_groups(void **state) {
  * wrap around and let everything in). */
 static void oversized_head_goes_alone(void **state) {
   struct fx *f = *state;
-  lmz_store_close(f->s);
+  tl_store_close(f->s);
   assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
   open_store(f, true, 1000);
   lmz__store_pause(f->s, true);
@@ -218,7 +219,7 @@ static void oversized_head_goes_alone(void **state) {
  * batch each (cap 1 byte), so the dependent batch is in its own group. */
 static void failed_chain_fails_its_later_batches(void **state) {
   struct fx *f = *state;
-  lmz_store_close(f->s);
+  tl_store_close(f->s);
   assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
   open_store(f, true, 1);
   lmz_chain *a = lmz_chain_new(), *b = lmz_chain_new();
@@ -338,7 +339,7 @@ static void close_flushes_pending(void **state) {
   for (int i = 0; i < 300; i++)
     commit_seq(f, i, seq_batch(i, 100), on_commit_during_close);
   f->recommit_rv = 1;
-  lmz_store_close(f->s);
+  tl_store_close(f->s);
   f->s = NULL;
   assert_in_order_ok(f, 300); /* before running the loop */
   assert_int_equal(f->recommit_rv, LMZ_ECANCELED);

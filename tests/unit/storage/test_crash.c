@@ -10,6 +10,7 @@
  * checks that every acknowledged batch is present, whole, and that no batch
  * is half-applied. */
 #include "lib/testlib.h"
+#include "lib/tl_store.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -28,7 +29,7 @@
 /* --- child -------------------------------------------------------------- */
 
 struct child {
-  lmz_store *s;
+  lmz_store_t *s;
   int fd;
   uint32_t next;
 };
@@ -40,7 +41,7 @@ static void fill_value(uint8_t *v, uint32_t seq) {
 
 static void child_commit(struct child *c);
 
-static void child_on_commit(lmz_store *s, int status, void *arg) {
+static void child_on_commit(lmz_store_t *s, int status, void *arg) {
   struct child *c = s->data;
   uint32_t seq = (uint32_t)(uintptr_t)arg;
   if (status != 0) {
@@ -72,7 +73,7 @@ static int crash_child(const char *dir, int fd) {
   lmz_store_opts_init(&o, dir);
   char err[LMZ_ERRMSG_LEN];
   struct child c = {NULL, fd, 0};
-  if (lmz_store_open(&c.s, &loop, &o, err)) {
+  if (tl_store_open(&c.s, &loop, &o, err)) {
     fprintf(stderr, "crash child: open: %s\n", err);
     return 2;
   }
@@ -125,7 +126,7 @@ static uint32_t read_acks(int fd, uint32_t have, uint32_t want) {
 struct verify {
   uint32_t n_k;
   uint32_t max_seq;
-  lmz_store *s;
+  lmz_store_t *s;
 };
 
 /* Every k key has its p key and the right value (no half batch). */
@@ -182,7 +183,7 @@ static void crash_trial(uint32_t threshold) {
   lmz_store_opts_init(&o, dir);
   struct verify x = {0, 0, NULL};
   char err[LMZ_ERRMSG_LEN];
-  int rv = lmz_store_open(&x.s, &loop, &o, err);
+  int rv = tl_store_open(&x.s, &loop, &o, err);
   if (rv)
     fail_msg("reopen after SIGKILL: %s", err);
   int n = lmz_store_scan(x.s, "k", 1, "l", 1, 0, false, verify_cb, &x);
@@ -195,7 +196,7 @@ static void crash_trial(uint32_t threshold) {
   assert_true(x.n_k >= acked);
   assert_true(x.n_k <= acked + INFLIGHT);
   assert_int_equal(x.max_seq + 1, x.n_k); /* no holes: a prefix of commits */
-  lmz_store_close(x.s);
+  tl_store_close(x.s);
   assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(uv_loop_close(&loop), 0);
   tl_rmtree(dir);

@@ -4,6 +4,7 @@
  * (VACUUM) persisted as a range delete, aborting a turn, corrupt chunks,
  * and no second database file (ATTACH / VACUUM INTO). */
 #include "lib/testlib.h"
+#include "lib/tl_store.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 struct fx {
   uv_loop_t loop;
   char *dir;
-  lmz_store *s;
+  lmz_store_t *s;
   uint8_t prefix[LMZ_KEY_PREFIX_MAX];
   size_t plen;
   uint64_t seq;
@@ -31,7 +32,7 @@ static int fx_setup(void **state) {
   lmz_store_opts_init(&o, f->dir);
   o.sync = false;
   char err[LMZ_ERRMSG_LEN];
-  assert_int_equal(lmz_store_open(&f->s, &f->loop, &o, err), 0);
+  assert_int_equal(tl_store_open(&f->s, &f->loop, &o, err), 0);
   int n = lmz_key_actor_prefix(f->prefix, "DOC", 3, "a", 1);
   assert_true(n > 0);
   f->plen = (size_t)n;
@@ -41,7 +42,7 @@ static int fx_setup(void **state) {
 
 static int fx_teardown(void **state) {
   struct fx *f = *state;
-  lmz_store_close(f->s);
+  tl_store_close(f->s);
   assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(uv_loop_close(&f->loop), 0);
   tl_rmtree(f->dir);
@@ -50,14 +51,30 @@ static int fx_teardown(void **state) {
   return 0;
 }
 
-static void on_commit(lmz_store *s, int status, void *arg) {
+static void on_commit(lmz_store_t *s, int status, void *arg) {
   (void)s;
   *(int *)arg = status;
 }
 
-static sqlite3 *open_db(struct fx *f, lmz_sqlstore **ss) {
+/* A caller-allocated store on the heap: open_db() and ss_new() make one,
+ * ss_free() closes and frees it. */
+static lmz_sqlstore_t *ss_new(lmz_store_t *s, const uint8_t *prefix,
+                              size_t plen) {
   char err[LMZ_ERRMSG_LEN];
-  assert_int_equal(lmz_sqlstore_new(ss, f->s, f->prefix, f->plen, err), 0);
+  lmz_sqlstore_t *ss = malloc(sizeof *ss);
+  assert_non_null(ss);
+  assert_int_equal(lmz_sqlstore_init(ss, s, prefix, plen, err), 0);
+  return ss;
+}
+
+static void ss_free(lmz_sqlstore_t *ss) {
+  lmz_sqlstore_close(ss);
+  free(ss);
+}
+
+static sqlite3 *open_db(struct fx *f, lmz_sqlstore_t **ss) {
+  char err[LMZ_ERRMSG_LEN];
+  *ss = ss_new(f->s, f->prefix, f->plen);
   sqlite3 *db;
   assert_int_equal(lmz_sqlstore_connect(*ss, &db, err), 0);
   assert_int_equal(sqlite3_exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=MEMORY;"
@@ -81,7 +98,7 @@ static long long scalar(sqlite3 *db, const char *sql) {
 }
 
 /* The turn's pages go into one batch; commit it and wait until durable. */
-static void commit_turn(struct fx *f, lmz_sqlstore *ss) {
+static void commit_turn(struct fx *f, lmz_sqlstore_t *ss) {
   lmz_batch *b = lmz_batch_new();
   assert_int_equal(lmz_sqlstore_add_to_batch(ss, b), 0);
   int status = 1;
@@ -142,7 +159,7 @@ static void page_keys(void **state) {
 
 static void pages_reach_rocksdb_only_through_the_batch(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES (1), (2); COMMIT");
   assert_true(lmz_sqlstore_dirty(ss));
@@ -163,18 +180,18 @@ static void pages_reach_rocksdb_only_through_the_batch(void **state) {
   assert_int_equal(scalar(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'u'"), 0);
   assert_int_equal(scalar(db, "SELECT sum(x) FROM t"), 3);
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
   /* a new store over the same keys finds the size and the data */
   db = open_db(f, &ss);
   assert_int_equal(lmz_sqlstore_size(ss), size);
   assert_int_equal(scalar(db, "SELECT sum(x) FROM t"), 3);
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
 }
 
 static void committed_versions_serve_reads_until_durable(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES (7); COMMIT");
   lmz_batch *b = lmz_batch_new();
@@ -191,12 +208,12 @@ static void committed_versions_serve_reads_until_durable(void **state) {
   lmz_sqlstore_trim(ss, 1);
   assert_true(lmz_sqlstore_mem(ss) <= 4 * (LMZ_SQLVFS_PAGE + 64)); /* delta bases */
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
 }
 
 static void vacuum_truncates_with_a_range_delete(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE big(b); "
               "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 200) "
@@ -213,23 +230,23 @@ static void vacuum_truncates_with_a_range_delete(void **state) {
   assert_true(after < 10);
   assert_int_equal((uint64_t)after * LMZ_SQLVFS_PAGE, lmz_sqlstore_size(ss));
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
   db = open_db(f, &ss);
   assert_int_equal(scalar(db, "SELECT count(*) FROM keep WHERE k = 'kept'"), 1);
   assert_int_equal(scalar(db, "PRAGMA page_count") * 4096, (long long)lmz_sqlstore_size(ss));
   exec_ok(db, "PRAGMA integrity_check");
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
 }
 
 static void corrupt_chunk_is_an_error_not_a_crash(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES (1); COMMIT");
   commit_turn(f, ss);
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
   uint8_t k[LMZ_KEY_MAX];
   int kl = lmz_sqlvfs_page_key(k, f->prefix, f->plen, 1);
   lmz_batch *b = lmz_batch_new();
@@ -248,12 +265,12 @@ static void corrupt_chunk_is_an_error_not_a_crash(void **state) {
   assert_true(lmz_sqlstore_failed(ss));
   assert_non_null(strstr(lmz_sqlstore_errmsg(ss), "neither a page nor an encoded page"));
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
 }
 
 static void no_second_database_file(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   /* no authorizer here: the VFS itself refuses any other main database */
   assert_int_not_equal(sqlite3_exec(db, "ATTACH 'x.db' AS x; CREATE TABLE x.t(a)",
@@ -265,7 +282,7 @@ static void no_second_database_file(void **state) {
   assert_int_equal(lmz_sqlstore_connect(ss, &db2, err), LMZ_EINVAL); /* one only */
   sqlite3_close(db);
   lmz_sqlstore_turn_abort(ss);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
 }
 
 static void page_encoding(void **state) {
@@ -302,12 +319,12 @@ static void page_encoding(void **state) {
  * the same database. */
 static void database_moves_with_the_actor_dump(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES (40), (2); COMMIT");
   commit_turn(f, ss);
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
   lmz_buf dump = LMZ_BUF_INIT;
   assert_true(lmz_store_export_actor(f->s, "DOC", 3, "a", 1, &dump) >= 2);
   char *dir2 = tl_mkdtemp("lmz-sqlvfs2");
@@ -315,20 +332,20 @@ static void database_moves_with_the_actor_dump(void **state) {
   lmz_store_opts_init(&o, dir2);
   o.sync = false;
   char err[LMZ_ERRMSG_LEN];
-  lmz_store *s2;
-  assert_int_equal(lmz_store_open(&s2, &f->loop, &o, err), 0);
+  lmz_store_t *s2;
+  assert_int_equal(tl_store_open(&s2, &f->loop, &o, err), 0);
   lmz_batch *b = lmz_batch_new();
   assert_true(lmz_store_import(s2, dump.data, dump.len, b) >= 2);
   int status = 1;
   assert_int_equal(lmz_store_commit(s2, b, on_commit, &status), 0);
   uv_run(&f->loop, UV_RUN_DEFAULT);
   assert_int_equal(status, 0);
-  assert_int_equal(lmz_sqlstore_new(&ss, s2, f->prefix, f->plen, err), 0);
+  ss = ss_new(s2, f->prefix, f->plen);
   assert_int_equal(lmz_sqlstore_connect(ss, &db, err), 0);
   assert_int_equal(scalar(db, "SELECT sum(x) FROM t"), 42);
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
-  lmz_store_close(s2);
+  ss_free(ss);
+  tl_store_close(s2);
   uv_run(&f->loop, UV_RUN_DEFAULT);
   tl_rmtree(dir2);
   free(dir2);
@@ -336,7 +353,7 @@ static void database_moves_with_the_actor_dump(void **state) {
 }
 
 /* Like commit_turn, and returns the batch's bytes. */
-static size_t commit_turn_bytes(struct fx *f, lmz_sqlstore *ss) {
+static size_t commit_turn_bytes(struct fx *f, lmz_sqlstore_t *ss) {
   lmz_batch *b = lmz_batch_new();
   assert_int_equal(lmz_sqlstore_add_to_batch(ss, b), 0);
   size_t bytes = lmz_batch_bytes(b);
@@ -384,7 +401,7 @@ static void insert_row(sqlite3 *db, int i) {
  * cold store (no page in memory) reads every row back. */
 static void one_row_turns_write_deltas(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(id INTEGER PRIMARY KEY, v); COMMIT");
   commit_turn(f, ss);
@@ -401,7 +418,7 @@ static void one_row_turns_write_deltas(void **state) {
   assert_true(total / turns < 600); /* ~110 bytes of row + runs + rewrites */
   assert_true(deltas_on_disk(f) > 0);
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
   db = open_db(f, &ss); /* cold: bases plus deltas from RocksDB */
   assert_int_equal(scalar(db, "SELECT count(*) FROM t"), (long long)turns);
   assert_int_equal(scalar(db, "SELECT count(*) FROM t WHERE v = printf('%0100d', id - 1)"),
@@ -410,18 +427,18 @@ static void one_row_turns_write_deltas(void **state) {
   insert_row(db, (int)turns); /* the next delta numbers follow on from disk */
   commit_turn(f, ss);
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
   db = open_db(f, &ss);
   assert_int_equal(scalar(db, "SELECT count(*) FROM t"), (long long)turns + 1);
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
 }
 
 /* An aborted turn's deltas never count: the next turn's delta takes the
  * number the aborted one would have had, and the data is the committed. */
 static void aborted_turn_leaves_the_chain_alone(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(id INTEGER PRIMARY KEY, v); COMMIT");
   commit_turn(f, ss);
@@ -440,13 +457,13 @@ static void aborted_turn_leaves_the_chain_alone(void **state) {
   insert_row(db, 2);
   commit_turn(f, ss);
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
   db = open_db(f, &ss);
   assert_int_equal(scalar(db, "SELECT count(*) FROM t"), 2);
   assert_int_equal(scalar(db, "SELECT count(*) FROM t WHERE v = printf('%0100d', 1)"), 0);
   exec_ok(db, "PRAGMA integrity_check");
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
 }
 
 /* A database in the format before deltas (every page a base: raw or
@@ -480,7 +497,7 @@ static void database_without_deltas_still_opens(void **state) {
   assert_int_equal(lmz_store_commit(f->s, b, on_commit, &status), 0);
   uv_run(&f->loop, UV_RUN_DEFAULT);
   assert_int_equal(status, 0);
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   assert_int_equal(lmz_sqlstore_size(ss), (uint64_t)len);
   assert_int_equal(scalar(db, "SELECT count(*) FROM t"), 300);
@@ -488,24 +505,24 @@ static void database_without_deltas_still_opens(void **state) {
   commit_turn(f, ss);
   assert_true(deltas_on_disk(f) > 0);
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
   db = open_db(f, &ss);
   assert_int_equal(scalar(db, "SELECT count(*) FROM t"), 301);
   exec_ok(db, "PRAGMA integrity_check");
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
 }
 
 /* Hostile deltas in RocksDB (a corrupt import) fail the read with an error;
  * a delta without its base, or with a gap in the numbering, too. */
 static void corrupt_delta_is_an_error_not_a_crash(void **state) {
   struct fx *f = *state;
-  lmz_sqlstore *ss;
+  lmz_sqlstore_t *ss;
   sqlite3 *db = open_db(f, &ss);
   exec_ok(db, "BEGIN; CREATE TABLE t(x); INSERT INTO t VALUES (1); COMMIT");
   commit_turn(f, ss);
   sqlite3_close(db);
-  lmz_sqlstore_free(ss);
+  ss_free(ss);
   static const uint8_t bad[][8] = {
       {0x02, 0x0f, 0xff, 0x00, 0x02, 1, 2, 0}, /* run past the page's end */
       {0x02, 0x00, 0x00, 0x00, 0x09, 1, 2, 3}, /* run past the value */
@@ -538,7 +555,7 @@ static void corrupt_delta_is_an_error_not_a_crash(void **state) {
     assert_true(lmz_sqlstore_failed(ss));
     assert_non_null(strstr(lmz_sqlstore_errmsg(ss), "neither a page nor an encoded page"));
     sqlite3_close(db);
-    lmz_sqlstore_free(ss);
+    ss_free(ss);
   }
 }
 

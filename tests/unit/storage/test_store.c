@@ -4,6 +4,7 @@
  * dumps. Every test closes the store, closes the loop (== 0) and removes its
  * directory. */
 #include "lib/testlib.h"
+#include "lib/tl_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 struct fx {
   uv_loop_t loop;
   char *dir;
-  lmz_store *s;
+  lmz_store_t *s;
 };
 
 static int fx_setup(void **state) {
@@ -28,14 +29,14 @@ static int fx_setup(void **state) {
   struct lmz_store_opts o;
   lmz_store_opts_init(&o, f->dir);
   char err[LMZ_ERRMSG_LEN];
-  assert_int_equal(lmz_store_open(&f->s, &f->loop, &o, err), 0);
+  assert_int_equal(tl_store_open(&f->s, &f->loop, &o, err), 0);
   *state = f;
   return 0;
 }
 
 static int fx_teardown(void **state) {
   struct fx *f = *state;
-  lmz_store_close(f->s);
+  tl_store_close(f->s);
   assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(uv_loop_close(&f->loop), 0);
   tl_rmtree(f->dir);
@@ -44,7 +45,7 @@ static int fx_teardown(void **state) {
   return 0;
 }
 
-static void on_commit(lmz_store *s, int status, void *arg) {
+static void on_commit(lmz_store_t *s, int status, void *arg) {
   (void)s;
   *(int *)arg = status;
 }
@@ -107,11 +108,11 @@ static const char *scan_str(struct fx *f, const char *lo, const char *hi,
 static void open_errors(void **state) {
   struct fx *f = *state;
   char err[LMZ_ERRMSG_LEN];
-  lmz_store *s2 = NULL;
+  lmz_store_t *s2 = NULL;
   struct lmz_store_opts o;
   /* the same directory is locked by the open store */
   lmz_store_opts_init(&o, f->dir);
-  assert_int_equal(lmz_store_open(&s2, &f->loop, &o, err), LMZ_ESTORAGE);
+  assert_int_equal(tl_store_open(&s2, &f->loop, &o, err), LMZ_ESTORAGE);
   assert_non_null(strstr(err, "lock"));
   assert_null(s2);
   /* a file in the way */
@@ -122,18 +123,18 @@ static void open_errors(void **state) {
   fclose(fp);
   snprintf(path, sizeof path, "%s/file/db", f->dir);
   lmz_store_opts_init(&o, path);
-  assert_int_equal(lmz_store_open(&s2, &f->loop, &o, err), UV_ENOTDIR);
+  assert_int_equal(tl_store_open(&s2, &f->loop, &o, err), UV_ENOTDIR);
   assert_non_null(strstr(err, "mkdir"));
   lmz_store_opts_init(&o, NULL);
-  assert_int_equal(lmz_store_open(&s2, &f->loop, &o, err), LMZ_EINVAL);
+  assert_int_equal(tl_store_open(&s2, &f->loop, &o, err), LMZ_EINVAL);
   /* nested missing directories are created */
   snprintf(path, sizeof path, "%s/a/b/c", f->dir);
   lmz_store_opts_init(&o, path);
-  assert_int_equal(lmz_store_open(&s2, &f->loop, &o, NULL), 0);
+  assert_int_equal(tl_store_open(&s2, &f->loop, &o, NULL), 0);
   struct stat st;
   assert_int_equal(stat(path, &st), 0);
   assert_true(S_ISDIR(st.st_mode));
-  lmz_store_close(s2);
+  tl_store_close(s2);
 }
 
 static void put_get_delete(void **state) {
@@ -418,7 +419,7 @@ static void export_import_round_trip(void **state) {
   g.dir = tl_mkdtemp("lmz-store2");
   struct lmz_store_opts o;
   lmz_store_opts_init(&o, g.dir);
-  assert_int_equal(lmz_store_open(&g.s, &g.loop, &o, NULL), 0);
+  assert_int_equal(tl_store_open(&g.s, &g.loop, &o, NULL), 0);
   b = lmz_batch_new();
   assert_int_equal(lmz_store_import(g.s, dump.data, dump.len, b), 52);
   assert_int_equal(commit_wait(&g, b), 0);
@@ -432,7 +433,7 @@ static void export_import_round_trip(void **state) {
   assert_int_equal(lmz_store_export_actor(g.s, "X", 1, "", 0, &empty), 0);
   assert_int_equal(empty.len, 4 + 1 + 2 + 1 + 2);
   assert_memory_equal(empty.data, "LMZA\x01\x01X\x00\x00\x00", 10);
-  lmz_store_close(g.s);
+  tl_store_close(g.s);
   assert_int_equal(uv_run(&g.loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(uv_loop_close(&g.loop), 0);
   tl_rmtree(g.dir);
