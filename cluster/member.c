@@ -52,19 +52,20 @@ int lmz_member_init(lmz_member_t *m, const struct lmz_member_options *o) {
 
 void lmz_member_close(lmz_member_t *m) { m->closing = true; }
 
-/* Valid only once our own replica applied the grant. The router decides
- * "ours" from that replica: a node back from a crash or a pause gets the
- * leader's answer before its replica caught up, and that replica may still
- * name it the owner of actors that failed over while it was away. Every
- * placement change committed before the grant is in the replica once the
- * grant is; after it, none of our placements moves until the lease
- * expires (MarkDown) or we move it (drain). */
+/* Valid only once our own replica applied the grant that began this
+ * stretch of validity. The router decides "ours" from that replica: a node
+ * back from a crash or a pause gets the leader's answer before its replica
+ * caught up, and that replica may still name it the owner of actors that
+ * failed over while it was away. Every placement change committed before
+ * that grant is in the replica once the grant is; while the lease stays
+ * valid, none of our placements moves unless we move it (drain). Later
+ * renewals need not wait: the replica always lags the leader a little. */
 bool lmz_member_lease_valid(const lmz_member_t *m, uint64_t now_ms) {
   if (!lmz_lease_holder_is_valid(&m->lease, now_ms))
     return false;
   const struct lmz_dir_node *self = lmz_dir_node_get(m->o.dir, m->o.node_id);
   return self && self->state != LMZ_DIR_DOWN &&
-         self->lease_seq >= m->lease.granted_seq;
+         self->lease_seq >= m->start_seq;
 }
 
 bool lmz_member_had_lease(const lmz_member_t *m) {
@@ -111,6 +112,8 @@ static void renew_done(lmz_dirclient_req_t *req, int status,
     return;
   uint64_t now = m->o.dc->o.ops.now_ms(m->o.dc->o.ops_ctx);
   if (status >= 0 && item) {
+    if (!lmz_lease_holder_is_valid(&m->lease, now))
+      m->start_seq = item->epoch; /* a new stretch of validity begins */
     lmz_lease_holder_granted(&m->lease, &m->o.lease, m->lease_t_req,
                              item->epoch);
     tell_valid(m, now); /* or from the tick, once our replica applied it */

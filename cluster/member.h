@@ -58,6 +58,7 @@ struct lmz_member_s {
   bool closing;
   bool stopped; /* lmz_member_stop_serving */
   bool told_valid; /* on_lease_valid ran since the lease last lapsed */
+  uint64_t start_seq; /* lease_seq of the grant that began the validity */
   bool lost_data_told; /* a registration with lost_data succeeded */
   uint64_t markdown_silent_ms; /* for the log: how long it was silent */
   lmz_dirclient_req_t upsert, renew, markdown;
@@ -80,8 +81,10 @@ void lmz_member_close(lmz_member_t *m);
 void lmz_member_tick(lmz_member_t *m, uint64_t now_ms);
 
 /* The lease is granted, not expired, AND this node's replica has applied
- * the grant (so it shows every placement change committed before it: an
- * actor that failed over while the node was away is not "ours" there). */
+ * the grant that began this stretch of validity (so it shows every
+ * placement change committed before it: an actor that failed over while
+ * the node was away is not "ours" there). Renewals within the stretch do
+ * not wait for the replica. */
 bool lmz_member_lease_valid(const lmz_member_t *m, uint64_t now_ms);
 /* True once a lease was ever granted (a lost lease then means "cut off",
  * not "still starting"). */

@@ -77,6 +77,15 @@ static void test_lease_waits_for_own_replica(void **state) {
   const struct lmz_dir_node *self = lmz_dir_node_get(s->n[2].dir, 3);
   assert_non_null(self);
   assert_true(self->lease_seq >= m->lease.granted_seq);
+  /* later renewals do not wait for the lagging replica: no gap, ever */
+  uint64_t until = s->net.now_ms + 5 * L;
+  bool lagged = false; /* the replica was behind the newest grant */
+  while (s->net.now_ms < until) {
+    sim_run(s, s->net.now_ms + 1);
+    assert_true(lmz_member_lease_valid(m, s->net.now_ms));
+    lagged |= self->lease_seq < m->lease.granted_seq;
+  }
+  assert_true(lagged);
   sim_free(s);
 }
 
