@@ -209,8 +209,9 @@ if root_poweroff && root_boot; then
   if svc_wait_ready; then
     ok "lmzd@hello runs again after the reboot (enabled)"
     call_is "the counter survived the reboot" '{"json":3,"meta":{}}' COUNTER_DO a increment 1
-    check "the shutdown stopped the node cleanly (lmzd stopped, exit 0 in the journal)" bash -c \
-      'in_root journalctl -q -b -1 -u lmzd@hello --no-pager | grep -q "lmzd@hello.service: Deactivated successfully"'
+    check "the shutdown stopped the node cleanly (the last boot's journal: lmzd stopped cleanly)" bash -c \
+      'j=$(in_root journalctl -q -b -1 -u lmzd@hello --no-pager) && grep -q "SIGTERM: finishing queued turns" <<<"$j" &&
+       grep -q "stopped cleanly" <<<"$j" && grep -q "lmzd@hello.service: Deactivated successfully" <<<"$j"'
   else
     bad "lmzd@hello runs again after the reboot (enabled)"
   fi
@@ -233,4 +234,35 @@ if wait_until 30 bash -c '[ "$(svc_prop ActiveState lmzd@broken)" = failed ]'; t
 else
   bad "lmzd@broken (a bad config) fails (state: $(svc_prop ActiveState lmzd@broken)/$(svc_prop SubState lmzd@broken))"
 fi
+
+# The package's life: an upgrade (here a reinstall) restarts the running
+# nodes on the new lmzd; a removal stops them before lmzd is deleted.
+phase "apt reinstall, apt remove"
+rm -f "$DATA/http.port" "$DATA/node.port"
+in_root systemctl start lmzd@hello
+if svc_wait_ready; then
+  PID=$(svc_prop MainPID)
+  if in_root sh -c "cd /home/ada && apt install -y --reinstall ./$DEBNAME" >"$T/apt-reinstall.log" 2>&1; then
+    ok "apt install --reinstall ./$DEBNAME while lmzd@hello runs"
+  else
+    bad "apt install --reinstall ./$DEBNAME while lmzd@hello runs"; tail -20 "$T/apt-reinstall.log"
+  fi
+  svc_wait_ready
+  NEW=$(svc_prop MainPID)
+  exe=$(in_root readlink "/proc/$NEW/exe")
+  check "after the upgrade lmzd@hello runs the installed lmzd (pid $PID -> $NEW, exe $exe)" \
+    test "$NEW" != "$PID" -a "$exe" = /usr/bin/lmzd
+  call_is "the counter survived the upgrade" '{"json":4,"meta":{}}' COUNTER_DO a increment 1
+else
+  bad "lmzd@hello starts again"
+fi
+if in_root apt-get remove -y lmz >"$T/apt-remove.log" 2>&1; then
+  ok "apt-get remove lmz"
+else
+  bad "apt-get remove lmz"; tail -20 "$T/apt-remove.log"
+fi
+left=$(in_root sh -c 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = lmzd ] && echo "${p#/proc/}"; done')
+check "the removal stopped lmzd@hello (state $(svc_prop ActiveState), lmzd processes left: ${left:-none})" \
+  test -z "$left" -a "$(svc_prop ActiveState)" != active
+check "the node's data stays in /var/lib/lmz/hello" test -s "$DATA/cluster.key" -a -d "$DATA/store"
 done_all
