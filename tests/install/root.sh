@@ -11,14 +11,18 @@
 #     (dependencies and recommends resolved by apt, the real postinst: user
 #     lmz, /etc/lmz); the packaged lmzd --dev runs the examples;
 #  3. README "Your first application", as an ordinary user: `lmz init hello`,
-#     `make test` (pkg-config against the package);
+#     `make test` (pkg-config against the package), `make run` (in a
+#     network of its own: its ports are the fixed 7100/8787) and the
+#     README's `lmz call`s;
 #  4. README "Run as a service": the app copied to /opt/hello, its config to
 #     /etc/lmz/hello.jsonc (ports 0 on loopback instead of 7100/8787: the
 #     host's network is shared), `systemctl enable --now lmzd@hello`; the
 #     node runs as lmz with the unit's limits; `lmz call`, a WebSocket call
 #     from Node.js and the page in Chromium (both on the host) reach it; it
 #     restarts after a crash, starts again at boot (enabled), stops cleanly,
-#     and a bad configuration (exit 2) is not restarted.
+#     and a bad configuration (exit 2) is not restarted; `apt install
+#     --reinstall` (an upgrade) restarts it on the new lmzd, `apt-get remove`
+#     stops it (deploy/debian/postinst, prerm).
 # Downloads take minutes (the root ~250 MB once, the build tools each run),
 # so without LMZ_TEST_ROOTFS=1 it exits 77 (skipped) saying so; also when
 # not root, when systemd-nspawn/debootstrap are missing, or on a sanitizer
@@ -32,7 +36,7 @@ skip77() { echo "install-root: $1: skipped"; exit 77; }
 [ "${LMZ_TEST_ROOTFS:-}" = 1 ] || skip77 "set LMZ_TEST_ROOTFS=1 (make test-install-root) to boot a \
 Debian 12 root with systemd and install the .deb from the Debian mirror (minutes, downloads)"
 [ "$(id -u)" = 0 ] || skip77 "needs root (debootstrap, systemd-nspawn)"
-for tool in systemd-nspawn debootstrap nsenter cpack dpkg-deb curl tar; do
+for tool in systemd-nspawn debootstrap nsenter ip cpack dpkg-deb curl tar; do
   command -v $tool >/dev/null || skip77 "$tool not found (apt-get install debootstrap systemd-container)"
 done
 . "$SRC/tests/lib/it_lib.sh"
@@ -126,6 +130,32 @@ check "its unit test ran its checks" bash -c \
 check "the module is built, with lmz found by pkg-config in /usr (lmzd = /usr/bin/lmzd)" bash -c \
   '[ -f "$T/root/home/ada/hello/build/libhello.so" ] &&
    [ "$(in_root runuser -u ada -- sh -c "readlink -f \$(pkg-config --variable=lmzd lmz)")" = /usr/bin/lmzd ]'
+
+# `make run` (lmzd --dev --config app.jsonc, ports 7100/8787 as the README
+# says) in a transient unit with a network of its own, so that those fixed
+# ports cannot clash with the host's; the README's `lmz call`s from the app
+# folder, in that network. The root shares the host's network, so nspawn
+# gives it no CAP_NET_ADMIN and systemd cannot bring that network's loopback
+# up ("Failed to configure loopback network device"): the host does.
+in_root systemd-run -q --unit=hello-run --uid=ada --working-directory=/home/ada/hello \
+  -p PrivateNetwork=yes -- /usr/bin/make run
+if wait_until 60 test -s "$T/root/home/ada/hello/data/node.port" &&
+   nsenter --net="/proc/$LEADER/root/proc/$(svc_prop MainPID hello-run)/ns/net" ip link set lo up; then
+  ok "as a user: make run starts the app (lmzd --dev, node port $(cat "$T/root/home/ada/hello/data/node.port"))"
+  run_call() {
+    in_root nsenter -t "$(svc_prop MainPID hello-run)" -n runuser -u ada -- \
+      sh -c 'cd /home/ada/hello && lmz call --data data "$@"' _ "$@" 2>&1
+  }
+  got=$(run_call COUNTER_DO a increment 5)
+  check "lmz call --data data COUNTER_DO a increment 5 (got $got)" test "$got" = '{"json":5,"meta":{}}'
+  got=$(run_call HELLO_WORKER - hello '"Ada"')
+  check "lmz call --data data HELLO_WORKER - hello '\"Ada\"' (got $got)" test "$got" = '{"json":"Hello, Ada!","meta":{}}'
+else
+  bad "as a user: make run starts the app"; in_root journalctl -q -u hello-run --no-pager | tail -20
+fi
+in_root systemctl stop hello-run
+check "make run's lmzd stops cleanly on SIGTERM (its journal)" bash -c \
+  'in_root journalctl -q -u hello-run --no-pager | grep -q "stopped cleanly"'
 
 # ---- 4. README "Run as a service" -----------------------------------------------
 # The README's commands, then its config edits (absolute paths, the token
