@@ -94,7 +94,6 @@ check "postinst: system user lmz (home /var/lib/lmz, no login) [$pw]" bash -c \
    [ "$home" = /var/lib/lmz ] && [[ $sh == */nologin || $sh == */false ]]' _ "$pw"
 check "postinst: group lmz" bash -c '[ -n "$(in_root getent group lmz)" ]'
 check "postinst: /etc/lmz exists" test -d "$T/root/etc/lmz"
-UNIT=/usr/lib/systemd/system/lmzd@.service
 out=$(in_root systemd-analyze verify lmzd@hello.service 2>&1); rc=$?
 check "systemd-analyze verify lmzd@hello.service in the root: no complaint${out:+ ($out)}" \
   test "$rc" = 0 -a -z "$out"

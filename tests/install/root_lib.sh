@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # BOOT_MS, SVC_NODE...: used by root.sh
 # tests/install/root_lib.sh - helpers of root.sh (source it after
 # tests/lib/it_lib.sh): a clean Debian 12 root booted with systemd-nspawn,
 # commands inside it, lmzd@hello's state, and the host-side clients.
@@ -96,7 +97,7 @@ root_poweroff() {
   kill -TERM "$NSPAWN_PID" 2>/dev/null
   wait_until 120 bash -c "! kill -0 $NSPAWN_PID" || return 1
   wait "$NSPAWN_PID" 2>/dev/null
-  NSPAWN_PID= LEADER=
+  NSPAWN_PID='' LEADER=''
 }
 
 # root_stop: at exit; a root that does not power off is killed (its PID 1
