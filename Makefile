@@ -1,6 +1,7 @@
 # lmz - two commands on a fresh machine:
 #   make run    install missing Debian packages, build, start the main job
 #   make test   install missing packages, build, run every test (ctest)
+#               (install-root.debian is skipped there: make test-install-root)
 # and, by hand for now (too slow for CI on 2 cores: .ci/run says why):
 #   make check  the unit, integration and cluster tests under ASan+UBSan
 #               (build-asan/) and then under TSan (build-tsan/); any
@@ -16,7 +17,7 @@ ifeq ($(origin CC),default)
 CC := clang
 endif
 
-.PHONY: all deps configure build run test bench asan tsan check install package clean distclean
+.PHONY: all deps configure build run test test-install-root bench asan tsan check install package clean distclean
 
 all: build
 
@@ -50,6 +51,16 @@ install: build
 # make package: the Debian package (CPack) in $(BUILD)/lmz_<version>_<arch>.deb
 package: build
 	cd $(BUILD) && cpack -G DEB
+
+# make test-install-root: the .deb installed with apt on a clean Debian 12
+# root booted with systemd as PID 1 (systemd-nspawn), then `lmz init`, the
+# app as lmzd@hello, calls from the host (tests/install/root.sh). Root only;
+# downloads (the root once, cached in /var/cache/lmz-test); minutes. In
+# `make test` this test is listed as skipped.
+test-install-root: build
+	@command -v systemd-nspawn >/dev/null && command -v debootstrap >/dev/null || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap systemd-container
+	cd $(BUILD) && LMZ_TEST_ROOTFS=1 ctest --output-on-failure -L '^install-root$$' $(CTEST_FLAGS)
 
 # Sanitizer builds, each in its own folder (-O1: sanitized tests run faster;
 # no benches; no fuzz targets, they keep their ASan run in `make test`).

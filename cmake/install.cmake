@@ -97,6 +97,7 @@ set(CPACK_DEBIAN_PACKAGE_DEPENDS
     "libc6 (>= 2.34), libuv1 (>= 1.44), libraft2 (>= 0.15), librocksdb7.8, libsodium23, libprotobuf-c1, libnettle8, libwslay1, libhttp-parser2.9, libsqlite3-0, libcurl4 (>= 7.87)")
 # Building applications (lmz init) needs a compiler, CMake and pkg-config.
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "cmake, make, pkg-config, gcc | clang")
-set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_SOURCE_DIR}/deploy/debian/postinst)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_SOURCE_DIR}/deploy/debian/postinst
+                                      ${CMAKE_SOURCE_DIR}/deploy/debian/prerm)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)

@@ -297,6 +297,9 @@ deb_part() {
     'dpkg-deb --fsys-tarfile "$1" | tar xO ./usr/lib/systemd/system/lmzd@.service | grep -q "^ExecStart=/usr/bin/lmzd "' _ "$deb"
   check "the .deb has a postinst creating the lmz user" \
     bash -c 'dpkg-deb --ctrl-tarfile "$1" | tar xO ./postinst | grep -q "adduser --system"' _ "$deb"
+  check "the .deb has a prerm stopping the lmzd@ nodes on removal, a postinst restarting them on upgrade" bash -c \
+    'dpkg-deb --ctrl-tarfile "$1" | tar xO ./prerm | grep -q "systemctl stop .lmzd@\*.service." &&
+     dpkg-deb --ctrl-tarfile "$1" | tar xO ./postinst | grep -q "systemctl try-restart .lmzd@\*.service."' _ "$deb"
   local depends
   depends=$(dpkg-deb -f "$deb" Depends)
   echo "# Depends: $depends"
