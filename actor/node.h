@@ -216,6 +216,14 @@ int lmz_node_http(lmz_node *n, const char *binding, const char *instance,
 int lmz_node_http_auth(lmz_node *n, const char *binding, const char *instance,
                        const struct lmz_request *req, const lmz_value *origin_auth,
                        lmz_node_http_cb cb, void *arg, char *errmsg);
+/* The same with the ids the gateway gave the request, ids = {trace id,
+ * call id} (core/trace.h; NUL-terminated, each replaced by a fresh one when
+ * invalid): the turn runs under them, on the owner node too, so the
+ * gateway's log lines and its response's traceparent name the turn. */
+int lmz_node_http_traced(lmz_node *n, const char *binding, const char *instance,
+                         const struct lmz_request *req, const lmz_value *origin_auth,
+                         const char *const ids[2], lmz_node_http_cb cb, void *arg,
+                         char *errmsg);
 /* The hooks a module registered with lmz_register_gateway_hooks, or NULL. */
 const struct lmz_gateway_hooks *lmz_node_gateway_hooks(lmz_node *n);
 
