@@ -101,12 +101,16 @@ static bool all_subscribed(void *arg) {
   return B.subscribed + B.sub_failed == B.n;
 }
 
+static char update_err[256]; /* the update's error, when it failed */
+
 static void on_update(lmzc_t *c, void *data, int status, bool ok,
                       const lmz_value *v) {
-  (void)c, (void)data, (void)v;
+  (void)c, (void)data;
   B.update_done = true;
   B.update_status = status;
   B.update_ok = ok;
+  const char *m = !ok && v && lmz_typeof(v) == LMZ_T_ERROR ? lmz_error_message(v) : NULL;
+  snprintf(update_err, sizeof update_err, "%s", m ? m : lmz_strerror(status));
 }
 
 static bool update_over(void *arg) {
@@ -141,7 +145,7 @@ static double one_update(uv_loop_t *loop, lmzc_t *updater, const char *doc,
     gb_die("update %u: %d of %d clients got it, update %s", k, B.received, B.n,
            B.update_done ? "answered" : "not answered");
   if (B.update_status || !B.update_ok)
-    gb_die("update %u failed (%s)", k, lmz_strerror(B.update_status));
+    gb_die("update %u failed: %s", k, update_err);
   *first = (double)(B.t_first - B.t0) / 1e6;
   return (double)(B.t_last - B.t0) / 1e6;
 }
@@ -195,7 +199,7 @@ static void warm_up(uv_loop_t *loop, lmzc_t *updater, const char *doc) {
     fprintf(stderr, "  warm-up: %d of %d clients got update %d, again\n", B.received,
             B.n, i + 1);
     if (B.update_done && (B.update_status || !B.update_ok))
-      gb_die("warm-up update failed (%s)", lmz_strerror(B.update_status));
+      gb_die("warm-up update failed: %s", update_err);
     if (!B.update_done && !gb_run_until(loop, gb_flag, &B.update_done, 30))
       gb_die("warm-up update not answered");
   }
