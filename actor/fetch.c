@@ -3,7 +3,8 @@
  * Happy path (the original's "two one-way calls"):
  *  1. lmz_fetch, inside a turn, checks the request against the node's
  *     client (net/fetch.h: URL, allow-list, headers, body size) and queues
- *     it in the turn's outbox as an lmz_msg carrying a struct lmz__fetch,
+ *     it in the turn's outbox as an lmz_msg carrying a struct lmz__fetch
+ *     (with the turn's trace id: the request carries a W3C traceparent),
  *     with either a pending handler continuation (like lmz_call's) or the
  *     current call deferred (lmz_defer);
  *  2. the turn ends; its outputs are released when its writes are durable
@@ -180,7 +181,10 @@ void lmz__fetch_drop(lmz_actor *a, lmz_msg *m) {
 
 /* ---- lmz_fetch ------------------------------------------------------------ */
 
-static int copy_req(lmz_arena *a, struct lmz__fetch *f, const struct lmz_fetch_req *r) {
+/* The request goes out with the turn's trace (a W3C traceparent, built by
+ * net/fetch.c), so the remote's work joins the caller's trace. */
+static int copy_req(lmz_arena *a, struct lmz__fetch *f, const struct lmz_fetch_req *r,
+                    const char *trace_id) {
   struct lmz_net_request *q = &f->q;
   *q = (struct lmz_net_request){.n_headers = r->n_headers,
                                 .body_len = r->body_len,
@@ -188,6 +192,8 @@ static int copy_req(lmz_arena *a, struct lmz__fetch *f, const struct lmz_fetch_r
   f->binary = r->binary;
   f->json = r->json;
   if (!(q->url = lmz_arena_strndup(a, r->url, strlen(r->url))))
+    return LMZ_ENOMEM;
+  if (*trace_id && !(q->trace_id = lmz_arena_strndup(a, trace_id, strlen(trace_id))))
     return LMZ_ENOMEM;
   if (r->method && !(q->method = lmz_arena_strndup(a, r->method, strlen(r->method))))
     return LMZ_ENOMEM;
@@ -226,8 +232,10 @@ static int check(lmz_ctx *ctx, const struct lmz_fetch_req *r, lmz_ctn *handler) 
       return throw_fetch(ctx, LMZ_EINVAL, "lmz_fetch: NULL header");
   if (n->fetches >= lmz_net_max_inflight(n->net))
     return throw_fetch(ctx, LMZ_EOVERLOAD, "too many fetches queued or in flight on this node");
-  struct lmz_net_request q = {r->url, r->method, r->headers, r->n_headers,
-                              r->body, r->body_len, r->timeout_ms};
+  struct lmz_net_request q = {.url = r->url, .method = r->method,
+                              .headers = r->headers, .n_headers = r->n_headers,
+                              .body = r->body, .body_len = r->body_len,
+                              .timeout_ms = r->timeout_ms};
   int rv = lmz_net_check(n->net, &q, err);
   if (rv)
     return throw_fetch(ctx, rv, err);
@@ -249,7 +257,7 @@ int lmz_fetch(lmz_ctx *ctx, const struct lmz_fetch_req *req, lmz_ctn *handler) {
   if (!m)
     return LMZ_ENOMEM;
   struct lmz__fetch *f = lmz_arena_alloc(m->arena, sizeof *f);
-  rv = f ? copy_req(m->arena, memset(f, 0, sizeof *f), req) : LMZ_ENOMEM;
+  rv = f ? copy_req(m->arena, memset(f, 0, sizeof *f), req, lmz_trace_id(ctx)) : LMZ_ENOMEM;
   if (!rv && handler && !(rv = lmz__make_pending(ctx, handler, NULL, &m->pending))) {
     m->rkind = LMZ_REPLY_PENDING;
     ctx->actor->n_pending++;

@@ -177,7 +177,8 @@ int lmz_node_http(lmz_node_t *n, const char *binding, const char *instance,
 /* The turn's call context: none (a public route), or the gateway's origin
  * auth with an empty chain (present, so lmz_origin_auth sees it and the
  * handler's own calls carry it on, as a client's calls do). Its trace: the
- * entry node's ids for a forwarded request (`fwd`), else the trace id of a
+ * entry node's ids for a forwarded request, or the gateway's for a traced
+ * one (`fwd`, each replaced when invalid), else the trace id of a
  * valid W3C traceparent header (hostile: parsed strictly), else a fresh
  * one: an HTTP request starts a trace. */
 static int http_cctx(lmz_msg *m, const struct lmz_request *req,
@@ -212,6 +213,13 @@ int lmz_node_http_auth(lmz_node_t *n, const char *binding, const char *instance,
                        void *arg, char *errmsg) {
   return http_submit(n, binding, instance, req, origin_auth, NULL, cb, arg,
                      errmsg);
+}
+
+int lmz_node_http_traced(lmz_node_t *n, const char *binding, const char *instance,
+                         const struct lmz_request *req, const lmz_value *origin_auth,
+                         const char *const ids[2], lmz_node_http_cb cb, void *arg,
+                         char *errmsg) {
+  return http_submit(n, binding, instance, req, origin_auth, ids, cb, arg, errmsg);
 }
 
 static int http_submit(lmz_node_t *n, const char *binding, const char *instance,

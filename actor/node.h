@@ -219,9 +219,16 @@ int lmz_node_http(lmz_node_t *n, const char *binding, const char *instance,
  * in the forwarded Call's context. Only the gateway mints it, after
  * verifying the request's token (gateway/access.c). */
 int lmz_node_http_auth(lmz_node_t *n, const char *binding, const char *instance,
-                       const struct lmz_request *req,
-                       const lmz_value *origin_auth, lmz_node_http_cb cb,
-                       void *arg, char *errmsg);
+                       const struct lmz_request *req, const lmz_value *origin_auth,
+                       lmz_node_http_cb cb, void *arg, char *errmsg);
+/* The same with the ids the gateway gave the request, ids = {trace id,
+ * call id} (core/trace.h; NUL-terminated, each replaced by a fresh one when
+ * invalid): the turn runs under them, on the owner node too, so the
+ * gateway's log lines and its response's traceparent name the turn. */
+int lmz_node_http_traced(lmz_node_t *n, const char *binding, const char *instance,
+                         const struct lmz_request *req, const lmz_value *origin_auth,
+                         const char *const ids[2], lmz_node_http_cb cb, void *arg,
+                         char *errmsg);
 /* The hooks a module registered with lmz_register_gateway_hooks, or NULL. */
 const struct lmz_gateway_hooks *lmz_node_gateway_hooks(lmz_node_t *n);
 

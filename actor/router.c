@@ -61,6 +61,14 @@ struct claim_flight { /* at most one claim in flight per actor */
 
 struct relay_claim { /* claim_local: a relay actor follows its socket */
   lmz_dirclient_req_t req;
+  lmz_router_t *r; /* NULL once the router closed (the claim completes later) */
+  struct relay_claim *prev, *next; /* r->relays */
+  bool retry;        /* a first placement: proposed again when it fails */
+  bool waiting;      /* failed: proposed again at retry_at (tick) */
+  uint32_t tries;
+  uint64_t retry_at;
+  size_t blen;       /* key = binding NUL instance NUL */
+  char key[];
 };
 
 static uint64_t now_ms(const lmz_router_t *r) {
@@ -400,43 +408,140 @@ int lmz__router_route_relay(lmz_router_t *r, lmz_msg *m) {
   return 0;
 }
 
+/* A relay claim is retried: the proposal goes to the directory leader and
+ * fails when there is none or it changes (an election under load), and a
+ * client whose placement is never made is unreachable from other nodes
+ * for as long as it stays connected. Bounded: RELAY_TRIES proposals,
+ * backing off from RELAY_BACKOFF_MS to RELAY_BACKOFF_MAX_MS. */
+#define RELAY_TRIES 30
+#define RELAY_BACKOFF_MS 50
+#define RELAY_BACKOFF_MAX_MS 2000
+
+static void relay_unlink(struct relay_claim *rc) {
+  if (rc->prev)
+    rc->prev->next = rc->next;
+  else
+    rc->r->relays = rc->next;
+  if (rc->next)
+    rc->next->prev = rc->prev;
+  rc->prev = rc->next = NULL;
+}
+
+static void relay_free(struct relay_claim *rc) {
+  if (rc->r)
+    relay_unlink(rc);
+  free(rc);
+}
+
+static void relay_failed(struct relay_claim *rc, int status) {
+  lmz_router_t *r = rc->r;
+  const char *inst = rc->key + rc->blen + 1;
+  if (!r || r->closing || status == LMZ_ECANCELED || !rc->retry ||
+      rc->tries >= RELAY_TRIES) {
+    LMZ_LOG_DEBUG(&log_ns, "claim_local %s/%s failed: %s", rc->key, inst,
+                  lmz_strerror(status));
+    relay_free(rc);
+    return;
+  }
+  uint64_t backoff = (uint64_t)RELAY_BACKOFF_MS << (rc->tries < 6 ? rc->tries : 6);
+  rc->retry_at = now_ms(r) + (backoff < RELAY_BACKOFF_MAX_MS ? backoff : RELAY_BACKOFF_MAX_MS);
+  rc->waiting = true;
+}
+
 static void claim_local_done(lmz_dirclient_req_t *req, int status,
                              const struct lmz_dir_item *item) {
   (void)item;
+  struct relay_claim *rc = lmz_container_of(req, struct relay_claim, req);
   if (status < 0)
-    LMZ_LOG_DEBUG(&log_ns, "claim_local failed: %s", lmz_strerror(status));
-  free(lmz_container_of(req, struct relay_claim, req));
+    relay_failed(rc, status);
+  else
+    relay_free(rc);
+}
+
+/* Proposes rc's claim (a first placement, REPLACE_DOWN) or move. */
+static void relay_propose(struct relay_claim *rc, const struct lmz_dir_move *mv) {
+  lmz_router_t *r = rc->r;
+  const char *inst = rc->key + rc->blen + 1;
+  size_t il = strlen(inst);
+  lmz_buf cmd = LMZ_BUF_INIT;
+  int rv;
+  rc->tries++;
+  if (mv) {
+    rv = lmz_dir_encode_moves(&cmd, mv, 1);
+  } else {
+    struct lmz_dir_claim cl = {rc->key, rc->blen, inst, il, self_id(r),
+                               lmz_cluster_next_id(r->c), LMZ_DIR_CLAIM_REPLACE_DOWN,
+                               0, NULL};
+    rv = lmz_dir_encode_claims(&cmd, &cl, 1);
+  }
+  if (!rv)
+    rv = lmz_cluster_propose(r->c, &rc->req, &cmd, claim_local_done);
+  lmz_buf_free(&cmd);
+  r->relay_claims += !mv && rv == 0; /* counted as claims made */
+  if (rv)
+    relay_failed(rc, rv);
 }
 
 /* A relay actor follows its socket: claim it here, or move it here. */
 void lmz__router_claim_local(lmz_router_t *r, const char *binding,
                              const char *instance) {
   uint64_t owner = 0, epoch = 0, self = self_id(r);
-  int rv = lmz_dir_lookup(lmz_cluster_dir(r->c), binding, strlen(binding),
-                          instance, strlen(instance), &owner, &epoch);
-  if (rv == 0 && owner == self)
+  size_t bl = strlen(binding), il = strlen(instance);
+  int rv = lmz_dir_lookup(lmz_cluster_dir(r->c), binding, bl, instance, il, &owner,
+                          &epoch);
+  if ((rv == 0 && owner == self) || (rv && rv != LMZ_ENOTFOUND) || r->closing)
     return;
-  lmz_buf cmd = LMZ_BUF_INIT;
-  bool claim = rv == LMZ_ENOTFOUND; /* else a move here */
-  if (claim) {
-    struct lmz_dir_claim cl = {binding, strlen(binding), instance,
-                               strlen(instance), self, lmz_cluster_next_id(r->c),
-                               LMZ_DIR_CLAIM_REPLACE_DOWN, 0, NULL};
-    rv = lmz_dir_encode_claims(&cmd, &cl, 1);
-  } else if (rv == 0) {
-    struct lmz_dir_move mv = {binding, strlen(binding), instance, strlen(instance),
-                              owner, self, epoch, lmz_cluster_next_id(r->c), true};
-    rv = lmz_dir_encode_moves(&cmd, &mv, 1);
+  struct relay_claim *rc = calloc(1, sizeof *rc + bl + il + 2);
+  if (!rc) {
+    LMZ_LOG_DEBUG(&log_ns, "claim_local %s/%s: out of memory", binding, instance);
+    return;
   }
-  struct relay_claim *rc = rv ? NULL : calloc(1, sizeof *rc);
-  if (!rv && !rc)
-    rv = LMZ_ENOMEM;
-  if (!rv && (rv = lmz_cluster_propose(r->c, &rc->req, &cmd, claim_local_done)))
-    free(rc);
-  r->relay_claims += claim && rv == 0; /* counted as claims made */
-  lmz_buf_free(&cmd);
-  if (rv)
-    LMZ_LOG_DEBUG(&log_ns, "claim_local %s/%s: %s", binding, instance, lmz_strerror(rv));
+  rc->r = r;
+  rc->blen = bl;
+  memcpy(rc->key, binding, bl + 1);
+  memcpy(rc->key + bl + 1, instance, il + 1);
+  rc->next = r->relays;
+  if (r->relays)
+    r->relays->prev = rc;
+  r->relays = rc;
+  /* a move is not retried: the client may have gone on to another node */
+  rc->retry = rv == LMZ_ENOTFOUND;
+  struct lmz_dir_move mv = {binding, bl, instance, il, owner, self, epoch,
+                            lmz_cluster_next_id(r->c), true};
+  relay_propose(rc, rv == 0 ? &mv : NULL);
+}
+
+/* The tick: failed first placements due again are proposed again, unless
+ * the directory has placed the actor meanwhile (anywhere: a client that
+ * reconnected elsewhere is claimed there). */
+static void relay_retry(lmz_router_t *r, uint64_t now) {
+  struct relay_claim *next;
+  for (struct relay_claim *rc = r->relays; rc; rc = next) {
+    next = rc->next;
+    if (!rc->waiting || now < rc->retry_at)
+      continue;
+    uint64_t owner = 0, epoch = 0;
+    const char *inst = rc->key + rc->blen + 1;
+    if (lmz_dir_lookup(lmz_cluster_dir(r->c), rc->key, rc->blen, inst, strlen(inst),
+                       &owner, &epoch) != LMZ_ENOTFOUND) {
+      relay_free(rc);
+      continue;
+    }
+    rc->waiting = false;
+    relay_propose(rc, NULL);
+  }
+}
+
+/* Close: waiting claims are dropped; those in flight complete later, after
+ * the router is freed, so they forget it. */
+static void relay_close(lmz_router_t *r) {
+  while (r->relays) {
+    struct relay_claim *rc = r->relays;
+    relay_unlink(rc);
+    rc->r = NULL;
+    if (rc->waiting)
+      free(rc);
+  }
 }
 
 static void retry_parked(lmz_router_t *r) {
@@ -607,6 +712,8 @@ static void tick_cb(lmz_cluster_t *c, uint64_t now, void *arg) {
   lmz_cluster_take_acquired(c, adopt, r); /* failovers made them ours */
   expire_fwds(r, now);
   lmz__bcast_rt_tick(r->bc, now);
+  if (r->relays && !r->closing)
+    relay_retry(r, now);
   if (r->parked_head && !r->closing)
     retry_parked(r);
 }
@@ -771,6 +878,7 @@ void lmz_router_close(lmz_router_t *r, lmz_router_close_cb cb, void *arg) {
   if (r->drain) /* before the parked calls fail: it unmarks its actor */
     lmz__drain_cancel(r->drain);
   retry_parked(r); /* fails them: closing */
+  relay_close(r);
   while (r->fwd_head) {
     struct lmz__router_fwd *fw = r->fwd_head;
     fwd_remove(r, fw);

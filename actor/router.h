@@ -69,6 +69,7 @@ struct lmz__bcast_rt;
 struct lmz_router_s {
   lmz_node_t *node;
   uint64_t relay_claims; /* claims proposed for relay actors (metrics) */
+  struct relay_claim *relays; /* claim_local proposals in flight or waiting */
   lmz_cluster_t *c;
   struct lmz_router_opts o;
   uv_check_t retry; /* one retry pass per loop iteration, however many

@@ -129,9 +129,25 @@ int lmz__gw_write_sc(lmz_buf *b, const lmz_value *v) {
 
 /* ---- small things -------------------------------------------------------- */
 
+/* The bytes come from the CSPRNG in batches: one getrandom() system call
+ * per UUID was one per message relayed to a client (each incoming_call has
+ * one), a measurable share of a broadcast's fan-out. Per thread, so the
+ * buffer needs no lock. */
+static void uuid_bytes(uint8_t r[16]) {
+  static _Thread_local uint8_t pool[16 * 64];
+  static _Thread_local size_t used = sizeof pool;
+  if (used == sizeof pool) {
+    randombytes_buf(pool, sizeof pool);
+    used = 0;
+  }
+  memcpy(r, pool + used, 16);
+  sodium_memzero(pool + used, 16); /* a drawn value is never served twice */
+  used += 16;
+}
+
 void lmz__gw_uuid(char out[37]) {
   uint8_t r[16];
-  randombytes_buf(r, sizeof r);
+  uuid_bytes(r);
   r[6] = (uint8_t)((r[6] & 0x0f) | 0x40); /* version 4 */
   r[8] = (uint8_t)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
   static const char hex[] = "0123456789abcdef";

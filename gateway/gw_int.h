@@ -14,6 +14,7 @@
 #include "core/hmap.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/trace.h"
 #include "gateway/gateway.h"
 #include "gateway/http.h"
 #include "gateway/ratelimit.h"
@@ -101,6 +102,10 @@ struct gw_pending_http {
   char origin[256];      /* allowed CORS origin to echo, or "" */
   bool head;
   bool credentials; /* auth routes: Access-Control-Allow-Credentials too */
+  /* the request's turn (core/trace.h): for log lines and the response's
+   * traceparent "00-<trace>-<call>-01" (routes.c) */
+  char trace[LMZ_TRACE_ID_LEN + 1], call[LMZ_CALL_ID_LEN + 1];
+  char traceparent[56];
 };
 
 struct lmz_gateway_s {

@@ -6,8 +6,10 @@
  * is matched against the node's durable-object bindings (a kebab-case
  * segment tries the case variants of getDONamespaceFromPathSegment, any
  * other segment matches exactly) -> CORS -> access (access.c: bearer token
- * or public binding) -> lmz_node_http_auth -> the handler's
- * response (with CORS headers for an allowed origin). /gateway/{binding}/
+ * or public binding) -> a trace (the request's W3C traceparent, else
+ * fresh: request_trace) -> lmz_node_http_traced -> the handler's response
+ * (with CORS headers for an allowed origin, and a traceparent naming the
+ * turn); log lines about the request carry its trace= and call=. /gateway/{binding}/
  * {instance} goes the same way to the client gateway (clientgw.c).
  * Failure modes (answers):
  *  1. no binding segment, or no binding matches: not ours (the caller goes
@@ -296,42 +298,87 @@ static int resolve(lmz_gateway_t *gw, lmz_http_conn_t *conn,
 
 /* ---- actor requests ------------------------------------------------------ */
 
+#define TRACE_FMT " trace=%s call=%s"
+
+/* The request's trace: the trace id of its W3C traceparent when there is
+ * exactly one and it parses (hostile: strict, bounded, all-zero ids
+ * refused: core/trace.h), else a fresh one; and a fresh call id for its
+ * turn. The turn runs under both (lmz_node_http_traced), on whichever node
+ * owns the actor, and the response carries them back as a traceparent. */
+static void request_trace(const struct lmz_http_request *req,
+                          struct gw_pending_http *p) {
+  const char *v = NULL;
+  size_t vl = 0, n = 0;
+  for (size_t i = 0; i < req->n_headers; i++)
+    if (!strcasecmp(req->headers[i].name, "traceparent") && n++ == 0) {
+      v = req->headers[i].value;
+      vl = req->headers[i].value_len;
+    }
+  if (n != 1 || lmz_traceparent_parse(v, vl, p->trace))
+    lmz_trace_id_mint(p->trace);
+  lmz_call_id_mint(p->call);
+  snprintf(p->traceparent, sizeof p->traceparent, "00-%s-%s-01", p->trace, p->call);
+}
+
+static struct lmz_http_header tp_header(const struct gw_pending_http *p) {
+  return (struct lmz_http_header){"traceparent", 11, p->traceparent,
+                                  strlen(p->traceparent)};
+}
+
+/* The handler's response, with ours added: the CORS credentials flag for
+ * the auth routes, the traceparent unless the handler set one. */
+static int respond_actor(struct gw_pending_http *p, const struct lmz_response *res) {
+  struct lmz_http_header hs[33];
+  size_t n = res->n_headers < LMZ_ARRAY_SIZE(hs) - 2 ? res->n_headers
+                                                     : LMZ_ARRAY_SIZE(hs) - 2;
+  bool has_tp = false;
+  for (size_t i = 0; i < n; i++) {
+    hs[i] = (struct lmz_http_header){res->headers[i].name, strlen(res->headers[i].name),
+                                     res->headers[i].value, strlen(res->headers[i].value)};
+    has_tp |= !strcasecmp(res->headers[i].name, "traceparent");
+  }
+  if (p->credentials && p->origin[0]) /* the auth routes' cookie crosses origins */
+    hs[n++] = (struct lmz_http_header){"Access-Control-Allow-Credentials", 32, "true", 4};
+  if (!has_tp)
+    hs[n++] = tp_header(p);
+  if (res->status < 100 || res->status > 599 || res->status == 101)
+    return -1;
+  return lmz__gw_respond(p->conn, res->status, res->content_type, res->body,
+                         res->body_len, p->origin, hs, n);
+}
+
 static void actor_reply(void *arg, int status, const struct lmz_response *res,
                         const lmz_value *error) {
   struct gw_pending_http *p = arg;
   if (!p->conn) {
+    LMZ_LOG_DEBUG(&lmz__gw_log, "HTTP answer dropped: the connection closed" TRACE_FMT,
+                  p->trace, p->call);
     lmz__gw_pending_done(p);
     return;
   }
   int rv = -1;
+  struct lmz_http_header tp = tp_header(p);
   if (status == 0) {
-    struct lmz_http_header hs[32];
-    size_t n = res->n_headers < LMZ_ARRAY_SIZE(hs) - 1 ? res->n_headers
-                                                       : LMZ_ARRAY_SIZE(hs) - 1;
-    for (size_t i = 0; i < n; i++)
-      hs[i] = (struct lmz_http_header){res->headers[i].name, strlen(res->headers[i].name),
-                                       res->headers[i].value, strlen(res->headers[i].value)};
-    if (p->credentials && p->origin[0]) /* the auth routes' cookie crosses origins */
-      hs[n++] = (struct lmz_http_header){"Access-Control-Allow-Credentials", 32, "true", 4};
-    if (res->status >= 100 && res->status <= 599 && res->status != 101)
-      rv = lmz__gw_respond(p->conn, res->status, res->content_type, res->body,
-                           res->body_len, p->origin, hs, n);
+    rv = respond_actor(p, res);
     if (rv)
-      LMZ_LOG_WARN(&lmz__gw_log, "on_request answered an invalid response (status %d)",
-                   res->status);
+      LMZ_LOG_WARN(&lmz__gw_log, "on_request answered an invalid response (status %d)"
+                   TRACE_FMT, res->status, p->trace, p->call);
+    else
+      LMZ_LOG_DEBUG(&lmz__gw_log, "HTTP %d" TRACE_FMT, res->status, p->trace, p->call);
   } else {
     bool busy = status == LMZ_EOVERLOAD || status == LMZ_ECANCELED;
-    LMZ_LOG_WARN(&lmz__gw_log, "on_request failed: %s",
+    LMZ_LOG_WARN(&lmz__gw_log, "on_request failed: %s" TRACE_FMT,
                  error && lmz_typeof(error) == LMZ_T_ERROR ? lmz_error_message(error)
-                                                           : lmz_strerror(status));
+                                                           : lmz_strerror(status),
+                 p->trace, p->call);
     if (busy || (error && lmz_typeof(error) == LMZ_T_ERROR &&
                  !strcmp(lmz_error_name(error), "ActorUnavailableError")))
       rv = lmz__gw_respond(p->conn, 503, "text/plain", "Service Unavailable", 19,
-                           p->origin, NULL, 0);
+                           p->origin, &tp, 1);
   }
   if (rv)
     lmz__gw_respond(p->conn, 500, "text/plain", "Internal Server Error", 21,
-                    p->origin, NULL, 0);
+                    p->origin, &tp, 1);
   lmz__gw_pending_done(p);
 }
 
@@ -365,13 +412,20 @@ static void to_actor(lmz_gateway_t *gw, lmz_http_conn_t *conn,
   }
   struct gw_pending_http *p = lmz__gw_pending_new(gw, conn);
   struct lmz_request r;
-  char errmsg[LMZ_ERRMSG_LEN] = "";
+  char errmsg[LMZ_ERRMSG_LEN] = "", trace[LMZ_TRACE_ID_LEN + 1] = "",
+       call[LMZ_CALL_ID_LEN + 1] = "";
   int rv = p ? to_request(gw, req, &r) : LMZ_ENOMEM;
   if (!rv) {
     snprintf(p->origin, sizeof p->origin, "%s", origin);
     p->credentials = own_auth;
-    rv = lmz_node_http_auth(gw->node, binding, instance, &r, oa, actor_reply, p,
-                            errmsg);
+    request_trace(req, p);
+    memcpy(trace, p->trace, sizeof trace); /* p is gone if this fails */
+    memcpy(call, p->call, sizeof call);
+    LMZ_LOG_DEBUG(&lmz__gw_log, "%s %s -> %s/%s" TRACE_FMT, req->method, req->target,
+                  binding, instance, trace, call);
+    const char *ids[2] = {p->trace, p->call};
+    rv = lmz_node_http_traced(gw->node, binding, instance, &r, oa, ids, actor_reply,
+                              p, errmsg);
   }
   lmz_arena_reset(gw->scratch);
   if (!rv) {
@@ -386,8 +440,8 @@ static void to_actor(lmz_gateway_t *gw, lmz_http_conn_t *conn,
   } else if (rv == LMZ_ENOTFOUND) {
     lmz__gw_respond(conn, 404, "text/plain", "Not Found", 9, origin, NULL, 0);
   } else {
-    LMZ_LOG_WARN(&lmz__gw_log, "%s %s: %s", req->method, req->target,
-                 errmsg[0] ? errmsg : lmz_strerror(rv));
+    LMZ_LOG_WARN(&lmz__gw_log, "%s %s: %s" TRACE_FMT, req->method, req->target,
+                 errmsg[0] ? errmsg : lmz_strerror(rv), trace, call);
     bool busy = rv == LMZ_EOVERLOAD || rv == LMZ_ECANCELED;
     lmz__gw_respond(conn, busy ? 503 : 500, "text/plain",
                     busy ? "Service Unavailable" : "Internal Server Error",

@@ -35,6 +35,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/trace.h"
 #include "net/curlm.h"
 
 struct req {
@@ -44,6 +45,7 @@ struct req {
   char *method;
   char **headers; /* "Name: value" copies */
   size_t n_headers;
+  char traceparent[80]; /* "traceparent: 00-..." or "" (lmz_net_request) */
   struct curl_slist *slist;
   uint8_t *body;
   size_t body_len;
@@ -297,8 +299,11 @@ static int build_slist(struct req *r) {
   r->slist = NULL;
   /* no 100-continue round trip: the body is small and bounded */
   struct curl_slist *l = curl_slist_append(NULL, "Expect:");
-  for (size_t i = 0; l && i < r->n_headers; i++) {
-    struct curl_slist *nl = curl_slist_append(l, r->headers[i]);
+  for (size_t i = 0; l && i <= r->n_headers; i++) {
+    const char *h = i < r->n_headers ? r->headers[i] : r->traceparent;
+    if (!*h)
+      break; /* no traceparent of ours */
+    struct curl_slist *nl = curl_slist_append(l, h);
     if (!nl) {
       curl_slist_free_all(l);
       l = NULL;
@@ -499,6 +504,23 @@ static void done_cb(void *ud, CURL *easy, int status, CURLcode code) {
   deliver(r, http);
 }
 
+/* Our traceparent line for a valid q->trace_id (hostile-safe: bounded
+ * read, validated), unless the caller's headers carry one. One parent id
+ * names the request on every hop. */
+static void make_traceparent(struct req *r, const struct lmz_net_request *q) {
+  const char *t = q->trace_id;
+  if (!t || !lmz_trace_id_valid(t, strnlen(t, LMZ_TRACE_ID_LEN + 1)))
+    return;
+  static const char name[] = "traceparent:";
+  for (size_t i = 0; i < q->n_headers; i++)
+    if (strncasecmp(q->headers[i], name, sizeof name - 1) == 0)
+      return;
+  char parent[LMZ_CALL_ID_LEN + 1];
+  lmz_call_id_mint(parent);
+  snprintf(r->traceparent, sizeof r->traceparent, "traceparent: 00-%s-%s-01", t,
+           parent);
+}
+
 static int copy_request(struct req *r, const struct lmz_net_request *q) {
   if (!(r->method = strdup(q->method ? q->method : "GET")))
     return LMZ_ENOMEM;
@@ -507,6 +529,7 @@ static int copy_request(struct req *r, const struct lmz_net_request *q) {
   for (; r->n_headers < q->n_headers; r->n_headers++)
     if (!(r->headers[r->n_headers] = strdup(q->headers[r->n_headers])))
       return LMZ_ENOMEM;
+  make_traceparent(r, q);
   r->has_body = q->body_len > 0 || (strcmp(r->method, "GET") != 0 &&
                                     strcmp(r->method, "HEAD") != 0);
   if (q->body_len) {

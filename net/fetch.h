@@ -80,6 +80,12 @@ struct lmz_net_request {
   const void *body; /* may be NULL; sent when body_len > 0 or method != GET */
   size_t body_len;
   uint32_t timeout_ms; /* 0 = the client's; never above the client's */
+  /* W3C Trace Context (core/trace.h): a valid trace id (NUL-terminated)
+   * sends `traceparent: 00-<trace_id>-<fresh parent id>-01` on every hop,
+   * so the remote's work joins the caller's trace; NULL or invalid sends
+   * none. A traceparent among `headers` wins: it is sent as given and no
+   * other is added (an actor relaying a request's own trace). */
+  const char *trace_id;
 };
 
 struct lmz_net_header {

@@ -377,7 +377,9 @@ void *lmz_uv_loop(lmz_ctx *ctx);
  * above fetch.max_request_bytes. Limits: fetch.timeout_ms (whole request,
  * redirects included; req->timeout_ms may only lower it),
  * fetch.max_response_bytes, fetch.max_redirects (each hop's host is checked
- * against the list before it is connected to). */
+ * against the list before it is connected to). Tracing: the request carries
+ * `traceparent: 00-<lmz_trace_id(ctx)>-<fresh parent id>-01` (W3C Trace
+ * Context), unless req->headers has a traceparent, which is sent as is. */
 struct lmz_fetch_req {
   const char *url;
   const char *method;         /* NULL = "GET" */

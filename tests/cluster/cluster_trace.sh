@@ -84,8 +84,11 @@ tp=4bf92f3577b34da6a3ce929d0e0e4736
 h=$(hget -H "traceparent: 00-$tp-00f067aa0ba902b7-01" "$(hurl "$eh" trh)")
 check "through non-owner $eh: the owner's turn ran under the traceparent's trace" \
   grep -q "^X-Trace-Id: $tp$" <<<"$h"
+check "and the response's traceparent names it" \
+  grep -qE "^traceparent: 00-$tp-[0-9a-f]{16}-01$" <<<"$h"
 h=$(hget -H "traceparent: 00-${tp^^}-00f067aa0ba902b7-01" "$(hurl "$eh" trh)")
 got=$(sed -nE 's/^X-Trace-Id: ([0-9a-f]{32})$/\1/p' <<<"$h")
 check "a malformed traceparent is replaced by a fresh trace id ($got)" \
   bash -c 'is() { [[ "$1" =~ ^[0-9a-f]{32}$ ]]; }; is "$1" && [ "$1" != "$2" ]' _ "$got" "$tp"
+check "which the response's traceparent carries" grep -qE "^traceparent: 00-$got-" <<<"$h"
 finish

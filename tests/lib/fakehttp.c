@@ -203,6 +203,25 @@ int fakehttp_start(uv_loop_t *loop, fakehttp_handler h, void *ud,
 
 unsigned fakehttp_count(const fakehttp *s) { return s->count; }
 
+size_t fakehttp_header(const struct fakehttp_req *q, const char *name, char *out,
+                       size_t cap) {
+  size_t nl = strlen(name), n = 0, len = 0;
+  out[0] = '\0';
+  for (const char *p = strchr(q->head, '\n'); p; p = strchr(p, '\n')) {
+    p++;
+    if (strncasecmp(p, name, nl) != 0 || p[nl] != ':')
+      continue;
+    const char *v = p + nl + 1, *e = strpbrk(v, "\r\n");
+    v += strspn(v, " \t");
+    size_t vl = e ? (size_t)(e - v) : strlen(v);
+    if (len < cap)
+      len += (size_t)snprintf(out + len, cap - len, "%s%.*s", n ? "|" : "",
+                              (int)vl, v);
+    n++;
+  }
+  return n;
+}
+
 static void listener_closed(uv_handle_t *h) { free(h->data); }
 
 void fakehttp_close(fakehttp *s) {

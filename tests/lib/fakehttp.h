@@ -41,6 +41,10 @@ typedef void (*fakehttp_handler)(void *ud, const struct fakehttp_req *req,
 
 int fakehttp_start(uv_loop_t *loop, fakehttp_handler h, void *ud,
                    fakehttp **out, int *port);
+/* The values of every request header named `name` (any case), joined
+ * with "|" into out[cap] (truncated to fit); returns how many there are. */
+size_t fakehttp_header(const struct fakehttp_req *q, const char *name, char *out,
+                       size_t cap);
 /* Requests fully received so far. */
 unsigned fakehttp_count(const fakehttp *s);
 /* Closes the listener and every connection; frees on the loop (run it

@@ -9,7 +9,8 @@
  *    once, and when the list is empty: fetch is off by default);
  *  - a turn that throws sends nothing;
  *  - node shutdown with a fetch in flight: the handler runs with
- *    FetchError ECANCELED, the node closes, the loop closes empty. */
+ *    FetchError ECANCELED, the node closes, the loop closes empty;
+ *  - the request carries the calling turn's trace (W3C traceparent). */
 #include "lib/testlib.h"
 
 #include <stdio.h>
@@ -19,6 +20,7 @@
 
 #include "actor/node.h"
 #include "core/err.h"
+#include "core/trace.h"
 #include "lib/fakehttp.h"
 #include "lmz/lmz.h"
 
@@ -41,6 +43,10 @@ static void handler(void *ud, const struct fakehttp_req *q, struct fakehttp_repl
   static char loc[64];
   if (strcmp(q->path, "/hello") == 0) {
     r->body = "hello";
+  } else if (strcmp(q->path, "/trace") == 0) { /* the traceparents it got */
+    static char tp[512];
+    fakehttp_header(q, "traceparent", tp, sizeof tp);
+    r->body = tp;
   } else if (strcmp(q->path, "/slow") == 0) {
     r->body = "slow";
     r->delay_ms = 300;
@@ -61,6 +67,7 @@ static void handler(void *ud, const struct fakehttp_req *q, struct fakehttp_repl
 /* ---- the application ------------------------------------------------------- */
 
 static bool G_body_binary;
+static const char *G_call_trace; /* the trace id calls carry in (NULL: none) */
 
 static void record(const lmz_value *v, double *status, char *body, char *code) {
   if (lmz_typeof(v) == LMZ_T_ERROR) {
@@ -238,7 +245,7 @@ static void call_n(struct env *e, const char *binding, const char *instance,
   assert_int_equal(lmz_array_push(chain, get), 0);
   assert_int_equal(lmz_array_push(chain, ap), 0);
   struct lmz_node_call c = {.binding = binding, .instance = instance,
-                            .chain = chain, .arena = a};
+                            .chain = chain, .arena = a, .trace_id = G_call_trace};
   char err[LMZ_ERRMSG_LEN];
   assert_int_equal(lmz_node_call(e->node, &c, on_reply, NULL, err), 0);
 }
@@ -267,6 +274,37 @@ static void worker_answers_with_fetch(void **state) {
   assert_true(G.reply_ok);
   assert_false(G_body_binary);
   assert_string_equal(G.reply_body, "hello");
+  env_close(&e);
+}
+
+/* The request carries the calling turn's trace as a W3C traceparent
+ * (00-<trace>-<parent>-01): a worker's deferred fetch and a durable
+ * object's fetch with a handler; a call that starts its own trace sends
+ * that one (never nothing). */
+static void fetch_carries_traceparent(void **state) {
+  (void)state;
+  struct env e;
+  env_open(&e, 1, 5000);
+  static const char tid[] = "0af7651916cd43dd8448eb211c80319c";
+  G_call_trace = tid;
+  call(&e, "W", NULL, "get", "/trace");
+  run_until(&e, &G.replies, 1);
+  assert_true(G.reply_ok);
+  char want[8 + sizeof tid];
+  snprintf(want, sizeof want, "00-%s-", tid);
+  assert_int_equal(strlen(G.reply_body), 55);
+  assert_memory_equal(G.reply_body, want, strlen(want));
+  assert_string_equal(G.reply_body + 52, "-01");
+  call(&e, "D", "t", "get", "/trace");
+  run_until(&e, &G.handled, 1);
+  assert_int_equal(strlen(G.h_body), 55);
+  assert_memory_equal(G.h_body, want, strlen(want));
+  G_call_trace = NULL; /* the call mints a trace: the request carries it */
+  call(&e, "W", NULL, "get", "/trace");
+  run_until(&e, &G.replies, 3);
+  char got[LMZ_TRACE_ID_LEN + 1];
+  assert_int_equal(lmz_traceparent_parse(G.reply_body, strlen(G.reply_body), got), 0);
+  assert_string_not_equal(got, tid);
   env_close(&e);
 }
 
@@ -392,6 +430,7 @@ static void shutdown_with_fetch_in_flight(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(worker_answers_with_fetch),
+      cmocka_unit_test(fetch_carries_traceparent),
       cmocka_unit_test(do_gets_handler_in_later_turn_and_keeps_serving),
       cmocka_unit_test(limits),
       cmocka_unit_test(host_not_allowed),

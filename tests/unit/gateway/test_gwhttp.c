@@ -4,12 +4,15 @@
  * (401 / 403 before anything runs, origin auth in the turn), public
  * bindings, per-subject rate limits on fake time (429 + Retry-After), CORS,
  * static files (traversal rejected), the dev token (dev only),
- * /_lmz/status and /metrics. */
+ * /_lmz/status and /metrics, tracing (W3C traceparent in and out, trace=
+ * in the log lines). */
 #include "gwfix.h"
 
 #include <sys/stat.h>
 
 #include "examples/counter/counter.c"
+#include "core/log.h"
+#include "core/trace.h"
 #include "gateway/gw_int.h"
 #include "lmz/http.h"
 
@@ -34,6 +37,11 @@ static int web_request(lmz_ctx *ctx, const struct lmz_request *req,
   if (strstr(req->path, "/relay")) /* a call from the handler: WEB_DO/rec */
     return lmz_call(ctx, "WEB_DO", "rec", lmz_ctn_call(lmz_ctn_new(ctx), "record", 0),
                     NULL, NULL);
+  if (strstr(req->path, "/trace")) { /* the ids the turn runs under */
+    char ids[64];
+    snprintf(ids, sizeof ids, "%s %s", lmz_trace_id(ctx), lmz_call_id(ctx));
+    return lmz_response_text(ctx, res, 200, "text/plain", ids);
+  }
   if (strstr(req->path, "/throw"))
     return lmz_throwf(ctx, "Error", "handler blew up");
   if (strstr(req->path, "/badstatus")) {
@@ -280,6 +288,93 @@ static void test_route_statuses(void **state) {
   expect("GET", "/apix/web-do/a", NULL, 404, NULL);
   expect("GET", "/api/lumenize-client-gateway/a.b", NULL, 404, NULL);
   expect("GET", "/gateway/web-do/a", NULL, 404, NULL);
+}
+
+/* ---- tracing ------------------------------------------------------------- */
+
+/* GET /api/web-do/t/trace with extra headers: the turn's "trace call"
+ * (body) and the response's traceparent, which must name that turn. */
+static void traced(const char *headers, char trace[33], char call[17]) {
+  struct wc_resp r = wc_http("GET", "/api/web-do/t/trace", auth_and(headers));
+  assert_int_equal(r.status, 200);
+  assert_int_equal(strlen(r.body), 32 + 1 + 16);
+  assert_int_equal(sscanf(r.body, "%32s %16s", trace, call), 2);
+  const char *tp = wc_header(r.head, "traceparent");
+  assert_non_null(tp);
+  char want[64];
+  snprintf(want, sizeof want, "00-%s-%s-01", trace, call);
+  assert_string_equal(tp, want);
+  wc_resp_free(&r);
+}
+
+static char *log_text(const char *path) {
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  static char buf[1 << 16];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+/* An HTTP request runs under the trace of its W3C traceparent when that is
+ * valid, else a fresh one; its turn gets its own call id; the response
+ * carries both back as a traceparent; the gateway's log lines about it say
+ * trace= and call=. Malformed headers (hostile) never reach the turn. */
+static void test_http_trace(void **state) {
+  (void)state;
+  static const char tid[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+  char t[33], c[17], t2[33], c2[17];
+  traced("traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n",
+         t, c);
+  assert_string_equal(t, tid);
+  assert_string_not_equal(c, "00f067aa0ba902b7"); /* the turn is a new span */
+  /* a later version: its first 55 chars count */
+  traced("traceparent: 01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x\r\n",
+         t2, c2);
+  assert_string_equal(t2, tid);
+  assert_string_not_equal(c2, c);
+#define TP_LINE "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+  static const char TWICE[] = TP_LINE TP_LINE; /* two headers: neither is used */
+  static const char *const bad[] = {
+      "traceparent: 00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01\r\n",
+      "traceparent: 00-00000000000000000000000000000000-00f067aa0ba902b7-01\r\n",
+      "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01\r\n",
+      "traceparent: ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n",
+      "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-\r\n",
+      "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1\r\n",
+      TWICE,
+      "X-Other: 1\r\n"};
+  for (size_t i = 0; i < LMZ_ARRAY_SIZE(bad); i++) {
+    traced(bad[i], t2, c2);
+    assert_string_not_equal(t2, tid);
+    assert_true(lmz_trace_id_valid(t2, strlen(t2)));
+  }
+  /* two requests without one: two traces */
+  traced("", t, c);
+  assert_string_not_equal(t, t2);
+  /* the log line of a failed request names its trace and call */
+  char *dir = tl_mkdtemp("lmz-gwtrace"), path[1024];
+  snprintf(path, sizeof path, "%s/log.txt", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  assert_true(fd >= 0);
+  lmz_log_set_fd(fd);
+  struct wc_resp r = wc_http(
+      "GET", "/api/web-do/a/throw",
+      auth_and("traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"));
+  lmz_log_set_fd(-1);
+  assert_int_equal(r.status, 500);
+  const char *tp = wc_header(r.head, "traceparent");
+  assert_non_null(tp);
+  assert_int_equal(strlen(tp), 55);
+  char want[128];
+  snprintf(want, sizeof want, "on_request failed: handler blew up trace=%s call=%.16s", tid,
+           tp + 36);
+  assert_non_null(strstr(log_text(path), want));
+  wc_resp_free(&r);
+  close(fd);
+  tl_rmtree(dir);
+  free(dir);
 }
 
 static void test_no_prefix(void **state) {
@@ -672,6 +767,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_route_to_on_request, setup, teardown),
       cmocka_unit_test_setup_teardown(test_keepalive_pipelined, setup, teardown),
       cmocka_unit_test_setup_teardown(test_route_statuses, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_http_trace, setup, teardown),
       cmocka_unit_test_setup_teardown(test_no_prefix, setup_noprefix_nodev, teardown),
       cmocka_unit_test_setup_teardown(test_cors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_static_files, setup, teardown),

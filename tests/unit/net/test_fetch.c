@@ -2,12 +2,14 @@
  * server on the same loop (tests/lib/fakehttp.h, port 0): success, limits
  * (timeout, body and head caps, redirect limit), the allow-list (at start
  * and on a redirect), request checks, and close with requests in flight
- * (every callback canceled, nothing left on the loop). */
+ * (every callback canceled, nothing left on the loop), the W3C traceparent
+ * a traced request carries. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "core/trace.h"
 #include "lib/fakehttp.h"
 #include "lib/testlib.h"
 #include "net/fetch.h"
@@ -41,6 +43,13 @@ static void handler(void *ud, const struct fakehttp_req *q, struct fakehttp_repl
     r->body = (const char *)q->body;
     r->body_len = q->body_len;
     r->headers = strstr(q->head, "POST ") == q->head ? "X-Test: POST\r\n" : "X-Test: other\r\n";
+  } else if (strcmp(q->path, "/trace") == 0) { /* the traceparents it got */
+    static char tp[512];
+    fakehttp_header(q, "traceparent", tp, sizeof tp);
+    r->body = tp;
+  } else if (strcmp(q->path, "/trace-moved") == 0) {
+    r->status = 307;
+    r->headers = "Location: /trace\r\n";
   } else if (strcmp(q->path, "/hang") == 0) {
     r->hang = true;
   } else if (strcmp(q->path, "/big") == 0) {
@@ -274,6 +283,64 @@ static void test_bad_requests(void **state) {
   fx_free(f);
 }
 
+/* GET path with `trace_id` and extra headers; the /trace body (the
+ * traceparent values the server got) lands in r->body. */
+static void get_traced(struct fx *f, const char *path, const char *trace_id,
+                       const char *const *hs, size_t nh, struct result *r) {
+  char url[256];
+  snprintf(url, sizeof url, "%s%s", f->base, path);
+  struct lmz_net_request q = {.url = url, .headers = hs, .n_headers = nh,
+                              .trace_id = trace_id};
+  char err[LMZ_ERRMSG_LEN] = "";
+  assert_int_equal(lmz_net_fetch(f->net, &q, fetch_cb, r, err), 0);
+  run_until(&f->loop, &r->done);
+  assert_int_equal(r->status, 0);
+  assert_int_equal(r->http, 200);
+}
+
+/* W3C Trace Context: a valid trace id goes out as one traceparent
+ * "00-<trace>-<parent>-01" (the parent a fresh 16-hex id, the same on a
+ * redirect's next hop); the caller's own traceparent wins; no id or an
+ * invalid one (hostile: upper case, all zeros, short) sends none. */
+static void test_traceparent(void **state) {
+  (void)state;
+  struct fx *f = fx_new(&local_opts);
+  static const char tid[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+  struct result r = {0};
+  get_traced(f, "/trace", tid, NULL, 0, &r);
+  assert_int_equal(strlen(r.body), 55);
+  assert_memory_equal(r.body, "00-", 3);
+  assert_memory_equal(r.body + 3, tid, 32);
+  char tp[LMZ_TRACE_ID_LEN + 1];
+  assert_int_equal(lmz_traceparent_parse(r.body, 55, tp), 0);
+  assert_string_equal(tp, tid);
+  assert_string_equal(r.body + 52, "-01");
+  struct result r2 = {0};
+  get_traced(f, "/trace", tid, NULL, 0, &r2);
+  assert_memory_not_equal(r.body + 36, r2.body + 36, 16); /* a parent per request */
+  struct result rd = {0};
+  get_traced(f, "/trace-moved", tid, NULL, 0, &rd);
+  assert_int_equal(strlen(rd.body), 55);
+  assert_memory_equal(rd.body + 3, tid, 32);
+  static const char mine[] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+  char line[128];
+  snprintf(line, sizeof line, "TraceParent: %s", mine);
+  const char *hs[] = {"X-Any: 1", line};
+  struct result ru = {0};
+  get_traced(f, "/trace", tid, hs, 2, &ru);
+  assert_string_equal(ru.body, mine); /* only the caller's */
+  static const char *const bad[] = {NULL, "", "4BF92F3577B34DA6A3CE929D0E0E4736",
+                                    "00000000000000000000000000000000",
+                                    "4bf92f3577b34da6a3ce929d0e0e473",
+                                    "4bf92f3577b34da6a3ce929d0e0e47366"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    struct result rb = {0};
+    get_traced(f, "/trace", bad[i], NULL, 0, &rb);
+    assert_int_equal(rb.body_len, 0);
+  }
+  fx_free(f);
+}
+
 static void test_max_inflight(void **state) {
   (void)state;
   struct lmz_net_opts o = local_opts;
@@ -366,6 +433,7 @@ int main(void) {
       cmocka_unit_test(test_redirect_limit),
       cmocka_unit_test(test_host_not_allowed),
       cmocka_unit_test(test_bad_requests),
+      cmocka_unit_test(test_traceparent),
       cmocka_unit_test(test_max_inflight),
       cmocka_unit_test(test_close_in_flight),
       cmocka_unit_test(test_close_cancels_callbacks),
