@@ -2,10 +2,9 @@
 #   make run    install missing Debian packages, build, start the main job
 #   make test   install missing packages, build, run every test (ctest)
 #               (install-root.debian is skipped there: make test-install-root)
-# and, by hand for now (too slow for CI on 2 cores: .ci/run says why):
 #   make check  the unit, integration and cluster tests under ASan+UBSan
 #               (build-asan/) and then under TSan (build-tsan/); any
-#               sanitizer report fails it
+#               sanitizer report fails it (CI, .ci/run, runs test + check)
 # Everything else is plain CMake in build/ (binaries in build/bin/).
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)

@@ -129,45 +129,11 @@ svc_wait_ready() {
 }
 
 # ---- host-side clients (as install.sh) ---------------------------------------
-CHROMIUM=${LMZ_CHROMIUM:-/usr/bin/chromium}
-PLAYWRIGHT=$SRC/tests/e2e/node_modules/playwright-core
+. "$SRC/tests/lib/skeleton_page.sh" # browser_check, kill_browsers
 DEPS_OK=1
 bash "$SRC/scripts/install-test-deps.sh" >"$T/deps.log" 2>&1 ||
   { DEPS_OK=0; echo "# install-test-deps.sh failed:"; tail -5 "$T/deps.log"; }
 
-# Browser processes of this run have $T/tmp/ in their command line.
-kill_browsers() {
-  [ -n "${T:-}" ] && [ -d "$T/tmp" ] || return 0
-  local p cmd
-  for p in /proc/[0-9]*; do
-    cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
-    [[ $cmd == *"$T/tmp/"* ]] && kill -9 "${p#/proc/}" 2>/dev/null
-  done
-  return 0
-}
-
-# browser_check WHAT URL: headless Chromium shows the skeleton's page with
-# the answers of both actors, and its button increments the counter
-# (tests/integration/install_page.cjs).
-browser_check() {
-  if [ ! -x "$CHROMIUM" ] || [ ! -d "$PLAYWRIGHT" ] || ! command -v node >/dev/null; then
-    skip "$1: Chromium ($CHROMIUM), node or playwright-core (tests/e2e) missing"
-    return
-  fi
-  mkdir -p "$T/tmp"
-  local out before after
-  out=$(TMPDIR="$T/tmp" HOME="$T/tmp" PLAYWRIGHT=$PLAYWRIGHT CHROMIUM=$CHROMIUM \
-        timeout -k 5 120 node "$SRC/tests/integration/install_page.cjs" "$2" 2>&1)
-  kill_browsers
-  before=$(sed -nE 's/^\{"before":"([0-9]+)".*/\1/p' <<<"$out")
-  after=$(sed -nE 's/.*"after":"([0-9]+)".*/\1/p' <<<"$out")
-  if [ -n "$before" ] && [ -n "$after" ] && [ "$after" -gt "$before" ] &&
-     grep -qF '"hello":"Hello, browser!","errors":[]}' <<<"$out"; then
-    ok "$1 (total $before -> $after after a click)"
-  else
-    bad "$1 (got: ${out:0:400})"
-  fi
-}
 
 # node_call WHAT: `npm pack` of clients/js (and its ws) installed offline
 # into a fresh project; Node.js calls both actors of $SVC_HTTP with $TOK.

@@ -70,43 +70,8 @@ stop_node() { # stop_node WHAT: SIGTERM, expect exit 0
   fi
 }
 http_code() { curl -s -o /dev/null -w '%{http_code}' "$1"; }
-# browser_check WHAT URL: in headless Chromium (install_page.cjs, driven by
-# playwright-core from tests/e2e, installed by scripts/install-test-deps.sh),
-# the skeleton's page shows the answers of both actors and its button
-# increments the counter.
-CHROMIUM=${LMZ_CHROMIUM:-/usr/bin/chromium}
-PLAYWRIGHT=$SRC/tests/e2e/node_modules/playwright-core
-# Browser processes of this run have $T/tmp/ in their command line (their
-# profile lives there): killed after each check and at exit.
-kill_browsers() {
-  [ -n "${T:-}" ] && [ -d "$T/tmp" ] || return 0
-  local p cmd
-  for p in /proc/[0-9]*; do
-    cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
-    [[ $cmd == *"$T/tmp/"* ]] && kill -9 "${p#/proc/}" 2>/dev/null
-  done
-  return 0
-}
+. "$SRC/tests/lib/skeleton_page.sh" # browser_check, kill_browsers
 trap 'kill_browsers; cleanup' EXIT
-browser_check() {
-  if [ ! -x "$CHROMIUM" ] || [ ! -d "$PLAYWRIGHT" ] || ! command -v node >/dev/null; then
-    skip "$1: Chromium ($CHROMIUM), node or playwright-core (tests/e2e) missing"
-    return
-  fi
-  mkdir -p "$T/tmp"
-  local out before after
-  out=$(TMPDIR="$T/tmp" HOME="$T/tmp" PLAYWRIGHT=$PLAYWRIGHT CHROMIUM=$CHROMIUM \
-        timeout -k 5 120 node "$SRC/tests/integration/install_page.cjs" "$2" 2>&1)
-  kill_browsers
-  before=$(sed -nE 's/^\{"before":"([0-9]+)".*/\1/p' <<<"$out")
-  after=$(sed -nE 's/.*"after":"([0-9]+)".*/\1/p' <<<"$out")
-  if [ -n "$before" ] && [ -n "$after" ] && [ "$after" -gt "$before" ] &&
-     grep -qF '"hello":"Hello, browser!","errors":[]}' <<<"$out"; then
-    ok "$1 (total $before -> $after after a click)"
-  else
-    bad "$1 (got: ${out:0:400})"
-  fi
-}
 
 # Node, npm packages of clients/js and tests/e2e, Chromium (a no-op when
 # current); the parts that need them are skipped when this fails.
