@@ -411,6 +411,8 @@ int lmz__sql_admin(lmz_ctx *ctx, const lmz_value *chain, lmz_value **result);
 int lmz__alarms_add_to_batch(lmz_ctx *ctx, struct lmz_batch *b);
 int lmz__alarms_recover(lmz_node_t *n);
 void lmz__alarms_arm(lmz_node_t *n);
+/* After a commit that indexed alarms outside a turn: polls at once. */
+void lmz__alarms_indexed(lmz_node_t *n);
 void lmz__alarm_turn_done(lmz_ctx *ctx, int rv);
 void lmz__alarms_free(lmz_node_t *n);
 

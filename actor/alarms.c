@@ -525,9 +525,10 @@ static int poll_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
   f->done_seq = 0;
   f->klen = kl;
   memcpy(f->key, k, kl);
-  if (fire_one(n, k, kl, time, binding, instance, id, idlen) ||
-      lmz_hmap_put(&n->alarms_inflight, f->key, kl, f, NULL)) {
+  int rv = fire_one(n, k, kl, time, binding, instance, id, idlen);
+  if (rv || lmz_hmap_put(&n->alarms_inflight, f->key, kl, f, NULL)) {
     free(f);
+    acc->skipped += rv == LMZ_EUNAVAILABLE; /* polled again soon */
     return 0;
   }
   acc->fired++;
@@ -581,11 +582,21 @@ int lmz_node_poll_alarms(lmz_node_t *n) {
   return acc.fired;
 }
 
-void lmz__alarms_arm(lmz_node_t *n) {
-  if (!n->alarm_rearm || n->opts.manual_alarms || n->closing)
+/* Index entries written outside a turn (an adopted or imported actor's
+ * alarms) are visible only once their commit is done: poll then, whatever
+ * ran meanwhile. A poll between the write and the commit clears
+ * alarm_rearm without seeing them, and with no other alarm due would not
+ * look again for POLL_MAX_DELAY_MS. */
+void lmz__alarms_indexed(lmz_node_t *n) {
+  if (n->opts.manual_alarms || n->closing)
     return;
   n->alarm_rearm = false;
   uv_timer_start(&n->alarm_timer, alarm_timer_cb, 0, 0);
+}
+
+void lmz__alarms_arm(lmz_node_t *n) {
+  if (n->alarm_rearm)
+    lmz__alarms_indexed(n);
 }
 
 int lmz__alarms_recover(lmz_node_t *n) {

@@ -67,8 +67,8 @@ static void import_committed(lmz_store_t *s, int status, void *arg) {
   (void)s;
   struct import_op *op = arg;
   if (status || op->indexed) {
-    if (op->indexed)
-      lmz__alarms_arm(op->n);
+    if (op->indexed && !status)
+      lmz__alarms_indexed(op->n);
     import_finish(op, status);
     return;
   }
@@ -126,7 +126,7 @@ static void adopt_committed(lmz_store_t *s, int status, void *arg) {
     LMZ_LOG_ERROR(&lmz__actor_log, "indexing an adopted actor's alarms "
                   "failed: %s", s->errmsg);
   else
-    lmz__alarms_arm(n);
+    lmz__alarms_indexed(n);
 }
 
 int lmz_node_adopt_actor(lmz_node_t *n, const char *binding,
