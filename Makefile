@@ -2,9 +2,10 @@
 #   make run    install missing Debian packages, build, start the main job
 #   make test   install missing packages, build, run every test (ctest)
 #               (install-root.debian is skipped there: make test-install-root)
+# and, by hand until its TSan suite runs clean repeatedly (.ci/run says why):
 #   make check  the unit, integration and cluster tests under ASan+UBSan
 #               (build-asan/) and then under TSan (build-tsan/); any
-#               sanitizer report fails it (CI, .ci/run, runs test + check)
+#               sanitizer report fails it
 # Everything else is plain CMake in build/ (binaries in build/bin/).
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
