@@ -152,18 +152,7 @@ node_call() {
        --offline --no-audit --no-fund "$T/npm/$tgz" "$T"/npm/ws-*.tgz) >>"$T/npm.log" 2>&1; then
     bad "$1: npm pack + install"; tail -10 "$T/npm.log"; return
   fi
-  cat >"$T/jsapp/call.mjs" <<'EOF'
-import { LmzClient, ctn } from '@lmz/client';
-const [base, accessToken] = process.argv.slice(2);
-const client = new LmzClient({ baseUrl: base, accessToken });
-try {
-  const total = await client.lmz.callRaw('COUNTER_DO', 'node', ctn().increment(7));
-  const hello = await client.lmz.callRaw('HELLO_WORKER', null, ctn().hello('Node'));
-  console.log(JSON.stringify({ total, hello }));
-} finally {
-  client[Symbol.dispose]();
-}
-EOF
+  cp "$SRC/tests/integration/install_call.mjs" "$T/jsapp/call.mjs"
   out=$(cd "$T/jsapp" && timeout 60 node call.mjs "$SVC_HTTP" "$TOK" 2>&1)
   check "$1 (got: ${out:0:200})" test "$out" = '{"total":7,"hello":"Hello, Node!"}'
 }

@@ -189,19 +189,7 @@ js_part() {
   else
     bad "npm install of the tarball into a fresh project (offline)"; tail -10 "$T/npm-install.log"; return
   fi
-  cat >"$T/jsapp/call.mjs" <<'EOF'
-import { LmzClient, ctn } from '@lmz/client';
-const base = process.argv[2];
-const { access_token } = await (await fetch(`${base}/_lmz/dev-token`)).json();
-const client = new LmzClient({ baseUrl: base, accessToken: access_token });
-try {
-  const total = await client.lmz.callRaw('COUNTER_DO', 'node', ctn().increment(7));
-  const hello = await client.lmz.callRaw('HELLO_WORKER', null, ctn().hello('Node'));
-  console.log(JSON.stringify({ total, hello }));
-} finally {
-  client[Symbol.dispose]();
-}
-EOF
+  cp "$SRC/tests/integration/install_call.mjs" "$T/jsapp/call.mjs"
   local out
   out=$(cd "$T/jsapp" && timeout 60 node call.mjs "$HTTP_N" 2>&1)
   check "Node calls the app through the installed @lmz/client (got: ${out:0:200})" \
