@@ -22,6 +22,7 @@
 #include "core/err.h"
 #include "core/trace.h"
 #include "lib/fakehttp.h"
+#include "lib/tl_loop.h"
 #include "lmz/lmz.h"
 
 static struct {
@@ -190,20 +191,10 @@ static void closed(lmz_node_t *n, void *arg) {
   *(bool *)arg = true;
 }
 
-static void run_until(struct env *e, const int *counter, int want) {
-  uint64_t end = tl_now_ms() + 20000u * tl_time_scale();
-  while (*counter < want && tl_now_ms() < end)
-    uv_run(&e->loop, UV_RUN_ONCE);
-  assert_int_equal(*counter, want);
-}
-
 static void env_close(struct env *e) {
   bool done = false;
   lmz_node_close(e->node, closed, &done);
-  uint64_t end = tl_now_ms() + 20000u * tl_time_scale();
-  while (!done && tl_now_ms() < end)
-    uv_run(&e->loop, UV_RUN_ONCE);
-  assert_true(done);
+  tl_run_until_true(&e->loop, &done);
   lmz_node_release(e->node);
   fakehttp_close(e->srv);
   uv_run(&e->loop, UV_RUN_DEFAULT);
@@ -257,20 +248,20 @@ static void worker_answers_with_fetch(void **state) {
   struct env e;
   env_open(&e, 1, 5000);
   call(&e, "W", NULL, "get", "/hello");
-  run_until(&e, &G.replies, 1);
+  tl_run_until_count(&e.loop, &G.replies, 1);
   assert_true(G.reply_ok);
   assert_true(G.reply_status == 200);
   assert_string_equal(G.reply_body, "hello");
   call(&e, "W", NULL, "get", "/nothing");
-  run_until(&e, &G.replies, 2);
+  tl_run_until_count(&e.loop, &G.replies, 2);
   assert_true(G.reply_ok); /* an HTTP error status is still a response */
   assert_true(G.reply_status == 404);
   call(&e, "W", NULL, "getBin", "/hello");
-  run_until(&e, &G.replies, 3);
+  tl_run_until_count(&e.loop, &G.replies, 3);
   assert_true(G.reply_ok);
   assert_true(G_body_binary);
   call(&e, "D", "z", "getDeferred", "/hello");
-  run_until(&e, &G.replies, 4);
+  tl_run_until_count(&e.loop, &G.replies, 4);
   assert_true(G.reply_ok);
   assert_false(G_body_binary);
   assert_string_equal(G.reply_body, "hello");
@@ -288,7 +279,7 @@ static void fetch_carries_traceparent(void **state) {
   static const char tid[] = "0af7651916cd43dd8448eb211c80319c";
   G_call_trace = tid;
   call(&e, "W", NULL, "get", "/trace");
-  run_until(&e, &G.replies, 1);
+  tl_run_until_count(&e.loop, &G.replies, 1);
   assert_true(G.reply_ok);
   char want[8 + sizeof tid];
   snprintf(want, sizeof want, "00-%s-", tid);
@@ -296,12 +287,12 @@ static void fetch_carries_traceparent(void **state) {
   assert_memory_equal(G.reply_body, want, strlen(want));
   assert_string_equal(G.reply_body + 52, "-01");
   call(&e, "D", "t", "get", "/trace");
-  run_until(&e, &G.handled, 1);
+  tl_run_until_count(&e.loop, &G.handled, 1);
   assert_int_equal(strlen(G.h_body), 55);
   assert_memory_equal(G.h_body, want, strlen(want));
   G_call_trace = NULL; /* the call mints a trace: the request carries it */
   call(&e, "W", NULL, "get", "/trace");
-  run_until(&e, &G.replies, 3);
+  tl_run_until_count(&e.loop, &G.replies, 3);
   char got[LMZ_TRACE_ID_LEN + 1];
   assert_int_equal(lmz_traceparent_parse(G.reply_body, strlen(G.reply_body), got), 0);
   assert_string_not_equal(got, tid);
@@ -313,17 +304,17 @@ static void do_gets_handler_in_later_turn_and_keeps_serving(void **state) {
   struct env e;
   env_open(&e, 1, 5000);
   call(&e, "D", "a", "get", "/slow"); /* the server answers after 300 ms */
-  run_until(&e, &G.replies, 1);
+  tl_run_until_count(&e.loop, &G.replies, 1);
   assert_true(G.reply_ok);
   assert_string_equal(G.reply_body, "?"); /* "queued" is a string, not a response */
   assert_int_equal(G.handled, 0);
   /* the actor serves other calls while its fetch waits */
   for (int i = 0; i < 5; i++)
     call(&e, "D", "a", "ping", "");
-  run_until(&e, &G.replies, 6);
+  tl_run_until_count(&e.loop, &G.replies, 6);
   assert_int_equal(G.pings, 5);
   assert_int_equal(G.handled, 0);
-  run_until(&e, &G.handled, 1);
+  tl_run_until_count(&e.loop, &G.handled, 1);
   assert_int_equal(G.h_turns_before, 5);
   assert_true(G.h_status == 200);
   assert_string_equal(G.h_body, "slow");
@@ -335,15 +326,15 @@ static void limits(void **state) {
   struct env e;
   env_open(&e, 1, 300);
   call(&e, "W", NULL, "get", "/hang");
-  run_until(&e, &G.replies, 1);
+  tl_run_until_count(&e.loop, &G.replies, 1);
   assert_false(G.reply_ok);
   assert_string_equal(G.reply_code, "ETIMEOUT");
   call(&e, "W", NULL, "get", "/big");
-  run_until(&e, &G.replies, 2);
+  tl_run_until_count(&e.loop, &G.replies, 2);
   assert_false(G.reply_ok);
   assert_string_equal(G.reply_code, "ETOOBIG");
   call(&e, "D", "b", "get", "/loop/0");
-  run_until(&e, &G.handled, 1);
+  tl_run_until_count(&e.loop, &G.handled, 1);
   assert_string_equal(G.h_code, "ELOOP");
   env_close(&e);
 }
@@ -353,11 +344,11 @@ static void host_not_allowed(void **state) {
   struct env e;
   env_open(&e, 1, 5000);
   call(&e, "W", NULL, "get", "http://localhost:1/x"); /* not on the list */
-  run_until(&e, &G.replies, 1);
+  tl_run_until_count(&e.loop, &G.replies, 1);
   assert_false(G.reply_ok);
   assert_string_equal(G.reply_code, "EACCESS");
   call(&e, "D", "c", "get", "file:///etc/passwd");
-  run_until(&e, &G.replies, 2);
+  tl_run_until_count(&e.loop, &G.replies, 2);
   assert_false(G.reply_ok);
   assert_string_equal(G.reply_code, "EINVAL");
   assert_int_equal(fakehttp_count(e.srv), 0);
@@ -365,7 +356,7 @@ static void host_not_allowed(void **state) {
   /* no allow-list: fetch is off */
   env_open(&e, 0, 5000);
   call(&e, "W", NULL, "get", "/hello");
-  run_until(&e, &G.replies, 1);
+  tl_run_until_count(&e.loop, &G.replies, 1);
   assert_false(G.reply_ok);
   assert_string_equal(G.reply_code, "EACCESS");
   assert_int_equal(fakehttp_count(e.srv), 0);
@@ -380,17 +371,17 @@ static void inflight_bound(void **state) {
   struct env e;
   env_open(&e, 1, 5000);
   call_n(&e, "D", "f", "many", "/hello", 4);
-  run_until(&e, &G.replies, 1);
+  tl_run_until_count(&e.loop, &G.replies, 1);
   assert_false(G.reply_ok);
   assert_string_equal(G.reply_code, "EOVERLOAD");
   call_n(&e, "D", "f", "many", "/hello", 3);
-  run_until(&e, &G.replies, 2);
+  tl_run_until_count(&e.loop, &G.replies, 2);
   assert_true(G.reply_ok);
-  run_until(&e, &G.handled, 3);
+  tl_run_until_count(&e.loop, &G.handled, 3);
   call_n(&e, "D", "f", "many", "/hello", 3); /* the bound is free again */
-  run_until(&e, &G.replies, 3);
+  tl_run_until_count(&e.loop, &G.replies, 3);
   assert_true(G.reply_ok);
-  run_until(&e, &G.handled, 6);
+  tl_run_until_count(&e.loop, &G.handled, 6);
   assert_int_equal(fakehttp_count(e.srv), 6);
   env_close(&e);
 }
@@ -400,10 +391,10 @@ static void throwing_turn_sends_nothing(void **state) {
   struct env e;
   env_open(&e, 1, 5000);
   call(&e, "D", "d", "getThrow", "/hello");
-  run_until(&e, &G.replies, 1);
+  tl_run_until_count(&e.loop, &G.replies, 1);
   assert_false(G.reply_ok);
   call(&e, "D", "d", "ping", ""); /* a later turn: the loop has run */
-  run_until(&e, &G.replies, 2);
+  tl_run_until_count(&e.loop, &G.replies, 2);
   assert_int_equal(fakehttp_count(e.srv), 0);
   assert_int_equal(G.handled, 0);
   env_close(&e);

@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "lib/fakehttp.h"
 #include "lib/testlib.h"
+#include "lib/tl_loop.h"
 
 static struct {
   char head[4096], body[4096];
@@ -61,20 +62,10 @@ static void fx_open(struct fx *f, uint32_t timeout_ms) {
   assert_int_equal(lmz__mail_http_init(f->s, &c, err), 0);
 }
 
-static void run_until(uv_loop_t *loop, const int *n, int want) {
-  uint64_t end = tl_now_ms() + 20000u * tl_time_scale();
-  while (*n < want && tl_now_ms() < end)
-    uv_run(loop, UV_RUN_ONCE);
-  assert_int_equal(*n, want);
-}
-
 static void fx_close(struct fx *f) {
   bool closed = false;
   f->s->ops->close(f->s, closed_cb, &closed);
-  uint64_t end = tl_now_ms() + 20000u * tl_time_scale();
-  while (!closed && tl_now_ms() < end)
-    uv_run(&f->loop, UV_RUN_ONCE);
-  assert_true(closed);
+  tl_run_until_true(&f->loop, &closed);
   fakehttp_close(f->srv);
   uv_run(&f->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -92,7 +83,7 @@ static void message_posted(void **state) {
   struct res r = {0};
   assert_int_equal(f.s->ops->send(f.s, &good, sent_cb, &r), 0);
   assert_int_equal(r.n, 0);
-  run_until(&f.loop, &r.n, 1);
+  tl_run_until_count(&f.loop, &r.n, 1);
   assert_int_equal(r.status, 0);
   assert_int_equal(strncmp(G.head, "POST /emails ", 13), 0);
   assert_non_null(strstr(G.head, "\r\nAuthorization: Bearer re_test_key\r\n"));
@@ -103,7 +94,7 @@ static void message_posted(void **state) {
                       "\"text\":\"Follow the link\"}");
   G.status = 202; /* any 2xx */
   assert_int_equal(f.s->ops->send(f.s, &good, sent_cb, &r), 0);
-  run_until(&f.loop, &r.n, 2);
+  tl_run_until_count(&f.loop, &r.n, 2);
   assert_int_equal(r.status, 0);
   fx_close(&f);
 }
@@ -116,14 +107,14 @@ static void server_error_and_timeout(void **state) {
   fx_open(&f, 300);
   struct res r = {0};
   assert_int_equal(f.s->ops->send(f.s, &good, sent_cb, &r), 0);
-  run_until(&f.loop, &r.n, 1);
+  tl_run_until_count(&f.loop, &r.n, 1);
   assert_int_equal(r.status, LMZ_EIO);
   assert_non_null(strstr(r.errmsg, "HTTP 422"));
   assert_null(strstr(r.errmsg, "log in")); /* never the message */
   G.status = 0;
   G.hang = true;
   assert_int_equal(f.s->ops->send(f.s, &good, sent_cb, &r), 0);
-  run_until(&f.loop, &r.n, 2);
+  tl_run_until_count(&f.loop, &r.n, 2);
   assert_int_equal(r.status, LMZ_ETIMEOUT);
   fx_close(&f);
 }

@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "lib/fakesmtp.h"
 #include "lib/testlib.h"
+#include "lib/tl_loop.h"
 
 struct res {
   int n;
@@ -52,20 +53,10 @@ static void fx_open(struct fx *f, const struct fakesmtp_opts *so, int starttls,
   assert_int_equal(lmz__mail_smtp_init(f->s, &c, err), 0);
 }
 
-static void run_until(uv_loop_t *loop, const int *n, int want) {
-  uint64_t end = tl_now_ms() + 20000u * tl_time_scale();
-  while (*n < want && tl_now_ms() < end)
-    uv_run(loop, UV_RUN_ONCE);
-  assert_int_equal(*n, want);
-}
-
 static void fx_close(struct fx *f) {
   bool closed = false;
   f->s->ops->close(f->s, closed_cb, &closed);
-  uint64_t end = tl_now_ms() + 20000u * tl_time_scale();
-  while (!closed && tl_now_ms() < end)
-    uv_run(&f->loop, UV_RUN_ONCE);
-  assert_true(closed);
+  tl_run_until_true(&f->loop, &closed);
   fakesmtp_close(f->srv);
   uv_run(&f->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -93,7 +84,7 @@ static void message_received(void **state) {
   struct res r = {0};
   assert_int_equal(msend(&f, &good, &r), 0);
   assert_int_equal(r.n, 0); /* never from inside send */
-  run_until(&f.loop, &r.n, 1);
+  tl_run_until_count(&f.loop, &r.n, 1);
   assert_int_equal(r.status, 0);
   assert_int_equal(fakesmtp_messages(f.srv), 1);
   assert_int_equal(strncmp(fakesmtp_mail_from(f.srv), "<noreply@lmz.test>", 18), 0);
@@ -117,7 +108,7 @@ static void message_received(void **state) {
   m.subject = "Connexion \xc3\xa0 lmz";
   m.html = NULL;
   assert_int_equal(msend(&f, &m, &r), 0);
-  run_until(&f.loop, &r.n, 2);
+  tl_run_until_count(&f.loop, &r.n, 2);
   assert_int_equal(r.status, 0);
   d = fakesmtp_data(f.srv);
   assert_non_null(strstr(d, "Subject: =?UTF-8?B?"));
@@ -169,7 +160,7 @@ static void server_errors(void **state) {
   fx_open(&f, &o, 0, 5000);
   struct res r = {0};
   assert_int_equal(msend(&f, &good, &r), 0);
-  run_until(&f.loop, &r.n, 1);
+  tl_run_until_count(&f.loop, &r.n, 1);
   assert_int_equal(r.status, LMZ_EIO);
   assert_non_null(strstr(r.errmsg, "127.0.0.1")); /* names the server... */
   assert_null(strstr(r.errmsg, "Hello"));         /* ...never the message */
@@ -178,7 +169,7 @@ static void server_errors(void **state) {
   fx_open(&f, &o, 0, 5000);
   r = (struct res){0};
   assert_int_equal(msend(&f, &good, &r), 0);
-  run_until(&f.loop, &r.n, 1);
+  tl_run_until_count(&f.loop, &r.n, 1);
   assert_int_equal(r.status, LMZ_EIO);
   assert_int_equal(fakesmtp_messages(f.srv), 0);
   fx_close(&f);
@@ -186,7 +177,7 @@ static void server_errors(void **state) {
   fx_open(&f, NULL, 1, 5000);
   r = (struct res){0};
   assert_int_equal(msend(&f, &good, &r), 0);
-  run_until(&f.loop, &r.n, 1);
+  tl_run_until_count(&f.loop, &r.n, 1);
   assert_int_equal(r.status, LMZ_EIO);
   assert_int_equal(fakesmtp_messages(f.srv), 0);
   assert_false(fakesmtp_saw_auth(f.srv)); /* no password in clear either */
@@ -200,7 +191,7 @@ static void timeout(void **state) {
   fx_open(&f, &o, 0, 300);
   struct res r = {0};
   assert_int_equal(msend(&f, &good, &r), 0);
-  run_until(&f.loop, &r.n, 1);
+  tl_run_until_count(&f.loop, &r.n, 1);
   assert_int_equal(r.status, LMZ_ETIMEOUT);
   fx_close(&f);
 }

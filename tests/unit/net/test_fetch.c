@@ -12,6 +12,7 @@
 #include "core/trace.h"
 #include "lib/fakehttp.h"
 #include "lib/testlib.h"
+#include "lib/tl_loop.h"
 #include "net/fetch.h"
 
 struct result {
@@ -98,13 +99,6 @@ static void fetch_cb(void *ud, int status, const struct lmz_net_response *res,
       snprintf(r->hdr, sizeof r->hdr, "%s", res->headers[i].value);
 }
 
-static void run_until(uv_loop_t *loop, bool *flag) {
-  uint64_t end = tl_now_ms() + 20000u * tl_time_scale();
-  while (!*flag && tl_now_ms() < end)
-    uv_run(loop, UV_RUN_ONCE);
-  assert_true(*flag);
-}
-
 static struct fx *fx_new(const struct lmz_net_opts *o) {
   struct fx *f = calloc(1, sizeof *f);
   assert_non_null(f);
@@ -122,7 +116,7 @@ static void closed_cb(void *ud) { *(bool *)ud = true; }
 static void fx_free(struct fx *f) {
   bool closed = false;
   lmz_net_close(f->net, closed_cb, &closed);
-  run_until(&f->loop, &closed);
+  tl_run_until_true(&f->loop, &closed);
   fakehttp_close(f->srv);
   uv_run(&f->loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&f->loop), 0); /* nothing left behind */
@@ -141,7 +135,7 @@ static void get(struct fx *f, const char *path, struct result *r) {
   char err[LMZ_ERRMSG_LEN] = "";
   assert_int_equal(lmz_net_fetch(f->net, &q, fetch_cb, r, err), 0);
   assert_false(r->done); /* never synchronous */
-  run_until(&f->loop, &r->done);
+  tl_run_until_true(&f->loop, &r->done);
 }
 
 static void test_get_ok(void **state) {
@@ -172,7 +166,7 @@ static void test_post_body_and_303(void **state) {
   struct result r = {0};
   char err[LMZ_ERRMSG_LEN] = "";
   assert_int_equal(lmz_net_fetch(f->net, &q, fetch_cb, &r, err), 0);
-  run_until(&f->loop, &r.done);
+  tl_run_until_true(&f->loop, &r.done);
   assert_int_equal(r.status, 0);
   assert_string_equal(r.body, "ping");
   assert_string_equal(r.hdr, "POST");
@@ -180,7 +174,7 @@ static void test_post_body_and_303(void **state) {
   snprintf(url, sizeof url, "%s/see-other", f->base);
   struct result r2 = {0};
   assert_int_equal(lmz_net_fetch(f->net, &q, fetch_cb, &r2, err), 0);
-  run_until(&f->loop, &r2.done);
+  tl_run_until_true(&f->loop, &r2.done);
   assert_int_equal(r2.status, 0);
   assert_int_equal(r2.http, 200);
   assert_string_equal(r2.hdr, "other");
@@ -293,7 +287,7 @@ static void get_traced(struct fx *f, const char *path, const char *trace_id,
                               .trace_id = trace_id};
   char err[LMZ_ERRMSG_LEN] = "";
   assert_int_equal(lmz_net_fetch(f->net, &q, fetch_cb, r, err), 0);
-  run_until(&f->loop, &r->done);
+  tl_run_until_true(&f->loop, &r->done);
   assert_int_equal(r->status, 0);
   assert_int_equal(r->http, 200);
 }
@@ -353,10 +347,10 @@ static void test_max_inflight(void **state) {
   assert_int_equal(lmz_net_fetch(f->net, &q, fetch_cb, &r[0], err), 0);
   assert_int_equal(lmz_net_fetch(f->net, &q, fetch_cb, &r[1], err), 0);
   assert_int_equal(lmz_net_fetch(f->net, &q, fetch_cb, &r[2], err), LMZ_EOVERLOAD);
-  run_until(&f->loop, &r[1].done);
-  run_until(&f->loop, &r[0].done);
+  tl_run_until_true(&f->loop, &r[1].done);
+  tl_run_until_true(&f->loop, &r[0].done);
   assert_int_equal(lmz_net_fetch(f->net, &q, fetch_cb, &r[2], err), 0);
-  run_until(&f->loop, &r[2].done);
+  tl_run_until_true(&f->loop, &r[2].done);
   assert_int_equal(r[2].status, 0);
   fx_free(f);
 }
@@ -393,7 +387,7 @@ static void test_close_cancels_callbacks(void **state) {
   bool closed = false;
   lmz_net_close(f->net, closed_cb, &closed);
   assert_false(r[0].done); /* later, not from inside close */
-  run_until(&f->loop, &closed);
+  tl_run_until_true(&f->loop, &closed);
   for (int i = 0; i < 2; i++) {
     assert_true(r[i].done);
     assert_int_equal(r[i].status, LMZ_ECANCELED);
