@@ -80,10 +80,18 @@ static size_t glue_candidates(void *ctx, uint64_t *out, size_t cap) {
   return lmz__cluster_candidates(c, lmz_cluster_now_ms(c), false, out, cap);
 }
 
+/* Once per loop iteration: the turns of this iteration shipped their
+ * records; they leave now, so the backups' fsyncs run alongside the local
+ * one. The transport's own flush is a prepare handle too and may already
+ * have run in this phase: without lmz_transport_flush() the frames would
+ * wait until something else woke the loop (in practice the local commit),
+ * which serialized the two fsyncs. */
 static void flush_cb(uv_prepare_t *h) {
   lmz_cluster_t *c = h->data;
-  if (c->repl)
-    lmz_repl_flush(c->repl);
+  if (!c->repl)
+    return;
+  lmz_repl_flush(c->repl);
+  lmz_transport_flush(c->t);
 }
 
 int lmz_cluster_repl_start(lmz_cluster_t *c, lmz_store_t *store,

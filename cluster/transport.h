@@ -251,6 +251,12 @@ int lmz_conn_send(lmz_conn_t *conn, const Lmz__Frame *f);
  * to keep the loop busy (a broadcast fanning out locally after sending its
  * frames to other nodes). No-op when nothing is queued or it is not up. */
 void lmz_conn_flush(lmz_conn_t *conn);
+/* Writes every conn's queued frames now. For senders that run in a
+ * uv_prepare callback of their own: libuv runs only the prepare handles that
+ * were active when the phase began, so frames queued there would otherwise
+ * wait for the NEXT iteration, i.e. until the loop wakes up again (for
+ * whatever reason) after blocking in poll. */
+void lmz_transport_flush(lmz_transport_t *t);
 /* Stops a conn: a managed one stops redialing; its connection(s) close,
  * queued frames are dropped. DOWN (LMZ_ECANCELED) is reported if it was UP,
  * then the conn is freed (do not use it after this call). Idempotent. */

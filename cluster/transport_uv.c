@@ -427,8 +427,7 @@ static void flush_conn(lmz_conn_t *c) {
     c->t->priv.m.writes++;
 }
 
-static void on_flush(uv_prepare_t *h) {
-  lmz_transport_t *t = h->data;
+void lmz_transport_flush(lmz_transport_t *t) {
   lmz_conn_t *c;
   while ((c = P(t)->dirty) != NULL) {
     P(t)->dirty = c->dirty_next;
@@ -436,7 +435,12 @@ static void on_flush(uv_prepare_t *h) {
     c->dirty_next = NULL;
     flush_conn(c);
   }
-  uv_prepare_stop(&P(t)->flush);
+  if (!P(t)->closing)
+    uv_prepare_stop(&P(t)->flush);
+}
+
+static void on_flush(uv_prepare_t *h) {
+  lmz_transport_flush(h->data);
 }
 
 /* Appends a frame to the conn's queue without the backpressure check (the

@@ -167,6 +167,64 @@ static bool both_up(void *ctx) {
   return p->a->ups > 0 && p->b->ups > 0;
 }
 
+/* ---- a frame sent from a prepare callback leaves in that iteration ------- */
+
+struct prep_send {
+  uv_prepare_t h;
+  lmz_transport_t *t;
+  lmz_conn_t *conn;
+  uint64_t writes_before, writes_after;
+  bool ran;
+};
+
+/* Like the replication flush (cluster/cluster_repl.c): queue a frame in a
+ * prepare callback of our own, then write it at once. The transport's own
+ * prepare handle is not active at the start of this phase, so without
+ * lmz_transport_flush() the frame would wait for the loop's next wake-up. */
+static void prep_send_cb(uv_prepare_t *h) {
+  struct prep_send *ps = h->data;
+  struct lmz_transport_metrics m;
+  Lmz__Call call;
+  Lmz__Frame f = call_frame(&call, 0, "x", 1);
+  lmz_transport_metrics(ps->t, &m);
+  ps->writes_before = m.writes;
+  assert_int_equal(lmz_conn_send(ps->conn, &f), 0);
+  lmz_transport_flush(ps->t);
+  lmz_transport_metrics(ps->t, &m);
+  ps->writes_after = m.writes;
+  ps->ran = true;
+  uv_prepare_stop(h);
+}
+
+static bool got_frame(void *ctx) { return ((node *)ctx)->frames > 0; }
+
+static void test_flush_from_prepare(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  node a, b;
+  struct lmz_transport_options oa = base_opts(&a, NULL);
+  struct lmz_transport_options ob = base_opts(&b, "127.0.0.1:0");
+  node_start(&loop, &b, 2, &ob);
+  node_start(&loop, &a, 1, &oa);
+  char addr[64];
+  lmz_conn_t *ca;
+  assert_int_equal(lmz_transport_connect(&a.t, 2, addr_of(&b, addr), &ca), 0);
+  pair_ctx pc = {&a, &b, 0};
+  run_until(&loop, both_up, &pc, LIVE_MS);
+  struct prep_send ps = {.t = &a.t, .conn = ca};
+  uv_prepare_init(&loop, &ps.h);
+  ps.h.data = &ps;
+  uv_prepare_start(&ps.h, prep_send_cb);
+  run_until(&loop, got_frame, &b, LIVE_MS);
+  assert_true(ps.ran);
+  assert_int_equal(ps.writes_after, ps.writes_before + 1);
+  uv_close((uv_handle_t *)&ps.h, NULL);
+  node_close(&loop, &a);
+  node_close(&loop, &b);
+  loop_teardown(&loop);
+}
+
 static void test_exchange_100k_both_ways(void **state) {
   (void)state;
   uv_loop_t loop;
@@ -1409,6 +1467,7 @@ int main(void) {
     cmocka_set_test_filter(getenv("LMZ_TEST_FILTER"));
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exchange_100k_both_ways),
+      cmocka_unit_test(test_flush_from_prepare),
       cmocka_unit_test(test_backpressure_peer_gone),
       cmocka_unit_test(test_slow_then_dead_peer),
       cmocka_unit_test(test_reconnect_same_port),
