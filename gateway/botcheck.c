@@ -17,7 +17,8 @@
  *     not {"success": bool}, times out or is unreachable: 403
  *     turnstile_failed with error_codes (siteverify's, or ours:
  *     "siteverify-unavailable", "siteverify-bad-answer");
- *  4. the check cannot start (too many in flight, out of memory): 503;
+ *  4. the check cannot start (too many in flight, out of memory, its HTTP
+ *     client, made by the first check, cannot be created): 503;
  *  5. the connection closes or the gateway closes meanwhile: dropped. */
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -59,23 +60,32 @@ int lmz__gw_bot_init(lmz_gateway_t *gw, const struct lmz_gateway_bot_check *o,
     return LMZ_EINVAL;
   }
   gw->bot.timeout_ms = o->timeout_ms ? o->timeout_ms : LMZ_GATEWAY_BOT_TIMEOUT_MS;
+  gw->bot.host = host;
   gw->bot.secret = strdup(o->secret);
   gw->bot.url = strdup(url);
-  const char *allow[] = {host};
+  return gw->bot.secret && gw->bot.url ? 0 : LMZ_ENOMEM;
+}
+
+/* The check's HTTP client, created by the first check rather than at init:
+ * it puts a timer on the loop, and init must add nothing to the loop before
+ * its last step that can fail. 0, LMZ_ECANCELED, LMZ_ENOMEM, LMZ_EIO; errmsg. */
+static int bot_net(lmz_gateway_t *gw, char *errmsg) {
+  if (gw->bot.net)
+    return 0;
+  if (gw->closing) /* lmz__gw_bot_close has run: it would never be closed */
+    return LMZ_ECANCELED;
+  const char *allow[] = {gw->bot.host};
   struct lmz_net_opts no = {.allow = allow, .n_allow = 1,
                             .timeout_ms = gw->bot.timeout_ms,
                             .max_response_bytes = 16 * 1024,
                             .max_request_bytes = 16 * 1024,
                             .max_redirects = 0, .max_inflight = 256};
-  int rv = gw->bot.secret && gw->bot.url &&
-                   (gw->bot.net = malloc(sizeof *gw->bot.net))
-               ? lmz_net_init(gw->bot.net, gw->loop, &no, errmsg)
-               : LMZ_ENOMEM;
-  if (rv) {
-    free(gw->bot.net); /* nothing of it is on the loop */
-    gw->bot.net = NULL;
-  }
-  free(host);
+  lmz_net_t *net = malloc(sizeof *net);
+  int rv = net ? lmz_net_init(net, gw->loop, &no, errmsg) : LMZ_ENOMEM;
+  if (rv)
+    free(net); /* nothing of it is on the loop */
+  else
+    gw->bot.net = net;
   return rv;
 }
 
@@ -200,7 +210,8 @@ static int start(lmz_gateway_t *gw, lmz_http_conn_t *conn,
     struct lmz_net_request nr = {.url = gw->bot.url, .method = "POST", .headers = hs,
                                  .n_headers = 1, .body = b.data, .body_len = b.len};
     char err[LMZ_ERRMSG_LEN] = "";
-    if ((rv = lmz_net_fetch(gw->bot.net, &nr, on_verify, br, err)))
+    if ((rv = bot_net(gw, err)) ||
+        (rv = lmz_net_fetch(gw->bot.net, &nr, on_verify, br, err)))
       LMZ_LOG_WARN(&lmz__gw_log, "bot check: %s", err[0] ? err : lmz_strerror(rv));
   }
   lmz_buf_free(&b);
@@ -216,7 +227,7 @@ bool lmz__gw_bot_hold(lmz_gateway_t *gw, lmz_http_conn_t *conn,
                       const struct lmz_http_request *req, const char *rest,
                       size_t rest_len, const char *origin) {
   static const char path[] = "/email-magic-link";
-  if (!gw->bot.net || strcmp(req->method, "POST") || rest_len != sizeof path - 1 ||
+  if (!gw->bot.secret || strcmp(req->method, "POST") || rest_len != sizeof path - 1 ||
       memcmp(rest, path, rest_len))
     return false;
   lmz_arena *a = lmz_arena_new();

@@ -192,7 +192,7 @@ static void incall_send(struct gw_conn *k, struct gw_incall *ic) {
 /* Every call relayed on `k` fails now (its answer can no longer come). */
 static void fail_conn_calls(struct gw_conn *k, const char *msg) {
   lmz_gateway_t *gw = k->gw;
-  struct gw_list local;
+  struct lmz__gw_list local;
   lmz__gw_list_init(&local);
   size_t it = 0;
   void *v;
@@ -202,7 +202,7 @@ static void fail_conn_calls(struct gw_conn *k, const char *msg) {
     lmz__gw_list_push(&local, &ic->link);
   }
   lmz_hmap_clear(&k->calls);
-  struct gw_link *l;
+  struct lmz__gw_link *l;
   while ((l = lmz__gw_list_first(&local))) {
     lmz__gw_list_remove(&local, l);
     incall_fail(gw, lmz_container_of(l, struct gw_incall, link), msg);
@@ -210,7 +210,7 @@ static void fail_conn_calls(struct gw_conn *k, const char *msg) {
 }
 
 static void fail_held(struct gw_client *c, const char *msg) {
-  struct gw_link *l;
+  struct lmz__gw_link *l;
   while ((l = lmz__gw_list_first(&c->held))) {
     lmz__gw_list_remove(&c->held, l);
     incall_fail(c->gw, lmz_container_of(l, struct gw_incall, link), msg);
@@ -233,7 +233,7 @@ void lmz__gw_timer_arm(lmz_gateway_t *gw) {
   if (gw->closing)
     return;
   uint64_t now = lmz__gw_now(gw), due = UINT64_MAX;
-  struct gw_link *l;
+  struct lmz__gw_link *l;
   if (gw->fail_q.n)
     due = now;
   if ((l = lmz__gw_list_first(&gw->sent_q))) {
@@ -257,7 +257,7 @@ static void grace_end(struct gw_client *c) {
 
 void lmz__gw_timer_run(lmz_gateway_t *gw) {
   uint64_t now = lmz__gw_now(gw);
-  struct gw_link *l;
+  struct lmz__gw_link *l;
   while ((l = lmz__gw_list_first(&gw->fail_q))) {
     lmz__gw_list_remove(&gw->fail_q, l);
     struct gw_incall *ic = lmz_container_of(l, struct gw_incall, link);
@@ -287,7 +287,7 @@ void lmz__gw_timer_run(lmz_gateway_t *gw) {
 }
 
 void lmz__gw_clients_shutdown(lmz_gateway_t *gw) {
-  struct gw_link *l;
+  struct lmz__gw_link *l;
   while ((l = lmz__gw_list_first(&gw->fail_q))) {
     lmz__gw_list_remove(&gw->fail_q, l);
     struct gw_incall *ic = lmz_container_of(l, struct gw_incall, link);
@@ -367,7 +367,7 @@ static void attach(struct gw_client *c, struct gw_conn *k) {
   k->client = c;
   set_last(c, k);
   send_status(k, sub_required);
-  struct gw_link *l;
+  struct lmz__gw_link *l;
   while (k->ws && (l = lmz__gw_list_first(&c->held))) {
     lmz__gw_list_remove(&c->held, l);
     incall_send(k, lmz_container_of(l, struct gw_incall, link));

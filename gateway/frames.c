@@ -20,12 +20,12 @@ lmz_log_ns lmz__gw_log = LMZ_LOG_NS("lmz.gateway");
 
 /* ---- lists --------------------------------------------------------------- */
 
-void lmz__gw_list_init(struct gw_list *l) {
+void lmz__gw_list_init(struct lmz__gw_list *l) {
   l->head.next = l->head.prev = &l->head;
   l->n = 0;
 }
 
-void lmz__gw_list_push(struct gw_list *l, struct gw_link *e) {
+void lmz__gw_list_push(struct lmz__gw_list *l, struct lmz__gw_link *e) {
   e->prev = l->head.prev;
   e->next = &l->head;
   l->head.prev->next = e;
@@ -33,7 +33,7 @@ void lmz__gw_list_push(struct gw_list *l, struct gw_link *e) {
   l->n++;
 }
 
-void lmz__gw_list_remove(struct gw_list *l, struct gw_link *e) {
+void lmz__gw_list_remove(struct lmz__gw_list *l, struct lmz__gw_link *e) {
   if (!e->next)
     return;
   e->prev->next = e->next;

@@ -4,18 +4,22 @@
  *
  * Happy path: lmz_gateway_init copies the options, builds the key set
  * (given keys, dev keys, configured public keys), resolves the static
- * folder, starts the HTTP server, registers and binds the raw class. Each
- * request goes: built-in endpoints -> routes.c (gateway, actors) ->
- * static.c -> 404.
+ * folder, binds the HTTP port, registers and binds the raw class, and only
+ * then puts the port and the deadline timer on the loop: everything that
+ * can fail comes before the node's binding (which cannot be undone) and
+ * nothing that needs a loop iteration to undo comes before it, so a failed
+ * init unwinds synchronously. Each request goes: built-in endpoints ->
+ * routes.c (gateway, actors) -> static.c -> 404.
  * Failure modes:
  *  1. bad options (empty binding, unknown static folder, unreadable keys,
  *     a binding already taken): init fails with errmsg, nothing to close;
- *  2. the HTTP port cannot be bound: init fails (errmsg names it);
+ *  2. the HTTP port cannot be bound, or the class is taken: init fails
+ *     (errmsg names it), the bound socket is closed, nothing is on the loop;
  *  3. the dev token without a signing key: 500 (and it is 404 unless dev);
  *  4. close: sockets get 1001, relayed and held mesh calls fail with
  *     ClientDisconnectedError, pending HTTP answers are dropped, static
- *     reads finish; then the close callback. The memory stays until
- *     lmz_gateway_free (the node may still call the class). */
+ *     reads finish; then the close callback. What the gateway holds stays
+ *     until lmz_gateway_release (the node may still call the class). */
 #include <limits.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -444,6 +448,7 @@ static void free_parts(lmz_gateway_t *gw) {
   free(gw->auth_prefix);
   free(gw->bot.secret);
   free(gw->bot.url);
+  free(gw->bot.host);
   free(gw->iss);
   free(gw->aud);
   free(gw->static_dir);
@@ -453,37 +458,26 @@ static void free_parts(lmz_gateway_t *gw) {
   lmz_arena_free(gw->scratch);
   lmz_buf_free(&gw->out);
   lmz_hmap_free(&gw->clients);
-  free(gw);
 }
 
-static void free_after_http_close(lmz_http_server_t *srv) { free_parts(srv->data); }
-
-static int start_http(lmz_gateway_t *gw, const struct lmz_gateway_opts *o,
-                      char *errmsg) {
+/* Binds the HTTP port; nothing is on the loop until lmz_http_server_start. */
+static int bind_http(lmz_gateway_t *gw, const struct lmz_gateway_opts *o,
+                     char *errmsg) {
   struct lmz_http_options ho = {.host = o->host, .port = o->port,
                                 .on_request = on_request, .on_upgrade = on_upgrade,
                                 .on_conn_close = on_conn_close,
-                                .on_init_failed = free_after_http_close,
                                 .max_body = gw->max_message};
   gw->http.data = gw;
-  int rv = lmz_http_server_init(gw->loop, &gw->http, &ho);
+  int rv = lmz_http_server_bind(gw->loop, &gw->http, &ho);
   if (rv)
     lmz__errmsg_printf(errmsg, "HTTP %s:%d: %s", o->host ? o->host : "127.0.0.1",
                        o->port, gw->http.errmsg[0] ? gw->http.errmsg : lmz_strerror(rv));
   return rv;
 }
 
-int lmz_gateway_init(uv_loop_t *loop, lmz_gateway_t **out, lmz_node_t *node,
-                     const struct lmz_gateway_opts *opts, char *errmsg) {
-  lmz_gateway_t *gw = calloc(1, sizeof *gw);
-  if (!gw)
-    return LMZ_ENOMEM;
-  gw->loop = loop;
-  gw->node = node;
-  lmz__gw_list_init(&gw->sent_q);
-  lmz__gw_list_init(&gw->fail_q);
-  lmz__gw_list_init(&gw->grace_q);
-  lmz__gw_list_init(&gw->conns);
+/* Everything of init that can fail and leaves nothing on the loop. */
+static int prepare(lmz_gateway_t *gw, const struct lmz_gateway_opts *opts,
+                   char *errmsg) {
   int rv = copy_opts(gw, opts, errmsg);
   if (!rv && !(gw->scratch = lmz_arena_new()))
     rv = LMZ_ENOMEM;
@@ -491,31 +485,54 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway_t **out, lmz_node_t *node,
     lmz_arena_set_limit(gw->scratch, lmz__gw_frame_budget(gw->max_message));
   if (!rv)
     rv = load_keys(gw, opts, errmsg);
-  if (!rv && lmz_node_binding_kind(node, gw->binding, NULL)) {
+  if (!rv && lmz_node_binding_kind(gw->node, gw->binding, NULL)) {
     lmz__errmsg_printf(errmsg, "gateway: binding %s is taken", gw->binding);
     rv = LMZ_EEXIST;
   }
-  if (!rv)
+  if (!rv) /* the configuration only: its HTTP client comes with the first check */
     rv = lmz__gw_bot_init(gw, &opts->bot_check, errmsg);
-  if (!rv)
-    rv = start_http(gw, opts, errmsg);
+  return rv;
+}
+
+/* The class LumenizeClientGateway and its binding. If the bind fails the
+ * class stays registered, never bound: nothing calls it. */
+static int register_class(lmz_gateway_t *gw, char *errmsg) {
+  int rv = lmz_node_register_raw_class(gw->node, LMZ_GATEWAY_CLASS,
+                                       lmz__gw_raw_call, gw);
   if (rv) {
-    if (gw->bot.net) /* freed once closed; holds nothing of gw */
-      lmz_net_close(gw->bot.net, free, gw->bot.net);
-    if (!lmz_http_server_init_closing(&gw->http)) /* else freed once closed */
-      free_parts(gw);
+    lmz__errmsg_printf(errmsg, "gateway: register %s: %s", LMZ_GATEWAY_CLASS,
+                       rv == LMZ_EEXIST ? "the node has it already" : lmz_strerror(rv));
     return rv;
   }
-  rv = lmz_node_register_raw_class(node, LMZ_GATEWAY_CLASS, lmz__gw_raw_call, gw);
-  if (!rv)
-    rv = lmz_node_bind(node, gw->binding, LMZ_GATEWAY_CLASS, LMZ_NODE_DO, errmsg);
-  if (rv) { /* the class may stay registered: it was never bound */
+  rv = lmz_node_bind(gw->node, gw->binding, LMZ_GATEWAY_CLASS, LMZ_NODE_DO,
+                     errmsg);
+  if (rv)
     lmz__errmsg_wrapf(errmsg, "gateway: register %s", LMZ_GATEWAY_CLASS);
-    if (gw->bot.net)
-      lmz_net_close(gw->bot.net, free, gw->bot.net);
-    lmz_http_server_close(&gw->http, free_after_http_close);
+  return rv;
+}
+
+int lmz_gateway_init(uv_loop_t *loop, lmz_gateway_t *gw, lmz_node_t *node,
+                     const struct lmz_gateway_opts *opts, char *errmsg) {
+  *gw = (lmz_gateway_t){.loop = loop, .node = node};
+  lmz__gw_list_init(&gw->sent_q);
+  lmz__gw_list_init(&gw->fail_q);
+  lmz__gw_list_init(&gw->grace_q);
+  lmz__gw_list_init(&gw->conns);
+  int rv = prepare(gw, opts, errmsg);
+  if (!rv)
+    rv = bind_http(gw, opts, errmsg);
+  if (rv) {
+    free_parts(gw);
     return rv;
   }
+  /* last: a binding on the node cannot be undone (its calls would reach gw) */
+  if ((rv = register_class(gw, errmsg))) {
+    lmz_http_server_unbind(&gw->http);
+    free_parts(gw);
+    return rv;
+  }
+  /* nothing below fails: the loop's handles */
+  lmz_http_server_start(&gw->http);
   uv_timer_init(loop, &gw->timer);
   gw->timer.data = gw;
   gw->started_ms = uv_now(loop);
@@ -525,7 +542,6 @@ int lmz_gateway_init(uv_loop_t *loop, lmz_gateway_t **out, lmz_node_t *node,
                lmz_http_server_port(&gw->http), gw->binding,
                gw->prefix[0] ? gw->prefix : "", gw->static_dir ? ", static: " : "",
                gw->static_dir ? gw->static_dir : "");
-  *out = gw;
   return 0;
 }
 
@@ -563,14 +579,14 @@ void lmz_gateway_close(lmz_gateway_t *gw, lmz_gateway_close_cb cb, void *arg) {
   uv_close((uv_handle_t *)&gw->timer, timer_closed);
 }
 
-void lmz_gateway_free(lmz_gateway_t *gw) {
+void lmz_gateway_release(lmz_gateway_t *gw) {
   if (!gw)
     return;
   size_t it = 0;
   void *v;
   while (lmz_hmap_next(&gw->clients, &it, NULL, NULL, &v))
     free(v); /* no held calls remain after close */
-  struct gw_link *l;
+  struct lmz__gw_link *l;
   while ((l = lmz__gw_list_first(&gw->conns))) {
     struct gw_conn *k = lmz_container_of(l, struct gw_conn, all);
     lmz__gw_list_remove(&gw->conns, l);

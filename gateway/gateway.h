@@ -68,6 +68,9 @@
 #include <uv.h>
 
 #include "actor/node.h"
+#include "core/buf.h"
+#include "core/hmap.h"
+#include "gateway/http.h"
 #include "gateway/jwt.h"
 #include "gateway/ratelimit.h"
 
@@ -206,15 +209,80 @@ struct lmz_gateway_stats {
   uint64_t ws_rate_limited;  /* upgrades refused 429 */
 };
 
-/* Starts the HTTP server, loads the key set, registers the class
- * LumenizeClientGateway and binds opts.binding on `node` (before or after
- * lmz_node_start). Strings of `opts` are copied. On 0, *out must be closed
- * with lmz_gateway_close() and freed with lmz_gateway_free(). Errors (errmsg,
- * LMZ_ERRMSG_LEN bytes, says what failed; nothing to close): LMZ_EINVAL
- * (bad options), LMZ_EEXIST (binding or class taken), key loading errors
- * (gateway/keys.h: LMZ_EACCESS, LMZ_EBADCONFIG, LMZ_EIO), libuv errors of
- * bind/listen (UV_EADDRINUSE ...), LMZ_ENOMEM. */
-int lmz_gateway_init(uv_loop_t *loop, lmz_gateway_t **out, lmz_node_t *node,
+/* The gateway handle (README "Code conventions"): the caller allocates it;
+ * the fields are private to gateway/ (gw_int.h). */
+typedef void (*lmz_gateway_close_cb)(lmz_gateway_t *gw, void *arg);
+
+/* Intrusive doubly linked list (FIFO queues of deadlines). A link whose
+ * next is NULL is on no list. */
+struct lmz__gw_link {
+  struct lmz__gw_link *next, *prev;
+};
+struct lmz__gw_list {
+  struct lmz__gw_link head; /* sentinel */
+  size_t n;
+};
+
+/* The bot check (botcheck.c): secret NULL = off; net is the HTTP client,
+ * created by the first check (NULL until then and after close). */
+struct lmz__gw_bot {
+  lmz_net_t *net; /* allow-list: the endpoint's host only */
+  char *secret, *url, *host;
+  uint32_t timeout_ms;
+};
+
+struct lmz_gateway_s {
+  uv_loop_t *loop;
+  lmz_node_t *node;
+  lmz_http_server_t http;
+  char *binding;
+  char *prefix;     /* normalized: "" (none) or "/x[/y]" without trailing / */
+  char *auth_prefix; /* "/auth" or NULL: routed to LUMENIZE_AUTH/default */
+  size_t auth_max_body; /* bodies under auth_prefix; larger: 413 here */
+  struct lmz__gw_bot bot; /* the bot check on the magic-link POST */
+  char *static_dir; /* realpath, or NULL */
+  char *mount_prefix, *mount_dir; /* "/x" and a realpath, or both NULL */
+  char **cors;
+  size_t n_cors;
+  char *iss, *aud;
+  struct lmz_jwt_keyset keys;
+  char **public_bindings; /* reachable over HTTP without a token */
+  size_t n_public;
+  lmz_rate http_rate; /* per subject: authenticated actor requests */
+  lmz_rate ws_rate;   /* per subject: WebSocket connections */
+  bool dev;
+  uint32_t grace_ms, call_timeout_ms;
+  size_t max_message;
+  uv_timer_t timer; /* earliest deadline of sent_q, grace_q, fail_q */
+  struct lmz__gw_list sent_q;  /* gw_incall relayed, by deadline */
+  struct lmz__gw_list fail_q;  /* gw_incall to fail on the next timer run */
+  struct lmz__gw_list grace_q; /* gw_client in grace, by deadline */
+  lmz_hmap clients;       /* instance -> struct gw_client */
+  struct lmz__gw_list conns; /* every struct gw_conn not yet freed */
+  lmz_buf out;            /* frame being built (sends copy it) */
+  lmz_arena *scratch;     /* per frame / per request; reset after use */
+  uint64_t started_ms;    /* uv_now at init */
+  double started_wall_ms;
+  bool closing;
+  unsigned n_waits; /* close waits: http server, timer, static reads */
+  lmz_gateway_close_cb close_cb;
+  void *close_arg;
+  struct lmz_gateway_stats stats;
+};
+
+/* Initializes the caller's `gw`: loads the key set, binds the HTTP port,
+ * registers the class LumenizeClientGateway and binds opts.binding on
+ * `node` (before or after lmz_node_start), then starts listening. Strings
+ * of `opts` are copied. On 0, close with lmz_gateway_close() and, once the
+ * node has closed too, lmz_gateway_release(). Errors (errmsg,
+ * LMZ_ERRMSG_LEN bytes, says what failed): LMZ_EINVAL (bad options),
+ * LMZ_EEXIST (binding or class taken), key loading errors (gateway/keys.h:
+ * LMZ_EACCESS, LMZ_EBADCONFIG, LMZ_EIO), libuv errors of bind/listen
+ * (UV_EADDRINUSE ...), LMZ_ENOMEM. On error nothing is left on the loop,
+ * nothing is bound on the node and `gw` may be freed at once (a failure
+ * after the class was registered leaves it registered but never bound; a
+ * later init on the same node then fails with LMZ_EEXIST). */
+int lmz_gateway_init(uv_loop_t *loop, lmz_gateway_t *gw, lmz_node_t *node,
                      const struct lmz_gateway_opts *opts, char *errmsg);
 /* The bound HTTP port. */
 int lmz_gateway_port(const lmz_gateway_t *gw);
@@ -224,17 +292,18 @@ int lmz_gateway_port(const lmz_gateway_t *gw);
  * next loop iteration (never from this call). */
 void lmz_gateway_clock_moved(lmz_gateway_t *gw);
 
-typedef void (*lmz_gateway_close_cb)(lmz_gateway_t *gw, void *arg);
 /* Stops listening, closes every socket (1001 going away) and connection,
  * fails held and relayed mesh calls with ClientDisconnectedError, waits for
- * static-file reads; then cb (may be NULL) runs. Later mesh calls to the
+ * static-file reads and bot checks in flight; then cb (may be NULL) runs:
+ * nothing of the gateway is on the loop any more. Later mesh calls to the
  * gateway binding fail with ClientDisconnectedError('Client is not
  * connected'). Calling it twice is a no-op. */
 void lmz_gateway_close(lmz_gateway_t *gw, lmz_gateway_close_cb cb, void *arg);
-/* Frees the gateway: only after its close callback AND after the node has
- * closed (the node keeps the class, whose calls still reach the gateway's
- * memory until then). NULL is ignored. */
-void lmz_gateway_free(lmz_gateway_t *gw);
+/* Releases what the gateway still holds (clients, connections, copied
+ * options, keys): only after its close callback AND after the node has
+ * closed (the node keeps the class, whose calls still reach the gateway
+ * until then). The memory of `gw` is then the caller's. NULL is ignored. */
+void lmz_gateway_release(lmz_gateway_t *gw);
 
 void lmz_gateway_get_stats(const lmz_gateway_t *gw,
                            struct lmz_gateway_stats *st);

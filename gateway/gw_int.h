@@ -1,4 +1,5 @@
-/* gateway/gw_int.h - private: the gateway object shared by gateway.c (init,
+/* gateway/gw_int.h - private: what the files of the gateway object
+ * (struct lmz_gateway_s, gateway.h) share: gateway.c (init,
  * close, HTTP dispatch, status, metrics, dev token), clientgw.c (client
  * gateway actors), frames.c (JSON helpers), routes.c (paths, binding
  * matching, CORS, actor routing), access.c (tokens on actor routes, public
@@ -25,19 +26,12 @@
 
 extern lmz_log_ns lmz__gw_log;
 
-/* Intrusive doubly linked list (FIFO queues of deadlines). A node whose
- * next is NULL is on no list. */
-struct gw_link {
-  struct gw_link *next, *prev;
-};
-struct gw_list {
-  struct gw_link head; /* sentinel */
-  size_t n;
-};
-void lmz__gw_list_init(struct gw_list *l);
-void lmz__gw_list_push(struct gw_list *l, struct gw_link *e);
-void lmz__gw_list_remove(struct gw_list *l, struct gw_link *e);
-static inline struct gw_link *lmz__gw_list_first(struct gw_list *l) {
+/* The intrusive lists (struct lmz__gw_list, gateway.h): FIFO queues of
+ * deadlines. */
+void lmz__gw_list_init(struct lmz__gw_list *l);
+void lmz__gw_list_push(struct lmz__gw_list *l, struct lmz__gw_link *e);
+void lmz__gw_list_remove(struct lmz__gw_list *l, struct lmz__gw_link *e);
+static inline struct lmz__gw_link *lmz__gw_list_first(struct lmz__gw_list *l) {
   return l->head.next == &l->head ? NULL : l->head.next;
 }
 
@@ -53,8 +47,8 @@ struct gw_client {
   struct gw_conn *last;  /* latest connection (for hooks during grace) */
   bool in_grace;
   uint64_t grace_deadline; /* lmz__gw_now ms */
-  struct gw_link grace_link; /* on gw->grace_q */
-  struct gw_list held;       /* struct gw_incall waiting for a reconnect */
+  struct lmz__gw_link grace_link; /* on gw->grace_q */
+  struct lmz__gw_list held;       /* struct gw_incall waiting for a reconnect */
 };
 
 /* One accepted WebSocket. Reference counted: the open socket, each client
@@ -62,7 +56,7 @@ struct gw_client {
  * while callbacks run each hold one; freed at zero. */
 struct gw_conn {
   lmz_gateway_t *gw;
-  struct gw_link all;       /* gw->conns */
+  struct lmz__gw_link all;       /* gw->conns */
   uint32_t refs;
   lmz_ws_t *ws;             /* NULL once closed */
   struct gw_client *client; /* NULL once superseded or closed */
@@ -76,7 +70,7 @@ struct gw_conn {
 /* A mesh call to a client (the raw class call), from its arrival until the
  * client answers, a deadline passes or the socket drops. */
 struct gw_incall {
-  struct gw_link link;      /* gw->sent_q, gw->fail_q or client->held */
+  struct lmz__gw_link link;      /* gw->sent_q, gw->fail_q or client->held */
   lmz_deferred *d;
   struct gw_client *client; /* while held */
   struct gw_conn *conn;     /* while sent */
@@ -86,13 +80,6 @@ struct gw_incall {
   char trace_id[33];        /* the mesh call's trace, for logs (core/trace.h) */
   lmz_buf frame;            /* the incoming_call frame (until sent) */
   char instance[];          /* the client's instance name */
-};
-
-/* The bot check (botcheck.c): net NULL = off. */
-struct gw_bot {
-  lmz_net_t *net; /* allow-list: the endpoint's host only */
-  char *secret, *url;
-  uint32_t timeout_ms;
 };
 
 /* An HTTP request answered later (actor route, static file). */
@@ -106,46 +93,6 @@ struct gw_pending_http {
    * traceparent "00-<trace>-<call>-01" (routes.c) */
   char trace[LMZ_TRACE_ID_LEN + 1], call[LMZ_CALL_ID_LEN + 1];
   char traceparent[56];
-};
-
-struct lmz_gateway_s {
-  uv_loop_t *loop;
-  lmz_node_t *node;
-  lmz_http_server_t http;
-  bool http_up;
-  char *binding;
-  char *prefix;     /* normalized: "" (none) or "/x[/y]" without trailing / */
-  char *auth_prefix; /* "/auth" or NULL: routed to LUMENIZE_AUTH/default */
-  size_t auth_max_body; /* bodies under auth_prefix; larger: 413 here */
-  struct gw_bot bot;    /* the bot check on the magic-link POST (botcheck.c) */
-  char *static_dir; /* realpath, or NULL */
-  char *mount_prefix, *mount_dir; /* "/x" and a realpath, or both NULL */
-  char **cors;
-  size_t n_cors;
-  char *iss, *aud;
-  struct lmz_jwt_keyset keys;
-  char **public_bindings; /* reachable over HTTP without a token */
-  size_t n_public;
-  lmz_rate http_rate; /* per subject: authenticated actor requests */
-  lmz_rate ws_rate;   /* per subject: WebSocket connections */
-  bool dev;
-  uint32_t grace_ms, call_timeout_ms;
-  size_t max_message;
-  uv_timer_t timer; /* earliest deadline of sent_q, grace_q, fail_q */
-  struct gw_list sent_q;  /* gw_incall relayed, by deadline (one timeout) */
-  struct gw_list fail_q;  /* gw_incall to fail on the next timer run */
-  struct gw_list grace_q; /* gw_client in grace, by deadline (one length) */
-  lmz_hmap clients;       /* instance -> struct gw_client */
-  struct gw_list conns;   /* every struct gw_conn not yet freed */
-  lmz_buf out;            /* frame being built (sends copy it) */
-  lmz_arena *scratch;     /* per frame / per request; reset after use */
-  uint64_t started_ms;    /* uv_now at init */
-  double started_wall_ms;
-  bool closing;
-  unsigned n_waits; /* close waits: http server, timer, static reads */
-  lmz_gateway_close_cb close_cb;
-  void *close_arg;
-  struct lmz_gateway_stats stats;
 };
 
 /* ---- clientgw.c ---------------------------------------------------------- */
@@ -214,11 +161,14 @@ int lmz__gw_respond(lmz_http_conn_t *conn, int status, const char *ctype,
 
 /* ---- botcheck.c ---------------------------------------------------------- */
 
-/* Starts the check's client when o->secret is set (else 0, off). 0,
- * LMZ_EINVAL (bad endpoint or secret), LMZ_ENOMEM, LMZ_EIO; errmsg. */
+/* Copies the check's configuration when o->secret is set (else 0, off);
+ * puts nothing on the loop (the first check creates the HTTP client). 0,
+ * LMZ_EINVAL (bad endpoint or secret), LMZ_ENOMEM; errmsg. On an error
+ * the copies are freed with the gateway's other options. */
 int lmz__gw_bot_init(lmz_gateway_t *gw, const struct lmz_gateway_bot_check *o,
                      char *errmsg);
-/* Cancels checks in flight (their requests are dropped); one close wait. */
+/* Cancels checks in flight (their requests are dropped); one close wait
+ * when the client exists. */
 void lmz__gw_bot_close(lmz_gateway_t *gw);
 /* A request under the auth prefix (`rest`: the path after it): when it is
  * the magic-link POST and the check is on, takes it (answers it, or holds

@@ -143,10 +143,6 @@ struct lmz_http_options {
    * for the rest. A test kit installs a fake clock and calls
    * lmz_http_server_clock_moved() after moving it. */
   lmz_http_now_fn now_ms;
-  /* A failed init whose listener was already created closes it (it needs a
-   * loop iteration): this runs once it is closed; `srv` may be freed then.
-   * Optional (without it, keep srv until the next uv_run has run). */
-  lmz_http_close_cb on_init_failed;
   void *clock_data; /* passed to now_ms */
 };
 
@@ -173,6 +169,8 @@ struct lmz__qnode {
 struct lmz__http_private {
   struct lmz_http_options opts; /* defaults filled in; host copied */
   char host[64];
+  int fd;        /* the listening socket between bind and start, else -1 */
+  bool started; /* lmz_http_server_start ran: the listener owns fd */
   uv_tcp_t listener;
   uv_prepare_t flush; /* once per loop iteration: resume parsing, flush */
   bool closing;
@@ -194,16 +192,24 @@ struct lmz_http_server_s {
   struct lmz__http_private priv; /* private: do not touch */
 };
 
-/* Binds and listens. Returns 0, LMZ_EINVAL (no on_request, bad host; see
- * srv->errmsg), LMZ_ENOMEM, or a libuv error from bind/listen
- * (UV_EADDRINUSE...; errmsg names the address). On error nothing needs
- * closing, but the listener may still be closing: then
- * lmz_http_server_init_closing() is true and on_init_failed runs later;
- * srv must live until then. On success close with lmz_http_server_close(). */
+/* Binds and listens, then watches the socket on `loop`. Returns 0,
+ * LMZ_EINVAL (no on_request, bad host; see srv->errmsg), LMZ_ENOMEM, or a
+ * libuv error from socket/bind/listen (UV_EADDRINUSE...; errmsg names the
+ * address). On error nothing is left on the loop and `srv` may be freed at
+ * once. On success close with lmz_http_server_close(). */
 int lmz_http_server_init(uv_loop_t *loop, lmz_http_server_t *srv,
                          const struct lmz_http_options *opts);
-/* Right after a failed init: whether on_init_failed is still to come. */
-bool lmz_http_server_init_closing(const lmz_http_server_t *srv);
+/* The same in two steps, for an owner with a step of its own in between
+ * that cannot be undone (the gateway binds its class on the node): bind
+ * does everything that can fail (errors as init's) and leaves nothing on
+ * the loop; clients that connect wait in the backlog. Then either
+ * lmz_http_server_start(), which cannot fail and puts the socket on the
+ * loop (close as after init), or lmz_http_server_unbind(), which closes the
+ * socket synchronously (`srv` may be freed at once). */
+int lmz_http_server_bind(uv_loop_t *loop, lmz_http_server_t *srv,
+                         const struct lmz_http_options *opts);
+void lmz_http_server_start(lmz_http_server_t *srv);
+void lmz_http_server_unbind(lmz_http_server_t *srv);
 /* The bound port (useful with port 0). */
 int lmz_http_server_port(const lmz_http_server_t *srv);
 /* Stops listening and closes every connection (WebSockets get a best-effort

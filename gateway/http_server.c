@@ -31,12 +31,18 @@
  *  5. too many connections: 503 and close, before any parsing.
  *  6. app callbacks may respond, close the connection or close the server:
  *     nothing is freed synchronously (the uv_close callbacks free), and every
- *     loop that calls out re-checks the connection's state afterwards. */
+ *     loop that calls out re-checks the connection's state afterwards.
+ *  7. the address cannot be bound (taken, bad host): init fails before any
+ *     handle exists (the socket is bound and listens before the loop sees
+ *     it), so nothing is left to close. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "gateway/http_int.h"
@@ -1100,48 +1106,53 @@ static void fill_defaults(struct lmz_http_options *o) {
 #undef DEF
 }
 
+/* The listening socket as a plain descriptor, not yet on the loop: a libuv
+ * handle, once initialized, takes a loop iteration to close, so binding
+ * first lets a failure (port taken, bad host) leave nothing behind.
+ * Socket options as uv_tcp_bind sets them; errors are libuv's codes. */
 static int bind_listen(lmz_http_server_t *srv) {
   struct lmz__http_private *pv = &srv->priv;
   struct sockaddr_storage ss;
-  if (uv_ip4_addr(pv->host, pv->opts.port, (struct sockaddr_in *)&ss) &&
-      uv_ip6_addr(pv->host, pv->opts.port, (struct sockaddr_in6 *)&ss)) {
-    lmz__errmsg_printf(srv->errmsg, "bad listen host '%s'", pv->host);
-    return LMZ_EINVAL;
+  socklen_t len = sizeof(struct sockaddr_in);
+  if (uv_ip4_addr(pv->host, pv->opts.port, (struct sockaddr_in *)&ss)) {
+    len = sizeof(struct sockaddr_in6);
+    if (uv_ip6_addr(pv->host, pv->opts.port, (struct sockaddr_in6 *)&ss)) {
+      lmz__errmsg_printf(srv->errmsg, "bad listen host '%s'", pv->host);
+      return LMZ_EINVAL;
+    }
   }
-  int rv = uv_tcp_bind(&pv->listener, (struct sockaddr *)&ss, 0);
-  if (!rv)
-    rv = uv_listen((uv_stream_t *)&pv->listener, pv->opts.backlog,
-                   on_connection);
+  int one = 1, zero = 0, rv = 0;
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+      (ss.ss_family == AF_INET6 && /* dual stack, as uv_tcp_bind without flags */
+       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero)) ||
+      bind(fd, (struct sockaddr *)&ss, len) || listen(fd, pv->opts.backlog))
+    rv = uv_translate_sys_error(errno);
+  len = sizeof ss;
+  if (!rv && getsockname(fd, (struct sockaddr *)&ss, &len))
+    rv = uv_translate_sys_error(errno);
   if (rv) {
     lmz__errmsg_printf(srv->errmsg, "listen on %s:%d: %s", pv->host,
                        pv->opts.port, uv_strerror(rv));
+    if (fd >= 0)
+      close(fd);
     return rv;
   }
-  int n = sizeof ss;
-  uv_tcp_getsockname(&pv->listener, (struct sockaddr *)&ss, &n);
+  pv->fd = fd;
   pv->port =
       ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                      : ((struct sockaddr_in *)&ss)->sin_port);
   return 0;
 }
 
-static void on_init_failed_closed(uv_handle_t *h) {
-  lmz_http_server_t *srv = h->data;
-  if (srv->priv.opts.on_init_failed)
-    srv->priv.opts.on_init_failed(srv);
-}
-
-bool lmz_http_server_init_closing(const lmz_http_server_t *srv) {
-  return uv_is_closing((const uv_handle_t *)&srv->priv.listener) != 0;
-}
-
-int lmz_http_server_init(uv_loop_t *loop, lmz_http_server_t *srv,
+int lmz_http_server_bind(uv_loop_t *loop, lmz_http_server_t *srv,
                          const struct lmz_http_options *opts) {
   void *data = srv->data;
   memset(srv, 0, sizeof *srv);
   srv->data = data;
   srv->loop = loop;
   struct lmz__http_private *pv = &srv->priv;
+  pv->fd = -1;
   if (!opts || !opts->on_request) {
     lmz__errmsg_printf(srv->errmsg, "on_request is required");
     return LMZ_EINVAL;
@@ -1154,24 +1165,53 @@ int lmz_http_server_init(uv_loop_t *loop, lmz_http_server_t *srv,
   q_init(&pv->conns), q_init(&pv->dirty), q_init(&pv->resume);
   if (!(pv->rbuf = malloc(READ_BUF_LEN)))
     return LMZ_ENOMEM;
-  uv_tcp_init(loop, &pv->listener);
-  pv->listener.data = srv;
   int rv = bind_listen(srv);
   if (rv) {
-    /* closing needs loop iterations; the caller's next uv_run does it and
-     * the handle lives in srv, which the caller keeps until then */
-    uv_close((uv_handle_t *)&pv->listener, on_init_failed_closed);
     free(pv->rbuf);
     pv->rbuf = NULL;
-    return rv;
   }
-  uv_prepare_init(loop, &pv->flush);
+  return rv;
+}
+
+void lmz_http_server_unbind(lmz_http_server_t *srv) {
+  struct lmz__http_private *pv = &srv->priv;
+  LMZ_ASSERT(pv->fd >= 0 && !pv->started);
+  close(pv->fd);
+  pv->fd = -1;
+  free(pv->rbuf);
+  pv->rbuf = NULL;
+}
+
+void lmz_http_server_start(lmz_http_server_t *srv) {
+  struct lmz__http_private *pv = &srv->priv;
+  LMZ_ASSERT(pv->fd >= 0 && !pv->started);
+  /* None of these fails on a socket that already listens and that the loop
+   * does not know yet: uv_tcp_init with no family creates nothing,
+   * uv_tcp_open only checks that the loop does not watch the descriptor,
+   * uv_listen repeats listen(). */
+  int rv = uv_tcp_init(srv->loop, &pv->listener);
+  if (!rv)
+    rv = uv_tcp_open(&pv->listener, pv->fd);
+  if (!rv)
+    rv = uv_listen((uv_stream_t *)&pv->listener, pv->opts.backlog, on_connection);
+  LMZ_ASSERT(rv == 0);
+  pv->listener.data = srv;
+  pv->fd = -1; /* the listener's now */
+  pv->started = true;
+  uv_prepare_init(srv->loop, &pv->flush);
   pv->flush.data = srv;
   uv_prepare_start(&pv->flush, on_prepare);
   uv_unref((uv_handle_t *)&pv->flush); /* the listener keeps the loop alive */
   pv->n_handles = 2;
   LMZ_LOG_DEBUG(&log_ns, "listening on %s:%d", pv->host, pv->port);
-  return 0;
+}
+
+int lmz_http_server_init(uv_loop_t *loop, lmz_http_server_t *srv,
+                         const struct lmz_http_options *opts) {
+  int rv = lmz_http_server_bind(loop, srv, opts);
+  if (!rv)
+    lmz_http_server_start(srv);
+  return rv;
 }
 
 int lmz_http_server_port(const lmz_http_server_t *srv) {

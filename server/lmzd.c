@@ -53,7 +53,8 @@ struct lmzd {
   bool cluster_up;
   lmz_router_t router_mem;
   lmz_router_t *router;   /* &router_mem in a cluster, else NULL */
-  lmz_gateway_t *gateway; /* the HTTP/WebSocket port */
+  lmz_gateway_t gateway_mem; /* the HTTP/WebSocket port */
+  lmz_gateway_t *gateway;    /* &gateway_mem once initialized */
   lmz_auth_t auth_mem;
   lmz_auth_t *auth; /* &auth_mem once initialized, or NULL (auth/auth.h) */
   lmz_transport_t transport;
@@ -786,10 +787,11 @@ static int start_gateway(struct lmzd *d) {
     fprintf(stderr, "lmzd: bad HTTP address '%s' (HOST:PORT)\n", d->cfg.http);
     return 2;
   }
-  if (lmz_gateway_init(&d->loop, &d->gateway, d->node, &o, err)) {
+  if (lmz_gateway_init(&d->loop, &d->gateway_mem, d->node, &o, err)) {
     fprintf(stderr, "lmzd: %s\n", err);
     return 1;
   }
+  d->gateway = &d->gateway_mem;
   if (d->auth) { /* links fall back to this node's own address */
     char origin[300];
     bool any = !strcmp(o.host, "0.0.0.0") || !strcmp(o.host, "::");
@@ -957,7 +959,7 @@ int main(int argc, char **argv) {
     lmz_node_release(d.node);
   lmz_remote_close(&d.remote);
   lmz_router_release(d.router);
-  lmz_gateway_free(d.gateway); /* after the node: it may call the gateway */
+  lmz_gateway_release(d.gateway); /* after the node: it may call the gateway */
   lmz_auth_release(d.auth);    /* after the node too: its class data */
   if (uv_loop_close(&d.loop)) /* a close path forgot something: say so */
     fprintf(stderr, "lmzd: handles left open on the loop at exit\n");

@@ -41,7 +41,7 @@ struct fx {
   uv_loop_t loop;
   char *dir;
   lmz_node_t node_mem, *node; /* node = &node_mem once initialized */
-  lmz_gateway_t *gw;
+  lmz_gateway_t gw_mem, *gw; /* gw = &gw_mem once initialized */
   int port;
   double now_ms; /* the node's (fake) wall clock */
   struct lmz_jwt_keyset ks;
@@ -89,10 +89,11 @@ static inline void fx_start(const struct fx_opts *o) {
   struct lmz_gateway_opts go = o->gw;
   go.port = 0;
   go.keyset = &F->ks;
-  int rv = lmz_gateway_init(&F->loop, &F->gw, F->node, &go, err);
+  int rv = lmz_gateway_init(&F->loop, &F->gw_mem, F->node, &go, err);
   if (rv)
     fprintf(stderr, "gateway: %s\n", err);
   assert_int_equal(rv, 0);
+  F->gw = &F->gw_mem;
   F->port = lmz_gateway_port(F->gw);
 }
 
@@ -136,7 +137,7 @@ static inline void fx_stop(void) {
   assert_true(wc_wait(&F->gw_closed, WC_DEADLINE_MS));
   lmz_node_close(F->node, fx_node_closed, F);
   assert_true(wc_wait(&F->node_closed, WC_DEADLINE_MS));
-  lmz_gateway_free(F->gw);
+  lmz_gateway_release(F->gw);
   lmz_node_release(F->node);
   for (int i = 0; i < 1000 && uv_loop_alive(&F->loop); i++)
     uv_run(&F->loop, UV_RUN_NOWAIT);

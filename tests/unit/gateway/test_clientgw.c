@@ -896,12 +896,63 @@ static void test_max_message_bounds(void **state) {
   for (size_t i = 0; i < 2; i++) {
     struct lmz_gateway_opts go = {.binding = "OTHER_GW", .max_message = bad[i],
                                   .keyset = &F->ks};
-    lmz_gateway_t *gw = NULL;
+    lmz_gateway_t gw;
     char err[LMZ_ERRMSG_LEN] = "";
     assert_int_equal(lmz_gateway_init(&F->loop, &gw, F->node, &go, err), LMZ_EINVAL);
-    assert_null(gw);
     assert_non_null(strstr(err, "max_message"));
   }
+}
+
+/* ---- a failed init leaves nothing on the loop ---------------------------- */
+
+static void count_handle(uv_handle_t *h, void *arg) {
+  (void)h;
+  (*(int *)arg)++;
+}
+
+/* Handles on the loop, closing ones included (uv_walk lists a handle until
+ * its close has finished, which takes a loop iteration). */
+static int loop_handles(void) {
+  int n = 0;
+  uv_walk(&F->loop, count_handle, &n);
+  return n;
+}
+
+/* A second gateway on the fixture's node fails: its port is taken (with and
+ * without the bot check's HTTP client), or the class LumenizeClientGateway
+ * is (the fixture's gateway registered it). Each time init returns with no
+ * handle added to the loop, not even a closing one, binds nothing, and the
+ * memory is freed at once (ASan: nothing refers to it afterwards); the
+ * fixture's gateway still answers. */
+static void test_init_failure_leaves_nothing(void **state) {
+  (void)state;
+  struct {
+    int port;
+    const char *bot_secret;
+    int want;
+  } cases[] = {{F->port, NULL, UV_EADDRINUSE},
+               {F->port, "s3cret", UV_EADDRINUSE},
+               {0, NULL, LMZ_EEXIST}};
+  for (size_t i = 0; i < LMZ_ARRAY_SIZE(cases); i++) {
+    struct lmz_gateway_opts go = {.binding = "OTHER_GW", .port = cases[i].port,
+                                  .keyset = &F->ks,
+                                  .bot_check = {.secret = cases[i].bot_secret,
+                                                .endpoint = "http://127.0.0.1:9/"}};
+    char err[LMZ_ERRMSG_LEN] = "";
+    int before = loop_handles();
+    lmz_gateway_t *gw = malloc(sizeof *gw);
+    assert_non_null(gw);
+    assert_int_equal(lmz_gateway_init(&F->loop, gw, F->node, &go, err), cases[i].want);
+    assert_true(err[0] != '\0');
+    assert_int_equal(loop_handles(), before);
+    assert_false(lmz_node_binding_kind(F->node, "OTHER_GW", NULL));
+    free(gw);
+    for (int k = 0; k < 3; k++)
+      uv_run(&F->loop, UV_RUN_NOWAIT);
+  }
+  struct wc_resp r = wc_http("GET", "/_lmz/status", NULL);
+  assert_int_equal(r.status, 200);
+  wc_resp_free(&r);
 }
 
 /* ---- hooks --------------------------------------------------------------- */
@@ -980,6 +1031,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_large_messages, setup_small, teardown),
       cmocka_unit_test_setup_teardown(test_dense_frame_closes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_max_message_bounds, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_init_failure_leaves_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_with_clients, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -651,6 +651,66 @@ static void test_bad_init(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void count_handle(uv_handle_t *h, void *arg) {
+  (void)h;
+  (*(int *)arg)++;
+}
+
+/* Handles on gw_loop, closing ones included (a closed handle stays listed
+ * until a loop iteration has finished its close). */
+static int loop_handles(void) {
+  int n = 0;
+  uv_walk(gw_loop, count_handle, &n);
+  return n;
+}
+
+static bool s2_closed;
+static void on_s2_closed(lmz_http_server_t *srv) {
+  (void)srv;
+  s2_closed = true;
+}
+
+/* A taken port: init fails before any handle exists (nothing on the loop,
+ * not even a closing listener, so the server's memory is free at once).
+ * The two steps: bind adds nothing to the loop either; unbind undoes it at
+ * once; a client that connects between bind and start is answered after
+ * start. */
+static void test_bind_failure_leaves_nothing(void **state) {
+  (void)state;
+  struct lmz_http_options o = opts();
+  start(&o);
+  int before = loop_handles();
+  lmz_http_server_t *s2 = malloc(sizeof *s2);
+  assert_non_null(s2);
+  o.port = port();
+  assert_int_equal(lmz_http_server_init(gw_loop, s2, &o), UV_EADDRINUSE);
+  assert_non_null(strstr(s2->errmsg, "listen on 127.0.0.1"));
+  assert_int_equal(loop_handles(), before);
+  o.port = 0;
+  assert_int_equal(lmz_http_server_bind(gw_loop, s2, &o), 0);
+  assert_true(lmz_http_server_port(s2) > 0);
+  assert_int_equal(loop_handles(), before);
+  lmz_http_server_unbind(s2);
+  assert_int_equal(loop_handles(), before);
+  assert_int_equal(lmz_http_server_bind(gw_loop, s2, &o), 0);
+  int fd = gw_connect(lmz_http_server_port(s2)); /* waits in the backlog */
+  gw_sends(fd, "GET /early HTTP/1.1\r\nHost: x\r\n\r\n");
+  lmz_http_server_start(s2);
+  assert_int_equal(loop_handles(), before + 2); /* listener, prepare */
+  lmz_buf b = LMZ_BUF_INIT;
+  char *r = gw_read_response(fd, &b);
+  assert_int_equal(gw_status(r), 200);
+  assert_non_null(strstr(r, "GET /early"));
+  free(r);
+  lmz_buf_free(&b);
+  close(fd);
+  s2_closed = false;
+  lmz_http_server_close(s2, on_s2_closed);
+  assert_true(gw_wait_flag(&s2_closed, GW_DEADLINE_MS));
+  free(s2);
+  stop();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basic_keepalive),
@@ -663,6 +723,7 @@ int main(void) {
       cmocka_unit_test(test_respond_validation),
       cmocka_unit_test(test_pipeline_backpressure),
       cmocka_unit_test(test_bad_init),
+      cmocka_unit_test(test_bind_failure_leaves_nothing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
