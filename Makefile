@@ -1,8 +1,7 @@
-# lmz - two commands on a fresh machine:
+# lmz - on a fresh machine (CI, .ci/run, runs make test, then make check):
 #   make run    install missing Debian packages, build, start the main job
 #   make test   install missing packages, build, run every test (ctest)
 #               (install-root.debian is skipped there: make test-install-root)
-# and, by hand until its TSan suite runs clean repeatedly (.ci/run says why):
 #   make check  the unit, integration and cluster tests under ASan+UBSan
 #               (build-asan/) and then under TSan (build-tsan/); any
 #               sanitizer report fails it
