@@ -7,6 +7,7 @@
 #include "auth/mail.h"
 #include "auth/parse.h"
 #include "core/err.h"
+#include "core/pct.h"
 
 static bool blank(char c) { return c == ' ' || c == '\t'; }
 
@@ -42,16 +43,6 @@ bool lmz_auth_cookie_get(const char *hdr, size_t len, const char *name,
   return false;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Decodes q[a, b) into out; returns the length or an error. */
 static int decode(const char *q, size_t a, size_t b, char *out, size_t cap) {
   size_t o = 0;
@@ -60,11 +51,10 @@ static int decode(const char *q, size_t a, size_t b, char *out, size_t cap) {
     if (c == '+') {
       c = ' ';
     } else if (c == '%') { /* exactly two hex digits must follow */
-      int hi = i + 1 < b ? hexval(q[i + 1]) : -1;
-      int lo = i + 2 < b ? hexval(q[i + 2]) : -1;
-      if (hi < 0 || lo < 0)
+      int v = lmz_pct_byte(q + i, b - i);
+      if (v < 0)
         return LMZ_EINVAL;
-      c = (char)(hi * 16 + lo);
+      c = (char)v;
       i += 2;
     }
     if (c == '\0')

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/pct.h"
 #include "gateway/gw_int.h"
 
 #define MAX_FILE (32u << 20)
@@ -64,16 +65,6 @@ const char *lmz__gw_content_type(const char *name) {
   return "application/octet-stream";
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Checks each decoded segment of `dec` and joins them into out. */
 static int join_segments(const char *dec, size_t n, char *out, size_t cap) {
   size_t o = 0, i = 0;
@@ -107,12 +98,10 @@ int lmz__gw_safe_path(const char *path, size_t len, char *out, size_t cap) {
   for (size_t i = 0; i < len; i++) {
     char c = path[i];
     if (c == '%') {
-      if (i + 2 >= len)
+      int v = lmz_pct_byte(path + i, len - i);
+      if (v < 0)
         return LMZ_EINVAL;
-      int hi = hexval(path[i + 1]), lo = hexval(path[i + 2]);
-      if (hi < 0 || lo < 0)
-        return LMZ_EINVAL;
-      c = (char)(hi * 16 + lo);
+      c = (char)v;
       i += 2;
     }
     if (c == '\0' || c == '\\')
