@@ -355,8 +355,11 @@ static void on_incall_response(struct gw_conn *k, const lmz_json *msg) {
   struct gw_incall *ic = id ? lmz__gw_take_call(k, id, id_len) : NULL;
   if (!ic) {
     gw->stats.frames_ignored++;
+    /* the id is the client's: a line shows at most MAX_CALL_ID of it */
     LMZ_LOG_WARN(&lmz__gw_log, "client %s: response for unknown call %.*s",
-                 k->info.instance, id ? (int)id_len : 4, id ? id : "null");
+                 k->info.instance,
+                 id ? (int)(id_len < MAX_CALL_ID ? id_len : MAX_CALL_ID) : 4,
+                 id ? id : "null");
     return;
   }
   const lmz_json *succ = lmz_json_get(msg, "success");
