@@ -764,8 +764,7 @@ void lmz__router_set_send_hook(lmz_router_t *r, lmz__router_send_fn fn,
 int lmz__router_send(lmz_router_t *r, uint64_t peer, const Lmz__Frame *f) {
   if (r->send_hook)
     return r->send_hook(r->send_arg, peer, f);
-  lmz_conn_t *c = lmz_cluster_peer_conn(r->c, peer);
-  return c && lmz_conn_is_up(c) ? lmz_conn_send(c, f) : LMZ_EUNAVAILABLE;
+  return lmz_cluster_send(r->c, peer, f);
 }
 
 void lmz__router_flush(lmz_router_t *r, uint64_t peer) {
