@@ -67,6 +67,10 @@ awk -v s="$t_stop" -v e="$t_cont" -v b="$B" 'FILENAME == ARGV[1] { w[$1] = 1; ne
   END { printf "%d %d %.0f\n", n, bad, max }' "$T/backed" "$HIST" >"$T/lat"
 read -r n_calls n_bad max_ms <"$T/lat"
 echo "  while paused: $n_calls calls on node $B's counters, $n_bad not acknowledged, slowest ${max_ms} ms"
+# the first few that were not acknowledged, as the history has them
+awk -v s="$t_stop" -v e="$t_cont" -v b="$B" 'FILENAME == ARGV[1] { w[$1] = 1; next }
+  $1 == "op" && $5 >= s && $6 <= e && $4 != b && ($3 in w) && $7 != "ok" && k++ < 5 {
+    print "  not acknowledged: " $0 }' "$T/backed" "$HIST"
 check "every one of them was acknowledged within max_lag + 2 s" \
   bash -c '[ "$1" -gt 0 ] && [ "$2" = 0 ] && [ "$3" -le "$4" ]' _ "$n_calls" "$n_bad" "$max_ms" $(( MAX_LAG_MS + 2000 ))
 
