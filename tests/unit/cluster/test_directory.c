@@ -631,7 +631,7 @@ static void test_snapshot_hostile(void **state) {
   size_t prev_sz = 0;
   bool dup_done = false;
   while (p < m + len - 8 && !dup_done) {
-    const uint8_t *name = p + 17 + 8 * p[16]; /* after the backups */
+    const uint8_t *name = p + 18 + 8 * p[16]; /* after backups and flags */
     size_t sz = (size_t)(name - p) + 3 + name[0] +
                 (size_t)(name[1] | (name[2] << 8));
     if (prev && sz == prev_sz) {
