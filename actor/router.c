@@ -336,7 +336,8 @@ static void forward(lmz_router_t *r, lmz_msg *m, uint64_t owner,
 }
 
 /* A placement of ours that is not activated (cluster/activation.h): no turn
- * of it may run before its activation mark is committed in our replica,
+ * of it may run before its activation mark is committed (shown by our
+ * replica, or confirmed for that very item by the leader),
  * else the leader could re-place it (our owner renewals stopping) after we
  * acknowledged a write. The call parks (bounded by park_timeout_ms) and
  * routes again: to us once the mark is applied, to the new owner if the
@@ -406,7 +407,9 @@ int lmz__router_route(lmz_router_t *r, lmz_msg *m) {
       return 0;
     }
   }
-  if (!pl.activated) {
+  if (!pl.activated &&
+      !lmz_cluster_activation_confirmed(r->c, m->binding->name, m->instance,
+                                        epoch)) {
     gate_park(r, m, epoch);
     return 0;
   }
@@ -420,7 +423,9 @@ int lmz__router_gate(lmz_router_t *r, lmz_msg *m) {
       lmz_dir_placement_get(lmz_cluster_dir(r->c), m->binding->name,
                             m->binding->name_len, m->instance,
                             strlen(m->instance), &pl) ||
-      pl.node_id != self_id(r) || pl.activated)
+      pl.node_id != self_id(r) || pl.activated ||
+      lmz_cluster_activation_confirmed(r->c, m->binding->name, m->instance,
+                                       pl.epoch))
     return 1;
   gate_park(r, m, pl.epoch);
   return 0;

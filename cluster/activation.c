@@ -33,7 +33,10 @@
 
 static lmz_log_ns log_ns = LMZ_LOG_NS("lmz.cluster.activation");
 
-enum mark_state { QUEUED, FLIGHT, SENT };
+/* CONFIRMED: the leader answered success for this very item (a batch of
+ * one): the mark is committed, so the placement cannot be re-placed at
+ * that epoch any more; the router may run it before the replica shows it. */
+enum mark_state { QUEUED, FLIGHT, SENT, CONFIRMED };
 
 struct lmz_act_mark {
   uint64_t epoch;
@@ -63,6 +66,8 @@ void lmz_act_close(lmz_act *a) {
   marks_free(a);
 }
 
+static void marks_propose(lmz_act *a);
+
 int lmz_act_request(lmz_act *a, const char *binding, const char *instance,
                     uint64_t epoch) {
   if (a->closing)
@@ -91,7 +96,21 @@ int lmz_act_request(lmz_act *a, const char *binding, const char *instance,
     return LMZ_ENOMEM;
   }
   a->st.requested++;
+  if (!a->mark_flight)
+    marks_propose(a); /* at once when idle; batched behind a flight */
   return 0;
+}
+
+bool lmz_act_confirmed(const lmz_act *a, const char *binding,
+                       const char *instance, uint64_t epoch) {
+  size_t bl = strlen(binding), il = strlen(instance);
+  char key[LMZ_DIR_BINDING_MAX + LMZ_DIR_INSTANCE_MAX + 2];
+  if (bl == 0 || bl > LMZ_DIR_BINDING_MAX || il > LMZ_DIR_INSTANCE_MAX)
+    return false;
+  memcpy(key, binding, bl + 1);
+  memcpy(key + bl + 1, instance, il);
+  const struct lmz_act_mark *m = lmz_hmap_get(&a->marks, key, bl + 1 + il);
+  return m && m->state == CONFIRMED && m->epoch == epoch;
 }
 
 /* ---- owner: marks ---------------------------------------------------------- */
@@ -99,7 +118,7 @@ int lmz_act_request(lmz_act *a, const char *binding, const char *instance,
 static void mark_done(lmz_dirclient_req_t *req, int status,
                       const struct lmz_dir_item *item) {
   lmz_act *a = req->data;
-  (void)item;
+  bool one = a->flight_n == 1 && item; /* the answer is this item's */
   a->mark_flight = false;
   if (a->closing)
     return;
@@ -110,7 +129,9 @@ static void mark_done(lmz_dirclient_req_t *req, int status,
     struct lmz_act_mark *m = v;
     if (m->state != FLIGHT)
       continue;
-    m->state = status >= 0 ? SENT : QUEUED;
+    m->state = status < 0                         ? QUEUED
+               : one && item->epoch == m->epoch ? CONFIRMED
+                                                : SENT;
     m->sent_ms = now;
   }
   if (status < 0)
@@ -118,6 +139,8 @@ static void mark_done(lmz_dirclient_req_t *req, int status,
                   lmz_strerror(status));
   if (a->o.wake)
     a->o.wake(a->o.ctx);
+  if (!a->closing && !a->mark_flight && status >= 0)
+    marks_propose(a); /* what queued meanwhile (a failure waits a tick) */
 }
 
 /* Drops what the local replica settled; re-queues late answers. Returns
@@ -157,7 +180,18 @@ static void marks_set(lmz_act *a, enum mark_state from, enum mark_state to) {
   }
 }
 
+static bool any_queued(const lmz_act *a) {
+  size_t it = 0;
+  void *v;
+  while (lmz_hmap_next(&a->marks, &it, NULL, NULL, &v))
+    if (((struct lmz_act_mark *)v)->state == QUEUED)
+      return true;
+  return false;
+}
+
 static void marks_propose(lmz_act *a) {
+  if (!any_queued(a))
+    return;
   struct lmz_dir_activated *items =
       malloc(LMZ_ACT_MAX_BATCH * sizeof *items);
   if (!items)
@@ -186,6 +220,7 @@ static void marks_propose(lmz_act *a) {
     return;
   }
   a->mark_flight = true;
+  a->flight_n = n;
   a->st.mark_batches++;
   a->st.marks_proposed += n;
 }

@@ -20,9 +20,14 @@
  * as before. The old owner's activation of that epoch, if any, is dropped
  * by the epoch check when the actor comes back (lmz__actor_for_epoch).
  *
- * OWNER SIDE (every node): lmz_act_request() queues a mark; the tick
- * proposes everything queued as ONE DirActivated command (at most
- * LMZ_ACT_MAX_BATCH items, one in flight). A request stays known until the
+ * OWNER SIDE (every node): lmz_act_request() queues a mark, proposed at
+ * once when no mark batch is in flight, else with everything queued
+ * meanwhile as ONE DirActivated command (at most LMZ_ACT_MAX_BATCH items)
+ * when the flight ends (or on the tick after a failure). The router may
+ * run the actor once the local replica shows the mark, or once the leader
+ * confirmed that very item (a batch of one: the answer is its own; for a
+ * bigger batch the answer is the first item's and proves nothing about
+ * the others). A request stays known until the
  * local replica shows the placement activated, or no longer ours at that
  * epoch: a failed or refused batch is proposed again (marks are
  * idempotent, a stale one is refused), so the caller just asks again each
@@ -77,6 +82,7 @@ typedef struct lmz_act {
   struct lmz_act_options o;
   lmz_hmap marks; /* "binding\0instance" -> struct lmz_act_mark */
   bool mark_flight, replace_flight, closing;
+  size_t flight_n; /* marks in the batch in flight */
   uint64_t next_watch_ms;
   lmz_dirclient_req_t mark_req, replace_req;
   struct lmz_act_stats st;
@@ -91,6 +97,11 @@ void lmz_act_close(lmz_act *a);
  * LMZ_EOVERLOAD (LMZ_ACT_MAX_PENDING), LMZ_ENOMEM, LMZ_ECANCELED. */
 int lmz_act_request(lmz_act *a, const char *binding, const char *instance,
                     uint64_t epoch);
+/* True when the leader confirmed this node's mark of (binding, instance)
+ * at `epoch` itself (committed: it can no longer be re-placed at that
+ * epoch), before the local replica applied it. */
+bool lmz_act_confirmed(const lmz_act *a, const char *binding,
+                       const char *instance, uint64_t epoch);
 /* Both sides, at now_ms (see above). */
 void lmz_act_tick(lmz_act *a, uint64_t now_ms);
 size_t lmz_act_n_pending(const lmz_act *a);

@@ -495,6 +495,11 @@ int lmz_cluster_activation_request(lmz_cluster_t *c, const char *binding,
   return lmz_act_request(&c->act, binding, instance, epoch);
 }
 
+bool lmz_cluster_activation_confirmed(lmz_cluster_t *c, const char *binding,
+                                      const char *instance, uint64_t epoch) {
+  return lmz_act_confirmed(&c->act, binding, instance, epoch);
+}
+
 static int init_parts(lmz_cluster_t *c) {
   struct lmz_dirclient_options dco = {
       .node_id = c->o.node_id,

@@ -267,6 +267,10 @@ int lmz_cluster_release_cancel(lmz_cluster_t *c, const char *binding,
  * lmz_act_request. */
 int lmz_cluster_activation_request(lmz_cluster_t *c, const char *binding,
                                    const char *instance, uint64_t epoch);
+/* The leader confirmed that mark itself (activation.h lmz_act_confirmed):
+ * it may run before the local replica shows it. */
+bool lmz_cluster_activation_confirmed(lmz_cluster_t *c, const char *binding,
+                                      const char *instance, uint64_t epoch);
 /* This node's state in the directory (DRAINING for a drain). */
 int lmz_cluster_set_state(lmz_cluster_t *c, lmz_dirclient_req_t *req,
                           enum lmz_dir_node_state state, lmz_dirclient_cb cb);

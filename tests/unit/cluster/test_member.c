@@ -251,13 +251,25 @@ static void test_unactivated_moved_off_silent_node(void **state) {
     assert_false(act);
   }
   assert_int_equal(lmz_dir_node_get(s->n[0].dir, 3)->n_unactivated, U + 1);
-  /* the owner activates "a": its mark queue commits the mark */
+  /* the owner activates "a": its mark queue commits the mark. Its own
+   * replica lags: the leader's answer for that one item lets it run first */
   owner_of(s, "a", &e_a, NULL);
+  s->apply_lag_ms[2] = 300;
   assert_int_equal(lmz_cluster_activation_request(&cl[2], "DOC", "a", e_a), 0);
   assert_int_equal(lmz_act_n_pending(&cl[2].act), 1);
+  assert_false(lmz_act_confirmed(&cl[2].act, "DOC", "a", e_a));
   sim_run(s, s->net.now_ms + 3 * SIM_TICK_MS + SIM_COMMIT_MS);
   assert_int_equal(owner_of(s, "a", NULL, &act), 3);
-  assert_true(act);
+  assert_true(act); /* in the leader's replica */
+  struct lmz_dir_placement p3;
+  assert_int_equal(lmz_dir_placement_get(s->n[2].dir, "DOC", 3, "a", 1, &p3), 0);
+  assert_false(p3.activated); /* not yet in the owner's */
+  assert_true(lmz_act_confirmed(&cl[2].act, "DOC", "a", e_a));
+  assert_false(lmz_act_confirmed(&cl[2].act, "DOC", "a", e_a + 1));
+  sim_run(s, s->net.now_ms + 300 + SIM_TICK_MS);
+  s->apply_lag_ms[2] = 0;
+  assert_int_equal(lmz_dir_placement_get(s->n[2].dir, "DOC", 3, "a", 1, &p3), 0);
+  assert_true(p3.activated);
   assert_int_equal(lmz_act_n_pending(&cl[2].act), 0); /* settled, dropped */
   /* node 3 goes silent (paused: links up) */
   lmz_simnet_pause(&s->net, 3, true);
