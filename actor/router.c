@@ -365,7 +365,7 @@ int lmz__router_route(lmz_router_t *r, lmz_msg *m) {
     fail_msg(r, m, 0, "the placement directory did not answer in time");
     return 0;
   }
-  struct lmz_dir_placement pl;
+  struct lmz_dir_placement pl = {0};
   int rv = lmz_dir_placement_get(lmz_cluster_dir(r->c), m->binding->name,
                                  m->binding->name_len, m->instance,
                                  strlen(m->instance), &pl);
