@@ -123,10 +123,11 @@ done
 # after its last one, plus its watch period): poll the directory.
 moved() { local l; l=$(lmz_locate "$1") && grep -q '"placed":true' <<<"$l" && ! grep -q "\"node\":$P," <<<"$l"; }
 lmz_locate() { "$BIN/lmz" locate --node "$addr_l" --key-file "$KEY" COUNTER_DO "unact-$1" 2>&1; }
-wait_until "$SUCCESS_S" moved "${on_p[0]}"
+where="moved off"
+wait_until "$SUCCESS_S" moved "${on_p[0]}" || where="still on"
 t_moved=$(now_ms)
 s=$(st "$L")
-echo "  unact-${on_p[0]} moved off node $P $(( t_moved - t_pause )) ms after the pause (node $P then: $(grep -o "{\"id\":$P,[^}]*" <<<"$s"))"
+echo "  unact-${on_p[0]} $where node $P $(( t_moved - t_pause )) ms after the pause (node $P then: $(grep -o "{\"id\":$P,[^}]*" <<<"$s"))"
 
 # Every one of them answers through node Q within SUCCESS_S of the pause:
 # its first increment never ran, so it counts 1 now.
