@@ -264,10 +264,10 @@ static void replace_done(lmz_dirclient_req_t *req, int status,
   if (a->closing)
     return;
   if (status >= 0 && item) {
-    a->st.replaced++;
-    LMZ_LOG_WARN(&log_ns, "re-placed never-activated actors of silent "
-                 "node(s) (first now on node %llu, epoch %llu)",
-                 (unsigned long long)item->node_id,
+    a->st.replaced += a->replace_n;
+    LMZ_LOG_WARN(&log_ns, "re-placed %zu never-activated actor(s) of silent "
+                 "node(s) (the first now on node %llu, epoch %llu)",
+                 a->replace_n, (unsigned long long)item->node_id,
                  (unsigned long long)item->epoch);
   } else {
     a->st.replace_failed++;
@@ -316,6 +316,7 @@ static void replace_watch(lmz_act *a, uint64_t now) {
   free(w.items);
   if (!rv) {
     a->replace_flight = true;
+    a->replace_n = w.n;
     a->st.replace_batches++;
   }
 }

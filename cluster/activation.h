@@ -70,6 +70,8 @@ struct lmz_act_options {
   void *ctx;            /* for both */
 };
 
+/* replaced: items of re-placement batches whose first item applied (a
+ * batch is one Raft entry; later items may still have been refused). */
 struct lmz_act_stats {
   uint64_t requested, mark_batches, marks_proposed, replace_batches,
       replaced, replace_failed;
@@ -82,7 +84,8 @@ typedef struct lmz_act {
   struct lmz_act_options o;
   lmz_hmap marks; /* "binding\0instance" -> struct lmz_act_mark */
   bool mark_flight, replace_flight, closing;
-  size_t flight_n; /* marks in the batch in flight */
+  size_t flight_n;  /* marks in the batch in flight */
+  size_t replace_n; /* items in the re-placement batch in flight */
   uint64_t next_watch_ms;
   lmz_dirclient_req_t mark_req, replace_req;
   struct lmz_act_stats st;

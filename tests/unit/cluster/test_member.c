@@ -297,6 +297,7 @@ static void test_unactivated_moved_off_silent_node(void **state) {
   struct lmz_act_stats st;
   lmz_act_get_stats(&cl[0].act, &st);
   assert_int_equal(st.replace_batches, 1); /* one entry for all of them */
+  assert_int_equal(st.replaced, U);
   /* node 3 returns: its late mark for u0 under the old epoch is refused
    * by the directory and dropped by its queue (it never runs u0 there) */
   lmz_simnet_pause(&s->net, 3, false);
