@@ -278,6 +278,10 @@ struct lmz_router_s;
  * or failed). */
 int lmz__router_route(struct lmz_router_s *r, lmz_msg *m);
 int lmz__deliver_local(lmz_node_t *n, lmz_msg *m);
+/* A call routed to us by a peer (m->routed): 1 = deliver locally; 0 = the
+ * router parked it because its placement here is not activated yet
+ * (cluster/activation.h). */
+int lmz__router_gate(struct lmz_router_s *r, lmz_msg *m);
 /* The current placement epoch of (binding, instance) when this node owns
  * it, else 0. */
 uint64_t lmz__router_epoch(struct lmz_router_s *r, const char *binding,

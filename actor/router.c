@@ -5,6 +5,7 @@
  *   owner == another node that is not DOWN -> Call frame to it (fwd table,
  *                                            keyed by call id) -> its Result
  *                                            becomes the message's reply
+ *   owner == us, placement not activated  -> activation mark first (park)
  *   unknown                               -> claim through the leader
  *                                            (cluster: batched), park the
  *                                            message, route it again once
@@ -334,6 +335,24 @@ static void forward(lmz_router_t *r, lmz_msg *m, uint64_t owner,
   r->st.forwarded++;
 }
 
+/* A placement of ours that is not activated (cluster/activation.h): no turn
+ * of it may run before its activation mark is committed (shown by our
+ * replica, or confirmed for that very item by the leader),
+ * else the leader could re-place it (our owner renewals stopping) after we
+ * acknowledged a write. The call parks (bounded by park_timeout_ms) and
+ * routes again: to us once the mark is applied, to the new owner if the
+ * placement moved first (we ran nothing of it: no call runs twice). */
+static void gate_park(lmz_router_t *r, lmz_msg *m, uint64_t epoch) {
+  int rv = lmz_cluster_activation_request(r->c, m->binding->name, m->instance,
+                                          epoch);
+  if (rv && rv != LMZ_EOVERLOAD) {
+    fail_msg(r, m, self_id(r), "its activation could not be recorded");
+    return;
+  }
+  r->st.gated++;
+  park(r, m);
+}
+
 /* The decision for one message (see the file comment). Returns 1 to deliver
  * locally, 0 when the router took the message. */
 int lmz__router_route(lmz_router_t *r, lmz_msg *m) {
@@ -346,8 +365,11 @@ int lmz__router_route(lmz_router_t *r, lmz_msg *m) {
     fail_msg(r, m, 0, "the placement directory did not answer in time");
     return 0;
   }
-  int rv = lmz_dir_lookup(lmz_cluster_dir(r->c), m->binding->name, m->binding->name_len,
-                          m->instance, strlen(m->instance), &owner, &epoch);
+  struct lmz_dir_placement pl = {0};
+  int rv = lmz_dir_placement_get(lmz_cluster_dir(r->c), m->binding->name,
+                                 m->binding->name_len, m->instance,
+                                 strlen(m->instance), &pl);
+  owner = pl.node_id, epoch = pl.epoch; /* meaningful when rv == 0 */
   if (rv == LMZ_ENOTFOUND) {
     start_claim(r, m);
     park(r, m);
@@ -385,8 +407,28 @@ int lmz__router_route(lmz_router_t *r, lmz_msg *m) {
       return 0;
     }
   }
+  if (!pl.activated &&
+      !lmz_cluster_activation_confirmed(r->c, m->binding->name, m->instance,
+                                        epoch)) {
+    gate_park(r, m, epoch);
+    return 0;
+  }
   m->epoch = epoch;
   return 1;
+}
+
+int lmz__router_gate(lmz_router_t *r, lmz_msg *m) {
+  struct lmz_dir_placement pl;
+  if (r->closing || !m->instance ||
+      lmz_dir_placement_get(lmz_cluster_dir(r->c), m->binding->name,
+                            m->binding->name_len, m->instance,
+                            strlen(m->instance), &pl) ||
+      pl.node_id != self_id(r) || pl.activated ||
+      lmz_cluster_activation_confirmed(r->c, m->binding->name, m->instance,
+                                       pl.epoch))
+    return 1;
+  gate_park(r, m, pl.epoch);
+  return 0;
 }
 
 /* Relay actors (the client gateway) live where their client's socket is:

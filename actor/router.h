@@ -43,6 +43,8 @@ struct lmz_router_opts {
 struct lmz_router_stats {
   uint64_t forwarded, forwarded_in, moved, claims, claims_remote,
       unavailable, parked_now, forwards_pending;
+  uint64_t gated; /* calls parked for their placement's activation mark
+                     (cluster/activation.h) */
   bool lease_valid;
   uint64_t lease_remaining_ms;
   uint64_t leader_id;

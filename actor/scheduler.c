@@ -329,6 +329,10 @@ int lmz__deliver(lmz_node_t *n, lmz_msg *m) {
       (m->binding->cls->raw ? lmz__router_route_relay(n->router, m)
                             : lmz__router_route(n->router, m)) == 0)
     return 0; /* m may be gone (answered at once) */
+  /* routed here by a peer: the same activation gate as our own calls */
+  if (n->router && m->routed && m->binding->kind == LMZ_NODE_DO &&
+      !m->binding->cls->raw && lmz__router_gate(n->router, m) == 0)
+    return 0;
   int rv = lmz__deliver_local(n, m);
   if (rv) {
     m->counted = false;

@@ -347,6 +347,7 @@ void lmz_cluster_tick(lmz_cluster_t *c, uint64_t now) {
   lmz_dirclient_tick(&c->dc, now);
   lmz_member_tick(&c->mb, now);
   lmz_relq_tick(&c->rq);
+  lmz_act_tick(&c->act, now);
   lmz__cluster_repl_tick(c);
   connect_peers(c);
   if (c->tick_hook && !c->closing)
@@ -476,6 +477,29 @@ static int start_raft(lmz_cluster_t *c, char *errmsg) {
   return 0;
 }
 
+static void act_wake(void *ctx) { wake(ctx); }
+
+static void act_init(lmz_cluster_t *c) {
+  struct lmz_act_options ao = {.dc = &c->dc,
+                               .dir = c->dir,
+                               .node_id = c->o.node_id,
+                               .lease = lease_config(&c->o),
+                               .candidates = candidates,
+                               .wake = act_wake,
+                               .ctx = c};
+  lmz_act_init(&c->act, &ao);
+}
+
+int lmz_cluster_activation_request(lmz_cluster_t *c, const char *binding,
+                                   const char *instance, uint64_t epoch) {
+  return lmz_act_request(&c->act, binding, instance, epoch);
+}
+
+bool lmz_cluster_activation_confirmed(lmz_cluster_t *c, const char *binding,
+                                      const char *instance, uint64_t epoch) {
+  return lmz_act_confirmed(&c->act, binding, instance, epoch);
+}
+
 static int init_parts(lmz_cluster_t *c) {
   struct lmz_dirclient_options dco = {
       .node_id = c->o.node_id,
@@ -484,6 +508,7 @@ static int init_parts(lmz_cluster_t *c) {
       .ops_ctx = c};
   lmz_dirclient_init(&c->dc, &dco);
   lmz_relq_init(&c->rq, &c->dc, c->o.node_id);
+  act_init(c);
   struct lmz_member_options mo = {.node_id = c->o.node_id,
                                   .lost_data = c->o.lost_data,
                                   .on_lost_data_told = on_lost_data_told,
@@ -512,6 +537,7 @@ int lmz_cluster_init_sim(lmz_cluster_t *c, const struct lmz_cluster_sim *s) {
       .node_id = s->node_id, .ops = s->ops, .ops_ctx = s->ops_ctx};
   lmz_dirclient_init(&c->dc, &dco);
   lmz_relq_init(&c->rq, &c->dc, c->o.node_id);
+  act_init(c);
   char addr[32];
   snprintf(addr, sizeof addr, "sim:%llu", (unsigned long long)s->node_id);
   struct lmz_member_options mo = {.node_id = s->node_id,
@@ -529,6 +555,7 @@ void lmz_cluster_close_sim(lmz_cluster_t *c) {
   c->closing = true;
   lmz_member_close(&c->mb);
   lmz_relq_close(&c->rq);
+  lmz_act_close(&c->act);
   lmz_dirclient_close(&c->dc);
 }
 
@@ -617,6 +644,7 @@ void lmz_cluster_close(lmz_cluster_t *c, lmz_cluster_close_cb cb) {
   c->close_cb = cb;
   lmz_member_close(&c->mb);
   lmz_relq_close(&c->rq);
+  lmz_act_close(&c->act);
   lmz_dirclient_close(&c->dc);
   lmz__cluster_repl_close(c);
   uv_close((uv_handle_t *)&c->tick, tick_closed);

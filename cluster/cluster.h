@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "cluster/dirclient.h"
+#include "cluster/activation.h"
 #include "cluster/member.h"
 #include "cluster/raftbridge.h"
 #include "cluster/raftnode.h"
@@ -110,6 +111,7 @@ struct lmz_cluster_s {
   lmz_raftbridge_t *bridge;    /* ... &bridge_mem while Raft uses it, or NULL */
   lmz_dirclient_t dc;
   lmz_relq rq; /* placements to release (release.h) */
+  lmz_act act; /* activation marks, re-placements (activation.h) */
   lmz_member_t mb;
   uv_timer_t tick;
   int role;
@@ -258,6 +260,17 @@ int lmz_cluster_release(lmz_cluster_t *c, const char *binding,
  * once the release settled. */
 int lmz_cluster_release_cancel(lmz_cluster_t *c, const char *binding,
                                const char *instance, bool revive);
+/* This node owns (binding, instance) at `epoch` and the placement is not
+ * activated (directory.h ACTIVATION): queue its activation mark. The
+ * caller runs no turn of it until the local replica shows it activated
+ * (the router parks its calls; activation.h). Returns 0 or an error of
+ * lmz_act_request. */
+int lmz_cluster_activation_request(lmz_cluster_t *c, const char *binding,
+                                   const char *instance, uint64_t epoch);
+/* The leader confirmed that mark itself (activation.h lmz_act_confirmed):
+ * it may run before the local replica shows it. */
+bool lmz_cluster_activation_confirmed(lmz_cluster_t *c, const char *binding,
+                                      const char *instance, uint64_t epoch);
 /* This node's state in the directory (DRAINING for a drain). */
 int lmz_cluster_set_state(lmz_cluster_t *c, lmz_dirclient_req_t *req,
                           enum lmz_dir_node_state state, lmz_dirclient_cb cb);

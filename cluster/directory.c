@@ -251,6 +251,7 @@ void lmz__dir_actor_move(struct lmz__dir_state *s, struct dir_actor *a,
                          struct lmz_dir_node *to) {
   struct lmz_dir_node *from = lmz__dir_node_find(s, a->node_id);
   LMZ_ASSERT(from && from->n_actors > 0);
+  lmz__dir_set_activated(s, a, true); /* state may travel with it */
   from->n_actors--;
   to->n_actors++;
   a->node_id = to->id;
@@ -329,6 +330,9 @@ static int claim_one(struct lmz__dir_state *s, const Lmz__DirClaim *c,
   a->epoch = ++s->epoch_seq;
   lmz__dir_claim_backups(s, a, c);
   to->n_actors++;
+  a->activated = 1;
+  if (c->unactivated && !(c->flags & LMZ_DIR_CLAIM_REPLACE_DOWN))
+    lmz__dir_set_activated(s, a, false);
   *it = (struct lmz_dir_item){LMZ_DIR_PLACED, c->request_id, a->node_id,
                               a->epoch};
   return 0;
@@ -456,6 +460,7 @@ static int apply_mark_down(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
 static void actor_drop(struct lmz__dir_state *s, struct dir_actor *a) {
   struct lmz_dir_node *owner = lmz__dir_node_find(s, a->node_id);
   LMZ_ASSERT(owner && owner->n_actors > 0);
+  lmz__dir_set_activated(s, a, true);
   owner->n_actors--;
   LMZ_ASSERT(lmz_hmap_del(&s->actors, a->key, a->klen) == a);
   size_t sz = actor_size(a->klen);
@@ -588,6 +593,10 @@ static const struct {
      lmz__dir_apply_backups_add},
     {LMZ__DIR_COMMAND__BODY_PAIR_OUT, LMZ_DIR_CMD_PAIR_OUT,
      lmz__dir_apply_pair_out},
+    {LMZ__DIR_COMMAND__BODY_ACTIVATED, LMZ_DIR_CMD_ACTIVATED,
+     lmz__dir_apply_activated},
+    {LMZ__DIR_COMMAND__BODY_REPLACES, LMZ_DIR_CMD_REPLACES,
+     lmz__dir_apply_replaces},
 };
 
 /* Items a decoded command will produce (1 for single commands). */
@@ -601,6 +610,10 @@ static size_t cmd_items(const Lmz__DirCommand *c) {
     return c->releases->n_releases;
   case LMZ__DIR_COMMAND__BODY_BACKUPS_ADD:
     return c->backups_add->n_items;
+  case LMZ__DIR_COMMAND__BODY_ACTIVATED:
+    return c->activated->n_items;
+  case LMZ__DIR_COMMAND__BODY_REPLACES:
+    return c->replaces->n_items;
   default:
     return 1;
   }
@@ -651,7 +664,8 @@ int lmz_dir_apply(lmz_dir_t *d, const void *cmd, size_t len,
   d->res.status = rv;
   d->res.items = d->items;
   if (d->res.cmd == LMZ_DIR_CMD_MARK_DOWN || d->res.cmd == LMZ_DIR_CMD_MOVES ||
-      d->res.cmd == LMZ_DIR_CMD_NODE_UPSERT)
+      d->res.cmd == LMZ_DIR_CMD_NODE_UPSERT ||
+      d->res.cmd == LMZ_DIR_CMD_REPLACES)
     d->owner_changes++; /* may have moved actors between owners */
   return rv;
 }
@@ -710,7 +724,8 @@ static bool node_equal(const struct lmz_dir_node *a,
                        const struct lmz_dir_node *b) {
   return a->id == b->id && a->state == b->state &&
          a->lease_ms == b->lease_ms && a->lease_seq == b->lease_seq &&
-         a->n_actors == b->n_actors && !strcmp(a->address, b->address) &&
+         a->n_actors == b->n_actors && a->n_unactivated == b->n_unactivated &&
+         !strcmp(a->address, b->address) &&
          !strcmp(a->raft_address, b->raft_address);
 }
 
@@ -728,7 +743,7 @@ bool lmz_dir_equal(const lmz_dir_t *a, const lmz_dir_t *b) {
   while (lmz_hmap_next(&a->st.actors, &it, &k, &kl, &v)) {
     const struct dir_actor *x = v, *y = lmz_hmap_get(&b->st.actors, k, kl);
     if (!y || x->node_id != y->node_id || x->epoch != y->epoch ||
-        x->n_backups != y->n_backups ||
+        x->n_backups != y->n_backups || x->activated != y->activated ||
         memcmp(x->backups, y->backups, x->n_backups * sizeof x->backups[0]))
       return false;
   }
@@ -738,7 +753,8 @@ bool lmz_dir_equal(const lmz_dir_t *a, const lmz_dir_t *b) {
 /* ---- snapshot ------------------------------------------------------------- */
 
 #define SNAP_MAGIC "LDIR"
-#define SNAP_VERSION 2 /* written; restore also reads version 1 */
+#define SNAP_VERSION 3 /* written; restore also reads versions 1 and 2 */
+#define SNAP_ACTIVATED 1u /* actor flags (version 3) */
 #define SNAP_HEADER (4 + 2 + 2 + 8 + 4 + 8)
 #define SNAP_NODE_MIN (8 + 1 + 4 + 8 + 1 + 1)
 #define SNAP_ACTOR_MIN (8 + 8 + 1 + 2 + 1) /* version 1 */
@@ -775,7 +791,7 @@ static size_t snapshot_size(const struct lmz__dir_state *s) {
   void *v;
   while (lmz_hmap_next(&s->actors, &it, NULL, &kl, &v)) {
     const struct dir_actor *a = v;
-    n += 8 + 8 + 1 + 8u * a->n_backups + 2 + kl; /* blen is in the key */
+    n += 8 + 8 + 1 + 8u * a->n_backups + 1 + 2 + kl; /* blen is in the key */
   }
   return n;
 }
@@ -804,6 +820,7 @@ static uint8_t *snapshot_actors(const struct lmz__dir_state *s, uint8_t *p) {
     *p++ = a->n_backups;
     for (uint8_t i = 0; i < a->n_backups; i++)
       p = put_u64(p, a->backups[i]);
+    *p++ = a->activated ? SNAP_ACTIVATED : 0;
     *p++ = blen;
     p = put_u16(p, (uint16_t)(a->klen - 1 - blen));
     memcpy(p, a->key + 1, a->klen - 1u);
@@ -937,11 +954,12 @@ static bool restore_backups(const struct lmz__dir_state *s, struct rd *r,
 static int restore_actor(struct lmz__dir_state *s, struct rd *r,
                          uint16_t version) {
   uint64_t node_id, epoch, backups[LMZ_DIR_MAX_BACKUPS];
-  uint8_t blen, n_backups = 0;
+  uint8_t blen, n_backups = 0, flags = SNAP_ACTIVATED;
   uint16_t ilen;
   const uint8_t *b;
   if (!get_u64(r, &node_id) || !get_u64(r, &epoch) ||
       (version >= 2 && !restore_backups(s, r, node_id, &n_backups, backups)) ||
+      (version >= 3 && (!get_u8(r, &flags) || (flags & ~SNAP_ACTIVATED))) ||
       !get_u8(r, &blen) || !get_u16(r, &ilen) || blen == 0 ||
       ilen > LMZ_DIR_INSTANCE_MAX || !get_bytes(r, (size_t)blen + ilen, &b))
     return LMZ_EBADMSG;
@@ -956,6 +974,7 @@ static int restore_actor(struct lmz__dir_state *s, struct rd *r,
   a->epoch = epoch;
   a->n_backups = n_backups;
   memcpy(a->backups, backups, n_backups * sizeof backups[0]);
+  a->activated = 1;
   a->klen = (uint16_t)kl;
   a->key[0] = blen;
   memcpy(a->key + 1, b, kl - 1);
@@ -965,6 +984,8 @@ static int restore_actor(struct lmz__dir_state *s, struct rd *r,
   if (old)
     return LMZ_EBADMSG; /* duplicate actor */
   owner->n_actors++;
+  if (!(flags & SNAP_ACTIVATED))
+    lmz__dir_set_activated(s, a, false);
   return 0;
 }
 
@@ -979,7 +1000,7 @@ static int restore_parse(struct lmz__dir_state *s, const uint8_t *buf,
   uint64_t n_actors = 0, sum = 0;
   get_u16(&r, &version);
   get_u16(&r, &flags);
-  if (version != 1 && version != SNAP_VERSION)
+  if (version < 1 || version > SNAP_VERSION)
     return LMZ_EBADVERSION;
   struct rd tail = {buf + len - 8, buf + len};
   get_u64(&tail, &sum);
@@ -1018,7 +1039,7 @@ int lmz_dir_restore(lmz_dir_t *d, const void *buf, size_t len) {
 
 /* ---- encoders ------------------------------------------------------------- */
 
-static int pack_cmd(lmz_buf *out, Lmz__DirCommand *c) {
+int lmz__dir_pack_cmd(lmz_buf *out, Lmz__DirCommand *c) {
   c->version = 1;
   size_t n = lmz__dir_command__get_packed_size(c);
   if (n > LMZ_DIR_MAX_COMMAND)
@@ -1036,13 +1057,13 @@ static ProtobufCBinaryData bin(const void *p, size_t n) {
   return (ProtobufCBinaryData){n, (uint8_t *)(uintptr_t)p};
 }
 
-static bool name_ok(const void *b, size_t blen, const void *i, size_t ilen) {
+bool lmz__dir_name_ok(const void *b, size_t blen, const void *i, size_t ilen) {
   return b && blen > 0 && blen <= LMZ_DIR_BINDING_MAX &&
          ilen <= LMZ_DIR_INSTANCE_MAX && (i || ilen == 0);
 }
 
 /* Allocates n messages of `sz` bytes and an array of n pointers to them. */
-static int batch_alloc(size_t n, size_t sz, void **msgs, void ***ptrs) {
+int lmz__dir_batch_alloc(size_t n, size_t sz, void **msgs, void ***ptrs) {
   if (n == 0 || n > LMZ_DIR_MAX_BATCH)
     return LMZ_EINVAL;
   *msgs = malloc(n * sz);
@@ -1061,11 +1082,11 @@ int lmz_dir_encode_claims(lmz_buf *out, const struct lmz_dir_claim *c,
                           size_t n) {
   Lmz__DirClaim *m;
   void **pp;
-  int rv = batch_alloc(n, sizeof *m, (void **)&m, &pp);
+  int rv = lmz__dir_batch_alloc(n, sizeof *m, (void **)&m, &pp);
   if (rv)
     return rv;
   for (size_t i = 0; i < n && !rv; i++) {
-    if (!name_ok(c[i].binding, c[i].blen, c[i].instance, c[i].ilen) ||
+    if (!lmz__dir_name_ok(c[i].binding, c[i].blen, c[i].instance, c[i].ilen) ||
         c[i].n_backups > LMZ_DIR_MAX_BACKUPS ||
         (c[i].n_backups && !c[i].backups))
       rv = LMZ_EINVAL;
@@ -1074,7 +1095,8 @@ int lmz_dir_encode_claims(lmz_buf *out, const struct lmz_dir_claim *c,
     m[i].instance = bin(c[i].instance, c[i].ilen);
     m[i].node_id = c[i].node_id;
     m[i].request_id = c[i].request_id;
-    m[i].flags = c[i].flags;
+    m[i].flags = c[i].flags & ~LMZ_DIR_CLAIM_UNACTIVATED;
+    m[i].unactivated = (c[i].flags & LMZ_DIR_CLAIM_UNACTIVATED) != 0;
     m[i].n_backups = c[i].n_backups;
     m[i].backups = (uint64_t *)(uintptr_t)c[i].backups;
   }
@@ -1085,7 +1107,7 @@ int lmz_dir_encode_claims(lmz_buf *out, const struct lmz_dir_claim *c,
   cmd.body_case = LMZ__DIR_COMMAND__BODY_CLAIMS;
   cmd.claims = &b;
   if (!rv)
-    rv = pack_cmd(out, &cmd);
+    rv = lmz__dir_pack_cmd(out, &cmd);
   free(m);
   free(pp);
   return rv;
@@ -1095,11 +1117,11 @@ int lmz_dir_encode_moves(lmz_buf *out, const struct lmz_dir_move *mv,
                          size_t n) {
   Lmz__DirMove *m;
   void **pp;
-  int rv = batch_alloc(n, sizeof *m, (void **)&m, &pp);
+  int rv = lmz__dir_batch_alloc(n, sizeof *m, (void **)&m, &pp);
   if (rv)
     return rv;
   for (size_t i = 0; i < n && !rv; i++) {
-    if (!name_ok(mv[i].binding, mv[i].blen, mv[i].instance, mv[i].ilen))
+    if (!lmz__dir_name_ok(mv[i].binding, mv[i].blen, mv[i].instance, mv[i].ilen))
       rv = LMZ_EINVAL;
     m[i] = (Lmz__DirMove)LMZ__DIR_MOVE__INIT;
     m[i].binding = bin(mv[i].binding, mv[i].blen);
@@ -1117,7 +1139,7 @@ int lmz_dir_encode_moves(lmz_buf *out, const struct lmz_dir_move *mv,
   cmd.body_case = LMZ__DIR_COMMAND__BODY_MOVES;
   cmd.moves = &b;
   if (!rv)
-    rv = pack_cmd(out, &cmd);
+    rv = lmz__dir_pack_cmd(out, &cmd);
   free(m);
   free(pp);
   return rv;
@@ -1127,11 +1149,11 @@ int lmz_dir_encode_releases(lmz_buf *out, const struct lmz_dir_release *rl,
                             size_t n) {
   Lmz__DirRelease *m;
   void **pp;
-  int rv = batch_alloc(n, sizeof *m, (void **)&m, &pp);
+  int rv = lmz__dir_batch_alloc(n, sizeof *m, (void **)&m, &pp);
   if (rv)
     return rv;
   for (size_t i = 0; i < n && !rv; i++) {
-    if (!name_ok(rl[i].binding, rl[i].blen, rl[i].instance, rl[i].ilen))
+    if (!lmz__dir_name_ok(rl[i].binding, rl[i].blen, rl[i].instance, rl[i].ilen))
       rv = LMZ_EINVAL;
     m[i] = (Lmz__DirRelease)LMZ__DIR_RELEASE__INIT;
     m[i].binding = bin(rl[i].binding, rl[i].blen);
@@ -1147,7 +1169,7 @@ int lmz_dir_encode_releases(lmz_buf *out, const struct lmz_dir_release *rl,
   cmd.body_case = LMZ__DIR_COMMAND__BODY_RELEASES;
   cmd.releases = &b;
   if (!rv)
-    rv = pack_cmd(out, &cmd);
+    rv = lmz__dir_pack_cmd(out, &cmd);
   free(m);
   free(pp);
   return rv;
@@ -1179,7 +1201,7 @@ int lmz_dir_encode_node_register(lmz_buf *out, uint64_t node_id,
   Lmz__DirCommand cmd = LMZ__DIR_COMMAND__INIT;
   cmd.body_case = LMZ__DIR_COMMAND__BODY_NODE_UPSERT;
   cmd.node_upsert = &u;
-  return pack_cmd(out, &cmd);
+  return lmz__dir_pack_cmd(out, &cmd);
 }
 
 int lmz_dir_encode_lease_renew(lmz_buf *out, uint64_t node_id,
@@ -1191,7 +1213,7 @@ int lmz_dir_encode_lease_renew(lmz_buf *out, uint64_t node_id,
   Lmz__DirCommand cmd = LMZ__DIR_COMMAND__INIT;
   cmd.body_case = LMZ__DIR_COMMAND__BODY_LEASE_RENEW;
   cmd.lease_renew = &l;
-  return pack_cmd(out, &cmd);
+  return lmz__dir_pack_cmd(out, &cmd);
 }
 
 int lmz_dir_encode_mark_down(lmz_buf *out, uint64_t node_id,
@@ -1215,7 +1237,7 @@ int lmz_dir_encode_mark_down_to(lmz_buf *out, uint64_t node_id,
   Lmz__DirCommand cmd = LMZ__DIR_COMMAND__INIT;
   cmd.body_case = LMZ__DIR_COMMAND__BODY_MARK_DOWN;
   cmd.mark_down = &m;
-  return pack_cmd(out, &cmd);
+  return lmz__dir_pack_cmd(out, &cmd);
 }
 
 int lmz_dir_encode_node_remove(lmz_buf *out, uint64_t node_id, bool force,
@@ -1227,18 +1249,18 @@ int lmz_dir_encode_node_remove(lmz_buf *out, uint64_t node_id, bool force,
   Lmz__DirCommand cmd = LMZ__DIR_COMMAND__INIT;
   cmd.body_case = LMZ__DIR_COMMAND__BODY_NODE_REMOVE;
   cmd.node_remove = &r;
-  return pack_cmd(out, &cmd);
+  return lmz__dir_pack_cmd(out, &cmd);
 }
 
 int lmz_dir_encode_backups_add(lmz_buf *out,
                                const struct lmz_dir_backup_add *a, size_t n) {
   Lmz__DirBackupAdd *m;
   void **pp;
-  int rv = batch_alloc(n, sizeof *m, (void **)&m, &pp);
+  int rv = lmz__dir_batch_alloc(n, sizeof *m, (void **)&m, &pp);
   if (rv)
     return rv;
   for (size_t i = 0; i < n && !rv; i++) {
-    if (!name_ok(a[i].binding, a[i].blen, a[i].instance, a[i].ilen))
+    if (!lmz__dir_name_ok(a[i].binding, a[i].blen, a[i].instance, a[i].ilen))
       rv = LMZ_EINVAL;
     m[i] = (Lmz__DirBackupAdd)LMZ__DIR_BACKUP_ADD__INIT;
     m[i].binding = bin(a[i].binding, a[i].blen);
@@ -1255,7 +1277,7 @@ int lmz_dir_encode_backups_add(lmz_buf *out,
   cmd.body_case = LMZ__DIR_COMMAND__BODY_BACKUPS_ADD;
   cmd.backups_add = &b;
   if (!rv)
-    rv = pack_cmd(out, &cmd);
+    rv = lmz__dir_pack_cmd(out, &cmd);
   free(m);
   free(pp);
   return rv;
@@ -1270,7 +1292,7 @@ int lmz_dir_encode_pair_out(lmz_buf *out, uint64_t owner, uint64_t backup,
   Lmz__DirCommand cmd = LMZ__DIR_COMMAND__INIT;
   cmd.body_case = LMZ__DIR_COMMAND__BODY_PAIR_OUT;
   cmd.pair_out = &po;
-  return pack_cmd(out, &cmd);
+  return lmz__dir_pack_cmd(out, &cmd);
 }
 
 /* lmz_dir_foreach_actor is the placement walk without the backups. */

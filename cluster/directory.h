@@ -40,6 +40,7 @@
  *                which also drops its placements. The node also leaves
  *                every backup list (lists name known nodes only).
  *   backups_add, pair_out: replica sets, below.
+ *   activated, replaces: activation, below.
  * Epochs are >= 1 and strictly increase across the placements of one
  * (binding, instance), even across release and re-claim.
  *
@@ -52,13 +53,14 @@
  * that never ran out; the Raft glue therefore returns non-zero so Raft
  * retries the entry.
  *
- * SNAPSHOT FORMAT (little-endian, version 2):
- *   "LDIR" u16 version=2  u16 flags=0  u64 epoch_seq  u32 n_nodes  u64 n_actors
+ * SNAPSHOT FORMAT (little-endian, version 3):
+ *   "LDIR" u16 version=3  u16 flags=0  u64 epoch_seq  u32 n_nodes  u64 n_actors
  *   n_nodes x  u64 id | u8 state | u32 lease_ms | u64 lease_seq |
  *              u8 alen | address | u8 rlen | raft_address        (ids ascending)
  *   n_actors x u64 node_id | u64 epoch | u8 n_backups | n_backups x u64 id |
- *              u8 blen | u16 ilen | binding | instance
- *   (version 1, still restored: no n_backups and no ids; lists start empty)
+ *              u8 flags | u8 blen | u16 ilen | binding | instance
+ *   (version 1, still restored: no n_backups and no ids; lists start empty;
+ *   versions 1 and 2: no flags, every placement activated)
  *   u64 checksum = lmz_hash_stable(every byte before it) (core/hash.h)
  * Restore validates everything (magic, version, bounds, unknown states,
  * duplicate or unknown ids, duplicate actors, epochs > epoch_seq, backup
@@ -108,6 +110,8 @@ enum lmz_dir_cmd {
   LMZ_DIR_CMD_NODE_REMOVE = 8,
   LMZ_DIR_CMD_BACKUPS_ADD = 9,
   LMZ_DIR_CMD_PAIR_OUT = 10,
+  LMZ_DIR_CMD_ACTIVATED = 11,
+  LMZ_DIR_CMD_REPLACES = 12,
 };
 
 /* Item status (>= 0 success; < 0 an lmz error code, core/err.h). */
@@ -116,6 +120,9 @@ enum lmz_dir_cmd {
 #define LMZ_DIR_REPLACED 2 /* claim: owner was DOWN; re-placed, epoch + 1 */
 
 #define LMZ_DIR_CLAIM_REPLACE_DOWN 1u
+/* struct lmz_dir_claim only (the encoder sends it as DirClaim.unactivated,
+ * not in DirClaim.flags): the placement starts not activated (ACTIVATION) */
+#define LMZ_DIR_CLAIM_UNACTIVATED 2u
 
 struct lmz_dir_node {
   uint64_t id;
@@ -123,6 +130,7 @@ struct lmz_dir_node {
   uint32_t lease_ms;  /* duration of the latest grant; 0 = never renewed */
   uint64_t lease_seq; /* grants applied so far */
   uint64_t n_actors;  /* derived */
+  uint64_t n_unactivated; /* derived: its placements not activated yet */
   uint64_t heard_ms;  /* LOCAL: see the file comment */
   char address[LMZ_DIR_ADDRESS_MAX + 1];      /* NUL-terminated */
   char raft_address[LMZ_DIR_ADDRESS_MAX + 1]; /* NUL-terminated */
@@ -291,11 +299,43 @@ int lmz_dir_foreach_actor(const lmz_dir_t *d, uint64_t node_id,
  * states, so the outcome does not depend on the order of the table walk.
  * Snapshot format version 2 adds, after each actor's epoch, u8 n_backups
  * and n_backups x u64 id; restore accepts version 1 (no lists) too. */
+/* ---- activation (issue 15 item 3) ------------------------------------------
+ *
+ * A placement is ACTIVATED unless it was claimed with `unactivated` (the
+ * leader sets it on durable claims that get no backups while another node
+ * could take the actor) and no DirActivated for it was committed since.
+ * WHY: at R = 1 a claim can land on a node that went silent a moment
+ * later (paused, partitioned with its links up); without this the actor is
+ * unavailable until that node returns. A placement that was never
+ * activated holds nothing (no turn ran for it: the owner's router runs no
+ * turn before its mark is committed in its replica), so the leader may
+ * move it without the owner: DirReplace. A mark and a re-placement of the
+ * same placement are ordered by the log, and each refuses what the other
+ * changed (the mark needs the same owner and epoch, the re-placement an
+ * unactivated placement), so the old owner either ran nothing or keeps it.
+ *   claims       a new placement is unactivated iff the claim says so and
+ *                it is not REPLACE_DOWN; an existing one is unchanged.
+ *   activated    per item: owned by node_id at epoch (else LMZ_ESTALE;
+ *                unknown LMZ_ENOTFOUND), owner not DOWN (else
+ *                LMZ_EUNAVAILABLE): marked (LMZ_DIR_PLACED) or already
+ *                (LMZ_DIR_EXISTING).
+ *   replaces     per item: owned by from_node at expected_epoch (else
+ *                LMZ_ESTALE), not activated (else LMZ_EBUSY), to_node UP
+ *                and not from_node (else LMZ_EUNAVAILABLE / LMZ_EINVAL):
+ *                moved with epoch + 1, empty backup list, still not
+ *                activated (LMZ_DIR_PLACED).
+ *   moves, failover promotions and REPLACE_DOWN re-placements leave the
+ *   placement activated (the conservative value: state may travel with it).
+ * Snapshot format version 3 adds, after each actor's backup ids, u8 flags
+ * (bit 0 = activated; other bits must be 0); versions 1 and 2 restore
+ * every placement as activated. lmz_dir_node.n_unactivated counts them per
+ * owner (derived). */
 struct lmz_dir_placement {
   uint64_t node_id; /* owner */
   uint64_t epoch;
   uint32_t n_backups;
   uint64_t backups[LMZ_DIR_MAX_BACKUPS]; /* in-sync backups, failover order */
+  bool activated; /* see ACTIVATION */
 };
 
 /* Placement of (binding, instance) with its backups. Returns 0 (*out set),
@@ -350,6 +390,24 @@ struct lmz_dir_claim {
   uint32_t flags; /* LMZ_DIR_CLAIM_REPLACE_DOWN */
   uint32_t n_backups; /* <= LMZ_DIR_MAX_BACKUPS (else LMZ_EINVAL) */
   const uint64_t *backups;
+};
+
+/* DirActivated: the owner marks its placement at `epoch` activated. */
+struct lmz_dir_activated {
+  const void *binding;
+  size_t blen;
+  const void *instance;
+  size_t ilen;
+  uint64_t node_id, epoch, request_id;
+};
+
+/* DirReplace: the leader re-places a never-activated placement. */
+struct lmz_dir_replace {
+  const void *binding;
+  size_t blen;
+  const void *instance;
+  size_t ilen;
+  uint64_t from_node, to_node, expected_epoch, request_id;
 };
 
 struct lmz_dir_backup_add {
@@ -412,5 +470,9 @@ int lmz_dir_encode_backups_add(lmz_buf *out,
                                const struct lmz_dir_backup_add *a, size_t n);
 int lmz_dir_encode_pair_out(lmz_buf *out, uint64_t owner, uint64_t backup,
                             uint64_t request_id);
+int lmz_dir_encode_activated(lmz_buf *out, const struct lmz_dir_activated *a,
+                             size_t n);
+int lmz_dir_encode_replaces(lmz_buf *out, const struct lmz_dir_replace *r,
+                            size_t n);
 
 #endif

@@ -25,6 +25,7 @@ struct dir_actor {
   uint64_t epoch;
   uint64_t backups[LMZ_DIR_MAX_BACKUPS];
   uint8_t n_backups;
+  uint8_t activated; /* 0: never activated (directory.h ACTIVATION) */
   uint16_t klen;
   uint8_t key[];
 };
@@ -41,7 +42,8 @@ struct lmz_dir_node *lmz__dir_node_find(const struct lmz__dir_state *s,
 size_t lmz__dir_key_build(uint8_t *k, const void *b, size_t blen,
                           const void *i, size_t ilen);
 /* Moves a placement to `to` with epoch + 1 and an empty backup list (the new
- * owner refills it); counts and epoch_seq follow. epoch < UINT64_MAX. */
+ * owner refills it), activated (state may travel with it); counts and
+ * epoch_seq follow. epoch < UINT64_MAX. */
 void lmz__dir_actor_move(struct lmz__dir_state *s, struct dir_actor *a,
                          struct lmz_dir_node *to);
 
@@ -61,5 +63,19 @@ uint64_t lmz__dir_failover(struct lmz__dir_state *s, uint64_t down,
                            const uint64_t *to, size_t n_to);
 int lmz__dir_apply_backups_add(lmz_dir_t *d, const Lmz__DirCommand *cmd);
 int lmz__dir_apply_pair_out(lmz_dir_t *d, const Lmz__DirCommand *cmd);
+
+/* ---- directory_activation.c ---------------------------------------------- */
+
+/* a's activated flag with its owner's n_unactivated count kept in step. */
+void lmz__dir_set_activated(struct lmz__dir_state *s, struct dir_actor *a,
+                            bool on);
+int lmz__dir_apply_activated(lmz_dir_t *d, const Lmz__DirCommand *cmd);
+int lmz__dir_apply_replaces(lmz_dir_t *d, const Lmz__DirCommand *cmd);
+/* encoders' shared helpers (directory.c) */
+int lmz__dir_pack_cmd(lmz_buf *out, Lmz__DirCommand *c);
+bool lmz__dir_name_ok(const void *b, size_t blen, const void *i, size_t ilen);
+/* n messages of sz bytes and an array of n pointers to them (freed by the
+ * caller): 0, LMZ_EINVAL (n == 0 or over LMZ_DIR_MAX_BATCH), LMZ_ENOMEM. */
+int lmz__dir_batch_alloc(size_t n, size_t sz, void **msgs, void ***ptrs);
 
 #endif

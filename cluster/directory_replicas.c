@@ -178,6 +178,7 @@ static void placement_of(const struct dir_actor *a,
   out->node_id = a->node_id;
   out->epoch = a->epoch;
   out->n_backups = a->n_backups;
+  out->activated = a->activated != 0;
   memset(out->backups, 0, sizeof out->backups);
   memcpy(out->backups, a->backups, a->n_backups * sizeof a->backups[0]);
 }

@@ -295,7 +295,8 @@ static void batch_cb(struct raft_apply *req, int status, void *result) {
  * back to HASH; policies were checked at claim time). With a replication
  * factor R > 1, a durable actor's claim also names its backups: the next
  * min(R-1, n_live-1) nodes of the owner's ranking (placement.h); stateless
- * ones (REPLACE_DOWN) get none. */
+ * ones (REPLACE_DOWN) get none. A durable claim with no backups starts
+ * unactivated when another candidate exists (directory.h ACTIVATION). */
 static void batch_fill(lmz_raftnode_t *rn, struct batch *b, size_t take,
                        size_t n_live) {
   struct lmz_raftnode_pending *p = rn->pend;
@@ -316,6 +317,12 @@ static void batch_fill(lmz_raftnode_t *rn, struct batch *b, size_t take,
     p->claims[i] = (struct lmz_dir_claim){key,  pc->blen, key + pc->blen,
                                           pc->ilen, node, pc->req->request_id,
                                           pc->flags, (uint32_t)nb, bk};
+    /* a durable actor with no copy elsewhere starts not activated, so the
+     * leader may re-place it while it holds nothing should its owner fall
+     * silent (directory.h ACTIVATION); not when no other node could take
+     * it (one node: --dev pays no activation mark) */
+    if (nb == 0 && n_live > 1 && !(pc->flags & LMZ_DIR_CLAIM_REPLACE_DOWN))
+      p->claims[i].flags |= LMZ_DIR_CLAIM_UNACTIVATED;
     b->reqs[i] = pc->req;
   }
   b->n = take;

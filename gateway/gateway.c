@@ -177,6 +177,7 @@ static int metrics_text(lmz_gateway_t *gw, lmz_buf *b) {
       {"lmz_cluster_claims_remote_total", "counter", "Claims sent to the leader", rs.claims_remote},
       {"lmz_cluster_unavailable_total", "counter", "Calls failed ActorUnavailable", rs.unavailable},
       {"lmz_cluster_parked", "gauge", "Calls waiting for the directory", rs.parked_now},
+      {"lmz_cluster_activation_gated_total", "counter", "Calls parked for their new placement's activation mark", rs.gated},
       {"lmz_cluster_forwards_pending", "gauge", "Forwarded calls awaiting a result", rs.forwards_pending},
       {"lmz_cluster_lease_valid", "gauge", "1 while this node holds a lease", rs.lease_valid},
       {"lmz_cluster_lease_remaining_ms", "gauge", "Lease left", rs.lease_remaining_ms},

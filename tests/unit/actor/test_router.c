@@ -340,6 +340,88 @@ static void test_stale_activation_replaced(void **state) {
   teardown(&x);
 }
 
+/* ---- the activation gate (cluster/activation.h) -------------------------- */
+
+static struct {
+  int n;
+  uint64_t epoch;
+} fwd_seen;
+
+static int grab_epoch(void *arg, uint64_t peer, const Lmz__Frame *f) {
+  (void)arg;
+  if (f->body_case == LMZ__FRAME__BODY_CALL && peer == 1) {
+    fwd_seen.n++;
+    fwd_seen.epoch = f->call->epoch;
+  }
+  return 0;
+}
+
+/* Claims COUNTER_DO/inst on node 2 not activated; returns its epoch. */
+static uint64_t claim_unactivated(struct fx *x, const char *inst) {
+  lmz_buf cmd = LMZ_BUF_INIT;
+  struct lmz_dir_claim cl = {"COUNTER_DO", 10, inst, strlen(inst), 2, 4242,
+                             LMZ_DIR_CLAIM_UNACTIVATED, 0, NULL};
+  assert_int_equal(lmz_dir_encode_claims(&cmd, &cl, 1), 0);
+  propose_on_leader(x, &cmd);
+  lmz_buf_free(&cmd);
+  struct lmz_dir_placement p;
+  assert_int_equal(lmz_dir_placement_get(lmz_cluster_dir(&x->c), "COUNTER_DO",
+                                         10, inst, strlen(inst), &p), 0);
+  assert_int_equal(p.node_id, 2);
+  assert_false(p.activated);
+  return p.epoch;
+}
+
+/* A placement here that was never activated: the call waits for the mark
+ * (no turn before it is committed), then runs here. When the leader
+ * re-places it first (its owner looked silent), the mark is refused and the
+ * parked call goes to the new owner: it never ran here. */
+static void test_unactivated_gate(void **state) {
+  (void)state;
+  struct fx x;
+  setup(&x, true);
+  memset(&fwd_seen, 0, sizeof fwd_seen);
+  lmz__router_set_send_hook(x.r, grab_epoch, NULL);
+  claim_unactivated(&x, "fresh");
+  struct reply rp;
+  call(&x, "fresh", "increment", &rp);
+  struct lmz_router_stats st;
+  lmz_router_get_stats(x.r, &st);
+  assert_int_equal(st.gated, 1);
+  assert_int_equal(st.parked_now, 1);
+  run_for(&x, &rp, 500);
+  assert_true(rp.done && rp.ok && rp.number == 1.0);
+  struct lmz_dir_placement p;
+  assert_int_equal(lmz_dir_placement_get(lmz_cluster_dir(&x.c), "COUNTER_DO",
+                                         10, "fresh", 5, &p), 0);
+  assert_true(p.activated);
+  /* the race, lost: the re-placement commits before the mark */
+  uint64_t e = claim_unactivated(&x, "lost");
+  call(&x, "lost", "increment", &rp); /* its mark is on its way */
+  lmz_buf cmd = LMZ_BUF_INIT;
+  struct lmz_dir_replace rep = {"COUNTER_DO", 10, "lost", 4, 2, 1, e, 4343};
+  assert_int_equal(lmz_dir_encode_replaces(&cmd, &rep, 1), 0);
+  propose_on_leader(&x, &cmd);
+  lmz_buf_free(&cmd);
+  uint64_t end = x.s->net.now_ms + 500;
+  while (fwd_seen.n == 0 && x.s->net.now_ms < end)
+    step(&x);
+  assert_int_equal(fwd_seen.n, 1);
+  assert_int_equal(fwd_seen.epoch, e + 1); /* to node 1, the new placement */
+  assert_false(rp.done); /* node 1 (a fake) never answers */
+  assert_int_equal(lmz_dir_placement_get(lmz_cluster_dir(&x.c), "COUNTER_DO",
+                                         10, "lost", 4, &p), 0);
+  assert_int_equal(p.node_id, 1);
+  assert_false(p.activated); /* the mark was refused */
+  for (int i = 0; i < 2 * SIM_TICK_MS; i++)
+    step(&x);
+  assert_int_equal(lmz_act_n_pending(&x.c.act), 0); /* dropped: moved */
+  assert_false(rp.done);
+  lmz_router_get_stats(x.r, &st);
+  assert_int_equal(st.gated, 2);
+  teardown(&x); /* the unanswered call fails at close */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_claim_then_run),
@@ -349,6 +431,7 @@ int main(void) {
       cmocka_unit_test(test_relay_claim_retried),
       cmocka_unit_test(test_forward_keeps_trace),
       cmocka_unit_test(test_stale_activation_replaced),
+      cmocka_unit_test(test_unactivated_gate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -588,9 +588,9 @@ static void test_snapshot_hostile(void **state) {
   assert_int_equal(lmz_dir_restore(a, NULL, 0), LMZ_EBADMSG);
   assert_true(lmz_dir_equal(a, keep));
   uint8_t *m = malloc(len + 1);
-  /* version 3 (1 and 2 are known) */
+  /* version 4 (1 to 3 are known) */
   memcpy(m, buf, len);
-  m[4] = 3;
+  m[4] = 4;
   reseal(m, len);
   assert_int_equal(lmz_dir_restore(a, m, len), LMZ_EBADVERSION);
   /* epoch_seq below an actor's epoch */
@@ -631,7 +631,7 @@ static void test_snapshot_hostile(void **state) {
   size_t prev_sz = 0;
   bool dup_done = false;
   while (p < m + len - 8 && !dup_done) {
-    const uint8_t *name = p + 17 + 8 * p[16]; /* after the backups */
+    const uint8_t *name = p + 18 + 8 * p[16]; /* after backups and flags */
     size_t sz = (size_t)(name - p) + 3 + name[0] +
                 (size_t)(name[1] | (name[2] << 8));
     if (prev && sz == prev_sz) {
@@ -1311,11 +1311,11 @@ static void test_snapshot_v2_and_equal(void **state) {
   assert_int_equal(p.epoch, q.epoch);
   assert_int_equal(q.n_backups, 3);
   assert_memory_equal(p.backups, q.backups, 3 * sizeof p.backups[0]);
-  /* snapshots record the version: 2 */
+  /* snapshots record the version: 3 */
   uint8_t *buf;
   size_t len;
   assert_int_equal(lmz_dir_snapshot(a, NULL, (void **)&buf, &len), 0);
-  assert_int_equal(buf[4] | buf[5] << 8, 2);
+  assert_int_equal(buf[4] | buf[5] << 8, 3);
   free(buf);
   /* lists count for equality: order, and membership */
   claim_bk(a, "x", 1, (uint64_t[]){2, 3}, 2, 0);
@@ -1331,21 +1331,22 @@ static void test_snapshot_v2_and_equal(void **state) {
   free_dir(b);
 }
 
-/* Turns a version 2 snapshot without lists into version 1: drops each
- * actor's n_backups byte. */
-static size_t to_v1(const uint8_t *v2, size_t len, uint32_t n_nodes_bytes,
-                    uint8_t *out) {
+/* Turns a version 3 snapshot without lists into version v (1 or 2): drops
+ * each actor's flags byte and, for version 1, its n_backups byte. */
+static size_t downgrade(const uint8_t *v3, size_t len, uint32_t n_nodes_bytes,
+                        int v, uint8_t *out) {
   size_t o = 28 + n_nodes_bytes;
-  memcpy(out, v2, o);
-  out[4] = 1;
-  const uint8_t *p = v2 + o, *end = v2 + len - 8;
+  memcpy(out, v3, o);
+  out[4] = (uint8_t)v;
+  const uint8_t *p = v3 + o, *end = v3 + len - 8;
+  size_t keep = v == 1 ? 16 : 17;
   while (p < end) {
     assert_int_equal(p[16], 0);
-    memcpy(out + o, p, 16);
-    size_t rest = 3 + p[17] + (size_t)(p[18] | (p[19] << 8));
-    memcpy(out + o + 16, p + 17, rest);
-    o += 16 + rest;
-    p += 17 + rest;
+    memcpy(out + o, p, keep);
+    size_t rest = 3 + p[18] + (size_t)(p[19] | (p[20] << 8));
+    memcpy(out + o + keep, p + 18, rest);
+    o += keep + rest;
+    p += 18 + rest;
   }
   reseal(out, o + 8);
   return o + 8;
@@ -1358,8 +1359,8 @@ static void test_snapshot_v1_restore(void **state) {
   size_t len;
   assert_int_equal(lmz_dir_snapshot(a, NULL, (void **)&buf, &len), 0);
   uint8_t *v1 = malloc(len);
-  size_t l1 = to_v1(buf, len, 4 * 51, v1);
-  assert_int_equal(l1, len - 500); /* one byte per actor less */
+  size_t l1 = downgrade(buf, len, 4 * 51, 1, v1);
+  assert_int_equal(l1, len - 1000); /* two bytes per actor less */
   lmz_dir_t *b = new_dir();
   assert_int_equal(lmz_dir_restore(b, v1, l1), 0);
   assert_true(lmz_dir_equal(a, b));
@@ -1373,6 +1374,165 @@ static void test_snapshot_v1_restore(void **state) {
   free(buf);
   free_dir(a);
   free_dir(b);
+}
+
+/* Version 2 (no flags) restores every placement as activated: the safe
+ * reading of a snapshot made before activation marks existed. */
+static void test_snapshot_v2_restore_activated(void **state) {
+  (void)state;
+  lmz_dir_t *a = busy_dir();
+  assert_int_equal(claim1(a, "W", "fresh", 20, LMZ_DIR_CLAIM_UNACTIVATED)->status,
+                   LMZ_DIR_PLACED);
+  assert_int_equal(lmz_dir_node_get(a, 20)->n_unactivated, 1);
+  uint8_t *buf;
+  size_t len;
+  assert_int_equal(lmz_dir_snapshot(a, NULL, (void **)&buf, &len), 0);
+  uint8_t *v2 = malloc(len);
+  size_t l2 = downgrade(buf, len, 4 * 51, 2, v2);
+  assert_int_equal(l2, len - 501); /* one byte per actor less */
+  lmz_dir_t *b = new_dir();
+  assert_int_equal(lmz_dir_restore(b, v2, l2), 0);
+  struct lmz_dir_placement p;
+  assert_int_equal(lmz_dir_placement_get(b, "W", 1, "fresh", 5, &p), 0);
+  assert_true(p.activated);
+  assert_int_equal(lmz_dir_node_get(b, 20)->n_unactivated, 0);
+  assert_false(lmz_dir_equal(a, b)); /* the flag counts for equality */
+  /* the v3 flags byte: unknown bits are refused */
+  uint8_t *m = malloc(len);
+  memcpy(m, buf, len);
+  size_t first = 28 + 4 * 51;
+  uint8_t flags = m[first + 17];
+  assert_true(flags <= 1);
+  m[first + 17] = 3;
+  reseal(m, len);
+  assert_int_equal(lmz_dir_restore(b, m, len), LMZ_EBADMSG);
+  m[first + 17] = flags ^ 1; /* control: the other valid value */
+  reseal(m, len);
+  assert_int_equal(lmz_dir_restore(b, m, len), 0);
+  free(m);
+  free(v2);
+  free(buf);
+  free_dir(a);
+  free_dir(b);
+}
+
+/* ---- activation (directory.h ACTIVATION, issue 15 item 3) ---------------- */
+
+static const struct lmz_dir_item *mark1(lmz_dir_t *d, const char *inst,
+                                        uint64_t node, uint64_t epoch) {
+  lmz_buf b = LMZ_BUF_INIT;
+  struct lmz_dir_activated m = {"W", 1, inst, strlen(inst), node, epoch, 61};
+  assert_int_equal(lmz_dir_encode_activated(&b, &m, 1), 0);
+  const struct lmz_dir_result *r = run(d, &b);
+  lmz_buf_free(&b);
+  assert_int_equal(r->status, 0);
+  assert_int_equal(r->cmd, LMZ_DIR_CMD_ACTIVATED);
+  assert_int_equal(r->n, 1);
+  assert_int_equal(r->items[0].request_id, 61);
+  return &r->items[0];
+}
+
+static const struct lmz_dir_item *replace1(lmz_dir_t *d, const char *inst,
+                                           uint64_t from, uint64_t to,
+                                           uint64_t epoch) {
+  lmz_buf b = LMZ_BUF_INIT;
+  struct lmz_dir_replace m = {"W", 1, inst, strlen(inst), from, to, epoch, 71};
+  assert_int_equal(lmz_dir_encode_replaces(&b, &m, 1), 0);
+  const struct lmz_dir_result *r = run(d, &b);
+  lmz_buf_free(&b);
+  assert_int_equal(r->status, 0);
+  assert_int_equal(r->cmd, LMZ_DIR_CMD_REPLACES);
+  assert_int_equal(r->n, 1);
+  assert_int_equal(r->items[0].request_id, 71);
+  return &r->items[0];
+}
+
+static bool activated(lmz_dir_t *d, const char *inst) {
+  struct lmz_dir_placement p;
+  assert_int_equal(lmz_dir_placement_get(d, "W", 1, inst, strlen(inst), &p), 0);
+  return p.activated;
+}
+
+static void test_activation(void **state) {
+  (void)state;
+  lmz_dir_t *d = nodes_dir(3);
+  /* claims: unactivated only when asked, never for REPLACE_DOWN */
+  uint64_t eu = claim1(d, "W", "u", 3, LMZ_DIR_CLAIM_UNACTIVATED)->epoch;
+  uint64_t ea = claim1(d, "W", "a", 3, LMZ_DIR_CLAIM_UNACTIVATED)->epoch;
+  claim1(d, "W", "old", 3, 0);
+  claim1(d, "W", "sl", 3, LMZ_DIR_CLAIM_UNACTIVATED | LMZ_DIR_CLAIM_REPLACE_DOWN);
+  assert_false(activated(d, "u"));
+  assert_true(activated(d, "old"));
+  assert_true(activated(d, "sl"));
+  assert_int_equal(lmz_dir_node_get(d, 3)->n_unactivated, 2);
+  /* a re-claim changes nothing */
+  assert_int_equal(claim1(d, "W", "old", 3, LMZ_DIR_CLAIM_UNACTIVATED)->status,
+                   LMZ_DIR_EXISTING);
+  assert_true(activated(d, "old"));
+  /* marks: owner and epoch must match; idempotent */
+  assert_int_equal(mark1(d, "a", 2, ea)->status, LMZ_ESTALE);
+  assert_int_equal(mark1(d, "a", 3, ea + 100)->status, LMZ_ESTALE);
+  assert_int_equal(mark1(d, "nope", 3, ea)->status, LMZ_ENOTFOUND);
+  assert_int_equal(mark1(d, "a", 3, 0)->status, LMZ_EINVAL);
+  assert_int_equal(mark1(d, "a", 3, ea)->status, LMZ_DIR_PLACED);
+  assert_int_equal(mark1(d, "a", 3, ea)->status, LMZ_DIR_EXISTING);
+  assert_true(activated(d, "a"));
+  assert_int_equal(lmz_dir_node_get(d, 3)->n_unactivated, 1);
+  /* re-placement: only of a placement never activated */
+  assert_int_equal(replace1(d, "a", 3, 1, ea)->status, LMZ_EBUSY);
+  assert_int_equal(replace1(d, "old", 3, 1,
+                            claim1(d, "W", "old", 3, 0)->epoch)->status,
+                   LMZ_EBUSY);
+  assert_int_equal(replace1(d, "u", 3, 1, eu + 1)->status, LMZ_ESTALE);
+  assert_int_equal(replace1(d, "u", 2, 1, eu)->status, LMZ_ESTALE);
+  assert_int_equal(replace1(d, "u", 3, 3, eu)->status, LMZ_EINVAL);
+  assert_int_equal(replace1(d, "u", 3, 9, eu)->status, LMZ_EUNAVAILABLE);
+  uint64_t seq = lmz_dir_epoch_seq(d);
+  const struct lmz_dir_item *it = replace1(d, "u", 3, 1, eu);
+  assert_int_equal(it->status, LMZ_DIR_PLACED);
+  assert_int_equal(it->node_id, 1);
+  assert_int_equal(it->epoch, eu + 1);
+  assert_placed(d, "W", "u", 1, eu + 1);
+  assert_true(lmz_dir_epoch_seq(d) >= seq);
+  assert_false(activated(d, "u")); /* still nothing ran: movable again */
+  assert_int_equal(lmz_dir_node_get(d, 3)->n_unactivated, 0);
+  assert_int_equal(lmz_dir_node_get(d, 1)->n_unactivated, 1);
+  assert_int_equal(lmz_dir_node_get(d, 3)->n_actors, 3);
+  assert_int_equal(lmz_dir_node_get(d, 1)->n_actors, 1);
+  /* THE race: the old owner's mark lost to the re-placement, and a
+   * replayed re-placement is stale */
+  assert_int_equal(mark1(d, "u", 3, eu)->status, LMZ_ESTALE);
+  assert_false(activated(d, "u"));
+  assert_int_equal(replace1(d, "u", 3, 1, eu)->status, LMZ_ESTALE);
+  /* snapshots carry the flag and the counts */
+  lmz_dir_t *c = clone_dir(d);
+  assert_true(lmz_dir_equal(d, c));
+  assert_false(activated(c, "u"));
+  assert_int_equal(lmz_dir_node_get(c, 1)->n_unactivated, 1);
+  /* a graceful move leaves it activated (state may travel with a move) */
+  assert_int_equal(move1(d, "u", 1, 2, eu + 1, true)->status, LMZ_DIR_PLACED);
+  assert_true(activated(d, "u"));
+  assert_int_equal(lmz_dir_node_get(d, 1)->n_unactivated, 0);
+  assert_int_equal(lmz_dir_node_get(d, 2)->n_unactivated, 0);
+  /* a release of an unactivated placement keeps the count right */
+  uint64_t ef = claim1(d, "W", "f", 2, LMZ_DIR_CLAIM_UNACTIVATED)->epoch;
+  assert_int_equal(lmz_dir_node_get(d, 2)->n_unactivated, 1);
+  lmz_buf b = LMZ_BUF_INIT;
+  struct lmz_dir_release rl = {"W", 1, "f", 1, 2, ef, 3};
+  assert_int_equal(lmz_dir_encode_releases(&b, &rl, 1), 0);
+  assert_int_equal(single(d, &b)->status, LMZ_DIR_PLACED);
+  assert_int_equal(lmz_dir_node_get(d, 2)->n_unactivated, 0);
+  /* a DOWN owner pins nothing: its mark is refused, and its unactivated
+   * placements may still be re-placed */
+  uint64_t eg = claim1(d, "W", "g", 3, LMZ_DIR_CLAIM_UNACTIVATED)->epoch;
+  mark_down1(d, 3);
+  assert_int_equal(mark1(d, "g", 3, eg)->status, LMZ_EUNAVAILABLE);
+  assert_int_equal(replace1(d, "g", 3, 2, eg)->status, LMZ_DIR_PLACED);
+  assert_placed(d, "W", "g", 2, eg + 1);
+  assert_int_equal(lmz_dir_node_get(d, 3)->n_unactivated, 0);
+  lmz_buf_free(&b);
+  free_dir(c);
+  free_dir(d);
 }
 
 /* Every validation of a restored list, each next to a control edit of the
@@ -1508,6 +1668,8 @@ int main(void) {
       cmocka_unit_test(test_node_remove_lists),
       cmocka_unit_test(test_snapshot_v2_and_equal),
       cmocka_unit_test(test_snapshot_v1_restore),
+      cmocka_unit_test(test_snapshot_v2_restore_activated),
+      cmocka_unit_test(test_activation),
       cmocka_unit_test(test_snapshot_hostile_lists),
       cmocka_unit_test(test_replicas_deterministic),
       cmocka_unit_test(test_max_batch_with_backups),

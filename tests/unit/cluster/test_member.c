@@ -197,6 +197,130 @@ static void test_no_placement_on_paused_node(void **state) {
   sim_free(s);
 }
 
+/* Issue 15 item 3, the remainder: a placement claimed on a node that went
+ * silent right after (no backups, never activated) is re-placed by the
+ * leader once that node's renewals stop being current (L/2 after the last
+ * one), long before its lease could surely expire; an activated one stays.
+ * Every node runs the whole cluster tick (cluster/activation.c: the owner's
+ * mark queue and the leader's watch). */
+static uint64_t owner_of(struct sim *s, const char *inst, uint64_t *epoch,
+                         bool *act) {
+  struct lmz_dir_placement p;
+  assert_int_equal(lmz_dir_placement_get(s->n[0].dir, "DOC", 3, inst,
+                                         strlen(inst), &p), 0);
+  if (epoch)
+    *epoch = p.epoch;
+  if (act)
+    *act = p.activated;
+  return p.node_id;
+}
+
+static void test_unactivated_moved_off_silent_node(void **state) {
+  (void)state;
+  enum { U = 10 };
+  struct sim *s = sim_new(3, L);
+  lmz_cluster_t *cl = calloc(3, sizeof *cl);
+  for (size_t i = 0; i < 3; i++)
+    sim_attach_cluster(s, i, &cl[i], L);
+  sim_register_all(s);
+  sim_run(s, s->net.now_ms + L);
+  /* U unactivated placements, one to be activated, one claimed the old way
+   * (activated), all on node 3 */
+  char names[U + 2][8];
+  struct lmz_dir_claim c[U + 2];
+  for (int i = 0; i < U + 2; i++) {
+    snprintf(names[i], sizeof names[i], i < U ? "u%d" : i == U ? "a" : "old",
+             i);
+    c[i] = (struct lmz_dir_claim){"DOC", 3, names[i], strlen(names[i]), 3,
+                                  (uint64_t)i + 1,
+                                  i <= U ? LMZ_DIR_CLAIM_UNACTIVATED : 0, 0,
+                                  NULL};
+  }
+  lmz_buf cmd = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_claims(&cmd, c, U + 2), 0);
+  struct outcome o;
+  outcome_init(&o, s);
+  assert_int_equal(lmz_cluster_propose(&cl[0], &o.req, &cmd, outcome_cb), 0);
+  lmz_buf_free(&cmd);
+  sim_run(s, s->net.now_ms + 100);
+  assert_true(o.done && o.status == LMZ_DIR_PLACED);
+  uint64_t e_a, e_u[U];
+  bool act;
+  for (int i = 0; i < U; i++) {
+    assert_int_equal(owner_of(s, names[i], &e_u[i], &act), 3);
+    assert_false(act);
+  }
+  assert_int_equal(lmz_dir_node_get(s->n[0].dir, 3)->n_unactivated, U + 1);
+  /* the owner activates "a": its mark queue commits the mark. Its own
+   * replica lags: the leader's answer for that one item lets it run first */
+  owner_of(s, "a", &e_a, NULL);
+  s->apply_lag_ms[2] = 300;
+  assert_int_equal(lmz_cluster_activation_request(&cl[2], "DOC", "a", e_a), 0);
+  assert_int_equal(lmz_act_n_pending(&cl[2].act), 1);
+  assert_false(lmz_act_confirmed(&cl[2].act, "DOC", "a", e_a));
+  sim_run(s, s->net.now_ms + 3 * SIM_TICK_MS + SIM_COMMIT_MS);
+  assert_int_equal(owner_of(s, "a", NULL, &act), 3);
+  assert_true(act); /* in the leader's replica */
+  struct lmz_dir_placement p3;
+  assert_int_equal(lmz_dir_placement_get(s->n[2].dir, "DOC", 3, "a", 1, &p3), 0);
+  assert_false(p3.activated); /* not yet in the owner's */
+  assert_true(lmz_act_confirmed(&cl[2].act, "DOC", "a", e_a));
+  assert_false(lmz_act_confirmed(&cl[2].act, "DOC", "a", e_a + 1));
+  sim_run(s, s->net.now_ms + 300 + SIM_TICK_MS);
+  s->apply_lag_ms[2] = 0;
+  assert_int_equal(lmz_dir_placement_get(s->n[2].dir, "DOC", 3, "a", 1, &p3), 0);
+  assert_true(p3.activated);
+  assert_int_equal(lmz_act_n_pending(&cl[2].act), 0); /* settled, dropped */
+  /* node 3 goes silent (paused: links up) */
+  lmz_simnet_pause(&s->net, 3, true);
+  uint64_t heard = lmz_dir_node_get(s->n[0].dir, 3)->heard_ms;
+  sim_run(s, heard + L / 2 - 1); /* renewals still current: nothing moves */
+  for (int i = 0; i < U; i++)
+    assert_int_equal(owner_of(s, names[i], NULL, NULL), 3);
+  /* not current any more: the next watch (every margin/2) re-places them */
+  sim_run(s, heard + L / 2 + MARGIN / 2 + 2 * SIM_TICK_MS + SIM_COMMIT_MS);
+  assert_false(is_down(s, 3));
+  assert_true(lmz_lease_is_live(heard, L, s->net.now_ms));
+  int on[4] = {0};
+  for (int i = 0; i < U; i++) {
+    uint64_t e;
+    uint64_t n = owner_of(s, names[i], &e, &act);
+    assert_true(n == 1 || n == 2);
+    on[n]++;
+    assert_int_equal(e, e_u[i] + 1);
+    assert_false(act); /* still nothing ran: movable again */
+  }
+  printf("# re-placed %d to node 1, %d to node 2\n", on[1], on[2]);
+  assert_int_equal(owner_of(s, "a", NULL, NULL), 3);   /* activated: */
+  assert_int_equal(owner_of(s, "old", NULL, NULL), 3); /* left alone */
+  assert_int_equal(lmz_dir_node_get(s->n[0].dir, 3)->n_unactivated, 0);
+  struct lmz_act_stats st;
+  lmz_act_get_stats(&cl[0].act, &st);
+  assert_int_equal(st.replace_batches, 1); /* one entry for all of them */
+  assert_int_equal(st.replaced, U);
+  /* node 3 returns: its late mark for u0 under the old epoch is refused
+   * by the directory and dropped by its queue (it never runs u0 there) */
+  lmz_simnet_pause(&s->net, 3, false);
+  assert_int_equal(lmz_cluster_activation_request(&cl[2], "DOC", "u0", e_u[0]),
+                   0);
+  lmz_buf mk = LMZ_BUF_INIT;
+  struct lmz_dir_activated m = {"DOC", 3, "u0", 2, 3, e_u[0], 99};
+  assert_int_equal(lmz_dir_encode_activated(&mk, &m, 1), 0);
+  outcome_init(&o, s);
+  assert_int_equal(lmz_cluster_propose(&cl[2], &o.req, &mk, outcome_cb), 0);
+  lmz_buf_free(&mk);
+  sim_run(s, s->net.now_ms + 3 * SIM_TICK_MS + SIM_COMMIT_MS);
+  assert_true(o.done);
+  assert_int_equal(o.status, LMZ_ESTALE);
+  assert_int_equal(lmz_act_n_pending(&cl[2].act), 0);
+  assert_false(lmz_dir_placement_get(s->n[2].dir, "DOC", 3, "u0", 2,
+                                     &(struct lmz_dir_placement){0}));
+  assert_true(owner_of(s, "u0", NULL, &act) != 3);
+  assert_false(act);
+  sim_free(s);
+  free(cl);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_register_and_renew),
@@ -205,6 +329,7 @@ int main(void) {
       cmocka_unit_test(test_watch_fences_silent_node),
       cmocka_unit_test(test_no_placement_on_paused_node),
       cmocka_unit_test(test_stop_serving),
+      cmocka_unit_test(test_unactivated_moved_off_silent_node),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
