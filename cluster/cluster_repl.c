@@ -48,10 +48,11 @@ static void prop_unlink(struct repl_prop *p) {
 static void prop_done(lmz_dirclient_req_t *req, int status,
                       const struct lmz_dir_item *item) {
   struct repl_prop *p = req->data;
-  if (p->c) { /* NULL once the replicator is gone */
+  if (p->c) /* NULL once the replicator is gone (a Raft entry can complete
+             * after that: the close cancels only what is still queued) */
     prop_unlink(p);
-    p->cb(p->arg, status, item ? item->status : status);
-  }
+  /* always: a disarmed replicator callback only frees its state */
+  p->cb(p->arg, status, item ? item->status : status);
   free(p);
 }
 
