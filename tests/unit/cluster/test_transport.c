@@ -167,6 +167,21 @@ static bool both_up(void *ctx) {
   return p->a->ups > 0 && p->b->ups > 0;
 }
 
+/* Nodes 1 (a, dialing) and 2 (b, listening on port 0) with default
+ * options, connected and both UP: returns a's conn to b. */
+static lmz_conn_t *pair_up(uv_loop_t *loop, node *a, node *b) {
+  struct lmz_transport_options oa = base_opts(a, NULL);
+  struct lmz_transport_options ob = base_opts(b, "127.0.0.1:0");
+  node_start(loop, b, 2, &ob);
+  node_start(loop, a, 1, &oa);
+  char addr[64];
+  lmz_conn_t *ca;
+  assert_int_equal(lmz_transport_connect(&a->t, 2, addr_of(b, addr), &ca), 0);
+  pair_ctx pc = {a, b, 0};
+  run_until(loop, both_up, &pc, LIVE_MS);
+  return ca;
+}
+
 /* ---- a frame sent from a prepare callback leaves in that iteration ------- */
 
 struct prep_send {
@@ -203,15 +218,7 @@ static void test_flush_from_prepare(void **state) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   node a, b;
-  struct lmz_transport_options oa = base_opts(&a, NULL);
-  struct lmz_transport_options ob = base_opts(&b, "127.0.0.1:0");
-  node_start(&loop, &b, 2, &ob);
-  node_start(&loop, &a, 1, &oa);
-  char addr[64];
-  lmz_conn_t *ca;
-  assert_int_equal(lmz_transport_connect(&a.t, 2, addr_of(&b, addr), &ca), 0);
-  pair_ctx pc = {&a, &b, 0};
-  run_until(&loop, both_up, &pc, LIVE_MS);
+  lmz_conn_t *ca = pair_up(&loop, &a, &b);
   struct prep_send ps = {.t = &a.t, .conn = ca};
   uv_prepare_init(&loop, &ps.h);
   ps.h.data = &ps;
@@ -230,15 +237,7 @@ static void test_exchange_100k_both_ways(void **state) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   node a, b;
-  struct lmz_transport_options oa = base_opts(&a, NULL);
-  struct lmz_transport_options ob = base_opts(&b, "127.0.0.1:0");
-  node_start(&loop, &b, 2, &ob);
-  node_start(&loop, &a, 1, &oa);
-  char addr[64];
-  lmz_conn_t *ca;
-  assert_int_equal(lmz_transport_connect(&a.t, 2, addr_of(&b, addr), &ca), 0);
-  pair_ctx pc = {&a, &b, 100000};
-  run_until(&loop, both_up, &pc, LIVE_MS);
+  lmz_conn_t *ca = pair_up(&loop, &a, &b);
   lmz_conn_t *cb = lmz_transport_peer(&b.t, 1);
   assert_non_null(cb);
   assert_false(lmz_conn_is_managed(cb));
