@@ -11,7 +11,6 @@
 # Before the fix about a third of the claims went to the paused node and
 # hung there.
 . "$(dirname "$0")/../lib/it_lib.sh"
-ROOT=${LMZ_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 LEASE_MS=4500
 # The claims must come in the window where only the fix keeps them off the
 # paused node: after its renewals stopped (age > L/2, out of placement since
@@ -20,56 +19,13 @@ LEASE_MS=4500
 # its lease surely expires at L + margin (marked DOWN). The default L = 3 s
 # leaves about 1.5 s; every node here runs with L = 4.5 s (window from
 # 2.25 s to 5 s after the last renewal), as wide as it gets with the 5 s
-# dead timeout. dev-cluster.sh starts lmzd from LMZ_BIN_DIR: here a wrapper
-# that adds cluster.lease_ms to the generated config and execs the real
-# lmzd (same pid, so dev-cluster.sh's kill and stop work).
-mkdir -p "$T/bin"
-ln -s "$BIN/lmz" "$T/bin/lmz"
-cat >"$T/bin/lmzd" <<WRAP
-#!/usr/bin/env bash
-[ "\$1" = --config ] && sed -i 's/"cluster": {/"cluster": {"lease_ms": $LEASE_MS, /' "\$2"
-exec "$BIN/lmzd" "\$@"
-WRAP
-chmod +x "$T/bin/lmzd"
-export LMZ_CLUSTER_DIR=$T/cluster LMZ_BIN_DIR=$T/bin LMZ_PORT_OFFSET=ephemeral
-export LMZ_LIB_DIR=${LMZ_LIB_DIR:-$(cd "$BIN/../lib" && pwd)}
-DC="$ROOT/deploy/dev-cluster.sh"
-KEY=$LMZ_CLUSTER_DIR/cluster.key
+# dead timeout (tests/lib/pause_lib.sh puts cluster.lease_ms in the
+# configs).
+. "$(dirname "$0")/../lib/pause_lib.sh"
 N=200
-port() { "$DC" port "$1"; }
 c() { local n=$1; shift; "$BIN/lmz" call --node "127.0.0.1:$(port "$n")" --key-file "$KEY" "$@"; }
-st() { "$BIN/lmz" status --node "127.0.0.1:$(port "$1")" --key-file "$KEY"; }
-pid_of() { cat "$LMZ_CLUSTER_DIR/node$1.pid" 2>/dev/null; }
-# every node is resumed before it is stopped: a stopped process ignores SIGTERM
-stop_cluster() {
-  local n p
-  for n in 1 2 3; do p=$(pid_of "$n") && [ -n "$p" ] && kill -CONT "$p" 2>/dev/null; done
-  "$DC" stop >/dev/null 2>&1
-  for n in 1 2 3; do "$DC" kill "$n" >/dev/null 2>&1; done
-}
-trap 'stop_cluster; cleanup' EXIT
-export -f port
-export DC KEY BIN
 
-is_num() { [[ "$1" =~ ^[0-9]+$ ]]; }
-# node_field STATUS_JSON ID FIELD: FIELD of node ID in a status answer
-node_field() { grep -o "{\"id\":$2,[^}]*" <<<"$1" | grep -o "\"$3\":\"\\{0,1\\}[a-z0-9]*" | sed 's/.*://; s/"//g'; }
-leader_of() { sed -nE 's/.*"leader":([1-3]),.*/\1/p' <<<"$1"; }
-
-"$DC" start >"$T/start.log" 2>&1 || { cat "$T/start.log"; bad "cluster starts"; finish; exit 1; }
-ok "3-node cluster starts"
-
-# the leader, as every node sees it (an election may still be settling)
-agreed_leader() {
-  local a b d
-  a=$(leader_of "$(st 1)"); b=$(leader_of "$(st 2)"); d=$(leader_of "$(st 3)")
-  is_num "$a" && [ "$a" = "$b" ] && [ "$b" = "$d" ] && echo "$a" >"$T/leader"
-}
-check "the three nodes agree on a leader" wait_until 15 agreed_leader
-L=$(cat "$T/leader" 2>/dev/null)
-is_num "$L" || { finish; exit 1; }
-P=$(( L % 3 + 1 ))              # the node to pause: not the leader
-Q=$(( P % 3 + 1 ))              # the other follower
+pause_cluster_start
 echo "  leader $L, pausing node $P, claiming through nodes $L and $Q"
 check "node $P serves calls before the pause" \
   test "$(c "$P" ECHO_WORKER - whereami)" = "{\"json\":\"node-$P\",\"meta\":{}}"

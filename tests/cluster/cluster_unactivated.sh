@@ -20,59 +20,20 @@
 # the one increment (no stale copy on the returning node, nothing applied
 # twice).
 . "$(dirname "$0")/../lib/it_lib.sh"
-ROOT=${LMZ_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 # A long lease widens the window in which the paused node still counts as
 # current (placement: L/2 = 6 s after its last renewal, and its links are
 # declared dead 5 s after its last frame) and keeps its DOWN mark
 # (L + margin = 13.2 s) after the bound the calls must meet. The node is
 # paused just after a renewal, so the claims (slow CLI processes on a
-# loaded machine) have those 5 s. dev-cluster.sh starts lmzd from
-# LMZ_BIN_DIR: a wrapper adds cluster.lease_ms (as cluster_pause.sh does).
+# loaded machine) have those 5 s (tests/lib/pause_lib.sh puts
+# cluster.lease_ms in the configs).
 LEASE_MS=12000
 SUCCESS_S=20 # the node stays paused at least this long
-mkdir -p "$T/bin"
-ln -s "$BIN/lmz" "$T/bin/lmz"
-cat >"$T/bin/lmzd" <<WRAP
-#!/usr/bin/env bash
-[ "\$1" = --config ] && sed -i 's/"cluster": {/"cluster": {"lease_ms": $LEASE_MS, /' "\$2"
-exec "$BIN/lmzd" "\$@"
-WRAP
-chmod +x "$T/bin/lmzd"
-export LMZ_CLUSTER_DIR=$T/cluster LMZ_BIN_DIR=$T/bin LMZ_PORT_OFFSET=ephemeral
 export LMZ_REPLICATION_FACTOR=1 # one copy: nothing to fail over to
-export LMZ_LIB_DIR=${LMZ_LIB_DIR:-$(cd "$BIN/../lib" && pwd)}
-DC="$ROOT/deploy/dev-cluster.sh"
-KEY=$LMZ_CLUSTER_DIR/cluster.key
+. "$(dirname "$0")/../lib/pause_lib.sh"
 N=24
-port() { "$DC" port "$1"; }
-st() { "$BIN/lmz" status --node "127.0.0.1:$(port "$1")" --key-file "$KEY"; }
-pid_of() { cat "$LMZ_CLUSTER_DIR/node$1.pid" 2>/dev/null; }
-# every node is resumed before it is stopped: a stopped process ignores SIGTERM
-stop_cluster() {
-  local n p
-  for n in 1 2 3; do p=$(pid_of "$n") && [ -n "$p" ] && kill -CONT "$p" 2>/dev/null; done
-  "$DC" stop >/dev/null 2>&1
-  for n in 1 2 3; do "$DC" kill "$n" >/dev/null 2>&1; done
-}
-trap 'stop_cluster; cleanup' EXIT
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-is_num() { [[ "$1" =~ ^[0-9]+$ ]]; }
-leader_of() { sed -nE 's/.*"leader":([1-3]),.*/\1/p' <<<"$1"; }
-# node_field STATUS_JSON ID FIELD: FIELD of node ID in a status answer
-node_field() { grep -o "{\"id\":$2,[^}]*" <<<"$1" | grep -o "\"$3\":\"\{0,1\}[a-z0-9]*" | sed 's/.*://; s/"//g'; }
-
-"$DC" start >"$T/start.log" 2>&1 || { cat "$T/start.log"; bad "cluster starts"; finish; exit 1; }
-ok "3-node cluster starts"
-agreed_leader() {
-  local a b d
-  a=$(leader_of "$(st 1)"); b=$(leader_of "$(st 2)"); d=$(leader_of "$(st 3)")
-  is_num "$a" && [ "$a" = "$b" ] && [ "$b" = "$d" ] && echo "$a" >"$T/leader"
-}
-check "the three nodes agree on a leader" wait_until 15 agreed_leader
-L=$(cat "$T/leader" 2>/dev/null)
-is_num "$L" || { finish; exit 1; }
-P=$(( L % 3 + 1 ))              # the node to pause: not the leader
-Q=$(( P % 3 + 1 ))              # the other follower
+pause_cluster_start
 addr_l=127.0.0.1:$(port "$L"); addr_q=127.0.0.1:$(port "$Q"); addr_p=127.0.0.1:$(port "$P")
 echo "  leader $L, pausing node $P, calling through node $Q"
 check "node $P serves calls before the pause" \
