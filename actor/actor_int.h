@@ -199,6 +199,7 @@ typedef struct lmz_actor {
   struct lmz_chain *chain;  /* storage chain of its batches (turn.c), or NULL */
   double last_active_ms;
   uint64_t epoch; /* placement epoch it was activated under (0: unplaced) */
+  uint64_t fresh_epoch; /* fresh.c: the first commit records this epoch */
   char activation_id[48];
   double activated_at_ms;
   lmz_hmap cache; /* key -> struct lmz_cache_ent * (malloc'd) */
@@ -286,6 +287,19 @@ int lmz__router_gate(struct lmz_router_s *r, lmz_msg *m);
  * it, else 0. */
 uint64_t lmz__router_epoch(struct lmz_router_s *r, const char *binding,
                            const char *instance);
+/* Whether (binding, instance) is placed here under `epoch` by a claim
+ * (cluster/directory.h FRESH). router.c */
+bool lmz__router_fresh(struct lmz_router_s *r, const char *binding,
+                       const char *instance, uint64_t epoch);
+/* Before a new activation of a fresh placement (binding, instance) under
+ * `epoch`: drops a stale copy of its range (synchronously), or sets
+ * *record = epoch when the activation's first commit must record it.
+ * 0 or LMZ_ESTORAGE / LMZ_ENOMEM / LMZ_EINVAL. fresh.c */
+int lmz__fresh_check(lmz_node_t *n, const struct lmz_binding *b,
+                     const char *instance, uint64_t epoch, uint64_t *record);
+/* Adds the record of a->fresh_epoch (if any) to the batch of its first
+ * commit; the caller clears a->fresh_epoch once the commit is queued. */
+int lmz__fresh_add_to_batch(lmz_actor *a, struct lmz_batch *b);
 /* The activation of a durable object placed here under `epoch` (0: not
  * placed through a directory), created if there is none. One made under
  * another epoch is stale and replaced (LMZ_EUNAVAILABLE while it is still

@@ -112,8 +112,9 @@ struct lmz_router_s *lmz_node_router(lmz_node_t *n);
  * write it lost). */
 struct lmz_batch; /* storage/store.h */
 struct lmz_node_replicator {
+  /* fresh: the first commit of a fresh placement here (actor/fresh.c) */
   int (*ship)(void *ctx, const char *binding, const char *instance,
-              const struct lmz_batch *b, uint64_t *token);
+              const struct lmz_batch *b, bool fresh, uint64_t *token);
   int (*token_state)(void *ctx, uint64_t token);
   void (*on_local_failure)(void *ctx, int status);
   void *ctx;
@@ -273,6 +274,7 @@ struct lmz_node_stats {
   uint64_t calls_pending;       /* gauge: calls accepted, not answered */
   uint64_t overloaded_mailbox;  /* calls refused: the actor's mailbox full */
   uint64_t overloaded_node;     /* calls refused: max_pending reached */
+  uint64_t stale_copies_dropped; /* fresh placements found an old copy here */
 };
 void lmz_node_get_stats(lmz_node_t *n, struct lmz_node_stats *st);
 const char *lmz_node_get_id(lmz_node_t *n);

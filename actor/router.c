@@ -706,6 +706,14 @@ uint64_t lmz__router_epoch(lmz_router_t *r, const char *binding,
   return epoch;
 }
 
+bool lmz__router_fresh(lmz_router_t *r, const char *binding,
+                       const char *instance, uint64_t epoch) {
+  struct lmz_dir_placement p;
+  return lmz_dir_placement_get(lmz_cluster_dir(r->c), binding, strlen(binding),
+                               instance, strlen(instance), &p) == 0 &&
+         p.node_id == self_id(r) && p.epoch == epoch && p.fresh;
+}
+
 int lmz_router_check_owner(lmz_router_t *r, const char *binding,
                            const char *instance, uint64_t epoch,
                            uint64_t *cur_epoch) {
@@ -895,6 +903,7 @@ void lmz_router_get_stats(lmz_router_t *r, struct lmz_router_stats *st) {
   st->repl_out_of_sync = cs.repl.streams_out_of_sync;
   st->repl_max_lag_ms = cs.repl.max_lag_ms;
   st->repl_lag_bytes = cs.repl.lag_bytes;
+  st->repl_stale_dropped = cs.repl.stale_dropped;
 }
 
 int lmz_router_status_json(lmz_router_t *r, lmz_buf *out) {

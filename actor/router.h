@@ -53,7 +53,7 @@ struct lmz_router_stats {
   /* replication (cluster/repl.h): see lmz status "replication" */
   uint64_t repl_under_replicated, repl_shipped, repl_pending, repl_pair_outs,
       repl_fills, repl_applied, repl_refused, repl_in_sync, repl_out_of_sync,
-      repl_max_lag_ms, repl_lag_bytes;
+      repl_max_lag_ms, repl_lag_bytes, repl_stale_dropped;
   /* broadcast (actor/broadcast.c): Broadcast frames sent and the targets
    * they carried; targets answered MOVED/UNAVAILABLE by their receiver (and
    * routed again alone); frames and targets received; targets this node

@@ -393,8 +393,17 @@ int lmz__actor_for_epoch(lmz_node_t *n, struct lmz_binding *b,
     lmz__actor_free(a);
     a = NULL;
   }
+  uint64_t record = 0; /* a fresh placement's first commit records it */
+  if (!a && epoch && n->router &&
+      lmz__router_fresh(n->router, b->name, instance, epoch)) {
+    int rv = lmz__fresh_check(n, b, instance, epoch, &record);
+    if (rv)
+      return rv;
+  }
   if (!a && !(a = lmz__actor_get(n, b, instance, true)))
     return LMZ_ENOMEM;
+  if (record)
+    a->fresh_epoch = record;
   if (epoch)
     a->epoch = epoch;
   *out = a;

@@ -180,7 +180,7 @@ static int ship_batch(lmz_node_t *n, lmz_actor *a, const struct lmz_batch *b,
   if (!n->repl.ship || a->binding->kind != LMZ_NODE_DO)
     return 0;
   return n->repl.ship(n->repl.ctx, a->self.binding, a->self.instance, b,
-                      token);
+                      a->fresh_epoch != 0, token);
 }
 
 static int start_commit(lmz_ctx *ctx, struct lmz_batch *b) {
@@ -197,12 +197,16 @@ static int start_commit(lmz_ctx *ctx, struct lmz_batch *b) {
   c->chain = a->chain;
   c->node = n;
   c->actor = a;
-  int rv = ship_batch(n, a, b, &c->token);
+  int rv = lmz__fresh_add_to_batch(a, b); /* node-level: not shipped */
+  if (!rv)
+    rv = ship_batch(n, a, b, &c->token);
   if (!rv) {
     c->seq = ++n->next_seq;
     rv = lmz_store_commit(n->store, b, store_commit_cb, c);
     if (rv)
       n->next_seq--;
+    else
+      a->fresh_epoch = 0;
   }
   if (rv) {
     free(c);

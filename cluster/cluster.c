@@ -668,6 +668,7 @@ static void repl_stats(lmz_cluster_t *c, struct lmz_cluster_repl_stats *o) {
   o->fills_done = rs.fills_done;
   o->applied_records = rs.applied_records;
   o->refused = rs.refused;
+  o->stale_dropped = rs.stale_dropped;
   for (size_t i = 0; i < rs.n_pairs; i++) {
     struct lmz_repl_pair_stats p;
     lmz_repl_pair_at(c->repl, i, &p);

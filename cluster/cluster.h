@@ -89,7 +89,7 @@ struct lmz_cluster_stats {
   struct lmz_cluster_repl_stats {    /* repl.h; zeros without replication */
     uint64_t under_replicated;       /* the directory's, as lmz status */
     uint64_t shipped, pending_tokens, pair_outs, fills_sent, fills_done;
-    uint64_t applied_records, refused;
+    uint64_t applied_records, refused, stale_dropped;
     uint64_t streams_in_sync, streams_out_of_sync; /* ours to backups */
     uint64_t max_lag_ms, lag_bytes; /* worst stream, all streams */
   } repl;

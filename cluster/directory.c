@@ -256,6 +256,7 @@ void lmz__dir_actor_move(struct lmz__dir_state *s, struct dir_actor *a,
   to->n_actors++;
   a->node_id = to->id;
   a->n_backups = 0;
+  a->fresh = 0; /* its new owner got (or will get) its state */
   a->epoch++;
   if (a->epoch > s->epoch_seq)
     s->epoch_seq = a->epoch;
@@ -331,6 +332,7 @@ static int claim_one(struct lmz__dir_state *s, const Lmz__DirClaim *c,
   lmz__dir_claim_backups(s, a, c);
   to->n_actors++;
   a->activated = 1;
+  a->fresh = 1;
   if (c->unactivated && !(c->flags & LMZ_DIR_CLAIM_REPLACE_DOWN))
     lmz__dir_set_activated(s, a, false);
   *it = (struct lmz_dir_item){LMZ_DIR_PLACED, c->request_id, a->node_id,
@@ -744,6 +746,7 @@ bool lmz_dir_equal(const lmz_dir_t *a, const lmz_dir_t *b) {
     const struct dir_actor *x = v, *y = lmz_hmap_get(&b->st.actors, k, kl);
     if (!y || x->node_id != y->node_id || x->epoch != y->epoch ||
         x->n_backups != y->n_backups || x->activated != y->activated ||
+        x->fresh != y->fresh ||
         memcmp(x->backups, y->backups, x->n_backups * sizeof x->backups[0]))
       return false;
   }
@@ -753,8 +756,9 @@ bool lmz_dir_equal(const lmz_dir_t *a, const lmz_dir_t *b) {
 /* ---- snapshot ------------------------------------------------------------- */
 
 #define SNAP_MAGIC "LDIR"
-#define SNAP_VERSION 3 /* written; restore also reads versions 1 and 2 */
+#define SNAP_VERSION 4 /* written; restore also reads versions 1 to 3 */
 #define SNAP_ACTIVATED 1u /* actor flags (version 3) */
+#define SNAP_FRESH 2u     /* actor flags (version 4) */
 #define SNAP_HEADER (4 + 2 + 2 + 8 + 4 + 8)
 #define SNAP_NODE_MIN (8 + 1 + 4 + 8 + 1 + 1)
 #define SNAP_ACTOR_MIN (8 + 8 + 1 + 2 + 1) /* version 1 */
@@ -820,7 +824,8 @@ static uint8_t *snapshot_actors(const struct lmz__dir_state *s, uint8_t *p) {
     *p++ = a->n_backups;
     for (uint8_t i = 0; i < a->n_backups; i++)
       p = put_u64(p, a->backups[i]);
-    *p++ = a->activated ? SNAP_ACTIVATED : 0;
+    *p++ = (uint8_t)((a->activated ? SNAP_ACTIVATED : 0) |
+                     (a->fresh ? SNAP_FRESH : 0));
     *p++ = blen;
     p = put_u16(p, (uint16_t)(a->klen - 1 - blen));
     memcpy(p, a->key + 1, a->klen - 1u);
@@ -955,11 +960,13 @@ static int restore_actor(struct lmz__dir_state *s, struct rd *r,
                          uint16_t version) {
   uint64_t node_id, epoch, backups[LMZ_DIR_MAX_BACKUPS];
   uint8_t blen, n_backups = 0, flags = SNAP_ACTIVATED;
+  const uint8_t known = version >= 4 ? SNAP_ACTIVATED | SNAP_FRESH
+                                     : SNAP_ACTIVATED;
   uint16_t ilen;
   const uint8_t *b;
   if (!get_u64(r, &node_id) || !get_u64(r, &epoch) ||
       (version >= 2 && !restore_backups(s, r, node_id, &n_backups, backups)) ||
-      (version >= 3 && (!get_u8(r, &flags) || (flags & ~SNAP_ACTIVATED))) ||
+      (version >= 3 && (!get_u8(r, &flags) || (flags & ~known))) ||
       !get_u8(r, &blen) || !get_u16(r, &ilen) || blen == 0 ||
       ilen > LMZ_DIR_INSTANCE_MAX || !get_bytes(r, (size_t)blen + ilen, &b))
     return LMZ_EBADMSG;
@@ -986,6 +993,7 @@ static int restore_actor(struct lmz__dir_state *s, struct rd *r,
   owner->n_actors++;
   if (!(flags & SNAP_ACTIVATED))
     lmz__dir_set_activated(s, a, false);
+  a->fresh = (flags & SNAP_FRESH) != 0;
   return 0;
 }
 

@@ -53,14 +53,15 @@
  * that never ran out; the Raft glue therefore returns non-zero so Raft
  * retries the entry.
  *
- * SNAPSHOT FORMAT (little-endian, version 3):
- *   "LDIR" u16 version=3  u16 flags=0  u64 epoch_seq  u32 n_nodes  u64 n_actors
+ * SNAPSHOT FORMAT (little-endian, version 4):
+ *   "LDIR" u16 version=4  u16 flags=0  u64 epoch_seq  u32 n_nodes  u64 n_actors
  *   n_nodes x  u64 id | u8 state | u32 lease_ms | u64 lease_seq |
  *              u8 alen | address | u8 rlen | raft_address        (ids ascending)
  *   n_actors x u64 node_id | u64 epoch | u8 n_backups | n_backups x u64 id |
  *              u8 flags | u8 blen | u16 ilen | binding | instance
  *   (version 1, still restored: no n_backups and no ids; lists start empty;
- *   versions 1 and 2: no flags, every placement activated)
+ *   versions 1 and 2: no flags, every placement activated; versions 1 to 3:
+ *   no placement fresh)
  *   u64 checksum = lmz_hash_stable(every byte before it) (core/hash.h)
  * Restore validates everything (magic, version, bounds, unknown states,
  * duplicate or unknown ids, duplicate actors, epochs > epoch_seq, backup
@@ -323,19 +324,34 @@ int lmz_dir_foreach_actor(const lmz_dir_t *d, uint64_t node_id,
  *                LMZ_ESTALE), not activated (else LMZ_EBUSY), to_node UP
  *                and not from_node (else LMZ_EUNAVAILABLE / LMZ_EINVAL):
  *                moved with epoch + 1, empty backup list, still not
- *                activated (LMZ_DIR_PLACED).
+ *                activated, fresh as it was (LMZ_DIR_PLACED).
  *   moves, failover promotions and REPLACE_DOWN re-placements leave the
  *   placement activated (the conservative value: state may travel with it).
  * Snapshot format version 3 adds, after each actor's backup ids, u8 flags
- * (bit 0 = activated; other bits must be 0); versions 1 and 2 restore
+ * (bit 0 = activated; version 3: other bits must be 0); versions 1 and 2 restore
  * every placement as activated. lmz_dir_node.n_unactivated counts them per
  * owner (derived). */
+/* ---- fresh placements --------------------------------------------------------
+ *
+ * A placement is FRESH while its epoch is the one a claim gave it: the
+ * actor had no placement before that claim (never placed, or released,
+ * which happens only with its key range empty), so no copy of its state was
+ * written anywhere under an epoch that counts. Moves, failover promotions
+ * and REPLACE_DOWN re-placements clear it (the state travels); a
+ * DirReplace keeps it (the owner it leaves ran nothing). WHY: a node can
+ * hold an outdated copy of an actor it no longer owns or backs up (a
+ * backup removed by PAIR_OUT, an owner that failed over while it was away,
+ * a drain's source); when a fresh placement names that node, the copy is
+ * stale, and the owner drops it before the first turn (actor/fresh.c).
+ * Snapshot version 4 adds flags bit 1 = fresh; versions 1 to 3 restore no
+ * placement as fresh (the value that drops nothing). */
 struct lmz_dir_placement {
   uint64_t node_id; /* owner */
   uint64_t epoch;
   uint32_t n_backups;
   uint64_t backups[LMZ_DIR_MAX_BACKUPS]; /* in-sync backups, failover order */
   bool activated; /* see ACTIVATION */
+  bool fresh;     /* see FRESH */
 };
 
 /* Placement of (binding, instance) with its backups. Returns 0 (*out set),

@@ -98,8 +98,10 @@ static struct lmz_dir_item replace_one(struct lmz__dir_state *s,
     it.status = LMZ_ETOOBIG;
   if (it.status < 0)
     return it;
-  lmz__dir_actor_move(s, a, to); /* leaves it activated ... */
+  uint8_t fresh = a->fresh;
+  lmz__dir_actor_move(s, a, to); /* leaves it activated and not fresh ... */
   lmz__dir_set_activated(s, a, false); /* ... but nothing ran: still not */
+  a->fresh = fresh;                    /* and nothing was written */
   it.status = LMZ_DIR_PLACED;
   it.node_id = a->node_id;
   it.epoch = a->epoch;

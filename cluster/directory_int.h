@@ -25,7 +25,8 @@ struct dir_actor {
   uint64_t epoch;
   uint64_t backups[LMZ_DIR_MAX_BACKUPS];
   uint8_t n_backups;
-  uint8_t activated; /* 0: never activated (directory.h ACTIVATION) */
+  uint8_t activated : 1; /* 0: never activated (directory.h ACTIVATION) */
+  uint8_t fresh : 1;     /* its epoch began with a claim (directory.h FRESH) */
   uint16_t klen;
   uint8_t key[];
 };

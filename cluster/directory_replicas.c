@@ -179,6 +179,7 @@ static void placement_of(const struct dir_actor *a,
   out->epoch = a->epoch;
   out->n_backups = a->n_backups;
   out->activated = a->activated != 0;
+  out->fresh = a->fresh != 0;
   memset(out->backups, 0, sizeof out->backups);
   memcpy(out->backups, a->backups, a->n_backups * sizeof a->backups[0]);
 }

@@ -561,14 +561,13 @@ static int plan_targets(lmz_repl_t *r, const struct lmz_dir_placement *p,
 
 /* Allocates the records (sharing `data`) and the token: all or nothing. */
 static int ship_alloc(lmz_repl_t *r, const struct plan *pl, const char *name,
-                      size_t blen, size_t ilen, uint64_t epoch,
+                      size_t blen, size_t ilen, uint32_t kind, uint64_t epoch,
                       struct rdata *data, struct rrec **recs,
                       struct rtoken **tok) {
   *tok = NULL;
   size_t k = 0;
   for (; k < pl->n_queue; k++)
-    if (!(recs[k] = lmz__repl_rec_new(name, blen, ilen, LMZ_REPL_KIND_OPS,
-                                      epoch, data)))
+    if (!(recs[k] = lmz__repl_rec_new(name, blen, ilen, kind, epoch, data)))
       goto nomem;
   if (pl->n_wait &&
       (token_reserve(r) || !(*tok = calloc(1, sizeof **tok + blen + ilen))))
@@ -638,7 +637,7 @@ static int ship_data(lmz_repl_t *r, const lmz_batch *b, const uint8_t *prefix,
 }
 
 int lmz_repl_ship(lmz_repl_t *r, const char *binding, const char *instance,
-                  const lmz_batch *b, uint64_t *token) {
+                  const lmz_batch *b, bool fresh, uint64_t *token) {
   *token = 0;
   if (r->o.factor <= 1)
     return 0;
@@ -665,7 +664,9 @@ int lmz_repl_ship(lmz_repl_t *r, const char *binding, const char *instance,
     return rv;
   struct rrec *recs[LMZ__REPL_MAX_WAITS];
   struct rtoken *t;
-  rv = ship_alloc(r, &pl, name, blen, ilen, p.epoch, d, recs, &t);
+  rv = ship_alloc(r, &pl, name, blen, ilen,
+                  fresh ? LMZ_REPL_KIND_OPS_FRESH : LMZ_REPL_KIND_OPS, p.epoch,
+                  d, recs, &t);
   if (rv == 0)
     *token = ship_commit(r, &pl, recs, t, name, blen, ilen, p.epoch);
   lmz__repl_data_unref(d);

@@ -147,6 +147,9 @@ typedef struct lmz_repl_s lmz_repl_t;
 /* ReplRecord.kind */
 #define LMZ_REPL_KIND_OPS 1  /* storage/store.h batch wire format */
 #define LMZ_REPL_KIND_FILL 2 /* storage/store.h actor dump */
+/* OPS, the first batch of a fresh placement (directory.h FRESH): anything
+ * the backup held of the actor before is stale and is dropped first */
+#define LMZ_REPL_KIND_OPS_FRESH 3
 
 /* What the replicator needs from the node around it. */
 struct lmz_repl_ops {
@@ -198,6 +201,7 @@ struct lmz_repl_stats {
   uint64_t shipped, acked_through, pending_tokens;
   uint64_t fills_sent, fills_done, pair_outs;
   uint64_t applied_records, refused;
+  uint64_t stale_dropped; /* FRESH records that found an old copy here */
   uint64_t tokens_lost;      /* tokens lost to a change of owner or epoch */
   uint64_t under_replicated; /* actors we own with too short a list */
   size_t n_pairs;
@@ -213,7 +217,9 @@ void lmz_repl_free(lmz_repl_t *r);
 /* ---- owner side ---------------------------------------------------------- */
 
 /* Ships the batch `b` (borrowed; read now) of actor (binding, instance),
- * about to be committed locally, to the actor's backups and fills.
+ * about to be committed locally, to the actor's backups and fills; with
+ * `fresh` (the first commit of a fresh placement, actor/fresh.c) as
+ * LMZ_REPL_KIND_OPS_FRESH records.
  * ORDER: commit `b` with lmz_store_commit right after ship, before returning
  * to the loop, in ship order (a fill's barrier relies on it: a batch shipped
  * before the fill started must be written before the fill's dump is taken).
@@ -222,7 +228,7 @@ void lmz_repl_free(lmz_repl_t *r);
  * LMZ_ENOMEM / LMZ_ETOOBIG (record over LMZ_REPL_MAX_RECORD_BYTES): the
  * turn fails; nothing was queued. */
 int lmz_repl_ship(lmz_repl_t *r, const char *binding, const char *instance,
-                  const lmz_batch *b, uint64_t *token);
+                  const lmz_batch *b, bool fresh, uint64_t *token);
 uint64_t lmz_repl_acked_through(const lmz_repl_t *r);
 /* The state of `token` for the output gate: 1 acknowledged (0 always is),
  * 0 still waiting, LMZ_EUNAVAILABLE lost (LOST TOKENS above). The gate asks

@@ -228,6 +228,31 @@ static int add_fill(lmz_repl_t *r, const Lmz__ReplRecord *m, lmz_batch *b,
   return rv < 0 ? rv : 0;
 }
 
+/* A FRESH record (actor/fresh.c): what this node holds of the actor is an
+ * outdated copy; the batch that applies the record drops it first. An empty
+ * range (the usual case) costs one probe and no range tombstone. */
+static int drop_stale(lmz_repl_t *r, const Lmz__ReplRecord *m,
+                      const lmz_key_range *range, lmz_batch *b, char *err) {
+  int rv = lmz_store_range_empty(r->o.store, range->lower, range->lower_len,
+                                 range->upper, range->upper_len);
+  if (rv == 1)
+    return 0;
+  if (rv == 0)
+    rv = lmz_batch_delete_range(b, range->lower, range->lower_len,
+                                range->upper, range->upper_len);
+  if (rv) {
+    lmz__errmsg_printf(err, "dropping an outdated copy: %s", lmz_strerror(rv));
+    return rv;
+  }
+  r->st.stale_dropped++;
+  LMZ_LOG_INFO(&lmz__repl_log, "repl: %.*s/%.*s placed afresh (epoch %llu): "
+               "dropping the outdated copy this backup held",
+               (int)m->binding.len, (const char *)m->binding.data,
+               (int)m->instance.len, (const char *)m->instance.data,
+               (unsigned long long)m->epoch);
+  return 0;
+}
+
 /* Checks one record and appends its operations to b. */
 static int add_record(lmz_repl_t *r, uint64_t from, const Lmz__ReplRecord *m,
                       lmz_batch *b, char *err) {
@@ -236,7 +261,8 @@ static int add_record(lmz_repl_t *r, uint64_t from, const Lmz__ReplRecord *m,
                                 m->binding.len, (const char *)m->instance.data,
                                 m->instance.len);
   if (pl < 0 || m->epoch == 0 || m->data.len > LMZ_REPL_MAX_RECORD_BYTES ||
-      (m->kind != LMZ_REPL_KIND_OPS && m->kind != LMZ_REPL_KIND_FILL)) {
+      (m->kind != LMZ_REPL_KIND_OPS && m->kind != LMZ_REPL_KIND_FILL &&
+       m->kind != LMZ_REPL_KIND_OPS_FRESH)) {
     lmz__errmsg_printf(err, "malformed record (name, epoch, kind or size)");
     return LMZ_EBADMSG;
   }
@@ -251,6 +277,8 @@ static int add_record(lmz_repl_t *r, uint64_t from, const Lmz__ReplRecord *m,
     return add_fill(r, m, b, err);
   lmz_key_range range;
   lmz_key_actor_range(&range, prefix, (size_t)pl);
+  if (m->kind == LMZ_REPL_KIND_OPS_FRESH && (rv = drop_stale(r, m, &range, b, err)))
+    return rv;
   rv = lmz_batch_deserialize(b, m->data.data, m->data.len, &range, err);
   return rv < 0 ? rv : 0;
 }

@@ -123,6 +123,7 @@ static int metrics_text(lmz_gateway_t *gw, lmz_buf *b) {
       {"lmz_turns_failed_total", "counter", "Turns that threw", ns.turns_failed},
       {"lmz_activations_total", "counter", "Actor activations", ns.activations},
       {"lmz_evictions_total", "counter", "Idle actors evicted", ns.evictions},
+      {"lmz_stale_copies_dropped_total", "counter", "Outdated actor copies dropped by fresh placements (as owner or backup)", ns.stale_copies_dropped + rs.repl_stale_dropped},
       {"lmz_commits_total", "counter", "Turn batches committed", ns.commits},
       {"lmz_alarms_fired_total", "counter", "Alarms run", ns.alarms_fired},
       {"lmz_actors_active", "gauge", "Active actors", ns.active_actors},

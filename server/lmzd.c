@@ -537,10 +537,10 @@ static void record_copies(void *arg) {
 /* ---- replication (cluster/repl.h): the node's output gate asks it ------- */
 
 static int repl_ship(void *ctx, const char *binding, const char *instance,
-                     const struct lmz_batch *b, uint64_t *token) {
+                     const struct lmz_batch *b, bool fresh, uint64_t *token) {
   lmz_repl_t *r = lmz_cluster_repl(ctx);
   *token = 0;
-  return r ? lmz_repl_ship(r, binding, instance, b, token) : 0;
+  return r ? lmz_repl_ship(r, binding, instance, b, fresh, token) : 0;
 }
 
 static int repl_token_state(void *ctx, uint64_t token) {

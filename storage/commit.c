@@ -179,6 +179,17 @@ static void replay(rocksdb_writebatch_t *wb, const lmz_batch *b) {
   LMZ_ASSERT(p == end);
 }
 
+int lmz_store_write_now(lmz_store_t *s, const lmz_batch *b) {
+  if (!s->db)
+    return LMZ_ECANCELED;
+  rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+  replay(wb, b);
+  char *err = NULL;
+  rocksdb_write(s->db, s->wo, wb, &err);
+  rocksdb_writebatch_destroy(wb);
+  return err ? lmz__err_from_rocksdb(err, s->errmsg, "write") : 0;
+}
+
 /* Detaches the oldest pending batches whose total size fits max_batch_bytes
  * (at least one). Called with mu held. */
 static lmz_batch *take_group(lmz_store_t *s) {

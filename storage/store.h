@@ -278,6 +278,16 @@ typedef void (*lmz_store_commit_cb)(lmz_store_t *s, int status, void *arg);
 int lmz_store_commit(lmz_store_t *s, lmz_batch *b, lmz_store_commit_cb cb,
                      void *arg);
 
+/* Writes `b` (borrowed; its chain is ignored) at once, on the calling
+ * thread: one rocksdb_write with the store's sync option, so on 0 the
+ * batch is in the memtable (every later read sees it) and, when opts.sync,
+ * on disk. It does not wait for the storage thread: commits queued before
+ * it may land after it, so use it only for keys no queued commit touches.
+ * For rare repairs (actor/fresh.c), not for turns: an fsync on the loop
+ * thread stalls it. Returns 0, LMZ_ESTORAGE (s->errmsg), LMZ_ECANCELED
+ * (closed). Loop thread. */
+int lmz_store_write_now(lmz_store_t *s, const lmz_batch *b);
+
 /* Statistics (loop thread). commit_count: commits the storage thread has
  * finished (written or failed; reported or about to be). sync_count:
  * rocksdb_write calls made for them (each one a WAL fsync when opts.sync;

@@ -19,9 +19,10 @@ struct fake_repl {
 };
 
 static int fake_ship(void *ctx, const char *binding, const char *instance,
-                     const struct lmz_batch *b, uint64_t *token) {
+                     const struct lmz_batch *b, bool fresh, uint64_t *token) {
   struct fake_repl *f = ctx;
   assert_non_null(b);
+  assert_false(fresh); /* no directory: no fresh placement */
   if (f->ship_error) {
     int rv = f->ship_error;
     f->ship_error = 0;

@@ -340,6 +340,73 @@ static void test_stale_activation_replaced(void **state) {
   teardown(&x);
 }
 
+/* ---- fresh placements (cluster/directory.h FRESH, actor/fresh.c) --------- */
+
+static void release_actor(struct fx *x, const char *inst) {
+  uint64_t owner = 0, e = 0;
+  assert_int_equal(lmz_dir_lookup(lmz_cluster_dir(&x->c), "COUNTER_DO", 10,
+                                  inst, strlen(inst), &owner, &e), 0);
+  struct lmz_dir_release rl = {"COUNTER_DO", 10, inst, strlen(inst), owner, e,
+                               4545};
+  lmz_buf cmd = LMZ_BUF_INIT;
+  assert_int_equal(lmz_dir_encode_releases(&cmd, &rl, 1), 0);
+  propose_on_leader(x, &cmd);
+  lmz_buf_free(&cmd);
+}
+
+static double call_number(struct fx *x, const char *inst, const char *method) {
+  struct reply rp;
+  call(x, inst, method, &rp);
+  run_for(x, &rp, 500);
+  assert_true(rp.done);
+  assert_true(rp.ok);
+  return rp.number;
+}
+
+static uint64_t stale_dropped(struct fx *x) {
+  struct lmz_node_stats st;
+  lmz_node_get_stats(x->node, &st);
+  return st.stale_copies_dropped;
+}
+
+/* This node kept a copy of an actor it no longer owns (it counted to 3
+ * here, the actor moved to node 1, which emptied it and released it). A new
+ * claim places it here again: the call runs on an empty range, not on the
+ * old total. The record of that placement survives the activation: the
+ * next activation under the same placement keeps what it wrote. */
+static void test_fresh_claim_drops_stale_copy(void **state) {
+  (void)state;
+  struct fx x;
+  setup_ex(&x, true, 50);
+  char inst[32];
+  instance_on(2, "fresh", inst, sizeof inst);
+  for (int i = 1; i <= 3; i++)
+    assert_true(call_number(&x, inst, "increment") == i);
+  assert_int_equal(stale_dropped(&x), 0); /* its first claim found nothing */
+  move_actor(&x, inst, 1);
+  release_actor(&x, inst);
+  assert_true(call_number(&x, inst, "increment") == 1.0); /* claimed again */
+  struct lmz_dir_placement p;
+  assert_int_equal(lmz_dir_placement_get(lmz_cluster_dir(&x.c), "COUNTER_DO",
+                                         10, inst, strlen(inst), &p), 0);
+  assert_int_equal(p.node_id, 2);
+  assert_true(p.fresh);
+  assert_int_equal(stale_dropped(&x), 1);
+  /* evicted (its range is not empty: the placement stays) and activated
+   * again: the marker matches, nothing is dropped */
+  x.wall_ms += 1000;
+  assert_true(lmz_node_evict_idle(x.node) >= 1);
+  assert_true(call_number(&x, inst, "increment") == 2.0);
+  assert_int_equal(stale_dropped(&x), 0 + 1);
+  /* a placement that moved here is not fresh: what it finds is its state */
+  move_actor(&x, inst, 1);
+  stream_total(&x, inst, 40); /* node 1's writes, replicated here */
+  move_actor(&x, inst, 2);
+  assert_true(call_number(&x, inst, "increment") == 41.0);
+  assert_int_equal(stale_dropped(&x), 1);
+  teardown(&x);
+}
+
 /* ---- the activation gate (cluster/activation.h) -------------------------- */
 
 static struct {
@@ -432,6 +499,7 @@ int main(void) {
       cmocka_unit_test(test_forward_keeps_trace),
       cmocka_unit_test(test_stale_activation_replaced),
       cmocka_unit_test(test_unactivated_gate),
+      cmocka_unit_test(test_fresh_claim_drops_stale_copy),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -588,9 +588,9 @@ static void test_snapshot_hostile(void **state) {
   assert_int_equal(lmz_dir_restore(a, NULL, 0), LMZ_EBADMSG);
   assert_true(lmz_dir_equal(a, keep));
   uint8_t *m = malloc(len + 1);
-  /* version 4 (1 to 3 are known) */
+  /* version 5 (1 to 4 are known) */
   memcpy(m, buf, len);
-  m[4] = 4;
+  m[4] = 5;
   reseal(m, len);
   assert_int_equal(lmz_dir_restore(a, m, len), LMZ_EBADVERSION);
   /* epoch_seq below an actor's epoch */
@@ -1311,11 +1311,11 @@ static void test_snapshot_v2_and_equal(void **state) {
   assert_int_equal(p.epoch, q.epoch);
   assert_int_equal(q.n_backups, 3);
   assert_memory_equal(p.backups, q.backups, 3 * sizeof p.backups[0]);
-  /* snapshots record the version: 3 */
+  /* snapshots record the version: 4 */
   uint8_t *buf;
   size_t len;
   assert_int_equal(lmz_dir_snapshot(a, NULL, (void **)&buf, &len), 0);
-  assert_int_equal(buf[4] | buf[5] << 8, 3);
+  assert_int_equal(buf[4] | buf[5] << 8, 4);
   free(buf);
   /* lists count for equality: order, and membership */
   claim_bk(a, "x", 1, (uint64_t[]){2, 3}, 2, 0);
@@ -1352,6 +1352,32 @@ static size_t downgrade(const uint8_t *v3, size_t len, uint32_t n_nodes_bytes,
   return o + 8;
 }
 
+/* Clears the fresh bit of every actor of a version 4 snapshot without
+ * lists (the checksum is left stale). */
+static void unfresh(uint8_t *m, size_t len, uint32_t n_nodes_bytes) {
+  uint8_t *p = m + 28 + n_nodes_bytes, *end = m + len - 8;
+  while (p < end) {
+    assert_int_equal(p[16], 0);
+    assert_true(p[17] & 2); /* every claim of busy_dir is fresh */
+    p[17] &= (uint8_t)~2u;
+    p += 18 + 3 + p[18] + (size_t)(p[19] | (p[20] << 8));
+  }
+}
+
+/* A directory restored from snapshot `v4` with every fresh bit cleared:
+ * what a version 1 to 3 snapshot of the same state restores to. */
+static lmz_dir_t *unfreshed(const uint8_t *v4, size_t len,
+                            uint32_t n_nodes_bytes) {
+  uint8_t *m = malloc(len);
+  memcpy(m, v4, len);
+  unfresh(m, len, n_nodes_bytes);
+  reseal(m, len);
+  lmz_dir_t *d = new_dir();
+  assert_int_equal(lmz_dir_restore(d, m, len), 0);
+  free(m);
+  return d;
+}
+
 static void test_snapshot_v1_restore(void **state) {
   (void)state;
   lmz_dir_t *a = busy_dir(); /* no lists */
@@ -1363,13 +1389,16 @@ static void test_snapshot_v1_restore(void **state) {
   assert_int_equal(l1, len - 1000); /* two bytes per actor less */
   lmz_dir_t *b = new_dir();
   assert_int_equal(lmz_dir_restore(b, v1, l1), 0);
-  assert_true(lmz_dir_equal(a, b));
+  assert_false(lmz_dir_equal(a, b)); /* a's claims are fresh, b's not */
+  lmz_dir_t *c = unfreshed(buf, len, 4 * 51);
+  assert_true(lmz_dir_equal(c, b)); /* and that is the only difference */
   assert_int_equal(lmz_dir_count_under_replicated(b, 0, 1), 500);
   /* the v1 layout read as v2 is refused (the checksum is fine) */
   v1[4] = 2;
   reseal(v1, l1);
   assert_int_not_equal(lmz_dir_restore(b, v1, l1), 0);
-  assert_true(lmz_dir_equal(a, b));
+  assert_true(lmz_dir_equal(c, b));
+  free_dir(c);
   free(v1);
   free(buf);
   free_dir(a);
@@ -1397,16 +1426,26 @@ static void test_snapshot_v2_restore_activated(void **state) {
   assert_true(p.activated);
   assert_int_equal(lmz_dir_node_get(b, 20)->n_unactivated, 0);
   assert_false(lmz_dir_equal(a, b)); /* the flag counts for equality */
-  /* the v3 flags byte: unknown bits are refused */
+  /* the v4 flags byte: unknown bits are refused; version 3 knows only
+   * bit 0 */
   uint8_t *m = malloc(len);
   memcpy(m, buf, len);
   size_t first = 28 + 4 * 51;
   uint8_t flags = m[first + 17];
-  assert_true(flags <= 1);
-  m[first + 17] = 3;
+  assert_true(flags <= 3);
+  m[first + 17] = 4 | flags;
   reseal(m, len);
   assert_int_equal(lmz_dir_restore(b, m, len), LMZ_EBADMSG);
-  m[first + 17] = flags ^ 1; /* control: the other valid value */
+  m[first + 17] = flags ^ 1; /* control: another valid value */
+  reseal(m, len);
+  assert_int_equal(lmz_dir_restore(b, m, len), 0);
+  memcpy(m, buf, len); /* a version 3 snapshot, then one fresh bit */
+  unfresh(m, len, 4 * 51);
+  m[4] = 3;
+  m[first + 17] = 2;
+  reseal(m, len);
+  assert_int_equal(lmz_dir_restore(b, m, len), LMZ_EBADMSG);
+  m[first + 17] = 1; /* control */
   reseal(m, len);
   assert_int_equal(lmz_dir_restore(b, m, len), 0);
   free(m);
@@ -1530,6 +1569,53 @@ static void test_activation(void **state) {
   assert_int_equal(replace1(d, "g", 3, 2, eg)->status, LMZ_DIR_PLACED);
   assert_placed(d, "W", "g", 2, eg + 1);
   assert_int_equal(lmz_dir_node_get(d, 3)->n_unactivated, 0);
+  lmz_buf_free(&b);
+  free_dir(c);
+  free_dir(d);
+}
+
+/* ---- fresh placements (directory.h FRESH) --------------------------------- */
+
+static bool fresh(lmz_dir_t *d, const char *b, const char *inst) {
+  struct lmz_dir_placement p;
+  assert_int_equal(
+      lmz_dir_placement_get(d, b, strlen(b), inst, strlen(inst), &p), 0);
+  return p.fresh;
+}
+
+/* Fresh from the claim until the state may have travelled: list changes,
+ * marks and re-placements keep it; moves and failovers clear it; a release
+ * and a new claim make it fresh again; snapshots carry it. */
+static void test_fresh(void **state) {
+  (void)state;
+  lmz_dir_t *d = nodes_dir(3);
+  uint64_t ex = claim_bk(d, "x", 1, (uint64_t[]){2, 3}, 2, 0)->epoch;
+  assert_true(fresh(d, "R", "x"));
+  pair_out1(d, 1, 2);
+  assert_int_equal(backup_add1(d, "x", 1, ex, 2)->status, LMZ_DIR_PLACED);
+  assert_true(fresh(d, "R", "x"));
+  uint64_t eu = claim1(d, "W", "u", 3, LMZ_DIR_CLAIM_UNACTIVATED)->epoch;
+  uint64_t er = claim1(d, "W", "r", 3, LMZ_DIR_CLAIM_UNACTIVATED)->epoch;
+  assert_int_equal(mark1(d, "u", 3, eu)->status, LMZ_DIR_PLACED);
+  assert_true(fresh(d, "W", "u"));
+  assert_int_equal(replace1(d, "r", 3, 1, er)->status, LMZ_DIR_PLACED);
+  assert_true(fresh(d, "W", "r")); /* nothing ran on node 3 */
+  assert_int_equal(move1(d, "u", 3, 2, eu, true)->status, LMZ_DIR_PLACED);
+  assert_false(fresh(d, "W", "u"));
+  lmz_dir_t *c = clone_dir(d); /* a version 4 snapshot */
+  assert_true(lmz_dir_equal(d, c));
+  assert_true(fresh(c, "R", "x") && fresh(c, "W", "r"));
+  assert_false(fresh(c, "W", "u"));
+  mark_down1(d, 1); /* x fails over to its first backup */
+  assert_placed(d, "R", "x", 3, ex + 1);
+  assert_false(fresh(d, "R", "x"));
+  assert_false(lmz_dir_equal(d, c));
+  lmz_buf b = LMZ_BUF_INIT;
+  struct lmz_dir_release rl = {"W", 1, "u", 1, 2, eu + 1, 3};
+  assert_int_equal(lmz_dir_encode_releases(&b, &rl, 1), 0);
+  assert_int_equal(single(d, &b)->status, LMZ_DIR_PLACED);
+  claim1(d, "W", "u", 2, 0);
+  assert_true(fresh(d, "W", "u"));
   lmz_buf_free(&b);
   free_dir(c);
   free_dir(d);
@@ -1671,6 +1757,7 @@ int main(void) {
       cmocka_unit_test(test_snapshot_v2_restore_activated),
       cmocka_unit_test(test_activation),
       cmocka_unit_test(test_snapshot_hostile_lists),
+      cmocka_unit_test(test_fresh),
       cmocka_unit_test(test_replicas_deterministic),
       cmocka_unit_test(test_max_batch_with_backups),
   };

@@ -403,7 +403,7 @@ static uint64_t turn(struct world *w, uint64_t owner, const char *inst,
   int nkl = lmz_key_node(nk, "alarmq-test", 11);
   assert_int_equal(lmz_batch_put(b, nk, (size_t)nkl, "", 0), 0);
   uint64_t token = 99;
-  assert_int_equal(lmz_repl_ship(w->nodes[owner].r, "C", inst, b, &token), 0);
+  assert_int_equal(lmz_repl_ship(w->nodes[owner].r, "C", inst, b, false, &token), 0);
   assert_int_equal(lmz_store_commit(w->nodes[owner].store, b, NULL, NULL), 0);
   return token;
 }
@@ -488,7 +488,7 @@ static void test_no_backups_token_zero(void **state) {
   lmz_batch *b = lmz_batch_new();
   uint64_t tok = 5;
   claim(w, "theirs", 2, NULL, 0);
-  assert_int_equal(lmz_repl_ship(w->nodes[1].r, "C", "theirs", b, &tok),
+  assert_int_equal(lmz_repl_ship(w->nodes[1].r, "C", "theirs", b, false, &tok),
                    LMZ_ESTALE);
   assert_int_equal(tok, 0);
   lmz_batch_free(b);
@@ -751,6 +751,48 @@ static void test_refusals_apply_nothing(void **state) {
   world_free(w);
 }
 
+/* A FRESH record (the first commit of a fresh placement, actor/fresh.c):
+ * what the backup held of the actor is dropped in the batch that applies
+ * it; an OPS record adds to what is there; a FRESH record on an empty
+ * range drops nothing. */
+static void test_fresh_record_drops_stale_copy(void **state) {
+  (void)state;
+  struct world *w = world_new(2, 2);
+  uint64_t b2[] = {2};
+  claim(w, "a", 1, b2, 1);
+  claim(w, "b", 1, b2, 1);
+  uint64_t ea = placement(w, 2, "a").epoch, eb = placement(w, 2, "b").epoch;
+  lmz_buf old = LMZ_BUF_INIT, cur = LMZ_BUF_INIT, bk = LMZ_BUF_INIT;
+  ops_data(&old, "a", "old");
+  ops_data(&cur, "a", "new");
+  ops_data(&bk, "b", "k");
+  struct ack k =
+      append1(w, 5, 1, "a", ea, LMZ_REPL_KIND_OPS, old.data, old.len);
+  assert_int_equal(k.status, 0);
+  k = append1(w, 5, 2, "a", ea, LMZ_REPL_KIND_OPS, cur.data, cur.len);
+  assert_int_equal(k.status, 0);
+  assert_non_null(read_key(w, 2, "a", "old")); /* OPS: added */
+  assert_non_null(read_key(w, 2, "a", "new"));
+  struct lmz_repl_stats st;
+  lmz_repl_get_stats(w->nodes[2].r, &st);
+  assert_int_equal(st.stale_dropped, 0);
+  k = append1(w, 5, 3, "a", ea, LMZ_REPL_KIND_OPS_FRESH, cur.data, cur.len);
+  assert_int_equal(k.status, 0);
+  assert_null(read_key(w, 2, "a", "old")); /* FRESH: the copy is gone */
+  assert_non_null(read_key(w, 2, "a", "new")); /* the record applied */
+  lmz_repl_get_stats(w->nodes[2].r, &st);
+  assert_int_equal(st.stale_dropped, 1);
+  k = append1(w, 5, 4, "b", eb, LMZ_REPL_KIND_OPS_FRESH, bk.data, bk.len);
+  assert_int_equal(k.status, 0);
+  assert_non_null(read_key(w, 2, "b", "k"));
+  lmz_repl_get_stats(w->nodes[2].r, &st);
+  assert_int_equal(st.stale_dropped, 1); /* nothing to drop */
+  lmz_buf_free(&old);
+  lmz_buf_free(&cur);
+  lmz_buf_free(&bk);
+  world_free(w);
+}
+
 /* The epoch rule: the owner at the directory's epoch, or a newer epoch. */
 static void test_epoch_owner_rule(void **state) {
   (void)state;
@@ -991,7 +1033,7 @@ static void test_frames_split(void **state) {
   assert_int_equal(lmz_batch_put(hb, k, (size_t)kl, val, huge), 0);
   uint64_t tok = 7;
   size_t frames = w->n_frames[1][2];
-  assert_int_equal(lmz_repl_ship(w->nodes[1].r, "C", "a", hb, &tok),
+  assert_int_equal(lmz_repl_ship(w->nodes[1].r, "C", "a", hb, false, &tok),
                    LMZ_ETOOBIG);
   assert_int_equal(tok, 0);
   pump(w);
@@ -1474,6 +1516,7 @@ int main(void) {
       cmocka_unit_test(test_backup_disk_error),
       cmocka_unit_test(test_refusals_apply_nothing),
       cmocka_unit_test(test_epoch_owner_rule),
+      cmocka_unit_test(test_fresh_record_drops_stale_copy),
       cmocka_unit_test(test_import_fences_old_owner),
       cmocka_unit_test(test_refill_under_replicated),
       cmocka_unit_test(test_pair_out_then_refill),

@@ -1,0 +1,135 @@
+/* actor/fresh.c - a fresh placement never runs on a stale copy
+ * (cluster/directory.h FRESH).
+ *
+ * A node can keep a copy of an actor it no longer owns or backs up: a
+ * backup its owner dropped from the set (PAIR_OUT), an owner whose actors
+ * failed over while it was away, a drain's source. Nothing reads that copy
+ * while another node owns the actor. But once the actor is released (which
+ * needs its range empty at the owner) and a new claim places it on that
+ * node, or lists that node as a backup, the copy is not the actor's state:
+ * deleted keys and turns that were never acknowledged would surface (on
+ * the owner at once, on a backup after a failover). So:
+ *  - OWNER: before a fresh placement's first turn here, its range here is
+ *    made empty (lmz__fresh_check);
+ *  - BACKUPS: the activation's first commit is shipped as a FRESH record
+ *    (cluster/repl.h LMZ_REPL_KIND_OPS_FRESH): a backup empties the range
+ *    in the same batch that applies it.
+ *
+ * "First commit here under epoch E" must survive a restart: a restarted
+ * owner must not drop what it wrote under E itself. That first commit also
+ * writes a node-level key, 'N' "fresh" + actor prefix = be64(E) (turn.c
+ * calls lmz__fresh_add_to_batch; node-level keys are not shipped). A key
+ * equal to E: nothing to do. Without it the range holds nothing written
+ * under E (the key and the first write are one batch), so an old copy is
+ * dropped and the next first commit is FRESH again - also after a crash
+ * between the drop and that commit. Cost per fresh activation: one point
+ * read and, without the key, one single-entry range probe; nothing per
+ * turn. A released actor's key stays (a few dozen bytes; a later claim has
+ * a higher epoch, so it never matches by accident).
+ *
+ * The owner's drop is a synchronous delete_range on the loop thread
+ * (lmz_store_write_now, with the store's fsync setting): only a node that
+ * kept a stale copy pays it, and the activation's first reads must not see
+ * the old keys, which a queued commit would not guarantee. No range
+ * tombstone is written when the range is empty (the common case): RocksDB
+ * reads slow down with many of them in a memtable.
+ *
+ * Failure modes: a read or write error -> LMZ_ESTORAGE: the activation is
+ * not created (the call fails; the node's storage is in trouble anyway). */
+#include <string.h>
+
+#include "actor/actor_int.h"
+#include "storage/keys.h"
+#include "storage/store.h"
+
+#define FRESH_NAME "fresh"
+#define FRESH_NAME_LEN 5
+
+/* 'N' "fresh" + the actor prefix (`prefix`, plen bytes). */
+static int marker_key(const uint8_t *prefix, size_t plen, uint8_t *out) {
+  uint8_t name[FRESH_NAME_LEN + LMZ_KEY_PREFIX_MAX];
+  memcpy(name, FRESH_NAME, FRESH_NAME_LEN);
+  memcpy(name + FRESH_NAME_LEN, prefix, plen);
+  return lmz_key_node(out, name, FRESH_NAME_LEN + plen);
+}
+
+static void be64(uint8_t out[8], uint64_t v) {
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    out[i] = (uint8_t)v;
+}
+
+/* Whether the marker says `epoch`: 1 yes, 0 no (absent or another), or an
+ * error. */
+static int marker_is(lmz_node_t *n, const uint8_t *k, size_t kl,
+                     uint64_t epoch) {
+  lmz_buf v = LMZ_BUF_INIT;
+  int rv = lmz_store_get(n->store, k, kl, &v);
+  uint8_t want[8];
+  be64(want, epoch);
+  if (rv == 0)
+    rv = v.len == 8 && memcmp(v.data, want, 8) == 0;
+  else if (rv == LMZ_ENOTFOUND)
+    rv = 0;
+  lmz_buf_free(&v);
+  return rv;
+}
+
+/* Drops the stale copy, synchronously. */
+static int drop_copy(lmz_node_t *n, const char *binding, const char *instance,
+                     uint64_t epoch, const lmz_key_range *r) {
+  lmz_batch *b = lmz_batch_new();
+  int rv = b ? lmz_batch_delete_range(b, r->lower, r->lower_len, r->upper,
+                                      r->upper_len)
+             : LMZ_ENOMEM;
+  if (!rv)
+    rv = lmz_store_write_now(n->store, b);
+  lmz_batch_free(b);
+  if (rv) {
+    LMZ_LOG_ERROR(&lmz__actor_log, "%s/%s: its stale copy could not be "
+                  "dropped: %s", binding, instance, n->store->errmsg);
+    return LMZ_ESTORAGE;
+  }
+  n->stats.stale_copies_dropped++;
+  LMZ_LOG_INFO(&lmz__actor_log, "%s/%s: placed here afresh (epoch %llu): "
+               "dropped the outdated copy this node still held", binding,
+               instance, (unsigned long long)epoch);
+  return 0;
+}
+
+int lmz__fresh_check(lmz_node_t *n, const struct lmz_binding *b,
+                     const char *instance, uint64_t epoch, uint64_t *record) {
+  *record = 0;
+  if (!n->store)
+    return 0;
+  uint8_t prefix[LMZ_KEY_PREFIX_MAX], k[LMZ_KEY_MAX];
+  int pl = lmz_key_actor_prefix(prefix, b->name, b->name_len, instance,
+                                strlen(instance));
+  int kl = pl > 0 ? marker_key(prefix, (size_t)pl, k) : pl;
+  if (kl < 0)
+    return kl;
+  int rv = marker_is(n, k, (size_t)kl, epoch);
+  if (rv != 0)
+    return rv < 0 ? LMZ_ESTORAGE : 0;
+  lmz_key_range r;
+  if ((rv = lmz_key_actor_range(&r, prefix, (size_t)pl)))
+    return rv;
+  rv = lmz_store_range_empty(n->store, r.lower, r.lower_len, r.upper,
+                             r.upper_len);
+  if (rv < 0)
+    return LMZ_ESTORAGE;
+  if (rv == 0 && (rv = drop_copy(n, b->name, instance, epoch, &r)))
+    return rv;
+  *record = epoch;
+  return 0;
+}
+
+int lmz__fresh_add_to_batch(lmz_actor *a, struct lmz_batch *b) {
+  if (!a->fresh_epoch)
+    return 0;
+  uint8_t k[LMZ_KEY_MAX], e[8];
+  int kl = marker_key(a->prefix, a->prefix_len, k);
+  if (kl < 0)
+    return kl;
+  be64(e, a->fresh_epoch);
+  return lmz_batch_put(b, k, (size_t)kl, e, sizeof e);
+}
