@@ -200,6 +200,7 @@ typedef struct lmz_actor {
   double last_active_ms;
   uint64_t epoch; /* placement epoch it was activated under (0: unplaced) */
   uint64_t fresh_epoch; /* fresh.c: the first commit records this epoch */
+  bool fresh_shipped;   /* fresh.c: an empty FRESH barrier went out */
   char activation_id[48];
   double activated_at_ms;
   lmz_hmap cache; /* key -> struct lmz_cache_ent * (malloc'd) */

@@ -13,7 +13,12 @@
  *    made empty (lmz__fresh_check);
  *  - BACKUPS: the activation's first commit is shipped as a FRESH record
  *    (cluster/repl.h LMZ_REPL_KIND_OPS_FRESH): a backup empties the range
- *    in the same batch that applies it.
+ *    in the same batch that applies it. A first turn that wrote nothing
+ *    commits an empty batch all the same (once per activation; turn.c),
+ *    shipped FRESH: its outputs wait for the backups' acknowledgements, so
+ *    a value this life answered is never followed, after a failover to a
+ *    backup, by an older one. An empty barrier records nothing (no fsync
+ *    for a read); the first commit that writes records the epoch.
  *
  * "First commit here under epoch E" must survive a restart: a restarted
  * owner must not drop what it wrote under E itself. That first commit also

@@ -183,6 +183,15 @@ static int ship_batch(lmz_node_t *n, lmz_actor *a, const struct lmz_batch *b,
                       a->fresh_epoch != 0, token);
 }
 
+/* A fresh placement's first commit here (actor/fresh.c): shipped FRESH,
+ * and it records the epoch - unless it is the empty barrier of a turn
+ * that wrote nothing, which records nothing (no fsync for a read). */
+static int fresh_prepare(lmz_actor *a, struct lmz_batch *b) {
+  if (!a->fresh_epoch || lmz_batch_count(b) == 0)
+    return 0;
+  return lmz__fresh_add_to_batch(a, b); /* node-level: not shipped */
+}
+
 static int start_commit(lmz_ctx *ctx, struct lmz_batch *b) {
   lmz_node_t *n = ctx->node;
   lmz_commit *c = calloc(1, sizeof *c);
@@ -197,7 +206,8 @@ static int start_commit(lmz_ctx *ctx, struct lmz_batch *b) {
   c->chain = a->chain;
   c->node = n;
   c->actor = a;
-  int rv = lmz__fresh_add_to_batch(a, b); /* node-level: not shipped */
+  bool barrier = lmz_batch_count(b) == 0;
+  int rv = fresh_prepare(a, b);
   if (!rv)
     rv = ship_batch(n, a, b, &c->token);
   if (!rv) {
@@ -205,6 +215,8 @@ static int start_commit(lmz_ctx *ctx, struct lmz_batch *b) {
     rv = lmz_store_commit(n->store, b, store_commit_cb, c);
     if (rv)
       n->next_seq--;
+    else if (barrier)
+      a->fresh_shipped = true;
     else
       a->fresh_epoch = 0;
   }
@@ -397,6 +409,11 @@ static int commit_turn(lmz_ctx *ctx, int rv) {
     if (!err)
       err = lmz__alarms_add_to_batch(ctx, b);
   }
+  lmz_actor *a = ctx->actor;
+  if (!err && !b && a->fresh_epoch && !a->fresh_shipped &&
+      a->binding->kind == LMZ_NODE_DO && !(b = lmz_batch_new()))
+    err = LMZ_ENOMEM; /* a read of a fresh placement: its outputs wait for
+                         the backups to drop their old copies (fresh.c) */
   if (!err && b)
     err = start_commit(ctx, b);
   if (err && b)

@@ -787,6 +787,17 @@ static void test_fresh_record_drops_stale_copy(void **state) {
   assert_non_null(read_key(w, 2, "b", "k"));
   lmz_repl_get_stats(w->nodes[2].r, &st);
   assert_int_equal(st.stale_dropped, 1); /* nothing to drop */
+  /* the empty barrier of a first turn that only read (turn.c) */
+  lmz_batch *e = lmz_batch_new();
+  lmz_buf none = LMZ_BUF_INIT;
+  assert_int_equal(lmz_batch_serialize(e, NULL, &none), 0);
+  k = append1(w, 5, 5, "b", eb, LMZ_REPL_KIND_OPS_FRESH, none.data, none.len);
+  assert_int_equal(k.status, 0);
+  assert_null(read_key(w, 2, "b", "k"));
+  lmz_repl_get_stats(w->nodes[2].r, &st);
+  assert_int_equal(st.stale_dropped, 2);
+  lmz_batch_free(e);
+  lmz_buf_free(&none);
   lmz_buf_free(&old);
   lmz_buf_free(&cur);
   lmz_buf_free(&bk);
