@@ -29,6 +29,8 @@
 # whenever a node's config is written (start, restart, join).
 # LMZ_AUTH_JSON='{...}' adds that "auth" block (the auth service, README
 # "Logging in"; set its hash_key: the same on every node).
+# LMZ_IDLE_EVICT_MS=MS writes actors.idle_evict_ms (how long an idle
+# actor stays activated; one with nothing stored is then released).
 # All nodes share one cluster key (./lmz-cluster/cluster.key, made on first
 # start); `lmz call --node 127.0.0.1:710N --key-file ./lmz-cluster/cluster.key`
 # (or --data ./lmz-cluster/nodeN) talks to node N. Browser and Node.js
@@ -77,8 +79,10 @@ replication_json() {
 write_config() { # write_config N [join]
   local n=$1 join=${2:-false} voters="" i repl
   repl=$(replication_json) || return 1
-  local auth=""
-  [ -z "${LMZ_AUTH_JSON:-}" ] || auth=$'\n'"  \"auth\": $LMZ_AUTH_JSON,"
+  local extra="" idle=${LMZ_IDLE_EVICT_MS:-}
+  [ -z "${LMZ_AUTH_JSON:-}" ] || extra=$'\n'"  \"auth\": $LMZ_AUTH_JSON,"
+  [[ -z "$idle" || "$idle" =~ ^[1-9][0-9]*$ ]] || { echo "LMZ_IDLE_EVICT_MS must be a positive integer" >&2; return 1; }
+  [ -z "$idle" ] || extra+=$'\n'"  \"actors\": {\"idle_evict_ms\": $idle},"
   for i in "${NODES[@]}"; do
     voters+="${voters:+,}
       {\"id\": $i, \"node\": \"127.0.0.1:$(peer_port "$i")\", \"raft\": \"127.0.0.1:$(raft_port "$i")\"}"
@@ -97,7 +101,7 @@ write_config() { # write_config N [join]
     {"binding": "ECHO_WORKER", "entrypoint": "EchoWorker"},
     {"binding": "SPELLCHECK_WORKER", "entrypoint": "SpellCheckWorker"}],
   "storage": {"sync": true},
-  "gateway": {"jwt": {"dev_keys": true}},$auth
+  "gateway": {"jwt": {"dev_keys": true}},$extra
   "cluster": {"id": $n, "raft": "127.0.0.1:$(raft_port "$n")", "join": $join,
               ${repl}"voters": [$voters]}
 }

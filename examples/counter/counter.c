@@ -2,6 +2,8 @@
  *
  * COUNTER_DO (class CounterDO), a durable object:
  *   increment(by) -> new total (persisted)     get() -> total
+ *   reset() -> 0: deletes the total (a counter with nothing stored is
+ *              released from the directory once it is evicted idle)
  *   echo(x) -> x unchanged                     whoami() -> call context
  *   fail(message) -> throws CounterError {code:"E_COUNTER", cause: Error}
  *   secret() -> local only (not mesh-callable)
@@ -58,6 +60,16 @@ static int counter_increment(lmz_ctx *ctx, lmz_value *const *args,
   if (rv)
     return rv;
   *result = v;
+  return 0;
+}
+
+static int counter_reset(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
+                         lmz_value **result) {
+  (void)args, (void)nargs;
+  int rv = lmz_kv_delete(ctx, "total");
+  if (rv)
+    return rv;
+  *result = lmz_number(lmz_turn_arena(ctx), 0);
   return 0;
 }
 
@@ -274,6 +286,7 @@ static int counter_note_get(lmz_ctx *ctx, lmz_value *const *args, size_t nargs,
 static const lmz_method counter_methods[] = {
     LMZ_MESH("increment", counter_increment, NULL),
     LMZ_MESH("get", counter_get, NULL),
+    LMZ_MESH("reset", counter_reset, NULL),
     LMZ_MESH("echo", counter_echo, NULL),
     LMZ_MESH("whoami", counter_whoami, NULL),
     LMZ_MESH("fail", counter_fail, NULL),
