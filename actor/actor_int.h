@@ -200,7 +200,8 @@ typedef struct lmz_actor {
   double last_active_ms;
   uint64_t epoch; /* placement epoch it was activated under (0: unplaced) */
   uint64_t fresh_epoch; /* fresh.c: the first commit records this epoch */
-  bool fresh_shipped;   /* fresh.c: an empty FRESH barrier went out */
+  bool fresh_barrier;   /* fresh.c: a read-only first turn needs one ... */
+  bool fresh_shipped;   /* ... and it went out */
   char activation_id[48];
   double activated_at_ms;
   lmz_hmap cache; /* key -> struct lmz_cache_ent * (malloc'd) */
@@ -289,9 +290,11 @@ int lmz__router_gate(struct lmz_router_s *r, lmz_msg *m);
 uint64_t lmz__router_epoch(struct lmz_router_s *r, const char *binding,
                            const char *instance);
 /* Whether (binding, instance) is placed here under `epoch` by a claim
- * (cluster/directory.h FRESH). router.c */
+ * (cluster/directory.h FRESH), and whether a listed backup may hold a
+ * stale copy of it (STALE COPIES). router.c */
 bool lmz__router_fresh(struct lmz_router_s *r, const char *binding,
-                       const char *instance, uint64_t epoch);
+                       const char *instance, uint64_t epoch,
+                       bool *stale_backups);
 /* Before a new activation of a fresh placement (binding, instance) under
  * `epoch`: drops a stale copy of its range (synchronously), or sets
  * *record = epoch when the activation's first commit must record it.

@@ -707,11 +707,20 @@ uint64_t lmz__router_epoch(lmz_router_t *r, const char *binding,
 }
 
 bool lmz__router_fresh(lmz_router_t *r, const char *binding,
-                       const char *instance, uint64_t epoch) {
+                       const char *instance, uint64_t epoch,
+                       bool *stale_backups) {
+  const lmz_dir_t *dir = lmz_cluster_dir(r->c);
   struct lmz_dir_placement p;
-  return lmz_dir_placement_get(lmz_cluster_dir(r->c), binding, strlen(binding),
-                               instance, strlen(instance), &p) == 0 &&
-         p.node_id == self_id(r) && p.epoch == epoch && p.fresh;
+  *stale_backups = false;
+  if (lmz_dir_placement_get(dir, binding, strlen(binding), instance,
+                            strlen(instance), &p) ||
+      p.node_id != self_id(r) || p.epoch != epoch || !p.fresh)
+    return false;
+  for (uint32_t i = 0; i < p.n_backups; i++) {
+    const struct lmz_dir_node *b = lmz_dir_node_get(dir, p.backups[i]);
+    *stale_backups |= !b || b->stale_copies;
+  }
+  return true;
 }
 
 int lmz_router_check_owner(lmz_router_t *r, const char *binding,

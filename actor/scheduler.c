@@ -394,16 +394,19 @@ int lmz__actor_for_epoch(lmz_node_t *n, struct lmz_binding *b,
     a = NULL;
   }
   uint64_t record = 0; /* a fresh placement's first commit records it */
+  bool barrier = false;
   if (!a && epoch && n->router &&
-      lmz__router_fresh(n->router, b->name, instance, epoch)) {
+      lmz__router_fresh(n->router, b->name, instance, epoch, &barrier)) {
     int rv = lmz__fresh_check(n, b, instance, epoch, &record);
     if (rv)
       return rv;
   }
   if (!a && !(a = lmz__actor_get(n, b, instance, true)))
     return LMZ_ENOMEM;
-  if (record)
+  if (record) {
     a->fresh_epoch = record;
+    a->fresh_barrier = barrier;
+  }
   if (epoch)
     a->epoch = epoch;
   *out = a;

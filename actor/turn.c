@@ -410,7 +410,7 @@ static int commit_turn(lmz_ctx *ctx, int rv) {
       err = lmz__alarms_add_to_batch(ctx, b);
   }
   lmz_actor *a = ctx->actor;
-  if (!err && !b && a->fresh_epoch && !a->fresh_shipped &&
+  if (!err && !b && a->fresh_epoch && a->fresh_barrier && !a->fresh_shipped &&
       a->binding->kind == LMZ_NODE_DO && !(b = lmz_batch_new()))
     err = LMZ_ENOMEM; /* a read of a fresh placement: its outputs wait for
                          the backups to drop their old copies (fresh.c) */

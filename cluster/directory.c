@@ -252,6 +252,10 @@ void lmz__dir_actor_move(struct lmz__dir_state *s, struct dir_actor *a,
   struct lmz_dir_node *from = lmz__dir_node_find(s, a->node_id);
   LMZ_ASSERT(from && from->n_actors > 0);
   lmz__dir_set_activated(s, a, true); /* state may travel with it */
+  from->stale_copies = true; /* they keep what they held */
+  for (uint8_t i = 0; i < a->n_backups; i++)
+    if (a->backups[i] != to->id) /* its copy is the current one */
+      lmz__dir_stale_copies(s, a->backups[i]);
   from->n_actors--;
   to->n_actors++;
   a->node_id = to->id;
@@ -407,6 +411,8 @@ static int apply_node_upsert(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   /* its copies are gone: promote its actors, drop it from the lists */
   uint64_t promoted =
       u->lost_data ? lmz__dir_failover(&d->st, n->id, NULL, 0) : 0;
+  if (u->lost_data)
+    n->stale_copies = false; /* it holds no copy of anything any more */
   *it = (struct lmz_dir_item){LMZ_DIR_PLACED, u->request_id, n->id, promoted};
   return 0;
 }
@@ -727,6 +733,7 @@ static bool node_equal(const struct lmz_dir_node *a,
   return a->id == b->id && a->state == b->state &&
          a->lease_ms == b->lease_ms && a->lease_seq == b->lease_seq &&
          a->n_actors == b->n_actors && a->n_unactivated == b->n_unactivated &&
+         a->stale_copies == b->stale_copies &&
          !strcmp(a->address, b->address) &&
          !strcmp(a->raft_address, b->raft_address);
 }
@@ -759,6 +766,7 @@ bool lmz_dir_equal(const lmz_dir_t *a, const lmz_dir_t *b) {
 #define SNAP_VERSION 4 /* written; restore also reads versions 1 to 3 */
 #define SNAP_ACTIVATED 1u /* actor flags (version 3) */
 #define SNAP_FRESH 2u     /* actor flags (version 4) */
+#define SNAP_STALE 0x80u  /* node state byte (version 4): stale_copies */
 #define SNAP_HEADER (4 + 2 + 2 + 8 + 4 + 8)
 #define SNAP_NODE_MIN (8 + 1 + 4 + 8 + 1 + 1)
 #define SNAP_ACTOR_MIN (8 + 8 + 1 + 2 + 1) /* version 1 */
@@ -804,7 +812,7 @@ static uint8_t *snapshot_nodes(const struct lmz__dir_state *s, uint8_t *p) {
   for (size_t i = 0; i < s->n_nodes; i++) {
     const struct lmz_dir_node *n = &s->nodes[i];
     p = put_u64(p, n->id);
-    *p++ = (uint8_t)n->state;
+    *p++ = (uint8_t)((unsigned)n->state | (n->stale_copies ? SNAP_STALE : 0));
     p = put_u32(p, n->lease_ms);
     p = put_u64(p, n->lease_seq);
     p = put_str8(p, n->address);
@@ -913,7 +921,7 @@ static bool get_str8(struct rd *r, char *dst) {
 
 /* Nodes must come in strictly ascending id order (so no duplicates). */
 static int restore_nodes(struct lmz__dir_state *s, struct rd *r, uint32_t n,
-                         uint64_t now) {
+                         uint16_t version, uint64_t now) {
   if (n > LMZ_DIR_MAX_NODES || (size_t)(r->end - r->p) / SNAP_NODE_MIN < n)
     return LMZ_EBADMSG;
   s->nodes = calloc(n ? n : 1, sizeof *s->nodes);
@@ -927,6 +935,9 @@ static int restore_nodes(struct lmz__dir_state *s, struct rd *r, uint32_t n,
         !get_u64(r, &nd->lease_seq) || !get_str8(r, nd->address) ||
         !get_str8(r, nd->raft_address))
       return LMZ_EBADMSG;
+    nd->stale_copies = version >= 4 && (st & SNAP_STALE);
+    if (version >= 4)
+      st &= (uint8_t)~SNAP_STALE;
     if (nd->id == 0 || (i && nd->id <= s->nodes[i - 1].id) || !state_valid(st))
       return LMZ_EBADMSG;
     if (nd->lease_seq ? (nd->lease_ms < LMZ_LEASE_MIN_MS ||
@@ -1017,7 +1028,7 @@ static int restore_parse(struct lmz__dir_state *s, const uint8_t *buf,
   get_u64(&r, &s->epoch_seq);
   get_u32(&r, &n_nodes);
   get_u64(&r, &n_actors);
-  int rv = restore_nodes(s, &r, n_nodes, now);
+  int rv = restore_nodes(s, &r, n_nodes, version, now);
   if (rv)
     return rv;
   if ((uint64_t)(r.end - r.p) / SNAP_ACTOR_MIN < n_actors)

@@ -132,6 +132,7 @@ struct lmz_dir_node {
   uint64_t lease_seq; /* grants applied so far */
   uint64_t n_actors;  /* derived */
   uint64_t n_unactivated; /* derived: its placements not activated yet */
+  bool stale_copies; /* may hold outdated copies (see FRESH placements) */
   uint64_t heard_ms;  /* LOCAL: see the file comment */
   char address[LMZ_DIR_ADDRESS_MAX + 1];      /* NUL-terminated */
   char raft_address[LMZ_DIR_ADDRESS_MAX + 1]; /* NUL-terminated */
@@ -343,8 +344,16 @@ int lmz_dir_foreach_actor(const lmz_dir_t *d, uint64_t node_id,
  * backup removed by PAIR_OUT, an owner that failed over while it was away,
  * a drain's source); when a fresh placement names that node, the copy is
  * stale, and the owner drops it before the first turn (actor/fresh.c).
- * Snapshot version 4 adds flags bit 1 = fresh; versions 1 to 3 restore no
- * placement as fresh (the value that drops nothing). */
+ * STALE COPIES: a node that left an actor's set (PAIR_OUT names it; it was
+ * the owner marked DOWN; an owner or backup of a moved placement) may keep
+ * a copy nobody updates: lmz_dir_node.stale_copies is set then and never
+ * cleared. A fresh placement's owner holds back the outputs of a first
+ * turn that wrote nothing until its backups confirmed they dropped their
+ * copies (a FRESH barrier) only when a listed backup has the flag (a
+ * turn that writes ships a FRESH record anyway).
+ * Snapshot version 4 adds flags bit 1 = fresh, and bit 7 of each node's
+ * state byte = stale_copies; versions 1 to 3 restore no placement as fresh
+ * and no node as holding stale copies (the values of before). */
 struct lmz_dir_placement {
   uint64_t node_id; /* owner */
   uint64_t epoch;

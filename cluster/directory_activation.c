@@ -99,9 +99,12 @@ static struct lmz_dir_item replace_one(struct lmz__dir_state *s,
   if (it.status < 0)
     return it;
   uint8_t fresh = a->fresh;
+  struct lmz_dir_node *from = lmz__dir_node_find(s, a->node_id);
+  bool stale = from->stale_copies;     /* found: a->node_id == from_node */
   lmz__dir_actor_move(s, a, to); /* leaves it activated and not fresh ... */
   lmz__dir_set_activated(s, a, false); /* ... but nothing ran: still not */
-  a->fresh = fresh;                    /* and nothing was written */
+  a->fresh = fresh;                    /* and nothing was written, */
+  from->stale_copies = stale;          /* not on the node it leaves */
   it.status = LMZ_DIR_PLACED;
   it.node_id = a->node_id;
   it.epoch = a->epoch;

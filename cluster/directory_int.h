@@ -36,6 +36,10 @@ struct dir_actor {
 
 /* ---- directory.c --------------------------------------------------------- */
 
+/* Node `id` (if known) may hold copies of actors it no longer owns or
+ * backs up (directory.h STALE COPIES). directory_replicas.c */
+void lmz__dir_stale_copies(struct lmz__dir_state *s, uint64_t id);
+
 struct lmz_dir_node *lmz__dir_node_find(const struct lmz__dir_state *s,
                                         uint64_t id);
 /* [u8 blen][binding][instance] into k (KEY_MAX bytes): its length, or 0 when

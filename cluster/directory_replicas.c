@@ -82,9 +82,16 @@ static struct lmz_dir_node *first_alive(const struct lmz__dir_state *s,
   return NULL;
 }
 
+void lmz__dir_stale_copies(struct lmz__dir_state *s, uint64_t id) {
+  struct lmz_dir_node *n = lmz__dir_node_find(s, id);
+  if (n)
+    n->stale_copies = true;
+}
+
 uint64_t lmz__dir_failover(struct lmz__dir_state *s, uint64_t down,
                            const uint64_t *to, size_t n_to) {
   uint64_t promoted = 0;
+  lmz__dir_stale_copies(s, down); /* its copies stay on its disk */
   size_t it = 0;
   void *v;
   while (lmz_hmap_next(&s->actors, &it, NULL, NULL, &v)) {
@@ -158,6 +165,9 @@ int lmz__dir_apply_pair_out(lmz_dir_t *d, const Lmz__DirCommand *cmd) {
   }
   uint64_t changed = 0;
   const struct lmz_dir_node *owner = lmz__dir_node_find(&d->st, p->owner);
+  if (owner && owner->n_actors && p->owner != p->backup)
+    lmz__dir_stale_copies(&d->st, p->backup); /* even a node it was
+                                                 filling holds a copy */
   size_t iter = 0;
   void *v;
   while (owner && owner->n_actors &&

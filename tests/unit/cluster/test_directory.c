@@ -1191,6 +1191,11 @@ static void test_lost_data_registration(void **state) {
   assert_set(d, "y", 2, 2, (uint64_t[]){3}, 1); /* 1 left the list */
   assert_set(d, "z", 1, 3, NULL, 0);            /* no copy: stays */
   assert_int_equal(lmz_dir_node_get(d, 1)->state, LMZ_DIR_UP);
+  /* STALE COPIES: node 1 holds nothing; x's other backup (3) keeps its
+   * copy, no longer listed */
+  assert_false(lmz_dir_node_get(d, 1)->stale_copies);
+  assert_true(lmz_dir_node_get(d, 3)->stale_copies);
+  assert_false(lmz_dir_node_get(d, 2)->stale_copies);
   /* an ordinary registration moves nothing */
   assert_int_equal(lmz_dir_encode_node_register(&b, 2, LMZ_DIR_UP, "b:1", "b:2",
                                                 false, 9), 0);
@@ -1331,13 +1336,27 @@ static void test_snapshot_v2_and_equal(void **state) {
   free_dir(b);
 }
 
-/* Turns a version 3 snapshot without lists into version v (1 or 2): drops
- * each actor's flags byte and, for version 1, its n_backups byte. */
+/* Clears the version 4 bit of every node's state byte (stale_copies). */
+static void clear_node_flags(uint8_t *m, uint32_t n_nodes_bytes) {
+  uint8_t *p = m + 28, *end = p + n_nodes_bytes;
+  while (p < end) {
+    p[8] &= 0x7f;
+    p += 8 + 1 + 4 + 8;
+    p += 1 + p[0];
+    p += 1 + p[0];
+  }
+  assert_true(p == end);
+}
+
+/* Turns a version 4 snapshot without lists into version v (1 or 2): drops
+ * each actor's flags byte and, for version 1, its n_backups byte; clears
+ * the nodes' version 4 flag. */
 static size_t downgrade(const uint8_t *v3, size_t len, uint32_t n_nodes_bytes,
                         int v, uint8_t *out) {
   size_t o = 28 + n_nodes_bytes;
   memcpy(out, v3, o);
   out[4] = (uint8_t)v;
+  clear_node_flags(out, n_nodes_bytes);
   const uint8_t *p = v3 + o, *end = v3 + len - 8;
   size_t keep = v == 1 ? 16 : 17;
   while (p < end) {
@@ -1352,9 +1371,11 @@ static size_t downgrade(const uint8_t *v3, size_t len, uint32_t n_nodes_bytes,
   return o + 8;
 }
 
-/* Clears the fresh bit of every actor of a version 4 snapshot without
- * lists (the checksum is left stale). */
+/* Clears the fresh bit of every actor and the stale_copies bit of every
+ * node of a version 4 snapshot without lists (the checksum is left
+ * stale). */
 static void unfresh(uint8_t *m, size_t len, uint32_t n_nodes_bytes) {
+  clear_node_flags(m, n_nodes_bytes);
   uint8_t *p = m + 28 + n_nodes_bytes, *end = m + len - 8;
   while (p < end) {
     assert_int_equal(p[16], 0);
@@ -1364,8 +1385,9 @@ static void unfresh(uint8_t *m, size_t len, uint32_t n_nodes_bytes) {
   }
 }
 
-/* A directory restored from snapshot `v4` with every fresh bit cleared:
- * what a version 1 to 3 snapshot of the same state restores to. */
+/* A directory restored from snapshot `v4` with every fresh and
+ * stale_copies bit cleared: what a version 1 to 3 snapshot of the same
+ * state restores to. */
 static lmz_dir_t *unfreshed(const uint8_t *v4, size_t len,
                             uint32_t n_nodes_bytes) {
   uint8_t *m = malloc(len);
@@ -1591,7 +1613,13 @@ static void test_fresh(void **state) {
   lmz_dir_t *d = nodes_dir(3);
   uint64_t ex = claim_bk(d, "x", 1, (uint64_t[]){2, 3}, 2, 0)->epoch;
   assert_true(fresh(d, "R", "x"));
-  pair_out1(d, 1, 2);
+  for (uint64_t id = 1; id <= 3; id++)
+    assert_false(lmz_dir_node_get(d, id)->stale_copies);
+  pair_out1(d, 3, 2); /* node 3 owns nothing: node 2 left nothing */
+  assert_false(lmz_dir_node_get(d, 2)->stale_copies);
+  pair_out1(d, 1, 2); /* STALE COPIES: node 2 left x's set */
+  assert_true(lmz_dir_node_get(d, 2)->stale_copies);
+  assert_false(lmz_dir_node_get(d, 3)->stale_copies);
   assert_int_equal(backup_add1(d, "x", 1, ex, 2)->status, LMZ_DIR_PLACED);
   assert_true(fresh(d, "R", "x"));
   uint64_t eu = claim1(d, "W", "u", 3, LMZ_DIR_CLAIM_UNACTIVATED)->epoch;
@@ -1600,15 +1628,19 @@ static void test_fresh(void **state) {
   assert_true(fresh(d, "W", "u"));
   assert_int_equal(replace1(d, "r", 3, 1, er)->status, LMZ_DIR_PLACED);
   assert_true(fresh(d, "W", "r")); /* nothing ran on node 3 */
+  assert_false(lmz_dir_node_get(d, 3)->stale_copies);
   assert_int_equal(move1(d, "u", 3, 2, eu, true)->status, LMZ_DIR_PLACED);
   assert_false(fresh(d, "W", "u"));
+  assert_true(lmz_dir_node_get(d, 3)->stale_copies); /* the old owner */
   lmz_dir_t *c = clone_dir(d); /* a version 4 snapshot */
   assert_true(lmz_dir_equal(d, c));
   assert_true(fresh(c, "R", "x") && fresh(c, "W", "r"));
   assert_false(fresh(c, "W", "u"));
+  assert_false(lmz_dir_node_get(d, 1)->stale_copies);
   mark_down1(d, 1); /* x fails over to its first backup */
   assert_placed(d, "R", "x", 3, ex + 1);
   assert_false(fresh(d, "R", "x"));
+  assert_true(lmz_dir_node_get(d, 1)->stale_copies);
   assert_false(lmz_dir_equal(d, c));
   lmz_buf b = LMZ_BUF_INIT;
   struct lmz_dir_release rl = {"W", 1, "u", 1, 2, eu + 1, 3};
