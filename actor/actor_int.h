@@ -301,6 +301,9 @@ bool lmz__router_fresh(struct lmz_router_s *r, const char *binding,
  * 0 or LMZ_ESTORAGE / LMZ_ENOMEM / LMZ_EINVAL. fresh.c */
 int lmz__fresh_check(lmz_node_t *n, const struct lmz_binding *b,
                      const char *instance, uint64_t epoch, uint64_t *record);
+/* The cluster's tick: learns the epoch after which fresh placements drop
+ * stale copies here (r->fresh_since) and tells the replicator. fresh.c */
+void lmz__fresh_tick(struct lmz_router_s *r, uint64_t now);
 /* Adds the record of a->fresh_epoch (if any) to the batch of its first
  * commit; the caller clears a->fresh_epoch once the commit is queued. */
 int lmz__fresh_add_to_batch(lmz_actor *a, struct lmz_batch *b);

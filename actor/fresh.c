@@ -44,11 +44,26 @@
  * tombstone is written when the range is empty (the common case): RocksDB
  * reads slow down with many of them in a memtable.
  *
+ * UPGRADES. A store written by an lmz without these records holds data of
+ * placements whose first commits wrote no record: it is not stale, and must
+ * not be dropped. So drops apply only to placements with an epoch above
+ * the node's FRESH SINCE epoch: the directory's epoch_seq when the node
+ * first held a valid lease after a start that found no record of it (the
+ * node's replica has then applied everything it had applied before it
+ * stopped, so every placement it ever served has an epoch at or below it),
+ * kept in 'N' "fresh.since". Until it is known nothing is dropped (the
+ * owner's check and the backups' FRESH drops wait for it; lmz__fresh_tick
+ * passes it to the replicator). Lost in a crash before it was written, it
+ * is learned again, higher: only fewer placements drop.
+ *
  * Failure modes: a read or write error -> LMZ_ESTORAGE: the activation is
  * not created (the call fails; the node's storage is in trouble anyway). */
 #include <string.h>
 
 #include "actor/actor_int.h"
+#include "actor/router.h"
+#include "cluster/cluster.h"
+#include "cluster/repl.h"
 #include "storage/keys.h"
 #include "storage/store.h"
 
@@ -143,4 +158,61 @@ int lmz__fresh_add_to_batch(lmz_actor *a, struct lmz_batch *b) {
     return kl;
   be64(e, a->fresh_epoch);
   return lmz_batch_put(b, k, (size_t)kl, e, sizeof e);
+}
+
+/* ---- FRESH SINCE ---------------------------------------------------------- */
+
+#define SINCE_NAME "fresh.since"
+
+static int since_key(uint8_t *k) {
+  return lmz_key_node(k, SINCE_NAME, strlen(SINCE_NAME));
+}
+
+/* The record, once per router: 0 and *out set, or LMZ_ENOTFOUND. */
+static int since_read(lmz_node_t *n, uint64_t *out) {
+  uint8_t k[LMZ_KEY_MAX];
+  lmz_buf v = LMZ_BUF_INIT;
+  int kl = since_key(k);
+  int rv = kl < 0 ? kl : lmz_store_get(n->store, k, (size_t)kl, &v);
+  if (rv == 0 && v.len != 8)
+    rv = LMZ_ENOTFOUND; /* not ours: learn it again */
+  for (size_t i = 0; rv == 0 && i < 8; i++)
+    *out = *out << 8 | v.data[i];
+  lmz_buf_free(&v);
+  return rv;
+}
+
+static void since_write(lmz_node_t *n, uint64_t since) {
+  uint8_t k[LMZ_KEY_MAX], e[8];
+  int kl = since_key(k);
+  be64(e, since);
+  lmz_batch *b = kl < 0 ? NULL : lmz_batch_new();
+  if (!b || lmz_batch_put(b, k, (size_t)kl, e, sizeof e) ||
+      lmz_store_commit(n->store, b, NULL, NULL)) {
+    lmz_batch_free(b); /* learned again, higher, at the next start */
+    LMZ_LOG_WARN(&lmz__actor_log, "could not record %s", SINCE_NAME);
+  }
+}
+
+void lmz__fresh_tick(struct lmz_router_s *r, uint64_t now) {
+  lmz_node_t *n = r->node;
+  if (r->fresh_since == UINT64_MAX && n->store && !r->closing) {
+    uint64_t since = 0;
+    if (!r->fresh_since_read) {
+      r->fresh_since_read = true;
+      if (since_read(n, &since) == 0)
+        r->fresh_since = since;
+    }
+    if (r->fresh_since == UINT64_MAX && lmz_cluster_lease_valid(r->c, now)) {
+      since = lmz_dir_epoch_seq(lmz_cluster_dir(r->c));
+      since_write(n, since);
+      r->fresh_since = since;
+      LMZ_LOG_INFO(&lmz__actor_log, "placements claimed after epoch %llu "
+                   "drop outdated copies this node may hold",
+                   (unsigned long long)since);
+    }
+  }
+  lmz_repl_t *rp = lmz_cluster_repl(r->c);
+  if (rp && r->fresh_since != UINT64_MAX)
+    lmz_repl_set_fresh_since(rp, r->fresh_since);
 }

@@ -712,7 +712,8 @@ bool lmz__router_fresh(lmz_router_t *r, const char *binding,
   const lmz_dir_t *dir = lmz_cluster_dir(r->c);
   struct lmz_dir_placement p;
   *stale_backups = false;
-  if (lmz_dir_placement_get(dir, binding, strlen(binding), instance,
+  if (epoch <= r->fresh_since || /* fresh.c: an older placement, or not known */
+      lmz_dir_placement_get(dir, binding, strlen(binding), instance,
                             strlen(instance), &p) ||
       p.node_id != self_id(r) || p.epoch != epoch || !p.fresh)
     return false;
@@ -769,6 +770,7 @@ static void adopt(void *arg, const char *binding, const char *instance) {
 static void tick_cb(lmz_cluster_t *c, uint64_t now, void *arg) {
   lmz_router_t *r = arg;
   lmz_cluster_take_acquired(c, adopt, r); /* failovers made them ours */
+  lmz__fresh_tick(r, now);
   expire_fwds(r, now);
   lmz__bcast_rt_tick(r->bc, now);
   if (r->relays && !r->closing)
@@ -874,7 +876,7 @@ void lmz_router_on_broadcast_result(lmz_router_t *r, lmz_conn_t *conn,
 
 int lmz_router_init(lmz_router_t *r, lmz_node_t *n, lmz_cluster_t *c,
                     const struct lmz_router_opts *o, char *errmsg) {
-  *r = (lmz_router_t){.node = n, .c = c, .o = *o};
+  *r = (lmz_router_t){.node = n, .c = c, .o = *o, .fresh_since = UINT64_MAX};
   if (!r->o.park_timeout_ms)
     r->o.park_timeout_ms = 10000;
   if (lmz__bcast_rt_new(r, n->loop, &r->bc)) {

@@ -121,6 +121,7 @@ int lmz_repl_new(lmz_repl_t **out, const struct lmz_repl_options *o) {
   if (!r)
     return LMZ_ENOMEM;
   r->o = *o;
+  r->fresh_since = UINT64_MAX; /* no FRESH drops until told */
   r->max_lag_ms = o->max_lag_ms ? o->max_lag_ms : LMZ_REPL_DEFAULT_MAX_LAG_MS;
   r->max_lag_bytes =
       o->max_lag_bytes ? o->max_lag_bytes : LMZ_REPL_DEFAULT_MAX_LAG_BYTES;

@@ -265,6 +265,11 @@ void lmz_repl_on_link(lmz_repl_t *r, uint64_t node_id, bool up);
 void lmz_repl_imported(lmz_repl_t *r, const char *binding,
                        const char *instance, uint64_t from);
 
+/* FRESH records (LMZ_REPL_KIND_OPS_FRESH) drop what this node held of
+ * their actor only when their epoch is above `since` (actor/fresh.c FRESH
+ * SINCE); until this is called, never. */
+void lmz_repl_set_fresh_since(lmz_repl_t *r, uint64_t since);
+
 /* ---- operating it -------------------------------------------------------- */
 
 void lmz_repl_get_stats(const lmz_repl_t *r, struct lmz_repl_stats *st);

@@ -231,8 +231,15 @@ static int add_fill(lmz_repl_t *r, const Lmz__ReplRecord *m, lmz_batch *b,
 /* A FRESH record (actor/fresh.c): what this node holds of the actor is an
  * outdated copy; the batch that applies the record drops it first. An empty
  * range (the usual case) costs one probe and no range tombstone. */
+
+void lmz_repl_set_fresh_since(lmz_repl_t *r, uint64_t since) {
+  r->fresh_since = since;
+}
+
 static int drop_stale(lmz_repl_t *r, const Lmz__ReplRecord *m,
                       const lmz_key_range *range, lmz_batch *b, char *err) {
+  if (m->epoch <= r->fresh_since) /* may be data of before the records */
+    return 0;
   int rv = lmz_store_range_empty(r->o.store, range->lower, range->lower_len,
                                  range->upper, range->upper_len);
   if (rv == 1)

@@ -169,6 +169,7 @@ struct lmz_repl_s {
   /* Some wait may be on a generation that is no longer open: directory
    * changes must look at the tokens (else only acks resolve waits). */
   bool stale_waits;
+  uint64_t fresh_since; /* lmz_repl_set_fresh_since; UINT64_MAX: none */
 
   struct rpending pending; /* list head */
   lmz_buf scratch;         /* serialize output */

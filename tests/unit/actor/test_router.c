@@ -404,6 +404,13 @@ static void test_fresh_claim_drops_stale_copy(void **state) {
   move_actor(&x, inst, 2);
   assert_true(call_number(&x, inst, "increment") == 41.0);
   assert_int_equal(stale_dropped(&x), 1);
+  /* UPGRADES (fresh.c): placements at or below the FRESH SINCE epoch may
+   * hold data written before these records existed: nothing is dropped */
+  x.r->fresh_since = lmz_dir_epoch_seq(lmz_cluster_dir(&x.c)) + 100;
+  move_actor(&x, inst, 1);
+  release_actor(&x, inst);
+  assert_true(call_number(&x, inst, "increment") == 42.0);
+  assert_int_equal(stale_dropped(&x), 1);
   teardown(&x);
 }
 
