@@ -99,13 +99,16 @@ static int marker_is(lmz_node_t *n, const uint8_t *k, size_t kl,
   return rv;
 }
 
-/* Drops the stale copy, synchronously. */
+/* Drops the stale copy, synchronously, with the entries its alarms have
+ * in this node's alarm index (they would fire on records gone). */
 static int drop_copy(lmz_node_t *n, const char *binding, const char *instance,
                      uint64_t epoch, const lmz_key_range *r) {
   lmz_batch *b = lmz_batch_new();
-  int rv = b ? lmz_batch_delete_range(b, r->lower, r->lower_len, r->upper,
-                                      r->upper_len)
+  int rv = b ? lmz__alarms_index_actor(n, binding, instance, b, false)
              : LMZ_ENOMEM;
+  if (!rv)
+    rv = lmz_batch_delete_range(b, r->lower, r->lower_len, r->upper,
+                                r->upper_len);
   if (!rv)
     rv = lmz_store_write_now(n->store, b);
   lmz_batch_free(b);
