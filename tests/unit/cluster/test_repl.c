@@ -751,17 +751,26 @@ static void test_refusals_apply_nothing(void **state) {
   world_free(w);
 }
 
+/* Two nodes; actors a and b owned by node 1, backed up by node 2; their
+ * epochs. */
+static struct world *world_ab(uint64_t *ea, uint64_t *eb) {
+  struct world *w = world_new(2, 2);
+  uint64_t b2[] = {2};
+  claim(w, "a", 1, b2, 1);
+  claim(w, "b", 1, b2, 1);
+  *ea = placement(w, 2, "a").epoch;
+  *eb = placement(w, 2, "b").epoch;
+  return w;
+}
+
 /* A FRESH record (the first commit of a fresh placement, actor/fresh.c):
  * what the backup held of the actor is dropped in the batch that applies
  * it; an OPS record adds to what is there; a FRESH record on an empty
  * range drops nothing. */
 static void test_fresh_record_drops_stale_copy(void **state) {
   (void)state;
-  struct world *w = world_new(2, 2);
-  uint64_t b2[] = {2};
-  claim(w, "a", 1, b2, 1);
-  claim(w, "b", 1, b2, 1);
-  uint64_t ea = placement(w, 2, "a").epoch, eb = placement(w, 2, "b").epoch;
+  uint64_t ea, eb;
+  struct world *w = world_ab(&ea, &eb);
   lmz_buf old = LMZ_BUF_INIT, cur = LMZ_BUF_INIT, bk = LMZ_BUF_INIT;
   ops_data(&old, "a", "old");
   ops_data(&cur, "a", "new");
@@ -839,11 +848,8 @@ static void test_epoch_owner_rule(void **state) {
  * other actors' records still apply. */
 static void test_import_fences_old_owner(void **state) {
   (void)state;
-  struct world *w = world_new(2, 2);
-  uint64_t b2[] = {2};
-  claim(w, "a", 1, b2, 1);
-  claim(w, "b", 1, b2, 1);
-  uint64_t ea = placement(w, 2, "a").epoch, eb = placement(w, 2, "b").epoch;
+  uint64_t ea, eb;
+  struct world *w = world_ab(&ea, &eb);
   lmz_buf da = LMZ_BUF_INIT, db = LMZ_BUF_INIT;
   ops_data(&da, "a", "k");
   ops_data(&db, "b", "k");
