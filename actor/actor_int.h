@@ -296,11 +296,16 @@ bool lmz__router_fresh(struct lmz_router_s *r, const char *binding,
                        const char *instance, uint64_t epoch,
                        bool *stale_backups);
 /* Before a new activation of a fresh placement (binding, instance) under
- * `epoch`: drops a stale copy of its range (synchronously), or sets
- * *record = epoch when the activation's first commit must record it.
+ * `epoch`: drops a stale copy of its range (synchronously; only when
+ * epoch > since), or sets *record = epoch when the activation's first
+ * commit must record it.
  * 0 or LMZ_ESTORAGE / LMZ_ENOMEM / LMZ_EINVAL. fresh.c */
 int lmz__fresh_check(lmz_node_t *n, const struct lmz_binding *b,
-                     const char *instance, uint64_t epoch, uint64_t *record);
+                     const char *instance, uint64_t epoch, uint64_t since,
+                     uint64_t *record);
+/* The node's FRESH SINCE epoch (fresh.c), learned now if it can be;
+ * UINT64_MAX while unknown. */
+uint64_t lmz__fresh_since(struct lmz_router_s *r);
 /* The cluster's tick: learns the epoch after which fresh placements drop
  * stale copies here (r->fresh_since) and tells the replicator. fresh.c */
 void lmz__fresh_tick(struct lmz_router_s *r, uint64_t now);

@@ -53,8 +53,10 @@
  * stopped, so every placement it ever served has an epoch at or below it),
  * kept in 'N' "fresh.since". Until it is known nothing is dropped (the
  * owner's check and the backups' FRESH drops wait for it; lmz__fresh_tick
- * passes it to the replicator). Lost in a crash before it was written, it
- * is learned again, higher: only fewer placements drop.
+ * passes it to the replicator), but first commits are recorded all the
+ * same: an empty range holds nothing of any epoch. Lost in a crash before
+ * it was written, it is learned again, higher: only fewer placements
+ * drop.
  *
  * Failure modes: a read or write error -> LMZ_ESTORAGE: the activation is
  * not created (the call fails; the node's storage is in trouble anyway). */
@@ -125,7 +127,8 @@ static int drop_copy(lmz_node_t *n, const char *binding, const char *instance,
 }
 
 int lmz__fresh_check(lmz_node_t *n, const struct lmz_binding *b,
-                     const char *instance, uint64_t epoch, uint64_t *record) {
+                     const char *instance, uint64_t epoch, uint64_t since,
+                     uint64_t *record) {
   *record = 0;
   if (!n->store)
     return 0;
@@ -145,10 +148,12 @@ int lmz__fresh_check(lmz_node_t *n, const struct lmz_binding *b,
   if (rv == 0) { /* something is there: written under E here, or stale */
     if ((rv = marker_is(n, k, (size_t)kl, epoch)) != 0)
       return rv < 0 ? LMZ_ESTORAGE : 0;
+    if (epoch <= since) /* UPGRADES: maybe written before the records */
+      return 0;
     if ((rv = drop_copy(n, b->name, instance, epoch, &r)))
       return rv;
   }
-  *record = epoch;
+  *record = epoch; /* nothing of E here: its first commit records it */
   return 0;
 }
 
@@ -197,25 +202,31 @@ static void since_write(lmz_node_t *n, uint64_t since) {
   }
 }
 
-void lmz__fresh_tick(struct lmz_router_s *r, uint64_t now) {
+uint64_t lmz__fresh_since(struct lmz_router_s *r) {
   lmz_node_t *n = r->node;
-  if (r->fresh_since == UINT64_MAX && n->store && !r->closing) {
+  if (r->fresh_since != UINT64_MAX || !n->store || r->closing)
+    return r->fresh_since;
+  if (!r->fresh_since_read) {
     uint64_t since = 0;
-    if (!r->fresh_since_read) {
-      r->fresh_since_read = true;
-      if (since_read(n, &since) == 0)
-        r->fresh_since = since;
-    }
-    if (r->fresh_since == UINT64_MAX && lmz_cluster_lease_valid(r->c, now)) {
-      since = lmz_dir_epoch_seq(lmz_cluster_dir(r->c));
-      since_write(n, since);
-      r->fresh_since = since;
-      LMZ_LOG_INFO(&lmz__actor_log, "placements claimed after epoch %llu "
-                   "drop outdated copies this node may hold",
-                   (unsigned long long)since);
-    }
+    r->fresh_since_read = true;
+    if (since_read(n, &since) == 0)
+      return r->fresh_since = since;
   }
+  if (lmz_cluster_lease_valid(r->c, lmz_cluster_now_ms(r->c))) {
+    uint64_t since = lmz_dir_epoch_seq(lmz_cluster_dir(r->c));
+    since_write(n, since);
+    r->fresh_since = since;
+    LMZ_LOG_INFO(&lmz__actor_log, "placements claimed after epoch %llu drop "
+                 "outdated copies this node may hold",
+                 (unsigned long long)since);
+  }
+  return r->fresh_since;
+}
+
+void lmz__fresh_tick(struct lmz_router_s *r, uint64_t now) {
+  (void)now;
+  uint64_t since = lmz__fresh_since(r);
   lmz_repl_t *rp = lmz_cluster_repl(r->c);
-  if (rp && r->fresh_since != UINT64_MAX)
-    lmz_repl_set_fresh_since(rp, r->fresh_since);
+  if (rp && since != UINT64_MAX)
+    lmz_repl_set_fresh_since(rp, since);
 }

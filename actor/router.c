@@ -712,8 +712,7 @@ bool lmz__router_fresh(lmz_router_t *r, const char *binding,
   const lmz_dir_t *dir = lmz_cluster_dir(r->c);
   struct lmz_dir_placement p;
   *stale_backups = false;
-  if (epoch <= r->fresh_since || /* fresh.c: an older placement, or not known */
-      lmz_dir_placement_get(dir, binding, strlen(binding), instance,
+  if (lmz_dir_placement_get(dir, binding, strlen(binding), instance,
                             strlen(instance), &p) ||
       p.node_id != self_id(r) || p.epoch != epoch || !p.fresh)
     return false;

@@ -397,7 +397,8 @@ int lmz__actor_for_epoch(lmz_node_t *n, struct lmz_binding *b,
   bool barrier = false;
   if (!a && epoch && n->router &&
       lmz__router_fresh(n->router, b->name, instance, epoch, &barrier)) {
-    int rv = lmz__fresh_check(n, b, instance, epoch, &record);
+    int rv = lmz__fresh_check(n, b, instance, epoch,
+                              lmz__fresh_since(n->router), &record);
     if (rv)
       return rv;
   }
