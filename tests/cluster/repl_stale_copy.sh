@@ -50,8 +50,14 @@ released() { grep -q '"placed":false' <<<"$(loc "$O" "$C")"; }
 check "counter $C, empty and idle, is released" wait_until 15 released
 kill -CONT "$b1pid"
 ok "node $B1 resumed (SIGCONT)"
-# B1 serves again: a candidate for placements (up, renewing its lease)
-b1_up() { grep -q "{\"id\":$B1,\"state\":\"up\"" <<<"$(st "$O")" && [ -n "$(cl "$B1" "probe-$B1" get)" ]; }
+# B1 serves again and is a candidate for placements: up, its lease renewed
+# within the last 1.5 s as the leader (which picks owners and backups) sees it
+b1_up() {
+  local L; L=$(leader_of "$(st "$O")")
+  is_num "$L" && [ "$L" != 0 ] &&
+    grep -qE "\{\"id\":$B1,\"state\":\"up\"[^}]*\"lease_age_ms\":([0-9]{1,3}|1[0-4][0-9]{2})\}" <<<"$(st "$L")" &&
+    [ -n "$(cl "$B1" "probe-$B1" get)" ]
+}
 check "node $B1 is up again" wait_until 20 b1_up
 
 check "counter $C claimed afresh answers 0" bash -c '[ "$("$@")" = "{\"json\":0,\"meta\":{}}" ]' _ \
