@@ -309,9 +309,11 @@ uint64_t lmz__fresh_since(struct lmz_router_s *r);
 /* The cluster's tick: learns the epoch after which fresh placements drop
  * stale copies here (r->fresh_since) and tells the replicator. fresh.c */
 void lmz__fresh_tick(struct lmz_router_s *r, uint64_t now);
-/* Adds the record of a->fresh_epoch (if any) to the batch of its first
- * commit; the caller clears a->fresh_epoch once the commit is queued. */
+/* Adds to a commit's (non-empty) batch the record of a->fresh_epoch and
+ * the node's FRESH SINCE record, if either is due; lmz__fresh_queued once
+ * the commit is queued. fresh.c */
 int lmz__fresh_add_to_batch(lmz_actor *a, struct lmz_batch *b);
+void lmz__fresh_queued(lmz_actor *a);
 /* The activation of a durable object placed here under `epoch` (0: not
  * placed through a directory), created if there is none. One made under
  * another epoch is stale and replaced (LMZ_EUNAVAILABLE while it is still

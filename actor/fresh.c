@@ -51,7 +51,8 @@
  * first held a valid lease after a start that found no record of it (the
  * node's replica has then applied everything it had applied before it
  * stopped, so every placement it ever served has an epoch at or below it),
- * kept in 'N' "fresh.since". Until it is known nothing is dropped (the
+ * kept in 'N' "fresh.since" (written with the next commit of any actor:
+ * no write of its own). Until it is known nothing is dropped (the
  * owner's check and the backups' FRESH drops wait for it; lmz__fresh_tick
  * passes it to the replicator), but first commits are recorded all the
  * same: an empty range holds nothing of any epoch. Lost in a crash before
@@ -83,6 +84,12 @@ static int marker_key(const uint8_t *prefix, size_t plen, uint8_t *out) {
 static void be64(uint8_t out[8], uint64_t v) {
   for (int i = 7; i >= 0; i--, v >>= 8)
     out[i] = (uint8_t)v;
+}
+
+#define SINCE_NAME "fresh.since"
+
+static int since_key(uint8_t *k) {
+  return lmz_key_node(k, SINCE_NAME, strlen(SINCE_NAME));
 }
 
 /* Whether the marker says `epoch`: 1 yes, 0 no (absent or another), or an
@@ -158,23 +165,29 @@ int lmz__fresh_check(lmz_node_t *n, const struct lmz_binding *b,
 }
 
 int lmz__fresh_add_to_batch(lmz_actor *a, struct lmz_batch *b) {
-  if (!a->fresh_epoch)
-    return 0;
   uint8_t k[LMZ_KEY_MAX], e[8];
-  int kl = marker_key(a->prefix, a->prefix_len, k);
-  if (kl < 0)
-    return kl;
-  be64(e, a->fresh_epoch);
-  return lmz_batch_put(b, k, (size_t)kl, e, sizeof e);
+  struct lmz_router_s *r = a->node->router;
+  int rv = 0;
+  if (r && r->fresh_since_unsaved) {
+    int kl = since_key(k);
+    be64(e, r->fresh_since);
+    rv = kl < 0 ? kl : lmz_batch_put(b, k, (size_t)kl, e, sizeof e);
+  }
+  if (!rv && a->fresh_epoch) {
+    int kl = marker_key(a->prefix, a->prefix_len, k);
+    be64(e, a->fresh_epoch);
+    rv = kl < 0 ? kl : lmz_batch_put(b, k, (size_t)kl, e, sizeof e);
+  }
+  return rv;
+}
+
+void lmz__fresh_queued(lmz_actor *a) {
+  a->fresh_epoch = 0;
+  if (a->node->router)
+    a->node->router->fresh_since_unsaved = false;
 }
 
 /* ---- FRESH SINCE ---------------------------------------------------------- */
-
-#define SINCE_NAME "fresh.since"
-
-static int since_key(uint8_t *k) {
-  return lmz_key_node(k, SINCE_NAME, strlen(SINCE_NAME));
-}
 
 /* The record, once per router: 0 and *out set, or LMZ_ENOTFOUND. */
 static int since_read(lmz_node_t *n, uint64_t *out) {
@@ -190,18 +203,8 @@ static int since_read(lmz_node_t *n, uint64_t *out) {
   return rv;
 }
 
-static void since_write(lmz_node_t *n, uint64_t since) {
-  uint8_t k[LMZ_KEY_MAX], e[8];
-  int kl = since_key(k);
-  be64(e, since);
-  lmz_batch *b = kl < 0 ? NULL : lmz_batch_new();
-  if (!b || lmz_batch_put(b, k, (size_t)kl, e, sizeof e) ||
-      lmz_store_commit(n->store, b, NULL, NULL)) {
-    lmz_batch_free(b); /* learned again, higher, at the next start */
-    LMZ_LOG_WARN(&lmz__actor_log, "could not record %s", SINCE_NAME);
-  }
-}
-
+/* The record is written with the next commit of any actor
+ * (lmz__fresh_add_to_batch): no write of its own. */
 uint64_t lmz__fresh_since(struct lmz_router_s *r) {
   lmz_node_t *n = r->node;
   if (r->fresh_since != UINT64_MAX || !n->store || r->closing)
@@ -213,12 +216,12 @@ uint64_t lmz__fresh_since(struct lmz_router_s *r) {
       return r->fresh_since = since;
   }
   if (lmz_cluster_lease_valid(r->c, lmz_cluster_now_ms(r->c))) {
-    uint64_t since = lmz_dir_epoch_seq(lmz_cluster_dir(r->c));
-    since_write(n, since);
-    r->fresh_since = since;
+    r->fresh_since = lmz_dir_epoch_seq(lmz_cluster_dir(r->c));
+    r->fresh_since_unsaved = true; /* with the next commit (no write of
+                                      its own: tests count group writes) */
     LMZ_LOG_INFO(&lmz__actor_log, "placements claimed after epoch %llu drop "
                  "outdated copies this node may hold",
-                 (unsigned long long)since);
+                 (unsigned long long)r->fresh_since);
   }
   return r->fresh_since;
 }

@@ -87,7 +87,7 @@ struct lmz_router_s {
   /* actor/fresh.c: fresh placements with a higher epoch drop stale copies
    * here (UINT64_MAX until known); the store's record was read */
   uint64_t fresh_since;
-  bool fresh_since_read;
+  bool fresh_since_read, fresh_since_unsaved;
   struct lmz__bcast_rt *bc; /* broadcast flights and inbound batches */
   /* tests: frames to peers go here (lmz__router_send_fn) */
   int (*send_hook)(void *arg, uint64_t peer, const Lmz__Frame *f);

@@ -187,7 +187,7 @@ static int ship_batch(lmz_node_t *n, lmz_actor *a, const struct lmz_batch *b,
  * and it records the epoch - unless it is the empty barrier of a turn
  * that wrote nothing, which records nothing (no fsync for a read). */
 static int fresh_prepare(lmz_actor *a, struct lmz_batch *b) {
-  if (!a->fresh_epoch || lmz_batch_count(b) == 0)
+  if (lmz_batch_count(b) == 0)
     return 0;
   return lmz__fresh_add_to_batch(a, b); /* node-level: not shipped */
 }
@@ -218,7 +218,7 @@ static int start_commit(lmz_ctx *ctx, struct lmz_batch *b) {
     else if (barrier)
       a->fresh_shipped = true;
     else
-      a->fresh_epoch = 0;
+      lmz__fresh_queued(a);
   }
   if (rv) {
     free(c);

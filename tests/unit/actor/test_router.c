@@ -383,6 +383,18 @@ static void test_fresh_claim_drops_stale_copy(void **state) {
   for (int i = 1; i <= 3; i++)
     assert_true(call_number(&x, inst, "increment") == i);
   assert_int_equal(stale_dropped(&x), 0); /* its first claim found nothing */
+  /* the node's FRESH SINCE epoch, learned at its first lease, went to disk
+   * with those commits */
+  assert_true(x.r->fresh_since < UINT64_MAX);
+  lmz_buf v = LMZ_BUF_INIT;
+  assert_int_equal(lmz_store_get(lmz_node_store(x.node), "Nfresh.since", 12,
+                                 &v), 0);
+  assert_int_equal(v.len, 8);
+  uint64_t since = 0;
+  for (int i = 0; i < 8; i++)
+    since = since << 8 | v.data[i];
+  assert_true(since == x.r->fresh_since);
+  lmz_buf_free(&v);
   move_actor(&x, inst, 1);
   release_actor(&x, inst);
   assert_true(call_number(&x, inst, "increment") == 1.0); /* claimed again */
