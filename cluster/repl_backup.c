@@ -228,14 +228,13 @@ static int add_fill(lmz_repl_t *r, const Lmz__ReplRecord *m, lmz_batch *b,
   return rv < 0 ? rv : 0;
 }
 
-/* A FRESH record (actor/fresh.c): what this node holds of the actor is an
- * outdated copy; the batch that applies the record drops it first. An empty
- * range (the usual case) costs one probe and no range tombstone. */
-
 void lmz_repl_set_fresh_since(lmz_repl_t *r, uint64_t since) {
   r->fresh_since = since;
 }
 
+/* A FRESH record (actor/fresh.c): what this node holds of the actor is an
+ * outdated copy; the batch that applies the record drops it first. An empty
+ * range (the usual case) costs one probe and no range tombstone. */
 static int drop_stale(lmz_repl_t *r, const Lmz__ReplRecord *m,
                       const lmz_key_range *range, lmz_batch *b, char *err) {
   if (m->epoch <= r->fresh_since) /* may be data of before the records */
@@ -284,7 +283,8 @@ static int add_record(lmz_repl_t *r, uint64_t from, const Lmz__ReplRecord *m,
     return add_fill(r, m, b, err);
   lmz_key_range range;
   lmz_key_actor_range(&range, prefix, (size_t)pl);
-  if (m->kind == LMZ_REPL_KIND_OPS_FRESH && (rv = drop_stale(r, m, &range, b, err)))
+  if (m->kind == LMZ_REPL_KIND_OPS_FRESH &&
+      (rv = drop_stale(r, m, &range, b, err)))
     return rv;
   rv = lmz_batch_deserialize(b, m->data.data, m->data.len, &range, err);
   return rv < 0 ? rv : 0;
